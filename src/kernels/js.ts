@@ -1,0 +1,105 @@
+import type { AttendArgs, Kernels } from './types.js';
+
+/** Plain TypeScript kernels: the portable fallback and the oracle that `native` is tested against. */
+export const jsKernels: Kernels = {
+  name: 'js',
+
+  sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
+    const row = new Float32Array(n);
+    for (let i = 0; i < m; i++) {
+      row.fill(0);
+      for (let p = 0; p < k; p++) {
+        const av = transA ? a[p * lda + i] : a[i * lda + p];
+        if (av === 0) continue;
+        if (transB) {
+          for (let j = 0; j < n; j++) row[j] += av * b[j * ldb + p];
+        } else {
+          const off = p * ldb;
+          for (let j = 0; j < n; j++) row[j] += av * b[off + j];
+        }
+      }
+      const off = i * ldc;
+      if (beta === 0) for (let j = 0; j < n; j++) c[off + j] = alpha * row[j];
+      else for (let j = 0; j < n; j++) c[off + j] = alpha * row[j] + beta * c[off + j];
+    }
+  },
+
+  sgemv(n, k, w, x, y, accumulate = false) {
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      const off = i * k;
+      for (let p = 0; p < k; p++) s += w[off + p] * x[p];
+      y[i] = accumulate ? y[i] + s : s;
+    }
+  },
+
+  rmsnorm(out, x, weight, rows, dim, eps) {
+    for (let r = 0; r < rows; r++) {
+      const off = r * dim;
+      let ss = 0;
+      for (let i = 0; i < dim; i++) ss += x[off + i] * x[off + i];
+      const inv = 1 / Math.sqrt(ss / dim + eps);
+      for (let i = 0; i < dim; i++) out[off + i] = x[off + i] * inv * weight[i];
+    }
+  },
+
+  rope(x, rows, heads, headDim, positions, cos, sin) {
+    const half = headDim >> 1;
+    for (let r = 0; r < rows; r++) {
+      const t = positions[r] * half;
+      for (let h = 0; h < heads; h++) {
+        const off = (r * heads + h) * headDim;
+        for (let i = 0; i < half; i++) {
+          const c = cos[t + i], s = sin[t + i];
+          const x0 = x[off + i], x1 = x[off + half + i];
+          x[off + i] = x0 * c - x1 * s;
+          x[off + half + i] = x1 * c + x0 * s;
+        }
+      }
+    }
+  },
+
+  siluMul(out, gate, up, n) {
+    for (let i = 0; i < n; i++) {
+      const g = gate[i];
+      out[i] = (g / (1 + Math.exp(-g))) * up[i];
+    }
+  },
+
+  attendHead(args: AttendArgs) {
+    const { q, qRowStride, out, rows, headDim: d, firstHead, group, qPos, keys, values, kPos, n, scale } = args;
+    const scores = new Float32Array(n);
+    for (let r = 0; r < rows; r++) {
+      const p = qPos[r];
+      // keys are sorted by position: the visible ones are a prefix
+      let visible = 0;
+      while (visible < n && kPos[visible] <= p) visible++;
+      for (let g = 0; g < group; g++) {
+        const qo = r * qRowStride + (firstHead + g) * d;
+        let max = -Infinity;
+        for (let j = 0; j < visible; j++) {
+          let s = 0;
+          const ko = j * d;
+          for (let i = 0; i < d; i++) s += q[qo + i] * keys[ko + i];
+          s *= scale;
+          scores[j] = s;
+          if (s > max) max = s;
+        }
+        let sum = 0;
+        for (let j = 0; j < visible; j++) {
+          const e = Math.exp(scores[j] - max);
+          scores[j] = e;
+          sum += e;
+        }
+        for (let i = 0; i < d; i++) out[qo + i] = 0;
+        if (visible === 0) continue;
+        const inv = 1 / sum;
+        for (let j = 0; j < visible; j++) {
+          const wgt = scores[j] * inv;
+          const vo = j * d;
+          for (let i = 0; i < d; i++) out[qo + i] += wgt * values[vo + i];
+        }
+      }
+    }
+  },
+};

@@ -1,0 +1,54 @@
+/**
+ * The numeric primitives everything else is built on. Row-major throughout.
+ * Two implementations share this interface: `js` (plain TypeScript, portable, the test oracle)
+ * and `native` (an N-API addon over OpenBLAS, the fast path).
+ */
+
+/** Attention of the query heads of one GQA group against one KV head's compact cache. */
+export interface AttendArgs {
+  /** Queries: query head `h` of row `r` starts at `q[r * qRowStride + h * headDim]` (after RoPE). */
+  q: Float32Array;
+  qRowStride: number;
+  /** Output, same layout as `q`; only the group's heads are written. */
+  out: Float32Array;
+  rows: number;
+  headDim: number;
+  /** Query heads `firstHead .. firstHead + group - 1` share this KV head. */
+  firstHead: number;
+  group: number;
+  /** Absolute position of each query row; a query sees the keys whose position is <= its own. */
+  qPos: Int32Array;
+  /** Compact keys and values `[n, headDim]` sorted by ascending position `kPos[n]`. */
+  keys: Float32Array;
+  values: Float32Array;
+  kPos: Int32Array;
+  n: number;
+  /** Usually 1 / sqrt(headDim). */
+  scale: number;
+}
+
+export interface Kernels {
+  readonly name: 'js' | 'native';
+  /**
+   * C[m,n] = alpha * op(A)[m,k] . op(B)[k,n] + beta * C[m,n].
+   * op(A) is A[m,k] (lda >= k) or, when transA, A stored as [k,m] (lda >= m); same for B.
+   * lda/ldb/ldc are row strides in elements. Weights are stored [out, in], so a linear layer is transB = true.
+   */
+  sgemm(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+    a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
+  ): void;
+  /** y[n] = W[n,k] . x[k], or y += W . x when accumulate. */
+  sgemv(n: number, k: number, w: Float32Array, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
+  /** out[r] = x[r] / rms(x[r]) * weight, for `rows` rows of `dim`. `out` may be `x`. */
+  rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
+  /**
+   * In-place rotary embedding, half-split layout (Hugging Face rotate_half): x is [rows, heads, headDim];
+   * row r uses angle table row positions[r]: cos[p * headDim/2 + i], sin[p * headDim/2 + i].
+   */
+  rope(x: Float32Array, rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array): void;
+  /** out[i] = silu(gate[i]) * up[i] for i < n. `out` may alias `gate`. */
+  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  /** Causal (by position) softmax attention of one GQA group against one KV head. */
+  attendHead(args: AttendArgs): void;
+}

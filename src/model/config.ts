@@ -1,0 +1,165 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { KvevictError } from '../errors.js';
+
+export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
+
+/** Llama-3 style RoPE frequency scaling (rope_type "llama3"). */
+export interface Llama3RopeScaling {
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
+}
+
+/** The parts of a Hugging Face config.json the engine needs, normalised. */
+export interface ModelConfig {
+  modelType: ModelType;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: Llama3RopeScaling | null;
+  maxPositions: number;
+  tieWordEmbeddings: boolean;
+  /** qwen2: q/k/v projections carry biases */
+  attentionBias: boolean;
+  /** qwen3: RMSNorm over each head of q and k before RoPE */
+  qkNorm: boolean;
+  bosTokenId: number | null;
+  /** end-of-sequence ids from config.json (and generation_config.json when present) */
+  eosTokenIds: number[];
+}
+
+const SUPPORTED: ModelType[] = ['llama', 'mistral', 'qwen2', 'qwen3'];
+
+function num(raw: Record<string, unknown>, key: string, file: string, fallback?: number): number {
+  const v = raw[key];
+  if (v === undefined || v === null) {
+    if (fallback !== undefined) return fallback;
+    throw new KvevictError(`${file}: missing "${key}"`);
+  }
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new KvevictError(`${file}: "${key}" must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function ids(v: unknown): number[] {
+  if (typeof v === 'number') return [v];
+  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
+  return [];
+}
+
+export function readJson(file: string): unknown {
+  if (!existsSync(file)) throw new KvevictError(`${file}: file not found`);
+  const text = readFileSync(file, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new KvevictError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Parse a config.json object. `file` is used in error messages. */
+export function parseConfig(raw: unknown, file = 'config.json'): ModelConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new KvevictError(`${file}: expected a JSON object`);
+  const r = raw as Record<string, unknown>;
+  const modelType = r.model_type;
+  if (typeof modelType !== 'string' || !SUPPORTED.includes(modelType as ModelType)) {
+    throw new KvevictError(`${file}: unsupported model_type ${JSON.stringify(modelType)} (supported: ${SUPPORTED.join(', ')})`);
+  }
+  const hiddenSize = num(r, 'hidden_size', file);
+  const numHeads = num(r, 'num_attention_heads', file);
+  const numKvHeads = num(r, 'num_key_value_heads', file, numHeads);
+  const headDim = num(r, 'head_dim', file, hiddenSize / numHeads);
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new KvevictError(`${file}: head_dim ${headDim} must be an even integer`);
+  if (numHeads % numKvHeads !== 0) throw new KvevictError(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  let ropeScaling: Llama3RopeScaling | null = null;
+  const rs = r.rope_scaling as Record<string, unknown> | null | undefined;
+  if (rs && typeof rs === 'object') {
+    const type = rs.rope_type ?? rs.type;
+    if (type === 'llama3') {
+      ropeScaling = {
+        factor: num(rs, 'factor', `${file} rope_scaling`),
+        lowFreqFactor: num(rs, 'low_freq_factor', `${file} rope_scaling`),
+        highFreqFactor: num(rs, 'high_freq_factor', `${file} rope_scaling`),
+        originalMaxPositionEmbeddings: num(rs, 'original_max_position_embeddings', `${file} rope_scaling`),
+      };
+    } else if (type !== 'default' && type !== undefined) {
+      throw new KvevictError(`${file}: unsupported rope_scaling type ${JSON.stringify(type)} (supported: llama3)`);
+    }
+  }
+  return {
+    modelType: modelType as ModelType,
+    hiddenSize,
+    intermediateSize: num(r, 'intermediate_size', file),
+    numLayers: num(r, 'num_hidden_layers', file),
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize: num(r, 'vocab_size', file),
+    rmsNormEps: num(r, 'rms_norm_eps', file, 1e-6),
+    ropeTheta: num(r, 'rope_theta', file, 10000),
+    ropeScaling,
+    maxPositions: num(r, 'max_position_embeddings', file, 4096),
+    tieWordEmbeddings: r.tie_word_embeddings === true,
+    attentionBias: modelType === 'qwen2' ? r.attention_bias !== false : r.attention_bias === true,
+    qkNorm: modelType === 'qwen3',
+    bosTokenId: typeof r.bos_token_id === 'number' ? r.bos_token_id : null,
+    eosTokenIds: ids(r.eos_token_id),
+  };
+}
+
+/** Read `DIR/config.json` (and eos ids from `generation_config.json` when present). */
+export function loadConfig(dir: string): ModelConfig {
+  if (!existsSync(dir)) throw new KvevictError(`${dir}: model folder not found`);
+  const file = join(dir, 'config.json');
+  const cfg = parseConfig(readJson(file), file);
+  const gen = join(dir, 'generation_config.json');
+  if (existsSync(gen)) {
+    const g = readJson(gen) as Record<string, unknown>;
+    for (const id of ids(g.eos_token_id)) if (!cfg.eosTokenIds.includes(id)) cfg.eosTokenIds.push(id);
+  }
+  return cfg;
+}
+
+/** Inverse frequencies for RoPE, with Llama-3 scaling when configured (as transformers' _compute_llama3_parameters). */
+export function ropeInvFreq(cfg: ModelConfig): Float64Array {
+  const half = cfg.headDim / 2;
+  const inv = new Float64Array(half);
+  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(cfg.ropeTheta, (2 * i) / cfg.headDim);
+  const s = cfg.ropeScaling;
+  if (s) {
+    const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+    const highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+    for (let i = 0; i < half; i++) {
+      const wavelen = (2 * Math.PI) / inv[i];
+      if (wavelen > lowWavelen) inv[i] = inv[i] / s.factor;
+      else if (wavelen >= highWavelen) {
+        const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+        inv[i] = (1 - smooth) * (inv[i] / s.factor) + smooth * inv[i];
+      }
+    }
+  }
+  return inv;
+}
+
+/** cos/sin tables [positions, headDim/2] for the kernels' rope(). */
+export function ropeTables(cfg: ModelConfig, positions: number): { cos: Float32Array; sin: Float32Array } {
+  const inv = ropeInvFreq(cfg);
+  const half = inv.length;
+  const cos = new Float32Array(positions * half);
+  const sin = new Float32Array(positions * half);
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < half; i++) {
+      const a = p * inv[i];
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}

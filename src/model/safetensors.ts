@@ -1,0 +1,177 @@
+import { closeSync, existsSync, fstatSync, openSync, readSync, writeFileSync, renameSync } from 'node:fs';
+import { KvevictError } from '../errors.js';
+
+export type DType = 'F32' | 'F16' | 'BF16';
+const BYTES: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };
+
+export interface TensorInfo {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** byte offsets inside the file */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  file: string;
+  tensors: Map<string, TensorInfo>;
+  metadata: Record<string, string>;
+}
+
+/** Read only the JSON header of a .safetensors file, validating every entry against the file size. */
+export function readSafetensorsHeader(file: string): SafetensorsHeader {
+  if (!existsSync(file)) throw new KvevictError(`${file}: file not found`);
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size < 8) throw new KvevictError(`${file}: truncated safetensors file (${size} bytes)`);
+    const lenBuf = Buffer.alloc(8);
+    readSync(fd, lenBuf, 0, 8, 0);
+    const headerLen = Number(lenBuf.readBigUInt64LE(0));
+    if (headerLen > size - 8) throw new KvevictError(`${file}: safetensors header length ${headerLen} runs past the end of the file (${size} bytes)`);
+    const hb = Buffer.alloc(headerLen);
+    readSync(fd, hb, 0, headerLen, 8);
+    let raw: Record<string, unknown>;
+    try {
+      raw = JSON.parse(hb.toString('utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new KvevictError(`${file}: safetensors header is not valid JSON (${(e as Error).message})`);
+    }
+    const dataStart = 8 + headerLen;
+    const tensors = new Map<string, TensorInfo>();
+    let metadata: Record<string, string> = {};
+    for (const [name, v] of Object.entries(raw)) {
+      if (name === '__metadata__') {
+        metadata = v as Record<string, string>;
+        continue;
+      }
+      const e = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
+      if (!(e.dtype in BYTES)) throw new KvevictError(`${file}: tensor ${name} has unsupported dtype ${e.dtype} (supported: F32, F16, BF16)`);
+      const dtype = e.dtype as DType;
+      const count = e.shape.reduce((a, b) => a * b, 1);
+      const [b0, b1] = e.data_offsets;
+      if (b1 - b0 !== count * BYTES[dtype]) throw new KvevictError(`${file}: tensor ${name} has ${b1 - b0} bytes for shape [${e.shape}] ${dtype}`);
+      if (dataStart + b1 > size) throw new KvevictError(`${file}: truncated: tensor ${name} ends at byte ${dataStart + b1} but the file has ${size}`);
+      tensors.set(name, { name, dtype, shape: e.shape, begin: dataStart + b0, end: dataStart + b1 });
+    }
+    return { file, tensors, metadata };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Convert raw little-endian bytes of a dtype to float32. */
+export function toF32(bytes: Uint8Array, dtype: DType): Float32Array {
+  if (dtype === 'F32') {
+    const out = new Float32Array(bytes.byteLength / 4);
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+  const n = bytes.byteLength / 2;
+  const u16 = new Uint16Array(n);
+  new Uint8Array(u16.buffer).set(bytes);
+  const out = new Float32Array(n);
+  if (dtype === 'BF16') {
+    const u32 = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
+  } else {
+    for (let i = 0; i < n; i++) out[i] = f16ToF32(u16[i]);
+  }
+  return out;
+}
+
+export function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+export function f32ToF16(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer)[0];
+  const sign = (u >>> 16) & 0x8000;
+  let e = ((u >>> 23) & 0xff) - 127 + 15;
+  let m = u & 0x7fffff;
+  if (((u >>> 23) & 0xff) === 0xff) return sign | 0x7c00 | (m ? 0x200 : 0);
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    m |= 0x800000;
+    const shift = 14 - e;
+    let hm = m >> shift;
+    const rem = m & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && (hm & 1))) hm++;
+    return sign | hm;
+  }
+  let hm = m >> 13;
+  const rem = m & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (hm & 1))) {
+    hm++;
+    if (hm === 0x400) { hm = 0; e++; if (e >= 31) return sign | 0x7c00; }
+  }
+  return sign | (e << 10) | hm;
+}
+
+export function f32ToBf16(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer)[0];
+  if ((u & 0x7fffffff) > 0x7f800000) return (u >>> 16) | 0x40; // NaN stays NaN
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff; // round to nearest even
+}
+
+/** Read one tensor as float32. */
+export function readTensorF32(info: TensorInfo, file: string): Float32Array {
+  const fd = openSync(file, 'r');
+  try {
+    const bytes = Buffer.allocUnsafe(info.end - info.begin);
+    const got = readSync(fd, bytes, 0, bytes.length, info.begin);
+    if (got !== bytes.length) throw new KvevictError(`${file}: truncated while reading tensor ${info.name}`);
+    return toF32(bytes, info.dtype);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface TensorToWrite {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+  /** stored dtype; float32 data is converted (default F32) */
+  dtype?: DType;
+}
+
+/** Write a .safetensors file (atomically: a temporary file renamed into place). */
+export function writeSafetensors(file: string, tensors: TensorToWrite[], metadata: Record<string, string> = {}): void {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  const blobs: Buffer[] = [];
+  for (const t of tensors) {
+    const dtype = t.dtype ?? 'F32';
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) throw new Error(`internal error: tensor ${t.name} has ${t.data.length} values for shape [${t.shape}]`);
+    let blob: Buffer;
+    if (dtype === 'F32') blob = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    else {
+      const u16 = new Uint16Array(count);
+      const conv = dtype === 'F16' ? f32ToF16 : f32ToBf16;
+      for (let i = 0; i < count; i++) u16[i] = conv(t.data[i]);
+      blob = Buffer.from(u16.buffer);
+    }
+    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + blob.length] };
+    offset += blob.length;
+    blobs.push(blob);
+  }
+  let json = JSON.stringify(header);
+  while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
+  const hb = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(hb.length));
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, Buffer.concat([len, hb, ...blobs]));
+  renameSync(tmp, file);
+}
