@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { repoRoot } from '../paths.js';
 import { KvevictError } from '../errors.js';
 import { jsKernels } from './js.js';
 import { makeNativeKernels } from './native.js';
@@ -10,8 +10,7 @@ import type { Kernels } from './types.js';
 export type { Kernels, AttendArgs } from './types.js';
 export { jsKernels } from './js.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const nativeAddonPath = join(root, 'build', 'Release', 'kvevict_native.node');
+export const nativeAddonPath = join(repoRoot, 'build', 'Release', 'kvevict_native.node');
 
 let nativeCache: Kernels | null | undefined;
 
