@@ -123,6 +123,25 @@ export function f32ToBf16(x: number): number {
   return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff; // round to nearest even
 }
 
+/**
+ * Bulk float32 -> F16/BF16 bits (round to nearest even), the same values as f32ToF16 / f32ToBf16
+ * without a per-value allocation: BF16 works on the bit pattern directly.
+ */
+export function encodeHalf(data: Float32Array, dtype: 'F16' | 'BF16'): Uint16Array {
+  const n = data.length;
+  const out = new Uint16Array(n);
+  if (dtype === 'F16') {
+    for (let i = 0; i < n; i++) out[i] = f32ToF16(data[i]);
+    return out;
+  }
+  const u32 = new Uint32Array(data.buffer, data.byteOffset, n);
+  for (let i = 0; i < n; i++) {
+    const u = u32[i];
+    out[i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+  }
+  return out;
+}
+
 /** Read one tensor as float32. */
 export function readTensorF32(info: TensorInfo, file: string): Float32Array {
   const fd = openSync(file, 'r');
@@ -157,9 +176,7 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
     let blob: Buffer;
     if (dtype === 'F32') blob = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     else {
-      const u16 = new Uint16Array(count);
-      const conv = dtype === 'F16' ? f32ToF16 : f32ToBf16;
-      for (let i = 0; i < count; i++) u16[i] = conv(t.data[i]);
+      const u16 = encodeHalf(t.data, dtype);
       blob = Buffer.from(u16.buffer);
     }
     header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + blob.length] };

@@ -1,0 +1,305 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { Template } from '@huggingface/jinja';
+import { KvevictError } from '../errors.js';
+import { readJson } from './config.js';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface EncodeOptions {
+  /** add the post-processor's special tokens (BOS etc.); default false: text is tokenized as is */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  skipSpecialTokens?: boolean;
+}
+
+export interface ChatTemplateOptions {
+  /** append the assistant turn's opening (e.g. "<|im_start|>assistant\n") */
+  addGenerationPrompt?: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+/** A tokenizer_config.json token entry is a string or an AddedToken object {content, ...}. */
+function tokenContent(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as Json).content === 'string') return (v as Json).content as string;
+  return null;
+}
+
+/** GPT-2's byte -> printable character table used by ByteLevel pre-tokenizers and decoders. */
+export function bytesToUnicode(): string[] {
+  const bs: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
+  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
+  const table = new Array<string>(256);
+  for (const b of bs) table[b] = String.fromCodePoint(b);
+  let n = 0;
+  for (let b = 0; b < 256; b++) if (table[b] === undefined) table[b] = String.fromCodePoint(256 + n++);
+  return table;
+}
+
+/** ChatML without a default system prompt: the template of byte-level tokenizers made here. */
+export const CHATML_TEMPLATE =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/**
+ * A standard tokenizer.json for a byte-level tokenizer: a BPE model whose vocabulary is the 256 ByteLevel
+ * characters (token id = byte value) followed by `specials` (ids 256, 257, ...), with no merges, a ByteLevel
+ * pre-tokenizer (no regex split, no prefix space) and decoder. Any UTF-8 text encodes to one token per byte.
+ */
+export function makeByteTokenizerJson(specials: string[]): object {
+  const chars = bytesToUnicode();
+  const vocab: Record<string, number> = {};
+  chars.forEach((c, b) => { vocab[c] = b; });
+  const addedTokens = specials.map((content, i) => ({
+    id: 256 + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+  }));
+  for (const t of addedTokens) vocab[t.content] = t.id;
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: addedTokens,
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+    post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+    decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+    model: {
+      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [],
+    },
+  };
+}
+
+/**
+ * The tokenizer_config.json going with makeByteTokenizerJson: ChatML template, bos "<|im_start|>" and
+ * eos/pad "<|im_end|>" when present among the specials, unk the first special.
+ */
+export function makeByteTokenizerConfig(specials: string[], chatTemplate: string = CHATML_TEMPLATE): object {
+  const pick = (want: string) => (specials.includes(want) ? want : null);
+  const decoder: Record<string, object> = {};
+  specials.forEach((content, i) => {
+    decoder[String(256 + i)] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+  });
+  return {
+    add_prefix_space: false,
+    added_tokens_decoder: decoder,
+    bos_token: pick('<|im_start|>'),
+    eos_token: pick('<|im_end|>') ?? specials[specials.length - 1] ?? null,
+    pad_token: pick('<|im_end|>'),
+    unk_token: specials[0] ?? null,
+    additional_special_tokens: specials.filter((s) => s === '<|im_start|>' || s === '<|im_end|>'),
+    chat_template: chatTemplate,
+    clean_up_tokenization_spaces: false,
+    model_max_length: 1000000,
+    tokenizer_class: 'PreTrainedTokenizerFast',
+  };
+}
+
+/**
+ * A Hugging Face tokenizer (tokenizer.json + tokenizer_config.json) with its chat template.
+ * Encoding adds no special tokens unless asked: prompts are tokenized exactly as given.
+ */
+export class Tokenizer {
+  private readonly hf: HfTokenizer;
+  /** vocabulary size (largest id + 1, added tokens included) */
+  readonly vocabSize: number;
+  /** raw token strings by id (ByteLevel characters for byte-level BPE) */
+  private readonly idToToken: string[];
+  private readonly specialIds: Set<number>;
+  readonly bosTokenId: number | null;
+  readonly eosTokenId: number | null;
+  readonly padTokenId: number | null;
+  readonly unkTokenId: number | null;
+  /** every id that ends generation: tokenizer_config's eos_token plus the model config's eos ids */
+  readonly eosTokenIds: number[];
+  /** the raw tokenizer_config.json's chat template, or null */
+  readonly chatTemplate: string | null;
+  /** the raw objects, for writers (GGUF) */
+  readonly tokenizerJson: Json;
+  readonly tokenizerConfig: Json;
+  private readonly byteLevel: boolean;
+  private template: Template | null = null;
+  private readonly source: string;
+
+  constructor(tokenizerJson: Json, tokenizerConfig: Json, opts: { eosTokenIds?: number[]; chatTemplate?: string | null; source?: string } = {}) {
+    this.source = opts.source ?? 'tokenizer.json';
+    this.tokenizerJson = tokenizerJson;
+    this.tokenizerConfig = tokenizerConfig;
+    const model = tokenizerJson.model as Json | undefined;
+    if (!model || typeof model !== 'object') throw new KvevictError(`${this.source}: missing "model"`);
+    try {
+      this.hf = new HfTokenizer(tokenizerJson, tokenizerConfig);
+    } catch (e) {
+      throw new KvevictError(`${this.source}: unsupported tokenizer (${(e as Error).message})`);
+    }
+    const vocab = this.hf.get_vocab(true);
+    let maxId = -1;
+    for (const id of vocab.values()) if (id > maxId) maxId = id;
+    this.vocabSize = maxId + 1;
+    this.idToToken = new Array<string>(this.vocabSize);
+    for (const [tok, id] of vocab) this.idToToken[id] = tok;
+    this.specialIds = new Set<number>();
+    for (const [id, t] of this.hf.get_added_tokens_decoder()) if (t.special) this.specialIds.add(id);
+    const idOf = (key: string): number | null => {
+      const c = tokenContent(tokenizerConfig[key]);
+      if (c === null) return null;
+      return this.hf.token_to_id(c) ?? null;
+    };
+    this.bosTokenId = idOf('bos_token');
+    this.eosTokenId = idOf('eos_token');
+    this.padTokenId = idOf('pad_token');
+    this.unkTokenId = idOf('unk_token');
+    const eos = new Set<number>();
+    if (this.eosTokenId !== null) eos.add(this.eosTokenId);
+    for (const id of opts.eosTokenIds ?? []) eos.add(id);
+    this.eosTokenIds = [...eos];
+    this.chatTemplate = opts.chatTemplate !== undefined ? opts.chatTemplate : pickTemplate(tokenizerConfig.chat_template);
+    const dec = tokenizerJson.decoder as Json | null | undefined;
+    this.byteLevel = isByteLevel(dec);
+  }
+
+  /** Load DIR/tokenizer.json and DIR/tokenizer_config.json (and chat_template.jinja / chat_template.json when present). */
+  static fromDir(dir: string, opts: { eosTokenIds?: number[] } = {}): Tokenizer {
+    const tj = join(dir, 'tokenizer.json');
+    const tc = join(dir, 'tokenizer_config.json');
+    const tokenizerJson = readJson(tj);
+    if (typeof tokenizerJson !== 'object' || tokenizerJson === null || Array.isArray(tokenizerJson)) throw new KvevictError(`${tj}: expected a JSON object`);
+    const cfg = existsSync(tc) ? readJson(tc) : {};
+    if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new KvevictError(`${tc}: expected a JSON object`);
+    let chatTemplate = pickTemplate((cfg as Json).chat_template);
+    const jinja = join(dir, 'chat_template.jinja');
+    const ctJson = join(dir, 'chat_template.json');
+    if (chatTemplate === null && existsSync(jinja)) chatTemplate = readFileSync(jinja, 'utf8');
+    if (chatTemplate === null && existsSync(ctJson)) chatTemplate = pickTemplate((readJson(ctJson) as Json).chat_template);
+    return new Tokenizer(tokenizerJson as Json, cfg as Json, { eosTokenIds: opts.eosTokenIds, chatTemplate, source: tj });
+  }
+
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    if (text.length === 0) return [];
+    return this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
+  }
+
+  decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
+    if (ids.length === 0) return '';
+    const list = Array.from(ids);
+    for (const id of list) if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new KvevictError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    return this.hf.decode(list, { skip_special_tokens: opts.skipSpecialTokens ?? false });
+  }
+
+  /** The raw vocabulary string of a token (e.g. "Ġthe" in byte-level BPE). */
+  tokenToString(id: number): string {
+    const t = this.idToToken[id];
+    if (t === undefined) throw new KvevictError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    return t;
+  }
+
+  /** The id of a raw vocabulary string, or null. */
+  tokenToId(token: string): number | null {
+    return this.hf.token_to_id(token) ?? null;
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  /** ids of all special added tokens */
+  get specialTokenIds(): number[] {
+    return [...this.specialIds].sort((a, b) => a - b);
+  }
+
+  /**
+   * The bytes a token stands for, for streaming output that must not split UTF-8 sequences: ByteLevel
+   * characters mapped back to bytes; special tokens as their UTF-8 text.
+   */
+  tokenBytes(id: number): Uint8Array {
+    const t = this.tokenToString(id);
+    if (!this.byteLevel || this.specialIds.has(id)) return new TextEncoder().encode(t);
+    const table = byteDecoder();
+    const out = new Uint8Array(t.length);
+    let n = 0;
+    for (const ch of t) {
+      const b = table.get(ch);
+      if (b === undefined) return new TextEncoder().encode(this.decode([id]));
+      out[n++] = b;
+    }
+    return out.subarray(0, n);
+  }
+
+  /** The special tokens passed to chat templates, as transformers does (bos_token, eos_token, ...). */
+  specialTokensMap(): Record<string, string | string[]> {
+    const out: Record<string, string | string[]> = {};
+    for (const key of ['bos_token', 'eos_token', 'unk_token', 'pad_token', 'sep_token', 'cls_token', 'mask_token']) {
+      const c = tokenContent(this.tokenizerConfig[key]);
+      if (c !== null) out[key] = c;
+    }
+    const extra = this.tokenizerConfig.additional_special_tokens;
+    if (Array.isArray(extra)) out.additional_special_tokens = extra.map(tokenContent).filter((c): c is string => c !== null);
+    return out;
+  }
+
+  /** Render the chat template (Jinja) over `messages`. */
+  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
+    if (this.chatTemplate === null) throw new KvevictError(`${this.source}: the tokenizer has no chat template (tokenizer_config.json "chat_template")`);
+    if (!this.template) {
+      try {
+        this.template = new Template(this.chatTemplate);
+      } catch (e) {
+        throw new KvevictError(`${this.source}: chat template does not parse (${(e as Error).message})`);
+      }
+    }
+    try {
+      return this.template.render({
+        ...this.specialTokensMap(),
+        messages,
+        add_generation_prompt: opts.addGenerationPrompt ?? false,
+      });
+    } catch (e) {
+      throw new KvevictError(`${this.source}: chat template failed (${(e as Error).message})`);
+    }
+  }
+
+  /** The chat template rendered and tokenized (no special tokens added beyond those the template writes). */
+  encodeChat(messages: ChatMessage[], opts: ChatTemplateOptions = {}): number[] {
+    return this.encode(this.applyChatTemplate(messages, opts));
+  }
+}
+
+function pickTemplate(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v)) {
+    const named = v as { name?: unknown; template?: unknown }[];
+    const def = named.find((t) => t.name === 'default') ?? named[0];
+    return typeof def?.template === 'string' ? def.template : null;
+  }
+  if (v && typeof v === 'object') {
+    const d = (v as Json).default;
+    return typeof d === 'string' ? d : null;
+  }
+  return null;
+}
+
+function isByteLevel(dec: Json | null | undefined): boolean {
+  if (!dec) return false;
+  if (dec.type === 'ByteLevel') return true;
+  if (dec.type === 'Sequence' && Array.isArray(dec.decoders)) return (dec.decoders as Json[]).some((d) => isByteLevel(d));
+  return false;
+}
+
+let byteDecoderMap: Map<string, number> | null = null;
+function byteDecoder(): Map<string, number> {
+  if (!byteDecoderMap) {
+    byteDecoderMap = new Map();
+    bytesToUnicode().forEach((c, b) => byteDecoderMap!.set(c, b));
+  }
+  return byteDecoderMap;
+}

@@ -1,0 +1,228 @@
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KvevictError } from '../errors.js';
+import type { ModelConfig } from './config.js';
+import { readJson } from './config.js';
+import { readSafetensorsHeader, writeSafetensors, f16ToF32 } from './safetensors.js';
+import type { DType, TensorInfo, TensorToWrite } from './safetensors.js';
+import type { LayerWeights, Weights } from './types.js';
+
+/** One tensor the config calls for: its Hugging Face name, shape, and where it lives in `Weights`. */
+export interface TensorSlot {
+  name: string;
+  shape: number[];
+  get(w: Weights): Float32Array | null;
+  set(w: Weights, data: Float32Array): void;
+}
+
+type LayerField = keyof LayerWeights;
+
+/** Every tensor a model with this config stores, in Hugging Face naming (lm_head only when untied). */
+export function tensorSlots(cfg: ModelConfig): TensorSlot[] {
+  const { hiddenSize: h, intermediateSize: inter, numHeads, numKvHeads, headDim: d, vocabSize: vocab } = cfg;
+  const slots: TensorSlot[] = [
+    { name: 'model.embed_tokens.weight', shape: [vocab, h], get: (w) => w.embed, set: (w, a) => { w.embed = a; } },
+  ];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `model.layers.${l}.`;
+    const add = (name: string, shape: number[], field: LayerField) => {
+      slots.push({ name: p + name, shape, get: (w) => w.layers[l][field], set: (w, a) => { w.layers[l][field] = a; } });
+    };
+    add('input_layernorm.weight', [h], 'inputNorm');
+    add('self_attn.q_proj.weight', [numHeads * d, h], 'q');
+    add('self_attn.k_proj.weight', [numKvHeads * d, h], 'k');
+    add('self_attn.v_proj.weight', [numKvHeads * d, h], 'v');
+    add('self_attn.o_proj.weight', [h, numHeads * d], 'o');
+    if (cfg.attentionBias) {
+      add('self_attn.q_proj.bias', [numHeads * d], 'qBias');
+      add('self_attn.k_proj.bias', [numKvHeads * d], 'kBias');
+      add('self_attn.v_proj.bias', [numKvHeads * d], 'vBias');
+    }
+    if (cfg.qkNorm) {
+      add('self_attn.q_norm.weight', [d], 'qNorm');
+      add('self_attn.k_norm.weight', [d], 'kNorm');
+    }
+    add('post_attention_layernorm.weight', [h], 'postNorm');
+    add('mlp.gate_proj.weight', [inter, h], 'gate');
+    add('mlp.up_proj.weight', [inter, h], 'up');
+    add('mlp.down_proj.weight', [h, inter], 'down');
+  }
+  slots.push({ name: 'model.norm.weight', shape: [h], get: (w) => w.finalNorm, set: (w, a) => { w.finalNorm = a; } });
+  if (!cfg.tieWordEmbeddings) {
+    slots.push({ name: 'lm_head.weight', shape: [vocab, h], get: (w) => w.lmHead, set: (w, a) => { w.lmHead = a; } });
+  }
+  return slots;
+}
+
+/** A Weights object with empty arrays, filled in by the loader. */
+export function emptyWeights(cfg: ModelConfig): Weights {
+  const none = new Float32Array(0);
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    layers.push({
+      inputNorm: none, q: none, k: none, v: none, o: none,
+      qBias: null, kBias: null, vBias: null, qNorm: null, kNorm: null,
+      postNorm: none, gate: none, up: none, down: none,
+    });
+  }
+  return { embed: none, layers, finalNorm: none, lmHead: none };
+}
+
+let f16Table: Float32Array | null = null;
+
+/** Little-endian F32/F16/BF16 bytes to float32 (F16 through a 65536-entry table: one lookup per value). */
+export function decodeToF32(bytes: Uint8Array, dtype: DType): Float32Array {
+  if (dtype === 'F32') {
+    const out = new Float32Array(bytes.byteLength / 4);
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+  const n = bytes.byteLength / 2;
+  const u16 = new Uint16Array(n);
+  new Uint8Array(u16.buffer).set(bytes);
+  const out = new Float32Array(n);
+  if (dtype === 'BF16') {
+    const u32 = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
+    return out;
+  }
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) f16Table[i] = f16ToF32(i);
+  }
+  const t = f16Table;
+  for (let i = 0; i < n; i++) out[i] = t[u16[i]];
+  return out;
+}
+
+/** The safetensors files of a model folder: `model.safetensors`, or the shards named by `model.safetensors.index.json`. */
+export function safetensorsFiles(dir: string): { files: string[]; weightMap: Map<string, string> | null } {
+  const index = join(dir, 'model.safetensors.index.json');
+  const single = join(dir, 'model.safetensors');
+  if (existsSync(index)) {
+    const raw = readJson(index);
+    const wm = (raw as { weight_map?: unknown } | null)?.weight_map;
+    if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw new KvevictError(`${index}: invalid index: missing "weight_map" object`);
+    const weightMap = new Map<string, string>();
+    for (const [name, f] of Object.entries(wm as Record<string, unknown>)) {
+      if (typeof f !== 'string' || f.includes('/') || f.includes('\\')) throw new KvevictError(`${index}: invalid index: weight_map["${name}"] must be a file name, got ${JSON.stringify(f)}`);
+      weightMap.set(name, join(dir, f));
+    }
+    const files = [...new Set(weightMap.values())];
+    for (const f of files) if (!existsSync(f)) throw new KvevictError(`${f}: file not found (listed in ${index})`);
+    return { files, weightMap };
+  }
+  if (existsSync(single)) return { files: [single], weightMap: null };
+  throw new KvevictError(`${dir}: no model.safetensors or model.safetensors.index.json`);
+}
+
+/**
+ * Load a model folder's safetensors weights as float32, checking every tensor the config calls for
+ * (name and shape). When embeddings are tied, `lmHead` is the same array as `embed`.
+ */
+export function loadWeights(dir: string, cfg: ModelConfig): Weights {
+  const { files, weightMap } = safetensorsFiles(dir);
+  // where each tensor is: name -> (file, info)
+  const where = new Map<string, { file: string; info: TensorInfo }>();
+  for (const file of files) {
+    const header = readSafetensorsHeader(file);
+    for (const [name, info] of header.tensors) {
+      if (weightMap && weightMap.get(name) !== file) continue; // the index decides which copy counts
+      where.set(name, { file, info });
+    }
+  }
+  const w = emptyWeights(cfg);
+  const fds = new Map<string, number>();
+  try {
+    for (const slot of tensorSlots(cfg)) {
+      const at = where.get(slot.name);
+      if (!at) {
+        const inFile = weightMap?.get(slot.name) ?? (files.length === 1 ? files[0] : join(dir, 'model.safetensors.index.json'));
+        throw new KvevictError(`${inFile}: missing tensor ${slot.name}`);
+      }
+      const { file, info } = at;
+      if (info.shape.length !== slot.shape.length || info.shape.some((s, i) => s !== slot.shape[i])) {
+        throw new KvevictError(`${file}: tensor ${slot.name} has shape [${info.shape.join(', ')}], config.json implies [${slot.shape.join(', ')}]`);
+      }
+      let fd = fds.get(file);
+      if (fd === undefined) {
+        fd = openSync(file, 'r');
+        fds.set(file, fd);
+      }
+      const bytes = Buffer.allocUnsafe(info.end - info.begin);
+      const got = readSync(fd, bytes, 0, bytes.length, info.begin);
+      if (got !== bytes.length) throw new KvevictError(`${file}: truncated while reading tensor ${slot.name}`);
+      slot.set(w, decodeToF32(bytes, info.dtype));
+    }
+  } finally {
+    for (const fd of fds.values()) closeSync(fd);
+  }
+  if (cfg.tieWordEmbeddings) w.lmHead = w.embed;
+  return w;
+}
+
+/** The tensors of `weights` with Hugging Face names and shapes, ready for writeSafetensors. */
+export function weightsToTensors(cfg: ModelConfig, weights: Weights, dtype: DType = 'F32'): TensorToWrite[] {
+  const out: TensorToWrite[] = [];
+  for (const slot of tensorSlots(cfg)) {
+    const data = slot.get(weights);
+    const count = slot.shape.reduce((a, b) => a * b, 1);
+    if (!data || data.length !== count) throw new Error(`internal error: weights for ${slot.name} have ${data?.length ?? 0} values, shape [${slot.shape}] needs ${count}`);
+    out.push({ name: slot.name, shape: slot.shape, data, dtype });
+  }
+  return out;
+}
+
+export interface SaveModelOptions {
+  /** stored dtype (default F32) */
+  dtype?: DType;
+  /** number of safetensors shards (default 1: a single model.safetensors) */
+  shards?: number;
+  /** folder whose tokenizer.json / tokenizer_config.json are copied in */
+  tokenizerFrom?: string;
+  /** tokenizer files given as objects, written as JSON (take precedence over tokenizerFrom) */
+  tokenizerJson?: object;
+  tokenizerConfigJson?: object;
+}
+
+function shardName(i: number, n: number): string {
+  return `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+}
+
+/**
+ * Write a Hugging Face model folder: config.json (the raw object given), the weights (single file or
+ * `shards` files with model.safetensors.index.json), and optionally the tokenizer files.
+ */
+export function saveModelDir(dir: string, rawConfig: object, cfg: ModelConfig, weights: Weights, opts: SaveModelOptions = {}): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(rawConfig, null, 2) + '\n');
+  const tensors = weightsToTensors(cfg, weights, opts.dtype ?? 'F32');
+  const shards = Math.max(1, Math.min(opts.shards ?? 1, tensors.length));
+  if (shards === 1) {
+    writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  } else {
+    // contiguous groups of roughly equal size
+    const total = tensors.reduce((a, t) => a + t.data.length, 0);
+    const groups: TensorToWrite[][] = Array.from({ length: shards }, () => []);
+    let acc = 0;
+    for (const t of tensors) {
+      const g = Math.min(shards - 1, Math.floor((acc / total) * shards));
+      groups[g].push(t);
+      acc += t.data.length;
+    }
+    for (let g = 0; g < shards; g++) if (groups[g].length === 0) groups[g].push(...groups[g - 1].splice(-1)); // never an empty shard
+    const weightMap: Record<string, string> = {};
+    const bytesPer = (opts.dtype ?? 'F32') === 'F32' ? 4 : 2;
+    groups.forEach((group, g) => {
+      const name = shardName(g, shards);
+      writeSafetensors(join(dir, name), group, { format: 'pt' });
+      for (const t of group) weightMap[t.name] = name;
+    });
+    const index = { metadata: { total_size: total * bytesPer }, weight_map: weightMap };
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify(index, null, 2) + '\n');
+  }
+  if (opts.tokenizerJson) writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(opts.tokenizerJson));
+  else if (opts.tokenizerFrom) copyFileSync(join(opts.tokenizerFrom, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  if (opts.tokenizerConfigJson) writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(opts.tokenizerConfigJson, null, 2) + '\n');
+  else if (opts.tokenizerFrom) copyFileSync(join(opts.tokenizerFrom, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+}
