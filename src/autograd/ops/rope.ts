@@ -1,0 +1,45 @@
+import { Tape } from '../tape.js';
+import { Tensor } from '../tensor.js';
+
+/**
+ * Rotary position embedding, half-split layout (Hugging Face rotate_half), on x[rows, heads * headDim].
+ * Row r is rotated by the angles of position positions[r] (tables [positions, headDim / 2]).
+ * The backward rule is the inverse rotation (the map is orthogonal).
+ */
+export function rope(
+  tape: Tape | null, x: Tensor, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array,
+): Tensor {
+  const rows = positions.length;
+  const y = new Tensor(new Float32Array(x.data), x.shape, x.requiresGrad);
+  rotate(y.data, rows, heads, headDim, positions, cos, sin, 1);
+  if (tape && y.requiresGrad) {
+    tape.record(() => {
+      const dy = y.grad;
+      if (dy === null) return;
+      const t = new Float32Array(dy);
+      rotate(t, rows, heads, headDim, positions, cos, sin, -1);
+      const dx = x.gradBuf();
+      for (let i = 0; i < t.length; i++) dx[i] += t[i];
+    });
+  }
+  return y;
+}
+
+/** In-place rotation by +angle (sign 1) or -angle (sign -1). */
+export function rotate(
+  x: Float32Array, rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array, sign: 1 | -1,
+): void {
+  const half = headDim >> 1;
+  for (let r = 0; r < rows; r++) {
+    const t = positions[r] * half;
+    for (let h = 0; h < heads; h++) {
+      const off = (r * heads + h) * headDim;
+      for (let i = 0; i < half; i++) {
+        const c = cos[t + i], s = sign * sin[t + i];
+        const x0 = x[off + i], x1 = x[off + half + i];
+        x[off + i] = x0 * c - x1 * s;
+        x[off + half + i] = x1 * c + x0 * s;
+      }
+    }
+  }
+}

@@ -1,0 +1,27 @@
+import { Tape } from '../tape.js';
+import { Tensor } from '../tensor.js';
+
+/** y = silu(gate) * up, elementwise (the SwiGLU of a Llama MLP). */
+export function swiglu(tape: Tape | null, gate: Tensor, up: Tensor): Tensor {
+  const n = gate.size;
+  const g = gate.data, u = up.data;
+  const y = new Tensor(new Float32Array(n), gate.shape, gate.requiresGrad || up.requiresGrad);
+  const yd = y.data;
+  for (let i = 0; i < n; i++) yd[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+  if (tape && y.requiresGrad) {
+    tape.record(() => {
+      const dy = y.grad;
+      if (dy === null) return;
+      const dg = gate.requiresGrad ? gate.gradBuf() : null;
+      const du = up.requiresGrad ? up.gradBuf() : null;
+      for (let i = 0; i < n; i++) {
+        const sg = 1 / (1 + Math.exp(-g[i]));
+        const silu = g[i] * sg;
+        if (du) du[i] += dy[i] * silu;
+        // d silu / dg = sg * (1 + g * (1 - sg))
+        if (dg) dg[i] += dy[i] * u[i] * sg * (1 + g[i] * (1 - sg));
+      }
+    });
+  }
+  return y;
+}
