@@ -1,9 +1,55 @@
 import { createRequire } from 'node:module';
-import type { Kernels } from './types.js';
+import type { AttendArgs, Kernels } from './types.js';
 
-/** Wrap the OpenBLAS addon at `path` in the Kernels interface. (Stub until the addon lands.) */
-export function makeNativeKernels(path: string): Kernels {
+/** What OpenBLAS chose when the addon loaded, and the attention block sizes compiled in. */
+export interface NativeInfo {
+  corename: string;
+  config: string;
+  threads: number;
+  procs: number;
+  attendRowBlock: number;
+  attendKeyChunk: number;
+}
+
+/** The raw addon (native/addon.c): positional arguments, every array bounds-checked on the C side. */
+export interface NativeAddon {
+  sgemm(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+    a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
+  ): void;
+  sgemv(n: number, k: number, w: Float32Array, x: Float32Array, y: Float32Array, accumulate: boolean): void;
+  rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
+  rope(x: Float32Array, rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array): void;
+  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  attendHead(
+    q: Float32Array, qRowStride: number, out: Float32Array, rows: number, headDim: number, firstHead: number, group: number,
+    qPos: Int32Array, keys: Float32Array, values: Float32Array, kPos: Int32Array, n: number, scale: number,
+  ): void;
+  info(): NativeInfo;
+  /** OpenBLAS threads for later calls. */
+  setThreads(threads: number): void;
+}
+
+/** Load the addon at `path` (OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS now, once per process). */
+export function loadNativeAddon(path: string): NativeAddon {
   const require = createRequire(import.meta.url);
-  require(path);
-  throw new Error('native kernels not implemented yet');
+  return require(path) as NativeAddon;
+}
+
+/** Wrap the OpenBLAS addon at `path` in the Kernels interface. */
+export function makeNativeKernels(path: string): Kernels {
+  const addon = loadNativeAddon(path);
+  return {
+    name: 'native',
+    sgemm: addon.sgemm,
+    sgemv(n, k, w, x, y, accumulate = false) {
+      addon.sgemv(n, k, w, x, y, accumulate);
+    },
+    rmsnorm: addon.rmsnorm,
+    rope: addon.rope,
+    siluMul: addon.siluMul,
+    attendHead(a: AttendArgs) {
+      addon.attendHead(a.q, a.qRowStride, a.out, a.rows, a.headDim, a.firstHead, a.group, a.qPos, a.keys, a.values, a.kPos, a.n, a.scale);
+    },
+  };
 }

@@ -1,0 +1,317 @@
+/*
+ * N-API bindings: argument checking and dispatch to OpenBLAS and the kernels in kernels.h.
+ * Every array is bounds-checked against the sizes it will be read or written with, so a wrong call
+ * throws a RangeError in JavaScript instead of touching memory outside the array.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cblas.h>
+#include "kernels.h"
+
+#define MAX_ARGS 16
+
+typedef struct {
+  napi_env env;
+  napi_value argv[MAX_ARGS];
+  size_t argc;
+  const char *fn;
+  bool failed;
+} Args;
+
+static void fail(Args *a, const char *what) {
+  if (a->failed) return;
+  a->failed = true;
+  char msg[256];
+  snprintf(msg, sizeof msg, "kvevict_native.%s: %s", a->fn, what);
+  napi_throw_range_error(a->env, NULL, msg);
+}
+
+static bool get_args(napi_env env, napi_callback_info info, Args *a, const char *fn, size_t want) {
+  a->env = env;
+  a->fn = fn;
+  a->failed = false;
+  a->argc = MAX_ARGS;
+  if (napi_get_cb_info(env, info, &a->argc, a->argv, NULL, NULL) != napi_ok) {
+    fail(a, "cannot read arguments");
+    return false;
+  }
+  if (a->argc < want) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "expected %zu arguments, got %zu", want, a->argc);
+    fail(a, msg);
+    return false;
+  }
+  return true;
+}
+
+static int64_t arg_int(Args *a, size_t i, const char *name) {
+  double v = 0;
+  if (a->failed) return 0;
+  if (napi_get_value_double(a->env, a->argv[i], &v) != napi_ok || !(fabs(v) < 9.0e15) || v != (double)(int64_t)v) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be an integer", name);
+    fail(a, msg);
+    return 0;
+  }
+  return (int64_t)v;
+}
+
+static int64_t arg_count(Args *a, size_t i, const char *name) {
+  int64_t v = arg_int(a, i, name);
+  if (!a->failed && (v < 0 || v > INT32_MAX)) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be in [0, 2^31), got %lld", name, (long long)v);
+    fail(a, msg);
+  }
+  return v;
+}
+
+static double arg_num(Args *a, size_t i, const char *name) {
+  double v = 0;
+  if (a->failed) return 0;
+  if (napi_get_value_double(a->env, a->argv[i], &v) != napi_ok) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a number", name);
+    fail(a, msg);
+  }
+  return v;
+}
+
+static bool arg_bool(Args *a, size_t i) {
+  bool v = false;
+  if (a->failed || i >= a->argc) return false;
+  napi_valuetype t;
+  napi_typeof(a->env, a->argv[i], &t);
+  if (t == napi_undefined) return false;
+  napi_value b;
+  napi_coerce_to_bool(a->env, a->argv[i], &b);
+  napi_get_value_bool(a->env, b, &v);
+  return v;
+}
+
+/* A typed array of `type` with at least `need` elements; returns a pointer to its first element. */
+static void *arg_array(Args *a, size_t i, const char *name, napi_typedarray_type type, int64_t need) {
+  if (a->failed) return NULL;
+  bool is_ta = false;
+  napi_typedarray_type t;
+  size_t len = 0;
+  void *data = NULL;
+  if (napi_is_typedarray(a->env, a->argv[i], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(a->env, a->argv[i], &t, &len, &data, NULL, NULL) != napi_ok || t != type) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a %s", name, type == napi_float32_array ? "Float32Array" : "Int32Array");
+    fail(a, msg);
+    return NULL;
+  }
+  if ((int64_t)len < need) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s has %zu elements, needs %lld", name, len, (long long)need);
+    fail(a, msg);
+    return NULL;
+  }
+  return data; /* already offset by the view's byteOffset */
+}
+
+/* Elements a row-major [rows, cols] matrix with row stride ld spans. */
+static int64_t span(int64_t rows, int64_t cols, int64_t ld) {
+  return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols;
+}
+
+static void check_ld(Args *a, int64_t ld, int64_t cols, const char *name) {
+  if (a->failed) return;
+  if (ld < (cols > 1 ? cols : 1)) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s = %lld is below the row width %lld", name, (long long)ld, (long long)cols);
+    fail(a, msg);
+  }
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+/* sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) */
+static napi_value js_sgemm(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "sgemm", 13)) return NULL;
+  bool ta = arg_bool(&a, 0), tb = arg_bool(&a, 1);
+  int64_t m = arg_count(&a, 2, "m"), n = arg_count(&a, 3, "n"), k = arg_count(&a, 4, "k");
+  float alpha = (float)arg_num(&a, 5, "alpha");
+  int64_t lda = arg_count(&a, 7, "lda"), ldb = arg_count(&a, 9, "ldb"), ldc = arg_count(&a, 12, "ldc");
+  float beta = (float)arg_num(&a, 10, "beta");
+  int64_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
+  check_ld(&a, lda, a_cols, "lda");
+  check_ld(&a, ldb, b_cols, "ldb");
+  check_ld(&a, ldc, n, "ldc");
+  const float *pa = arg_array(&a, 6, "a", napi_float32_array, span(a_rows, a_cols, lda));
+  const float *pb = arg_array(&a, 8, "b", napi_float32_array, span(b_rows, b_cols, ldb));
+  float *pc = arg_array(&a, 11, "c", napi_float32_array, span(m, n, ldc));
+  if (a.failed) return NULL;
+  if (m == 0 || n == 0) return undefined(env);
+  if (k == 0) {
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < n; j++) pc[i * ldc + j] = beta == 0.0f ? 0.0f : beta * pc[i * ldc + j];
+    return undefined(env);
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+              alpha, pa, (int)lda, pb, (int)ldb, beta, pc, (int)ldc);
+  return undefined(env);
+}
+
+/* sgemv(n, k, w, x, y, accumulate) */
+static napi_value js_sgemv(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "sgemv", 5)) return NULL;
+  int64_t n = arg_count(&a, 0, "n"), k = arg_count(&a, 1, "k");
+  const float *w = arg_array(&a, 2, "w", napi_float32_array, n * k);
+  const float *x = arg_array(&a, 3, "x", napi_float32_array, k);
+  float *y = arg_array(&a, 4, "y", napi_float32_array, n);
+  bool acc = arg_bool(&a, 5);
+  if (a.failed) return NULL;
+  if (n == 0) return undefined(env);
+  if (k == 0) {
+    if (!acc) memset(y, 0, sizeof(float) * (size_t)n);
+    return undefined(env);
+  }
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, 1.0f, w, (int)k, x, 1, acc ? 1.0f : 0.0f, y, 1);
+  return undefined(env);
+}
+
+/* rmsnorm(out, x, weight, rows, dim, eps) */
+static napi_value js_rmsnorm(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "rmsnorm", 6)) return NULL;
+  int64_t rows = arg_count(&a, 3, "rows"), dim = arg_count(&a, 4, "dim");
+  float eps = (float)arg_num(&a, 5, "eps");
+  float *out = arg_array(&a, 0, "out", napi_float32_array, rows * dim);
+  const float *x = arg_array(&a, 1, "x", napi_float32_array, rows * dim);
+  const float *w = arg_array(&a, 2, "weight", napi_float32_array, dim);
+  if (a.failed) return NULL;
+  if (dim > 0) kv_rmsnorm(out, x, w, (int)rows, (int)dim, eps);
+  return undefined(env);
+}
+
+/* rope(x, rows, heads, headDim, positions, cos, sin) */
+static napi_value js_rope(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "rope", 7)) return NULL;
+  int64_t rows = arg_count(&a, 1, "rows"), heads = arg_count(&a, 2, "heads"), hd = arg_count(&a, 3, "headDim");
+  float *x = arg_array(&a, 0, "x", napi_float32_array, rows * heads * hd);
+  const int32_t *pos = arg_array(&a, 4, "positions", napi_int32_array, rows);
+  const float *c = arg_array(&a, 5, "cos", napi_float32_array, 0);
+  const float *s = arg_array(&a, 6, "sin", napi_float32_array, 0);
+  if (a.failed) return NULL;
+  size_t clen = 0, slen = 0;
+  napi_get_typedarray_info(env, a.argv[5], NULL, &clen, NULL, NULL, NULL);
+  napi_get_typedarray_info(env, a.argv[6], NULL, &slen, NULL, NULL, NULL);
+  int64_t table = (int64_t)(clen < slen ? clen : slen), half = hd / 2;
+  for (int64_t r = 0; r < rows; r++) {
+    if (pos[r] < 0 || ((int64_t)pos[r] + 1) * half > table) {
+      char msg[128];
+      snprintf(msg, sizeof msg, "position %d of row %lld is outside the cos/sin tables", pos[r], (long long)r);
+      fail(&a, msg);
+      return NULL;
+    }
+  }
+  kv_rope(x, (int)rows, (int)heads, (int)hd, pos, c, s);
+  return undefined(env);
+}
+
+/* siluMul(out, gate, up, n) */
+static napi_value js_silu_mul(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "siluMul", 4)) return NULL;
+  int64_t n = arg_int(&a, 3, "n");
+  if (!a.failed && n < 0) fail(&a, "n must be >= 0");
+  float *out = arg_array(&a, 0, "out", napi_float32_array, n);
+  const float *gate = arg_array(&a, 1, "gate", napi_float32_array, n);
+  const float *up = arg_array(&a, 2, "up", napi_float32_array, n);
+  if (a.failed) return NULL;
+  kv_silu_mul(out, gate, up, n);
+  return undefined(env);
+}
+
+/* attendHead(q, qRowStride, out, rows, headDim, firstHead, group, qPos, keys, values, kPos, n, scale) */
+static napi_value js_attend_head(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "attendHead", 13)) return NULL;
+  int64_t stride = arg_count(&a, 1, "qRowStride"), rows = arg_count(&a, 3, "rows"), d = arg_count(&a, 4, "headDim");
+  int64_t first = arg_count(&a, 5, "firstHead"), group = arg_count(&a, 6, "group"), n = arg_count(&a, 11, "n");
+  float scale = (float)arg_num(&a, 12, "scale");
+  int64_t width = (first + group) * d;
+  check_ld(&a, stride, width, "qRowStride");
+  const float *q = arg_array(&a, 0, "q", napi_float32_array, span(rows, width, stride));
+  float *out = arg_array(&a, 2, "out", napi_float32_array, span(rows, width, stride));
+  const int32_t *qpos = arg_array(&a, 7, "qPos", napi_int32_array, rows);
+  const float *keys = arg_array(&a, 8, "keys", napi_float32_array, n * d);
+  const float *values = arg_array(&a, 9, "values", napi_float32_array, n * d);
+  const int32_t *kpos = arg_array(&a, 10, "kPos", napi_int32_array, n);
+  if (a.failed) return NULL;
+  if (kv_attend_head(q, stride, out, (int)rows, (int)d, (int)first, (int)group, qpos, keys, values, kpos, (int)n,
+                     scale) != 0) {
+    fail(&a, "out of memory for attention scratch");
+    return NULL;
+  }
+  return undefined(env);
+}
+
+static void set_num(napi_env env, napi_value obj, const char *key, double v) {
+  napi_value x;
+  napi_create_double(env, v, &x);
+  napi_set_named_property(env, obj, key, x);
+}
+
+static void set_str(napi_env env, napi_value obj, const char *key, const char *v) {
+  napi_value x;
+  napi_create_string_utf8(env, v ? v : "", NAPI_AUTO_LENGTH, &x);
+  napi_set_named_property(env, obj, key, x);
+}
+
+/* info(): what OpenBLAS picked at load time, and the attention block sizes. */
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value obj;
+  napi_create_object(env, &obj);
+  set_str(env, obj, "corename", openblas_get_corename());
+  set_str(env, obj, "config", openblas_get_config());
+  set_num(env, obj, "threads", openblas_get_num_threads());
+  set_num(env, obj, "procs", openblas_get_num_procs());
+  set_num(env, obj, "attendRowBlock", KV_ATTEND_ROW_BLOCK);
+  set_num(env, obj, "attendKeyChunk", KV_ATTEND_KEY_CHUNK);
+  return obj;
+}
+
+/* setThreads(n): OpenBLAS threads for later calls (benchmarks compare 1 and all). */
+static napi_value js_set_threads(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "setThreads", 1)) return NULL;
+  int64_t t = arg_count(&a, 0, "threads");
+  if (!a.failed && t < 1) fail(&a, "threads must be >= 1");
+  if (a.failed) return NULL;
+  openblas_set_num_threads((int)t);
+  return undefined(env);
+}
+
+NAPI_MODULE_INIT() {
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } fns[] = {
+      {"sgemm", js_sgemm},     {"sgemv", js_sgemv},           {"rmsnorm", js_rmsnorm},
+      {"rope", js_rope},       {"siluMul", js_silu_mul},      {"attendHead", js_attend_head},
+      {"info", js_info},       {"setThreads", js_set_threads},
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
+    napi_set_named_property(env, exports, fns[i].name, f);
+  }
+  return exports;
+}

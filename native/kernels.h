@@ -1,0 +1,47 @@
+/* Plain C kernels behind the N-API bindings (addon.c). Row-major float32 throughout. */
+#ifndef KVEVICT_KERNELS_H
+#define KVEVICT_KERNELS_H
+
+#include <stdint.h>
+
+/* Query rows per attention block (times the GQA group gives the sgemm M). */
+#define KV_ATTEND_ROW_BLOCK 64
+/* Keys per attention chunk: scores are [block rows * group, chunk], softmax runs online across chunks. */
+#define KV_ATTEND_KEY_CHUNK 512
+
+/* exp(x) for float, vectorizable; relative error about 2e-7, exact 0 below -87.3, capped at exp(88). */
+static inline float kv_expf(float x) {
+  /* above 88 the result would round 2^n to infinity; below lo it would be denormal */
+  const float hi = 88.0f, lo = -87.3365447505531f;
+  if (x > hi) x = hi;
+  int under = x < lo;
+  if (under) x = lo;
+  /* x = n ln2 + r, |r| <= ln2/2 */
+  float n = __builtin_rintf(x * 1.44269504088896341f);
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  /* Cephes expf polynomial */
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  union { int32_t i; float f; } scale;
+  scale.i = ((int32_t)n + 127) << 23;
+  float y = p * scale.f;
+  return under ? 0.0f : y;
+}
+
+void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps);
+void kv_rope(float *x, int rows, int heads, int head_dim, const int32_t *positions, const float *cos_t, const float *sin_t);
+void kv_silu_mul(float *out, const float *gate, const float *up, int64_t n);
+
+/* Causal softmax attention of query heads first_head .. first_head+group-1 against one KV head.
+ * Returns 0, or -1 when scratch memory could not be allocated. */
+int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, int d, int first_head, int group,
+                   const int32_t *q_pos, const float *keys, const float *values, const int32_t *k_pos, int n,
+                   float scale);
+
+#endif
