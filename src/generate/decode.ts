@@ -1,0 +1,117 @@
+import type { KvCache } from '../cache/kv-cache.js';
+import { KvevictError } from '../errors.js';
+import type { LlamaModel } from '../model/llama.js';
+import type { Observer } from '../model/types.js';
+import { greedy, topLogprobs, type Sampler, type TopEntry } from './sampling.js';
+
+export interface DecodeStep {
+  token: number;
+  /** the five most likely next tokens (log-softmax) when `token` was chosen */
+  top: TopEntry[];
+}
+
+export interface DecodeResult {
+  /** generated ids, the stop token included when one ended the run */
+  tokens: number[];
+  steps: DecodeStep[];
+  /** 'stop' when a stop token was generated, 'length' when maxNewTokens ran out */
+  finish: 'stop' | 'length';
+}
+
+export interface DecodeOptions {
+  /** logits that choose the first new token (the prefill's last row) */
+  firstLogits: Float32Array;
+  /** position of the first new token (the prompt length, even after eviction) */
+  nextPosition: number;
+  maxNewTokens: number;
+  /** default: the model's end-of-sequence ids */
+  stopTokens?: readonly number[];
+  /** default: greedy */
+  sampler?: Sampler;
+  /** sees every decode step's layers */
+  observer?: Observer;
+  /** called after each token is chosen */
+  onToken?: (token: number, step: number) => void;
+}
+
+/** Choose tokens one at a time, feeding each back at the next position, until a stop token or the limit. */
+export function decode(model: LlamaModel, cache: KvCache, o: DecodeOptions): DecodeResult {
+  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0) throw new KvevictError(`--max-new-tokens must be an integer >= 0, got ${o.maxNewTokens}`);
+  const stop = new Set(o.stopTokens ?? model.config.eosTokenIds);
+  const sampler = o.sampler ?? greedy;
+  const tokens: number[] = [];
+  const steps: DecodeStep[] = [];
+  const one = new Int32Array(1);
+  const pos = new Int32Array(1);
+  let logits = o.firstLogits;
+  let finish: DecodeResult['finish'] = 'length';
+  for (let i = 0; i < o.maxNewTokens; i++) {
+    const token = sampler(logits);
+    tokens.push(token);
+    steps.push({ token, top: topLogprobs(logits, 5) });
+    o.onToken?.(token, i);
+    if (stop.has(token)) {
+      finish = 'stop';
+      break;
+    }
+    if (i + 1 === o.maxNewTokens) break; // the last token's own logits are never needed
+    one[0] = token;
+    pos[0] = o.nextPosition + i;
+    logits = model.forward({ tokens: one, positions: pos, cache, observer: o.observer });
+  }
+  return { tokens, steps, finish };
+}
+
+export interface PrefillOptions {
+  /** default: a new empty cache */
+  cache?: KvCache;
+  /** position of the first prompt token (default: the cache's next position) */
+  startPosition?: number;
+  chunk?: number;
+  observer?: Observer;
+}
+
+export interface PrefillResult {
+  cache: KvCache;
+  /** logits of the last prompt row */
+  logits: Float32Array;
+  /** position of the first token after the prompt */
+  nextPosition: number;
+}
+
+/** Run the prompt through the model, filling the cache. */
+export function prefill(model: LlamaModel, promptTokens: ArrayLike<number>, o: PrefillOptions = {}): PrefillResult {
+  if (promptTokens.length === 0) throw new KvevictError('the prompt is empty (no tokens to prefill)');
+  const cache = o.cache ?? model.newCache();
+  const start = o.startPosition ?? cache.nextPosition;
+  const tokens = Int32Array.from(promptTokens);
+  const positions = new Int32Array(tokens.length);
+  for (let i = 0; i < positions.length; i++) positions[i] = start + i;
+  const logits = model.forward({ tokens, positions, cache, chunk: o.chunk, observer: o.observer });
+  return { cache, logits, nextPosition: start + tokens.length };
+}
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  stopTokens?: readonly number[];
+  sampler?: Sampler;
+  chunk?: number;
+}
+
+export interface GenerateResult extends DecodeResult {
+  cache: KvCache;
+  prefillMs: number;
+  decodeMs: number;
+}
+
+/** Prefill then decode with the full cache (no eviction). */
+export function generateFromTokens(model: LlamaModel, promptTokens: ArrayLike<number>, o: GenerateOptions): GenerateResult {
+  const t0 = performance.now();
+  const p = prefill(model, promptTokens, { chunk: o.chunk });
+  const t1 = performance.now();
+  const d = decode(model, p.cache, {
+    firstLogits: p.logits, nextPosition: p.nextPosition, maxNewTokens: o.maxNewTokens, stopTokens: o.stopTokens, sampler: o.sampler,
+  });
+  const t2 = performance.now();
+  return { ...d, cache: p.cache, prefillMs: t1 - t0, decodeMs: t2 - t1 };
+}

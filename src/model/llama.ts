@@ -1,0 +1,243 @@
+import { KvCache } from '../cache/kv-cache.js';
+import { KvevictError, assert } from '../errors.js';
+import { kernels, type Kernels } from '../kernels/index.js';
+import { ropeTables, type ModelConfig } from './config.js';
+import type { ForwardArgs, LayerWeights, Weights } from './types.js';
+
+/** Where a forward pass spends its time, when a profile is attached (bench only). */
+export class ForwardProfile {
+  linearMs = 0;
+  attentionMs = 0;
+  otherMs = 0;
+  /** rows processed (prompt and decode rows alike) */
+  rows = 0;
+
+  reset(): void {
+    this.linearMs = this.attentionMs = this.otherMs = 0;
+    this.rows = 0;
+  }
+}
+
+/** Scratch buffers sized for `rows` rows; reused across calls and grown when a larger chunk comes. */
+class Scratch {
+  rows = 0;
+  x: Float32Array = new Float32Array(0); // residual stream [rows, hidden]
+  xb: Float32Array = new Float32Array(0); // normed input of a sublayer [rows, hidden]
+  q: Float32Array = new Float32Array(0); // [rows, H, d]
+  k: Float32Array = new Float32Array(0); // [rows, Hkv, d]
+  v: Float32Array = new Float32Array(0); // [rows, Hkv, d]
+  att: Float32Array = new Float32Array(0); // attention output [rows, H, d]
+  gate: Float32Array = new Float32Array(0); // [rows, inter]
+  up: Float32Array = new Float32Array(0); // [rows, inter]
+
+  ensure(rows: number, cfg: ModelConfig): void {
+    if (rows <= this.rows) return;
+    const { hiddenSize: hidden, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: inter } = cfg;
+    this.rows = rows;
+    this.x = new Float32Array(rows * hidden);
+    this.xb = new Float32Array(rows * hidden);
+    this.q = new Float32Array(rows * H * d);
+    this.k = new Float32Array(rows * Hkv * d);
+    this.v = new Float32Array(rows * Hkv * d);
+    this.att = new Float32Array(rows * H * d);
+    this.gate = new Float32Array(rows * inter);
+    this.up = new Float32Array(rows * inter);
+  }
+}
+
+const DEFAULT_CHUNK = 512;
+
+/**
+ * A Llama-family decoder (llama, mistral, qwen2, qwen3): one forward pass for chunked prefill and
+ * single-token decode, over a KvCache whose heads may have been evicted to different lengths.
+ */
+export class LlamaModel {
+  readonly k: Kernels;
+  /** attach to measure where forward() spends its time */
+  profile: ForwardProfile | null = null;
+  private readonly scratch = new Scratch();
+  private ropeCos: Float32Array = new Float32Array(0);
+  private ropeSin: Float32Array = new Float32Array(0);
+  private ropeLength = 0;
+
+  constructor(readonly config: ModelConfig, readonly weights: Weights, k?: Kernels) {
+    this.k = k ?? kernels();
+    const c = config;
+    assert(weights.layers.length === c.numLayers, 'weights have numLayers layers');
+    assert(weights.embed.length === c.vocabSize * c.hiddenSize, 'embedding shape');
+    assert(weights.lmHead.length === c.vocabSize * c.hiddenSize, 'lm head shape');
+  }
+
+  /** An empty cache shaped for this model. */
+  newCache(): KvCache {
+    return new KvCache(this.config.numLayers, this.config.numKvHeads, this.config.headDim);
+  }
+
+  /** Embedding rows of `tokens`: [rows, hidden]. */
+  embed(tokens: Int32Array | readonly number[]): Float32Array {
+    const hidden = this.config.hiddenSize;
+    const out = new Float32Array(tokens.length * hidden);
+    this.embedInto(out, tokens, 0, tokens.length);
+    return out;
+  }
+
+  private embedInto(out: Float32Array, tokens: Int32Array | readonly number[], start: number, rows: number): void {
+    const hidden = this.config.hiddenSize;
+    const vocab = this.config.vocabSize;
+    for (let r = 0; r < rows; r++) {
+      const t = tokens[start + r];
+      if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new KvevictError(`token id ${t} is outside the vocabulary (vocab_size ${vocab})`);
+      out.set(this.weights.embed.subarray(t * hidden, (t + 1) * hidden), r * hidden);
+    }
+  }
+
+  /** RoPE tables cover positions [0, ropeLength); grown geometrically, never past max_position_embeddings. */
+  private ensureRope(maxPos: number): void {
+    if (maxPos < this.ropeLength) return;
+    const len = Math.min(this.config.maxPositions, Math.max(maxPos + 1, 2 * this.ropeLength, 1024));
+    const t = ropeTables(this.config, len);
+    this.ropeCos = t.cos;
+    this.ropeSin = t.sin;
+    this.ropeLength = len;
+  }
+
+  /**
+   * Run `tokens` (or input `embeddings`) at `positions` through the model, appending their keys and values
+   * to `cache`. Returns the logits of the last row [vocab], of every row [rows, vocab], or nothing.
+   */
+  forward(args: ForwardArgs): Float32Array {
+    const cfg = this.config;
+    const { positions, cache } = args;
+    const hidden = cfg.hiddenSize;
+    if ((args.tokens === undefined) === (args.embeddings === undefined)) throw new KvevictError('forward: give exactly one of tokens or embeddings');
+    if (args.embeddings !== undefined && args.embeddings.length % hidden !== 0) {
+      throw new KvevictError(`forward: embeddings length ${args.embeddings.length} is not a multiple of hidden_size ${hidden}`);
+    }
+    const rows = args.tokens !== undefined ? args.tokens.length : args.embeddings!.length / hidden;
+    if (positions.length !== rows) throw new KvevictError(`forward: ${positions.length} positions for ${rows} rows`);
+    assert(cache.numLayers === cfg.numLayers && cache.numKvHeads === cfg.numKvHeads && cache.headDim === cfg.headDim, 'cache shape matches the model');
+    let maxPos = -1;
+    for (let r = 0; r < rows; r++) {
+      const p = positions[r];
+      if (p < 0 || p >= cfg.maxPositions) {
+        throw new KvevictError(`position ${p} is beyond max_position_embeddings ${cfg.maxPositions} of the model`);
+      }
+      if (p > maxPos) maxPos = p;
+    }
+    const mode = args.logits ?? 'last';
+    const vocab = cfg.vocabSize;
+    const out = new Float32Array(mode === 'all' ? rows * vocab : mode === 'last' && rows > 0 ? vocab : 0);
+    if (rows === 0) return out;
+    const chunk = Math.max(1, Math.floor(args.chunk ?? DEFAULT_CHUNK));
+    this.ensureRope(maxPos);
+    for (const layer of cache.layers) for (const head of layer) head.reserve(rows);
+    const s = this.scratch;
+    s.ensure(Math.min(rows, chunk), cfg);
+    const prof = this.profile;
+    if (prof) prof.rows += rows;
+
+    for (let start = 0; start < rows; start += chunk) {
+      const n = Math.min(chunk, rows - start);
+      const pos = positions.subarray(start, start + n);
+      let t0 = prof ? performance.now() : 0;
+      if (args.tokens !== undefined) this.embedInto(s.x, args.tokens, start, n);
+      else s.x.set(args.embeddings!.subarray(start * hidden, (start + n) * hidden));
+      if (prof) prof.otherMs += performance.now() - t0;
+      for (let l = 0; l < cfg.numLayers; l++) this.layer(l, n, pos, cache, args.observer);
+
+      t0 = prof ? performance.now() : 0;
+      if (mode === 'all') {
+        this.k.rmsnorm(s.xb, s.x, this.weights.finalNorm, n, hidden, cfg.rmsNormEps);
+        this.linear(n, vocab, hidden, s.xb, this.weights.lmHead, out.subarray(start * vocab, (start + n) * vocab), false);
+      } else if (mode === 'last' && start + n === rows) {
+        const last = s.x.subarray((n - 1) * hidden, n * hidden);
+        this.k.rmsnorm(s.xb, last, this.weights.finalNorm, 1, hidden, cfg.rmsNormEps);
+        this.k.sgemv(vocab, hidden, this.weights.lmHead, s.xb, out);
+      }
+      if (prof) prof.linearMs += performance.now() - t0;
+    }
+    return out;
+  }
+
+  /** y[n, outDim] = x[n, inDim] . W[outDim, inDim]^T (+ y when accumulate). sgemv for one row: OpenBLAS sgemm with M=1 is slow. */
+  private linear(n: number, outDim: number, inDim: number, x: Float32Array, w: Float32Array, y: Float32Array, accumulate: boolean): void {
+    if (n === 1) this.k.sgemv(outDim, inDim, w, x, y, accumulate);
+    else this.k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
+  }
+
+  /** One decoder layer over the `n` rows in scratch.x, in place. */
+  private layer(l: number, n: number, pos: Int32Array, cache: KvCache, observer: ForwardArgs['observer']): void {
+    const cfg = this.config;
+    const w: LayerWeights = this.weights.layers[l];
+    const k = this.k;
+    const s = this.scratch;
+    const { hiddenSize: hidden, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: inter, rmsNormEps: eps } = cfg;
+    const qDim = H * d;
+    const kvDim = Hkv * d;
+    const prof = this.profile;
+    let t = prof ? performance.now() : 0;
+    const lap = (field: 'linearMs' | 'attentionMs' | 'otherMs'): void => {
+      if (!prof) return;
+      const now = performance.now();
+      prof[field] += now - t;
+      t = now;
+    };
+
+    // attention: norm, projections, (biases, q/k norms), RoPE
+    k.rmsnorm(s.xb, s.x, w.inputNorm, n, hidden, eps);
+    lap('otherMs');
+    this.linear(n, qDim, hidden, s.xb, w.q, s.q, false);
+    this.linear(n, kvDim, hidden, s.xb, w.k, s.k, false);
+    this.linear(n, kvDim, hidden, s.xb, w.v, s.v, false);
+    lap('linearMs');
+    if (w.qBias) addBias(s.q, w.qBias, n, qDim);
+    if (w.kBias) addBias(s.k, w.kBias, n, kvDim);
+    if (w.vBias) addBias(s.v, w.vBias, n, kvDim);
+    if (w.qNorm) k.rmsnorm(s.q, s.q, w.qNorm, n * H, d, eps);
+    if (w.kNorm) k.rmsnorm(s.k, s.k, w.kNorm, n * Hkv, d, eps);
+    k.rope(s.q, n, H, d, pos, this.ropeCos, this.ropeSin);
+    k.rope(s.k, n, Hkv, d, pos, this.ropeCos, this.ropeSin);
+
+    // the new rows join the cache, then the observer sees them
+    const heads = cache.layers[l];
+    for (let h = 0; h < Hkv; h++) heads[h].append(n, s.k, s.v, kvDim, h * d, pos);
+    if (observer) {
+      observer({ layer: l, positions: pos, queries: s.q.subarray(0, n * qDim), keys: s.k.subarray(0, n * kvDim), values: s.v.subarray(0, n * kvDim) });
+    }
+    lap('otherMs');
+
+    // each KV head's group of query heads attends over that head's compact cache; positions decide causality
+    const group = H / Hkv;
+    const scale = 1 / Math.sqrt(d);
+    for (let h = 0; h < Hkv; h++) {
+      const hc = heads[h];
+      k.attendHead({
+        q: s.q, qRowStride: qDim, out: s.att, rows: n, headDim: d, firstHead: h * group, group,
+        qPos: pos, keys: hc.keys, values: hc.values, kPos: hc.positions, n: hc.length, scale,
+      });
+    }
+    lap('attentionMs');
+
+    // output projection into the residual stream
+    this.linear(n, hidden, qDim, s.att, w.o, s.x, true);
+    lap('linearMs');
+
+    // SwiGLU MLP
+    k.rmsnorm(s.xb, s.x, w.postNorm, n, hidden, eps);
+    lap('otherMs');
+    this.linear(n, inter, hidden, s.xb, w.gate, s.gate, false);
+    this.linear(n, inter, hidden, s.xb, w.up, s.up, false);
+    lap('linearMs');
+    k.siluMul(s.gate, s.gate, s.up, n * inter);
+    lap('otherMs');
+    this.linear(n, hidden, inter, s.gate, w.down, s.x, true);
+    lap('linearMs');
+  }
+}
+
+function addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void {
+  for (let r = 0; r < rows; r++) {
+    const off = r * dim;
+    for (let i = 0; i < dim; i++) x[off + i] += bias[i];
+  }
+}
