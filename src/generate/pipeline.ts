@@ -1,0 +1,156 @@
+/**
+ * Generation with KV-cache eviction.
+ *
+ * - Query-aware (the papers' LongBench setting): the whole prompt, question included, is prefilled and
+ *   compressed, then decoding starts from the prefill's last logits: `runQueryAware`.
+ * - Query-agnostic (kvpress's default): only the context is prefilled and compressed (`prefillAndCompress`);
+ *   each question is then fed at the original next positions on its own copy of the compressed cache and
+ *   answered (`answer`), so several questions share one compressed context: `runQueryAgnostic`.
+ */
+import type { KvCache } from '../cache/kv-cache.js';
+import { KvevictError } from '../errors.js';
+import { kernels } from '../kernels/index.js';
+import type { LlamaModel } from '../model/llama.js';
+import type { Observer } from '../model/types.js';
+import { PrefillRecorder } from '../press/capture.js';
+import { keepAllPlan } from '../press/select-cache.js';
+import type { KeepPlan, Press, PrefillRun } from '../press/types.js';
+import { decode, type DecodeResult } from './decode.js';
+import type { Sampler } from './sampling.js';
+
+export interface CompressOptions {
+  /** prefill chunk size in rows (engine default 512) */
+  chunk?: number;
+}
+
+/** A prefilled, compressed context: its cache, where to continue, and what compression cost. */
+export interface CompressedContext {
+  /** the compressed cache (entries keep their original positions) */
+  cache: KvCache;
+  /** number of context tokens */
+  promptLength: number;
+  /** position of the next token: the context length, whatever was evicted */
+  nextPosition: number;
+  /** logits of the last context position (the first new token is chosen from them) */
+  lastLogits: Float32Array;
+  /** [layer][kvHead] sorted positions kept */
+  plan: KeepPlan;
+  /** live cache bytes before and after eviction */
+  fullCacheBytes: number;
+  cacheBytes: number;
+  prefillMs: number;
+  /** time the press took to choose, and to apply its plan */
+  selectMs: number;
+}
+
+/**
+ * Prefill `tokens` with the full cache, recording what `press` needs, then keep only the entries its plan
+ * chooses (memory really shrinks: every head's arrays are reallocated). `press` null keeps everything.
+ */
+export async function prefillAndCompress(model: LlamaModel, tokens: ArrayLike<number>, press: Press | null, opts: CompressOptions = {}): Promise<CompressedContext> {
+  if (tokens.length === 0) throw new KvevictError('the prompt is empty (no tokens to prefill)');
+  const ids = Int32Array.from(tokens);
+  const L = ids.length;
+  const cache = model.newCache();
+  const positions = new Int32Array(L);
+  for (let i = 0; i < L; i++) positions[i] = i;
+  const recorder = new PrefillRecorder(kernels(), model.config, cache, 0, L, press ? press.capture(L) : {});
+  const t0 = performance.now();
+  const lastLogits = model.forward({ tokens: ids, positions, cache, chunk: opts.chunk, observer: recorder.idle ? undefined : recorder.observer });
+  const t1 = performance.now();
+  const fullCacheBytes = cache.bytes;
+  let plan: KeepPlan;
+  if (press) {
+    const run: PrefillRun = {
+      model, cache, tokens: ids, promptLength: L, startPosition: 0, lastLogits, captured: recorder.result(), eosTokenIds: model.config.eosTokenIds,
+    };
+    plan = await press.compress(run);
+    cache.retainAll(plan);
+  } else {
+    plan = keepAllPlan(cache);
+  }
+  const t2 = performance.now();
+  return { cache, promptLength: L, nextPosition: L, lastLogits, plan, fullCacheBytes, cacheBytes: cache.bytes, prefillMs: t1 - t0, selectMs: t2 - t1 };
+}
+
+export interface DecodeOpts {
+  maxNewTokens: number;
+  /** default: greedy */
+  sampler?: Sampler;
+  /** default: the model's end-of-sequence ids */
+  stopTokens?: readonly number[];
+  /** sees every layer of every decode step (e.g. to measure attention recall) */
+  observer?: Observer;
+  onToken?: (token: number, step: number) => void;
+  chunk?: number;
+}
+
+export interface AnswerResult extends DecodeResult {
+  /** live cache bytes at the end (compressed context + question + answer) */
+  cacheBytes: number;
+  /** time to feed the question */
+  questionMs: number;
+  decodeMs: number;
+}
+
+/**
+ * Answer one question on a compressed context (query-agnostic mode): the question is fed at positions
+ * nextPosition, nextPosition + 1, ... on a copy of the compressed cache, then decoded. The context is
+ * unchanged, so it serves any number of questions. An empty question decodes from the context's last logits.
+ */
+export function answer(model: LlamaModel, context: CompressedContext, questionTokens: ArrayLike<number>, opts: DecodeOpts): AnswerResult {
+  const cache = context.cache.clone();
+  const n = questionTokens.length;
+  const t0 = performance.now();
+  let logits = context.lastLogits;
+  if (n > 0) {
+    const positions = new Int32Array(n);
+    for (let i = 0; i < n; i++) positions[i] = context.nextPosition + i;
+    logits = model.forward({ tokens: Int32Array.from(questionTokens), positions, cache, chunk: opts.chunk });
+  }
+  const t1 = performance.now();
+  const d = decode(model, cache, {
+    firstLogits: logits, nextPosition: context.nextPosition + n, maxNewTokens: opts.maxNewTokens,
+    stopTokens: opts.stopTokens, sampler: opts.sampler, observer: opts.observer, onToken: opts.onToken,
+  });
+  const t2 = performance.now();
+  return { ...d, cacheBytes: cache.bytes, questionMs: t1 - t0, decodeMs: t2 - t1 };
+}
+
+export interface RunResult extends DecodeResult {
+  plan: KeepPlan;
+  promptLength: number;
+  fullCacheBytes: number;
+  /** live cache bytes right after eviction */
+  cacheBytes: number;
+  prefillMs: number;
+  selectMs: number;
+  decodeMs: number;
+}
+
+/**
+ * Query-aware generation: prefill the whole prompt (question included), compress it, and decode from the
+ * prefill's last logits (so greedy decoding starts from the prefill's argmax token, as LAQ assumes).
+ */
+export async function runQueryAware(model: LlamaModel, promptTokens: ArrayLike<number>, press: Press | null, opts: DecodeOpts): Promise<RunResult> {
+  const ctx = await prefillAndCompress(model, promptTokens, press, { chunk: opts.chunk });
+  const t0 = performance.now();
+  const d = decode(model, ctx.cache, {
+    firstLogits: ctx.lastLogits, nextPosition: ctx.nextPosition, maxNewTokens: opts.maxNewTokens,
+    stopTokens: opts.stopTokens, sampler: opts.sampler, observer: opts.observer, onToken: opts.onToken,
+  });
+  const t1 = performance.now();
+  return {
+    ...d, plan: ctx.plan, promptLength: ctx.promptLength, fullCacheBytes: ctx.fullCacheBytes, cacheBytes: ctx.cacheBytes,
+    prefillMs: ctx.prefillMs, selectMs: ctx.selectMs, decodeMs: t1 - t0,
+  };
+}
+
+/** Query-agnostic generation: one compressed context, then every question answered on its own copy. */
+export async function runQueryAgnostic(
+  model: LlamaModel, contextTokens: ArrayLike<number>, questions: ArrayLike<number>[], press: Press | null, opts: DecodeOpts,
+): Promise<{ context: CompressedContext; answers: AnswerResult[] }> {
+  const context = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk });
+  const answers = questions.map((q) => answer(model, context, q, opts));
+  return { context, answers };
+}

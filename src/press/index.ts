@@ -1,0 +1,13 @@
+/** KV-cache eviction: methods composed of a query source, a scorer and a budget allocator. */
+export type {
+  KeepPlan, Press, PrefillRun, PressModel, CaptureRequest, Captured, QueryBlock, QuerySource, Scorer, Allocator, HeadScores,
+} from './types.js';
+export { makePress, pressFromCli, optionsOf, describePress, PRESS_NAMES, ADAKV_SCORERS } from './registry.js';
+export { PRESS_OPTION_SPECS, PRESS_DEFAULTS, type PressOptions } from './options.js';
+export { resolveBudget, type BudgetSpec } from './budget-spec.js';
+export { ScorePress } from './score-press.js';
+export { AttentionScorer } from './scorers/attention.js';
+export { WindowQueries } from './queries/window.js';
+export { LookaheadQueries } from './queries/lookahead.js';
+export { PrefillRecorder, mergeCaptures } from './capture.js';
+export { selectCache, keepAllPlan } from './select-cache.js';
