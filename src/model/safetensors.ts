@@ -130,16 +130,42 @@ export function f32ToBf16(x: number): number {
 export function encodeHalf(data: Float32Array, dtype: 'F16' | 'BF16'): Uint16Array {
   const n = data.length;
   const out = new Uint16Array(n);
+  const u32 = new Uint32Array(data.buffer, data.byteOffset, n);
   if (dtype === 'F16') {
-    for (let i = 0; i < n; i++) out[i] = f32ToF16(data[i]);
+    for (let i = 0; i < n; i++) out[i] = f32BitsToF16(u32[i]);
     return out;
   }
-  const u32 = new Uint32Array(data.buffer, data.byteOffset, n);
   for (let i = 0; i < n; i++) {
     const u = u32[i];
     out[i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
   }
   return out;
+}
+
+/** f32ToF16 on the float's bit pattern (no allocation). */
+function f32BitsToF16(u: number): number {
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let m = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (m ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    m |= 0x800000;
+    const shift = 14 - e;
+    let hm = m >> shift;
+    const rem = m & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && (hm & 1))) hm++;
+    return sign | hm;
+  }
+  let hm = m >> 13;
+  const rem = m & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (hm & 1))) {
+    hm++;
+    if (hm === 0x400) { hm = 0; e++; if (e >= 31) return sign | 0x7c00; }
+  }
+  return sign | (e << 10) | hm;
 }
 
 /** Read one tensor as float32. */

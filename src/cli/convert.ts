@@ -1,0 +1,39 @@
+import { statSync } from 'node:fs';
+import { KvevictError } from '../errors.js';
+import { formatHelp, parseArgs, requireString } from './args.js';
+import type { OptionSpecs } from './args.js';
+import { writeGguf } from '../model/gguf.js';
+import { loadModelDir } from '../model/load.js';
+import { defaultModelDir } from '../paths.js';
+
+export const summary = 'convert a Hugging Face model folder to GGUF (for llama.cpp)';
+
+const specs: OptionSpecs = {
+  model: { type: 'string', help: 'model folder (config.json, *.safetensors, tokenizer.json)', default: defaultModelDir },
+  to: { type: 'string', help: 'output format: gguf', default: 'gguf' },
+  out: { type: 'string', help: 'output file' },
+  dtype: { type: 'string', help: 'matrix dtype: f32 or f16 (norms stay f32)', default: 'f32' },
+  pre: { type: 'string', help: 'tokenizer.ggml.pre override (default: guessed from tokenizer.json)' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const { options, positionals } = parseArgs(argv, specs, 'convert');
+  if (options.help) {
+    process.stdout.write(formatHelp('kvevict convert --model DIR --to gguf --out FILE [--dtype f32|f16]', specs) + '\n');
+    return 0;
+  }
+  if (positionals.length) throw new KvevictError(`convert: unexpected argument "${positionals[0]}"`);
+  const to = requireString(options, 'to', 'convert');
+  if (to !== 'gguf') throw new KvevictError(`convert: --to must be gguf, got "${to}"`);
+  const dtype = requireString(options, 'dtype', 'convert').toLowerCase();
+  if (dtype !== 'f32' && dtype !== 'f16') throw new KvevictError(`convert: --dtype must be f32 or f16, got "${dtype}"`);
+  const out = requireString(options, 'out', 'convert');
+  const dir = requireString(options, 'model', 'convert');
+  const pre = typeof options.pre === 'string' ? options.pre : undefined;
+  const model = loadModelDir(dir);
+  writeGguf(out, model.config, model.weights, model.tokenizer, { dtype: dtype === 'f16' ? 'F16' : 'F32', pre });
+  const mb = statSync(out).size / 1e6;
+  process.stdout.write(`wrote ${out} (${mb.toFixed(1)} MB, ${model.config.modelType}, ${model.config.numLayers} layers, ${dtype})\n`);
+  return 0;
+}

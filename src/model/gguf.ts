@@ -1,0 +1,626 @@
+/**
+ * GGUF v3 (llama.cpp's model format): a writer for models loaded here, with llama.cpp's tensor names,
+ * metadata keys and the Q/K row permutation its "llama" architecture expects; and a reader (round trips,
+ * and loading GGUF F32/F16/BF16 models back into Weights).
+ */
+import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { KvevictError } from '../errors.js';
+import { ropeInvFreq } from './config.js';
+import type { ModelConfig, ModelType } from './config.js';
+import { encodeHalf } from './safetensors.js';
+import { decodeToF32, emptyWeights } from './weights.js';
+import type { Tokenizer } from './tokenizer.js';
+import { Tokenizer as KvTokenizer } from './tokenizer.js';
+import type { LayerWeights, Weights } from './types.js';
+
+/** GGUF metadata value types. */
+export enum GgufType {
+  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
+  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+}
+
+/** ggml tensor types this module reads and writes. */
+export enum GgmlType { F32 = 0, F16 = 1, BF16 = 30 }
+
+/** llama.cpp token types (tokenizer.ggml.token_type). */
+export enum GgufTokenType { NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6 }
+
+export type GgufScalar = number | bigint | boolean | string;
+export type GgufValue = GgufScalar | GgufScalar[];
+
+/** A metadata entry: its value and GGUF type (and element type for arrays). */
+export interface GgufKv {
+  type: GgufType;
+  value: GgufValue;
+  arrayType?: GgufType;
+}
+
+export interface GgufTensorInfo {
+  name: string;
+  /** ggml order: dims[0] is the fastest-varying (columns); the reverse of a numpy/safetensors shape */
+  dims: number[];
+  type: GgmlType;
+  /** offset from the start of the data section */
+  offset: number;
+}
+
+export interface GgufFile {
+  file: string;
+  version: number;
+  metadata: Map<string, GgufKv>;
+  tensors: GgufTensorInfo[];
+  alignment: number;
+  /** absolute byte offset of the data section */
+  dataOffset: number;
+}
+
+const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
+const DEFAULT_ALIGNMENT = 32;
+
+// ---------------------------------------------------------------- permutation
+
+/**
+ * llama.cpp's "llama" architecture applies RoPE to interleaved pairs (x[2i], x[2i+1]); Hugging Face's
+ * rotate_half pairs x[i] with x[i + d/2]. convert_hf_to_gguf.py's permute(w, n_head, n_head_kv) reorders the
+ * rows of q_proj/k_proj inside each head so the two agree: new row 2j+i <- old row i*d/2 + j.
+ * `rows` = heads * headDim; `cols` = 1 for a bias.
+ */
+export function permuteQK(w: Float32Array, heads: number, cols: number): Float32Array {
+  return permuteRows(w, heads, cols, false);
+}
+
+/** The inverse of permuteQK. */
+export function unpermuteQK(w: Float32Array, heads: number, cols: number): Float32Array {
+  return permuteRows(w, heads, cols, true);
+}
+
+function permuteRows(w: Float32Array, heads: number, cols: number, inverse: boolean): Float32Array {
+  const rows = w.length / cols;
+  const d = rows / heads;
+  const half = d / 2;
+  const out = new Float32Array(w.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < 2; i++) {
+      for (let j = 0; j < half; j++) {
+        const hf = h * d + i * half + j; // rotate_half layout
+        const gg = h * d + 2 * j + i; // interleaved layout
+        const [src, dst] = inverse ? [gg, hf] : [hf, gg];
+        out.set(w.subarray(src * cols, (src + 1) * cols), dst * cols);
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- writing
+
+class ByteSink {
+  private chunks: Buffer[] = [];
+  length = 0;
+  private push(b: Buffer): void { this.chunks.push(b); this.length += b.length; }
+  u8(v: number): void { const b = Buffer.alloc(1); b.writeUInt8(v); this.push(b); }
+  i8(v: number): void { const b = Buffer.alloc(1); b.writeInt8(v); this.push(b); }
+  u16(v: number): void { const b = Buffer.alloc(2); b.writeUInt16LE(v); this.push(b); }
+  i16(v: number): void { const b = Buffer.alloc(2); b.writeInt16LE(v); this.push(b); }
+  u32(v: number): void { const b = Buffer.alloc(4); b.writeUInt32LE(v); this.push(b); }
+  i32(v: number): void { const b = Buffer.alloc(4); b.writeInt32LE(v); this.push(b); }
+  f32(v: number): void { const b = Buffer.alloc(4); b.writeFloatLE(v); this.push(b); }
+  f64(v: number): void { const b = Buffer.alloc(8); b.writeDoubleLE(v); this.push(b); }
+  u64(v: number | bigint): void { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); this.push(b); }
+  i64(v: number | bigint): void { const b = Buffer.alloc(8); b.writeBigInt64LE(BigInt(v)); this.push(b); }
+  str(s: string): void { const b = Buffer.from(s, 'utf8'); this.u64(b.length); this.push(b); }
+  bytes(): Buffer { return Buffer.concat(this.chunks); }
+}
+
+function writeScalar(sink: ByteSink, type: GgufType, v: GgufScalar, key: string): void {
+  const n = () => {
+    if (typeof v !== 'number') throw new Error(`internal error: GGUF ${key}: expected a number, got ${typeof v}`);
+    return v;
+  };
+  switch (type) {
+    case GgufType.UINT8: sink.u8(n()); break;
+    case GgufType.INT8: sink.i8(n()); break;
+    case GgufType.UINT16: sink.u16(n()); break;
+    case GgufType.INT16: sink.i16(n()); break;
+    case GgufType.UINT32: sink.u32(n()); break;
+    case GgufType.INT32: sink.i32(n()); break;
+    case GgufType.FLOAT32: sink.f32(n()); break;
+    case GgufType.FLOAT64: sink.f64(n()); break;
+    case GgufType.UINT64: sink.u64(typeof v === 'bigint' ? v : n()); break;
+    case GgufType.INT64: sink.i64(typeof v === 'bigint' ? v : n()); break;
+    case GgufType.BOOL: sink.u8(v ? 1 : 0); break;
+    case GgufType.STRING:
+      if (typeof v !== 'string') throw new Error(`internal error: GGUF ${key}: expected a string`);
+      sink.str(v);
+      break;
+    default:
+      throw new Error(`internal error: GGUF ${key}: cannot write type ${type}`);
+  }
+}
+
+function writeKv(sink: ByteSink, key: string, kv: GgufKv): void {
+  sink.str(key);
+  sink.u32(kv.type);
+  if (kv.type === GgufType.ARRAY) {
+    const arr = kv.value as GgufScalar[];
+    if (kv.arrayType === undefined) throw new Error(`internal error: GGUF ${key}: array without element type`);
+    sink.u32(kv.arrayType);
+    sink.u64(arr.length);
+    for (const v of arr) writeScalar(sink, kv.arrayType, v, key);
+  } else {
+    writeScalar(sink, kv.type, kv.value as GgufScalar, key);
+  }
+}
+
+const u32 = (value: number): GgufKv => ({ type: GgufType.UINT32, value });
+const f32 = (value: number): GgufKv => ({ type: GgufType.FLOAT32, value });
+const str = (value: string): GgufKv => ({ type: GgufType.STRING, value });
+const bool = (value: boolean): GgufKv => ({ type: GgufType.BOOL, value });
+const strArr = (value: string[]): GgufKv => ({ type: GgufType.ARRAY, arrayType: GgufType.STRING, value });
+const i32Arr = (value: number[]): GgufKv => ({ type: GgufType.ARRAY, arrayType: GgufType.INT32, value });
+
+/** llama.cpp architecture name of a model type: Mistral runs as "llama". */
+export function ggufArchitecture(t: ModelType): 'llama' | 'qwen2' | 'qwen3' {
+  return t === 'llama' || t === 'mistral' ? 'llama' : t;
+}
+
+export interface GgufTensorToWrite {
+  name: string;
+  /** numpy-order shape, e.g. [out, in] */
+  shape: number[];
+  data: Float32Array;
+  type: GgmlType;
+}
+
+/** Write a GGUF v3 file from metadata and tensors (atomically: temporary file renamed into place). */
+export function writeGgufFile(file: string, metadata: Map<string, GgufKv>, tensors: GgufTensorToWrite[], alignment = DEFAULT_ALIGNMENT): void {
+  const head = new ByteSink();
+  head.u32(GGUF_MAGIC);
+  head.u32(3);
+  head.u64(tensors.length);
+  head.u64(metadata.size);
+  for (const [k, kv] of metadata) writeKv(head, k, kv);
+  const align = (n: number) => Math.ceil(n / alignment) * alignment;
+  let offset = 0;
+  const offsets: number[] = [];
+  for (const t of tensors) {
+    head.str(t.name);
+    head.u32(t.shape.length);
+    for (const d of [...t.shape].reverse()) head.u64(d);
+    head.u32(t.type);
+    head.u64(offset);
+    offsets.push(offset);
+    offset = align(offset + t.data.length * (t.type === GgmlType.F32 ? 4 : 2));
+  }
+  const headBytes = head.bytes();
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, headBytes);
+    let pos = headBytes.length;
+    const pad = (to: number) => {
+      if (to > pos) writeSync(fd, Buffer.alloc(to - pos));
+      pos = to;
+    };
+    const dataStart = align(pos);
+    pad(dataStart);
+    tensors.forEach((t, i) => {
+      pad(dataStart + offsets[i]);
+      let blob: Uint8Array;
+      if (t.type === GgmlType.F32) blob = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      else {
+        const h = encodeHalf(t.data, t.type === GgmlType.F16 ? 'F16' : 'BF16');
+        blob = new Uint8Array(h.buffer);
+      }
+      writeSync(fd, blob);
+      pos += blob.length;
+    });
+    pad(align(pos));
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}
+
+export interface WriteGgufOptions {
+  /** dtype of the matrices; 1-D tensors (norms, biases) stay F32 (default F32) */
+  dtype?: 'F32' | 'F16';
+  /** tokenizer.ggml.pre; default chosen from the tokenizer's pre-tokenizer ("smollm", "gpt-2" or "default") */
+  pre?: string;
+  /** general.name (default "kvevict") */
+  name?: string;
+}
+
+/** The tokenizer.ggml.pre that matches a tokenizer.json pre-tokenizer, as llama.cpp's converter would name it. */
+export function guessPreTokenizer(tokenizerJson: Record<string, unknown>): string {
+  const pt = tokenizerJson.pre_tokenizer as Record<string, unknown> | null | undefined;
+  const model = tokenizerJson.model as Record<string, unknown> | undefined;
+  const merges = model?.merges;
+  if (Array.isArray(merges) && merges.length === 0) return 'default'; // byte tokenizer: any split gives the same ids
+  if (pt?.type === 'Sequence' && Array.isArray(pt.pretokenizers)) {
+    const p = pt.pretokenizers as Record<string, unknown>[];
+    if (p.length === 2 && p[0].type === 'Digits' && p[0].individual_digits === true && p[1].type === 'ByteLevel' && p[1].use_regex !== false) return 'smollm';
+  }
+  if (pt?.type === 'ByteLevel' && pt.use_regex !== false) return 'gpt-2';
+  return 'default';
+}
+
+/** The tokenizer as GGUF "gpt2" (byte-level BPE) metadata, padded with [PADn] tokens up to the model's vocab. */
+function tokenizerMetadata(md: Map<string, GgufKv>, cfg: ModelConfig, tok: Tokenizer, pre: string | undefined): void {
+  const model = tok.tokenizerJson.model as Record<string, unknown> | undefined;
+  if (model?.type !== 'BPE') throw new KvevictError(`tokenizer.json: GGUF export supports byte-level BPE tokenizers, this one is ${String(model?.type)}`);
+  if (tok.vocabSize > cfg.vocabSize) throw new KvevictError(`tokenizer.json: ${tok.vocabSize} tokens but config.json vocab_size is ${cfg.vocabSize}`);
+  const tokens: string[] = [];
+  const types: number[] = [];
+  const added = new Map<number, boolean>();
+  for (const t of (tok.tokenizerJson.added_tokens as { id: number; special?: boolean }[] | undefined) ?? []) added.set(t.id, t.special === true);
+  for (let id = 0; id < cfg.vocabSize; id++) {
+    let s: string | null = null;
+    if (id < tok.vocabSize) {
+      try { s = tok.tokenToString(id); } catch { s = null; }
+    }
+    if (s === null || s === undefined) {
+      tokens.push(`[PAD${id}]`);
+      types.push(GgufTokenType.UNUSED);
+    } else {
+      tokens.push(s);
+      types.push(added.has(id) ? (added.get(id) ? GgufTokenType.CONTROL : GgufTokenType.USER_DEFINED) : GgufTokenType.NORMAL);
+    }
+  }
+  const rawMerges = (model.merges as (string | [string, string])[] | undefined) ?? [];
+  const merges = rawMerges.map((m) => (Array.isArray(m) ? `${m[0]} ${m[1]}` : m));
+  md.set('tokenizer.ggml.model', str('gpt2'));
+  md.set('tokenizer.ggml.pre', str(pre ?? guessPreTokenizer(tok.tokenizerJson)));
+  md.set('tokenizer.ggml.tokens', strArr(tokens));
+  md.set('tokenizer.ggml.token_type', i32Arr(types));
+  md.set('tokenizer.ggml.merges', strArr(merges));
+  const bos = tok.bosTokenId ?? cfg.bosTokenId;
+  const eos = tok.eosTokenId ?? cfg.eosTokenIds[0] ?? null;
+  if (bos !== null) md.set('tokenizer.ggml.bos_token_id', u32(bos));
+  if (eos !== null) md.set('tokenizer.ggml.eos_token_id', u32(eos));
+  if (tok.unkTokenId !== null) md.set('tokenizer.ggml.unknown_token_id', u32(tok.unkTokenId));
+  if (tok.padTokenId !== null) md.set('tokenizer.ggml.padding_token_id', u32(tok.padTokenId));
+  // prompts are tokenized as given: no implicit BOS/EOS
+  md.set('tokenizer.ggml.add_bos_token', bool(false));
+  md.set('tokenizer.ggml.add_eos_token', bool(false));
+  if (tok.chatTemplate !== null) md.set('tokenizer.chat_template', str(tok.chatTemplate));
+}
+
+/** Llama-3 rope scaling as llama.cpp stores it: per-frequency divisors in a "rope_freqs.weight" tensor. */
+export function llama3RopeFactors(cfg: ModelConfig): Float32Array {
+  const scaled = ropeInvFreq(cfg);
+  const plain = ropeInvFreq({ ...cfg, ropeScaling: null });
+  const out = new Float32Array(scaled.length);
+  for (let i = 0; i < out.length; i++) out[i] = plain[i] / scaled[i];
+  return out;
+}
+
+/** The metadata and tensors of a model in llama.cpp's layout. */
+export function ggufContent(cfg: ModelConfig, weights: Weights, tokenizer: Tokenizer, opts: WriteGgufOptions = {}): { metadata: Map<string, GgufKv>; tensors: GgufTensorToWrite[] } {
+  const arch = ggufArchitecture(cfg.modelType);
+  const matType = (opts.dtype ?? 'F32') === 'F16' ? GgmlType.F16 : GgmlType.F32;
+  const md = new Map<string, GgufKv>();
+  md.set('general.architecture', str(arch));
+  md.set('general.name', str(opts.name ?? 'kvevict'));
+  md.set('general.file_type', u32(matType === GgmlType.F16 ? 1 : 0));
+  md.set('general.alignment', u32(DEFAULT_ALIGNMENT));
+  md.set(`${arch}.vocab_size`, u32(cfg.vocabSize));
+  md.set(`${arch}.context_length`, u32(cfg.maxPositions));
+  md.set(`${arch}.embedding_length`, u32(cfg.hiddenSize));
+  md.set(`${arch}.block_count`, u32(cfg.numLayers));
+  md.set(`${arch}.feed_forward_length`, u32(cfg.intermediateSize));
+  md.set(`${arch}.attention.head_count`, u32(cfg.numHeads));
+  md.set(`${arch}.attention.head_count_kv`, u32(cfg.numKvHeads));
+  if (cfg.headDim * cfg.numHeads !== cfg.hiddenSize || arch === 'qwen3') {
+    md.set(`${arch}.attention.key_length`, u32(cfg.headDim));
+    md.set(`${arch}.attention.value_length`, u32(cfg.headDim));
+  }
+  md.set(`${arch}.rope.freq_base`, f32(cfg.ropeTheta));
+  md.set(`${arch}.rope.dimension_count`, u32(cfg.headDim));
+  md.set(`${arch}.attention.layer_norm_rms_epsilon`, f32(cfg.rmsNormEps));
+  tokenizerMetadata(md, cfg, tokenizer, opts.pre);
+
+  const tensors: GgufTensorToWrite[] = [];
+  const mat = (name: string, shape: number[], data: Float32Array) => tensors.push({ name, shape, data, type: matType });
+  const vec = (name: string, data: Float32Array) => tensors.push({ name, shape: [data.length], data, type: GgmlType.F32 });
+  const { hiddenSize: h, intermediateSize: inter, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: vocab } = cfg;
+  const permute = arch === 'llama';
+  mat('token_embd.weight', [vocab, h], weights.embed);
+  if (cfg.ropeScaling && arch === 'llama') vec('rope_freqs.weight', llama3RopeFactors(cfg));
+  weights.layers.forEach((L, l) => {
+    const p = `blk.${l}.`;
+    vec(p + 'attn_norm.weight', L.inputNorm);
+    mat(p + 'attn_q.weight', [H * d, h], permute ? permuteQK(L.q, H, h) : L.q);
+    mat(p + 'attn_k.weight', [Hkv * d, h], permute ? permuteQK(L.k, Hkv, h) : L.k);
+    mat(p + 'attn_v.weight', [Hkv * d, h], L.v);
+    mat(p + 'attn_output.weight', [h, H * d], L.o);
+    if (L.qBias) vec(p + 'attn_q.bias', permute ? permuteQK(L.qBias, H, 1) : L.qBias);
+    if (L.kBias) vec(p + 'attn_k.bias', permute ? permuteQK(L.kBias, Hkv, 1) : L.kBias);
+    if (L.vBias) vec(p + 'attn_v.bias', L.vBias);
+    if (L.qNorm) vec(p + 'attn_q_norm.weight', L.qNorm);
+    if (L.kNorm) vec(p + 'attn_k_norm.weight', L.kNorm);
+    vec(p + 'ffn_norm.weight', L.postNorm);
+    mat(p + 'ffn_gate.weight', [inter, h], L.gate);
+    mat(p + 'ffn_up.weight', [inter, h], L.up);
+    mat(p + 'ffn_down.weight', [h, inter], L.down);
+  });
+  vec('output_norm.weight', weights.finalNorm);
+  if (!cfg.tieWordEmbeddings && weights.lmHead !== weights.embed) mat('output.weight', [vocab, h], weights.lmHead);
+  return { metadata: md, tensors };
+}
+
+/** Write a model as a GGUF v3 file llama.cpp loads. */
+export function writeGguf(file: string, cfg: ModelConfig, weights: Weights, tokenizer: Tokenizer, opts: WriteGgufOptions = {}): void {
+  const { metadata, tensors } = ggufContent(cfg, weights, tokenizer, opts);
+  writeGgufFile(file, metadata, tensors);
+}
+
+// ---------------------------------------------------------------- reading
+
+class ByteSource {
+  pos = 0;
+  constructor(private readonly fd: number, private readonly size: number, private readonly file: string) {}
+  private buf = Buffer.alloc(0);
+  private bufStart = 0;
+  /** `n` bytes at the cursor, reading ahead in 1 MiB blocks */
+  take(n: number, what: string): Buffer {
+    if (this.pos + n > this.size) throw new KvevictError(`${this.file}: truncated GGUF file while reading ${what} (needs byte ${this.pos + n}, file has ${this.size})`);
+    if (this.pos < this.bufStart || this.pos + n > this.bufStart + this.buf.length) {
+      const len = Math.min(this.size - this.pos, Math.max(n, 1 << 20));
+      this.buf = Buffer.alloc(len);
+      readSync(this.fd, this.buf, 0, len, this.pos);
+      this.bufStart = this.pos;
+    }
+    const off = this.pos - this.bufStart;
+    this.pos += n;
+    return this.buf.subarray(off, off + n);
+  }
+  u32(what: string): number { return this.take(4, what).readUInt32LE(0); }
+  u64(what: string): number {
+    const v = this.take(8, what).readBigUInt64LE(0);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new KvevictError(`${this.file}: ${what} ${v} is too large`);
+    return Number(v);
+  }
+  str(what: string): string {
+    const n = this.u64(`${what} length`);
+    return this.take(n, what).toString('utf8');
+  }
+}
+
+function readScalar(src: ByteSource, type: GgufType, what: string): GgufScalar {
+  switch (type) {
+    case GgufType.UINT8: return src.take(1, what).readUInt8(0);
+    case GgufType.INT8: return src.take(1, what).readInt8(0);
+    case GgufType.UINT16: return src.take(2, what).readUInt16LE(0);
+    case GgufType.INT16: return src.take(2, what).readInt16LE(0);
+    case GgufType.UINT32: return src.take(4, what).readUInt32LE(0);
+    case GgufType.INT32: return src.take(4, what).readInt32LE(0);
+    case GgufType.FLOAT32: return src.take(4, what).readFloatLE(0);
+    case GgufType.FLOAT64: return src.take(8, what).readDoubleLE(0);
+    case GgufType.BOOL: return src.take(1, what).readUInt8(0) !== 0;
+    case GgufType.STRING: return src.str(what);
+    case GgufType.UINT64: {
+      const v = src.take(8, what).readBigUInt64LE(0);
+      return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+    }
+    case GgufType.INT64: {
+      const v = src.take(8, what).readBigInt64LE(0);
+      return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+    }
+    default:
+      throw new KvevictError(`unknown GGUF value type ${type} in ${what}`);
+  }
+}
+
+/** Read a GGUF file's header: metadata and tensor infos (data is read on demand with readGgufTensorF32). */
+export function readGguf(file: string): GgufFile {
+  if (!existsSync(file)) throw new KvevictError(`${file}: file not found`);
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const src = new ByteSource(fd, size, file);
+    if (size < 24 || src.u32('magic') !== GGUF_MAGIC) throw new KvevictError(`${file}: not a GGUF file (bad magic)`);
+    const version = src.u32('version');
+    if (version !== 2 && version !== 3) throw new KvevictError(`${file}: unsupported GGUF version ${version} (supported: 2, 3)`);
+    const nTensors = src.u64('tensor count');
+    const nKv = src.u64('metadata count');
+    const metadata = new Map<string, GgufKv>();
+    for (let i = 0; i < nKv; i++) {
+      const key = src.str('metadata key');
+      const type = src.u32(`type of ${key}`) as GgufType;
+      if (type === GgufType.ARRAY) {
+        const arrayType = src.u32(`element type of ${key}`) as GgufType;
+        const n = src.u64(`length of ${key}`);
+        if (n > size) throw new KvevictError(`${file}: metadata ${key} claims ${n} elements, more than the file could hold`);
+        const value: GgufScalar[] = new Array(n);
+        for (let j = 0; j < n; j++) value[j] = readScalar(src, arrayType, key);
+        metadata.set(key, { type, arrayType, value });
+      } else {
+        metadata.set(key, { type, value: readScalar(src, type, key) });
+      }
+    }
+    const tensors: GgufTensorInfo[] = [];
+    for (let i = 0; i < nTensors; i++) {
+      const name = src.str('tensor name');
+      const nd = src.u32(`dimension count of ${name}`);
+      if (nd > 4) throw new KvevictError(`${file}: tensor ${name} has ${nd} dimensions`);
+      const dims: number[] = [];
+      for (let j = 0; j < nd; j++) dims.push(src.u64(`dimension of ${name}`));
+      const type = src.u32(`type of ${name}`) as GgmlType;
+      const offset = src.u64(`offset of ${name}`);
+      tensors.push({ name, dims, type, offset });
+    }
+    const al = metadata.get('general.alignment');
+    const alignment = al && typeof al.value === 'number' ? al.value : DEFAULT_ALIGNMENT;
+    const dataOffset = Math.ceil(src.pos / alignment) * alignment;
+    for (const t of tensors) {
+      const bytes = tensorBytes(t, file);
+      if (dataOffset + t.offset + bytes > size) throw new KvevictError(`${file}: truncated: tensor ${t.name} ends at byte ${dataOffset + t.offset + bytes} but the file has ${size}`);
+    }
+    return { file, version, metadata, tensors, alignment, dataOffset };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tensorBytes(t: GgufTensorInfo, file: string): number {
+  const count = t.dims.reduce((a, b) => a * b, 1);
+  if (t.type === GgmlType.F32) return count * 4;
+  if (t.type === GgmlType.F16 || t.type === GgmlType.BF16) return count * 2;
+  throw new KvevictError(`${file}: tensor ${t.name} has ggml type ${t.type}; supported: F32 (0), F16 (1), BF16 (30) (quantized GGUF files are not supported)`);
+}
+
+/** One tensor's data as float32 (F32, F16 or BF16). */
+export function readGgufTensorF32(g: GgufFile, t: GgufTensorInfo): Float32Array {
+  const n = tensorBytes(t, g.file);
+  const fd = openSync(g.file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(n);
+    const got = readSync(fd, buf, 0, n, g.dataOffset + t.offset);
+    if (got !== n) throw new KvevictError(`${g.file}: truncated while reading tensor ${t.name}`);
+    return decodeToF32(buf, t.type === GgmlType.F32 ? 'F32' : t.type === GgmlType.F16 ? 'F16' : 'BF16');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A metadata value, checked. */
+export function ggufValue(g: GgufFile, key: string): GgufValue | undefined {
+  return g.metadata.get(key)?.value;
+}
+
+function need(g: GgufFile, key: string): number {
+  const v = ggufValue(g, key);
+  if (typeof v !== 'number') throw new KvevictError(`${g.file}: missing or non-numeric GGUF metadata ${key}`);
+  return v;
+}
+
+/** ModelConfig from GGUF metadata (architectures llama, qwen2, qwen3). */
+export function ggufConfig(g: GgufFile): ModelConfig {
+  const arch = ggufValue(g, 'general.architecture');
+  if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'qwen3') throw new KvevictError(`${g.file}: unsupported GGUF architecture ${JSON.stringify(arch)} (supported: llama, qwen2, qwen3)`);
+  const hiddenSize = need(g, `${arch}.embedding_length`);
+  const numHeads = need(g, `${arch}.attention.head_count`);
+  const tokens = ggufValue(g, 'tokenizer.ggml.tokens');
+  const embd = g.tensors.find((t) => t.name === 'token_embd.weight');
+  const vocabSize = (ggufValue(g, `${arch}.vocab_size`) as number | undefined) ?? embd?.dims[1] ?? (Array.isArray(tokens) ? tokens.length : 0);
+  const headDim = (ggufValue(g, `${arch}.attention.key_length`) as number | undefined) ?? hiddenSize / numHeads;
+  const eos = ggufValue(g, 'tokenizer.ggml.eos_token_id');
+  const bos = ggufValue(g, 'tokenizer.ggml.bos_token_id');
+  const cfg: ModelConfig = {
+    modelType: arch,
+    hiddenSize,
+    intermediateSize: need(g, `${arch}.feed_forward_length`),
+    numLayers: need(g, `${arch}.block_count`),
+    numHeads,
+    numKvHeads: (ggufValue(g, `${arch}.attention.head_count_kv`) as number | undefined) ?? numHeads,
+    headDim,
+    vocabSize,
+    rmsNormEps: need(g, `${arch}.attention.layer_norm_rms_epsilon`),
+    ropeTheta: (ggufValue(g, `${arch}.rope.freq_base`) as number | undefined) ?? 10000,
+    ropeScaling: null,
+    maxPositions: (ggufValue(g, `${arch}.context_length`) as number | undefined) ?? 4096,
+    tieWordEmbeddings: !g.tensors.some((t) => t.name === 'output.weight'),
+    attentionBias: g.tensors.some((t) => t.name === 'blk.0.attn_q.bias'),
+    qkNorm: g.tensors.some((t) => t.name === 'blk.0.attn_q_norm.weight'),
+    bosTokenId: typeof bos === 'number' ? bos : null,
+    eosTokenIds: typeof eos === 'number' ? [eos] : [],
+  };
+  if (g.tensors.some((t) => t.name === 'rope_freqs.weight')) {
+    throw new KvevictError(`${g.file}: rope_freqs.weight (Llama-3 rope scaling) cannot be read back into a config; use the Hugging Face folder`);
+  }
+  return cfg;
+}
+
+/** Weights from a GGUF file written in llama.cpp's layout (undoing the Q/K permutation for "llama"). */
+export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
+  const byName = new Map(g.tensors.map((t) => [t.name, t]));
+  const arch = ggufArchitecture(cfg.modelType);
+  const get = (name: string, shape: number[]): Float32Array => {
+    const t = byName.get(name);
+    if (!t) throw new KvevictError(`${g.file}: missing tensor ${name}`);
+    const want = [...shape].reverse();
+    if (t.dims.length !== want.length || t.dims.some((d, i) => d !== want[i])) throw new KvevictError(`${g.file}: tensor ${name} has dims [${t.dims}], expected [${want}]`);
+    return readGgufTensorF32(g, t);
+  };
+  const { hiddenSize: h, intermediateSize: inter, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: vocab } = cfg;
+  const w = emptyWeights(cfg);
+  w.embed = get('token_embd.weight', [vocab, h]);
+  const unperm = (x: Float32Array, heads: number, cols: number) => (arch === 'llama' ? unpermuteQK(x, heads, cols) : x);
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `blk.${l}.`;
+    const L: LayerWeights = w.layers[l];
+    L.inputNorm = get(p + 'attn_norm.weight', [h]);
+    L.q = unperm(get(p + 'attn_q.weight', [H * d, h]), H, h);
+    L.k = unperm(get(p + 'attn_k.weight', [Hkv * d, h]), Hkv, h);
+    L.v = get(p + 'attn_v.weight', [Hkv * d, h]);
+    L.o = get(p + 'attn_output.weight', [h, H * d]);
+    if (cfg.attentionBias) {
+      L.qBias = unperm(get(p + 'attn_q.bias', [H * d]), H, 1);
+      L.kBias = unperm(get(p + 'attn_k.bias', [Hkv * d]), Hkv, 1);
+      L.vBias = get(p + 'attn_v.bias', [Hkv * d]);
+    }
+    if (cfg.qkNorm) {
+      L.qNorm = get(p + 'attn_q_norm.weight', [d]);
+      L.kNorm = get(p + 'attn_k_norm.weight', [d]);
+    }
+    L.postNorm = get(p + 'ffn_norm.weight', [h]);
+    L.gate = get(p + 'ffn_gate.weight', [inter, h]);
+    L.up = get(p + 'ffn_up.weight', [inter, h]);
+    L.down = get(p + 'ffn_down.weight', [h, inter]);
+  }
+  w.finalNorm = get('output_norm.weight', [h]);
+  w.lmHead = cfg.tieWordEmbeddings ? w.embed : get('output.weight', [vocab, h]);
+  return w;
+}
+
+/**
+ * A Tokenizer rebuilt from GGUF "gpt2" tokenizer metadata: byte-level BPE with the stored vocab and merges;
+ * the pre-tokenizer follows tokenizer.ggml.pre ("smollm": digits split one by one, then GPT-2's regex).
+ */
+export function ggufTokenizer(g: GgufFile): Tokenizer {
+  const model = ggufValue(g, 'tokenizer.ggml.model');
+  if (model !== 'gpt2') throw new KvevictError(`${g.file}: tokenizer.ggml.model ${JSON.stringify(model)} is not supported (supported: gpt2)`);
+  const tokens = ggufValue(g, 'tokenizer.ggml.tokens') as string[];
+  const types = (ggufValue(g, 'tokenizer.ggml.token_type') as number[] | undefined) ?? [];
+  const merges = (ggufValue(g, 'tokenizer.ggml.merges') as string[] | undefined) ?? [];
+  const pre = ggufValue(g, 'tokenizer.ggml.pre');
+  const vocab: Record<string, number> = {};
+  const addedTokens: object[] = [];
+  tokens.forEach((t, id) => {
+    if (types[id] === GgufTokenType.UNUSED) return;
+    vocab[t] = id;
+    if (types[id] === GgufTokenType.CONTROL || types[id] === GgufTokenType.USER_DEFINED) {
+      addedTokens.push({ id, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === GgufTokenType.CONTROL });
+    }
+  });
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: merges.length > 0 };
+  const preTokenizer = pre === 'smollm'
+    ? { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel] }
+    : byteLevel;
+  const tokenizerJson = {
+    version: '1.0', added_tokens: addedTokens, normalizer: null, pre_tokenizer: preTokenizer, post_processor: null,
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+  };
+  const name = (key: string): string | null => {
+    const id = ggufValue(g, key);
+    return typeof id === 'number' && id < tokens.length ? tokens[id] : null;
+  };
+  const tokenizerConfig: Record<string, unknown> = {
+    bos_token: name('tokenizer.ggml.bos_token_id'),
+    eos_token: name('tokenizer.ggml.eos_token_id'),
+    unk_token: name('tokenizer.ggml.unknown_token_id'),
+    pad_token: name('tokenizer.ggml.padding_token_id'),
+    clean_up_tokenization_spaces: false,
+  };
+  const tmpl = ggufValue(g, 'tokenizer.chat_template');
+  return new KvTokenizer(tokenizerJson, tokenizerConfig, { chatTemplate: typeof tmpl === 'string' ? tmpl : null, source: g.file });
+}
+
+/** Load a GGUF model (F32/F16/BF16 tensors) as config, weights and tokenizer. */
+export function loadGguf(file: string): { config: ModelConfig; weights: Weights; tokenizer: Tokenizer } {
+  const g = readGguf(file);
+  const config = ggufConfig(g);
+  return { config, weights: ggufWeights(g, config), tokenizer: ggufTokenizer(g) };
+}
