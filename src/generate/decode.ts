@@ -14,7 +14,7 @@ export interface DecodeResult {
   /** generated ids, the stop token included when one ended the run */
   tokens: number[];
   steps: DecodeStep[];
-  /** 'stop' when a stop token was generated, 'length' when maxNewTokens ran out */
+  /** 'stop' when a stop token was generated, 'length' when maxNewTokens or max_position_embeddings ran out */
   finish: 'stop' | 'length';
 }
 
@@ -55,6 +55,7 @@ export function decode(model: LlamaModel, cache: KvCache, o: DecodeOptions): Dec
       break;
     }
     if (i + 1 === o.maxNewTokens) break; // the last token's own logits are never needed
+    if (o.nextPosition + i >= model.config.maxPositions) break; // no room left for the token just chosen
     one[0] = token;
     pos[0] = o.nextPosition + i;
     logits = model.forward({ tokens: one, positions: pos, cache, observer: o.observer });
