@@ -1,0 +1,89 @@
+import { KvevictError } from '../errors.js';
+import type { EvalCase } from './case.js';
+
+/** What evaluation needs from a tokenizer (the model's Tokenizer satisfies it). */
+export interface TextTokenizer {
+  encode(text: string): ArrayLike<number>;
+  decode(ids: ArrayLike<number>): string;
+  readonly chatTemplate?: string | null;
+  applyChatTemplate?(messages: { role: string; content: string }[], opts: { addGenerationPrompt?: boolean }): string;
+}
+
+/** A case turned into tokens: the compressible part and the part fed after it. */
+export interface PreparedPrompt {
+  /** chat header + instructions + context */
+  contextTokens: Int32Array;
+  /** the rest of the user turn (question), the chat template's end and the answer prefix */
+  questionTokens: Int32Array;
+  /** tokens cut from the middle to fit the model (0 when none) */
+  truncatedTokens: number;
+}
+
+const SPLIT = '\u0001KVEVICT-CONTEXT-END\u0001';
+
+function toInt32(ids: ArrayLike<number>): Int32Array {
+  return Int32Array.from(ids);
+}
+
+function concat(a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** The chat template around one user turn, split where the user text goes. */
+export function chatWrapper(tok: TextTokenizer): { header: string; footer: string } | null {
+  if (!tok.applyChatTemplate || !tok.chatTemplate) return null;
+  const rendered = tok.applyChatTemplate([{ role: 'user', content: SPLIT }], { addGenerationPrompt: true });
+  const at = rendered.indexOf(SPLIT);
+  if (at < 0) throw new KvevictError('chat template drops the user message: cannot place the context');
+  return { header: rendered.slice(0, at), footer: rendered.slice(at + SPLIT.length) };
+}
+
+/**
+ * LongBench's middle truncation of a prompt that is too long: keep the first and the last `half` tokens
+ * (half = floor(max / 2)). The cut falls inside `head` (the instructions and context) whenever `tail`
+ * (the question) is at most half; a longer question is kept whole and the context is cut from its end.
+ */
+export function truncateMiddle(head: Int32Array, tail: Int32Array, max: number, where: string): { head: Int32Array; removed: number } {
+  const n = head.length + tail.length;
+  if (n <= max) return { head, removed: 0 };
+  if (tail.length >= max) throw new KvevictError(`${where}: the question alone (${tail.length} tokens) does not fit the model context (${max} tokens for the prompt)`);
+  const half = Math.floor(max / 2);
+  if (tail.length <= half) {
+    const keepEnd = half - tail.length;
+    const out = concat(head.subarray(0, half), head.subarray(head.length - keepEnd));
+    return { head: out, removed: head.length - out.length };
+  }
+  const out = head.subarray(0, max - tail.length);
+  return { head: out, removed: head.length - out.length };
+}
+
+/**
+ * Tokens of a case for a model with `maxContext` positions: the user turn is truncated in the middle
+ * (as LongBench does, before the chat template) so that prompt + answer fit, then wrapped in the chat
+ * template when the case asks for it and the tokenizer has one.
+ */
+export function preparePrompt(c: EvalCase, tok: TextTokenizer, maxContext: number): PreparedPrompt {
+  const wrap = c.chat ? chatWrapper(tok) : null;
+  const prefix = wrap ? c.answerPrefix.replace(/^ +/, '') : c.answerPrefix;
+  const header = wrap ? wrap.header : '';
+  const footer = (wrap ? wrap.footer : '') + prefix;
+  const overhead = tok.encode(header).length + tok.encode(footer).length;
+  const maxUser = maxContext - c.maxNewTokens - overhead;
+  if (maxUser <= 0) throw new KvevictError(`${c.id}: the model context (${maxContext}) leaves no room for the prompt after ${c.maxNewTokens} answer tokens`);
+  let head = c.before + c.context;
+  let tail = c.after;
+  const headIds = toInt32(tok.encode(head));
+  const tailIds = toInt32(tok.encode(tail));
+  const cut = truncateMiddle(headIds, tailIds, maxUser, c.id);
+  if (cut.removed > 0) head = tok.decode(cut.head);
+  if (!wrap && cut.removed === 0) return { contextTokens: headIds, questionTokens: concat(tailIds, toInt32(tok.encode(footer))), truncatedTokens: 0 };
+  tail = tail + footer;
+  return {
+    contextTokens: toInt32(tok.encode(header + head)),
+    questionTokens: toInt32(tok.encode(tail)),
+    truncatedTokens: cut.removed,
+  };
+}
