@@ -26,8 +26,8 @@ export interface LookaheadTrace {
  * LAQ's lookahead queries: compress a temporary copy of the prompt cache with a cheap stage-1 press, greedily
  * decode up to `steps` pseudo tokens on it from the prefill's argmax token at positions L, L+1, ..., and
  * return each step's per-layer queries. The copy is dropped afterwards, pseudo entries with it; the prompt
- * cache is never touched. Decoding stops early when the next argmax is an end-of-sequence token (which is
- * not fed); the first token is always fed, so there is at least one query.
+ * cache is never touched. Decoding stops early at an end-of-sequence token: one chosen during the lookahead
+ * is not fed; when the prefill's argmax itself is one, it is fed alone (there is always at least one query).
  */
 export class LookaheadQueries implements QuerySource {
   readonly name = 'lookahead';
@@ -69,7 +69,7 @@ export class LookaheadQueries implements QuerySource {
       trace.tokens.push(token);
       trace.positions.push(next + i);
       count++;
-      if (last) break;
+      if (last || eos.has(token)) break;
       token = argmax(logits);
       if (eos.has(token)) break;
     }

@@ -1,0 +1,118 @@
+/**
+ * Trained Judge Q soft tokens on disk, and the model they belong to.
+ *
+ * A safetensors file with one tensor `soft_embeddings` [m, hidden] and string metadata: `format`
+ * ("kvevict-judgeq-1"), `model_hash` (see `modelHash`), `soft_tokens`, `hidden_size`, and whatever the
+ * trainer adds (`recipe` JSON, `steps`, ...). Soft tokens only make sense for the exact weights they were
+ * trained on, so loading them for a model checks the hash.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { KvevictError } from '../../errors.js';
+import type { ModelConfig } from '../../model/config.js';
+import { readSafetensorsHeader, readTensorF32, writeSafetensors } from '../../model/safetensors.js';
+import type { Weights } from '../../model/types.js';
+
+export const SOFT_TENSOR = 'soft_embeddings';
+export const SOFT_FORMAT = 'kvevict-judgeq-1';
+
+export interface SoftTokens {
+  /** [count, hiddenSize] input embeddings */
+  embeddings: Float32Array;
+  count: number;
+  hiddenSize: number;
+  /** hash of the model they were trained for */
+  modelHash: string;
+  /** every metadata entry of the file */
+  metadata: Record<string, string>;
+  /** where they were read from ('' when built in memory) */
+  file: string;
+}
+
+const hashes = new WeakMap<Weights, string>();
+
+/**
+ * A hash of what the model computes: sha256 over the architecture fields of the config (every field but the
+ * bos/eos ids and max_position_embeddings, which do not change attention) and every weight as float32, in a
+ * fixed order. Computed from the loaded weights, so a folder and its converted copy (GGUF, F32 safetensors)
+ * agree when their values agree. Remembered per weights object (the cost is one pass over the weights).
+ */
+export function modelHash(config: ModelConfig, weights: Weights): string {
+  const known = hashes.get(weights);
+  if (known !== undefined) return known;
+  const h = createHash('sha256');
+  const arch: Record<string, unknown> = { ...config };
+  delete arch.bosTokenId;
+  delete arch.eosTokenIds;
+  delete arch.maxPositions;
+  const keys = Object.keys(arch).sort();
+  h.update(`kvevict-model-1\n${JSON.stringify(keys.map((k) => [k, arch[k]]))}\n`);
+  const add = (name: string, a: Float32Array | null): void => {
+    h.update(`${name}:${a === null ? -1 : a.length}\n`);
+    if (a !== null) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  };
+  add('embed', weights.embed);
+  weights.layers.forEach((l, i) => {
+    add(`${i}.inputNorm`, l.inputNorm); add(`${i}.q`, l.q); add(`${i}.k`, l.k); add(`${i}.v`, l.v); add(`${i}.o`, l.o);
+    add(`${i}.qBias`, l.qBias); add(`${i}.kBias`, l.kBias); add(`${i}.vBias`, l.vBias); add(`${i}.qNorm`, l.qNorm); add(`${i}.kNorm`, l.kNorm);
+    add(`${i}.postNorm`, l.postNorm); add(`${i}.gate`, l.gate); add(`${i}.up`, l.up); add(`${i}.down`, l.down);
+  });
+  add('finalNorm', weights.finalNorm);
+  add('lmHead', weights.lmHead === weights.embed ? null : weights.lmHead);
+  const hex = h.digest('hex');
+  hashes.set(weights, hex);
+  return hex;
+}
+
+/** Write soft tokens with their metadata (atomically). `extra` entries must not reuse the reserved keys. */
+export function saveSoftTokens(file: string, soft: Pick<SoftTokens, 'embeddings' | 'count' | 'hiddenSize' | 'modelHash'>, extra: Record<string, string> = {}): void {
+  if (soft.embeddings.length !== soft.count * soft.hiddenSize) throw new Error(`internal error: ${soft.embeddings.length} values for ${soft.count} x ${soft.hiddenSize} soft tokens`);
+  const metadata: Record<string, string> = {
+    ...extra,
+    format: SOFT_FORMAT,
+    model_hash: soft.modelHash,
+    soft_tokens: String(soft.count),
+    hidden_size: String(soft.hiddenSize),
+  };
+  writeSafetensors(file, [{ name: SOFT_TENSOR, shape: [soft.count, soft.hiddenSize], data: soft.embeddings }], metadata);
+}
+
+/** Read a soft-token file; a malformed one throws a KvevictError naming the file and what is wrong. */
+export function loadSoftTokens(file: string): SoftTokens {
+  if (!existsSync(file)) throw new KvevictError(`${file}: soft-token file not found (train one with kvevict train-judgeq, or give --soft FILE)`);
+  const header = readSafetensorsHeader(file);
+  const info = header.tensors.get(SOFT_TENSOR);
+  if (!info) throw new KvevictError(`${file}: no tensor "${SOFT_TENSOR}" (not a Judge Q soft-token file)`);
+  if (info.shape.length !== 2 || info.shape[0] < 1 || info.shape[1] < 1) {
+    throw new KvevictError(`${file}: tensor ${SOFT_TENSOR} must be [soft_tokens, hidden_size], got [${info.shape.join(', ')}]`);
+  }
+  const [count, hiddenSize] = info.shape;
+  const meta = header.metadata;
+  const modelHashValue = meta.model_hash;
+  if (typeof modelHashValue !== 'string' || !/^[0-9a-f]{64}$/.test(modelHashValue)) {
+    throw new KvevictError(`${file}: metadata "model_hash" is missing or not a sha256 hex digest`);
+  }
+  if (meta.soft_tokens !== undefined && Number(meta.soft_tokens) !== count) {
+    throw new KvevictError(`${file}: metadata soft_tokens ${meta.soft_tokens} disagrees with tensor ${SOFT_TENSOR} [${info.shape.join(', ')}]`);
+  }
+  if (meta.hidden_size !== undefined && Number(meta.hidden_size) !== hiddenSize) {
+    throw new KvevictError(`${file}: metadata hidden_size ${meta.hidden_size} disagrees with tensor ${SOFT_TENSOR} [${info.shape.join(', ')}]`);
+  }
+  const embeddings = readTensorF32(info, file);
+  for (let i = 0; i < embeddings.length; i++) {
+    if (!Number.isFinite(embeddings[i])) throw new KvevictError(`${file}: tensor ${SOFT_TENSOR} holds a non-finite value at index ${i}`);
+  }
+  return { embeddings, count, hiddenSize, modelHash: modelHashValue, metadata: { ...meta }, file };
+}
+
+/** Refuse soft tokens trained for another model, with a message that says which and what to do. */
+export function checkSoftTokensFor(soft: SoftTokens, config: ModelConfig, weights: Weights): void {
+  const where = soft.file || 'soft tokens';
+  if (soft.hiddenSize !== config.hiddenSize) {
+    throw new KvevictError(`${where}: soft tokens of hidden size ${soft.hiddenSize} were trained for another model (this model's hidden_size is ${config.hiddenSize}); train them for it with kvevict train-judgeq --model DIR`);
+  }
+  const mine = modelHash(config, weights);
+  if (soft.modelHash !== mine) {
+    throw new KvevictError(`${where}: soft tokens were trained for another model (model_hash ${soft.modelHash.slice(0, 12)}..., this model is ${mine.slice(0, 12)}...); train them for it with kvevict train-judgeq --model DIR`);
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * Each method against a brute-force implementation of its definition (methods.md) on small random models:
+ * GQA groups of one, two and three query heads, pooling kinds, prompts no longer than the budget.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ModelConfig } from '../src/model/config.js';
+import { makePress, type PressOptions } from '../src/press/index.js';
+import { Rng } from '../src/util/rng.js';
+import {
+  assertPlanMatches, bfAttentionScores, bfReduce, bfTopK, prefillRun, promptTokens, tinyModel, withWindow,
+  type BfQuery, type Harness, type Recorded,
+} from './helpers/press-reference.js';
+
+const GROUPS: { name: string; overrides: Record<string, unknown> }[] = [
+  { name: 'GQA group of 1', overrides: { num_attention_heads: 4, num_key_value_heads: 4, num_hidden_layers: 3 } },
+  { name: 'GQA group of 2', overrides: { num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 3 } },
+  { name: 'GQA group of 3', overrides: { num_attention_heads: 6, num_key_value_heads: 2, num_hidden_layers: 3 } },
+];
+
+const L = 40;
+
+type Expected = { plan: number[][][]; scores: number[][][] | null };
+
+async function check(h: Harness, name: string, options: PressOptions, expected: (rec: Recorded, cfg: ModelConfig) => Expected, tokens = promptTokens(L, 7)): Promise<void> {
+  const press = makePress(name, options);
+  const { run, rec } = prefillRun(h, tokens, press);
+  const plan = await press.compress(run);
+  const e = expected(rec, h.cfg);
+  assertPlanMatches(plan, e.plan, e.scores, `${name} ${JSON.stringify(options)}`);
+}
+
+function windowRows(rec: Recorded, l: number, w: number): BfQuery[] {
+  const n = rec.q[l].length;
+  return Array.from({ length: w }, (_, i) => ({ q: rec.q[l][n - w + i], limit: n - w + i }));
+}
+
+/** SnapKV, per layer: last-w queries, causal; pooled over the L - w candidates; top-(B - w) plus the window. */
+function bfSnapkv(B: number, w: number, kernel: number, pool: 'max' | 'avg', gqa: 'mean' | 'max', budgets?: number[]) {
+  return (rec: Recorded, cfg: ModelConfig): Expected => {
+    const scores = rec.q.map((_, l) => bfAttentionScores(cfg, windowRows(rec, l, w), rec.k[l], { window: w, kernel, pool, gqa }));
+    const plan = scores.map((layer, l) => layer.map((s) => withWindow(bfTopK(s, budgets ? budgets[l] : B - w), rec.k[l].length, w)));
+    return { plan, scores };
+  };
+}
+
+/** PyramidKV's per-layer candidate budgets, from the formula, with the real values rounded down and the remainder spread by largest fraction. */
+function bfPyramid(B: number, w: number, Lp: number, NL: number): number[] {
+  const C = B - w;
+  let min = C / 20;
+  let max = 2 * C - min;
+  if (max >= Lp - w) { max = Lp - w; min = 2 * C - max; }
+  const real = Array.from({ length: NL }, (_, l) => max - (l * (max - min)) / (NL - 1));
+  const out = real.map((x) => Math.floor(x + 1e-9));
+  let left = NL * C - out.reduce((a, b) => a + b, 0);
+  const order = real.map((x, l) => [x - Math.floor(x + 1e-9), l]).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  for (const [, l] of order) if (left > 0) { out[l]++; left--; }
+  return out;
+}
+
+describe('press methods against brute force', () => {
+  for (const g of GROUPS) {
+    describe(g.name, () => {
+      const h = tinyModel(g.overrides);
+
+      it('snapkv (max pooling, mean over the group)', async () => {
+        await check(h, 'snapkv', { budget: 14, window: 4, kernel: 5 }, bfSnapkv(14, 4, 5, 'max', 'mean'));
+      });
+
+      it('snapkv (avg pooling, max over the group, even kernel)', async () => {
+        await check(h, 'snapkv', { budget: 12, window: 6, kernel: 4, pool: 'avg', gqa: 'max' }, bfSnapkv(12, 6, 4, 'avg', 'max'));
+      });
+
+      it('snapkv with a ratio', async () => {
+        // keep round(40 * 0.7) = 28
+        await check(h, 'snapkv', { ratio: 0.3, window: 8, kernel: 7 }, bfSnapkv(28, 8, 7, 'max', 'mean'));
+      });
+
+      it('pyramidkv: layer budgets fall linearly with the same total', async () => {
+        const budgets = bfPyramid(16, 4, L, 3);
+        assert.equal(budgets.reduce((a, b) => a + b, 0), 3 * 12);
+        assert.ok(budgets[0] > budgets[2]);
+        await check(h, 'pyramidkv', { budget: 16, window: 4, kernel: 3 }, bfSnapkv(16, 4, 3, 'max', 'mean', budgets));
+      });
+
+      it('pyramidkv when max reaches L - w', async () => {
+        const budgets = bfPyramid(30, 4, L, 3);
+        assert.equal(budgets[0], L - 4);
+        await check(h, 'pyramidkv', { budget: 30, window: 4, kernel: 3 }, bfSnapkv(30, 4, 3, 'max', 'mean', budgets));
+      });
+
+      it('h2o: all prompt queries, causal, no pooling, recent window kept', async () => {
+        await check(h, 'h2o', { budget: 12, window: 3 }, (rec, cfg) => {
+          const scores = rec.q.map((qs, l) => bfAttentionScores(cfg, qs.map((q, r) => ({ q, limit: r })), rec.k[l], { window: 3, kernel: 1, pool: 'max', gqa: 'mean' }));
+          return { plan: scores.map((layer) => layer.map((s) => withWindow(bfTopK(s, 9), L, 3))), scores };
+        });
+      });
+
+      it('h2o with max over the group', async () => {
+        await check(h, 'h2o', { budget: 10, window: 2, gqa: 'max' }, (rec, cfg) => {
+          const scores = rec.q.map((qs, l) => bfAttentionScores(cfg, qs.map((q, r) => ({ q, limit: r })), rec.k[l], { window: 2, kernel: 1, pool: 'max', gqa: 'max' }));
+          return { plan: scores.map((layer) => layer.map((s) => withWindow(bfTopK(s, 8), L, 2))), scores };
+        });
+      });
+
+      it('tova: last query, averaged over every head of the layer, one set per layer', async () => {
+        await check(h, 'tova', { budget: 11 }, (rec, cfg) => {
+          const scores = rec.q.map((_, l) => bfAttentionScores(cfg, windowRows(rec, l, 1), rec.k[l], { window: 1, kernel: 1, pool: 'max', gqa: 'layer' }));
+          const plan = scores.map((layer) => layer.map((s) => withWindow(bfTopK(s, 10), L, 1)));
+          for (const layer of plan) for (const kept of layer) assert.deepEqual(kept, layer[0]);
+          return { plan, scores };
+        });
+      });
+
+      it('adakv around snapkv: per-head safeguard, the rest shared across the layer', async () => {
+        const B = 14, w = 4, C = B - w, alpha = 0.2;
+        const press = makePress('adakv', { budget: B, window: w, kernel: 3 });
+        const { run, rec } = prefillRun(h, promptTokens(L, 7), press);
+        const plan = await press.compress(run);
+        const scores = rec.q.map((_, l) => bfAttentionScores(h.cfg, windowRows(rec, l, w), rec.k[l], { window: w, kernel: 3, pool: 'max', gqa: 'mean' }));
+        const expected = scores.map((layer) => {
+          const safe = Math.floor(alpha * C);
+          const kept = layer.map((s) => new Set(bfTopK(s, safe)));
+          const rest: [number, number, number][] = [];
+          layer.forEach((s, kv) => s.forEach((v, j) => { if (!kept[kv].has(j)) rest.push([v, j, kv]); }));
+          rest.sort((a, b) => (b[0] - a[0]) || (b[1] - a[1]) || (a[2] - b[2]));
+          for (const [, j, kv] of rest.slice(0, layer.length * (C - safe))) kept[kv].add(j);
+          return kept.map((s) => withWindow([...s].sort((a, b) => a - b), L, w));
+        });
+        // lengths may differ per head, but the layer total is Hkv x B
+        for (const layer of plan) assert.equal(layer.reduce((a, k) => a + k.length, 0), h.cfg.numKvHeads * B);
+        for (let l = 0; l < plan.length; l++) for (let kv = 0; kv < plan[l].length; kv++) {
+          assert.deepEqual(Array.from(plan[l][kv]), expected[l][kv], `layer ${l} head ${kv}`);
+        }
+      });
+
+      it('streaming: sinks plus the most recent', async () => {
+        await check(h, 'streaming', { budget: 10, sinks: 3 }, (rec) => ({
+          plan: rec.k.map(() => Array.from({ length: h.cfg.numKvHeads }, () => [0, 1, 2, ...Array.from({ length: 7 }, (_, i) => L - 7 + i)])),
+          scores: null,
+        }));
+      });
+
+      it('knorm: smallest key norms', async () => {
+        await check(h, 'knorm', { budget: 9 }, (rec, cfg) => {
+          const d = cfg.headDim;
+          const scores = rec.k.map((ks) => Array.from({ length: cfg.numKvHeads }, (_, kv) => ks.map((k) => {
+            let s = 0;
+            for (let i = 0; i < d; i++) s += k[kv * d + i] ** 2;
+            return -Math.sqrt(s);
+          })));
+          return { plan: scores.map((layer) => layer.map((s) => bfTopK(s, 9))), scores };
+        });
+      });
+
+      it('keydiff: least similar to the mean normalised key', async () => {
+        await check(h, 'keydiff', { budget: 9 }, (rec, cfg) => {
+          const d = cfg.headDim;
+          const scores = rec.k.map((ks) => Array.from({ length: cfg.numKvHeads }, (_, kv) => {
+            const vec = ks.map((k) => Array.from(k.subarray(kv * d, (kv + 1) * d)));
+            const norm = (x: number[]) => Math.sqrt(x.reduce((a, b) => a + b * b, 0));
+            const anchor = new Array<number>(d).fill(0);
+            for (const x of vec) x.forEach((v, i) => { anchor[i] += v / norm(x) / vec.length; });
+            return vec.map((x) => -x.reduce((a, v, i) => a + v * anchor[i], 0) / (norm(x) * norm(anchor)));
+          }));
+          return { plan: scores.map((layer) => layer.map((s) => bfTopK(s, 9))), scores };
+        });
+      });
+
+      it('random: seeded uniform scores, deterministic per seed', async () => {
+        const expected = (seed: number) => (rec: Recorded, cfg: ModelConfig): Expected => {
+          const rng = new Rng(seed);
+          const scores = rec.k.map(() => Array.from({ length: cfg.numKvHeads }, () => Array.from({ length: L }, () => rng.next())));
+          return { plan: scores.map((layer) => layer.map((s) => bfTopK(s, 12))), scores: null };
+        };
+        await check(h, 'random', { budget: 12, seed: 5 }, expected(5));
+        await check(h, 'random', { budget: 12 }, expected(0));
+      });
+
+      it('expected-attention: statistics of the pre-RoPE queries, averaged future rotation, value norms', async () => {
+        const sinks = 4, B = 12;
+        await check(h, 'expected-attention', { budget: B, sinks }, (rec, cfg) => {
+          const scores = rec.q.map((qs, l) => bfExpectedAttention(cfg, qs, rec.k[l], rec.v[l], sinks));
+          return { plan: scores.map((layer) => layer.map((s) => bfTopK(s, B))), scores };
+        });
+      });
+
+      it('keeps everything when the prompt is no longer than the budget', async () => {
+        for (const [name, o] of [
+          ['snapkv', { budget: L, window: 4 }], ['h2o', { budget: L + 5 }], ['knorm', { budget: L }], ['adakv', { budget: L }],
+          ['pyramidkv', { budget: L }], ['expected-attention', { budget: L }], ['streaming', { budget: L }], ['tova', { budget: L }],
+          ['random', { ratio: 0 }], ['full', {}],
+        ] as [string, PressOptions][]) {
+          await check(h, name, o, (rec) => ({ plan: rec.k.map(() => Array.from({ length: h.cfg.numKvHeads }, () => Array.from({ length: L }, (_, i) => i))), scores: null }));
+        }
+      });
+    });
+  }
+});
+
+/** Expected Attention in float64 from its definition (kvpress). */
+function bfExpectedAttention(cfg: ModelConfig, qs: Float64Array[], ks: Float64Array[], vs: Float64Array[], sinks: number): number[][] {
+  const { numHeads: H, numKvHeads: Hkv, headDim: d, ropeTheta: theta } = cfg;
+  const G = H / Hkv, half = d / 2, Lp = qs.length;
+  const inv = Array.from({ length: half }, (_, i) => 1 / Math.pow(theta, (2 * i) / d));
+  // the rotation R(p) as a matrix: (R x)_i = cos x_i - sin x_{i+half}, (R x)_{i+half} = sin x_i + cos x_{i+half}
+  const rot = (p: number): number[][] => {
+    const r = Array.from({ length: d }, () => new Array<number>(d).fill(0));
+    for (let i = 0; i < half; i++) {
+      const c = Math.cos(p * inv[i]), s = Math.sin(p * inv[i]);
+      r[i][i] = c; r[i][i + half] = -s; r[i + half][i] = s; r[i + half][i + half] = c;
+    }
+    return r;
+  };
+  const matvec = (m: number[][], x: number[]) => m.map((row) => row.reduce((a, v, i) => a + v * x[i], 0));
+  const transpose = (m: number[][]) => m[0].map((_, j) => m.map((row) => row[j]));
+  const matmul = (a: number[][], b: number[][]) => a.map((row) => b[0].map((_, j) => row.reduce((acc, v, t) => acc + v * b[t][j], 0)));
+  const Rbar = Array.from({ length: d }, () => new Array<number>(d).fill(0));
+  for (let p = Lp; p < Lp + 512; p++) rot(p).forEach((row, i) => row.forEach((v, j) => { Rbar[i][j] += v / 512; }));
+  const perQuery: number[][] = [];
+  for (let h = 0; h < H; h++) {
+    // pre-RoPE queries: rotate back by the transpose
+    const pre = qs.slice(sinks).map((q, r) => matvec(transpose(rot(r + sinks)), Array.from(q.subarray(h * d, (h + 1) * d))));
+    const mu = new Array<number>(d).fill(0);
+    for (const q of pre) q.forEach((v, i) => { mu[i] += v / pre.length; });
+    const cov = Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => pre.reduce((a, q) => a + (q[i] - mu[i]) * (q[j] - mu[j]), 0) / pre.length));
+    const muR = matvec(Rbar, mu);
+    const covR = matmul(matmul(Rbar, cov), transpose(Rbar));
+    const kv = Math.floor(h / G);
+    const z = ks.slice(sinks).map((kk) => {
+      const k = Array.from(kk.subarray(kv * d, (kv + 1) * d));
+      const lin = k.reduce((a, v, i) => a + v * muR[i], 0) / Math.sqrt(d);
+      const quad = k.reduce((a, v, i) => a + v * covR[i].reduce((b, c, j) => b + c * k[j], 0), 0) / (2 * d);
+      return lin + quad;
+    });
+    const m = Math.max(...z);
+    const e = z.map((x) => Math.exp(x - m));
+    const sum = e.reduce((a, b) => a + b, 0);
+    perQuery.push(e.map((x) => x / sum));
+  }
+  return Array.from({ length: Hkv }, (_, kv) => {
+    const red = bfReduce(perQuery.slice(kv * G, (kv + 1) * G), 'mean');
+    const out: number[] = [];
+    for (let j = 0; j < Lp; j++) {
+      if (j < sinks) { out.push(Infinity); continue; }
+      const v = vs[j].subarray(kv * d, (kv + 1) * d);
+      out.push(red[j - sinks] * Math.sqrt(v.reduce((a, b) => a + b * b, 0)));
+    }
+    return out;
+  });
+}
