@@ -60,9 +60,11 @@ function fmt(n: number, digits = 0): string {
   return n.toFixed(digits).padStart(8);
 }
 
-export async function runBench(): Promise<EngineBenchResult> {
+export async function runBench(contextsWanted: number[] = CONTEXTS): Promise<EngineBenchResult> {
+  const CONTEXTS = contextsWanted;
   const k = kernels();
-  const cfg = smolConfig();
+  // room for the decode steps after the longest context (random weights: the trained limit means nothing here)
+  const cfg = smolConfig({ max_position_embeddings: Math.max(...CONTEXTS) + DECODE_STEPS });
   process.stderr.write(`engine bench: ${k.name} kernels, SmolLM2-135M shapes, ${cfg.numLayers} layers, random weights\n`);
   const weights = randomWeights(cfg, 1, 0.05);
   const model = new LlamaModel(cfg, weights, k);
@@ -119,4 +121,7 @@ export async function runBench(): Promise<EngineBenchResult> {
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await runBench();
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const wanted = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  await runBench(wanted.length ? wanted : CONTEXTS);
+}

@@ -50,6 +50,13 @@ function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, wh
   assert.ok(e <= tol, `${what}: relative error ${e.toExponential(2)} > ${tol}`);
 }
 
+/** Random weights and the float64 reference are the slow parts of the SmolLM-shaped tests: once for both backends. */
+const memo = new Map<string, unknown>();
+function once<T>(key: string, make: () => T): T {
+  if (!memo.has(key)) memo.set(key, make());
+  return memo.get(key) as T;
+}
+
 /** Weights scaled so that attention is far from uniform (std 0.02 would make every softmax flat). */
 function tinyModel(kind: TinyKind, k: Kernels, overrides: Record<string, unknown> = {}, seed = 7): { cfg: ModelConfig; w: Weights; model: LlamaModel } {
   const cfg = tinyConfig(kind, overrides);
@@ -85,11 +92,11 @@ for (const k of backends) {
       const cfg = smolConfig({ num_hidden_layers: 2 });
       assert.equal(cfg.hiddenSize, 576); assert.equal(cfg.numHeads, 9); assert.equal(cfg.numKvHeads, 3);
       assert.equal(cfg.headDim, 64); assert.equal(cfg.intermediateSize, 1536); assert.equal(cfg.vocabSize, 49152);
-      const w = randomWeights(cfg, 11, 0.05);
+      const w = once('smol-2 weights', () => randomWeights(cfg, 11, 0.05));
       const model = new LlamaModel(cfg, w, k);
       const tokens = randomTokens(9, cfg.vocabSize, 4);
       const positions = range(0, tokens.length);
-      const ref = referenceForward(cfg, w, { tokens, positions });
+      const ref = once('smol-2 reference', () => referenceForward(cfg, w, { tokens, positions }));
       const last = model.forward({ tokens, positions, cache: model.newCache() });
       assertClose(last, ref.logits[tokens.length - 1], 2e-5, 'last row');
       const all = rowsOf(model.forward({ tokens, positions, cache: model.newCache(), logits: 'all', chunk: 4 }), cfg.vocabSize);
@@ -99,11 +106,11 @@ for (const k of backends) {
     test('SmolLM2-135M shapes, all 30 layers, short prompt', () => {
       const cfg = smolConfig();
       assert.equal(cfg.numLayers, 30);
-      const w = randomWeights(cfg, 12, 0.05);
+      const w = once('smol-30 weights', () => randomWeights(cfg, 12, 0.05));
       const model = new LlamaModel(cfg, w, k);
       const tokens = randomTokens(5, cfg.vocabSize, 5);
       const positions = range(0, tokens.length);
-      const ref = referenceForward(cfg, w, { tokens, positions, lastOnly: true });
+      const ref = once('smol-30 reference', () => referenceForward(cfg, w, { tokens, positions, lastOnly: true }));
       const got = model.forward({ tokens, positions, cache: model.newCache() });
       assertClose(got, ref.logits[0], 1e-4, 'last row');
     });
