@@ -1,0 +1,132 @@
+/**
+ * Generation with eviction: memory really drops to the budget, and decoding on the compressed cache gives the
+ * logits of a full-attention float64 reference in which the evicted entries are masked out.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { answer, prefillAndCompress, runQueryAgnostic, runQueryAware } from '../src/generate/pipeline.js';
+import { makePress, type PressOptions } from '../src/press/index.js';
+import type { KeepPlan } from '../src/press/types.js';
+import { bytesFor, promptTokens, tinyModel } from './helpers/press-reference.js';
+import { referenceForward } from './reference/llama-f64.js';
+
+function argmax(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+/** Rows at positions >= L see the kept prompt entries of their layer and KV head, and every later row. */
+function maskOf(plan: KeepPlan, L: number, group: number) {
+  const sets = plan.map((layer) => layer.map((k) => new Set(k)));
+  return (l: number, qh: number, qPos: number, kPos: number) => qPos < L || kPos >= L || sets[l][Math.floor(qh / group)].has(kPos);
+}
+
+function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
+  for (let i = 0; i < b.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4 * Math.max(1, scale), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+}
+
+const PRESSES: [string, PressOptions][] = [
+  ['snapkv', { budget: 12, window: 4, kernel: 3 }],
+  ['adakv', { budget: 12, window: 4, kernel: 3 }],
+  ['pyramidkv', { budget: 12, window: 4, kernel: 3 }],
+  ['h2o', { budget: 10, window: 2 }],
+  ['streaming', { budget: 9, sinks: 2 }],
+  ['expected-attention', { budget: 11 }],
+  ['laq++', { budget: 12, window: 4, w2: 2, lookahead: 3 }],
+  ['snapkv', { ratio: 0.6, window: 4 }],
+];
+
+describe('pipeline', () => {
+  const h = tinyModel({ num_hidden_layers: 3, num_attention_heads: 6, num_key_value_heads: 2 }, 21, 0.15);
+  const G = h.cfg.numHeads / h.cfg.numKvHeads;
+  const L = 30;
+  const prompt = promptTokens(L, 4);
+
+  it('memory really drops to budget / length (heads of different lengths included)', async () => {
+    for (const [name, o] of PRESSES) {
+      const ctx = await prefillAndCompress(h.model, prompt, makePress(name, o));
+      const B = o.budget ?? Math.round(L * (1 - o.ratio!));
+      assert.equal(ctx.fullCacheBytes, bytesFor(h.cfg, L), name);
+      assert.equal(ctx.cacheBytes, bytesFor(h.cfg, B), `${name} bytes`);
+      assert.equal(ctx.cache.allocatedBytes, ctx.cacheBytes, `${name}: nothing allocated beyond the live entries`);
+      assert.equal(ctx.nextPosition, L);
+      let total = 0;
+      ctx.plan.forEach((layer, l) => layer.forEach((kept, kv) => {
+        assert.deepEqual(Array.from(ctx.cache.head(l, kv).positions.subarray(0, ctx.cache.head(l, kv).length)), Array.from(kept));
+        total += kept.length;
+      }));
+      assert.equal(total, h.cfg.numLayers * h.cfg.numKvHeads * B);
+    }
+    const lens = (await prefillAndCompress(h.model, prompt, makePress('adakv', { budget: 12, window: 4, kernel: 3 }))).plan.flat().map((k) => k.length);
+    assert.ok(new Set(lens).size > 1, 'adakv gives heads different lengths');
+  });
+
+  it('no press or the full press keeps the whole cache', async () => {
+    for (const press of [null, makePress('full')]) {
+      const ctx = await prefillAndCompress(h.model, prompt, press);
+      assert.equal(ctx.cacheBytes, bytesFor(h.cfg, L));
+    }
+  });
+
+  it('decoding after eviction equals full attention with the evicted entries masked out', async () => {
+    const next = [17, 99, 5, 250];
+    for (const [name, o] of PRESSES) {
+      const ctx = await prefillAndCompress(h.model, prompt, makePress(name, o));
+      const seq = [...prompt, ...next];
+      const ref = referenceForward(h.cfg, h.model.weights, { tokens: seq, visible: maskOf(ctx.plan, L, G) });
+      assertClose(ctx.lastLogits, ref.logits[L - 1], `${name} prefill`);
+      for (let i = 0; i < next.length; i++) {
+        const logits = h.model.forward({ tokens: Int32Array.of(next[i]), positions: Int32Array.of(L + i), cache: ctx.cache });
+        assertClose(logits, ref.logits[L + i], `${name} step ${i}`);
+      }
+      // and the evicted entries did matter: the unmasked reference differs
+      const full = referenceForward(h.cfg, h.model.weights, { tokens: seq });
+      assert.ok(full.logits[L + 3].some((v, i) => Math.abs(v - ref.logits[L + 3][i]) > 1e-3), `${name}: eviction changes the logits`);
+    }
+  });
+
+  it('query-aware: greedy generation from the prefill argmax on the compressed cache', async () => {
+    const r = await runQueryAware(h.model, prompt, makePress('laq', { budget: 12, window: 4, lookahead: 4 }), { maxNewTokens: 5, stopTokens: [] });
+    assert.equal(r.tokens.length, 5);
+    assert.equal(r.cacheBytes, bytesFor(h.cfg, 12));
+    assert.ok(r.prefillMs >= 0 && r.selectMs >= 0 && r.decodeMs >= 0);
+    const mask = maskOf(r.plan, L, G);
+    const seq = [...prompt];
+    for (let i = 0; i < 5; i++) {
+      const ref = referenceForward(h.cfg, h.model.weights, { tokens: seq, visible: mask, lastOnly: true });
+      const t = argmax(ref.logits[0]);
+      assert.equal(r.tokens[i], t, `token ${i}`);
+      seq.push(t);
+    }
+  });
+
+  it('query-agnostic: questions at the original positions on copies of one compressed context', async () => {
+    const context = promptTokens(26, 8);
+    const questions = [promptTokens(4, 1), promptTokens(3, 2), []];
+    const press = makePress('snapkv', { budget: 10, window: 4, kernel: 3 });
+    const { context: ctx, answers } = await runQueryAgnostic(h.model, context, questions, press, { maxNewTokens: 3, stopTokens: [] });
+    const Lc = context.length;
+    assert.equal(ctx.cacheBytes, bytesFor(h.cfg, 10));
+    assert.equal(ctx.cache.bytes, bytesFor(h.cfg, 10), 'answering leaves the context as it was');
+    const mask = maskOf(ctx.plan, Lc, G);
+    questions.forEach((q, qi) => {
+      const seq = [...context, ...q];
+      for (let i = 0; i < 3; i++) {
+        const ref = referenceForward(h.cfg, h.model.weights, { tokens: seq, visible: mask, lastOnly: true });
+        const t = argmax(ref.logits[0]);
+        assert.equal(answers[qi].tokens[i], t, `question ${qi} token ${i}`);
+        seq.push(t);
+      }
+      assert.equal(answers[qi].cacheBytes, bytesFor(h.cfg, 10) + (q.length + 2) * h.cfg.numLayers * h.cfg.numKvHeads * (2 * h.cfg.headDim * 4 + 4));
+    });
+    // answering again gives the same tokens
+    assert.deepEqual(answer(h.model, ctx, questions[0], { maxNewTokens: 3, stopTokens: [] }).tokens, answers[0].tokens);
+  });
+
+  it('rejects an empty prompt', async () => {
+    await assert.rejects(prefillAndCompress(h.model, [], null), /empty/);
+  });
+});
