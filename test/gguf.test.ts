@@ -285,7 +285,9 @@ test('SmolLM2 tokenizer in GGUF: tokens, types, merges, pre "smollm", and the re
   assert.equal(embd.type, GgmlType.F16);
   assert.equal(readGgufTensorF32(g, embd)[5], roundF16(m.weights.embed[5]));
 
-  const back = loadGguf(file);
+  const back = loadModelDir(file); // a .gguf path loads like a folder
+  assert.equal(back.config.vocabSize, 49152);
+  assert.equal(back.weights.lmHead, back.weights.embed);
   const texts = ['Hello world, 2024!', "def f(x):\n    return x ** 2  # it's", 'Ünïcödé 日本語 🎉', '<|im_start|>user\nhi<|im_end|>\n'];
   for (const t of texts) {
     assert.deepEqual(back.tokenizer.encode(t), m.tokenizer.encode(t), t);

@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvevictError } from '../errors.js';
 import { loadConfig } from './config.js';
+import { loadGguf } from './gguf.js';
 import type { ModelConfig } from './config.js';
 import { Tokenizer } from './tokenizer.js';
 import type { Weights } from './types.js';
@@ -14,10 +15,16 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
 }
 
-/** Load a Hugging Face model folder: config.json, safetensors weights (single or sharded), tokenizer. */
+/**
+ * Load a Hugging Face model folder: config.json, safetensors weights (single or sharded), tokenizer.
+ * A path to a .gguf file (F32/F16/BF16, as `kvevict convert` writes) is loaded with its embedded tokenizer.
+ */
 export function loadModelDir(dir: string): LoadedModel {
   if (!existsSync(dir)) throw new KvevictError(`${dir}: model folder not found`);
-  if (!statSync(dir).isDirectory()) throw new KvevictError(`${dir}: not a folder (a model is a folder with config.json, *.safetensors and tokenizer.json)`);
+  if (!statSync(dir).isDirectory()) {
+    if (dir.toLowerCase().endsWith('.gguf')) return { dir, ...loadGguf(dir) };
+    throw new KvevictError(`${dir}: not a folder (a model is a folder with config.json, *.safetensors and tokenizer.json, or a .gguf file)`);
+  }
   const config = loadConfig(dir);
   const tokFile = join(dir, 'tokenizer.json');
   if (!existsSync(tokFile)) throw new KvevictError(`${tokFile}: file not found`);
