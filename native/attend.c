@@ -4,17 +4,30 @@
  * Prefill: blocks of query rows; the group's queries of a block are gathered into one [rows*group, d]
  * matrix, scored against the keys in chunks with sgemm, and the softmax runs online across chunks
  * (running max and sum per row, as in FlashAttention), so scratch stays O(block * chunk) for any context.
- * Keys are sorted by position, so the keys a row sees are a prefix; a block only touches the prefix up to
+ * Keys are sorted by position, so the keys a row sees are a prefix: a block only touches the prefix up to
  * its largest query position, and masks per row only in the chunks past its smallest one.
- * Decode (one row): sgemv per head, since OpenBLAS runs sgemm with a tiny M several times slower.
+ * Decode (one row): fused loops that read each key and value once for the whole group.
+ *
+ * Parallelism: work units are (row block, key range) pairs run on the thread pool with single-threaded
+ * BLAS calls inside (OpenBLAS's own threading costs more than it gains on these small products). When
+ * there are fewer row blocks than threads, the visible keys are split into ranges whose partial softmax
+ * results (max, sum, normalized output) are merged at the end.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
 #include "kernels.h"
+#include "pool.h"
 
 #define LANES 16
+/* Below this many multiply-adds a call runs on one thread: waking helpers costs tens of microseconds. */
+#define PARALLEL_MIN_MACS (1 << 21)
+/* A key range of a split gets at least this many keys. */
+#define MIN_SPLIT_KEYS 256
+/* Keys per decode tile: 512 keys of head_dim 64 are 128 KB, well inside L2. */
+#define DECODE_TILE 512
 
 /* Number of keys whose position is <= p. */
 static int visible_prefix(const int32_t *k_pos, int n, int32_t p) {
@@ -59,127 +72,266 @@ static float exp_shift_sum(float *s, int n, float m) {
   return sum;
 }
 
-/* One query row (decode): per head, scores = K q, softmax, out = V^T p. */
-static int attend_one_row(const float *q, float *out, int d, int group, int32_t pos,
-                          const float *keys, const float *values, const int32_t *k_pos, int n, float scale) {
-  int nv = visible_prefix(k_pos, n, pos);
-  if (nv == 0) {
-    memset(out, 0, sizeof(float) * (size_t)group * d);
+static float dot(const float *a, const float *b, int d) {
+  float acc[LANES] = {0};
+  int i = 0;
+  for (; i + LANES <= d; i += LANES)
+    for (int l = 0; l < LANES; l++) acc[l] += a[i + l] * b[i + l];
+  float s = 0.0f;
+  for (int l = 0; l < LANES; l++) s += acc[l];
+  for (; i < d; i++) s += a[i] * b[i];
+  return s;
+}
+
+typedef struct {
+  const float *q;
+  int64_t stride, head_off;
+  float *out;
+  int rows, d, group;
+  const int32_t *q_pos;
+  const float *keys, *values;
+  const int32_t *k_pos;
+  int n;
+  float scale;
+  int rb, nblocks, splits, units;
+  /* splits > 1: per unit, rb*group records of d output floats (normalized), then max and sum */
+  float *part;
+  atomic_int next, done;
+} Job;
+
+/* Per-thread scratch, allocated on first use. */
+typedef struct {
+  float *qb, *ob, *sc, *run_max, *run_sum, *scores;
+  int *vis;
+  size_t scores_cap;
+} Scratch;
+
+static int scratch_blocked(const Job *j, Scratch *s) {
+  if (s->qb) return 0;
+  size_t m = (size_t)j->rb * j->group;
+  s->qb = malloc(sizeof(float) * m * j->d);
+  s->ob = malloc(sizeof(float) * m * j->d);
+  s->sc = malloc(sizeof(float) * m * KV_ATTEND_KEY_CHUNK);
+  s->run_max = malloc(sizeof(float) * m);
+  s->run_sum = malloc(sizeof(float) * m);
+  s->vis = malloc(sizeof(int) * (size_t)j->rb);
+  return s->qb && s->ob && s->sc && s->run_max && s->run_sum && s->vis ? 0 : -1;
+}
+
+static void scratch_free(Scratch *s) {
+  free(s->qb);
+  free(s->ob);
+  free(s->sc);
+  free(s->run_max);
+  free(s->run_sum);
+  free(s->scores);
+  free(s->vis);
+}
+
+/* Result of a unit for group row m (block-local): written to out when the keys are not split, else to part. */
+static void emit(const Job *j, int unit, int r0, int m, const float *o, float max, float sum) {
+  const int d = j->d;
+  if (j->splits == 1) {
+    float *dst = j->out + (int64_t)(r0 + m / j->group) * j->stride + j->head_off + (int64_t)(m % j->group) * d;
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    for (int t = 0; t < d; t++) dst[t] = o[t] * inv;
+    return;
+  }
+  float *rec = j->part + ((size_t)unit * j->rb * j->group + m) * (d + 2);
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  for (int t = 0; t < d; t++) rec[t] = o[t] * inv;
+  rec[d] = max;
+  rec[d + 1] = sum;
+}
+
+/* One query row against keys [lo, hi): scores for the whole group in one pass over K, one pass over V. */
+static int unit_one_row(const Job *j, Scratch *s, int unit, int lo, int hi) {
+  const int d = j->d, g = j->group, cnt = hi > lo ? hi - lo : 0;
+  const float *q = j->q + j->head_off;
+  /* scores [g, cnt], then outputs [g, d], then max and sum [g] */
+  const size_t need = (size_t)g * cnt + (size_t)g * d + 2 * (size_t)g;
+  if (s->scores_cap < need) {
+    free(s->scores);
+    s->scores = malloc(sizeof(float) * need);
+    s->scores_cap = s->scores ? need : 0;
+    if (!s->scores) return -1;
+  }
+  float *sc = s->scores, *o = sc + (size_t)g * cnt, *max = o + (size_t)g * d, *sum = max + g;
+  memset(o, 0, sizeof(float) * (size_t)g * d);
+  if (cnt == 0) {
+    for (int h = 0; h < g; h++) emit(j, unit, 0, h, o, -INFINITY, 0.0f);
     return 0;
   }
-  float *s = malloc(sizeof(float) * (size_t)nv);
-  if (!s) return -1;
-  for (int g = 0; g < group; g++) {
-    const float *qg = q + (int64_t)g * d;
-    float *og = out + (int64_t)g * d;
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, nv, d, scale, keys, d, qg, 1, 0.0f, s, 1);
-    float m = row_max(s, nv);
-    float sum = exp_shift_sum(s, nv, m);
-    /* og may alias qg: qg is not read again for this head */
-    cblas_sgemv(CblasRowMajor, CblasTrans, nv, d, 1.0f / sum, values, d, s, 1, 0.0f, og, 1);
+  /* tiles of keys stay in L2 while each head of the group reads them: K and V come from memory once */
+  for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE) {
+    const int tc = cnt - t0 < DECODE_TILE ? cnt - t0 : DECODE_TILE;
+    const float *kt = j->keys + (int64_t)(lo + t0) * d;
+    for (int h = 0; h < g; h++)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, tc, d, j->scale, kt, d, q + (int64_t)h * d, 1, 0.0f, sc + (size_t)h * cnt + t0, 1);
   }
-  free(s);
+  for (int h = 0; h < g; h++) {
+    max[h] = row_max(sc + (size_t)h * cnt, cnt);
+    sum[h] = exp_shift_sum(sc + (size_t)h * cnt, cnt, max[h]);
+  }
+  /* O[g, d] = P[g, cnt] . V[cnt, d]: one pass over V for the whole group */
+  for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE) {
+    const int tc = cnt - t0 < DECODE_TILE ? cnt - t0 : DECODE_TILE;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, d, tc, 1.0f, sc + t0, cnt,
+                j->values + (int64_t)(lo + t0) * d, d, t0 == 0 ? 0.0f : 1.0f, o, d);
+  }
+  for (int h = 0; h < g; h++) emit(j, unit, 0, h, o + (size_t)h * d, max[h], sum[h]);
   return 0;
+}
+
+/* A block of query rows against keys [lo, hi) (each row only up to what it sees), chunk by chunk. */
+static int unit_block(const Job *j, Scratch *s, int unit, int r0, int br, int lo, int hi, int n_all) {
+  if (scratch_blocked(j, s) != 0) return -1;
+  const int d = j->d, g = j->group, m_rows = br * g;
+  const size_t gd = (size_t)g * d;
+  for (int i = 0; i < br; i++) {
+    memcpy(s->qb + (size_t)i * gd, j->q + (int64_t)(r0 + i) * j->stride + j->head_off, sizeof(float) * gd);
+    s->vis[i] = hi > n_all ? visible_prefix(j->k_pos, hi, j->q_pos[r0 + i]) : hi;
+  }
+  for (int m = 0; m < m_rows; m++) {
+    s->run_max[m] = -INFINITY;
+    s->run_sum[m] = 0.0f;
+  }
+  if (hi <= lo) memset(s->ob, 0, sizeof(float) * (size_t)m_rows * d);
+  for (int c0 = lo; c0 < hi; c0 += KV_ATTEND_KEY_CHUNK) {
+    const int kc = hi - c0 < KV_ATTEND_KEY_CHUNK ? hi - c0 : KV_ATTEND_KEY_CHUNK;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m_rows, kc, d, j->scale, s->qb, d,
+                j->keys + (int64_t)c0 * d, d, 0.0f, s->sc, kc);
+    for (int m = 0; m < m_rows; m++) {
+      float *row = s->sc + (size_t)m * kc;
+      int cnt = s->vis[m / g] - c0;
+      if (cnt > kc) cnt = kc;
+      if (cnt <= 0) {
+        memset(row, 0, sizeof(float) * (size_t)kc);
+        continue;
+      }
+      const float old = s->run_max[m];
+      const float cm = row_max(row, cnt);
+      const float nm = cm > old ? cm : old;
+      const float sum = exp_shift_sum(row, cnt, nm);
+      if (cnt < kc) memset(row + cnt, 0, sizeof(float) * (size_t)(kc - cnt));
+      if (old == -INFINITY) {
+        /* a row sees a prefix, so this is its first chunk: ob is overwritten below */
+        s->run_sum[m] = sum;
+      } else {
+        const float corr = kv_expf(old - nm);
+        s->run_sum[m] = s->run_sum[m] * corr + sum;
+        if (corr != 1.0f) {
+          float *o = s->ob + (size_t)m * d;
+          for (int t = 0; t < d; t++) o[t] *= corr;
+        }
+      }
+      s->run_max[m] = nm;
+    }
+    /* the first chunk overwrites ob; rows that see nothing in it get zero weights */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m_rows, d, kc, 1.0f, s->sc, kc,
+                j->values + (int64_t)c0 * d, d, c0 == lo ? 0.0f : 1.0f, s->ob, d);
+  }
+  for (int m = 0; m < m_rows; m++) emit(j, unit, r0, m, s->ob + (size_t)m * d, s->run_max[m], s->run_sum[m]);
+  return 0;
+}
+
+static int run_unit(Job *j, Scratch *s, int unit) {
+  const int b = unit / j->splits, sp = unit % j->splits;
+  const int r0 = b * j->rb, br = j->rows - r0 < j->rb ? j->rows - r0 : j->rb;
+  int32_t pmin = j->q_pos[r0], pmax = j->q_pos[r0];
+  for (int i = 1; i < br; i++) {
+    const int32_t p = j->q_pos[r0 + i];
+    if (p < pmin) pmin = p;
+    if (p > pmax) pmax = p;
+  }
+  const int nv = visible_prefix(j->k_pos, j->n, pmax);
+  const int n_all = visible_prefix(j->k_pos, nv, pmin);
+  const int lo = (int)((int64_t)nv * sp / j->splits), hi = (int)((int64_t)nv * (sp + 1) / j->splits);
+  if (j->rows == 1) return unit_one_row(j, s, unit, lo, hi);
+  return unit_block(j, s, unit, r0, br, lo, hi, n_all);
+}
+
+static void worker(void *arg, int index) {
+  (void)index;
+  Job *j = arg;
+  Scratch s = {0};
+  for (;;) {
+    const int unit = atomic_fetch_add(&j->next, 1);
+    if (unit >= j->units) break;
+    if (run_unit(j, &s, unit) != 0) break; /* out of memory: the unit stays undone and the call fails */
+    atomic_fetch_add(&j->done, 1);
+  }
+  scratch_free(&s);
+}
+
+/* Combine the key ranges of each row: weights sum_s * exp(max_s - max) over the ranges that saw keys. */
+static void merge_splits(const Job *j) {
+  const int d = j->d, g = j->group;
+  for (int b = 0; b < j->nblocks; b++) {
+    const int r0 = b * j->rb, br = j->rows - r0 < j->rb ? j->rows - r0 : j->rb;
+    for (int m = 0; m < br * g; m++) {
+      float *dst = j->out + (int64_t)(r0 + m / g) * j->stride + j->head_off + (int64_t)(m % g) * d;
+      float max = -INFINITY;
+      for (int sp = 0; sp < j->splits; sp++) {
+        const float *rec = j->part + ((size_t)(b * j->splits + sp) * j->rb * g + m) * (d + 2);
+        if (rec[d + 1] > 0.0f && rec[d] > max) max = rec[d];
+      }
+      for (int t = 0; t < d; t++) dst[t] = 0.0f;
+      float total = 0.0f;
+      for (int sp = 0; sp < j->splits; sp++) {
+        const float *rec = j->part + ((size_t)(b * j->splits + sp) * j->rb * g + m) * (d + 2);
+        if (!(rec[d + 1] > 0.0f)) continue;
+        const float w = rec[d + 1] * kv_expf(rec[d] - max);
+        total += w;
+        for (int t = 0; t < d; t++) dst[t] += w * rec[t];
+      }
+      if (total > 0.0f) {
+        const float inv = 1.0f / total;
+        for (int t = 0; t < d; t++) dst[t] *= inv;
+      }
+    }
+  }
 }
 
 int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, int d, int first_head, int group,
                    const int32_t *q_pos, const float *keys, const float *values, const int32_t *k_pos, int n,
                    float scale) {
   if (rows <= 0 || group <= 0 || d <= 0) return 0;
-  const int64_t head_off = (int64_t)first_head * d;
-  if (rows == 1)
-    return attend_one_row(q + head_off, out + head_off, d, group, q_pos[0], keys, values, k_pos, n, scale);
+  Job j = {
+      .q = q, .stride = q_row_stride, .head_off = (int64_t)first_head * d, .out = out, .rows = rows, .d = d,
+      .group = group, .q_pos = q_pos, .keys = keys, .values = values, .k_pos = k_pos, .n = n, .scale = scale,
+  };
+  j.rb = rows < KV_ATTEND_ROW_BLOCK ? rows : KV_ATTEND_ROW_BLOCK;
+  j.nblocks = (rows + j.rb - 1) / j.rb;
 
-  const int rb = rows < KV_ATTEND_ROW_BLOCK ? rows : KV_ATTEND_ROW_BLOCK;
-  const int max_m = rb * group;
-  const int kc_max = KV_ATTEND_KEY_CHUNK;
-  const size_t gd = (size_t)group * d;
-  float *qb = malloc(sizeof(float) * (size_t)max_m * d);
-  float *ob = malloc(sizeof(float) * (size_t)max_m * d);
-  float *sc = malloc(sizeof(float) * (size_t)max_m * kc_max);
-  float *run_max = malloc(sizeof(float) * (size_t)max_m);
-  float *run_sum = malloc(sizeof(float) * (size_t)max_m);
-  int *vis = malloc(sizeof(int) * (size_t)rb);
-  int rc = 0;
-  if (!qb || !ob || !sc || !run_max || !run_sum || !vis) {
-    rc = -1;
-    goto done;
+  /* threads: OpenBLAS's setting is the budget; small calls stay on this thread */
+  int threads = openblas_get_num_threads();
+  int32_t pmax = q_pos[0];
+  for (int i = 1; i < rows; i++) pmax = q_pos[i] > pmax ? q_pos[i] : pmax;
+  const int nv = visible_prefix(k_pos, n, pmax);
+  if ((double)rows * group * nv * d * 2.0 < PARALLEL_MIN_MACS) threads = 1;
+  j.splits = 1;
+  if (threads > j.nblocks) {
+    j.splits = (threads + j.nblocks - 1) / j.nblocks;
+    const int by_keys = nv / MIN_SPLIT_KEYS > 1 ? nv / MIN_SPLIT_KEYS : 1;
+    if (j.splits > by_keys) j.splits = by_keys;
   }
-
-  for (int r0 = 0; r0 < rows; r0 += rb) {
-    const int br = rows - r0 < rb ? rows - r0 : rb;
-    const int m_rows = br * group;
-    int32_t pmin = q_pos[r0], pmax = q_pos[r0];
-    for (int i = 0; i < br; i++) {
-      int32_t p = q_pos[r0 + i];
-      if (p < pmin) pmin = p;
-      if (p > pmax) pmax = p;
-    }
-    const int nv = visible_prefix(k_pos, n, pmax);
-    const int n_all = visible_prefix(k_pos, n, pmin);
-    if (nv == 0) {
-      for (int i = 0; i < br; i++) memset(out + (r0 + i) * q_row_stride + head_off, 0, sizeof(float) * gd);
-      continue;
-    }
-    /* the group's heads are adjacent in a row, so each row contributes one contiguous [group, d] slab */
-    for (int i = 0; i < br; i++) memcpy(qb + (size_t)i * gd, q + (r0 + i) * q_row_stride + head_off, sizeof(float) * gd);
-    for (int i = 0; i < br; i++) vis[i] = nv > n_all ? visible_prefix(k_pos, nv, q_pos[r0 + i]) : nv;
-    for (int m = 0; m < m_rows; m++) {
-      run_max[m] = -INFINITY;
-      run_sum[m] = 0.0f;
-    }
-
-    for (int c0 = 0; c0 < nv; c0 += kc_max) {
-      const int kc = nv - c0 < kc_max ? nv - c0 : kc_max;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m_rows, kc, d, scale, qb, d,
-                  keys + (int64_t)c0 * d, d, 0.0f, sc, kc);
-      for (int m = 0; m < m_rows; m++) {
-        float *s = sc + (size_t)m * kc;
-        int cnt = vis[m / group] - c0;
-        if (cnt > kc) cnt = kc;
-        if (cnt <= 0) {
-          memset(s, 0, sizeof(float) * (size_t)kc);
-          continue;
-        }
-        float cm = row_max(s, cnt);
-        float old = run_max[m];
-        float nm = cm > old ? cm : old;
-        float sum = exp_shift_sum(s, cnt, nm);
-        if (cnt < kc) memset(s + cnt, 0, sizeof(float) * (size_t)(kc - cnt));
-        if (old == -INFINITY) {
-          run_sum[m] = sum;
-        } else {
-          float corr = kv_expf(old - nm);
-          run_sum[m] = run_sum[m] * corr + sum;
-          if (corr != 1.0f) {
-            float *o = ob + (size_t)m * d;
-            for (int t = 0; t < d; t++) o[t] *= corr;
-          }
-        }
-        run_max[m] = nm;
-      }
-      /* first chunk overwrites ob (rows that see nothing get zero weights there) */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m_rows, d, kc, 1.0f, sc, kc,
-                  values + (int64_t)c0 * d, d, c0 == 0 ? 0.0f : 1.0f, ob, d);
-    }
-
-    for (int i = 0; i < br; i++) {
-      float *dst = out + (r0 + i) * q_row_stride + head_off;
-      for (int g = 0; g < group; g++) {
-        const int m = i * group + g;
-        const float inv = run_sum[m] > 0.0f ? 1.0f / run_sum[m] : 0.0f;
-        const float *o = ob + (size_t)m * d;
-        for (int t = 0; t < d; t++) dst[(size_t)g * d + t] = o[t] * inv;
-      }
-    }
+  j.units = j.nblocks * j.splits;
+  if (threads > j.units) threads = j.units;
+  if (j.splits > 1) {
+    j.part = malloc(sizeof(float) * (size_t)j.units * j.rb * group * (d + 2));
+    if (!j.part) return -1;
   }
+  atomic_init(&j.next, 0);
+  atomic_init(&j.done, 0);
 
-done:
-  free(qb);
-  free(ob);
-  free(sc);
-  free(run_max);
-  free(run_sum);
-  free(vis);
-  return rc;
+  const int blas_threads = openblas_get_num_threads();
+  if (blas_threads > 1) openblas_set_num_threads(1);
+  kv_pool_run(worker, &j, threads);
+  if (blas_threads > 1) openblas_set_num_threads(blas_threads);
+
+  const int ok = atomic_load(&j.done) == j.units;
+  if (ok && j.splits > 1) merge_splits(&j);
+  free(j.part);
+  return ok ? 0 : -1;
 }

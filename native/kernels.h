@@ -5,9 +5,13 @@
 #include <stdint.h>
 
 /* Query rows per attention block (times the GQA group gives the sgemm M). */
+#ifndef KV_ATTEND_ROW_BLOCK
 #define KV_ATTEND_ROW_BLOCK 64
+#endif
 /* Keys per attention chunk: scores are [block rows * group, chunk], softmax runs online across chunks. */
+#ifndef KV_ATTEND_KEY_CHUNK
 #define KV_ATTEND_KEY_CHUNK 512
+#endif
 
 /* exp(x) for float, vectorizable; relative error about 2e-7, exact 0 below -87.3, capped at exp(88). */
 static inline float kv_expf(float x) {

@@ -62,7 +62,7 @@ if (sources.length === 0) giveUp(`no C sources in ${srcDir}`);
 mkdirSync(outDir, { recursive: true });
 const tmp = join(outDir, `kvevict_native.${process.pid}.tmp.node`);
 
-const base = ['-std=c11', '-O3', '-fPIC', '-shared', '-Wall', '-fvisibility=hidden', `-I${nodeInclude}`, `-I${blasInclude}`, `-I${srcDir}`, ...sources, ...libDirs, '-lopenblas', '-lm', '-o', tmp];
+const base = ['-std=c11', '-O3', '-ffp-contract=fast', '-fPIC', '-shared', '-pthread', '-Wall', '-fvisibility=hidden', `-I${nodeInclude}`, `-I${blasInclude}`, `-I${srcDir}`, ...sources, ...libDirs, '-lopenblas', '-lm', '-o', tmp];
 if (process.platform === 'darwin') base.push('-undefined', 'dynamic_lookup');
 // -march=native: the addon is built on the machine that runs it; retry portable if the compiler refuses.
 let built = run(cc, ['-march=native', ...base]);

@@ -222,6 +222,8 @@ function attendCases(rowBlock: number, keyChunk: number): AttendCase[] {
     { name: 'rows = 1 (decode), group 3', rows: 1, n: 700, d: 64, heads: 9, firstHead: 6, group: 3, pad: 2, layout: 'gaps', qScale: 1 },
     { name: 'rows = 1 (decode) that sees no key', rows: 1, n: 10, d: 8, heads: 3, firstHead: 0, group: 3, pad: 0, layout: 'blind-row', qScale: 1 },
     { name: 'large scores (softmax stability)', rows: 6, n: 60, d: 64, heads: 3, firstHead: 0, group: 3, pad: 0, layout: 'gaps', qScale: 12 },
+    { name: 'rows = 1 (decode), keys split across threads', rows: 1, n: 6000, d: 64, heads: 9, firstHead: 3, group: 3, pad: 0, layout: 'gaps', qScale: 2 },
+    { name: 'one row block, keys split across threads, a row that sees no key', rows: 40, n: 3000, d: 64, heads: 3, firstHead: 0, group: 3, pad: 4, layout: 'blind-row', qScale: 2 },
     {
       name: `rows > row block (${rowBlock}) and keys > key chunk (${keyChunk})`,
       rows: rowBlock * 2 + 7, n: keyChunk * 2 + 75, d: 32, heads: 6, firstHead: 3, group: 3, pad: 1, layout: 'gaps', qScale: 2,
@@ -337,6 +339,24 @@ describe('js kernels against float64 definitions', () => {
 
 describe('native kernels against float64 definitions', { skip: skipNative }, () => {
   if (native) checkAgainstDefinitions(native, rowBlock, keyChunk);
+});
+
+describe('native attention on 1 and 4 threads (row blocks and key splits spread over threads)', { skip: skipNative }, () => {
+  const addon = loadNativeAddon(nativeAddonPath);
+  for (const threads of [1, 4]) {
+    test(`every attendHead case, ${threads} thread(s)`, () => {
+      const before = addon.info().threads;
+      addon.setThreads(threads);
+      try {
+        for (const c of attendCases(rowBlock, keyChunk)) {
+          const args = makeAttendArgs(c, 31);
+          assertClose(runAttend(native!, args), attend64(args), c.name, 1e-5, 1e-4);
+        }
+      } finally {
+        addon.setThreads(before);
+      }
+    });
+  }
 });
 
 describe('native kernels against js kernels', { skip: skipNative }, () => {
