@@ -1,6 +1,7 @@
 import { kernels } from '../../kernels/index.js';
 import { Tape } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { fastExp } from '../fast-exp.js';
 
 /** One sequence of a packed batch: rows start .. start + length - 1, causal among themselves. */
 export interface SequenceSpan {
@@ -50,7 +51,7 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
           for (let j = 0; j < visible; j++) if (sBuf[o + j] > max) max = sBuf[o + j];
           let sum = 0;
           for (let j = 0; j < visible; j++) {
-            const e = Math.exp(sBuf[o + j] - max);
+            const e = fastExp(sBuf[o + j] - max);
             sBuf[o + j] = e;
             sum += e;
           }
@@ -83,7 +84,7 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
             kern.sgemm(false, true, m, n, d, scale, q.data.subarray(qOff), qs, k.data.subarray(kOff), ks, 0, pBuf, n);
             for (let i = 0; i < m; i++) {
               const o = i * n, visible = r0 + i + 1, l = lse[(span.start + r0 + i) * heads + h];
-              for (let j = 0; j < visible; j++) pBuf[o + j] = Math.exp(pBuf[o + j] - l);
+              for (let j = 0; j < visible; j++) pBuf[o + j] = fastExp(pBuf[o + j] - l);
               for (let j = visible; j < n; j++) pBuf[o + j] = 0;
             }
             if (dv) kern.sgemm(true, false, n, d, m, 1, pBuf, n, dO.subarray(qOff), qs, 1, dv.subarray(kOff), ks);

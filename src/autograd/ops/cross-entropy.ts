@@ -1,5 +1,6 @@
 import { Tape } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { fastExp } from '../fast-exp.js';
 
 export interface CrossEntropyResult {
   /** scalar: sum_r w_r * CE_r / sum_r w_r */
@@ -32,7 +33,7 @@ export function crossEntropy(tape: Tape | null, logits: Tensor, targets: Int32Ar
     argmax[r] = am;
     if (weights[r] === 0) continue;
     let s = 0;
-    for (let j = 0; j < vocab; j++) s += Math.exp(ld[o + j] - max);
+    for (let j = 0; j < vocab; j++) s += fastExp(ld[o + j] - max);
     lse[r] = max + Math.log(s);
     rowLoss[r] = lse[r] - ld[o + targets[r]];
     total += weights[r] * rowLoss[r];
@@ -46,7 +47,7 @@ export function crossEntropy(tape: Tape | null, logits: Tensor, targets: Int32Ar
       for (let r = 0; r < rows; r++) {
         if (weights[r] === 0) continue;
         const o = r * vocab, c = dl[0] * weights[r] * norm, m = lse[r];
-        for (let j = 0; j < vocab; j++) g[o + j] += c * Math.exp(ld[o + j] - m);
+        for (let j = 0; j < vocab; j++) g[o + j] += c * fastExp(ld[o + j] - m);
         g[o + targets[r]] -= c;
       }
     });

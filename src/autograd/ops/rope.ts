@@ -1,5 +1,18 @@
 import { Tape } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { kernels } from '../../kernels/index.js';
+
+/** -sin tables, for the inverse rotation with the same kernel. */
+const negatedSin = new WeakMap<Float32Array, Float32Array>();
+
+function negSin(sin: Float32Array): Float32Array {
+  let t = negatedSin.get(sin);
+  if (!t) {
+    t = sin.map((v) => -v);
+    negatedSin.set(sin, t);
+  }
+  return t;
+}
 
 /**
  * Rotary position embedding, half-split layout (Hugging Face rotate_half), on x[rows, heads * headDim].
@@ -11,13 +24,13 @@ export function rope(
 ): Tensor {
   const rows = positions.length;
   const y = new Tensor(new Float32Array(x.data), x.shape, x.requiresGrad);
-  rotate(y.data, rows, heads, headDim, positions, cos, sin, 1);
+  kernels().rope(y.data, rows, heads, headDim, positions, cos, sin);
   if (tape && y.requiresGrad) {
     tape.record(() => {
       const dy = y.grad;
       if (dy === null) return;
       const t = new Float32Array(dy);
-      rotate(t, rows, heads, headDim, positions, cos, sin, -1);
+      kernels().rope(t, rows, heads, headDim, positions, cos, negSin(sin));
       const dx = x.gradBuf();
       for (let i = 0; i < t.length; i++) dx[i] += t[i];
     });

@@ -1,5 +1,7 @@
 import { Tape } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { fastExp } from '../fast-exp.js';
+import { kernels } from '../../kernels/index.js';
 
 /** y = silu(gate) * up, elementwise (the SwiGLU of a Llama MLP). */
 export function swiglu(tape: Tape | null, gate: Tensor, up: Tensor): Tensor {
@@ -7,7 +9,7 @@ export function swiglu(tape: Tape | null, gate: Tensor, up: Tensor): Tensor {
   const g = gate.data, u = up.data;
   const y = new Tensor(new Float32Array(n), gate.shape, gate.requiresGrad || up.requiresGrad);
   const yd = y.data;
-  for (let i = 0; i < n; i++) yd[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+  kernels().siluMul(yd, g, u, n);
   if (tape && y.requiresGrad) {
     tape.record(() => {
       const dy = y.grad;
@@ -15,7 +17,7 @@ export function swiglu(tape: Tape | null, gate: Tensor, up: Tensor): Tensor {
       const dg = gate.requiresGrad ? gate.gradBuf() : null;
       const du = up.requiresGrad ? up.gradBuf() : null;
       for (let i = 0; i < n; i++) {
-        const sg = 1 / (1 + Math.exp(-g[i]));
+        const sg = 1 / (1 + fastExp(-g[i]));
         const silu = g[i] * sg;
         if (du) du[i] += dy[i] * silu;
         // d silu / dg = sg * (1 + g * (1 - sg))

@@ -1,0 +1,74 @@
+import { resolve } from 'node:path';
+import { parseArgs, formatHelp, requireString, type OptionSpecs } from './args.js';
+import { KvevictError } from '../errors.js';
+import { DEFAULT_PRETRAIN, pretrain, type PretrainOptions } from '../train/pretrain.js';
+import { TINY_CURRICULUM } from '../train/data/batch.js';
+
+export const summary = 'train the byte-level reference model (checkpoints, resumable, loss curve)';
+
+const D = DEFAULT_PRETRAIN;
+const SPECS: OptionSpecs = {
+  out: { type: 'string', help: 'run folder: checkpoint.bin, log.jsonl, loss.svg and the model files' },
+  export: { type: 'string', help: 'also write the model (and loss.svg) here at each evaluation, e.g. models/kvevict-ref' },
+  resume: { type: 'boolean', help: 'continue from DIR/checkpoint.bin (same data order as an uninterrupted run)' },
+  seed: { type: 'int', help: 'seed of the initial weights and the data order', default: D.seed },
+  steps: { type: 'int', help: 'optimizer steps (the cosine schedule ends here)', default: D.steps },
+  'tokens-per-step': { type: 'int', help: 'tokens per batch', default: D.tokensPerStep },
+  lr: { type: 'number', help: 'peak learning rate (AdamW)', default: D.lr },
+  warmup: { type: 'int', help: 'linear warm-up steps', default: D.warmup },
+  clip: { type: 'number', help: 'gradient clipping: max global L2 norm', default: D.clip },
+  hidden: { type: 'int', help: 'hidden size', default: D.hidden },
+  layers: { type: 'int', help: 'decoder layers', default: D.layers },
+  heads: { type: 'int', help: 'query heads', default: D.heads },
+  'kv-heads': { type: 'int', help: 'key/value heads (GQA)', default: D.kvHeads },
+  intermediate: { type: 'int', help: 'SwiGLU intermediate size', default: D.intermediate },
+  'rope-theta': { type: 'number', help: 'RoPE base', default: D.ropeTheta },
+  'max-positions': { type: 'int', help: 'max_position_embeddings', default: D.maxPositions },
+  'max-length': { type: 'int', help: 'longest training sequence in tokens (caps the curriculum)', default: D.maxLength },
+  'eval-every': { type: 'int', help: 'held-out needle evaluation every N steps (0: never)', default: D.evalEvery },
+  'eval-lengths': { type: 'list', help: 'needle evaluation lengths during training', default: D.evalLengths.join(',') },
+  'checkpoint-every': { type: 'int', help: 'checkpoint every N steps', default: D.checkpointEvery },
+  'time-limit': { type: 'number', help: 'stop after this many minutes, checkpointed (0: none)', default: 0 },
+  tiny: { type: 'boolean', help: 'a tiny model and short sequences (seconds; for tests and smoke runs)' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+function int(o: Record<string, unknown>, k: string): number {
+  return o[k] as number;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { options: o, positionals } = parseArgs(argv, SPECS, 'pretrain');
+  if (o.help) {
+    process.stdout.write(formatHelp('kvevict pretrain --out DIR [--resume] [--seed S] [--steps N] [options]', SPECS) + '\n');
+    return 0;
+  }
+  if (positionals.length) throw new KvevictError(`pretrain: unexpected argument "${positionals[0]}"`);
+  const out = resolve(requireString(o, 'out', 'pretrain'));
+  const given = (k: string) => argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`));
+  const opts: PretrainOptions = {
+    ...DEFAULT_PRETRAIN,
+    out,
+    exportDir: typeof o.export === 'string' ? resolve(o.export) : null,
+    seed: int(o, 'seed'), steps: int(o, 'steps'), tokensPerStep: int(o, 'tokens-per-step'), lr: o.lr as number, warmup: int(o, 'warmup'),
+    clip: o.clip as number, hidden: int(o, 'hidden'), layers: int(o, 'layers'), heads: int(o, 'heads'), kvHeads: int(o, 'kv-heads'),
+    intermediate: int(o, 'intermediate'), ropeTheta: o['rope-theta'] as number, maxPositions: int(o, 'max-positions'), maxLength: int(o, 'max-length'),
+    evalEvery: int(o, 'eval-every'), evalLengths: (o['eval-lengths'] as string[] | string | undefined ? String(o['eval-lengths']).split(',') : []).map(Number),
+    checkpointEvery: int(o, 'checkpoint-every'), timeLimit: (o['time-limit'] as number) * 60,
+  };
+  if (o.tiny) {
+    const tiny = { hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, maxLength: 128, maxPositions: 256, tokensPerStep: 1024, warmup: 5, steps: 40, evalEvery: 0, evalLengths: [] as number[], lr: 3e-3 };
+    for (const [k, v] of Object.entries(tiny)) {
+      const flag = k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()).replace('kv-heads', 'kv-heads');
+      if (!given(flag)) (opts as unknown as Record<string, unknown>)[k] = v;
+    }
+    opts.curriculum = TINY_CURRICULUM;
+  }
+  for (const [k, v] of Object.entries({ steps: opts.steps, 'tokens-per-step': opts.tokensPerStep, hidden: opts.hidden, layers: opts.layers, heads: opts.heads, 'kv-heads': opts.kvHeads })) {
+    if (!(v > 0)) throw new KvevictError(`pretrain: --${k} must be positive, got ${v}`);
+  }
+  if (opts.evalLengths.some((l) => !Number.isInteger(l) || l <= 0)) throw new KvevictError(`pretrain: --eval-lengths must be positive integers`);
+  const result = await pretrain(opts, o.resume === true);
+  process.stdout.write(`pretrain: loss ${result.firstLoss.toFixed(3)} -> ${result.finalLoss.toFixed(3)}; model in ${opts.exportDir ?? out}\n`);
+  return 0;
+}

@@ -1,0 +1,99 @@
+import { Rng } from '../../util/rng.js';
+import type { PackedInput } from '../model.js';
+import type { Corpus } from './corpus.js';
+import { encodeSample, type Encoded } from './encode.js';
+import { TASKS, makeDialogue, plainText, type Sample, type Split, type TaskName } from './tasks.js';
+
+/** Share of each kind of sequence in training batches. */
+export const TASK_MIX: Record<TaskName | 'text', number> = {
+  niah_place: 0.24, niah_multikey: 0.24, niah_multivalue: 0.07, niah_multiquery: 0.07, passkey: 0.05, variable_tracking: 0.05,
+  common_words: 0.03, frequent_words: 0.03, instruct: 0.05, text: 0.17,
+};
+
+export interface Batch extends PackedInput {
+  targets: Int32Array;
+  weights: Float32Array;
+  samples: Encoded[];
+  tokens: number;
+}
+
+function pickTask(rng: Rng): TaskName | 'text' {
+  let r = rng.next();
+  for (const [t, w] of Object.entries(TASK_MIX) as [TaskName | 'text', number][]) if ((r -= w) < 0) return t;
+  return 'text';
+}
+
+/** One sample of about `length` tokens, never more than `length + 1` ids. */
+export function makeSample(rng: Rng, corpus: Corpus, split: Split, task: TaskName | 'text', length: number): Encoded {
+  let want = length;
+  for (let attempt = 0; ; attempt++) {
+    const s: Sample = task === 'text' ? plainText(rng, corpus, split, want + 1) : makeDialogue(task, rng, corpus, split, want);
+    const enc = encodeSample(s);
+    if (enc.ids.length <= length + 1) return enc;
+    if (attempt > 8 && task !== 'text') return makeSample(rng, corpus, split, 'passkey', length);
+    if (task === 'text') {
+      // plain text (or a stubborn sample): crop, dropping answers that no longer fit
+      return {
+        ids: enc.ids.slice(0, length + 1), weights: enc.weights.slice(0, length), task: enc.task,
+        answers: enc.answers.filter((a) => a.end <= length),
+      };
+    }
+    want -= enc.ids.length - (length + 1) + 8;
+  }
+}
+
+/** Pack encoded samples into one batch (each sample its own causal sequence). */
+export function packBatch(samples: Encoded[]): Batch {
+  const rows = samples.reduce((a, s) => a + s.ids.length - 1, 0);
+  const ids = new Int32Array(rows), targets = new Int32Array(rows), positions = new Int32Array(rows), weights = new Float32Array(rows);
+  const spans = [];
+  let o = 0;
+  for (const s of samples) {
+    const n = s.ids.length - 1;
+    ids.set(s.ids.subarray(0, n), o);
+    targets.set(s.ids.subarray(1), o);
+    weights.set(s.weights, o);
+    for (let i = 0; i < n; i++) positions[i + o] = i;
+    spans.push({ start: o, length: n });
+    o += n;
+  }
+  return { ids, targets, positions, weights, spans, samples, tokens: rows };
+}
+
+/** Sequence lengths by training progress (0..1): short first, the full context last. */
+export interface CurriculumStage {
+  until: number;
+  lengths: number[];
+}
+
+export const DEFAULT_CURRICULUM: CurriculumStage[] = [
+  { until: 0.12, lengths: [256] },
+  { until: 0.3, lengths: [256, 512] },
+  { until: 0.5, lengths: [512, 1024] },
+  { until: 0.72, lengths: [512, 1024, 2048] },
+  { until: 0.88, lengths: [1024, 2048, 4096] },
+  { until: 1.01, lengths: [1024, 2048, 4096, 4096] },
+];
+
+/** Short sequences only: the tiny configuration used by tests. */
+export const TINY_CURRICULUM: CurriculumStage[] = [{ until: 1.01, lengths: [128] }];
+
+export function lengthFor(curriculum: CurriculumStage[], progress: number, rng: Rng, maxLength: number): number {
+  const stage = curriculum.find((s) => progress < s.until) ?? curriculum[curriculum.length - 1];
+  return Math.min(maxLength, rng.pick(stage.lengths));
+}
+
+/**
+ * The training batch of `step`: a pure function of (seed, step), so a resumed run sees exactly the data
+ * an uninterrupted one would. About `tokens` tokens of one sequence length.
+ */
+export function trainingBatch(corpus: Corpus, seed: number, step: number, progress: number, tokens: number, curriculum: CurriculumStage[], maxLength: number): Batch {
+  const rng = new Rng((seed * 1000003 + step * 7919) >>> 0);
+  const length = lengthFor(curriculum, progress, rng, maxLength);
+  const count = Math.max(1, Math.round(tokens / length));
+  const samples: Encoded[] = [];
+  for (let i = 0; i < count; i++) samples.push(makeSample(rng, corpus, 'train', pickTask(rng), length));
+  return packBatch(samples);
+}
+
+export { TASKS };

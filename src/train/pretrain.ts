@@ -1,0 +1,227 @@
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ModelConfig } from '../model/config.js';
+import { KvevictError } from '../errors.js';
+import { Tape } from '../autograd/tape.js';
+import { crossEntropy } from '../autograd/ops/cross-entropy.js';
+import { kernels } from '../kernels/index.js';
+import { AdamW, DEFAULT_ADAMW, clipGradNorm } from './adamw.js';
+import { learningRate } from './schedule.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { TrainModel } from './model.js';
+import { countParams, initParams, namedParams } from './params.js';
+import { loadCorpus, type Corpus } from './data/corpus.js';
+import { BYTE_VOCAB_SIZE } from './data/encode.js';
+import { DEFAULT_CURRICULUM, trainingBatch, type CurriculumStage } from './data/batch.js';
+import { evaluateHeldOut, type HeldOutReport } from './evaluate.js';
+import { exportModel } from './export.js';
+import { ProgressBar, formatDuration } from './progress.js';
+import { lineChartSvg } from './loss-svg.js';
+
+/** Everything that defines a pretraining run (a resumed run must use the same values). */
+export interface PretrainOptions {
+  out: string;
+  /** also export the model here at each evaluation (the repository's model folder) */
+  exportDir: string | null;
+  seed: number;
+  steps: number;
+  tokensPerStep: number;
+  lr: number;
+  warmup: number;
+  minLrRatio: number;
+  clip: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  intermediate: number;
+  ropeTheta: number;
+  maxPositions: number;
+  /** longest training sequence (caps the curriculum) */
+  maxLength: number;
+  evalEvery: number;
+  checkpointEvery: number;
+  /** needle evaluation lengths during training */
+  evalLengths: number[];
+  /** stop (after checkpointing) when this many seconds have passed in this process; 0 = no limit */
+  timeLimit: number;
+  curriculum: CurriculumStage[];
+}
+
+export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'exportDir'> = {
+  seed: 1, steps: 1600, tokensPerStep: 8192, lr: 2e-3, warmup: 60, minLrRatio: 0.1, clip: 1,
+  hidden: 256, layers: 5, heads: 4, kvHeads: 2, intermediate: 768, ropeTheta: 50000, maxPositions: 4096, maxLength: 4096,
+  evalEvery: 50, checkpointEvery: 25, evalLengths: [512, 1024, 2048], timeLimit: 0, curriculum: DEFAULT_CURRICULUM,
+};
+
+export function modelConfigOf(o: Omit<PretrainOptions, 'out' | 'exportDir'>): ModelConfig {
+  if (o.hidden % o.heads !== 0) throw new KvevictError(`--hidden ${o.hidden} is not a multiple of --heads ${o.heads}`);
+  if (o.heads % o.kvHeads !== 0) throw new KvevictError(`--heads ${o.heads} is not a multiple of --kv-heads ${o.kvHeads}`);
+  return {
+    modelType: 'llama', hiddenSize: o.hidden, intermediateSize: o.intermediate, numLayers: o.layers, numHeads: o.heads, numKvHeads: o.kvHeads,
+    headDim: o.hidden / o.heads, vocabSize: BYTE_VOCAB_SIZE, rmsNormEps: 1e-5, ropeTheta: o.ropeTheta, ropeScaling: null,
+    maxPositions: o.maxPositions, tieWordEmbeddings: true, attentionBias: false, qkNorm: false, bosTokenId: null, eosTokenIds: [],
+  };
+}
+
+/** One record of the training log (runs/<name>/log.jsonl). */
+export interface LogRecord {
+  step: number;
+  tokens: number;
+  seconds: number;
+  loss?: number;
+  answerLoss?: number;
+  lr?: number;
+  gradNorm?: number;
+  length?: number;
+  tokensPerSecond?: number;
+  eval?: HeldOutReport;
+}
+
+export interface PretrainResult {
+  finalLoss: number;
+  firstLoss: number;
+  steps: number;
+  history: LogRecord[];
+}
+
+/** Options that must not change across a resume (the rest, e.g. --steps or eval cadence, may). */
+const FROZEN_KEYS = ['seed', 'tokensPerStep', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'ropeTheta', 'maxPositions'] as const;
+
+/** Train (or resume) the reference model; writes checkpoints, the log, the loss curve and the model folder. */
+export async function pretrain(opts: PretrainOptions, resume: boolean, log: (line: string) => void = (l) => process.stderr.write(l + '\n'), corpus: Corpus = loadCorpus()): Promise<PretrainResult> {
+  const cfg = modelConfigOf(opts);
+  const params = initParams(cfg, opts.seed);
+  const list = namedParams(params).map((p) => p.tensor);
+  const opt = new AdamW(list, DEFAULT_ADAMW);
+  const model = new TrainModel(cfg, params);
+  mkdirSync(opts.out, { recursive: true });
+  const ckptFile = join(opts.out, 'checkpoint.bin');
+  const logFile = join(opts.out, 'log.jsonl');
+  let start = 0, tokensSeen = 0, elapsedBefore = 0;
+  let history: LogRecord[] = [];
+  if (resume && existsSync(ckptFile)) {
+    const meta = loadCheckpoint(ckptFile, list, opt);
+    for (const k of FROZEN_KEYS) {
+      if (meta.options[k] !== undefined && meta.options[k] !== opts[k]) throw new KvevictError(`--resume: option ${k} was ${JSON.stringify(meta.options[k])} in ${ckptFile}, now ${JSON.stringify(opts[k])}`);
+    }
+    start = meta.step;
+    tokensSeen = meta.tokensSeen;
+    elapsedBefore = meta.elapsedSeconds;
+    history = meta.history as LogRecord[];
+    log(`resumed from ${ckptFile} at step ${start}`);
+  } else if (resume) {
+    log(`no checkpoint in ${opts.out}; starting from scratch`);
+  }
+  log(`model: ${countParams(params)} parameters, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, ${cfg.numHeads} query / ${cfg.numKvHeads} KV heads; kernels: ${kernels().name}`);
+
+  const schedule = { peak: opts.lr, warmup: opts.warmup, total: opts.steps, minRatio: opts.minLrRatio };
+  const bar = new ProgressBar(opts.steps);
+  const t0 = Date.now();
+  let windowTokens = 0, windowStart = Date.now(), lastLoss = NaN, firstLoss = NaN;
+  const frozen: Record<string, unknown> = {};
+  for (const k of FROZEN_KEYS) frozen[k] = opts[k];
+
+  const save = (step: number) => {
+    saveCheckpoint(ckptFile, list, opt, { step, options: frozen, tokensSeen, elapsedSeconds: elapsedBefore + (Date.now() - t0) / 1000, history });
+    writeFileSync(join(opts.out, 'loss.svg'), lossCurve(history));
+  };
+  const exportAll = (step: number) => {
+    for (const dir of [opts.out, opts.exportDir]) {
+      if (!dir) continue;
+      exportModel(dir, cfg, params, { step: String(step), tokens: String(tokensSeen) });
+      writeFileSync(join(dir, 'loss.svg'), lossCurve(history));
+    }
+  };
+  const evaluate = (step: number, full: boolean) => {
+    const t = Date.now();
+    const report = evaluateHeldOut(model, corpus, {
+      lengths: opts.evalLengths.filter((l) => l <= opts.maxLength), depths: [0.1, 0.3, 0.5, 0.7, 0.9],
+      tasks: full ? { length: Math.min(1024, opts.maxLength), perTask: 4 } : undefined, perplexityTokens: full ? 8192 : undefined,
+    });
+    const rec: LogRecord = { step, tokens: tokensSeen, seconds: elapsedBefore + (Date.now() - t0) / 1000, eval: report };
+    history.push(rec);
+    appendFileSync(logFile, JSON.stringify(rec) + '\n');
+    const niah = Object.entries(report.niah).map(([l, a]) => `${l}:${(a * 100).toFixed(0)}%`).join(' ');
+    const tok = Object.entries(report.niahTokens).map(([l, a]) => `${l}:${(a * 100).toFixed(0)}%`).join(' ');
+    log(`eval step ${step}: needle exact ${niah} | needle tokens ${tok}${report.tasks ? ' | tasks ' + JSON.stringify(report.tasks) : ''}${report.perplexity ? ` | held-out ppl ${report.perplexity.toFixed(2)}` : ''} (${((Date.now() - t) / 1000).toFixed(0)} s)`);
+    exportAll(step);
+  };
+
+  for (let step = start; step < opts.steps; step++) {
+    const progress = step / opts.steps;
+    const batch = trainingBatch(corpus, opts.seed, step, progress, opts.tokensPerStep, opts.curriculum, Math.min(opts.maxLength, cfg.maxPositions));
+    const tape = new Tape();
+    const logits = model.logits(tape, batch);
+    const ce = crossEntropy(tape, logits, batch.targets, batch.weights);
+    tape.backward(ce.loss);
+    const gradNorm = clipGradNorm(list, opts.clip);
+    const lr = learningRate(schedule, step);
+    opt.step(lr);
+    for (const p of list) p.zeroGrad();
+
+    let al = 0, an = 0;
+    for (let r = 0; r < batch.tokens; r++) if (batch.weights[r] === 1) { al += ce.rowLoss[r]; an++; }
+    const loss = ce.loss.data[0];
+    if (!Number.isFinite(loss)) throw new Error(`training diverged at step ${step} (loss ${loss})`);
+    if (Number.isNaN(firstLoss)) firstLoss = loss;
+    lastLoss = loss;
+    tokensSeen += batch.tokens;
+    windowTokens += batch.tokens;
+    const now = Date.now();
+    const tps = (windowTokens * 1000) / Math.max(1, now - windowStart);
+    if (now - windowStart > 60000) { windowTokens = 0; windowStart = now; }
+    const rec: LogRecord = {
+      step: step + 1, tokens: tokensSeen, seconds: elapsedBefore + (now - t0) / 1000, loss, answerLoss: an ? al / an : undefined, lr, gradNorm,
+      length: batch.spans[0].length, tokensPerSecond: tps,
+    };
+    history.push(rec);
+    appendFileSync(logFile, JSON.stringify(rec) + '\n');
+    const perStep = (now - t0) / 1000 / (step + 1 - start);
+    bar.update(step + 1, { tokensPerSecond: tps, loss, secondsLeft: perStep * (opts.steps - step - 1), extra: `ans ${(an ? al / an : 0).toFixed(3)} len ${batch.spans[0].length}` }, step + 1 === opts.steps);
+
+    const last = step + 1 === opts.steps;
+    const outOfTime = opts.timeLimit > 0 && (now - t0) / 1000 > opts.timeLimit;
+    if ((step + 1) % opts.checkpointEvery === 0 || last || outOfTime) save(step + 1);
+    if (opts.evalEvery > 0 && ((step + 1) % opts.evalEvery === 0 || last || outOfTime)) {
+      evaluate(step + 1, last || outOfTime || (step + 1) % (opts.evalEvery * 4) === 0);
+      save(step + 1);
+    }
+    if (last && opts.evalEvery <= 0) exportAll(step + 1);
+    if (outOfTime) {
+      log(`time limit reached after ${formatDuration((now - t0) / 1000)}; checkpoint saved at step ${step + 1} (continue with --resume)`);
+      break;
+    }
+  }
+  bar.done();
+  return { finalLoss: lastLoss, firstLoss, steps: opts.steps, history };
+}
+
+/** Training loss (smoothed) and needle accuracy against tokens seen. */
+export function lossCurve(history: LogRecord[]): string {
+  const train = history.filter((h) => h.loss !== undefined);
+  const smooth: [number, number][] = [];
+  let ema = NaN;
+  for (const h of train) {
+    ema = Number.isNaN(ema) ? h.loss! : 0.9 * ema + 0.1 * h.loss!;
+    smooth.push([h.tokens, ema]);
+  }
+  const answer: [number, number][] = [];
+  ema = NaN;
+  for (const h of train) {
+    if (h.answerLoss === undefined) continue;
+    ema = Number.isNaN(ema) ? h.answerLoss : 0.9 * ema + 0.1 * h.answerLoss;
+    answer.push([h.tokens, ema]);
+  }
+  const evals = history.filter((h) => h.eval);
+  const colors = ['#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
+  const lengths = [...new Set(evals.flatMap((h) => Object.keys(h.eval!.niah)))];
+  return lineChartSvg('kvevict-ref training', 'tokens seen', [
+    { label: 'training loss (weighted, EMA)', color: '#1f77b4', points: smooth },
+    { label: 'answer-token loss (EMA)', color: '#ff7f0e', points: answer },
+    ...lengths.map((l, i) => ({
+      label: `held-out needle exact @${l} (right axis)`, color: colors[i % colors.length], rightAxis: true,
+      points: evals.map((h) => [h.tokens, h.eval!.niah[l] ?? 0] as [number, number]),
+    })),
+  ]);
+}

@@ -1,0 +1,165 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Tensor } from '../src/autograd/tensor.js';
+import { AdamW, clipGradNorm } from '../src/train/adamw.js';
+import { learningRate } from '../src/train/schedule.js';
+import { DEFAULT_PRETRAIN, pretrain, type PretrainOptions } from '../src/train/pretrain.js';
+import { TINY_CURRICULUM, makeSample, trainingBatch, DEFAULT_CURRICULUM } from '../src/train/data/batch.js';
+import { loadCorpus } from '../src/train/data/corpus.js';
+import { encodeDialogue, encodePrompt, IM_END, IM_START } from '../src/train/data/encode.js';
+import { insertAtDepths } from '../src/train/data/haystack.js';
+import { TASKS } from '../src/train/data/tasks.js';
+import { HELD_OUT_ESSAYS, NEVER_TRAINED, NIAH_NEEDLE, heldOutHaystack, readEssay, trainingEssayFiles } from '../src/train/split.js';
+import { niahSample } from '../src/train/evaluate.js';
+import { parseConfig } from '../src/model/config.js';
+import { readSafetensorsHeader } from '../src/model/safetensors.js';
+import { Tokenizer } from '../src/model/tokenizer.js';
+import { Rng } from '../src/util/rng.js';
+
+const corpus = loadCorpus();
+const decode = (ids: ArrayLike<number>) => Buffer.from(Array.from(ids).filter((i) => i < 256)).toString('utf8');
+
+test('AdamW matches a float64 hand computation, with decay on matrices only', () => {
+  const w = new Tensor(new Float32Array([0.5, -1, 2, 0.25]), [2, 2], true);
+  const n = new Tensor(new Float32Array([1, 1]), [2], true);
+  const opt = new AdamW([w, n], { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
+  const grads = [[0.1, -0.2, 0.3, 0], [0.05, 0.4, -0.1, 0.2]];
+  const ref = [0.5, -1, 2, 0.25], m = [0, 0, 0, 0], v = [0, 0, 0, 0];
+  const nRef = [1, 1], nm = [0, 0], nv = [0, 0];
+  grads.forEach((g, t) => {
+    const lr = 0.01 * (t + 1);
+    w.gradBuf().set(g);
+    n.gradBuf().set([g[0], g[1]]);
+    opt.step(lr);
+    const c1 = 1 - 0.9 ** (t + 1), c2 = 1 - 0.99 ** (t + 1);
+    for (let i = 0; i < 4; i++) {
+      m[i] = 0.9 * m[i] + 0.1 * g[i];
+      v[i] = 0.99 * v[i] + 0.01 * g[i] * g[i];
+      ref[i] = ref[i] * (1 - lr * 0.1) - (lr * m[i] / c1) / (Math.sqrt(v[i] / c2) + 1e-8);
+    }
+    for (let i = 0; i < 2; i++) {
+      nm[i] = 0.9 * nm[i] + 0.1 * g[i];
+      nv[i] = 0.99 * nv[i] + 0.01 * g[i] * g[i];
+      nRef[i] = nRef[i] - (lr * nm[i] / c1) / (Math.sqrt(nv[i] / c2) + 1e-8);
+    }
+  });
+  for (let i = 0; i < 4; i++) assert.ok(Math.abs(w.data[i] - ref[i]) < 1e-6, `w[${i}] ${w.data[i]} vs ${ref[i]}`);
+  for (let i = 0; i < 2; i++) assert.ok(Math.abs(n.data[i] - nRef[i]) < 1e-6, `norm[${i}] ${n.data[i]} vs ${nRef[i]}`);
+});
+
+test('gradient clipping scales to the maximum global norm', () => {
+  const a = new Tensor(new Float32Array(2), [2], true), b = new Tensor(new Float32Array(1), [1], true);
+  a.gradBuf().set([3, 0]);
+  b.gradBuf().set([4]);
+  assert.equal(clipGradNorm([a, b], 1), 5);
+  assert.ok(Math.abs(a.grad![0] - 0.6) < 1e-7 && Math.abs(b.grad![0] - 0.8) < 1e-7);
+  assert.ok(Math.abs(clipGradNorm([a, b], 10) - 1) < 1e-6);
+});
+
+test('schedule: linear warm-up, cosine to the floor', () => {
+  const s = { peak: 1e-3, warmup: 10, total: 110, minRatio: 0.1 };
+  assert.ok(Math.abs(learningRate(s, 0) - 1e-4) < 1e-12);
+  assert.ok(Math.abs(learningRate(s, 9) - 1e-3) < 1e-12);
+  assert.ok(Math.abs(learningRate(s, 10) - 1e-3) < 1e-12);
+  assert.ok(Math.abs(learningRate(s, 60) - (1e-4 + 0.5 * 9e-4)) < 1e-12);
+  assert.ok(Math.abs(learningRate(s, 110) - 1e-4) < 1e-12);
+  assert.ok(Math.abs(learningRate(s, 500) - 1e-4) < 1e-12);
+});
+
+test('split: held-out essays, needle and question never reach training data', () => {
+  assert.equal(HELD_OUT_ESSAYS.length, 8);
+  for (const f of HELD_OUT_ESSAYS) assert.ok(!trainingEssayFiles().includes(f));
+  assert.ok(!corpus.trainText.includes(readEssay(HELD_OUT_ESSAYS[0]).slice(100, 400)));
+  assert.ok(heldOutHaystack().startsWith(readEssay('addiction.txt').slice(0, 100)));
+  for (let step = 0; step < 60; step++) {
+    const batch = trainingBatch(corpus, 3, step, step / 60, 4096, DEFAULT_CURRICULUM, 1024);
+    const text = decode(batch.ids);
+    for (const s of NEVER_TRAINED) assert.ok(!text.includes(s), `step ${step} contains "${s}"`);
+    for (const w of corpus.heldOutWords.slice(0, 0)) assert.ok(!text.includes(w));
+  }
+});
+
+test('samples: every task fits its length and its answer spans decode to the answers', () => {
+  const rng = new Rng(5);
+  for (const task of [...TASKS, 'text' as const]) {
+    for (const length of [256, 1024]) {
+      const s = makeSample(rng, corpus, 'train', task, length);
+      assert.ok(s.ids.length <= length + 1, `${task} ${length}: ${s.ids.length} ids`);
+      assert.equal(s.weights.length, s.ids.length - 1);
+      if (task === 'text') continue;
+      assert.ok(s.answers.length >= 1, task);
+      for (const a of s.answers) {
+        assert.equal(s.ids[a.end], IM_END, `${task}: an answer ends with <|im_end|>`);
+        assert.equal(s.weights[a.start], 1);
+        assert.ok(decode(s.ids.subarray(a.start + 1, a.end)).length > 3);
+      }
+    }
+  }
+});
+
+test('encoding: ChatML as the tokenizer template, weights shifted to targets', () => {
+  const enc = encodeDialogue({ task: 'passkey', context: 'ctx', turns: [{ question: 'q?', answer: 'A.' }] });
+  const text = Array.from(enc.ids, (i) => (i === IM_START ? '<|im_start|>' : i === IM_END ? '<|im_end|>' : String.fromCharCode(i))).join('');
+  assert.equal(text, '<|im_start|>user\nctx\n\nq?<|im_end|>\n<|im_start|>assistant\nA.<|im_end|>\n');
+  const a = enc.answers[0];
+  assert.equal(decode(enc.ids.subarray(a.start + 1, a.end + 1)), 'A.');
+  assert.deepEqual(Array.from(enc.weights.subarray(a.start, a.end)), [1, 1, 1]);
+  assert.equal(enc.weights[a.end], 0.05000000074505806);
+  const prompt = encodePrompt('ctx', 'q?');
+  assert.deepEqual(Array.from(prompt), Array.from(enc.ids.subarray(0, prompt.length)));
+});
+
+test('needles go to sentence boundaries at their depths', () => {
+  const text = 'One. Two. Three. Four. Five.';
+  assert.equal(insertAtDepths(text, [{ sentence: 'N.', depth: 0 }]), 'N. One. Two. Three. Four. Five.');
+  assert.equal(insertAtDepths(text, [{ sentence: 'N.', depth: 1 }]), 'One. Two. Three. Four. Five. N. ');
+  assert.equal(insertAtDepths(text, [{ sentence: 'N.', depth: 0.5 }]), 'One. Two. Three. N. Four. Five.');
+  const s = niahSample(corpus, 1024, 0.5);
+  assert.ok(s.ids.length <= 1025);
+  assert.ok(decode(s.ids).includes(NIAH_NEEDLE));
+});
+
+function tinyOptions(out: string, steps: number): PretrainOptions {
+  return {
+    ...DEFAULT_PRETRAIN, out, exportDir: null, steps, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, maxLength: 128, maxPositions: 256,
+    tokensPerStep: 1024, warmup: 3, lr: 3e-3, evalEvery: 0, evalLengths: [], checkpointEvery: 1000, curriculum: TINY_CURRICULUM,
+  };
+}
+
+test('pretrain (tiny): the loss falls and the model folder loads', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvevict-pretrain-'));
+  try {
+    const r = await pretrain(tinyOptions(dir, 30), false, () => {}, corpus);
+    assert.ok(r.finalLoss < r.firstLoss - 1, `loss ${r.firstLoss} -> ${r.finalLoss}`);
+    const cfg = parseConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+    assert.equal(cfg.numKvHeads, 2);
+    assert.equal(cfg.vocabSize, 259);
+    const header = readSafetensorsHeader(join(dir, 'model.safetensors'));
+    assert.ok(header.tensors.has('model.layers.1.mlp.down_proj.weight'));
+    const tok = Tokenizer.fromDir(dir);
+    assert.deepEqual(tok.encode('hi'), [104, 105]);
+    assert.equal(tok.eosTokenId, IM_END);
+    const chat = tok.applyChatTemplate([{ role: 'user', content: 'ctx\n\nq?' }], { addGenerationPrompt: true });
+    assert.deepEqual(tok.encode(chat), Array.from(encodePrompt('ctx', 'q?')));
+    assert.ok(readFileSync(join(dir, 'loss.svg'), 'utf8').startsWith('<svg'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('checkpoint and resume give the same parameters as an uninterrupted run', async () => {
+  const a = mkdtempSync(join(tmpdir(), 'kvevict-a-')), b = mkdtempSync(join(tmpdir(), 'kvevict-b-'));
+  try {
+    await pretrain(tinyOptions(a, 6), false, () => {}, corpus);
+    await pretrain({ ...tinyOptions(b, 6), timeLimit: 1e-9 }, false, () => {}, corpus); // stops after one step
+    await pretrain(tinyOptions(b, 6), true, () => {}, corpus);
+    const wa = readFileSync(join(a, 'model.safetensors')), wb = readFileSync(join(b, 'model.safetensors'));
+    assert.ok(wa.equals(wb), 'weights differ after resume');
+  } finally {
+    rmSync(a, { recursive: true, force: true });
+    rmSync(b, { recursive: true, force: true });
+  }
+});
