@@ -1,0 +1,246 @@
+import { basename } from 'node:path';
+import type { KvCache } from '../cache/kv-cache.js';
+import { KvevictError } from '../errors.js';
+import { kernels } from '../kernels/index.js';
+import { decode } from '../generate/decode.js';
+import { answer, type CompressedContext } from '../generate/pipeline.js';
+import { greedy } from '../generate/sampling.js';
+import type { LlamaModel } from '../model/llama.js';
+import type { Observer } from '../model/types.js';
+import { CLI_NAME, type PressOptions } from '../press/options.js';
+import { PrefillRecorder, mergeCaptures } from '../press/capture.js';
+import { makePress } from '../press/registry.js';
+import { selectCache } from '../press/select-cache.js';
+import type { Captured, Press, PrefillRun } from '../press/types.js';
+import type { EvalCase } from './case.js';
+import type { CompressedRun, EngineSession, EvalEngine, FullRun } from './engine.js';
+import { promptKeys, queryRecorder } from './fidelity.js';
+import type { PreparedPrompt, TextTokenizer } from './prompt.js';
+import { canonicalOptions, type Mode, type PressSpec, type Setting } from './settings.js';
+
+/** The tokenizer the model engine needs: text, plus which ids end an answer and which are text at all. */
+export interface EngineTokenizer extends TextTokenizer {
+  readonly eosTokenIds: readonly number[];
+  /** ids at or past this are not text (a model's vocabulary is often padded) */
+  readonly vocabSize: number;
+  decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
+}
+
+const KEY_OF_CLI: Record<string, keyof PressOptions> = Object.fromEntries(Object.entries(CLI_NAME).map(([k, v]) => [v, k as keyof PressOptions]));
+
+/** Press options from "name:key=value" options (CLI or library spelling). */
+export function pressOptions(spec: PressSpec, budget: number): PressOptions {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(spec.options)) {
+    const key = KEY_OF_CLI[k] ?? k;
+    if (key === 'budget' || key === 'ratio') throw new KvevictError(`--press ${spec.name}: give the budget with --budget, not as an option`);
+    o[key] = v;
+  }
+  o.budget = budget;
+  return o as PressOptions;
+}
+
+interface PrefillState {
+  tokens: Int32Array;
+  cache: KvCache;
+  lastLogits: Float32Array;
+  captured: Captured;
+  ms: number;
+}
+
+/**
+ * The grid runner's engine over a LlamaModel and the presses: per case and mode, the prompt is prefilled
+ * once (recording what every method of the grid needs) and each method compresses its own copy; the
+ * full-cache run records the answer queries and logits the fidelity measures need.
+ */
+export class ModelEngine implements EvalEngine {
+  readonly maxContext: number;
+  private readonly presses = new Map<string, Press>();
+
+  constructor(
+    readonly lm: LlamaModel,
+    readonly tokenizer: EngineTokenizer,
+    readonly model: string,
+    readonly chunk?: number,
+  ) {
+    this.maxContext = lm.config.maxPositions;
+  }
+
+  static nameOf(dir: string): string {
+    return basename(dir.replace(/[/\\]+$/, '')) || dir;
+  }
+
+  press(spec: PressSpec, budget: number): Press {
+    const key = JSON.stringify([spec.name, canonicalOptions(spec.options), budget]);
+    let p = this.presses.get(key);
+    if (!p) {
+      p = makePress(spec.name, pressOptions(spec, budget));
+      this.presses.set(key, p);
+    }
+    return p;
+  }
+
+  checkSetting(spec: PressSpec, budget: number): void {
+    this.press(spec, budget);
+  }
+
+  open(prompt: PreparedPrompt, c: EvalCase, settings: readonly Setting[]): EngineSession {
+    return new ModelSession(this, prompt, c, settings);
+  }
+}
+
+class ModelSession implements EngineSession {
+  private readonly states = new Map<Mode, PrefillState>();
+  private readonly fullQueries: ReturnType<typeof queryRecorder>;
+  private readonly stop: number[];
+
+  constructor(
+    private readonly engine: ModelEngine,
+    private readonly prompt: PreparedPrompt,
+    private readonly c: EvalCase,
+    private readonly settings: readonly Setting[],
+  ) {
+    this.stop = [...new Set([...engine.tokenizer.eosTokenIds, ...engine.lm.config.eosTokenIds])];
+    this.fullQueries = queryRecorder(engine.lm.config.numLayers);
+  }
+
+  private tokensOf(mode: Mode): Int32Array {
+    const { contextTokens: ctx, questionTokens: q } = this.prompt;
+    if (mode === 'query-agnostic') return ctx;
+    const all = new Int32Array(ctx.length + q.length);
+    all.set(ctx);
+    all.set(q, ctx.length);
+    return all;
+  }
+
+  /** The full-cache prefill of a mode's compressible tokens, recording every method's needs. */
+  private prefill(mode: Mode): PrefillState {
+    const have = this.states.get(mode);
+    if (have) return have;
+    const { lm } = this.engine;
+    const tokens = this.tokensOf(mode);
+    const L = tokens.length;
+    const requests = this.settings.filter((s) => s.mode === mode && s.press.name !== 'full').map((s) => this.engine.press(s.press, s.budget).capture(L));
+    const cache = lm.newCache();
+    const recorder = new PrefillRecorder(kernels(), lm.config, cache, 0, L, mergeCaptures(...requests));
+    const observers: Observer[] = [];
+    if (!recorder.idle) observers.push(recorder.observer);
+    if (mode === 'query-aware') {
+      // the full run's first answer token is chosen by the last prompt row
+      this.fullQueries.wanted.add(L - 1);
+      observers.push(this.fullQueries.observer);
+    }
+    const positions = Int32Array.from({ length: L }, (_, i) => i);
+    const t0 = performance.now();
+    const lastLogits = lm.forward({ tokens, positions, cache, chunk: this.engine.chunk, observer: observers.length === 0 ? undefined : (v) => observers.forEach((o) => o(v)) });
+    const state = { tokens, cache, lastLogits, captured: recorder.result(), ms: performance.now() - t0 };
+    this.states.set(mode, state);
+    return state;
+  }
+
+  private text(tokens: number[], stopped: boolean): string {
+    const tok = this.engine.tokenizer;
+    const shown = (stopped ? tokens.slice(0, -1) : tokens).filter((id) => id < tok.vocabSize);
+    return tok.decode(shown, { skipSpecialTokens: true });
+  }
+
+  async full(): Promise<FullRun> {
+    const { lm } = this.engine;
+    const p = this.prefill('query-aware');
+    const L = p.tokens.length;
+    const keys = promptKeys(p.cache, L);
+    const cache = p.cache.clone();
+    const rec = this.fullQueries;
+    const stop = new Set(this.stop);
+    const tokens: number[] = [];
+    const logits: Float32Array[] = [];
+    let current = p.lastLogits;
+    let stopped = false;
+    const t0 = performance.now();
+    for (let i = 0; i < this.c.maxNewTokens; i++) {
+      const token = greedy(current);
+      tokens.push(token);
+      logits.push(current);
+      if (stop.has(token)) {
+        stopped = true;
+        break;
+      }
+      if (i + 1 === this.c.maxNewTokens || L + i >= lm.config.maxPositions) break;
+      rec.wanted.add(L + i);
+      current = lm.forward({ tokens: Int32Array.of(token), positions: Int32Array.of(L + i), cache, observer: rec.observer });
+    }
+    const decodeMs = performance.now() - t0;
+    const cfg = lm.config;
+    const queries = tokens.map((_, t) => {
+      const q = rec.take(L - 1 + t);
+      if (!q) throw new Error(`internal error: no query recorded at position ${L - 1 + t}`);
+      return q;
+    });
+    return {
+      tokens,
+      text: this.text(tokens, stopped),
+      logits,
+      trace: { layers: cfg.numLayers, heads: cfg.numHeads, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, length: L, keys, queries },
+      cacheBytes: p.cache.bytes,
+      timings: { prefillMs: p.ms, compressMs: 0, decodeMs },
+    };
+  }
+
+  async compressed(spec: PressSpec, budget: number, mode: Mode, full: FullRun | null): Promise<CompressedRun> {
+    const { lm } = this.engine;
+    const press = this.engine.press(spec, budget);
+    const p = this.prefill(mode);
+    const L = p.tokens.length;
+    const run: PrefillRun = { model: lm, cache: p.cache, tokens: p.tokens, promptLength: L, startPosition: 0, lastLogits: p.lastLogits, captured: p.captured, eosTokenIds: this.stop };
+    const t0 = performance.now();
+    const plan = await press.compress(run);
+    const compressed = selectCache(p.cache, plan);
+    const compressMs = performance.now() - t0;
+    const cacheBytes = compressed.bytes;
+    const question = mode === 'query-agnostic' ? this.prompt.questionTokens : new Int32Array(0);
+    const ctx: CompressedContext = {
+      cache: compressed, promptLength: L, nextPosition: L, lastLogits: p.lastLogits, plan, fullCacheBytes: p.cache.bytes, cacheBytes,
+      prefillMs: p.ms, selectMs: compressMs,
+    };
+    const t1 = performance.now();
+    const out =
+      mode === 'query-agnostic'
+        ? answer(lm, ctx, question, { maxNewTokens: this.c.maxNewTokens, stopTokens: this.stop, chunk: this.engine.chunk })
+        : decode(lm, compressed.clone(), { firstLogits: p.lastLogits, nextPosition: L, maxNewTokens: this.c.maxNewTokens, stopTokens: this.stop });
+    const decodeMs = performance.now() - t1;
+    return {
+      tokens: out.tokens,
+      text: this.text(out.tokens, out.finish === 'stop'),
+      kept: plan,
+      forcedLogits: full ? this.forced(compressed, L, p.lastLogits, question, full.tokens) : null,
+      cacheBytes,
+      timings: { prefillMs: p.ms, compressMs, decodeMs },
+    };
+  }
+
+  /**
+   * The compressed cache's next-token distributions along the full run's answer: the question (if fed
+   * after compression) and the answer tokens but the last go in as one block; the rows that predict
+   * answer tokens are returned. Without a question, the first distribution is the prefill's own.
+   */
+  private forced(compressed: KvCache, L: number, lastLogits: Float32Array, question: Int32Array, answerTokens: number[]): Float32Array[] {
+    const { lm } = this.engine;
+    const T = answerTokens.length;
+    if (T === 0) return [];
+    const feed = Int32Array.from([...question, ...answerTokens.slice(0, T - 1)]);
+    const room = lm.config.maxPositions - L;
+    const n = Math.min(feed.length, room);
+    const out: Float32Array[] = [];
+    if (question.length === 0) out.push(lastLogits);
+    if (n === 0) return out;
+    const vocab = lm.config.vocabSize;
+    const all = lm.forward({ tokens: feed.subarray(0, n), positions: Int32Array.from({ length: n }, (_, i) => L + i), cache: compressed.clone(), logits: 'all', chunk: this.engine.chunk });
+    const first = question.length === 0 ? 0 : question.length - 1;
+    for (let r = first; r < n && out.length < T; r++) out.push(all.subarray(r * vocab, (r + 1) * vocab));
+    return out;
+  }
+
+  close(): void {
+    this.states.clear();
+  }
+}

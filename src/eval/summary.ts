@@ -1,0 +1,96 @@
+import type { ResultRow } from './results.js';
+import { pressLabel, type Mode } from './settings.js';
+
+/** Mean figures of one (method, budget, mode) group, optionally within one task. */
+export interface SummaryRow {
+  press: string;
+  budget: number;
+  mode: Mode;
+  task: string | null;
+  /** mean score, 0..100 */
+  score: number;
+  n: number;
+  oracle_hit: number | null;
+  attention_recall: number | null;
+  top1: number | null;
+  kl: number | null;
+}
+
+function meanOf(values: (number | null)[]): number | null {
+  const xs = values.filter((v): v is number => v !== null && Number.isFinite(v));
+  return xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/**
+ * Group rows by method (with options), budget and mode, and by task when `byTask`. The score is the mean
+ * over cases, each task weighted by its number of cases (the per-task means are there for a macro view).
+ */
+export function summarize(rows: readonly ResultRow[], byTask = false): SummaryRow[] {
+  const groups = new Map<string, ResultRow[]>();
+  for (const r of rows) {
+    const label = pressLabel({ name: r.press, options: r.options });
+    const key = JSON.stringify([label, r.budget, r.mode, byTask ? r.task : null]);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = []));
+    g.push(r);
+  }
+  const out: SummaryRow[] = [];
+  for (const [key, g] of groups) {
+    const [press, budget, mode, task] = JSON.parse(key) as [string, number, Mode, string | null];
+    out.push({
+      press,
+      budget,
+      mode,
+      task,
+      score: g.reduce((a, r) => a + r.score, 0) / g.length,
+      n: g.length,
+      oracle_hit: meanOf(g.map((r) => r.fidelity.oracle_hit)),
+      attention_recall: meanOf(g.map((r) => r.fidelity.attention_recall)),
+      top1: meanOf(g.map((r) => r.fidelity.top1)),
+      kl: meanOf(g.map((r) => r.fidelity.kl)),
+    });
+  }
+  return out.sort((a, b) => a.mode.localeCompare(b.mode) || (a.task ?? '').localeCompare(b.task ?? '') || a.press.localeCompare(b.press) || a.budget - b.budget);
+}
+
+/** The --json output: {"rows": [{press, budget, mode, score, n}]}. */
+export function jsonSummary(rows: readonly ResultRow[]): { rows: { press: string; budget: number; mode: string; score: number; n: number }[] } {
+  return { rows: summarize(rows).map((s) => ({ press: s.press, budget: s.budget, mode: s.mode, score: round(s.score, 2), n: s.n })) };
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+const fmt = (x: number | null, digits = 1) => (x === null ? '-' : x.toFixed(digits));
+
+/** A plain-text table; one line per method and budget, one block per mode, a column per task when several. */
+export function formatTable(rows: readonly ResultRow[]): string {
+  const overall = summarize(rows);
+  const perTask = summarize(rows, true);
+  const tasks = [...new Set(rows.map((r) => r.task))].sort();
+  const header = ['method', 'budget', 'mode', 'n', 'score', ...(tasks.length > 1 ? tasks : []), 'hit%', 'recall%', 'top1%', 'KL'];
+  const body: string[][] = overall.map((s) => {
+    const taskCells =
+      tasks.length > 1
+        ? tasks.map((t) => {
+            const m = perTask.find((p) => p.task === t && p.press === s.press && p.budget === s.budget && p.mode === s.mode);
+            return m ? fmt(m.score) : '-';
+          })
+        : [];
+    return [s.press, String(s.budget), s.mode, String(s.n), fmt(s.score), ...taskCells, fmt(s.oracle_hit), fmt(s.attention_recall), fmt(s.top1), fmt(s.kl, 3)];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+/** The same table in Markdown (for the README). */
+export function formatMarkdownTable(rows: readonly ResultRow[]): string {
+  const overall = summarize(rows);
+  const head = '| method | budget | mode | cases | score | oracle hit % | attention recall % | top-1 % | KL |';
+  const sep = '|---|---:|---|---:|---:|---:|---:|---:|---:|';
+  const lines = overall.map((s) => `| ${s.press} | ${s.budget} | ${s.mode} | ${s.n} | ${fmt(s.score)} | ${fmt(s.oracle_hit)} | ${fmt(s.attention_recall)} | ${fmt(s.top1)} | ${fmt(s.kl, 3)} |`);
+  return [head, sep, ...lines].join('\n');
+}
