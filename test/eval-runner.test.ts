@@ -1,0 +1,209 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KvevictError } from '../src/errors.js';
+import type { EvalCase, LoadedDataset } from '../src/eval/case.js';
+import type { CompressedRun, EngineSession, EvalEngine, FullRun } from '../src/eval/engine.js';
+import { loadPlain } from '../src/eval/datasets/plain.js';
+import { Progress, formatDuration } from '../src/eval/progress.js';
+import type { PreparedPrompt } from '../src/eval/prompt.js';
+import { readRows } from '../src/eval/results.js';
+import { runGrid, type KeptFile } from '../src/eval/runner.js';
+import { makeGrid, parseBudgets, parsePressSpec, pressLabel, rowKey, type Mode, type PressSpec, type Setting } from '../src/eval/settings.js';
+import { formatMarkdownTable, formatTable, jsonSummary, summarize } from '../src/eval/summary.js';
+import { byteTokenizer, tempDir, writeLines } from './helpers/eval-fixtures.js';
+
+/** A model stand-in: answers right with the full cache or a budget of 128+, keeps the first B positions. */
+class FakeEngine implements EvalEngine {
+  readonly model: string;
+  readonly maxContext = 1000;
+  readonly tokenizer = byteTokenizer();
+  fullCalls = 0;
+  compressedCalls = 0;
+  constructor(model = 'fake') {
+    this.model = model;
+  }
+  checkSetting(p: PressSpec, budget: number): void {
+    if (p.name === 'bogus') throw new KvevictError('unknown press "bogus"');
+    if (budget < 8) throw new KvevictError('--budget too small');
+  }
+  open(prompt: PreparedPrompt, c: EvalCase): EngineSession {
+    const L = prompt.contextTokens.length + prompt.questionTokens.length;
+    const logits = [Float32Array.from([0, 1, 2]), Float32Array.from([2, 1, 0])];
+    const self = this;
+    return {
+      async full(): Promise<FullRun> {
+        self.fullCalls++;
+        return {
+          tokens: [1, 2], text: c.answers[0], logits,
+          // one head of size 1 with zero keys: attention is uniform over the prompt
+          trace: { layers: 1, heads: 1, kvHeads: 1, headDim: 1, length: L, keys: [[new Float32Array(L)]], queries: [[Float32Array.of(1)], [Float32Array.of(1)]] },
+          cacheBytes: 1000, timings: { prefillMs: 1, compressMs: 0, decodeMs: 1 },
+        };
+      },
+      async compressed(press: PressSpec, budget: number, mode: Mode): Promise<CompressedRun> {
+        self.compressedCalls++;
+        const Lc = mode === 'query-aware' ? L : prompt.contextTokens.length;
+        return {
+          tokens: [3], text: budget >= 128 ? `it is ${c.answers[0]}` : 'no idea',
+          kept: [[Int32Array.from({ length: Math.min(budget, Lc) }, (_, i) => i)]],
+          forcedLogits: logits.map((x) => x.slice()),
+          cacheBytes: budget, timings: { prefillMs: 1, compressMs: 1, decodeMs: 1 },
+        };
+      },
+      close() {},
+    };
+  }
+}
+
+function sink(isTTY = false): { write(s: string): boolean; text: string; isTTY: boolean } {
+  return { text: '', isTTY, write(s: string) { this.text += s; return true; } };
+}
+
+function dataset(dir: string): { file: string; ds: LoadedDataset } {
+  const ctx = (i: number) => `Fact ${i}: `.repeat(40) + `the answer is gold${i}.`;
+  const file = writeLines(dir, 'cases.jsonl', [
+    JSON.stringify({ id: 'a', context: ctx(0), question: 'What is the answer?', answers: ['gold0'] }),
+    '{"id": "broken"',
+    JSON.stringify({ id: 'b', context: ctx(1), question: 'What is the answer?', answers: ['gold1'] }),
+    JSON.stringify({ id: 'c', context: ctx(2), question: 'What is the answer?', answers: ['gold2'] }),
+  ]);
+  return { file, ds: loadPlain(file) };
+}
+
+const presses = ['full', 'snapkv'].map((p) => parsePressSpec(p));
+
+test('grid runner: rows, shared full run, scores, fidelity, kept plans, problems', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'out');
+  const { ds } = dataset(dir);
+  const engine = new FakeEngine();
+  const grid = makeGrid(presses, [64, 128], ['query-aware', 'query-agnostic']);
+  const log = sink();
+  const progress = sink();
+  const res = await runGrid({ engine, dataset: ds, grid, outDir: out, progress, log });
+  assert.equal(res.computed, 24);
+  assert.equal(res.skipped, 0);
+  assert.equal(engine.fullCalls, 3, 'one full run per case');
+  assert.equal(engine.compressedCalls, 12);
+  assert.match(log.text, /cases\.jsonl:2: invalid JSON.*\(skipped\)/);
+  const rows = readRows(out);
+  assert.equal(rows.length, 24);
+  assert.equal(readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').length, 24);
+  const row = rows.find((r) => r.case === 'a' && r.press === 'snapkv' && r.budget === 64 && r.mode === 'query-aware')!;
+  assert.equal(row.score, 0);
+  assert.equal(row.prediction, 'no idea');
+  // uniform attention over the prompt: recall = kept / compressible
+  assert.ok(Math.abs(row.fidelity.attention_recall! - (100 * 64) / row.compressible_tokens) < 1e-9);
+  assert.equal(row.fidelity.top1, 100);
+  assert.equal(row.fidelity.kl, 0);
+  assert.equal(row.key, rowKey('plain:cases', 'a', { name: 'snapkv', options: {} }, 64, 'query-aware'));
+  const agn = rows.find((r) => r.case === 'a' && r.press === 'snapkv' && r.budget === 64 && r.mode === 'query-agnostic')!;
+  assert.ok(agn.compressible_tokens < row.compressible_tokens);
+  assert.ok(Math.abs(agn.fidelity.attention_recall! - (100 * 64) / agn.compressible_tokens) < 1e-9);
+  assert.equal(rows.find((r) => r.press === 'snapkv' && r.budget === 128)!.score, 100);
+  assert.equal(rows.find((r) => r.press === 'full')!.fidelity.oracle_hit, 100);
+  assert.deepEqual(jsonSummary(rows).rows.filter((r) => r.mode === 'query-aware'), [
+    { press: 'full', budget: 64, mode: 'query-aware', score: 100, n: 3 },
+    { press: 'full', budget: 128, mode: 'query-aware', score: 100, n: 3 },
+    { press: 'snapkv', budget: 64, mode: 'query-aware', score: 0, n: 3 },
+    { press: 'snapkv', budget: 128, mode: 'query-aware', score: 100, n: 3 },
+  ]);
+  const kept = JSON.parse(readFileSync(join(out, 'kept', 'plain_cases__a__query-aware.json'), 'utf8')) as KeptFile;
+  assert.equal(kept.tokens.length, row.compressible_tokens);
+  assert.deepEqual(kept.settings.map((s) => s.budget), [64, 128]);
+  assert.equal(kept.settings[0].kept[0][0].length, 64);
+  assert.ok(!existsSync(join(out, 'kept', 'plain_cases__b__query-aware.json')), 'kept plans of the first case per task only');
+  assert.match(progress.text, /\[=+\] 24\/24 done in/);
+  const table = formatTable(rows);
+  assert.match(table, /^method\s+budget\s+mode\s+n\s+score/);
+  assert.match(table, /snapkv\s+128\s+query-aware\s+3\s+100\.0/);
+  assert.match(formatMarkdownTable(rows), /\| snapkv \| 64 \| query-agnostic \| 3 \| 0\.0 \|/);
+});
+
+test('grid runner resumes: finished rows are skipped, a cut last line runs again', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'out');
+  const { ds } = dataset(dir);
+  const grid = makeGrid(presses, [64, 128], ['query-aware']);
+  await runGrid({ engine: new FakeEngine(), dataset: ds, grid, outDir: out, progress: sink(), log: sink() });
+  const again = new FakeEngine();
+  const r2 = await runGrid({ engine: again, dataset: ds, grid, outDir: out, progress: sink(), log: sink() });
+  assert.equal(r2.computed, 0);
+  assert.equal(r2.skipped, 12);
+  assert.equal(r2.rows.length, 12);
+  assert.equal(again.fullCalls + again.compressedCalls, 0);
+  // keep 7 rows and half of the 8th, as a killed run leaves them
+  const file = join(out, 'results.jsonl');
+  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  writeFileSync(file, lines.slice(0, 7).join('\n') + '\n' + lines[7].slice(0, 20));
+  const third = new FakeEngine();
+  const r3 = await runGrid({ engine: third, dataset: ds, grid, outDir: out, progress: sink(), log: sink() });
+  assert.equal(r3.computed, 5);
+  assert.equal(r3.skipped, 7);
+  assert.equal(readRows(out).length, 12);
+  assert.equal(new Set(readRows(out).map((r) => r.key)).size, 12);
+  // a bigger grid only runs the new settings
+  const r4 = await runGrid({ engine: new FakeEngine(), dataset: ds, grid: makeGrid(presses, [64, 128, 256], ['query-aware']), outDir: out, progress: sink(), log: sink() });
+  assert.equal(r4.computed, 6);
+});
+
+test('grid runner: bad input is one line, the rest still runs', async () => {
+  const dir = tempDir();
+  const { ds } = dataset(dir);
+  const grid = makeGrid(presses, [64], ['query-aware']);
+  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: ds, grid: makeGrid([parsePressSpec('bogus')], [64], ['query-aware']), outDir: join(dir, 'o1'), progress: sink(), log: sink() }), /unknown press "bogus"/);
+  assert.ok(!existsSync(join(dir, 'o1', 'results.jsonl')));
+  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: { ...ds, cases: [] }, grid, outDir: join(dir, 'o2'), progress: sink(), log: sink() }), /empty grid/);
+  assert.throws(() => makeGrid([], [64], ['query-aware']), /empty grid/);
+  assert.throws(() => parseBudgets(['64', 'x']), /budget "x" must be a positive integer/);
+  assert.throws(() => parsePressSpec('snapkv:window'), /bad option "window"/);
+  // a case whose question does not fit is skipped with a line naming it
+  const huge: EvalCase = { ...ds.cases[0], id: 'huge', after: 'q'.repeat(2000) };
+  const log = sink();
+  const res = await runGrid({ engine: new FakeEngine(), dataset: { ...ds, cases: [huge, ...ds.cases] }, grid, outDir: join(dir, 'o3'), progress: sink(), log });
+  assert.match(log.text, /case huge: huge: the question alone .* \(skipped\)/);
+  assert.equal(res.computed, 6);
+  assert.equal(res.failed, 2);
+  // another model's results folder is refused
+  await assert.rejects(runGrid({ engine: new FakeEngine('other'), dataset: ds, grid, outDir: join(dir, 'o3'), progress: sink(), log: sink() }), /holds results of model "fake"/);
+});
+
+test('settings: press specs with options, labels and keys', () => {
+  const p = parsePressSpec('SnapKV:window=64:pool=avg:reference-mask=true');
+  assert.deepEqual(p, { name: 'snapkv', options: { window: 64, pool: 'avg', 'reference-mask': true } });
+  assert.equal(pressLabel(p), 'snapkv(pool=avg,reference-mask=true,window=64)');
+  const q = parsePressSpec('snapkv:pool=avg:window=64:reference-mask=true');
+  assert.equal(rowKey('t', 'c', p, 64, 'query-aware'), rowKey('t', 'c', q, 64, 'query-aware'));
+  assert.notEqual(rowKey('t', 'c', p, 64, 'query-aware'), rowKey('t', 'c', p, 64, 'query-agnostic'));
+  const grid: Setting[] = makeGrid([p], [1, 2], ['query-aware', 'query-agnostic']);
+  assert.equal(grid.length, 4);
+});
+
+test('progress: time left from computed rows only, summary means', () => {
+  let t = 0;
+  const s = sink();
+  const pr = new Progress(4, s, () => t, 0);
+  pr.skip(1);
+  t = 1000;
+  pr.tick(1000, 'x');
+  // 2 rows left at 1 s each
+  assert.equal(pr.remainingMs(), 2000);
+  assert.match(s.text, /^\[=+> +\] 2\/4 2s left  x\n$/);
+  assert.equal(formatDuration(125000), '2m05s');
+  assert.equal(formatDuration(7200000), '2h00m');
+  const tty = sink(true);
+  const p2 = new Progress(1, tty, () => 0);
+  p2.tick(5, 'y');
+  assert.match(tty.text, /^\r\x1b\[2K\[=+\] 1\/1 done in 0s  y\n$/);
+  const mk = (score: number, task: string) => ({ press: 'a', options: {}, budget: 1, mode: 'query-aware' as Mode, task, score, fidelity: { oracle_hit: null, attention_recall: 50, top1: null, kl: null } });
+  const rows = [mk(100, 't1'), mk(0, 't1'), mk(50, 't2')] as unknown as Parameters<typeof summarize>[0];
+  const all = summarize(rows);
+  assert.equal(all.length, 1);
+  assert.equal(all[0].score, 50);
+  assert.equal(all[0].n, 3);
+  assert.equal(all[0].oracle_hit, null);
+  assert.equal(all[0].attention_recall, 50);
+  assert.deepEqual(summarize(rows, true).map((r) => [r.task, r.score]), [['t1', 50], ['t2', 50]]);
+});
