@@ -89,11 +89,12 @@ export async function runBench(contextsWanted: number[] = CONTEXTS): Promise<Eng
 
     const one = new Int32Array(1);
     const pos = new Int32Array(1);
+    const logits = new Float32Array(cfg.vocabSize);
     const t1 = performance.now();
     for (let i = 0; i < DECODE_STEPS; i++) {
       one[0] = tokens[L + i];
       pos[0] = L + i;
-      model.forward({ tokens: one, positions: pos, cache });
+      model.forward({ tokens: one, positions: pos, cache, logitsOut: logits });
     }
     const decodeMs = (performance.now() - t1) / DECODE_STEPS;
     const sgemmMs = sgemmOnly(cfg, k, model, L);

@@ -6,7 +6,7 @@ import { greedy, topLogprobs, type Sampler, type TopEntry } from './sampling.js'
 
 export interface DecodeStep {
   token: number;
-  /** the five most likely next tokens (log-softmax) when `token` was chosen */
+  /** the most likely next tokens (log-softmax) when `token` was chosen: five unless asked otherwise */
   top: TopEntry[];
 }
 
@@ -30,6 +30,8 @@ export interface DecodeOptions {
   sampler?: Sampler;
   /** sees every decode step's layers */
   observer?: Observer;
+  /** how many top log-probabilities each step records (default 5; 0 skips the full-vocabulary softmax) */
+  topLogprobs?: number;
   /** called after each token is chosen */
   onToken?: (token: number, step: number) => void;
 }
@@ -43,12 +45,14 @@ export function decode(model: LlamaModel, cache: KvCache, o: DecodeOptions): Dec
   const steps: DecodeStep[] = [];
   const one = new Int32Array(1);
   const pos = new Int32Array(1);
+  const topCount = o.topLogprobs ?? 5;
+  const stepLogits = new Float32Array(model.config.vocabSize);
   let logits = o.firstLogits;
   let finish: DecodeResult['finish'] = 'length';
   for (let i = 0; i < o.maxNewTokens; i++) {
     const token = sampler(logits);
     tokens.push(token);
-    steps.push({ token, top: topLogprobs(logits, 5) });
+    steps.push({ token, top: topCount > 0 ? topLogprobs(logits, topCount) : [] });
     o.onToken?.(token, i);
     if (stop.has(token)) {
       finish = 'stop';
@@ -58,7 +62,7 @@ export function decode(model: LlamaModel, cache: KvCache, o: DecodeOptions): Dec
     if (o.nextPosition + i >= model.config.maxPositions) break; // no room left for the token just chosen
     one[0] = token;
     pos[0] = o.nextPosition + i;
-    logits = model.forward({ tokens: one, positions: pos, cache, observer: o.observer });
+    logits = model.forward({ tokens: one, positions: pos, cache, observer: o.observer, logitsOut: stepLogits });
   }
   return { tokens, steps, finish };
 }
@@ -97,6 +101,7 @@ export interface GenerateOptions {
   stopTokens?: readonly number[];
   sampler?: Sampler;
   chunk?: number;
+  topLogprobs?: number;
 }
 
 export interface GenerateResult extends DecodeResult {
@@ -112,6 +117,7 @@ export function generateFromTokens(model: LlamaModel, promptTokens: ArrayLike<nu
   const t1 = performance.now();
   const d = decode(model, p.cache, {
     firstLogits: p.logits, nextPosition: p.nextPosition, maxNewTokens: o.maxNewTokens, stopTokens: o.stopTokens, sampler: o.sampler,
+    topLogprobs: o.topLogprobs,
   });
   const t2 = performance.now();
   return { ...d, cache: p.cache, prefillMs: t1 - t0, decodeMs: t2 - t1 };

@@ -4,16 +4,36 @@ import { kernels, type Kernels } from '../kernels/index.js';
 import { ropeTables, type ModelConfig } from './config.js';
 import type { ForwardArgs, LayerWeights, Weights } from './types.js';
 
+/** forward() arguments, plus where to write the logits (a decode loop reuses one buffer: fresh memory is slow to touch). */
+export interface ForwardOptions extends ForwardArgs {
+  /** receives the logits when it has the right length ([vocab] for 'last', [rows, vocab] for 'all'); returned */
+  logitsOut?: Float32Array;
+}
+
+/** The parts of a forward pass a profile times. */
+export type ForwardSection = 'linear' | 'attention' | 'norm' | 'rope' | 'cache' | 'activation' | 'embed';
+
 /** Where a forward pass spends its time, when a profile is attached (bench only). */
 export class ForwardProfile {
-  linearMs = 0;
-  attentionMs = 0;
-  otherMs = 0;
+  readonly ms: Record<ForwardSection, number> = { linear: 0, attention: 0, norm: 0, rope: 0, cache: 0, activation: 0, embed: 0 };
   /** rows processed (prompt and decode rows alike) */
   rows = 0;
 
+  get linearMs(): number {
+    return this.ms.linear;
+  }
+
+  get attentionMs(): number {
+    return this.ms.attention;
+  }
+
+  /** everything but the linear layers and attention */
+  get otherMs(): number {
+    return this.ms.norm + this.ms.rope + this.ms.cache + this.ms.activation + this.ms.embed;
+  }
+
   reset(): void {
-    this.linearMs = this.attentionMs = this.otherMs = 0;
+    for (const key of Object.keys(this.ms) as ForwardSection[]) this.ms[key] = 0;
     this.rows = 0;
   }
 }
@@ -46,6 +66,8 @@ class Scratch {
 }
 
 const DEFAULT_CHUNK = 512;
+/** cache rows reserved past a prefill for decoding */
+const DECODE_ROOM = 256;
 
 /**
  * A Llama-family decoder (llama, mistral, qwen2, qwen3): one forward pass for chunked prefill and
@@ -105,7 +127,7 @@ export class LlamaModel {
    * Run `tokens` (or input `embeddings`) at `positions` through the model, appending their keys and values
    * to `cache`. Returns the logits of the last row [vocab], of every row [rows, vocab], or nothing.
    */
-  forward(args: ForwardArgs): Float32Array {
+  forward(args: ForwardOptions): Float32Array {
     const cfg = this.config;
     const { positions, cache } = args;
     const hidden = cfg.hiddenSize;
@@ -126,11 +148,18 @@ export class LlamaModel {
     }
     const mode = args.logits ?? 'last';
     const vocab = cfg.vocabSize;
-    const out = new Float32Array(mode === 'all' ? rows * vocab : mode === 'last' && rows > 0 ? vocab : 0);
+    const outLength = mode === 'all' ? rows * vocab : mode === 'last' && rows > 0 ? vocab : 0;
+    if (args.logitsOut !== undefined && args.logitsOut.length !== outLength) {
+      throw new KvevictError(`forward: logitsOut has ${args.logitsOut.length} floats, the logits need ${outLength}`);
+    }
+    const out = args.logitsOut ?? new Float32Array(outLength);
     if (rows === 0) return out;
     const chunk = Math.max(1, Math.floor(args.chunk ?? DEFAULT_CHUNK));
     this.ensureRope(maxPos);
-    for (const layer of cache.layers) for (const head of layer) head.reserve(rows);
+    // a prefill leaves room for the tokens decoded after it: growing a long cache at the first decode step would
+    // copy it whole into fresh memory (slow to touch)
+    const room = rows > 1 ? rows + DECODE_ROOM : rows;
+    for (const layer of cache.layers) for (const head of layer) if (head.length + rows > head.capacity) head.reserve(room);
     const s = this.scratch;
     s.ensure(Math.min(rows, chunk), cfg);
     const prof = this.profile;
@@ -142,7 +171,7 @@ export class LlamaModel {
       let t0 = prof ? performance.now() : 0;
       if (args.tokens !== undefined) this.embedInto(s.x, args.tokens, start, n);
       else s.x.set(args.embeddings!.subarray(start * hidden, (start + n) * hidden));
-      if (prof) prof.otherMs += performance.now() - t0;
+      if (prof) prof.ms.embed += performance.now() - t0;
       for (let l = 0; l < cfg.numLayers; l++) this.layer(l, n, pos, cache, args.observer);
 
       t0 = prof ? performance.now() : 0;
@@ -154,7 +183,7 @@ export class LlamaModel {
         this.k.rmsnorm(s.xb, last, this.weights.finalNorm, 1, hidden, cfg.rmsNormEps);
         this.k.sgemv(vocab, hidden, this.weights.lmHead, s.xb, out);
       }
-      if (prof) prof.linearMs += performance.now() - t0;
+      if (prof) prof.ms.linear += performance.now() - t0;
     }
     return out;
   }
@@ -176,20 +205,20 @@ export class LlamaModel {
     const kvDim = Hkv * d;
     const prof = this.profile;
     let t = prof ? performance.now() : 0;
-    const lap = (field: 'linearMs' | 'attentionMs' | 'otherMs'): void => {
+    const lap = (section: ForwardSection): void => {
       if (!prof) return;
       const now = performance.now();
-      prof[field] += now - t;
+      prof.ms[section] += now - t;
       t = now;
     };
 
     // attention: norm, projections, (biases, q/k norms), RoPE
     k.rmsnorm(s.xb, s.x, w.inputNorm, n, hidden, eps);
-    lap('otherMs');
+    lap('norm');
     this.linear(n, qDim, hidden, s.xb, w.q, s.q, false);
     this.linear(n, kvDim, hidden, s.xb, w.k, s.k, false);
     this.linear(n, kvDim, hidden, s.xb, w.v, s.v, false);
-    lap('linearMs');
+    lap('linear');
     if (w.qBias) addBias(s.q, w.qBias, n, qDim);
     if (w.kBias) addBias(s.k, w.kBias, n, kvDim);
     if (w.vBias) addBias(s.v, w.vBias, n, kvDim);
@@ -197,6 +226,7 @@ export class LlamaModel {
     if (w.kNorm) k.rmsnorm(s.k, s.k, w.kNorm, n * Hkv, d, eps);
     k.rope(s.q, n, H, d, pos, this.ropeCos, this.ropeSin);
     k.rope(s.k, n, Hkv, d, pos, this.ropeCos, this.ropeSin);
+    lap('rope');
 
     // the new rows join the cache, then the observer sees them
     const heads = cache.layers[l];
@@ -204,7 +234,7 @@ export class LlamaModel {
     if (observer) {
       observer({ layer: l, positions: pos, queries: s.q.subarray(0, n * qDim), keys: s.k.subarray(0, n * kvDim), values: s.v.subarray(0, n * kvDim) });
     }
-    lap('otherMs');
+    lap('cache');
 
     // each KV head's group of query heads attends over that head's compact cache; positions decide causality
     const group = H / Hkv;
@@ -216,22 +246,22 @@ export class LlamaModel {
         qPos: pos, keys: hc.keys, values: hc.values, kPos: hc.positions, n: hc.length, scale,
       });
     }
-    lap('attentionMs');
+    lap('attention');
 
     // output projection into the residual stream
     this.linear(n, hidden, qDim, s.att, w.o, s.x, true);
-    lap('linearMs');
+    lap('linear');
 
     // SwiGLU MLP
     k.rmsnorm(s.xb, s.x, w.postNorm, n, hidden, eps);
-    lap('otherMs');
+    lap('norm');
     this.linear(n, inter, hidden, s.xb, w.gate, s.gate, false);
     this.linear(n, inter, hidden, s.xb, w.up, s.up, false);
-    lap('linearMs');
+    lap('linear');
     k.siluMul(s.gate, s.gate, s.up, n * inter);
-    lap('otherMs');
+    lap('activation');
     this.linear(n, hidden, inter, s.gate, w.down, s.x, true);
-    lap('linearMs');
+    lap('linear');
   }
 }
 
