@@ -161,3 +161,16 @@ test('a frozen tensor never receives a gradient', () => {
   assert.equal(x.grad, null);
   assert.ok(w.grad);
 });
+
+test('attention without a tape gives the same output as with one', () => {
+  const H = 4, Hk = 2, d = 8, rows = 300;
+  const spans = [{ start: 0, length: 300 }];
+  const mk = (n: number, s: number) => new Tensor(randomArray(n, s), [n], true);
+  const q = mk(rows * H * d, 1), k = mk(rows * Hk * d, 2), v = mk(rows * Hk * d, 3);
+  const shape = { heads: H, kvHeads: Hk, headDim: d, scale: 1 / Math.sqrt(d) };
+  const a = attention(new Tape(), q, k, v, spans, shape);
+  const b = attention(null, q, k, v, spans, shape);
+  assert.deepEqual(Array.from(a.data), Array.from(b.data));
+  const ref = attention64(Float64Array.from(q.data), Float64Array.from(k.data), Float64Array.from(v.data), spans, H, Hk, d);
+  for (let i = 0; i < ref.length; i += 97) assert.ok(Math.abs(ref[i] - b.data[i]) < 1e-5);
+});

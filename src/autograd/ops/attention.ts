@@ -17,14 +17,16 @@ export interface AttentionShape {
   scale: number;
 }
 
-/** Query rows per block: the score block is [BLOCK, keys so far], so the causal upper triangle is mostly skipped. */
+/** Query rows per block: the score block is [group * BLOCK, keys so far], so the causal upper triangle is mostly skipped. */
 const BLOCK = 128;
 
 /**
  * Causal softmax attention with grouped-query heads over packed sequences.
  * q: [rows, heads * headDim], k and v: [rows, kvHeads * headDim], all after RoPE; out: [rows, heads * headDim].
- * Query head h reads KV head floor(h / (heads / kvHeads)). Scores are computed block by block with sgemm and
- * recomputed in the backward pass from the saved log-sum-exp, so memory stays O(rows) per head.
+ * Query head h reads KV head floor(h / (heads / kvHeads)). The query heads of one group are stacked into
+ * one [group * block, headDim] matrix so each score block is a single sgemm against the shared keys.
+ * The forward keeps the unnormalised probabilities of each block (about rows^2 / 2 floats per head) and
+ * the row sums, so the backward needs no recomputation.
  */
 export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, spans: readonly SequenceSpan[], shape: AttentionShape): Tensor {
   const { heads, kvHeads, headDim: d, scale } = shape;
@@ -32,77 +34,122 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
   const qs = heads * d, ks = kvHeads * d;
   const rows = q.size / qs;
   const kern = kernels();
-  const out = new Tensor(new Float32Array(rows * qs), [rows, qs], q.requiresGrad || k.requiresGrad || v.requiresGrad);
-  const lse = new Float32Array(rows * heads);
+  const needGrad = q.requiresGrad || k.requiresGrad || v.requiresGrad;
+  const keep = tape !== null && needGrad;
+  const out = new Tensor(new Float32Array(rows * qs), [rows, qs], needGrad);
   let maxLen = 0;
   for (const s of spans) maxLen = Math.max(maxLen, s.length);
-  const sBuf = new Float32Array(Math.min(BLOCK, maxLen) * maxLen);
+  const blockRows = group * Math.min(BLOCK, maxLen);
+  const qBuf = new Float32Array(blockRows * d);
+  const oBuf = new Float32Array(blockRows * d);
+  const scratch = keep ? null : new Float32Array(blockRows * maxLen);
+  /** per (span, kv head, block): exp(s - rowmax) [group * m, n] and 1 / rowsum [group * m] */
+  const saved: { e: Float32Array; inv: Float32Array }[] = [];
+
+  const gather = (dst: Float32Array, src: Float32Array, base: number, g: number, m: number, mul: Float32Array | null) => {
+    for (let t = 0; t < group; t++) {
+      const col = (g * group + t) * d;
+      for (let i = 0; i < m; i++) {
+        const so = (base + i) * qs + col, doff = (t * m + i) * d;
+        if (mul) { const f = mul[t * m + i]; for (let c = 0; c < d; c++) dst[doff + c] = src[so + c] * f; }
+        else for (let c = 0; c < d; c++) dst[doff + c] = src[so + c];
+      }
+    }
+  };
 
   for (const span of spans) {
-    for (let h = 0; h < heads; h++) {
-      const g = Math.floor(h / group);
+    for (let g = 0; g < kvHeads; g++) {
+      const kOff = span.start * ks + g * d;
       for (let r0 = 0; r0 < span.length; r0 += BLOCK) {
-        const r1 = Math.min(span.length, r0 + BLOCK), m = r1 - r0, n = r1;
-        const qOff = (span.start + r0) * qs + h * d, kOff = span.start * ks + g * d;
-        kern.sgemm(false, true, m, n, d, scale, q.data.subarray(qOff), qs, k.data.subarray(kOff), ks, 0, sBuf, n);
-        for (let i = 0; i < m; i++) {
-          const o = i * n, visible = r0 + i + 1;
+        const r1 = Math.min(span.length, r0 + BLOCK), m = r1 - r0, n = r1, gm = group * m;
+        gather(qBuf, q.data, span.start + r0, g, m, null);
+        const e = scratch ?? new Float32Array(gm * n);
+        const inv = new Float32Array(gm);
+        kern.sgemm(false, true, gm, n, d, scale, qBuf, d, k.data.subarray(kOff), ks, 0, e, n);
+        for (let row = 0; row < gm; row++) {
+          const o = row * n, visible = r0 + (row % m) + 1;
           let max = -Infinity;
-          for (let j = 0; j < visible; j++) if (sBuf[o + j] > max) max = sBuf[o + j];
+          for (let j = 0; j < visible; j++) if (e[o + j] > max) max = e[o + j];
           let sum = 0;
           for (let j = 0; j < visible; j++) {
-            const e = fastExp(sBuf[o + j] - max);
-            sBuf[o + j] = e;
-            sum += e;
+            const x = fastExp(e[o + j] - max);
+            e[o + j] = x;
+            sum += x;
           }
-          const inv = 1 / sum;
-          for (let j = 0; j < visible; j++) sBuf[o + j] *= inv;
-          for (let j = visible; j < n; j++) sBuf[o + j] = 0;
-          lse[(span.start + r0 + i) * heads + h] = max + Math.log(sum);
+          for (let j = visible; j < n; j++) e[o + j] = 0;
+          inv[row] = 1 / sum;
         }
-        kern.sgemm(false, false, m, d, n, 1, sBuf, n, v.data.subarray(kOff), ks, 0, out.data.subarray(qOff), qs);
+        kern.sgemm(false, false, gm, d, n, 1, e, n, v.data.subarray(kOff), ks, 0, oBuf, d);
+        for (let t = 0; t < group; t++) {
+          const col = (g * group + t) * d;
+          for (let i = 0; i < m; i++) {
+            const f = inv[t * m + i], so = (t * m + i) * d, oo = (span.start + r0 + i) * qs + col;
+            for (let c = 0; c < d; c++) out.data[oo + c] = oBuf[so + c] * f;
+          }
+        }
+        if (keep) saved.push({ e, inv });
       }
     }
   }
 
-  if (tape && out.requiresGrad) {
+  if (keep) {
     tape.record(() => {
       const dO = out.grad;
       if (dO === null) return;
       const dq = q.requiresGrad ? q.gradBuf() : null;
       const dk = k.requiresGrad ? k.gradBuf() : null;
       const dv = v.requiresGrad ? v.gradBuf() : null;
-      const pBuf = new Float32Array(sBuf.length);
-      const dBuf = new Float32Array(sBuf.length);
+      const dOBuf = new Float32Array(blockRows * d);
+      const dOScaled = new Float32Array(blockRows * d);
+      const dqBuf = new Float32Array(blockRows * d);
+      const dS = new Float32Array(blockRows * maxLen);
+      const dd = new Float32Array(blockRows);
+      let b = 0;
       for (const span of spans) {
-        for (let h = 0; h < heads; h++) {
-          const g = Math.floor(h / group);
+        for (let g = 0; g < kvHeads; g++) {
+          const kOff = span.start * ks + g * d;
           for (let r0 = 0; r0 < span.length; r0 += BLOCK) {
-            const r1 = Math.min(span.length, r0 + BLOCK), m = r1 - r0, n = r1;
-            const qOff = (span.start + r0) * qs + h * d, kOff = span.start * ks + g * d;
-            // recompute P from the saved log-sum-exp
-            kern.sgemm(false, true, m, n, d, scale, q.data.subarray(qOff), qs, k.data.subarray(kOff), ks, 0, pBuf, n);
-            for (let i = 0; i < m; i++) {
-              const o = i * n, visible = r0 + i + 1, l = lse[(span.start + r0 + i) * heads + h];
-              for (let j = 0; j < visible; j++) pBuf[o + j] = fastExp(pBuf[o + j] - l);
-              for (let j = visible; j < n; j++) pBuf[o + j] = 0;
-            }
-            if (dv) kern.sgemm(true, false, n, d, m, 1, pBuf, n, dO.subarray(qOff), qs, 1, dv.subarray(kOff), ks);
+            const r1 = Math.min(span.length, r0 + BLOCK), m = r1 - r0, n = r1, gm = group * m;
+            const { e, inv } = saved[b++];
+            gather(dOBuf, dO, span.start + r0, g, m, null);
+            // P = e * inv (row-wise); dV += P^T dO = e^T (inv * dO)
+            gather(dOScaled, dO, span.start + r0, g, m, inv);
+            if (dv) kern.sgemm(true, false, n, d, gm, 1, e, n, dOScaled, d, 1, dv.subarray(kOff), ks);
             if (!dq && !dk) continue;
-            // dP = dO . V^T ; dS = P * (dP - rowsum(dO * O))
-            kern.sgemm(false, true, m, n, d, 1, dO.subarray(qOff), qs, v.data.subarray(kOff), ks, 0, dBuf, n);
-            for (let i = 0; i < m; i++) {
-              const o = i * n, visible = r0 + i + 1, ro = qOff + i * qs;
-              let dd = 0;
-              for (let c = 0; c < d; c++) dd += dO[ro + c] * out.data[ro + c];
-              for (let j = 0; j < visible; j++) dBuf[o + j] = pBuf[o + j] * (dBuf[o + j] - dd);
-              for (let j = visible; j < n; j++) dBuf[o + j] = 0;
+            // D_row = dO . O ; dS = P * (dO V^T - D)
+            for (let t = 0; t < group; t++) {
+              const col = (g * group + t) * d;
+              for (let i = 0; i < m; i++) {
+                const ro = (span.start + r0 + i) * qs + col;
+                let s = 0;
+                for (let c = 0; c < d; c++) s += dO[ro + c] * out.data[ro + c];
+                dd[t * m + i] = s;
+              }
             }
-            if (dq) kern.sgemm(false, false, m, d, n, scale, dBuf, n, k.data.subarray(kOff), ks, 1, dq.subarray(qOff), qs);
-            if (dk) kern.sgemm(true, false, n, d, m, scale, dBuf, n, q.data.subarray(qOff), qs, 1, dk.subarray(kOff), ks);
+            kern.sgemm(false, true, gm, n, d, 1, dOBuf, d, v.data.subarray(kOff), ks, 0, dS, n);
+            for (let row = 0; row < gm; row++) {
+              const o = row * n, visible = r0 + (row % m) + 1, f = inv[row], D = dd[row];
+              for (let j = 0; j < visible; j++) dS[o + j] = e[o + j] * f * (dS[o + j] - D);
+              for (let j = visible; j < n; j++) dS[o + j] = 0;
+            }
+            if (dk) {
+              gather(qBuf, q.data, span.start + r0, g, m, null);
+              kern.sgemm(true, false, n, d, gm, scale, dS, n, qBuf, d, 1, dk.subarray(kOff), ks);
+            }
+            if (dq) {
+              kern.sgemm(false, false, gm, d, n, scale, dS, n, k.data.subarray(kOff), ks, 0, dqBuf, d);
+              for (let t = 0; t < group; t++) {
+                const col = (g * group + t) * d;
+                for (let i = 0; i < m; i++) {
+                  const so = (t * m + i) * d, qo = (span.start + r0 + i) * qs + col;
+                  for (let c = 0; c < d; c++) dq[qo + c] += dqBuf[so + c];
+                }
+              }
+            }
           }
         }
       }
+      saved.length = 0;
     });
   }
   return out;
