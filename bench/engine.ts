@@ -1,128 +1,210 @@
 /**
  * Engine benchmark: SmolLM2-135M exact shapes (all 30 layers) with random weights.
- * Prefill and decode tokens/s at several context lengths, where prefill time goes (linear layers,
- * attention, the rest), the linear layers against sgemm alone on the same shapes, and peak RSS.
+ * Prefill and decode tokens/s at several context lengths; where prefill time goes (linear layers, attention,
+ * the rest); the linear layers against sgemm alone on the same shapes; peak RSS; and llama.cpp on the same
+ * weights as GGUF F32, measured in the same run (interleaved per context, so both see the same machine load).
+ *
+ * Standalone: node dist/bench/engine.js [CONTEXT...] [--no-llama-cpp]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kernels, type Kernels } from '../src/kernels/index.js';
 import type { ModelConfig } from '../src/model/config.js';
-import { ForwardProfile, LlamaModel } from '../src/model/llama.js';
+import { writeGguf } from '../src/model/gguf.js';
+import { ForwardProfile, LlamaModel, type ForwardSection } from '../src/model/llama.js';
+import { Tokenizer } from '../src/model/tokenizer.js';
+import type { LayerWeights } from '../src/model/types.js';
 import { repoRoot } from '../src/paths.js';
 import { Rng } from '../src/util/rng.js';
-import { randomWeights, smolConfig } from '../test/helpers/random-model.js';
+import { randomWeights, smolConfig, smolDir } from '../test/helpers/random-model.js';
+import { formatTable } from './table.js';
+import { ensureYardstick, llamaCppBench, type LlamaCppBenchResult } from './yardstick.js';
+
+export interface LlamaCppFigures {
+  /** 2 threads */
+  prefillTokPerS: number;
+  decodeTokPerS: number;
+  /** 1 thread */
+  decode1ThreadTokPerS: number;
+  /** the better of the two thread settings */
+  bestDecodeTokPerS: number;
+}
 
 export interface EngineFigures {
   context: number;
-  prefillTokPerS: number;
   prefillMs: number;
+  prefillTokPerS: number;
+  /** prefill time by section (ms) */
+  sections: Record<ForwardSection, number>;
   linearMs: number;
   attentionMs: number;
   otherMs: number;
-  /** the same linear-layer shapes through sgemm alone */
+  /** the prefill's linear-layer shapes through sgemm alone */
   sgemmOnlyMs: number;
   sgemmOnlyTokPerS: number;
-  decodeTokPerS: number;
+  /** the engine's linear layers over sgemm alone (target <= 1.3) */
+  linearOverSgemm: number;
   decodeMsPerToken: number;
+  decodeTokPerS: number;
+  llamaCpp: LlamaCppFigures | null;
+  /** engine prefill over llama.cpp's (target >= 2.5 at 2048 and 8192) */
+  prefillRatio: number | null;
+  /** engine decode over llama.cpp's better thread setting (target >= 1.5) */
+  decodeRatio: number | null;
 }
 
 export interface EngineBenchResult {
   backend: string;
   model: string;
+  prefillChunk: number;
+  decodeSteps: number;
   contexts: EngineFigures[];
   peakRssMb: number;
+  llamaCpp: string;
 }
 
 const CONTEXTS = [512, 2048, 8192];
 const DECODE_STEPS = 32;
 const CHUNK = 512;
 
-/** Time the prefill's linear layers alone: the same sgemm calls, chunk by chunk, layer by layer. */
+const LINEAR_SHAPES: [keyof LayerWeights, (c: ModelConfig) => [number, number]][] = [
+  ['q', (c) => [c.numHeads * c.headDim, c.hiddenSize]],
+  ['k', (c) => [c.numKvHeads * c.headDim, c.hiddenSize]],
+  ['v', (c) => [c.numKvHeads * c.headDim, c.hiddenSize]],
+  ['o', (c) => [c.hiddenSize, c.numHeads * c.headDim]],
+  ['gate', (c) => [c.intermediateSize, c.hiddenSize]],
+  ['up', (c) => [c.intermediateSize, c.hiddenSize]],
+  ['down', (c) => [c.hiddenSize, c.intermediateSize]],
+];
+
+/** The prefill's linear layers alone: the same sgemm calls, chunk by chunk, layer by layer (lm head: one sgemv). */
 function sgemmOnly(cfg: ModelConfig, k: Kernels, model: LlamaModel, tokens: number): number {
-  const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: inter } = cfg;
-  const x = new Float32Array(CHUNK * inter).fill(0.01);
-  const y = new Float32Array(CHUNK * inter);
-  const shapes: [number, number, (w: typeof model.weights.layers[number]) => Float32Array][] = [
-    [H * d, h, (w) => w.q], [Hkv * d, h, (w) => w.k], [Hkv * d, h, (w) => w.v], [h, H * d, (w) => w.o],
-    [inter, h, (w) => w.gate], [inter, h, (w) => w.up], [h, inter, (w) => w.down],
-  ];
+  const x = new Float32Array(CHUNK * cfg.intermediateSize).fill(0.01);
+  const y = new Float32Array(CHUNK * cfg.intermediateSize);
+  const logits = new Float32Array(cfg.vocabSize);
   const t0 = performance.now();
   for (let start = 0; start < tokens; start += CHUNK) {
     const n = Math.min(CHUNK, tokens - start);
     for (const w of model.weights.layers) {
-      for (const [out, inp, pick] of shapes) k.sgemm(false, true, n, out, inp, 1, x, inp, pick(w), inp, 0, y, out);
+      for (const [name, shape] of LINEAR_SHAPES) {
+        const [out, inp] = shape(cfg);
+        k.sgemm(false, true, n, out, inp, 1, x, inp, w[name] as Float32Array, inp, 0, y, out);
+      }
     }
   }
+  k.sgemv(cfg.vocabSize, cfg.hiddenSize, model.weights.lmHead, x, logits);
   return performance.now() - t0;
 }
 
-function fmt(n: number, digits = 0): string {
-  return n.toFixed(digits).padStart(8);
+async function llamaCppAt(file: string, context: number): Promise<LlamaCppFigures> {
+  const two: LlamaCppBenchResult = await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads: 2 });
+  const one: LlamaCppBenchResult = await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads: 1 });
+  return {
+    prefillTokPerS: two.prefillTokPerS, decodeTokPerS: two.decodeTokPerS, decode1ThreadTokPerS: one.decodeTokPerS,
+    bestDecodeTokPerS: Math.max(two.decodeTokPerS, one.decodeTokPerS),
+  };
 }
 
-export async function runBench(contextsWanted: number[] = CONTEXTS): Promise<EngineBenchResult> {
-  const CONTEXTS = contextsWanted;
+export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?: boolean } = {}): Promise<EngineBenchResult> {
   const k = kernels();
+  const maxCtx = Math.max(...contexts);
   // room for the decode steps after the longest context (random weights: the trained limit means nothing here)
-  const cfg = smolConfig({ max_position_embeddings: Math.max(...CONTEXTS) + DECODE_STEPS });
+  const cfg = smolConfig({ max_position_embeddings: Math.max(8192, maxCtx + DECODE_STEPS) });
   process.stderr.write(`engine bench: ${k.name} kernels, SmolLM2-135M shapes, ${cfg.numLayers} layers, random weights\n`);
   const weights = randomWeights(cfg, 1, 0.05);
   const model = new LlamaModel(cfg, weights, k);
   const rng = new Rng(2);
-  const maxCtx = Math.max(...CONTEXTS);
-  const tokens = Int32Array.from({ length: maxCtx + DECODE_STEPS }, () => rng.int(cfg.vocabSize));
+  const tokens = Int32Array.from({ length: maxCtx + DECODE_STEPS }, () => 100 + rng.int(20000));
   const positions = Int32Array.from({ length: maxCtx + DECODE_STEPS }, (_, i) => i);
 
-  // warm up: code paths, scratch buffers, OpenBLAS threads
-  model.forward({ tokens: tokens.subarray(0, CHUNK), positions: positions.subarray(0, CHUNK), cache: model.newCache() });
-
-  const contexts: EngineFigures[] = [];
-  for (const L of CONTEXTS) {
-    const prof = new ForwardProfile();
-    model.profile = prof;
-    const cache = model.newCache();
-    const t0 = performance.now();
-    model.forward({ tokens: tokens.subarray(0, L), positions: positions.subarray(0, L), cache, chunk: CHUNK });
-    const prefillMs = performance.now() - t0;
-    const { linearMs, attentionMs, otherMs } = prof;
-    model.profile = null;
-
-    const one = new Int32Array(1);
-    const pos = new Int32Array(1);
-    const logits = new Float32Array(cfg.vocabSize);
-    const t1 = performance.now();
-    for (let i = 0; i < DECODE_STEPS; i++) {
-      one[0] = tokens[L + i];
-      pos[0] = L + i;
-      model.forward({ tokens: one, positions: pos, cache, logitsOut: logits });
+  let ggufDir: string | null = null;
+  let ggufFile: string | null = null;
+  let llamaCppNote = 'not measured (--no-llama-cpp)';
+  if (opts.llamaCpp !== false) {
+    if (await ensureYardstick()) {
+      ggufDir = mkdtempSync(join(tmpdir(), 'kvevict-engine-bench-'));
+      ggufFile = join(ggufDir, 'smollm2-135m-random-f32.gguf');
+      writeGguf(ggufFile, cfg, weights, Tokenizer.fromDir(smolDir), { dtype: 'F32', name: 'SmolLM2-135M shapes, random weights' });
+      llamaCppNote = 'llama.cpp via node-llama-cpp (bench/yardstick), same weights as GGUF F32, CPU; prefill on 2 threads, decode on the better of 1 and 2';
+    } else {
+      llamaCppNote = 'not measured (node-llama-cpp could not be installed)';
     }
-    const decodeMs = (performance.now() - t1) / DECODE_STEPS;
-    const sgemmMs = sgemmOnly(cfg, k, model, L);
-    contexts.push({
-      context: L, prefillMs, prefillTokPerS: (L / prefillMs) * 1000, linearMs, attentionMs, otherMs,
-      sgemmOnlyMs: sgemmMs, sgemmOnlyTokPerS: (L / sgemmMs) * 1000, decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs,
-    });
-    process.stderr.write(`  context ${L}: prefill ${(L / prefillMs * 1000).toFixed(0)} tok/s, decode ${(1000 / decodeMs).toFixed(1)} tok/s\n`);
   }
-  const peakRssMb = process.resourceUsage().maxRSS / 1024;
-  const result: EngineBenchResult = { backend: k.name, model: 'SmolLM2-135M shapes (random weights, f32)', contexts, peakRssMb };
 
-  const lines = [
-    `engine (${k.name} kernels), SmolLM2-135M shapes, 30 layers, f32, prefill chunk ${CHUNK}`,
-    ' context  prefill/s  linear ms  attn ms  other ms  sgemm ms  lin/sgemm  decode/s  ms/token',
-  ];
-  for (const c of contexts) {
-    lines.push(`${fmt(c.context)} ${fmt(c.prefillTokPerS)}   ${fmt(c.linearMs)} ${fmt(c.attentionMs)} ${fmt(c.otherMs)}  ${fmt(c.sgemmOnlyMs)}   ${fmt(c.linearMs / c.sgemmOnlyMs, 2)} ${fmt(c.decodeTokPerS, 1)} ${fmt(c.decodeMsPerToken, 2)}`);
+  try {
+    // warm up: code paths, scratch buffers, OpenBLAS threads
+    model.forward({ tokens: tokens.subarray(0, CHUNK), positions: positions.subarray(0, CHUNK), cache: model.newCache() });
+
+    const figures: EngineFigures[] = [];
+    for (const L of contexts) {
+      const prof = new ForwardProfile();
+      model.profile = prof;
+      const cache = model.newCache();
+      const t0 = performance.now();
+      model.forward({ tokens: tokens.subarray(0, L), positions: positions.subarray(0, L), cache, chunk: CHUNK });
+      const prefillMs = performance.now() - t0;
+      const sections = { ...prof.ms };
+      const { linearMs, attentionMs, otherMs } = prof;
+      model.profile = null;
+
+      const one = new Int32Array(1);
+      const pos = new Int32Array(1);
+      const logits = new Float32Array(cfg.vocabSize);
+      const t1 = performance.now();
+      for (let i = 0; i < DECODE_STEPS; i++) {
+        one[0] = tokens[L + i];
+        pos[0] = L + i;
+        model.forward({ tokens: one, positions: pos, cache, logitsOut: logits });
+      }
+      const decodeMs = (performance.now() - t1) / DECODE_STEPS;
+      const sgemmMs = sgemmOnly(cfg, k, model, L);
+      const lc = ggufFile ? await llamaCppAt(ggufFile, L) : null;
+      const f: EngineFigures = {
+        context: L, prefillMs, prefillTokPerS: (L / prefillMs) * 1000, sections, linearMs, attentionMs, otherMs,
+        sgemmOnlyMs: sgemmMs, sgemmOnlyTokPerS: (L / sgemmMs) * 1000, linearOverSgemm: linearMs / sgemmMs,
+        decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, llamaCpp: lc,
+        prefillRatio: lc ? (L / prefillMs) * 1000 / lc.prefillTokPerS : null,
+        decodeRatio: lc ? 1000 / decodeMs / lc.bestDecodeTokPerS : null,
+      };
+      figures.push(f);
+      process.stderr.write(
+        `  context ${L}: prefill ${f.prefillTokPerS.toFixed(0)} tok/s, decode ${f.decodeTokPerS.toFixed(1)} tok/s` +
+        (lc ? `; llama.cpp prefill ${lc.prefillTokPerS.toFixed(0)}, decode ${lc.decodeTokPerS.toFixed(1)} (1 thread ${lc.decode1ThreadTokPerS.toFixed(1)})` : '') + '\n',
+      );
+    }
+    const peakRssMb = process.resourceUsage().maxRSS / 1024;
+
+    const ratio = (x: number | null) => (x === null ? '-' : x);
+    process.stdout.write(formatTable(
+      `engine (${k.name} kernels), SmolLM2-135M shapes, 30 layers, f32, random weights; prefill chunk ${CHUNK}, decode ${DECODE_STEPS} tokens after the prompt`,
+      ['context', 'prefill tok/s', 'llama.cpp', 'ratio', 'decode tok/s', 'llama.cpp best', 'ratio', 'linear ms', 'attention ms', 'other ms', 'sgemm alone ms', 'linear/sgemm'],
+      figures.map((f) => [
+        f.context, f.prefillTokPerS, f.llamaCpp ? f.llamaCpp.prefillTokPerS : '-', ratio(f.prefillRatio),
+        f.decodeTokPerS, f.llamaCpp ? f.llamaCpp.bestDecodeTokPerS : '-', ratio(f.decodeRatio),
+        f.linearMs, f.attentionMs, f.otherMs, f.sgemmOnlyMs, f.linearOverSgemm,
+      ]),
+    ));
+    process.stdout.write(formatTable(
+      'prefill time by section (ms)',
+      ['context', ...Object.keys(figures[0]?.sections ?? {})],
+      figures.map((f) => [f.context, ...Object.values(f.sections)]),
+    ));
+    process.stdout.write(`peak RSS ${peakRssMb.toFixed(0)} MB; targets: prefill >= 2.5x llama.cpp at 2048 and 8192, linear/sgemm <= 1.3, decode >= 1.5x llama.cpp's better thread setting\n`);
+    return {
+      backend: k.name, model: 'SmolLM2-135M shapes (random weights, f32)', prefillChunk: CHUNK, decodeSteps: DECODE_STEPS,
+      contexts: figures, peakRssMb, llamaCpp: llamaCppNote,
+    };
+  } finally {
+    if (ggufDir) rmSync(ggufDir, { recursive: true, force: true });
   }
-  lines.push(`peak RSS ${peakRssMb.toFixed(0)} MB`);
-  process.stdout.write(lines.join('\n') + '\n');
-  const dir = join(repoRoot, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'engine.json'), JSON.stringify(result, null, 2) + '\n');
-  return result;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const wanted = process.argv.slice(2).map(Number).filter((n) => n > 0);
-  await runBench(wanted.length ? wanted : CONTEXTS);
+  const args = process.argv.slice(2);
+  const wanted = args.map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  const result = await runBench(wanted.length ? wanted : CONTEXTS, { llamaCpp: !args.includes('--no-llama-cpp') });
+  const dir = join(repoRoot, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'engine.json'), JSON.stringify(result, null, 2) + '\n');
 }
