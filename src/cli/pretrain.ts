@@ -3,6 +3,10 @@ import { parseArgs, formatHelp, requireString, type OptionSpecs } from './args.j
 import { KvevictError } from '../errors.js';
 import { DEFAULT_PRETRAIN, pretrain, type PretrainOptions } from '../train/pretrain.js';
 import { TINY_CURRICULUM } from '../train/data/batch.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultModelDir } from '../paths.js';
+import { DEFAULT_CARD_EVAL, cardTables, evaluateCard } from '../train/card-eval.js';
 
 export const summary = 'train the byte-level reference model (checkpoints, resumable, loss curve)';
 
@@ -29,6 +33,11 @@ const SPECS: OptionSpecs = {
   'eval-lengths': { type: 'list', help: 'needle evaluation lengths during training', default: D.evalLengths.join(',') },
   'checkpoint-every': { type: 'int', help: 'checkpoint every N steps', default: D.checkpointEvery },
   'time-limit': { type: 'number', help: 'stop after this many minutes, checkpointed (0: none)', default: 0 },
+  evaluate: { type: 'boolean', help: 'instead of training: held-out evaluation of --model with greedy decoding (the model card figures)' },
+  model: { type: 'string', help: 'model folder for --evaluate (default: the embedded reference model)' },
+  'eval-out': { type: 'string', help: 'JSON file for --evaluate results (default MODEL/heldout-eval.json)' },
+  'card-lengths': { type: 'list', help: 'needle prompt lengths for --evaluate', default: DEFAULT_CARD_EVAL.lengths.join(',') },
+  'per-task': { type: 'int', help: 'samples per synthetic task for --evaluate', default: DEFAULT_CARD_EVAL.perTask },
   tiny: { type: 'boolean', help: 'a tiny model and short sequences (seconds; for tests and smoke runs)' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -44,6 +53,16 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length) throw new KvevictError(`pretrain: unexpected argument "${positionals[0]}"`);
+  if (o.evaluate) {
+    const dir = resolve(typeof o.model === 'string' ? o.model : defaultModelDir);
+    const lengths = (o['card-lengths'] as string[]).map(Number);
+    if (lengths.some((l) => !Number.isInteger(l) || l <= 0)) throw new KvevictError('pretrain: --card-lengths must be positive integers');
+    const result = await evaluateCard(dir, { ...DEFAULT_CARD_EVAL, lengths, perTask: int(o, 'per-task'), log: (l) => process.stderr.write(l + '\n') });
+    const file = typeof o['eval-out'] === 'string' ? resolve(o['eval-out']) : join(dir, 'heldout-eval.json');
+    writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
+    process.stdout.write(cardTables(result) + `\n(${result.seconds.toFixed(0)} s; written to ${file})\n`);
+    return 0;
+  }
   const out = resolve(requireString(o, 'out', 'pretrain'));
   const given = (k: string) => argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`));
   const opts: PretrainOptions = {
