@@ -3,20 +3,13 @@
  * the CPU. node-llama-cpp lives in its own package (bench/yardstick/) so that it never enters kvevict's
  * dependencies or lockfile; ensureYardstick() installs it there on first use from the npm registry, with
  * the prebuilt linux-x64 binaries only (no CUDA/Vulkan downloads, no install scripts, no source builds).
- *
- * runBench() writes SmolLM2-135M-shaped random weights as GGUF (F32, and F16 as llama.cpp usually runs)
- * and measures them at the same prompt length and thread counts as the engine benchmark.
+ * bench/engine.ts uses it to compare the engine with llama.cpp on the same weights.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { writeGguf } from '../src/model/gguf.js';
-import { Tokenizer } from '../src/model/tokenizer.js';
-import { repoRoot, sharedData } from '../src/paths.js';
-import { randomWeights, smolConfig } from '../test/helpers/random-model.js';
-import { formatTable } from './table.js';
+import { repoRoot } from '../src/paths.js';
 
 export const yardstickDir = join(repoRoot, 'bench', 'yardstick');
 const entry = join(yardstickDir, 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
@@ -117,45 +110,4 @@ export async function llamaCppBench(ggufPath: string, opts: LlamaCppBenchOptions
   } finally {
     await model.dispose();
   }
-}
-
-interface YardstickRow { dtype: 'F32' | 'F16'; promptTokens: number; threads: number; prefillTokPerS: number; decodeTokPerS: number; decode1ThreadTokPerS: number }
-
-export interface YardstickBenchResult {
-  engine: string;
-  model: string;
-  rows: YardstickRow[];
-}
-
-const PROMPTS = [512, 2048];
-const DECODE_TOKENS = 32;
-
-export async function runBench(): Promise<YardstickBenchResult | { skipped: string }> {
-  if (!(await ensureYardstick())) return { skipped: 'node-llama-cpp could not be installed' };
-  const cfg = smolConfig();
-  const tokenizer = Tokenizer.fromDir(join(sharedData, 'tokenizers', 'SmolLM2-135M-Instruct'));
-  const weights = randomWeights(cfg, 1, 0.05);
-  const dir = mkdtempSync(join(tmpdir(), 'kvevict-yardstick-'));
-  const rows: YardstickRow[] = [];
-  try {
-    for (const dtype of ['F32', 'F16'] as const) {
-      const file = join(dir, `smollm2-135m-random-${dtype}.gguf`);
-      writeGguf(file, cfg, weights, tokenizer, { dtype, name: 'SmolLM2-135M shapes, random weights' });
-      for (const promptTokens of PROMPTS) {
-        const two = await llamaCppBench(file, { promptTokens, decodeTokens: DECODE_TOKENS, threads: 2 });
-        const one = await llamaCppBench(file, { promptTokens, decodeTokens: DECODE_TOKENS, threads: 1 });
-        rows.push({ dtype, promptTokens, threads: 2, prefillTokPerS: two.prefillTokPerS, decodeTokPerS: two.decodeTokPerS, decode1ThreadTokPerS: one.decodeTokPerS });
-        process.stderr.write(`  ${dtype} prompt ${promptTokens}: prefill ${two.prefillTokPerS.toFixed(0)} tok/s, decode ${two.decodeTokPerS.toFixed(1)} tok/s (1 thread ${one.decodeTokPerS.toFixed(1)})\n`);
-      }
-      rmSync(file, { force: true });
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  process.stdout.write(formatTable(
-    `llama.cpp (node-llama-cpp 3.22.1, CPU), SmolLM2-135M shapes, random weights; decode ${DECODE_TOKENS} tokens after the prompt`,
-    ['dtype', 'prompt', 'prefill tok/s (2 thr)', 'decode tok/s (2 thr)', 'decode tok/s (1 thr)'],
-    rows.map((r) => [r.dtype, r.promptTokens, r.prefillTokPerS, r.decodeTokPerS, r.decode1ThreadTokPerS]),
-  ));
-  return { engine: 'llama.cpp via node-llama-cpp 3.22.1 (prebuilt linux-x64, CPU)', model: 'SmolLM2-135M shapes, random weights (seed 1, scale 0.05)', rows };
 }
