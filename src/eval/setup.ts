@@ -1,0 +1,50 @@
+import { resolve } from 'node:path';
+import { KvevictError } from '../errors.js';
+import { LlamaModel } from '../model/llama.js';
+import { loadModelDir } from '../model/load.js';
+import { defaultModelDir } from '../paths.js';
+import type { LoadedDataset } from './case.js';
+import { loadDataset, type DatasetOptions } from './datasets/index.js';
+import { ModelEngine } from './model-engine.js';
+import { runGrid, type RunGridResult } from './runner.js';
+import type { Setting } from './settings.js';
+import type { TextSink } from './progress.js';
+
+/** Load a model folder for evaluation; the embedded reference model is recognised by its folder. */
+export function loadEngine(dir: string = defaultModelDir): { engine: ModelEngine; embedded: boolean } {
+  const m = loadModelDir(dir);
+  const lm = new LlamaModel(m.config, m.weights);
+  return { engine: new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir)), embedded: resolve(dir) === resolve(defaultModelDir) };
+}
+
+export interface EvalJob {
+  datasets: string[];
+  grid: Setting[];
+  outDir: string;
+  modelDir?: string;
+  samples?: number;
+  seed: number;
+  lengths?: number[];
+  depths?: number[];
+  needle?: { needle: string; question: string };
+  qaFile?: string;
+  fidelity?: boolean;
+  progress: TextSink;
+  log: TextSink;
+}
+
+/** Load the model once and run the grid over each dataset in turn; the rows of all of them come back. */
+export async function runEvalJob(job: EvalJob): Promise<{ results: RunGridResult[]; datasets: LoadedDataset[] }> {
+  if (job.datasets.length === 0) throw new KvevictError('eval: --dataset is required');
+  const { engine, embedded } = loadEngine(job.modelDir);
+  const opts: DatasetOptions = {
+    tokenizer: engine.tokenizer, maxContext: engine.maxContext, embeddedModel: embedded, samples: job.samples, seed: job.seed,
+    lengths: job.lengths, depths: job.depths, needle: job.needle, qaFile: job.qaFile,
+  };
+  const datasets = job.datasets.map((d) => loadDataset(d, opts));
+  const results: RunGridResult[] = [];
+  for (const ds of datasets) {
+    results.push(await runGrid({ engine, dataset: ds, grid: job.grid, outDir: job.outDir, progress: job.progress, log: job.log, fidelity: job.fidelity }));
+  }
+  return { results, datasets };
+}
