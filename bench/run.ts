@@ -4,7 +4,7 @@
  * together with the date and the machine. Arguments filter modules by name: `node dist/bench/run.js kernels`.
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { repoRoot } from '../src/paths.js';
@@ -18,9 +18,11 @@ export interface MachineInfo {
   openblasCoretype: string | null;
   openblasThreads: string | null;
   backend: string | null;
+  /** 1-minute load average when the module started: other work on the machine skews timings */
+  loadAverage: number;
 }
 
-export function machineInfo(): MachineInfo {
+export function machineInfo(load = loadavg()[0]): MachineInfo {
   const list = cpus();
   return {
     cpu: list[0]?.model.trim() ?? 'unknown',
@@ -31,6 +33,7 @@ export function machineInfo(): MachineInfo {
     openblasCoretype: process.env.OPENBLAS_CORETYPE ?? null,
     openblasThreads: process.env.OPENBLAS_NUM_THREADS ?? null,
     backend: process.env.KVEVICT_BACKEND ?? null,
+    loadAverage: Math.round(load * 100) / 100,
   };
 }
 
@@ -56,11 +59,12 @@ async function main(filters: string[]): Promise<number> {
     if (typeof mod.runBench !== 'function') continue; // helpers such as table.js
     process.stdout.write(`\n=== bench ${name} ===\n`);
     const started = new Date();
+    const load = loadavg()[0];
     try {
       const result = await mod.runBench();
       const seconds = (Date.now() - started.getTime()) / 1000;
       // machine info after the run: the kernels' loader sets the OpenBLAS variables on first use
-      const record = { name, date: started.toISOString(), seconds, machine: machineInfo(), result };
+      const record = { name, date: started.toISOString(), seconds, machine: machineInfo(load), result };
       const file = join(outDir, `${name}.json`);
       writeFileSync(file, JSON.stringify(record, null, 2) + '\n');
       process.stdout.write(`(${seconds.toFixed(1)} s; wrote ${file})\n`);

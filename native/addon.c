@@ -180,7 +180,7 @@ static napi_value js_sgemv(napi_env env, napi_callback_info info) {
     if (!acc) memset(y, 0, sizeof(float) * (size_t)n);
     return undefined(env);
   }
-  cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, 1.0f, w, (int)k, x, 1, acc ? 1.0f : 0.0f, y, 1);
+  kv_sgemv((int)n, (int)k, w, x, y, acc);
   return undefined(env);
 }
 

@@ -38,6 +38,9 @@ static inline float kv_expf(float x) {
   return under ? 0.0f : y;
 }
 
+/* y[n] = W[n, k] . x (+ y when accumulate), spread over the thread pool. */
+void kv_sgemv(int n, int k, const float *w, const float *x, float *y, int accumulate);
+
 void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps);
 void kv_rope(float *x, int rows, int heads, int head_dim, const int32_t *positions, const float *cos_t, const float *sin_t);
 void kv_silu_mul(float *out, const float *gate, const float *up, int64_t n);

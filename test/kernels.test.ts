@@ -194,6 +194,9 @@ const gemvCases: GemvCase[] = [
   { n: 37, k: 53, accumulate: true, offset: 1 },
   { n: 300, k: 64, accumulate: true, offset: 7 },
   { n: 5, k: 0, accumulate: false, offset: 2 },
+  // large enough to be split into row blocks across threads, with a partial last block
+  { n: 1000, k: 700, accumulate: false, offset: 5 },
+  { n: 1000, k: 700, accumulate: true, offset: 6 },
 ];
 
 function runGemv(kern: Kernels, c: GemvCase, seed: number): { got: Float32Array; want: Float64Array } {
@@ -365,6 +368,18 @@ describe('native kernels against js kernels', { skip: skipNative }, () => {
   });
   test('every sgemv case', () => {
     for (const c of gemvCases) assertClose(runGemv(native!, c, 22).got, runGemv(jsKernels, c, 22).got, `sgemv ${c.n}x${c.k}`);
+  });
+  test('sgemv split across 1 and 4 threads', () => {
+    const addon = loadNativeAddon(nativeAddonPath);
+    const before = addon.info().threads;
+    try {
+      for (const threads of [1, 4]) {
+        addon.setThreads(threads);
+        for (const c of gemvCases) assertClose(runGemv(native!, c, 24).got, runGemv(jsKernels, c, 24).got, `sgemv ${c.n}x${c.k} on ${threads} threads`);
+      }
+    } finally {
+      addon.setThreads(before);
+    }
   });
   test('every attendHead case', () => {
     for (const c of attendCases(rowBlock, keyChunk)) {
