@@ -33,10 +33,10 @@ export interface EvalJob {
   log: TextSink;
 }
 
-/** Load the model once and run the grid over each dataset in turn; the rows of all of them come back. */
-export async function runEvalJob(job: EvalJob): Promise<{ results: RunGridResult[]; datasets: LoadedDataset[] }> {
+/** Run the grid over each dataset in turn (loading the model unless given); the rows of all of them come back. */
+export async function runEvalJob(job: EvalJob, loaded?: { engine: ModelEngine; embedded: boolean }): Promise<{ results: RunGridResult[]; datasets: LoadedDataset[] }> {
   if (job.datasets.length === 0) throw new KvevictError('eval: --dataset is required');
-  const { engine, embedded } = loadEngine(job.modelDir);
+  const { engine, embedded } = loaded ?? loadEngine(job.modelDir);
   const opts: DatasetOptions = {
     tokenizer: engine.tokenizer, maxContext: engine.maxContext, embeddedModel: embedded, samples: job.samples, seed: job.seed,
     lengths: job.lengths, depths: job.depths, needle: job.needle, qaFile: job.qaFile,

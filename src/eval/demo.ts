@@ -1,0 +1,50 @@
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_SOFT_FILE } from '../press/methods/judgeq.js';
+import { PRESS_NAMES } from '../press/registry.js';
+import { KEPT_DIR } from './runner.js';
+import { RESULTS_FILE, RUN_FILE } from './results.js';
+import type { EvalJob } from './setup.js';
+import { makeGrid, parsePressSpec, type Mode, type Setting } from './settings.js';
+
+/** The methods the demo compares first; every other method that can run follows. */
+export const DEMO_LEAD = ['full', 'streaming', 'snapkv', 'pyramidkv', 'laq'];
+
+/** Every method the demo runs: Judge Q variants only when the embedded model's soft tokens exist. */
+export function demoPresses(softFile = DEFAULT_SOFT_FILE): string[] {
+  const hasSoft = existsSync(softFile);
+  const rest = PRESS_NAMES.filter((n) => !DEMO_LEAD.includes(n) && (hasSoft || !n.startsWith('judgeq')));
+  return [...DEMO_LEAD, ...rest];
+}
+
+export interface DemoPlan {
+  datasets: string[];
+  grid: Setting[];
+  samples: number;
+  lengths: { niah: number[]; ruler: number[] };
+  depths: number[];
+}
+
+/** The demo's small grid: a needle grid and two RULER tasks, every method at two budgets, one mode. */
+export function demoPlan(budgets: number[] = [64, 128], modes: Mode[] = ['query-aware'], presses: string[] = demoPresses()): DemoPlan {
+  return {
+    datasets: ['niah', 'ruler:niah_single_2', 'ruler:vt'],
+    grid: makeGrid(presses.map((p) => parsePressSpec(p)), budgets, modes),
+    samples: 3,
+    lengths: { niah: [1024, 2048], ruler: [2048] },
+    depths: [0, 50, 100],
+  };
+}
+
+/** The demo's eval jobs (one per length setting: needle lengths differ from RULER's). */
+export function demoJobs(plan: DemoPlan, outDir: string, base: Pick<EvalJob, 'progress' | 'log' | 'modelDir' | 'seed'>): EvalJob[] {
+  return [
+    { ...base, datasets: ['niah'], grid: plan.grid, outDir, lengths: plan.lengths.niah, depths: plan.depths },
+    { ...base, datasets: plan.datasets.filter((d) => d !== 'niah'), grid: plan.grid, outDir, lengths: plan.lengths.ruler, samples: plan.samples },
+  ];
+}
+
+/** Remove a previous demo's results so the demo always reflects the current model. */
+export function clearResults(outDir: string): void {
+  for (const f of [RESULTS_FILE, RUN_FILE, KEPT_DIR]) rmSync(join(outDir, f), { recursive: true, force: true });
+}
