@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cblas.h>
 #include "kernels.h"
+#include "pool.h"
 
 #define MAX_ARGS 16
 
@@ -281,25 +282,26 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   napi_create_object(env, &obj);
   set_str(env, obj, "corename", openblas_get_corename());
   set_str(env, obj, "config", openblas_get_config());
-  set_num(env, obj, "threads", openblas_get_num_threads());
+  set_num(env, obj, "threads", kv_threads());
   set_num(env, obj, "procs", openblas_get_num_procs());
   set_num(env, obj, "attendRowBlock", KV_ATTEND_ROW_BLOCK);
   set_num(env, obj, "attendKeyChunk", KV_ATTEND_KEY_CHUNK);
   return obj;
 }
 
-/* setThreads(n): OpenBLAS threads for later calls (benchmarks compare 1 and all). */
+/* setThreads(n): threads for later calls, OpenBLAS's and the pool's (benchmarks compare 1 and all). */
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, &a, "setThreads", 1)) return NULL;
   int64_t t = arg_count(&a, 0, "threads");
   if (!a.failed && t < 1) fail(&a, "threads must be >= 1");
   if (a.failed) return NULL;
-  openblas_set_num_threads((int)t);
+  kv_set_threads((int)t);
   return undefined(env);
 }
 
 NAPI_MODULE_INIT() {
+  kv_threads(); /* records OpenBLAS's thread count before any pooled job lowers it */
   static const struct {
     const char *name;
     napi_callback fn;

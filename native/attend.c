@@ -72,17 +72,6 @@ static float exp_shift_sum(float *s, int n, float m) {
   return sum;
 }
 
-static float dot(const float *a, const float *b, int d) {
-  float acc[LANES] = {0};
-  int i = 0;
-  for (; i + LANES <= d; i += LANES)
-    for (int l = 0; l < LANES; l++) acc[l] += a[i + l] * b[i + l];
-  float s = 0.0f;
-  for (int l = 0; l < LANES; l++) s += acc[l];
-  for (; i < d; i++) s += a[i] * b[i];
-  return s;
-}
-
 typedef struct {
   const float *q;
   int64_t stride, head_off;
@@ -305,7 +294,7 @@ int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, i
   j.nblocks = (rows + j.rb - 1) / j.rb;
 
   /* threads: OpenBLAS's setting is the budget; small calls stay on this thread */
-  int threads = openblas_get_num_threads();
+  int threads = kv_threads();
   int32_t pmax = q_pos[0];
   for (int i = 1; i < rows; i++) pmax = q_pos[i] > pmax ? q_pos[i] : pmax;
   const int nv = visible_prefix(k_pos, n, pmax);
@@ -325,10 +314,7 @@ int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, i
   atomic_init(&j.next, 0);
   atomic_init(&j.done, 0);
 
-  const int blas_threads = openblas_get_num_threads();
-  if (blas_threads > 1) openblas_set_num_threads(1);
-  kv_pool_run(worker, &j, threads);
-  if (blas_threads > 1) openblas_set_num_threads(blas_threads);
+  kv_pool_run_blas1(worker, &j, threads);
 
   const int ok = atomic_load(&j.done) == j.units;
   if (ok && j.splits > 1) merge_splits(&j);

@@ -42,10 +42,7 @@ void kv_sgemv(int n, int k, const float *w, const float *x, float *y, int accumu
   j.rows_per_block = rpb;
   j.blocks = (n + rpb - 1) / rpb;
   atomic_init(&j.next, 0);
-  const int blas_threads = openblas_get_num_threads();
-  int threads = (int64_t)n * k < GEMV_PARALLEL_MIN ? 1 : blas_threads;
+  int threads = (int64_t)n * k < GEMV_PARALLEL_MIN ? 1 : kv_threads();
   if (threads > j.blocks) threads = j.blocks;
-  if (blas_threads > 1) openblas_set_num_threads(1);
-  kv_pool_run(gemv_worker, &j, threads);
-  if (blas_threads > 1) openblas_set_num_threads(blas_threads);
+  kv_pool_run_blas1(gemv_worker, &j, threads);
 }

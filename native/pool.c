@@ -5,6 +5,8 @@
  * If a helper cannot be created the work still runs (on fewer threads): fn must split work dynamically.
  */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <cblas.h>
 #include "pool.h"
 
 #define MAX_HELPERS 63
@@ -82,4 +84,29 @@ void kv_pool_run(void (*fn)(void *, int), void *arg, int n) {
   while (running > 0) pthread_cond_wait(&finished, &state);
   pthread_mutex_unlock(&state);
   pthread_mutex_unlock(&job_lock);
+}
+
+/* The thread budget: OpenBLAS's setting at load (OPENBLAS_NUM_THREADS), or the last kv_set_threads. Kept here
+ * rather than read back from OpenBLAS, which reports 1 while a pooled job runs it single-threaded. */
+static atomic_int budget;
+
+int kv_threads(void) {
+  int b = atomic_load(&budget);
+  if (b == 0) {
+    b = openblas_get_num_threads();
+    atomic_store(&budget, b);
+  }
+  return b;
+}
+
+void kv_set_threads(int n) {
+  atomic_store(&budget, n);
+  openblas_set_num_threads(n);
+}
+
+void kv_pool_run_blas1(void (*fn)(void *, int), void *arg, int n) {
+  const int b = kv_threads();
+  if (b > 1) openblas_set_num_threads(1);
+  kv_pool_run(fn, arg, n);
+  if (b > 1) openblas_set_num_threads(b);
 }

@@ -6,4 +6,12 @@
  * Fewer calls may run if helper threads cannot be created, so fn must take its work from a shared counter. */
 void kv_pool_run(void (*fn)(void *, int), void *arg, int n);
 
+/* The same, with OpenBLAS single-threaded meanwhile (the pool supplies the parallelism); OpenBLAS gets the
+ * thread budget back afterwards. */
+void kv_pool_run_blas1(void (*fn)(void *, int), void *arg, int n);
+
+/* Threads kernels may use: OPENBLAS_NUM_THREADS at load, or what kv_set_threads last set (for OpenBLAS too). */
+int kv_threads(void);
+void kv_set_threads(int n);
+
 #endif
