@@ -19,7 +19,7 @@ const NOMINAL_GFLOPS = 450;
 const NOMINAL_GBPS = 45;
 
 /** Best wall time of `fn` in seconds: one warm-up call, then at least `minReps` timed calls within `budgetS`. */
-function timeBest(fn: () => void, budgetS = 1, minReps = 3, maxReps = 200): number {
+function timeBest(fn: () => void, budgetS = 1.5, minReps = 5, maxReps = 200): number {
   fn();
   let best = Infinity;
   const start = performance.now();
