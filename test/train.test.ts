@@ -163,3 +163,20 @@ test('checkpoint and resume give the same parameters as an uninterrupted run', a
     rmSync(b, { recursive: true, force: true });
   }
 });
+
+test('held-out evaluation of a model folder: greedy answers through the engine, scores in range', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvevict-card-'));
+  try {
+    await pretrain(tinyOptions(dir, 3), false, () => {}, corpus);
+    const { evaluateCard, cardTables } = await import('../src/train/card-eval.js');
+    const e = await evaluateCard(dir, { lengths: [200], depths: [50], perTask: 1, taskLength: 200, perplexityTokens: 1024, streamingKeep: 0.1, maxNewTokens: 8 }, corpus);
+    assert.equal(e.niah.length, 1);
+    for (const r of e.niah) for (const v of [r.recall, r.exact, r.streamingRecall]) assert.ok(v >= 0 && v <= 1);
+    assert.ok(Object.keys(e.tasks).includes('niah_multikey') && !Object.keys(e.tasks).includes('repeat'));
+    // an untrained byte model is close to uniform over 259 tokens
+    assert.ok(e.perplexity > 50 && e.perplexity < 400, `perplexity ${e.perplexity}`);
+    assert.match(cardTables(e), /\| 200 \|/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -83,7 +83,7 @@ export async function evaluateCard(dir: string, o: CardEvalOptions = DEFAULT_CAR
   }
   const tasks: CardEval['tasks'] = {};
   const rng = new Rng(777);
-  for (const task of TASKS.filter((t): t is TaskName => t !== 'instruct')) {
+  for (const task of TASKS.filter((t): t is TaskName => t !== 'instruct' && t !== 'repeat')) {
     const ex: number[] = [], rec: number[] = [];
     for (let i = 0; i < o.perTask; i++) {
       const d = makeDialogue(task, rng, corpus, 'heldout', o.taskLength);
@@ -97,13 +97,14 @@ export async function evaluateCard(dir: string, o: CardEvalOptions = DEFAULT_CAR
   }
   // perplexity of held-out essay bytes, 1024-token windows
   const bytes = Buffer.from(corpus.heldOutText, 'utf8');
+  const W = Math.min(1024, maxPos);
   let nll = 0, count = 0;
-  for (let off = 0; off + 1025 <= bytes.length && count < o.perplexityTokens; off += 1024) {
-    const ids = Int32Array.from(bytes.subarray(off, off + 1025));
-    const positions = Int32Array.from({ length: 1024 }, (_, i) => i);
-    const logits = model.forward({ tokens: ids.subarray(0, 1024), positions, cache: model.newCache(), logits: 'all' });
+  for (let off = 0; off + W + 1 <= bytes.length && count < o.perplexityTokens; off += W) {
+    const ids = Int32Array.from(bytes.subarray(off, off + W + 1));
+    const positions = Int32Array.from({ length: W }, (_, i) => i);
+    const logits = model.forward({ tokens: ids.subarray(0, W), positions, cache: model.newCache(), logits: 'all' });
     const V = loaded.config.vocabSize;
-    for (let r = 0; r < 1024; r++) {
+    for (let r = 0; r < W; r++) {
       let max = -Infinity;
       for (let j = 0; j < V; j++) max = Math.max(max, logits[r * V + j]);
       let s = 0;

@@ -94,7 +94,7 @@ export function evaluateHeldOut(
   if (opts.tasks) {
     const rng = new Rng(4242);
     report.tasks = {};
-    const names: TaskName[] = TASKS.filter((t) => t !== 'instruct');
+    const names: TaskName[] = TASKS.filter((t) => t !== 'instruct' && t !== 'repeat');
     for (const t of names) {
       const samples = Array.from({ length: opts.tasks.perTask }, () => makeSample(rng, corpus, 'heldout', t, opts.tasks!.length));
       report.tasks[t] = mean(scoreSamples(model, samples).map((s) => s.exact));

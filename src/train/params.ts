@@ -1,6 +1,8 @@
 import type { ModelConfig } from '../model/config.js';
-import { Tensor, param } from '../autograd/tensor.js';
+import { param } from '../autograd/tensor.js';
 import { Rng } from '../util/rng.js';
+import type { Weights } from '../model/types.js';
+import { Tensor } from '../autograd/tensor.js';
 
 /** The tensors of one decoder layer, named as in Hugging Face Llama checkpoints. */
 export interface LayerParams {
@@ -72,4 +74,21 @@ export function initParams(cfg: ModelConfig, seed: number): ModelParams {
     });
   }
   return { embed: mat(cfg.vocabSize, D, std, 'embed'), layers, finalNorm: ones(D, 'finalNorm') };
+}
+
+/** Parameters from loaded engine weights (shared arrays, no copy); trainable or frozen. */
+export function paramsFromWeights(w: Weights, trainable: boolean): ModelParams {
+  const t = (data: Float32Array, shape: number[], name: string) => new Tensor(data, shape, trainable, name);
+  const mat = (data: Float32Array, cols: number, name: string) => t(data, [data.length / cols, cols], name);
+  const D = w.finalNorm.length;
+  return {
+    embed: mat(w.embed, D, 'embed'),
+    layers: w.layers.map((l, i) => ({
+      inputNorm: t(l.inputNorm, [D], `l${i}.inputNorm`),
+      q: mat(l.q, D, `l${i}.q`), k: mat(l.k, D, `l${i}.k`), v: mat(l.v, D, `l${i}.v`), o: mat(l.o, l.q.length / D, `l${i}.o`),
+      postNorm: t(l.postNorm, [D], `l${i}.postNorm`),
+      gate: mat(l.gate, D, `l${i}.gate`), up: mat(l.up, D, `l${i}.up`), down: mat(l.down, l.gate.length / D, `l${i}.down`),
+    })),
+    finalNorm: t(w.finalNorm, [D], 'finalNorm'),
+  };
 }

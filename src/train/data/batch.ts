@@ -6,8 +6,8 @@ import { TASKS, makeDialogue, plainText, type Sample, type Split, type TaskName 
 
 /** Share of each kind of sequence in training batches. */
 export const TASK_MIX: Record<TaskName | 'text', number> = {
-  niah_place: 0.24, niah_multikey: 0.24, niah_multivalue: 0.07, niah_multiquery: 0.07, passkey: 0.05, variable_tracking: 0.05,
-  common_words: 0.03, frequent_words: 0.03, instruct: 0.05, text: 0.17,
+  niah_place: 0.22, niah_multikey: 0.21, niah_multivalue: 0.07, niah_multiquery: 0.07, passkey: 0.05, variable_tracking: 0.05,
+  common_words: 0.03, frequent_words: 0.03, instruct: 0.03, repeat: 0.12, text: 0.12,
 };
 
 export interface Batch extends PackedInput {

@@ -23,7 +23,7 @@ export type Sample = Dialogue | PlainText;
 
 export const TASKS = [
   'niah_place', 'niah_multikey', 'niah_multivalue', 'niah_multiquery', 'passkey', 'variable_tracking', 'common_words', 'frequent_words',
-  'instruct',
+  'instruct', 'repeat',
 ] as const;
 export type TaskName = (typeof TASKS)[number];
 
@@ -253,6 +253,28 @@ function frequentWords(c: Ctx): Dialogue {
   };
 }
 
+/** Dense copying, the skill every retrieval task rests on: several turns of "repeat after me". */
+function repeat(c: Ctx): Dialogue {
+  const { rng } = c;
+  const phrase = () => {
+    switch (rng.int(4)) {
+      case 0: return randomDigits(rng, 5 + rng.int(6));
+      case 1: return randomUuid(rng);
+      case 2: return Array.from({ length: 3 + rng.int(8) }, () => rng.pick(words(c))).join(' ');
+      default: return randomActivity(rng, words(c));
+    }
+  };
+  const turns: { question: string; answer: string }[] = [];
+  let used = 0;
+  while (used < c.length - 60 || turns.length === 0) {
+    const p = phrase();
+    const t = { question: `Repeat after me: ${p}`, answer: p };
+    used += t.question.length + t.answer.length + TURN_OVERHEAD;
+    turns.push(t);
+  }
+  return { task: 'repeat', context: '', turns };
+}
+
 function instruct(c: Ctx): Dialogue {
   const item = c.rng.pick(c.corpus.instruct);
   const cut = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
@@ -271,7 +293,7 @@ export function plainText(rng: Rng, corpus: Corpus, split: Split, length: number
 
 const MAKERS: Record<TaskName, (c: Ctx) => Dialogue> = {
   niah_place: niahPlace, niah_multikey: multikey, niah_multivalue: multivalue, niah_multiquery: multiquery, passkey,
-  variable_tracking: variableTracking, common_words: commonWords, frequent_words: frequentWords, instruct,
+  variable_tracking: variableTracking, common_words: commonWords, frequent_words: frequentWords, instruct, repeat,
 };
 
 export function makeDialogue(task: TaskName, rng: Rng, corpus: Corpus, split: Split, length: number): Dialogue {
