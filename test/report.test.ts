@@ -19,7 +19,7 @@ test('report data: means per method, budget and task, needle cells, fidelity, ke
   const dir = tempDir();
   writeSyntheticResults(dir);
   const data = loadReportData(dir);
-  assert.deepEqual(data.modes, ['query-agnostic', 'query-aware']);
+  assert.deepEqual(data.modes, ['query-aware', 'query-agnostic']);
   assert.deepEqual(data.tasks, ['niah', 'ruler:vt']);
   const sp = scorePoints(data.rows, 'query-aware');
   const at = (method: string, budget: number, task: string) => sp.find((p) => p.method === method && p.budget === budget && p.task === task)!;

@@ -94,3 +94,24 @@ export function formatMarkdownTable(rows: readonly ResultRow[]): string {
   const lines = overall.map((s) => `| ${s.press} | ${s.budget} | ${s.mode} | ${s.n} | ${fmt(s.score)} | ${fmt(s.oracle_hit)} | ${fmt(s.attention_recall)} | ${fmt(s.top1)} | ${fmt(s.kl, 3)} |`);
   return [head, sep, ...lines].join('\n');
 }
+
+export type PivotMeasure = 'score' | 'oracle_hit' | 'attention_recall';
+
+/**
+ * A Markdown table with one line per method and mode and one column per budget, holding the mean of
+ * `measure`; "cases" is the number of cases behind each cell (the largest, when budgets differ).
+ */
+export function formatMarkdownPivot(rows: readonly ResultRow[], measure: PivotMeasure = 'score'): string {
+  const overall = summarize(rows);
+  const budgets = [...new Set(overall.map((s) => s.budget))].sort((a, b) => a - b);
+  const keys = [...new Set(overall.map((s) => JSON.stringify([s.press, s.mode])))];
+  const head = `| method | mode | cases | ${budgets.map((b) => `B=${b}`).join(' | ')} |`;
+  const sep = `|---|---|---:|${budgets.map(() => '---:').join('|')}|`;
+  const lines = keys.map((k) => {
+    const [press, mode] = JSON.parse(k) as [string, Mode];
+    const cells = budgets.map((b) => overall.find((s) => s.press === press && s.mode === mode && s.budget === b));
+    const n = Math.max(...cells.map((c) => c?.n ?? 0));
+    return `| ${press} | ${mode} | ${n} | ${cells.map((c) => (c ? fmt(measure === 'score' ? c.score : c[measure]) : '-')).join(' | ')} |`;
+  });
+  return [head, sep, ...lines].join('\n');
+}

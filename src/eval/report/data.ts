@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { KvevictError } from '../../errors.js';
 import { RESULTS_FILE, readRows, type ResultRow } from '../results.js';
 import { KEPT_DIR, type KeptFile } from '../runner.js';
-import { pressLabel, type Mode } from '../settings.js';
+import { MODES, pressLabel, type Mode } from '../settings.js';
 
 /** Everything the report shows, read from a results folder. */
 export interface ReportData {
@@ -26,7 +26,7 @@ export function loadReportData(dir: string): ReportData {
         .sort()
         .map((f) => JSON.parse(readFileSync(join(keptDir, f), 'utf8')) as KeptFile)
     : [];
-  const modes = [...new Set(rows.map((r) => r.mode))].sort() as Mode[];
+  const modes = MODES.filter((m) => rows.some((r) => r.mode === m));
   return { dir, rows, kept, modes, tasks: [...new Set(rows.map((r) => r.task))].sort(), models: [...new Set(rows.map((r) => r.model))] };
 }
 
@@ -131,7 +131,7 @@ export function keptBins(kf: KeptFile, bins = 128): KeptBin[] {
   const L = kf.tokens.length;
   const nb = Math.max(1, Math.min(bins, L));
   const out: KeptBin[] = [];
-  for (const s of kf.settings) {
+  for (const s of sortedSettings(kf)) {
     const counts = new Float64Array(nb);
     for (const layer of s.kept) for (const head of layer) for (const p of head) if (p < L) counts[Math.floor((p * nb) / L)]++;
     const heads = s.kept.length * (s.kept[0]?.length ?? 0);
@@ -143,4 +143,10 @@ export function keptBins(kf: KeptFile, bins = 128): KeptBin[] {
     }
   }
   return out;
+}
+
+/** A kept file's settings by method (the full cache first, then by name) and budget. */
+export function sortedSettings(kf: KeptFile): KeptFile['settings'] {
+  const label = (s: KeptFile['settings'][number]) => pressLabel({ name: s.press, options: s.options });
+  return kf.settings.slice().sort((a, b) => (label(a) === label(b) ? a.budget - b.budget : label(a) === 'full' ? -1 : label(b) === 'full' ? 1 : label(a).localeCompare(label(b))));
 }

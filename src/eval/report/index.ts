@@ -4,12 +4,23 @@ import type { TopLevelSpec } from 'vega-lite';
 import { fidelityPoints, keptBins, labelOf, loadReportData, needleCells, scorePoints } from './data.js';
 import { keptViewCase, keptViewHtml } from './kept-view.js';
 import { escapeHtml, pageHtml, summaryTableHtml, type ChartEntry } from './page.js';
+import type { KeptFile } from '../runner.js';
 import { renderSvg, svgToPng } from './render.js';
 import { fidelitySpec, keptSpec, needleSpec, scoreSpec } from './specs.js';
 
 export interface ReportResult {
   html: string;
   charts: { id: string; svg: string; png: string }[];
+}
+
+/** The cases whose kept positions the report shows: one per mode, a needle case when there is one. */
+export function pickKeptFiles(kept: readonly KeptFile[]): KeptFile[] {
+  const out: KeptFile[] = [];
+  for (const mode of [...new Set(kept.map((k) => k.mode))].sort()) {
+    const mine = kept.filter((k) => k.mode === mode);
+    out.push(mine.find((k) => k.task === 'niah') ?? mine[0]);
+  }
+  return out;
 }
 
 /** Methods in a stable order: the full cache first, then by name. */
@@ -34,8 +45,9 @@ export async function writeReport(resultsDir: string, outDir: string): Promise<R
     const fp = fidelityPoints(data.rows, mode);
     if (fp.length) specs.push({ id: `fidelity-${mode}`, title: `Oracle hit rate and attention recall per method (${mode})`, spec: fidelitySpec(fp, mode, methods) });
   }
-  data.kept.forEach((kf, i) => {
-    const bins = keptBins(kf);
+  const kept = pickKeptFiles(data.kept);
+  kept.forEach((kf, i) => {
+    const bins = keptBins(kf, 96);
     if (bins.length) {
       specs.push({
         id: `kept-${i}`,
@@ -65,7 +77,7 @@ export async function writeReport(resultsDir: string, outDir: string): Promise<R
     meta,
     summary: summaryTableHtml(data.rows),
     charts,
-    keptView: keptViewHtml(data.kept.map(keptViewCase)),
+    keptView: keptViewHtml(kept.map(keptViewCase)),
   });
   const htmlFile = join(outDir, 'index.html');
   writeFileSync(htmlFile, html);

@@ -1,5 +1,6 @@
 import type { KeptFile } from '../runner.js';
 import { pressLabel } from '../settings.js';
+import { sortedSettings } from './data.js';
 
 /** Kept positions of one head as a little-endian bitset over `length` positions, base64. */
 export function encodeBits(positions: readonly number[], length: number): string {
@@ -22,7 +23,7 @@ export function keptViewCase(kf: KeptFile): KeptViewCase {
     tokens: kf.tokens,
     layers: kf.layers,
     kvHeads: kf.kvHeads,
-    settings: kf.settings.map((s) => ({
+    settings: sortedSettings(kf).map((s) => ({
       label: `${pressLabel({ name: s.press, options: s.options })} @${s.budget}`,
       bits: s.kept.map((heads) => heads.map((h) => encodeBits(h, kf.tokens.length))),
     })),

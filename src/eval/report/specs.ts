@@ -62,6 +62,7 @@ export function scoreSpec(points: ScorePoint[], mode: Mode, methods: readonly st
 /** Needle score as a depth x length heat map, one panel per method (columns) and budget (rows). */
 export function needleSpec(cells: HeatCell[], mode: Mode, methods: readonly string[]): TopLevelSpec {
   const present = methods.filter((m) => cells.some((c) => c.method === m));
+  const lengths = new Set(cells.map((c) => c.length)).size;
   return {
     $schema: SCHEMA,
     title: {
@@ -75,7 +76,8 @@ export function needleSpec(cells: HeatCell[], mode: Mode, methods: readonly stri
       row: { field: 'budget', type: 'ordinal', title: null, sort: 'ascending', header: { labelExpr: "'budget ' + datum.label", labelAngle: -90 } },
     },
     spec: {
-      width: { step: 28 },
+      // wide enough for the method names above each panel
+      width: Math.max(80, 28 * lengths),
       height: { step: 18 },
       mark: { type: 'rect', stroke: 'white', strokeWidth: 1 },
       encoding: {
