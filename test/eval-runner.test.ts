@@ -166,8 +166,12 @@ test('grid runner: bad input is one line, the rest still runs', async () => {
   assert.match(log.text, /case huge: huge: the question alone .* \(skipped\)/);
   assert.equal(res.computed, 6);
   assert.equal(res.failed, 2);
-  // another model's results folder is refused
+  // another model's results folder is refused, and so is another version of the same model
   await assert.rejects(runGrid({ engine: new FakeEngine('other'), dataset: ds, grid, outDir: join(dir, 'o3'), progress: sink(), log: sink() }), /holds results of model "fake"/);
+  const v1 = Object.assign(new FakeEngine('m'), { fingerprint: 'aaa' });
+  await runGrid({ engine: v1, dataset: ds, grid, outDir: join(dir, 'o4'), progress: sink(), log: sink() });
+  const v2 = Object.assign(new FakeEngine('m'), { fingerprint: 'bbb' });
+  await assert.rejects(runGrid({ engine: v2, dataset: ds, grid, outDir: join(dir, 'o4'), progress: sink(), log: sink() }), /earlier version of model "m"/);
 });
 
 test('settings: press specs with options, labels and keys', () => {

@@ -46,6 +46,8 @@ export interface EngineSession {
 export interface EvalEngine {
   /** a name recorded in every row (the model folder) */
   readonly model: string;
+  /** changes when the model's files change: a results folder refuses rows of another version */
+  readonly fingerprint?: string;
   /** the model's context length in tokens */
   readonly maxContext: number;
   readonly tokenizer: TextTokenizer;

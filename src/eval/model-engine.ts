@@ -1,4 +1,6 @@
-import { basename } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { KvCache } from '../cache/kv-cache.js';
 import { KvevictError } from '../errors.js';
 import { kernels } from '../kernels/index.js';
@@ -62,12 +64,24 @@ export class ModelEngine implements EvalEngine {
     readonly tokenizer: EngineTokenizer,
     readonly model: string,
     readonly chunk?: number,
+    readonly fingerprint?: string,
   ) {
     this.maxContext = lm.config.maxPositions;
   }
 
   static nameOf(dir: string): string {
     return basename(dir.replace(/[/\\]+$/, '')) || dir;
+  }
+
+  /** A short hash of the model folder's file names, sizes and modification times. */
+  static fingerprintOf(dir: string): string {
+    const h = createHash('sha256');
+    const files = statSync(dir).isDirectory() ? readdirSync(dir).sort().map((f) => join(dir, f)) : [dir];
+    for (const f of files) {
+      const st = statSync(f);
+      if (st.isFile()) h.update(`${basename(f)}:${st.size}:${Math.round(st.mtimeMs)}\n`);
+    }
+    return h.digest('hex').slice(0, 16);
   }
 
   press(spec: PressSpec, budget: number): Press {

@@ -84,6 +84,8 @@ export class RowWriter {
 /** What a results folder was made with; a second run into the same folder must use the same model. */
 export interface RunInfo {
   model: string;
+  /** changes when the model's files change (sizes and times of config and weights) */
+  fingerprint?: string;
 }
 
 export function checkRunInfo(outDir: string, info: RunInfo): void {
@@ -97,6 +99,9 @@ export function checkRunInfo(outDir: string, info: RunInfo): void {
       throw new KvevictError(`${file}: not valid JSON; remove it or use another --out`);
     }
     if (prev.model !== info.model) throw new KvevictError(`${outDir}: holds results of model "${prev.model}", not "${info.model}"; use another --out`);
+    if (prev.fingerprint && info.fingerprint && prev.fingerprint !== info.fingerprint) {
+      throw new KvevictError(`${outDir}: holds results of an earlier version of model "${info.model}" (its files changed); use another --out or remove ${file}`);
+    }
     return;
   }
   writeFileSync(file, JSON.stringify(info, null, 2) + '\n');

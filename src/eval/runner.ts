@@ -94,7 +94,7 @@ export async function runGrid(o: RunGridOptions): Promise<RunGridResult> {
   const { engine, dataset, grid, outDir } = o;
   if (grid.length === 0 || dataset.cases.length === 0) throw new KvevictError(`empty grid: ${dataset.cases.length} cases x ${grid.length} settings`);
   for (const s of grid) if (s.press.name !== 'full') engine.checkSetting(s.press, s.budget);
-  checkRunInfo(outDir, { model: engine.model });
+  checkRunInfo(outDir, { model: engine.model, fingerprint: engine.fingerprint });
   for (const p of dataset.problems) o.log.write(`kvevict: ${p} (skipped)\n`);
   const existing = readRows(outDir);
   const done = new Map(existing.map((r) => [r.key, r]));

@@ -14,7 +14,7 @@ import type { TextSink } from './progress.js';
 export function loadEngine(dir: string = defaultModelDir): { engine: ModelEngine; embedded: boolean } {
   const m = loadModelDir(dir);
   const lm = new LlamaModel(m.config, m.weights);
-  return { engine: new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir)), embedded: resolve(dir) === resolve(defaultModelDir) };
+  return { engine: new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir), undefined, ModelEngine.fingerprintOf(dir)), embedded: resolve(dir) === resolve(defaultModelDir) };
 }
 
 export interface EvalJob {
