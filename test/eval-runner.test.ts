@@ -9,7 +9,7 @@ import { loadPlain } from '../src/eval/datasets/plain.js';
 import { Progress, formatDuration } from '../src/eval/progress.js';
 import type { PreparedPrompt } from '../src/eval/prompt.js';
 import { readRows } from '../src/eval/results.js';
-import { runGrid, type KeptFile } from '../src/eval/runner.js';
+import { keptCaseIds, runGrid, type KeptFile } from '../src/eval/runner.js';
 import { makeGrid, parseBudgets, parsePressSpec, pressLabel, rowKey, type Mode, type PressSpec, type Setting } from '../src/eval/settings.js';
 import { formatMarkdownTable, formatTable, jsonSummary, summarize } from '../src/eval/summary.js';
 import { byteTokenizer, tempDir, writeLines } from './helpers/eval-fixtures.js';
@@ -210,4 +210,13 @@ test('progress: time left from computed rows only, summary means', () => {
   assert.equal(all[0].oracle_hit, null);
   assert.equal(all[0].attention_recall, 50);
   assert.deepEqual(summarize(rows, true).map((r) => [r.task, r.score]), [['t1', 50], ['t2', 50]]);
+});
+
+test('kept plans: the needle case nearest the middle of the longest haystack, else the first case', () => {
+  const mk = (id: string, task: string, meta: Record<string, number>) => ({ id, task, meta }) as unknown as EvalCase;
+  const cases = [
+    mk('n-1-0', 'niah', { length: 1000, depth: 0 }), mk('n-1-50', 'niah', { length: 1000, depth: 50 }), mk('n-2-40', 'niah', { length: 2000, depth: 40 }),
+    mk('n-2-50', 'niah', { length: 2000, depth: 50 }), mk('n-2-100', 'niah', { length: 2000, depth: 100 }), mk('vt-0', 'ruler:vt', { length: 2048 }), mk('vt-1', 'ruler:vt', { length: 2048 }),
+  ];
+  assert.deepEqual([...keptCaseIds(cases)].sort(), ['n-2-50', 'vt-0']);
 });

@@ -21,8 +21,8 @@ export interface RunGridOptions {
   log: TextSink;
   /** measure fidelity against the full cache (default true) */
   fidelity?: boolean;
-  /** save kept positions of the first N cases of each task, for the report (default 1) */
-  keptCases?: number;
+  /** save kept positions of one case per task for the report (default true) */
+  saveKept?: boolean;
   /** clock for the progress bar */
   now?: () => number;
 }
@@ -60,6 +60,24 @@ export const KEPT_DIR = 'kept';
 
 function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]+/g, '_');
+}
+
+/**
+ * The case of each task whose kept positions the report shows: for the needle, the longest haystack with
+ * the needle nearest the middle (where evictions show); otherwise the task's first case.
+ */
+export function keptCaseIds(cases: readonly EvalCase[]): Set<string> {
+  const best = new Map<string, EvalCase>();
+  const rank = (c: EvalCase) => {
+    const depth = typeof c.meta.depth === 'number' ? c.meta.depth : null;
+    const length = typeof c.meta.length === 'number' ? c.meta.length : 0;
+    return depth === null ? 0 : -Math.abs(depth - 50) * 1e9 + length;
+  };
+  for (const c of cases) {
+    const have = best.get(c.task);
+    if (!have || rank(c) > rank(have)) best.set(c.task, c);
+  }
+  return new Set([...best.values()].map((c) => c.id));
 }
 
 /** A trace cut to the first `length` prompt positions (the compressible part in query-agnostic mode). */
@@ -101,7 +119,7 @@ export async function runGrid(o: RunGridOptions): Promise<RunGridResult> {
   const writer = new RowWriter(outDir);
   const progress = new Progress(dataset.cases.length * grid.length, o.progress, o.now);
   const fidelity = o.fidelity ?? true;
-  const keptPerTask = new Map<string, number>();
+  const keptIds = o.saveKept === false ? new Set<string>() : keptCaseIds(dataset.cases);
   const rows: ResultRow[] = [];
   let computed = 0;
   let skipped = 0;
@@ -116,10 +134,8 @@ export async function runGrid(o: RunGridOptions): Promise<RunGridResult> {
     }
     skipped += grid.length - todo.length;
     progress.skip(grid.length - todo.length);
-    const seen = keptPerTask.get(c.task) ?? 0;
-    keptPerTask.set(c.task, seen + 1);
     if (todo.length === 0) continue;
-    const saveKept = seen < (o.keptCases ?? 1);
+    const saveKept = keptIds.has(c.id);
 
     let prompt: PreparedPrompt;
     try {
