@@ -15,10 +15,10 @@ const config = {
   legend: { labelFontSize: 11, titleFontSize: 12 },
 };
 
-/** Tableau 10, then the lighter Tableau 20 shades: a method keeps its color in every chart. */
+/** Tableau 10, then ten more colors far from those: a method keeps its color in every chart. */
 const PALETTE = [
   '#4c78a8', '#f58518', '#e45756', '#72b7b2', '#54a24b', '#eeca3b', '#b279a2', '#ff9da6', '#9d755d', '#bab0ac',
-  '#9ecae9', '#ffbf79', '#ff9d98', '#88d27a', '#f2cf5b', '#d6a5c9', '#fcbfd2', '#d8b5a5', '#79706e', '#439894',
+  '#1b9e77', '#7570b3', '#e7298a', '#66a61e', '#a6761d', '#17becf', '#bcbd22', '#393b79', '#8c6d31', '#843c39',
 ];
 
 /** Color encoding over the methods `present` in a chart, each colored by its place in `all`. */
@@ -106,7 +106,8 @@ export function fidelitySpec(points: FidelityPoint[], mode: Mode, methods: reado
     data: { values: points },
     facet: { column: { field: 'measure', type: 'nominal', title: null, sort: ['oracle hit rate', 'attention recall'] } },
     spec: {
-      width: { step: 14 * Math.max(1, present.length) + 10 },
+      // one step per bar (the offset band), so a panel grows with methods x budgets
+      width: { step: 12 },
       height: 200,
       mark: { type: 'bar' },
       encoding: {
