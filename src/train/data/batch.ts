@@ -6,8 +6,8 @@ import { TASKS, makeDialogue, plainText, type Sample, type Split, type TaskName 
 
 /** Share of each kind of sequence in training batches. */
 export const TASK_MIX: Record<TaskName | 'text', number> = {
-  niah_place: 0.22, niah_multikey: 0.21, niah_multivalue: 0.07, niah_multiquery: 0.07, passkey: 0.05, variable_tracking: 0.05,
-  common_words: 0.03, frequent_words: 0.03, instruct: 0.03, repeat: 0.12, text: 0.12,
+  niah_place: 0.2, niah_multikey: 0.22, niah_multivalue: 0.06, niah_multiquery: 0.06, passkey: 0.05, variable_tracking: 0.04,
+  common_words: 0.02, frequent_words: 0.02, instruct: 0.03, repeat: 0.2, text: 0.1,
 };
 
 export interface Batch extends PackedInput {
@@ -68,10 +68,10 @@ export interface CurriculumStage {
 
 export const DEFAULT_CURRICULUM: CurriculumStage[] = [
   { until: 0.12, lengths: [256] },
-  { until: 0.3, lengths: [256, 512] },
-  { until: 0.5, lengths: [512, 1024] },
-  { until: 0.72, lengths: [512, 1024, 2048] },
-  { until: 0.88, lengths: [1024, 2048, 4096] },
+  { until: 0.45, lengths: [256, 512] },
+  { until: 0.6, lengths: [512, 1024] },
+  { until: 0.75, lengths: [512, 1024, 2048] },
+  { until: 0.9, lengths: [1024, 2048, 4096] },
   { until: 1.01, lengths: [1024, 2048, 4096, 4096] },
 ];
 

@@ -8,7 +8,7 @@ export const IM_END = 258;
 export const BYTE_VOCAB_SIZE = 259;
 
 /** Loss weight of context and question tokens (answers weigh 1). */
-export const CONTEXT_WEIGHT = 0.2;
+export const CONTEXT_WEIGHT = 0.1;
 /** Loss weight of the template tokens around turns. */
 export const TEMPLATE_WEIGHT = 0.05;
 
