@@ -14,7 +14,7 @@ import { rulerDataset } from '../src/eval/datasets/ruler/index.js';
 import { zeta } from '../src/eval/datasets/ruler/fwe.js';
 import { largestFitting } from '../src/eval/datasets/ruler/fit.js';
 import { RULER_TASK_NAMES } from '../src/eval/datasets/ruler/tasks.js';
-import { preparePrompt, truncateMiddle } from '../src/eval/prompt.js';
+import { preparePrompt, tokenTexts, truncateMiddle } from '../src/eval/prompt.js';
 import type { EvalCase } from '../src/eval/case.js';
 import { byteTokenizer, tempDir, writeLines } from './helpers/eval-fixtures.js';
 
@@ -229,4 +229,11 @@ test('dataset names: unknown tasks and forms are user errors', () => {
   }
   assert.equal(loadDataset('ruler:niah_single_1', { ...opts, samples: 3, lengths: [768, 1024] }).cases.length, 3);
   assert.throws(() => loadDataset('ruler:cwe', opts), isUserError(/ruler:cwe: a context of 1024 tokens is too short/));
+});
+
+test('token texts for display: a character split over byte tokens shows once, on its last byte', () => {
+  const ids = tok.encode('a—b<|im_end|>');
+  // "—" is 3 bytes: e2 80 94
+  assert.deepEqual(tokenTexts(tok, ids), ['a', '', '', '—', 'b', '<|im_end|>']);
+  assert.equal(tokenTexts(tok, ids).join(''), 'a—b<|im_end|>');
 });

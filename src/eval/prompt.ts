@@ -7,6 +7,21 @@ export interface TextTokenizer {
   decode(ids: ArrayLike<number>): string;
   readonly chatTemplate?: string | null;
   applyChatTemplate?(messages: { role: string; content: string }[], opts: { addGenerationPrompt?: boolean }): string;
+  /** the bytes a token stands for (byte-level tokenizers), so text can be cut between tokens */
+  tokenBytes?(id: number): Uint8Array;
+}
+
+/**
+ * The text of each token, for display: bytes are decoded as a stream, so a character split over several
+ * byte tokens shows on the token that completes it (not as replacement characters).
+ */
+export function tokenTexts(tok: TextTokenizer, ids: readonly number[]): string[] {
+  if (!tok.tokenBytes) return ids.map((id) => tok.decode([id]));
+  const dec = new TextDecoder('utf-8', { fatal: false });
+  const out = ids.map((id) => dec.decode(tok.tokenBytes!(id), { stream: true }));
+  const rest = dec.decode();
+  if (rest && out.length) out[out.length - 1] += rest;
+  return out;
 }
 
 /** A case turned into tokens: the compressible part and the part fed after it. */

@@ -6,7 +6,7 @@ import type { CompressedRun, EngineSession, EvalEngine, FullRun } from './engine
 import { attentionMass, attentionRecall, oracleHitRate, outputAgreement, type AttentionMass, type FidelityTrace } from './fidelity.js';
 import { scorePrediction } from './metrics/index.js';
 import { Progress, type TextSink } from './progress.js';
-import { preparePrompt, type PreparedPrompt } from './prompt.js';
+import { preparePrompt, tokenTexts, type PreparedPrompt } from './prompt.js';
 import { RowWriter, checkRunInfo, readRows, type FidelityFigures, type ResultRow } from './results.js';
 import { canonicalOptions, pressLabel, rowKey, type Mode, type Setting } from './settings.js';
 
@@ -247,7 +247,7 @@ function saveKeptPlan(outDir: string, engine: EvalEngine, c: EvalCase, s: Settin
     kf = JSON.parse(readFileSync(file, 'utf8')) as KeptFile;
   } else {
     const ids = s.mode === 'query-aware' ? [...p.contextTokens, ...p.questionTokens] : [...p.contextTokens];
-    kf = { task: c.task, case: c.id, mode: s.mode, tokens: ids.map((id) => engine.tokenizer.decode([id])), layers: run.kept.length, kvHeads: run.kept[0]?.length ?? 0, settings: [] };
+    kf = { task: c.task, case: c.id, mode: s.mode, tokens: tokenTexts(engine.tokenizer, ids), layers: run.kept.length, kvHeads: run.kept[0]?.length ?? 0, settings: [] };
   }
   const options = canonicalOptions(s.press.options);
   kf.settings = kf.settings.filter((r) => !(r.press === s.press.name && r.budget === s.budget && JSON.stringify(r.options) === JSON.stringify(options)));

@@ -140,7 +140,7 @@ export function keptSpec(bins: KeptBin[], title: string, length: number): TopLev
     encoding: {
       x: { field: 'start', type: 'quantitative', title: 'prompt position', scale: { domain: [0, length] } },
       x2: { field: 'end1' },
-      y: { field: 'setting', type: 'nominal', title: null, sort: settings },
+      y: { field: 'setting', type: 'nominal', title: null, sort: settings, axis: { labelLimit: 260 } },
       color: { field: 'share', type: 'quantitative', title: 'kept share', scale: { domain: [0, 1], scheme: 'blues' } },
       tooltip: [
         { field: 'setting', type: 'nominal' },
