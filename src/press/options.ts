@@ -32,6 +32,10 @@ export interface PressOptions {
   w2?: number;
   /** LAQ: reproduce the reference code's stage-2 mask */
   referenceMask?: boolean;
+  /** Judge Q: the soft-token file ('' = the file delivered for the embedded model) */
+  soft?: string;
+  /** Judge Q: keep no prompt window (w = 0) */
+  noWindow?: boolean;
 }
 
 export type Stage1Kind = 'snapkv' | 'streaming' | 'h2o';
@@ -42,13 +46,14 @@ export type ResolvedOptions = Required<Omit<PressOptions, 'budget' | 'ratio'>>;
 
 export const PRESS_DEFAULTS: ResolvedOptions = {
   window: 32, kernel: 7, pool: 'max', gqa: 'mean', sinks: 4, seed: 0, scorer: 'snapkv', alpha: 0.2,
-  lookahead: 8, stage1: 'snapkv', w2: 8, referenceMask: false,
+  lookahead: 8, stage1: 'snapkv', w2: 8, referenceMask: false, soft: '', noWindow: false,
 };
 
 /** CLI name of each option. */
 export const CLI_NAME: Record<keyof PressOptions, string> = {
   budget: 'budget', ratio: 'ratio', window: 'window', kernel: 'kernel', pool: 'pool', gqa: 'gqa', sinks: 'sinks', seed: 'seed',
   scorer: 'scorer', alpha: 'alpha', lookahead: 'lookahead', stage1: 'stage1', w2: 'w2', referenceMask: 'reference-mask',
+  soft: 'soft', noWindow: 'no-window',
 };
 
 /**
@@ -56,7 +61,7 @@ export const CLI_NAME: Record<keyof PressOptions, string> = {
  * left out stays undefined, so a method can tell an option it does not take from one nobody gave.
  */
 export const PRESS_OPTION_SPECS: OptionSpecs = {
-  press: { type: 'string', help: 'eviction method: full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, adakv, expected-attention, laq, laq++' },
+  press: { type: 'string', help: 'eviction method: full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, adakv, expected-attention, laq, laq++, judgeq, judgeq+laq, judgeq+window' },
   budget: { type: 'int', help: 'entries kept per KV head per layer, window included' },
   ratio: { type: 'number', help: 'fraction of the prompt removed, in [0, 1) (instead of --budget)' },
   window: { type: 'int', help: 'observation window w: last prompt tokens that score and are kept (default 32)' },
@@ -71,6 +76,8 @@ export const PRESS_OPTION_SPECS: OptionSpecs = {
   stage1: { type: 'string', help: 'laq: stage-1 press snapkv, streaming or h2o (default snapkv)' },
   w2: { type: 'int', help: 'laq++: prompt-window queries in stage 2, kept too (default 8)' },
   'reference-mask': { type: 'boolean', help: "laq: the reference code's stage-2 mask, for comparison" },
+  soft: { type: 'string', help: 'judgeq: trained soft-token file (default: models/kvevict-ref/judgeq.safetensors)' },
+  'no-window': { type: 'boolean', help: 'judgeq, judgeq+laq: keep no prompt window (w = 0)' },
 };
 
 const KEY_OF_CLI: Record<string, keyof PressOptions> = Object.fromEntries(
@@ -108,4 +115,5 @@ export function checkOptionValues(o: PressOptions): void {
     throw new KvevictError(`--stage1 must be snapkv, streaming or h2o, got "${String(o.stage1)}"`);
   }
   if (o.w2 !== undefined) int('w2', o.w2, 1);
+  if (o.soft !== undefined && (typeof o.soft !== 'string' || o.soft === '')) throw new KvevictError('--soft needs a file name');
 }

@@ -6,6 +6,7 @@ import { adakvOwnOptions, adakvPress } from './methods/adakv.js';
 import { expectedAttention } from './methods/expected-attention.js';
 import { full } from './methods/full.js';
 import { h2o } from './methods/h2o.js';
+import { judgeq, judgeqLaq, judgeqWindow } from './methods/judgeq.js';
 import { keydiff } from './methods/keydiff.js';
 import { knorm } from './methods/knorm.js';
 import { laq, laqPlus } from './methods/laq.js';
@@ -20,11 +21,12 @@ import {
 } from './options.js';
 import type { Press } from './types.js';
 
-const BASE: MethodDef[] = [full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, expectedAttention, laq, laqPlus];
+const BASE: MethodDef[] = [full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, expectedAttention, laq, laqPlus, judgeq, judgeqLaq, judgeqWindow];
 
 /** Every method name `makePress` knows, in display order. */
 export const PRESS_NAMES: readonly string[] = [
   'full', 'random', 'streaming', 'knorm', 'keydiff', 'h2o', 'tova', 'snapkv', 'pyramidkv', 'adakv', 'expected-attention', 'laq', 'laq++',
+  'judgeq', 'judgeq+laq', 'judgeq+window',
 ];
 
 /** The scorers AdaKV can wrap. */
@@ -89,9 +91,10 @@ function resolve(options: PressOptions): ResolvedOptions {
 
 /** With a fixed budget, the windows and sinks a method keeps must fit in it. */
 function checkAgainstBudget(name: string, def: MethodDef, taken: Set<string>, o: ResolvedOptions, budget: number): void {
-  const usesWindow = taken.has('window') && (def.name !== 'laq' && def.name !== 'laq++' ? true : o.stage1 !== 'streaming');
+  const usesWindow = taken.has('window') && (def.name !== 'laq' && def.name !== 'laq++' ? true : o.stage1 !== 'streaming')
+    && !(o.noWindow && def.name === 'judgeq');
   if (usesWindow && o.window > budget) throw new KvevictError(`press ${name}: --window ${o.window} is larger than --budget ${budget}`);
-  const usesSinks = def.name === 'streaming' || def.name === 'expected-attention' || ((def.name === 'laq' || def.name === 'laq++') && o.stage1 === 'streaming');
+  const usesSinks = def.name === 'streaming' || def.name === 'expected-attention' || ((def.name === 'laq' || def.name === 'laq++' || def.name === 'judgeq+laq') && o.stage1 === 'streaming');
   if (usesSinks && o.sinks > budget) throw new KvevictError(`press ${name}: --sinks ${o.sinks} is larger than --budget ${budget}`);
   if (def.name === 'laq++' && o.w2 > budget) throw new KvevictError(`press ${name}: --w2 ${o.w2} is larger than --budget ${budget}`);
 }

@@ -1,0 +1,95 @@
+/**
+ * Judge Q's loss for one (prompt, response) pair:
+ *   target  A_resp[l, h, j] = mean over response tokens of their attention to prompt position j (P + R with the
+ *           full cache; softmax over every key a response row sees, prompt and response, then restricted to
+ *           the prompt columns),
+ *   student A_soft[l, h, j] = mean over the m soft tokens of their attention to prompt position j (P + soft),
+ *   loss    = mean over layers, query heads and prompt positions of (A_soft - A_resp)^2.
+ * The prompt runs once through the engine (no gradient); its cache is the constant both sides read.
+ */
+import type { KvCache } from '../../cache/kv-cache.js';
+import { add } from '../../autograd/ops/add.js';
+import { mse } from '../../autograd/ops/mse.js';
+import { Tape } from '../../autograd/tape.js';
+import { constant, type Tensor } from '../../autograd/tensor.js';
+import { assert } from '../../errors.js';
+import { kernels } from '../../kernels/index.js';
+import type { LlamaModel } from '../../model/llama.js';
+import type { LayerView } from '../../model/types.js';
+import { accumulateAttention } from '../../press/attention-mass.js';
+import type { SoftForward } from './soft-forward.js';
+
+export interface JudgeqExample {
+  prompt: Int32Array;
+  /** the model's own greedy response (not empty) */
+  response: Int32Array;
+}
+
+/** The prompt's KV cache (positions 0 .. L - 1, full) and the logits of its last position. */
+export function prefillPrompt(model: LlamaModel, prompt: Int32Array): { cache: KvCache; lastLogits: Float32Array } {
+  const cache = model.newCache();
+  const positions = new Int32Array(prompt.length);
+  for (let i = 0; i < positions.length; i++) positions[i] = i;
+  const lastLogits = model.forward({ tokens: prompt, positions, cache });
+  return { cache, lastLogits };
+}
+
+/**
+ * A_resp: per layer, [H, L] mean attention of the response rows on each prompt position. The response is fed
+ * after the prompt on `cache` (a full prompt cache of L entries per head) and removed again afterwards.
+ */
+export function responseAttention(model: LlamaModel, cache: KvCache, response: Int32Array): Float32Array[] {
+  const cfg = model.config;
+  const { numLayers: NL, numHeads: H, numKvHeads: Hkv, headDim: d } = cfg;
+  const G = H / Hkv;
+  const L = cache.head(0, 0).length;
+  const R = response.length;
+  assert(R > 0, 'a response of at least one token');
+  const k = kernels();
+  const sums = Array.from({ length: NL }, () => Array.from({ length: H }, () => new Float64Array(L + R)));
+  const observer = (view: LayerView): void => {
+    const rows = view.positions.length;
+    for (let h = 0; h < Hkv; h++) {
+      const head = cache.head(view.layer, h);
+      accumulateAttention(k, { queries: view.queries, rows, visibleUpTo: view.positions }, H, d, h * G, G,
+        { keys: head.keys, positions: head.positions, n: head.length }, sums[view.layer].slice(h * G, (h + 1) * G));
+    }
+  };
+  const positions = new Int32Array(R);
+  for (let i = 0; i < R; i++) positions[i] = L + i;
+  try {
+    model.forward({ tokens: response, positions, cache, observer, logits: 'none' });
+  } finally {
+    cache.truncateFrom(L);
+  }
+  return sums.map((layer) => {
+    const out = new Float32Array(H * L);
+    layer.forEach((s, h) => { for (let j = 0; j < L; j++) out[h * L + j] = s[j] / R; });
+    return out;
+  });
+}
+
+export interface ExampleResult {
+  loss: number;
+  /** A_resp per layer [H, L] (the oracle's scores come from it) */
+  target: Float32Array[];
+  promptLength: number;
+}
+
+/**
+ * The loss of one example. With `train`, the gradient of `weight * loss` is added to `soft.grad` (the backward
+ * pass runs through the soft rows only). `prefilled` is the prompt's cache when the caller already has it.
+ */
+export function exampleLoss(
+  model: LlamaModel, forward: SoftForward, soft: Tensor, ex: JudgeqExample, train: boolean, weight = 1, prefilled?: KvCache,
+): ExampleResult {
+  const cache = prefilled ?? prefillPrompt(model, ex.prompt).cache;
+  const target = responseAttention(model, cache, ex.response);
+  const tape = train ? new Tape() : null;
+  const means = forward.promptAttention(tape, soft, cache);
+  let total = mse(tape, means[0], constant(target[0], means[0].shape));
+  for (let l = 1; l < means.length; l++) total = add(tape, total, mse(tape, means[l], constant(target[l], means[l].shape)));
+  const loss = total.data[0] / means.length;
+  if (tape) tape.backwardFrom(total, Float32Array.of(weight / means.length));
+  return { loss, target, promptLength: ex.prompt.length };
+}

@@ -1,0 +1,298 @@
+/**
+ * Training of Judge Q's soft tokens: only the m x hidden soft embeddings learn, the model is frozen.
+ * Each step takes `batch` training prompts (paired with the model's own cached greedy responses), prefills
+ * each prompt once, and accumulates the gradient of the attention-matching loss through the soft rows only;
+ * AdamW, warm-up and cosine decay, held-out loss, checkpoints that resume exactly, and a loss curve.
+ */
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { param } from '../../autograd/tensor.js';
+import { KvevictError } from '../../errors.js';
+import { kernels } from '../../kernels/index.js';
+import { LlamaModel } from '../../model/llama.js';
+import { loadModelDir } from '../../model/load.js';
+import { modelHash, saveSoftTokens } from '../../press/queries/soft-tokens-file.js';
+import { Rng } from '../../util/rng.js';
+import { AdamW, type AdamWOptions } from '../adamw.js';
+import { loadCheckpoint, saveCheckpoint } from '../checkpoint.js';
+import { lineChartSvg } from '../loss-svg.js';
+import { ProgressBar, formatDuration } from '../progress.js';
+import { learningRate } from '../schedule.js';
+import { exampleLoss, prefillPrompt, type JudgeqExample } from './objective.js';
+import { buildPrompts, type JudgeqPrompt } from './prompts.js';
+import { ResponseCache } from './responses.js';
+import { SoftForward } from './soft-forward.js';
+
+/** Everything that defines a run; a resumed run must agree on all of it. */
+export interface JudgeqRecipe {
+  softTokens: number;
+  steps: number;
+  lr: number;
+  warmup: number;
+  minLrRatio: number;
+  batch: number;
+  seed: number;
+  trainPrompts: number;
+  heldOutPrompts: number;
+  minLength: number;
+  maxLength: number;
+  maxResponse: number;
+}
+
+export interface JudgeqTrainOptions extends JudgeqRecipe {
+  modelDir: string;
+  out: string;
+  /** responses cache, checkpoint, log and loss curve */
+  runDir: string;
+  resume: boolean;
+  evalEvery: number;
+  checkpointEvery: number;
+  /** stop (checkpointed, soft tokens written) after this many seconds in this process; 0 = no limit */
+  timeLimit: number;
+  /** progress on stderr */
+  quiet: boolean;
+}
+
+export const DEFAULT_RECIPE: JudgeqRecipe = {
+  softTokens: 32, steps: 300, lr: 5e-3, warmup: 10, minLrRatio: 0.1, batch: 4, seed: 1,
+  trainPrompts: 600, heldOutPrompts: 24, minLength: 256, maxLength: 2048, maxResponse: 96,
+};
+
+export const SOFT_ADAMW: AdamWOptions = { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 };
+
+export interface TrainRecord {
+  step: number;
+  seconds: number;
+  loss?: number;
+  lr?: number;
+  prompts?: number;
+  tokens?: number;
+  heldOutLoss?: number;
+}
+
+export interface JudgeqTrainResult {
+  out: string;
+  steps: number;
+  complete: boolean;
+  seconds: number;
+  history: TrainRecord[];
+  finalTrainLoss: number;
+  finalHeldOutLoss: number;
+  initialHeldOutLoss: number;
+  promptsSeen: number;
+  tokensSeen: number;
+  responsesGenerated: number;
+}
+
+function recipeOf(o: JudgeqRecipe): JudgeqRecipe {
+  const { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse } = o;
+  return { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse };
+}
+
+export function checkRecipe(o: JudgeqRecipe): void {
+  const int = (name: string, v: number, min: number) => {
+    if (!Number.isInteger(v) || v < min) throw new KvevictError(`train-judgeq: --${name} must be an integer >= ${min}, got ${v}`);
+  };
+  int('soft-tokens', o.softTokens, 1);
+  int('steps', o.steps, 1);
+  int('batch', o.batch, 1);
+  int('prompts', o.trainPrompts, 1);
+  int('held-out', o.heldOutPrompts, 1);
+  int('min-length', o.minLength, 16);
+  int('max-length', o.maxLength, o.minLength);
+  int('max-response', o.maxResponse, 1);
+  if (!(o.lr > 0 && Number.isFinite(o.lr))) throw new KvevictError(`train-judgeq: --lr must be a positive number, got ${o.lr}`);
+}
+
+/** Initial soft embeddings: the embedding rows of random vocabulary tokens (a common prompt-tuning start). */
+export function initialSoftTokens(embed: Float32Array, vocab: number, hidden: number, count: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  const out = new Float32Array(count * hidden);
+  for (let i = 0; i < count; i++) {
+    const t = rng.int(vocab);
+    out.set(embed.subarray(t * hidden, (t + 1) * hidden), i * hidden);
+  }
+  return out;
+}
+
+/** The training prompts of step `step`: consecutive slices of seeded per-epoch permutations. */
+function batchIndices(n: number, batch: number, step: number, seed: number): number[] {
+  const out: number[] = [];
+  for (let k = step * batch; k < (step + 1) * batch; k++) {
+    const epoch = Math.floor(k / n);
+    const perm = new Rng(seed * 1000003 + epoch).shuffle(Array.from({ length: n }, (_, i) => i));
+    out.push(perm[k % n]);
+  }
+  return out;
+}
+
+function machine(): string {
+  const c = cpus();
+  return `${c[0]?.model.trim() ?? 'unknown CPU'} (${c.length} cores), Node ${process.versions.node}, ${kernels().name} kernels`;
+}
+
+function lossSvg(history: TrainRecord[]): string {
+  const train = history.filter((r) => r.loss !== undefined).map((r) => [r.step, r.loss! * 1e6] as [number, number]);
+  // a running mean over 10 steps keeps the per-batch noise from hiding the trend
+  const smooth = train.map(([s], i) => {
+    const w = train.slice(Math.max(0, i - 9), i + 1);
+    return [s, w.reduce((a, p) => a + p[1], 0) / w.length] as [number, number];
+  });
+  const held = history.filter((r) => r.heldOutLoss !== undefined).map((r) => [r.step, r.heldOutLoss! * 1e6] as [number, number]);
+  return lineChartSvg('Judge Q soft tokens: attention-matching loss (MSE x 1e6)', 'step', [
+    { label: 'train (batch)', color: '#c6dbef', points: train },
+    { label: 'train (10-step mean)', color: '#2171b5', points: smooth },
+    { label: 'held-out', color: '#d94801', points: held },
+  ]);
+}
+
+/** Train soft tokens for the model in `o.modelDir`; writes `o.out` (also when stopped by the time limit). */
+export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
+  checkRecipe(o);
+  const t0 = performance.now();
+  const loaded = loadModelDir(o.modelDir);
+  const cfg = loaded.config;
+  const model = new LlamaModel(cfg, loaded.weights);
+  const hash = modelHash(cfg, loaded.weights);
+  if (o.maxLength + o.softTokens > cfg.maxPositions) {
+    throw new KvevictError(`train-judgeq: --max-length ${o.maxLength} plus ${o.softTokens} soft tokens passes max_position_embeddings ${cfg.maxPositions}`);
+  }
+  const recipe = recipeOf(o);
+  mkdirSync(o.runDir, { recursive: true });
+  const ckptFile = join(o.runDir, 'checkpoint.bin');
+  const logFile = join(o.runDir, 'log.jsonl');
+  const stop = [...new Set([...loaded.tokenizer.eosTokenIds, ...cfg.eosTokenIds])];
+  const responses = new ResponseCache(join(o.runDir, `responses-${hash.slice(0, 12)}.jsonl`), hash, o.maxResponse, stop);
+  const say = (s: string) => { if (!o.quiet) process.stderr.write(s + '\n'); };
+
+  const lengths = { minLength: o.minLength, maxLength: o.maxLength };
+  const trainSet = buildPrompts(loaded.tokenizer, { count: o.trainPrompts, split: 'train', seed: o.seed, ...lengths });
+  const heldSet = buildPrompts(loaded.tokenizer, { count: o.heldOutPrompts, split: 'heldout', seed: o.seed, ...lengths });
+
+  const soft = param(initialSoftTokens(loaded.weights.embed, cfg.vocabSize, cfg.hiddenSize, o.softTokens, o.seed), [o.softTokens, cfg.hiddenSize], 'soft_embeddings');
+  const opt = new AdamW([soft], SOFT_ADAMW);
+  let step = 0, promptsSeen = 0, tokensSeen = 0, elapsedBefore = 0;
+  let history: TrainRecord[] = [];
+  if (o.resume) {
+    if (!existsSync(ckptFile)) throw new KvevictError(`${ckptFile}: no checkpoint to resume from (run without --resume first)`);
+    const meta = loadCheckpoint(ckptFile, [soft], opt);
+    const theirs = meta.options as { recipe?: JudgeqRecipe; modelHash?: string };
+    if (theirs.modelHash !== hash) throw new KvevictError(`${ckptFile}: the checkpoint was made for another model (model_hash ${String(theirs.modelHash).slice(0, 12)}...)`);
+    for (const [k, v] of Object.entries(recipe)) {
+      const was = (theirs.recipe as unknown as Record<string, unknown> | undefined)?.[k];
+      if (was !== v) throw new KvevictError(`${ckptFile}: the checkpoint was made with ${k} = ${String(was)}, not ${String(v)} (give the same options to resume)`);
+    }
+    step = meta.step;
+    tokensSeen = meta.tokensSeen;
+    elapsedBefore = meta.elapsedSeconds;
+    history = meta.history as TrainRecord[];
+    promptsSeen = history.reduce((a, r) => a + (r.prompts ?? 0), 0);
+    writeFileSync(logFile, history.map((r) => JSON.stringify(r) + '\n').join(''));
+    say(`train-judgeq: resumed at step ${step} of ${o.steps} from ${ckptFile}`);
+  } else {
+    writeFileSync(logFile, '');
+  }
+  const log = (r: TrainRecord) => { history.push(r); appendFileSync(logFile, JSON.stringify(r) + '\n'); };
+
+  const forward = new SoftForward(cfg, loaded.weights);
+  const elapsed = () => elapsedBefore + (performance.now() - t0) / 1000;
+  /** The example of a prompt (its response generated on the same prefill when new), or null when the model answers nothing. */
+  const exampleOf = (p: JudgeqPrompt, prefilled: ReturnType<typeof prefillPrompt>): JudgeqExample | null => {
+    const response = responses.get(model, p.tokens, prefilled);
+    return response.length > 0 ? { prompt: p.tokens, response } : null;
+  };
+  const heldOutLoss = (): number => {
+    let s = 0, n = 0;
+    for (const p of heldSet) {
+      const pre = prefillPrompt(model, p.tokens);
+      const ex = exampleOf(p, pre);
+      if (!ex) continue;
+      s += exampleLoss(model, forward, soft, ex, false, 1, pre.cache).loss;
+      n++;
+    }
+    return n > 0 ? s / n : NaN;
+  };
+  const save = (complete: boolean) => {
+    const train = history.filter((r) => r.loss !== undefined).slice(-Math.max(1, Math.ceil(o.steps / 10)));
+    const held = history.filter((r) => r.heldOutLoss !== undefined);
+    mkdirSync(dirname(o.out) || '.', { recursive: true });
+    saveSoftTokens(o.out, { embeddings: soft.data, count: o.softTokens, hiddenSize: cfg.hiddenSize, modelHash: hash }, {
+      recipe: JSON.stringify(recipe),
+      steps: String(step),
+      complete: String(complete),
+      model: basename(o.modelDir),
+      train_loss: String(train.reduce((a, r) => a + r.loss!, 0) / Math.max(1, train.length)),
+      heldout_loss: String(held.length ? held[held.length - 1].heldOutLoss : NaN),
+      heldout_loss_initial: String(held.length ? held[0].heldOutLoss : NaN),
+      prompts_seen: String(promptsSeen),
+      tokens_seen: String(tokensSeen),
+      training_seconds: elapsed().toFixed(1),
+      machine: machine(),
+      created: new Date().toISOString(),
+    });
+    writeFileSync(join(o.runDir, 'loss.svg'), lossSvg(history));
+  };
+  const checkpoint = () => saveCheckpoint(ckptFile, [soft], opt, { step, options: { recipe, modelHash: hash }, tokensSeen, elapsedSeconds: elapsed(), history });
+
+  say(`train-judgeq: ${cfg.numLayers} layers, ${o.softTokens} soft tokens x ${cfg.hiddenSize}; ${trainSet.length} training and ${heldSet.length} held-out prompts; ${responses.size} cached responses`);
+  if (!history.some((r) => r.heldOutLoss !== undefined)) {
+    const tH = performance.now();
+    log({ step: 0, seconds: elapsed(), heldOutLoss: heldOutLoss() });
+    say(`train-judgeq: held-out loss at the start ${(history[history.length - 1].heldOutLoss! * 1e6).toFixed(4)}e-6 (${((performance.now() - tH) / 1000).toFixed(1)} s)`);
+  }
+  const bar = o.quiet ? null : new ProgressBar(o.steps);
+  const startStep = step;
+  const tStart = performance.now();
+  let complete = step >= o.steps;
+  while (step < o.steps) {
+    if (o.timeLimit > 0 && (performance.now() - t0) / 1000 >= o.timeLimit) break;
+    const lr = learningRate({ peak: o.lr, warmup: o.warmup, total: o.steps, minRatio: o.minLrRatio }, step);
+    soft.zeroGrad();
+    const picked = batchIndices(trainSet.length, o.batch, step, o.seed).map((i) => trainSet[i]);
+    let lossSum = 0, tokens = 0, used = 0;
+    for (const p of picked) {
+      const pre = prefillPrompt(model, p.tokens);
+      const ex = exampleOf(p, pre);
+      if (!ex) continue;
+      lossSum += exampleLoss(model, forward, soft, ex, true, 1 / o.batch, pre.cache).loss;
+      tokens += ex.prompt.length + ex.response.length;
+      used++;
+    }
+    if (used > 0) opt.step(lr);
+    step++;
+    promptsSeen += used;
+    tokensSeen += tokens;
+    log({ step, seconds: elapsed(), loss: used ? lossSum / used : undefined, lr, prompts: used, tokens });
+    if (step % o.evalEvery === 0 || step === o.steps) log({ step, seconds: elapsed(), heldOutLoss: heldOutLoss() });
+    if (step % o.checkpointEvery === 0 || step === o.steps) checkpoint();
+    if (bar) {
+      const rate = (step - startStep) / ((performance.now() - tStart) / 1000);
+      const held = history.filter((r) => r.heldOutLoss !== undefined);
+      bar.update(step, {
+        tokensPerSecond: tokensSeen / Math.max(1e-9, elapsed()),
+        loss: used ? (lossSum / used) * 1e6 : NaN,
+        secondsLeft: (o.steps - step) / Math.max(1e-9, rate),
+        extra: `(x1e-6)  held-out ${(held[held.length - 1].heldOutLoss! * 1e6).toFixed(3)}  lr ${lr.toExponential(1)}`,
+      }, step === o.steps);
+    }
+  }
+  bar?.done();
+  complete = step >= o.steps;
+  if (!complete) {
+    checkpoint();
+    say(`train-judgeq: stopped by --time-limit at step ${step} of ${o.steps}; continue with --resume`);
+  }
+  save(complete);
+  const held = history.filter((r) => r.heldOutLoss !== undefined);
+  const train = history.filter((r) => r.loss !== undefined).slice(-Math.max(1, Math.ceil(o.steps / 10)));
+  const result: JudgeqTrainResult = {
+    out: o.out, steps: step, complete, seconds: elapsed(), history,
+    finalTrainLoss: train.reduce((a, r) => a + r.loss!, 0) / Math.max(1, train.length),
+    finalHeldOutLoss: held.length ? held[held.length - 1].heldOutLoss! : NaN,
+    initialHeldOutLoss: held.length ? held[0].heldOutLoss! : NaN,
+    promptsSeen, tokensSeen, responsesGenerated: responses.generated,
+  };
+  say(`train-judgeq: ${step} steps in ${formatDuration(result.seconds)}; held-out loss ${result.initialHeldOutLoss.toExponential(3)} -> ${result.finalHeldOutLoss.toExponential(3)}; wrote ${o.out}`);
+  return result;
+}
