@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { parseArgs, formatHelp, requireString, type OptionSpecs } from './args.js';
 import { KvevictError } from '../errors.js';
 import { DEFAULT_PRETRAIN, pretrain, type PretrainOptions } from '../train/pretrain.js';
-import { TINY_CURRICULUM, type CurriculumStage } from '../train/data/batch.js';
+import { MIXES, TINY_CURRICULUM, type CurriculumStage } from '../train/data/batch.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultModelDir } from '../paths.js';
@@ -38,7 +38,7 @@ const SPECS: OptionSpecs = {
   'eval-out': { type: 'string', help: 'JSON file for --evaluate results (default MODEL/heldout-eval.json)' },
   'card-lengths': { type: 'list', help: 'needle prompt lengths for --evaluate', default: DEFAULT_CARD_EVAL.lengths.join(',') },
   'per-task': { type: 'int', help: 'samples per synthetic task for --evaluate', default: DEFAULT_CARD_EVAL.perTask },
-  curriculum: { type: 'string', help: 'sequence lengths by progress, "UNTIL:LEN,LEN;UNTIL:LEN..." (progress 0..1; default 0.12:256;0.45:256,512;0.6:512,1024;0.75:512,1024,2048;0.9:1024,2048,4096;1.01:1024,2048,4096,4096)' },
+  curriculum: { type: 'string', help: 'sequence lengths (and task mix) by progress, "UNTIL:LEN,LEN[@MIX];UNTIL:LEN..." (progress 0..1, MIX default or copy; default 0.12:256;0.45:256,512;0.6:512,1024;0.75:512,1024,2048;0.9:1024,2048,4096;1.01:1024,2048,4096,4096)' },
   tiny: { type: 'boolean', help: 'a tiny model and short sequences (seconds; for tests and smoke runs)' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -46,8 +46,10 @@ const SPECS: OptionSpecs = {
 /** "0.3:256,512;1.01:1024" -> stages */
 export function parseCurriculum(text: string): CurriculumStage[] {
   const stages = text.split(';').filter((x) => x.trim()).map((part) => {
-    const [until, lengths] = part.split(':');
-    const stage = { until: Number(until), lengths: (lengths ?? '').split(',').map(Number) };
+    const [until, rest] = part.split(':');
+    const [lengths, mix] = (rest ?? '').split('@');
+    const stage: CurriculumStage = { until: Number(until), lengths: lengths.split(',').map(Number), ...(mix ? { mix } : {}) };
+    if (mix && !(mix in MIXES)) throw new KvevictError(`pretrain: --curriculum mix "${mix}" is not one of ${Object.keys(MIXES).join(', ')}`);
     if (!(stage.until > 0) || stage.lengths.length === 0 || stage.lengths.some((l) => !Number.isInteger(l) || l <= 0)) {
       throw new KvevictError(`pretrain: --curriculum stage "${part}" must be UNTIL:LEN[,LEN...] with UNTIL in (0, 1.01] and positive lengths`);
     }

@@ -17,9 +17,17 @@ export interface Batch extends PackedInput {
   tokens: number;
 }
 
-function pickTask(rng: Rng): TaskName | 'text' {
+/**
+ * A copy-heavy mix for a phase of short sequences: dense copying and key lookups, the skills that retrieval
+ * is built from, without the plain text that dilutes them.
+ */
+export const COPY_MIX: Partial<Record<TaskName | 'text', number>> = { repeat: 0.4, niah_multikey: 0.3, niah_place: 0.2, passkey: 0.1 };
+
+export const MIXES: Record<string, Partial<Record<TaskName | 'text', number>>> = { default: TASK_MIX, copy: COPY_MIX };
+
+function pickTask(rng: Rng, mix: Partial<Record<TaskName | 'text', number>> = TASK_MIX): TaskName | 'text' {
   let r = rng.next();
-  for (const [t, w] of Object.entries(TASK_MIX) as [TaskName | 'text', number][]) if ((r -= w) < 0) return t;
+  for (const [t, w] of Object.entries(mix) as [TaskName | 'text', number][]) if ((r -= w) < 0) return t;
   return 'text';
 }
 
@@ -64,6 +72,8 @@ export function packBatch(samples: Encoded[]): Batch {
 export interface CurriculumStage {
   until: number;
   lengths: number[];
+  /** name of the task mix (MIXES); default TASK_MIX */
+  mix?: string;
 }
 
 export const DEFAULT_CURRICULUM: CurriculumStage[] = [
@@ -78,9 +88,12 @@ export const DEFAULT_CURRICULUM: CurriculumStage[] = [
 /** Short sequences only: the tiny configuration used by tests. */
 export const TINY_CURRICULUM: CurriculumStage[] = [{ until: 1.01, lengths: [128] }];
 
+export function stageAt(curriculum: CurriculumStage[], progress: number): CurriculumStage {
+  return curriculum.find((s) => progress < s.until) ?? curriculum[curriculum.length - 1];
+}
+
 export function lengthFor(curriculum: CurriculumStage[], progress: number, rng: Rng, maxLength: number): number {
-  const stage = curriculum.find((s) => progress < s.until) ?? curriculum[curriculum.length - 1];
-  return Math.min(maxLength, rng.pick(stage.lengths));
+  return Math.min(maxLength, rng.pick(stageAt(curriculum, progress).lengths));
 }
 
 /**
@@ -92,7 +105,8 @@ export function trainingBatch(corpus: Corpus, seed: number, step: number, progre
   const length = lengthFor(curriculum, progress, rng, maxLength);
   const count = Math.max(1, Math.round(tokens / length));
   const samples: Encoded[] = [];
-  for (let i = 0; i < count; i++) samples.push(makeSample(rng, corpus, 'train', pickTask(rng), length));
+  const mix = MIXES[stageAt(curriculum, progress).mix ?? 'default'] ?? TASK_MIX;
+  for (let i = 0; i < count; i++) samples.push(makeSample(rng, corpus, 'train', pickTask(rng, mix), length));
   return packBatch(samples);
 }
 
