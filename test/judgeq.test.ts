@@ -23,6 +23,8 @@ import { AdamW } from '../src/train/adamw.js';
 import { exampleLoss, prefillPrompt, type JudgeqExample } from '../src/train/judgeq/objective.js';
 import { SoftForward } from '../src/train/judgeq/soft-forward.js';
 import { trainJudgeq } from '../src/train/judgeq/train.js';
+import { heldOutFidelity } from '../src/train/judgeq/hit-rate.js';
+import { attentionMass, attentionRecall, oracleHitRate } from '../src/eval/fidelity.js';
 import { loadModelDir } from '../src/model/load.js';
 import { Rng } from '../src/util/rng.js';
 import {
@@ -349,5 +351,29 @@ describe('train-judgeq', () => {
     assert.equal(ctx.cache.head(0, 0).length, 16);
     const other = tiny('llama', 9, 0.1);
     await assert.rejects(prefillAndCompress(other.model, promptTokens(50, 4), makePress('judgeq', { budget: 16, window: 4, soft: join(dir, 'straight.safetensors') })), /trained for another model/);
+  });
+});
+
+describe('held-out fidelity', () => {
+  it('hit rate and recall use the queries of the rows that chose the response, as a float64 trace gives them', async () => {
+    const { cfg, weights, model } = tiny('llama', 6, 0.15);
+    const ex = example(12, 48, 5);
+    const L = ex.prompt.length;
+    const cells = await heldOutFidelity(model, [ex, example(13, 10, 3)], [{ label: 'snapkv', name: 'snapkv', options: { window: 4 } }], [16, 24]);
+    const ref = referenceForward(cfg, weights, { tokens: [...ex.prompt, ...ex.response] });
+    const d = cfg.headDim;
+    const trace = {
+      layers: cfg.numLayers, heads: cfg.numHeads, kvHeads: cfg.numKvHeads, headDim: d, length: L,
+      keys: ref.keys.map((rows) => Array.from({ length: cfg.numKvHeads }, (_, h) => Float32Array.from(rows.slice(0, L).flatMap((k) => Array.from(k.subarray(h * d, (h + 1) * d)))))),
+      queries: Array.from({ length: ex.response.length }, (_, i) => ref.queries.map((rows) => Float32Array.from(rows[L - 1 + i]))),
+    };
+    const mass = attentionMass(trace);
+    for (const b of [16, 24]) {
+      const ctx = await prefillAndCompress(model, ex.prompt, makePress('snapkv', { budget: b, window: 4 }));
+      const cell = cells.find((c) => c.budget === b)!;
+      assert.equal(cell.n, 1, 'the 10-token prompt fits in the budget and does not count');
+      assert.ok(Math.abs(cell.hitRate - 100 * oracleHitRate(mass, ctx.plan)) < 1e-6, `hit rate at ${b}: ${cell.hitRate}`);
+      assert.ok(Math.abs(cell.recall - 100 * attentionRecall(mass, ctx.plan)) < 1e-3, `recall at ${b}: ${cell.recall}`);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { basename, join, resolve } from 'node:path';
 import { KvevictError } from '../errors.js';
 import { defaultModelDir, repoRoot } from '../paths.js';
+import { writeJudgeqCard } from '../train/judgeq/card.js';
 import { DEFAULT_RECIPE, trainJudgeq } from '../train/judgeq/train.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
 
@@ -27,6 +28,12 @@ const specs: OptionSpecs = {
   'time-limit': { type: 'int', help: 'stop after this many seconds (checkpointed, file written); 0 = none', default: 0 },
   'run-dir': { type: 'string', help: 'folder of the response cache, checkpoint, log and loss curve (default runs/judgeq-<out name>)' },
   quiet: { type: 'boolean', help: 'no progress output' },
+  card: { type: 'boolean', help: 'after training, evaluate and write JUDGEQ.md and the loss curve beside --out' },
+  'card-held-out': { type: 'int', help: 'card: held-out prompts for the oracle hit rates', default: 48 },
+  'card-budgets': { type: 'list', help: 'card: budgets', default: '64,128,256' },
+  'card-ruler-samples': { type: 'int', help: 'card: RULER cases per task', default: 3 },
+  'card-needle-lengths': { type: 'list', help: 'card: needle haystack lengths', default: '1024,2048,3584' },
+  'no-benchmarks': { type: 'boolean', help: 'card: leave out the needle and RULER runs' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -52,5 +59,17 @@ export async function run(argv: string[]): Promise<number> {
     minLength: num('min-length'), maxLength: num('max-length'), maxResponse: num('max-response'),
     evalEvery: num('eval-every'), checkpointEvery: num('checkpoint-every'), timeLimit: num('time-limit'), quiet: o.quiet === true,
   });
-  return r.complete || num('time-limit') > 0 ? 0 : 1;
+  if (o.card) {
+    const ints = (k: string) => (typeof o[k] === 'string' ? (o[k] as string).split(',') : (o[k] as string[])).map((x) => {
+      const n = Number(x);
+      if (!Number.isInteger(n) || n < 1) throw new KvevictError(`train-judgeq: --${k} takes positive integers, got "${x}"`);
+      return n;
+    });
+    const card = await writeJudgeqCard({
+      modelDir: requireString(o, 'model', 'train-judgeq'), softFile: out, runDir, heldOut: num('card-held-out'), budgets: ints('card-budgets'),
+      benchmarks: o['no-benchmarks'] !== true, rulerSamples: num('card-ruler-samples'), needleLengths: ints('card-needle-lengths'), progress: process.stderr,
+    });
+    process.stderr.write(`train-judgeq: wrote ${card}${r.complete ? '' : ' (training not complete)'}\n`);
+  }
+  return 0;
 }

@@ -1,0 +1,188 @@
+/**
+ * The card of a delivered soft-token file (JUDGEQ.md beside it): how the tokens were trained, their loss
+ * curves, the oracle hit rate and attention recall of Judge Q and the baselines on held-out prompts, and
+ * needle / RULER accuracy in both modes through the evaluation grid.
+ */
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { KvevictError } from '../../errors.js';
+import { readRows } from '../../eval/results.js';
+import { loadEngine, runEvalJob } from '../../eval/setup.js';
+import { MODES, makeGrid, parsePressSpec } from '../../eval/settings.js';
+import { formatMarkdownPivot } from '../../eval/summary.js';
+import type { TextSink } from '../../eval/progress.js';
+import { LlamaModel } from '../../model/llama.js';
+import { loadModelDir } from '../../model/load.js';
+import { DEFAULT_SOFT_FILE } from '../../press/methods/judgeq.js';
+import { loadSoftTokens, modelHash } from '../../press/queries/soft-tokens-file.js';
+import { formatDuration } from '../progress.js';
+import { heldOutFidelity, type FidelityCell, type MethodSpec } from './hit-rate.js';
+import type { JudgeqExample } from './objective.js';
+import { buildPrompts } from './prompts.js';
+import { ResponseCache } from './responses.js';
+import type { JudgeqRecipe, TrainRecord } from './train.js';
+
+export interface CardOptions {
+  modelDir: string;
+  softFile: string;
+  /** the training run folder: log.jsonl, loss.svg, the response cache */
+  runDir: string;
+  /** held-out prompts for the hit rates (the training's held-out set is their first part) */
+  heldOut: number;
+  budgets: number[];
+  /** needle and RULER through the evaluation grid (slow); false leaves that section out */
+  benchmarks: boolean;
+  /** RULER cases per task */
+  rulerSamples: number;
+  needleLengths: number[];
+  progress: TextSink;
+}
+
+export const CARD_RULER_TASKS = ['ruler:niah_single_2', 'ruler:niah_multikey_1', 'ruler:niah_multivalue', 'ruler:vt', 'ruler:fwe'];
+
+function fmt(x: number, digits = 1): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : '-';
+}
+
+function fidelityTable(cells: FidelityCell[], budgets: number[], what: 'hitRate' | 'recall'): string {
+  const labels = [...new Set(cells.map((c) => c.label))];
+  const lines = [`| method | ${budgets.map((b) => `B=${b}`).join(' | ')} |`, `|---|${budgets.map(() => '---:').join('|')}|`];
+  for (const l of labels) lines.push(`| ${l} | ${budgets.map((b) => fmt(cells.find((c) => c.label === l && c.budget === b)?.[what] ?? NaN)).join(' | ')} |`);
+  const ns = budgets.map((b) => cells.find((c) => c.budget === b)?.n ?? 0);
+  lines.push(`| prompts longer than B | ${ns.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+function readLog(runDir: string): TrainRecord[] {
+  const f = join(runDir, 'log.jsonl');
+  if (!existsSync(f)) return [];
+  return readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as TrainRecord);
+}
+
+/** Evaluate the soft tokens and write JUDGEQ.md (and judgeq-loss.svg) beside them; returns the card's path. */
+export async function writeJudgeqCard(o: CardOptions): Promise<string> {
+  const soft = loadSoftTokens(o.softFile);
+  const loaded = loadModelDir(o.modelDir);
+  const model = new LlamaModel(loaded.config, loaded.weights);
+  const hash = modelHash(loaded.config, loaded.weights);
+  if (hash !== soft.modelHash) throw new KvevictError(`${o.softFile}: soft tokens were trained for another model than ${o.modelDir}`);
+  const recipe = JSON.parse(soft.metadata.recipe ?? '{}') as JudgeqRecipe;
+  const outDir = dirname(resolve(o.softFile));
+  const cardFile = join(outDir, 'JUDGEQ.md');
+  const svgName = `${basename(o.softFile, '.safetensors')}-loss.svg`;
+  if (existsSync(join(o.runDir, 'loss.svg'))) copyFileSync(join(o.runDir, 'loss.svg'), join(outDir, svgName));
+
+  // held-out prompts: the training's held-out set and more of the same kind, with cached greedy responses
+  const stop = [...new Set([...loaded.tokenizer.eosTokenIds, ...loaded.config.eosTokenIds])];
+  const responses = new ResponseCache(join(o.runDir, `responses-${hash.slice(0, 12)}.jsonl`), hash, recipe.maxResponse ?? 96, stop);
+  const prompts = buildPrompts(loaded.tokenizer, {
+    count: Math.max(o.heldOut, recipe.heldOutPrompts ?? 0), split: 'heldout', seed: recipe.seed ?? 1,
+    minLength: recipe.minLength ?? 256, maxLength: recipe.maxLength ?? 2048,
+  });
+  const examples: JudgeqExample[] = [];
+  for (const p of prompts) {
+    const r = responses.get(model, p.tokens);
+    if (r.length > 0) examples.push({ prompt: p.tokens, response: r });
+  }
+  const softOpt = resolve(o.softFile) === resolve(DEFAULT_SOFT_FILE) ? {} : { soft: resolve(o.softFile) };
+  const methods: MethodSpec[] = [
+    { label: 'snapkv', name: 'snapkv', options: {} },
+    { label: 'laq', name: 'laq', options: {} },
+    { label: 'judgeq', name: 'judgeq', options: softOpt },
+    { label: 'judgeq (w=0)', name: 'judgeq', options: { ...softOpt, noWindow: true } },
+    { label: 'judgeq+laq', name: 'judgeq+laq', options: softOpt },
+    { label: 'judgeq+window', name: 'judgeq+window', options: softOpt },
+  ];
+  o.progress.write(`judgeq card: hit rates on ${examples.length} held-out prompts\n`);
+  const t0 = performance.now();
+  const cells = await heldOutFidelity(model, examples, methods, o.budgets);
+  const fidelitySeconds = (performance.now() - t0) / 1000;
+
+  let benchmarks = '';
+  if (o.benchmarks) {
+    const evalDir = join(o.runDir, 'eval');
+    const softSpec = 'soft' in softOpt ? `:soft=${softOpt.soft}` : '';
+    const presses = ['full', 'snapkv', 'laq', `judgeq${softSpec}`, `judgeq+laq${softSpec}`].map((p) => parsePressSpec(p));
+    const grid = makeGrid(presses, o.budgets, [...MODES]);
+    const engine = loadEngine(o.modelDir);
+    const base = { grid, outDir: evalDir, seed: 0, progress: o.progress, log: o.progress, modelDir: o.modelDir };
+    await runEvalJob({ ...base, datasets: ['niah'], lengths: o.needleLengths, depths: [0, 25, 50, 75, 100] }, engine);
+    await runEvalJob({ ...base, datasets: CARD_RULER_TASKS, samples: o.rulerSamples }, engine);
+    const rows = readRows(evalDir);
+    const needle = rows.filter((r) => r.task === 'niah');
+    const ruler = rows.filter((r) => !needle.includes(r));
+    benchmarks = [
+      '## Needle and RULER-style accuracy',
+      '',
+      `Through the evaluation grid (\`kvevict eval\`), every method at budgets ${o.budgets.join(', ')}, in both modes (query-aware: the question is compressed with the context; query-agnostic: only the context is compressed and the question comes after). Scores 0 to 100.`,
+      '',
+      `Needle in a haystack (held-out essays, lengths ${o.needleLengths.join(', ')}, depths 0, 25, 50, 75, 100 %):`,
+      '',
+      formatMarkdownPivot(needle, 'score'),
+      '',
+      `RULER-style tasks (${CARD_RULER_TASKS.map((t) => t.slice(6)).join(', ')}; ${o.rulerSamples} cases each, the model's context length):`,
+      '',
+      formatMarkdownPivot(ruler, 'score'),
+      '',
+      'Oracle hit rate (%) on those benchmark cases:',
+      '',
+      formatMarkdownPivot(rows.filter((r) => r.press !== 'full'), 'oracle_hit'),
+      '',
+    ].join('\n');
+  }
+
+  const log = readLog(o.runDir);
+  const held = log.filter((r) => r.heldOutLoss !== undefined);
+  const trained = log.filter((r) => r.loss !== undefined);
+  const seconds = Number(soft.metadata.training_seconds ?? NaN);
+  const tokens = Number(soft.metadata.tokens_seen ?? NaN), promptsSeen = Number(soft.metadata.prompts_seen ?? NaN);
+  const lastTenth = trained.slice(-Math.max(1, Math.ceil(trained.length / 10)));
+  const trainEnd = lastTenth.reduce((a, r) => a + r.loss!, 0) / Math.max(1, lastTenth.length);
+  const firstTenth = trained.slice(0, Math.max(1, Math.ceil(trained.length / 10)));
+  const trainStart = firstTenth.reduce((a, r) => a + r.loss!, 0) / Math.max(1, firstTenth.length);
+  const lengths = examples.map((e) => e.prompt.length).sort((a, b) => a - b);
+  const c = loaded.config;
+  const md = [
+    `# Judge Q soft tokens for \`${basename(resolve(o.modelDir))}\``,
+    '',
+    `\`${basename(o.softFile)}\`: ${soft.count} trained soft-token embeddings of size ${soft.hiddenSize} (Judge Q, arXiv 2509.10798; methods.md, "Judge Q"). They are the default of \`--soft\`: \`kvevict generate|inspect|eval --press judgeq --budget B\` (also \`judgeq+laq\`, \`judgeq+window\`). They belong to one model: the file records the model hash \`${soft.modelHash.slice(0, 16)}...\` (sha256 of the architecture fields of config.json and every weight as float32), and any other model is refused.`,
+    '',
+    '## Training',
+    '',
+    `- Model: ${c.numLayers} layers, hidden ${c.hiddenSize}, ${c.numHeads} query heads, ${c.numKvHeads} KV heads, head size ${c.headDim}, byte-level vocabulary of ${c.vocabSize}, context ${c.maxPositions}.`,
+    `- Data: ${recipe.trainPrompts ?? '?'} training prompts from ../shared/data, training split only (half the reference model's synthetic long-context tasks: needle, multi-key, multi-value, multi-query, passkey, variable tracking, common and frequent words; a quarter questions about training-essay passages; a quarter instructions from GPTeacher and self-instruct, a tenth of which is held out), contexts ${recipe.minLength ?? '?'} to ${recipe.maxLength ?? '?'} tokens (log-uniform). Each prompt is paired with the model's own greedy response (at most ${recipe.maxResponse ?? '?'} tokens, full cache), generated once and cached.`,
+    `- Target and loss: per layer and query head, the response tokens' mean attention over the prompt (softmax over prompt and response keys, restricted to the prompt) against the soft tokens' mean attention over the prompt; mean squared error averaged over layers, heads and prompt positions. Only the ${soft.count} x ${soft.hiddenSize} soft embeddings learn; the backward pass runs through the soft rows only, over the prompt's cached keys and values.`,
+    `- Recipe: ${soft.metadata.steps ?? '?'} steps of ${recipe.batch ?? '?'} prompts (${fmt(promptsSeen, 0)} prompts, ${fmt(tokens / 1e6, 2)}M prompt and response tokens), AdamW (beta 0.9 / 0.99, no weight decay), peak learning rate ${recipe.lr ?? '?'} with ${recipe.warmup ?? '?'} warm-up steps and cosine decay to ${recipe.minLrRatio ?? '?'} of it, seed ${recipe.seed ?? '?'}; initialised from the embeddings of random vocabulary tokens. Full recipe in the file's \`recipe\` metadata.`,
+    `- Time and machine: ${formatDuration(seconds)} (${fmt(promptsSeen / seconds, 2)} prompts/s, ${fmt(tokens / seconds, 0)} tokens/s) on ${soft.metadata.machine ?? '?'}, with ${soft.metadata.complete === 'true' ? 'every planned step done' : 'the run stopped early by its time limit'}.`,
+    '',
+    `![loss curves](${svgName})`,
+    '',
+    `Loss (MSE, x 1e-6): train ${fmt(trainStart * 1e6, 4)} over the first tenth of the steps, ${fmt(trainEnd * 1e6, 4)} over the last tenth; held-out (${recipe.heldOutPrompts ?? '?'} held-out prompts) ${fmt((held[0]?.heldOutLoss ?? NaN) * 1e6, 4)} at the start, ${fmt((held[held.length - 1]?.heldOutLoss ?? NaN) * 1e6, 4)} at the end.`,
+    '',
+    '## Oracle hit rate on held-out prompts',
+    '',
+    `${examples.length} held-out prompts (held-out essays and keys, held-out instructions; ${lengths[0] ?? 0} to ${lengths[lengths.length - 1] ?? 0} tokens, median ${lengths[lengths.length >> 1] ?? 0}), query-aware. The oracle scores each prompt key by the attention the model's real greedy answer (full cache) pays it; a method's hit rate is the share of the oracle's top-B entries it keeps, per KV head, averaged over layers, heads and prompts (only prompts longer than B count). Defaults: window 32, max pooling of 7, mean over the GQA group; LAQ decodes 8 pseudo tokens on a SnapKV stage-1 cache. \`judgeq (w=0)\` keeps no window. For scale, the paper reports 61.4 % for Judge Q against 53.4 % for SnapKV at budget 128 on Llama-3.1-8B.`,
+    '',
+    'Oracle hit rate (%):',
+    '',
+    fidelityTable(cells, o.budgets, 'hitRate'),
+    '',
+    "Attention recall (%): the share of the real answer's attention over the prompt that falls on kept entries:",
+    '',
+    fidelityTable(cells, o.budgets, 'recall'),
+    '',
+    `(${fmt(fidelitySeconds, 0)} s for this section.)`,
+    '',
+    benchmarks,
+    '## Reproduce',
+    '',
+    '```',
+    `kvevict train-judgeq --model ${o.modelDir} --out ${o.softFile} --soft-tokens ${soft.count} --steps ${recipe.steps ?? '?'} --lr ${recipe.lr ?? '?'} --batch ${recipe.batch ?? '?'} --seed ${recipe.seed ?? '?'} --prompts ${recipe.trainPrompts ?? '?'} --max-length ${recipe.maxLength ?? '?'} --card`,
+    '```',
+    '',
+    'The run folder keeps the response cache and a checkpoint: `--resume` continues an interrupted run.',
+    '',
+  ].join('\n');
+  writeFileSync(cardFile, md);
+  return cardFile;
+}
