@@ -6,6 +6,7 @@ import { kernels } from '../src/kernels/index.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { accumulateAttention } from '../src/press/attention-mass.js';
 import { AdaptiveAllocator } from '../src/press/budgets/adaptive.js';
+import { expNonPositive } from '../src/press/fast-exp.js';
 import { pyramidBudgets } from '../src/press/budgets/pyramid.js';
 import { PrefillRecorder } from '../src/press/capture.js';
 import { makePress } from '../src/press/index.js';
@@ -43,6 +44,20 @@ describe('topK', () => {
 
   it('all equal: keeps the last k', () => {
     assert.deepEqual(Array.from(topK(new Float64Array(10), 3)), [7, 8, 9]);
+  });
+});
+
+describe('expNonPositive', () => {
+  it('matches Math.exp to 1e-11 relative over [-708, 0], 0 below', () => {
+    const rng = new Rng(6);
+    for (let i = 0; i < 20000; i++) {
+      const x = i < 100 ? -i / 1000 : -rng.next() * (i % 3 === 0 ? 708 : 20);
+      const want = Math.exp(x);
+      assert.ok(Math.abs(expNonPositive(x) - want) <= 1e-11 * want, `exp(${x})`);
+    }
+    assert.equal(expNonPositive(0), 1);
+    assert.equal(expNonPositive(-800), 0);
+    assert.equal(expNonPositive(-Infinity), 0);
   });
 });
 

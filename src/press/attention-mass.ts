@@ -1,4 +1,5 @@
 import type { Kernels } from '../kernels/types.js';
+import { EXP_FRAC, EXP_K, EXP_POW2, EXP_STEP } from './fast-exp.js';
 
 /** The keys of one KV head: compact [n, d] rows sorted by ascending position. */
 export interface HeadKeys {
@@ -26,6 +27,27 @@ export function countVisible(positions: Int32Array, n: number, p: number): numbe
   return lo;
 }
 
+/**
+ * Scratch buffers reused across calls: a fresh multi-megabyte array per call costs more in page faults than
+ * the product written into it.
+ */
+const scratch = {
+  buffers: new Map<string, Float32Array>(),
+  e: new Float64Array(0),
+  floats(name: string, n: number): Float32Array {
+    let b = this.buffers.get(name);
+    if (!b || b.length < n) {
+      b = new Float32Array(n);
+      this.buffers.set(name, b);
+    }
+    return b;
+  },
+  doubles(n: number): Float64Array {
+    if (this.e.length < n) this.e = new Float64Array(n);
+    return this.e;
+  },
+};
+
 /** Keeps the score product of one block small enough to stay in cache-friendly memory. */
 const MAX_BLOCK_FLOATS = 1 << 21;
 
@@ -41,10 +63,10 @@ export function accumulateAttention(
   const d = headDim;
   const rowStride = numHeads * d;
   const rowsPerBlock = Math.max(1, Math.min(q.rows, Math.floor(MAX_BLOCK_FLOATS / Math.max(1, group * head.n))));
-  const qBlock = new Float32Array(rowsPerBlock * group * d);
-  const s = new Float32Array(rowsPerBlock * group * Math.max(1, head.n));
+  const qBlock = scratch.floats('q', rowsPerBlock * group * d);
+  const s = scratch.floats('s', rowsPerBlock * group * Math.max(1, head.n));
   const visible = new Int32Array(rowsPerBlock);
-  const e = new Float64Array(Math.max(1, head.n));
+  const e = scratch.doubles(Math.max(1, head.n));
   for (let r0 = 0; r0 < q.rows; r0 += rowsPerBlock) {
     const m = Math.min(rowsPerBlock, q.rows - r0);
     let width = 0;
@@ -64,19 +86,31 @@ export function accumulateAttention(
     for (let r = 0; r < m; r++) {
       const vis = visible[r];
       if (vis === 0) continue;
-      for (let g = 0; g < group; g++) {
-        const off = (r * group + g) * width;
-        let max = -Infinity;
-        for (let j = 0; j < vis; j++) if (s[off + j] > max) max = s[off + j];
-        let sum = 0;
-        for (let j = 0; j < vis; j++) {
-          e[j] = Math.exp(s[off + j] - max);
-          sum += e[j];
-        }
-        const inv = 1 / sum;
-        const o = out[g];
-        for (let j = 0; j < vis; j++) o[j] += e[j] * inv;
-      }
+      for (let g = 0; g < group; g++) softmaxInto(s, (r * group + g) * width, vis, e, out[g]);
     }
   }
+}
+
+/**
+ * o[j] += softmax(s[off .. off + n))[j]. The exponential is expNonPositive (fast-exp.ts), inlined: this loop
+ * runs w x G x L times per layer and head.
+ */
+function softmaxInto(s: Float32Array, off: number, n: number, e: Float64Array, o: Float64Array): void {
+  let max = -Infinity;
+  for (let j = 0; j < n; j++) if (s[off + j] > max) max = s[off + j];
+  let sum = 0;
+  for (let j = 0; j < n; j++) {
+    const x = s[off + j] - max;
+    let v = 0;
+    if (x >= -708) {
+      const k = Math.round(x * EXP_K);
+      const r = x - k * EXP_STEP;
+      const mk = -k;
+      v = (1 + r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24))))) * EXP_POW2[mk >> 5] * EXP_FRAC[mk & 31];
+    }
+    e[j] = v;
+    sum += v;
+  }
+  const inv = 1 / sum;
+  for (let j = 0; j < n; j++) o[j] += e[j] * inv;
 }

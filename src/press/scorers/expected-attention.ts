@@ -27,18 +27,14 @@ export function meanRotation(invFreq: Float64Array, from: number, count: number)
   return { c, s };
 }
 
-/** R as a dense [d, d] matrix (row-major). */
-function rotationMatrix(c: Float64Array, s: Float64Array): Float64Array {
+/** y = R x for the mean rotation (c, s): two entries per row, so O(d). */
+function rotate(c: Float64Array, s: Float64Array, x: Float64Array, xOff: number, stride: number, y: Float64Array, yOff: number, yStride: number): void {
   const half = c.length;
-  const d = 2 * half;
-  const r = new Float64Array(d * d);
   for (let i = 0; i < half; i++) {
-    r[i * d + i] = c[i];
-    r[i * d + i + half] = -s[i];
-    r[(i + half) * d + i] = s[i];
-    r[(i + half) * d + i + half] = c[i];
+    const a = x[xOff + i * stride], b = x[xOff + (i + half) * stride];
+    y[yOff + i * yStride] = c[i] * a - s[i] * b;
+    y[yOff + (i + half) * yStride] = s[i] * a + c[i] * b;
   }
-  return r;
 }
 
 /**
@@ -65,10 +61,10 @@ export class ExpectedAttentionScorer implements Scorer {
     const G = H / Hkv;
     const k = kernels();
     const { c, s } = meanRotation(ropeInvFreq(cfg), run.startPosition + run.promptLength, FUTURE_POSITIONS);
-    const R = rotationMatrix(c, s);
     const muRot = new Float64Array(d);
     const covRot = new Float32Array(d * d);
     const tmp = new Float64Array(d * d);
+    const tmp2 = new Float64Array(d * d);
     return stats.map((st, l) => {
       const N = Math.max(1, st.count);
       const heads: Float64Array[] = [];
@@ -85,23 +81,13 @@ export class ExpectedAttentionScorer implements Scorer {
           // mu and S of this query head, then mu' = R mu and S' = R S R^T
           const mu = new Float64Array(d);
           for (let i = 0; i < d; i++) mu[i] = st.sum[qh * d + i] / N;
-          for (let i = 0; i < d; i++) {
-            let acc = 0;
-            for (let j = 0; j < d; j++) acc += R[i * d + j] * mu[j];
-            muRot[i] = acc;
-          }
+          rotate(c, s, mu, 0, 1, muRot, 0, 1);
           const cov = new Float64Array(d * d);
           for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) cov[i * d + j] = st.outer[qh * d * d + i * d + j] / N - mu[i] * mu[j];
-          for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
-            let acc = 0;
-            for (let t = 0; t < d; t++) acc += R[i * d + t] * cov[t * d + j];
-            tmp[i * d + j] = acc;
-          }
-          for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
-            let acc = 0;
-            for (let t = 0; t < d; t++) acc += tmp[i * d + t] * R[j * d + t];
-            covRot[i * d + j] = acc;
-          }
+          // S' = R S R^T: rotate every column (R S), then every row ((R S) R^T)
+          for (let j = 0; j < d; j++) rotate(c, s, cov, j, d, tmp, j, d);
+          for (let i = 0; i < d; i++) rotate(c, s, tmp, i * d, 1, tmp2, i * d, 1);
+          for (let i = 0; i < d * d; i++) covRot[i] = tmp2[i];
           // k^T S' k for every key through one product K . S'
           if (m > 0) k.sgemm(false, false, m, d, d, 1, keys, d, covRot, d, 0, kS, d);
           const z = new Float64Array(m);

@@ -1,0 +1,191 @@
+/**
+ * Press benchmark: SmolLM2-135M exact shapes (30 layers, random weights).
+ * - the time each method takes to choose its entries, as a share of the prefill's time, at 2K and 8K tokens
+ *   (what a method records during the prefill, e.g. H2O's column sums, is timed apart and counted as its own);
+ * - the time LAQ / LAQ++ add (8 lookahead tokens), same measure;
+ * - decode tokens/s at 8K context with the full cache and after eviction to 256 entries per head.
+ * Targets: SnapKV under 3% of the prefill; LAQ under 10% at 2K and 3% at 8K; decoding at budget 256 at least
+ * 2x faster than with the full 8K cache.
+ *
+ * Standalone: node dist/bench/press.js [CONTEXT...]
+ */
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KvCache } from '../src/cache/kv-cache.js';
+import { kernels } from '../src/kernels/index.js';
+import { LlamaModel } from '../src/model/llama.js';
+import type { LayerView } from '../src/model/types.js';
+import { repoRoot } from '../src/paths.js';
+import { PrefillRecorder } from '../src/press/capture.js';
+import { makePress, type PressOptions } from '../src/press/index.js';
+import { selectCache } from '../src/press/select-cache.js';
+import type { CaptureRequest, PrefillRun } from '../src/press/types.js';
+import { Rng } from '../src/util/rng.js';
+import { randomWeights, smolConfig } from '../test/helpers/random-model.js';
+import { formatTable } from './table.js';
+
+const BUDGET = 256;
+const DECODE_STEPS = 16;
+const CONTEXTS = [2048, 8192];
+
+const METHODS: [string, PressOptions][] = [
+  ['random', {}], ['streaming', {}], ['knorm', {}], ['keydiff', {}], ['h2o', {}], ['tova', {}], ['snapkv', {}], ['pyramidkv', {}],
+  ['adakv', {}], ['expected-attention', {}], ['laq', {}], ['laq++', {}],
+];
+
+type CaptureKind = 'window' | 'columnSums' | 'queryStats';
+
+export interface MethodTiming {
+  method: string;
+  /** time recording what the method needs during the prefill */
+  captureMs: number;
+  /** time of compress() */
+  compressMs: number;
+  selectMs: number;
+  shareOfPrefill: number;
+}
+
+export interface ContextFigures {
+  context: number;
+  /** the prefill without any recording */
+  prefillMs: number;
+  captureMs: Record<CaptureKind, number>;
+  methods: MethodTiming[];
+}
+
+export interface DecodeFigures {
+  context: number;
+  fullCacheMb: number;
+  evictedCacheMb: number;
+  fullTokPerS: number;
+  evictedTokPerS: number;
+  speedup: number;
+}
+
+export interface PressBenchResult {
+  backend: string;
+  model: string;
+  budget: number;
+  contexts: ContextFigures[];
+  decode: DecodeFigures | null;
+  targets: { snapkvShare8k: number | null; snapkvShare2k: number | null; laqShare2k: number | null; laqShare8k: number | null; decodeSpeedup: number | null };
+}
+
+/** The captures of every method, recorded by one recorder per kind so each can be timed on its own. */
+function captureRequests(): Record<CaptureKind, CaptureRequest> {
+  return { window: { windowQueries: 32 }, columnSums: { columnSums: true }, queryStats: { queryStats: { sinks: 4 } } };
+}
+
+function captureKindOf(name: string): CaptureKind | null {
+  if (name === 'h2o') return 'columnSums';
+  if (name === 'expected-attention') return 'queryStats';
+  if (['snapkv', 'pyramidkv', 'adakv', 'tova', 'laq', 'laq++'].includes(name)) return 'window';
+  return null;
+}
+
+function decodeTokPerS(model: LlamaModel, cache: KvCache, start: number, steps: number): number {
+  const tok = new Int32Array(1);
+  const pos = new Int32Array(1);
+  // one step to warm up
+  tok[0] = 100; pos[0] = start;
+  model.forward({ tokens: tok, positions: pos, cache });
+  const t0 = performance.now();
+  for (let i = 1; i <= steps; i++) {
+    tok[0] = 100 + i; pos[0] = start + i;
+    model.forward({ tokens: tok, positions: pos, cache });
+  }
+  return (steps / (performance.now() - t0)) * 1000;
+}
+
+export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenchResult> {
+  const maxCtx = Math.max(...contexts);
+  const cfg = smolConfig({ max_position_embeddings: Math.max(8192, maxCtx + DECODE_STEPS + 16) });
+  const model = new LlamaModel(cfg, randomWeights(cfg, 1, 0.05));
+  const k = kernels();
+  const rng = new Rng(7);
+  const tokens = Int32Array.from({ length: maxCtx }, () => 3 + rng.int(cfg.vocabSize - 3));
+  // warm-up: kernels, RoPE tables, allocator
+  model.forward({ tokens: tokens.subarray(0, 256), positions: Int32Array.from({ length: 256 }, (_, i) => i), cache: model.newCache() });
+
+  const figures: ContextFigures[] = [];
+  let decode: DecodeFigures | null = null;
+  for (const L of contexts) {
+    const cache = model.newCache();
+    const requests = captureRequests();
+    const recorders = Object.fromEntries(
+      (Object.keys(requests) as CaptureKind[]).map((kind) => [kind, new PrefillRecorder(k, cfg, cache, 0, L, requests[kind])]),
+    ) as Record<CaptureKind, PrefillRecorder>;
+    const captureMs: Record<CaptureKind, number> = { window: 0, columnSums: 0, queryStats: 0 };
+    const observer = (view: LayerView): void => {
+      for (const kind of Object.keys(recorders) as CaptureKind[]) {
+        const t = performance.now();
+        recorders[kind].observer(view);
+        captureMs[kind] += performance.now() - t;
+      }
+    };
+    const positions = Int32Array.from({ length: L }, (_, i) => i);
+    const t0 = performance.now();
+    const lastLogits = model.forward({ tokens: tokens.subarray(0, L), positions, cache, observer });
+    const totalMs = performance.now() - t0;
+    const prefillMs = totalMs - captureMs.window - captureMs.columnSums - captureMs.queryStats;
+    process.stderr.write(`  context ${L}: prefill ${(prefillMs / 1000).toFixed(1)} s (+ recording ${((totalMs - prefillMs) / 1000).toFixed(1)} s)\n`);
+    const run: PrefillRun = {
+      model, cache, tokens: tokens.subarray(0, L), promptLength: L, startPosition: 0, lastLogits, eosTokenIds: [],
+      captured: {
+        windowQueries: recorders.window.result().windowQueries, windowPositions: recorders.window.result().windowPositions,
+        columnSums: recorders.columnSums.result().columnSums, queryStats: recorders.queryStats.result().queryStats,
+      },
+    };
+    const methods: MethodTiming[] = [];
+    let snapPlan = null;
+    for (const [name, o] of METHODS) {
+      const press = makePress(name, { budget: BUDGET, ...o });
+      const t = performance.now();
+      const plan = await press.compress(run);
+      const compressMs = performance.now() - t;
+      if (name === 'snapkv') snapPlan = plan;
+      const kind = captureKindOf(name);
+      const cap = kind ? captureMs[kind] : 0;
+      methods.push({ method: name, captureMs: cap, compressMs, selectMs: cap + compressMs, shareOfPrefill: (cap + compressMs) / prefillMs });
+    }
+    figures.push({ context: L, prefillMs, captureMs, methods });
+    process.stdout.write(formatTable(
+      `selection time at ${L} tokens, budget ${BUDGET} (prefill ${(prefillMs / 1000).toFixed(1)} s)`,
+      ['method', 'recording ms', 'compress ms', 'total ms', '% of prefill'],
+      methods.map((m) => [m.method, m.captureMs, m.compressMs, m.selectMs, 100 * m.shareOfPrefill]),
+    ));
+    if (L === maxCtx && snapPlan) {
+      const evicted = selectCache(cache, snapPlan, DECODE_STEPS + 1);
+      const evictedTokPerS = decodeTokPerS(model, evicted, L, DECODE_STEPS);
+      const evictedCacheMb = evicted.bytes / 2 ** 20;
+      const fullCacheMb = cache.bytes / 2 ** 20;
+      const fullTokPerS = decodeTokPerS(model, cache, L, DECODE_STEPS);
+      decode = { context: L, fullCacheMb, evictedCacheMb, fullTokPerS, evictedTokPerS, speedup: evictedTokPerS / fullTokPerS };
+      process.stdout.write(formatTable(
+        `decode at ${L} context (${DECODE_STEPS} steps)`,
+        ['cache', 'MiB', 'tok/s'],
+        [['full', fullCacheMb, fullTokPerS], [`snapkv, budget ${BUDGET}`, evictedCacheMb, evictedTokPerS], ['speedup', '', decode.speedup]],
+      ));
+    }
+  }
+  const share = (L: number, m: string) => figures.find((f) => f.context === L)?.methods.find((x) => x.method === m)?.shareOfPrefill ?? null;
+  return {
+    backend: k.name,
+    model: 'SmolLM2-135M shapes (random weights, f32)',
+    budget: BUDGET,
+    contexts: figures,
+    decode,
+    targets: {
+      snapkvShare2k: share(2048, 'snapkv'), snapkvShare8k: share(8192, 'snapkv'),
+      laqShare2k: share(2048, 'laq++'), laqShare8k: share(8192, 'laq++'), decodeSpeedup: decode?.speedup ?? null,
+    },
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2).map(Number).filter((x) => Number.isInteger(x) && x > 0);
+  const result = await runBench(args.length > 0 ? args : CONTEXTS);
+  const dir = join(repoRoot, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'press.json'), JSON.stringify(result, null, 2) + '\n');
+}
