@@ -11,3 +11,6 @@ export { WindowQueries } from './queries/window.js';
 export { LookaheadQueries } from './queries/lookahead.js';
 export { PrefillRecorder, mergeCaptures } from './capture.js';
 export { selectCache, keepAllPlan } from './select-cache.js';
+export { SoftTokenQueries } from './queries/soft-tokens.js';
+export { loadSoftTokens, saveSoftTokens, modelHash, checkSoftTokensFor, type SoftTokens } from './queries/soft-tokens-file.js';
+export { DEFAULT_SOFT_FILE } from './methods/judgeq.js';

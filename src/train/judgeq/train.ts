@@ -38,6 +38,11 @@ export interface JudgeqRecipe {
   minLength: number;
   maxLength: number;
   maxResponse: number;
+  /**
+   * Weigh each prompt's loss by (L / 1024)^2. The MSE of attention rows scales as 1 / L^2 (each entry is about
+   * 1 / L), so without it the short prompts of a batch give almost all of the gradient.
+   */
+  lengthWeight: boolean;
 }
 
 export interface JudgeqTrainOptions extends JudgeqRecipe {
@@ -56,7 +61,7 @@ export interface JudgeqTrainOptions extends JudgeqRecipe {
 
 export const DEFAULT_RECIPE: JudgeqRecipe = {
   softTokens: 32, steps: 300, lr: 5e-3, warmup: 10, minLrRatio: 0.1, batch: 4, seed: 1,
-  trainPrompts: 600, heldOutPrompts: 24, minLength: 256, maxLength: 2048, maxResponse: 96,
+  trainPrompts: 600, heldOutPrompts: 24, minLength: 256, maxLength: 2048, maxResponse: 96, lengthWeight: false,
 };
 
 export const SOFT_ADAMW: AdamWOptions = { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 };
@@ -86,8 +91,8 @@ export interface JudgeqTrainResult {
 }
 
 function recipeOf(o: JudgeqRecipe): JudgeqRecipe {
-  const { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse } = o;
-  return { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse };
+  const { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse, lengthWeight } = o;
+  return { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse, lengthWeight };
 }
 
 export function checkRecipe(o: JudgeqRecipe): void {
@@ -255,7 +260,8 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
       const pre = prefillPrompt(model, p.tokens);
       const ex = exampleOf(p, pre);
       if (!ex) continue;
-      lossSum += exampleLoss(model, forward, soft, ex, true, 1 / o.batch, pre.cache).loss;
+      const weight = o.lengthWeight ? (ex.prompt.length / 1024) ** 2 : 1;
+      lossSum += exampleLoss(model, forward, soft, ex, true, weight / o.batch, pre.cache).loss;
       tokens += ex.prompt.length + ex.response.length;
       used++;
     }
