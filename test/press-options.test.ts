@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { parseArgs } from '../src/cli/args.js';
 import { KvevictError } from '../src/errors.js';
-import { prefillAndCompress } from '../src/generate/pipeline.js';
+import { prefillAndCompress, runQueryAware } from '../src/generate/pipeline.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
 import { repoRoot } from '../src/paths.js';
@@ -134,6 +134,44 @@ describe('kvevict inspect', () => {
     for (const [args, pattern] of cases) {
       const r = cli(['inspect', '--model', dir, '--prompt', text, ...args]);
       assert.notEqual(r.status, 0, args.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, pattern);
+    }
+  });
+});
+
+describe('kvevict generate --press', () => {
+  let dir = '';
+  const text = 'Once upon a time there was a small robot who liked to count the stars above the quiet town.';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kvevict-generate-press-'));
+    writeRandomModelDir(dir, tinyRawConfig('llama'), { seed: 9, scale: 0.15 });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('generates on the compressed cache, as the library does', async () => {
+    const r = cli(['generate', '--model', dir, '--prompt', text, '--max-new-tokens', '5', '--press', 'laq++', '--budget', '20', '--window', '8', '--w2', '4', '--lookahead', '3', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { promptTokens: number[]; tokens: number[]; eviction: { press: string; cacheBytes: number; fullCacheBytes: number } };
+    const loaded = loadModelDir(dir);
+    const cfg = loaded.config;
+    assert.equal(out.eviction.press, 'laq++');
+    assert.equal(out.eviction.cacheBytes, cfg.numLayers * cfg.numKvHeads * 20 * (2 * cfg.headDim * 4 + 4));
+    assert.equal(out.eviction.fullCacheBytes, cfg.numLayers * cfg.numKvHeads * out.promptTokens.length * (2 * cfg.headDim * 4 + 4));
+    const want = await runQueryAware(new LlamaModel(cfg, loaded.weights), out.promptTokens, makePress('laq++', { budget: 20, window: 8, w2: 4, lookahead: 3 }), {
+      maxNewTokens: 5, stopTokens: loaded.tokenizer.eosTokenIds,
+    });
+    assert.deepEqual(out.tokens, want.tokens);
+  });
+
+  it('bad press options: one line, non-zero exit', () => {
+    for (const [args, pattern] of [
+      [['--press', 'knorm', '--budget', '8', '--window', '4'], /press knorm does not take --window/],
+      [['--budget', '8'], /--budget needs --press/],
+      [['--press', 'snapkv', '--ratio', '1'], /--ratio must be in \[0, 1\)/],
+    ] as [string[], RegExp][]) {
+      const r = cli(['generate', '--model', dir, '--prompt', text, ...args]);
+      assert.notEqual(r.status, 0);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.match(r.stderr, pattern);
     }

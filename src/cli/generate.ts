@@ -1,9 +1,11 @@
 import { KvevictError } from '../errors.js';
-import { decode, prefill } from '../generate/decode.js';
+import { decode } from '../generate/decode.js';
+import { prefillAndCompress } from '../generate/pipeline.js';
 import { makeSampler, validateSampling, type SamplingOptions, type TopEntry } from '../generate/sampling.js';
 import { LlamaModel } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
 import { defaultModelDir } from '../paths.js';
+import { PRESS_OPTION_SPECS, pressFromCli } from '../press/index.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs, type ParsedOptions } from './args.js';
 
 export const summary = 'generate text from a prompt or a chat message';
@@ -22,11 +24,13 @@ const specs: OptionSpecs = {
   prompt: { type: 'string', help: 'text, tokenized as is (no special tokens added)' },
   chat: { type: 'string', help: "one user message, through the model's chat template with the generation prompt" },
   ...GENERATION_OPTION_SPECS,
+  // KV-cache eviction after the prefill; --seed is the sampler's and also seeds the random press
+  ...Object.fromEntries(Object.entries(PRESS_OPTION_SPECS).filter(([name]) => name !== 'seed')),
   json: { type: 'boolean', help: 'print one JSON object: prompt and generated ids, text, top-5 log-probabilities per step, timings' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const USAGE = 'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--json]';
+const USAGE = 'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME (--budget B | --ratio R) [method options]] [--json]';
 
 /** Sampling options from parsed generation options; bad values throw naming the option. */
 export function samplingFromOptions(o: ParsedOptions): SamplingOptions & { maxNewTokens: number } {
@@ -43,6 +47,8 @@ export interface GenerateJson {
   text: string;
   steps: { token: number; top: TopEntry[] }[];
   timings: { loadMs: number; prefillMs: number; decodeMs: number; prefillTokPerS: number; decodeTokPerS: number };
+  /** with --press: the method, the time it took to choose, and the cache before and after eviction */
+  eviction?: { press: string; selectMs: number; fullCacheBytes: number; cacheBytes: number };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -56,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   const chat = options.chat as string | undefined;
   if ((prompt === undefined) === (chat === undefined)) throw new KvevictError('generate: give exactly one of --prompt or --chat');
   const sampling = samplingFromOptions(options);
+  const press = pressFromCli(options, ['seed']);
   const dir = requireString(options, 'model', 'generate');
 
   const t0 = performance.now();
@@ -70,12 +77,11 @@ export async function run(argv: string[]): Promise<number> {
     throw new KvevictError(`generate: the prompt has ${promptTokens.length} tokens; the model's max_position_embeddings is ${loaded.config.maxPositions}`);
   }
 
-  const t1 = performance.now();
-  const p = prefill(model, promptTokens);
+  // prefill (and, with --press, eviction: the cache keeps its original positions)
+  const p = await prefillAndCompress(model, promptTokens, press);
   const t2 = performance.now();
-  // (eviction of p.cache goes here, between prefill and decode)
   const d = decode(model, p.cache, {
-    firstLogits: p.logits, nextPosition: p.nextPosition, maxNewTokens: sampling.maxNewTokens,
+    firstLogits: p.lastLogits, nextPosition: p.nextPosition, maxNewTokens: sampling.maxNewTokens,
     stopTokens: tok.eosTokenIds, sampler: makeSampler(sampling),
   });
   const t3 = performance.now();
@@ -83,7 +89,8 @@ export async function run(argv: string[]): Promise<number> {
   // the stop token is not text; nor are ids past the tokenizer (a model's vocabulary is often padded)
   const shown = (d.finish === 'stop' ? d.tokens.slice(0, -1) : d.tokens).filter((id) => id < tok.vocabSize);
   const text = tok.decode(shown, { skipSpecialTokens: true });
-  const prefillMs = t2 - t1;
+  const prefillMs = p.prefillMs;
+  const eviction = press ? { press: press.name, selectMs: p.selectMs, fullCacheBytes: p.fullCacheBytes, cacheBytes: p.cacheBytes } : undefined;
   const decodeMs = t3 - t2;
   const forwards = Math.max(0, d.tokens.length - 1);
   const timings = {
@@ -92,12 +99,13 @@ export async function run(argv: string[]): Promise<number> {
     decodeTokPerS: forwards > 0 ? (forwards / decodeMs) * 1000 : 0,
   };
   if (options.json) {
-    const out: GenerateJson = { promptTokens, tokens: d.tokens, text, steps: d.steps, timings };
+    const out: GenerateJson = { promptTokens, tokens: d.tokens, text, steps: d.steps, timings, ...(eviction ? { eviction } : {}) };
     process.stdout.write(JSON.stringify(out) + '\n');
   } else {
     process.stdout.write(text + '\n');
     process.stderr.write(
       `load ${loadMs.toFixed(0)} ms; prompt ${promptTokens.length} tokens, prefill ${prefillMs.toFixed(0)} ms (${timings.prefillTokPerS.toFixed(1)} tok/s); ` +
+      (eviction ? `${eviction.press}: selection ${eviction.selectMs.toFixed(0)} ms, cache ${(eviction.fullCacheBytes / 2 ** 20).toFixed(1)} -> ${(eviction.cacheBytes / 2 ** 20).toFixed(1)} MiB; ` : '') +
       `${d.tokens.length} tokens generated, decode ${decodeMs.toFixed(0)} ms (${timings.decodeTokPerS.toFixed(1)} tok/s)\n`,
     );
   }
