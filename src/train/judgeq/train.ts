@@ -138,16 +138,18 @@ function machine(): string {
 }
 
 function lossSvg(history: TrainRecord[]): string {
-  const train = history.filter((r) => r.loss !== undefined).map((r) => [r.step, r.loss! * 1e6] as [number, number]);
-  // a running mean over 10 steps keeps the per-batch noise from hiding the trend
-  const smooth = train.map(([s], i) => {
-    const w = train.slice(Math.max(0, i - 9), i + 1);
-    return [s, w.reduce((a, p) => a + p[1], 0) / w.length] as [number, number];
-  });
   const held = history.filter((r) => r.heldOutLoss !== undefined).map((r) => [r.step, r.heldOutLoss! * 1e6] as [number, number]);
+  const train = history.filter((r) => r.loss !== undefined).map((r) => [r.step, r.loss! * 1e6] as [number, number]);
+  // a batch of very short prompts has a loss far above the rest (attention entries are about 1 / L): the
+  // running median over 10 steps shows the trend, and batch points are clipped to keep the scale readable
+  const cap = 3 * Math.max(1e-9, ...held.map((p) => p[1]), ...train.slice(0, 10).map((p) => p[1]));
+  const median = train.map(([s], i) => {
+    const w = train.slice(Math.max(0, i - 9), i + 1).map((p) => p[1]).sort((a, b) => a - b);
+    return [s, Math.min(cap, w[w.length >> 1])] as [number, number];
+  });
   return lineChartSvg('Judge Q soft tokens: attention-matching loss (MSE x 1e6)', 'step', [
-    { label: 'train (batch)', color: '#c6dbef', points: train },
-    { label: 'train (10-step mean)', color: '#2171b5', points: smooth },
+    { label: 'train (batch, clipped)', color: '#c6dbef', points: train.map(([s, v]) => [s, Math.min(cap, v)] as [number, number]) },
+    { label: 'train (10-step median)', color: '#2171b5', points: median },
     { label: 'held-out', color: '#d94801', points: held },
   ]);
 }
