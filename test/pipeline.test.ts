@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { answer, prefillAndCompress, runQueryAgnostic, runQueryAware } from '../src/generate/pipeline.js';
+import { answer, prefillAndCompress, runQueryAgnostic, runQueryAware, runWithMode } from '../src/generate/pipeline.js';
 import { makePress, type PressOptions } from '../src/press/index.js';
 import type { KeepPlan } from '../src/press/types.js';
 import { bytesFor, promptTokens, tinyModel } from './helpers/press-reference.js';
@@ -124,6 +124,20 @@ describe('pipeline', () => {
     });
     // answering again gives the same tokens
     assert.deepEqual(answer(h.model, ctx, questions[0], { maxNewTokens: 3, stopTokens: [] }).tokens, answers[0].tokens);
+  });
+
+  it('runWithMode: the two modes as one call', async () => {
+    const context = promptTokens(24, 3), question = promptTokens(5, 4);
+    const press = () => makePress('snapkv', { budget: 10, window: 4, kernel: 3 });
+    const aware = await runWithMode(h.model, 'query-aware', context, question, press(), { maxNewTokens: 3, stopTokens: [] });
+    assert.deepEqual(aware.tokens, (await runQueryAware(h.model, [...context, ...question], press(), { maxNewTokens: 3, stopTokens: [] })).tokens);
+    assert.equal(aware.plan[0][0].length, 10);
+    assert.ok(aware.plan[0][0].some((p) => p >= 24), 'the question was compressed too');
+    const agnostic = await runWithMode(h.model, 'query-agnostic', context, question, press(), { maxNewTokens: 3, stopTokens: [] });
+    const ctx = await prefillAndCompress(h.model, context, press());
+    assert.deepEqual(agnostic.tokens, answer(h.model, ctx, question, { maxNewTokens: 3, stopTokens: [] }).tokens);
+    assert.ok(agnostic.plan[0][0].every((p) => p < 24), 'only the context was compressed');
+    assert.equal(agnostic.cacheBytes, bytesFor(h.cfg, 10));
   });
 
   it('rejects an empty prompt', async () => {

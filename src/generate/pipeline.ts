@@ -154,3 +154,25 @@ export async function runQueryAgnostic(
   const answers = questions.map((q) => answer(model, context, q, opts));
   return { context, answers };
 }
+
+/** Which part of the prompt is compressed. */
+export type PipelineMode = 'query-aware' | 'query-agnostic';
+export const PIPELINE_MODES: readonly PipelineMode[] = ['query-aware', 'query-agnostic'];
+
+/**
+ * One sample in either mode, with one result shape: query-aware compresses context + question together;
+ * query-agnostic compresses the context alone and feeds the question afterwards at the original positions.
+ * `cacheBytes` is the size right after eviction in both modes.
+ */
+export async function runWithMode(
+  model: LlamaModel, mode: PipelineMode, contextTokens: ArrayLike<number>, questionTokens: ArrayLike<number>, press: Press | null, opts: DecodeOpts,
+): Promise<RunResult> {
+  if (mode === 'query-aware') return runQueryAware(model, [...Array.from(contextTokens), ...Array.from(questionTokens)], press, opts);
+  if (mode !== 'query-agnostic') throw new KvevictError(`--mode must be query-aware or query-agnostic, got "${String(mode)}"`);
+  const ctx = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk });
+  const a = answer(model, ctx, questionTokens, opts);
+  return {
+    tokens: a.tokens, steps: a.steps, finish: a.finish, plan: ctx.plan, promptLength: ctx.promptLength + questionTokens.length,
+    fullCacheBytes: ctx.fullCacheBytes, cacheBytes: ctx.cacheBytes, prefillMs: ctx.prefillMs + a.questionMs, selectMs: ctx.selectMs, decodeMs: a.decodeMs,
+  };
+}
