@@ -20,6 +20,7 @@ const SPECS: OptionSpecs = {
   'tokens-per-step': { type: 'int', help: 'tokens per batch', default: D.tokensPerStep },
   lr: { type: 'number', help: 'peak learning rate (AdamW)', default: D.lr },
   warmup: { type: 'int', help: 'linear warm-up steps', default: D.warmup },
+  'lr-restart': { type: 'int', help: 'restart the schedule (warm-up, cosine to --steps) at this step; 0: never', default: 0 },
   clip: { type: 'number', help: 'gradient clipping: max global L2 norm', default: D.clip },
   hidden: { type: 'int', help: 'hidden size', default: D.hidden },
   layers: { type: 'int', help: 'decoder layers', default: D.layers },
@@ -90,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
     clip: o.clip as number, hidden: int(o, 'hidden'), layers: int(o, 'layers'), heads: int(o, 'heads'), kvHeads: int(o, 'kv-heads'),
     intermediate: int(o, 'intermediate'), ropeTheta: o['rope-theta'] as number, maxPositions: int(o, 'max-positions'), maxLength: int(o, 'max-length'),
     evalEvery: int(o, 'eval-every'), evalLengths: (o['eval-lengths'] as string[] | string | undefined ? String(o['eval-lengths']).split(',') : []).map(Number),
-    checkpointEvery: int(o, 'checkpoint-every'), timeLimit: (o['time-limit'] as number) * 60,
+    checkpointEvery: int(o, 'checkpoint-every'), lrRestart: int(o, 'lr-restart'), timeLimit: (o['time-limit'] as number) * 60,
   };
   if (o.tiny) {
     const tiny = { hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, maxLength: 128, maxPositions: 256, tokensPerStep: 1024, warmup: 5, steps: 40, evalEvery: 0, evalLengths: [] as number[], lr: 3e-3 };

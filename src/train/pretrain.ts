@@ -43,6 +43,8 @@ export interface PretrainOptions {
   checkpointEvery: number;
   /** needle evaluation lengths during training */
   evalLengths: number[];
+  /** restart the learning-rate schedule (warm-up, then cosine to the last step) at this step; 0 = never */
+  lrRestart: number;
   /** stop (after checkpointing) when this many seconds have passed in this process; 0 = no limit */
   timeLimit: number;
   curriculum: CurriculumStage[];
@@ -51,7 +53,7 @@ export interface PretrainOptions {
 export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'exportDir'> = {
   seed: 1, steps: 1600, tokensPerStep: 8192, lr: 2e-3, warmup: 60, minLrRatio: 0.1, clip: 1,
   hidden: 256, layers: 5, heads: 4, kvHeads: 2, intermediate: 768, ropeTheta: 50000, maxPositions: 4096, maxLength: 4096,
-  evalEvery: 50, checkpointEvery: 25, evalLengths: [512, 1024, 2048], timeLimit: 0, curriculum: DEFAULT_CURRICULUM,
+  evalEvery: 50, checkpointEvery: 25, evalLengths: [512, 1024, 2048], lrRestart: 0, timeLimit: 0, curriculum: DEFAULT_CURRICULUM,
 };
 
 export function modelConfigOf(o: Omit<PretrainOptions, 'out' | 'exportDir'>): ModelConfig {
@@ -156,7 +158,9 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     const ce = crossEntropy(tape, logits, batch.targets, batch.weights);
     tape.backward(ce.loss);
     const gradNorm = clipGradNorm(list, opts.clip);
-    const lr = learningRate(schedule, step);
+    const lr = opts.lrRestart > 0 && step >= opts.lrRestart
+      ? learningRate({ ...schedule, total: opts.steps - opts.lrRestart }, step - opts.lrRestart)
+      : learningRate(schedule, step);
     opt.step(lr);
     for (const p of list) p.zeroGrad();
 
