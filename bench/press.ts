@@ -6,6 +6,8 @@
  * - decode tokens/s at 8K context with the full cache and after eviction to 256 entries per head.
  * Targets: SnapKV under 3% of the prefill; LAQ under 10% at 2K and 3% at 8K; decoding at budget 256 at least
  * 2x faster than with the full 8K cache.
+ * Each compress() runs REPEATS times and the fastest counts (the machine is shared; the first run also pays
+ * for compiling). H2O's recording is a second causal attention over the prompt: measured up to H2O_MAX_CONTEXT.
  *
  * Standalone: node dist/bench/press.js [CONTEXT...]
  */
@@ -27,6 +29,10 @@ import { formatTable } from './table.js';
 const BUDGET = 256;
 const DECODE_STEPS = 16;
 const CONTEXTS = [2048, 8192];
+
+/** H2O's recording grows with L^2: measured up to this context only. */
+const H2O_MAX_CONTEXT = 8192;
+const REPEATS = 3;
 
 const METHODS: [string, PressOptions][] = [
   ['random', {}], ['streaming', {}], ['knorm', {}], ['keydiff', {}], ['h2o', {}], ['tova', {}], ['snapkv', {}], ['pyramidkv', {}],
@@ -112,6 +118,8 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
   for (const L of contexts) {
     const cache = model.newCache();
     const requests = captureRequests();
+    const withH2o = L <= H2O_MAX_CONTEXT;
+    if (!withH2o) delete (requests as Partial<Record<CaptureKind, CaptureRequest>>).columnSums;
     const recorders = Object.fromEntries(
       (Object.keys(requests) as CaptureKind[]).map((kind) => [kind, new PrefillRecorder(k, cfg, cache, 0, L, requests[kind])]),
     ) as Record<CaptureKind, PrefillRecorder>;
@@ -128,21 +136,27 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
     const lastLogits = model.forward({ tokens: tokens.subarray(0, L), positions, cache, observer });
     const totalMs = performance.now() - t0;
     const prefillMs = totalMs - captureMs.window - captureMs.columnSums - captureMs.queryStats;
+    if (!withH2o) process.stderr.write(`  (h2o not measured at ${L}: its recording grows as L^2)\n`);
     process.stderr.write(`  context ${L}: prefill ${(prefillMs / 1000).toFixed(1)} s (+ recording ${((totalMs - prefillMs) / 1000).toFixed(1)} s)\n`);
     const run: PrefillRun = {
       model, cache, tokens: tokens.subarray(0, L), promptLength: L, startPosition: 0, lastLogits, eosTokenIds: [],
       captured: {
         windowQueries: recorders.window.result().windowQueries, windowPositions: recorders.window.result().windowPositions,
-        columnSums: recorders.columnSums.result().columnSums, queryStats: recorders.queryStats.result().queryStats,
+        columnSums: withH2o ? recorders.columnSums.result().columnSums : null, queryStats: recorders.queryStats.result().queryStats,
       },
     };
     const methods: MethodTiming[] = [];
-    let snapPlan = null;
+    let snapPlan: Int32Array[][] | null = null;
     for (const [name, o] of METHODS) {
+      if (name === 'h2o' && !withH2o) continue;
       const press = makePress(name, { budget: BUDGET, ...o });
-      const t = performance.now();
-      const plan = await press.compress(run);
-      const compressMs = performance.now() - t;
+      let compressMs = Infinity;
+      let plan = null;
+      for (let rep = 0; rep < REPEATS; rep++) {
+        const t = performance.now();
+        plan = await press.compress(run);
+        compressMs = Math.min(compressMs, performance.now() - t);
+      }
       if (name === 'snapkv') snapPlan = plan;
       const kind = captureKindOf(name);
       const cap = kind ? captureMs[kind] : 0;

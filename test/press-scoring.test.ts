@@ -11,6 +11,7 @@ import { pyramidBudgets } from '../src/press/budgets/pyramid.js';
 import { PrefillRecorder } from '../src/press/capture.js';
 import { makePress } from '../src/press/index.js';
 import { pool1d } from '../src/press/pool.js';
+import { simdSoftmax } from '../src/press/simd-softmax.js';
 import { topK } from '../src/press/topk.js';
 import type { PrefillRun, PressModel } from '../src/press/types.js';
 import { Rng } from '../src/util/rng.js';
@@ -72,19 +73,53 @@ describe('pool1d', () => {
 });
 
 describe('accumulateAttention', () => {
-  it('equals the brute-force softmax column sums, with per-row limits and several row blocks', () => {
-    const rng = new Rng(9);
-    const H = 4, G = 2, d = 8, n = 1100, rows = 1000;
-    const q = rng.normalArray(rows * H * d, 0.7);
-    const keys = rng.normalArray(n * d, 0.7);
-    const positions = Int32Array.from({ length: n }, (_, i) => 3 * i);
-    const limits = Int32Array.from({ length: rows }, () => rng.int(3 * n + 5) - 2);
-    const out = [new Float64Array(n), new Float64Array(n)];
-    accumulateAttention(kernels(), { queries: q, rows, visibleUpTo: limits }, H, d, 2, G, { keys, positions, n }, out);
-    const keyRows = Array.from({ length: n }, (_, j) => keys.subarray(j * d, (j + 1) * d));
-    // key index j sits at position 3j: row limit p sees floor(p / 3) + 1 keys
-    const bfRows = Array.from({ length: rows }, (_, r) => ({ q: q.subarray(r * H * d, (r + 1) * H * d), limit: limits[r] < 0 ? -1 : Math.floor(limits[r] / 3) }));
-    for (let g = 0; g < G; g++) close(out[g], bfAttentionMass(bfRows, keyRows, 2 + g, 0, d), 1e-5, `group head ${g}`);
+  const rng = new Rng(9);
+  const H = 4, G = 2, d = 8, n = 1103, rows = 1000;
+  const q = rng.normalArray(rows * H * d, 1.2);
+  const keys = rng.normalArray(n * d, 1.2);
+  const positions = Int32Array.from({ length: n }, (_, i) => 3 * i);
+  const limits = Int32Array.from({ length: rows }, () => rng.int(3 * n + 5) - 2);
+  const keyRows = Array.from({ length: n }, (_, j) => keys.subarray(j * d, (j + 1) * d));
+  // key index j sits at position 3j: row limit p sees floor(p / 3) + 1 keys
+  const bfRows = Array.from({ length: rows }, (_, r) => ({ q: q.subarray(r * H * d, (r + 1) * H * d), limit: limits[r] < 0 ? -1 : Math.floor(limits[r] / 3) }));
+  const want = [0, 1].map((g) => bfAttentionMass(bfRows, keyRows, 2 + g, 0, d));
+
+  for (const [name, simd] of [['WebAssembly SIMD', simdSoftmax()], ['TypeScript', null]] as const) {
+    it(`equals the brute-force softmax column sums, with per-row limits and several row blocks (${name})`, (t) => {
+      if (name !== 'TypeScript' && simd === null) return t.skip('no WebAssembly SIMD here');
+      const out = [new Float64Array(n), new Float64Array(n)];
+      out[1].fill(0.5); // accumulates on top of what is there
+      accumulateAttention(kernels(), { queries: q, rows, visibleUpTo: limits }, H, d, 2, G, { keys, positions, n }, out, 1 / Math.sqrt(d), simd);
+      close(out[0], want[0], 2e-6, 'group head 0');
+      close(out[1], want[1].map((x) => x + 0.5), 2e-6, 'group head 1');
+    });
+  }
+
+  it('SIMD softmax of rows of every length, against float64', (t) => {
+    const simd = simdSoftmax();
+    if (!simd) return t.skip('no WebAssembly SIMD here');
+    const r2 = new Rng(2);
+    for (const width of [1, 2, 3, 4, 5, 7, 63, 64, 65, 130]) {
+      const m = 3, Gs = 2;
+      simd.reserve(m * Gs * width, m, Gs * width);
+      const scores = Array.from({ length: m * Gs * width }, () => r2.normal() * 30);
+      simd.s.set(scores);
+      const vis = [width, Math.max(0, width - 1), Math.ceil(width / 2)];
+      simd.vis.set(vis);
+      simd.out.fill(0);
+      simd.run(m, Gs, width, width);
+      for (let g = 0; g < Gs; g++) {
+        const ref = new Array<number>(width).fill(0);
+        for (let r = 0; r < m; r++) {
+          const row = scores.slice((r * Gs + g) * width, (r * Gs + g) * width + vis[r]);
+          if (row.length === 0) continue;
+          const mx = Math.max(...row);
+          const z = row.reduce((a, x) => a + Math.exp(x - mx), 0);
+          row.forEach((x, j) => { ref[j] += Math.exp(x - mx) / z; });
+        }
+        close(simd.out.subarray(g * width, (g + 1) * width), ref, 1e-6, `width ${width} head ${g}`);
+      }
+    }
   });
 });
 

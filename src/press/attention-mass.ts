@@ -1,5 +1,6 @@
 import type { Kernels } from '../kernels/types.js';
 import { EXP_FRAC, EXP_K, EXP_POW2, EXP_STEP } from './fast-exp.js';
+import { simdSoftmax, type SimdSoftmax } from './simd-softmax.js';
 
 /** The keys of one KV head: compact [n, d] rows sorted by ascending position. */
 export interface HeadKeys {
@@ -54,19 +55,23 @@ const MAX_BLOCK_FLOATS = 1 << 21;
 /**
  * For the query heads `firstHead .. firstHead + group - 1` (one GQA group), add to `out[g][j]` the softmax
  * attention each query row pays to key j: out[g][j] += sum_r A[r, g, j], the softmax running over the keys
- * row r may see. Products are sgemm blocks [rows x group, visible keys].
+ * row r may see. Products are sgemm blocks [rows x group, visible keys]; the softmaxes run in WebAssembly SIMD
+ * when available (`simd` null forces the TypeScript loop).
  */
 export function accumulateAttention(
   k: Kernels, q: QueryRows, numHeads: number, headDim: number, firstHead: number, group: number,
-  head: HeadKeys, out: Float64Array[], scale = 1 / Math.sqrt(headDim),
+  head: HeadKeys, out: Float64Array[], scale = 1 / Math.sqrt(headDim), simd: SimdSoftmax | null = simdSoftmax(),
 ): void {
   const d = headDim;
+  const n = head.n;
   const rowStride = numHeads * d;
-  const rowsPerBlock = Math.max(1, Math.min(q.rows, Math.floor(MAX_BLOCK_FLOATS / Math.max(1, group * head.n))));
+  const rowsPerBlock = Math.max(1, Math.min(q.rows, Math.floor(MAX_BLOCK_FLOATS / Math.max(1, group * n))));
   const qBlock = scratch.floats('q', rowsPerBlock * group * d);
-  const s = scratch.floats('s', rowsPerBlock * group * Math.max(1, head.n));
-  const visible = new Int32Array(rowsPerBlock);
-  const e = scratch.doubles(Math.max(1, head.n));
+  if (simd) simd.reserve(rowsPerBlock * group * Math.max(1, n), rowsPerBlock, group * n);
+  const s = simd ? simd.s : scratch.floats('s', rowsPerBlock * group * Math.max(1, n));
+  const visible = simd ? simd.vis : new Int32Array(rowsPerBlock);
+  const e = scratch.doubles(Math.max(1, n));
+  if (simd) for (let g = 0; g < group; g++) simd.out.set(out[g].subarray(0, n), g * n);
   for (let r0 = 0; r0 < q.rows; r0 += rowsPerBlock) {
     const m = Math.min(rowsPerBlock, q.rows - r0);
     let width = 0;
@@ -83,12 +88,17 @@ export function accumulateAttention(
     }
     // s[m*group, width] = scale * Q . K^T over the keys any row of the block sees
     k.sgemm(false, true, m * group, width, d, scale, qBlock, d, head.keys, d, 0, s, width);
+    if (simd) {
+      simd.run(m, group, width, n);
+      continue;
+    }
     for (let r = 0; r < m; r++) {
       const vis = visible[r];
       if (vis === 0) continue;
       for (let g = 0; g < group; g++) softmaxInto(s, (r * group + g) * width, vis, e, out[g]);
     }
   }
+  if (simd) for (let g = 0; g < group; g++) out[g].set(simd.out.subarray(g * n, (g + 1) * n));
 }
 
 /**
