@@ -88,7 +88,7 @@ export interface PretrainResult {
 }
 
 /** Options that must not change across a resume (the rest, e.g. --steps or eval cadence, may). */
-const FROZEN_KEYS = ['seed', 'tokensPerStep', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'ropeTheta', 'maxPositions'] as const;
+const FROZEN_KEYS = ['seed', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'ropeTheta', 'maxPositions'] as const;
 
 /** Train (or resume) the reference model; writes checkpoints, the log, the loss curve and the model folder. */
 export async function pretrain(opts: PretrainOptions, resume: boolean, log: (line: string) => void = (l) => process.stderr.write(l + '\n'), corpus: Corpus = loadCorpus()): Promise<PretrainResult> {
