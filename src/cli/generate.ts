@@ -78,7 +78,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   // prefill (and, with --press, eviction: the cache keeps its original positions)
-  const p = await prefillAndCompress(model, promptTokens, press);
+  const p = await prefillAndCompress(model, promptTokens, press, { eosTokenIds: tok.eosTokenIds });
   const t2 = performance.now();
   const d = decode(model, p.cache, {
     firstLogits: p.lastLogits, nextPosition: p.nextPosition, maxNewTokens: sampling.maxNewTokens,

@@ -94,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new KvevictError(`inspect: the prompt has ${promptTokens.length} tokens; the model's max_position_embeddings is ${cfg.maxPositions}`);
   }
   const model = new LlamaModel(cfg, loaded.weights);
-  const ctx = await prefillAndCompress(model, promptTokens, press);
+  const ctx = await prefillAndCompress(model, promptTokens, press, { eosTokenIds: tok.eosTokenIds });
   if (options.json) {
     process.stdout.write(JSON.stringify(inspectJson(promptTokens, ctx.plan)) + '\n');
   } else {

@@ -21,6 +21,8 @@ import type { Sampler } from './sampling.js';
 export interface CompressOptions {
   /** prefill chunk size in rows (engine default 512) */
   chunk?: number;
+  /** where a press that decodes ahead (LAQ) stops; default: the model's end-of-sequence ids */
+  eosTokenIds?: readonly number[];
 }
 
 /** A prefilled, compressed context: its cache, where to continue, and what compression cost. */
@@ -62,7 +64,7 @@ export async function prefillAndCompress(model: LlamaModel, tokens: ArrayLike<nu
   let plan: KeepPlan;
   if (press) {
     const run: PrefillRun = {
-      model, cache, tokens: ids, promptLength: L, startPosition: 0, lastLogits, captured: recorder.result(), eosTokenIds: model.config.eosTokenIds,
+      model, cache, tokens: ids, promptLength: L, startPosition: 0, lastLogits, captured: recorder.result(), eosTokenIds: opts.eosTokenIds ?? model.config.eosTokenIds,
     };
     plan = await press.compress(run);
     cache.retainAll(plan);
@@ -133,7 +135,7 @@ export interface RunResult extends DecodeResult {
  * prefill's last logits (so greedy decoding starts from the prefill's argmax token, as LAQ assumes).
  */
 export async function runQueryAware(model: LlamaModel, promptTokens: ArrayLike<number>, press: Press | null, opts: DecodeOpts): Promise<RunResult> {
-  const ctx = await prefillAndCompress(model, promptTokens, press, { chunk: opts.chunk });
+  const ctx = await prefillAndCompress(model, promptTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens });
   const t0 = performance.now();
   const d = decode(model, ctx.cache, {
     firstLogits: ctx.lastLogits, nextPosition: ctx.nextPosition, maxNewTokens: opts.maxNewTokens,
@@ -150,7 +152,7 @@ export async function runQueryAware(model: LlamaModel, promptTokens: ArrayLike<n
 export async function runQueryAgnostic(
   model: LlamaModel, contextTokens: ArrayLike<number>, questions: ArrayLike<number>[], press: Press | null, opts: DecodeOpts,
 ): Promise<{ context: CompressedContext; answers: AnswerResult[] }> {
-  const context = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk });
+  const context = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens });
   const answers = questions.map((q) => answer(model, context, q, opts));
   return { context, answers };
 }
@@ -169,7 +171,7 @@ export async function runWithMode(
 ): Promise<RunResult> {
   if (mode === 'query-aware') return runQueryAware(model, [...Array.from(contextTokens), ...Array.from(questionTokens)], press, opts);
   if (mode !== 'query-agnostic') throw new KvevictError(`--mode must be query-aware or query-agnostic, got "${String(mode)}"`);
-  const ctx = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk });
+  const ctx = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens });
   const a = answer(model, ctx, questionTokens, opts);
   return {
     tokens: a.tokens, steps: a.steps, finish: a.finish, plan: ctx.plan, promptLength: ctx.promptLength + questionTokens.length,
