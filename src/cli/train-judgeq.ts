@@ -22,6 +22,7 @@ const specs: OptionSpecs = {
   'min-length': { type: 'int', help: 'shortest context of a long-context prompt, in tokens', default: d.minLength },
   'max-length': { type: 'int', help: 'longest prompt, in tokens', default: d.maxLength },
   'max-response': { type: 'int', help: 'longest greedy response, in tokens', default: d.maxResponse },
+  'init-from': { type: 'string', help: 'start from the soft tokens in this file (e.g. trained for an earlier checkpoint of the model)' },
   'length-weight': { type: 'boolean', help: "weigh each prompt's loss by (L / 1024)^2, so long prompts count as much as short ones" },
   warmup: { type: 'int', help: 'warm-up steps', default: d.warmup },
   'eval-every': { type: 'int', help: 'held-out loss every N steps', default: 25 },
@@ -58,6 +59,7 @@ export async function run(argv: string[]): Promise<number> {
     softTokens: num('soft-tokens'), steps: num('steps'), lr: num('lr'), warmup: num('warmup'), minLrRatio: d.minLrRatio,
     batch: num('batch'), seed: num('seed'), trainPrompts: num('prompts'), heldOutPrompts: num('held-out'),
     minLength: num('min-length'), maxLength: num('max-length'), maxResponse: num('max-response'), lengthWeight: o['length-weight'] === true,
+    initFrom: typeof o['init-from'] === 'string' ? resolve(o['init-from']) : null,
     evalEvery: num('eval-every'), checkpointEvery: num('checkpoint-every'), timeLimit: num('time-limit'), quiet: o.quiet === true,
   });
   if (o.card) {

@@ -54,6 +54,14 @@ function fidelityTable(cells: FidelityCell[], budgets: number[], what: 'hitRate'
   return lines.join('\n');
 }
 
+/** What the starting soft tokens were, from their own metadata when the file is still there. */
+function initNote(file: string): string {
+  if (!existsSync(file)) return '';
+  const m = loadSoftTokens(file).metadata;
+  const r = JSON.parse(m.recipe ?? '{}') as Partial<JudgeqRecipe>;
+  return ` (themselves trained for ${m.steps ?? '?'} steps of ${r.batch ?? '?'} prompts, ${formatDuration(Number(m.training_seconds))}, on an earlier checkpoint of the model, model_hash ${String(m.model_hash).slice(0, 12)}..., with the same data recipe and learning rate ${r.lr ?? '?'}; the time and counts above are those of this run only)`;
+}
+
 /** A path as the card shows it: relative to the repository when inside it. */
 function shown(p: string): string {
   const r = relative(repoRoot, resolve(p));
@@ -159,7 +167,7 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
     `- Model: ${c.numLayers} layers, hidden ${c.hiddenSize}, ${c.numHeads} query heads, ${c.numKvHeads} KV heads, head size ${c.headDim}, byte-level vocabulary of ${c.vocabSize}, context ${c.maxPositions}.`,
     `- Data: ${recipe.trainPrompts ?? '?'} training prompts from ../shared/data, training split only (half the reference model's synthetic long-context tasks: needle, multi-key, multi-value, multi-query, passkey, variable tracking, common and frequent words; a quarter questions about training-essay passages; a quarter instructions from GPTeacher and self-instruct, a tenth of which is held out), contexts ${recipe.minLength ?? '?'} to ${recipe.maxLength ?? '?'} tokens (log-uniform). Each prompt is paired with the model's own greedy response (at most ${recipe.maxResponse ?? '?'} tokens, full cache), generated once and cached.`,
     `- Target and loss: per layer and query head, the response tokens' mean attention over the prompt (softmax over prompt and response keys, restricted to the prompt) against the soft tokens' mean attention over the prompt; mean squared error averaged over layers, heads and prompt positions. Only the ${soft.count} x ${soft.hiddenSize} soft embeddings learn; the backward pass runs through the soft rows only, over the prompt's cached keys and values.`,
-    `- Recipe: ${soft.metadata.steps ?? '?'} steps of ${recipe.batch ?? '?'} prompts (${fmt(promptsSeen, 0)} prompts, ${fmt(tokens / 1e6, 2)}M prompt and response tokens), AdamW (beta 0.9 / 0.99, no weight decay), peak learning rate ${recipe.lr ?? '?'} with ${recipe.warmup ?? '?'} warm-up steps and cosine decay to ${recipe.minLrRatio ?? '?'} of it, seed ${recipe.seed ?? '?'}; initialised from the embeddings of random vocabulary tokens${recipe.lengthWeight ? '; each prompt\'s loss weighed by (L / 1024)^2, since the MSE of attention rows scales as 1 / L^2 and short prompts would otherwise give almost all of the gradient' : ''}. Full recipe in the file's \`recipe\` metadata.`,
+    `- Recipe: ${soft.metadata.steps ?? '?'} steps of ${recipe.batch ?? '?'} prompts (${fmt(promptsSeen, 0)} prompts, ${fmt(tokens / 1e6, 2)}M prompt and response tokens), AdamW (beta 0.9 / 0.99, no weight decay), peak learning rate ${recipe.lr ?? '?'} with ${recipe.warmup ?? '?'} warm-up steps and cosine decay to ${recipe.minLrRatio ?? '?'} of it, seed ${recipe.seed ?? '?'}; initialised ${recipe.initFrom ? `from the soft tokens of \`${basename(recipe.initFrom)}\`${initNote(recipe.initFrom)}` : 'from the embeddings of random vocabulary tokens'}${recipe.lengthWeight ? '; each prompt\'s loss weighed by (L / 1024)^2, since the MSE of attention rows scales as 1 / L^2 and short prompts would otherwise give almost all of the gradient' : ''}. Full recipe in the file's \`recipe\` metadata.`,
     `- Time and machine: ${formatDuration(seconds)} (${fmt(promptsSeen / seconds, 2)} prompts/s, ${fmt(tokens / seconds, 0)} tokens/s) on ${soft.metadata.machine ?? '?'}, with ${soft.metadata.complete === 'true' ? 'every planned step done' : 'the run stopped early by its time limit'} (the time includes generating the greedy responses once).`,
     '',
     `![loss curves](${svgName})`,
@@ -184,7 +192,7 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
     '## Reproduce',
     '',
     '```',
-    `kvevict train-judgeq --model ${shown(o.modelDir)} --out ${shown(o.softFile)} --soft-tokens ${soft.count} --steps ${recipe.steps ?? '?'} --lr ${recipe.lr ?? '?'} --batch ${recipe.batch ?? '?'} --seed ${recipe.seed ?? '?'} --prompts ${recipe.trainPrompts ?? '?'} --held-out ${recipe.heldOutPrompts ?? '?'} --min-length ${recipe.minLength ?? '?'} --max-length ${recipe.maxLength ?? '?'} --max-response ${recipe.maxResponse ?? '?'} --warmup ${recipe.warmup ?? '?'}${recipe.lengthWeight ? ' --length-weight' : ''} --card`,
+    `kvevict train-judgeq --model ${shown(o.modelDir)} --out ${shown(o.softFile)} --soft-tokens ${soft.count} --steps ${recipe.steps ?? '?'} --lr ${recipe.lr ?? '?'} --batch ${recipe.batch ?? '?'} --seed ${recipe.seed ?? '?'} --prompts ${recipe.trainPrompts ?? '?'} --held-out ${recipe.heldOutPrompts ?? '?'} --min-length ${recipe.minLength ?? '?'} --max-length ${recipe.maxLength ?? '?'} --max-response ${recipe.maxResponse ?? '?'} --warmup ${recipe.warmup ?? '?'}${recipe.lengthWeight ? ' --length-weight' : ''}${recipe.initFrom ? ` --init-from ${basename(recipe.initFrom)}` : ''} --card`,
     '```',
     '',
     'The run folder keeps the response cache and a checkpoint: `--resume` continues an interrupted run.',

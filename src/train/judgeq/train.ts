@@ -12,7 +12,7 @@ import { KvevictError } from '../../errors.js';
 import { kernels } from '../../kernels/index.js';
 import { LlamaModel } from '../../model/llama.js';
 import { loadModelDir } from '../../model/load.js';
-import { modelHash, saveSoftTokens } from '../../press/queries/soft-tokens-file.js';
+import { loadSoftTokens, modelHash, saveSoftTokens } from '../../press/queries/soft-tokens-file.js';
 import { Rng } from '../../util/rng.js';
 import { AdamW, type AdamWOptions } from '../adamw.js';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint.js';
@@ -43,6 +43,8 @@ export interface JudgeqRecipe {
    * 1 / L), so without it the short prompts of a batch give almost all of the gradient.
    */
   lengthWeight: boolean;
+  /** start from these soft tokens (e.g. trained for an earlier checkpoint of the model) instead of token embeddings */
+  initFrom: string | null;
 }
 
 export interface JudgeqTrainOptions extends JudgeqRecipe {
@@ -61,7 +63,7 @@ export interface JudgeqTrainOptions extends JudgeqRecipe {
 
 export const DEFAULT_RECIPE: JudgeqRecipe = {
   softTokens: 32, steps: 300, lr: 5e-3, warmup: 10, minLrRatio: 0.1, batch: 4, seed: 1,
-  trainPrompts: 600, heldOutPrompts: 24, minLength: 256, maxLength: 2048, maxResponse: 96, lengthWeight: false,
+  trainPrompts: 600, heldOutPrompts: 24, minLength: 256, maxLength: 2048, maxResponse: 96, lengthWeight: false, initFrom: null,
 };
 
 export const SOFT_ADAMW: AdamWOptions = { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 };
@@ -91,8 +93,8 @@ export interface JudgeqTrainResult {
 }
 
 function recipeOf(o: JudgeqRecipe): JudgeqRecipe {
-  const { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse, lengthWeight } = o;
-  return { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse, lengthWeight };
+  const { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse, lengthWeight, initFrom } = o;
+  return { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse, lengthWeight, initFrom };
 }
 
 export function checkRecipe(o: JudgeqRecipe): void {
@@ -177,7 +179,16 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
   const trainSet = buildPrompts(loaded.tokenizer, { count: o.trainPrompts, split: 'train', seed: o.seed, ...lengths });
   const heldSet = buildPrompts(loaded.tokenizer, { count: o.heldOutPrompts, split: 'heldout', seed: o.seed, ...lengths });
 
-  const soft = param(initialSoftTokens(loaded.weights.embed, cfg.vocabSize, cfg.hiddenSize, o.softTokens, o.seed), [o.softTokens, cfg.hiddenSize], 'soft_embeddings');
+  let init = initialSoftTokens(loaded.weights.embed, cfg.vocabSize, cfg.hiddenSize, o.softTokens, o.seed);
+  if (o.initFrom !== null) {
+    // another model's tokens are a starting point here, so only the shape must agree
+    const from = loadSoftTokens(o.initFrom);
+    if (from.count !== o.softTokens || from.hiddenSize !== cfg.hiddenSize) {
+      throw new KvevictError(`${o.initFrom}: --init-from needs ${o.softTokens} soft tokens of size ${cfg.hiddenSize}, the file has ${from.count} of size ${from.hiddenSize}`);
+    }
+    init = from.embeddings;
+  }
+  const soft = param(init, [o.softTokens, cfg.hiddenSize], 'soft_embeddings');
   const opt = new AdamW([soft], SOFT_ADAMW);
   let step = 0, promptsSeen = 0, tokensSeen = 0, elapsedBefore = 0;
   let history: TrainRecord[] = [];
