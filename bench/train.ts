@@ -1,6 +1,6 @@
 /**
  * Training throughput of the reference model's configuration: tokens/s of forward + backward + AdamW at
- * each curriculum length (4,096 tokens per step), split into forward, backward and optimizer time.
+ * each curriculum length (the recipe's tokens per step), split into forward, backward and optimizer time.
  * Standalone: node dist/bench/train.js [LENGTH...]
  */
 import { kernels } from '../src/kernels/index.js';
@@ -15,7 +15,7 @@ import { trainingBatch } from '../src/train/data/batch.js';
 import { formatTable } from './table.js';
 
 /** The configuration the delivered model was trained with. */
-export const REFERENCE = { ...DEFAULT_PRETRAIN, hidden: 256, layers: 4, heads: 4, kvHeads: 2, intermediate: 640, tokensPerStep: 4096 };
+export const REFERENCE = { ...DEFAULT_PRETRAIN };
 
 export interface TrainBenchRow {
   length: number;

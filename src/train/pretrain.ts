@@ -51,9 +51,9 @@ export interface PretrainOptions {
 }
 
 export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'exportDir'> = {
-  seed: 1, steps: 1600, tokensPerStep: 8192, lr: 2e-3, warmup: 60, minLrRatio: 0.1, clip: 1,
-  hidden: 256, layers: 5, heads: 4, kvHeads: 2, intermediate: 768, ropeTheta: 50000, maxPositions: 4096, maxLength: 4096,
-  evalEvery: 50, checkpointEvery: 25, evalLengths: [512, 1024, 2048], lrRestart: 0, timeLimit: 0, curriculum: DEFAULT_CURRICULUM,
+  seed: 1, steps: 2640, tokensPerStep: 2048, lr: 3e-3, warmup: 50, minLrRatio: 0.1, clip: 1,
+  hidden: 256, layers: 4, heads: 4, kvHeads: 2, intermediate: 640, ropeTheta: 50000, maxPositions: 4096, maxLength: 4096,
+  evalEvery: 100, checkpointEvery: 20, evalLengths: [512, 1024, 2048], lrRestart: 0, timeLimit: 0, curriculum: DEFAULT_CURRICULUM,
 };
 
 export function modelConfigOf(o: Omit<PretrainOptions, 'out' | 'exportDir'>): ModelConfig {

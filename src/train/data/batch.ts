@@ -76,13 +76,17 @@ export interface CurriculumStage {
   mix?: string;
 }
 
+/**
+ * The recipe's curriculum: a short warm-up on 256-token mixed sequences, then a long copy-heavy phase on
+ * 128-256 tokens (where copying and key lookup form, late and suddenly), then the full mix at growing lengths.
+ */
 export const DEFAULT_CURRICULUM: CurriculumStage[] = [
-  { until: 0.12, lengths: [256] },
-  { until: 0.45, lengths: [256, 512] },
-  { until: 0.6, lengths: [512, 1024] },
-  { until: 0.75, lengths: [512, 1024, 2048] },
-  { until: 0.9, lengths: [1024, 2048, 4096] },
-  { until: 1.01, lengths: [1024, 2048, 4096, 4096] },
+  { until: 0.05, lengths: [256] },
+  { until: 0.6, lengths: [128, 256], mix: 'copy' },
+  { until: 0.7, lengths: [256, 512] },
+  { until: 0.8, lengths: [512, 1024] },
+  { until: 0.93, lengths: [1024, 2048] },
+  { until: 1.01, lengths: [2048, 4096] },
 ];
 
 /** Short sequences only: the tiny configuration used by tests. */
