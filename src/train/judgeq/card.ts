@@ -172,7 +172,7 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
     '',
     `![loss curves](${svgName})`,
     '',
-    `Loss (MSE, x 1e-6): train ${fmt(trainStart * 1e6, 4)} over the first tenth of the steps, ${fmt(trainEnd * 1e6, 4)} over the last tenth; held-out (${recipe.heldOutPrompts ?? '?'} held-out prompts) ${fmt((held[0]?.heldOutLoss ?? NaN) * 1e6, 4)} at the start, ${fmt((held[held.length - 1]?.heldOutLoss ?? NaN) * 1e6, 4)} at the end.`,
+    `Loss (MSE, x 1e-6${recipe.lengthWeight ? '; each prompt weighed by (L / 1024)^2 as in training' : ''}): train ${fmt(trainStart * 1e6, 4)} over the first tenth of the steps, ${fmt(trainEnd * 1e6, 4)} over the last tenth; held-out (${recipe.heldOutPrompts ?? '?'} held-out prompts) ${fmt((held[0]?.heldOutLoss ?? NaN) * 1e6, 4)} at the start, ${fmt((held[held.length - 1]?.heldOutLoss ?? NaN) * 1e6, 4)} at the end.`,
     '',
     '## Oracle hit rate on held-out prompts',
     '',

@@ -220,14 +220,18 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
     const response = responses.get(model, p.tokens, prefilled);
     return response.length > 0 ? { prompt: p.tokens, response } : null;
   };
+  /** A prompt's weight in the loss: (L / 1024)^2 with --length-weight, else 1. */
+  const weightOf = (ex: JudgeqExample): number => (o.lengthWeight ? (ex.prompt.length / 1024) ** 2 : 1);
   const heldOutLoss = (): number => {
     let s = 0, n = 0;
+    // the same weighting as training, so the curves compare
     for (const p of heldSet) {
       const pre = prefillPrompt(model, p.tokens);
       const ex = exampleOf(p, pre);
       if (!ex) continue;
-      s += exampleLoss(model, forward, soft, ex, false, 1, pre.cache).loss;
-      n++;
+      const w = weightOf(ex);
+      s += w * exampleLoss(model, forward, soft, ex, false, 1, pre.cache).loss;
+      n += w;
     }
     return n > 0 ? s / n : NaN;
   };
@@ -268,13 +272,14 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
     const lr = learningRate({ peak: o.lr, warmup: o.warmup, total: o.steps, minRatio: o.minLrRatio }, step);
     soft.zeroGrad();
     const picked = batchIndices(trainSet.length, o.batch, step, o.seed).map((i) => trainSet[i]);
-    let lossSum = 0, tokens = 0, used = 0;
+    let lossSum = 0, weightSum = 0, tokens = 0, used = 0;
     for (const p of picked) {
       const pre = prefillPrompt(model, p.tokens);
       const ex = exampleOf(p, pre);
       if (!ex) continue;
-      const weight = o.lengthWeight ? (ex.prompt.length / 1024) ** 2 : 1;
-      lossSum += exampleLoss(model, forward, soft, ex, true, weight / o.batch, pre.cache).loss;
+      const weight = weightOf(ex);
+      lossSum += weight * exampleLoss(model, forward, soft, ex, true, weight / o.batch, pre.cache).loss;
+      weightSum += weight;
       tokens += ex.prompt.length + ex.response.length;
       used++;
     }
@@ -282,7 +287,7 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
     step++;
     promptsSeen += used;
     tokensSeen += tokens;
-    log({ step, seconds: elapsed(), loss: used ? lossSum / used : undefined, lr, prompts: used, tokens });
+    log({ step, seconds: elapsed(), loss: used ? lossSum / weightSum : undefined, lr, prompts: used, tokens });
     if (step % o.evalEvery === 0 || step === o.steps) log({ step, seconds: elapsed(), heldOutLoss: heldOutLoss() });
     if (step % o.checkpointEvery === 0 || step === o.steps) checkpoint();
     if (bar) {
@@ -290,7 +295,7 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
       const held = history.filter((r) => r.heldOutLoss !== undefined);
       bar.update(step, {
         tokensPerSecond: tokensSeen / Math.max(1e-9, elapsed()),
-        loss: used ? (lossSum / used) * 1e6 : NaN,
+        loss: used ? (lossSum / weightSum) * 1e6 : NaN,
         secondsLeft: (o.steps - step) / Math.max(1e-9, rate),
         extra: `(x1e-6)  held-out ${(held[held.length - 1].heldOutLoss! * 1e6).toFixed(3)}  lr ${lr.toExponential(1)}`,
       }, step === o.steps);
