@@ -224,8 +224,8 @@ export function lossCurve(history: LogRecord[]): string {
     { label: 'training loss (weighted, EMA)', color: '#1f77b4', points: smooth },
     { label: 'answer-token loss (EMA)', color: '#ff7f0e', points: answer },
     ...lengths.map((l, i) => ({
-      label: `held-out needle exact @${l} (right axis)`, color: colors[i % colors.length], rightAxis: true,
-      points: evals.map((h) => [h.tokens, h.eval!.niah[l] ?? 0] as [number, number]),
+      label: `held-out needle answer tokens right @${l} (teacher-forced, right axis)`, color: colors[i % colors.length], rightAxis: true,
+      points: evals.map((h) => [h.tokens, h.eval!.niahTokens[l] ?? 0] as [number, number]),
     })),
   ]);
 }
