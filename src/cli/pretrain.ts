@@ -73,7 +73,7 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length) throw new KvevictError(`pretrain: unexpected argument "${positionals[0]}"`);
   if (o.evaluate) {
     const dir = resolve(typeof o.model === 'string' ? o.model : defaultModelDir);
-    const lengths = (o['card-lengths'] as string[]).map(Number);
+    const lengths = String(o['card-lengths']).split(',').map(Number);
     if (lengths.some((l) => !Number.isInteger(l) || l <= 0)) throw new KvevictError('pretrain: --card-lengths must be positive integers');
     const result = await evaluateCard(dir, { ...DEFAULT_CARD_EVAL, lengths, perTask: int(o, 'per-task'), log: (l) => process.stderr.write(l + '\n') });
     const file = typeof o['eval-out'] === 'string' ? resolve(o['eval-out']) : join(dir, 'heldout-eval.json');
