@@ -180,3 +180,15 @@ test('held-out evaluation of a model folder: greedy answers through the engine, 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('pretrain --curriculum parses stages and task mixes, and rejects bad ones', async () => {
+  const { parseCurriculum } = await import('../src/cli/pretrain.js');
+  assert.deepEqual(parseCurriculum('0.5:128,256@copy;1.01:512'), [{ until: 0.5, lengths: [128, 256], mix: 'copy' }, { until: 1.01, lengths: [512] }]);
+  assert.throws(() => parseCurriculum('0.5:abc'), /--curriculum/);
+  assert.throws(() => parseCurriculum('0.5:128@nosuchmix'), /--curriculum mix/);
+});
+
+test('copy-heavy stages draw only copying and lookup tasks', () => {
+  const batch = trainingBatch(corpus, 1, 0, 0.1, 4096, [{ until: 1.01, lengths: [256], mix: 'copy' }], 256);
+  for (const s of batch.samples) assert.ok(['repeat', 'niah_multikey', 'niah_place', 'passkey'].includes(s.task), s.task);
+});
