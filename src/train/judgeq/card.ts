@@ -37,6 +37,8 @@ export interface CardOptions {
   rulerSamples: number;
   needleLengths: number[];
   progress: TextSink;
+  /** evaluate as the embedded reference model (held-out haystacks); default: when modelDir is its folder */
+  embedded?: boolean;
 }
 
 export const CARD_RULER_TASKS = ['ruler:niah_single_2', 'ruler:niah_multikey_1', 'ruler:niah_multivalue', 'ruler:vt', 'ruler:fwe'];
@@ -119,7 +121,8 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
     const softSpec = 'soft' in softOpt ? `:soft=${softOpt.soft}` : '';
     const presses = ['full', 'snapkv', 'laq', `judgeq${softSpec}`, `judgeq+laq${softSpec}`].map((p) => parsePressSpec(p));
     const grid = makeGrid(presses, o.budgets, [...MODES]);
-    const engine = loadEngine(o.modelDir);
+    const loadedEngine = loadEngine(o.modelDir);
+    const engine = { ...loadedEngine, embedded: o.embedded ?? loadedEngine.embedded };
     const base = { grid, outDir: evalDir, seed: 0, progress: o.progress, log: o.progress, modelDir: o.modelDir };
     await runEvalJob({ ...base, datasets: ['niah'], lengths: o.needleLengths, depths: [0, 25, 50, 75, 100] }, engine);
     await runEvalJob({ ...base, datasets: CARD_RULER_TASKS, samples: o.rulerSamples }, engine);
