@@ -14,6 +14,7 @@ const D = DEFAULT_PRETRAIN;
 const SPECS: OptionSpecs = {
   out: { type: 'string', help: 'run folder: checkpoint.bin, log.jsonl, loss.svg and the model files' },
   export: { type: 'string', help: 'also write the model (and loss.svg) here at each evaluation, e.g. models/kvevict-ref' },
+  'init-from': { type: 'string', help: 'start from this model folder\'s weights (fine-tuning; same shape as the run)' },
   resume: { type: 'boolean', help: 'continue from DIR/checkpoint.bin (same data order as an uninterrupted run)' },
   seed: { type: 'int', help: 'seed of the initial weights and the data order', default: D.seed },
   steps: { type: 'int', help: 'optimizer steps (the cosine schedule ends here)', default: D.steps },
@@ -39,7 +40,7 @@ const SPECS: OptionSpecs = {
   'eval-out': { type: 'string', help: 'JSON file for --evaluate results (default MODEL/heldout-eval.json)' },
   'card-lengths': { type: 'list', help: 'needle prompt lengths for --evaluate', default: DEFAULT_CARD_EVAL.lengths.join(',') },
   'per-task': { type: 'int', help: 'samples per synthetic task for --evaluate', default: DEFAULT_CARD_EVAL.perTask },
-  curriculum: { type: 'string', help: 'sequence lengths (and task mix) by progress, "UNTIL:LEN,LEN[@MIX];UNTIL:LEN..." (progress 0..1, MIX default or copy; default 0.05:256;0.6:128,256@copy;0.7:256,512;0.8:512,1024;0.93:1024,2048;1.01:2048,4096)' },
+  curriculum: { type: 'string', help: 'sequence lengths (and task mix) by progress, "UNTIL:LEN,LEN[@MIX];UNTIL:LEN..." (progress 0..1, MIX default, copy or retrieve; default 0.05:256;0.6:128,256@copy;0.7:256,512;0.8:512,1024;0.93:1024,2048;1.01:2048,4096)' },
   tiny: { type: 'boolean', help: 'a tiny model and short sequences (seconds; for tests and smoke runs)' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -91,6 +92,7 @@ export async function run(argv: string[]): Promise<number> {
     clip: o.clip as number, hidden: int(o, 'hidden'), layers: int(o, 'layers'), heads: int(o, 'heads'), kvHeads: int(o, 'kv-heads'),
     intermediate: int(o, 'intermediate'), ropeTheta: o['rope-theta'] as number, maxPositions: int(o, 'max-positions'), maxLength: int(o, 'max-length'),
     evalEvery: int(o, 'eval-every'), evalLengths: (o['eval-lengths'] as string[] | string | undefined ? String(o['eval-lengths']).split(',') : []).map(Number),
+    initFrom: typeof o['init-from'] === 'string' ? resolve(o['init-from']) : null,
     checkpointEvery: int(o, 'checkpoint-every'), lrRestart: int(o, 'lr-restart'), timeLimit: (o['time-limit'] as number) * 60,
   };
   if (o.tiny) {

@@ -17,6 +17,9 @@ import { evaluateHeldOut, type HeldOutReport } from './evaluate.js';
 import { exportModel } from './export.js';
 import { ProgressBar, formatDuration } from './progress.js';
 import { lineChartSvg } from './loss-svg.js';
+import { loadConfig } from '../model/config.js';
+import { loadWeights } from '../model/weights.js';
+import { paramsFromWeights, type ModelParams } from './params.js';
 
 /** Everything that defines a pretraining run (a resumed run must use the same values). */
 export interface PretrainOptions {
@@ -48,6 +51,8 @@ export interface PretrainOptions {
   /** stop (after checkpointing) when this many seconds have passed in this process; 0 = no limit */
   timeLimit: number;
   curriculum: CurriculumStage[];
+  /** start from this model folder's weights instead of a random initialisation (fine-tuning); a checkpoint still wins on --resume */
+  initFrom?: string | null;
 }
 
 export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'exportDir'> = {
@@ -94,6 +99,7 @@ const FROZEN_KEYS = ['seed', 'hidden', 'layers', 'heads', 'kvHeads', 'intermedia
 export async function pretrain(opts: PretrainOptions, resume: boolean, log: (line: string) => void = (l) => process.stderr.write(l + '\n'), corpus: Corpus = loadCorpus()): Promise<PretrainResult> {
   const cfg = modelConfigOf(opts);
   const params = initParams(cfg, opts.seed);
+  if (opts.initFrom) initFromModel(opts.initFrom, cfg, params);
   const list = namedParams(params).map((p) => p.tensor);
   const opt = new AdamW(list, DEFAULT_ADAMW);
   const model = new TrainModel(cfg, params);
@@ -199,6 +205,17 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   }
   bar.done();
   return { finalLoss: lastLoss, firstLoss, steps: opts.steps, history };
+}
+
+/** Copy a model folder's weights into freshly made parameters; the folder's shape must be the run's. */
+export function initFromModel(dir: string, cfg: ModelConfig, params: ModelParams): void {
+  const theirs = loadConfig(dir);
+  for (const k of ['hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'vocabSize'] as const) {
+    if (theirs[k] !== cfg[k]) throw new KvevictError(`--init-from ${dir}: config.json has ${k} ${theirs[k]}, the run has ${cfg[k]}`);
+  }
+  const src = namedParams(paramsFromWeights(loadWeights(dir, theirs), false));
+  const dst = namedParams(params);
+  src.forEach((p, i) => dst[i].tensor.data.set(p.tensor.data));
 }
 
 /** Training loss (smoothed) and needle accuracy against tokens seen. */

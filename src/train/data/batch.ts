@@ -23,7 +23,16 @@ export interface Batch extends PackedInput {
  */
 export const COPY_MIX: Partial<Record<TaskName | 'text', number>> = { repeat: 0.4, niah_multikey: 0.3, niah_place: 0.2, passkey: 0.1 };
 
-export const MIXES: Record<string, Partial<Record<TaskName | 'text', number>>> = { default: TASK_MIX, copy: COPY_MIX };
+/**
+ * A retrieval-heavy mix for fine-tuning at long lengths: needles and keyed lookups whose answers are copied
+ * byte for byte from far back, with some copying and text so that neither skill is forgotten.
+ */
+export const RETRIEVE_MIX: Partial<Record<TaskName | 'text', number>> = {
+  niah_place: 0.3, niah_multikey: 0.2, niah_multivalue: 0.08, niah_multiquery: 0.08, passkey: 0.06, variable_tracking: 0.04,
+  common_words: 0.02, frequent_words: 0.02, repeat: 0.12, text: 0.08,
+};
+
+export const MIXES: Record<string, Partial<Record<TaskName | 'text', number>>> = { default: TASK_MIX, copy: COPY_MIX, retrieve: RETRIEVE_MIX };
 
 function pickTask(rng: Rng, mix: Partial<Record<TaskName | 'text', number>> = TASK_MIX): TaskName | 'text' {
   let r = rng.next();
