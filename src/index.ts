@@ -1,0 +1,73 @@
+/**
+ * kvevict as a library: load a Hugging Face Llama-family model folder, build an eviction method ("press"),
+ * prefill and compress a prompt, answer on the compressed cache; evaluate grids of methods and budgets,
+ * write reports, train the embedded model and Judge Q soft tokens.
+ *
+ *   const m = loadModelDir(defaultModelDir);
+ *   const model = new LlamaModel(m.config, m.weights);
+ *   const r = await runQueryAware(model, m.tokenizer.encode(prompt), makePress('laq++', { budget: 256 }), { maxNewTokens: 32 });
+ */
+
+// errors and paths
+export { KvevictError } from './errors.js';
+export { defaultModelDir, repoRoot, sharedData } from './paths.js';
+
+// kernels: native (OpenBLAS addon) when built, else TypeScript
+export { kernels, jsKernels, loadNative, nativeAddonPath, type Kernels, type AttendArgs } from './kernels/index.js';
+
+// model: config, weights, tokenizer, engine, GGUF
+export { loadModelDir, type LoadedModel } from './model/load.js';
+export { LlamaModel, ForwardProfile, type ForwardOptions, type ForwardSection } from './model/llama.js';
+export { loadConfig, parseConfig, type ModelConfig, type ModelType, type Llama3RopeScaling } from './model/config.js';
+export { Tokenizer, type ChatMessage, type EncodeOptions, type ChatTemplateOptions } from './model/tokenizer.js';
+export type { DecodeOptions as TokenizerDecodeOptions } from './model/tokenizer.js';
+export { loadWeights, saveModelDir, type SaveModelOptions } from './model/weights.js';
+export type { Weights, LayerWeights, LayerView, Observer, ForwardArgs } from './model/types.js';
+export { loadGguf, readGguf, writeGguf, type GgufFile, type WriteGgufOptions } from './model/gguf.js';
+
+// KV cache
+export { KvCache, HeadCache } from './cache/kv-cache.js';
+
+// generation
+export { decode, prefill, generateFromTokens } from './generate/decode.js';
+export type {
+  DecodeStep, DecodeResult, DecodeOptions, PrefillOptions, PrefillResult, GenerateOptions, GenerateResult,
+} from './generate/decode.js';
+export { argmax, greedy, makeSampler, validateSampling, topLogprobs, type Sampler, type SamplingOptions, type TopEntry } from './generate/sampling.js';
+export {
+  prefillAndCompress, answer, runQueryAware, runQueryAgnostic, runWithMode, PIPELINE_MODES,
+  type CompressOptions, type CompressedContext, type DecodeOpts, type AnswerResult, type RunResult, type PipelineMode,
+} from './generate/pipeline.js';
+
+// eviction methods ("presses")
+export {
+  makePress, pressFromCli, optionsOf, describePress, PRESS_NAMES, ADAKV_SCORERS,
+  PRESS_OPTION_SPECS, PRESS_DEFAULTS, resolveBudget, ScorePress, AttentionScorer, WindowQueries, LookaheadQueries,
+  PrefillRecorder, mergeCaptures, selectCache, keepAllPlan,
+  type PressOptions, type BudgetSpec, type KeepPlan, type Press, type PrefillRun, type PressModel, type CaptureRequest,
+  type Captured, type QueryBlock, type QuerySource, type Scorer, type Allocator, type HeadScores,
+} from './press/index.js';
+
+// Judge Q soft tokens
+export {
+  SoftTokenQueries, loadSoftTokens, saveSoftTokens, modelHash, checkSoftTokensFor, DEFAULT_SOFT_FILE, type SoftTokens,
+} from './press/index.js';
+
+// evaluation: datasets, grid runner, metrics, fidelity, summaries, report
+export type { EvalCase, LoadedDataset } from './eval/case.js';
+export { loadDataset, DATASET_FORMS, type DatasetOptions } from './eval/datasets/index.js';
+export { preparePrompt, chatWrapper, truncateMiddle, type PreparedPrompt, type TextTokenizer } from './eval/prompt.js';
+export { MODES, makeGrid, parseMode, parseBudgets, parsePressSpec, pressLabel, type Mode, type PressSpec, type Setting } from './eval/settings.js';
+export { runGrid, type RunGridOptions, type RunGridResult } from './eval/runner.js';
+export { runEvalJob, loadEngine, type EvalJob } from './eval/setup.js';
+export { ModelEngine, pressOptions } from './eval/model-engine.js';
+export type { EvalEngine } from './eval/engine.js';
+export { readRows, RESULTS_FILE, type ResultRow, type FidelityFigures } from './eval/results.js';
+export { summarize, formatTable, formatMarkdownTable, formatMarkdownPivot, jsonSummary, type SummaryRow } from './eval/summary.js';
+export { METRIC_NAMES, scorePrediction, parseMetric, type MetricName, type Scoring } from './eval/metrics/index.js';
+export { attentionMass, attentionRecall, oracleHitRate, oracleTopK, outputAgreement, type FidelityTrace } from './eval/fidelity.js';
+export { writeReport, type ReportResult } from './eval/report/index.js';
+
+// training: the embedded model and Judge Q soft tokens
+export { pretrain, DEFAULT_PRETRAIN, type PretrainOptions, type PretrainResult } from './train/pretrain.js';
+export { trainJudgeq, DEFAULT_RECIPE as DEFAULT_JUDGEQ_RECIPE, type JudgeqRecipe, type JudgeqTrainOptions, type JudgeqTrainResult } from './train/judgeq/train.js';

@@ -1,0 +1,184 @@
+/**
+ * The library entry point (src/index.ts, package.json "main"): a tiny end-to-end through it alone, on a
+ * random model folder written to disk. The README's library example is `readmeExample` below, verbatim but
+ * for the model folder and the return value.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as kvevict from '../src/index.js';
+import {
+  chatWrapper, generateFromTokens, kernels, KvevictError, LlamaModel, loadModelDir, makePress, prefill, prefillAndCompress,
+  PRESS_NAMES, runQueryAgnostic, runQueryAware, runWithMode, type KeepPlan, type KvCache,
+} from '../src/index.js';
+import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
+
+// A context of about 560 byte tokens, so that budgets of 48 and 256 really evict.
+const CONTEXT = Array.from({ length: 8 }, (_, i) => `Line ${i}: the lighthouse keeper counted ${i * 7 + 3} ships before the storm.`).join(' ');
+const QUESTION = 'How many ships did the keeper count on line 5?';
+
+/** The README's example (model folder as a parameter). */
+async function readmeExample(modelDir: string, longText: string, questionText: string) {
+  const m = loadModelDir(modelDir);
+  const model = new LlamaModel(m.config, m.weights); // OpenBLAS kernels when built, else TypeScript
+  const tok = m.tokenizer;
+
+  // the chat template around one user turn: context, a blank line, the question
+  const chat = chatWrapper(tok)!;
+  const context = tok.encode(chat.header + longText);
+  const question = tok.encode(`\n\n${questionText}` + chat.footer);
+  const opts = { maxNewTokens: 32, stopTokens: tok.eosTokenIds };
+  const press = makePress('laq++', { budget: 256 });
+
+  // query-aware: context and question are compressed together, then the answer is decoded
+  const aware = await runQueryAware(model, [...context, ...question], press, opts);
+  console.log(tok.decode(aware.tokens, { skipSpecialTokens: true }), `cache ${aware.fullCacheBytes} -> ${aware.cacheBytes} bytes`);
+
+  // query-agnostic: the context alone is compressed once; each question is answered on its own copy
+  const { context: compressed, answers } = await runQueryAgnostic(model, context, [question], press, opts);
+  console.log(tok.decode(answers[0].tokens, { skipSpecialTokens: true }), `${compressed.cache.head(0, 0).length} entries per head`);
+  return { m, aware, compressed, answers };
+}
+
+/** Entry size in bytes: key + value (float32) + position (int32). */
+function entryBytes(headDim: number): number {
+  return 2 * headDim * 4 + 4;
+}
+
+function assertBudgetPlan(plan: KeepPlan, layers: number, kvHeads: number, budget: number, length: number, window: number): void {
+  assert.equal(plan.length, layers);
+  for (const heads of plan) {
+    assert.equal(heads.length, kvHeads);
+    for (const kept of heads) {
+      assert.equal(kept.length, budget);
+      for (let i = 1; i < kept.length; i++) assert.ok(kept[i] > kept[i - 1], 'sorted, unique');
+      assert.ok(kept[0] >= 0 && kept[kept.length - 1] < length);
+      // SnapKV keeps its observation window: the last `window` prompt positions
+      for (let p = length - window; p < length; p++) assert.ok(kept.includes(p), `window position ${p} kept`);
+    }
+  }
+}
+
+/** Every kept entry holds the full cache's key and value at its position, bit for bit. */
+function assertEntriesFrom(full: KvCache, compressed: KvCache): void {
+  for (let l = 0; l < full.numLayers; l++) {
+    for (let h = 0; h < full.numKvHeads; h++) {
+      const f = full.head(l, h);
+      const c = compressed.head(l, h);
+      const d = f.headDim;
+      for (let i = 0; i < c.length; i++) {
+        const j = f.positions.subarray(0, f.length).indexOf(c.positions[i]);
+        assert.ok(j >= 0);
+        assert.deepEqual(c.keys.subarray(i * d, (i + 1) * d), f.keys.subarray(j * d, (j + 1) * d));
+        assert.deepEqual(c.values.subarray(i * d, (i + 1) * d), f.values.subarray(j * d, (j + 1) * d));
+      }
+    }
+  }
+}
+
+describe('library entry point', () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kvevict-library-'));
+    writeRandomModelDir(dir, tinyRawConfig('llama', { vocab_size: 259 }), { seed: 11, scale: 0.15 }); // the byte tokenizer's size, as kvevict-ref
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('exports the public API', () => {
+    for (const name of [
+      'loadModelDir', 'LlamaModel', 'KvCache', 'kernels', 'jsKernels', 'makePress', 'PRESS_NAMES', 'PRESS_OPTION_SPECS',
+      'prefillAndCompress', 'answer', 'runQueryAware', 'runQueryAgnostic', 'runWithMode', 'decode', 'generateFromTokens',
+      'runGrid', 'runEvalJob', 'scorePrediction', 'writeReport', 'loadSoftTokens', 'saveSoftTokens', 'pretrain', 'trainJudgeq',
+      'KvevictError', 'defaultModelDir',
+    ]) {
+      assert.notEqual(typeof (kvevict as Record<string, unknown>)[name], 'undefined', name);
+    }
+    assert.equal(PRESS_NAMES.length, 16);
+    assert.ok(new KvevictError('x') instanceof Error);
+    assert.throws(() => makePress('no-such-press', { budget: 8 }), KvevictError);
+    assert.match(kvevict.defaultModelDir, /models[\\/]kvevict-ref$/);
+  });
+
+  test('snapkv in both modes keeps exactly the budget per head; the answer is text', async () => {
+    const m = loadModelDir(dir);
+    const model = new LlamaModel(m.config, m.weights, kernels());
+    const { numLayers, numKvHeads, headDim } = m.config;
+    const tok = m.tokenizer;
+    const context = tok.encode(CONTEXT);
+    const question = tok.encode(`\n\n${QUESTION}`);
+    const budget = 48;
+    const window = 16;
+    const press = makePress('snapkv', { budget, window });
+    const opts = { maxNewTokens: 6, stopTokens: tok.eosTokenIds };
+
+    const full = prefill(model, context).cache;
+    const ctx = await prefillAndCompress(model, context, press);
+    assertBudgetPlan(ctx.plan, numLayers, numKvHeads, budget, context.length, window);
+    for (let l = 0; l < numLayers; l++) {
+      for (let h = 0; h < numKvHeads; h++) assert.deepEqual(ctx.cache.head(l, h).positions.subarray(0, budget), ctx.plan[l][h]);
+    }
+    assert.equal(ctx.cacheBytes, numLayers * numKvHeads * budget * entryBytes(headDim));
+    assert.equal(ctx.fullCacheBytes, numLayers * numKvHeads * context.length * entryBytes(headDim));
+    assert.equal(ctx.nextPosition, context.length);
+    assertEntriesFrom(full, ctx.cache);
+
+    const prompt = [...context, ...question];
+    const aware = await runQueryAware(model, prompt, press, opts);
+    assertBudgetPlan(aware.plan, numLayers, numKvHeads, budget, prompt.length, window);
+    assert.equal(aware.cacheBytes, numLayers * numKvHeads * budget * entryBytes(headDim));
+    assert.ok(aware.tokens.length >= 1 && aware.tokens.length <= 6);
+    assert.equal(typeof tok.decode(aware.tokens, { skipSpecialTokens: true }), 'string');
+
+    const agnostic = await runQueryAgnostic(model, context, [question, tok.encode('\n\nWho counted?')], press, opts);
+    assert.equal(agnostic.answers.length, 2);
+    for (let l = 0; l < numLayers; l++) for (let h = 0; h < numKvHeads; h++) assert.equal(agnostic.context.cache.head(l, h).length, budget);
+    // the same plan as compressing the context alone; each answer's cache is a copy (context + question + answer)
+    assert.deepEqual(agnostic.context.plan, ctx.plan);
+    const a0 = agnostic.answers[0];
+    assert.equal(a0.cacheBytes, numLayers * numKvHeads * (budget + question.length + a0.tokens.length - 1) * entryBytes(headDim));
+    assert.equal(typeof tok.decode(a0.tokens, { skipSpecialTokens: true }), 'string');
+    // runWithMode: one result shape, the same tokens
+    const viaMode = await runWithMode(model, 'query-agnostic', context, question, press, opts);
+    assert.deepEqual(viaMode.tokens, a0.tokens);
+    assert.equal(viaMode.promptLength, context.length + question.length);
+  });
+
+  test("the 'full' press decodes the same greedy tokens as plain generation, in both modes", async () => {
+    const m = loadModelDir(dir);
+    const model = new LlamaModel(m.config, m.weights, kernels());
+    const tok = m.tokenizer;
+    const context = tok.encode(CONTEXT);
+    const question = tok.encode(`\n\n${QUESTION}`);
+    const prompt = [...context, ...question];
+    const opts = { maxNewTokens: 8, stopTokens: [] as number[] };
+    const plain = generateFromTokens(model, prompt, opts);
+    assert.equal(plain.tokens.length, 8);
+    const aware = await runQueryAware(model, prompt, makePress('full'), opts);
+    assert.deepEqual(aware.tokens, plain.tokens);
+    assert.equal(aware.cacheBytes, aware.fullCacheBytes);
+    // query-agnostic with nothing evicted: the question at the original positions is plain generation of the whole prompt
+    const agnostic = await runQueryAgnostic(model, context, [question], makePress('full'), opts);
+    assert.deepEqual(agnostic.answers[0].tokens, plain.tokens);
+  });
+
+  test("the README's example runs (laq++, budget 256, both modes)", async () => {
+    const log = console.log;
+    const lines: string[] = [];
+    console.log = (...a: unknown[]) => void lines.push(a.join(' '));
+    let r: Awaited<ReturnType<typeof readmeExample>>;
+    try {
+      r = await readmeExample(dir, CONTEXT, QUESTION);
+    } finally {
+      console.log = log;
+    }
+    const { numLayers, numKvHeads, headDim } = r.m.config;
+    assert.equal(lines.length, 2);
+    assert.ok(r.aware.promptLength > 256 && r.compressed.promptLength > 256);
+    assert.equal(r.aware.cacheBytes, numLayers * numKvHeads * 256 * entryBytes(headDim));
+    assert.equal(r.compressed.cacheBytes, numLayers * numKvHeads * 256 * entryBytes(headDim));
+    assert.match(lines[1], /256 entries per head$/);
+    assert.ok(r.answers[0].tokens.length >= 1);
+  });
+});
