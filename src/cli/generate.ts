@@ -1,9 +1,10 @@
 import { KvevictError } from '../errors.js';
-import { decode } from '../generate/decode.js';
-import { prefillAndCompress } from '../generate/pipeline.js';
+import { PIPELINE_MODES, runWithMode, type PipelineMode } from '../generate/pipeline.js';
 import { makeSampler, validateSampling, type SamplingOptions, type TopEntry } from '../generate/sampling.js';
 import { LlamaModel } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
+import { preparePrompt } from '../eval/prompt.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
 import { PRESS_OPTION_SPECS, pressFromCli } from '../press/index.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs, type ParsedOptions } from './args.js';
@@ -23,6 +24,8 @@ const specs: OptionSpecs = {
   model: { type: 'string', help: 'model folder (config.json, *.safetensors, tokenizer.json)', default: defaultModelDir },
   prompt: { type: 'string', help: 'text, tokenized as is (no special tokens added)' },
   chat: { type: 'string', help: "one user message, through the model's chat template with the generation prompt" },
+  question: { type: 'string', help: 'a question after the context: a blank line, then the question (inside the user turn with --chat), as eval\'s plain JSONL prompts' },
+  mode: { type: 'string', help: 'query-aware: the whole prompt, question included, is compressed; query-agnostic: only --prompt/--chat is compressed, --question is fed after it at the next positions', default: 'query-aware' },
   ...GENERATION_OPTION_SPECS,
   // KV-cache eviction after the prefill; --seed is the sampler's and also seeds the random press
   ...Object.fromEntries(Object.entries(PRESS_OPTION_SPECS).filter(([name]) => name !== 'seed')),
@@ -30,7 +33,7 @@ const specs: OptionSpecs = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const USAGE = 'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME (--budget B | --ratio R) [method options]] [--json]';
+const USAGE = 'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME (--budget B | --ratio R) [method options]] [--json]';
 
 /** Sampling options from parsed generation options; bad values throw naming the option. */
 export function samplingFromOptions(o: ParsedOptions): SamplingOptions & { maxNewTokens: number } {
@@ -49,6 +52,28 @@ export interface GenerateJson {
   timings: { loadMs: number; prefillMs: number; decodeMs: number; prefillTokPerS: number; decodeTokPerS: number };
   /** with --press: the method, the time it took to choose, and the cache before and after eviction */
   eviction?: { press: string; selectMs: number; fullCacheBytes: number; cacheBytes: number };
+  /** with --question: which part was compressed */
+  mode?: PipelineMode;
+  /** with --question: the ids fed after the context (the end of promptTokens); query-agnostic mode compresses only what comes before */
+  questionTokens?: number[];
+}
+
+/**
+ * The prompt of --prompt/--chat and --question split as eval splits its cases (src/eval/prompt.ts): the
+ * context (with the chat header) and the rest of the user turn (a blank line, the question, the chat
+ * template's end and the assistant header). A prompt that does not fit the model is an error, not cut.
+ */
+function splitPrompt(tok: Tokenizer, maxPositions: number, text: string, chat: boolean, question: string, dir: string): { context: number[]; question: number[] } {
+  if (chat && !tok.chatTemplate) throw new KvevictError(`generate: --chat: ${dir} has no chat template (tokenizer_config.json "chat_template")`);
+  const p = preparePrompt({
+    id: 'generate', task: 'generate', before: '', context: text, after: `\n\n${question}`, question, answers: [], scoring: { metric: 'string_match_part' },
+    maxNewTokens: 0, chat, answerPrefix: '', meta: {},
+  }, tok, maxPositions - 1);
+  const total = p.contextTokens.length + p.questionTokens.length + p.truncatedTokens;
+  if (p.truncatedTokens > 0 || total >= maxPositions) {
+    throw new KvevictError(`generate: the prompt and question have ${total} tokens; the model's max_position_embeddings is ${maxPositions}`);
+  }
+  return { context: Array.from(p.contextTokens), question: Array.from(p.questionTokens) };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -61,6 +86,11 @@ export async function run(argv: string[]): Promise<number> {
   const prompt = options.prompt as string | undefined;
   const chat = options.chat as string | undefined;
   if ((prompt === undefined) === (chat === undefined)) throw new KvevictError('generate: give exactly one of --prompt or --chat');
+  const question = options.question as string | undefined;
+  const mode = options.mode as string;
+  if (!(PIPELINE_MODES as readonly string[]).includes(mode)) throw new KvevictError(`generate: --mode must be ${PIPELINE_MODES.join(' or ')}, got "${mode}"`);
+  if (question === undefined && mode === 'query-agnostic') throw new KvevictError('generate: --mode query-agnostic needs --question (the part fed after the compressed context)');
+  if (question !== undefined && question.trim() === '') throw new KvevictError('generate: --question is empty');
   const sampling = samplingFromOptions(options);
   const press = pressFromCli(options, ['seed']);
   const dir = requireString(options, 'model', 'generate');
@@ -71,27 +101,35 @@ export async function run(argv: string[]): Promise<number> {
   const tok = loaded.tokenizer;
   const loadMs = performance.now() - t0;
 
-  const promptTokens = prompt !== undefined ? tok.encode(prompt) : tok.encodeChat([{ role: 'user', content: chat! }], { addGenerationPrompt: true });
-  if (promptTokens.length === 0) throw new KvevictError(`generate: ${prompt !== undefined ? '--prompt' : '--chat'} is empty`);
-  if (promptTokens.length >= loaded.config.maxPositions) {
-    throw new KvevictError(`generate: the prompt has ${promptTokens.length} tokens; the model's max_position_embeddings is ${loaded.config.maxPositions}`);
+  let promptTokens: number[];
+  let questionTokens: number[] | undefined;
+  let contextTokens: number[];
+  if (question === undefined) {
+    promptTokens = prompt !== undefined ? tok.encode(prompt) : tok.encodeChat([{ role: 'user', content: chat! }], { addGenerationPrompt: true });
+    if (promptTokens.length === 0) throw new KvevictError(`generate: ${prompt !== undefined ? '--prompt' : '--chat'} is empty`);
+    if (promptTokens.length >= loaded.config.maxPositions) {
+      throw new KvevictError(`generate: the prompt has ${promptTokens.length} tokens; the model's max_position_embeddings is ${loaded.config.maxPositions}`);
+    }
+    contextTokens = promptTokens;
+  } else {
+    if ((prompt ?? chat!) === '' && mode === 'query-agnostic') throw new KvevictError(`generate: ${prompt !== undefined ? '--prompt' : '--chat'} is empty (query-agnostic mode compresses it)`);
+    const split = splitPrompt(tok, loaded.config.maxPositions, prompt ?? chat!, prompt === undefined, question, dir);
+    contextTokens = split.context;
+    questionTokens = split.question;
+    promptTokens = [...contextTokens, ...questionTokens];
   }
 
-  // prefill (and, with --press, eviction: the cache keeps its original positions)
-  const p = await prefillAndCompress(model, promptTokens, press, { eosTokenIds: tok.eosTokenIds });
-  const t2 = performance.now();
-  const d = decode(model, p.cache, {
-    firstLogits: p.lastLogits, nextPosition: p.nextPosition, maxNewTokens: sampling.maxNewTokens,
-    stopTokens: tok.eosTokenIds, sampler: makeSampler(sampling),
+  // prefill (and, with --press, eviction: the cache keeps its original positions), then decode
+  const d = await runWithMode(model, mode as PipelineMode, contextTokens, questionTokens ?? [], press, {
+    maxNewTokens: sampling.maxNewTokens, stopTokens: tok.eosTokenIds, sampler: makeSampler(sampling),
   });
-  const t3 = performance.now();
 
   // the stop token is not text; nor are ids past the tokenizer (a model's vocabulary is often padded)
   const shown = (d.finish === 'stop' ? d.tokens.slice(0, -1) : d.tokens).filter((id) => id < tok.vocabSize);
   const text = tok.decode(shown, { skipSpecialTokens: true });
-  const prefillMs = p.prefillMs;
-  const eviction = press ? { press: press.name, selectMs: p.selectMs, fullCacheBytes: p.fullCacheBytes, cacheBytes: p.cacheBytes } : undefined;
-  const decodeMs = t3 - t2;
+  const prefillMs = d.prefillMs;
+  const eviction = press ? { press: press.name, selectMs: d.selectMs, fullCacheBytes: d.fullCacheBytes, cacheBytes: d.cacheBytes } : undefined;
+  const decodeMs = d.decodeMs;
   const forwards = Math.max(0, d.tokens.length - 1);
   const timings = {
     loadMs, prefillMs, decodeMs,
@@ -99,12 +137,17 @@ export async function run(argv: string[]): Promise<number> {
     decodeTokPerS: forwards > 0 ? (forwards / decodeMs) * 1000 : 0,
   };
   if (options.json) {
-    const out: GenerateJson = { promptTokens, tokens: d.tokens, text, steps: d.steps, timings, ...(eviction ? { eviction } : {}) };
+    const out: GenerateJson = {
+      promptTokens, tokens: d.tokens, text, steps: d.steps, timings, ...(eviction ? { eviction } : {}),
+      ...(questionTokens ? { mode: mode as PipelineMode, questionTokens } : {}),
+    };
     process.stdout.write(JSON.stringify(out) + '\n');
   } else {
     process.stdout.write(text + '\n');
     process.stderr.write(
-      `load ${loadMs.toFixed(0)} ms; prompt ${promptTokens.length} tokens, prefill ${prefillMs.toFixed(0)} ms (${timings.prefillTokPerS.toFixed(1)} tok/s); ` +
+      `load ${loadMs.toFixed(0)} ms; prompt ${promptTokens.length} tokens` +
+      (questionTokens ? ` (${mode}: context ${contextTokens.length}, question ${questionTokens.length})` : '') +
+      `, prefill ${prefillMs.toFixed(0)} ms (${timings.prefillTokPerS.toFixed(1)} tok/s); ` +
       (eviction ? `${eviction.press}: selection ${eviction.selectMs.toFixed(0)} ms, cache ${(eviction.fullCacheBytes / 2 ** 20).toFixed(1)} -> ${(eviction.cacheBytes / 2 ** 20).toFixed(1)} MiB; ` : '') +
       `${d.tokens.length} tokens generated, decode ${decodeMs.toFixed(0)} ms (${timings.decodeTokPerS.toFixed(1)} tok/s)\n`,
     );
