@@ -263,6 +263,84 @@ static napi_value js_attend_head(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* Checks shared by the causal softmax kernels: rows, n, m, r0 at positions i .. i+3. */
+static bool softmax_dims(Args *a, size_t i, int64_t *rows, int64_t *n, int64_t *m, int64_t *r0) {
+  *rows = arg_count(a, i, "rows");
+  *n = arg_count(a, i + 1, "n");
+  *m = arg_count(a, i + 2, "m");
+  *r0 = arg_count(a, i + 3, "r0");
+  if (!a->failed && *m < 1) fail(a, "m must be >= 1");
+  if (!a->failed && *rows * *n > INT64_MAX / 2) fail(a, "rows * n is too large");
+  return !a->failed;
+}
+
+/* causalSoftmax(e, inv, rows, n, m, r0) */
+static napi_value js_causal_softmax(napi_env env, napi_callback_info info) {
+  Args a;
+  int64_t rows, n, m, r0;
+  if (!get_args(env, info, &a, "causalSoftmax", 6) || !softmax_dims(&a, 2, &rows, &n, &m, &r0)) return NULL;
+  float *e = arg_array(&a, 0, "e", napi_float32_array, rows * n);
+  float *inv = arg_array(&a, 1, "inv", napi_float32_array, rows);
+  if (a.failed) return NULL;
+  if (rows > 0 && n > 0) kv_causal_softmax(e, inv, (int)rows, (int)n, (int)m, (int)r0);
+  return undefined(env);
+}
+
+/* causalSoftmaxGrad(dS, e, inv, dd, rows, n, m, r0) */
+static napi_value js_causal_softmax_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  int64_t rows, n, m, r0;
+  if (!get_args(env, info, &a, "causalSoftmaxGrad", 8) || !softmax_dims(&a, 4, &rows, &n, &m, &r0)) return NULL;
+  float *ds = arg_array(&a, 0, "dS", napi_float32_array, rows * n);
+  const float *e = arg_array(&a, 1, "e", napi_float32_array, rows * n);
+  const float *inv = arg_array(&a, 2, "inv", napi_float32_array, rows);
+  const float *dd = arg_array(&a, 3, "dd", napi_float32_array, rows);
+  if (a.failed) return NULL;
+  if (rows > 0 && n > 0) kv_causal_softmax_grad(ds, e, inv, dd, (int)rows, (int)n, (int)m, (int)r0);
+  return undefined(env);
+}
+
+/* siluMulGrad(dGate | null, dUp | null, dy, gate, up, n) */
+static napi_value js_silu_mul_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "siluMulGrad", 6)) return NULL;
+  int64_t n = arg_int(&a, 5, "n");
+  if (!a.failed && n < 0) fail(&a, "n must be >= 0");
+  napi_valuetype t0, t1;
+  napi_typeof(env, a.argv[0], &t0);
+  napi_typeof(env, a.argv[1], &t1);
+  float *dg = t0 == napi_null ? NULL : arg_array(&a, 0, "dGate", napi_float32_array, n);
+  float *du = t1 == napi_null ? NULL : arg_array(&a, 1, "dUp", napi_float32_array, n);
+  const float *dy = arg_array(&a, 2, "dy", napi_float32_array, n);
+  const float *g = arg_array(&a, 3, "gate", napi_float32_array, n);
+  const float *u = arg_array(&a, 4, "up", napi_float32_array, n);
+  if (a.failed) return NULL;
+  kv_silu_mul_grad(dg, du, dy, g, u, n);
+  return undefined(env);
+}
+
+/* sgemvParts(k, x, accumulate, w0, n0, y0 [, w1, n1, y1 ...]): up to KV_GEMV_MAX_PARTS matrices against one x */
+static napi_value js_sgemv_parts(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "sgemvParts", 6)) return NULL;
+  int64_t k = arg_count(&a, 0, "k");
+  const float *x = arg_array(&a, 1, "x", napi_float32_array, k);
+  bool acc = arg_bool(&a, 2);
+  if (!a.failed && (a.argc - 3) % 3 != 0) fail(&a, "parts come in threes: w, n, y");
+  const int count = (int)((a.argc - 3) / 3);
+  if (!a.failed && count > KV_GEMV_MAX_PARTS) fail(&a, "too many parts");
+  KvGemvPart parts[KV_GEMV_MAX_PARTS];
+  for (int p = 0; p < count && !a.failed; p++) {
+    int64_t n = arg_count(&a, 3 + 3 * p + 1, "n");
+    parts[p].n = (int)n;
+    parts[p].w = arg_array(&a, 3 + 3 * p, "w", napi_float32_array, n * k);
+    parts[p].y = arg_array(&a, 3 + 3 * p + 2, "y", napi_float32_array, n);
+  }
+  if (a.failed) return NULL;
+  kv_sgemv_parts(count, parts, (int)k, x, acc);
+  return undefined(env);
+}
+
 static void set_num(napi_env env, napi_value obj, const char *key, double v) {
   napi_value x;
   napi_create_double(env, v, &x);
@@ -309,6 +387,9 @@ NAPI_MODULE_INIT() {
       {"sgemm", js_sgemm},     {"sgemv", js_sgemv},           {"rmsnorm", js_rmsnorm},
       {"rope", js_rope},       {"siluMul", js_silu_mul},      {"attendHead", js_attend_head},
       {"info", js_info},       {"setThreads", js_set_threads},
+      {"causalSoftmax", js_causal_softmax}, {"causalSoftmaxGrad", js_causal_softmax_grad},
+      {"siluMulGrad", js_silu_mul_grad},
+      {"sgemvParts", js_sgemv_parts},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

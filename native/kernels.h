@@ -7,6 +7,14 @@
 /* Query rows per attention block (times the GQA group gives the sgemm M). */
 #ifndef KV_ATTEND_ROW_BLOCK
 #define KV_ATTEND_ROW_BLOCK 64
+/* Training's attention rows (train.c): row r of a [rows, n] score block sees keys 0 .. r0 + r % m.
+ * causal_softmax: e = exp(e - rowmax) on the visible keys, 0 after; inv[r] = 1 / row sum.
+ * causal_softmax_grad: ds = e * inv * (ds - dd[r]) on the visible keys, 0 after.
+ * silu_mul_grad: dg += dy * u * silu'(g), du += dy * silu(g) (either may be NULL). */
+void kv_causal_softmax(float *e, float *inv, int rows, int n, int m, int r0);
+void kv_causal_softmax_grad(float *ds, const float *e, const float *inv, const float *dd, int rows, int n, int m, int r0);
+void kv_silu_mul_grad(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t count);
+
 #endif
 /* Keys per attention chunk: scores are [block rows * group, chunk], softmax runs online across chunks. */
 #ifndef KV_ATTEND_KEY_CHUNK
@@ -50,5 +58,14 @@ void kv_silu_mul(float *out, const float *gate, const float *up, int64_t n);
 int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, int d, int first_head, int group,
                    const int32_t *q_pos, const float *keys, const float *values, const int32_t *k_pos, int n,
                    float scale);
+
+/* Several matrices against one x (q, k, v of a decode row; gate, up): y_p[n_p] (+)= W_p[n_p, k] . x, one pool job. */
+#define KV_GEMV_MAX_PARTS 4
+typedef struct {
+  int n;
+  const float *w;
+  float *y;
+} KvGemvPart;
+void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, int accumulate);
 
 #endif

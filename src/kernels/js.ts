@@ -66,6 +66,39 @@ export const jsKernels: Kernels = {
     }
   },
 
+  causalSoftmax(e, inv, rows, n, m, r0) {
+    for (let row = 0; row < rows; row++) {
+      const o = row * n, visible = Math.min(n, r0 + (row % m) + 1);
+      let max = -Infinity;
+      for (let j = 0; j < visible; j++) if (e[o + j] > max) max = e[o + j];
+      let sum = 0;
+      for (let j = 0; j < visible; j++) {
+        const x = Math.exp(e[o + j] - max);
+        e[o + j] = x;
+        sum += x;
+      }
+      for (let j = visible; j < n; j++) e[o + j] = 0;
+      inv[row] = 1 / sum;
+    }
+  },
+
+  causalSoftmaxGrad(dS, e, inv, dd, rows, n, m, r0) {
+    for (let row = 0; row < rows; row++) {
+      const o = row * n, visible = Math.min(n, r0 + (row % m) + 1), f = inv[row], D = dd[row];
+      for (let j = 0; j < visible; j++) dS[o + j] = e[o + j] * f * (dS[o + j] - D);
+      for (let j = visible; j < n; j++) dS[o + j] = 0;
+    }
+  },
+
+  siluMulGrad(dGate, dUp, dy, gate, up, n) {
+    for (let i = 0; i < n; i++) {
+      const g = gate[i], sg = 1 / (1 + Math.exp(-g));
+      if (dUp) dUp[i] += dy[i] * g * sg;
+      // d silu / dg = sg * (1 + g * (1 - sg))
+      if (dGate) dGate[i] += dy[i] * up[i] * sg * (1 + g * (1 - sg));
+    }
+  },
+
   attendHead(args: AttendArgs) {
     const { q, qRowStride, out, rows, headDim: d, firstHead, group, qPos, keys, values, kPos, n, scale } = args;
     const scores = new Float32Array(n);
@@ -101,5 +134,9 @@ export const jsKernels: Kernels = {
         }
       }
     }
+  },
+  sgemvParts(k, x, parts, accumulate = false) {
+    if (parts.length > 4) throw new RangeError('sgemvParts: at most 4 parts');
+    for (const p of parts) jsKernels.sgemv(p.n, k, p.w, x, p.y, accumulate);
   },
 };

@@ -25,6 +25,11 @@ export interface NativeAddon {
     q: Float32Array, qRowStride: number, out: Float32Array, rows: number, headDim: number, firstHead: number, group: number,
     qPos: Int32Array, keys: Float32Array, values: Float32Array, kPos: Int32Array, n: number, scale: number,
   ): void;
+  causalSoftmax(e: Float32Array, inv: Float32Array, rows: number, n: number, m: number, r0: number): void;
+  causalSoftmaxGrad(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): void;
+  siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  /** sgemvParts(k, x, accumulate, w0, n0, y0, w1, n1, y1, ...): up to 4 parts */
+  sgemvParts(k: number, x: Float32Array, accumulate: boolean, ...parts: (Float32Array | number)[]): void;
   info(): NativeInfo;
   /** OpenBLAS threads for later calls. */
   setThreads(threads: number): void;
@@ -48,8 +53,22 @@ export function makeNativeKernels(path: string): Kernels {
     rmsnorm: addon.rmsnorm,
     rope: addon.rope,
     siluMul: addon.siluMul,
+    causalSoftmax: addon.causalSoftmax,
+    causalSoftmaxGrad: addon.causalSoftmaxGrad,
+    siluMulGrad: addon.siluMulGrad,
     attendHead(a: AttendArgs) {
       addon.attendHead(a.q, a.qRowStride, a.out, a.rows, a.headDim, a.firstHead, a.group, a.qPos, a.keys, a.values, a.kPos, a.n, a.scale);
+    },
+    sgemvParts(k, x, parts, accumulate = false) {
+      const [a, b, c, d] = parts;
+      switch (parts.length) {
+        case 0: return;
+        case 1: return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y);
+        case 2: return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y, b.w, b.n, b.y);
+        case 3: return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y, b.w, b.n, b.y, c.w, c.n, c.y);
+        case 4: return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y, b.w, b.n, b.y, c.w, c.n, c.y, d.w, d.n, d.y);
+        default: throw new RangeError('sgemvParts: at most 4 parts');
+      }
     },
   };
 }

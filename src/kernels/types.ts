@@ -27,6 +27,13 @@ export interface AttendArgs {
   scale: number;
 }
 
+/** One matrix of a fused matrix-vector product: y[n] (+)= w[n, k] . x. */
+export interface GemvPart {
+  w: Float32Array;
+  n: number;
+  y: Float32Array;
+}
+
 export interface Kernels {
   readonly name: 'js' | 'native';
   /**
@@ -51,4 +58,19 @@ export interface Kernels {
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   /** Causal (by position) softmax attention of one GQA group against one KV head. */
   attendHead(args: AttendArgs): void;
+  /**
+   * Training's causal softmax over a score block e[rows, n] in place: row r sees keys 0 .. r0 + (r % m)
+   * (r is query r % m of a block starting at sequence row r0; the GQA group's heads are stacked).
+   * e = exp(e - rowmax) on the visible keys (not normalised), 0 after; inv[r] = 1 / row sum.
+   */
+  causalSoftmax(e: Float32Array, inv: Float32Array, rows: number, n: number, m: number, r0: number): void;
+  /** Its gradient in place: dS = e * inv * (dS - dd[r]) on the visible keys, 0 after. */
+  causalSoftmaxGrad(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): void;
+  /** SwiGLU backward, accumulating: dGate += dy * up * silu'(gate), dUp += dy * silu(gate) (either may be null). */
+  siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  /**
+   * Several matrices against one vector (q, k, v of a decode row; gate and up), in one pass of the thread pool:
+   * parts[p].y[n] = parts[p].w[n, k] . x, or += when accumulate. At most 4 parts.
+   */
+  sgemvParts(k: number, x: Float32Array, parts: readonly GemvPart[], accumulate?: boolean): void;
 }

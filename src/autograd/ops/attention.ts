@@ -1,7 +1,6 @@
 import { kernels } from '../../kernels/index.js';
 import { Tape } from '../tape.js';
 import { Tensor } from '../tensor.js';
-import { fastExp } from '../fast-exp.js';
 
 /** One sequence of a packed batch: rows start .. start + length - 1, causal among themselves. */
 export interface SequenceSpan {
@@ -66,19 +65,7 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
         const e = scratch ?? new Float32Array(gm * n);
         const inv = new Float32Array(gm);
         kern.sgemm(false, true, gm, n, d, scale, qBuf, d, k.data.subarray(kOff), ks, 0, e, n);
-        for (let row = 0; row < gm; row++) {
-          const o = row * n, visible = r0 + (row % m) + 1;
-          let max = -Infinity;
-          for (let j = 0; j < visible; j++) if (e[o + j] > max) max = e[o + j];
-          let sum = 0;
-          for (let j = 0; j < visible; j++) {
-            const x = fastExp(e[o + j] - max);
-            e[o + j] = x;
-            sum += x;
-          }
-          for (let j = visible; j < n; j++) e[o + j] = 0;
-          inv[row] = 1 / sum;
-        }
+        kern.causalSoftmax(e, inv, gm, n, m, r0);
         kern.sgemm(false, false, gm, d, n, 1, e, n, v.data.subarray(kOff), ks, 0, oBuf, d);
         for (let t = 0; t < group; t++) {
           const col = (g * group + t) * d;
@@ -127,11 +114,7 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
               }
             }
             kern.sgemm(false, true, gm, n, d, 1, dOBuf, d, v.data.subarray(kOff), ks, 0, dS, n);
-            for (let row = 0; row < gm; row++) {
-              const o = row * n, visible = r0 + (row % m) + 1, f = inv[row], D = dd[row];
-              for (let j = 0; j < visible; j++) dS[o + j] = e[o + j] * f * (dS[o + j] - D);
-              for (let j = visible; j < n; j++) dS[o + j] = 0;
-            }
+            kern.causalSoftmaxGrad(dS, e, inv, dd, gm, n, m, r0);
             if (dk) {
               gather(qBuf, q.data, span.start + r0, g, m, null);
               kern.sgemm(true, false, n, d, gm, scale, dS, n, qBuf, d, 1, dk.subarray(kOff), ks);

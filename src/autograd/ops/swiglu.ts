@@ -1,6 +1,5 @@
 import { Tape } from '../tape.js';
 import { Tensor } from '../tensor.js';
-import { fastExp } from '../fast-exp.js';
 import { kernels } from '../../kernels/index.js';
 
 /** y = silu(gate) * up, elementwise (the SwiGLU of a Llama MLP). */
@@ -16,13 +15,7 @@ export function swiglu(tape: Tape | null, gate: Tensor, up: Tensor): Tensor {
       if (dy === null) return;
       const dg = gate.requiresGrad ? gate.gradBuf() : null;
       const du = up.requiresGrad ? up.gradBuf() : null;
-      for (let i = 0; i < n; i++) {
-        const sg = 1 / (1 + fastExp(-g[i]));
-        const silu = g[i] * sg;
-        if (du) du[i] += dy[i] * silu;
-        // d silu / dg = sg * (1 + g * (1 - sg))
-        if (dg) dg[i] += dy[i] * u[i] * sg * (1 + g[i] * (1 - sg));
-      }
+      kernels().siluMulGrad(dg, du, dy, g, u, n);
     });
   }
   return y;

@@ -1,0 +1,137 @@
+/*
+ * Row kernels of training's attention and MLP backward (src/autograd/ops): the causal softmax of a score
+ * block and its gradient, and the SiLU-gate gradient. Rows are shared out on the thread pool in chunks.
+ *
+ * A score block holds `rows` = group * m rows of `n` keys: row r is query i = r % m of the block that
+ * starts at sequence row r0, and it sees keys 0 .. r0 + i.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include "kernels.h"
+#include "pool.h"
+
+#define LANES 16
+#define ROWS_PER_TASK 16
+/* Below this many elements a call runs on the calling thread only. */
+#define PARALLEL_MIN (1 << 16)
+
+typedef struct {
+  float *e, *ds, *dg, *du;
+  const float *inv_in, *dd, *dy, *g, *u;
+  float *inv_out;
+  int rows, n, m, r0;
+  int64_t count;
+  int tasks;
+  atomic_int next;
+} RowJob;
+
+static int visible_of(const RowJob *j, int row) {
+  int v = j->r0 + row % j->m + 1;
+  return v < j->n ? v : j->n;
+}
+
+static void softmax_rows(RowJob *j, int first, int last) {
+  for (int row = first; row < last; row++) {
+    float *s = j->e + (int64_t)row * j->n;
+    const int vis = visible_of(j, row);
+    float acc[LANES];
+    for (int l = 0; l < LANES; l++) acc[l] = -INFINITY;
+    int k = 0;
+    for (; k + LANES <= vis; k += LANES)
+      for (int l = 0; l < LANES; l++) acc[l] = s[k + l] > acc[l] ? s[k + l] : acc[l];
+    float mx = -INFINITY;
+    for (int l = 0; l < LANES; l++) mx = acc[l] > mx ? acc[l] : mx;
+    for (; k < vis; k++) mx = s[k] > mx ? s[k] : mx;
+    float sums[LANES] = {0};
+    k = 0;
+    for (; k + LANES <= vis; k += LANES)
+      for (int l = 0; l < LANES; l++) {
+        float x = kv_expf(s[k + l] - mx);
+        s[k + l] = x;
+        sums[l] += x;
+      }
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++) sum += sums[l];
+    for (; k < vis; k++) {
+      float x = kv_expf(s[k] - mx);
+      s[k] = x;
+      sum += x;
+    }
+    for (k = vis; k < j->n; k++) s[k] = 0.0f;
+    j->inv_out[row] = 1.0f / sum;
+  }
+}
+
+static void softmax_grad_rows(RowJob *j, int first, int last) {
+  for (int row = first; row < last; row++) {
+    float *d = j->ds + (int64_t)row * j->n;
+    const float *e = j->e + (int64_t)row * j->n;
+    const int vis = visible_of(j, row);
+    const float f = j->inv_in[row], D = j->dd[row];
+    for (int k = 0; k < vis; k++) d[k] = e[k] * f * (d[k] - D);
+    for (int k = vis; k < j->n; k++) d[k] = 0.0f;
+  }
+}
+
+static void silu_grad_range(RowJob *j, int64_t first, int64_t last) {
+  for (int64_t i = first; i < last; i++) {
+    const float g = j->g[i], sg = 1.0f / (1.0f + kv_expf(-g)), dy = j->dy[i];
+    if (j->du) j->du[i] += dy * g * sg;
+    if (j->dg) j->dg[i] += dy * j->u[i] * sg * (1.0f + g * (1.0f - sg));
+  }
+}
+
+static void softmax_worker(void *arg, int index) {
+  (void)index;
+  RowJob *j = arg;
+  for (int t; (t = atomic_fetch_add(&j->next, 1)) < j->tasks;) {
+    int a = t * ROWS_PER_TASK, b = a + ROWS_PER_TASK < j->rows ? a + ROWS_PER_TASK : j->rows;
+    softmax_rows(j, a, b);
+  }
+}
+
+static void softmax_grad_worker(void *arg, int index) {
+  (void)index;
+  RowJob *j = arg;
+  for (int t; (t = atomic_fetch_add(&j->next, 1)) < j->tasks;) {
+    int a = t * ROWS_PER_TASK, b = a + ROWS_PER_TASK < j->rows ? a + ROWS_PER_TASK : j->rows;
+    softmax_grad_rows(j, a, b);
+  }
+}
+
+#define SILU_CHUNK 16384
+static void silu_grad_worker(void *arg, int index) {
+  (void)index;
+  RowJob *j = arg;
+  for (int t; (t = atomic_fetch_add(&j->next, 1)) < j->tasks;) {
+    int64_t a = (int64_t)t * SILU_CHUNK, b = a + SILU_CHUNK < j->count ? a + SILU_CHUNK : j->count;
+    silu_grad_range(j, a, b);
+  }
+}
+
+static int threads_for(int64_t work, int tasks) {
+  int t = work < PARALLEL_MIN ? 1 : kv_threads();
+  return t > tasks ? (tasks > 0 ? tasks : 1) : t;
+}
+
+void kv_causal_softmax(float *e, float *inv, int rows, int n, int m, int r0) {
+  RowJob j = {.e = e, .inv_out = inv, .rows = rows, .n = n, .m = m, .r0 = r0};
+  j.tasks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+  atomic_init(&j.next, 0);
+  kv_pool_run(softmax_worker, &j, threads_for((int64_t)rows * n, j.tasks));
+}
+
+void kv_causal_softmax_grad(float *ds, const float *e, const float *inv, const float *dd, int rows, int n, int m,
+                            int r0) {
+  RowJob j = {.ds = ds, .e = (float *)e, .inv_in = inv, .dd = dd, .rows = rows, .n = n, .m = m, .r0 = r0};
+  j.tasks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+  atomic_init(&j.next, 0);
+  kv_pool_run(softmax_grad_worker, &j, threads_for((int64_t)rows * n, j.tasks));
+}
+
+void kv_silu_mul_grad(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t count) {
+  RowJob j = {.dg = dg, .du = du, .dy = dy, .g = g, .u = u, .count = count};
+  j.tasks = (int)((count + SILU_CHUNK - 1) / SILU_CHUNK);
+  atomic_init(&j.next, 0);
+  kv_pool_run(silu_grad_worker, &j, threads_for(count, j.tasks));
+}

@@ -1,0 +1,101 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rng } from '../src/util/rng.js';
+import { jsKernels } from '../src/kernels/js.js';
+import { loadNative } from '../src/kernels/index.js';
+import type { Kernels } from '../src/kernels/types.js';
+
+// float64 definitions of training's row kernels, written from their contracts in src/kernels/types.ts
+
+function softmax64(e: Float32Array, rows: number, n: number, m: number, r0: number): { e: Float64Array; inv: Float64Array } {
+  const out = new Float64Array(rows * n), inv = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const vis = Math.min(n, r0 + (r % m) + 1);
+    let max = -Infinity;
+    for (let j = 0; j < vis; j++) max = Math.max(max, e[r * n + j]);
+    let sum = 0;
+    for (let j = 0; j < vis; j++) sum += (out[r * n + j] = Math.exp(e[r * n + j] - max));
+    inv[r] = 1 / sum;
+  }
+  return { e: out, inv };
+}
+
+function softmaxGrad64(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): Float64Array {
+  const out = new Float64Array(rows * n);
+  for (let r = 0; r < rows; r++) {
+    const vis = Math.min(n, r0 + (r % m) + 1);
+    for (let j = 0; j < vis; j++) out[r * n + j] = e[r * n + j] * inv[r] * (dS[r * n + j] - dd[r]);
+  }
+  return out;
+}
+
+function close(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string) {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i] - want[i]), scale = Math.max(1, Math.abs(want[i]));
+    if (!(err <= tol * scale)) assert.fail(`${what}[${i}]: got ${got[i]}, want ${want[i]}`);
+  }
+}
+
+const backends: [string, Kernels | null][] = [['js', jsKernels], ['native', loadNative()]];
+
+for (const [name, k] of backends) {
+  describe(`training row kernels (${name})`, { skip: k === null ? 'native addon not built' : false }, () => {
+    // shapes: one query head per group, GQA groups of 2 and 4, blocks not starting at row 0, rows past n masked
+    const shapes = [
+      { m: 5, group: 1, r0: 0 }, { m: 16, group: 2, r0: 0 }, { m: 33, group: 4, r0: 64 }, { m: 128, group: 2, r0: 300 },
+    ];
+    test('causalSoftmax: exp(x - max) on visible keys, zeros after, 1 / sum', () => {
+      const rng = new Rng(5);
+      for (const { m, group, r0 } of shapes) {
+        const rows = m * group, n = r0 + m;
+        const e = rng.normalArray(rows * n, 3);
+        const want = softmax64(e, rows, n, m, r0);
+        const inv = new Float32Array(rows).fill(NaN);
+        k!.causalSoftmax(e, inv, rows, n, m, r0);
+        close(e, want.e, 2e-6, `e m=${m} g=${group} r0=${r0}`);
+        close(inv, want.inv, 2e-6, `inv m=${m} g=${group} r0=${r0}`);
+      }
+    });
+    test('causalSoftmaxGrad: e * inv * (dS - D) on visible keys, zeros after', () => {
+      const rng = new Rng(6);
+      for (const { m, group, r0 } of shapes) {
+        const rows = m * group, n = r0 + m;
+        const e = rng.normalArray(rows * n, 1), dS = rng.normalArray(rows * n, 1);
+        const inv = rng.normalArray(rows, 1), dd = rng.normalArray(rows, 1);
+        const want = softmaxGrad64(dS, e, inv, dd, rows, n, m, r0);
+        k!.causalSoftmaxGrad(dS, e, inv, dd, rows, n, m, r0);
+        close(dS, want, 1e-5, `dS m=${m} g=${group} r0=${r0}`);
+      }
+    });
+    test('siluMulGrad accumulates both gradients, or one of them', () => {
+      const rng = new Rng(7);
+      for (const n of [1, 17, 40000]) {
+        const g = rng.normalArray(n, 3), u = rng.normalArray(n, 1), dy = rng.normalArray(n, 1);
+        const dg = rng.normalArray(n, 1), du = rng.normalArray(n, 1);
+        const wantG = new Float64Array(n), wantU = new Float64Array(n);
+        for (let i = 0; i < n; i++) {
+          // d/dg [g * sigmoid(g) * u] and d/du, by their definitions
+          const s = 1 / (1 + Math.exp(-g[i]));
+          wantU[i] = du[i] + dy[i] * g[i] * s;
+          wantG[i] = dg[i] + dy[i] * u[i] * (s + g[i] * s * (1 - s));
+        }
+        const dgOnly = Float32Array.from(dg);
+        k!.siluMulGrad(dg, du, dy, g, u, n);
+        close(dg, wantG, 1e-5, `dGate n=${n}`);
+        close(du, wantU, 1e-5, `dUp n=${n}`);
+        k!.siluMulGrad(dgOnly, null, dy, g, u, n);
+        close(dgOnly, wantG, 1e-5, `dGate alone n=${n}`);
+      }
+    });
+  });
+}
+
+describe('training row kernels: bad arguments', { skip: loadNative() === null ? 'native addon not built' : false }, () => {
+  test('short arrays are a RangeError naming the argument', () => {
+    const k = loadNative()!;
+    assert.throws(() => k.causalSoftmax(new Float32Array(3), new Float32Array(2), 2, 2, 1, 0), /e has 3 elements, needs 4/);
+    assert.throws(() => k.causalSoftmaxGrad(new Float32Array(4), new Float32Array(4), new Float32Array(1), new Float32Array(2), 2, 2, 1, 0), /inv has 1 elements/);
+    assert.throws(() => k.siluMulGrad(null, null, new Float32Array(2), new Float32Array(3), new Float32Array(3), 3), /dy has 2 elements/);
+  });
+});
