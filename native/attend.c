@@ -20,14 +20,134 @@
 #include <cblas.h>
 #include "kernels.h"
 #include "pool.h"
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #define LANES 16
 /* Below this many multiply-adds a call runs on one thread: waking helpers costs tens of microseconds. */
 #define PARALLEL_MIN_MACS (1 << 21)
+/* Keys times head_dim from which a decode row's keys are split across threads (K and V: 256 KB). */
+#define DECODE_SPLIT_MIN (1 << 15)
 /* A key range of a split gets at least this many keys. */
 #define MIN_SPLIT_KEYS 256
 /* Keys per decode tile: 512 keys of head_dim 64 are 128 KB, well inside L2. */
 #define DECODE_TILE 512
+
+#ifdef __AVX512F__
+/* kv_expf on 16 lanes: the same range reduction and polynomial, 2^n applied by scalef. */
+static inline __m512 exp16(__m512 x) {
+  const __m512 lo = _mm512_set1_ps(-87.3365447505531f);
+  const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+  x = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_maskz_scalef_ps((__mmask16)~under, p, n);
+}
+
+/* Keys per decode tile: the tile's scores (group x tile floats) stay in L1 between the K and the V pass. */
+#define DECODE_TILE16 256
+
+/*
+ * One query row of G heads (head_dim 16 * D16) against keys [0, cnt): online softmax over tiles; each key and
+ * value row is read once for the whole group. q is pre-scaled. Writes o[G][d] (unnormalized), max[G], sum[G].
+ */
+static inline __attribute__((always_inline)) void decode_row16(const int G, const int D16, const float *q, const float *keys,
+                                                              const float *values, int cnt, float *o_out, float *max_out,
+                                                              float *sum_out) {
+  const int d = 16 * D16;
+  __m512 qv[4][8], o[4][8];
+  float m[4], l[4];
+  float sc[4][DECODE_TILE16] __attribute__((aligned(64)));
+  for (int h = 0; h < G; h++) {
+    for (int v = 0; v < D16; v++) {
+      qv[h][v] = _mm512_loadu_ps(q + h * d + 16 * v);
+      o[h][v] = _mm512_setzero_ps();
+    }
+    m[h] = -INFINITY;
+    l[h] = 0.0f;
+  }
+  for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE16) {
+    const int tc = cnt - t0 < DECODE_TILE16 ? cnt - t0 : DECODE_TILE16;
+    const float *kt = keys + (int64_t)t0 * d, *vt = values + (int64_t)t0 * d;
+    for (int t = 0; t < tc; t++) {
+      __m512 kv[8];
+      for (int v = 0; v < D16; v++) kv[v] = _mm512_loadu_ps(kt + (int64_t)t * d + 16 * v);
+      for (int h = 0; h < G; h++) {
+        __m512 a = _mm512_mul_ps(qv[h][0], kv[0]);
+        for (int v = 1; v < D16; v++) a = _mm512_fmadd_ps(qv[h][v], kv[v], a);
+        sc[h][t] = _mm512_reduce_add_ps(a);
+      }
+    }
+    const int tv = tc & ~15;
+    const __mmask16 tail = (__mmask16)((1u << (tc & 15)) - 1u);
+    for (int h = 0; h < G; h++) {
+      __m512 mx = _mm512_set1_ps(-INFINITY);
+      for (int t = 0; t < tv; t += 16) mx = _mm512_max_ps(mx, _mm512_load_ps(sc[h] + t));
+      if (tail) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_load_ps(sc[h] + tv));
+      const float tm = _mm512_reduce_max_ps(mx);
+      const float nm = tm > m[h] ? tm : m[h];
+      if (nm > m[h] && m[h] != -INFINITY) {
+        const float corr = kv_expf(m[h] - nm);
+        const __m512 c = _mm512_set1_ps(corr);
+        for (int v = 0; v < D16; v++) o[h][v] = _mm512_mul_ps(o[h][v], c);
+        l[h] *= corr;
+      }
+      m[h] = nm;
+      const __m512 nmv = _mm512_set1_ps(nm);
+      __m512 acc = _mm512_setzero_ps();
+      for (int t = 0; t < tv; t += 16) {
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_load_ps(sc[h] + t), nmv));
+        _mm512_store_ps(sc[h] + t, e);
+        acc = _mm512_add_ps(acc, e);
+      }
+      if (tail) {
+        const __m512 e = _mm512_maskz_mov_ps(tail, exp16(_mm512_sub_ps(_mm512_load_ps(sc[h] + tv), nmv)));
+        _mm512_store_ps(sc[h] + tv, e);
+        acc = _mm512_add_ps(acc, e);
+      }
+      l[h] += _mm512_reduce_add_ps(acc);
+    }
+    for (int t = 0; t < tc; t++) {
+      __m512 vv[8];
+      for (int v = 0; v < D16; v++) vv[v] = _mm512_loadu_ps(vt + (int64_t)t * d + 16 * v);
+      for (int h = 0; h < G; h++) {
+        const __m512 p = _mm512_set1_ps(sc[h][t]);
+        for (int v = 0; v < D16; v++) o[h][v] = _mm512_fmadd_ps(p, vv[v], o[h][v]);
+      }
+    }
+  }
+  for (int h = 0; h < G; h++) {
+    for (int v = 0; v < D16; v++) _mm512_storeu_ps(o_out + h * d + 16 * v, o[h][v]);
+    max_out[h] = m[h];
+    sum_out[h] = l[h];
+  }
+}
+
+#define DECODE_CASE(G, D16)                                                                    \
+  if (g == G && d16 == D16) {                                                                  \
+    decode_row16(G, D16, q, keys, values, cnt, o, max, sum);                                   \
+    return 1;                                                                                  \
+  }
+
+/* The vectorized decode for the common shapes (head_dim 64 or 128, groups up to 4); 0 when not covered. */
+static int decode_fast(int g, int d, const float *q, const float *keys, const float *values, int cnt, float *o,
+                       float *max, float *sum) {
+  const int d16 = d / 16;
+  if (d % 16 != 0) return 0;
+  DECODE_CASE(1, 4) DECODE_CASE(2, 4) DECODE_CASE(3, 4) DECODE_CASE(4, 4)
+  DECODE_CASE(1, 8) DECODE_CASE(2, 8) DECODE_CASE(3, 8) DECODE_CASE(4, 8)
+  return 0;
+}
+#endif
 
 /* Number of keys whose position is <= p. */
 static int visible_prefix(const int32_t *k_pos, int n, int32_t p) {
@@ -41,6 +161,19 @@ static int visible_prefix(const int32_t *k_pos, int n, int32_t p) {
 }
 
 static float row_max(const float *s, int n) {
+#ifdef __AVX512F__
+  __m512 a = _mm512_set1_ps(-INFINITY), b = a;
+  int j = 0;
+  for (; j + 32 <= n; j += 32) {
+    a = _mm512_max_ps(a, _mm512_loadu_ps(s + j));
+    b = _mm512_max_ps(b, _mm512_loadu_ps(s + j + 16));
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
+    a = _mm512_mask_max_ps(a, m, a, _mm512_maskz_loadu_ps(m, s + j));
+  }
+  return _mm512_reduce_max_ps(_mm512_max_ps(a, b));
+#else
   float acc[LANES];
   for (int l = 0; l < LANES; l++) acc[l] = -INFINITY;
   int j = 0;
@@ -50,10 +183,31 @@ static float row_max(const float *s, int n) {
   for (int l = 0; l < LANES; l++) m = acc[l] > m ? acc[l] : m;
   for (; j < n; j++) m = s[j] > m ? s[j] : m;
   return m;
+#endif
 }
 
 /* s[j] = exp(s[j] - m) for j < n; returns the sum. */
 static float exp_shift_sum(float *s, int n, float m) {
+#ifdef __AVX512F__
+  const __m512 mv = _mm512_set1_ps(m);
+  __m512 a = _mm512_setzero_ps(), b = a;
+  int j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const __m512 e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), mv));
+    const __m512 e1 = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), mv));
+    _mm512_storeu_ps(s + j, e0);
+    _mm512_storeu_ps(s + j + 16, e1);
+    a = _mm512_add_ps(a, e0);
+    b = _mm512_add_ps(b, e1);
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
+    const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), mv)));
+    _mm512_mask_storeu_ps(s + j, k, e);
+    a = _mm512_add_ps(a, e);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+#else
   float acc[LANES] = {0};
   int j = 0;
   for (; j + LANES <= n; j += LANES)
@@ -70,6 +224,7 @@ static float exp_shift_sum(float *s, int n, float m) {
     sum += e;
   }
   return sum;
+#endif
 }
 
 typedef struct {
@@ -137,6 +292,16 @@ static void emit(const Job *j, int unit, int r0, int m, const float *o, float ma
 static int unit_one_row(const Job *j, Scratch *s, int unit, int lo, int hi) {
   const int d = j->d, g = j->group, cnt = hi > lo ? hi - lo : 0;
   const float *q = j->q + j->head_off;
+#ifdef __AVX512F__
+  if (cnt > 0 && g <= 4 && d <= 128) {
+    float qs[4 * 128] __attribute__((aligned(64))), o[4 * 128] __attribute__((aligned(64))), max[4], sum[4];
+    for (int i = 0; i < g * d; i++) qs[i] = q[i] * j->scale;
+    if (decode_fast(g, d, qs, j->keys + (int64_t)lo * d, j->values + (int64_t)lo * d, cnt, o, max, sum)) {
+      for (int h = 0; h < g; h++) emit(j, unit, 0, h, o + h * d, max[h], sum[h]);
+      return 0;
+    }
+  }
+#endif
   /* scores [g, cnt], then outputs [g, d], then max and sum [g] */
   const size_t need = (size_t)g * cnt + (size_t)g * d + 2 * (size_t)g;
   if (s->scores_cap < need) {
@@ -245,8 +410,10 @@ static void worker(void *arg, int index) {
   Job *j = arg;
   Scratch s = {0};
   for (;;) {
-    const int unit = atomic_fetch_add(&j->next, 1);
-    if (unit >= j->units) break;
+    const int taken = atomic_fetch_add(&j->next, 1);
+    if (taken >= j->units) break;
+    /* the last row blocks see the most keys: start with them, so that no thread is left with a long one at the end */
+    const int unit = j->units - 1 - taken;
     if (run_unit(j, &s, unit) != 0) break; /* out of memory: the unit stays undone and the call fails */
     atomic_fetch_add(&j->done, 1);
   }
@@ -298,7 +465,13 @@ int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, i
   int32_t pmax = q_pos[0];
   for (int i = 1; i < rows; i++) pmax = q_pos[i] > pmax ? q_pos[i] : pmax;
   const int nv = visible_prefix(k_pos, n, pmax);
-  if ((double)rows * group * nv * d * 2.0 < PARALLEL_MIN_MACS) threads = 1;
+#ifdef __AVX512F__
+  const int fast_decode = rows == 1 && group <= 4 && d % 16 == 0 && d <= 128;
+#else
+  const int fast_decode = 0;
+#endif
+  /* the vectorized decode streams K and V at memory speed: worth a second thread from DECODE_SPLIT_MIN floats */
+  if (fast_decode ? (int64_t)nv * d < DECODE_SPLIT_MIN : (double)rows * group * nv * d * 2.0 < PARALLEL_MIN_MACS) threads = 1;
   j.splits = 1;
   if (threads > j.nblocks) {
     j.splits = (threads + j.nblocks - 1) / j.nblocks;
@@ -314,7 +487,8 @@ int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, i
   atomic_init(&j.next, 0);
   atomic_init(&j.done, 0);
 
-  kv_pool_run_blas1(worker, &j, threads);
+  if (fast_decode) kv_pool_run(worker, &j, threads); /* no BLAS inside */
+  else kv_pool_run_blas1(worker, &j, threads);
 
   const int ok = atomic_load(&j.done) == j.units;
   if (ok && j.splits > 1) merge_splits(&j);

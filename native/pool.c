@@ -1,43 +1,84 @@
 /*
  * A small persistent thread pool: kv_pool_run(fn, arg, n) runs fn(arg, i) for i = 0..n-1 on the caller and
- * up to n-1 helper threads, and returns when all are done. Helpers sleep on a condition variable between
- * jobs, so an idle pool costs nothing; jobs are serialized by a mutex, so concurrent callers are safe.
- * If a helper cannot be created the work still runs (on fewer threads): fn must split work dynamically.
+ * up to n-1 helper threads, and returns when all are done. Jobs are serialized by a mutex, so concurrent
+ * callers are safe. If a helper cannot be created the work still runs (on fewer threads): fn must split work
+ * dynamically.
+ *
+ * A decode step runs hundreds of short jobs (tens of microseconds each), so waking a sleeping thread for every
+ * one (a futex round trip each way) would cost as much as the work. Helpers therefore wait for the next job
+ * by polling for a while (KV_POOL_SPIN_US, yielding the core on every poll so that other runnable threads,
+ * OpenBLAS's own included, go first) and only then sleep on a condition variable; the caller waits for the
+ * helpers the same way. An idle pool still ends up costing nothing.
  */
+#define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
 #include <cblas.h>
 #include "pool.h"
 
 #define MAX_HELPERS 63
+/* How long an idle helper polls for the next job before it sleeps. */
+#ifndef KV_POOL_SPIN_US
+#define KV_POOL_SPIN_US 2000
+#endif
 
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
-static pthread_mutex_t state = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t state = PTHREAD_MUTEX_INITIALIZER;   /* guards sleeping on `wake` */
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t finished = PTHREAD_COND_INITIALIZER;
-static int helpers;             /* helper threads alive */
-static unsigned long generation; /* bumped for every job */
-static int tickets;             /* helper slots the current job still offers */
-static int running;             /* helpers working on the current job */
-static void (*job_fn)(void *, int);
-static void *job_arg;
+static int helpers;                     /* helper threads alive (job_lock) */
+static atomic_ulong generation;         /* bumped for every job */
+static atomic_int tickets;              /* helper slots the current job still offers */
+static atomic_int running;              /* helpers inside a job (or about to claim a ticket) */
+static atomic_int sleepers;             /* helpers asleep or about to sleep on `wake` */
+static void (*_Atomic job_fn)(void *, int);
+static void *_Atomic job_arg;
+static long spin_ns = (long)KV_POOL_SPIN_US * 1000;
+
+static long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* Take a ticket of the current job and run it; returns when done or when no ticket was left. */
+static void try_job(void) {
+  atomic_fetch_add(&running, 1);
+  int t = atomic_load(&tickets);
+  while (t > 0 && !atomic_compare_exchange_weak(&tickets, &t, t - 1)) {
+  }
+  if (t > 0) {
+    void (*fn)(void *, int) = atomic_load(&job_fn);
+    void *arg = atomic_load(&job_arg);
+    fn(arg, t);
+  }
+  atomic_fetch_sub(&running, 1);
+}
 
 static void *helper_main(void *unused) {
   (void)unused;
-  unsigned long seen = 0;
-  pthread_mutex_lock(&state);
+  unsigned long seen = atomic_load(&generation);
   for (;;) {
-    while (generation == seen) pthread_cond_wait(&wake, &state);
-    seen = generation;
-    if (tickets == 0) continue;
-    int index = tickets--;
-    void (*fn)(void *, int) = job_fn;
-    void *arg = job_arg;
-    running++;
-    pthread_mutex_unlock(&state);
-    fn(arg, index);
-    pthread_mutex_lock(&state);
-    if (--running == 0 && tickets == 0) pthread_cond_broadcast(&finished);
+    /* poll for a new job, then sleep */
+    if (atomic_load(&generation) == seen) {
+      const long until = now_ns() + spin_ns;
+      int polls = 0;
+      while (atomic_load(&generation) == seen) {
+        if ((++polls & 15) == 0 && now_ns() > until) break;
+        sched_yield();
+      }
+    }
+    if (atomic_load(&generation) == seen) {
+      pthread_mutex_lock(&state);
+      atomic_fetch_add(&sleepers, 1);
+      while (atomic_load(&generation) == seen) pthread_cond_wait(&wake, &state);
+      atomic_fetch_sub(&sleepers, 1);
+      pthread_mutex_unlock(&state);
+    }
+    seen = atomic_load(&generation);
+    try_job();
   }
   return NULL;
 }
@@ -45,6 +86,10 @@ static void *helper_main(void *unused) {
 /* Start helpers until `want` are alive (or creation fails). Called with job_lock held. */
 static void grow(int want) {
   if (want > MAX_HELPERS) want = MAX_HELPERS;
+  if (helpers == 0) {
+    const char *s = getenv("KVEVICT_POOL_SPIN_US");
+    if (s && *s) spin_ns = atol(s) * 1000L;
+  }
   while (helpers < want) {
     pthread_t t;
     pthread_attr_t attr;
@@ -53,9 +98,7 @@ static void grow(int want) {
     int rc = pthread_create(&t, &attr, helper_main, NULL);
     pthread_attr_destroy(&attr);
     if (rc != 0) break;
-    pthread_mutex_lock(&state);
     helpers++;
-    pthread_mutex_unlock(&state);
   }
 }
 
@@ -66,23 +109,23 @@ void kv_pool_run(void (*fn)(void *, int), void *arg, int n) {
   }
   pthread_mutex_lock(&job_lock);
   grow(n - 1);
-  pthread_mutex_lock(&state);
-  int offered = helpers < n - 1 ? helpers : n - 1;
-  job_fn = fn;
-  job_arg = arg;
-  tickets = offered;
-  running = 0;
-  generation++;
-  pthread_cond_broadcast(&wake);
-  pthread_mutex_unlock(&state);
+  const int offered = helpers < n - 1 ? helpers : n - 1;
+  atomic_store(&job_fn, fn);
+  atomic_store(&job_arg, arg);
+  atomic_store(&tickets, offered);
+  atomic_fetch_add(&generation, 1);
+  if (atomic_load(&sleepers) > 0) {
+    pthread_mutex_lock(&state);
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&state);
+  }
 
   fn(arg, 0);
 
-  pthread_mutex_lock(&state);
   /* slots no helper picked up yet are withdrawn: fn splits work dynamically, so the caller already did it */
-  tickets = 0;
-  while (running > 0) pthread_cond_wait(&finished, &state);
-  pthread_mutex_unlock(&state);
+  atomic_store(&tickets, 0);
+  for (int polls = 0; atomic_load(&running) > 0; polls++)
+    if (polls > 64) sched_yield();
   pthread_mutex_unlock(&job_lock);
 }
 

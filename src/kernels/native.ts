@@ -29,7 +29,7 @@ export interface NativeAddon {
   causalSoftmaxGrad(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): void;
   siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   /** sgemvParts(k, x, accumulate, w0, n0, y0, w1, n1, y1, ...): up to 4 parts */
-  sgemvParts(k: number, x: Float32Array, accumulate: boolean, ...parts: (Float32Array | number)[]): void;
+  sgemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (Float32Array | number)[]): void;
   info(): NativeInfo;
   /** OpenBLAS threads for later calls. */
   setThreads(threads: number): void;
@@ -60,6 +60,12 @@ export function makeNativeKernels(path: string): Kernels {
       addon.attendHead(a.q, a.qRowStride, a.out, a.rows, a.headDim, a.firstHead, a.group, a.qPos, a.keys, a.values, a.kPos, a.n, a.scale);
     },
     sgemvParts(k, x, parts, accumulate = false) {
+      if (addon.sgemvParts === undefined) {
+        // an addon built before sgemvParts: one sgemv per part
+        if (parts.length > 4) throw new RangeError('sgemvParts: at most 4 parts');
+        for (const p of parts) addon.sgemv(p.n, k, p.w, x, p.y, accumulate);
+        return;
+      }
       const [a, b, c, d] = parts;
       switch (parts.length) {
         case 0: return;

@@ -2,6 +2,7 @@ import { KvCache } from '../cache/kv-cache.js';
 import { KvevictError, assert } from '../errors.js';
 import { kernels, type Kernels } from '../kernels/index.js';
 import { ropeTables, type ModelConfig } from './config.js';
+import type { GemvPart } from '../kernels/types.js';
 import type { ForwardArgs, LayerWeights, Weights } from './types.js';
 
 /** forward() arguments, plus where to write the logits (a decode loop reuses one buffer: fresh memory is slow to touch). */
@@ -49,9 +50,14 @@ class Scratch {
   att: Float32Array = new Float32Array(0); // attention output [rows, H, d]
   gate: Float32Array = new Float32Array(0); // [rows, inter]
   up: Float32Array = new Float32Array(0); // [rows, inter]
+  /** per layer, the decode row's fused projections (q, k, v; gate, up) into these buffers */
+  qkvParts: GemvPart[][] = [];
+  gateUpParts: GemvPart[][] = [];
 
   ensure(rows: number, cfg: ModelConfig): void {
     if (rows <= this.rows) return;
+    this.qkvParts = [];
+    this.gateUpParts = [];
     const { hiddenSize: hidden, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: inter } = cfg;
     this.rows = rows;
     this.x = new Float32Array(rows * hidden);
@@ -215,9 +221,14 @@ export class LlamaModel {
     // attention: norm, projections, (biases, q/k norms), RoPE
     k.rmsnorm(s.xb, s.x, w.inputNorm, n, hidden, eps);
     lap('norm');
-    this.linear(n, qDim, hidden, s.xb, w.q, s.q, false);
-    this.linear(n, kvDim, hidden, s.xb, w.k, s.k, false);
-    this.linear(n, kvDim, hidden, s.xb, w.v, s.v, false);
+    if (n === 1) {
+      // one pass of the thread pool for the three projections of the decode row
+      k.sgemvParts(hidden, s.xb, (s.qkvParts[l] ??= [{ w: w.q, n: qDim, y: s.q }, { w: w.k, n: kvDim, y: s.k }, { w: w.v, n: kvDim, y: s.v }]));
+    } else {
+      this.linear(n, qDim, hidden, s.xb, w.q, s.q, false);
+      this.linear(n, kvDim, hidden, s.xb, w.k, s.k, false);
+      this.linear(n, kvDim, hidden, s.xb, w.v, s.v, false);
+    }
     lap('linear');
     if (w.qBias) addBias(s.q, w.qBias, n, qDim);
     if (w.kBias) addBias(s.k, w.kBias, n, kvDim);
@@ -255,8 +266,12 @@ export class LlamaModel {
     // SwiGLU MLP
     k.rmsnorm(s.xb, s.x, w.postNorm, n, hidden, eps);
     lap('norm');
-    this.linear(n, inter, hidden, s.xb, w.gate, s.gate, false);
-    this.linear(n, inter, hidden, s.xb, w.up, s.up, false);
+    if (n === 1) {
+      k.sgemvParts(hidden, s.xb, (s.gateUpParts[l] ??= [{ w: w.gate, n: inter, y: s.gate }, { w: w.up, n: inter, y: s.up }]));
+    } else {
+      this.linear(n, inter, hidden, s.xb, w.gate, s.gate, false);
+      this.linear(n, inter, hidden, s.xb, w.up, s.up, false);
+    }
     lap('linear');
     k.siluMul(s.gate, s.gate, s.up, n * inter);
     lap('activation');

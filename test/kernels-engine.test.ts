@@ -1,0 +1,181 @@
+/**
+ * The engine's decode kernels against float64 definitions: fused matrix-vector products (sgemvParts) and
+ * single-row attention (the vectorized decode path: tiles of keys, online softmax across tiles, key ranges
+ * split across threads), on the TypeScript and the native kernels, on 1 and 4 threads.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rng } from '../src/util/rng.js';
+import { jsKernels } from '../src/kernels/js.js';
+import { loadNative, nativeAddonPath } from '../src/kernels/index.js';
+import { loadNativeAddon } from '../src/kernels/native.js';
+import type { AttendArgs, GemvPart, Kernels } from '../src/kernels/types.js';
+
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, atol = 1e-5, rtol = 1e-4): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]);
+    if (!(err <= atol + rtol * Math.abs(expected[i]))) assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]}`);
+  }
+}
+
+/** `n` normal values as a view `offset` elements into a larger buffer (so alignment varies). */
+function view(rng: Rng, n: number, offset: number): Float32Array {
+  return rng.normalArray(offset + n + 3).subarray(offset, offset + n);
+}
+
+// ---------- sgemvParts ----------
+
+interface PartsCase { k: number; ns: number[]; accumulate: boolean }
+const partsCases: PartsCase[] = [
+  { k: 576, ns: [576, 192, 192], accumulate: false }, // q, k, v of SmolLM2-135M
+  { k: 576, ns: [1536, 1536], accumulate: false }, // gate, up
+  { k: 53, ns: [7, 1, 130], accumulate: true }, // k with a tail, n not a multiple of 4
+  { k: 7, ns: [5, 3, 2, 9], accumulate: false }, // k below one vector, four parts
+  { k: 700, ns: [1000], accumulate: true }, // several row blocks on the thread pool
+  { k: 0, ns: [4, 2], accumulate: false },
+];
+
+/** Runs a case; y buffers are longer than n (as scratch buffers are) and their tails must stay untouched. */
+function runParts(kern: Kernels, c: PartsCase, seed: number): void {
+  const rng = new Rng(seed);
+  const x = view(rng, c.k, 1);
+  const parts: GemvPart[] = c.ns.map((n, p) => ({ w: view(rng, n * c.k, p + 2), n, y: view(rng, n + 5, p) }));
+  const before = parts.map((p) => Float32Array.from(p.y));
+  kern.sgemvParts(c.k, x, parts, c.accumulate);
+  parts.forEach((p, i) => {
+    const want = new Float64Array(p.n);
+    for (let r = 0; r < p.n; r++) {
+      let s = 0;
+      for (let j = 0; j < c.k; j++) s += p.w[r * c.k + j] * x[j];
+      want[r] = c.accumulate ? before[i][r] + s : s;
+    }
+    assertClose(p.y.subarray(0, p.n), want, `part ${i} (${p.n}x${c.k})`);
+    for (let r = p.n; r < p.y.length; r++) assert.ok(Object.is(p.y[r], before[i][r]), `part ${i} written past n at ${r}`);
+  });
+}
+
+// ---------- single-row attention ----------
+
+interface DecodeCase { n: number; d: number; group: number; firstHead: number; heads: number; qScale: number; rising?: boolean }
+
+function decodeCases(): DecodeCase[] {
+  const cases: DecodeCase[] = [];
+  // key counts around the 16-key vectors and the 256-key tiles, and long enough to split across threads
+  for (const n of [1, 15, 16, 17, 255, 256, 257, 700, 2100]) cases.push({ n, d: 64, group: 3, firstHead: 3, heads: 9, qScale: 1 });
+  for (const group of [1, 2, 4]) cases.push({ n: 300, d: 64, group, firstHead: 0, heads: 8, qScale: 1 });
+  cases.push({ n: 600, d: 128, group: 4, firstHead: 4, heads: 8, qScale: 1 });
+  cases.push({ n: 300, d: 48, group: 3, firstHead: 0, heads: 3, qScale: 1 }); // not a vectorized shape
+  cases.push({ n: 300, d: 64, group: 5, firstHead: 0, heads: 5, qScale: 1 }); // group beyond the vectorized ones
+  // scores that rise tile after tile: the running max changes and earlier tiles are rescaled
+  cases.push({ n: 1000, d: 64, group: 3, firstHead: 0, heads: 3, qScale: 4, rising: true });
+  cases.push({ n: 9000, d: 64, group: 3, firstHead: 6, heads: 9, qScale: 3 });
+  return cases;
+}
+
+function decodeName(c: DecodeCase): string {
+  return `n=${c.n} d=${c.d} group=${c.group}${c.rising ? ' rising scores' : ''}`;
+}
+
+/** One decode row: keys at positions with gaps, the query somewhere past the middle (it sees a prefix). */
+function decodeArgs(c: DecodeCase, seed: number): AttendArgs {
+  const rng = new Rng(seed);
+  const stride = c.heads * c.d + 3;
+  const kPos = Int32Array.from({ length: c.n }, (_, i) => 2 * i + (i % 3 === 0 ? 1 : 0));
+  const keys = view(rng, c.n * c.d, 2);
+  if (c.rising) for (let j = 0; j < c.n; j++) keys[j * c.d] = (j / c.n) * 8; // dimension 0 grows with the key index
+  const q = view(rng, stride, 1).map((v) => v * c.qScale);
+  if (c.rising) for (let h = 0; h < c.heads; h++) q[h * c.d] = Math.abs(q[h * c.d]) + 2;
+  const qPos = Int32Array.from([c.n > 1 ? kPos[Math.floor((c.n * 4) / 5)] : 5]);
+  return {
+    q, qRowStride: stride, out: new Float32Array(stride).fill(NaN), rows: 1, headDim: c.d, firstHead: c.firstHead, group: c.group,
+    qPos, keys, values: view(rng, c.n * c.d, 4), kPos, n: c.n, scale: 1 / Math.sqrt(c.d),
+  };
+}
+
+function attend64(a: AttendArgs): Float64Array {
+  const out = Float64Array.from(a.out);
+  const d = a.headDim;
+  for (let g = 0; g < a.group; g++) {
+    const qo = (a.firstHead + g) * d;
+    const w = new Float64Array(a.n);
+    let max = -Infinity;
+    for (let j = 0; j < a.n; j++) {
+      if (a.kPos[j] > a.qPos[0]) { w[j] = -Infinity; continue; }
+      let s = 0;
+      for (let i = 0; i < d; i++) s += a.q[qo + i] * a.keys[j * d + i];
+      w[j] = s * a.scale;
+      max = Math.max(max, w[j]);
+    }
+    let sum = 0;
+    for (let j = 0; j < a.n; j++) { w[j] = w[j] === -Infinity ? 0 : Math.exp(w[j] - max); sum += w[j]; }
+    for (let i = 0; i < d; i++) {
+      let acc = 0;
+      for (let j = 0; j < a.n; j++) acc += w[j] * a.values[j * d + i];
+      out[qo + i] = sum === 0 ? 0 : acc / sum;
+    }
+  }
+  return out;
+}
+
+function checkDecode(kern: Kernels, seed: number): void {
+  for (const c of decodeCases()) {
+    const args = decodeArgs(c, seed);
+    const want = attend64(args);
+    kern.attendHead(args);
+    // heads outside the group keep their NaN: nothing else was written
+    for (let i = 0; i < args.out.length; i++) {
+      const head = Math.floor(i / c.d);
+      if (i >= c.heads * c.d || head < c.firstHead || head >= c.firstHead + c.group) assert.ok(Number.isNaN(args.out[i]), `${decodeName(c)}: wrote outside the group at ${i}`);
+      else assert.ok(Math.abs(args.out[i] - want[i]) <= 1e-5 + 1e-4 * Math.abs(want[i]), `${decodeName(c)}: element ${i} is ${args.out[i]}, expected ${want[i]}`);
+    }
+  }
+}
+
+// ---------- suites ----------
+
+describe('js engine kernels against float64 definitions', () => {
+  partsCases.forEach((c, i) => test(`sgemvParts k=${c.k} n=${c.ns.join(',')} accumulate=${c.accumulate}`, () => runParts(jsKernels, c, 40 + i)));
+  test('single-row attention', () => checkDecode(jsKernels, 50));
+  test('sgemvParts takes at most 4 parts', () => {
+    const p = { w: new Float32Array(1), n: 1, y: new Float32Array(1) };
+    assert.throws(() => jsKernels.sgemvParts(1, new Float32Array(1), [p, p, p, p, p]), /at most 4 parts/);
+  });
+});
+
+const native = loadNative();
+const skipNative = native ? false : `native addon not built (${nativeAddonPath}); run node scripts/build-native.js`;
+
+describe('native engine kernels against float64 definitions, on 1 and 4 threads', { skip: skipNative }, () => {
+  const addon = loadNativeAddon(nativeAddonPath);
+  for (const threads of [1, 4]) {
+    test(`sgemvParts, ${threads} thread(s)`, () => {
+      const before = addon.info().threads;
+      addon.setThreads(threads);
+      try {
+        partsCases.forEach((c, i) => runParts(native!, c, 60 + i));
+      } finally {
+        addon.setThreads(before);
+      }
+    });
+    test(`single-row attention, ${threads} thread(s)`, () => {
+      const before = addon.info().threads;
+      addon.setThreads(threads);
+      try {
+        checkDecode(native!, 70 + threads);
+      } finally {
+        addon.setThreads(before);
+      }
+    });
+  }
+  test('sgemvParts: bad arguments throw instead of touching memory', () => {
+    assert.ok(addon.sgemvParts, 'the addon has sgemvParts');
+    const x = new Float32Array(4), w = new Float32Array(8), y = new Float32Array(2);
+    assert.throws(() => addon.sgemvParts!(4, x, false, w, 3, new Float32Array(3)), /w has 8 elements, needs 12/);
+    assert.throws(() => addon.sgemvParts!(4, x, false, w, 2, new Float32Array(1)), /y has 1 elements, needs 2/);
+    assert.throws(() => addon.sgemvParts!(5, x, false, w, 1, y), /x has 4 elements, needs 5/);
+    assert.throws(() => addon.sgemvParts!(4, x, false, w, 2), /expected 6 arguments|in threes/);
+    assert.throws(() => addon.sgemvParts!(4, x, false, w, 2, y, w), /in threes/);
+    assert.throws(() => addon.sgemvParts!(1, x, false, w, 1, y, w, 1, y, w, 1, y, w, 1, y, w, 1, y), /too many parts|expected/);
+  });
+});
