@@ -3,7 +3,7 @@
  * bandwidth. Row blocks of W are shared out on the thread pool (the caller keeps taking blocks until none are
  * left, so a helper that is not scheduled in time costs nothing and a call is never slower than one thread).
  * Several matrices that share x (q, k, v; gate, up) run as one job: one round of thread synchronization for all.
- * Inside a block, four rows at a time against x held in L1, with AVX-512 FMA where the compiler targets it.
+ * Inside a block, row after row against x held in L1, with AVX-512 FMA where the compiler targets it.
  */
 #include <stdatomic.h>
 #include <string.h>
@@ -18,39 +18,14 @@
 /* Below this many weights (256 KB) one thread is faster than waking another. */
 #define GEMV_PARALLEL_MIN (1 << 16)
 
-/* y[r] (+)= W[r, :] . x for rows [0, rows). */
+/* y[r] (+)= W[r, :] . x for rows [0, rows). One row at a time, front to back: W is read as a single sequential
+ * stream, which the hardware prefetchers follow at full speed (interleaving several rows measured about half as
+ * fast on AVX-512 Zen); one accumulator per row is enough, the FMA chain is far faster than memory. */
 static void gemv_rows(int rows, int k, const float *w, const float *x, float *y, int accumulate) {
-  int r = 0;
 #ifdef __AVX512F__
   const int kv = k & ~15;
   const __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1u);
-  for (; r + 4 <= rows; r += 4) {
-    const float *w0 = w + (int64_t)r * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-    int i = 0;
-    for (; i < kv; i += 16) {
-      const __m512 xv = _mm512_loadu_ps(x + i);
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + i), xv, a0);
-      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + i), xv, a1);
-      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + i), xv, a2);
-      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + i), xv, a3);
-    }
-    if (tail) {
-      const __m512 xv = _mm512_maskz_loadu_ps(tail, x + i);
-      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + i), xv, a0);
-      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w1 + i), xv, a1);
-      a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + i), xv, a2);
-      a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + i), xv, a3);
-    }
-    const float s0 = _mm512_reduce_add_ps(a0), s1 = _mm512_reduce_add_ps(a1);
-    const float s2 = _mm512_reduce_add_ps(a2), s3 = _mm512_reduce_add_ps(a3);
-    if (accumulate) {
-      y[r] += s0, y[r + 1] += s1, y[r + 2] += s2, y[r + 3] += s3;
-    } else {
-      y[r] = s0, y[r + 1] = s1, y[r + 2] = s2, y[r + 3] = s3;
-    }
-  }
-  for (; r < rows; r++) {
+  for (int r = 0; r < rows; r++) {
     const float *wr = w + (int64_t)r * k;
     __m512 a = _mm512_setzero_ps();
     int i = 0;
@@ -61,7 +36,7 @@ static void gemv_rows(int rows, int k, const float *w, const float *x, float *y,
   }
 #else
   enum { L = 16 };
-  for (; r < rows; r++) {
+  for (int r = 0; r < rows; r++) {
     const float *wr = w + (int64_t)r * k;
     float acc[L] = {0};
     int i = 0;
