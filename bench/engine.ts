@@ -51,6 +51,8 @@ export interface EngineFigures {
   linearOverSgemm: number;
   /** median decode step over every repetition */
   decodeMsPerToken: number;
+  /** a decode step's time by section (ms per token, mean over every step of every repetition) */
+  decodeSections: Record<ForwardSection, number>;
   decodeTokPerS: number;
   llamaCpp: LlamaCppFigures | null;
   /** engine prefill over llama.cpp's (target >= 2.5 at 2048 and 8192) */
@@ -117,6 +119,8 @@ interface PrefillRun {
   otherMs: number;
   /** each decode step's time */
   stepMs: number[];
+  /** summed over the decode steps */
+  decodeSections: Record<ForwardSection, number>;
 }
 
 /** One prefill of L tokens into a ready cache (allocated and touched, as llama.cpp's context), then DECODE_STEPS steps. */
@@ -141,6 +145,9 @@ function prefillAndDecode(model: LlamaModel, cfg: ModelConfig, tokens: Int32Arra
   const pos = new Int32Array(1);
   const logits = new Float32Array(cfg.vocabSize);
   const stepMs: number[] = [];
+  const sections = { ...prof.ms };
+  const decodeProf = new ForwardProfile();
+  model.profile = decodeProf;
   for (let i = 0; i < DECODE_STEPS; i++) {
     one[0] = tokens[L + i];
     pos[0] = L + i;
@@ -148,8 +155,9 @@ function prefillAndDecode(model: LlamaModel, cfg: ModelConfig, tokens: Int32Arra
     model.forward({ tokens: one, positions: pos, cache, logitsOut: logits });
     stepMs.push(performance.now() - t);
   }
+  model.profile = null;
   release(cache);
-  return { prefillMs, sections: { ...prof.ms }, linearMs: prof.linearMs, attentionMs: prof.attentionMs, otherMs: prof.otherMs, stepMs };
+  return { prefillMs, sections, linearMs: prof.linearMs, attentionMs: prof.attentionMs, otherMs: prof.otherMs, stepMs, decodeSections: { ...decodeProf.ms } };
 }
 
 /** Drop a cache's memory now rather than when the cache object goes. */
@@ -205,11 +213,13 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
       const reps = repetitions(L);
       let best: PrefillRun | null = null;
       const stepMs: number[] = [];
+      const decodeSections = new ForwardProfile().ms;
       let sgemmMs = Infinity;
       for (let r = 0; r < reps; r++) {
         const run = prefillAndDecode(model, cfg, tokens, positions, L);
         if (!best || run.prefillMs < best.prefillMs) best = run;
         stepMs.push(...run.stepMs);
+        for (const key of Object.keys(decodeSections) as ForwardSection[]) decodeSections[key] += run.decodeSections[key] / (reps * DECODE_STEPS);
         sgemmMs = Math.min(sgemmMs, sgemmOnly(cfg, k, model, L));
       }
       const { prefillMs, sections, linearMs, attentionMs, otherMs } = best!;
@@ -217,7 +227,7 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
       const f: EngineFigures = {
         context: L, prefillMs, prefillTokPerS: (L / prefillMs) * 1000, prefillColdTokPerS: (L / coldMs) * 1000, sections, linearMs, attentionMs, otherMs,
         sgemmOnlyMs: sgemmMs, sgemmOnlyTokPerS: (L / sgemmMs) * 1000, linearOverSgemm: linearMs / sgemmMs,
-        decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, llamaCpp: null, prefillRatio: null, decodeRatio: null,
+        decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeSections, llamaCpp: null, prefillRatio: null, decodeRatio: null,
       };
       figures.push(f);
       process.stderr.write(`  context ${L}: prefill ${f.prefillTokPerS.toFixed(0)} tok/s (cold ${f.prefillColdTokPerS.toFixed(0)}), decode ${f.decodeTokPerS.toFixed(1)} tok/s\n`);
@@ -260,6 +270,11 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
       'prefill time by section (ms)',
       ['context', ...Object.keys(figures[0]?.sections ?? {})],
       figures.map((f) => [f.context, ...Object.values(f.sections)]),
+    ));
+    process.stdout.write(formatTable(
+      'decode step by section (ms per token, mean)',
+      ['context', ...Object.keys(figures[0]?.decodeSections ?? {})],
+      figures.map((f) => [f.context, ...Object.values(f.decodeSections)]),
     ));
     process.stdout.write(`best of ${repetitions(512)} repetitions up to 2048 tokens (1 beyond), for the engine and llama.cpp alike; decode: the median step\n`);
     process.stdout.write(`cold: prefill into a fresh cache (its first-touch page faults included); the other figures allocate and touch the cache first, as llama.cpp does when it creates its context\n`);
