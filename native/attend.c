@@ -6,7 +6,10 @@
  * (running max and sum per row, as in FlashAttention), so scratch stays O(block * chunk) for any context.
  * Keys are sorted by position, so the keys a row sees are a prefix: a block only touches the prefix up to
  * its largest query position, and masks per row only in the chunks past its smallest one.
- * Decode (one row): fused loops that read each key and value once for the whole group.
+ * Decode (one row): with AVX-512 (head_dim 64 or 128, groups up to 4), one pass over tiles of keys: the group's
+ * scores of a tile (kept in L1), their softmax folded into a running max and sum, then one pass over the tile's
+ * values; K and V are each read once, front to back, at memory speed. Other shapes: BLAS loops that also read
+ * each key and value once for the whole group.
  *
  * Parallelism: work units are (row block, key range) pairs run on the thread pool with single-threaded
  * BLAS calls inside (OpenBLAS's own threading costs more than it gains on these small products). When
@@ -28,7 +31,9 @@
 /* Below this many multiply-adds a call runs on one thread: waking helpers costs tens of microseconds. */
 #define PARALLEL_MIN_MACS (1 << 21)
 /* Keys times head_dim from which a decode row's keys are split across threads (K and V: 256 KB). */
+#ifndef DECODE_SPLIT_MIN
 #define DECODE_SPLIT_MIN (1 << 15)
+#endif
 /* A key range of a split gets at least this many keys. */
 #define MIN_SPLIT_KEYS 256
 /* Keys per decode tile: 512 keys of head_dim 64 are 128 KB, well inside L2. */

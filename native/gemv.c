@@ -14,7 +14,9 @@
 #endif
 
 /* About 64 KB of W per block: fine enough to balance two threads, large enough to amortize taking it. */
+#ifndef GEMV_BLOCK_FLOATS
 #define GEMV_BLOCK_FLOATS (1 << 14)
+#endif
 /* Below this many weights (256 KB) one thread is faster than waking another. */
 #define GEMV_PARALLEL_MIN (1 << 16)
 
