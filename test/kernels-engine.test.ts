@@ -1,7 +1,8 @@
 /**
- * The engine's decode kernels against float64 definitions: fused matrix-vector products (sgemvParts) and
- * single-row attention (the vectorized decode path: tiles of keys, online softmax across tiles, key ranges
- * split across threads), on the TypeScript and the native kernels, on 1 and 4 threads.
+ * The engine's kernels against float64 definitions: fused matrix-vector products (sgemvParts), single-row
+ * attention (the vectorized decode path: tiles of keys, online softmax across tiles, key ranges split across
+ * threads) and prefill blocks of head_dim 64 (the native kernel's own path: key chunks, rescaled running sums,
+ * query counts off the tile sizes), on the TypeScript and the native kernels, on 1 and 4 threads.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -96,23 +97,25 @@ function decodeArgs(c: DecodeCase, seed: number): AttendArgs {
 function attend64(a: AttendArgs): Float64Array {
   const out = Float64Array.from(a.out);
   const d = a.headDim;
-  for (let g = 0; g < a.group; g++) {
-    const qo = (a.firstHead + g) * d;
-    const w = new Float64Array(a.n);
-    let max = -Infinity;
-    for (let j = 0; j < a.n; j++) {
-      if (a.kPos[j] > a.qPos[0]) { w[j] = -Infinity; continue; }
-      let s = 0;
-      for (let i = 0; i < d; i++) s += a.q[qo + i] * a.keys[j * d + i];
-      w[j] = s * a.scale;
-      max = Math.max(max, w[j]);
-    }
-    let sum = 0;
-    for (let j = 0; j < a.n; j++) { w[j] = w[j] === -Infinity ? 0 : Math.exp(w[j] - max); sum += w[j]; }
-    for (let i = 0; i < d; i++) {
-      let acc = 0;
-      for (let j = 0; j < a.n; j++) acc += w[j] * a.values[j * d + i];
-      out[qo + i] = sum === 0 ? 0 : acc / sum;
+  for (let r = 0; r < a.rows; r++) {
+    for (let g = 0; g < a.group; g++) {
+      const qo = r * a.qRowStride + (a.firstHead + g) * d;
+      const w = new Float64Array(a.n);
+      let max = -Infinity;
+      for (let j = 0; j < a.n; j++) {
+        if (a.kPos[j] > a.qPos[r]) { w[j] = -Infinity; continue; }
+        let s = 0;
+        for (let i = 0; i < d; i++) s += a.q[qo + i] * a.keys[j * d + i];
+        w[j] = s * a.scale;
+        max = Math.max(max, w[j]);
+      }
+      let sum = 0;
+      for (let j = 0; j < a.n; j++) { w[j] = w[j] === -Infinity ? 0 : Math.exp(w[j] - max); sum += w[j]; }
+      for (let i = 0; i < d; i++) {
+        let acc = 0;
+        for (let j = 0; j < a.n; j++) acc += w[j] * a.values[j * d + i];
+        out[qo + i] = sum === 0 ? 0 : acc / sum;
+      }
     }
   }
   return out;
@@ -132,11 +135,63 @@ function checkDecode(kern: Kernels, seed: number): void {
   }
 }
 
+// ---------- prefill blocks of head_dim 64 (the native kernel's own AVX-512 path) ----------
+
+interface BlockCase { rows: number; n: number; group: number; heads: number; firstHead: number; qScale: number; rising?: boolean; blind?: boolean }
+const blockCases: BlockCase[] = [
+  { rows: 150, n: 700, group: 3, heads: 9, firstHead: 3, qScale: 1 }, // several row blocks and key chunks
+  { rows: 70, n: 300, group: 4, heads: 8, firstHead: 4, qScale: 1 }, // a full block of 64 rows x 4 heads
+  { rows: 37, n: 520, group: 1, heads: 2, firstHead: 1, qScale: 2 }, // query counts off every tile size
+  { rows: 9, n: 1000, group: 2, heads: 2, firstHead: 0, qScale: 3, rising: true, blind: true }, // rescaled chunks, a row that sees nothing
+  { rows: 40, n: 3000, group: 3, heads: 3, firstHead: 0, qScale: 2 }, // one row block: keys split across threads
+  // rows x group leaves 5, 2 and 3 queries after the tiles of 6
+  { rows: 23, n: 300, group: 1, heads: 1, firstHead: 0, qScale: 1 },
+  { rows: 5, n: 100, group: 4, heads: 4, firstHead: 0, qScale: 1 },
+  { rows: 7, n: 100, group: 3, heads: 6, firstHead: 3, qScale: 1 },
+];
+
+function blockName(c: BlockCase): string {
+  return `rows=${c.rows} n=${c.n} group=${c.group}${c.rising ? ' rising scores' : ''}${c.blind ? ' blind row' : ''}`;
+}
+
+/** Keys at positions with gaps; queries spread from the first keys to past the last, in order. */
+function blockArgs(c: BlockCase, seed: number): AttendArgs {
+  const rng = new Rng(seed);
+  const d = 64, stride = c.heads * d + 5;
+  const kPos = Int32Array.from({ length: c.n }, (_, i) => 10 + 2 * i + (i % 5 === 0 ? 1 : 0));
+  const keys = view(rng, c.n * d, 2);
+  if (c.rising) for (let j = 0; j < c.n; j++) keys[j * d] = (j / c.n) * 8;
+  const q = view(rng, c.rows * stride, 1).map((v) => v * c.qScale);
+  if (c.rising) for (let r = 0; r < c.rows; r++) for (let h = 0; h < c.heads; h++) q[r * stride + h * d] = Math.abs(q[r * stride + h * d]) + 2;
+  const top = kPos[c.n - 1] + 3;
+  const qPos = Int32Array.from({ length: c.rows }, (_, r) => Math.floor(((r + 1) / c.rows) * top));
+  if (c.blind) qPos[0] = 3; // below every key position
+  return {
+    q, qRowStride: stride, out: new Float32Array(c.rows * stride).fill(NaN), rows: c.rows, headDim: d, firstHead: c.firstHead,
+    group: c.group, qPos, keys, values: view(rng, c.n * d, 4), kPos, n: c.n, scale: 1 / Math.sqrt(d),
+  };
+}
+
+function checkBlocks(kern: Kernels, seed: number): void {
+  for (const c of blockCases) {
+    const args = blockArgs(c, seed);
+    const want = attend64(args);
+    kern.attendHead(args);
+    const d = 64, lo = c.firstHead * d, hi = (c.firstHead + c.group) * d;
+    for (let i = 0; i < args.out.length; i++) {
+      const col = i % args.qRowStride;
+      if (col < lo || col >= hi) assert.ok(Number.isNaN(args.out[i]), `${blockName(c)}: wrote outside the group at ${i}`);
+      else assert.ok(Math.abs(args.out[i] - want[i]) <= 1e-5 + 1e-4 * Math.abs(want[i]), `${blockName(c)}: element ${i} is ${args.out[i]}, expected ${want[i]}`);
+    }
+  }
+}
+
 // ---------- suites ----------
 
 describe('js engine kernels against float64 definitions', () => {
   partsCases.forEach((c, i) => test(`sgemvParts k=${c.k} n=${c.ns.join(',')} accumulate=${c.accumulate}`, () => runParts(jsKernels, c, 40 + i)));
   test('single-row attention', () => checkDecode(jsKernels, 50));
+  test('prefill blocks, head_dim 64', () => checkBlocks(jsKernels, 51));
   test('sgemvParts takes at most 4 parts', () => {
     const p = { w: new Float32Array(1), n: 1, y: new Float32Array(1) };
     assert.throws(() => jsKernels.sgemvParts(1, new Float32Array(1), [p, p, p, p, p]), /at most 4 parts/);
@@ -163,6 +218,15 @@ describe('native engine kernels against float64 definitions, on 1 and 4 threads'
       addon.setThreads(threads);
       try {
         checkDecode(native!, 70 + threads);
+      } finally {
+        addon.setThreads(before);
+      }
+    });
+    test(`prefill blocks, head_dim 64, ${threads} thread(s)`, () => {
+      const before = addon.info().threads;
+      addon.setThreads(threads);
+      try {
+        checkBlocks(native!, 80 + threads);
       } finally {
         addon.setThreads(before);
       }
