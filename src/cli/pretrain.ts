@@ -40,7 +40,7 @@ const SPECS: OptionSpecs = {
   'eval-out': { type: 'string', help: 'JSON file for --evaluate results (default MODEL/heldout-eval.json)' },
   'card-lengths': { type: 'list', help: 'needle prompt lengths for --evaluate', default: DEFAULT_CARD_EVAL.lengths.join(',') },
   'per-task': { type: 'int', help: 'samples per synthetic task for --evaluate', default: DEFAULT_CARD_EVAL.perTask },
-  curriculum: { type: 'string', help: 'sequence lengths (and task mix) by progress, "UNTIL:LEN,LEN[@MIX];UNTIL:LEN..." (progress 0..1, MIX default, copy or retrieve; default 0.05:256;0.6:128,256@copy;0.7:256,512;0.8:512,1024;0.93:1024,2048;1.01:2048,4096)' },
+  curriculum: { type: 'string', help: 'sequence lengths (and task mix) by progress, "UNTIL:LEN,LEN[@MIX];UNTIL:LEN..." (progress 0..1, MIX default, copy, retrieve or lookup; default 0.05:256;0.6:128,256@copy;0.7:256,512;0.8:512,1024;0.93:1024,2048;1.01:2048,4096)' },
   tiny: { type: 'boolean', help: 'a tiny model and short sequences (seconds; for tests and smoke runs)' },
   help: { type: 'boolean', help: 'show this help' },
 };

@@ -32,7 +32,17 @@ export const RETRIEVE_MIX: Partial<Record<TaskName | 'text', number>> = {
   common_words: 0.02, frequent_words: 0.02, repeat: 0.12, text: 0.08,
 };
 
-export const MIXES: Record<string, Partial<Record<TaskName | 'text', number>>> = { default: TASK_MIX, copy: COPY_MIX, retrieve: RETRIEVE_MIX };
+/**
+ * Lookups of random values (digits, uuids) from far back, densely supervised: the continuation of a copy
+ * after its first byte needs an induction circuit that works at long range, which copying from a nearby
+ * question (the `repeat` task) does not train.
+ */
+export const LOOKUP_MIX: Partial<Record<TaskName | 'text', number>> = {
+  passkey: 0.2, niah_multikey: 0.25, niah_multiquery: 0.15, niah_multivalue: 0.1, niah_place: 0.15, variable_tracking: 0.03,
+  repeat: 0.07, text: 0.05,
+};
+
+export const MIXES: Record<string, Partial<Record<TaskName | 'text', number>>> = { default: TASK_MIX, copy: COPY_MIX, retrieve: RETRIEVE_MIX, lookup: LOOKUP_MIX };
 
 function pickTask(rng: Rng, mix: Partial<Record<TaskName | 'text', number>> = TASK_MIX): TaskName | 'text' {
   let r = rng.next();
