@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Tensor } from '../src/autograd/tensor.js';
 import { AdamW, clipGradNorm } from '../src/train/adamw.js';
 import { learningRate } from '../src/train/schedule.js';
-import { DEFAULT_PRETRAIN, pretrain, type PretrainOptions } from '../src/train/pretrain.js';
+import { DEFAULT_PRETRAIN, initFromModel, modelConfigOf, pretrain, type PretrainOptions } from '../src/train/pretrain.js';
+import { initParams } from '../src/train/params.js';
 import { TINY_CURRICULUM, makeSample, trainingBatch, DEFAULT_CURRICULUM } from '../src/train/data/batch.js';
 import { loadCorpus } from '../src/train/data/corpus.js';
 import { encodeDialogue, encodePrompt, IM_END, IM_START } from '../src/train/data/encode.js';
@@ -161,6 +162,24 @@ test('checkpoint and resume give the same parameters as an uninterrupted run', a
   } finally {
     rmSync(a, { recursive: true, force: true });
     rmSync(b, { recursive: true, force: true });
+  }
+});
+
+test('--stop-after ends a run early on its own schedule; --init-from starts from a model folder', async () => {
+  const a = mkdtempSync(join(tmpdir(), 'kvevict-a-')), b = mkdtempSync(join(tmpdir(), 'kvevict-b-')), c = mkdtempSync(join(tmpdir(), 'kvevict-c-'));
+  try {
+    await pretrain(tinyOptions(a, 6), false, () => {}, corpus);
+    const r = await pretrain({ ...tinyOptions(b, 6), stopAfter: 4 }, false, () => {}, corpus);
+    assert.equal(r.history.filter((h) => h.loss !== undefined).length, 4);
+    await pretrain(tinyOptions(b, 6), true, () => {}, corpus);
+    assert.ok(readFileSync(join(a, 'model.safetensors')).equals(readFileSync(join(b, 'model.safetensors'))), 'a stopped and resumed run differs');
+    // a one-step run from the trained folder starts where that folder is: its first loss is the trained model's
+    const fresh = await pretrain({ ...tinyOptions(c, 1), seed: 2 }, false, () => {}, corpus);
+    const tuned = await pretrain({ ...tinyOptions(join(c, 'x'), 1), seed: 2, initFrom: a }, false, () => {}, corpus);
+    assert.ok(tuned.firstLoss < fresh.firstLoss - 0.05, `init-from loss ${tuned.firstLoss} vs fresh ${fresh.firstLoss}`);
+    assert.throws(() => initFromModel(a, { ...modelConfigOf(tinyOptions(c, 1)), hiddenSize: 64 }, initParams(modelConfigOf(tinyOptions(c, 1)), 1)), /--init-from .*hiddenSize/);
+  } finally {
+    for (const d of [a, b, c]) rmSync(d, { recursive: true, force: true });
   }
 });
 

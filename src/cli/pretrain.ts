@@ -34,6 +34,7 @@ const SPECS: OptionSpecs = {
   'eval-every': { type: 'int', help: 'held-out needle evaluation every N steps (0: never)', default: D.evalEvery },
   'eval-lengths': { type: 'list', help: 'needle evaluation lengths during training', default: D.evalLengths.join(',') },
   'checkpoint-every': { type: 'int', help: 'checkpoint every N steps', default: D.checkpointEvery },
+  'stop-after': { type: 'int', help: 'stop after this step (checkpointed, evaluated, exported) although the schedule runs to --steps; 0: never', default: 0 },
   'time-limit': { type: 'number', help: 'stop after this many minutes, checkpointed (0: none)', default: 0 },
   evaluate: { type: 'boolean', help: 'instead of training: held-out evaluation of --model with greedy decoding (the model card figures)' },
   model: { type: 'string', help: 'model folder for --evaluate (default: the embedded reference model)' },
@@ -93,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
     intermediate: int(o, 'intermediate'), ropeTheta: o['rope-theta'] as number, maxPositions: int(o, 'max-positions'), maxLength: int(o, 'max-length'),
     evalEvery: int(o, 'eval-every'), evalLengths: (o['eval-lengths'] as string[] | string | undefined ? String(o['eval-lengths']).split(',') : []).map(Number),
     initFrom: typeof o['init-from'] === 'string' ? resolve(o['init-from']) : null,
-    checkpointEvery: int(o, 'checkpoint-every'), lrRestart: int(o, 'lr-restart'), timeLimit: (o['time-limit'] as number) * 60,
+    checkpointEvery: int(o, 'checkpoint-every'), lrRestart: int(o, 'lr-restart'), timeLimit: (o['time-limit'] as number) * 60, stopAfter: int(o, 'stop-after'),
   };
   if (o.tiny) {
     const tiny = { hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, maxLength: 128, maxPositions: 256, tokensPerStep: 1024, warmup: 5, steps: 40, evalEvery: 0, evalLengths: [] as number[], lr: 3e-3 };

@@ -50,6 +50,8 @@ export interface PretrainOptions {
   lrRestart: number;
   /** stop (after checkpointing) when this many seconds have passed in this process; 0 = no limit */
   timeLimit: number;
+  /** stop (checkpointed, evaluated, exported) after this step although the schedule runs to `steps`; 0 = never */
+  stopAfter?: number;
   curriculum: CurriculumStage[];
   /** start from this model folder's weights instead of a random initialisation (fine-tuning); a checkpoint still wins on --resume */
   initFrom?: string | null;
@@ -191,15 +193,15 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     bar.update(step + 1, { tokensPerSecond: tps, loss, secondsLeft: perStep * (opts.steps - step - 1), extra: `ans ${(an ? al / an : 0).toFixed(3)} len ${batch.spans[0].length}` }, step + 1 === opts.steps);
 
     const last = step + 1 === opts.steps;
-    const outOfTime = opts.timeLimit > 0 && (now - t0) / 1000 > opts.timeLimit;
+    const outOfTime = (opts.timeLimit > 0 && (now - t0) / 1000 > opts.timeLimit) || (opts.stopAfter !== undefined && opts.stopAfter > 0 && step + 1 >= opts.stopAfter);
     if ((step + 1) % opts.checkpointEvery === 0 || last || outOfTime) save(step + 1);
     if (opts.evalEvery > 0 && ((step + 1) % opts.evalEvery === 0 || last || outOfTime)) {
       evaluate(step + 1, last || outOfTime || (step + 1) % (opts.evalEvery * 4) === 0);
       save(step + 1);
     }
-    if (last && opts.evalEvery <= 0) exportAll(step + 1);
+    if ((last || outOfTime) && opts.evalEvery <= 0) exportAll(step + 1);
     if (outOfTime) {
-      log(`time limit reached after ${formatDuration((now - t0) / 1000)}; checkpoint saved at step ${step + 1} (continue with --resume)`);
+      log(`${opts.stopAfter && step + 1 >= opts.stopAfter ? `stopped after step ${step + 1}` : 'time limit reached'} after ${formatDuration((now - t0) / 1000)}; checkpoint saved at step ${step + 1} (continue with --resume)`);
       break;
     }
   }
