@@ -5,12 +5,15 @@ import { writeReport } from './report/index.js';
 import { readRows } from './results.js';
 import { loadEngine, runEvalJob, type EvalJob } from './setup.js';
 import { MODES, makeGrid, parsePressSpec } from './settings.js';
-import { formatMarkdownPivot } from './summary.js';
+import { formatMarkdownFocus, formatMarkdownPivot } from './summary.js';
 import type { TextSink } from './progress.js';
 
 /** The README's results grid: every method at budgets 64..512, both modes, needle + RULER + LongBench on the embedded model. */
 export const README_BUDGETS = [64, 128, 256, 512];
 export const README_RULER_TASKS = ['ruler:niah_single_2', 'ruler:niah_multikey_1', 'ruler:niah_multivalue', 'ruler:vt', 'ruler:fwe'];
+
+/** The methods of the focus table: the two query-looking-ahead methods and their baseline. */
+export const FOCUS_PRESSES = ['full', 'snapkv', 'laq', 'laq++', 'judgeq', 'judgeq+laq', 'judgeq+window'];
 
 export interface ReadmeResultsOptions {
   /** results folder (resumable) */
@@ -55,6 +58,10 @@ export async function readmeResults(o: ReadmeResultsOptions): Promise<string> {
     'Attention recall (%): share of those real queries\' attention that falls on kept entries:',
     '',
     formatMarkdownPivot(rows.filter((r) => r.press !== 'full'), 'attention_recall'),
+    '',
+    'Lookahead (LAQ) and trained (Judge Q) queries against SnapKV, by benchmark family (mean score, and the oracle hit rate):',
+    '',
+    formatMarkdownFocus(rows, FOCUS_PRESSES, [64, 128, 256]),
     '',
   ].join('\n');
   mkdirSync(o.report, { recursive: true });

@@ -115,3 +115,36 @@ export function formatMarkdownPivot(rows: readonly ResultRow[], measure: PivotMe
   });
   return [head, sep, ...lines].join('\n');
 }
+
+/** Which benchmark family a row belongs to, for the focus table. */
+function family(dataset: string): 'needle' | 'RULER' | 'LongBench' | 'other' {
+  if (dataset === 'niah') return 'needle';
+  if (dataset.startsWith('ruler:')) return 'RULER';
+  if (dataset.startsWith('longbench:')) return 'LongBench';
+  return 'other';
+}
+
+/**
+ * A Markdown table comparing a few methods at a few budgets: per mode, the mean score of each benchmark
+ * family (needle, RULER, LongBench) and the oracle hit rate, one column per budget.
+ */
+export function formatMarkdownFocus(rows: readonly ResultRow[], presses: readonly string[], budgets: readonly number[]): string {
+  const picked = rows.filter((r) => presses.includes(pressLabel({ name: r.press, options: r.options })) && (r.press === 'full' || budgets.includes(r.budget)));
+  const families = (['needle', 'RULER', 'LongBench', 'other'] as const).filter((f) => picked.some((r) => family(r.dataset) === f));
+  const cols: { title: string; cell: (g: ResultRow[]) => number | null }[] = [];
+  for (const f of families) cols.push({ title: f, cell: (g) => meanOf(g.filter((r) => family(r.dataset) === f).map((r) => r.score)) });
+  cols.push({ title: 'oracle hit %', cell: (g) => meanOf(g.map((r) => r.fidelity.oracle_hit)) });
+  const head = `| method | mode | ${cols.flatMap((c) => budgets.map((b) => `${c.title} B=${b}`)).join(' | ')} |`;
+  const sep = `|---|---|${cols.flatMap(() => budgets.map(() => '---:')).join('|')}|`;
+  const lines: string[] = [];
+  for (const mode of [...new Set(picked.map((r) => r.mode))].sort()) {
+    for (const press of presses) {
+      const mine = picked.filter((r) => r.mode === mode && pressLabel({ name: r.press, options: r.options }) === press);
+      if (mine.length === 0) continue;
+      // the full cache does not depend on the budget: every budget's rows are the same cases
+      const at = (b: number) => (press === 'full' ? mine : mine.filter((r) => r.budget === b));
+      lines.push(`| ${press} | ${mode} | ${cols.flatMap((c) => budgets.map((b) => fmt(c.cell(at(b))))).join(' | ')} |`);
+    }
+  }
+  return [head, sep, ...lines].join('\n');
+}
