@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvevictError } from '../src/errors.js';
 import type { EvalCase, LoadedDataset } from '../src/eval/case.js';
@@ -219,4 +220,24 @@ test('kept plans: the needle case nearest the middle of the longest haystack, el
     mk('n-2-50', 'niah', { length: 2000, depth: 50 }), mk('n-2-100', 'niah', { length: 2000, depth: 100 }), mk('vt-0', 'ruler:vt', { length: 2048 }), mk('vt-1', 'ruler:vt', { length: 2048 }),
   ];
   assert.deepEqual([...keptCaseIds(cases)].sort(), ['n-2-50', 'vt-0']);
+});
+
+test('model fingerprint: weights, config and soft tokens count; model cards and curves do not', async () => {
+  const { ModelEngine } = await import('../src/eval/model-engine.js');
+  const { utimesSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'kvevict-fp-'));
+  try {
+    for (const f of ['config.json', 'model.safetensors', 'judgeq.safetensors', 'README.md', 'loss.svg']) writeFileSync(join(dir, f), 'x');
+    const before = ModelEngine.fingerprintOf(dir);
+    writeFileSync(join(dir, 'README.md'), 'a longer model card');
+    writeFileSync(join(dir, 'loss.svg'), '<svg/>');
+    assert.equal(ModelEngine.fingerprintOf(dir), before);
+    writeFileSync(join(dir, 'judgeq.safetensors'), 'other soft tokens');
+    const afterSoft = ModelEngine.fingerprintOf(dir);
+    assert.notEqual(afterSoft, before);
+    utimesSync(join(dir, 'model.safetensors'), new Date(2020, 0, 1), new Date(2020, 0, 1));
+    assert.notEqual(ModelEngine.fingerprintOf(dir), afterSoft);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -73,10 +73,13 @@ export class ModelEngine implements EvalEngine {
     return basename(dir.replace(/[/\\]+$/, '')) || dir;
   }
 
-  /** A short hash of the model folder's file names, sizes and modification times. */
+  /**
+   * A short hash of the files that decide the model's outputs (config, tokenizer, weights, soft tokens:
+   * names, sizes and modification times), so that editing a model card does not orphan a results folder.
+   */
   static fingerprintOf(dir: string): string {
     const h = createHash('sha256');
-    const files = statSync(dir).isDirectory() ? readdirSync(dir).sort().map((f) => join(dir, f)) : [dir];
+    const files = statSync(dir).isDirectory() ? readdirSync(dir).filter(definesOutputs).sort().map((f) => join(dir, f)) : [dir];
     for (const f of files) {
       const st = statSync(f);
       if (st.isFile()) h.update(`${basename(f)}:${st.size}:${Math.round(st.mtimeMs)}\n`);
@@ -257,4 +260,10 @@ class ModelSession implements EngineSession {
   close(): void {
     this.states.clear();
   }
+}
+
+/** Files of a model folder that change what it computes (model cards, curves and reports do not). */
+const OUTPUT_FILES = new Set(['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'model.safetensors.index.json']);
+export function definesOutputs(name: string): boolean {
+  return OUTPUT_FILES.has(name) || name.endsWith('.safetensors') || name.endsWith('.gguf');
 }
