@@ -22,7 +22,7 @@
 #define MAX_HELPERS 63
 /* How long an idle helper polls for the next job before it sleeps. */
 #ifndef KV_POOL_SPIN_US
-#define KV_POOL_SPIN_US 2000
+#define KV_POOL_SPIN_US 300
 #endif
 
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
