@@ -8,6 +8,8 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { repoRoot } from '../src/paths.js';
+import { loadNative, nativeAddonPath } from '../src/kernels/index.js';
+import { loadNativeAddon } from '../src/kernels/native.js';
 
 export interface MachineInfo {
   cpu: string;
@@ -15,7 +17,10 @@ export interface MachineInfo {
   memoryGiB: number;
   node: string;
   platform: string;
+  /** OPENBLAS_CORETYPE as the kernels loaded it (they set SkylakeX on AVX-512 CPUs unless it was given) */
   openblasCoretype: string | null;
+  /** the core OpenBLAS says it runs on */
+  openblasCore: string | null;
   openblasThreads: string | null;
   backend: string | null;
   /** 1-minute load average when the module started: other work on the machine skews timings */
@@ -24,6 +29,12 @@ export interface MachineInfo {
 
 export function machineInfo(load = loadavg()[0]): MachineInfo {
   const list = cpus();
+  let openblasCore: string | null = null;
+  try {
+    if (loadNative()) openblasCore = loadNativeAddon(nativeAddonPath).info().corename;
+  } catch {
+    // not built: the TypeScript kernels run
+  }
   return {
     cpu: list[0]?.model.trim() ?? 'unknown',
     cores: list.length,
@@ -31,6 +42,7 @@ export function machineInfo(load = loadavg()[0]): MachineInfo {
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     openblasCoretype: process.env.OPENBLAS_CORETYPE ?? null,
+    openblasCore,
     openblasThreads: process.env.OPENBLAS_NUM_THREADS ?? null,
     backend: process.env.KVEVICT_BACKEND ?? null,
     loadAverage: Math.round(load * 100) / 100,
