@@ -167,7 +167,7 @@ static int visible_prefix(const int32_t *k_pos, int n, int32_t p) {
   return lo;
 }
 
-static float row_max(const float *s, int n) {
+float kv_row_max(const float *s, int n) {
 #ifdef __AVX512F__
   __m512 a = _mm512_set1_ps(-INFINITY), b = a;
   int j = 0;
@@ -194,7 +194,7 @@ static float row_max(const float *s, int n) {
 }
 
 /* s[j] = exp(s[j] - m) for j < n; returns the sum. */
-static float exp_shift_sum(float *s, int n, float m) {
+float kv_exp_shift_sum(float *s, int n, float m) {
 #ifdef __AVX512F__
   const __m512 mv = _mm512_set1_ps(m);
   __m512 a = _mm512_setzero_ps(), b = a;
@@ -333,8 +333,8 @@ static int unit_one_row(const Job *j, Scratch *s, int unit, int lo, int hi) {
       cblas_sgemv(CblasRowMajor, CblasNoTrans, tc, d, j->scale, kt, d, q + (int64_t)h * d, 1, 0.0f, sc + (size_t)h * cnt + t0, 1);
   }
   for (int h = 0; h < g; h++) {
-    max[h] = row_max(sc + (size_t)h * cnt, cnt);
-    sum[h] = exp_shift_sum(sc + (size_t)h * cnt, cnt, max[h]);
+    max[h] = kv_row_max(sc + (size_t)h * cnt, cnt);
+    sum[h] = kv_exp_shift_sum(sc + (size_t)h * cnt, cnt, max[h]);
   }
   /* O[g, d] = P[g, cnt] . V[cnt, d]: one pass over V for the whole group */
   for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE) {
@@ -373,9 +373,9 @@ static int unit_block(const Job *j, Scratch *s, int unit, int r0, int br, int lo
         continue;
       }
       const float old = s->run_max[m];
-      const float cm = row_max(row, cnt);
+      const float cm = kv_row_max(row, cnt);
       const float nm = cm > old ? cm : old;
-      const float sum = exp_shift_sum(row, cnt, nm);
+      const float sum = kv_exp_shift_sum(row, cnt, nm);
       if (cnt < kc) memset(row + cnt, 0, sizeof(float) * (size_t)(kc - cnt));
       if (old == -INFINITY) {
         /* a row sees a prefix, so this is its first chunk: ob is overwritten below */

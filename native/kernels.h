@@ -7,14 +7,6 @@
 /* Query rows per attention block (times the GQA group gives the sgemm M). */
 #ifndef KV_ATTEND_ROW_BLOCK
 #define KV_ATTEND_ROW_BLOCK 64
-/* Training's attention rows (train.c): row r of a [rows, n] score block sees keys 0 .. r0 + r % m.
- * causal_softmax: e = exp(e - rowmax) on the visible keys, 0 after; inv[r] = 1 / row sum.
- * causal_softmax_grad: ds = e * inv * (ds - dd[r]) on the visible keys, 0 after.
- * silu_mul_grad: dg += dy * u * silu'(g), du += dy * silu(g) (either may be NULL). */
-void kv_causal_softmax(float *e, float *inv, int rows, int n, int m, int r0);
-void kv_causal_softmax_grad(float *ds, const float *e, const float *inv, const float *dd, int rows, int n, int m, int r0);
-void kv_silu_mul_grad(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t count);
-
 #endif
 /* Keys per attention chunk: scores are [block rows * group, chunk], softmax runs online across chunks. */
 #ifndef KV_ATTEND_KEY_CHUNK
@@ -67,5 +59,18 @@ typedef struct {
   float *y;
 } KvGemvPart;
 void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, int accumulate);
+
+/* Row softmax pieces (attend.c, AVX-512 where compiled for it): the largest of s[0..n), and
+ * s[j] = exp(s[j] - m) in place returning their sum. */
+float kv_row_max(const float *s, int n);
+float kv_exp_shift_sum(float *s, int n, float m);
+
+/* Training's attention rows (train.c): row r of a [rows, n] score block sees keys 0 .. r0 + r % m.
+ * causal_softmax: e = exp(e - rowmax) on the visible keys, 0 after; inv[r] = 1 / row sum.
+ * causal_softmax_grad: ds = e * inv * (ds - dd[r]) on the visible keys, 0 after.
+ * silu_mul_grad: dg += dy * u * silu'(g), du += dy * silu(g) (either may be NULL). */
+void kv_causal_softmax(float *e, float *inv, int rows, int n, int m, int r0);
+void kv_causal_softmax_grad(float *ds, const float *e, const float *inv, const float *dd, int rows, int n, int m, int r0);
+void kv_silu_mul_grad(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t count);
 
 #endif

@@ -10,7 +10,6 @@
 #include "kernels.h"
 #include "pool.h"
 
-#define LANES 16
 #define ROWS_PER_TASK 16
 /* Below this many elements a call runs on the calling thread only. */
 #define PARALLEL_MIN (1 << 16)
@@ -34,30 +33,8 @@ static void softmax_rows(RowJob *j, int first, int last) {
   for (int row = first; row < last; row++) {
     float *s = j->e + (int64_t)row * j->n;
     const int vis = visible_of(j, row);
-    float acc[LANES];
-    for (int l = 0; l < LANES; l++) acc[l] = -INFINITY;
-    int k = 0;
-    for (; k + LANES <= vis; k += LANES)
-      for (int l = 0; l < LANES; l++) acc[l] = s[k + l] > acc[l] ? s[k + l] : acc[l];
-    float mx = -INFINITY;
-    for (int l = 0; l < LANES; l++) mx = acc[l] > mx ? acc[l] : mx;
-    for (; k < vis; k++) mx = s[k] > mx ? s[k] : mx;
-    float sums[LANES] = {0};
-    k = 0;
-    for (; k + LANES <= vis; k += LANES)
-      for (int l = 0; l < LANES; l++) {
-        float x = kv_expf(s[k + l] - mx);
-        s[k + l] = x;
-        sums[l] += x;
-      }
-    float sum = 0.0f;
-    for (int l = 0; l < LANES; l++) sum += sums[l];
-    for (; k < vis; k++) {
-      float x = kv_expf(s[k] - mx);
-      s[k] = x;
-      sum += x;
-    }
-    for (k = vis; k < j->n; k++) s[k] = 0.0f;
+    const float sum = kv_exp_shift_sum(s, vis, kv_row_max(s, vis));
+    for (int k = vis; k < j->n; k++) s[k] = 0.0f;
     j->inv_out[row] = 1.0f / sum;
   }
 }
