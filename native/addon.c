@@ -300,6 +300,19 @@ static napi_value js_causal_softmax_grad(napi_env env, napi_callback_info info) 
   return undefined(env);
 }
 
+/* softmaxRowsAccumulate(s, rows, group, width, vis, out) */
+static napi_value js_softmax_rows_accumulate(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "softmaxRowsAccumulate", 6)) return NULL;
+  int64_t rows = arg_count(&a, 1, "rows"), group = arg_count(&a, 2, "group"), width = arg_count(&a, 3, "width");
+  float *s = arg_array(&a, 0, "s", napi_float32_array, rows * group * width);
+  const int32_t *vis = arg_array(&a, 4, "vis", napi_int32_array, rows);
+  float *out = arg_array(&a, 5, "out", napi_float32_array, group * width);
+  if (a.failed) return NULL;
+  if (width > 0) kv_softmax_rows_accumulate(s, (int)rows, (int)group, (int)width, vis, out);
+  return undefined(env);
+}
+
 /* siluMulGrad(dGate | null, dUp | null, dy, gate, up, n) */
 static napi_value js_silu_mul_grad(napi_env env, napi_callback_info info) {
   Args a;
@@ -388,7 +401,7 @@ NAPI_MODULE_INIT() {
       {"rope", js_rope},       {"siluMul", js_silu_mul},      {"attendHead", js_attend_head},
       {"info", js_info},       {"setThreads", js_set_threads},
       {"causalSoftmax", js_causal_softmax}, {"causalSoftmaxGrad", js_causal_softmax_grad},
-      {"siluMulGrad", js_silu_mul_grad},
+      {"siluMulGrad", js_silu_mul_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},
       {"sgemvParts", js_sgemv_parts},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {

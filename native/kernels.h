@@ -71,6 +71,7 @@ float kv_exp_shift_sum(float *s, int n, float m);
  * silu_mul_grad: dg += dy * u * silu'(g), du += dy * silu(g) (either may be NULL). */
 void kv_causal_softmax(float *e, float *inv, int rows, int n, int m, int r0);
 void kv_causal_softmax_grad(float *ds, const float *e, const float *inv, const float *dd, int rows, int n, int m, int r0);
+void kv_softmax_rows_accumulate(float *s, int rows, int group, int width, const int32_t *vis, float *out);
 void kv_silu_mul_grad(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t count);
 
 #endif

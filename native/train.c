@@ -112,3 +112,19 @@ void kv_silu_mul_grad(float *dg, float *du, const float *dy, const float *g, con
   atomic_init(&j.next, 0);
   kv_pool_run(silu_grad_worker, &j, threads_for(count, j.tasks));
 }
+
+/* For each row r and group head g of a [rows * group, width] score block: out[g][j] += softmax over the
+ * row's first vis[r] scores, at key j (rows with vis 0 add nothing). s is overwritten. The eviction
+ * scorers' column sums of attention (src/press/attention-mass.ts). */
+void kv_softmax_rows_accumulate(float *s, int rows, int group, int width, const int32_t *vis, float *out) {
+  for (int r = 0; r < rows; r++) {
+    const int v = vis[r] < width ? vis[r] : width;
+    if (v <= 0) continue;
+    for (int g = 0; g < group; g++) {
+      float *row = s + ((int64_t)r * group + g) * width;
+      const float inv = 1.0f / kv_exp_shift_sum(row, v, kv_row_max(row, v));
+      float *o = out + (int64_t)g * width;
+      for (int j = 0; j < v; j++) o[j] += row[j] * inv;
+    }
+  }
+}

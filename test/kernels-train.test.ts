@@ -68,6 +68,27 @@ for (const [name, k] of backends) {
         close(dS, want, 1e-5, `dS m=${m} g=${group} r0=${r0}`);
       }
     });
+    test('softmaxRowsAccumulate adds each row softmax over its visible prefix, per group head', () => {
+      const rng = new Rng(8);
+      for (const [rows, group, width] of [[1, 1, 1], [3, 2, 17], [40, 4, 300]]) {
+        const s = rng.normalArray(rows * group * width, 4);
+        const vis = Int32Array.from({ length: rows }, (_, r) => (r === 0 ? 0 : 1 + rng.int(width + 3))); // 0, and past width
+        const out = rng.normalArray(group * width, 1);
+        const want = Float64Array.from(out);
+        for (let r = 0; r < rows; r++) {
+          const v = Math.min(vis[r], width);
+          for (let g = 0; g < group; g++) {
+            const o = (r * group + g) * width;
+            let max = -Infinity, sum = 0;
+            for (let j = 0; j < v; j++) max = Math.max(max, s[o + j]);
+            for (let j = 0; j < v; j++) sum += Math.exp(s[o + j] - max);
+            for (let j = 0; j < v; j++) want[g * width + j] += Math.exp(s[o + j] - max) / sum;
+          }
+        }
+        k!.softmaxRowsAccumulate(s, rows, group, width, vis, out);
+        close(out, want, 1e-5, `rows=${rows} group=${group} width=${width}`);
+      }
+    });
     test('siluMulGrad accumulates both gradients, or one of them', () => {
       const rng = new Rng(7);
       for (const n of [1, 17, 40000]) {

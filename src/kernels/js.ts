@@ -90,6 +90,21 @@ export const jsKernels: Kernels = {
     }
   },
 
+  softmaxRowsAccumulate(s, rows, group, width, vis, out) {
+    for (let r = 0; r < rows; r++) {
+      const v = Math.min(vis[r], width);
+      if (v <= 0) continue;
+      for (let g = 0; g < group; g++) {
+        const o = (r * group + g) * width;
+        let max = -Infinity;
+        for (let j = 0; j < v; j++) if (s[o + j] > max) max = s[o + j];
+        let sum = 0;
+        for (let j = 0; j < v; j++) sum += (s[o + j] = Math.exp(s[o + j] - max));
+        for (let j = 0; j < v; j++) out[g * width + j] += s[o + j] / sum;
+      }
+    }
+  },
+
   siluMulGrad(dGate, dUp, dy, gate, up, n) {
     for (let i = 0; i < n; i++) {
       const g = gate[i], sg = 1 / (1 + Math.exp(-g));

@@ -30,6 +30,7 @@ export interface NativeAddon {
   siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   /** sgemvParts(k, x, accumulate, w0, n0, y0, w1, n1, y1, ...): up to 4 parts */
   sgemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (Float32Array | number)[]): void;
+  softmaxRowsAccumulate(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
   info(): NativeInfo;
   /** OpenBLAS threads for later calls. */
   setThreads(threads: number): void;
@@ -56,6 +57,7 @@ export function makeNativeKernels(path: string): Kernels {
     causalSoftmax: addon.causalSoftmax,
     causalSoftmaxGrad: addon.causalSoftmaxGrad,
     siluMulGrad: addon.siluMulGrad,
+    softmaxRowsAccumulate: addon.softmaxRowsAccumulate,
     attendHead(a: AttendArgs) {
       addon.attendHead(a.q, a.qRowStride, a.out, a.rows, a.headDim, a.firstHead, a.group, a.qPos, a.keys, a.values, a.kPos, a.n, a.scale);
     },

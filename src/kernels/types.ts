@@ -66,6 +66,11 @@ export interface Kernels {
   causalSoftmax(e: Float32Array, inv: Float32Array, rows: number, n: number, m: number, r0: number): void;
   /** Its gradient in place: dS = e * inv * (dS - dd[r]) on the visible keys, 0 after. */
   causalSoftmaxGrad(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): void;
+  /**
+   * Column sums of row softmaxes: for row r < rows and group head g of s[rows * group, width],
+   * out[g * width + j] += softmax(s[row, 0 .. vis[r]))[j] for j < vis[r]. s is overwritten.
+   */
+  softmaxRowsAccumulate(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
   /** SwiGLU backward, accumulating: dGate += dy * up * silu'(gate), dUp += dy * silu(gate) (either may be null). */
   siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   /**

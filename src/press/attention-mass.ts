@@ -55,13 +55,16 @@ const MAX_BLOCK_FLOATS = 1 << 21;
 /**
  * For the query heads `firstHead .. firstHead + group - 1` (one GQA group), add to `out[g][j]` the softmax
  * attention each query row pays to key j: out[g][j] += sum_r A[r, g, j], the softmax running over the keys
- * row r may see. Products are sgemm blocks [rows x group, visible keys]; the softmaxes run in WebAssembly SIMD
- * when available (`simd` null forces the TypeScript loop).
+ * row r may see. Products are sgemm blocks [rows x group, visible keys]; the softmaxes run in the kernels
+ * (`'kernel'`, the default with the native addon: AVX-512 there), else in WebAssembly SIMD when available
+ * (`simd` null forces the TypeScript loop).
  */
 export function accumulateAttention(
   k: Kernels, q: QueryRows, numHeads: number, headDim: number, firstHead: number, group: number,
-  head: HeadKeys, out: Float64Array[], scale = 1 / Math.sqrt(headDim), simd: SimdSoftmax | null = simdSoftmax(),
+  head: HeadKeys, out: Float64Array[], scale = 1 / Math.sqrt(headDim),
+  softmax: SimdSoftmax | null | 'kernel' = k.name === 'native' ? 'kernel' : simdSoftmax(),
 ): void {
+  const simd = softmax === 'kernel' ? null : softmax;
   const d = headDim;
   const n = head.n;
   const rowStride = numHeads * d;
@@ -71,6 +74,7 @@ export function accumulateAttention(
   const s = simd ? simd.s : scratch.floats('s', rowsPerBlock * group * Math.max(1, n));
   const visible = simd ? simd.vis : new Int32Array(rowsPerBlock);
   const e = scratch.doubles(Math.max(1, n));
+  const sums = softmax === 'kernel' ? scratch.floats('sums', group * Math.max(1, n)) : null;
   if (simd) for (let g = 0; g < group; g++) simd.out.set(out[g].subarray(0, n), g * n);
   for (let r0 = 0; r0 < q.rows; r0 += rowsPerBlock) {
     const m = Math.min(rowsPerBlock, q.rows - r0);
@@ -88,6 +92,15 @@ export function accumulateAttention(
     }
     // s[m*group, width] = scale * Q . K^T over the keys any row of the block sees
     k.sgemm(false, true, m * group, width, d, scale, qBlock, d, head.keys, d, 0, s, width);
+    if (sums) {
+      sums.fill(0, 0, group * width);
+      k.softmaxRowsAccumulate(s, m, group, width, visible, sums);
+      for (let g = 0; g < group; g++) {
+        const o = out[g];
+        for (let j = 0; j < width; j++) o[j] += sums[g * width + j];
+      }
+      continue;
+    }
     if (simd) {
       simd.run(m, group, width, n);
       continue;
