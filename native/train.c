@@ -1,6 +1,7 @@
 /*
  * Row kernels of training's attention and MLP backward (src/autograd/ops): the causal softmax of a score
- * block and its gradient, and the SiLU-gate gradient. Rows are shared out on the thread pool in chunks.
+ * block and its gradient, and the SiLU-gate gradient, with rows shared out on the thread pool in chunks; and
+ * the column sums of row softmaxes that the eviction scorers and Judge Q's objective accumulate.
  *
  * A score block holds `rows` = group * m rows of `n` keys: row r is query i = r % m of the block that
  * starts at sequence row r0, and it sees keys 0 .. r0 + i.
