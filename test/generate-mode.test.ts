@@ -5,31 +5,18 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { generateFromTokens } from '../src/generate/decode.js';
 import { runQueryAgnostic, runQueryAware } from '../src/generate/pipeline.js';
 import { jsKernels } from '../src/kernels/index.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
-import { repoRoot } from '../src/paths.js';
 import { makePress } from '../src/press/index.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
+import { cli } from './helpers/cli.js';
 
-/** The compiled CLI entry: bin/kvevict.js when this is the default build, else this build's main.js. */
-const here = dirname(fileURLToPath(import.meta.url));
-const mainJs = join(here, '..', 'src', 'cli', 'main.js');
-function cli(args: string[]): { status: number; stdout: string; stderr: string } {
-  const useBin = join(here, '..') === join(repoRoot, 'dist') && existsSync(join(repoRoot, 'bin', 'kvevict.js'));
-  const argv = useBin
-    ? [join(repoRoot, 'bin', 'kvevict.js'), ...args]
-    : ['--input-type=module', '-e', `const { run } = await import(${JSON.stringify(mainJs)}); process.exitCode = await run(process.argv.slice(1));`, ...args];
-  const r = spawnSync(process.execPath, argv, { encoding: 'utf8', env: { ...process.env, KVEVICT_BACKEND: 'js' } });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 interface ModeJson {
   promptTokens: number[];

@@ -1,19 +1,17 @@
 /** Press options: bad input gives one line naming it; the inspect command prints what the press keeps. */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseArgs } from '../src/cli/args.js';
 import { KvevictError } from '../src/errors.js';
 import { prefillAndCompress, runQueryAware } from '../src/generate/pipeline.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
-import { repoRoot } from '../src/paths.js';
 import { makePress, optionsOf, PRESS_NAMES, PRESS_OPTION_SPECS, pressFromCli, type PressOptions } from '../src/press/index.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
+import { cli } from './helpers/cli.js';
 
 function rejects(name: string, o: PressOptions, pattern: RegExp): void {
   assert.throws(() => makePress(name, o), (e: unknown) => {
@@ -77,17 +75,6 @@ describe('press options', () => {
   });
 });
 
-const here = dirname(fileURLToPath(import.meta.url));
-const mainJs = join(here, '..', 'src', 'cli', 'main.js');
-function cli(args: string[]): { status: number; stdout: string; stderr: string } {
-  const useBin = join(here, '..') === join(repoRoot, 'dist') && existsSync(join(repoRoot, 'bin', 'kvevict.js'));
-  const argv = useBin
-    ? [join(repoRoot, 'bin', 'kvevict.js'), ...args]
-    // a placeholder first argument: node itself would take a leading "inspect" for its debugger
-    : ['--input-type=module', '-e', `const { run } = await import(${JSON.stringify(mainJs)}); process.exitCode = await run(process.argv.slice(2));`, 'kvevict', ...args];
-  const r = spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 120_000, env: { ...process.env, KVEVICT_BACKEND: 'js' } });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('kvevict inspect', () => {
   let dir = '';

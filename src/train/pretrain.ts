@@ -9,7 +9,7 @@ import { AdamW, DEFAULT_ADAMW, clipGradNorm } from './adamw.js';
 import { learningRate } from './schedule.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { TrainModel } from './model.js';
-import { countParams, initParams, namedParams } from './params.js';
+import { countParams, initParams, namedParams, paramsFromWeights, type ModelParams } from './params.js';
 import { loadCorpus, type Corpus } from './data/corpus.js';
 import { BYTE_VOCAB_SIZE } from './data/encode.js';
 import { DEFAULT_CURRICULUM, trainingBatch, type CurriculumStage } from './data/batch.js';
@@ -19,7 +19,6 @@ import { ProgressBar, formatDuration } from './progress.js';
 import { lineChartSvg } from './loss-svg.js';
 import { loadConfig } from '../model/config.js';
 import { loadWeights } from '../model/weights.js';
-import { paramsFromWeights, type ModelParams } from './params.js';
 
 /** Everything that defines a pretraining run (a resumed run must use the same values). */
 export interface PretrainOptions {
