@@ -105,7 +105,8 @@ static void *arg_array(Args *a, size_t i, const char *name, napi_typedarray_type
   if (napi_is_typedarray(a->env, a->argv[i], &is_ta) != napi_ok || !is_ta ||
       napi_get_typedarray_info(a->env, a->argv[i], &t, &len, &data, NULL, NULL) != napi_ok || t != type) {
     char msg[96];
-    snprintf(msg, sizeof msg, "%s must be a %s", name, type == napi_float32_array ? "Float32Array" : "Int32Array");
+    snprintf(msg, sizeof msg, "%s must be a %s", name,
+             type == napi_float32_array ? "Float32Array" : type == napi_uint16_array ? "Uint16Array" : "Int32Array");
     fail(a, msg);
     return NULL;
   }
@@ -116,6 +117,34 @@ static void *arg_array(Args *a, size_t i, const char *name, napi_typedarray_type
     return NULL;
   }
   return data; /* already offset by the view's byteOffset */
+}
+
+/* A weight matrix of at least `need` elements: a Float32Array (*w) or a Uint16Array of IEEE halves (*h). */
+static bool arg_weights(Args *a, size_t i, const char *name, int64_t need, const float **w, const uint16_t **h) {
+  *w = NULL;
+  *h = NULL;
+  if (a->failed) return false;
+  bool is_ta = false;
+  napi_typedarray_type t;
+  size_t len = 0;
+  void *data = NULL;
+  if (napi_is_typedarray(a->env, a->argv[i], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(a->env, a->argv[i], &t, &len, &data, NULL, NULL) != napi_ok ||
+      (t != napi_float32_array && t != napi_uint16_array)) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s must be a Float32Array or a Uint16Array of f16 bits", name);
+    fail(a, msg);
+    return false;
+  }
+  if ((int64_t)len < need) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s has %zu elements, needs %lld", name, len, (long long)need);
+    fail(a, msg);
+    return false;
+  }
+  if (t == napi_float32_array) *w = data;
+  else *h = data;
+  return true;
 }
 
 /* Elements a row-major [rows, cols] matrix with row stride ld spans. */
@@ -171,17 +200,18 @@ static napi_value js_sgemv(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, &a, "sgemv", 5)) return NULL;
   int64_t n = arg_count(&a, 0, "n"), k = arg_count(&a, 1, "k");
-  const float *w = arg_array(&a, 2, "w", napi_float32_array, n * k);
+  KvGemvPart part = {.n = (int)n};
+  arg_weights(&a, 2, "w", n * k, &part.w, &part.h);
   const float *x = arg_array(&a, 3, "x", napi_float32_array, k);
-  float *y = arg_array(&a, 4, "y", napi_float32_array, n);
+  part.y = arg_array(&a, 4, "y", napi_float32_array, n);
   bool acc = arg_bool(&a, 5);
   if (a.failed) return NULL;
   if (n == 0) return undefined(env);
   if (k == 0) {
-    if (!acc) memset(y, 0, sizeof(float) * (size_t)n);
+    if (!acc) memset(part.y, 0, sizeof(float) * (size_t)n);
     return undefined(env);
   }
-  kv_sgemv((int)n, (int)k, w, x, y, acc);
+  kv_sgemv_parts(1, &part, (int)k, x, acc);
   return undefined(env);
 }
 
@@ -346,11 +376,36 @@ static napi_value js_sgemv_parts(napi_env env, napi_callback_info info) {
   for (int p = 0; p < count && !a.failed; p++) {
     int64_t n = arg_count(&a, 3 + 3 * p + 1, "n");
     parts[p].n = (int)n;
-    parts[p].w = arg_array(&a, 3 + 3 * p, "w", napi_float32_array, n * k);
+    arg_weights(&a, 3 + 3 * p, "w", n * k, &parts[p].w, &parts[p].h);
     parts[p].y = arg_array(&a, 3 + 3 * p + 2, "y", napi_float32_array, n);
   }
   if (a.failed) return NULL;
   kv_sgemv_parts(count, parts, (int)k, x, acc);
+  return undefined(env);
+}
+
+/* halfToFloat(src: Uint16Array, dst: Float32Array, n) and floatToHalf(src: Float32Array, dst: Uint16Array, n) */
+static napi_value js_half_to_float(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "halfToFloat", 3)) return NULL;
+  int64_t n = arg_int(&a, 2, "n");
+  if (!a.failed && n < 0) fail(&a, "n must be >= 0");
+  const uint16_t *src = arg_array(&a, 0, "src", napi_uint16_array, n);
+  float *dst = arg_array(&a, 1, "dst", napi_float32_array, n);
+  if (a.failed) return NULL;
+  kv_half_to_float(n, src, dst);
+  return undefined(env);
+}
+
+static napi_value js_float_to_half(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "floatToHalf", 3)) return NULL;
+  int64_t n = arg_int(&a, 2, "n");
+  if (!a.failed && n < 0) fail(&a, "n must be >= 0");
+  const float *src = arg_array(&a, 0, "src", napi_float32_array, n);
+  uint16_t *dst = arg_array(&a, 1, "dst", napi_uint16_array, n);
+  if (a.failed) return NULL;
+  kv_float_to_half(n, src, dst);
   return undefined(env);
 }
 
@@ -402,7 +457,7 @@ NAPI_MODULE_INIT() {
       {"info", js_info},       {"setThreads", js_set_threads},
       {"causalSoftmax", js_causal_softmax}, {"causalSoftmaxGrad", js_causal_softmax_grad},
       {"siluMulGrad", js_silu_mul_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},
-      {"sgemvParts", js_sgemv_parts},
+      {"sgemvParts", js_sgemv_parts}, {"halfToFloat", js_half_to_float}, {"floatToHalf", js_float_to_half},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -4,6 +4,7 @@
  * left, so a helper that is not scheduled in time costs nothing and a call is never slower than one thread).
  * Several matrices that share x (q, k, v; gate, up) run as one job: one round of thread synchronization for all.
  * Inside a block, row after row against x held in L1, with AVX-512 FMA where the compiler targets it.
+ * Weights may also be IEEE halves (f16), widened in registers (vcvtph2ps): the same stream at half the bytes.
  */
 #include <stdatomic.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 #ifndef GEMV_BLOCK_FLOATS
 #define GEMV_BLOCK_FLOATS (1 << 16)
 #endif
-/* Below this many weights (256 KB) one thread is faster than waking another. */
+/* Below this many float weights (256 KB) one thread is faster than waking another. */
 #define GEMV_PARALLEL_MIN (1 << 16)
 
 /* y[r] (+)= W[r, :] . x for rows [0, rows). One row at a time, front to back: W is read as a single sequential
@@ -53,6 +54,82 @@ static void gemv_rows(int rows, int k, const float *w, const float *x, float *y,
 #endif
 }
 
+/* Scalar IEEE half -> float, exact (the portable twin of vcvtph2ps). */
+static inline float half_to_float(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ffu, bits;
+  if (e == 0) {
+    if (m == 0) bits = sign;
+    else { /* subnormal: normalize */
+      e = 127 - 15 + 1;
+      while (!(m & 0x400u)) { m <<= 1; e--; }
+      bits = sign | (e << 23) | ((m & 0x3ffu) << 13);
+    }
+  } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+  else bits = sign | ((e + 127 - 15) << 23) | (m << 13);
+  union { uint32_t u; float f; } v = {.u = bits};
+  return v.f;
+}
+
+/* Scalar float -> IEEE half, round to nearest even (the portable twin of vcvtps2ph). */
+static inline uint16_t float_to_half(float f) {
+  union { float f; uint32_t u; } v = {.f = f};
+  const uint32_t u = v.u, sign = (u >> 16) & 0x8000u, exp = (u >> 23) & 0xffu;
+  uint32_t m = u & 0x7fffffu;
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (m ? 0x200u : 0));
+  int e = (int)exp - 127 + 15;
+  if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    m |= 0x800000u;
+    const int shift = 14 - e;
+    uint32_t hm = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (hm & 1))) hm++;
+    return (uint16_t)(sign | hm);
+  }
+  uint32_t hm = m >> 13;
+  const uint32_t rem = m & 0x1fffu;
+  uint32_t he = (uint32_t)e;
+  if (rem > 0x1000u || (rem == 0x1000u && (hm & 1))) {
+    if (++hm == 0x400u) {
+      hm = 0;
+      if (++he >= 31) return (uint16_t)(sign | 0x7c00u);
+    }
+  }
+  return (uint16_t)(sign | (he << 10) | hm);
+}
+
+/* gemv_rows with half weights. */
+static void gemv_rows_half(int rows, int k, const uint16_t *w, const float *x, float *y, int accumulate) {
+#ifdef __AVX512F__
+  const int kv = k & ~15;
+  const __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1u);
+  for (int r = 0; r < rows; r++) {
+    const uint16_t *wr = w + (int64_t)r * k;
+    __m512 a = _mm512_setzero_ps();
+    int i = 0;
+    for (; i < kv; i += 16) a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + i))), _mm512_loadu_ps(x + i), a);
+    if (tail) a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail, wr + i)), _mm512_maskz_loadu_ps(tail, x + i), a);
+    const float s = _mm512_reduce_add_ps(a);
+    y[r] = accumulate ? y[r] + s : s;
+  }
+#else
+  enum { L = 16 };
+  for (int r = 0; r < rows; r++) {
+    const uint16_t *wr = w + (int64_t)r * k;
+    float acc[L] = {0};
+    int i = 0;
+    for (; i + L <= k; i += L)
+      for (int l = 0; l < L; l++) acc[l] += half_to_float(wr[i + l]) * x[i + l];
+    float s = 0.0f;
+    for (int l = 0; l < L; l++) s += acc[l];
+    for (; i < k; i++) s += half_to_float(wr[i]) * x[i];
+    y[r] = accumulate ? y[r] + s : s;
+  }
+#endif
+}
+
 typedef struct {
   int count, k, accumulate, rows_per_block, blocks;
   const KvGemvPart *parts;
@@ -72,7 +149,8 @@ static void gemv_worker(void *arg, int index) {
     const KvGemvPart *part = &j->parts[p];
     const int r0 = (b - j->first_block[p]) * j->rows_per_block;
     const int rows = part->n - r0 < j->rows_per_block ? part->n - r0 : j->rows_per_block;
-    gemv_rows(rows, j->k, part->w + (int64_t)r0 * j->k, j->x, part->y + r0, j->accumulate);
+    if (part->h) gemv_rows_half(rows, j->k, part->h + (int64_t)r0 * j->k, j->x, part->y + r0, j->accumulate);
+    else gemv_rows(rows, j->k, part->w + (int64_t)r0 * j->k, j->x, part->y + r0, j->accumulate);
   }
 }
 
@@ -84,23 +162,78 @@ void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, i
     return;
   }
   GemvJob j = {.count = count, .k = k, .accumulate = accumulate, .parts = parts, .x = x};
-  int rpb = GEMV_BLOCK_FLOATS / k;
+  /* blocks of about 256 KB of weights, floats or halves */
+  int rpb = GEMV_BLOCK_FLOATS * (parts[0].h ? 2 : 1) / k;
   rpb = rpb < 4 ? 4 : rpb / 4 * 4;
   j.rows_per_block = rpb;
-  int64_t total = 0;
+  int64_t total = 0; /* bytes of weights */
   j.first_block[0] = 0;
   for (int p = 0; p < count; p++) {
     j.first_block[p + 1] = j.first_block[p] + (parts[p].n + rpb - 1) / rpb;
-    total += (int64_t)parts[p].n * k;
+    total += (int64_t)parts[p].n * k * (parts[p].h ? 2 : 4);
   }
   j.blocks = j.first_block[count];
   atomic_init(&j.next, 0);
-  int threads = total < GEMV_PARALLEL_MIN ? 1 : kv_threads();
+  int threads = total < 4 * GEMV_PARALLEL_MIN ? 1 : kv_threads();
   if (threads > j.blocks) threads = j.blocks;
   kv_pool_run(gemv_worker, &j, threads);
 }
 
 void kv_sgemv(int n, int k, const float *w, const float *x, float *y, int accumulate) {
-  const KvGemvPart part = {.n = n, .w = w, .y = y};
+  const KvGemvPart part = {.n = n, .w = w, .h = NULL, .y = y};
   kv_sgemv_parts(1, &part, k, x, accumulate);
+}
+
+/* Half <-> float over whole arrays: blocks of 64K elements shared out on the pool (a prefill widens each half
+ * weight matrix before its sgemm). */
+#define HALF_BLOCK (1 << 16)
+typedef struct {
+  int64_t n;
+  const uint16_t *h;
+  const float *f;
+  uint16_t *ho;
+  float *fo;
+  atomic_long next;
+} HalfJob;
+
+static void half_worker(void *arg, int index) {
+  (void)index;
+  HalfJob *j = arg;
+  for (;;) {
+    const int64_t b = atomic_fetch_add(&j->next, HALF_BLOCK);
+    if (b >= j->n) break;
+    const int64_t e = b + HALF_BLOCK < j->n ? b + HALF_BLOCK : j->n;
+    int64_t i = b;
+    if (j->fo) {
+#ifdef __AVX512F__
+      for (; i + 16 <= e; i += 16) _mm512_storeu_ps(j->fo + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(j->h + i))));
+#endif
+      for (; i < e; i++) j->fo[i] = half_to_float(j->h[i]);
+    } else {
+#ifdef __AVX512F__
+      for (; i + 16 <= e; i += 16)
+        _mm256_storeu_si256((__m256i *)(j->ho + i), _mm512_cvtps_ph(_mm512_loadu_ps(j->f + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+      for (; i < e; i++) j->ho[i] = float_to_half(j->f[i]);
+    }
+  }
+}
+
+static void half_run(HalfJob *j) {
+  atomic_init(&j->next, 0);
+  const int64_t blocks = (j->n + HALF_BLOCK - 1) / HALF_BLOCK;
+  int threads = j->n < 4 * HALF_BLOCK ? 1 : kv_threads();
+  if (threads > blocks) threads = (int)blocks;
+  if (threads < 1) threads = 1;
+  kv_pool_run(half_worker, j, threads);
+}
+
+void kv_half_to_float(int64_t n, const uint16_t *src, float *dst) {
+  HalfJob j = {.n = n, .h = src, .fo = dst};
+  half_run(&j);
+}
+
+void kv_float_to_half(int64_t n, const float *src, uint16_t *dst) {
+  HalfJob j = {.n = n, .f = src, .ho = dst};
+  half_run(&j);
 }

@@ -55,9 +55,15 @@ int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, i
 #define KV_GEMV_MAX_PARTS 4
 typedef struct {
   int n;
-  const float *w;
+  const float *w;  /* float32 weights, or NULL when ... */
+  const uint16_t *h; /* ... IEEE half weights (f16 bits) stand in: half the bytes to stream per decode step */
   float *y;
 } KvGemvPart;
+
+/* dst[i] = (float)src[i] for IEEE half bits src (exact), over the thread pool. */
+void kv_half_to_float(int64_t n, const uint16_t *src, float *dst);
+/* dst[i] = half(src[i]), round to nearest even (overflow to infinity, as the IEEE conversion does). */
+void kv_float_to_half(int64_t n, const float *src, uint16_t *dst);
 void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, int accumulate);
 
 /* Row softmax pieces (attend.c, AVX-512 where compiled for it): the largest of s[0..n), and

@@ -1,5 +1,6 @@
 /**
- * The engine's kernels against float64 definitions: fused matrix-vector products (sgemvParts), single-row
+ * The engine's kernels against float64 definitions: fused matrix-vector products (sgemvParts, float32 and f16
+ * weights), half <-> float conversions (every half; rounding against a brute-force nearest half), single-row
  * attention (the vectorized decode path: tiles of keys, online softmax across tiles, key ranges split across
  * threads) and prefill blocks of head_dim 64 (the native kernel's own path: key chunks, rescaled running sums,
  * query counts off the tile sizes), on the TypeScript and the native kernels, on 1 and 4 threads.
@@ -55,6 +56,92 @@ function runParts(kern: Kernels, c: PartsCase, seed: number): void {
     assertClose(p.y.subarray(0, p.n), want, `part ${i} (${p.n}x${c.k})`);
     for (let r = p.n; r < p.y.length; r++) assert.ok(Object.is(p.y[r], before[i][r]), `part ${i} written past n at ${r}`);
   });
+}
+
+// ---------- IEEE halves (f16 weights) ----------
+
+/** The value of half bits h by the IEEE 754 definition, in float64. */
+function halfValue(h: number): number {
+  const sign = h >= 0x8000 ? -1 : 1;
+  const e = Math.floor(h / 1024) % 32;
+  const m = h % 1024;
+  if (e === 31) return m === 0 ? sign * Infinity : NaN;
+  return e === 0 ? sign * m * Math.pow(2, -24) : sign * (1 + m / 1024) * Math.pow(2, e - 15);
+}
+
+/** Nearest half by search over every finite half, ties to the even bit pattern (brute force, float64). */
+function nearestHalf(x: number): number {
+  if (Number.isNaN(x)) return 0x7e00;
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  // past the largest half by half a unit in the last place or more: infinity
+  if (a >= 65504 + 16) return sign | 0x7c00;
+  let best = 0, bestErr = Infinity;
+  for (let h = 0; h < 0x7c00; h++) {
+    const err = Math.abs(halfValue(h) - a);
+    if (err < bestErr || (err === bestErr && (h & 1) === 0)) { best = h; bestErr = err; }
+  }
+  return sign | best;
+}
+
+function checkHalfConversions(kern: Kernels): void {
+  const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+  const f = new Float32Array(65536);
+  kern.halfToFloat(all, f, 65536);
+  for (let h = 0; h < 65536; h++) {
+    const want = halfValue(h);
+    if (Number.isNaN(want) ? !Number.isNaN(f[h]) : !Object.is(f[h], Math.fround(want))) assert.fail(`halfToFloat(0x${h.toString(16)}) = ${f[h]}, expected ${want}`);
+  }
+  const rng = new Rng(7);
+  const xs = [0, -0, 1, -1, 65504, 65519.99, 65520, -70000, 1e-8, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -25 * 1.0001, 6.1e-5, 1 + 2 ** -11, 1 + 3 * 2 ** -11, NaN, Infinity, -Infinity];
+  for (let i = 0; i < 300; i++) xs.push(rng.normal() * 10 ** (rng.int(9) - 6));
+  const src = Float32Array.from(xs);
+  const got = new Uint16Array(src.length + 40); // past 16 values the vector path runs too
+  const long = new Float32Array(src.length + 40);
+  long.set(src);
+  kern.floatToHalf(long, got, long.length);
+  src.forEach((x, i) => {
+    const want = nearestHalf(x);
+    if (Number.isNaN(x)) assert.ok((got[i] & 0x7c00) === 0x7c00 && (got[i] & 0x3ff) !== 0, `floatToHalf(NaN) is a NaN`);
+    else assert.equal(got[i], want, `floatToHalf(${x}) = 0x${got[i].toString(16)}, expected 0x${want.toString(16)}`);
+  });
+}
+
+/** Half and float32 matrices mixed in one call, against float64 over the halves' exact values. */
+function runHalfParts(kern: Kernels, seed: number): void {
+  const rng = new Rng(seed);
+  for (const [k, ns, accumulate] of [[576, [576, 192, 192], false], [53, [7, 130], true], [700, [1000], false]] as [number, number[], boolean][]) {
+    const x = view(rng, k, 1);
+    const parts: GemvPart[] = ns.map((n, p) => {
+      const w = p % 2 === 0 ? Uint16Array.from({ length: n * k }, () => nearestHalfFast(rng.normal() * 0.1)) : view(rng, n * k, p);
+      return { w, n, y: view(rng, n + 5, p) };
+    });
+    const before = parts.map((p) => Float32Array.from(p.y));
+    kern.sgemvParts(k, x, parts, accumulate);
+    parts.forEach((p, i) => {
+      for (let r = 0; r < p.n; r++) {
+        let s = 0;
+        for (let j = 0; j < k; j++) s += (p.w instanceof Uint16Array ? halfValue(p.w[r * k + j]) : p.w[r * k + j]) * x[j];
+        const want = accumulate ? before[i][r] + s : s;
+        if (!(Math.abs(p.y[r] - want) <= 1e-5 + 1e-4 * Math.abs(want))) assert.fail(`half part ${i} (${p.n}x${k}) row ${r}: ${p.y[r]}, expected ${want}`);
+      }
+      for (let r = p.n; r < p.y.length; r++) assert.ok(Object.is(p.y[r], before[i][r]), `part ${i} written past n at ${r}`);
+    });
+    // the single-matrix entry point takes halves as well
+    const one = parts[0];
+    const y = new Float32Array(one.n);
+    kern.sgemv(one.n, k, one.w, x, y);
+    const y2 = new Float32Array(one.n);
+    kern.sgemvParts(k, x, [{ w: one.w, n: one.n, y: y2 }]);
+    assertClose(y, y2, 'sgemv with halves = sgemvParts with halves');
+  }
+}
+
+/** Any half near x (the exact one does not matter here: the reference reads the bits back). */
+function nearestHalfFast(x: number): number {
+  const out = new Uint16Array(1);
+  jsKernels.floatToHalf(Float32Array.of(x), out, 1);
+  return out[0];
 }
 
 // ---------- single-row attention ----------
@@ -165,6 +252,8 @@ function checkBlocks(kern: Kernels, seed: number): void {
 
 describe('js engine kernels against float64 definitions', () => {
   partsCases.forEach((c, i) => test(`sgemvParts k=${c.k} n=${c.ns.join(',')} accumulate=${c.accumulate}`, () => runParts(jsKernels, c, 40 + i)));
+  test('half <-> float conversions: every half exactly, rounding to nearest even by brute force', () => checkHalfConversions(jsKernels));
+  test('sgemv and sgemvParts with f16 weights', () => runHalfParts(jsKernels, 45));
   test('single-row attention', () => checkDecode(jsKernels, 50));
   test('prefill blocks, head_dim 64', () => checkBlocks(jsKernels, 51));
   test('sgemvParts takes at most 4 parts', () => {
@@ -184,6 +273,28 @@ describe('native engine kernels against float64 definitions, on 1 and 4 threads'
       addon.setThreads(threads);
       try {
         partsCases.forEach((c, i) => runParts(native!, c, 60 + i));
+      } finally {
+        addon.setThreads(before);
+      }
+    });
+    test(`half conversions and f16 sgemv, ${threads} thread(s)`, () => {
+      const before = addon.info().threads;
+      addon.setThreads(threads);
+      try {
+        checkHalfConversions(native!);
+        runHalfParts(native!, 65 + threads);
+        // a long array: the conversion's blocks run on the pool
+        const n = (1 << 18) + 37;
+        const rng = new Rng(threads);
+        const src = Float32Array.from({ length: n }, () => rng.normal());
+        const h1 = new Uint16Array(n), h2 = new Uint16Array(n);
+        native!.floatToHalf(src, h1, n);
+        jsKernels.floatToHalf(src, h2, n);
+        assert.deepEqual(h1, h2, 'native floatToHalf = TypeScript floatToHalf on a long array');
+        const f1 = new Float32Array(n), f2 = new Float32Array(n);
+        native!.halfToFloat(h1, f1, n);
+        jsKernels.halfToFloat(h1, f2, n);
+        assert.deepEqual(f1, f2, 'native halfToFloat = TypeScript halfToFloat on a long array');
       } finally {
         addon.setThreads(before);
       }
@@ -216,5 +327,9 @@ describe('native engine kernels against float64 definitions, on 1 and 4 threads'
     assert.throws(() => addon.sgemvParts!(4, x, false, w, 2), /expected 6 arguments|in threes/);
     assert.throws(() => addon.sgemvParts!(4, x, false, w, 2, y, w), /in threes/);
     assert.throws(() => addon.sgemvParts!(1, x, false, w, 1, y, w, 1, y, w, 1, y, w, 1, y, w, 1, y), /too many parts|expected/);
+    assert.throws(() => addon.sgemvParts!(4, x, false, new Uint16Array(7), 2, y), /w has 7 elements, needs 8/);
+    assert.throws(() => addon.sgemvParts!(4, x, false, new Int32Array(8) as unknown as Float32Array, 2, y), /Float32Array or a Uint16Array/);
+    assert.throws(() => addon.halfToFloat!(new Uint16Array(3), new Float32Array(4), 4), /src has 3 elements, needs 4/);
+    assert.throws(() => addon.floatToHalf!(new Float32Array(4), new Uint16Array(2), 4), /dst has 2 elements, needs 4/);
   });
 });

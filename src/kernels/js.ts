@@ -1,5 +1,47 @@
 import type { AttendArgs, Kernels } from './types.js';
 
+/** Every IEEE half's float32 value, by its bits (built once, on first use). */
+let halfTable: Float32Array | null = null;
+function halves(): Float32Array {
+  if (halfTable) return halfTable;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    t[h] = e === 0 ? sign * m * 2 ** -24 : e === 31 ? (m ? NaN : sign * Infinity) : sign * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return (halfTable = t);
+}
+
+/** float32 bits -> nearest IEEE half bits, ties to even. */
+function halfBits(u: number): number {
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let m = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (m ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    m |= 0x800000;
+    const shift = 14 - e;
+    let hm = m >>> shift;
+    const rem = m & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && hm & 1)) hm++;
+    return sign | hm;
+  }
+  let hm = m >>> 13;
+  const rem = m & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && hm & 1)) {
+    if (++hm === 0x400) {
+      hm = 0;
+      if (++e >= 31) return sign | 0x7c00;
+    }
+  }
+  return sign | (e << 10) | hm;
+}
+
 /** Plain TypeScript kernels: the portable fallback and the oracle that `native` is tested against. */
 export const jsKernels: Kernels = {
   name: 'js',
@@ -25,12 +67,32 @@ export const jsKernels: Kernels = {
   },
 
   sgemv(n, k, w, x, y, accumulate = false) {
+    if (w instanceof Uint16Array) {
+      const t = halves();
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        const off = i * k;
+        for (let p = 0; p < k; p++) s += t[w[off + p]] * x[p];
+        y[i] = accumulate ? y[i] + s : s;
+      }
+      return;
+    }
     for (let i = 0; i < n; i++) {
       let s = 0;
       const off = i * k;
       for (let p = 0; p < k; p++) s += w[off + p] * x[p];
       y[i] = accumulate ? y[i] + s : s;
     }
+  },
+
+  halfToFloat(src, dst, n) {
+    const t = halves();
+    for (let i = 0; i < n; i++) dst[i] = t[src[i]];
+  },
+
+  floatToHalf(src, dst, n) {
+    const u = new Uint32Array(src.buffer, src.byteOffset, n);
+    for (let i = 0; i < n; i++) dst[i] = halfBits(u[i]);
   },
 
   rmsnorm(out, x, weight, rows, dim, eps) {

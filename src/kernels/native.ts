@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import type { AttendArgs, Kernels } from './types.js';
+import { jsKernels } from './js.js';
+import type { AttendArgs, Kernels, WeightMatrix } from './types.js';
 
 /** What OpenBLAS chose when the addon loaded, and the attention block sizes compiled in. */
 export interface NativeInfo {
@@ -17,7 +18,9 @@ export interface NativeAddon {
     transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
   ): void;
-  sgemv(n: number, k: number, w: Float32Array, x: Float32Array, y: Float32Array, accumulate: boolean): void;
+  sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate: boolean): void;
+  halfToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
+  floatToHalf?(src: Float32Array, dst: Uint16Array, n: number): void;
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
   rope(x: Float32Array, rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array): void;
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
@@ -29,7 +32,7 @@ export interface NativeAddon {
   causalSoftmaxGrad(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): void;
   siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   /** sgemvParts(k, x, accumulate, w0, n0, y0, w1, n1, y1, ...): up to 4 parts */
-  sgemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (Float32Array | number)[]): void;
+  sgemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (WeightMatrix | number)[]): void;
   softmaxRowsAccumulate(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
   info(): NativeInfo;
   /** OpenBLAS threads for later calls. */
@@ -51,6 +54,9 @@ export function makeNativeKernels(path: string): Kernels {
     sgemv(n, k, w, x, y, accumulate = false) {
       addon.sgemv(n, k, w, x, y, accumulate);
     },
+    // an addon built before the half kernels: the TypeScript ones (sgemv with halves would then throw a RangeError)
+    halfToFloat: addon.halfToFloat ?? jsKernels.halfToFloat,
+    floatToHalf: addon.floatToHalf ?? jsKernels.floatToHalf,
     rmsnorm: addon.rmsnorm,
     rope: addon.rope,
     siluMul: addon.siluMul,

@@ -27,9 +27,15 @@ export interface AttendArgs {
   scale: number;
 }
 
+/**
+ * A weight matrix [out, in], row-major: float32, or IEEE half bits (f16) in a Uint16Array. Halves are
+ * widened exactly to float32 as they are read, so a half matrix computes as the float32 matrix of its values.
+ */
+export type WeightMatrix = Float32Array | Uint16Array;
+
 /** One matrix of a fused matrix-vector product: y[n] (+)= w[n, k] . x. */
 export interface GemvPart {
-  w: Float32Array;
+  w: WeightMatrix;
   n: number;
   y: Float32Array;
 }
@@ -45,8 +51,12 @@ export interface Kernels {
     transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
   ): void;
-  /** y[n] = W[n,k] . x[k], or y += W . x when accumulate. */
-  sgemv(n: number, k: number, w: Float32Array, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
+  /** y[n] = W[n,k] . x[k], or y += W . x when accumulate. W may be f16 (a decode step then streams half the bytes). */
+  sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
+  /** dst[i] = the float32 value of the IEEE half bits src[i], for i < n (exact). */
+  halfToFloat(src: Uint16Array, dst: Float32Array, n: number): void;
+  /** dst[i] = src[i] rounded to the nearest IEEE half (ties to even; beyond 65504 becomes infinity), for i < n. */
+  floatToHalf(src: Float32Array, dst: Uint16Array, n: number): void;
   /** out[r] = x[r] / rms(x[r]) * weight, for `rows` rows of `dim`. `out` may be `x`. */
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
   /**
