@@ -2,7 +2,8 @@
  * Engine benchmark: SmolLM2-135M exact shapes (all 30 layers) with random weights.
  * Prefill and decode tokens/s at several context lengths; where prefill time goes (linear layers, attention,
  * the rest); the linear layers against sgemm alone on the same shapes; peak RSS; and llama.cpp on the same
- * weights as GGUF F32, measured in the same run (interleaved per context, so both see the same machine load).
+ * weights as GGUF F32, measured in the same run. The same again with f16 weights in memory (the engine's
+ * `weights: 'f16'`) against llama.cpp on a GGUF F16 of the same weights: like against like.
  *
  * Standalone: node dist/bench/engine.js [CONTEXT...] [--no-llama-cpp]
  */
@@ -66,7 +67,10 @@ export interface EngineBenchResult {
   model: string;
   prefillChunk: number;
   decodeSteps: number;
+  /** float32 weights, against llama.cpp F32 */
   contexts: EngineFigures[];
+  /** f16 weights in memory, against llama.cpp F16 (llamaCpp, ratios); decodeOverLlamaCppF32 compares with F32 */
+  f16: (EngineFigures & { decodeOverLlamaCppF32: number | null })[];
   peakRssMb: number;
   llamaCpp: string;
 }
@@ -93,12 +97,15 @@ function sgemmOnly(cfg: ModelConfig, k: Kernels, model: LlamaModel, tokens: numb
   const t0 = performance.now();
   for (let start = 0; start < tokens; start += CHUNK) {
     const n = Math.min(CHUNK, tokens - start);
-    for (const w of model.weights.layers) {
+    model.weights.layers.forEach((w, l) => {
       for (const [name, shape] of LINEAR_SHAPES) {
+        // as the engine: the last layer needs only the keys and values of a prefill's rows (the last row's
+        // other projections are single-row products, left out here)
+        if (l === cfg.numLayers - 1 && name !== 'k' && name !== 'v') continue;
         const [out, inp] = shape(cfg);
         k.sgemm(false, true, n, out, inp, 1, x, inp, w[name] as Float32Array, inp, 0, y, out);
       }
-    }
+    });
   }
   k.sgemv(cfg.vocabSize, cfg.hiddenSize, model.weights.lmHead, x, logits);
   return performance.now() - t0;
@@ -183,6 +190,43 @@ async function llamaCppAt(file: string, context: number): Promise<LlamaCppFigure
   };
 }
 
+/** Prefill (cold, then the best of a few repetitions into a touched cache) and decode at each context. */
+function measureContexts(model: LlamaModel, cfg: ModelConfig, tokens: Int32Array, positions: Int32Array, contexts: number[], format: string): EngineFigures[] {
+  const figures: EngineFigures[] = [];
+  for (const L of contexts) {
+    // cold: a fresh cache, whose memory the prefill touches first (slow on some machines: page faults)
+    const cold = model.newCache();
+    const tc = performance.now();
+    model.forward({ tokens: tokens.subarray(0, L), positions: positions.subarray(0, L), cache: cold, chunk: CHUNK, logits: 'none' });
+    const coldMs = performance.now() - tc;
+    release(cold);
+
+    // best of a few repetitions: the machine may be shared, and a preempted run says nothing about the engine
+    const reps = repetitions(L);
+    let best: PrefillRun | null = null;
+    const stepMs: number[] = [];
+    const decodeSections = new ForwardProfile().ms;
+    let sgemmMs = Infinity;
+    for (let r = 0; r < reps; r++) {
+      const run = prefillAndDecode(model, cfg, tokens, positions, L);
+      if (!best || run.prefillMs < best.prefillMs) best = run;
+      stepMs.push(...run.stepMs);
+      for (const key of Object.keys(decodeSections) as ForwardSection[]) decodeSections[key] += run.decodeSections[key] / (reps * DECODE_STEPS);
+      sgemmMs = Math.min(sgemmMs, sgemmOnly(cfg, model.k, model, L));
+    }
+    const { prefillMs, sections, linearMs, attentionMs, otherMs } = best!;
+    const decodeMs = median(stepMs);
+    const f: EngineFigures = {
+      context: L, prefillMs, prefillTokPerS: (L / prefillMs) * 1000, prefillColdTokPerS: (L / coldMs) * 1000, sections, linearMs, attentionMs, otherMs,
+      sgemmOnlyMs: sgemmMs, sgemmOnlyTokPerS: (L / sgemmMs) * 1000, linearOverSgemm: linearMs / sgemmMs,
+      decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeSections, llamaCpp: null, prefillRatio: null, decodeRatio: null,
+    };
+    figures.push(f);
+    process.stderr.write(`  ${format} weights, context ${L}: prefill ${f.prefillTokPerS.toFixed(0)} tok/s (cold ${f.prefillColdTokPerS.toFixed(0)}), decode ${f.decodeTokPerS.toFixed(1)} tok/s\n`);
+  }
+  return figures;
+}
+
 export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?: boolean } = {}): Promise<EngineBenchResult> {
   const k = kernels();
   const maxCtx = Math.max(...contexts);
@@ -200,49 +244,25 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
     // warm up: code paths, scratch buffers, OpenBLAS threads
     model.forward({ tokens: tokens.subarray(0, CHUNK), positions: positions.subarray(0, CHUNK), cache: model.newCache() });
 
-    const figures: EngineFigures[] = [];
-    for (const L of contexts) {
-      // cold: a fresh cache, whose memory the prefill touches first (slow on some machines: page faults)
-      const cold = model.newCache();
-      const tc = performance.now();
-      model.forward({ tokens: tokens.subarray(0, L), positions: positions.subarray(0, L), cache: cold, chunk: CHUNK, logits: 'none' });
-      const coldMs = performance.now() - tc;
-      release(cold);
-
-      // best of a few repetitions: the machine may be shared, and a preempted run says nothing about the engine
-      const reps = repetitions(L);
-      let best: PrefillRun | null = null;
-      const stepMs: number[] = [];
-      const decodeSections = new ForwardProfile().ms;
-      let sgemmMs = Infinity;
-      for (let r = 0; r < reps; r++) {
-        const run = prefillAndDecode(model, cfg, tokens, positions, L);
-        if (!best || run.prefillMs < best.prefillMs) best = run;
-        stepMs.push(...run.stepMs);
-        for (const key of Object.keys(decodeSections) as ForwardSection[]) decodeSections[key] += run.decodeSections[key] / (reps * DECODE_STEPS);
-        sgemmMs = Math.min(sgemmMs, sgemmOnly(cfg, k, model, L));
-      }
-      const { prefillMs, sections, linearMs, attentionMs, otherMs } = best!;
-      const decodeMs = median(stepMs);
-      const f: EngineFigures = {
-        context: L, prefillMs, prefillTokPerS: (L / prefillMs) * 1000, prefillColdTokPerS: (L / coldMs) * 1000, sections, linearMs, attentionMs, otherMs,
-        sgemmOnlyMs: sgemmMs, sgemmOnlyTokPerS: (L / sgemmMs) * 1000, linearOverSgemm: linearMs / sgemmMs,
-        decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeSections, llamaCpp: null, prefillRatio: null, decodeRatio: null,
-      };
-      figures.push(f);
-      process.stderr.write(`  context ${L}: prefill ${f.prefillTokPerS.toFixed(0)} tok/s (cold ${f.prefillColdTokPerS.toFixed(0)}), decode ${f.decodeTokPerS.toFixed(1)} tok/s\n`);
-    }
+    const figures = measureContexts(model, cfg, tokens, positions, contexts, 'f32');
+    const half = new LlamaModel(cfg, weights, k, { weights: 'f16' });
+    half.forward({ tokens: tokens.subarray(0, CHUNK), positions: positions.subarray(0, CHUNK), cache: half.newCache() });
+    const f16 = measureContexts(half, cfg, tokens, positions, contexts, 'f16');
     // before llama.cpp and the GGUF writer add their own memory
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
 
     let ggufFile: string | null = null;
+    let ggufF16: string | null = null;
     let llamaCppNote = 'not measured (--no-llama-cpp)';
     if (opts.llamaCpp !== false) {
       if (await ensureYardstick()) {
         ggufDir = mkdtempSync(join(tmpdir(), 'kvevict-engine-bench-'));
         ggufFile = join(ggufDir, 'smollm2-135m-random-f32.gguf');
-        writeGguf(ggufFile, cfg, weights, Tokenizer.fromDir(smolDir), { dtype: 'F32', name: 'SmolLM2-135M shapes, random weights' });
-        llamaCppNote = 'llama.cpp via node-llama-cpp (bench/yardstick), same weights as GGUF F32, CPU; prefill on 2 threads, decode on the better of 1 and 2';
+        const tok = Tokenizer.fromDir(smolDir);
+        writeGguf(ggufFile, cfg, weights, tok, { dtype: 'F32', name: 'SmolLM2-135M shapes, random weights' });
+        ggufF16 = join(ggufDir, 'smollm2-135m-random-f16.gguf');
+        writeGguf(ggufF16, cfg, weights, tok, { dtype: 'F16', name: 'SmolLM2-135M shapes, random weights' });
+        llamaCppNote = 'llama.cpp via node-llama-cpp (bench/yardstick), same weights as GGUF F32 (and F16 for the f16 rows), CPU; prefill on 2 threads, decode on the better of 1 and 2';
       } else {
         llamaCppNote = 'not measured (node-llama-cpp could not be installed)';
       }
@@ -253,7 +273,16 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
       f.llamaCpp = lc;
       f.prefillRatio = f.prefillTokPerS / lc.prefillTokPerS;
       f.decodeRatio = f.decodeTokPerS / lc.bestDecodeTokPerS;
-      process.stderr.write(`  llama.cpp at ${f.context}: prefill ${lc.prefillTokPerS.toFixed(0)} tok/s, decode ${lc.decodeTokPerS.toFixed(1)} tok/s (1 thread ${lc.decode1ThreadTokPerS.toFixed(1)})\n`);
+      process.stderr.write(`  llama.cpp F32 at ${f.context}: prefill ${lc.prefillTokPerS.toFixed(0)} tok/s, decode ${lc.decodeTokPerS.toFixed(1)} tok/s (1 thread ${lc.decode1ThreadTokPerS.toFixed(1)})\n`);
+    }
+    const f16Figures = f16.map((f, i) => ({ ...f, decodeOverLlamaCppF32: figures[i].llamaCpp ? f.decodeTokPerS / figures[i].llamaCpp!.bestDecodeTokPerS : null }));
+    for (const f of f16Figures) {
+      if (!ggufF16) break;
+      const lc = await llamaCppAt(ggufF16, f.context);
+      f.llamaCpp = lc;
+      f.prefillRatio = f.prefillTokPerS / lc.prefillTokPerS;
+      f.decodeRatio = f.decodeTokPerS / lc.bestDecodeTokPerS;
+      process.stderr.write(`  llama.cpp F16 at ${f.context}: prefill ${lc.prefillTokPerS.toFixed(0)} tok/s, decode ${lc.decodeTokPerS.toFixed(1)} tok/s (1 thread ${lc.decode1ThreadTokPerS.toFixed(1)})\n`);
     }
 
     const ratio = (x: number | null) => (x === null ? '-' : x);
@@ -265,6 +294,19 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
         f.decodeTokPerS, f.llamaCpp ? f.llamaCpp.bestDecodeTokPerS : '-', ratio(f.decodeRatio),
         f.linearMs, f.attentionMs, f.otherMs, f.sgemmOnlyMs, f.linearOverSgemm,
       ]),
+    ));
+    process.stdout.write(formatTable(
+      `the same with f16 weights in memory (LlamaModel weights: 'f16'), against llama.cpp on the same weights as GGUF F16`,
+      ['context', 'prefill tok/s', 'llama.cpp F16', 'ratio', 'decode tok/s', 'llama.cpp F16 best', 'ratio', 'over llama.cpp F32', 'linear ms', 'attention ms'],
+      f16Figures.map((f) => [
+        f.context, f.prefillTokPerS, f.llamaCpp ? f.llamaCpp.prefillTokPerS : '-', ratio(f.prefillRatio),
+        f.decodeTokPerS, f.llamaCpp ? f.llamaCpp.bestDecodeTokPerS : '-', ratio(f.decodeRatio), ratio(f.decodeOverLlamaCppF32), f.linearMs, f.attentionMs,
+      ]),
+    ));
+    process.stdout.write(formatTable(
+      'decode step by section with f16 weights (ms per token, mean)',
+      ['context', ...Object.keys(f16Figures[0]?.decodeSections ?? {})],
+      f16Figures.map((f) => [f.context, ...Object.values(f.decodeSections)]),
     ));
     process.stdout.write(formatTable(
       'prefill time by section (ms)',
@@ -281,7 +323,7 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
     process.stdout.write(`peak RSS ${peakRssMb.toFixed(0)} MB; targets: prefill >= 2.5x llama.cpp at 2048 and 8192, linear/sgemm <= 1.3, decode >= 1.5x llama.cpp's better thread setting\n`);
     return {
       backend: k.name, model: 'SmolLM2-135M shapes (random weights, f32)', prefillChunk: CHUNK, decodeSteps: DECODE_STEPS,
-      contexts: figures, peakRssMb, llamaCpp: llamaCppNote,
+      contexts: figures, f16: f16Figures, peakRssMb, llamaCpp: llamaCppNote,
     };
   } finally {
     if (ggufDir) rmSync(ggufDir, { recursive: true, force: true });

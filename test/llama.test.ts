@@ -38,6 +38,23 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return diff / scale;
 }
 
+/** The weights with every linear layer's matrix (lm head included) rounded to IEEE halves and read back. */
+function halfRounded(w: Weights): Weights {
+  const round = (a: Float32Array): Float32Array => {
+    const h = new Uint16Array(a.length);
+    jsKernels.floatToHalf(a, h, a.length);
+    const f = new Float32Array(a.length);
+    jsKernels.halfToFloat(h, f, a.length);
+    return f;
+  };
+  return {
+    embed: w.embed,
+    finalNorm: w.finalNorm,
+    lmHead: round(w.lmHead),
+    layers: w.layers.map((l) => ({ ...l, q: round(l.q), k: round(l.k), v: round(l.v), o: round(l.o), gate: round(l.gate), up: round(l.up), down: round(l.down) })),
+  };
+}
+
 function rowsOf(flat: Float32Array, width: number): Float32Array[] {
   const out: Float32Array[] = [];
   for (let r = 0; r < flat.length / width; r++) out.push(flat.subarray(r * width, (r + 1) * width));
@@ -115,6 +132,36 @@ for (const k of backends) {
       assertClose(got, ref.logits[0], 1e-4, 'last row');
     });
 
+    test('f16 weights: tiny qwen3 and mistral, every row and the last, against float64 over the rounded weights', () => {
+      for (const kind of ['qwen3', 'mistral'] as TinyKind[]) {
+        const { cfg, w } = tinyModel(kind, k);
+        const model = new LlamaModel(cfg, w, k, { weights: 'f16' });
+        assert.equal(model.weightFormat, 'f16');
+        const tokens = randomTokens(13, cfg.vocabSize, 3);
+        const positions = range(0, tokens.length);
+        const ref = referenceForward(cfg, halfRounded(w), { tokens, positions });
+        const rows = rowsOf(model.forward({ tokens, positions, cache: model.newCache(), logits: 'all', chunk: 5 }), cfg.vocabSize);
+        for (let r = 0; r < tokens.length; r++) assertClose(rows[r], ref.logits[r], 2e-5, `${kind} f16 row ${r}`);
+        // the rounding is real: float32 weights give other logits
+        assert.ok(relErr(referenceForward(cfg, w, { tokens, positions }).logits[12], ref.logits[12]) > 1e-5, `${kind}: f16 rounding changes the logits`);
+        const cache = model.newCache();
+        model.forward({ tokens: tokens.subarray(0, 12), positions: positions.subarray(0, 12), cache, logits: 'none' });
+        assertClose(model.forward({ tokens: tokens.subarray(12), positions: positions.subarray(12), cache }), ref.logits[12], 2e-5, `${kind} f16 decode row`);
+      }
+    });
+
+    test('f16 weights, SmolLM2-135M shapes, 2 layers: the lm head widened in blocks (all rows) and streamed as halves (last row)', () => {
+      const cfg = smolConfig({ num_hidden_layers: 2 });
+      const w = once('smol-2 weights', () => randomWeights(cfg, 11, 0.05));
+      const model = new LlamaModel(cfg, w, k, { weights: 'f16' });
+      const tokens = randomTokens(9, cfg.vocabSize, 4);
+      const positions = range(0, tokens.length);
+      const ref = once('smol-2 f16 reference', () => referenceForward(cfg, halfRounded(w), { tokens, positions }));
+      assertClose(model.forward({ tokens, positions, cache: model.newCache() }), ref.logits[tokens.length - 1], 2e-5, 'last row');
+      const all = rowsOf(model.forward({ tokens, positions, cache: model.newCache(), logits: 'all', chunk: 4 }), cfg.vocabSize);
+      for (let r = 0; r < tokens.length; r++) assertClose(all[r], ref.logits[r], 2e-5, `row ${r}`);
+    });
+
     test('input embeddings (soft tokens) after a token prompt', () => {
       const { cfg, w, model } = tinyModel('qwen3', k);
       const tokens = randomTokens(6, cfg.vocabSize, 8);
@@ -159,12 +206,28 @@ for (const k of backends) {
       }
     });
 
-    test('logits "none" returns nothing but fills the cache', () => {
-      const { cfg, model } = tinyModel('llama', k);
-      const cache = model.newCache();
-      const out = model.forward({ tokens: randomTokens(4, cfg.vocabSize, 1), positions: range(0, 4), cache, logits: 'none' });
-      assert.equal(out.length, 0);
-      assert.equal(cache.nextPosition, 4);
+    test('logits "none" returns nothing but fills the cache with the keys and values of "all"', () => {
+      for (const kind of ['llama', 'qwen3'] as TinyKind[]) {
+        const { cfg, model } = tinyModel(kind, k);
+        const tokens = randomTokens(9, cfg.vocabSize, 1);
+        const cache = model.newCache();
+        const out = model.forward({ tokens, positions: range(0, 9), cache, logits: 'none', chunk: 4 });
+        assert.equal(out.length, 0);
+        assert.equal(cache.nextPosition, 9);
+        const full = model.newCache();
+        model.forward({ tokens, positions: range(0, 9), cache: full, logits: 'all' });
+        for (let l = 0; l < cfg.numLayers; l++) {
+          for (let h = 0; h < cfg.numKvHeads; h++) {
+            const [a, b] = [cache.head(l, h), full.head(l, h)];
+            assertClose(a.keys.subarray(0, 9 * cfg.headDim), b.keys.subarray(0, 9 * cfg.headDim), 1e-5, `${kind} layer ${l} head ${h} keys`);
+            assertClose(a.values.subarray(0, 9 * cfg.headDim), b.values.subarray(0, 9 * cfg.headDim), 1e-5, `${kind} layer ${l} head ${h} values`);
+          }
+        }
+        // and the last row's logits of a chunked 'last' prefill (its last layer runs that row alone) match 'all'
+        const all = model.forward({ tokens, positions: range(0, 9), cache: model.newCache(), logits: 'all' });
+        const last = model.forward({ tokens, positions: range(0, 9), cache: model.newCache(), chunk: 4 });
+        assertClose(last, all.subarray(8 * cfg.vocabSize), 1e-5, `${kind}: last row`);
+      }
     });
 
     test('the observer sees each layer once per chunk, with the right shapes, positions, and the cached keys', () => {

@@ -2,7 +2,7 @@ import { KvCache } from '../cache/kv-cache.js';
 import { KvevictError, assert } from '../errors.js';
 import { kernels, type Kernels } from '../kernels/index.js';
 import { ropeTables, type ModelConfig } from './config.js';
-import type { GemvPart } from '../kernels/types.js';
+import type { GemvPart, WeightMatrix } from '../kernels/types.js';
 import type { ForwardArgs, LayerWeights, Weights } from './types.js';
 
 /** forward() arguments, plus where to write the logits (a decode loop reuses one buffer: fresh memory is slow to touch). */
@@ -71,6 +71,33 @@ class Scratch {
   }
 }
 
+/** How the linear layers hold their weights: float32, or IEEE halves (f16), which halve the bytes a decode step reads. */
+export type WeightFormat = 'f32' | 'f16';
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['f32', 'f16'];
+
+export interface LlamaModelOptions {
+  /**
+   * 'f16' keeps a half copy of every linear layer's weights (lm head included) and computes from it: a decode
+   * step, bound by memory bandwidth, streams half the bytes; a prefill widens each matrix back to float32 in
+   * blocks before its sgemm. Outputs change by the weights' rounding to f16 (relative 2^-11). Default 'f32'.
+   */
+  weights?: WeightFormat;
+}
+
+/** The matrices the linear layers compute from, float32 or f16. */
+interface LinearMatrices {
+  q: WeightMatrix;
+  k: WeightMatrix;
+  v: WeightMatrix;
+  o: WeightMatrix;
+  gate: WeightMatrix;
+  up: WeightMatrix;
+  down: WeightMatrix;
+}
+
+/** Most float32 elements a prefill widens from f16 at once (4 MB: the block stays in cache for its sgemm). */
+const WIDEN_FLOATS = 1 << 20;
+
 const DEFAULT_CHUNK = 512;
 /** cache rows reserved past a prefill for decoding */
 const DECODE_ROOM = 256;
@@ -87,13 +114,31 @@ export class LlamaModel {
   private ropeCos: Float32Array = new Float32Array(0);
   private ropeSin: Float32Array = new Float32Array(0);
   private ropeLength = 0;
+  /** the weights format of the linear layers */
+  readonly weightFormat: WeightFormat;
+  private readonly linears: LinearMatrices[];
+  private readonly lmHead: WeightMatrix;
+  private widened: Float32Array = new Float32Array(0);
 
-  constructor(readonly config: ModelConfig, readonly weights: Weights, k?: Kernels) {
+  constructor(readonly config: ModelConfig, readonly weights: Weights, k?: Kernels, opts: LlamaModelOptions = {}) {
     this.k = k ?? kernels();
     const c = config;
     assert(weights.layers.length === c.numLayers, 'weights have numLayers layers');
     assert(weights.embed.length === c.vocabSize * c.hiddenSize, 'embedding shape');
     assert(weights.lmHead.length === c.vocabSize * c.hiddenSize, 'lm head shape');
+    const format = opts.weights ?? 'f32';
+    if (!WEIGHT_FORMATS.includes(format)) throw new KvevictError(`weights format must be ${WEIGHT_FORMATS.join(' or ')}, got "${String(format)}"`);
+    this.weightFormat = format;
+    const keep = (w: Float32Array): WeightMatrix => {
+      if (format === 'f32') return w;
+      const h = new Uint16Array(w.length);
+      this.k.floatToHalf(w, h, w.length);
+      return h;
+    };
+    this.linears = weights.layers.map((w) => ({
+      q: keep(w.q), k: keep(w.k), v: keep(w.v), o: keep(w.o), gate: keep(w.gate), up: keep(w.up), down: keep(w.down),
+    }));
+    this.lmHead = keep(weights.lmHead);
   }
 
   /** An empty cache shaped for this model. */
@@ -178,16 +223,20 @@ export class LlamaModel {
       if (args.tokens !== undefined) this.embedInto(s.x, args.tokens, start, n);
       else s.x.set(args.embeddings!.subarray(start * hidden, (start + n) * hidden));
       if (prof) prof.ms.embed += performance.now() - t0;
-      for (let l = 0; l < cfg.numLayers; l++) this.layer(l, n, pos, cache, args.observer);
+      // The last layer's output matters only where logits are read: every row for 'all', the prompt's last row
+      // for 'last', none otherwise. Its other rows need only their keys and values in the cache (an observer,
+      // which sees every row's queries, keeps the whole layer).
+      const lastNeeds = args.observer || mode === 'all' ? 'all' : mode === 'last' && start + n === rows ? 'last' : 'none';
+      for (let l = 0; l < cfg.numLayers; l++) this.layer(l, n, pos, cache, args.observer, l === cfg.numLayers - 1 ? lastNeeds : 'all');
 
       t0 = prof ? performance.now() : 0;
       if (mode === 'all') {
         this.k.rmsnorm(s.xb, s.x, this.weights.finalNorm, n, hidden, cfg.rmsNormEps);
-        this.linear(n, vocab, hidden, s.xb, this.weights.lmHead, out.subarray(start * vocab, (start + n) * vocab), false);
+        this.linear(n, vocab, hidden, s.xb, this.lmHead, out.subarray(start * vocab, (start + n) * vocab), false);
       } else if (mode === 'last' && start + n === rows) {
         const last = s.x.subarray((n - 1) * hidden, n * hidden);
         this.k.rmsnorm(s.xb, last, this.weights.finalNorm, 1, hidden, cfg.rmsNormEps);
-        this.k.sgemv(vocab, hidden, this.weights.lmHead, s.xb, out);
+        this.k.sgemv(vocab, hidden, this.lmHead, s.xb, out);
       }
       if (prof) prof.ms.linear += performance.now() - t0;
     }
@@ -195,15 +244,26 @@ export class LlamaModel {
   }
 
   /** y[n, outDim] = x[n, inDim] . W[outDim, inDim]^T (+ y when accumulate). sgemv for one row: OpenBLAS sgemm with M=1 is slow. */
-  private linear(n: number, outDim: number, inDim: number, x: Float32Array, w: Float32Array, y: Float32Array, accumulate: boolean): void {
+  private linear(n: number, outDim: number, inDim: number, x: Float32Array, w: WeightMatrix, y: Float32Array, accumulate: boolean): void {
     if (n === 1) this.k.sgemv(outDim, inDim, w, x, y, accumulate);
-    else this.k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
+    else if (w instanceof Float32Array) this.k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
+    else {
+      // f16: widen blocks of output rows to float32, each block's sgemm writing its columns of y
+      const rowsPerBlock = Math.max(1, Math.min(outDim, Math.floor(WIDEN_FLOATS / inDim)));
+      if (this.widened.length < rowsPerBlock * inDim) this.widened = new Float32Array(rowsPerBlock * inDim);
+      for (let r0 = 0; r0 < outDim; r0 += rowsPerBlock) {
+        const rows = Math.min(rowsPerBlock, outDim - r0);
+        this.k.halfToFloat(w.subarray(r0 * inDim, (r0 + rows) * inDim), this.widened, rows * inDim);
+        this.k.sgemm(false, true, n, rows, inDim, 1, x, inDim, this.widened, inDim, accumulate ? 1 : 0, y.subarray(r0), outDim);
+      }
+    }
   }
 
   /** One decoder layer over the `n` rows in scratch.x, in place. */
-  private layer(l: number, n: number, pos: Int32Array, cache: KvCache, observer: ForwardArgs['observer']): void {
+  private layer(l: number, n: number, pos: Int32Array, cache: KvCache, observer: ForwardArgs['observer'], outputs: 'all' | 'last' | 'none'): void {
     const cfg = this.config;
     const w: LayerWeights = this.weights.layers[l];
+    const m = this.linears[l];
     const k = this.k;
     const s = this.scratch;
     const { hiddenSize: hidden, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: inter, rmsNormEps: eps } = cfg;
@@ -218,34 +278,41 @@ export class LlamaModel {
       t = now;
     };
 
+    // rows whose output is needed: all n, or only the last (`out` rows at the end of the residual stream)
+    const out = outputs === 'all' ? n : outputs === 'last' ? 1 : 0;
+    const x = out === n ? s.x : s.x.subarray((n - out) * hidden);
+    const outPos = out === n ? pos : pos.subarray(n - out);
+
     // attention: norm, projections, (biases, q/k norms), RoPE
     k.rmsnorm(s.xb, s.x, w.inputNorm, n, hidden, eps);
     lap('norm');
     if (n === 1) {
       // one pass of the thread pool for the three projections of the decode row
-      k.sgemvParts(hidden, s.xb, (s.qkvParts[l] ??= [{ w: w.q, n: qDim, y: s.q }, { w: w.k, n: kvDim, y: s.k }, { w: w.v, n: kvDim, y: s.v }]));
+      k.sgemvParts(hidden, s.xb, (s.qkvParts[l] ??= [{ w: m.q, n: qDim, y: s.q }, { w: m.k, n: kvDim, y: s.k }, { w: m.v, n: kvDim, y: s.v }]));
     } else {
-      this.linear(n, qDim, hidden, s.xb, w.q, s.q, false);
-      this.linear(n, kvDim, hidden, s.xb, w.k, s.k, false);
-      this.linear(n, kvDim, hidden, s.xb, w.v, s.v, false);
+      if (out > 0) this.linear(out, qDim, hidden, out === n ? s.xb : s.xb.subarray((n - out) * hidden), m.q, s.q, false);
+      this.linear(n, kvDim, hidden, s.xb, m.k, s.k, false);
+      this.linear(n, kvDim, hidden, s.xb, m.v, s.v, false);
     }
     lap('linear');
-    if (w.qBias) addBias(s.q, w.qBias, n, qDim);
+    const qRows = n === 1 ? 1 : out;
+    if (w.qBias) addBias(s.q, w.qBias, qRows, qDim);
     if (w.kBias) addBias(s.k, w.kBias, n, kvDim);
     if (w.vBias) addBias(s.v, w.vBias, n, kvDim);
-    if (w.qNorm) k.rmsnorm(s.q, s.q, w.qNorm, n * H, d, eps);
+    if (w.qNorm) k.rmsnorm(s.q, s.q, w.qNorm, qRows * H, d, eps);
     if (w.kNorm) k.rmsnorm(s.k, s.k, w.kNorm, n * Hkv, d, eps);
-    k.rope(s.q, n, H, d, pos, this.ropeCos, this.ropeSin);
+    k.rope(s.q, qRows, H, d, n === 1 ? pos : outPos, this.ropeCos, this.ropeSin);
     k.rope(s.k, n, Hkv, d, pos, this.ropeCos, this.ropeSin);
     lap('rope');
 
-    // the new rows join the cache, then the observer sees them
+    // the new rows join the cache, then the observer sees them (an observer always comes with every row's output)
     const heads = cache.layers[l];
     for (let h = 0; h < Hkv; h++) heads[h].append(n, s.k, s.v, kvDim, h * d, pos);
     if (observer) {
       observer({ layer: l, positions: pos, queries: s.q.subarray(0, n * qDim), keys: s.k.subarray(0, n * kvDim), values: s.v.subarray(0, n * kvDim) });
     }
     lap('cache');
+    if (out === 0) return;
 
     // each KV head's group of query heads attends over that head's compact cache; positions decide causality
     const group = H / Hkv;
@@ -253,29 +320,29 @@ export class LlamaModel {
     for (let h = 0; h < Hkv; h++) {
       const hc = heads[h];
       k.attendHead({
-        q: s.q, qRowStride: qDim, out: s.att, rows: n, headDim: d, firstHead: h * group, group,
-        qPos: pos, keys: hc.keys, values: hc.values, kPos: hc.positions, n: hc.length, scale,
+        q: s.q, qRowStride: qDim, out: s.att, rows: out, headDim: d, firstHead: h * group, group,
+        qPos: outPos, keys: hc.keys, values: hc.values, kPos: hc.positions, n: hc.length, scale,
       });
     }
     lap('attention');
 
     // output projection into the residual stream
-    this.linear(n, hidden, qDim, s.att, w.o, s.x, true);
+    this.linear(out, hidden, qDim, s.att, m.o, x, true);
     lap('linear');
 
     // SwiGLU MLP
-    k.rmsnorm(s.xb, s.x, w.postNorm, n, hidden, eps);
+    k.rmsnorm(s.xb, x, w.postNorm, out, hidden, eps);
     lap('norm');
-    if (n === 1) {
-      k.sgemvParts(hidden, s.xb, (s.gateUpParts[l] ??= [{ w: w.gate, n: inter, y: s.gate }, { w: w.up, n: inter, y: s.up }]));
+    if (out === 1) {
+      k.sgemvParts(hidden, s.xb, (s.gateUpParts[l] ??= [{ w: m.gate, n: inter, y: s.gate }, { w: m.up, n: inter, y: s.up }]));
     } else {
-      this.linear(n, inter, hidden, s.xb, w.gate, s.gate, false);
-      this.linear(n, inter, hidden, s.xb, w.up, s.up, false);
+      this.linear(out, inter, hidden, s.xb, m.gate, s.gate, false);
+      this.linear(out, inter, hidden, s.xb, m.up, s.up, false);
     }
     lap('linear');
-    k.siluMul(s.gate, s.gate, s.up, n * inter);
+    k.siluMul(s.gate, s.gate, s.up, out * inter);
     lap('activation');
-    this.linear(n, hidden, inter, s.gate, w.down, s.x, true);
+    this.linear(out, hidden, inter, s.gate, m.down, x, true);
     lap('linear');
   }
 }
