@@ -17,7 +17,7 @@ export { kernels, jsKernels, loadNative, nativeAddonPath, type Kernels, type Att
 
 // model: config, weights, tokenizer, engine, GGUF
 export { loadModelDir, type LoadedModel } from './model/load.js';
-export { LlamaModel, ForwardProfile, type ForwardOptions, type ForwardSection } from './model/llama.js';
+export { LlamaModel, ForwardProfile, WEIGHT_FORMATS, type ForwardOptions, type ForwardSection, type LlamaModelOptions, type WeightFormat } from './model/llama.js';
 export { loadConfig, parseConfig, type ModelConfig, type ModelType, type Llama3RopeScaling } from './model/config.js';
 export { Tokenizer, type ChatMessage, type EncodeOptions, type ChatTemplateOptions } from './model/tokenizer.js';
 export type { DecodeOptions as TokenizerDecodeOptions } from './model/tokenizer.js';

@@ -224,6 +224,20 @@ describe('kvevict generate', () => {
     assert.deepEqual((JSON.parse(cli(args).stdout) as GenerateJson).tokens, out.tokens);
   });
 
+  test('--weights f16: greedy steps agree with the in-process engine on f16 weights', () => {
+    const r = cli(['generate', '--model', dir, '--prompt', 'Hello there', '--max-new-tokens', '6', '--weights', 'f16', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as GenerateJson;
+    const loaded = loadModelDir(dir);
+    const model = new LlamaModel(loaded.config, loaded.weights, jsKernels, { weights: 'f16' });
+    const want = generateFromTokens(model, out.promptTokens, { maxNewTokens: 6, stopTokens: loaded.tokenizer.eosTokenIds });
+    assert.deepEqual(out.tokens, want.tokens);
+    for (let i = 0; i < want.steps.length; i++) assert.ok(Math.abs(out.steps[i].top[0].logprob - want.steps[i].top[0].logprob) < 1e-5, `step ${i}`);
+    // and not the float32 model's log-probabilities
+    const f32 = generateFromTokens(new LlamaModel(loaded.config, loaded.weights, jsKernels), out.promptTokens, { maxNewTokens: 1, stopTokens: [] });
+    assert.ok(Math.abs(out.steps[0].top[0].logprob - f32.steps[0].top[0].logprob) > 1e-6, 'f16 rounding shows in the log-probabilities');
+  });
+
   test('plain output prints the text, timings on stderr', () => {
     const r = cli(['generate', '--model', dir, '--prompt', 'abc', '--max-new-tokens', '3']);
     assert.equal(r.status, 0, r.stderr);
@@ -234,6 +248,7 @@ describe('kvevict generate', () => {
     for (const [args, name] of [
       [['--prompt', 'x', '--temperature', '-1'], '--temperature'],
       [['--prompt', 'x', '--top-p', '2'], '--top-p'],
+      [['--prompt', 'x', '--weights', 'q4'], '--weights'],
       [['--prompt', 'x', '--chat', 'y'], '--prompt'],
       [[], '--chat'],
     ] as const) {

@@ -1,7 +1,7 @@
 import { KvevictError } from '../errors.js';
 import { PIPELINE_MODES, runWithMode, type PipelineMode } from '../generate/pipeline.js';
 import { makeSampler, validateSampling, type SamplingOptions, type TopEntry } from '../generate/sampling.js';
-import { LlamaModel } from '../model/llama.js';
+import { LlamaModel, WEIGHT_FORMATS, type WeightFormat } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
 import { preparePrompt } from '../eval/prompt.js';
 import type { Tokenizer } from '../model/tokenizer.js';
@@ -29,11 +29,12 @@ const specs: OptionSpecs = {
   ...GENERATION_OPTION_SPECS,
   // KV-cache eviction after the prefill; --seed is the sampler's and also seeds the random press
   ...Object.fromEntries(Object.entries(PRESS_OPTION_SPECS).filter(([name]) => name !== 'seed')),
+  weights: { type: 'string', help: 'how the linear layers hold their weights in memory: f32, or f16 (half the bytes each decode step reads; outputs change by the rounding)', default: 'f32' },
   json: { type: 'boolean', help: 'print one JSON object: prompt and generated ids, text, top-5 log-probabilities per step, timings' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const USAGE = 'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME (--budget B | --ratio R) [method options]] [--json]';
+const USAGE = 'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME (--budget B | --ratio R) [method options]] [--weights f32|f16] [--json]';
 
 /** Sampling options from parsed generation options; bad values throw naming the option. */
 export function samplingFromOptions(o: ParsedOptions): SamplingOptions & { maxNewTokens: number } {
@@ -94,10 +95,12 @@ export async function run(argv: string[]): Promise<number> {
   const sampling = samplingFromOptions(options);
   const press = pressFromCli(options, ['seed']);
   const dir = requireString(options, 'model', 'generate');
+  const weights = options.weights as string;
+  if (!(WEIGHT_FORMATS as readonly string[]).includes(weights)) throw new KvevictError(`generate: --weights must be ${WEIGHT_FORMATS.join(' or ')}, got "${weights}"`);
 
   const t0 = performance.now();
   const loaded = loadModelDir(dir);
-  const model = new LlamaModel(loaded.config, loaded.weights);
+  const model = new LlamaModel(loaded.config, loaded.weights, undefined, { weights: weights as WeightFormat });
   const tok = loaded.tokenizer;
   const loadMs = performance.now() - t0;
 
