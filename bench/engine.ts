@@ -7,7 +7,7 @@
  *
  * Standalone: node dist/bench/engine.js [CONTEXT...] [--no-llama-cpp]
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KvCache } from '../src/cache/kv-cache.js';
@@ -17,9 +17,9 @@ import { writeGguf } from '../src/model/gguf.js';
 import { ForwardProfile, LlamaModel, type ForwardSection } from '../src/model/llama.js';
 import { Tokenizer } from '../src/model/tokenizer.js';
 import type { LayerWeights } from '../src/model/types.js';
-import { repoRoot } from '../src/paths.js';
 import { Rng } from '../src/util/rng.js';
 import { randomWeights, smolConfig, smolDir } from '../test/helpers/random-model.js';
+import { runAndRecord } from './record.js';
 import { formatTable } from './table.js';
 import { ensureYardstick, llamaCppBench, type LlamaCppBenchResult } from './yardstick.js';
 
@@ -333,8 +333,5 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const wanted = args.map(Number).filter((n) => Number.isInteger(n) && n > 0);
-  const result = await runBench(wanted.length ? wanted : CONTEXTS, { llamaCpp: !args.includes('--no-llama-cpp') });
-  const dir = join(repoRoot, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'engine.json'), JSON.stringify(result, null, 2) + '\n');
+  await runAndRecord('engine', () => runBench(wanted.length ? wanted : CONTEXTS, { llamaCpp: !args.includes('--no-llama-cpp') }));
 }

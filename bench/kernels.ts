@@ -39,7 +39,14 @@ function randomArray(rng: Rng, n: number, scale = 1): Float32Array {
 }
 
 interface SgemmRow { shape: string; m: number; n: number; k: number; nativeGflops: number; native1ThreadGflops: number; jsGflops: number; jsRows: number; ofCeiling: number; nativeOverJs: number }
-interface SgemvRow { shape: string; n: number; k: number; nativeHotGBps: number; nativeColdGBps: number; sgemmM1GBps: number; jsGBps: number; nativeOverJs: number }
+interface SgemvRow {
+  shape: string; n: number; k: number; nativeHotGBps: number; nativeColdGBps: number; sgemmM1GBps: number; jsGBps: number; nativeOverJs: number;
+  /** the same product with f16 weights, cold: bytes are the halves' (n*k*2) */
+  nativeColdHalfGBps: number;
+}
+
+/** Sustained streaming: one sgemv over a matrix far larger than the caches (as a decode step reads every weight once). */
+interface StreamRow { bytes: number; f32GBps: number; f16GBps: number }
 interface AttendRow { case: string; rows: number; keys: number; nativeGflops: number; native1ThreadGflops: number; nativeMs: number; jsGflops: number | null; nativeOverJs: number | null; kvGBps: number | null }
 interface ElementRow { kernel: string; shape: string; nativeUs: number; jsUs: number; nativeOverJs: number }
 interface CoretypeRow { coretype: string; shape: string; gflops: number }
@@ -50,6 +57,7 @@ export interface KernelBenchResult {
   nominalGBps: number;
   sgemm: SgemmRow[];
   sgemv: SgemvRow[];
+  stream: StreamRow | null;
   attention: AttendRow[];
   elementwise: ElementRow[];
   coretype: CoretypeRow[];
@@ -103,9 +111,34 @@ function benchSgemv(native: Kernels, rng: Rng): SgemvRow[] {
       next = (next + 1) % copies;
     }) / 1e9;
     const jsGBps = bytes / timeBest(() => jsKernels.sgemv(n, k, ws[0], x, y), 0.5, 1, 20) / 1e9;
-    rows.push({ shape: `${label} [${n}, ${k}]`, n, k, nativeHotGBps, nativeColdGBps, sgemmM1GBps, jsGBps, nativeOverJs: nativeColdGBps / jsGBps });
+    const hs = ws.slice(0, Math.ceil(copies / 2) + 1).map((w) => {
+      const h = new Uint16Array(w.length);
+      native.floatToHalf(w, h, w.length);
+      return h;
+    });
+    next = 0;
+    const nativeColdHalfGBps = bytes / 2 / timeBest(() => {
+      native.sgemv(n, k, hs[next], x, y);
+      next = (next + 1) % hs.length;
+    }) / 1e9;
+    rows.push({ shape: `${label} [${n}, ${k}]`, n, k, nativeHotGBps, nativeColdGBps, sgemmM1GBps, jsGBps, nativeOverJs: nativeColdGBps / jsGBps, nativeColdHalfGBps });
   }
   return rows;
+}
+
+/** One sgemv over 512 MB of f32 weights and one over 512 MB of halves, best of 3: the bandwidth a decode step can have. */
+function benchStream(native: Kernels, rng: Rng): StreamRow {
+  const k = 576;
+  const bytes = 512 * 2 ** 20;
+  const n = Math.floor(bytes / 4 / k);
+  const w = randomArray(rng, n * k, 0.1);
+  const x = randomArray(rng, k), y = new Float32Array(2 * n);
+  const f32GBps = (n * k * 4) / timeBest(() => native.sgemv(n, k, w, x, y), 0, 3, 3) / 1e9;
+  const h = new Uint16Array(2 * n * k);
+  native.floatToHalf(w, h, n * k);
+  native.floatToHalf(w, h.subarray(n * k), n * k);
+  const f16GBps = (2 * n * k * 2) / timeBest(() => native.sgemv(2 * n, k, h, x, y), 0, 3, 3) / 1e9;
+  return { bytes: n * k * 4, f32GBps, f16GBps };
 }
 
 /** FLOPs of QK^T and PV over the keys each (row, head) sees. */
@@ -202,7 +235,7 @@ export async function runBench(): Promise<KernelBenchResult> {
   const rng = new Rng(7);
   if (!native) {
     process.stdout.write(`kernels: native addon not built (${nativeAddonPath}); nothing to compare\n`);
-    return { native: null, nominalGflops: NOMINAL_GFLOPS, nominalGBps: NOMINAL_GBPS, sgemm: [], sgemv: [], attention: [], elementwise: [], coretype: [] };
+    return { native: null, nominalGflops: NOMINAL_GFLOPS, nominalGBps: NOMINAL_GBPS, sgemm: [], sgemv: [], stream: null, attention: [], elementwise: [], coretype: [] };
   }
   const addon = loadNativeAddon(nativeAddonPath);
   const info = addon.info();
@@ -229,6 +262,17 @@ export async function runBench(): Promise<KernelBenchResult> {
     ['W [n, k]', 'native GB/s hot', 'cold', 'sgemm m=1 cold', 'js GB/s', 'native/js'],
     sgemv.map((r) => [r.shape, r.nativeHotGBps, r.nativeColdGBps, r.sgemmM1GBps, r.jsGBps, r.nativeOverJs]),
   ) + '\n');
+  process.stdout.write(formatTable(
+    'f16 weights (Uint16Array halves), cold; GB/s of halves read',
+    ['W [n, k]', 'native GB/s cold', 'weights per second over f32'],
+    sgemv.map((r) => [r.shape, r.nativeColdHalfGBps, (2 * r.nativeColdHalfGBps) / r.nativeColdGBps]),
+  ) + '\n');
+  const stream = benchStream(native, rng);
+  process.stdout.write(formatTable(
+    'sustained stream: one sgemv over 512 MB of weights (far past the caches; a decode step reads all its weights once)',
+    ['weights', 'GB/s'],
+    [['f32', stream.f32GBps], ['f16', stream.f16GBps]],
+  ) + '\n');
 
   const attention = benchAttention(native, addon, threads, rng);
   process.stdout.write(formatTable(
@@ -244,5 +288,5 @@ export async function runBench(): Promise<KernelBenchResult> {
     elementwise.map((r) => [r.kernel, r.shape, r.nativeUs, r.jsUs, r.nativeOverJs]),
   ));
 
-  return { native: info, nominalGflops: NOMINAL_GFLOPS, nominalGBps: NOMINAL_GBPS, sgemm, sgemv, attention, elementwise, coretype };
+  return { native: info, nominalGflops: NOMINAL_GFLOPS, nominalGBps: NOMINAL_GBPS, sgemm, sgemv, stream, attention, elementwise, coretype };
 }

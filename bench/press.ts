@@ -12,15 +12,13 @@
  *
  * Standalone: node dist/bench/press.js [CONTEXT...]
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { KvCache } from '../src/cache/kv-cache.js';
 import { kernels } from '../src/kernels/index.js';
 import { LlamaModel } from '../src/model/llama.js';
 import type { LayerView } from '../src/model/types.js';
-import { repoRoot } from '../src/paths.js';
 import { PrefillRecorder } from '../src/press/capture.js';
 import { makePress, type PressOptions } from '../src/press/index.js';
+import { runAndRecord } from './record.js';
 import { selectCache } from '../src/press/select-cache.js';
 import type { CaptureRequest, PrefillRun } from '../src/press/types.js';
 import { Rng } from '../src/util/rng.js';
@@ -227,8 +225,5 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2).map(Number).filter((x) => Number.isInteger(x) && x > 0);
-  const result = await runBench(args.length > 0 ? args : CONTEXTS);
-  const dir = join(repoRoot, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'press.json'), JSON.stringify(result, null, 2) + '\n');
+  await runAndRecord('press', () => runBench(args.length > 0 ? args : CONTEXTS));
 }
