@@ -1,46 +1,5 @@
+import { floatBitsToHalf, halfTable } from '../util/half.js';
 import type { AttendArgs, Kernels } from './types.js';
-
-/** Every IEEE half's float32 value, by its bits (built once, on first use). */
-let halfTable: Float32Array | null = null;
-function halves(): Float32Array {
-  if (halfTable) return halfTable;
-  const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const e = (h >> 10) & 0x1f;
-    const m = h & 0x3ff;
-    t[h] = e === 0 ? sign * m * 2 ** -24 : e === 31 ? (m ? NaN : sign * Infinity) : sign * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return (halfTable = t);
-}
-
-/** float32 bits -> nearest IEEE half bits, ties to even. */
-function halfBits(u: number): number {
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  let m = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (m ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    m |= 0x800000;
-    const shift = 14 - e;
-    let hm = m >>> shift;
-    const rem = m & ((1 << shift) - 1), halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && hm & 1)) hm++;
-    return sign | hm;
-  }
-  let hm = m >>> 13;
-  const rem = m & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && hm & 1)) {
-    if (++hm === 0x400) {
-      hm = 0;
-      if (++e >= 31) return sign | 0x7c00;
-    }
-  }
-  return sign | (e << 10) | hm;
-}
 
 /** Plain TypeScript kernels: the portable fallback and the oracle that `native` is tested against. */
 export const jsKernels: Kernels = {
@@ -68,7 +27,7 @@ export const jsKernels: Kernels = {
 
   sgemv(n, k, w, x, y, accumulate = false) {
     if (w instanceof Uint16Array) {
-      const t = halves();
+      const t = halfTable();
       for (let i = 0; i < n; i++) {
         let s = 0;
         const off = i * k;
@@ -86,13 +45,13 @@ export const jsKernels: Kernels = {
   },
 
   halfToFloat(src, dst, n) {
-    const t = halves();
+    const t = halfTable();
     for (let i = 0; i < n; i++) dst[i] = t[src[i]];
   },
 
   floatToHalf(src, dst, n) {
     const u = new Uint32Array(src.buffer, src.byteOffset, n);
-    for (let i = 0; i < n; i++) dst[i] = halfBits(u[i]);
+    for (let i = 0; i < n; i++) dst[i] = floatBitsToHalf(u[i]);
   },
 
   rmsnorm(out, x, weight, rows, dim, eps) {

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync, writeFileSync, renameSync } from 'node:fs';
 import { KvevictError } from '../errors.js';
+import { floatBitsToHalf, halfTable } from '../util/half.js';
 
 export type DType = 'F32' | 'F16' | 'BF16';
 const BYTES: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -76,45 +77,14 @@ export function toF32(bytes: Uint8Array, dtype: DType): Float32Array {
     const u32 = new Uint32Array(out.buffer);
     for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
   } else {
-    for (let i = 0; i < n; i++) out[i] = f16ToF32(u16[i]);
+    const t = halfTable();
+    for (let i = 0; i < n; i++) out[i] = t[u16[i]];
   }
   return out;
 }
 
-export function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-export function f32ToF16(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
-  const sign = (u >>> 16) & 0x8000;
-  let e = ((u >>> 23) & 0xff) - 127 + 15;
-  let m = u & 0x7fffff;
-  if (((u >>> 23) & 0xff) === 0xff) return sign | 0x7c00 | (m ? 0x200 : 0);
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    m |= 0x800000;
-    const shift = 14 - e;
-    let hm = m >> shift;
-    const rem = m & ((1 << shift) - 1), halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && (hm & 1))) hm++;
-    return sign | hm;
-  }
-  let hm = m >> 13;
-  const rem = m & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (hm & 1))) {
-    hm++;
-    if (hm === 0x400) { hm = 0; e++; if (e >= 31) return sign | 0x7c00; }
-  }
-  return sign | (e << 10) | hm;
-}
+/** Half bits -> value, and float -> nearest half bits (src/util/half.ts). */
+export { halfToFloat as f16ToF32, floatToHalf as f32ToF16 } from '../util/half.js';
 
 export function f32ToBf16(x: number): number {
   const f = new Float32Array([x]);
@@ -132,7 +102,7 @@ export function encodeHalf(data: Float32Array, dtype: 'F16' | 'BF16'): Uint16Arr
   const out = new Uint16Array(n);
   const u32 = new Uint32Array(data.buffer, data.byteOffset, n);
   if (dtype === 'F16') {
-    for (let i = 0; i < n; i++) out[i] = f32BitsToF16(u32[i]);
+    for (let i = 0; i < n; i++) out[i] = floatBitsToHalf(u32[i]);
     return out;
   }
   for (let i = 0; i < n; i++) {
@@ -140,32 +110,6 @@ export function encodeHalf(data: Float32Array, dtype: 'F16' | 'BF16'): Uint16Arr
     out[i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
   }
   return out;
-}
-
-/** f32ToF16 on the float's bit pattern (no allocation). */
-function f32BitsToF16(u: number): number {
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  let m = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (m ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    m |= 0x800000;
-    const shift = 14 - e;
-    let hm = m >> shift;
-    const rem = m & ((1 << shift) - 1), halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && (hm & 1))) hm++;
-    return sign | hm;
-  }
-  let hm = m >> 13;
-  const rem = m & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (hm & 1))) {
-    hm++;
-    if (hm === 0x400) { hm = 0; e++; if (e >= 31) return sign | 0x7c00; }
-  }
-  return sign | (e << 10) | hm;
 }
 
 /** Read one tensor as float32. */

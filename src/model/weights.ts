@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { KvevictError } from '../errors.js';
 import type { ModelConfig } from './config.js';
 import { readJson } from './config.js';
-import { readSafetensorsHeader, writeSafetensors, f16ToF32 } from './safetensors.js';
+import { readSafetensorsHeader, writeSafetensors } from './safetensors.js';
+import { halfTable } from '../util/half.js';
 import type { DType, TensorInfo, TensorToWrite } from './safetensors.js';
 import type { LayerWeights, Weights } from './types.js';
 
@@ -68,8 +69,6 @@ export function emptyWeights(cfg: ModelConfig): Weights {
   return { embed: none, layers, finalNorm: none, lmHead: none };
 }
 
-let f16Table: Float32Array | null = null;
-
 /** Little-endian F32/F16/BF16 bytes to float32 (F16 through a 65536-entry table: one lookup per value). */
 export function decodeToF32(bytes: Uint8Array, dtype: DType): Float32Array {
   if (dtype === 'F32') {
@@ -86,11 +85,7 @@ export function decodeToF32(bytes: Uint8Array, dtype: DType): Float32Array {
     for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
     return out;
   }
-  if (!f16Table) {
-    f16Table = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) f16Table[i] = f16ToF32(i);
-  }
-  const t = f16Table;
+  const t = halfTable();
   for (let i = 0; i < n; i++) out[i] = t[u16[i]];
   return out;
 }
