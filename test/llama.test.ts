@@ -316,6 +316,15 @@ describe('LlamaModel errors', () => {
     assert.equal(model.forward({ tokens: Int32Array.of(1), positions: Int32Array.of(15), cache: model.newCache() }).length, cfg.vocabSize);
   });
 
+  test('f16 weights: a weight beyond the half range is refused, naming its tensor; an unknown format too', () => {
+    const cfg = tinyConfig('llama');
+    const w = randomWeights(cfg, 1, 0.1);
+    w.layers[1].up[5] = -1e5;
+    assert.throws(() => new LlamaModel(cfg, w, jsKernels, { weights: 'f16' }), (e: unknown) => e instanceof KvevictError && /layer 1 up holds -100000 at index 5, beyond the f16 range/.test(e.message));
+    assert.ok(new LlamaModel(cfg, w, jsKernels).forward({ tokens: Int32Array.of(1, 2), positions: Int32Array.of(0, 1), cache: new LlamaModel(cfg, w, jsKernels).newCache() }).every(Number.isFinite), 'f32 takes it');
+    assert.throws(() => new LlamaModel(cfg, w, jsKernels, { weights: 'q8' as 'f16' }), /weights format must be f32 or f16, got "q8"/);
+  });
+
   test('bad token ids, mismatched positions, tokens and embeddings together', () => {
     const { cfg, model } = tinyModel('llama', jsKernels);
     assert.throws(() => model.forward({ tokens: Int32Array.of(cfg.vocabSize), positions: Int32Array.of(0), cache: model.newCache() }), /vocab_size 300/);

@@ -95,6 +95,9 @@ interface LinearMatrices {
   down: WeightMatrix;
 }
 
+/** The largest finite half; anything rounding past it is infinity. */
+const HALF_MAX = 65504;
+
 /** Most float32 elements a prefill widens from f16 at once (4 MB: the block stays in cache for its sgemm). */
 const WIDEN_FLOATS = 1 << 20;
 
@@ -129,16 +132,21 @@ export class LlamaModel {
     const format = opts.weights ?? 'f32';
     if (!WEIGHT_FORMATS.includes(format)) throw new KvevictError(`weights format must be ${WEIGHT_FORMATS.join(' or ')}, got "${String(format)}"`);
     this.weightFormat = format;
-    const keep = (w: Float32Array): WeightMatrix => {
+    const keep = (w: Float32Array, name: string): WeightMatrix => {
       if (format === 'f32') return w;
+      // a weight past the half range would become infinity and every output NaN: refuse instead
+      for (let i = 0; i < w.length; i++) {
+        if (Math.abs(w[i]) > HALF_MAX) throw new KvevictError(`weights f16: ${name} holds ${w[i]} at index ${i}, beyond the f16 range (+-${HALF_MAX}); use f32 weights`);
+      }
       const h = new Uint16Array(w.length);
       this.k.floatToHalf(w, h, w.length);
       return h;
     };
-    this.linears = weights.layers.map((w) => ({
-      q: keep(w.q), k: keep(w.k), v: keep(w.v), o: keep(w.o), gate: keep(w.gate), up: keep(w.up), down: keep(w.down),
-    }));
-    this.lmHead = keep(weights.lmHead);
+    this.linears = weights.layers.map((w, l) => {
+      const at = (name: keyof LinearMatrices) => keep(w[name], `layer ${l} ${name}`);
+      return { q: at('q'), k: at('k'), v: at('v'), o: at('o'), gate: at('gate'), up: at('up'), down: at('down') };
+    });
+    this.lmHead = keep(weights.lmHead, 'the lm head');
   }
 
   /** An empty cache shaped for this model. */
