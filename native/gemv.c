@@ -179,11 +179,6 @@ void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, i
   kv_pool_run(gemv_worker, &j, threads);
 }
 
-void kv_sgemv(int n, int k, const float *w, const float *x, float *y, int accumulate) {
-  const KvGemvPart part = {.n = n, .w = w, .h = NULL, .y = y};
-  kv_sgemv_parts(1, &part, k, x, accumulate);
-}
-
 /* Half <-> float over whole arrays: blocks of 64K elements shared out on the pool (a prefill widens each half
  * weight matrix before its sgemm). */
 #define HALF_BLOCK (1 << 16)

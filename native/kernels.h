@@ -38,9 +38,6 @@ static inline float kv_expf(float x) {
   return under ? 0.0f : y;
 }
 
-/* y[n] = W[n, k] . x (+ y when accumulate), spread over the thread pool. */
-void kv_sgemv(int n, int k, const float *w, const float *x, float *y, int accumulate);
-
 void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps);
 void kv_rope(float *x, int rows, int heads, int head_dim, const int32_t *positions, const float *cos_t, const float *sin_t);
 void kv_silu_mul(float *out, const float *gate, const float *up, int64_t n);
@@ -59,12 +56,12 @@ typedef struct {
   const uint16_t *h; /* ... IEEE half weights (f16 bits) stand in: half the bytes to stream per decode step */
   float *y;
 } KvGemvPart;
+void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, int accumulate);
 
 /* dst[i] = (float)src[i] for IEEE half bits src (exact), over the thread pool. */
 void kv_half_to_float(int64_t n, const uint16_t *src, float *dst);
 /* dst[i] = half(src[i]), round to nearest even (overflow to infinity, as the IEEE conversion does). */
 void kv_float_to_half(int64_t n, const float *src, uint16_t *dst);
-void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, int accumulate);
 
 /* Row softmax pieces (attend.c, AVX-512 where compiled for it): the largest of s[0..n), and
  * s[j] = exp(s[j] - m) in place returning their sum. */
