@@ -15,23 +15,26 @@
 /* Below this many elements a call runs on the calling thread only. */
 #define PARALLEL_MIN (1 << 16)
 
-typedef struct {
+typedef struct RowJob RowJob;
+struct RowJob {
   float *e, *ds, *dg, *du;
   const float *inv_in, *dd, *dy, *g, *u;
   float *inv_out;
   int rows, n, m, r0;
-  int64_t count;
+  /* the work: items [0, count) in tasks of `chunk` items, each handed to `range` */
+  void (*range)(RowJob *j, int64_t first, int64_t last);
+  int64_t count, chunk;
   int tasks;
   atomic_int next;
-} RowJob;
+};
 
 static int visible_of(const RowJob *j, int row) {
   int v = j->r0 + row % j->m + 1;
   return v < j->n ? v : j->n;
 }
 
-static void softmax_rows(RowJob *j, int first, int last) {
-  for (int row = first; row < last; row++) {
+static void softmax_rows(RowJob *j, int64_t first, int64_t last) {
+  for (int row = (int)first; row < last; row++) {
     float *s = j->e + (int64_t)row * j->n;
     const int vis = visible_of(j, row);
     const float sum = kv_exp_shift_sum(s, vis, kv_row_max(s, vis));
@@ -40,8 +43,8 @@ static void softmax_rows(RowJob *j, int first, int last) {
   }
 }
 
-static void softmax_grad_rows(RowJob *j, int first, int last) {
-  for (int row = first; row < last; row++) {
+static void softmax_grad_rows(RowJob *j, int64_t first, int64_t last) {
+  for (int row = (int)first; row < last; row++) {
     float *d = j->ds + (int64_t)row * j->n;
     const float *e = j->e + (int64_t)row * j->n;
     const int vis = visible_of(j, row);
@@ -59,59 +62,43 @@ static void silu_grad_range(RowJob *j, int64_t first, int64_t last) {
   }
 }
 
-static void softmax_worker(void *arg, int index) {
+/* Tasks of the job taken in turn until none is left (so helpers that start late cost nothing). */
+static void row_worker(void *arg, int index) {
   (void)index;
   RowJob *j = arg;
   for (int t; (t = atomic_fetch_add(&j->next, 1)) < j->tasks;) {
-    int a = t * ROWS_PER_TASK, b = a + ROWS_PER_TASK < j->rows ? a + ROWS_PER_TASK : j->rows;
-    softmax_rows(j, a, b);
-  }
-}
-
-static void softmax_grad_worker(void *arg, int index) {
-  (void)index;
-  RowJob *j = arg;
-  for (int t; (t = atomic_fetch_add(&j->next, 1)) < j->tasks;) {
-    int a = t * ROWS_PER_TASK, b = a + ROWS_PER_TASK < j->rows ? a + ROWS_PER_TASK : j->rows;
-    softmax_grad_rows(j, a, b);
+    const int64_t a = (int64_t)t * j->chunk, b = a + j->chunk < j->count ? a + j->chunk : j->count;
+    j->range(j, a, b);
   }
 }
 
 #define SILU_CHUNK 16384
-static void silu_grad_worker(void *arg, int index) {
-  (void)index;
-  RowJob *j = arg;
-  for (int t; (t = atomic_fetch_add(&j->next, 1)) < j->tasks;) {
-    int64_t a = (int64_t)t * SILU_CHUNK, b = a + SILU_CHUNK < j->count ? a + SILU_CHUNK : j->count;
-    silu_grad_range(j, a, b);
-  }
-}
 
-static int threads_for(int64_t work, int tasks) {
+/* Run j over `count` items in tasks of `chunk`, on one thread when `work` (elements touched) is small. */
+static void run_job(RowJob *j, int64_t count, int64_t chunk, int64_t work) {
+  j->count = count;
+  j->chunk = chunk;
+  j->tasks = (int)((count + chunk - 1) / chunk);
+  atomic_init(&j->next, 0);
   int t = work < PARALLEL_MIN ? 1 : kv_threads();
-  return t > tasks ? (tasks > 0 ? tasks : 1) : t;
+  if (t > j->tasks) t = j->tasks > 0 ? j->tasks : 1;
+  kv_pool_run(row_worker, j, t);
 }
 
 void kv_causal_softmax(float *e, float *inv, int rows, int n, int m, int r0) {
-  RowJob j = {.e = e, .inv_out = inv, .rows = rows, .n = n, .m = m, .r0 = r0};
-  j.tasks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-  atomic_init(&j.next, 0);
-  kv_pool_run(softmax_worker, &j, threads_for((int64_t)rows * n, j.tasks));
+  RowJob j = {.e = e, .inv_out = inv, .rows = rows, .n = n, .m = m, .r0 = r0, .range = softmax_rows};
+  run_job(&j, rows, ROWS_PER_TASK, (int64_t)rows * n);
 }
 
 void kv_causal_softmax_grad(float *ds, const float *e, const float *inv, const float *dd, int rows, int n, int m,
                             int r0) {
-  RowJob j = {.ds = ds, .e = (float *)e, .inv_in = inv, .dd = dd, .rows = rows, .n = n, .m = m, .r0 = r0};
-  j.tasks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-  atomic_init(&j.next, 0);
-  kv_pool_run(softmax_grad_worker, &j, threads_for((int64_t)rows * n, j.tasks));
+  RowJob j = {.ds = ds, .e = (float *)e, .inv_in = inv, .dd = dd, .rows = rows, .n = n, .m = m, .r0 = r0, .range = softmax_grad_rows};
+  run_job(&j, rows, ROWS_PER_TASK, (int64_t)rows * n);
 }
 
 void kv_silu_mul_grad(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t count) {
-  RowJob j = {.dg = dg, .du = du, .dy = dy, .g = g, .u = u, .count = count};
-  j.tasks = (int)((count + SILU_CHUNK - 1) / SILU_CHUNK);
-  atomic_init(&j.next, 0);
-  kv_pool_run(silu_grad_worker, &j, threads_for(count, j.tasks));
+  RowJob j = {.dg = dg, .du = du, .dy = dy, .g = g, .u = u, .range = silu_grad_range};
+  run_job(&j, count, SILU_CHUNK, count);
 }
 
 /* For each row r and group head g of a [rows * group, width] score block: out[g][j] += softmax over the
