@@ -190,6 +190,17 @@ async function llamaCppAt(file: string, context: number): Promise<LlamaCppFigure
   };
 }
 
+/** llama.cpp on `file` at each figure's context; fills in its figures and the engine's ratios. */
+async function compareWithLlamaCpp(figures: EngineFigures[], file: string, dtype: string): Promise<void> {
+  for (const f of figures) {
+    const lc = await llamaCppAt(file, f.context);
+    f.llamaCpp = lc;
+    f.prefillRatio = f.prefillTokPerS / lc.prefillTokPerS;
+    f.decodeRatio = f.decodeTokPerS / lc.bestDecodeTokPerS;
+    process.stderr.write(`  llama.cpp ${dtype} at ${f.context}: prefill ${lc.prefillTokPerS.toFixed(0)} tok/s, decode ${lc.decodeTokPerS.toFixed(1)} tok/s (1 thread ${lc.decode1ThreadTokPerS.toFixed(1)})\n`);
+  }
+}
+
 /** Prefill (cold, then the best of a few repetitions into a touched cache) and decode at each context. */
 function measureContexts(model: LlamaModel, cfg: ModelConfig, tokens: Int32Array, positions: Int32Array, contexts: number[], format: string): EngineFigures[] {
   const figures: EngineFigures[] = [];
@@ -267,23 +278,9 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
         llamaCppNote = 'not measured (node-llama-cpp could not be installed)';
       }
     }
-    for (const f of figures) {
-      if (!ggufFile) break;
-      const lc = await llamaCppAt(ggufFile, f.context);
-      f.llamaCpp = lc;
-      f.prefillRatio = f.prefillTokPerS / lc.prefillTokPerS;
-      f.decodeRatio = f.decodeTokPerS / lc.bestDecodeTokPerS;
-      process.stderr.write(`  llama.cpp F32 at ${f.context}: prefill ${lc.prefillTokPerS.toFixed(0)} tok/s, decode ${lc.decodeTokPerS.toFixed(1)} tok/s (1 thread ${lc.decode1ThreadTokPerS.toFixed(1)})\n`);
-    }
+    if (ggufFile) await compareWithLlamaCpp(figures, ggufFile, 'F32');
     const f16Figures = f16.map((f, i) => ({ ...f, decodeOverLlamaCppF32: figures[i].llamaCpp ? f.decodeTokPerS / figures[i].llamaCpp!.bestDecodeTokPerS : null }));
-    for (const f of f16Figures) {
-      if (!ggufF16) break;
-      const lc = await llamaCppAt(ggufF16, f.context);
-      f.llamaCpp = lc;
-      f.prefillRatio = f.prefillTokPerS / lc.prefillTokPerS;
-      f.decodeRatio = f.decodeTokPerS / lc.bestDecodeTokPerS;
-      process.stderr.write(`  llama.cpp F16 at ${f.context}: prefill ${lc.prefillTokPerS.toFixed(0)} tok/s, decode ${lc.decodeTokPerS.toFixed(1)} tok/s (1 thread ${lc.decode1ThreadTokPerS.toFixed(1)})\n`);
-    }
+    if (ggufF16) await compareWithLlamaCpp(f16Figures, ggufF16, 'F16');
 
     const ratio = (x: number | null) => (x === null ? '-' : x);
     process.stdout.write(formatTable(

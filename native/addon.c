@@ -385,29 +385,22 @@ static napi_value js_sgemv_parts(napi_env env, napi_callback_info info) {
 }
 
 /* halfToFloat(src: Uint16Array, dst: Float32Array, n) and floatToHalf(src: Float32Array, dst: Uint16Array, n) */
-static napi_value js_half_to_float(napi_env env, napi_callback_info info) {
+static napi_value half_convert(napi_env env, napi_callback_info info, bool to_float) {
   Args a;
-  if (!get_args(env, info, &a, "halfToFloat", 3)) return NULL;
+  if (!get_args(env, info, &a, to_float ? "halfToFloat" : "floatToHalf", 3)) return NULL;
   int64_t n = arg_int(&a, 2, "n");
   if (!a.failed && n < 0) fail(&a, "n must be >= 0");
-  const uint16_t *src = arg_array(&a, 0, "src", napi_uint16_array, n);
-  float *dst = arg_array(&a, 1, "dst", napi_float32_array, n);
+  const napi_typedarray_type half = napi_uint16_array, single = napi_float32_array;
+  void *src = arg_array(&a, 0, "src", to_float ? half : single, n);
+  void *dst = arg_array(&a, 1, "dst", to_float ? single : half, n);
   if (a.failed) return NULL;
-  kv_half_to_float(n, src, dst);
+  if (to_float) kv_half_to_float(n, src, dst);
+  else kv_float_to_half(n, src, dst);
   return undefined(env);
 }
 
-static napi_value js_float_to_half(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, &a, "floatToHalf", 3)) return NULL;
-  int64_t n = arg_int(&a, 2, "n");
-  if (!a.failed && n < 0) fail(&a, "n must be >= 0");
-  const float *src = arg_array(&a, 0, "src", napi_float32_array, n);
-  uint16_t *dst = arg_array(&a, 1, "dst", napi_uint16_array, n);
-  if (a.failed) return NULL;
-  kv_float_to_half(n, src, dst);
-  return undefined(env);
-}
+static napi_value js_half_to_float(napi_env env, napi_callback_info info) { return half_convert(env, info, true); }
+static napi_value js_float_to_half(napi_env env, napi_callback_info info) { return half_convert(env, info, false); }
 
 static void set_num(napi_env env, napi_value obj, const char *key, double v) {
   napi_value x;
