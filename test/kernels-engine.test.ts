@@ -267,56 +267,37 @@ const skipNative = native ? false : `native addon not built (${nativeAddonPath})
 
 describe('native engine kernels against float64 definitions, on 1 and 4 threads', { skip: skipNative }, () => {
   const addon = loadNativeAddon(nativeAddonPath);
+  /** A test that runs `check` with the addon on `threads` threads, restoring the count afterwards. */
+  const onThreads = (name: string, threads: number, check: () => void) =>
+    test(`${name}, ${threads} thread(s)`, () => {
+      const before = addon.info().threads;
+      addon.setThreads(threads);
+      try {
+        check();
+      } finally {
+        addon.setThreads(before);
+      }
+    });
   for (const threads of [1, 4]) {
-    test(`sgemvParts, ${threads} thread(s)`, () => {
-      const before = addon.info().threads;
-      addon.setThreads(threads);
-      try {
-        partsCases.forEach((c, i) => runParts(native!, c, 60 + i));
-      } finally {
-        addon.setThreads(before);
-      }
+    onThreads('sgemvParts', threads, () => partsCases.forEach((c, i) => runParts(native!, c, 60 + i)));
+    onThreads('half conversions and f16 sgemv', threads, () => {
+      checkHalfConversions(native!);
+      runHalfParts(native!, 65 + threads);
+      // a long array: the conversion's blocks run on the pool
+      const n = (1 << 18) + 37;
+      const rng = new Rng(threads);
+      const src = Float32Array.from({ length: n }, () => rng.normal());
+      const h1 = new Uint16Array(n), h2 = new Uint16Array(n);
+      native!.floatToHalf(src, h1, n);
+      jsKernels.floatToHalf(src, h2, n);
+      assert.deepEqual(h1, h2, 'native floatToHalf = TypeScript floatToHalf on a long array');
+      const f1 = new Float32Array(n), f2 = new Float32Array(n);
+      native!.halfToFloat(h1, f1, n);
+      jsKernels.halfToFloat(h1, f2, n);
+      assert.deepEqual(f1, f2, 'native halfToFloat = TypeScript halfToFloat on a long array');
     });
-    test(`half conversions and f16 sgemv, ${threads} thread(s)`, () => {
-      const before = addon.info().threads;
-      addon.setThreads(threads);
-      try {
-        checkHalfConversions(native!);
-        runHalfParts(native!, 65 + threads);
-        // a long array: the conversion's blocks run on the pool
-        const n = (1 << 18) + 37;
-        const rng = new Rng(threads);
-        const src = Float32Array.from({ length: n }, () => rng.normal());
-        const h1 = new Uint16Array(n), h2 = new Uint16Array(n);
-        native!.floatToHalf(src, h1, n);
-        jsKernels.floatToHalf(src, h2, n);
-        assert.deepEqual(h1, h2, 'native floatToHalf = TypeScript floatToHalf on a long array');
-        const f1 = new Float32Array(n), f2 = new Float32Array(n);
-        native!.halfToFloat(h1, f1, n);
-        jsKernels.halfToFloat(h1, f2, n);
-        assert.deepEqual(f1, f2, 'native halfToFloat = TypeScript halfToFloat on a long array');
-      } finally {
-        addon.setThreads(before);
-      }
-    });
-    test(`single-row attention, ${threads} thread(s)`, () => {
-      const before = addon.info().threads;
-      addon.setThreads(threads);
-      try {
-        checkDecode(native!, 70 + threads);
-      } finally {
-        addon.setThreads(before);
-      }
-    });
-    test(`prefill blocks, head_dim 64, ${threads} thread(s)`, () => {
-      const before = addon.info().threads;
-      addon.setThreads(threads);
-      try {
-        checkBlocks(native!, 80 + threads);
-      } finally {
-        addon.setThreads(before);
-      }
-    });
+    onThreads('single-row attention', threads, () => checkDecode(native!, 70 + threads));
+    onThreads('prefill blocks, head_dim 64', threads, () => checkBlocks(native!, 80 + threads));
   }
   test('sgemvParts: bad arguments throw instead of touching memory', () => {
     assert.ok(addon.sgemvParts, 'the addon has sgemvParts');
