@@ -45,6 +45,7 @@ export function prefixAttention(
   // probabilities [heads][rows, cols]: prefix columns first, then the new rows' columns
   const probs = new Float32Array(heads * rows * cols);
   const inv = 1 / rows;
+  const rowInv = new Float32Array(rows);
 
   for (let h = 0; h < heads; h++) {
     const g = Math.floor(h / group);
@@ -54,19 +55,11 @@ export function prefixAttention(
     if (n > 0) kern.sgemm(false, true, rows, n, d, scale, qh, qs, pre.keys, d, 0, P, cols);
     kern.sgemm(false, true, rows, rows, d, scale, qh, qs, kh, ks, 0, P.subarray(n), cols);
     const mean = prefixMean.data.subarray(h * n, (h + 1) * n);
+    // row i sees the prefix and new rows 0 .. i: the kernels' causal softmax with the block starting at row n
+    kern.causalSoftmax(P, rowInv, rows, cols, rows, n);
     for (let i = 0; i < rows; i++) {
-      const o = i * cols, visible = n + i + 1;
-      let max = -Infinity;
-      for (let j = 0; j < visible; j++) if (P[o + j] > max) max = P[o + j];
-      let sum = 0;
-      for (let j = 0; j < visible; j++) {
-        const e = Math.exp(P[o + j] - max);
-        P[o + j] = e;
-        sum += e;
-      }
-      const s = 1 / sum;
+      const o = i * cols, visible = n + i + 1, s = rowInv[i];
       for (let j = 0; j < visible; j++) P[o + j] *= s;
-      for (let j = visible; j < cols; j++) P[o + j] = 0;
       for (let j = 0; j < n; j++) mean[j] += P[o + j] * inv;
     }
     const oh = out.data.subarray(h * d);
