@@ -271,7 +271,7 @@ export class LlamaModel {
   private layer(l: number, n: number, pos: Int32Array, cache: KvCache, observer: ForwardArgs['observer'], outputs: 'all' | 'last' | 'none'): void {
     const cfg = this.config;
     const w: LayerWeights = this.weights.layers[l];
-    const m = this.linears[l];
+    const lin = this.linears[l]; // the matrices the linear layers compute from (float32 or f16)
     const k = this.k;
     const s = this.scratch;
     const { hiddenSize: hidden, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: inter, rmsNormEps: eps } = cfg;
@@ -296,11 +296,11 @@ export class LlamaModel {
     lap('norm');
     if (n === 1) {
       // one pass of the thread pool for the three projections of the decode row
-      k.sgemvParts(hidden, s.xb, (s.qkvParts[l] ??= [{ w: m.q, n: qDim, y: s.q }, { w: m.k, n: kvDim, y: s.k }, { w: m.v, n: kvDim, y: s.v }]));
+      k.sgemvParts(hidden, s.xb, (s.qkvParts[l] ??= [{ w: lin.q, n: qDim, y: s.q }, { w: lin.k, n: kvDim, y: s.k }, { w: lin.v, n: kvDim, y: s.v }]));
     } else {
-      if (out > 0) this.linear(out, qDim, hidden, out === n ? s.xb : s.xb.subarray((n - out) * hidden), m.q, s.q, false);
-      this.linear(n, kvDim, hidden, s.xb, m.k, s.k, false);
-      this.linear(n, kvDim, hidden, s.xb, m.v, s.v, false);
+      if (out > 0) this.linear(out, qDim, hidden, out === n ? s.xb : s.xb.subarray((n - out) * hidden), lin.q, s.q, false);
+      this.linear(n, kvDim, hidden, s.xb, lin.k, s.k, false);
+      this.linear(n, kvDim, hidden, s.xb, lin.v, s.v, false);
     }
     lap('linear');
     const qRows = n === 1 ? 1 : out;
@@ -335,22 +335,22 @@ export class LlamaModel {
     lap('attention');
 
     // output projection into the residual stream
-    this.linear(out, hidden, qDim, s.att, m.o, x, true);
+    this.linear(out, hidden, qDim, s.att, lin.o, x, true);
     lap('linear');
 
     // SwiGLU MLP
     k.rmsnorm(s.xb, x, w.postNorm, out, hidden, eps);
     lap('norm');
     if (out === 1) {
-      k.sgemvParts(hidden, s.xb, (s.gateUpParts[l] ??= [{ w: m.gate, n: inter, y: s.gate }, { w: m.up, n: inter, y: s.up }]));
+      k.sgemvParts(hidden, s.xb, (s.gateUpParts[l] ??= [{ w: lin.gate, n: inter, y: s.gate }, { w: lin.up, n: inter, y: s.up }]));
     } else {
-      this.linear(out, inter, hidden, s.xb, m.gate, s.gate, false);
-      this.linear(out, inter, hidden, s.xb, m.up, s.up, false);
+      this.linear(out, inter, hidden, s.xb, lin.gate, s.gate, false);
+      this.linear(out, inter, hidden, s.xb, lin.up, s.up, false);
     }
     lap('linear');
     k.siluMul(s.gate, s.gate, s.up, out * inter);
     lap('activation');
-    this.linear(out, hidden, inter, s.gate, m.down, x, true);
+    this.linear(out, hidden, inter, s.gate, lin.down, x, true);
     lap('linear');
   }
 }
