@@ -44,6 +44,10 @@ export const jsKernels: Kernels = {
     }
   },
 
+  largeBuffer(bytes) {
+    return new ArrayBuffer(bytes);
+  },
+
   halfToFloat(src, dst, n) {
     const t = halfTable();
     for (let i = 0; i < n; i++) dst[i] = t[src[i]];

@@ -19,6 +19,7 @@ export interface NativeAddon {
     a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
   ): void;
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate: boolean): void;
+  largeBuffer?(bytes: number): ArrayBuffer;
   halfToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
   floatToHalf?(src: Float32Array, dst: Uint16Array, n: number): void;
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
@@ -54,6 +55,7 @@ export function makeNativeKernels(path: string): Kernels {
     sgemv(n, k, w, x, y, accumulate = false) {
       addon.sgemv(n, k, w, x, y, accumulate);
     },
+    largeBuffer: addon.largeBuffer ?? jsKernels.largeBuffer,
     // an addon built before the half kernels: the TypeScript ones (sgemv with halves would then throw a RangeError)
     halfToFloat: addon.halfToFloat ?? jsKernels.halfToFloat,
     floatToHalf: addon.floatToHalf ?? jsKernels.floatToHalf,

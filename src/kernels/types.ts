@@ -53,6 +53,11 @@ export interface Kernels {
   ): void;
   /** y[n] = W[n,k] . x[k], or y += W . x when accumulate. W may be f16 (a decode step then streams half the bytes). */
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
+  /**
+   * A zeroed buffer for large long-lived arrays (weights). Native: its own 2 MB-aligned mapping advised for
+   * transparent huge pages, freed when the buffer is collected; JS: a plain ArrayBuffer.
+   */
+  largeBuffer(bytes: number): ArrayBuffer;
   /** dst[i] = the float32 value of the IEEE half bits src[i], for i < n (exact). */
   halfToFloat(src: Uint16Array, dst: Float32Array, n: number): void;
   /** dst[i] = src[i] rounded to the nearest IEEE half (ties to even; beyond 65504 becomes infinity), for i < n. */

@@ -3,6 +3,7 @@ import { KvevictError, assert } from '../errors.js';
 import { kernels, type Kernels } from '../kernels/index.js';
 import { ropeTables, type ModelConfig } from './config.js';
 import type { GemvPart, WeightMatrix } from '../kernels/types.js';
+import { packUint16 } from '../kernels/arena.js';
 import type { ForwardArgs, LayerWeights, Weights } from './types.js';
 
 /** forward() arguments, plus where to write the logits (a decode loop reuses one buffer: fresh memory is slow to touch). */
@@ -132,21 +133,26 @@ export class LlamaModel {
     const format = opts.weights ?? 'f32';
     if (!WEIGHT_FORMATS.includes(format)) throw new KvevictError(`weights format must be ${WEIGHT_FORMATS.join(' or ')}, got "${String(format)}"`);
     this.weightFormat = format;
-    const keep = (w: Float32Array, name: string): WeightMatrix => {
-      if (format === 'f32') return w;
+    const names: (keyof LinearMatrices)[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+    const f32 = [...weights.layers.flatMap((w) => names.map((n) => w[n])), weights.lmHead];
+    let kept: WeightMatrix[] = f32;
+    if (format === 'f16') {
+      const matrixName = (i: number) => (i === f32.length - 1 ? 'the lm head' : `layer ${Math.floor(i / names.length)} ${names[i % names.length]}`);
       // a weight past the half range would become infinity and every output NaN: refuse instead
-      for (let i = 0; i < w.length; i++) {
-        if (Math.abs(w[i]) > HALF_MAX) throw new KvevictError(`weights f16: ${name} holds ${w[i]} at index ${i}, beyond the f16 range (+-${HALF_MAX}); use f32 weights`);
-      }
-      const h = new Uint16Array(w.length);
-      this.k.floatToHalf(w, h, w.length);
-      return h;
-    };
-    this.linears = weights.layers.map((w, l) => {
-      const at = (name: keyof LinearMatrices) => keep(w[name], `layer ${l} ${name}`);
-      return { q: at('q'), k: at('k'), v: at('v'), o: at('o'), gate: at('gate'), up: at('up'), down: at('down') };
+      f32.forEach((w, m) => {
+        for (let i = 0; i < w.length; i++) {
+          if (Math.abs(w[i]) > HALF_MAX) throw new KvevictError(`weights f16: ${matrixName(m)} holds ${w[i]} at index ${i}, beyond the f16 range (+-${HALF_MAX}); use f32 weights`);
+        }
+      });
+      const halves = packUint16(f32.map((w) => w.length), this.k);
+      f32.forEach((w, m) => this.k.floatToHalf(w, halves[m], w.length));
+      kept = halves;
+    }
+    this.linears = weights.layers.map((_, l) => {
+      const at = (i: number) => kept[l * names.length + i];
+      return { q: at(0), k: at(1), v: at(2), o: at(3), gate: at(4), up: at(5), down: at(6) };
     });
-    this.lmHead = keep(weights.lmHead, 'the lm head');
+    this.lmHead = kept[kept.length - 1];
   }
 
   /** An empty cache shaped for this model. */

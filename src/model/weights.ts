@@ -7,6 +7,9 @@ import { readSafetensorsHeader, writeSafetensors } from './safetensors.js';
 import { halfTable } from '../util/half.js';
 import type { DType, TensorInfo, TensorToWrite } from './safetensors.js';
 import type { LayerWeights, Weights } from './types.js';
+import { kernels } from '../kernels/index.js';
+import { packFloat32 } from '../kernels/arena.js';
+import type { Kernels } from '../kernels/types.js';
 
 /** One tensor the config calls for: its Hugging Face name, shape, and where it lives in `Weights`. */
 export interface TensorSlot {
@@ -69,19 +72,35 @@ export function emptyWeights(cfg: ModelConfig): Weights {
   return { embed: none, layers, finalNorm: none, lmHead: none };
 }
 
-/** Little-endian F32/F16/BF16 bytes to float32 (F16 through a 65536-entry table: one lookup per value). */
-export function decodeToF32(bytes: Uint8Array, dtype: DType): Float32Array {
+/**
+ * Weights whose every array the config calls for is allocated (zeroed) and packed into few large allocations
+ * (huge pages with the native kernels: see kernels/arena.ts), for a loader to fill. Tied models share embed and lmHead.
+ */
+export function allocateWeights(cfg: ModelConfig, k: Kernels = kernels()): Weights {
+  const w = emptyWeights(cfg);
+  const slots = tensorSlots(cfg);
+  const arrays = packFloat32(slots.map((s) => s.shape.reduce((a, b) => a * b, 1)), k);
+  slots.forEach((slot, i) => slot.set(w, arrays[i]));
+  if (cfg.tieWordEmbeddings) w.lmHead = w.embed;
+  return w;
+}
+
+/**
+ * Little-endian F32/F16/BF16 bytes to float32 (F16 through a 65536-entry table: one lookup per value), into
+ * `out` when given (its length must be the value count).
+ */
+export function decodeToF32(bytes: Uint8Array, dtype: DType, out?: Float32Array): Float32Array {
+  const n = bytes.byteLength / (dtype === 'F32' ? 4 : 2);
+  if (out === undefined) out = new Float32Array(n);
+  else if (out.length !== n) throw new Error(`internal error: decoding ${n} values into an array of ${out.length}`);
   if (dtype === 'F32') {
-    const out = new Float32Array(bytes.byteLength / 4);
-    new Uint8Array(out.buffer).set(bytes);
+    new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
     return out;
   }
-  const n = bytes.byteLength / 2;
   const u16 = new Uint16Array(n);
   new Uint8Array(u16.buffer).set(bytes);
-  const out = new Float32Array(n);
   if (dtype === 'BF16') {
-    const u32 = new Uint32Array(out.buffer);
+    const u32 = new Uint32Array(out.buffer, out.byteOffset, n);
     for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
     return out;
   }
@@ -126,7 +145,7 @@ export function loadWeights(dir: string, cfg: ModelConfig): Weights {
       where.set(name, { file, info });
     }
   }
-  const w = emptyWeights(cfg);
+  const w = allocateWeights(cfg);
   const fds = new Map<string, number>();
   try {
     for (const slot of tensorSlots(cfg)) {
@@ -147,7 +166,7 @@ export function loadWeights(dir: string, cfg: ModelConfig): Weights {
       const bytes = Buffer.allocUnsafe(info.end - info.begin);
       const got = readSync(fd, bytes, 0, bytes.length, info.begin);
       if (got !== bytes.length) throw new KvevictError(`${file}: truncated while reading tensor ${slot.name}`);
-      slot.set(w, decodeToF32(bytes, info.dtype));
+      decodeToF32(bytes, info.dtype, slot.get(w) ?? undefined);
     }
   } finally {
     for (const fd of fds.values()) closeSync(fd);

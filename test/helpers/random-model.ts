@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { parseConfig } from '../../src/model/config.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import type { DType } from '../../src/model/safetensors.js';
-import type { LayerWeights, Weights } from '../../src/model/types.js';
-import { saveModelDir } from '../../src/model/weights.js';
+import type { Weights } from '../../src/model/types.js';
+import { allocateWeights, saveModelDir, tensorSlots } from '../../src/model/weights.js';
 import { makeByteTokenizerConfig, makeByteTokenizerJson } from '../../src/model/tokenizer.js';
 import { sharedData } from '../../src/paths.js';
 import { Rng } from '../../src/util/rng.js';
@@ -19,55 +19,36 @@ export const smolDir = join(sharedData, 'tokenizers', 'SmolLM2-135M-Instruct');
 export type RawConfig = Record<string, unknown>;
 
 /**
- * Uniform values with standard deviation `std` around `mean`. An inline xorshift32 seeded from `rng`
+ * Fill `a` with uniform values of standard deviation `std` around `mean`. An inline xorshift32 seeded from `rng`
  * (fast enough for the 135M values of an exact-shape SmolLM2 in about a second).
  */
-function uniform(rng: Rng, n: number, std: number, mean = 0): Float32Array {
-  const a = new Float32Array(n);
+function uniformInto(rng: Rng, a: Float32Array, std: number, mean = 0): void {
   const half = std * Math.sqrt(3);
   const mul = (2 * half) / 4294967296;
   const off = mean - half;
   let x = rng.nextU32() | 1;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < a.length; i++) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
     a[i] = off + (x >>> 0) * mul;
   }
-  return a;
 }
 
 /**
- * Seeded random weights in the config's exact shapes: matrices with std `scale`, norm weights near 1
- * (1 +- 0.1), biases small (std `scale`), q/k norm weights near 1. Tied models share embed and lmHead.
+ * Seeded random weights in the config's exact shapes, allocated as a loaded model's are: matrices with std
+ * `scale`, norm weights near 1 (1 +- 0.1), biases small (std `scale`). Tied models share embed and lmHead.
  */
 export function randomWeights(cfg: ModelConfig, seed: number, scale = 0.02): Weights {
   const rng = new Rng(seed);
-  const { hiddenSize: h, intermediateSize: inter, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: vocab } = cfg;
-  const norm = (n: number) => uniform(rng, n, 0.1 / Math.sqrt(3), 1); // 1 +- 0.1
-  const embed = uniform(rng, vocab * h, scale);
-  const layers: LayerWeights[] = [];
-  for (let l = 0; l < cfg.numLayers; l++) {
-    layers.push({
-      inputNorm: norm(h),
-      q: uniform(rng, H * d * h, scale),
-      k: uniform(rng, Hkv * d * h, scale),
-      v: uniform(rng, Hkv * d * h, scale),
-      o: uniform(rng, h * H * d, scale),
-      qBias: cfg.attentionBias ? uniform(rng, H * d, scale) : null,
-      kBias: cfg.attentionBias ? uniform(rng, Hkv * d, scale) : null,
-      vBias: cfg.attentionBias ? uniform(rng, Hkv * d, scale) : null,
-      qNorm: cfg.qkNorm ? norm(d) : null,
-      kNorm: cfg.qkNorm ? norm(d) : null,
-      postNorm: norm(h),
-      gate: uniform(rng, inter * h, scale),
-      up: uniform(rng, inter * h, scale),
-      down: uniform(rng, h * inter, scale),
-    });
+  const w = allocateWeights(cfg);
+  for (const slot of tensorSlots(cfg)) {
+    const a = slot.get(w);
+    if (a === null) continue;
+    if (slot.name.endsWith('norm.weight')) uniformInto(rng, a, 0.1 / Math.sqrt(3), 1);
+    else uniformInto(rng, a, scale);
   }
-  const finalNorm = norm(h);
-  const lmHead = cfg.tieWordEmbeddings ? embed : uniform(rng, vocab * h, scale);
-  return { embed, layers, finalNorm, lmHead };
+  return w;
 }
 
 /** SmolLM2-135M-Instruct's config.json as a raw object, with Hugging Face key overrides (e.g. num_hidden_layers). */
