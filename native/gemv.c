@@ -24,18 +24,33 @@
 
 /* y[r] (+)= W[r, :] . x for rows [0, rows). One row at a time, front to back: W is read as a single sequential
  * stream, which the hardware prefetchers follow at full speed (interleaving several rows measured about half as
- * fast on AVX-512 Zen); one accumulator per row is enough, the FMA chain is far faster than memory. */
+ * fast on AVX-512 Zen). Four accumulators per row: with one, a row's FMA chain (4 cycles each) limited a thread
+ * to about 28 GB/s; four measured 5-8% more bandwidth. */
+#ifdef __AVX512F__
+/* Four FMA chains over 64 floats a step, then the tail of whole vectors and a masked last one. */
+#define ROW_DOT(LOAD)                                                                                  \
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                          \
+  int i = 0;                                                                                           \
+  for (; i + 64 <= k; i += 64) {                                                                       \
+    a0 = _mm512_fmadd_ps(LOAD(wr + i), _mm512_loadu_ps(x + i), a0);                                    \
+    a1 = _mm512_fmadd_ps(LOAD(wr + i + 16), _mm512_loadu_ps(x + i + 16), a1);                          \
+    a2 = _mm512_fmadd_ps(LOAD(wr + i + 32), _mm512_loadu_ps(x + i + 32), a2);                          \
+    a3 = _mm512_fmadd_ps(LOAD(wr + i + 48), _mm512_loadu_ps(x + i + 48), a3);                          \
+  }                                                                                                    \
+  for (; i < kv; i += 16) a0 = _mm512_fmadd_ps(LOAD(wr + i), _mm512_loadu_ps(x + i), a0);
+#define LOAD_F32(p) _mm512_loadu_ps(p)
+#define LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#endif
+
 static void gemv_rows(int rows, int k, const float *w, const float *x, float *y, int accumulate) {
 #ifdef __AVX512F__
   const int kv = k & ~15;
   const __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1u);
   for (int r = 0; r < rows; r++) {
     const float *wr = w + (int64_t)r * k;
-    __m512 a = _mm512_setzero_ps();
-    int i = 0;
-    for (; i < kv; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(wr + i), _mm512_loadu_ps(x + i), a);
-    if (tail) a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, wr + i), _mm512_maskz_loadu_ps(tail, x + i), a);
-    const float s = _mm512_reduce_add_ps(a);
+    ROW_DOT(LOAD_F32)
+    if (tail) a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, wr + i), _mm512_maskz_loadu_ps(tail, x + i), a0);
+    const float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     y[r] = accumulate ? y[r] + s : s;
   }
 #else
@@ -107,11 +122,9 @@ static void gemv_rows_half(int rows, int k, const uint16_t *w, const float *x, f
   const __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1u);
   for (int r = 0; r < rows; r++) {
     const uint16_t *wr = w + (int64_t)r * k;
-    __m512 a = _mm512_setzero_ps();
-    int i = 0;
-    for (; i < kv; i += 16) a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + i))), _mm512_loadu_ps(x + i), a);
-    if (tail) a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail, wr + i)), _mm512_maskz_loadu_ps(tail, x + i), a);
-    const float s = _mm512_reduce_add_ps(a);
+    ROW_DOT(LOAD_F16)
+    if (tail) a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail, wr + i)), _mm512_maskz_loadu_ps(tail, x + i), a0);
+    const float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     y[r] = accumulate ? y[r] + s : s;
   }
 #else
