@@ -430,4 +430,22 @@ describe('backend selection', () => {
     const avx512 = existsSync('/proc/cpuinfo') && /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
     if (avx512) assert.equal(run(undefined), 'SkylakeX');
   });
+  test('OpenBLAS workers sleep right after a call (OPENBLAS_THREAD_TIMEOUT 4 by default) instead of spinning', { skip: skipNative }, () => {
+    // CPU time this process burns in the 150 ms after a 2-thread sgemm, while its own thread sleeps
+    const script = `const m = await import(${JSON.stringify(kernelsIndex)});
+      const k = m.loadNative(); const a = new Float32Array(512 * 576).fill(0.01), w = new Float32Array(1536 * 576).fill(0.01), c = new Float32Array(512 * 1536);
+      for (let i = 0; i < 3; i++) k.sgemm(false, true, 512, 1536, 576, 1, a, 576, w, 576, 0, c, 1536);
+      const before = process.cpuUsage(); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 150);
+      const u = process.cpuUsage(before); process.stdout.write(String((u.user + u.system) / 1000));`;
+    const idleCpuMs = (timeout: string | undefined) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: '2' };
+      if (timeout === undefined) delete env.OPENBLAS_THREAD_TIMEOUT; else env.OPENBLAS_THREAD_TIMEOUT = timeout;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env });
+      return Number(r.stdout);
+    };
+    const spinning = idleCpuMs('30'); // 2^30 cycles: the workers spin through the whole wait
+    if (!(spinning > 60)) return; // one core, or an OpenBLAS that sleeps anyway: nothing to tell apart here
+    const byDefault = idleCpuMs(undefined);
+    assert.ok(byDefault < 30, `OpenBLAS used ${byDefault} ms of CPU while idle (${spinning} ms with timeout 2^30)`);
+  });
 });
