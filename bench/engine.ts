@@ -172,70 +172,77 @@ function release(cache: KvCache): void {
   for (const layer of cache.layers) for (const head of layer) head.retain(new Int32Array(0));
 }
 
-/** llama.cpp at one context: best of the same repetitions as the engine, on 2 threads and on 1. */
-async function llamaCppAt(file: string, context: number): Promise<LlamaCppFigures> {
-  const best = async (threads: number): Promise<LlamaCppBenchResult> => {
-    let b: LlamaCppBenchResult | null = null;
-    for (let r = 0; r < repetitions(context); r++) {
-      const x = await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads });
-      b = b ? { prefillTokPerS: Math.max(b.prefillTokPerS, x.prefillTokPerS), decodeTokPerS: Math.max(b.decodeTokPerS, x.decodeTokPerS) } : x;
-    }
-    return b!;
-  };
-  const two = await best(2);
-  const one = await best(1);
+/** llama.cpp once at one context: prefill and decode on 2 threads, decode on 1. */
+async function llamaCppOnce(file: string, context: number): Promise<LlamaCppFigures> {
+  const two = await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads: 2 });
+  const one = await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads: 1 });
   return {
     prefillTokPerS: two.prefillTokPerS, decodeTokPerS: two.decodeTokPerS, decode1ThreadTokPerS: one.decodeTokPerS,
     bestDecodeTokPerS: Math.max(two.decodeTokPerS, one.decodeTokPerS),
   };
 }
 
-/** llama.cpp on `file` at each figure's context; fills in its figures and the engine's ratios. */
-async function compareWithLlamaCpp(figures: EngineFigures[], file: string, dtype: string): Promise<void> {
-  for (const f of figures) {
-    const lc = await llamaCppAt(file, f.context);
-    f.llamaCpp = lc;
-    f.prefillRatio = f.prefillTokPerS / lc.prefillTokPerS;
-    f.decodeRatio = f.decodeTokPerS / lc.bestDecodeTokPerS;
-    process.stderr.write(`  llama.cpp ${dtype} at ${f.context}: prefill ${lc.prefillTokPerS.toFixed(0)} tok/s, decode ${lc.decodeTokPerS.toFixed(1)} tok/s (1 thread ${lc.decode1ThreadTokPerS.toFixed(1)})\n`);
-  }
+/** The better of two llama.cpp measurements, figure by figure. */
+function bestOf(a: LlamaCppFigures | null, b: LlamaCppFigures): LlamaCppFigures {
+  if (!a) return b;
+  return {
+    prefillTokPerS: Math.max(a.prefillTokPerS, b.prefillTokPerS), decodeTokPerS: Math.max(a.decodeTokPerS, b.decodeTokPerS),
+    decode1ThreadTokPerS: Math.max(a.decode1ThreadTokPerS, b.decode1ThreadTokPerS), bestDecodeTokPerS: Math.max(a.bestDecodeTokPerS, b.bestDecodeTokPerS),
+  };
 }
 
-/** Prefill (cold, then the best of a few repetitions into a touched cache) and decode at each context. */
-function measureContexts(model: LlamaModel, cfg: ModelConfig, tokens: Int32Array, positions: Int32Array, contexts: number[], format: string): EngineFigures[] {
-  const figures: EngineFigures[] = [];
-  for (const L of contexts) {
-    // cold: a fresh cache, whose memory the prefill touches first (slow on some machines: page faults)
-    const cold = model.newCache();
-    const tc = performance.now();
-    model.forward({ tokens: tokens.subarray(0, L), positions: positions.subarray(0, L), cache: cold, chunk: CHUNK, logits: 'none' });
-    const coldMs = performance.now() - tc;
-    release(cold);
+/** One weights format of the engine, and the GGUF llama.cpp runs for it (null: llama.cpp not measured). */
+interface Side {
+  format: 'f32' | 'f16';
+  model: LlamaModel;
+  gguf: string | null;
+  dtype: 'F32' | 'F16';
+}
 
-    // best of a few repetitions: the machine may be shared, and a preempted run says nothing about the engine
-    const reps = repetitions(L);
-    let best: PrefillRun | null = null;
-    const stepMs: number[] = [];
-    const decodeSections = new ForwardProfile().ms;
-    let sgemmMs = Infinity;
-    for (let r = 0; r < reps; r++) {
-      const run = prefillAndDecode(model, cfg, tokens, positions, L);
-      if (!best || run.prefillMs < best.prefillMs) best = run;
-      stepMs.push(...run.stepMs);
-      for (const key of Object.keys(decodeSections) as ForwardSection[]) decodeSections[key] += run.decodeSections[key] / (reps * DECODE_STEPS);
-      sgemmMs = Math.min(sgemmMs, sgemmOnly(cfg, model.k, model, L));
+/** Prefill into a fresh cache, whose memory the prefill touches first (slow on some machines: page faults). */
+function coldPrefillMs(model: LlamaModel, tokens: Int32Array, positions: Int32Array, L: number): number {
+  const cold = model.newCache();
+  const t = performance.now();
+  model.forward({ tokens: tokens.subarray(0, L), positions: positions.subarray(0, L), cache: cold, chunk: CHUNK, logits: 'none' });
+  const ms = performance.now() - t;
+  release(cold);
+  return ms;
+}
+
+/**
+ * Every side at context L: repetitions in rounds, each round the engine then llama.cpp for each side, so that
+ * both meet the same moments of a shared machine; the best of the rounds for each (decode: the engine's median step).
+ */
+async function measureContext(sides: Side[], cfg: ModelConfig, tokens: Int32Array, positions: Int32Array, L: number, coldMs: Map<Side, number>): Promise<EngineFigures[]> {
+  const runs = sides.map(() => ({ best: null as PrefillRun | null, stepMs: [] as number[], decodeSections: new ForwardProfile().ms, sgemmMs: Infinity, llamaCpp: null as LlamaCppFigures | null }));
+  const reps = repetitions(L);
+  for (let r = 0; r < reps; r++) {
+    for (const [i, side] of sides.entries()) {
+      const acc = runs[i];
+      const run = prefillAndDecode(side.model, cfg, tokens, positions, L);
+      if (!acc.best || run.prefillMs < acc.best.prefillMs) acc.best = run;
+      acc.stepMs.push(...run.stepMs);
+      for (const key of Object.keys(acc.decodeSections) as ForwardSection[]) acc.decodeSections[key] += run.decodeSections[key] / (reps * DECODE_STEPS);
+      if (side.format === 'f32') acc.sgemmMs = Math.min(acc.sgemmMs, sgemmOnly(cfg, side.model.k, side.model, L));
+      if (side.gguf) acc.llamaCpp = bestOf(acc.llamaCpp, await llamaCppOnce(side.gguf, L));
     }
+  }
+  return sides.map((side, i) => {
+    const { best, stepMs, decodeSections, sgemmMs, llamaCpp } = runs[i];
     const { prefillMs, sections, linearMs, attentionMs, otherMs } = best!;
     const decodeMs = median(stepMs);
+    const cold = coldMs.get(side)!;
     const f: EngineFigures = {
-      context: L, prefillMs, prefillTokPerS: (L / prefillMs) * 1000, prefillColdTokPerS: (L / coldMs) * 1000, sections, linearMs, attentionMs, otherMs,
+      context: L, prefillMs, prefillTokPerS: (L / prefillMs) * 1000, prefillColdTokPerS: (L / cold) * 1000, sections, linearMs, attentionMs, otherMs,
       sgemmOnlyMs: sgemmMs, sgemmOnlyTokPerS: (L / sgemmMs) * 1000, linearOverSgemm: linearMs / sgemmMs,
-      decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeSections, llamaCpp: null, prefillRatio: null, decodeRatio: null,
+      decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeSections, llamaCpp,
+      prefillRatio: llamaCpp ? (L / prefillMs) * 1000 / llamaCpp.prefillTokPerS : null,
+      decodeRatio: llamaCpp ? 1000 / decodeMs / llamaCpp.bestDecodeTokPerS : null,
     };
-    figures.push(f);
-    process.stderr.write(`  ${format} weights, context ${L}: prefill ${f.prefillTokPerS.toFixed(0)} tok/s (cold ${f.prefillColdTokPerS.toFixed(0)}), decode ${f.decodeTokPerS.toFixed(1)} tok/s\n`);
-  }
-  return figures;
+    const lc = llamaCpp ? `; llama.cpp ${side.dtype} prefill ${llamaCpp.prefillTokPerS.toFixed(0)}, decode ${llamaCpp.decodeTokPerS.toFixed(1)} (1 thread ${llamaCpp.decode1ThreadTokPerS.toFixed(1)})` : '';
+    process.stderr.write(`  ${side.format} weights, context ${L}: prefill ${f.prefillTokPerS.toFixed(0)} tok/s (cold ${f.prefillColdTokPerS.toFixed(0)}), decode ${f.decodeTokPerS.toFixed(1)} tok/s${lc}\n`);
+    return f;
+  });
 }
 
 export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?: boolean } = {}): Promise<EngineBenchResult> {
@@ -254,33 +261,35 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
   try {
     // warm up: code paths, scratch buffers, OpenBLAS threads
     model.forward({ tokens: tokens.subarray(0, CHUNK), positions: positions.subarray(0, CHUNK), cache: model.newCache() });
-
-    const figures = measureContexts(model, cfg, tokens, positions, contexts, 'f32');
     const half = new LlamaModel(cfg, weights, k, { weights: 'f16' });
     half.forward({ tokens: tokens.subarray(0, CHUNK), positions: positions.subarray(0, CHUNK), cache: half.newCache() });
-    const f16 = measureContexts(half, cfg, tokens, positions, contexts, 'f16');
+    const sides: Side[] = [{ format: 'f32', model, gguf: null, dtype: 'F32' }, { format: 'f16', model: half, gguf: null, dtype: 'F16' }];
+    const cold = contexts.map(() => new Map<Side, number>());
+    contexts.forEach((L, i) => { for (const side of sides) cold[i].set(side, coldPrefillMs(side.model, tokens, positions, L)); });
     // before llama.cpp and the GGUF writer add their own memory
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
 
-    let ggufFile: string | null = null;
-    let ggufF16: string | null = null;
     let llamaCppNote = 'not measured (--no-llama-cpp)';
     if (opts.llamaCpp !== false) {
       if (await ensureYardstick()) {
         ggufDir = mkdtempSync(join(tmpdir(), 'kvevict-engine-bench-'));
-        ggufFile = join(ggufDir, 'smollm2-135m-random-f32.gguf');
         const tok = Tokenizer.fromDir(smolDir);
-        writeGguf(ggufFile, cfg, weights, tok, { dtype: 'F32', name: 'SmolLM2-135M shapes, random weights' });
-        ggufF16 = join(ggufDir, 'smollm2-135m-random-f16.gguf');
-        writeGguf(ggufF16, cfg, weights, tok, { dtype: 'F16', name: 'SmolLM2-135M shapes, random weights' });
-        llamaCppNote = 'llama.cpp via node-llama-cpp (bench/yardstick), same weights as GGUF F32 (and F16 for the f16 rows), CPU; prefill on 2 threads, decode on the better of 1 and 2';
+        for (const side of sides) {
+          side.gguf = join(ggufDir, `smollm2-135m-random-${side.format}.gguf`);
+          writeGguf(side.gguf, cfg, weights, tok, { dtype: side.dtype, name: 'SmolLM2-135M shapes, random weights' });
+        }
+        llamaCppNote = 'llama.cpp via node-llama-cpp (bench/yardstick), same weights as GGUF F32 (and F16 for the f16 rows), CPU; prefill on 2 threads, decode on the better of 1 and 2; its repetitions alternate with the engine\'s';
       } else {
         llamaCppNote = 'not measured (node-llama-cpp could not be installed)';
       }
     }
-    if (ggufFile) await compareWithLlamaCpp(figures, ggufFile, 'F32');
-    const f16Figures = f16.map((f, i) => ({ ...f, decodeOverLlamaCppF32: figures[i].llamaCpp ? f.decodeTokPerS / figures[i].llamaCpp!.bestDecodeTokPerS : null }));
-    if (ggufF16) await compareWithLlamaCpp(f16Figures, ggufF16, 'F16');
+    const figures: EngineFigures[] = [];
+    const f16Figures: EngineBenchResult['f16'] = [];
+    for (const [i, L] of contexts.entries()) {
+      const [f32At, f16At] = await measureContext(sides, cfg, tokens, positions, L, cold[i]);
+      figures.push(f32At);
+      f16Figures.push({ ...f16At, decodeOverLlamaCppF32: f32At.llamaCpp ? f16At.decodeTokPerS / f32At.llamaCpp.bestDecodeTokPerS : null });
+    }
 
     const ratio = (x: number | null) => (x === null ? '-' : x);
     process.stdout.write(formatTable(
@@ -315,7 +324,7 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
       ['context', ...Object.keys(figures[0]?.decodeSections ?? {})],
       figures.map((f) => [f.context, ...Object.values(f.decodeSections)]),
     ));
-    process.stdout.write(`best of ${repetitions(512)} repetitions up to 2048 tokens (1 beyond), for the engine and llama.cpp alike; decode: the median step\n`);
+    process.stdout.write(`best of ${repetitions(512)} rounds up to 2048 tokens (1 beyond), each round the engine then llama.cpp (f32 then f16), so both meet the same moments of the machine; decode: the engine's median step, llama.cpp's best run\n`);
     process.stdout.write(`cold: prefill into a fresh cache (its first-touch page faults included); the other figures allocate and touch the cache first, as llama.cpp does when it creates its context\n`);
     process.stdout.write(`peak RSS ${peakRssMb.toFixed(0)} MB; targets: prefill >= 2.5x llama.cpp at 2048 and 8192, linear/sgemm <= 1.3, decode >= 1.5x llama.cpp's better thread setting\n`);
     return {
