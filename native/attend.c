@@ -42,24 +42,6 @@
 #define DECODE_TILE 512
 
 #ifdef __AVX512F__
-/* kv_expf on 16 lanes: the same range reduction and polynomial, 2^n applied by scalef. */
-static inline __m512 exp16(__m512 x) {
-  const __m512 lo = _mm512_set1_ps(-87.3365447505531f);
-  const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-  x = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_maskz_scalef_ps((__mmask16)~under, p, n);
-}
-
 /* Keys per decode tile: the tile's scores (group x tile floats) stay in L1 between the K and the V pass. */
 #define DECODE_TILE16 256
 
@@ -112,12 +94,12 @@ static inline __attribute__((always_inline)) void decode_row16(const int G, cons
       const __m512 nmv = _mm512_set1_ps(nm);
       __m512 acc = _mm512_setzero_ps();
       for (int t = 0; t < tv; t += 16) {
-        const __m512 e = exp16(_mm512_sub_ps(_mm512_load_ps(sc[h] + t), nmv));
+        const __m512 e = kv_exp16(_mm512_sub_ps(_mm512_load_ps(sc[h] + t), nmv));
         _mm512_store_ps(sc[h] + t, e);
         acc = _mm512_add_ps(acc, e);
       }
       if (tail) {
-        const __m512 e = _mm512_maskz_mov_ps(tail, exp16(_mm512_sub_ps(_mm512_load_ps(sc[h] + tv), nmv)));
+        const __m512 e = _mm512_maskz_mov_ps(tail, kv_exp16(_mm512_sub_ps(_mm512_load_ps(sc[h] + tv), nmv)));
         _mm512_store_ps(sc[h] + tv, e);
         acc = _mm512_add_ps(acc, e);
       }
@@ -200,8 +182,8 @@ float kv_exp_shift_sum(float *s, int n, float m) {
   __m512 a = _mm512_setzero_ps(), b = a;
   int j = 0;
   for (; j + 32 <= n; j += 32) {
-    const __m512 e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), mv));
-    const __m512 e1 = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), mv));
+    const __m512 e0 = kv_exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), mv));
+    const __m512 e1 = kv_exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), mv));
     _mm512_storeu_ps(s + j, e0);
     _mm512_storeu_ps(s + j + 16, e1);
     a = _mm512_add_ps(a, e0);
@@ -209,7 +191,7 @@ float kv_exp_shift_sum(float *s, int n, float m) {
   }
   for (; j < n; j += 16) {
     const __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
-    const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), mv)));
+    const __m512 e = _mm512_maskz_mov_ps(k, kv_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), mv)));
     _mm512_mask_storeu_ps(s + j, k, e);
     a = _mm512_add_ps(a, e);
   }
@@ -492,12 +474,12 @@ static int unit_block_fused(const Job *j, Scratch *s, int unit, int r0, int br, 
       const __m512 nm = _mm512_max_ps(old, cm);
       const __mmask16 seen = _mm512_cmp_ps_mask(nm, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
       /* corr = exp(old - nm) where something was seen (0 where old was -inf), 1 elsewhere */
-      const __m512 corr = _mm512_mask_blend_ps(seen, _mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(old, nm)));
+      const __m512 corr = _mm512_mask_blend_ps(seen, _mm512_set1_ps(1.0f), kv_exp16(_mm512_sub_ps(old, nm)));
       __m512 sum = _mm512_mul_ps(_mm512_load_ps(sm + m0), corr);
       for (int c = 0; c < kc; c++) {
         const __mmask16 live = _mm512_cmpgt_epi32_mask(left, _mm512_set1_epi32(c));
         float *row = st + (size_t)c * mp + m0;
-        const __m512 e = _mm512_maskz_mov_ps(live, exp16(_mm512_sub_ps(_mm512_load_ps(row), nm)));
+        const __m512 e = _mm512_maskz_mov_ps(live, kv_exp16(_mm512_sub_ps(_mm512_load_ps(row), nm)));
         _mm512_store_ps(row, e);
         sum = _mm512_add_ps(sum, e);
       }

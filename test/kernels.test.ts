@@ -282,17 +282,18 @@ function checkAgainstDefinitions(kern: Kernels, rowBlock: number, keyChunk: numb
       assertClose(x, want, `rope d=${d}`, 1e-5);
     }
   });
-  test('siluMul, including large |gate| and in-place output', () => {
+  test('siluMul, including large |gate|, in-place output, and lengths shared out on threads (with a ragged tail)', () => {
     const rng = new Rng(15);
-    const n = 1000;
-    const gate = view(rng, n, 1).map((v) => v * 4), up = view(rng, n, 2);
-    gate.set([0, -100, 100, -30, 30, 88.5, -88.5], 0);
-    const want = siluMul64(gate, up, n);
-    const out = new Float32Array(n);
-    kern.siluMul(out, gate, up, n);
-    assertClose(out, want, 'siluMul', 1e-6, 1e-5);
-    kern.siluMul(gate, gate, up, n);
-    assertClose(gate, want, 'in-place siluMul', 1e-6, 1e-5);
+    for (const n of [1000, 300_007]) {
+      const gate = view(rng, n, 1).map((v) => v * 4), up = view(rng, n, 2);
+      for (const at of [0, 65_530, n - 7].filter((a) => a + 7 <= n)) gate.set([0, -100, 100, -30, 30, 88.5, -88.5], at);
+      const want = siluMul64(gate, up, n);
+      const out = new Float32Array(n);
+      kern.siluMul(out, gate, up, n);
+      assertClose(out, want, `siluMul n=${n}`, 1e-6, 1e-5);
+      kern.siluMul(gate, gate, up, n);
+      assertClose(gate, want, `in-place siluMul n=${n}`, 1e-6, 1e-5);
+    }
   });
   for (const c of attendCases(rowBlock, keyChunk)) {
     test(`attendHead: ${c.name}`, () => {
