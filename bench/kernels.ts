@@ -1,6 +1,6 @@
 /**
  * Kernel benchmark at SmolLM2-135M shapes (hidden 576, MLP 1536, vocab 49152, head_dim 64, GQA groups of 3):
- * sgemm GFLOP/s against the machine's ceiling, sgemv GB/s against memory bandwidth, attention GFLOP/s at
+ * sgemm GFLOP/s against the machine's ceiling (measured: independent FMA chains on every thread, the addon's fmaPeak), sgemv GB/s against memory bandwidth, attention GFLOP/s at
  * 2048 and 8192 keys, the element-wise kernels, and native/js ratios. Also checks by measurement that the
  * OpenBLAS core type chosen in src/kernels/index.ts takes effect (a child process forced to Haswell).
  */
@@ -47,13 +47,16 @@ interface SgemvRow {
 
 /** Sustained streaming: one sgemv over a matrix far larger than the caches (as a decode step reads every weight once). */
 interface StreamRow { bytes: number; f32GBps: number; f16GBps: number; f32HugeGBps: number; f16HugeGBps: number }
-interface AttendRow { case: string; rows: number; keys: number; nativeGflops: number; native1ThreadGflops: number; nativeMs: number; jsGflops: number | null; nativeOverJs: number | null; kvGBps: number | null }
+interface AttendRow { case: string; rows: number; keys: number; nativeGflops: number; ofCeiling: number; native1ThreadGflops: number; nativeMs: number; jsGflops: number | null; nativeOverJs: number | null; kvGBps: number | null }
 interface ElementRow { kernel: string; shape: string; nativeUs: number; jsUs: number; nativeOverJs: number }
 interface CoretypeRow { coretype: string; shape: string; gflops: number }
 
 export interface KernelBenchResult {
   native: NativeInfo | null;
   nominalGflops: number;
+  /** independent FMA chains on every thread / on one: the compute ceiling the rows are measured against */
+  peakGflops: number | null;
+  peak1ThreadGflops: number | null;
   nominalGBps: number;
   sgemm: SgemmRow[];
   sgemv: SgemvRow[];
@@ -64,7 +67,7 @@ export interface KernelBenchResult {
 }
 
 /** Weights are [out, in], activations [rows, in]: C[m, n] = A[m, k] . W[n, k]^T, as a linear layer calls it. */
-function benchSgemm(native: Kernels, addon: NativeAddon, threads: number, rng: Rng): SgemmRow[] {
+function benchSgemm(native: Kernels, addon: NativeAddon, threads: number, peakGflops: number, rng: Rng): SgemmRow[] {
   const shapes: [string, number, number, number][] = [
     ['q/o proj', 512, 576, 576],
     ['gate/up', 512, 1536, 576],
@@ -84,7 +87,7 @@ function benchSgemm(native: Kernels, addon: NativeAddon, threads: number, rng: R
     // js speed does not depend on m: time a slice of rows worth ~60 MFLOP
     const jsRows = Math.max(1, Math.min(m, Math.floor(6e7 / (2 * n * k))));
     const jsGflops = (2 * jsRows * n * k) / timeBest(() => jsKernels.sgemm(false, true, jsRows, n, k, 1, a, k, w, k, 0, c, n), 0.5, 1, 5) / 1e9;
-    rows.push({ shape: `${label} ${m}x${n}x${k}`, m, n, k, nativeGflops, native1ThreadGflops, jsGflops, jsRows, ofCeiling: nativeGflops / NOMINAL_GFLOPS, nativeOverJs: nativeGflops / jsGflops });
+    rows.push({ shape: `${label} ${m}x${n}x${k}`, m, n, k, nativeGflops, native1ThreadGflops, jsGflops, jsRows, ofCeiling: nativeGflops / peakGflops, nativeOverJs: nativeGflops / jsGflops });
   }
   return rows;
 }
@@ -166,7 +169,7 @@ function attendFlops(a: AttendArgs): number {
   return 4 * a.headDim * a.group * seen;
 }
 
-function benchAttention(native: Kernels, addon: NativeAddon, threads: number, rng: Rng): AttendRow[] {
+function benchAttention(native: Kernels, addon: NativeAddon, threads: number, peakGflops: number, rng: Rng): AttendRow[] {
   const d = 64, heads = 9, group = 3;
   const rows: AttendRow[] = [];
   for (const keys of [2048, 8192]) {
@@ -186,7 +189,7 @@ function benchAttention(native: Kernels, addon: NativeAddon, threads: number, rn
       // the js kernel takes seconds at full prefill: time it on the cases below ~1 GFLOP
       const tj = flops < 1.2e9 ? timeBest(() => jsKernels.attendHead(args), 0.5, 1, 20) : null;
       rows.push({
-        case: `${label}, ${keys} keys`, rows: r, keys, nativeGflops: flops / t / 1e9, native1ThreadGflops: flops / t1 / 1e9, nativeMs: t * 1000,
+        case: `${label}, ${keys} keys`, rows: r, keys, nativeGflops: flops / t / 1e9, ofCeiling: flops / t / 1e9 / peakGflops, native1ThreadGflops: flops / t1 / 1e9, nativeMs: t * 1000,
         jsGflops: tj === null ? null : flops / tj / 1e9, nativeOverJs: tj === null ? null : tj / t,
         kvGBps: r === 1 ? (2 * keys * d * 4) / t / 1e9 : null,
       });
@@ -249,16 +252,20 @@ export async function runBench(): Promise<KernelBenchResult> {
   const rng = new Rng(7);
   if (!native) {
     process.stdout.write(`kernels: native addon not built (${nativeAddonPath}); nothing to compare\n`);
-    return { native: null, nominalGflops: NOMINAL_GFLOPS, nominalGBps: NOMINAL_GBPS, sgemm: [], sgemv: [], stream: null, attention: [], elementwise: [], coretype: [] };
+    return { native: null, nominalGflops: NOMINAL_GFLOPS, peakGflops: null, peak1ThreadGflops: null, nominalGBps: NOMINAL_GBPS, sgemm: [], sgemv: [], stream: null, attention: [], elementwise: [], coretype: [] };
   }
   const addon = loadNativeAddon(nativeAddonPath);
   const info = addon.info();
   const threads = info.threads;
   process.stdout.write(`kernels: OpenBLAS core ${info.corename}, ${threads} threads (OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? 'unset'})\n\n`);
 
-  const sgemm = benchSgemm(native, addon, threads, rng);
+  // the compute ceiling, measured (an addon built before fmaPeak: the nominal one)
+  const peakGflops = addon.fmaPeak ? addon.fmaPeak(threads) : NOMINAL_GFLOPS;
+  const peak1ThreadGflops = addon.fmaPeak ? addon.fmaPeak(1) : NOMINAL_GFLOPS / threads;
+  process.stdout.write(`float32 FMA ceiling, measured: ${peakGflops.toFixed(0)} GFLOP/s on ${threads} threads, ${peak1ThreadGflops.toFixed(0)} on 1 (nominal ${NOMINAL_GFLOPS})\n\n`);
+  const sgemm = benchSgemm(native, addon, threads, peakGflops, rng);
   process.stdout.write(formatTable(
-    `sgemm C = A . W^T, SmolLM2-135M prefill of 512 tokens (nominal ceiling ${NOMINAL_GFLOPS} GFLOP/s)`,
+    `sgemm C = A . W^T, SmolLM2-135M prefill of 512 tokens (measured ceiling ${peakGflops.toFixed(0)} GFLOP/s)`,
     ['shape m x n x k', 'native GFLOP/s', `1 thread`, '% ceiling', 'js GFLOP/s', 'native/js'],
     sgemm.map((r) => [r.shape, r.nativeGflops, r.native1ThreadGflops, `${(100 * r.ofCeiling).toFixed(0)}%`, r.jsGflops, r.nativeOverJs]),
   ) + '\n');
@@ -288,11 +295,11 @@ export async function runBench(): Promise<KernelBenchResult> {
     [['f32', stream.f32GBps, stream.f32HugeGBps, stream.f32HugeGBps / stream.f32GBps], ['f16', stream.f16GBps, stream.f16HugeGBps, stream.f16HugeGBps / stream.f16GBps]],
   ) + '\n');
 
-  const attention = benchAttention(native, addon, threads, rng);
+  const attention = benchAttention(native, addon, threads, peakGflops, rng);
   process.stdout.write(formatTable(
     'attendHead, head_dim 64, GQA group 3 (one KV head)',
-    ['case', 'native GFLOP/s', '1 thread', 'native ms', 'js GFLOP/s', 'native/js', 'KV GB/s'],
-    attention.map((r) => [r.case, r.nativeGflops, r.native1ThreadGflops, r.nativeMs, f(r.jsGflops, 2), f(r.nativeOverJs), f(r.kvGBps)]),
+    ['case', 'native GFLOP/s', '% ceiling', '1 thread', 'native ms', 'js GFLOP/s', 'native/js', 'KV GB/s'],
+    attention.map((r) => [r.case, r.nativeGflops, `${(100 * r.ofCeiling).toFixed(0)}%`, r.native1ThreadGflops, r.nativeMs, f(r.jsGflops, 2), f(r.nativeOverJs), f(r.kvGBps)]),
   ) + '\n');
 
   const elementwise = benchElementwise(native, rng);
@@ -302,5 +309,5 @@ export async function runBench(): Promise<KernelBenchResult> {
     elementwise.map((r) => [r.kernel, r.shape, r.nativeUs, r.jsUs, r.nativeOverJs]),
   ));
 
-  return { native: info, nominalGflops: NOMINAL_GFLOPS, nominalGBps: NOMINAL_GBPS, sgemm, sgemv, stream, attention, elementwise, coretype };
+  return { native: info, nominalGflops: NOMINAL_GFLOPS, peakGflops, peak1ThreadGflops, nominalGBps: NOMINAL_GBPS, sgemm, sgemv, stream, attention, elementwise, coretype };
 }

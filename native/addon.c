@@ -489,6 +489,25 @@ static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+
+/* fmaPeak(threads): GFLOP/s of independent float32 FMA chains on that many threads (the machine's ceiling). */
+static napi_value js_fma_peak(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "fmaPeak", 1)) return NULL;
+  int64_t t = arg_count(&a, 0, "threads");
+  if (!a.failed && t < 1) fail(&a, "threads must be >= 1");
+  if (a.failed) return NULL;
+  /* about 0.2 s per thread on a 100 GFLOP/s core; the best of three runs */
+  double best = 0.0;
+  for (int r = 0; r < 3; r++) {
+    const double g = kv_fma_peak_gflops((int)t, 50L * 1000 * 1000);
+    best = g > best ? g : best;
+  }
+  napi_value out;
+  napi_create_double(env, best, &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   kv_threads(); /* records OpenBLAS's thread count before any pooled job lowers it */
   static const struct {
@@ -501,7 +520,7 @@ NAPI_MODULE_INIT() {
       {"causalSoftmax", js_causal_softmax}, {"causalSoftmaxGrad", js_causal_softmax_grad},
       {"siluMulGrad", js_silu_mul_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},
       {"sgemvParts", js_sgemv_parts}, {"halfToFloat", js_half_to_float}, {"floatToHalf", js_float_to_half},
-      {"largeBuffer", js_large_buffer},
+      {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -59,6 +59,9 @@ static inline __m512 kv_exp16(__m512 x) {
 }
 #endif
 
+/* GFLOP/s of independent FMA chains on `threads` pool threads, `iters` rounds each: the compute ceiling. */
+double kv_fma_peak_gflops(int threads, long iters);
+
 void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps);
 void kv_rope(float *x, int rows, int heads, int head_dim, const int32_t *positions, const float *cos_t, const float *sin_t);
 void kv_silu_mul(float *out, const float *gate, const float *up, int64_t n);

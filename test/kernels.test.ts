@@ -385,6 +385,16 @@ function pickIn(indexJs: string, env: Record<string, string | undefined>): { std
   return { stdout: r.stdout, stderr: r.stderr, status: r.status };
 }
 
+describe('native compute ceiling', { skip: skipNative }, () => {
+  test('fmaPeak measures a positive rate on one thread and refuses a bad thread count', () => {
+    const addon = loadNativeAddon(nativeAddonPath);
+    assert.ok(addon.fmaPeak, 'the addon exports fmaPeak');
+    const one = addon.fmaPeak(1);
+    assert.ok(Number.isFinite(one) && one > 0.1, `fmaPeak(1) = ${one}`);
+    assert.throws(() => addon.fmaPeak!(0), /fmaPeak: threads must be >= 1/);
+  });
+});
+
 describe('backend selection', () => {
   test('KVEVICT_BACKEND=js picks the TypeScript kernels without a warning', () => {
     const r = pickIn(kernelsIndex, { KVEVICT_BACKEND: 'js' });

@@ -20,6 +20,8 @@ export interface NativeAddon {
   ): void;
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate: boolean): void;
   largeBuffer?(bytes: number): ArrayBuffer;
+  /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
+  fmaPeak?(threads: number): number;
   halfToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
   floatToHalf?(src: Float32Array, dst: Uint16Array, n: number): void;
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;

@@ -1,0 +1,53 @@
+/*
+ * The machine's float32 compute ceiling, measured: independent FMA chains on every pool thread, nothing else.
+ * Benchmarks say how far each kernel is from this figure, rather than from a nominal one.
+ */
+#include <stdatomic.h>
+#include <time.h>
+#include "kernels.h"
+#include "pool.h"
+
+/* 12 chains: more than FMA latency (4 cycles) times FMA throughput, on every core this has met */
+#define PEAK_CHAINS 12
+
+typedef struct {
+  long iters;
+  atomic_llong flops;
+  atomic_int sink;
+} PeakJob;
+
+static void peak_worker(void *arg, int index) {
+  (void)index;
+  PeakJob *j = arg;
+#ifdef __AVX512F__
+  __m512 a[PEAK_CHAINS];
+  for (int c = 0; c < PEAK_CHAINS; c++) a[c] = _mm512_set1_ps(1.0f + (float)c * 1e-7f);
+  const __m512 m = _mm512_set1_ps(0.9999999f), b = _mm512_set1_ps(1e-8f);
+  for (long i = 0; i < j->iters; i++)
+    for (int c = 0; c < PEAK_CHAINS; c++) a[c] = _mm512_fmadd_ps(a[c], m, b);
+  float s = 0.0f;
+  for (int c = 0; c < PEAK_CHAINS; c++) s += _mm512_reduce_add_ps(a[c]);
+  atomic_fetch_add(&j->flops, (long long)j->iters * PEAK_CHAINS * 16 * 2);
+#else
+  float a[PEAK_CHAINS * 8];
+  for (int c = 0; c < PEAK_CHAINS * 8; c++) a[c] = 1.0f + (float)c * 1e-7f;
+  for (long i = 0; i < j->iters; i++)
+    for (int c = 0; c < PEAK_CHAINS * 8; c++) a[c] = a[c] * 0.9999999f + 1e-8f;
+  float s = 0.0f;
+  for (int c = 0; c < PEAK_CHAINS * 8; c++) s += a[c];
+  atomic_fetch_add(&j->flops, (long long)j->iters * PEAK_CHAINS * 8 * 2);
+#endif
+  atomic_fetch_add(&j->sink, s > 0.0f); /* keeps the loop from being optimized away */
+}
+
+double kv_fma_peak_gflops(int threads, long iters) {
+  PeakJob j = {.iters = iters};
+  atomic_init(&j.flops, 0);
+  atomic_init(&j.sink, 0);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  kv_pool_run(peak_worker, &j, threads);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  const double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+  return (double)atomic_load(&j.flops) / s / 1e9;
+}
