@@ -8,7 +8,7 @@ import { KvevictError } from '../errors.js';
 import { ropeInvFreq } from './config.js';
 import type { ModelConfig, ModelType } from './config.js';
 import { encodeHalf } from './safetensors.js';
-import { decodeToF32, emptyWeights } from './weights.js';
+import { allocateWeights, decodeToF32 } from './weights.js';
 import type { Tokenizer } from './tokenizer.js';
 import { Tokenizer as KvTokenizer } from './tokenizer.js';
 import type { LayerWeights, Weights } from './types.js';
@@ -544,33 +544,38 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
     return readGgufTensorF32(g, t);
   };
   const { hiddenSize: h, intermediateSize: inter, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: vocab } = cfg;
-  const w = emptyWeights(cfg);
-  w.embed = get('token_embd.weight', [vocab, h]);
-  const unperm = (x: Float32Array, heads: number, cols: number) => (arch === 'llama' ? unpermuteQK(x, heads, cols) : x);
+  // packed as a safetensors load is (huge pages with the native kernels); each tensor is decoded, then copied in
+  const w = allocateWeights(cfg);
+  const put = (dst: Float32Array | null, name: string, shape: number[], qkHeads = 0) => {
+    let x = get(name, shape);
+    if (qkHeads > 0 && arch === 'llama') x = unpermuteQK(x, qkHeads, shape.length > 1 ? shape[1] : 1);
+    dst!.set(x);
+  };
+  put(w.embed, 'token_embd.weight', [vocab, h]);
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `blk.${l}.`;
     const L: LayerWeights = w.layers[l];
-    L.inputNorm = get(p + 'attn_norm.weight', [h]);
-    L.q = unperm(get(p + 'attn_q.weight', [H * d, h]), H, h);
-    L.k = unperm(get(p + 'attn_k.weight', [Hkv * d, h]), Hkv, h);
-    L.v = get(p + 'attn_v.weight', [Hkv * d, h]);
-    L.o = get(p + 'attn_output.weight', [h, H * d]);
+    put(L.inputNorm, p + 'attn_norm.weight', [h]);
+    put(L.q, p + 'attn_q.weight', [H * d, h], H);
+    put(L.k, p + 'attn_k.weight', [Hkv * d, h], Hkv);
+    put(L.v, p + 'attn_v.weight', [Hkv * d, h]);
+    put(L.o, p + 'attn_output.weight', [h, H * d]);
     if (cfg.attentionBias) {
-      L.qBias = unperm(get(p + 'attn_q.bias', [H * d]), H, 1);
-      L.kBias = unperm(get(p + 'attn_k.bias', [Hkv * d]), Hkv, 1);
-      L.vBias = get(p + 'attn_v.bias', [Hkv * d]);
+      put(L.qBias, p + 'attn_q.bias', [H * d], H);
+      put(L.kBias, p + 'attn_k.bias', [Hkv * d], Hkv);
+      put(L.vBias, p + 'attn_v.bias', [Hkv * d]);
     }
     if (cfg.qkNorm) {
-      L.qNorm = get(p + 'attn_q_norm.weight', [d]);
-      L.kNorm = get(p + 'attn_k_norm.weight', [d]);
+      put(L.qNorm, p + 'attn_q_norm.weight', [d]);
+      put(L.kNorm, p + 'attn_k_norm.weight', [d]);
     }
-    L.postNorm = get(p + 'ffn_norm.weight', [h]);
-    L.gate = get(p + 'ffn_gate.weight', [inter, h]);
-    L.up = get(p + 'ffn_up.weight', [inter, h]);
-    L.down = get(p + 'ffn_down.weight', [h, inter]);
+    put(L.postNorm, p + 'ffn_norm.weight', [h]);
+    put(L.gate, p + 'ffn_gate.weight', [inter, h]);
+    put(L.up, p + 'ffn_up.weight', [inter, h]);
+    put(L.down, p + 'ffn_down.weight', [h, inter]);
   }
-  w.finalNorm = get('output_norm.weight', [h]);
-  w.lmHead = cfg.tieWordEmbeddings ? w.embed : get('output.weight', [vocab, h]);
+  put(w.finalNorm, 'output_norm.weight', [h]);
+  if (!cfg.tieWordEmbeddings) put(w.lmHead, 'output.weight', [vocab, h]);
   return w;
 }
 
