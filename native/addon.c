@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <cblas.h>
 #include "kernels.h"
 #include "pool.h"
@@ -417,8 +418,10 @@ static void free_large(napi_env env, void *data, void *hint) {
 
 /*
  * largeBuffer(bytes): a zeroed ArrayBuffer on its own 2 MB-aligned mapping, advised for transparent huge pages.
- * Weights are streamed from memory at every decode step; on 4 KB pages (under a hypervisor's nested paging
- * too) the page walks cost about a sixth of the bandwidth. Falls back to plain pages where advice is refused.
+ * Weights (and long caches) are streamed from memory at every decode step; on 4 KB pages (under a hypervisor's
+ * nested paging too) the page walks cost bandwidth. The mapping ends at the last 4 KB page the buffer needs:
+ * its whole 2 MB ranges become huge pages, the tail stays on small ones, so no memory is wasted. Falls back to
+ * plain pages where advice is refused.
  */
 static napi_value js_large_buffer(napi_env env, napi_callback_info info) {
   Args a;
@@ -426,7 +429,8 @@ static napi_value js_large_buffer(napi_env env, napi_callback_info info) {
   const int64_t bytes = arg_int(&a, 0, "bytes");
   if (!a.failed && bytes < 0) fail(&a, "bytes must be >= 0");
   if (a.failed) return NULL;
-  const size_t size = ((size_t)bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t size = ((size_t)bytes + page - 1) / page * page;
   napi_value out;
   if (size == 0) {
     napi_create_arraybuffer(env, 0, NULL, &out);
