@@ -482,24 +482,28 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+/* A thread count argument: an integer >= 1. */
+static int64_t arg_threads(Args *a, size_t i) {
+  const int64_t t = arg_count(a, i, "threads");
+  if (!a->failed && t < 1) fail(a, "threads must be >= 1");
+  return t;
+}
+
 /* setThreads(n): threads for later calls, OpenBLAS's and the pool's (benchmarks compare 1 and all). */
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, &a, "setThreads", 1)) return NULL;
-  int64_t t = arg_count(&a, 0, "threads");
-  if (!a.failed && t < 1) fail(&a, "threads must be >= 1");
+  const int64_t t = arg_threads(&a, 0);
   if (a.failed) return NULL;
   kv_set_threads((int)t);
   return undefined(env);
 }
 
-
 /* fmaPeak(threads): GFLOP/s of independent float32 FMA chains on that many threads (the machine's ceiling). */
 static napi_value js_fma_peak(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, &a, "fmaPeak", 1)) return NULL;
-  int64_t t = arg_count(&a, 0, "threads");
-  if (!a.failed && t < 1) fail(&a, "threads must be >= 1");
+  const int64_t t = arg_threads(&a, 0);
   if (a.failed) return NULL;
   /* about 0.2 s per thread on a 100 GFLOP/s core; the best of three runs */
   double best = 0.0;

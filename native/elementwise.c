@@ -1,6 +1,5 @@
 /* Row-wise and element-wise kernels: RMSNorm, rotary embedding, SiLU gate. */
 #include <math.h>
-#include <stdatomic.h>
 #include "kernels.h"
 #include "pool.h"
 
@@ -66,27 +65,14 @@ static void silu_mul_range(float *out, const float *gate, const float *up, int64
 typedef struct {
   float *out;
   const float *gate, *up;
-  int64_t n;
-  atomic_llong next;
-} SiluJob;
+} SiluArgs;
 
-static void silu_worker(void *arg, int index) {
-  (void)index;
-  SiluJob *j = arg;
-  for (;;) {
-    const int64_t b = atomic_fetch_add(&j->next, SILU_BLOCK);
-    if (b >= j->n) break;
-    silu_mul_range(j->out, j->gate, j->up, b, b + SILU_BLOCK < j->n ? b + SILU_BLOCK : j->n);
-  }
+static void silu_range(void *arg, int64_t lo, int64_t hi) {
+  SiluArgs *s = arg;
+  silu_mul_range(s->out, s->gate, s->up, lo, hi);
 }
 
 void kv_silu_mul(float *out, const float *gate, const float *up, int64_t n) {
-  if (n < 2 * SILU_BLOCK) {
-    silu_mul_range(out, gate, up, 0, n);
-    return;
-  }
-  SiluJob j = {.out = out, .gate = gate, .up = up, .n = n};
-  atomic_init(&j.next, 0);
-  const int64_t blocks = (n + SILU_BLOCK - 1) / SILU_BLOCK;
-  kv_pool_run(silu_worker, &j, kv_threads() < blocks ? kv_threads() : (int)blocks);
+  SiluArgs s = {.out = out, .gate = gate, .up = up};
+  kv_pool_for(n, SILU_BLOCK, 2 * SILU_BLOCK, silu_range, &s);
 }

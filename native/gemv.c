@@ -196,52 +196,35 @@ void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, i
  * weight matrix before its sgemm). */
 #define HALF_BLOCK (1 << 16)
 typedef struct {
-  int64_t n;
   const uint16_t *h;
   const float *f;
   uint16_t *ho;
   float *fo;
-  atomic_long next;
-} HalfJob;
+} HalfArgs;
 
-static void half_worker(void *arg, int index) {
-  (void)index;
-  HalfJob *j = arg;
-  for (;;) {
-    const int64_t b = atomic_fetch_add(&j->next, HALF_BLOCK);
-    if (b >= j->n) break;
-    const int64_t e = b + HALF_BLOCK < j->n ? b + HALF_BLOCK : j->n;
-    int64_t i = b;
-    if (j->fo) {
+static void half_range(void *arg, int64_t b, int64_t e) {
+  HalfArgs *j = arg;
+  int64_t i = b;
+  if (j->fo) {
 #ifdef __AVX512F__
-      for (; i + 16 <= e; i += 16) _mm512_storeu_ps(j->fo + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(j->h + i))));
+    for (; i + 16 <= e; i += 16) _mm512_storeu_ps(j->fo + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(j->h + i))));
 #endif
-      for (; i < e; i++) j->fo[i] = half_to_float(j->h[i]);
-    } else {
+    for (; i < e; i++) j->fo[i] = half_to_float(j->h[i]);
+  } else {
 #ifdef __AVX512F__
-      for (; i + 16 <= e; i += 16)
-        _mm256_storeu_si256((__m256i *)(j->ho + i), _mm512_cvtps_ph(_mm512_loadu_ps(j->f + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i + 16 <= e; i += 16)
+      _mm256_storeu_si256((__m256i *)(j->ho + i), _mm512_cvtps_ph(_mm512_loadu_ps(j->f + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 #endif
-      for (; i < e; i++) j->ho[i] = float_to_half(j->f[i]);
-    }
+    for (; i < e; i++) j->ho[i] = float_to_half(j->f[i]);
   }
 }
 
-static void half_run(HalfJob *j) {
-  atomic_init(&j->next, 0);
-  const int64_t blocks = (j->n + HALF_BLOCK - 1) / HALF_BLOCK;
-  int threads = j->n < 4 * HALF_BLOCK ? 1 : kv_threads();
-  if (threads > blocks) threads = (int)blocks;
-  if (threads < 1) threads = 1;
-  kv_pool_run(half_worker, j, threads);
-}
-
 void kv_half_to_float(int64_t n, const uint16_t *src, float *dst) {
-  HalfJob j = {.n = n, .h = src, .fo = dst};
-  half_run(&j);
+  HalfArgs j = {.h = src, .fo = dst};
+  kv_pool_for(n, HALF_BLOCK, 4 * HALF_BLOCK, half_range, &j);
 }
 
 void kv_float_to_half(int64_t n, const float *src, uint16_t *dst) {
-  HalfJob j = {.n = n, .f = src, .ho = dst};
-  half_run(&j);
+  HalfArgs j = {.f = src, .ho = dst};
+  kv_pool_for(n, HALF_BLOCK, 4 * HALF_BLOCK, half_range, &j);
 }

@@ -153,3 +153,33 @@ void kv_pool_run_blas1(void (*fn)(void *, int), void *arg, int n) {
   kv_pool_run(fn, arg, n);
   if (b > 1) openblas_set_num_threads(b);
 }
+
+typedef struct {
+  int64_t n, block;
+  void (*range)(void *, int64_t, int64_t);
+  void *arg;
+  atomic_llong next;
+} ForJob;
+
+static void for_worker(void *arg, int index) {
+  (void)index;
+  ForJob *j = arg;
+  for (;;) {
+    const int64_t b = atomic_fetch_add(&j->next, j->block);
+    if (b >= j->n) break;
+    j->range(j->arg, b, b + j->block < j->n ? b + j->block : j->n);
+  }
+}
+
+void kv_pool_for(int64_t n, int64_t block, int64_t serial_below, void (*range)(void *, int64_t, int64_t), void *arg) {
+  if (n <= 0) return;
+  if (n < serial_below) {
+    range(arg, 0, n);
+    return;
+  }
+  ForJob j = {.n = n, .block = block, .range = range, .arg = arg};
+  atomic_init(&j.next, 0);
+  const int64_t blocks = (n + block - 1) / block;
+  const int threads = kv_threads();
+  kv_pool_run(for_worker, &j, blocks < threads ? (int)blocks : threads);
+}
