@@ -111,7 +111,7 @@ function sgemmOnly(cfg: ModelConfig, k: Kernels, model: LlamaModel, tokens: numb
   return performance.now() - t0;
 }
 
-const repetitions = (context: number): number => (context <= 2048 ? 3 : 1);
+const repetitions = (context: number): number => (context <= 2048 ? 3 : 2);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -172,14 +172,14 @@ function release(cache: KvCache): void {
   for (const layer of cache.layers) for (const head of layer) head.retain(new Int32Array(0));
 }
 
-/** llama.cpp once at one context: prefill and decode on 2 threads, decode on 1. */
-async function llamaCppOnce(file: string, context: number): Promise<LlamaCppFigures> {
+/**
+ * llama.cpp once at one context: prefill and decode on 2 threads, and (when `oneThread`) decode on 1, whose
+ * prefill on one thread takes minutes at 8K (-Infinity when not measured).
+ */
+async function llamaCppOnce(file: string, context: number, oneThread: boolean): Promise<LlamaCppFigures> {
   const two = await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads: 2 });
-  const one = await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads: 1 });
-  return {
-    prefillTokPerS: two.prefillTokPerS, decodeTokPerS: two.decodeTokPerS, decode1ThreadTokPerS: one.decodeTokPerS,
-    bestDecodeTokPerS: Math.max(two.decodeTokPerS, one.decodeTokPerS),
-  };
+  const one = oneThread ? (await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads: 1 })).decodeTokPerS : -Infinity;
+  return { prefillTokPerS: two.prefillTokPerS, decodeTokPerS: two.decodeTokPerS, decode1ThreadTokPerS: one, bestDecodeTokPerS: Math.max(two.decodeTokPerS, one) };
 }
 
 /** The better of two llama.cpp measurements, figure by figure. */
@@ -224,7 +224,8 @@ async function measureContext(sides: Side[], cfg: ModelConfig, tokens: Int32Arra
       acc.stepMs.push(...run.stepMs);
       for (const key of Object.keys(acc.decodeSections) as ForwardSection[]) acc.decodeSections[key] += run.decodeSections[key] / (reps * DECODE_STEPS);
       if (side.format === 'f32') acc.sgemmMs = Math.min(acc.sgemmMs, sgemmOnly(cfg, side.model.k, side.model, L));
-      if (side.gguf) acc.llamaCpp = bestOf(acc.llamaCpp, await llamaCppOnce(side.gguf, L));
+      // beyond 2048 tokens llama.cpp's one-thread decode is measured in the first round only (far behind two threads there)
+      if (side.gguf) acc.llamaCpp = bestOf(acc.llamaCpp, await llamaCppOnce(side.gguf, L, r === 0 || L <= 2048));
     }
   }
   return sides.map((side, i) => {
@@ -324,7 +325,7 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
       ['context', ...Object.keys(figures[0]?.decodeSections ?? {})],
       figures.map((f) => [f.context, ...Object.values(f.decodeSections)]),
     ));
-    process.stdout.write(`best of ${repetitions(512)} rounds up to 2048 tokens (1 beyond), each round the engine then llama.cpp (f32 then f16), so both meet the same moments of the machine; decode: the engine's median step, llama.cpp's best run\n`);
+    process.stdout.write(`best of ${repetitions(512)} rounds up to 2048 tokens (${repetitions(8192)} beyond; llama.cpp's one-thread decode there in the first), each round the engine then llama.cpp (f32 then f16), so both meet the same moments of the machine; decode: the engine's median step, llama.cpp's best run\n`);
     process.stdout.write(`cold: prefill into a fresh cache (its first-touch page faults included); the other figures allocate and touch the cache first, as llama.cpp does when it creates its context\n`);
     process.stdout.write(`peak RSS ${peakRssMb.toFixed(0)} MB; targets: prefill >= 2.5x llama.cpp at 2048 and 8192, linear/sgemm <= 1.3, decode >= 1.5x llama.cpp's better thread setting\n`);
     return {
