@@ -21,7 +21,7 @@ export { LlamaModel, ForwardProfile, WEIGHT_FORMATS, type ForwardOptions, type F
 export { loadConfig, parseConfig, type ModelConfig, type ModelType, type Llama3RopeScaling } from './model/config.js';
 export { Tokenizer, type ChatMessage, type EncodeOptions, type ChatTemplateOptions } from './model/tokenizer.js';
 export type { DecodeOptions as TokenizerDecodeOptions } from './model/tokenizer.js';
-export { loadWeights, saveModelDir, type SaveModelOptions } from './model/weights.js';
+export { allocateWeights, loadWeights, saveModelDir, tensorSlots, type SaveModelOptions, type TensorSlot } from './model/weights.js';
 export type { Weights, LayerWeights, LayerView, Observer, ForwardArgs } from './model/types.js';
 export { loadGguf, readGguf, writeGguf, type GgufFile, type WriteGgufOptions } from './model/gguf.js';
 
