@@ -272,6 +272,22 @@ static napi_value js_silu_mul(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* copyRows(dst, dstOffset, src, srcOffset, srcStride, rows, width): a strided block of rows into a compact one,
+ * dst[dstOffset + r * width + i] = src[srcOffset + r * srcStride + i] (a KV head's new rows joining its cache). */
+static napi_value js_copy_rows(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "copyRows", 7)) return NULL;
+  const int64_t dst_off = arg_count(&a, 1, "dstOffset"), src_off = arg_count(&a, 3, "srcOffset");
+  const int64_t stride = arg_count(&a, 4, "srcStride"), rows = arg_count(&a, 5, "rows"), width = arg_count(&a, 6, "width");
+  if (!a.failed && rows > 0 && stride < width) fail(&a, "srcStride must be >= width");
+  const int64_t src_need = rows > 0 ? src_off + (rows - 1) * stride + width : 0;
+  float *dst = arg_array(&a, 0, "dst", napi_float32_array, dst_off + rows * width);
+  const float *src = arg_array(&a, 2, "src", napi_float32_array, src_need);
+  if (a.failed) return NULL;
+  for (int64_t r = 0; r < rows; r++) memcpy(dst + dst_off + r * width, src + src_off + r * stride, sizeof(float) * (size_t)width);
+  return undefined(env);
+}
+
 /* attendHead(q, qRowStride, out, rows, headDim, firstHead, group, qPos, keys, values, kPos, n, scale) */
 static napi_value js_attend_head(napi_env env, napi_callback_info info) {
   Args a;
@@ -528,7 +544,7 @@ NAPI_MODULE_INIT() {
       {"causalSoftmax", js_causal_softmax}, {"causalSoftmaxGrad", js_causal_softmax_grad},
       {"siluMulGrad", js_silu_mul_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},
       {"sgemvParts", js_sgemv_parts}, {"halfToFloat", js_half_to_float}, {"floatToHalf", js_float_to_half},
-      {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak},
+      {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -282,6 +282,21 @@ function checkAgainstDefinitions(kern: Kernels, rowBlock: number, keyChunk: numb
       assertClose(x, want, `rope d=${d}`, 1e-5);
     }
   });
+  test('copyRows: a strided block into a compact one, against an element loop; rows outside an array throw', () => {
+    const rng = new Rng(16);
+    for (const [rows, width, stride, srcOff, dstOff] of [[5, 64, 192, 128, 0], [1, 3, 3, 0, 7], [300, 16, 40, 24, 32], [0, 8, 8, 0, 0]]) {
+      const src = view(rng, srcOff + Math.max(rows - 1, 0) * stride + width, 1);
+      const dst = view(rng, dstOff + rows * width + 5, 2);
+      const want = Float32Array.from(dst);
+      for (let r = 0; r < rows; r++) for (let i = 0; i < width; i++) want[dstOff + r * width + i] = src[srcOff + r * stride + i];
+      kern.copyRows(dst, dstOff, src, srcOff, stride, rows, width);
+      assert.deepEqual(dst, want, `rows ${rows} width ${width} stride ${stride}`);
+    }
+    const a = new Float32Array(100);
+    assert.throws(() => kern.copyRows(a, 0, new Float32Array(99), 0, 10, 10, 10), RangeError);
+    assert.throws(() => kern.copyRows(new Float32Array(99), 0, a, 0, 10, 10, 10), RangeError);
+    assert.throws(() => kern.copyRows(a, 0, a, 0, 5, 2, 10), /srcStride must be >= width/);
+  });
   test('siluMul, including large |gate|, in-place output, and lengths shared out on threads (with a ragged tail)', () => {
     const rng = new Rng(15);
     for (const n of [1000, 300_007]) {

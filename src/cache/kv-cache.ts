@@ -1,4 +1,6 @@
 import { KvevictError, assert } from '../errors.js';
+import { jsKernels } from '../kernels/js.js';
+import type { Kernels } from '../kernels/types.js';
 
 /**
  * One KV head of one layer: compact keys, values and positions, sorted by ascending position.
@@ -36,20 +38,20 @@ export class HeadCache {
 
   /**
    * Append `rows` entries. Row r's key starts at `keys[r * stride + offset]` (a [rows, Hkv, d] block is
-   * read with stride Hkv*d and offset head*d). Positions must be above every stored position.
+   * read with stride Hkv*d and offset head*d). Positions must be above every stored position. `k` copies the
+   * rows (the engine passes its kernels: one native call per block instead of two copies per row).
    */
-  append(rows: number, keys: Float32Array, values: Float32Array, stride: number, offset: number, positions: Int32Array): void {
+  append(rows: number, keys: Float32Array, values: Float32Array, stride: number, offset: number, positions: Int32Array, k: Pick<Kernels, 'copyRows'> = jsKernels): void {
+    for (let r = 0; r < rows; r++) {
+      const prev = r > 0 ? positions[r - 1] : this.length > 0 ? this.positions[this.length - 1] : null;
+      assert(prev === null || positions[r] > prev, 'cache positions must increase');
+    }
     this.reserve(rows);
     const d = this.headDim;
-    for (let r = 0; r < rows; r++) {
-      const pos = positions[r];
-      assert(this.length === 0 || pos > this.positions[this.length - 1], 'cache positions must increase');
-      const src = r * stride + offset;
-      this.keys.set(keys.subarray(src, src + d), this.length * d);
-      this.values.set(values.subarray(src, src + d), this.length * d);
-      this.positions[this.length] = pos;
-      this.length++;
-    }
+    k.copyRows(this.keys, this.length * d, keys, offset, stride, rows, d);
+    k.copyRows(this.values, this.length * d, values, offset, stride, rows, d);
+    this.positions.set(positions.subarray(0, rows), this.length);
+    this.length += rows;
   }
 
   /** Keep only the entries at the given positions (sorted ascending, each present). Memory shrinks to fit. */

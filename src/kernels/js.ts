@@ -44,6 +44,17 @@ export const jsKernels: Kernels = {
     }
   },
 
+  copyRows(dst, dstOffset, src, srcOffset, srcStride, rows, width) {
+    if (rows > 0 && srcStride < width) throw new RangeError('copyRows: srcStride must be >= width');
+    if (dstOffset + rows * width > dst.length || (rows > 0 && srcOffset + (rows - 1) * srcStride + width > src.length)) {
+      throw new RangeError('copyRows: a row falls outside its array');
+    }
+    for (let r = 0; r < rows; r++) {
+      const s = srcOffset + r * srcStride;
+      dst.set(src.subarray(s, s + width), dstOffset + r * width);
+    }
+  },
+
   largeBuffer(bytes) {
     return new ArrayBuffer(bytes);
   },

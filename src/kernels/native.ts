@@ -20,6 +20,7 @@ export interface NativeAddon {
   ): void;
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate: boolean): void;
   largeBuffer?(bytes: number): ArrayBuffer;
+  copyRows?(dst: Float32Array, dstOffset: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;
   halfToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
@@ -58,6 +59,7 @@ export function makeNativeKernels(path: string): Kernels {
       addon.sgemv(n, k, w, x, y, accumulate);
     },
     largeBuffer: addon.largeBuffer ?? jsKernels.largeBuffer,
+    copyRows: addon.copyRows ?? jsKernels.copyRows,
     // an addon built before the half kernels: the TypeScript ones (sgemv with halves would then throw a RangeError)
     halfToFloat: addon.halfToFloat ?? jsKernels.halfToFloat,
     floatToHalf: addon.floatToHalf ?? jsKernels.floatToHalf,

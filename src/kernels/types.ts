@@ -69,6 +69,11 @@ export interface Kernels {
    * row r uses angle table row positions[r]: cos[p * headDim/2 + i], sin[p * headDim/2 + i].
    */
   rope(x: Float32Array, rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array): void;
+  /**
+   * A strided block of rows into a compact one: dst[dstOffset + r * width + i] = src[srcOffset + r * srcStride + i]
+   * for r < rows, i < width (a KV head's rows of a [rows, Hkv, d] block joining its cache).
+   */
+  copyRows(dst: Float32Array, dstOffset: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
   /** out[i] = silu(gate[i]) * up[i] for i < n. `out` may alias `gate`. */
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   /** Causal (by position) softmax attention of one GQA group against one KV head. */

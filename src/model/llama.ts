@@ -321,7 +321,7 @@ export class LlamaModel {
 
     // the new rows join the cache, then the observer sees them (an observer always comes with every row's output)
     const heads = cache.layers[l];
-    for (let h = 0; h < Hkv; h++) heads[h].append(n, s.k, s.v, kvDim, h * d, pos);
+    for (let h = 0; h < Hkv; h++) heads[h].append(n, s.k, s.v, kvDim, h * d, pos, k);
     if (observer) {
       observer({ layer: l, positions: pos, queries: s.q.subarray(0, n * qDim), keys: s.k.subarray(0, n * kvDim), values: s.v.subarray(0, n * kvDim) });
     }
