@@ -17,13 +17,29 @@ static float sum_squares(const float *x, int dim) {
   return s;
 }
 
-void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps) {
-  for (int r = 0; r < rows; r++) {
-    const float *xr = x + (int64_t)r * dim;
-    float *o = out + (int64_t)r * dim;
-    float inv = (float)(1.0 / sqrt((double)sum_squares(xr, dim) / dim + eps));
-    for (int i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
+typedef struct {
+  float *out;
+  const float *x, *weight;
+  int dim;
+  float eps;
+} NormArgs;
+
+static void rmsnorm_rows(void *arg, int64_t lo, int64_t hi) {
+  const NormArgs *a = arg;
+  const int dim = a->dim;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *xr = a->x + r * dim;
+    float *o = a->out + r * dim;
+    float inv = (float)(1.0 / sqrt((double)sum_squares(xr, dim) / dim + a->eps));
+    for (int i = 0; i < dim; i++) o[i] = xr[i] * inv * a->weight[i];
   }
+}
+
+/* Rows shared out on the pool in blocks of about 64K values (a prefill chunk); a decode row stays on this thread. */
+void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps) {
+  NormArgs a = {.out = out, .x = x, .weight = weight, .dim = dim, .eps = eps};
+  const int64_t block = dim > 0 && dim < (1 << 16) ? (1 << 16) / dim : 1;
+  kv_pool_for(rows, block, 2 * block, rmsnorm_rows, &a);
 }
 
 void kv_rope(float *x, int rows, int heads, int head_dim, const int32_t *positions, const float *cos_t, const float *sin_t) {

@@ -257,9 +257,9 @@ function checkAgainstDefinitions(kern: Kernels, rowBlock: number, keyChunk: numb
       assertClose(got, want, 'y');
     });
   }
-  test('rmsnorm, separate and in-place output', () => {
+  test('rmsnorm, separate and in-place output, and a prefill chunk of rows shared out on threads', () => {
     const rng = new Rng(13);
-    for (const [rows, dim] of [[3, 37], [2, 576]]) {
+    for (const [rows, dim] of [[3, 37], [2, 576], [517, 576]]) {
       const x = view(rng, rows * dim, 2).map((v) => v * 3), w = view(rng, dim, 1);
       const want = rmsnorm64(x, w, rows, dim, 1e-5);
       const out = new Float32Array(rows * dim);
