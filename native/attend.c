@@ -390,6 +390,23 @@ static int unit_block(const Job *j, Scratch *s, int unit, int r0, int br, int lo
 #define FUSED_KEYS 256
 #define FUSED_MAX_M 256
 
+/* exp(x) for x <= 0, a softmax's shifted scores: kv_exp16 with one clamp instead of its three range checks (below
+ * -87.3 it gives exp(-87.3), about 1e-38, instead of 0: nothing a sum of at least 1 can tell). */
+static inline __m512 exp16_nonpos(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3365447505531f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
 /* S^T rows c .. c+R-1, queries m0 .. m0+16*Q-1 */
 static inline __attribute__((always_inline)) void fused_scores(const int R, const int Q, const float *k, const float *qt,
                                                               int mp, float *st) {
@@ -465,10 +482,16 @@ static int unit_block_fused(const Job *j, Scratch *s, int unit, int r0, int br, 
     int any_rescale = 0;
     for (int m0 = 0; m0 < mp; m0 += 16) {
       const __m512i left = _mm512_sub_epi32(_mm512_load_si512((const void *)(vis + m0)), _mm512_set1_epi32(c0));
+      /* most chunks are seen whole by all 16 queries: no masks then */
+      const int whole = _mm512_cmpge_epi32_mask(left, _mm512_set1_epi32(kc)) == 0xffff;
       __m512 cm = _mm512_set1_ps(-INFINITY);
-      for (int c = 0; c < kc; c++) {
-        const __mmask16 live = _mm512_cmpgt_epi32_mask(left, _mm512_set1_epi32(c));
-        cm = _mm512_mask_max_ps(cm, live, cm, _mm512_load_ps(st + (size_t)c * mp + m0));
+      if (whole) {
+        for (int c = 0; c < kc; c++) cm = _mm512_max_ps(cm, _mm512_load_ps(st + (size_t)c * mp + m0));
+      } else {
+        for (int c = 0; c < kc; c++) {
+          const __mmask16 live = _mm512_cmpgt_epi32_mask(left, _mm512_set1_epi32(c));
+          cm = _mm512_mask_max_ps(cm, live, cm, _mm512_load_ps(st + (size_t)c * mp + m0));
+        }
       }
       const __m512 old = _mm512_load_ps(mx + m0);
       const __m512 nm = _mm512_max_ps(old, cm);
@@ -476,12 +499,21 @@ static int unit_block_fused(const Job *j, Scratch *s, int unit, int r0, int br, 
       /* corr = exp(old - nm) where something was seen (0 where old was -inf), 1 elsewhere */
       const __m512 corr = _mm512_mask_blend_ps(seen, _mm512_set1_ps(1.0f), kv_exp16(_mm512_sub_ps(old, nm)));
       __m512 sum = _mm512_mul_ps(_mm512_load_ps(sm + m0), corr);
-      for (int c = 0; c < kc; c++) {
-        const __mmask16 live = _mm512_cmpgt_epi32_mask(left, _mm512_set1_epi32(c));
-        float *row = st + (size_t)c * mp + m0;
-        const __m512 e = _mm512_maskz_mov_ps(live, kv_exp16(_mm512_sub_ps(_mm512_load_ps(row), nm)));
-        _mm512_store_ps(row, e);
-        sum = _mm512_add_ps(sum, e);
+      if (whole) {
+        for (int c = 0; c < kc; c++) {
+          float *row = st + (size_t)c * mp + m0;
+          const __m512 e = exp16_nonpos(_mm512_sub_ps(_mm512_load_ps(row), nm));
+          _mm512_store_ps(row, e);
+          sum = _mm512_add_ps(sum, e);
+        }
+      } else {
+        for (int c = 0; c < kc; c++) {
+          const __mmask16 live = _mm512_cmpgt_epi32_mask(left, _mm512_set1_epi32(c));
+          float *row = st + (size_t)c * mp + m0;
+          const __m512 e = _mm512_maskz_mov_ps(live, kv_exp16(_mm512_sub_ps(_mm512_load_ps(row), nm)));
+          _mm512_store_ps(row, e);
+          sum = _mm512_add_ps(sum, e);
+        }
       }
       _mm512_store_ps(mx + m0, nm);
       _mm512_store_ps(sm + m0, sum);
