@@ -98,28 +98,36 @@ static bool arg_bool(Args *a, size_t i) {
   return v;
 }
 
+/* Argument i as a typed array: its element type, length and data (already offset by the view's byteOffset). */
+static bool typed_array(Args *a, size_t i, napi_typedarray_type *t, size_t *len, void **data) {
+  bool is_ta = false;
+  return napi_is_typedarray(a->env, a->argv[i], &is_ta) == napi_ok && is_ta &&
+         napi_get_typedarray_info(a->env, a->argv[i], t, len, data, NULL, NULL) == napi_ok;
+}
+
+/* Fails unless an array of `len` elements holds the `need` a call will touch. */
+static bool long_enough(Args *a, const char *name, size_t len, int64_t need) {
+  if ((int64_t)len >= need) return true;
+  char msg[128];
+  snprintf(msg, sizeof msg, "%s has %zu elements, needs %lld", name, len, (long long)need);
+  fail(a, msg);
+  return false;
+}
+
 /* A typed array of `type` with at least `need` elements; returns a pointer to its first element. */
 static void *arg_array(Args *a, size_t i, const char *name, napi_typedarray_type type, int64_t need) {
   if (a->failed) return NULL;
-  bool is_ta = false;
   napi_typedarray_type t;
   size_t len = 0;
   void *data = NULL;
-  if (napi_is_typedarray(a->env, a->argv[i], &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(a->env, a->argv[i], &t, &len, &data, NULL, NULL) != napi_ok || t != type) {
+  if (!typed_array(a, i, &t, &len, &data) || t != type) {
     char msg[96];
     snprintf(msg, sizeof msg, "%s must be a %s", name,
              type == napi_float32_array ? "Float32Array" : type == napi_uint16_array ? "Uint16Array" : "Int32Array");
     fail(a, msg);
     return NULL;
   }
-  if ((int64_t)len < need) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s has %zu elements, needs %lld", name, len, (long long)need);
-    fail(a, msg);
-    return NULL;
-  }
-  return data; /* already offset by the view's byteOffset */
+  return long_enough(a, name, len, need) ? data : NULL;
 }
 
 /* A weight matrix of at least `need` elements: a Float32Array (*w) or a Uint16Array of IEEE halves (*h). */
@@ -127,24 +135,16 @@ static bool arg_weights(Args *a, size_t i, const char *name, int64_t need, const
   *w = NULL;
   *h = NULL;
   if (a->failed) return false;
-  bool is_ta = false;
   napi_typedarray_type t;
   size_t len = 0;
   void *data = NULL;
-  if (napi_is_typedarray(a->env, a->argv[i], &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(a->env, a->argv[i], &t, &len, &data, NULL, NULL) != napi_ok ||
-      (t != napi_float32_array && t != napi_uint16_array)) {
+  if (!typed_array(a, i, &t, &len, &data) || (t != napi_float32_array && t != napi_uint16_array)) {
     char msg[128];
     snprintf(msg, sizeof msg, "%s must be a Float32Array or a Uint16Array of f16 bits", name);
     fail(a, msg);
     return false;
   }
-  if ((int64_t)len < need) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s has %zu elements, needs %lld", name, len, (long long)need);
-    fail(a, msg);
-    return false;
-  }
+  if (!long_enough(a, name, len, need)) return false;
   if (t == napi_float32_array) *w = data;
   else *h = data;
   return true;

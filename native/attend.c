@@ -393,18 +393,7 @@ static int unit_block(const Job *j, Scratch *s, int unit, int r0, int br, int lo
 /* exp(x) for x <= 0, a softmax's shifted scores: kv_exp16 with one clamp instead of its three range checks (below
  * -87.3 it gives exp(-87.3), about 1e-38, instead of 0: nothing a sum of at least 1 can tell). */
 static inline __m512 exp16_nonpos(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3365447505531f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
+  return kv_exp16_in_range(_mm512_max_ps(x, _mm512_set1_ps(KV_EXP16_LO)), (__mmask16)0xffff);
 }
 
 /* S^T rows c .. c+R-1, queries m0 .. m0+16*Q-1 */

@@ -40,11 +40,9 @@ static inline float kv_expf(float x) {
 
 #ifdef __AVX512F__
 #include <immintrin.h>
-/* kv_expf on 16 lanes: the same range reduction and polynomial, 2^n applied by scalef. */
-static inline __m512 kv_exp16(__m512 x) {
-  const __m512 lo = _mm512_set1_ps(-87.3365447505531f);
-  const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-  x = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f));
+/* exp on 16 lanes for x in [-87.3, 88]: kv_expf's range reduction and polynomial, 2^n applied by scalef; lanes
+ * outside `keep` are 0. */
+static inline __m512 kv_exp16_in_range(__m512 x, __mmask16 keep) {
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
@@ -55,7 +53,16 @@ static inline __m512 kv_exp16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
   p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_maskz_scalef_ps((__mmask16)~under, p, n);
+  return _mm512_maskz_scalef_ps(keep, p, n);
+}
+
+#define KV_EXP16_LO (-87.3365447505531f)
+
+/* kv_expf on 16 lanes: exactly 0 below -87.3, capped at exp(88). */
+static inline __m512 kv_exp16(__m512 x) {
+  const __m512 lo = _mm512_set1_ps(KV_EXP16_LO);
+  const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+  return kv_exp16_in_range(_mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f)), (__mmask16)~under);
 }
 #endif
 

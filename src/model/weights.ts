@@ -166,7 +166,7 @@ export function loadWeights(dir: string, cfg: ModelConfig): Weights {
       const bytes = Buffer.allocUnsafe(info.end - info.begin);
       const got = readSync(fd, bytes, 0, bytes.length, info.begin);
       if (got !== bytes.length) throw new KvevictError(`${file}: truncated while reading tensor ${slot.name}`);
-      decodeToF32(bytes, info.dtype, slot.get(w) ?? undefined);
+      decodeToF32(bytes, info.dtype, slot.get(w)!); // allocateWeights gave every slot its array
     }
   } finally {
     for (const fd of fds.values()) closeSync(fd);
