@@ -16,7 +16,7 @@ import type { ModelConfig } from '../src/model/config.js';
 import { writeGguf } from '../src/model/gguf.js';
 import { ForwardProfile, LlamaModel, type ForwardSection } from '../src/model/llama.js';
 import { Tokenizer } from '../src/model/tokenizer.js';
-import type { LayerWeights } from '../src/model/types.js';
+import { LINEAR_NAMES, linearShape } from '../src/model/weights.js';
 import { Rng } from '../src/util/rng.js';
 import { randomWeights, smolConfig, smolDir } from '../test/helpers/random-model.js';
 import { runAndRecord } from './record.js';
@@ -79,15 +79,6 @@ const CONTEXTS = [512, 2048, 8192];
 const DECODE_STEPS = 32;
 const CHUNK = 512;
 
-const LINEAR_SHAPES: [keyof LayerWeights, (c: ModelConfig) => [number, number]][] = [
-  ['q', (c) => [c.numHeads * c.headDim, c.hiddenSize]],
-  ['k', (c) => [c.numKvHeads * c.headDim, c.hiddenSize]],
-  ['v', (c) => [c.numKvHeads * c.headDim, c.hiddenSize]],
-  ['o', (c) => [c.hiddenSize, c.numHeads * c.headDim]],
-  ['gate', (c) => [c.intermediateSize, c.hiddenSize]],
-  ['up', (c) => [c.intermediateSize, c.hiddenSize]],
-  ['down', (c) => [c.hiddenSize, c.intermediateSize]],
-];
 
 /** The prefill's linear layers alone: the same sgemm calls, chunk by chunk, layer by layer (lm head: one sgemv). */
 function sgemmOnly(cfg: ModelConfig, k: Kernels, model: LlamaModel, tokens: number): number {
@@ -98,11 +89,11 @@ function sgemmOnly(cfg: ModelConfig, k: Kernels, model: LlamaModel, tokens: numb
   for (let start = 0; start < tokens; start += CHUNK) {
     const n = Math.min(CHUNK, tokens - start);
     model.weights.layers.forEach((w, l) => {
-      for (const [name, shape] of LINEAR_SHAPES) {
+      for (const name of LINEAR_NAMES) {
         // as the engine: the last layer needs only the keys and values of a prefill's rows (the last row's
         // other projections are single-row products, left out here)
         if (l === cfg.numLayers - 1 && name !== 'k' && name !== 'v') continue;
-        const [out, inp] = shape(cfg);
+        const [out, inp] = linearShape(cfg, name);
         k.sgemm(false, true, n, out, inp, 1, x, inp, w[name] as Float32Array, inp, 0, y, out);
       }
     });

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { jsKernels } from '../src/kernels/js.js';
-import { loadNative, nativeAddonPath } from '../src/kernels/index.js';
+import { loadNative, nativeAddonPath, packedWeightFloats } from '../src/kernels/index.js';
 import { loadNativeAddon, type NativeAddon, type NativeInfo } from '../src/kernels/native.js';
 import type { AttendArgs, Kernels } from '../src/kernels/types.js';
 import { Rng } from '../src/util/rng.js';
@@ -38,7 +38,11 @@ function randomArray(rng: Rng, n: number, scale = 1): Float32Array {
   return a;
 }
 
-interface SgemmRow { shape: string; m: number; n: number; k: number; nativeGflops: number; native1ThreadGflops: number; jsGflops: number; jsRows: number; ofCeiling: number; nativeOverJs: number }
+interface SgemmRow {
+  shape: string; m: number; n: number; k: number; nativeGflops: number; native1ThreadGflops: number; jsGflops: number; jsRows: number; ofCeiling: number; nativeOverJs: number;
+  /** the same product from weights packed once (sgemmPacked, what a prefill runs): on all threads, on one, and over OpenBLAS */
+  packedGflops: number; packed1ThreadGflops: number; packedOverSgemm: number;
+}
 interface SgemvRow {
   shape: string; n: number; k: number; nativeHotGBps: number; nativeColdGBps: number; sgemmM1GBps: number; jsGBps: number; nativeOverJs: number;
   /** the same product with f16 weights, cold: bytes are the halves' (n*k*2) */
@@ -80,14 +84,20 @@ function benchSgemm(native: Kernels, addon: NativeAddon, threads: number, peakGf
     const a = randomArray(rng, m * k), w = randomArray(rng, n * k), c = new Float32Array(m * n);
     const flops = 2 * m * n * k;
     const run = () => native.sgemm(false, true, m, n, k, 1, a, k, w, k, 0, c, n);
+    const packed = new Float32Array(packedWeightFloats(n, k));
+    native.packWeights(w, n, k, packed);
+    const runPacked = () => native.sgemmPacked(m, n, k, a, k, packed, c, n, false);
     const nativeGflops = flops / timeBest(run) / 1e9;
+    const packedGflops = flops / timeBest(runPacked) / 1e9;
     addon.setThreads(1);
     const native1ThreadGflops = flops / timeBest(run) / 1e9;
+    const packed1ThreadGflops = flops / timeBest(runPacked) / 1e9;
     addon.setThreads(threads);
     // js speed does not depend on m: time a slice of rows worth ~60 MFLOP
     const jsRows = Math.max(1, Math.min(m, Math.floor(6e7 / (2 * n * k))));
     const jsGflops = (2 * jsRows * n * k) / timeBest(() => jsKernels.sgemm(false, true, jsRows, n, k, 1, a, k, w, k, 0, c, n), 0.5, 1, 5) / 1e9;
-    rows.push({ shape: `${label} ${m}x${n}x${k}`, m, n, k, nativeGflops, native1ThreadGflops, jsGflops, jsRows, ofCeiling: nativeGflops / peakGflops, nativeOverJs: nativeGflops / jsGflops });
+    rows.push({ shape: `${label} ${m}x${n}x${k}`, m, n, k, nativeGflops, native1ThreadGflops, jsGflops, jsRows, ofCeiling: nativeGflops / peakGflops, nativeOverJs: nativeGflops / jsGflops,
+      packedGflops, packed1ThreadGflops, packedOverSgemm: packedGflops / nativeGflops });
   }
   return rows;
 }
@@ -266,8 +276,9 @@ export async function runBench(): Promise<KernelBenchResult> {
   const sgemm = benchSgemm(native, addon, threads, peakGflops, rng);
   process.stdout.write(formatTable(
     `sgemm C = A . W^T, SmolLM2-135M prefill of 512 tokens (measured ceiling ${peakGflops.toFixed(0)} GFLOP/s)`,
-    ['shape m x n x k', 'native GFLOP/s', `1 thread`, '% ceiling', 'js GFLOP/s', 'native/js'],
-    sgemm.map((r) => [r.shape, r.nativeGflops, r.native1ThreadGflops, `${(100 * r.ofCeiling).toFixed(0)}%`, r.jsGflops, r.nativeOverJs]),
+    ['shape m x n x k', 'OpenBLAS GFLOP/s', `1 thread`, '% ceiling', 'packed GFLOP/s', '1 thread', '% ceiling', 'packed/OpenBLAS', 'js GFLOP/s', 'native/js'],
+    sgemm.map((r) => [r.shape, r.nativeGflops, r.native1ThreadGflops, `${(100 * r.ofCeiling).toFixed(0)}%`, r.packedGflops, r.packed1ThreadGflops,
+      `${(100 * r.packedGflops / peakGflops).toFixed(0)}%`, r.packedOverSgemm, r.jsGflops, r.nativeOverJs]),
   ) + '\n');
 
   const coretype = benchCoretype(info.corename);

@@ -288,6 +288,38 @@ static napi_value js_copy_rows(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* packWeights(w, n, k, out): W[n, k] into the layout of sgemmPacked (out holds packedFloats(n, k)). */
+static napi_value js_pack_weights(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "packWeights", 4)) return NULL;
+  const int64_t n = arg_count(&a, 1, "n"), k = arg_count(&a, 2, "k");
+  const float *w = arg_array(&a, 0, "w", napi_float32_array, n * k);
+  float *out = arg_array(&a, 3, "out", napi_float32_array, a.failed ? 0 : kv_packed_floats((int)n, (int)k));
+  if (a.failed) return NULL;
+  kv_pack_weights(w, (int)n, (int)k, out);
+  return undefined(env);
+}
+
+/* sgemmPacked(m, n, k, x, ldx, packed, c, ldc, accumulate): C[m, n] (+)= X[m, k] . W^T, W packed by packWeights. */
+static napi_value js_sgemm_packed(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "sgemmPacked", 9)) return NULL;
+  const int64_t m = arg_count(&a, 0, "m"), n = arg_count(&a, 1, "n"), k = arg_count(&a, 2, "k");
+  const int64_t ldx = arg_count(&a, 4, "ldx"), ldc = arg_count(&a, 7, "ldc");
+  check_ld(&a, ldx, k, "ldx");
+  check_ld(&a, ldc, n, "ldc");
+  const float *x = arg_array(&a, 3, "x", napi_float32_array, span(m, k, ldx));
+  const float *packed = arg_array(&a, 5, "packed", napi_float32_array, a.failed ? 0 : kv_packed_floats((int)n, (int)k));
+  float *c = arg_array(&a, 6, "c", napi_float32_array, span(m, n, ldc));
+  const int accumulate = arg_bool(&a, 8);
+  if (a.failed) return NULL;
+  if (kv_sgemm_packed((int)m, (int)n, (int)k, x, ldx, packed, c, ldc, accumulate) != 0) {
+    napi_throw_error(env, NULL, "kvevict_native.sgemmPacked: out of memory");
+    return NULL;
+  }
+  return undefined(env);
+}
+
 /* attendHead(q, qRowStride, out, rows, headDim, firstHead, group, qPos, keys, values, kPos, n, scale) */
 static napi_value js_attend_head(napi_env env, napi_callback_info info) {
   Args a;
@@ -545,6 +577,7 @@ NAPI_MODULE_INIT() {
       {"siluMulGrad", js_silu_mul_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},
       {"sgemvParts", js_sgemv_parts}, {"halfToFloat", js_half_to_float}, {"floatToHalf", js_float_to_half},
       {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
+      {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

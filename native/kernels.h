@@ -69,6 +69,16 @@ static inline __m512 kv_exp16(__m512 x) {
 /* GFLOP/s of independent FMA chains on `threads` pool threads, `iters` rounds each: the compute ceiling. */
 double kv_fma_peak_gflops(int threads, long iters);
 
+/* Output columns per strip of packed weights (kv_pack_weights). */
+#define KV_PACK_NR 32
+
+/* Floats of W[n, k] packed: strips of KV_PACK_NR rows of W, each stored k-major ([k][KV_PACK_NR]), zero-padded. */
+int64_t kv_packed_floats(int n, int k);
+void kv_pack_weights(const float *w, int n, int k, float *out);
+/* C[m, n] = X[m, k] . W^T (+ C when accumulate), W packed by kv_pack_weights; row strides ldx, ldc.
+ * Returns 0, or -1 when scratch memory could not be allocated. */
+int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const float *packed, float *c, int64_t ldc, int accumulate);
+
 void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps);
 void kv_rope(float *x, int rows, int heads, int head_dim, const int32_t *positions, const float *cos_t, const float *sin_t);
 void kv_silu_mul(float *out, const float *gate, const float *up, int64_t n);

@@ -13,7 +13,7 @@ export { KvevictError } from './errors.js';
 export { defaultModelDir, repoRoot, sharedData } from './paths.js';
 
 // kernels: native (OpenBLAS addon) when built, else TypeScript
-export { kernels, jsKernels, loadNative, nativeAddonPath, type Kernels, type AttendArgs } from './kernels/index.js';
+export { kernels, jsKernels, loadNative, nativeAddonPath, packedWeightFloats, PACK_STRIP, type Kernels, type AttendArgs } from './kernels/index.js';
 
 // model: config, weights, tokenizer, engine, GGUF
 export { loadModelDir, type LoadedModel } from './model/load.js';
@@ -21,7 +21,7 @@ export { LlamaModel, ForwardProfile, WEIGHT_FORMATS, type ForwardOptions, type F
 export { loadConfig, parseConfig, type ModelConfig, type ModelType, type Llama3RopeScaling } from './model/config.js';
 export { Tokenizer, type ChatMessage, type EncodeOptions, type ChatTemplateOptions } from './model/tokenizer.js';
 export type { DecodeOptions as TokenizerDecodeOptions } from './model/tokenizer.js';
-export { allocateWeights, loadWeights, saveModelDir, tensorSlots, type SaveModelOptions, type TensorSlot } from './model/weights.js';
+export { allocateWeights, linearShape, loadWeights, saveModelDir, tensorSlots, LINEAR_NAMES, type LinearName, type SaveModelOptions, type TensorSlot } from './model/weights.js';
 export type { Weights, LayerWeights, LayerView, Observer, ForwardArgs } from './model/types.js';
 export { loadGguf, readGguf, writeGguf, type GgufFile, type WriteGgufOptions } from './model/gguf.js';
 

@@ -9,7 +9,7 @@ import { Rng } from '../src/util/rng.js';
 import { jsKernels } from '../src/kernels/js.js';
 import { loadNative, nativeAddonPath } from '../src/kernels/index.js';
 import { loadNativeAddon } from '../src/kernels/native.js';
-import type { AttendArgs, Kernels } from '../src/kernels/types.js';
+import { PACK_STRIP, packedWeightFloats, type AttendArgs, type Kernels } from '../src/kernels/types.js';
 import { attend64 } from './reference/attention-f64.js';
 
 // ---------- float64 references: the definitions, written as plainly as possible ----------
@@ -161,6 +161,55 @@ function gemmName(c: GemmCase): string {
   return `${c.ta ? 'T' : 'N'}${c.tb ? 'T' : 'N'} m=${c.m} n=${c.n} k=${c.k} alpha=${c.alpha} beta=${c.beta} pad=${c.pad}`;
 }
 
+/** The packed layout by its definition: strip s, depth i, column j holds W[32 s + j, i], or 0 past n. */
+function packWeights64(w: Float32Array, n: number, k: number): Float32Array {
+  const out = new Float32Array(packedWeightFloats(n, k));
+  for (let s = 0; s * PACK_STRIP < n; s++) {
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j < PACK_STRIP; j++) {
+        const row = s * PACK_STRIP + j;
+        out[(s * k + i) * PACK_STRIP + j] = row < n ? w[row * k + i] : 0;
+      }
+    }
+  }
+  return out;
+}
+
+interface PackedCase { m: number; n: number; k: number; accumulate: boolean; pad: number }
+// tails of every blocking: 12-row tiles, 96-row blocks, 32-column strips, 8-strip work items, 640-deep k blocks
+const packedCases: PackedCase[] = [
+  { m: 5, n: 7, k: 3, accumulate: false, pad: 0 },
+  { m: 13, n: 33, k: 65, accumulate: true, pad: 3 },
+  { m: 97, n: 100, k: 70, accumulate: false, pad: 1 },
+  { m: 200, n: 600, k: 1300, accumulate: true, pad: 5 },
+  { m: 30, n: 70, k: 700, accumulate: false, pad: 0 },
+  { m: 1, n: 40, k: 30, accumulate: false, pad: 0 },
+  { m: 4, n: 9, k: 0, accumulate: false, pad: 2 },
+  { m: 4, n: 9, k: 0, accumulate: true, pad: 2 },
+];
+
+/** C (+)= X . W^T through packWeights and sgemmPacked, X and C with padded rows inside larger buffers. */
+function runPackedGemm(kern: Kernels, c: PackedCase, seed: number): { got: Float32Array; want: Float64Array } {
+  const rng = new Rng(seed);
+  const ldx = c.k + c.pad, ldc = c.n + c.pad + 1;
+  const x = view(rng, c.m * ldx, 3), w = view(rng, c.n * c.k, 1);
+  const cm = c.accumulate ? view(rng, c.m * ldc, 2) : view(rng, c.m * ldc, 2, 'nan');
+  const want = sgemm64(false, true, c.m, c.n, c.k, 1, x, ldx, w, c.k, c.accumulate ? 1 : 0, cm, ldc);
+  const packed = new Float32Array(packedWeightFloats(c.n, c.k)).fill(NaN);
+  kern.packWeights(w, c.n, c.k, packed);
+  assert.deepEqual(packed, packWeights64(w, c.n, c.k), `packWeights ${c.n}x${c.k}`);
+  const before = Float32Array.from(new Float32Array(cm.buffer));
+  kern.sgemmPacked(c.m, c.n, c.k, x, ldx, packed, cm, ldc, c.accumulate);
+  const after = new Float32Array(cm.buffer);
+  for (let i = 0; i < before.length; i++) {
+    const rel = i - cm.byteOffset / 4;
+    if (rel < 0 || rel >= cm.length || rel % ldc >= c.n) assert.ok(Object.is(after[i], before[i]), `sgemmPacked wrote outside C at buffer element ${i}`);
+  }
+  return { got: cm, want };
+}
+
+const packedName = (c: PackedCase) => `m=${c.m} n=${c.n} k=${c.k} accumulate=${c.accumulate}`;
+
 interface GemvCase { n: number; k: number; accumulate: boolean; offset: number }
 const gemvCases: GemvCase[] = [
   { n: 1, k: 1, accumulate: false, offset: 0 },
@@ -248,6 +297,12 @@ function checkAgainstDefinitions(kern: Kernels, rowBlock: number, keyChunk: numb
   for (const c of gemmCases()) {
     test(`sgemm ${gemmName(c)}`, () => {
       const { got, want } = runGemm(kern, c, 11);
+      assertClose(got, want, 'C');
+    });
+  }
+  for (const c of packedCases) {
+    test(`packWeights + sgemmPacked ${packedName(c)}`, () => {
+      const { got, want } = runPackedGemm(kern, c, 13);
       assertClose(got, want, 'C');
     });
   }
@@ -371,6 +426,18 @@ describe('native kernels against js kernels', { skip: skipNative }, () => {
       addon.setThreads(before);
     }
   });
+  test('sgemmPacked: every case on 1 and 4 threads', () => {
+    const addon = loadNativeAddon(nativeAddonPath);
+    const before = addon.info().threads;
+    try {
+      for (const threads of [1, 4]) {
+        addon.setThreads(threads);
+        for (const c of packedCases) assertClose(runPackedGemm(native!, c, 25).got, runPackedGemm(jsKernels, c, 25).got, `${packedName(c)} on ${threads} threads`);
+      }
+    } finally {
+      addon.setThreads(before);
+    }
+  });
   test('every attendHead case', () => {
     for (const c of attendCases(rowBlock, keyChunk)) {
       assertClose(runAttend(native!, makeAttendArgs(c, 23)), runAttend(jsKernels, makeAttendArgs(c, 23)), c.name, 1e-5, 1e-4);
@@ -381,6 +448,8 @@ describe('native kernels against js kernels', { skip: skipNative }, () => {
     assert.throws(() => native!.sgemm(false, false, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2), /c has 3 elements, needs 4/);
     assert.throws(() => native!.sgemm(false, false, 2, 2, 3, 1, a, 2, b, 2, 0, new Float32Array(4), 2), /lda = 2 is below the row width 3/);
     assert.throws(() => native!.sgemv(4, 1, a, b, c), /y has 3 elements, needs 4/);
+    assert.throws(() => native!.sgemmPacked(2, 33, 3, a, 3, new Float32Array(64 * 3 - 1), new Float32Array(66), 33, false), /packed has 191 elements, needs 192/);
+    assert.throws(() => native!.packWeights(a, 3, 2, new Float32Array(63)), /out has 63 elements, needs 64/);
     const { cos, sin } = ropeTables(4, 4, 10000);
     assert.throws(() => native!.rope(new Float32Array(4), 1, 1, 4, Int32Array.from([4]), cos, sin), /outside the cos\/sin tables/);
   });

@@ -105,6 +105,21 @@ for (const k of backends) {
       });
     }
 
+    test(`linear layers from packed weights: on by default with native kernels only; both settings agree with float64`, () => {
+      const { cfg, w, model } = tinyModel('qwen2', k);
+      assert.equal(model.packedPrefill, k.name === 'native');
+      assert.equal(new LlamaModel(cfg, w, k, { weights: 'f16' }).packedPrefill, false, 'f16 weights are never packed');
+      const tokens = randomTokens(30, cfg.vocabSize, 6);
+      const positions = range(0, tokens.length);
+      const ref = referenceForward(cfg, w, { tokens, positions });
+      for (const packedPrefill of [false, true]) {
+        const m = new LlamaModel(cfg, w, k, { packedPrefill });
+        assert.equal(m.packedPrefill, packedPrefill);
+        const rows = rowsOf(m.forward({ tokens, positions, cache: m.newCache(), logits: 'all', chunk: 13 }), cfg.vocabSize);
+        for (let r = 0; r < tokens.length; r++) assertClose(rows[r], ref.logits[r], 2e-5, `packedPrefill ${packedPrefill}, row ${r}`);
+      }
+    });
+
     test('SmolLM2-135M shapes, 2 layers: last-row and all-row logits', () => {
       const cfg = smolConfig({ num_hidden_layers: 2 });
       assert.equal(cfg.hiddenSize, 576); assert.equal(cfg.numHeads, 9); assert.equal(cfg.numKvHeads, 3);

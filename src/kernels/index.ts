@@ -9,6 +9,7 @@ import type { Kernels } from './types.js';
 
 export type { Kernels, AttendArgs } from './types.js';
 export { jsKernels } from './js.js';
+export { PACK_STRIP, packedWeightFloats } from './types.js';
 
 export const nativeAddonPath = join(repoRoot, 'build', 'Release', 'kvevict_native.node');
 

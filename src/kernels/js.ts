@@ -1,5 +1,5 @@
 import { floatBitsToHalf, halfTable } from '../util/half.js';
-import type { AttendArgs, Kernels } from './types.js';
+import { PACK_STRIP, packedWeightFloats, type AttendArgs, type Kernels } from './types.js';
 
 /** Plain TypeScript kernels: the portable fallback and the oracle that `native` is tested against. */
 export const jsKernels: Kernels = {
@@ -41,6 +41,37 @@ export const jsKernels: Kernels = {
       const off = i * k;
       for (let p = 0; p < k; p++) s += w[off + p] * x[p];
       y[i] = accumulate ? y[i] + s : s;
+    }
+  },
+
+  packWeights(w, n, k, out) {
+    if (w.length < n * k || out.length < packedWeightFloats(n, k)) throw new RangeError('packWeights: w or out is too short');
+    for (let s = 0; s * PACK_STRIP < n; s++) {
+      const base = s * PACK_STRIP * k;
+      for (let j = 0; j < PACK_STRIP; j++) {
+        const row = s * PACK_STRIP + j;
+        for (let i = 0; i < k; i++) out[base + i * PACK_STRIP + j] = row < n ? w[row * k + i] : 0;
+      }
+    }
+  },
+
+  sgemmPacked(m, n, k, x, ldx, packed, c, ldc, accumulate) {
+    if (ldx < k || ldc < n) throw new RangeError('sgemmPacked: a row stride is below its row width');
+    if (packed.length < packedWeightFloats(n, k)) throw new RangeError('sgemmPacked: packed is too short');
+    const acc = new Float32Array(PACK_STRIP);
+    for (let r = 0; r < m; r++) {
+      for (let s = 0; s * PACK_STRIP < n; s++) {
+        acc.fill(0);
+        const base = s * PACK_STRIP * k;
+        for (let i = 0; i < k; i++) {
+          const xv = x[r * ldx + i];
+          const off = base + i * PACK_STRIP;
+          for (let j = 0; j < PACK_STRIP; j++) acc[j] += xv * packed[off + j];
+        }
+        const cols = Math.min(PACK_STRIP, n - s * PACK_STRIP);
+        const o = r * ldc + s * PACK_STRIP;
+        for (let j = 0; j < cols; j++) c[o + j] = accumulate ? c[o + j] + acc[j] : acc[j];
+      }
     }
   },
 

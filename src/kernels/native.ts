@@ -20,6 +20,8 @@ export interface NativeAddon {
   ): void;
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate: boolean): void;
   largeBuffer?(bytes: number): ArrayBuffer;
+  packWeights?(w: Float32Array, n: number, k: number, out: Float32Array): void;
+  sgemmPacked?(m: number, n: number, k: number, x: Float32Array, ldx: number, packed: Float32Array, c: Float32Array, ldc: number, accumulate: boolean): void;
   copyRows?(dst: Float32Array, dstOffset: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;
@@ -60,6 +62,9 @@ export function makeNativeKernels(path: string): Kernels {
     },
     largeBuffer: addon.largeBuffer ?? jsKernels.largeBuffer,
     copyRows: addon.copyRows ?? jsKernels.copyRows,
+    // an addon built before the packed sgemm: the TypeScript twins (correct, slow)
+    packWeights: addon.packWeights ?? jsKernels.packWeights,
+    sgemmPacked: addon.sgemmPacked ?? jsKernels.sgemmPacked,
     // an addon built before the half kernels: the TypeScript ones (sgemv with halves would then throw a RangeError)
     halfToFloat: addon.halfToFloat ?? jsKernels.halfToFloat,
     floatToHalf: addon.floatToHalf ?? jsKernels.floatToHalf,

@@ -40,6 +40,14 @@ export interface GemvPart {
   y: Float32Array;
 }
 
+/** Output columns per strip of packed weights (Kernels.packWeights); the native micro-kernel's tile width. */
+export const PACK_STRIP = 32;
+
+/** Floats that Kernels.packWeights writes for W[n, k]: n rounded up to whole strips, times k. */
+export function packedWeightFloats(n: number, k: number): number {
+  return Math.ceil(n / PACK_STRIP) * PACK_STRIP * k;
+}
+
 export interface Kernels {
   readonly name: 'js' | 'native';
   /**
@@ -51,6 +59,16 @@ export interface Kernels {
     transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
   ): void;
+  /**
+   * W[n, k] (a linear layer's weights, stored [out, in]) rearranged for sgemmPacked into `out`, which holds
+   * packedWeightFloats(n, k) floats: strips of PACK_STRIP rows of W, each stored k-major, zero-padded past n.
+   */
+  packWeights(w: Float32Array, n: number, k: number, out: Float32Array): void;
+  /**
+   * C[m, n] = X[m, k] . W^T (+ C when accumulate), W packed by packWeights; ldx and ldc are row strides.
+   * The prefill's linear layers: native, the weights' packing is done once instead of in every sgemm call.
+   */
+  sgemmPacked(m: number, n: number, k: number, x: Float32Array, ldx: number, packed: Float32Array, c: Float32Array, ldc: number, accumulate: boolean): void;
   /** y[n] = W[n,k] . x[k], or y += W . x when accumulate. W may be f16 (a decode step then streams half the bytes). */
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
   /**

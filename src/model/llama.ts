@@ -1,10 +1,11 @@
 import { KvCache } from '../cache/kv-cache.js';
 import { KvevictError, assert } from '../errors.js';
-import { kernels, type Kernels } from '../kernels/index.js';
+import { kernels, packedWeightFloats, type Kernels } from '../kernels/index.js';
 import { ropeTables, type ModelConfig } from './config.js';
 import type { GemvPart, WeightMatrix } from '../kernels/types.js';
-import { packUint16 } from '../kernels/arena.js';
+import { packFloat32, packUint16 } from '../kernels/arena.js';
 import type { ForwardArgs, LayerWeights, Weights } from './types.js';
+import { LINEAR_NAMES, linearShape, type LinearName } from './weights.js';
 
 /** forward() arguments, plus where to write the logits (a decode loop reuses one buffer: fresh memory is slow to touch). */
 export interface ForwardOptions extends ForwardArgs {
@@ -83,18 +84,17 @@ export interface LlamaModelOptions {
    * blocks before its sgemm. Outputs change by the weights' rounding to f16 (relative 2^-11). Default 'f32'.
    */
   weights?: WeightFormat;
+  /**
+   * With f32 weights, keep a second copy of every decoder layer's linear weights in the packed layout of
+   * Kernels.sgemmPacked and run the prefill's projections from it (one decode row still reads the row-major
+   * weights through sgemv). Measured 4-7% faster 2K prefills than OpenBLAS's sgemm, for 0.42 GB more memory
+   * with SmolLM2-135M. Default: on with the native kernels, off with the TypeScript ones.
+   */
+  packedPrefill?: boolean;
 }
 
 /** The matrices the linear layers compute from, float32 or f16. */
-interface LinearMatrices {
-  q: WeightMatrix;
-  k: WeightMatrix;
-  v: WeightMatrix;
-  o: WeightMatrix;
-  gate: WeightMatrix;
-  up: WeightMatrix;
-  down: WeightMatrix;
-}
+type LinearMatrices = Record<LinearName, WeightMatrix>;
 
 /** The largest finite half; anything rounding past it is infinity. */
 const HALF_MAX = 65504;
@@ -121,6 +121,12 @@ export class LlamaModel {
   /** the weights format of the linear layers */
   readonly weightFormat: WeightFormat;
   private readonly linears: LinearMatrices[];
+  /** whether prefills compute their linear layers from packed weights (LlamaModelOptions.packedPrefill) */
+  get packedPrefill(): boolean {
+    return this.packedLinears !== null;
+  }
+  /** each layer's linear weights packed for the prefill (packedPrefill), or null */
+  private readonly packedLinears: Record<LinearName, Float32Array>[] | null = null;
   private readonly lmHead: WeightMatrix;
   private widened: Float32Array = new Float32Array(0);
 
@@ -133,7 +139,7 @@ export class LlamaModel {
     const format = opts.weights ?? 'f32';
     if (!WEIGHT_FORMATS.includes(format)) throw new KvevictError(`weights format must be ${WEIGHT_FORMATS.join(' or ')}, got "${String(format)}"`);
     this.weightFormat = format;
-    const names: (keyof LinearMatrices)[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+    const names = LINEAR_NAMES;
     const f32 = [...weights.layers.flatMap((w) => names.map((n) => w[n])), weights.lmHead];
     let kept: WeightMatrix[] = f32;
     if (format === 'f16') {
@@ -153,6 +159,14 @@ export class LlamaModel {
       return { q: at(0), k: at(1), v: at(2), o: at(3), gate: at(4), up: at(5), down: at(6) };
     });
     this.lmHead = kept[kept.length - 1];
+    if (format === 'f32' && (opts.packedPrefill ?? this.k.name === 'native')) {
+      const packed = packFloat32(weights.layers.flatMap(() => names.map((n) => packedWeightFloats(...linearShape(c, n)))), this.k);
+      this.packedLinears = weights.layers.map((w, l) => {
+        const at = (i: number) => packed[l * names.length + i];
+        names.forEach((n, i) => this.k.packWeights(w[n], ...linearShape(c, n), at(i)));
+        return { q: at(0), k: at(1), v: at(2), o: at(3), gate: at(4), up: at(5), down: at(6) };
+      });
+    }
   }
 
   /** An empty cache shaped for this model. */
@@ -257,9 +271,13 @@ export class LlamaModel {
     return out;
   }
 
-  /** y[n, outDim] = x[n, inDim] . W[outDim, inDim]^T (+ y when accumulate). sgemv for one row: OpenBLAS sgemm with M=1 is slow. */
-  private linear(n: number, outDim: number, inDim: number, x: Float32Array, w: WeightMatrix, y: Float32Array, accumulate: boolean): void {
-    if (n === 1) this.k.sgemv(outDim, inDim, w, x, y, accumulate);
+  /**
+   * y[n, outDim] = x[n, inDim] . W[outDim, inDim]^T (+ y when accumulate): from the packed copy when there is one,
+   * sgemv for one row (OpenBLAS sgemm with M=1 is slow), OpenBLAS sgemm otherwise.
+   */
+  private linear(n: number, outDim: number, inDim: number, x: Float32Array, w: WeightMatrix, y: Float32Array, accumulate: boolean, packed?: Float32Array): void {
+    if (packed && n > 1) this.k.sgemmPacked(n, outDim, inDim, x, inDim, packed, y, outDim, accumulate);
+    else if (n === 1) this.k.sgemv(outDim, inDim, w, x, y, accumulate);
     else if (w instanceof Float32Array) this.k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
     else {
       // f16: widen blocks of output rows to float32, each block's sgemm writing its columns of y
@@ -277,6 +295,7 @@ export class LlamaModel {
   private layer(l: number, n: number, pos: Int32Array, cache: KvCache, observer: ForwardArgs['observer'], outputs: 'all' | 'last' | 'none'): void {
     const cfg = this.config;
     const w: LayerWeights = this.weights.layers[l];
+    const pk = this.packedLinears?.[l]; // the same, packed for the prefill's rows
     const lin = this.linears[l]; // the matrices the linear layers compute from (float32 or f16)
     const k = this.k;
     const s = this.scratch;
@@ -304,9 +323,9 @@ export class LlamaModel {
       // one pass of the thread pool for the three projections of the decode row
       k.sgemvParts(hidden, s.xb, (s.qkvParts[l] ??= [{ w: lin.q, n: qDim, y: s.q }, { w: lin.k, n: kvDim, y: s.k }, { w: lin.v, n: kvDim, y: s.v }]));
     } else {
-      if (out > 0) this.linear(out, qDim, hidden, out === n ? s.xb : s.xb.subarray((n - out) * hidden), lin.q, s.q, false);
-      this.linear(n, kvDim, hidden, s.xb, lin.k, s.k, false);
-      this.linear(n, kvDim, hidden, s.xb, lin.v, s.v, false);
+      if (out > 0) this.linear(out, qDim, hidden, out === n ? s.xb : s.xb.subarray((n - out) * hidden), lin.q, s.q, false, pk?.q);
+      this.linear(n, kvDim, hidden, s.xb, lin.k, s.k, false, pk?.k);
+      this.linear(n, kvDim, hidden, s.xb, lin.v, s.v, false, pk?.v);
     }
     lap('linear');
     const qRows = n === 1 ? 1 : out;
@@ -341,7 +360,7 @@ export class LlamaModel {
     lap('attention');
 
     // output projection into the residual stream
-    this.linear(out, hidden, qDim, s.att, lin.o, x, true);
+    this.linear(out, hidden, qDim, s.att, lin.o, x, true, pk?.o);
     lap('linear');
 
     // SwiGLU MLP
@@ -350,13 +369,13 @@ export class LlamaModel {
     if (out === 1) {
       k.sgemvParts(hidden, s.xb, (s.gateUpParts[l] ??= [{ w: lin.gate, n: inter, y: s.gate }, { w: lin.up, n: inter, y: s.up }]));
     } else {
-      this.linear(out, inter, hidden, s.xb, lin.gate, s.gate, false);
-      this.linear(out, inter, hidden, s.xb, lin.up, s.up, false);
+      this.linear(out, inter, hidden, s.xb, lin.gate, s.gate, false, pk?.gate);
+      this.linear(out, inter, hidden, s.xb, lin.up, s.up, false, pk?.up);
     }
     lap('linear');
     k.siluMul(s.gate, s.gate, s.up, out * inter);
     lap('activation');
-    this.linear(out, hidden, inter, s.gate, lin.down, x, true);
+    this.linear(out, hidden, inter, s.gate, lin.down, x, true, pk?.down);
     lap('linear');
   }
 }

@@ -21,6 +21,22 @@ export interface TensorSlot {
 
 type LayerField = keyof LayerWeights;
 
+/** The linear layers' weight matrices of a decoder layer. */
+export type LinearName = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
+export const LINEAR_NAMES: readonly LinearName[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+
+/** [out, in] of a linear layer's weight matrix (stored row-major, out rows of in). */
+export function linearShape(cfg: ModelConfig, name: LinearName): [number, number] {
+  const { hiddenSize: h, intermediateSize: inter, numHeads, numKvHeads, headDim: d } = cfg;
+  switch (name) {
+    case 'q': return [numHeads * d, h];
+    case 'k': case 'v': return [numKvHeads * d, h];
+    case 'o': return [h, numHeads * d];
+    case 'gate': case 'up': return [inter, h];
+    case 'down': return [h, inter];
+  }
+}
+
 /** Every tensor a model with this config stores, in Hugging Face naming (lm_head only when untied). */
 export function tensorSlots(cfg: ModelConfig): TensorSlot[] {
   const { hiddenSize: h, intermediateSize: inter, numHeads, numKvHeads, headDim: d, vocabSize: vocab } = cfg;
