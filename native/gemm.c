@@ -4,14 +4,17 @@
  * OpenBLAS repacks both operands on every call and, on this Zen 5 (Debian's 0.3.21 runs its SkylakeX kernels
  * here), sustains about 83% of the FMA ceiling at a prefill's shapes (m = 512, k = 576 or 1536). The weights
  * never change, so they are packed at load into the layout the micro-kernel reads: strips of 32 output columns,
- * each stored k-major ([k][32], zero-padded past n). Per call only a block of X is packed.
+ * each stored k-major ([k][32], zero-padded past n). Per call only X is packed, once, on the thread pool ([k][12]
+ * per tile of 12 rows; packing it again for every work item cost 5-10%).
  *
- * The loops are the usual ones (Goto/BLIS): a block of MC rows of X, packed [k][MR] per MR rows, stays in L2;
- * a strip's [kc][32] panel is read by every MR block of it; the micro-kernel keeps a 12 x 32 tile of C in 24
- * zmm registers and does 24 FMAs per 2 loads of W and 12 broadcasts of X. Work items (a block of rows times a
- * group of strips) are shared out on the thread pool.
+ * The loops are the usual ones (Goto/BLIS): a block of MC rows of packed X stays in L2; a strip's [kc][32] panel
+ * is read by every tile of the block; the micro-kernel keeps a 12 x 32 tile of C in 24 zmm registers and does
+ * 24 FMAs per 2 loads of W and 12 broadcasts of X. Work items (a block of rows times a group of strips) are
+ * shared out on the thread pool.
  */
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
@@ -94,15 +97,26 @@ static inline void micro_kernel(int kc, const float *ap, const float *bp, float 
 }
 
 typedef struct {
-  int m, n, k, accumulate, kc, strips, groups, items;
+  int m, n, k, accumulate, kc, strips, groups, items, tiles;
   int64_t ldx, ldc;
   const float *x, *packed;
+  float *xp; /* X packed: k block after k block ([k0 * tiles * MR] on), tile after tile, [kc][MR] each */
   float *c;
   atomic_int next;
 } GemmJob;
 
-/* X's block for one work item, per thread: MC x KC_MAX floats */
-static _Thread_local float *x_block;
+/* Packs tiles [b, e) of X for every k block. */
+static void pack_tiles(void *arg, int64_t b, int64_t e) {
+  const GemmJob *j = arg;
+  for (int k0 = 0; k0 < j->k; k0 += j->kc) {
+    const int kc = j->k - k0 < j->kc ? j->k - k0 : j->kc;
+    for (int64_t t = b; t < e; t++) {
+      const int r0 = (int)t * MR;
+      pack_x(j->x + (int64_t)r0 * j->ldx + k0, j->ldx, j->m - r0 < MR ? j->m - r0 : MR, kc,
+             j->xp + (int64_t)k0 * j->tiles * MR + t * MR * kc);
+    }
+  }
+}
 
 static void gemm_item(const GemmJob *j, int item) {
   const int mb = item / j->groups, g = item % j->groups;
@@ -110,14 +124,14 @@ static void gemm_item(const GemmJob *j, int item) {
   const int s0 = g * STRIPS_PER_ITEM, s1 = s0 + STRIPS_PER_ITEM < j->strips ? s0 + STRIPS_PER_ITEM : j->strips;
   for (int k0 = 0; k0 < j->k; k0 += j->kc) {
     const int kc = j->k - k0 < j->kc ? j->k - k0 : j->kc;
-    for (int i = 0; i < mc; i += MR) pack_x(j->x + (int64_t)(m0 + i) * j->ldx + k0, j->ldx, mc - i < MR ? mc - i : MR, kc, x_block + (int64_t)i * kc);
+    const float *xb = j->xp + (int64_t)k0 * j->tiles * MR + (int64_t)m0 * kc; /* this block's first tile */
     const int add = j->accumulate || k0 > 0;
     for (int s = s0; s < s1; s++) {
       const float *bp = j->packed + ((int64_t)s * j->k + k0) * KV_PACK_NR;
       const int cols = j->n - s * KV_PACK_NR < KV_PACK_NR ? j->n - s * KV_PACK_NR : KV_PACK_NR;
       float *cs = j->c + (int64_t)m0 * j->ldc + s * KV_PACK_NR;
       for (int i = 0; i < mc; i += MR)
-        micro_kernel(kc, x_block + (int64_t)i * kc, bp, cs + (int64_t)i * j->ldc, j->ldc, mc - i < MR ? mc - i : MR, cols, add);
+        micro_kernel(kc, xb + (int64_t)i * kc, bp, cs + (int64_t)i * j->ldc, j->ldc, mc - i < MR ? mc - i : MR, cols, add);
     }
   }
 }
@@ -125,14 +139,17 @@ static void gemm_item(const GemmJob *j, int item) {
 static void gemm_worker(void *arg, int index) {
   (void)index;
   GemmJob *j = arg;
-  if (!x_block) x_block = aligned_alloc(64, sizeof(float) * MC * KC_MAX);
-  if (!x_block) return; /* another thread takes the items; the caller checks that every item ran */
   for (;;) {
     const int item = atomic_fetch_add(&j->next, 1);
     if (item >= j->items) break;
     gemm_item(j, item);
   }
 }
+
+/* X packed, grown as needed and kept (a prefill calls with the same shapes chunk after chunk); one call at a time */
+static pthread_mutex_t x_packed_lock = PTHREAD_MUTEX_INITIALIZER;
+static float *x_packed;
+static int64_t x_packed_floats;
 
 int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const float *packed, float *c, int64_t ldc, int accumulate) {
   if (m <= 0 || n <= 0) return 0;
@@ -144,19 +161,30 @@ int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const floa
   const int kblocks = (k + KC_MAX - 1) / KC_MAX;
   GemmJob j = {.m = m, .n = n, .k = k, .accumulate = accumulate, .ldx = ldx, .ldc = ldc, .x = x, .packed = packed, .c = c};
   j.kc = (k + kblocks - 1) / kblocks;
+  j.tiles = (m + MR - 1) / MR;
   j.strips = (n + KV_PACK_NR - 1) / KV_PACK_NR;
   j.groups = (j.strips + STRIPS_PER_ITEM - 1) / STRIPS_PER_ITEM;
   j.items = ((m + MC - 1) / MC) * j.groups;
+  const int64_t need = (int64_t)j.tiles * MR * k;
+  pthread_mutex_lock(&x_packed_lock);
+  if (need > x_packed_floats) {
+    free(x_packed);
+    x_packed = aligned_alloc(64, sizeof(float) * (size_t)((need + 15) / 16 * 16));
+    x_packed_floats = x_packed ? need : 0;
+    if (!x_packed) {
+      pthread_mutex_unlock(&x_packed_lock);
+      return -1;
+    }
+  }
+  j.xp = x_packed;
   atomic_init(&j.next, 0);
   const int64_t fmas = (int64_t)m * n * k;
-  int threads = fmas < PARALLEL_MIN_FMAS ? 1 : kv_threads();
+  const int parallel = fmas >= PARALLEL_MIN_FMAS;
+  /* pack X on the pool (tiles of 12 rows), then the products */
+  kv_pool_for(j.tiles, 4, parallel ? 8 : INT32_MAX, pack_tiles, &j);
+  int threads = parallel ? kv_threads() : 1;
   if (threads > j.items) threads = j.items;
   kv_pool_run(gemm_worker, &j, threads);
-  /* a thread without its block buffer took no items; finish what is left here, or fail */
-  if (atomic_load(&j.next) < j.items) {
-    if (!x_block) x_block = aligned_alloc(64, sizeof(float) * MC * KC_MAX);
-    if (!x_block) return -1;
-    gemm_worker(&j, 0);
-  }
+  pthread_mutex_unlock(&x_packed_lock);
   return 0;
 }
