@@ -3,7 +3,7 @@ import { KvevictError, assert } from '../errors.js';
 import { kernels, packedWeightFloats, type Kernels } from '../kernels/index.js';
 import { ropeTables, type ModelConfig } from './config.js';
 import type { GemvPart, WeightMatrix } from '../kernels/types.js';
-import { packFloat32, packUint16 } from '../kernels/arena.js';
+import { ARENA_MAX_BYTES, packFloat32, packUint16 } from '../kernels/arena.js';
 import type { ForwardArgs, LayerWeights, Weights } from './types.js';
 import { LINEAR_NAMES, linearShape, type LinearName } from './weights.js';
 
@@ -160,7 +160,9 @@ export class LlamaModel {
     });
     this.lmHead = kept[kept.length - 1];
     if (format === 'f32' && (opts.packedPrefill ?? this.k.name === 'native')) {
-      const packed = packFloat32(weights.layers.flatMap(() => names.map((n) => packedWeightFloats(...linearShape(c, n)))), this.k);
+      // ordinary pages: the packed product reuses each panel from cache, so huge pages gain it nothing, and
+      // faulting them in (compacted on demand) took twice as long
+      const packed = packFloat32(weights.layers.flatMap(() => names.map((n) => packedWeightFloats(...linearShape(c, n)))), this.k, { minBytes: Infinity, maxBytes: ARENA_MAX_BYTES });
       this.packedLinears = weights.layers.map((w, l) => {
         const at = (i: number) => packed[l * names.length + i];
         names.forEach((n, i) => this.k.packWeights(w[n], ...linearShape(c, n), at(i)));
