@@ -14,7 +14,6 @@
  * shared out on the thread pool.
  */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +119,6 @@ typedef struct {
   const float *x, *packed;
   float *xp; /* X packed: k block after k block ([k0 * tiles * MR] on), tile after tile, [kc][MR] each */
   float *c;
-  atomic_int next;
 } GemmJob;
 
 /* Packs tiles [b, e) of X for every k block. */
@@ -136,8 +134,8 @@ static void pack_tiles(void *arg, int64_t b, int64_t e) {
   }
 }
 
-static void gemm_item(const GemmJob *j, int item) {
-  const int mb = item / j->groups, g = item % j->groups;
+static void gemm_item(const GemmJob *j, int64_t item) {
+  const int mb = (int)(item / j->groups), g = (int)(item % j->groups);
   const int m0 = mb * MC, mc = j->m - m0 < MC ? j->m - m0 : MC;
   const int s0 = g * STRIPS_PER_ITEM, s1 = s0 + STRIPS_PER_ITEM < j->strips ? s0 + STRIPS_PER_ITEM : j->strips;
   for (int k0 = 0; k0 < j->k; k0 += j->kc) {
@@ -154,14 +152,9 @@ static void gemm_item(const GemmJob *j, int item) {
   }
 }
 
-static void gemm_worker(void *arg, int index) {
-  (void)index;
-  GemmJob *j = arg;
-  for (;;) {
-    const int item = atomic_fetch_add(&j->next, 1);
-    if (item >= j->items) break;
-    gemm_item(j, item);
-  }
+/* Work items [b, e). */
+static void gemm_items(void *arg, int64_t b, int64_t e) {
+  for (int64_t item = b; item < e; item++) gemm_item(arg, item);
 }
 
 /* X packed, grown as needed and kept (a prefill calls with the same shapes chunk after chunk); one call at a time */
@@ -195,14 +188,10 @@ int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const floa
     }
   }
   j.xp = x_packed;
-  atomic_init(&j.next, 0);
-  const int64_t fmas = (int64_t)m * n * k;
-  const int parallel = fmas >= PARALLEL_MIN_FMAS;
-  /* pack X on the pool (tiles of 12 rows), then the products */
-  kv_pool_for(j.tiles, 4, parallel ? 8 : INT32_MAX, pack_tiles, &j);
-  int threads = parallel ? kv_threads() : 1;
-  if (threads > j.items) threads = j.items;
-  kv_pool_run(gemm_worker, &j, threads);
+  const int parallel = (int64_t)m * n * k >= PARALLEL_MIN_FMAS;
+  /* pack X on the pool (tiles of 12 rows), then the products, one work item at a time */
+  kv_pool_for(j.tiles, 4, parallel ? 8 : INT64_MAX, pack_tiles, &j);
+  kv_pool_for(j.items, 1, parallel ? 0 : INT64_MAX, gemm_items, &j);
   pthread_mutex_unlock(&x_packed_lock);
   return 0;
 }

@@ -6,7 +6,7 @@
  * Inside a block, row after row against x held in L1, with AVX-512 FMA where the compiler targets it.
  * Weights may also be IEEE halves (f16), widened in registers (vcvtph2ps): the same stream at half the bytes.
  */
-#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include "kernels.h"
 #include "pool.h"
@@ -117,23 +117,20 @@ static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, con
 }
 
 typedef struct {
-  int count, k, accumulate, rows_per_block, blocks;
+  int k, accumulate, rows_per_block;
   const KvGemvPart *parts;
   int first_block[KV_GEMV_MAX_PARTS + 1];
   const float *x;
-  atomic_int next;
 } GemvJob;
 
-static void gemv_worker(void *arg, int index) {
-  (void)index;
-  GemvJob *j = arg;
-  for (;;) {
-    const int b = atomic_fetch_add(&j->next, 1);
-    if (b >= j->blocks) break;
+/* Blocks [b, e) of rows, numbered across the parts. */
+static void gemv_blocks(void *arg, int64_t b, int64_t e) {
+  const GemvJob *j = arg;
+  for (int64_t blk = b; blk < e; blk++) {
     int p = 0;
-    while (b >= j->first_block[p + 1]) p++;
+    while (blk >= j->first_block[p + 1]) p++;
     const KvGemvPart *part = &j->parts[p];
-    const int r0 = (b - j->first_block[p]) * j->rows_per_block;
+    const int r0 = ((int)blk - j->first_block[p]) * j->rows_per_block;
     const int rows = part->n - r0 < j->rows_per_block ? part->n - r0 : j->rows_per_block;
     const int64_t off = (int64_t)r0 * j->k;
     if (part->h) gemv_rows(rows, j->k, NULL, part->h + off, j->x, part->y + r0, j->accumulate);
@@ -148,7 +145,7 @@ void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, i
       for (int p = 0; p < count; p++) memset(parts[p].y, 0, sizeof(float) * (size_t)parts[p].n);
     return;
   }
-  GemvJob j = {.count = count, .k = k, .accumulate = accumulate, .parts = parts, .x = x};
+  GemvJob j = {.k = k, .accumulate = accumulate, .parts = parts, .x = x};
   /* blocks of about 256 KB of weights, floats or halves */
   int rpb = GEMV_BLOCK_FLOATS * (parts[0].h ? 2 : 1) / k;
   rpb = rpb < 4 ? 4 : rpb / 4 * 4;
@@ -159,11 +156,8 @@ void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, i
     j.first_block[p + 1] = j.first_block[p] + (parts[p].n + rpb - 1) / rpb;
     total += (int64_t)parts[p].n * k * (parts[p].h ? 2 : 4);
   }
-  j.blocks = j.first_block[count];
-  atomic_init(&j.next, 0);
-  int threads = total < 4 * GEMV_PARALLEL_MIN ? 1 : kv_threads();
-  if (threads > j.blocks) threads = j.blocks;
-  kv_pool_run(gemv_worker, &j, threads);
+  /* one block at a time off the pool's shared counter; small products stay on this thread */
+  kv_pool_for(j.first_block[count], 1, total < 4 * GEMV_PARALLEL_MIN ? INT64_MAX : 0, gemv_blocks, &j);
 }
 
 /* Half <-> float over whole arrays: blocks of 64K elements shared out on the pool (a prefill widens each half
