@@ -13,6 +13,7 @@ import { loadNative, nativeAddonPath } from '../src/kernels/index.js';
 import { loadNativeAddon } from '../src/kernels/native.js';
 import type { AttendArgs, GemvPart, Kernels } from '../src/kernels/types.js';
 import { attend64 } from './reference/attention-f64.js';
+import { withThreads } from './helpers/threads.js';
 
 function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, atol = 1e-5, rtol = 1e-4): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
@@ -268,16 +269,7 @@ const skipNative = native ? false : `native addon not built (${nativeAddonPath})
 describe('native engine kernels against float64 definitions, on 1 and 4 threads', { skip: skipNative }, () => {
   const addon = loadNativeAddon(nativeAddonPath);
   /** A test that runs `check` with the addon on `threads` threads, restoring the count afterwards. */
-  const onThreads = (name: string, threads: number, check: () => void) =>
-    test(`${name}, ${threads} thread(s)`, () => {
-      const before = addon.info().threads;
-      addon.setThreads(threads);
-      try {
-        check();
-      } finally {
-        addon.setThreads(before);
-      }
-    });
+  const onThreads = (name: string, threads: number, check: () => void) => test(`${name}, ${threads} thread(s)`, () => withThreads(threads, check));
   for (const threads of [1, 4]) {
     onThreads('sgemvParts', threads, () => partsCases.forEach((c, i) => runParts(native!, c, 60 + i)));
     onThreads('half conversions and f16 sgemv', threads, () => {

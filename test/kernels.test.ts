@@ -11,6 +11,7 @@ import { loadNative, nativeAddonPath } from '../src/kernels/index.js';
 import { loadNativeAddon } from '../src/kernels/native.js';
 import { PACK_STRIP, packedWeightFloats, type AttendArgs, type Kernels } from '../src/kernels/types.js';
 import { attend64 } from './reference/attention-f64.js';
+import { withThreads } from './helpers/threads.js';
 
 // ---------- float64 references: the definitions, written as plainly as possible ----------
 
@@ -390,20 +391,13 @@ describe('native kernels against float64 definitions', { skip: skipNative }, () 
 });
 
 describe('native attention on 1 and 4 threads (row blocks and key splits spread over threads)', { skip: skipNative }, () => {
-  const addon = loadNativeAddon(nativeAddonPath);
   for (const threads of [1, 4]) {
-    test(`every attendHead case, ${threads} thread(s)`, () => {
-      const before = addon.info().threads;
-      addon.setThreads(threads);
-      try {
-        for (const c of attendCases(rowBlock, keyChunk)) {
-          const args = makeAttendArgs(c, 31);
-          assertClose(runAttend(native!, args), attend64(args), c.name, 1e-5, 1e-4);
-        }
-      } finally {
-        addon.setThreads(before);
+    test(`every attendHead case, ${threads} thread(s)`, () => withThreads(threads, () => {
+      for (const c of attendCases(rowBlock, keyChunk)) {
+        const args = makeAttendArgs(c, 31);
+        assertClose(runAttend(native!, args), attend64(args), c.name, 1e-5, 1e-4);
       }
-    });
+    }));
   }
 });
 
@@ -415,27 +409,17 @@ describe('native kernels against js kernels', { skip: skipNative }, () => {
     for (const c of gemvCases) assertClose(runGemv(native!, c, 22).got, runGemv(jsKernels, c, 22).got, `sgemv ${c.n}x${c.k}`);
   });
   test('sgemv split across 1 and 4 threads', () => {
-    const addon = loadNativeAddon(nativeAddonPath);
-    const before = addon.info().threads;
-    try {
-      for (const threads of [1, 4]) {
-        addon.setThreads(threads);
+    for (const threads of [1, 4]) {
+      withThreads(threads, () => {
         for (const c of gemvCases) assertClose(runGemv(native!, c, 24).got, runGemv(jsKernels, c, 24).got, `sgemv ${c.n}x${c.k} on ${threads} threads`);
-      }
-    } finally {
-      addon.setThreads(before);
+      });
     }
   });
   test('sgemmPacked: every case on 1 and 4 threads', () => {
-    const addon = loadNativeAddon(nativeAddonPath);
-    const before = addon.info().threads;
-    try {
-      for (const threads of [1, 4]) {
-        addon.setThreads(threads);
+    for (const threads of [1, 4]) {
+      withThreads(threads, () => {
         for (const c of packedCases) assertClose(runPackedGemm(native!, c, 25).got, runPackedGemm(jsKernels, c, 25).got, `${packedName(c)} on ${threads} threads`);
-      }
-    } finally {
-      addon.setThreads(before);
+      });
     }
   });
   test('every attendHead case', () => {

@@ -8,7 +8,7 @@ import { KvevictError } from '../errors.js';
 import { ropeInvFreq } from './config.js';
 import type { ModelConfig, ModelType } from './config.js';
 import { encodeHalf } from './safetensors.js';
-import { allocateWeights, decodeToF32 } from './weights.js';
+import { allocateWeights, decodeToF32, linearShape } from './weights.js';
 import type { Tokenizer } from './tokenizer.js';
 import { Tokenizer as KvTokenizer } from './tokenizer.js';
 import type { LayerWeights, Weights } from './types.js';
@@ -323,26 +323,26 @@ export function ggufContent(cfg: ModelConfig, weights: Weights, tokenizer: Token
   const tensors: GgufTensorToWrite[] = [];
   const mat = (name: string, shape: number[], data: Float32Array) => tensors.push({ name, shape, data, type: matType });
   const vec = (name: string, data: Float32Array) => tensors.push({ name, shape: [data.length], data, type: GgmlType.F32 });
-  const { hiddenSize: h, intermediateSize: inter, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: vocab } = cfg;
+  const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, vocabSize: vocab } = cfg;
   const permute = arch === 'llama';
   mat('token_embd.weight', [vocab, h], weights.embed);
   if (cfg.ropeScaling && arch === 'llama') vec('rope_freqs.weight', llama3RopeFactors(cfg));
   weights.layers.forEach((L, l) => {
     const p = `blk.${l}.`;
     vec(p + 'attn_norm.weight', L.inputNorm);
-    mat(p + 'attn_q.weight', [H * d, h], permute ? permuteQK(L.q, H, h) : L.q);
-    mat(p + 'attn_k.weight', [Hkv * d, h], permute ? permuteQK(L.k, Hkv, h) : L.k);
-    mat(p + 'attn_v.weight', [Hkv * d, h], L.v);
-    mat(p + 'attn_output.weight', [h, H * d], L.o);
+    mat(p + 'attn_q.weight', linearShape(cfg, 'q'), permute ? permuteQK(L.q, H, h) : L.q);
+    mat(p + 'attn_k.weight', linearShape(cfg, 'k'), permute ? permuteQK(L.k, Hkv, h) : L.k);
+    mat(p + 'attn_v.weight', linearShape(cfg, 'v'), L.v);
+    mat(p + 'attn_output.weight', linearShape(cfg, 'o'), L.o);
     if (L.qBias) vec(p + 'attn_q.bias', permute ? permuteQK(L.qBias, H, 1) : L.qBias);
     if (L.kBias) vec(p + 'attn_k.bias', permute ? permuteQK(L.kBias, Hkv, 1) : L.kBias);
     if (L.vBias) vec(p + 'attn_v.bias', L.vBias);
     if (L.qNorm) vec(p + 'attn_q_norm.weight', L.qNorm);
     if (L.kNorm) vec(p + 'attn_k_norm.weight', L.kNorm);
     vec(p + 'ffn_norm.weight', L.postNorm);
-    mat(p + 'ffn_gate.weight', [inter, h], L.gate);
-    mat(p + 'ffn_up.weight', [inter, h], L.up);
-    mat(p + 'ffn_down.weight', [h, inter], L.down);
+    mat(p + 'ffn_gate.weight', linearShape(cfg, 'gate'), L.gate);
+    mat(p + 'ffn_up.weight', linearShape(cfg, 'up'), L.up);
+    mat(p + 'ffn_down.weight', linearShape(cfg, 'down'), L.down);
   });
   vec('output_norm.weight', weights.finalNorm);
   if (!cfg.tieWordEmbeddings && weights.lmHead !== weights.embed) mat('output.weight', [vocab, h], weights.lmHead);
@@ -543,7 +543,7 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
     if (t.dims.length !== want.length || t.dims.some((d, i) => d !== want[i])) throw new KvevictError(`${g.file}: tensor ${name} has dims [${t.dims}], expected [${want}]`);
     return readGgufTensorF32(g, t);
   };
-  const { hiddenSize: h, intermediateSize: inter, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: vocab } = cfg;
+  const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: vocab } = cfg;
   // packed as a safetensors load is (huge pages with the native kernels); each tensor is decoded, then copied in
   const w = allocateWeights(cfg);
   const put = (dst: Float32Array | null, name: string, shape: number[], qkHeads = 0) => {
@@ -556,10 +556,10 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
     const p = `blk.${l}.`;
     const L: LayerWeights = w.layers[l];
     put(L.inputNorm, p + 'attn_norm.weight', [h]);
-    put(L.q, p + 'attn_q.weight', [H * d, h], H);
-    put(L.k, p + 'attn_k.weight', [Hkv * d, h], Hkv);
-    put(L.v, p + 'attn_v.weight', [Hkv * d, h]);
-    put(L.o, p + 'attn_output.weight', [h, H * d]);
+    put(L.q, p + 'attn_q.weight', linearShape(cfg, 'q'), H);
+    put(L.k, p + 'attn_k.weight', linearShape(cfg, 'k'), Hkv);
+    put(L.v, p + 'attn_v.weight', linearShape(cfg, 'v'));
+    put(L.o, p + 'attn_output.weight', linearShape(cfg, 'o'));
     if (cfg.attentionBias) {
       put(L.qBias, p + 'attn_q.bias', [H * d], H);
       put(L.kBias, p + 'attn_k.bias', [Hkv * d], Hkv);
@@ -570,9 +570,9 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
       put(L.kNorm, p + 'attn_k_norm.weight', [d]);
     }
     put(L.postNorm, p + 'ffn_norm.weight', [h]);
-    put(L.gate, p + 'ffn_gate.weight', [inter, h]);
-    put(L.up, p + 'ffn_up.weight', [inter, h]);
-    put(L.down, p + 'ffn_down.weight', [h, inter]);
+    put(L.gate, p + 'ffn_gate.weight', linearShape(cfg, 'gate'));
+    put(L.up, p + 'ffn_up.weight', linearShape(cfg, 'up'));
+    put(L.down, p + 'ffn_down.weight', linearShape(cfg, 'down'));
   }
   put(w.finalNorm, 'output_norm.weight', [h]);
   if (!cfg.tieWordEmbeddings) put(w.lmHead, 'output.weight', [vocab, h]);

@@ -154,10 +154,7 @@ export class LlamaModel {
       f32.forEach((w, m) => this.k.floatToHalf(w, halves[m], w.length));
       kept = halves;
     }
-    this.linears = weights.layers.map((_, l) => {
-      const at = (i: number) => kept[l * names.length + i];
-      return { q: at(0), k: at(1), v: at(2), o: at(3), gate: at(4), up: at(5), down: at(6) };
-    });
+    this.linears = weights.layers.map((_, l) => byLinearName((i) => kept[l * names.length + i]));
     this.lmHead = kept[kept.length - 1];
     if (format === 'f32' && (opts.packedPrefill ?? this.k.name === 'native')) {
       // ordinary pages: the packed product reuses each panel from cache, so huge pages gain it nothing, and
@@ -166,7 +163,7 @@ export class LlamaModel {
       this.packedLinears = weights.layers.map((w, l) => {
         const at = (i: number) => packed[l * names.length + i];
         names.forEach((n, i) => this.k.packWeights(w[n], ...linearShape(c, n), at(i)));
-        return { q: at(0), k: at(1), v: at(2), o: at(3), gate: at(4), up: at(5), down: at(6) };
+        return byLinearName(at);
       });
     }
   }
@@ -380,6 +377,11 @@ export class LlamaModel {
     this.linear(out, hidden, inter, s.gate, lin.down, x, true, pk?.down);
     lap('linear');
   }
+}
+
+/** A record of the linear layers' matrices, the i-th of LINEAR_NAMES from at(i). */
+function byLinearName<T>(at: (i: number) => T): Record<LinearName, T> {
+  return Object.fromEntries(LINEAR_NAMES.map((n, i) => [n, at(i)])) as Record<LinearName, T>;
 }
 
 function addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void {

@@ -39,7 +39,7 @@ export function linearShape(cfg: ModelConfig, name: LinearName): [number, number
 
 /** Every tensor a model with this config stores, in Hugging Face naming (lm_head only when untied). */
 export function tensorSlots(cfg: ModelConfig): TensorSlot[] {
-  const { hiddenSize: h, intermediateSize: inter, numHeads, numKvHeads, headDim: d, vocabSize: vocab } = cfg;
+  const { hiddenSize: h, numHeads, numKvHeads, headDim: d, vocabSize: vocab } = cfg;
   const slots: TensorSlot[] = [
     { name: 'model.embed_tokens.weight', shape: [vocab, h], get: (w) => w.embed, set: (w, a) => { w.embed = a; } },
   ];
@@ -49,10 +49,10 @@ export function tensorSlots(cfg: ModelConfig): TensorSlot[] {
       slots.push({ name: p + name, shape, get: (w) => w.layers[l][field], set: (w, a) => { w.layers[l][field] = a; } });
     };
     add('input_layernorm.weight', [h], 'inputNorm');
-    add('self_attn.q_proj.weight', [numHeads * d, h], 'q');
-    add('self_attn.k_proj.weight', [numKvHeads * d, h], 'k');
-    add('self_attn.v_proj.weight', [numKvHeads * d, h], 'v');
-    add('self_attn.o_proj.weight', [h, numHeads * d], 'o');
+    add('self_attn.q_proj.weight', linearShape(cfg, 'q'), 'q');
+    add('self_attn.k_proj.weight', linearShape(cfg, 'k'), 'k');
+    add('self_attn.v_proj.weight', linearShape(cfg, 'v'), 'v');
+    add('self_attn.o_proj.weight', linearShape(cfg, 'o'), 'o');
     if (cfg.attentionBias) {
       add('self_attn.q_proj.bias', [numHeads * d], 'qBias');
       add('self_attn.k_proj.bias', [numKvHeads * d], 'kBias');
@@ -63,9 +63,9 @@ export function tensorSlots(cfg: ModelConfig): TensorSlot[] {
       add('self_attn.k_norm.weight', [d], 'kNorm');
     }
     add('post_attention_layernorm.weight', [h], 'postNorm');
-    add('mlp.gate_proj.weight', [inter, h], 'gate');
-    add('mlp.up_proj.weight', [inter, h], 'up');
-    add('mlp.down_proj.weight', [h, inter], 'down');
+    add('mlp.gate_proj.weight', linearShape(cfg, 'gate'), 'gate');
+    add('mlp.up_proj.weight', linearShape(cfg, 'up'), 'up');
+    add('mlp.down_proj.weight', linearShape(cfg, 'down'), 'down');
   }
   slots.push({ name: 'model.norm.weight', shape: [h], get: (w) => w.finalNorm, set: (w, a) => { w.finalNorm = a; } });
   if (!cfg.tieWordEmbeddings) {
