@@ -43,6 +43,8 @@ interface SgemmRow {
   /** the same product from weights packed once (sgemmPacked, what a prefill runs): on all threads, on one, and over OpenBLAS */
   packedGflops: number; packed1ThreadGflops: number; packedOverSgemm: number;
 }
+/** Products that read the same X (a layer's q, k, v; gate, up): one sgemmPackedParts call against one sgemmPacked per part. */
+interface FusedRow { shape: string; m: number; k: number; ns: number[]; fusedGflops: number; separateGflops: number; fusedOverSeparate: number }
 interface SgemvRow {
   shape: string; n: number; k: number; nativeHotGBps: number; nativeColdGBps: number; sgemmM1GBps: number; jsGBps: number; nativeOverJs: number;
   /** the same product with f16 weights, cold: bytes are the halves' (n*k*2) */
@@ -63,6 +65,7 @@ export interface KernelBenchResult {
   peak1ThreadGflops: number | null;
   nominalGBps: number;
   sgemm: SgemmRow[];
+  fused: FusedRow[];
   sgemv: SgemvRow[];
   stream: StreamRow | null;
   attention: AttendRow[];
@@ -98,6 +101,39 @@ function benchSgemm(native: Kernels, addon: NativeAddon, threads: number, peakGf
     const jsGflops = (2 * jsRows * n * k) / timeBest(() => jsKernels.sgemm(false, true, jsRows, n, k, 1, a, k, w, k, 0, c, n), 0.5, 1, 5) / 1e9;
     rows.push({ shape: `${label} ${m}x${n}x${k}`, m, n, k, nativeGflops, native1ThreadGflops, jsGflops, jsRows, ofCeiling: nativeGflops / peakGflops, nativeOverJs: nativeGflops / jsGflops,
       packedGflops, packed1ThreadGflops, packedOverSgemm: packedGflops / nativeGflops });
+  }
+  return rows;
+}
+
+/**
+ * As a prefill runs them: 30 layers' copies of the weights in turn (a sweep reads each once, from memory as in the
+ * engine, where attention and the other products come between), best sweep of several.
+ */
+function benchFused(native: Kernels, rng: Rng): FusedRow[] {
+  const layers = 30, m = 512, k = 576;
+  const rows: FusedRow[] = [];
+  for (const [label, ns] of [['q|k|v', [576, 192, 192]], ['gate|up', [1536, 1536]]] as [string, number[]][]) {
+    const x = randomArray(rng, m * k);
+    const parts = ns.map((n) => ({ n, y: new Float32Array(m * n) }));
+    const offsets = ns.map((_, p) => ns.slice(0, p).reduce((sum, n) => sum + packedWeightFloats(n, k), 0));
+    const total = ns.reduce((sum, n) => sum + packedWeightFloats(n, k), 0);
+    const packed = Array.from({ length: layers }, () => {
+      const buf = new Float32Array(total);
+      ns.forEach((n, p) => native.packWeights(randomArray(rng, n * k), n, k, buf.subarray(offsets[p])));
+      return buf;
+    });
+    const flops = layers * 2 * m * k * ns.reduce((a, b) => a + b, 0);
+    const fused = () => { for (const buf of packed) native.sgemmPackedParts(m, k, x, k, buf, parts, false); };
+    const separate = () => {
+      for (const buf of packed) parts.forEach((p, i) => native.sgemmPacked(m, p.n, k, x, k, buf.subarray(offsets[i]), p.y, p.n, false));
+    };
+    // alternate, so that both meet the same moments of the machine
+    let fusedS = Infinity, separateS = Infinity;
+    for (let r = 0; r < 6; r++) {
+      fusedS = Math.min(fusedS, timeBest(fused, 0, 1, 1));
+      separateS = Math.min(separateS, timeBest(separate, 0, 1, 1));
+    }
+    rows.push({ shape: `${label} ${m}x(${ns.join('+')})x${k}`, m, k, ns, fusedGflops: flops / fusedS / 1e9, separateGflops: flops / separateS / 1e9, fusedOverSeparate: separateS / fusedS });
   }
   return rows;
 }
@@ -262,7 +298,7 @@ export async function runBench(): Promise<KernelBenchResult> {
   const rng = new Rng(7);
   if (!native) {
     process.stdout.write(`kernels: native addon not built (${nativeAddonPath}); nothing to compare\n`);
-    return { native: null, nominalGflops: NOMINAL_GFLOPS, peakGflops: null, peak1ThreadGflops: null, nominalGBps: NOMINAL_GBPS, sgemm: [], sgemv: [], stream: null, attention: [], elementwise: [], coretype: [] };
+    return { native: null, nominalGflops: NOMINAL_GFLOPS, peakGflops: null, peak1ThreadGflops: null, nominalGBps: NOMINAL_GBPS, sgemm: [], fused: [], sgemv: [], stream: null, attention: [], elementwise: [], coretype: [] };
   }
   const addon = loadNativeAddon(nativeAddonPath);
   const info = addon.info();
@@ -279,6 +315,13 @@ export async function runBench(): Promise<KernelBenchResult> {
     ['shape m x n x k', 'OpenBLAS GFLOP/s', `1 thread`, '% ceiling', 'packed GFLOP/s', '1 thread', '% ceiling', 'packed/OpenBLAS', 'js GFLOP/s', 'native/js'],
     sgemm.map((r) => [r.shape, r.nativeGflops, r.native1ThreadGflops, `${(100 * r.ofCeiling).toFixed(0)}%`, r.packedGflops, r.packed1ThreadGflops,
       `${(100 * r.packedGflops / peakGflops).toFixed(0)}%`, r.packedOverSgemm, r.jsGflops, r.nativeOverJs]),
+  ) + '\n');
+
+  const fused = benchFused(native, rng);
+  process.stdout.write(formatTable(
+    'fused products from packed weights: one sgemmPackedParts against one sgemmPacked per part (30 layers\' weights in turn)',
+    ['parts m x n x k', 'fused GFLOP/s', '% ceiling', 'one call per part', 'speed-up'],
+    fused.map((r) => [r.shape, r.fusedGflops, `${(100 * r.fusedGflops / peakGflops).toFixed(0)}%`, r.separateGflops, r.fusedOverSeparate]),
   ) + '\n');
 
   const coretype = benchCoretype(info.corename);
@@ -320,5 +363,5 @@ export async function runBench(): Promise<KernelBenchResult> {
     elementwise.map((r) => [r.kernel, r.shape, r.nativeUs, r.jsUs, r.nativeOverJs]),
   ));
 
-  return { native: info, nominalGflops: NOMINAL_GFLOPS, peakGflops, peak1ThreadGflops, nominalGBps: NOMINAL_GBPS, sgemm, sgemv, stream, attention, elementwise, coretype };
+  return { native: info, nominalGflops: NOMINAL_GFLOPS, peakGflops, peak1ThreadGflops, nominalGBps: NOMINAL_GBPS, sgemm, fused, sgemv, stream, attention, elementwise, coretype };
 }

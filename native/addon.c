@@ -320,6 +320,36 @@ static napi_value js_sgemm_packed(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* sgemmPackedParts(m, k, x, ldx, packed, accumulate, n0, c0 [, n1, c1 ...]): up to KV_GEMM_MAX_PARTS outputs
+ * C_p[m, n_p] (+)= X . W_p^T from the parts' packed weights stored back to back in `packed`. */
+static napi_value js_sgemm_packed_parts(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "sgemmPackedParts", 8)) return NULL;
+  const int64_t m = arg_count(&a, 0, "m"), k = arg_count(&a, 1, "k"), ldx = arg_count(&a, 3, "ldx");
+  check_ld(&a, ldx, k, "ldx");
+  const float *x = arg_array(&a, 2, "x", napi_float32_array, span(m, k, ldx));
+  const int accumulate = arg_bool(&a, 5);
+  if (!a.failed && (a.argc - 6) % 2 != 0) fail(&a, "parts come in pairs: n, c");
+  const int count = (int)((a.argc - 6) / 2);
+  if (!a.failed && count > KV_GEMM_MAX_PARTS) fail(&a, "too many parts");
+  int n[KV_GEMM_MAX_PARTS];
+  float *c[KV_GEMM_MAX_PARTS];
+  int64_t ldc[KV_GEMM_MAX_PARTS], packed_need = 0;
+  for (int p = 0; p < count && !a.failed; p++) {
+    const int64_t np = arg_count(&a, 6 + 2 * p, "n");
+    c[p] = arg_array(&a, 7 + 2 * p, "c", napi_float32_array, m * np);
+    n[p] = (int)np, ldc[p] = np;
+    if (!a.failed) packed_need += kv_packed_floats((int)np, (int)k);
+  }
+  const float *packed = arg_array(&a, 4, "packed", napi_float32_array, packed_need);
+  if (a.failed) return NULL;
+  if (kv_sgemm_packed_parts((int)m, (int)k, x, ldx, packed, count, n, c, ldc, accumulate) != 0) {
+    napi_throw_error(env, NULL, "kvevict_native.sgemmPackedParts: out of memory");
+    return NULL;
+  }
+  return undefined(env);
+}
+
 /* attendHead(q, qRowStride, out, rows, headDim, firstHead, group, qPos, keys, values, kPos, n, scale) */
 static napi_value js_attend_head(napi_env env, napi_callback_info info) {
   Args a;
@@ -577,7 +607,7 @@ NAPI_MODULE_INIT() {
       {"siluMulGrad", js_silu_mul_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},
       {"sgemvParts", js_sgemv_parts}, {"halfToFloat", js_half_to_float}, {"floatToHalf", js_float_to_half},
       {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
-      {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed},
+      {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed}, {"sgemmPackedParts", js_sgemm_packed_parts},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

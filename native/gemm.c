@@ -12,6 +12,10 @@
  * is read by every tile of the block; the micro-kernel keeps a 12 x 32 tile of C in 24 zmm registers and does
  * 24 FMAs per 2 loads of W and 12 broadcasts of X. Work items (a block of rows times a group of strips) are
  * shared out on the thread pool.
+ *
+ * Parts (kv_sgemm_packed_parts): matrices that read the same X (a layer's q, k and v; its gate and up) are packed
+ * back to back and computed in one pass, their strips numbered on from part to part, each writing its own C:
+ * one packing of X instead of three, and work items that fill both threads (alone, k and v have 6 strips each).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -114,11 +118,14 @@ static inline void micro_kernel(int kc, const float *ap, const float *bp, float 
 }
 
 typedef struct {
-  int m, n, k, accumulate, kc, strips, groups, items, tiles;
-  int64_t ldx, ldc;
+  int m, k, accumulate, kc, strips, groups, items, tiles, parts;
+  int64_t ldx;
   const float *x, *packed;
   float *xp; /* X packed: k block after k block ([k0 * tiles * MR] on), tile after tile, [kc][MR] each */
-  float *c;
+  /* output part p: columns n[p] into c[p] (row stride ldc[p]), from global strips [first[p], first[p + 1]) */
+  int n[KV_GEMM_MAX_PARTS], first[KV_GEMM_MAX_PARTS + 1];
+  float *c[KV_GEMM_MAX_PARTS];
+  int64_t ldc[KV_GEMM_MAX_PARTS];
 } GemmJob;
 
 /* Packs tiles [b, e) of X for every k block. */
@@ -142,12 +149,16 @@ static void gemm_item(const GemmJob *j, int64_t item) {
     const int kc = j->k - k0 < j->kc ? j->k - k0 : j->kc;
     const float *xb = j->xp + (int64_t)k0 * j->tiles * MR + (int64_t)m0 * kc; /* this block's first tile */
     const int add = j->accumulate || k0 > 0;
+    int p = 0;
     for (int s = s0; s < s1; s++) {
+      while (s >= j->first[p + 1]) p++;
+      const int ls = s - j->first[p]; /* the strip within its part */
       const float *bp = j->packed + ((int64_t)s * j->k + k0) * KV_PACK_NR;
-      const int cols = j->n - s * KV_PACK_NR < KV_PACK_NR ? j->n - s * KV_PACK_NR : KV_PACK_NR;
-      float *cs = j->c + (int64_t)m0 * j->ldc + s * KV_PACK_NR;
+      const int cols = j->n[p] - ls * KV_PACK_NR < KV_PACK_NR ? j->n[p] - ls * KV_PACK_NR : KV_PACK_NR;
+      const int64_t ldc = j->ldc[p];
+      float *cs = j->c[p] + (int64_t)m0 * ldc + ls * KV_PACK_NR;
       for (int i = 0; i < mc; i += MR)
-        micro_kernel(kc, xb + (int64_t)i * kc, bp, cs + (int64_t)i * j->ldc, j->ldc, mc - i < MR ? mc - i : MR, cols, add);
+        micro_kernel(kc, xb + (int64_t)i * kc, bp, cs + (int64_t)i * ldc, ldc, mc - i < MR ? mc - i : MR, cols, add);
     }
   }
 }
@@ -162,18 +173,25 @@ static pthread_mutex_t x_packed_lock = PTHREAD_MUTEX_INITIALIZER;
 static float *x_packed;
 static int64_t x_packed_floats;
 
-int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const float *packed, float *c, int64_t ldc, int accumulate) {
-  if (m <= 0 || n <= 0) return 0;
+int kv_sgemm_packed_parts(int m, int k, const float *x, int64_t ldx, const float *packed, int parts, const int *n,
+                          float *const *c, const int64_t *ldc, int accumulate) {
+  if (parts < 1 || parts > KV_GEMM_MAX_PARTS) return -2;
+  GemmJob j = {.m = m, .k = k, .accumulate = accumulate, .ldx = ldx, .x = x, .packed = packed, .parts = parts};
+  for (int p = 0; p < parts; p++) {
+    j.n[p] = n[p], j.c[p] = c[p], j.ldc[p] = ldc[p];
+    j.first[p + 1] = j.first[p] + (n[p] + KV_PACK_NR - 1) / KV_PACK_NR;
+  }
+  j.strips = j.first[parts];
+  if (m <= 0 || j.strips == 0) return 0;
   if (k == 0) {
     if (!accumulate)
-      for (int i = 0; i < m; i++) memset(c + (int64_t)i * ldc, 0, sizeof(float) * (size_t)n);
+      for (int p = 0; p < parts; p++)
+        for (int i = 0; i < m; i++) memset(c[p] + (int64_t)i * ldc[p], 0, sizeof(float) * (size_t)n[p]);
     return 0;
   }
   const int kblocks = (k + KC_MAX - 1) / KC_MAX;
-  GemmJob j = {.m = m, .n = n, .k = k, .accumulate = accumulate, .ldx = ldx, .ldc = ldc, .x = x, .packed = packed, .c = c};
   j.kc = (k + kblocks - 1) / kblocks;
   j.tiles = (m + MR - 1) / MR;
-  j.strips = (n + KV_PACK_NR - 1) / KV_PACK_NR;
   j.groups = (j.strips + STRIPS_PER_ITEM - 1) / STRIPS_PER_ITEM;
   j.items = ((m + MC - 1) / MC) * j.groups;
   const int64_t need = (int64_t)j.tiles * MR * k;
@@ -188,10 +206,14 @@ int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const floa
     }
   }
   j.xp = x_packed;
-  const int parallel = (int64_t)m * n * k >= PARALLEL_MIN_FMAS;
+  const int parallel = (int64_t)m * j.strips * KV_PACK_NR * k >= PARALLEL_MIN_FMAS;
   /* pack X on the pool (tiles of 12 rows), then the products, one work item at a time */
   kv_pool_for(j.tiles, 4, parallel ? 8 : INT64_MAX, pack_tiles, &j);
   kv_pool_for(j.items, 1, parallel ? 0 : INT64_MAX, gemm_items, &j);
   pthread_mutex_unlock(&x_packed_lock);
   return 0;
+}
+
+int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const float *packed, float *c, int64_t ldc, int accumulate) {
+  return kv_sgemm_packed_parts(m, k, x, ldx, packed, 1, &n, &c, &ldc, accumulate);
 }

@@ -78,6 +78,12 @@ void kv_pack_weights(const float *w, int n, int k, float *out);
 /* C[m, n] = X[m, k] . W^T (+ C when accumulate), W packed by kv_pack_weights; row strides ldx, ldc.
  * Returns 0, or -1 when scratch memory could not be allocated. */
 int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const float *packed, float *c, int64_t ldc, int accumulate);
+/* Several outputs from one packed X: part p's C[m, n[p]] (row stride ldc[p]) from the p-th of the parts' packed
+ * weights stored back to back (each kv_packed_floats(n[p], k) floats), so every strip of every part is one work
+ * item of one pass (a layer's q, k and v; its gate and up). 0, -1 out of memory, -2 a bad part count. */
+#define KV_GEMM_MAX_PARTS 4
+int kv_sgemm_packed_parts(int m, int k, const float *x, int64_t ldx, const float *packed, int parts, const int *n,
+                          float *const *c, const int64_t *ldc, int accumulate);
 
 void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps);
 void kv_rope(float *x, int rows, int heads, int head_dim, const int32_t *positions, const float *cos_t, const float *sin_t);

@@ -13,7 +13,7 @@ export { KvevictError } from './errors.js';
 export { defaultModelDir, repoRoot, sharedData } from './paths.js';
 
 // kernels: native (OpenBLAS addon) when built, else TypeScript
-export { kernels, jsKernels, loadNative, nativeAddonPath, packedWeightFloats, PACK_STRIP, type Kernels, type AttendArgs } from './kernels/index.js';
+export { kernels, jsKernels, loadNative, nativeAddonPath, packedWeightFloats, PACK_STRIP, type Kernels, type AttendArgs, type GemvPart, type PackedPart } from './kernels/index.js';
 
 // model: config, weights, tokenizer, engine, GGUF
 export { loadModelDir, type LoadedModel } from './model/load.js';

@@ -211,6 +211,44 @@ function runPackedGemm(kern: Kernels, c: PackedCase, seed: number): { got: Float
 
 const packedName = (c: PackedCase) => `m=${c.m} n=${c.n} k=${c.k} accumulate=${c.accumulate}`;
 
+interface PartsCase { m: number; k: number; ns: number[]; accumulate: boolean }
+// work items that span parts (q, k, v: 18 + 6 + 6 strips in groups of 8), an empty part, a partial strip mid-way,
+// k blocks of at most 640
+const partsCases: PartsCase[] = [
+  { m: 97, k: 70, ns: [576, 192, 192], accumulate: false },
+  { m: 13, k: 65, ns: [33, 7, 64], accumulate: true },
+  { m: 200, k: 1300, ns: [600, 40], accumulate: true },
+  { m: 5, k: 3, ns: [0, 9], accumulate: false },
+  { m: 1, k: 30, ns: [40, 1, 2, 3], accumulate: false },
+];
+
+/** Each part's y (+)= X . W_p^T through sgemmPackedParts, the parts' packed weights back to back. */
+function runPackedParts(kern: Kernels, c: PartsCase, seed: number): { got: Float32Array[]; want: Float64Array[] } {
+  const rng = new Rng(seed);
+  const x = view(rng, c.m * c.k, 3);
+  const ws = c.ns.map((n) => view(rng, n * c.k, 1));
+  const ys = c.ns.map((n) => (c.accumulate ? view(rng, c.m * n, 2) : view(rng, c.m * n, 2, 'nan')));
+  const want = c.ns.map((n, p) => sgemm64(false, true, c.m, n, c.k, 1, x, c.k, ws[p], c.k, c.accumulate ? 1 : 0, ys[p], n));
+  const packed = new Float32Array(c.ns.reduce((sum, n) => sum + packedWeightFloats(n, c.k), 0));
+  let offset = 0;
+  c.ns.forEach((n, p) => {
+    kern.packWeights(ws[p], n, c.k, packed.subarray(offset));
+    offset += packedWeightFloats(n, c.k);
+  });
+  const before = ys.map((y) => Float32Array.from(new Float32Array(y.buffer)));
+  kern.sgemmPackedParts(c.m, c.k, x, c.k, packed, c.ns.map((n, p) => ({ n, y: ys[p] })), c.accumulate);
+  ys.forEach((y, p) => {
+    const after = new Float32Array(y.buffer);
+    for (let i = 0; i < after.length; i++) {
+      const rel = i - y.byteOffset / 4;
+      if (rel < 0 || rel >= y.length) assert.ok(Object.is(after[i], before[p][i]), `sgemmPackedParts wrote outside part ${p} at buffer element ${i}`);
+    }
+  });
+  return { got: ys, want };
+}
+
+const partsName = (c: PartsCase) => `m=${c.m} k=${c.k} parts n=${c.ns.join(',')} accumulate=${c.accumulate}`;
+
 interface GemvCase { n: number; k: number; accumulate: boolean; offset: number }
 const gemvCases: GemvCase[] = [
   { n: 1, k: 1, accumulate: false, offset: 0 },
@@ -305,6 +343,12 @@ function checkAgainstDefinitions(kern: Kernels, rowBlock: number, keyChunk: numb
     test(`packWeights + sgemmPacked ${packedName(c)}`, () => {
       const { got, want } = runPackedGemm(kern, c, 13);
       assertClose(got, want, 'C');
+    });
+  }
+  for (const c of partsCases) {
+    test(`sgemmPackedParts ${partsName(c)}`, () => {
+      const { got, want } = runPackedParts(kern, c, 14);
+      got.forEach((y, p) => assertClose(y, want[p], `part ${p}`));
     });
   }
   for (const c of gemvCases) {
@@ -419,6 +463,10 @@ describe('native kernels against js kernels', { skip: skipNative }, () => {
     for (const threads of [1, 4]) {
       withThreads(threads, () => {
         for (const c of packedCases) assertClose(runPackedGemm(native!, c, 25).got, runPackedGemm(jsKernels, c, 25).got, `${packedName(c)} on ${threads} threads`);
+        for (const c of partsCases) {
+          const js = runPackedParts(jsKernels, c, 26).got;
+          runPackedParts(native!, c, 26).got.forEach((y, p) => assertClose(y, js[p], `${partsName(c)} part ${p} on ${threads} threads`));
+        }
       });
     }
   });
@@ -434,6 +482,11 @@ describe('native kernels against js kernels', { skip: skipNative }, () => {
     assert.throws(() => native!.sgemv(4, 1, a, b, c), /y has 3 elements, needs 4/);
     assert.throws(() => native!.sgemmPacked(2, 33, 3, a, 3, new Float32Array(64 * 3 - 1), new Float32Array(66), 33, false), /packed has 191 elements, needs 192/);
     assert.throws(() => native!.packWeights(a, 3, 2, new Float32Array(63)), /out has 63 elements, needs 64/);
+    // two parts of 33 and 1 columns need 64 * 3 + 32 * 3 packed floats
+    const parts = [{ n: 33, y: new Float32Array(66) }, { n: 1, y: new Float32Array(2) }];
+    assert.throws(() => native!.sgemmPackedParts(2, 3, a, 3, new Float32Array(287), parts, false), /packed has 287 elements, needs 288/);
+    assert.throws(() => native!.sgemmPackedParts(2, 3, a, 3, new Float32Array(288), [parts[0], { n: 1, y: new Float32Array(1) }], false), /c has 1 elements, needs 2/);
+    assert.throws(() => native!.sgemmPackedParts(2, 3, a, 3, new Float32Array(288 * 5), [...parts, ...parts, parts[0]], false), /at most 4 parts/);
     const { cos, sin } = ropeTables(4, 4, 10000);
     assert.throws(() => native!.rope(new Float32Array(4), 1, 1, 4, Int32Array.from([4]), cos, sin), /outside the cos\/sin tables/);
   });

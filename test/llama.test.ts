@@ -117,6 +117,9 @@ for (const k of backends) {
         assert.equal(m.packedPrefill, packedPrefill);
         const rows = rowsOf(m.forward({ tokens, positions, cache: m.newCache(), logits: 'all', chunk: 13 }), cfg.vocabSize);
         for (let r = 0; r < tokens.length; r++) assertClose(rows[r], ref.logits[r], 2e-5, `packedPrefill ${packedPrefill}, row ${r}`);
+        // last-row logits: the last layer's keys and values come from the fused k|v product alone
+        const last = m.forward({ tokens, positions, cache: m.newCache(), chunk: 13 });
+        assertClose(last, ref.logits[tokens.length - 1], 2e-5, `packedPrefill ${packedPrefill}, last row only`);
       }
     });
 

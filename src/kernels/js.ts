@@ -75,6 +75,15 @@ export const jsKernels: Kernels = {
     }
   },
 
+  sgemmPackedParts(m, k, x, ldx, packed, parts, accumulate) {
+    if (parts.length > 4) throw new RangeError('sgemmPackedParts: at most 4 parts');
+    let offset = 0;
+    for (const p of parts) {
+      jsKernels.sgemmPacked(m, p.n, k, x, ldx, packed.subarray(offset), p.y, p.n, accumulate);
+      offset += packedWeightFloats(p.n, k);
+    }
+  },
+
   copyRows(dst, dstOffset, src, srcOffset, srcStride, rows, width) {
     if (rows > 0 && srcStride < width) throw new RangeError('copyRows: srcStride must be >= width');
     if (dstOffset + rows * width > dst.length || (rows > 0 && srcOffset + (rows - 1) * srcStride + width > src.length)) {

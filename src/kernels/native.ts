@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { jsKernels } from './js.js';
-import type { AttendArgs, Kernels, WeightMatrix } from './types.js';
+import { packedWeightFloats, type AttendArgs, type Kernels, type WeightMatrix } from './types.js';
 
 /** What OpenBLAS chose when the addon loaded, and the attention block sizes compiled in. */
 export interface NativeInfo {
@@ -22,6 +22,8 @@ export interface NativeAddon {
   largeBuffer?(bytes: number): ArrayBuffer;
   packWeights?(w: Float32Array, n: number, k: number, out: Float32Array): void;
   sgemmPacked?(m: number, n: number, k: number, x: Float32Array, ldx: number, packed: Float32Array, c: Float32Array, ldc: number, accumulate: boolean): void;
+  /** sgemmPackedParts(m, k, x, ldx, packed, accumulate, n0, c0, n1, c1, ...): up to 4 parts */
+  sgemmPackedParts?(m: number, k: number, x: Float32Array, ldx: number, packed: Float32Array, accumulate: boolean, ...parts: (number | Float32Array)[]): void;
   copyRows?(dst: Float32Array, dstOffset: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;
@@ -77,6 +79,17 @@ export function makeNativeKernels(path: string): Kernels {
     softmaxRowsAccumulate: addon.softmaxRowsAccumulate,
     attendHead(a: AttendArgs) {
       addon.attendHead(a.q, a.qRowStride, a.out, a.rows, a.headDim, a.firstHead, a.group, a.qPos, a.keys, a.values, a.kPos, a.n, a.scale);
+    },
+    sgemmPackedParts(m, k, x, ldx, packed, parts, accumulate) {
+      if (parts.length > 4) throw new RangeError('sgemmPackedParts: at most 4 parts');
+      if (addon.sgemmPackedParts) return addon.sgemmPackedParts(m, k, x, ldx, packed, accumulate, ...parts.flatMap((p) => [p.n, p.y]));
+      // an addon built before the fused product: one packed product per part
+      const one = addon.sgemmPacked ?? jsKernels.sgemmPacked;
+      let offset = 0;
+      for (const p of parts) {
+        one(m, p.n, k, x, ldx, packed.subarray(offset), p.y, p.n, accumulate);
+        offset += packedWeightFloats(p.n, k);
+      }
     },
     sgemvParts(k, x, parts, accumulate = false) {
       if (addon.sgemvParts === undefined) {

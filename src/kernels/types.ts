@@ -40,6 +40,12 @@ export interface GemvPart {
   y: Float32Array;
 }
 
+/** One output of a fused product from packed weights (Kernels.sgemmPackedParts): y[m, n] (+)= X . W^T. */
+export interface PackedPart {
+  n: number;
+  y: Float32Array;
+}
+
 /** Output columns per strip of packed weights (Kernels.packWeights); the native micro-kernel's tile width. */
 export const PACK_STRIP = 32;
 
@@ -69,6 +75,12 @@ export interface Kernels {
    * The prefill's linear layers: native, the weights' packing is done once instead of in every sgemm call.
    */
   sgemmPacked(m: number, n: number, k: number, x: Float32Array, ldx: number, packed: Float32Array, c: Float32Array, ldc: number, accumulate: boolean): void;
+  /**
+   * Up to 4 products of one X in one pass: part p's y[m, n_p] (+)= X[m, k] . W_p^T, where `packed` holds the
+   * parts' packed weights back to back (packedWeightFloats(n_p, k) each). A layer's q, k and v (and its gate and
+   * up) share the packing of X and one set of work items instead of three (two) calls.
+   */
+  sgemmPackedParts(m: number, k: number, x: Float32Array, ldx: number, packed: Float32Array, parts: readonly PackedPart[], accumulate: boolean): void;
   /** y[n] = W[n,k] . x[k], or y += W . x when accumulate. W may be f16 (a decode step then streams half the bytes). */
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
   /**

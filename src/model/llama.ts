@@ -126,7 +126,7 @@ export class LlamaModel {
     return this.packedLinears !== null;
   }
   /** each layer's linear weights packed for the prefill (packedPrefill), or null */
-  private readonly packedLinears: Record<LinearName, Float32Array>[] | null = null;
+  private readonly packedLinears: PackedLayer[] | null = null;
   private readonly lmHead: WeightMatrix;
   private widened: Float32Array = new Float32Array(0);
 
@@ -159,11 +159,20 @@ export class LlamaModel {
     if (format === 'f32' && (opts.packedPrefill ?? this.k.name === 'native')) {
       // ordinary pages: the packed product reuses each panel from cache, so huge pages gain it nothing, and
       // faulting them in (compacted on demand) took twice as long
-      const packed = packFloat32(weights.layers.flatMap(() => names.map((n) => packedWeightFloats(...linearShape(c, n)))), this.k, { minBytes: Infinity, maxBytes: ARENA_MAX_BYTES });
+      // q, k and v back to back, and gate and up: each group is one fused product (sgemmPackedParts)
+      const floats = (group: readonly LinearName[]) => group.reduce((sum, n) => sum + packedWeightFloats(...linearShape(c, n)), 0);
+      const packed = packFloat32(weights.layers.flatMap(() => PACKED_GROUPS.map(floats)), this.k, { minBytes: Infinity, maxBytes: ARENA_MAX_BYTES });
       this.packedLinears = weights.layers.map((w, l) => {
-        const at = (i: number) => packed[l * names.length + i];
-        names.forEach((n, i) => this.k.packWeights(w[n], ...linearShape(c, n), at(i)));
-        return byLinearName(at);
+        const [qkv, o, gateUp, down] = PACKED_GROUPS.map((group, g) => {
+          const buf = packed[l * PACKED_GROUPS.length + g];
+          let offset = 0;
+          for (const n of group) {
+            this.k.packWeights(w[n], ...linearShape(c, n), buf.subarray(offset));
+            offset += packedWeightFloats(...linearShape(c, n));
+          }
+          return buf;
+        });
+        return { qkv, kv: qkv.subarray(packedWeightFloats(...linearShape(c, 'q'))), o, gateUp, down };
       });
     }
   }
@@ -321,10 +330,15 @@ export class LlamaModel {
     if (n === 1) {
       // one pass of the thread pool for the three projections of the decode row
       k.sgemvParts(hidden, s.xb, (s.qkvParts[l] ??= [{ w: lin.q, n: qDim, y: s.q }, { w: lin.k, n: kvDim, y: s.k }, { w: lin.v, n: kvDim, y: s.v }]));
+    } else if (pk && out === n) {
+      k.sgemmPackedParts(n, hidden, s.xb, hidden, pk.qkv, [{ n: qDim, y: s.q }, { n: kvDim, y: s.k }, { n: kvDim, y: s.v }], false);
     } else {
-      if (out > 0) this.linear(out, qDim, hidden, out === n ? s.xb : s.xb.subarray((n - out) * hidden), lin.q, s.q, false, pk?.q);
-      this.linear(n, kvDim, hidden, s.xb, lin.k, s.k, false, pk?.k);
-      this.linear(n, kvDim, hidden, s.xb, lin.v, s.v, false, pk?.v);
+      if (out > 0) this.linear(out, qDim, hidden, out === n ? s.xb : s.xb.subarray((n - out) * hidden), lin.q, s.q, false);
+      if (pk) k.sgemmPackedParts(n, hidden, s.xb, hidden, pk.kv, [{ n: kvDim, y: s.k }, { n: kvDim, y: s.v }], false);
+      else {
+        this.linear(n, kvDim, hidden, s.xb, lin.k, s.k, false);
+        this.linear(n, kvDim, hidden, s.xb, lin.v, s.v, false);
+      }
     }
     lap('linear');
     const qRows = n === 1 ? 1 : out;
@@ -367,9 +381,11 @@ export class LlamaModel {
     lap('norm');
     if (out === 1) {
       k.sgemvParts(hidden, s.xb, (s.gateUpParts[l] ??= [{ w: lin.gate, n: inter, y: s.gate }, { w: lin.up, n: inter, y: s.up }]));
+    } else if (pk) {
+      k.sgemmPackedParts(out, hidden, s.xb, hidden, pk.gateUp, [{ n: inter, y: s.gate }, { n: inter, y: s.up }], false);
     } else {
-      this.linear(out, inter, hidden, s.xb, lin.gate, s.gate, false, pk?.gate);
-      this.linear(out, inter, hidden, s.xb, lin.up, s.up, false, pk?.up);
+      this.linear(out, inter, hidden, s.xb, lin.gate, s.gate, false);
+      this.linear(out, inter, hidden, s.xb, lin.up, s.up, false);
     }
     lap('linear');
     k.siluMul(s.gate, s.gate, s.up, out * inter);
@@ -377,6 +393,18 @@ export class LlamaModel {
     this.linear(out, hidden, inter, s.gate, lin.down, x, true, pk?.down);
     lap('linear');
   }
+}
+
+/** The groups of a layer's linear weights packed back to back for the prefill: each group is one fused product. */
+const PACKED_GROUPS: readonly (readonly LinearName[])[] = [['q', 'k', 'v'], ['o'], ['gate', 'up'], ['down']];
+
+/** A layer's linear weights packed for the prefill (Kernels.packWeights): q|k|v, k|v (its tail), o, gate|up, down. */
+interface PackedLayer {
+  qkv: Float32Array;
+  kv: Float32Array;
+  o: Float32Array;
+  gateUp: Float32Array;
+  down: Float32Array;
 }
 
 /** A record of the linear layers' matrices, the i-th of LINEAR_NAMES from at(i). */
