@@ -288,15 +288,19 @@ static napi_value js_copy_rows(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/* packWeights(w, n, k, out): W[n, k] into the layout of sgemmPacked (out holds packedFloats(n, k)). */
+/* packWeights(w, n, k, out): W[n, k] into the layout of sgemmPacked (out holds packedFloats(n, k) elements);
+ * float32 into a Float32Array, or f16 bits (Uint16Array) into a Uint16Array. */
 static napi_value js_pack_weights(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, &a, "packWeights", 4)) return NULL;
   const int64_t n = arg_count(&a, 1, "n"), k = arg_count(&a, 2, "k");
-  const float *w = arg_array(&a, 0, "w", napi_float32_array, n * k);
-  float *out = arg_array(&a, 3, "out", napi_float32_array, a.failed ? 0 : kv_packed_floats((int)n, (int)k));
+  const float *w;
+  const uint16_t *wh;
+  arg_weights(&a, 0, "w", n * k, &w, &wh);
+  void *out = arg_array(&a, 3, "out", wh ? napi_uint16_array : napi_float32_array, a.failed ? 0 : kv_packed_floats((int)n, (int)k));
   if (a.failed) return NULL;
-  kv_pack_weights(w, (int)n, (int)k, out);
+  if (wh) kv_pack_weights_half(wh, (int)n, (int)k, out);
+  else kv_pack_weights(w, (int)n, (int)k, out);
   return undefined(env);
 }
 
@@ -309,11 +313,13 @@ static napi_value js_sgemm_packed(napi_env env, napi_callback_info info) {
   check_ld(&a, ldx, k, "ldx");
   check_ld(&a, ldc, n, "ldc");
   const float *x = arg_array(&a, 3, "x", napi_float32_array, span(m, k, ldx));
-  const float *packed = arg_array(&a, 5, "packed", napi_float32_array, a.failed ? 0 : kv_packed_floats((int)n, (int)k));
+  const float *packed;
+  const uint16_t *packed_h;
+  arg_weights(&a, 5, "packed", a.failed ? 0 : kv_packed_floats((int)n, (int)k), &packed, &packed_h);
   float *c = arg_array(&a, 6, "c", napi_float32_array, span(m, n, ldc));
   const int accumulate = arg_bool(&a, 8);
   if (a.failed) return NULL;
-  if (kv_sgemm_packed((int)m, (int)n, (int)k, x, ldx, packed, c, ldc, accumulate) != 0) {
+  if (kv_sgemm_packed((int)m, (int)n, (int)k, x, ldx, packed_h ? (const void *)packed_h : packed, packed_h != NULL, c, ldc, accumulate) != 0) {
     napi_throw_error(env, NULL, "kvevict_native.sgemmPacked: out of memory");
     return NULL;
   }
@@ -341,9 +347,11 @@ static napi_value js_sgemm_packed_parts(napi_env env, napi_callback_info info) {
     n[p] = (int)np, ldc[p] = np;
     if (!a.failed) packed_need += kv_packed_floats((int)np, (int)k);
   }
-  const float *packed = arg_array(&a, 4, "packed", napi_float32_array, packed_need);
+  const float *packed;
+  const uint16_t *packed_h;
+  arg_weights(&a, 4, "packed", packed_need, &packed, &packed_h);
   if (a.failed) return NULL;
-  if (kv_sgemm_packed_parts((int)m, (int)k, x, ldx, packed, count, n, c, ldc, accumulate) != 0) {
+  if (kv_sgemm_packed_parts((int)m, (int)k, x, ldx, packed_h ? (const void *)packed_h : packed, packed_h != NULL, count, n, c, ldc, accumulate) != 0) {
     napi_throw_error(env, NULL, "kvevict_native.sgemmPackedParts: out of memory");
     return NULL;
   }

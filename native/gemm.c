@@ -42,8 +42,10 @@ int64_t kv_packed_floats(int n, int k) { return (int64_t)((n + KV_PACK_NR - 1) /
 
 typedef struct {
   const float *w;
+  const uint16_t *wh; /* or half weights, into outh */
   int n, k;
   float *out;
+  uint16_t *outh;
 } PackArgs;
 
 /* Strips [b, e): depth-major, so the stores run sequentially and each of the strip's 32 rows is read a cache
@@ -52,20 +54,30 @@ static void pack_strips(void *arg, int64_t b, int64_t e) {
   const PackArgs *a = arg;
   const int k = a->k;
   for (int64_t s = b; s < e; s++) {
-    float *p = a->out + s * k * KV_PACK_NR;
-    const int64_t r0 = s * KV_PACK_NR;
+    const int64_t r0 = s * KV_PACK_NR, at = s * k * KV_PACK_NR;
     const int cols = a->n - r0 < KV_PACK_NR ? (int)(a->n - r0) : KV_PACK_NR;
-    const float *w = a->w + r0 * k;
-    for (int i = 0; i < k; i++, p += KV_PACK_NR) {
+    for (int i = 0; i < k; i++) {
       int j = 0;
-      for (; j < cols; j++) p[j] = w[(int64_t)j * k + i];
-      for (; j < KV_PACK_NR; j++) p[j] = 0.0f;
+      if (a->wh) {
+        uint16_t *p = a->outh + at + (int64_t)i * KV_PACK_NR;
+        for (; j < cols; j++) p[j] = a->wh[(r0 + j) * k + i];
+        for (; j < KV_PACK_NR; j++) p[j] = 0;
+      } else {
+        float *p = a->out + at + (int64_t)i * KV_PACK_NR;
+        for (; j < cols; j++) p[j] = a->w[(r0 + j) * k + i];
+        for (; j < KV_PACK_NR; j++) p[j] = 0.0f;
+      }
     }
   }
 }
 
 void kv_pack_weights(const float *w, int n, int k, float *out) {
   PackArgs a = {.w = w, .n = n, .k = k, .out = out};
+  kv_pool_for((n + KV_PACK_NR - 1) / KV_PACK_NR, 4, 8, pack_strips, &a);
+}
+
+void kv_pack_weights_half(const uint16_t *w, int n, int k, uint16_t *out) {
+  PackArgs a = {.wh = w, .n = n, .k = k, .outh = out};
   kv_pool_for((n + KV_PACK_NR - 1) / KV_PACK_NR, 4, 8, pack_strips, &a);
 }
 
@@ -78,14 +90,24 @@ static void pack_x(const float *x, int64_t ldx, int rows, int kc, float *ap) {
   }
 }
 
-/* C tile [rows x cols] (+)= ap[kc][MR] . bp[kc][32] */
-static inline void micro_kernel(int kc, const float *ap, const float *bp, float *c, int64_t ldc, int rows, int cols, int add) {
+/* C tile [rows x cols] (+)= ap[kc][MR] . bp[kc][32], bp float32 or (half, a constant at each call) f16 bits */
+static inline __attribute__((always_inline)) void micro_kernel(int kc, const float *ap, const void *bpv, const int half, float *c,
+                                                              int64_t ldc, int rows, int cols, int add) {
+  const float *bp = bpv;
+  const uint16_t *bh = bpv;
 #ifdef __AVX512F__
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (int t = 0; t < kc; t++) {
-    const __m512 b0 = _mm512_loadu_ps(bp + t * KV_PACK_NR), b1 = _mm512_loadu_ps(bp + t * KV_PACK_NR + 16);
+    __m512 b0, b1;
+    if (half) {
+      b0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(bh + t * KV_PACK_NR)));
+      b1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(bh + t * KV_PACK_NR + 16)));
+    } else {
+      b0 = _mm512_loadu_ps(bp + t * KV_PACK_NR);
+      b1 = _mm512_loadu_ps(bp + t * KV_PACK_NR + 16);
+    }
 #pragma GCC unroll 12
     for (int i = 0; i < MR; i++) {
       const __m512 a = _mm512_set1_ps(ap[t * MR + i]);
@@ -111,16 +133,18 @@ static inline void micro_kernel(int kc, const float *ap, const float *bp, float 
   memset(acc, 0, sizeof acc);
   for (int t = 0; t < kc; t++)
     for (int i = 0; i < MR; i++)
-      for (int j = 0; j < KV_PACK_NR; j++) acc[i][j] += ap[t * MR + i] * bp[t * KV_PACK_NR + j];
+      for (int j = 0; j < KV_PACK_NR; j++)
+        acc[i][j] += ap[t * MR + i] * (half ? kv_half_bits_to_float(bh[t * KV_PACK_NR + j]) : bp[t * KV_PACK_NR + j]);
   for (int i = 0; i < rows; i++)
     for (int j = 0; j < cols; j++) c[(int64_t)i * ldc + j] = add ? c[(int64_t)i * ldc + j] + acc[i][j] : acc[i][j];
 #endif
 }
 
 typedef struct {
-  int m, k, accumulate, kc, strips, groups, items, tiles, parts;
+  int m, k, accumulate, kc, strips, groups, items, tiles, parts, half;
   int64_t ldx;
-  const float *x, *packed;
+  const float *x;
+  const void *packed; /* float32, or f16 bits when half */
   float *xp; /* X packed: k block after k block ([k0 * tiles * MR] on), tile after tile, [kc][MR] each */
   /* output part p: columns n[p] into c[p] (row stride ldc[p]), from global strips [first[p], first[p + 1]) */
   int n[KV_GEMM_MAX_PARTS], first[KV_GEMM_MAX_PARTS + 1];
@@ -153,12 +177,15 @@ static void gemm_item(const GemmJob *j, int64_t item) {
     for (int s = s0; s < s1; s++) {
       while (s >= j->first[p + 1]) p++;
       const int ls = s - j->first[p]; /* the strip within its part */
-      const float *bp = j->packed + ((int64_t)s * j->k + k0) * KV_PACK_NR;
+      const int64_t at = ((int64_t)s * j->k + k0) * KV_PACK_NR;
       const int cols = j->n[p] - ls * KV_PACK_NR < KV_PACK_NR ? j->n[p] - ls * KV_PACK_NR : KV_PACK_NR;
       const int64_t ldc = j->ldc[p];
       float *cs = j->c[p] + (int64_t)m0 * ldc + ls * KV_PACK_NR;
-      for (int i = 0; i < mc; i += MR)
-        micro_kernel(kc, xb + (int64_t)i * kc, bp, cs + (int64_t)i * ldc, ldc, mc - i < MR ? mc - i : MR, cols, add);
+      for (int i = 0; i < mc; i += MR) {
+        const int rows = mc - i < MR ? mc - i : MR;
+        if (j->half) micro_kernel(kc, xb + (int64_t)i * kc, (const uint16_t *)j->packed + at, 1, cs + (int64_t)i * ldc, ldc, rows, cols, add);
+        else micro_kernel(kc, xb + (int64_t)i * kc, (const float *)j->packed + at, 0, cs + (int64_t)i * ldc, ldc, rows, cols, add);
+      }
     }
   }
 }
@@ -173,10 +200,10 @@ static pthread_mutex_t x_packed_lock = PTHREAD_MUTEX_INITIALIZER;
 static float *x_packed;
 static int64_t x_packed_floats;
 
-int kv_sgemm_packed_parts(int m, int k, const float *x, int64_t ldx, const float *packed, int parts, const int *n,
+int kv_sgemm_packed_parts(int m, int k, const float *x, int64_t ldx, const void *packed, int half, int parts, const int *n,
                           float *const *c, const int64_t *ldc, int accumulate) {
   if (parts < 1 || parts > KV_GEMM_MAX_PARTS) return -2;
-  GemmJob j = {.m = m, .k = k, .accumulate = accumulate, .ldx = ldx, .x = x, .packed = packed, .parts = parts};
+  GemmJob j = {.m = m, .k = k, .accumulate = accumulate, .ldx = ldx, .x = x, .packed = packed, .half = half, .parts = parts};
   for (int p = 0; p < parts; p++) {
     j.n[p] = n[p], j.c[p] = c[p], j.ldc[p] = ldc[p];
     j.first[p + 1] = j.first[p] + (n[p] + KV_PACK_NR - 1) / KV_PACK_NR;
@@ -214,6 +241,6 @@ int kv_sgemm_packed_parts(int m, int k, const float *x, int64_t ldx, const float
   return 0;
 }
 
-int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const float *packed, float *c, int64_t ldc, int accumulate) {
-  return kv_sgemm_packed_parts(m, k, x, ldx, packed, 1, &n, &c, &ldc, accumulate);
+int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const void *packed, int half, float *c, int64_t ldc, int accumulate) {
+  return kv_sgemm_packed_parts(m, k, x, ldx, packed, half, 1, &n, &c, &ldc, accumulate);
 }

@@ -22,23 +22,6 @@
 /* Below this many float weights (256 KB) one thread is faster than waking another. */
 #define GEMV_PARALLEL_MIN (1 << 16)
 
-/* Scalar IEEE half -> float, exact (the portable twin of vcvtph2ps). */
-static inline float half_to_float(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-  uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ffu, bits;
-  if (e == 0) {
-    if (m == 0) bits = sign;
-    else { /* subnormal: normalize */
-      e = 127 - 15 + 1;
-      while (!(m & 0x400u)) { m <<= 1; e--; }
-      bits = sign | (e << 23) | ((m & 0x3ffu) << 13);
-    }
-  } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
-  else bits = sign | ((e + 127 - 15) << 23) | (m << 13);
-  union { uint32_t u; float f; } v = {.u = bits};
-  return v.f;
-}
-
 /* Scalar float -> IEEE half, round to nearest even (the portable twin of vcvtps2ph). */
 static inline uint16_t float_to_half(float f) {
   union { float f; uint32_t u; } v = {.f = f};
@@ -107,10 +90,10 @@ static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, con
     float acc[L] = {0};
     int i = 0;
     for (; i + L <= k; i += L)
-      for (int l = 0; l < L; l++) acc[l] += (wh ? half_to_float(wh[r0 + i + l]) : wf[r0 + i + l]) * x[i + l];
+      for (int l = 0; l < L; l++) acc[l] += (wh ? kv_half_bits_to_float(wh[r0 + i + l]) : wf[r0 + i + l]) * x[i + l];
     float s = 0.0f;
     for (int l = 0; l < L; l++) s += acc[l];
-    for (; i < k; i++) s += (wh ? half_to_float(wh[r0 + i]) : wf[r0 + i]) * x[i];
+    for (; i < k; i++) s += (wh ? kv_half_bits_to_float(wh[r0 + i]) : wf[r0 + i]) * x[i];
     y[r] = accumulate ? y[r] + s : s;
   }
 #endif
@@ -177,7 +160,7 @@ static void half_range(void *arg, int64_t b, int64_t e) {
 #ifdef __AVX512F__
     for (; i + 16 <= e; i += 16) _mm512_storeu_ps(j->fo + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(j->h + i))));
 #endif
-    for (; i < e; i++) j->fo[i] = half_to_float(j->h[i]);
+    for (; i < e; i++) j->fo[i] = kv_half_bits_to_float(j->h[i]);
   } else {
 #ifdef __AVX512F__
     for (; i + 16 <= e; i += 16)

@@ -13,6 +13,23 @@
 #define KV_ATTEND_KEY_CHUNK 512
 #endif
 
+/* Scalar IEEE half -> float, exact (the portable twin of vcvtph2ps). */
+static inline float kv_half_bits_to_float(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ffu, bits;
+  if (e == 0) {
+    if (m == 0) bits = sign;
+    else { /* subnormal: normalize */
+      e = 127 - 15 + 1;
+      while (!(m & 0x400u)) { m <<= 1; e--; }
+      bits = sign | (e << 23) | ((m & 0x3ffu) << 13);
+    }
+  } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+  else bits = sign | ((e + 127 - 15) << 23) | (m << 13);
+  union { uint32_t u; float f; } v = {.u = bits};
+  return v.f;
+}
+
 /* exp(x) for float, vectorizable; relative error about 2e-7, exact 0 below -87.3, capped at exp(88). */
 static inline float kv_expf(float x) {
   /* above 88 the result would round 2^n to infinity; below lo it would be denormal */
@@ -75,14 +92,16 @@ double kv_fma_peak_gflops(int threads, long iters);
 /* Floats of W[n, k] packed: strips of KV_PACK_NR rows of W, each stored k-major ([k][KV_PACK_NR]), zero-padded. */
 int64_t kv_packed_floats(int n, int k);
 void kv_pack_weights(const float *w, int n, int k, float *out);
-/* C[m, n] = X[m, k] . W^T (+ C when accumulate), W packed by kv_pack_weights; row strides ldx, ldc.
- * Returns 0, or -1 when scratch memory could not be allocated. */
-int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const float *packed, float *c, int64_t ldc, int accumulate);
+/* The same layout of IEEE halves (f16 bits), from half weights: half the bytes, widened in the micro-kernel. */
+void kv_pack_weights_half(const uint16_t *w, int n, int k, uint16_t *out);
+/* C[m, n] = X[m, k] . W^T (+ C when accumulate), W packed by kv_pack_weights (or kv_pack_weights_half, with
+ * `half`); row strides ldx, ldc. Returns 0, or -1 when scratch memory could not be allocated. */
+int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const void *packed, int half, float *c, int64_t ldc, int accumulate);
 /* Several outputs from one packed X: part p's C[m, n[p]] (row stride ldc[p]) from the p-th of the parts' packed
- * weights stored back to back (each kv_packed_floats(n[p], k) floats), so every strip of every part is one work
+ * weights stored back to back (each kv_packed_floats(n[p], k) elements), so every strip of every part is one work
  * item of one pass (a layer's q, k and v; its gate and up). 0, -1 out of memory, -2 a bad part count. */
 #define KV_GEMM_MAX_PARTS 4
-int kv_sgemm_packed_parts(int m, int k, const float *x, int64_t ldx, const float *packed, int parts, const int *n,
+int kv_sgemm_packed_parts(int m, int k, const float *x, int64_t ldx, const void *packed, int half, int parts, const int *n,
                           float *const *c, const int64_t *ldc, int accumulate);
 
 void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps);

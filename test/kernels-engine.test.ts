@@ -11,7 +11,7 @@ import { Rng } from '../src/util/rng.js';
 import { jsKernels } from '../src/kernels/js.js';
 import { loadNative, nativeAddonPath } from '../src/kernels/index.js';
 import { loadNativeAddon } from '../src/kernels/native.js';
-import type { AttendArgs, GemvPart, Kernels } from '../src/kernels/types.js';
+import { PACK_STRIP, packedWeightFloats, type AttendArgs, type GemvPart, type Kernels } from '../src/kernels/types.js';
 import { attend64 } from './reference/attention-f64.js';
 import { withThreads } from './helpers/threads.js';
 
@@ -106,6 +106,54 @@ function checkHalfConversions(kern: Kernels): void {
     if (Number.isNaN(x)) assert.ok((got[i] & 0x7c00) === 0x7c00 && (got[i] & 0x3ff) !== 0, `floatToHalf(NaN) is a NaN`);
     else assert.equal(got[i], want, `floatToHalf(${x}) = 0x${got[i].toString(16)}, expected 0x${want.toString(16)}`);
   });
+}
+
+/**
+ * Weights packed as halves (the f16 prefill): packWeights' layout by its definition, then sgemmPackedParts and
+ * sgemmPacked against float64 over the halves' exact values; nothing written past a part's rows.
+ */
+function runHalfPacked(kern: Kernels, seed: number): void {
+  const rng = new Rng(seed);
+  for (const [m, k, ns, accumulate] of [[97, 70, [576, 192, 192], false], [13, 1300, [33, 7], true], [5, 3, [40], false]] as [number, number, number[], boolean][]) {
+    const x = view(rng, m * k, 2);
+    const ws = ns.map((n) => Uint16Array.from({ length: n * k }, () => nearestHalfFast(rng.normal() * 0.5)));
+    const packed = new Uint16Array(ns.reduce((sum, n) => sum + packedWeightFloats(n, k), 0) + 3).fill(0xffff);
+    let offset = 0;
+    ns.forEach((n, p) => {
+      kern.packWeights(ws[p], n, k, packed.subarray(offset));
+      for (let s = 0; s * PACK_STRIP < n; s++) {
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < PACK_STRIP; j++) {
+            const row = s * PACK_STRIP + j, got = packed[offset + (s * k + i) * PACK_STRIP + j];
+            if (got !== (row < n ? ws[p][row * k + i] : 0)) assert.fail(`packed halves of part ${p}: strip ${s}, depth ${i}, column ${j} holds 0x${got.toString(16)}`);
+          }
+        }
+      }
+      offset += packedWeightFloats(n, k);
+    });
+    assert.equal(packed[offset], 0xffff, 'packWeights wrote past its strips');
+    const ys = ns.map((n, p) => view(rng, m * n + 4, p).subarray(0, m * n + 4));
+    const before = ys.map((y) => Float32Array.from(y));
+    const check = (y: Float32Array, p: number, what: string) => {
+      const n = ns[p];
+      for (let r = 0; r < m; r++) {
+        for (let c = 0; c < n; c++) {
+          let s = 0;
+          for (let i = 0; i < k; i++) s += x[r * k + i] * halfValue(ws[p][c * k + i]);
+          const want = accumulate ? before[p][r * n + c] + s : s;
+          const got = y[r * n + c];
+          if (!(Math.abs(got - want) <= 1e-5 + 1e-4 * Math.abs(want))) assert.fail(`${what} part ${p} (${m}x${n}x${k}) [${r}, ${c}]: ${got}, expected ${want}`);
+        }
+      }
+      for (let i = m * n; i < y.length; i++) assert.ok(Object.is(y[i], before[p][i]), `${what} part ${p} written past its rows at ${i}`);
+    };
+    kern.sgemmPackedParts(m, k, x, k, packed, ns.map((n, p) => ({ n, y: ys[p] })), accumulate);
+    ys.forEach((y, p) => check(y, p, 'sgemmPackedParts'));
+    // the single-product entry point reads halves as well
+    ys[0].set(before[0]);
+    kern.sgemmPacked(m, ns[0], k, x, k, packed, ys[0], ns[0], accumulate);
+    check(ys[0], 0, 'sgemmPacked');
+  }
 }
 
 /** Half and float32 matrices mixed in one call, against float64 over the halves' exact values. */
@@ -255,6 +303,7 @@ describe('js engine kernels against float64 definitions', () => {
   partsCases.forEach((c, i) => test(`sgemvParts k=${c.k} n=${c.ns.join(',')} accumulate=${c.accumulate}`, () => runParts(jsKernels, c, 40 + i)));
   test('half <-> float conversions: every half exactly, rounding to nearest even by brute force', () => checkHalfConversions(jsKernels));
   test('sgemv and sgemvParts with f16 weights', () => runHalfParts(jsKernels, 45));
+  test('weights packed as halves: packWeights, sgemmPacked and sgemmPackedParts', () => runHalfPacked(jsKernels, 46));
   test('single-row attention', () => checkDecode(jsKernels, 50));
   test('prefill blocks, head_dim 64', () => checkBlocks(jsKernels, 51));
   test('sgemvParts takes at most 4 parts', () => {
@@ -275,6 +324,7 @@ describe('native engine kernels against float64 definitions, on 1 and 4 threads'
     onThreads('half conversions and f16 sgemv', threads, () => {
       checkHalfConversions(native!);
       runHalfParts(native!, 65 + threads);
+      runHalfPacked(native!, 67 + threads);
       // a long array: the conversion's blocks run on the pool
       const n = (1 << 18) + 37;
       const rng = new Rng(threads);
@@ -291,6 +341,12 @@ describe('native engine kernels against float64 definitions, on 1 and 4 threads'
     onThreads('single-row attention', threads, () => checkDecode(native!, 70 + threads));
     onThreads('prefill blocks, head_dim 64', threads, () => checkBlocks(native!, 80 + threads));
   }
+  test('packed halves: a packed array of the other type than the weights is refused', () => {
+    const h = new Uint16Array(64 * 3), f = new Float32Array(64 * 3);
+    assert.throws(() => native!.packWeights(new Uint16Array(6), 2, 3, f), /out must be a Uint16Array/);
+    assert.throws(() => native!.packWeights(new Float32Array(6), 2, 3, h), /out must be a Float32Array/);
+    assert.throws(() => jsKernels.packWeights(new Uint16Array(6), 2, 3, f), /must both be Float32Array or both Uint16Array/);
+  });
   test('sgemvParts: bad arguments throw instead of touching memory', () => {
     assert.ok(addon.sgemvParts, 'the addon has sgemvParts');
     const x = new Float32Array(4), w = new Float32Array(8), y = new Float32Array(2);

@@ -108,7 +108,7 @@ for (const k of backends) {
     test(`linear layers from packed weights: on by default with native kernels only; both settings agree with float64`, () => {
       const { cfg, w, model } = tinyModel('qwen2', k);
       assert.equal(model.packedPrefill, k.name === 'native');
-      assert.equal(new LlamaModel(cfg, w, k, { weights: 'f16' }).packedPrefill, false, 'f16 weights are never packed');
+      assert.equal(new LlamaModel(cfg, w, k, { weights: 'f16' }).packedPrefill, k.name === 'native', 'f16 weights are packed as halves, by the same default');
       const tokens = randomTokens(30, cfg.vocabSize, 6);
       const positions = range(0, tokens.length);
       const ref = referenceForward(cfg, w, { tokens, positions });
@@ -150,11 +150,12 @@ for (const k of backends) {
       assertClose(got, ref.logits[0], 1e-4, 'last row');
     });
 
-    test('f16 weights: tiny qwen3 and mistral, every row and the last, against float64 over the rounded weights', () => {
-      for (const kind of ['qwen3', 'mistral'] as TinyKind[]) {
+    test('f16 weights: tiny qwen3 and mistral, every row and the last, packed as halves or not, against float64 over the rounded weights', () => {
+      for (const [kind, packedPrefill] of [['qwen3', true], ['qwen3', false], ['mistral', true], ['mistral', false]] as [TinyKind, boolean][]) {
         const { cfg, w } = tinyModel(kind, k);
-        const model = new LlamaModel(cfg, w, k, { weights: 'f16' });
+        const model = new LlamaModel(cfg, w, k, { weights: 'f16', packedPrefill });
         assert.equal(model.weightFormat, 'f16');
+        assert.equal(model.packedPrefill, packedPrefill);
         const tokens = randomTokens(13, cfg.vocabSize, 3);
         const positions = range(0, tokens.length);
         const ref = referenceForward(cfg, halfRounded(w), { tokens, positions });

@@ -46,6 +46,7 @@ export const jsKernels: Kernels = {
 
   packWeights(w, n, k, out) {
     if (w.length < n * k || out.length < packedWeightFloats(n, k)) throw new RangeError('packWeights: w or out is too short');
+    if (w.constructor !== out.constructor) throw new RangeError('packWeights: w and out must both be Float32Array or both Uint16Array (f16 bits)');
     for (let s = 0; s * PACK_STRIP < n; s++) {
       const base = s * PACK_STRIP * k;
       for (let j = 0; j < PACK_STRIP; j++) {
@@ -58,6 +59,7 @@ export const jsKernels: Kernels = {
   sgemmPacked(m, n, k, x, ldx, packed, c, ldc, accumulate) {
     if (ldx < k || ldc < n) throw new RangeError('sgemmPacked: a row stride is below its row width');
     if (packed.length < packedWeightFloats(n, k)) throw new RangeError('sgemmPacked: packed is too short');
+    const wv = packed instanceof Uint16Array ? widenHalves(packed, packedWeightFloats(n, k)) : packed;
     const acc = new Float32Array(PACK_STRIP);
     for (let r = 0; r < m; r++) {
       for (let s = 0; s * PACK_STRIP < n; s++) {
@@ -66,7 +68,7 @@ export const jsKernels: Kernels = {
         for (let i = 0; i < k; i++) {
           const xv = x[r * ldx + i];
           const off = base + i * PACK_STRIP;
-          for (let j = 0; j < PACK_STRIP; j++) acc[j] += xv * packed[off + j];
+          for (let j = 0; j < PACK_STRIP; j++) acc[j] += xv * wv[off + j];
         }
         const cols = Math.min(PACK_STRIP, n - s * PACK_STRIP);
         const o = r * ldc + s * PACK_STRIP;
@@ -231,3 +233,11 @@ export const jsKernels: Kernels = {
     for (const p of parts) jsKernels.sgemv(p.n, k, p.w, x, p.y, accumulate);
   },
 };
+
+/** The first `n` halves of `h` as float32 (exact), for the twins that read packed f16 weights. */
+function widenHalves(h: Uint16Array, n: number): Float32Array {
+  const t = halfTable();
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = t[h[i]];
+  return out;
+}

@@ -20,10 +20,10 @@ export interface NativeAddon {
   ): void;
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate: boolean): void;
   largeBuffer?(bytes: number): ArrayBuffer;
-  packWeights?(w: Float32Array, n: number, k: number, out: Float32Array): void;
-  sgemmPacked?(m: number, n: number, k: number, x: Float32Array, ldx: number, packed: Float32Array, c: Float32Array, ldc: number, accumulate: boolean): void;
+  packWeights?(w: WeightMatrix, n: number, k: number, out: WeightMatrix): void;
+  sgemmPacked?(m: number, n: number, k: number, x: Float32Array, ldx: number, packed: WeightMatrix, c: Float32Array, ldc: number, accumulate: boolean): void;
   /** sgemmPackedParts(m, k, x, ldx, packed, accumulate, n0, c0, n1, c1, ...): up to 4 parts */
-  sgemmPackedParts?(m: number, k: number, x: Float32Array, ldx: number, packed: Float32Array, accumulate: boolean, ...parts: (number | Float32Array)[]): void;
+  sgemmPackedParts?(m: number, k: number, x: Float32Array, ldx: number, packed: WeightMatrix, accumulate: boolean, ...parts: (number | Float32Array)[]): void;
   copyRows?(dst: Float32Array, dstOffset: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;

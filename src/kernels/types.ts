@@ -67,20 +67,22 @@ export interface Kernels {
   ): void;
   /**
    * W[n, k] (a linear layer's weights, stored [out, in]) rearranged for sgemmPacked into `out`, which holds
-   * packedWeightFloats(n, k) floats: strips of PACK_STRIP rows of W, each stored k-major, zero-padded past n.
+   * packedWeightFloats(n, k) elements: strips of PACK_STRIP rows of W, each stored k-major, zero-padded past n.
+   * float32 weights pack into a Float32Array, f16 ones (half bits) into a Uint16Array: the same layout of halves.
    */
-  packWeights(w: Float32Array, n: number, k: number, out: Float32Array): void;
+  packWeights(w: WeightMatrix, n: number, k: number, out: WeightMatrix): void;
   /**
-   * C[m, n] = X[m, k] . W^T (+ C when accumulate), W packed by packWeights; ldx and ldc are row strides.
-   * The prefill's linear layers: native, the weights' packing is done once instead of in every sgemm call.
+   * C[m, n] = X[m, k] . W^T (+ C when accumulate), W packed by packWeights (float32 or halves, widened as they
+   * are read); ldx and ldc are row strides. The prefill's linear layers: native, the weights' packing is done
+   * once instead of in every sgemm call.
    */
-  sgemmPacked(m: number, n: number, k: number, x: Float32Array, ldx: number, packed: Float32Array, c: Float32Array, ldc: number, accumulate: boolean): void;
+  sgemmPacked(m: number, n: number, k: number, x: Float32Array, ldx: number, packed: WeightMatrix, c: Float32Array, ldc: number, accumulate: boolean): void;
   /**
    * Up to 4 products of one X in one pass: part p's y[m, n_p] (+)= X[m, k] . W_p^T, where `packed` holds the
    * parts' packed weights back to back (packedWeightFloats(n_p, k) each). A layer's q, k and v (and its gate and
    * up) share the packing of X and one set of work items instead of three (two) calls.
    */
-  sgemmPackedParts(m: number, k: number, x: Float32Array, ldx: number, packed: Float32Array, parts: readonly PackedPart[], accumulate: boolean): void;
+  sgemmPackedParts(m: number, k: number, x: Float32Array, ldx: number, packed: WeightMatrix, parts: readonly PackedPart[], accumulate: boolean): void;
   /** y[n] = W[n,k] . x[k], or y += W . x when accumulate. W may be f16 (a decode step then streams half the bytes). */
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
   /**

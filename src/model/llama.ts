@@ -80,15 +80,17 @@ export const WEIGHT_FORMATS: readonly WeightFormat[] = ['f32', 'f16'];
 export interface LlamaModelOptions {
   /**
    * 'f16' keeps a half copy of every linear layer's weights (lm head included) and computes from it: a decode
-   * step, bound by memory bandwidth, streams half the bytes; a prefill widens each matrix back to float32 in
-   * blocks before its sgemm. Outputs change by the weights' rounding to f16 (relative 2^-11). Default 'f32'.
+   * step, bound by memory bandwidth, streams half the bytes; a prefill reads them packed (packedPrefill) or
+   * widens each matrix back to float32 in blocks before its sgemm. Outputs change by the weights' rounding to
+   * f16 (relative 2^-11). Default 'f32'.
    */
   weights?: WeightFormat;
   /**
-   * With f32 weights, keep a second copy of every decoder layer's linear weights in the packed layout of
-   * Kernels.sgemmPacked and run the prefill's projections from it (one decode row still reads the row-major
-   * weights through sgemv). Measured 4-7% faster 2K prefills than OpenBLAS's sgemm, for 0.42 GB more memory
-   * with SmolLM2-135M. Default: on with the native kernels, off with the TypeScript ones.
+   * Keep a second copy of every decoder layer's linear weights in the packed layout of Kernels.sgemmPacked
+   * (float32, or halves with f16 weights) and run the prefill's projections from it (one decode row still reads
+   * the row-major weights through sgemv). Measured 4-7% faster 2K prefills than OpenBLAS's sgemm, for 0.42 GB
+   * more memory with SmolLM2-135M (0.21 GB with f16 weights). Default: on with the native kernels, off with the
+   * TypeScript ones.
    */
   packedPrefill?: boolean;
 }
@@ -156,13 +158,15 @@ export class LlamaModel {
     }
     this.linears = weights.layers.map((_, l) => byLinearName((i) => kept[l * names.length + i]));
     this.lmHead = kept[kept.length - 1];
-    if (format === 'f32' && (opts.packedPrefill ?? this.k.name === 'native')) {
+    if (opts.packedPrefill ?? this.k.name === 'native') {
       // ordinary pages: the packed product reuses each panel from cache, so huge pages gain it nothing, and
       // faulting them in (compacted on demand) took twice as long
       // q, k and v back to back, and gate and up: each group is one fused product (sgemmPackedParts)
       const floats = (group: readonly LinearName[]) => group.reduce((sum, n) => sum + packedWeightFloats(...linearShape(c, n)), 0);
-      const packed = packFloat32(weights.layers.flatMap(() => PACKED_GROUPS.map(floats)), this.k, { minBytes: Infinity, maxBytes: ARENA_MAX_BYTES });
-      this.packedLinears = weights.layers.map((w, l) => {
+      const counts = weights.layers.flatMap(() => PACKED_GROUPS.map(floats));
+      const limits = { minBytes: Infinity, maxBytes: ARENA_MAX_BYTES };
+      const packed: WeightMatrix[] = format === 'f16' ? packUint16(counts, this.k, limits) : packFloat32(counts, this.k, limits);
+      this.packedLinears = this.linears.map((w, l) => {
         const [qkv, o, gateUp, down] = PACKED_GROUPS.map((group, g) => {
           const buf = packed[l * PACKED_GROUPS.length + g];
           let offset = 0;
@@ -283,7 +287,7 @@ export class LlamaModel {
    * y[n, outDim] = x[n, inDim] . W[outDim, inDim]^T (+ y when accumulate): from the packed copy when there is one,
    * sgemv for one row (OpenBLAS sgemm with M=1 is slow), OpenBLAS sgemm otherwise.
    */
-  private linear(n: number, outDim: number, inDim: number, x: Float32Array, w: WeightMatrix, y: Float32Array, accumulate: boolean, packed?: Float32Array): void {
+  private linear(n: number, outDim: number, inDim: number, x: Float32Array, w: WeightMatrix, y: Float32Array, accumulate: boolean, packed?: WeightMatrix): void {
     if (packed && n > 1) this.k.sgemmPacked(n, outDim, inDim, x, inDim, packed, y, outDim, accumulate);
     else if (n === 1) this.k.sgemv(outDim, inDim, w, x, y, accumulate);
     else if (w instanceof Float32Array) this.k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
@@ -398,13 +402,16 @@ export class LlamaModel {
 /** The groups of a layer's linear weights packed back to back for the prefill: each group is one fused product. */
 const PACKED_GROUPS: readonly (readonly LinearName[])[] = [['q', 'k', 'v'], ['o'], ['gate', 'up'], ['down']];
 
-/** A layer's linear weights packed for the prefill (Kernels.packWeights): q|k|v, k|v (its tail), o, gate|up, down. */
+/**
+ * A layer's linear weights packed for the prefill (Kernels.packWeights; float32, or halves with f16 weights):
+ * q|k|v, k|v (its tail), o, gate|up, down.
+ */
 interface PackedLayer {
-  qkv: Float32Array;
-  kv: Float32Array;
-  o: Float32Array;
-  gateUp: Float32Array;
-  down: Float32Array;
+  qkv: WeightMatrix;
+  kv: WeightMatrix;
+  o: WeightMatrix;
+  gateUp: WeightMatrix;
+  down: WeightMatrix;
 }
 
 /** A record of the linear layers' matrices, the i-th of LINEAR_NAMES from at(i). */
