@@ -304,6 +304,25 @@ static napi_value js_pack_weights(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* The packed product of sgemmPacked and sgemmPackedParts, once their other arguments are read: argument `at` is
+ * the packed weights (float32 or f16 bits), which the parts need back to back. */
+static napi_value run_packed(Args *a, size_t at, int64_t m, int64_t k, const float *x, int64_t ldx, int parts, const int *n,
+                             float *const *c, const int64_t *ldc, int accumulate) {
+  int64_t need = 0;
+  for (int p = 0; p < parts && !a->failed; p++) need += kv_packed_floats(n[p], (int)k);
+  const float *packed;
+  const uint16_t *packed_h;
+  arg_weights(a, at, "packed", need, &packed, &packed_h);
+  if (a->failed) return NULL;
+  if (kv_sgemm_packed_parts((int)m, (int)k, x, ldx, packed_h ? (const void *)packed_h : packed, packed_h != NULL, parts, n, c, ldc, accumulate) != 0) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "kvevict_native.%s: out of memory", a->fn);
+    napi_throw_error(a->env, NULL, msg);
+    return NULL;
+  }
+  return undefined(a->env);
+}
+
 /* sgemmPacked(m, n, k, x, ldx, packed, c, ldc, accumulate): C[m, n] (+)= X[m, k] . W^T, W packed by packWeights. */
 static napi_value js_sgemm_packed(napi_env env, napi_callback_info info) {
   Args a;
@@ -313,17 +332,10 @@ static napi_value js_sgemm_packed(napi_env env, napi_callback_info info) {
   check_ld(&a, ldx, k, "ldx");
   check_ld(&a, ldc, n, "ldc");
   const float *x = arg_array(&a, 3, "x", napi_float32_array, span(m, k, ldx));
-  const float *packed;
-  const uint16_t *packed_h;
-  arg_weights(&a, 5, "packed", a.failed ? 0 : kv_packed_floats((int)n, (int)k), &packed, &packed_h);
   float *c = arg_array(&a, 6, "c", napi_float32_array, span(m, n, ldc));
   const int accumulate = arg_bool(&a, 8);
-  if (a.failed) return NULL;
-  if (kv_sgemm_packed((int)m, (int)n, (int)k, x, ldx, packed_h ? (const void *)packed_h : packed, packed_h != NULL, c, ldc, accumulate) != 0) {
-    napi_throw_error(env, NULL, "kvevict_native.sgemmPacked: out of memory");
-    return NULL;
-  }
-  return undefined(env);
+  const int n32 = (int)n;
+  return run_packed(&a, 5, m, k, x, ldx, 1, &n32, &c, &ldc, accumulate);
 }
 
 /* sgemmPackedParts(m, k, x, ldx, packed, accumulate, n0, c0 [, n1, c1 ...]): up to KV_GEMM_MAX_PARTS outputs
@@ -340,22 +352,13 @@ static napi_value js_sgemm_packed_parts(napi_env env, napi_callback_info info) {
   if (!a.failed && count > KV_GEMM_MAX_PARTS) fail(&a, "too many parts");
   int n[KV_GEMM_MAX_PARTS];
   float *c[KV_GEMM_MAX_PARTS];
-  int64_t ldc[KV_GEMM_MAX_PARTS], packed_need = 0;
+  int64_t ldc[KV_GEMM_MAX_PARTS];
   for (int p = 0; p < count && !a.failed; p++) {
     const int64_t np = arg_count(&a, 6 + 2 * p, "n");
     c[p] = arg_array(&a, 7 + 2 * p, "c", napi_float32_array, m * np);
     n[p] = (int)np, ldc[p] = np;
-    if (!a.failed) packed_need += kv_packed_floats((int)np, (int)k);
   }
-  const float *packed;
-  const uint16_t *packed_h;
-  arg_weights(&a, 4, "packed", packed_need, &packed, &packed_h);
-  if (a.failed) return NULL;
-  if (kv_sgemm_packed_parts((int)m, (int)k, x, ldx, packed_h ? (const void *)packed_h : packed, packed_h != NULL, count, n, c, ldc, accumulate) != 0) {
-    napi_throw_error(env, NULL, "kvevict_native.sgemmPackedParts: out of memory");
-    return NULL;
-  }
-  return undefined(env);
+  return run_packed(&a, 4, m, k, x, ldx, count, n, c, ldc, accumulate);
 }
 
 /* attendHead(q, qRowStride, out, rows, headDim, firstHead, group, qPos, keys, values, kPos, n, scale) */

@@ -240,7 +240,3 @@ int kv_sgemm_packed_parts(int m, int k, const float *x, int64_t ldx, const void 
   pthread_mutex_unlock(&x_packed_lock);
   return 0;
 }
-
-int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const void *packed, int half, float *c, int64_t ldc, int accumulate) {
-  return kv_sgemm_packed_parts(m, k, x, ldx, packed, half, 1, &n, &c, &ldc, accumulate);
-}

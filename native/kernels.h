@@ -94,12 +94,11 @@ int64_t kv_packed_floats(int n, int k);
 void kv_pack_weights(const float *w, int n, int k, float *out);
 /* The same layout of IEEE halves (f16 bits), from half weights: half the bytes, widened in the micro-kernel. */
 void kv_pack_weights_half(const uint16_t *w, int n, int k, uint16_t *out);
-/* C[m, n] = X[m, k] . W^T (+ C when accumulate), W packed by kv_pack_weights (or kv_pack_weights_half, with
- * `half`); row strides ldx, ldc. Returns 0, or -1 when scratch memory could not be allocated. */
-int kv_sgemm_packed(int m, int n, int k, const float *x, int64_t ldx, const void *packed, int half, float *c, int64_t ldc, int accumulate);
-/* Several outputs from one packed X: part p's C[m, n[p]] (row stride ldc[p]) from the p-th of the parts' packed
- * weights stored back to back (each kv_packed_floats(n[p], k) elements), so every strip of every part is one work
- * item of one pass (a layer's q, k and v; its gate and up). 0, -1 out of memory, -2 a bad part count. */
+/* Part p's C[m, n[p]] = X[m, k] . W_p^T (+ C when accumulate; row strides ldx, ldc[p]), the parts' weights packed
+ * by kv_pack_weights (or kv_pack_weights_half, with `half`) and stored back to back (kv_packed_floats(n[p], k)
+ * elements each): one packing of X, and every strip of every part one work item of one pass (one part: a single
+ * product; a layer's q, k and v; its gate and up). 0, -1 when scratch memory could not be allocated, -2 a bad
+ * part count. */
 #define KV_GEMM_MAX_PARTS 4
 int kv_sgemm_packed_parts(int m, int k, const float *x, int64_t ldx, const void *packed, int half, int parts, const int *n,
                           float *const *c, const int64_t *ldc, int accumulate);

@@ -1,5 +1,5 @@
 import { floatBitsToHalf, halfTable } from '../util/half.js';
-import { PACK_STRIP, packedWeightFloats, type AttendArgs, type Kernels } from './types.js';
+import { PACK_STRIP, packedWeightFloats, type AttendArgs, type Kernels, type PackedPart, type WeightMatrix } from './types.js';
 
 /** Plain TypeScript kernels: the portable fallback and the oracle that `native` is tested against. */
 export const jsKernels: Kernels = {
@@ -59,7 +59,8 @@ export const jsKernels: Kernels = {
   sgemmPacked(m, n, k, x, ldx, packed, c, ldc, accumulate) {
     if (ldx < k || ldc < n) throw new RangeError('sgemmPacked: a row stride is below its row width');
     if (packed.length < packedWeightFloats(n, k)) throw new RangeError('sgemmPacked: packed is too short');
-    const wv = packed instanceof Uint16Array ? widenHalves(packed, packedWeightFloats(n, k)) : packed;
+    let wv = packed;
+    if (packed instanceof Uint16Array) jsKernels.halfToFloat(packed, (wv = new Float32Array(packedWeightFloats(n, k))), wv.length);
     const acc = new Float32Array(PACK_STRIP);
     for (let r = 0; r < m; r++) {
       for (let s = 0; s * PACK_STRIP < n; s++) {
@@ -78,12 +79,7 @@ export const jsKernels: Kernels = {
   },
 
   sgemmPackedParts(m, k, x, ldx, packed, parts, accumulate) {
-    if (parts.length > 4) throw new RangeError('sgemmPackedParts: at most 4 parts');
-    let offset = 0;
-    for (const p of parts) {
-      jsKernels.sgemmPacked(m, p.n, k, x, ldx, packed.subarray(offset), p.y, p.n, accumulate);
-      offset += packedWeightFloats(p.n, k);
-    }
+    sgemmPackedByPart(jsKernels.sgemmPacked, m, k, x, ldx, packed, parts, accumulate);
   },
 
   copyRows(dst, dstOffset, src, srcOffset, srcStride, rows, width) {
@@ -234,10 +230,14 @@ export const jsKernels: Kernels = {
   },
 };
 
-/** The first `n` halves of `h` as float32 (exact), for the twins that read packed f16 weights. */
-function widenHalves(h: Uint16Array, n: number): Float32Array {
-  const t = halfTable();
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = t[h[i]];
-  return out;
+/** sgemmPackedParts as one `sgemmPacked` call per part (the twin, and the native kernels on an addon without it). */
+export function sgemmPackedByPart(
+  sgemmPacked: Kernels['sgemmPacked'], m: number, k: number, x: Float32Array, ldx: number, packed: WeightMatrix, parts: readonly PackedPart[], accumulate: boolean,
+): void {
+  if (parts.length > 4) throw new RangeError('sgemmPackedParts: at most 4 parts');
+  let offset = 0;
+  for (const p of parts) {
+    sgemmPacked(m, p.n, k, x, ldx, packed.subarray(offset), p.y, p.n, accumulate);
+    offset += packedWeightFloats(p.n, k);
+  }
 }

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
-import { jsKernels } from './js.js';
-import { packedWeightFloats, type AttendArgs, type Kernels, type WeightMatrix } from './types.js';
+import { jsKernels, sgemmPackedByPart } from './js.js';
+import type { AttendArgs, Kernels, WeightMatrix } from './types.js';
 
 /** What OpenBLAS chose when the addon loaded, and the attention block sizes compiled in. */
 export interface NativeInfo {
@@ -81,15 +81,10 @@ export function makeNativeKernels(path: string): Kernels {
       addon.attendHead(a.q, a.qRowStride, a.out, a.rows, a.headDim, a.firstHead, a.group, a.qPos, a.keys, a.values, a.kPos, a.n, a.scale);
     },
     sgemmPackedParts(m, k, x, ldx, packed, parts, accumulate) {
-      if (parts.length > 4) throw new RangeError('sgemmPackedParts: at most 4 parts');
-      if (addon.sgemmPackedParts) return addon.sgemmPackedParts(m, k, x, ldx, packed, accumulate, ...parts.flatMap((p) => [p.n, p.y]));
       // an addon built before the fused product: one packed product per part
-      const one = addon.sgemmPacked ?? jsKernels.sgemmPacked;
-      let offset = 0;
-      for (const p of parts) {
-        one(m, p.n, k, x, ldx, packed.subarray(offset), p.y, p.n, accumulate);
-        offset += packedWeightFloats(p.n, k);
-      }
+      if (!addon.sgemmPackedParts) return sgemmPackedByPart(addon.sgemmPacked ?? jsKernels.sgemmPacked, m, k, x, ldx, packed, parts, accumulate);
+      if (parts.length > 4) throw new RangeError('sgemmPackedParts: at most 4 parts');
+      addon.sgemmPackedParts(m, k, x, ldx, packed, accumulate, ...parts.flatMap((p) => [p.n, p.y]));
     },
     sgemvParts(k, x, parts, accumulate = false) {
       if (addon.sgemvParts === undefined) {

@@ -162,8 +162,8 @@ export class LlamaModel {
       // ordinary pages: the packed product reuses each panel from cache, so huge pages gain it nothing, and
       // faulting them in (compacted on demand) took twice as long
       // q, k and v back to back, and gate and up: each group is one fused product (sgemmPackedParts)
-      const floats = (group: readonly LinearName[]) => group.reduce((sum, n) => sum + packedWeightFloats(...linearShape(c, n)), 0);
-      const counts = weights.layers.flatMap(() => PACKED_GROUPS.map(floats));
+      const floats = (n: LinearName) => packedWeightFloats(...linearShape(c, n));
+      const counts = weights.layers.flatMap(() => PACKED_GROUPS.map((group) => group.reduce((sum, n) => sum + floats(n), 0)));
       const limits = { minBytes: Infinity, maxBytes: ARENA_MAX_BYTES };
       const packed: WeightMatrix[] = format === 'f16' ? packUint16(counts, this.k, limits) : packFloat32(counts, this.k, limits);
       this.packedLinears = this.linears.map((w, l) => {
@@ -172,11 +172,11 @@ export class LlamaModel {
           let offset = 0;
           for (const n of group) {
             this.k.packWeights(w[n], ...linearShape(c, n), buf.subarray(offset));
-            offset += packedWeightFloats(...linearShape(c, n));
+            offset += floats(n);
           }
           return buf;
         });
-        return { qkv, kv: qkv.subarray(packedWeightFloats(...linearShape(c, 'q'))), o, gateUp, down };
+        return { qkv, kv: qkv.subarray(floats('q')), o, gateUp, down };
       });
     }
   }
