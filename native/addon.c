@@ -435,6 +435,57 @@ static napi_value js_softmax_rows_accumulate(napi_env env, napi_callback_info in
   return undefined(env);
 }
 
+/* Checks shared by the cross-entropy kernels: rows, vocab at positions i, i + 1 and targets in range. */
+static bool cross_entropy_dims(Args *a, size_t i, int64_t *rows, int64_t *vocab) {
+  *rows = arg_count(a, i, "rows");
+  *vocab = arg_count(a, i + 1, "vocab");
+  if (!a->failed && *vocab < 1) fail(a, "vocab must be >= 1");
+  if (!a->failed && *rows * *vocab > INT64_MAX / 2) fail(a, "rows * vocab is too large");
+  return !a->failed;
+}
+
+static bool targets_in_range(Args *a, const int32_t *t, int64_t rows, int64_t vocab) {
+  if (a->failed) return false;
+  for (int64_t r = 0; r < rows; r++) {
+    if (t[r] < 0 || t[r] >= vocab) {
+      fail(a, "targets must lie in [0, vocab)");
+      return false;
+    }
+  }
+  return true;
+}
+
+/* crossEntropy(logits, rows, vocab, targets, weights, lse, rowLoss, argmax) */
+static napi_value js_cross_entropy(napi_env env, napi_callback_info info) {
+  Args a;
+  int64_t rows, vocab;
+  if (!get_args(env, info, &a, "crossEntropy", 8) || !cross_entropy_dims(&a, 1, &rows, &vocab)) return NULL;
+  const float *logits = arg_array(&a, 0, "logits", napi_float32_array, rows * vocab);
+  const int32_t *targets = arg_array(&a, 3, "targets", napi_int32_array, rows);
+  const float *weights = arg_array(&a, 4, "weights", napi_float32_array, rows);
+  float *lse = arg_array(&a, 5, "lse", napi_float32_array, rows);
+  float *loss = arg_array(&a, 6, "rowLoss", napi_float32_array, rows);
+  int32_t *argmax = arg_array(&a, 7, "argmax", napi_int32_array, rows);
+  if (!targets_in_range(&a, targets, rows, vocab)) return NULL;
+  if (rows > 0) kv_cross_entropy(logits, (int)rows, (int)vocab, targets, weights, lse, loss, argmax);
+  return undefined(env);
+}
+
+/* crossEntropyGrad(grad, logits, rows, vocab, targets, lse, coef) */
+static napi_value js_cross_entropy_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  int64_t rows, vocab;
+  if (!get_args(env, info, &a, "crossEntropyGrad", 7) || !cross_entropy_dims(&a, 2, &rows, &vocab)) return NULL;
+  float *grad = arg_array(&a, 0, "grad", napi_float32_array, rows * vocab);
+  const float *logits = arg_array(&a, 1, "logits", napi_float32_array, rows * vocab);
+  const int32_t *targets = arg_array(&a, 4, "targets", napi_int32_array, rows);
+  const float *lse = arg_array(&a, 5, "lse", napi_float32_array, rows);
+  const float *coef = arg_array(&a, 6, "coef", napi_float32_array, rows);
+  if (!targets_in_range(&a, targets, rows, vocab)) return NULL;
+  if (rows > 0) kv_cross_entropy_grad(grad, logits, (int)rows, (int)vocab, targets, lse, coef);
+  return undefined(env);
+}
+
 /* siluMulGrad(dGate | null, dUp | null, dy, gate, up, n) */
 static napi_value js_silu_mul_grad(napi_env env, napi_callback_info info) {
   Args a;
@@ -615,7 +666,7 @@ NAPI_MODULE_INIT() {
       {"rope", js_rope},       {"siluMul", js_silu_mul},      {"attendHead", js_attend_head},
       {"info", js_info},       {"setThreads", js_set_threads},
       {"causalSoftmax", js_causal_softmax}, {"causalSoftmaxGrad", js_causal_softmax_grad},
-      {"siluMulGrad", js_silu_mul_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},
+      {"siluMulGrad", js_silu_mul_grad}, {"crossEntropy", js_cross_entropy}, {"crossEntropyGrad", js_cross_entropy_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},
       {"sgemvParts", js_sgemv_parts}, {"halfToFloat", js_half_to_float}, {"floatToHalf", js_float_to_half},
       {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
       {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed}, {"sgemmPackedParts", js_sgemm_packed_parts},

@@ -141,5 +141,12 @@ void kv_causal_softmax(float *e, float *inv, int rows, int n, int m, int r0);
 void kv_causal_softmax_grad(float *ds, const float *e, const float *inv, const float *dd, int rows, int n, int m, int r0);
 void kv_softmax_rows_accumulate(float *s, int rows, int group, int width, const int32_t *vis, float *out);
 void kv_silu_mul_grad(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t count);
+/* Softmax cross-entropy rows of logits[rows, vocab]: argmax of every row; where weights[r] != 0, lse[r] =
+ * log sum exp and row_loss[r] = lse[r] - logits[r, targets[r]] (0 elsewhere). The gradient accumulates
+ * grad[r, j] += coef[r] * (exp(logits[r, j] - lse[r]) - [j == targets[r]]) on rows with coef[r] != 0. */
+void kv_cross_entropy(const float *logits, int rows, int vocab, const int32_t *targets, const float *weights, float *lse,
+                      float *row_loss, int32_t *argmax);
+void kv_cross_entropy_grad(float *grad, const float *logits, int rows, int vocab, const int32_t *targets,
+                           const float *lse, const float *coef);
 
 #endif

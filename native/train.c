@@ -21,6 +21,11 @@ struct RowJob {
   const float *inv_in, *dd, *dy, *g, *u;
   float *inv_out;
   int rows, n, m, r0;
+  /* cross-entropy: logits [rows, n], per-row targets, weights (forward) or coefficients (backward) */
+  const float *logits, *w;
+  const int32_t *targets;
+  float *lse, *row_loss;
+  int32_t *argmax;
   /* the work: items [0, count) in tasks of `chunk` items, each handed to `range` */
   void (*range)(RowJob *j, int64_t first, int64_t last);
   int64_t count, chunk;
@@ -59,6 +64,68 @@ static void silu_grad_range(RowJob *j, int64_t first, int64_t last) {
     const float g = j->g[i], sg = 1.0f / (1.0f + kv_expf(-g)), dy = j->dy[i];
     if (j->du) j->du[i] += dy * g * sg;
     if (j->dg) j->dg[i] += dy * j->u[i] * sg * (1.0f + g * (1.0f - sg));
+  }
+}
+
+/* sum_j exp(s[j] - m) without writing s. */
+static float exp_shift_sum_ro(const float *s, int n, float m) {
+#ifdef __AVX512F__
+  const __m512 mv = _mm512_set1_ps(m);
+  __m512 a = _mm512_setzero_ps(), b = a;
+  int j = 0;
+  for (; j + 32 <= n; j += 32) {
+    a = _mm512_add_ps(a, kv_exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), mv)));
+    b = _mm512_add_ps(b, kv_exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), mv)));
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
+    a = _mm512_add_ps(a, _mm512_maskz_mov_ps(k, kv_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), mv))));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+#else
+  float acc = 0.0f;
+  for (int j = 0; j < n; j++) acc += kv_expf(s[j] - m);
+  return acc;
+#endif
+}
+
+static void cross_entropy_rows(RowJob *j, int64_t first, int64_t last) {
+  const int n = j->n;
+  for (int64_t r = first; r < last; r++) {
+    const float *l = j->logits + r * n;
+    const float max = kv_row_max(l, n);
+    int am = 0;
+    while (am < n - 1 && !(l[am] == max)) am++;
+    j->argmax[r] = am;
+    if (j->w[r] == 0.0f) {
+      j->lse[r] = 0.0f;
+      j->row_loss[r] = 0.0f;
+      continue;
+    }
+    const float lse = max + logf(exp_shift_sum_ro(l, n, max));
+    j->lse[r] = lse;
+    j->row_loss[r] = lse - l[j->targets[r]];
+  }
+}
+
+static void cross_entropy_grad_rows(RowJob *j, int64_t first, int64_t last) {
+  const int n = j->n;
+  for (int64_t r = first; r < last; r++) {
+    const float c = j->w[r];
+    if (c == 0.0f) continue;
+    const float *l = j->logits + r * n;
+    float *g = j->e + r * n;
+    const float m = j->lse[r];
+    int k = 0;
+#ifdef __AVX512F__
+    const __m512 mv = _mm512_set1_ps(m), cv = _mm512_set1_ps(c);
+    for (; k + 16 <= n; k += 16) {
+      const __m512 p = kv_exp16(_mm512_sub_ps(_mm512_loadu_ps(l + k), mv));
+      _mm512_storeu_ps(g + k, _mm512_fmadd_ps(cv, p, _mm512_loadu_ps(g + k)));
+    }
+#endif
+    for (; k < n; k++) g[k] += c * kv_expf(l[k] - m);
+    g[j->targets[r]] -= c;
   }
 }
 
@@ -115,4 +182,18 @@ void kv_softmax_rows_accumulate(float *s, int rows, int group, int width, const 
       for (int j = 0; j < v; j++) o[j] += row[j] * inv;
     }
   }
+}
+
+void kv_cross_entropy(const float *logits, int rows, int vocab, const int32_t *targets, const float *weights, float *lse,
+                      float *row_loss, int32_t *argmax) {
+  RowJob j = {.logits = logits, .n = vocab, .targets = targets, .w = weights, .lse = lse, .row_loss = row_loss,
+              .argmax = argmax, .range = cross_entropy_rows};
+  run_job(&j, rows, 8, (int64_t)rows * vocab);
+}
+
+void kv_cross_entropy_grad(float *grad, const float *logits, int rows, int vocab, const int32_t *targets,
+                           const float *lse, const float *coef) {
+  RowJob j = {.e = grad, .logits = logits, .n = vocab, .targets = targets, .w = coef, .lse = (float *)lse,
+              .range = cross_entropy_grad_rows};
+  run_job(&j, rows, 8, (int64_t)rows * vocab);
 }

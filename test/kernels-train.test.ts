@@ -89,6 +89,44 @@ for (const [name, k] of backends) {
         close(out, want, 1e-5, `rows=${rows} group=${group} width=${width}`);
       }
     });
+    test('crossEntropy: argmax, log-sum-exp and row loss by their definitions; zero-weight rows only argmax', () => {
+      const rng = new Rng(9);
+      for (const [rows, vocab] of [[1, 1], [3, 17], [21, 259], [9, 8192]]) {
+        const logits = rng.normalArray(rows * vocab, 4);
+        if (vocab > 1) logits[vocab + 1] = logits[vocab] = 50; // a tie in row 1: the first maximum wins
+        const targets = Int32Array.from({ length: rows }, () => rng.int(vocab));
+        const weights = Float32Array.from({ length: rows }, (_, r) => (r % 3 === 2 ? 0 : 0.5 + r));
+        const lse = new Float32Array(rows).fill(NaN), rowLoss = new Float32Array(rows).fill(NaN), argmax = new Int32Array(rows).fill(-1);
+        k!.crossEntropy(logits, rows, vocab, targets, weights, lse, rowLoss, argmax);
+        for (let r = 0; r < rows; r++) {
+          let am = 0, sum = 0;
+          for (let j = 0; j < vocab; j++) if (logits[r * vocab + j] > logits[r * vocab + am]) am = j;
+          for (let j = 0; j < vocab; j++) sum += Math.exp(logits[r * vocab + j]);
+          assert.equal(argmax[r], am, `argmax row ${r} vocab ${vocab}`);
+          const wantLse = weights[r] === 0 ? 0 : Math.log(sum), wantLoss = weights[r] === 0 ? 0 : Math.log(sum) - logits[r * vocab + targets[r]];
+          close([lse[r], rowLoss[r]], [wantLse, wantLoss], 2e-6, `row ${r} vocab ${vocab}`);
+        }
+      }
+    });
+    test('crossEntropyGrad accumulates coef * (softmax - one-hot) on rows with a coefficient', () => {
+      const rng = new Rng(10);
+      for (const [rows, vocab] of [[1, 1], [4, 33], [10, 8192]]) {
+        const logits = rng.normalArray(rows * vocab, 3), grad = rng.normalArray(rows * vocab, 1);
+        const targets = Int32Array.from({ length: rows }, () => rng.int(vocab));
+        const coef = Float32Array.from({ length: rows }, (_, r) => (r === 1 ? 0 : (r + 1) * 0.25));
+        const lse = new Float32Array(rows);
+        const want = Float64Array.from(grad);
+        for (let r = 0; r < rows; r++) {
+          let sum = 0;
+          for (let j = 0; j < vocab; j++) sum += Math.exp(logits[r * vocab + j]);
+          lse[r] = Math.log(sum);
+          if (coef[r] === 0) continue;
+          for (let j = 0; j < vocab; j++) want[r * vocab + j] += coef[r] * (Math.exp(logits[r * vocab + j]) / sum - (j === targets[r] ? 1 : 0));
+        }
+        k!.crossEntropyGrad(grad, logits, rows, vocab, targets, lse, coef);
+        close(grad, want, 1e-5, `grad rows=${rows} vocab=${vocab}`);
+      }
+    });
     test('siluMulGrad accumulates both gradients, or one of them', () => {
       const rng = new Rng(7);
       for (const n of [1, 17, 40000]) {
@@ -118,5 +156,9 @@ describe('training row kernels: bad arguments', { skip: loadNative() === null ? 
     assert.throws(() => k.causalSoftmax(new Float32Array(3), new Float32Array(2), 2, 2, 1, 0), /e has 3 elements, needs 4/);
     assert.throws(() => k.causalSoftmaxGrad(new Float32Array(4), new Float32Array(4), new Float32Array(1), new Float32Array(2), 2, 2, 1, 0), /inv has 1 elements/);
     assert.throws(() => k.siluMulGrad(null, null, new Float32Array(2), new Float32Array(3), new Float32Array(3), 3), /dy has 2 elements/);
+    const f = (n: number) => new Float32Array(n);
+    assert.throws(() => k.crossEntropy(f(5), 2, 3, new Int32Array(2), f(2), f(2), f(2), new Int32Array(2)), /logits has 5 elements, needs 6/);
+    assert.throws(() => k.crossEntropy(f(6), 2, 3, Int32Array.of(0, 3), f(2), f(2), f(2), new Int32Array(2)), /targets must lie in \[0, vocab\)/);
+    assert.throws(() => k.crossEntropyGrad(f(6), f(6), 2, 3, Int32Array.of(-1, 0), f(2), f(2)), /targets must lie/);
   });
 });

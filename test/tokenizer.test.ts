@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvevictError } from '../src/errors.js';
 import { CHATML_TEMPLATE, Tokenizer, makeByteTokenizerConfig, makeByteTokenizerJson } from '../src/model/tokenizer.js';
+import { cutSmolLM2Tokenizer, smolLM2Vocab } from '../src/train/data/vocab.js';
 import { Rng } from '../src/util/rng.js';
 import { BYTE_SPECIALS, smolDir } from './helpers/random-model.js';
 
@@ -28,10 +29,13 @@ function gpt2ByteChars(): string[] {
   return out;
 }
 
-function referenceEncoder(): (text: string) => number[] {
+/** The reference BPE with only the first `maxMerges` merges of merges.txt (all of them by default). */
+function referenceEncoder(maxMerges = Infinity): (text: string) => number[] {
   const vocab = JSON.parse(readFileSync(join(smolDir, 'vocab.json'), 'utf8')) as Record<string, number>;
   const ranks = new Map<string, number>();
-  readFileSync(join(smolDir, 'merges.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#version')).forEach((l, i) => ranks.set(l, i));
+  readFileSync(join(smolDir, 'merges.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#version')).forEach((l, i) => {
+    if (i < maxMerges) ranks.set(l, i);
+  });
   const chars = gpt2ByteChars();
   const pattern = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
   const bpe = (word: string): string[] => {
@@ -70,6 +74,24 @@ function referenceEncoder(): (text: string) => number[] {
     return ids;
   };
 }
+
+test('SmolLM2 cut to its first N ids (the reference model v2 vocabulary): the independent BPE with the first N - 252 merges', () => {
+  const essay = readFileSync(join(smolDir, '..', '..', 'haystack', 'PaulGrahamEssays', 'avg.txt'), 'utf8').slice(0, 3000);
+  for (const size of [300, 8192]) {
+    const json = cutSmolLM2Tokenizer(size);
+    const tok = new Tokenizer(json, smolLM2Vocab(size).tokenizerConfig() as Record<string, unknown>);
+    assert.equal(tok.vocabSize, size);
+    const ref = referenceEncoder(size - 252);
+    for (const s of [...SAMPLES, essay, 'The pass key is 58213. 3f2a9c1e-77b4']) {
+      const ids = tok.encode(s);
+      assert.deepEqual(ids, ref(s), `${size}: ${s.slice(0, 40)}`);
+      assert.ok(ids.every((i) => i < size));
+      assert.equal(tok.decode(ids), s);
+    }
+    assert.deepEqual(tok.encode('12345'), [...'12345'].map((d) => tok.encode(d)[0]), 'one token per digit');
+  }
+  assert.throws(() => cutSmolLM2Tokenizer(100), /must be an integer in 253\.\.49152/);
+});
 
 test('SmolLM2 tokenizer: ids equal an independent BPE over vocab.json and merges.txt', () => {
   const ref = referenceEncoder();

@@ -19,6 +19,7 @@ import { parseConfig } from '../src/model/config.js';
 import { readSafetensorsHeader } from '../src/model/safetensors.js';
 import { Tokenizer } from '../src/model/tokenizer.js';
 import { Rng } from '../src/util/rng.js';
+import { smolLM2Vocab } from '../src/train/data/vocab.js';
 
 const corpus = loadCorpus();
 const decode = (ids: ArrayLike<number>) => Buffer.from(Array.from(ids).filter((i) => i < 256)).toString('utf8');
@@ -99,6 +100,32 @@ test('samples: every task fits its length and its answer spans decode to the ans
       }
     }
   }
+});
+
+test('subword samples (smollm2:8192): every task fits its length, fills the step, and its answers decode to the text', () => {
+  const v = smolLM2Vocab(8192);
+  const tok = new Tokenizer(v.tokenizerJson() as Record<string, unknown>, v.tokenizerConfig() as Record<string, unknown>);
+  const rng = new Rng(6);
+  for (const task of [...TASKS, 'text' as const]) {
+    for (const length of [256, 2048]) {
+      const s = makeSample(rng, corpus, 'train', task, length, v);
+      assert.ok(s.ids.length <= length + 1, `${task} ${length}: ${s.ids.length} ids`);
+      assert.ok(s.ids.every((i) => i >= 0 && i < v.size));
+      if (task === 'text') continue;
+      for (const a of s.answers) {
+        assert.equal(s.ids[a.end], v.imEnd, `${task}: an answer ends with <|im_end|>`);
+        assert.ok(tok.decode(Array.from(s.ids.subarray(a.start + 1, a.end))).length > 3);
+      }
+    }
+  }
+  const batch = trainingBatch(corpus, 1, 3, 0.5, 8192, [{ until: 2, lengths: [256] }], 256, v);
+  assert.ok(batch.tokens > 8192 - 64 && batch.tokens <= 8192, `${batch.tokens} tokens in a step of 8192`);
+  const enc = encodeDialogue({ task: 'passkey', context: 'The pass key is 123.', turns: [{ question: 'What is it?', answer: 'It is 123.' }] }, v);
+  const chat = tok.applyChatTemplate([{ role: 'user', content: 'The pass key is 123.\n\nWhat is it?' }], { addGenerationPrompt: true });
+  const prompt = encodePrompt('The pass key is 123.', 'What is it?', v);
+  assert.equal(tok.decode(Array.from(prompt)), chat);
+  assert.deepEqual(Array.from(prompt), Array.from(enc.ids.subarray(0, prompt.length)));
+  assert.equal(tok.decode(Array.from(enc.ids.subarray(prompt.length))), 'It is 123.<|im_end|>\n');
 });
 
 test('encoding: ChatML as the tokenizer template, weights shifted to targets', () => {

@@ -7,8 +7,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultModelDir } from '../paths.js';
 import { DEFAULT_CARD_EVAL, cardTables, evaluateCard } from '../train/card-eval.js';
+import { vocabByName } from '../train/data/vocab.js';
+import type { DType } from '../model/safetensors.js';
 
-export const summary = 'train the byte-level reference model (checkpoints, resumable, loss curve)';
+export const summary = 'train the reference model (checkpoints, resumable, loss curve)';
 
 const D = DEFAULT_PRETRAIN;
 const SPECS: OptionSpecs = {
@@ -30,6 +32,8 @@ const SPECS: OptionSpecs = {
   intermediate: { type: 'int', help: 'SwiGLU intermediate size', default: D.intermediate },
   'rope-theta': { type: 'number', help: 'RoPE base', default: D.ropeTheta },
   'max-positions': { type: 'int', help: 'max_position_embeddings', default: D.maxPositions },
+  vocab: { type: 'string', help: 'vocabulary: bytes, or smollm2:SIZE (SmolLM2\'s BPE cut to its first SIZE ids)', default: D.vocab },
+  'export-dtype': { type: 'string', help: 'dtype of the exported model.safetensors: F32, F16 or BF16 (checkpoints stay float32)', default: D.exportDtype },
   'max-length': { type: 'int', help: 'longest training sequence in tokens (caps the curriculum)', default: D.maxLength },
   'eval-every': { type: 'int', help: 'held-out needle evaluation every N steps (0: never)', default: D.evalEvery },
   'eval-lengths': { type: 'list', help: 'needle evaluation lengths during training', default: D.evalLengths.join(',') },
@@ -60,6 +64,12 @@ export function parseCurriculum(text: string): CurriculumStage[] {
   });
   if (stages.length === 0) throw new KvevictError('pretrain: --curriculum is empty');
   return stages;
+}
+
+function exportDtype(v: string): DType {
+  const d = v.toUpperCase();
+  if (d !== 'F32' && d !== 'F16' && d !== 'BF16') throw new KvevictError(`pretrain: --export-dtype must be F32, F16 or BF16, got "${v}"`);
+  return d;
 }
 
 function int(o: Record<string, unknown>, k: string): number {
@@ -94,6 +104,7 @@ export async function run(argv: string[]): Promise<number> {
     intermediate: int(o, 'intermediate'), ropeTheta: o['rope-theta'] as number, maxPositions: int(o, 'max-positions'), maxLength: int(o, 'max-length'),
     evalEvery: int(o, 'eval-every'), evalLengths: (o['eval-lengths'] as string[] | string | undefined ? String(o['eval-lengths']).split(',') : []).map(Number),
     initFrom: typeof o['init-from'] === 'string' ? resolve(o['init-from']) : null,
+    vocab: String(o.vocab), exportDtype: exportDtype(String(o['export-dtype'])),
     checkpointEvery: int(o, 'checkpoint-every'), lrRestart: int(o, 'lr-restart'), timeLimit: (o['time-limit'] as number) * 60, stopAfter: int(o, 'stop-after'),
   };
   if (o.tiny) {
@@ -108,6 +119,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!(v > 0)) throw new KvevictError(`pretrain: --${k} must be positive, got ${v}`);
   }
   if (typeof o.curriculum === 'string') opts.curriculum = parseCurriculum(o.curriculum);
+  vocabByName(opts.vocab);
   if (opts.evalLengths.some((l) => !Number.isInteger(l) || l <= 0)) throw new KvevictError(`pretrain: --eval-lengths must be positive integers`);
   const result = await pretrain(opts, o.resume === true);
   process.stdout.write(`pretrain: loss ${result.firstLoss.toFixed(3)} -> ${result.finalLoss.toFixed(3)}; model in ${opts.exportDir ?? out}\n`);

@@ -179,6 +179,30 @@ export const jsKernels: Kernels = {
     }
   },
 
+  crossEntropy(logits, rows, vocab, targets, weights, lse, rowLoss, argmax) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * vocab;
+      let max = -Infinity, am = 0;
+      for (let j = 0; j < vocab; j++) if (logits[o + j] > max) { max = logits[o + j]; am = j; }
+      argmax[r] = am;
+      if (weights[r] === 0) { lse[r] = 0; rowLoss[r] = 0; continue; }
+      let s = 0;
+      for (let j = 0; j < vocab; j++) s += Math.exp(logits[o + j] - max);
+      lse[r] = max + Math.log(s);
+      rowLoss[r] = lse[r] - logits[o + targets[r]];
+    }
+  },
+
+  crossEntropyGrad(grad, logits, rows, vocab, targets, lse, coef) {
+    for (let r = 0; r < rows; r++) {
+      const c = coef[r];
+      if (c === 0) continue;
+      const o = r * vocab, m = lse[r];
+      for (let j = 0; j < vocab; j++) grad[o + j] += c * Math.exp(logits[o + j] - m);
+      grad[o + targets[r]] -= c;
+    }
+  },
+
   siluMulGrad(dGate, dUp, dy, gate, up, n) {
     for (let i = 0; i < n; i++) {
       const g = gate[i], sg = 1 / (1 + Math.exp(-g));

@@ -39,6 +39,8 @@ export interface NativeAddon {
   causalSoftmax(e: Float32Array, inv: Float32Array, rows: number, n: number, m: number, r0: number): void;
   causalSoftmaxGrad(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): void;
   siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  crossEntropy(logits: Float32Array, rows: number, vocab: number, targets: Int32Array, weights: Float32Array, lse: Float32Array, rowLoss: Float32Array, argmax: Int32Array): void;
+  crossEntropyGrad(grad: Float32Array, logits: Float32Array, rows: number, vocab: number, targets: Int32Array, lse: Float32Array, coef: Float32Array): void;
   /** sgemvParts(k, x, accumulate, w0, n0, y0, w1, n1, y1, ...): up to 4 parts */
   sgemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (WeightMatrix | number)[]): void;
   softmaxRowsAccumulate(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
@@ -76,6 +78,8 @@ export function makeNativeKernels(path: string): Kernels {
     causalSoftmax: addon.causalSoftmax,
     causalSoftmaxGrad: addon.causalSoftmaxGrad,
     siluMulGrad: addon.siluMulGrad,
+    crossEntropy: addon.crossEntropy,
+    crossEntropyGrad: addon.crossEntropyGrad,
     softmaxRowsAccumulate: addon.softmaxRowsAccumulate,
     attendHead(a: AttendArgs) {
       addon.attendHead(a.q, a.qRowStride, a.out, a.rows, a.headDim, a.firstHead, a.group, a.qPos, a.keys, a.values, a.kPos, a.n, a.scale);

@@ -123,6 +123,14 @@ export interface Kernels {
    * out[g * width + j] += softmax(s[row, 0 .. vis[r]))[j] for j < vis[r]. s is overwritten.
    */
   softmaxRowsAccumulate(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
+  /**
+   * Softmax cross-entropy of logits[rows, vocab]: argmax[r] of every row (the first maximum); where
+   * weights[r] != 0, lse[r] = log sum_j exp(logits[r, j]) and rowLoss[r] = lse[r] - logits[r, targets[r]];
+   * 0 in both elsewhere.
+   */
+  crossEntropy(logits: Float32Array, rows: number, vocab: number, targets: Int32Array, weights: Float32Array, lse: Float32Array, rowLoss: Float32Array, argmax: Int32Array): void;
+  /** Its gradient, accumulating on rows with coef[r] != 0: grad[r, j] += coef[r] * (exp(logits[r, j] - lse[r]) - [j == targets[r]]). */
+  crossEntropyGrad(grad: Float32Array, logits: Float32Array, rows: number, vocab: number, targets: Int32Array, lse: Float32Array, coef: Float32Array): void;
   /** SwiGLU backward, accumulating: dGate += dy * up * silu'(gate), dUp += dy * silu(gate) (either may be null). */
   siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   /**

@@ -7,16 +7,18 @@ import { insertAtDepths } from './data/haystack.js';
 import { makeSample, packBatch } from './data/batch.js';
 import { TASKS, type TaskName } from './data/tasks.js';
 import { NIAH_NEEDLE, NIAH_QUESTION } from './split.js';
+import { BYTE_VOCAB, type TrainVocab } from './data/vocab.js';
 
 /** The needle benchmark's sample: held-out essays from their start, the fixed needle at `depth`. */
-export function niahSample(corpus: Corpus, length: number, depth: number): Encoded {
+export function niahSample(corpus: Corpus, length: number, depth: number, vocab: TrainVocab = BYTE_VOCAB): Encoded {
   const turns = [{ question: NIAH_QUESTION, answer: NIAH_NEEDLE }];
-  let chars = length - NIAH_NEEDLE.length - NIAH_QUESTION.length - NIAH_NEEDLE.length - 48;
+  let chars = Math.round((length - 80) * vocab.charsPerToken) - NIAH_NEEDLE.length;
   for (;;) {
     const context = insertAtDepths(corpus.heldOutText.slice(0, chars), [{ sentence: NIAH_NEEDLE, depth }]);
-    const enc = encodeDialogue({ task: 'niah_place', context, turns });
+    const enc = encodeDialogue({ task: 'niah_place', context, turns }, vocab);
     if (enc.ids.length <= length + 1) return enc;
-    chars -= enc.ids.length - length - 1;
+    const over = enc.ids.length - length - 1;
+    chars -= vocab.charsPerToken === 1 ? over : Math.ceil(over * vocab.charsPerToken) + 4;
   }
 }
 
@@ -74,7 +76,7 @@ export interface HeldOutReport {
   niahTokens: Record<string, number>;
   /** exact match per synthetic task (held-out wordings and keys) */
   tasks?: Record<string, number>;
-  /** held-out essay perplexity (bytes) */
+  /** held-out essay perplexity (per token of the model's vocabulary) */
   perplexity?: number;
 }
 
@@ -84,10 +86,11 @@ const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.l
 export function evaluateHeldOut(
   model: TrainModel, corpus: Corpus,
   opts: { lengths: number[]; depths: number[]; tasks?: { length: number; perTask: number }; perplexityTokens?: number },
+  vocab: TrainVocab = BYTE_VOCAB,
 ): HeldOutReport {
   const report: HeldOutReport = { niah: {}, niahTokens: {} };
   for (const L of opts.lengths) {
-    const scores = scoreSamples(model, opts.depths.map((d) => niahSample(corpus, L, d)));
+    const scores = scoreSamples(model, opts.depths.map((d) => niahSample(corpus, L, d, vocab)));
     report.niah[L] = mean(scores.map((s) => s.exact));
     report.niahTokens[L] = mean(scores.map((s) => s.tokenAccuracy));
   }
@@ -96,16 +99,16 @@ export function evaluateHeldOut(
     report.tasks = {};
     const names: TaskName[] = TASKS.filter((t) => t !== 'instruct' && t !== 'repeat');
     for (const t of names) {
-      const samples = Array.from({ length: opts.tasks.perTask }, () => makeSample(rng, corpus, 'heldout', t, opts.tasks!.length));
+      const samples = Array.from({ length: opts.tasks.perTask }, () => makeSample(rng, corpus, 'heldout', t, opts.tasks!.length, vocab));
       report.tasks[t] = mean(scoreSamples(model, samples).map((s) => s.exact));
     }
   }
   if (opts.perplexityTokens) {
     const L = 1024, samples: Encoded[] = [];
     const text = corpus.heldOutText;
-    const bytes = Buffer.from(text, 'utf8');
-    for (let off = 0; off + L + 1 <= bytes.length && samples.length * L < opts.perplexityTokens; off += L) {
-      samples.push({ ids: Int32Array.from(bytes.subarray(off, off + L + 1)), weights: new Float32Array(L).fill(1), answers: [], task: 'text' });
+    const ids = Int32Array.from(vocab.encode(text.slice(0, Math.ceil((opts.perplexityTokens + 2 * L) * vocab.charsPerToken * 1.5))));
+    for (let off = 0; off + L + 1 <= ids.length && samples.length * L < opts.perplexityTokens; off += L) {
+      samples.push({ ids: ids.subarray(off, off + L + 1), weights: new Float32Array(L).fill(1), answers: [], task: 'text' });
     }
     const scores = scoreSamples(model, samples);
     report.perplexity = Math.exp(mean(scores.map((s) => s.loss)));

@@ -11,7 +11,8 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { TrainModel } from './model.js';
 import { countParams, initParams, namedParams, paramsFromWeights, type ModelParams } from './params.js';
 import { loadCorpus, type Corpus } from './data/corpus.js';
-import { BYTE_VOCAB_SIZE } from './data/encode.js';
+import { vocabByName, type TrainVocab } from './data/vocab.js';
+import type { DType } from '../model/safetensors.js';
 import { DEFAULT_CURRICULUM, trainingBatch, type CurriculumStage } from './data/batch.js';
 import { evaluateHeldOut, type HeldOutReport } from './evaluate.js';
 import { exportModel } from './export.js';
@@ -54,20 +55,25 @@ export interface PretrainOptions {
   curriculum: CurriculumStage[];
   /** start from this model folder's weights instead of a random initialisation (fine-tuning); a checkpoint still wins on --resume */
   initFrom?: string | null;
+  /** the vocabulary (vocabByName): `bytes` or `smollm2:SIZE` */
+  vocab: string;
+  /** dtype of the exported model.safetensors (checkpoints stay float32) */
+  exportDtype: DType;
 }
 
 export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'exportDir'> = {
   seed: 1, steps: 2640, tokensPerStep: 2048, lr: 3e-3, warmup: 50, minLrRatio: 0.1, clip: 1,
   hidden: 256, layers: 4, heads: 4, kvHeads: 2, intermediate: 640, ropeTheta: 50000, maxPositions: 4096, maxLength: 4096,
   evalEvery: 100, checkpointEvery: 20, evalLengths: [512, 1024, 2048], lrRestart: 0, timeLimit: 0, curriculum: DEFAULT_CURRICULUM,
+  vocab: 'bytes', exportDtype: 'F32',
 };
 
-export function modelConfigOf(o: Omit<PretrainOptions, 'out' | 'exportDir'>): ModelConfig {
+export function modelConfigOf(o: Omit<PretrainOptions, 'out' | 'exportDir'>, vocab: TrainVocab = vocabByName(o.vocab)): ModelConfig {
   if (o.hidden % o.heads !== 0) throw new KvevictError(`--hidden ${o.hidden} is not a multiple of --heads ${o.heads}`);
   if (o.heads % o.kvHeads !== 0) throw new KvevictError(`--heads ${o.heads} is not a multiple of --kv-heads ${o.kvHeads}`);
   return {
     modelType: 'llama', hiddenSize: o.hidden, intermediateSize: o.intermediate, numLayers: o.layers, numHeads: o.heads, numKvHeads: o.kvHeads,
-    headDim: o.hidden / o.heads, vocabSize: BYTE_VOCAB_SIZE, rmsNormEps: 1e-5, ropeTheta: o.ropeTheta, ropeScaling: null,
+    headDim: o.hidden / o.heads, vocabSize: vocab.size, rmsNormEps: 1e-5, ropeTheta: o.ropeTheta, ropeScaling: null,
     maxPositions: o.maxPositions, tieWordEmbeddings: true, attentionBias: false, qkNorm: false, bosTokenId: null, eosTokenIds: [],
   };
 }
@@ -94,11 +100,12 @@ export interface PretrainResult {
 }
 
 /** Options that must not change across a resume (the rest, e.g. --steps or eval cadence, may). */
-const FROZEN_KEYS = ['seed', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'ropeTheta', 'maxPositions'] as const;
+const FROZEN_KEYS = ['seed', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'ropeTheta', 'maxPositions', 'vocab'] as const;
 
 /** Train (or resume) the reference model; writes checkpoints, the log, the loss curve and the model folder. */
 export async function pretrain(opts: PretrainOptions, resume: boolean, log: (line: string) => void = (l) => process.stderr.write(l + '\n'), corpus: Corpus = loadCorpus()): Promise<PretrainResult> {
-  const cfg = modelConfigOf(opts);
+  const vocab = vocabByName(opts.vocab);
+  const cfg = modelConfigOf(opts, vocab);
   const params = initParams(cfg, opts.seed);
   if (opts.initFrom) initFromModel(opts.initFrom, cfg, params);
   const list = namedParams(params).map((p) => p.tensor);
@@ -112,7 +119,8 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   if (resume && existsSync(ckptFile)) {
     const meta = loadCheckpoint(ckptFile, list, opt);
     for (const k of FROZEN_KEYS) {
-      if (meta.options[k] !== undefined && meta.options[k] !== opts[k]) throw new KvevictError(`--resume: option ${k} was ${JSON.stringify(meta.options[k])} in ${ckptFile}, now ${JSON.stringify(opts[k])}`);
+      const was = meta.options[k] ?? (k === 'vocab' ? 'bytes' : undefined);
+      if (was !== undefined && was !== opts[k]) throw new KvevictError(`--resume: option ${k} was ${JSON.stringify(was)} in ${ckptFile}, now ${JSON.stringify(opts[k])}`);
     }
     start = meta.step;
     tokensSeen = meta.tokensSeen;
@@ -122,7 +130,7 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   } else if (resume) {
     log(`no checkpoint in ${opts.out}; starting from scratch`);
   }
-  log(`model: ${countParams(params)} parameters, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, ${cfg.numHeads} query / ${cfg.numKvHeads} KV heads; kernels: ${kernels().name}`);
+  log(`model: ${countParams(params)} parameters, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, ${cfg.numHeads} query / ${cfg.numKvHeads} KV heads, vocabulary ${vocab.name} (${vocab.size}); kernels: ${kernels().name}`);
 
   const schedule = { peak: opts.lr, warmup: opts.warmup, total: opts.steps, minRatio: opts.minLrRatio };
   const bar = new ProgressBar(opts.steps);
@@ -138,7 +146,7 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   const exportAll = (step: number) => {
     for (const dir of [opts.out, opts.exportDir]) {
       if (!dir) continue;
-      exportModel(dir, cfg, params, { step: String(step), tokens: String(tokensSeen) });
+      exportModel(dir, cfg, params, { step: String(step), tokens: String(tokensSeen) }, opts.exportDtype, vocab);
       writeFileSync(join(dir, 'loss.svg'), lossCurve(history));
     }
   };
@@ -147,7 +155,7 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     const report = evaluateHeldOut(model, corpus, {
       lengths: opts.evalLengths.filter((l) => l <= opts.maxLength), depths: [0.1, 0.3, 0.5, 0.7, 0.9],
       tasks: full ? { length: Math.min(1024, opts.maxLength), perTask: 4 } : undefined, perplexityTokens: full ? 8192 : undefined,
-    });
+    }, vocab);
     const rec: LogRecord = { step, tokens: tokensSeen, seconds: elapsedBefore + (Date.now() - t0) / 1000, eval: report };
     history.push(rec);
     appendFileSync(logFile, JSON.stringify(rec) + '\n');
@@ -159,7 +167,7 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
 
   for (let step = start; step < opts.steps; step++) {
     const progress = step / opts.steps;
-    const batch = trainingBatch(corpus, opts.seed, step, progress, opts.tokensPerStep, opts.curriculum, Math.min(opts.maxLength, cfg.maxPositions));
+    const batch = trainingBatch(corpus, opts.seed, step, progress, opts.tokensPerStep, opts.curriculum, Math.min(opts.maxLength, cfg.maxPositions), vocab);
     const tape = new Tape();
     const logits = model.logits(tape, batch);
     const ce = crossEntropy(tape, logits, batch.targets, batch.weights);

@@ -2,6 +2,7 @@ import { Rng } from '../../util/rng.js';
 import type { PackedInput } from '../model.js';
 import type { Corpus } from './corpus.js';
 import { encodeSample, type Encoded } from './encode.js';
+import { BYTE_VOCAB, type TrainVocab } from './vocab.js';
 import { TASKS, makeDialogue, plainText, type Sample, type Split, type TaskName } from './tasks.js';
 
 /** Share of each kind of sequence in training batches. */
@@ -50,14 +51,18 @@ function pickTask(rng: Rng, mix: Partial<Record<TaskName | 'text', number>> = TA
   return 'text';
 }
 
-/** One sample of about `length` tokens, never more than `length + 1` ids. */
-export function makeSample(rng: Rng, corpus: Corpus, split: Split, task: TaskName | 'text', length: number): Encoded {
-  let want = length;
+/**
+ * One sample of about `length` tokens, never more than `length + 1` ids. The generators size their text in
+ * characters: the first try assumes the vocabulary's characters per token, later tries rescale by what the
+ * encoding really took.
+ */
+export function makeSample(rng: Rng, corpus: Corpus, split: Split, task: TaskName | 'text', length: number, vocab: TrainVocab = BYTE_VOCAB): Encoded {
+  let want = Math.round(length * vocab.charsPerToken);
   for (let attempt = 0; ; attempt++) {
     const s: Sample = task === 'text' ? plainText(rng, corpus, split, want + 1) : makeDialogue(task, rng, corpus, split, want);
-    const enc = encodeSample(s);
+    const enc = encodeSample(s, vocab);
     if (enc.ids.length <= length + 1) return enc;
-    if (attempt > 8 && task !== 'text') return makeSample(rng, corpus, split, 'passkey', length);
+    if (attempt > 8 && task !== 'text') return makeSample(rng, corpus, split, 'passkey', length, vocab);
     if (task === 'text') {
       // plain text (or a stubborn sample): crop, dropping answers that no longer fit
       return {
@@ -65,7 +70,8 @@ export function makeSample(rng: Rng, corpus: Corpus, split: Split, task: TaskNam
         answers: enc.answers.filter((a) => a.end <= length),
       };
     }
-    want -= enc.ids.length - (length + 1) + 8;
+    const over = enc.ids.length - (length + 1);
+    want = vocab.charsPerToken === 1 ? want - over - 8 : Math.floor((want * (length + 1)) / enc.ids.length) - 8;
   }
 }
 
@@ -123,13 +129,24 @@ export function lengthFor(curriculum: CurriculumStage[], progress: number, rng: 
  * The training batch of `step`: a pure function of (seed, step), so a resumed run sees exactly the data
  * an uninterrupted one would. About `tokens` tokens of one sequence length.
  */
-export function trainingBatch(corpus: Corpus, seed: number, step: number, progress: number, tokens: number, curriculum: CurriculumStage[], maxLength: number): Batch {
+export function trainingBatch(
+  corpus: Corpus, seed: number, step: number, progress: number, tokens: number, curriculum: CurriculumStage[], maxLength: number, vocab: TrainVocab = BYTE_VOCAB,
+): Batch {
   const rng = new Rng((seed * 1000003 + step * 7919) >>> 0);
   const length = lengthFor(curriculum, progress, rng, maxLength);
   const count = Math.max(1, Math.round(tokens / length));
   const samples: Encoded[] = [];
   const mix = MIXES[stageAt(curriculum, progress).mix ?? 'default'] ?? TASK_MIX;
-  for (let i = 0; i < count; i++) samples.push(makeSample(rng, corpus, 'train', pickTask(rng, mix), length));
+  for (let i = 0; i < count; i++) samples.push(makeSample(rng, corpus, 'train', pickTask(rng, mix), length, vocab));
+  if (vocab.charsPerToken !== 1) {
+    // subword samples come out shorter than asked more often: fill the step's token budget
+    let rows = samples.reduce((a, s) => a + s.ids.length - 1, 0);
+    while (tokens - rows >= 64) {
+      const s = makeSample(rng, corpus, 'train', pickTask(rng, mix), Math.min(length, tokens - rows), vocab);
+      samples.push(s);
+      rows += s.ids.length - 1;
+    }
+  }
   return packBatch(samples);
 }
 

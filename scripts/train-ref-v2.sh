@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The reference model v2's pretraining, exactly as it is being run: every stage, resumable.
+# Start or continue:  bash scripts/train-ref-v2.sh [extra pretrain options, e.g. --time-limit 150]
+# A run folder that already holds a checkpoint is resumed (same data order as an uninterrupted run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${KVEVICT_REF2_RUN:-runs/ref-v2}
+resume=()
+[ -f "$OUT/checkpoint.bin" ] && resume=(--resume)
+exec node bin/kvevict.js pretrain --out "$OUT" "${resume[@]}" \
+  --vocab smollm2:8192 --export-dtype F16 \
+  --layers 8 --hidden 256 --heads 4 --kv-heads 2 --intermediate 768 --rope-theta 100000 --max-positions 8192 --max-length 8192 \
+  --seed 2 --steps 6000 --tokens-per-step 4096 --lr 2e-3 --warmup 100 \
+  --checkpoint-every 20 --eval-every 200 --eval-lengths 1024,2048 \
+  --curriculum '0.03:256;0.25:256,512@copy;0.4:512,1024;0.55:1024,2048@retrieve;0.7:2048@lookup;0.85:2048,4096@retrieve;0.95:4096,8192@retrieve;1.01:8192@retrieve' \
+  "$@"
