@@ -12,10 +12,14 @@ import { initParams, namedParams, countParams } from '../src/train/params.js';
 import { DEFAULT_PRETRAIN, modelConfigOf } from '../src/train/pretrain.js';
 import { loadCorpus } from '../src/train/data/corpus.js';
 import { trainingBatch } from '../src/train/data/batch.js';
+import { vocabByName } from '../src/train/data/vocab.js';
 import { formatTable } from './table.js';
 
-/** The configuration the delivered model was trained with. */
+/** The configurations of the delivered models: v1 (byte-level) and v2 (scripts/train-ref-v2.sh). */
 export const REFERENCE = { ...DEFAULT_PRETRAIN };
+export const REFERENCE_V2 = {
+  ...DEFAULT_PRETRAIN, vocab: 'smollm2:8192', layers: 8, hidden: 256, heads: 4, kvHeads: 2, intermediate: 768, ropeTheta: 100000, maxPositions: 8192, tokensPerStep: 4096,
+};
 
 export interface TrainBenchRow {
   length: number;
@@ -25,8 +29,10 @@ export interface TrainBenchRow {
   optimizerMs: number;
 }
 
-export async function runBench(lengths = [256, 512, 1024, 2048, 4096], steps = 2): Promise<{ kernels: string; parameters: number; rows: TrainBenchRow[] }> {
-  const cfg = modelConfigOf(REFERENCE);
+export async function runBench(lengths = [256, 512, 1024, 2048, 4096], steps = 2, ref = REFERENCE): Promise<{ kernels: string; parameters: number; rows: TrainBenchRow[] }> {
+  const REFERENCE = ref;
+  const vocab = vocabByName(ref.vocab);
+  const cfg = modelConfigOf(REFERENCE, vocab);
   const params = initParams(cfg, 1);
   const list = namedParams(params).map((p) => p.tensor);
   const model = new TrainModel(cfg, params);
@@ -36,7 +42,7 @@ export async function runBench(lengths = [256, 512, 1024, 2048, 4096], steps = 2
   for (const length of lengths) {
     let fwd = 0, bwd = 0, optMs = 0, tokens = 0;
     for (let s = 0; s <= steps; s++) {
-      const batch = trainingBatch(corpus, 1, s, 0, REFERENCE.tokensPerStep, [{ until: 2, lengths: [length] }], length);
+      const batch = trainingBatch(corpus, 1, s, 0, REFERENCE.tokensPerStep, [{ until: 2, lengths: [length] }], length, vocab);
       const t0 = performance.now();
       const tape = new Tape();
       const ce = crossEntropy(tape, model.logits(tape, batch), batch.targets, batch.weights);
@@ -62,5 +68,5 @@ export async function runBench(lengths = [256, 512, 1024, 2048, 4096], steps = 2
 
 if (process.argv[1]?.endsWith('train.js') && process.argv[1].includes('bench')) {
   const lengths = process.argv.slice(2).map(Number).filter((n) => n > 0);
-  await runBench(lengths.length ? lengths : undefined);
+  await runBench(lengths.length ? lengths : undefined, 2, process.argv.includes('--v2') ? REFERENCE_V2 : REFERENCE);
 }

@@ -84,6 +84,29 @@ test('split: held-out essays, needle and question never reach training data', ()
   }
 });
 
+test('held out in kind: no training batch holds a held-out wording, haystack kind or key list (RULER\'s templates among them)', () => {
+  const v = smolLM2Vocab(8192);
+  const tok = new Tokenizer(v.tokenizerJson() as Record<string, unknown>, v.tokenizerConfig() as Record<string, unknown>);
+  const banned = [
+    'mentioned in the provided text', 'One of the special magic', 'special magic', 'Memorize and track the chain', 'VAR ',
+    'Below is a numbered list of words', 'Read the following coded text', 'Everyone knows that', 'registered under',
+    'Quick question', 'Report each', 'recover the omitted words', 'Reproduce the words', '| id | item | owner | count |', ...NEVER_TRAINED,
+  ];
+  const heldOutInstruction = corpus.heldOutInstructTexts[0].slice(0, 60);
+  const mixes = ['default', 'copy', 'retrieve', 'lookup'];
+  for (let step = 0; step < 24; step++) {
+    const mix = mixes[step % mixes.length];
+    const batch = trainingBatch(corpus, 5, step, 0.5, 4096, [{ until: 2, lengths: [512], mix }], 512, v);
+    const text = tok.decode(Array.from(batch.ids));
+    for (const b of [...banned, heldOutInstruction]) assert.ok(!text.includes(b), `step ${step} (${mix}) contains "${b}"`);
+  }
+  // RULER's keys and word lists are held-out vocabulary
+  assert.ok(!corpus.trainWords.includes('apple') && corpus.heldOutWords.includes('apple'));
+  // and the held-out split does use them
+  const held = makeSample(new Rng(3), corpus, 'heldout', 'niah_multikey', 2048, v);
+  assert.match(tok.decode(Array.from(held.ids)), /special magic|registered under|was issued|combination|passphrase|motto|serial key|checksum/);
+});
+
 test('samples: every task fits its length and its answer spans decode to the answers', () => {
   const rng = new Rng(5);
   for (const task of [...TASKS, 'text' as const]) {
@@ -236,5 +259,5 @@ test('pretrain --curriculum parses stages and task mixes, and rejects bad ones',
 
 test('copy-heavy stages draw only copying and lookup tasks', () => {
   const batch = trainingBatch(corpus, 1, 0, 0.1, 4096, [{ until: 1.01, lengths: [256], mix: 'copy' }], 256);
-  for (const s of batch.samples) assert.ok(['repeat', 'niah_multikey', 'niah_place', 'passkey'].includes(s.task), s.task);
+  for (const s of batch.samples) assert.ok(['repeat', 'niah_multikey', 'niah_place', 'passkey', 'cloze'].includes(s.task), s.task);
 });

@@ -86,13 +86,20 @@ export async function evaluateCard(dir: string, o: CardEvalOptions = DEFAULT_CAR
   for (const task of TASKS.filter((t): t is TaskName => t !== 'instruct' && t !== 'repeat')) {
     const ex: number[] = [], rec: number[] = [];
     for (let i = 0; i < o.perTask; i++) {
-      const d = makeDialogue(task, rng, corpus, 'heldout', o.taskLength);
+      // a generator may overshoot a short length: shrink until the prompt and answer fit the model
+      let d = makeDialogue(task, rng, corpus, 'heldout', o.taskLength);
+      for (let len = o.taskLength; encodePrompt(d.context, d.turns[0].question).length > Math.min(o.taskLength, maxPos - o.maxNewTokens) && len > 16;) {
+        len = Math.floor(len * 0.8);
+        d = makeDialogue(task, rng, corpus, 'heldout', len);
+      }
+      const prompt = encodePrompt(d.context, d.turns[0].question);
+      if (prompt.length > maxPos - o.maxNewTokens) continue; // the task's instructions alone do not fit this model
       const gold = d.turns[0].answer;
-      const answer = await generate(encodePrompt(d.context, d.turns[0].question), null);
+      const answer = await generate(prompt, null);
       ex.push(answer === gold ? 1 : 0);
       rec.push(needleRecall(answer, gold));
     }
-    tasks[task] = { exact: mean(ex), recall: mean(rec), n: o.perTask };
+    tasks[task] = { exact: mean(ex), recall: mean(rec), n: ex.length };
     log(`task ${task}: exact ${tasks[task].exact.toFixed(2)} recall ${tasks[task].recall.toFixed(2)}`);
   }
   // perplexity of held-out essay bytes, 1024-token windows

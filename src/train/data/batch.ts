@@ -7,8 +7,8 @@ import { TASKS, makeDialogue, plainText, type Sample, type Split, type TaskName 
 
 /** Share of each kind of sequence in training batches. */
 export const TASK_MIX: Record<TaskName | 'text', number> = {
-  niah_place: 0.2, niah_multikey: 0.22, niah_multivalue: 0.06, niah_multiquery: 0.06, passkey: 0.05, variable_tracking: 0.04,
-  common_words: 0.02, frequent_words: 0.02, instruct: 0.03, repeat: 0.2, text: 0.1,
+  niah_place: 0.14, niah_multikey: 0.2, niah_multivalue: 0.06, niah_multiquery: 0.06, passkey: 0.04, variable_tracking: 0.05,
+  common_words: 0.04, frequent_words: 0.04, instruct: 0.03, repeat: 0.15, cloze: 0.07, text: 0.12,
 };
 
 export interface Batch extends PackedInput {
@@ -22,15 +22,15 @@ export interface Batch extends PackedInput {
  * A copy-heavy mix for a phase of short sequences: dense copying and key lookups, the skills that retrieval
  * is built from, without the plain text that dilutes them.
  */
-export const COPY_MIX: Partial<Record<TaskName | 'text', number>> = { repeat: 0.4, niah_multikey: 0.3, niah_place: 0.2, passkey: 0.1 };
+export const COPY_MIX: Partial<Record<TaskName | 'text', number>> = { repeat: 0.35, niah_multikey: 0.3, niah_place: 0.15, passkey: 0.1, cloze: 0.1 };
 
 /**
  * A retrieval-heavy mix for fine-tuning at long lengths: needles and keyed lookups whose answers are copied
  * byte for byte from far back, with some copying and text so that neither skill is forgotten.
  */
 export const RETRIEVE_MIX: Partial<Record<TaskName | 'text', number>> = {
-  niah_place: 0.3, niah_multikey: 0.2, niah_multivalue: 0.08, niah_multiquery: 0.08, passkey: 0.06, variable_tracking: 0.04,
-  common_words: 0.02, frequent_words: 0.02, repeat: 0.12, text: 0.08,
+  niah_place: 0.2, niah_multikey: 0.2, niah_multivalue: 0.08, niah_multiquery: 0.08, passkey: 0.04, variable_tracking: 0.08,
+  common_words: 0.06, frequent_words: 0.06, cloze: 0.08, repeat: 0.06, text: 0.06,
 };
 
 /**
@@ -39,8 +39,8 @@ export const RETRIEVE_MIX: Partial<Record<TaskName | 'text', number>> = {
  * question (the `repeat` task) does not train.
  */
 export const LOOKUP_MIX: Partial<Record<TaskName | 'text', number>> = {
-  passkey: 0.2, niah_multikey: 0.25, niah_multiquery: 0.15, niah_multivalue: 0.1, niah_place: 0.15, variable_tracking: 0.03,
-  repeat: 0.07, text: 0.05,
+  passkey: 0.1, niah_multikey: 0.25, niah_multiquery: 0.15, niah_multivalue: 0.1, niah_place: 0.1, variable_tracking: 0.08,
+  cloze: 0.1, repeat: 0.07, text: 0.05,
 };
 
 export const MIXES: Record<string, Partial<Record<TaskName | 'text', number>>> = { default: TASK_MIX, copy: COPY_MIX, retrieve: RETRIEVE_MIX, lookup: LOOKUP_MIX };

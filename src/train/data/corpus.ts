@@ -2,8 +2,9 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { sharedData } from '../../paths.js';
 import { KvevictError } from '../../errors.js';
-import { LONGBENCH_HELD_OUT_BELOW, heldOutEssayFiles, readEssay, trainingEssayFiles } from '../split.js';
+import { LONGBENCH_HELD_OUT_BELOW, NEVER_TRAINED, heldOutEssayFiles, readEssay, trainingEssayFiles } from '../split.js';
 import { hashString, vocabularyOf } from './words.js';
+import { ADJECTIVES as RULER_ADJECTIVES, NOUNS as RULER_NOUNS, VERBS as RULER_VERBS } from '../../eval/datasets/ruler/words.js';
 
 /** One instruction and its answer, for chat-format training. */
 export interface InstructItem {
@@ -19,8 +20,13 @@ export interface Corpus {
   heldOutText: string;
   /** LongBench documents that may be trained on */
   longbenchTrain: string[];
+  /** LongBench documents kept for evaluation haystacks */
+  longbenchHeldOut: string[];
   instruct: InstructItem[];
-  /** words for keys and filler: training keys and held-out keys are disjoint */
+  /** instruction sets as plain text: trained haystacks (GPTeacher, self-instruct seeds) and held-out ones (user-oriented) */
+  instructTexts: string[];
+  heldOutInstructTexts: string[];
+  /** words for keys and filler: training keys and held-out keys are disjoint (RULER's word lists are held out) */
   trainWords: string[];
   heldOutWords: string[];
 }
@@ -34,11 +40,23 @@ function str(v: unknown): string {
 }
 
 /** Load the corpus from ../shared/data. */
+/** `text` without the sentences that contain any of `banned` (the rest of each line kept as it was). */
+export function withoutSentences(text: string, banned: readonly string[]): string {
+  return text.split('\n').map((line) => {
+    if (!banned.some((b) => line.includes(b))) return line;
+    return line.split(/(?<=[.!?])\s+/).filter((sent) => !banned.some((b) => sent.includes(b))).join(' ');
+  }).join('\n');
+}
+
 export function loadCorpus(): Corpus {
-  const trainText = trainingEssayFiles().map(readEssay).join('\n\n');
+  const trainText = withoutSentences(trainingEssayFiles().map(readEssay).join('\n\n'), NEVER_TRAINED);
   const heldOutText = heldOutEssayFiles().map(readEssay).join('\n\n');
   const lb = join(sharedData, 'longbench', 'multi_news.jsonl');
-  const longbenchTrain = existsSync(lb) ? readJsonl(lb).slice(LONGBENCH_HELD_OUT_BELOW).map((r) => str(r.context)).filter((c) => c.length > 200) : [];
+  const lbDocs = existsSync(lb) ? readJsonl(lb).map((r) => str(r.context)) : [];
+  // the needle benchmark's own words must never be trained on, wherever they occur
+  const clean = (t: string) => !NEVER_TRAINED.some((n) => t.includes(n));
+  const longbenchTrain = lbDocs.slice(LONGBENCH_HELD_OUT_BELOW).filter((c) => c.length > 200 && clean(c));
+  const longbenchHeldOut = lbDocs.slice(0, LONGBENCH_HELD_OUT_BELOW).filter((c) => c.length > 200);
   const instruct: InstructItem[] = [];
   const gpt = join(sharedData, 'instruct', 'gpteacher.roleplay-instruct.json');
   if (existsSync(gpt)) {
@@ -56,10 +74,24 @@ export function loadCorpus(): Corpus {
       }
     }
   }
+  const heldOutInstructTexts: string[] = [];
+  const user = join(sharedData, 'instruct', 'self-instruct.user_oriented_instructions.jsonl');
+  if (existsSync(user)) {
+    for (const r of readJsonl(user)) {
+      for (const inst of (r.instances as Record<string, unknown>[] | undefined) ?? []) {
+        heldOutInstructTexts.push([str(r.instruction), str(inst.input), str(inst.output)].filter((x) => x).join('\n'));
+      }
+    }
+  }
   if (trainText.length < 10000) throw new KvevictError(`${sharedData}: the training essays are missing or empty`);
   // keys: one word in ten (by hash) is kept for held-out needles
   const words = vocabularyOf(trainText);
-  const trainWords = words.filter((w) => hashString(w) % 10 !== 0);
-  const heldOutWords = words.filter((w) => hashString(w) % 10 === 0);
-  return { trainText, heldOutText, longbenchTrain, instruct: instruct.filter((i) => i.prompt && i.response), trainWords, heldOutWords };
+  const ruler = new Set<string>([...RULER_NOUNS, ...RULER_ADJECTIVES, ...RULER_VERBS]);
+  const trainWords = words.filter((w) => hashString(w) % 10 !== 0 && !ruler.has(w));
+  const heldOutWords = words.filter((w) => hashString(w) % 10 === 0 || ruler.has(w));
+  const items = instruct.filter((i) => i.prompt && i.response && clean(i.prompt) && clean(i.response));
+  return {
+    trainText, heldOutText, longbenchTrain, longbenchHeldOut, instruct: items, instructTexts: items.map((i) => `${i.prompt}\n${i.response}`),
+    heldOutInstructTexts, trainWords, heldOutWords,
+  };
 }

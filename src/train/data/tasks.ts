@@ -1,6 +1,11 @@
 import { Rng } from '../../util/rng.js';
 import type { Corpus } from './corpus.js';
 import { haystackSlice, insertAtDepths, noiseSlice } from './haystack.js';
+import { haystackOfKind, pickHaystackKind } from './haystack-kinds.js';
+import {
+  ALL_QUESTIONS, ANSWERS, ASSIGNMENTS, COMMON_WORDS, CLOZE, FREQUENT_WORDS, INTROS, NEEDLES, QUESTIONS, VALUE_NOUNS, VT_ANSWERS, VT_QUESTIONS,
+  pickWording, type Bank, type ValueKind,
+} from './wordings.js';
 import {
   HELD_OUT_PLACES, HELD_OUT_PLACE_WORDINGS, TRAIN_PLACE_WORDINGS, randomActivity, randomPlace,
 } from './needles.js';
@@ -23,7 +28,7 @@ export type Sample = Dialogue | PlainText;
 
 export const TASKS = [
   'niah_place', 'niah_multikey', 'niah_multivalue', 'niah_multiquery', 'passkey', 'variable_tracking', 'common_words', 'frequent_words',
-  'instruct', 'repeat',
+  'instruct', 'repeat', 'cloze',
 ] as const;
 export type TaskName = (typeof TASKS)[number];
 
@@ -69,12 +74,6 @@ function needleCount(c: Ctx, per: number, max: number): number {
   return Math.max(1, Math.min(max, Math.floor(c.length / per)));
 }
 
-function haystackWith(c: Ctx, needles: string[], turns: { question: string; answer: string }[], noise = false): string {
-  const chars = budget(c, needles, turns);
-  const hay = noise ? noiseSlice(chars) : haystackSlice(c.rng, source(c), chars);
-  return insertAtDepths(hay, needles.map((sentence) => ({ sentence, depth: c.rng.next() })));
-}
-
 /** Ask about `k` of the needles (distinct), each answered by restating it. */
 function askSome<T>(rng: Rng, items: T[], k: number): T[] {
   return rng.shuffle(items.slice()).slice(0, Math.max(1, Math.min(k, items.length)));
@@ -91,166 +90,223 @@ function niahPlace(c: Ctx): Dialogue {
     return { sentence, question: w.question(p), answer: sentence };
   });
   const turns = askSome(rng, items, 1 + rng.int(4)).map(({ question, answer }) => ({ question, answer }));
-  return { task: 'niah_place', context: haystackWith(c, items.map((i) => i.sentence), turns), turns };
+  return { task: 'niah_place', context: hideIn(c, budget(c, items.map((i) => i.sentence), turns), items.map((i) => i.sentence)), turns };
 }
 
-type ValueKind = 'number' | 'word' | 'uuid';
-
 function value(c: Ctx, kind: ValueKind): string {
-  if (kind === 'number') return randomDigits(c.rng, 7);
+  if (kind === 'number') return randomDigits(c.rng, c.rng.next() < 0.6 ? 7 : 4 + c.rng.int(7));
   if (kind === 'uuid') return randomUuid(c.rng);
   return c.rng.pick(words(c));
 }
 
 function key(c: Ctx): string {
   const w = words(c);
-  return c.rng.next() < 0.5 ? c.rng.pick(w) : `${c.rng.pick(w)}-${c.rng.pick(w)}`;
+  const r = c.rng.next();
+  if (r < 0.4) return c.rng.pick(w);
+  if (r < 0.85) return `${c.rng.pick(w)}-${c.rng.pick(w)}`;
+  return randomUuid(c.rng);
 }
 
-const KIND_NOUN: Record<ValueKind, [string, string]> = { number: ['number', 'numbers'], word: ['word', 'words'], uuid: ['uuid', 'uuids'] };
+/** A key-value family's wording drawn once per sample: the noun, the needle, questions, answer, and maybe an intro. */
+function kvWording(c: Ctx, kind: ValueKind) {
+  const [noun, nouns] = pickWording(c.rng, VALUE_NOUNS[kind], c.split);
+  return {
+    noun, nouns,
+    needle: pickWording(c.rng, NEEDLES, c.split),
+    question: pickWording(c.rng, QUESTIONS, c.split),
+    all: pickWording(c.rng, ALL_QUESTIONS, c.split),
+    answer: pickWording(c.rng, ANSWERS, c.split),
+    intro: c.rng.next() < 0.5 ? pickWording(c.rng, INTROS, c.split)(nouns) : '',
+  };
+}
+
+function withIntro(intro: string, context: string): string {
+  return intro ? `${intro}\n${context}` : context;
+}
+
+/** Context text of `chars` characters with the sentences at random depths (in order where `ordered`). */
+function hideIn(c: Ctx, chars: number, sentences: string[], ordered = false, distractors?: () => string): string {
+  let hay: string;
+  if (distractors) {
+    hay = '';
+    while (hay.length < chars) hay += distractors() + ' ';
+  } else {
+    hay = haystackOfKind(pickHaystackKind(c.rng, c.split), c.rng, c.corpus, c.split, chars);
+  }
+  const depths = sentences.map(() => c.rng.next());
+  if (ordered) depths.sort((a, b) => a - b);
+  return insertAtDepths(hay, sentences.map((sentence, i) => ({ sentence, depth: depths[i] })));
+}
 
 function multikey(c: Ctx): Dialogue {
   const { rng } = c;
   const kind = rng.pick<ValueKind>(['number', 'number', 'word', 'uuid']);
-  const noun = KIND_NOUN[kind][0];
+  const w = kvWording(c, kind);
   const n = needleCount(c, kind === 'uuid' ? 160 : 110, 16);
   const keys = distinct(rng, n, () => key(c));
   const items = keys.map((k) => {
     const v = value(c, kind);
+    const plural = rng.next() < 0.3;
     return {
-      sentence: `One of the special magic ${KIND_NOUN[kind][1]} for ${k} is: ${v}.`,
-      question: `What is the special magic ${noun} for ${k} mentioned in the provided text?`,
-      answer: `The special magic ${noun} for ${k} mentioned in the provided text is ${v}.`,
+      sentence: w.needle(w.noun, k, v),
+      question: plural ? w.all(w.nouns, [k]) : w.question(w.noun, k),
+      answer: w.answer(w.noun, w.nouns, [k], [v]),
     };
   });
   const turns = askSome(rng, items, 1 + rng.int(4)).map(({ question, answer }) => ({ question, answer }));
-  return { task: 'niah_multikey', context: haystackWith(c, items.map((i) => i.sentence), turns), turns };
+  // RULER's multikey_2/3: the haystack is all distractor needles of the same form
+  const distract = rng.next() < 0.15 ? () => w.needle(w.noun, key(c), value(c, kind)) : undefined;
+  const chars = budget(c, items.map((i) => i.sentence), turns) - w.intro.length;
+  return { task: 'niah_multikey', context: withIntro(w.intro, hideIn(c, chars, items.map((i) => i.sentence), false, distract)), turns };
 }
 
 function multivalue(c: Ctx): Dialogue {
   const { rng } = c;
+  const kind = rng.pick<ValueKind>(['number', 'number', 'word']);
+  const w = kvWording(c, kind);
   const groups = needleCount(c, 400, 4);
   const sentences: string[] = [];
   const turns: { question: string; answer: string }[] = [];
+  const depthsByKey: number[][] = [];
   for (const k of distinct(rng, groups, () => key(c))) {
-    const vals = distinct(rng, c.length < 512 ? 2 : 2 + rng.int(3), () => randomDigits(rng, 7));
-    for (const v of vals) sentences.push(`One of the special magic numbers for ${k} is: ${v}.`);
-    turns.push({
-      question: `What are all the special magic numbers for ${k} mentioned in the provided text?`,
-      answer: `The special magic numbers for ${k} mentioned in the provided text are: ${vals.join(', ')}.`,
-    });
+    const vals = distinct(rng, c.length < 512 ? 2 : 2 + rng.int(3), () => value(c, kind));
+    for (const v of vals) sentences.push(w.needle(w.noun, k, v));
+    depthsByKey.push(vals.map(() => rng.next()).sort((a, b) => a - b));
+    turns.push({ question: w.all(w.nouns, [k]), answer: w.answer(w.noun, w.nouns, [k], vals) });
   }
-  // values of one key must appear in answer order: insert at sorted depths per key
-  const depths = sentences.map(() => rng.next());
-  const chars = budget(c, sentences, turns);
-  const hay = haystackSlice(rng, source(c), chars);
-  const byKey: { sentence: string; depth: number }[] = [];
-  let i = 0;
-  for (const t of turns) {
-    const count = t.answer.split(', ').length;
-    const ds = depths.slice(i, i + count).sort((a, b) => a - b);
-    for (let j = 0; j < count; j++) byKey.push({ sentence: sentences[i + j], depth: ds[j] });
-    i += count;
-  }
-  return { task: 'niah_multivalue', context: insertAtDepths(hay, byKey), turns };
+  // values of one key appear in answer order
+  const chars = budget(c, sentences, turns) - w.intro.length;
+  const hay = haystackOfKind(pickHaystackKind(rng, c.split), rng, c.corpus, c.split, chars);
+  const depths = depthsByKey.flat();
+  const context = insertAtDepths(hay, sentences.map((sentence, i) => ({ sentence, depth: depths[i] })));
+  return { task: 'niah_multivalue', context: withIntro(w.intro, context), turns };
 }
 
 function multiquery(c: Ctx): Dialogue {
   const { rng } = c;
+  const kind = rng.pick<ValueKind>(['number', 'number', 'word', 'uuid']);
+  const w = kvWording(c, kind);
   const n = needleCount(c, 110, 12);
   const keys = distinct(rng, Math.max(2, n), () => key(c));
-  const vals = keys.map(() => randomDigits(rng, 7));
-  const sentences = keys.map((k, i) => `One of the special magic numbers for ${k} is: ${vals[i]}.`);
-  const asked = askSome(rng, keys.map((k, i) => i), 2 + rng.int(3));
+  const vals = keys.map(() => value(c, kind));
+  const sentences = keys.map((k, i) => w.needle(w.noun, k, vals[i]));
+  const asked = askSome(rng, keys.map((_k, i) => i), 2 + rng.int(3));
   const ks = asked.map((i) => keys[i]);
-  const turns = [{
-    question: `What are all the special magic numbers for ${joinAnd(ks)} mentioned in the provided text?`,
-    answer: `The special magic numbers for ${joinAnd(ks)} mentioned in the provided text are: ${asked.map((i) => vals[i]).join(', ')}.`,
-  }];
-  return { task: 'niah_multiquery', context: haystackWith(c, sentences, turns), turns };
+  const turns = [{ question: w.all(w.nouns, ks), answer: w.answer(w.noun, w.nouns, ks, asked.map((i) => vals[i])) }];
+  const chars = budget(c, sentences, turns) - w.intro.length;
+  return { task: 'niah_multiquery', context: withIntro(w.intro, hideIn(c, chars, sentences)), turns };
 }
 
 function passkey(c: Ctx): Dialogue {
   const v = randomDigits(c.rng, 5);
   const sentence = `The pass key is ${v}. Remember it. ${v} is the pass key.`;
   const turns = [{ question: 'What is the pass key?', answer: `The pass key is ${v}.` }];
-  const noise = c.rng.next() < 0.5;
-  return { task: 'passkey', context: haystackWith(c, [sentence], turns, noise), turns };
+  return { task: 'passkey', context: hideIn(c, budget(c, [sentence], turns), [sentence]), turns };
 }
+
+const VT_INTROS: Bank<string> = {
+  train: [
+    'Keep track of the variable assignments in the following text.', 'The text below assigns values to variables. Follow them.',
+    'Track every assignment hidden in this passage.', 'Some variables are defined in the text below; remember the chains.', '',
+  ],
+  heldout: ['Memorize and track the chain(s) of variable assignment hidden in the following text.', 'Variables are set below; follow each one.'],
+};
 
 function variableTracking(c: Ctx): Dialogue {
   const { rng } = c;
   const name = () => Array.from({ length: 5 }, () => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[rng.int(26)]).join('');
+  const syntax = pickWording(rng, ASSIGNMENTS, c.split);
+  const question = pickWording(rng, VT_QUESTIONS, c.split), answer = pickWording(rng, VT_ANSWERS, c.split);
+  const intro = pickWording(rng, VT_INTROS, c.split);
   const chains = 1 + rng.int(2);
+  const names = distinct(rng, chains * 6, name);
   const sentences: string[] = [];
   const turns: { question: string; answer: string }[] = [];
+  const depthsByChain: number[][] = [];
   for (let ch = 0; ch < chains; ch++) {
     const v = randomDigits(rng, 5);
-    const vars = distinct(rng, 2 + rng.int(3), name);
-    sentences.push(`VAR ${vars[0]} = ${v}.`);
-    for (let i = 1; i < vars.length; i++) sentences.push(`VAR ${vars[i]} = VAR ${vars[i - 1]}.`);
-    turns.push({ question: `Find all variables that are assigned the value ${v} in the text above.`, answer: `The variables assigned the value ${v} are: ${vars.join(', ')}.` });
+    const vars = names.slice(ch * 6, ch * 6 + 2 + rng.int(4));
+    sentences.push(syntax.value(vars[0], v));
+    for (let i = 1; i < vars.length; i++) sentences.push(syntax.copy(vars[i], vars[i - 1]));
+    depthsByChain.push(vars.map(() => rng.next()).sort((a, b) => a - b));
+    turns.push({ question: question(v), answer: answer(v, vars) });
   }
-  // each chain in order of its steps
-  const chars = budget(c, sentences, turns);
-  const hay = rng.next() < 0.5 ? noiseSlice(chars) : haystackSlice(rng, source(c), chars);
-  const depths = sentences.map(() => rng.next()).sort((a, b) => a - b);
-  rng.shuffle(depths);
-  const items: { sentence: string; depth: number }[] = [];
-  let i = 0;
-  for (const t of turns) {
-    const count = t.answer.split(', ').length;
-    const ds = depths.slice(i, i + count).sort((a, b) => a - b);
-    for (let j = 0; j < count; j++) items.push({ sentence: sentences[i + j], depth: ds[j] });
-    i += count;
-  }
-  return { task: 'variable_tracking', context: insertAtDepths(hay, items), turns: turns.slice(0, 1 + rng.int(turns.length)) };
+  // each chain in the order of its steps
+  const chars = budget(c, sentences, turns) - intro.length;
+  const hay = rng.next() < 0.4 ? noiseSlice(chars) : haystackOfKind(pickHaystackKind(rng, c.split), rng, c.corpus, c.split, chars);
+  const depths = depthsByChain.flat();
+  const context = withIntro(intro, insertAtDepths(hay, sentences.map((sentence, i) => ({ sentence, depth: depths[i] }))));
+  return { task: 'variable_tracking', context, turns: turns.slice(0, 1 + rng.int(turns.length)) };
 }
 
 function commonWords(c: Ctx): Dialogue {
   const { rng } = c;
-  const top = 3;
-  const pool = distinct(rng, 40, () => rng.pick(words(c)));
+  const wording = pickWording(rng, COMMON_WORDS, c.split);
+  const top = rng.pick([3, 5, 10].filter((k) => k === 3 || c.length >= k * 80));
+  const numbered = rng.next() < 0.6;
+  const itemChars = numbered ? 12 : 9;
+  const target = Math.max(top * 4, Math.floor((c.length - 250) / itemChars));
+  const commonTimes = Math.max(3, Math.floor(target / (2 * top)));
+  const rareTimes = 1 + (rng.next() < 0.3 ? 1 : 0);
+  const rareCount = Math.max(top, Math.floor((target - commonTimes * top) / rareTimes));
+  const pool = distinct(rng, top + rareCount, () => rng.pick(words(c)));
   const common = pool.slice(0, top), rare = pool.slice(top);
   const list: string[] = [];
-  const target = Math.max(20, Math.floor((c.length - 200) / 10));
-  const commonTimes = Math.max(3, Math.floor(target / 4 / top));
   for (const w of common) for (let i = 0; i < commonTimes; i++) list.push(w);
-  while (list.length < target) list.push(rng.pick(rare));
+  for (const w of rare) for (let i = 0; i < rareTimes; i++) list.push(w);
   rng.shuffle(list);
-  // rank by count (ties impossible: common words appear more often than any rare word when target is large)
-  const counts = new Map<string, number>();
-  for (const w of list) counts.set(w, (counts.get(w) ?? 0) + 1);
-  const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, top).map((e) => e[0]);
-  const context = list.map((w, i) => `${i + 1}. ${w}`).join(' ');
+  const body = numbered ? list.map((w, i) => `${i + 1}. ${w}`).join(' ') : list.join(rng.pick([', ', ' ', '\n']));
   return {
     task: 'common_words',
-    context: context.slice(0, Math.max(100, c.length - 200)).replace(/ \d+\.?\s*\S*$/, ''),
-    turns: [{ question: `What are the ${top} most common words in the above list?`, answer: `The ${top} most common words in the list are: ${ranked.join(', ')}.` }],
+    context: `${wording.intro}\n${body}`,
+    turns: [{ question: wording.question(top), answer: wording.answer(top, common) }],
   };
 }
 
 function frequentWords(c: Ctx): Dialogue {
   const { rng } = c;
-  const vocab = distinct(rng, 30, () => Array.from({ length: 3 + rng.int(4) }, () => 'abcdefghijklmnopqrstuvwxyz'[rng.int(26)]).join(''));
-  const n = Math.max(30, Math.floor((c.length - 200) / 6));
-  // Zipf-like frequencies: word i with weight 1 / (i + 1)^1.5
-  const w = vocab.map((_, i) => 1 / Math.pow(i + 1, 1.5));
-  const total = w.reduce((a, b) => a + b, 0);
+  const wording = pickWording(rng, FREQUENT_WORDS, c.split);
+  const n = Math.max(24, Math.floor((c.length - 250) / 6.5));
+  const vocab = distinct(rng, Math.max(8, Math.min(60, Math.floor(n / 4))), () => Array.from({ length: 4 + rng.int(4) }, () => 'abcdefghijklmnopqrstuvwxyz'[rng.int(26)]).join(''));
+  vocab[0] = '....';
+  // Zipf frequencies as RULER: word k appears about n * k^-alpha / zeta(alpha) times; the most frequent is noise
+  const alpha = 1.6 + rng.next() * 0.6;
+  const weights = vocab.map((_, i) => (i + 1) ** -alpha);
+  const total = weights.reduce((a, b) => a + b, 0);
   const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    let r = rng.next() * total, j = 0;
-    while (j < w.length - 1 && (r -= w[j]) > 0) j++;
-    out.push(vocab[j]);
-  }
-  const counts = new Map<string, number>();
-  for (const x of out) counts.set(x, (counts.get(x) ?? 0) + 1);
-  const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 3).map((e) => e[0]);
+  vocab.forEach((w, i) => {
+    const count = Math.max(i < 4 ? 1 : 0, Math.round((n * weights[i]) / total));
+    for (let k = 0; k < count; k++) out.push(w);
+  });
+  rng.shuffle(out);
   return {
     task: 'frequent_words',
-    context: out.join(' ').slice(0, Math.max(100, c.length - 200)),
-    turns: [{ question: 'What are the three most frequently appeared words in the above coded text?', answer: `The three most frequently appeared words are: ${ranked.join(', ')}.` }],
+    context: `${wording.intro} ${out.join(' ')}`,
+    turns: [{ question: wording.question(3), answer: wording.answer(3, vocab.slice(1, 4)) }],
   };
+}
+
+/** Extractive questions: a span of a real document, asked for by the words around it. */
+function cloze(c: Ctx): Dialogue {
+  const { rng } = c;
+  const kinds = c.split === 'train' ? (['essay', 'news', 'instructions'] as const) : (['essay', 'news', 'user-instructions'] as const);
+  const questions = c.length < 600 ? 1 : 1 + rng.int(3);
+  const context = haystackOfKind(rng.pick(kinds), rng, c.corpus, c.split, Math.max(60, c.length - questions * 130));
+  const tokens = context.split(/(\s+)/);
+  const turns: { question: string; answer: string }[] = [];
+  for (let q = 0; q < questions * 4 && turns.length < questions; q++) {
+    const words = Math.floor(tokens.length / 2);
+    if (words < 20) break;
+    const at = 2 * rng.int(words - 16);
+    const lead = 3 + rng.int(4), span = 2 + rng.int(7);
+    const piece = (a: number, b: number) => tokens.slice(a, b).join('').trim();
+    const before = piece(at, at + 2 * lead - 1), answer = piece(at + 2 * lead, at + 2 * (lead + span) - 1), after = piece(at + 2 * (lead + span), at + 2 * (lead + span + 3) - 1);
+    if (!answer || context.indexOf(`${before} `) !== context.lastIndexOf(`${before} `) || /["\n]/.test(before + answer + after)) continue;
+    const wording = pickWording(rng, CLOZE, c.split);
+    turns.push({ question: wording.question(before, after), answer: wording.answer(answer) });
+  }
+  if (turns.length === 0) return passkey(c);
+  return { task: 'cloze', context, turns };
 }
 
 /** Dense copying, the skill every retrieval task rests on: several turns of "repeat after me". */
@@ -293,7 +349,7 @@ export function plainText(rng: Rng, corpus: Corpus, split: Split, length: number
 
 const MAKERS: Record<TaskName, (c: Ctx) => Dialogue> = {
   niah_place: niahPlace, niah_multikey: multikey, niah_multivalue: multivalue, niah_multiquery: multiquery, passkey,
-  variable_tracking: variableTracking, common_words: commonWords, frequent_words: frequentWords, instruct, repeat,
+  variable_tracking: variableTracking, common_words: commonWords, frequent_words: frequentWords, instruct, repeat, cloze,
 };
 
 export function makeDialogue(task: TaskName, rng: Rng, corpus: Corpus, split: Split, length: number): Dialogue {
