@@ -5,6 +5,7 @@
  */
 import { kernels } from '../src/kernels/index.js';
 import { Tape } from '../src/autograd/tape.js';
+import { beginBufferScope, endBufferScope } from '../src/autograd/buffers.js';
 import { crossEntropy } from '../src/autograd/ops/cross-entropy.js';
 import { AdamW, clipGradNorm } from '../src/train/adamw.js';
 import { TrainModel } from '../src/train/model.js';
@@ -45,9 +46,11 @@ export async function runBench(lengths = [256, 512, 1024, 2048, 4096], steps = 2
       const batch = trainingBatch(corpus, 1, s, 0, REFERENCE.tokensPerStep, [{ until: 2, lengths: [length] }], length, vocab);
       const t0 = performance.now();
       const tape = new Tape();
+      beginBufferScope();
       const ce = crossEntropy(tape, model.logits(tape, batch), batch.targets, batch.weights);
       const t1 = performance.now();
       tape.backward(ce.loss);
+      endBufferScope();
       const t2 = performance.now();
       clipGradNorm(list, 1);
       opt.step(1e-4);

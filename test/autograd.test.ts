@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tape } from '../src/autograd/tape.js';
 import { Tensor } from '../src/autograd/tensor.js';
+import { beginBufferScope, endBufferScope, pooledBytes } from '../src/autograd/buffers.js';
 import { linear } from '../src/autograd/ops/linear.js';
 import { embedding } from '../src/autograd/ops/embedding.js';
 import { rmsnorm } from '../src/autograd/ops/rmsnorm.js';
@@ -173,4 +174,44 @@ test('attention without a tape gives the same output as with one', () => {
   assert.deepEqual(Array.from(a.data), Array.from(b.data));
   const ref = attention64(Float64Array.from(q.data), Float64Array.from(k.data), Float64Array.from(v.data), spans, H, Hk, d);
   for (let i = 0; i < ref.length; i += 97) assert.ok(Math.abs(ref[i] - b.data[i]) < 1e-5);
+});
+
+test('pooled step buffers: repeated steps in buffer scopes give the gradients of unpooled ones, bit for bit, and reuse their memory', () => {
+  const cfg: ModelConfig = {
+    modelType: 'llama', hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 4, vocabSize: 29,
+    rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, maxPositions: 300, tieWordEmbeddings: true, attentionBias: false, qkNorm: false,
+    bosTokenId: null, eosTokenIds: [],
+  };
+  const model = new TrainModel(cfg, initParams(cfg, 5));
+  const named = namedParams(model.params);
+  const batchOf = (lengths: number[]) => {
+    const n = lengths.reduce((a, b) => a + b, 0);
+    const ids = Int32Array.from({ length: n }, (_, i) => (i * 7 + lengths.length) % 29);
+    const positions = new Int32Array(n), spans = [];
+    let o = 0;
+    for (const l of lengths) { for (let i = 0; i < l; i++) positions[o + i] = i; spans.push({ start: o, length: l }); o += l; }
+    return { ids, positions, spans, targets: Int32Array.from(ids, (v) => (v + 3) % 29), weights: new Float32Array(n).fill(1) };
+  };
+  const step = (b: ReturnType<typeof batchOf>, pooled: boolean) => {
+    for (const { tensor } of named) tensor.zeroGrad();
+    const tape = new Tape();
+    if (pooled) beginBufferScope();
+    const { loss } = crossEntropy(tape, model.logits(tape, b), b.targets, b.weights);
+    tape.backward(loss);
+    if (pooled) endBufferScope();
+    return { loss: loss.data[0], grads: named.map(({ tensor }) => Float32Array.from(tensor.grad!)) };
+  };
+  // unpooled references first, then pooled steps whose shapes differ (so buffers are handed from one shape to another)
+  const shapes = [[200, 40], [130], [200, 40], [64, 64, 64]];
+  const want = shapes.map((s) => step(batchOf(s), false));
+  for (let round = 0; round < 2; round++) {
+    shapes.forEach((s, i) => {
+      const got = step(batchOf(s), true);
+      assert.equal(got.loss, want[i].loss, `shape ${s}: loss`);
+      got.grads.forEach((g, j) => assert.deepEqual(g, want[i].grads[j], `shape ${s}: ${named[j].name}`));
+    });
+  }
+  const held = pooledBytes();
+  step(batchOf([200, 40]), true);
+  assert.equal(pooledBytes(), held, 'a repeated step allocates nothing new');
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { ModelConfig } from '../model/config.js';
 import { KvevictError } from '../errors.js';
 import { Tape } from '../autograd/tape.js';
+import { beginBufferScope, endBufferScope } from '../autograd/buffers.js';
 import { crossEntropy } from '../autograd/ops/cross-entropy.js';
 import { kernels } from '../kernels/index.js';
 import { AdamW, DEFAULT_ADAMW, clipGradNorm } from './adamw.js';
@@ -169,9 +170,11 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     const progress = step / opts.steps;
     const batch = trainingBatch(corpus, opts.seed, step, progress, opts.tokensPerStep, opts.curriculum, Math.min(opts.maxLength, cfg.maxPositions), vocab);
     const tape = new Tape();
+    beginBufferScope();
     const logits = model.logits(tape, batch);
     const ce = crossEntropy(tape, logits, batch.targets, batch.weights);
     tape.backward(ce.loss);
+    endBufferScope();
     const gradNorm = clipGradNorm(list, opts.clip);
     const lr = opts.lrRestart > 0 && step >= opts.lrRestart
       ? learningRate({ ...schedule, total: opts.steps - opts.lrRestart }, step - opts.lrRestart)

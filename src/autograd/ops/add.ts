@@ -4,7 +4,7 @@ import { Tensor } from '../tensor.js';
 /** y = a + b (same shape): the residual connection. */
 export function add(tape: Tape | null, a: Tensor, b: Tensor): Tensor {
   const n = a.size;
-  const y = new Tensor(new Float32Array(n), a.shape, a.requiresGrad || b.requiresGrad);
+  const y = Tensor.output(a.shape, a.requiresGrad || b.requiresGrad);
   const ad = a.data, bd = b.data, yd = y.data;
   for (let i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
   if (tape && y.requiresGrad) {

@@ -1,6 +1,7 @@
 import { kernels } from '../../kernels/index.js';
 import { Tape } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { buffer } from '../buffers.js';
 
 /** One sequence of a packed batch: rows start .. start + length - 1, causal among themselves. */
 export interface SequenceSpan {
@@ -35,13 +36,13 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
   const kern = kernels();
   const needGrad = q.requiresGrad || k.requiresGrad || v.requiresGrad;
   const keep = tape !== null && needGrad;
-  const out = new Tensor(new Float32Array(rows * qs), [rows, qs], needGrad);
+  const out = Tensor.output([rows, qs], needGrad);
   let maxLen = 0;
   for (const s of spans) maxLen = Math.max(maxLen, s.length);
   const blockRows = group * Math.min(BLOCK, maxLen);
   const qBuf = new Float32Array(blockRows * d);
   const oBuf = new Float32Array(blockRows * d);
-  const scratch = keep ? null : new Float32Array(blockRows * maxLen);
+  const scratch = keep ? null : buffer(blockRows * maxLen);
   /** per (span, kv head, block): exp(s - rowmax) [group * m, n] and 1 / rowsum [group * m] */
   const saved: { e: Float32Array; inv: Float32Array }[] = [];
 
@@ -62,7 +63,7 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
       for (let r0 = 0; r0 < span.length; r0 += BLOCK) {
         const r1 = Math.min(span.length, r0 + BLOCK), m = r1 - r0, n = r1, gm = group * m;
         gather(qBuf, q.data, span.start + r0, g, m, null);
-        const e = scratch ?? new Float32Array(gm * n);
+        const e = scratch ?? buffer(gm * n);
         const inv = new Float32Array(gm);
         kern.sgemm(false, true, gm, n, d, scale, qBuf, d, k.data.subarray(kOff), ks, 0, e, n);
         kern.causalSoftmax(e, inv, gm, n, m, r0);
@@ -89,7 +90,7 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
       const dOBuf = new Float32Array(blockRows * d);
       const dOScaled = new Float32Array(blockRows * d);
       const dqBuf = new Float32Array(blockRows * d);
-      const dS = new Float32Array(blockRows * maxLen);
+      const dS = buffer(blockRows * maxLen);
       const dd = new Float32Array(blockRows);
       let b = 0;
       for (const span of spans) {

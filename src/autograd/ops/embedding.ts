@@ -5,7 +5,7 @@ import { Tensor } from '../tensor.js';
 export function embedding(tape: Tape | null, table: Tensor, ids: Int32Array): Tensor {
   const [vocab, dim] = table.shape;
   const rows = ids.length;
-  const y = new Tensor(new Float32Array(rows * dim), [rows, dim], table.requiresGrad);
+  const y = Tensor.output([rows, dim], table.requiresGrad);
   for (let r = 0; r < rows; r++) {
     const id = ids[r];
     if (id < 0 || id >= vocab) throw new Error(`internal error: token id ${id} outside the vocabulary of ${vocab}`);

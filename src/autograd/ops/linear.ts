@@ -10,7 +10,7 @@ export function linear(tape: Tape | null, x: Tensor, w: Tensor): Tensor {
   const [out, inDim] = w.shape;
   const rows = x.size / inDim;
   const k = kernels();
-  const y = new Tensor(new Float32Array(rows * out), [rows, out], x.requiresGrad || w.requiresGrad);
+  const y = Tensor.output([rows, out], x.requiresGrad || w.requiresGrad);
   k.sgemm(false, true, rows, out, inDim, 1, x.data, inDim, w.data, inDim, 0, y.data, out);
   if (tape && y.requiresGrad) {
     tape.record(() => {

@@ -7,7 +7,7 @@ export function rmsnorm(tape: Tape | null, x: Tensor, w: Tensor, eps: number): T
   const rows = x.size / dim;
   const xd = x.data, wd = w.data;
   const inv = new Float32Array(rows);
-  const y = new Tensor(new Float32Array(x.size), x.shape, x.requiresGrad || w.requiresGrad);
+  const y = Tensor.output(x.shape, x.requiresGrad || w.requiresGrad);
   const yd = y.data;
   for (let r = 0; r < rows; r++) {
     const o = r * dim;

@@ -1,5 +1,6 @@
 import { Tape } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { buffer } from '../buffers.js';
 import { kernels } from '../../kernels/index.js';
 
 /** -sin tables, for the inverse rotation with the same kernel. */
@@ -23,13 +24,15 @@ export function rope(
   tape: Tape | null, x: Tensor, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array,
 ): Tensor {
   const rows = positions.length;
-  const y = new Tensor(new Float32Array(x.data), x.shape, x.requiresGrad);
+  const y = Tensor.output(x.shape, x.requiresGrad);
+  y.data.set(x.data);
   kernels().rope(y.data, rows, heads, headDim, positions, cos, sin);
   if (tape && y.requiresGrad) {
     tape.record(() => {
       const dy = y.grad;
       if (dy === null) return;
-      const t = new Float32Array(dy);
+      const t = buffer(dy.length);
+      t.set(dy);
       kernels().rope(t, rows, heads, headDim, positions, cos, negSin(sin));
       const dx = x.gradBuf();
       for (let i = 0; i < t.length; i++) dx[i] += t[i];

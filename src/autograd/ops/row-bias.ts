@@ -5,7 +5,7 @@ import { Tensor } from '../tensor.js';
 export function addRowBias(tape: Tape | null, x: Tensor, b: Tensor): Tensor {
   const dim = b.size;
   const rows = x.size / dim;
-  const y = new Tensor(new Float32Array(x.size), x.shape, x.requiresGrad || b.requiresGrad);
+  const y = Tensor.output(x.shape, x.requiresGrad || b.requiresGrad);
   const xd = x.data, bd = b.data, yd = y.data;
   for (let r = 0; r < rows; r++) {
     const o = r * dim;

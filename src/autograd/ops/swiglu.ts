@@ -6,7 +6,7 @@ import { kernels } from '../../kernels/index.js';
 export function swiglu(tape: Tape | null, gate: Tensor, up: Tensor): Tensor {
   const n = gate.size;
   const g = gate.data, u = up.data;
-  const y = new Tensor(new Float32Array(n), gate.shape, gate.requiresGrad || up.requiresGrad);
+  const y = Tensor.output(gate.shape, gate.requiresGrad || up.requiresGrad);
   const yd = y.data;
   kernels().siluMul(yd, g, u, n);
   if (tape && y.requiresGrad) {
