@@ -3,7 +3,7 @@ import { PIPELINE_MODES, runWithMode, type PipelineMode } from '../generate/pipe
 import { makeSampler, validateSampling, type SamplingOptions, type TopEntry } from '../generate/sampling.js';
 import { LlamaModel, WEIGHT_FORMATS, type WeightFormat } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
-import { preparePrompt } from '../eval/prompt.js';
+import { preparePrompt, withBos } from '../eval/prompt.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
 import { PRESS_OPTION_SPECS, pressFromCli } from '../press/index.js';
@@ -22,7 +22,7 @@ export const GENERATION_OPTION_SPECS: OptionSpecs = {
 
 const specs: OptionSpecs = {
   model: { type: 'string', help: 'model folder (config.json, *.safetensors, tokenizer.json)', default: defaultModelDir },
-  prompt: { type: 'string', help: 'text, tokenized as is (no special tokens added)' },
+  prompt: { type: 'string', help: 'text, tokenized as is, after BOS when the model\'s tokenizer asks for one (add_bos_token; SentencePiece GGUF files by default)' },
   chat: { type: 'string', help: "one user message, through the model's chat template with the generation prompt" },
   question: { type: 'string', help: 'a question after the context: a blank line, then the question (inside the user turn with --chat), as eval\'s plain JSONL prompts' },
   mode: { type: 'string', help: 'query-aware: the whole prompt, question included, is compressed; query-agnostic: only --prompt/--chat is compressed, --question is fed after it at the next positions', default: 'query-aware' },
@@ -108,8 +108,8 @@ export async function run(argv: string[]): Promise<number> {
   let questionTokens: number[] | undefined;
   let contextTokens: number[];
   if (question === undefined) {
-    promptTokens = prompt !== undefined ? tok.encode(prompt) : tok.encodeChat([{ role: 'user', content: chat! }], { addGenerationPrompt: true });
-    if (promptTokens.length === 0) throw new KvevictError(`generate: ${prompt !== undefined ? '--prompt' : '--chat'} is empty`);
+    promptTokens = prompt !== undefined ? tok.encode(prompt, { addSpecialTokens: true }) : withBos(tok, tok.encodeChat([{ role: 'user', content: chat! }], { addGenerationPrompt: true }));
+    if (promptTokens.length === 0 || (prompt !== undefined && prompt === '')) throw new KvevictError(`generate: ${prompt !== undefined ? '--prompt' : '--chat'} is empty`);
     if (promptTokens.length >= loaded.config.maxPositions) {
       throw new KvevictError(`generate: the prompt has ${promptTokens.length} tokens; the model's max_position_embeddings is ${loaded.config.maxPositions}`);
     }

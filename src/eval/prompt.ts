@@ -9,6 +9,17 @@ export interface TextTokenizer {
   applyChatTemplate?(messages: { role: string; content: string }[], opts: { addGenerationPrompt?: boolean }): string;
   /** the bytes a token stands for (byte-level tokenizers), so text can be cut between tokens */
   tokenBytes?(id: number): Uint8Array;
+  /** a prompt starts with bosTokenId (as Hugging Face's tokenizer(text) and llama.cpp add it) */
+  readonly addBosToken?: boolean;
+  readonly bosTokenId?: number | null;
+}
+
+/** ids with the tokenizer's BOS in front when it asks for one, never a second one (a chat template may write it). */
+export function withBos<T extends ArrayLike<number>>(tok: TextTokenizer, ids: T): T extends Int32Array ? Int32Array : number[] {
+  const bos = tok.addBosToken ? tok.bosTokenId ?? null : null;
+  const list = Array.from(ids);
+  if (bos !== null && list[0] !== bos) list.unshift(bos);
+  return (ids instanceof Int32Array ? Int32Array.from(list) : list) as T extends Int32Array ? Int32Array : number[];
 }
 
 /**
@@ -85,7 +96,7 @@ export function preparePrompt(c: EvalCase, tok: TextTokenizer, maxContext: numbe
   const prefix = wrap ? c.answerPrefix.replace(/^ +/, '') : c.answerPrefix;
   const header = wrap ? wrap.header : '';
   const footer = (wrap ? wrap.footer : '') + prefix;
-  const overhead = tok.encode(header).length + tok.encode(footer).length;
+  const overhead = tok.encode(header).length + tok.encode(footer).length + (tok.addBosToken ? 1 : 0);
   const maxUser = maxContext - c.maxNewTokens - overhead;
   if (maxUser <= 0) throw new KvevictError(`${c.id}: the model context (${maxContext}) leaves no room for the prompt after ${c.maxNewTokens} answer tokens`);
   let head = c.before + c.context;
@@ -94,10 +105,10 @@ export function preparePrompt(c: EvalCase, tok: TextTokenizer, maxContext: numbe
   const tailIds = toInt32(tok.encode(tail));
   const cut = truncateMiddle(headIds, tailIds, maxUser, c.id);
   if (cut.removed > 0) head = tok.decode(cut.head);
-  if (!wrap && cut.removed === 0) return { contextTokens: headIds, questionTokens: concat(tailIds, toInt32(tok.encode(footer))), truncatedTokens: 0 };
+  if (!wrap && cut.removed === 0) return { contextTokens: withBos(tok, headIds), questionTokens: concat(tailIds, toInt32(tok.encode(footer))), truncatedTokens: 0 };
   tail = tail + footer;
   return {
-    contextTokens: toInt32(tok.encode(header + head)),
+    contextTokens: withBos(tok, toInt32(tok.encode(header + head))),
     questionTokens: toInt32(tok.encode(tail)),
     truncatedTokens: cut.removed,
   };

@@ -10,7 +10,7 @@ import type { ModelConfig, ModelType } from './config.js';
 import { encodeHalf } from './safetensors.js';
 import { allocateWeights, decodeToF32, linearShape } from './weights.js';
 import type { Tokenizer } from './tokenizer.js';
-import { Tokenizer as KvTokenizer } from './tokenizer.js';
+import { Tokenizer as KvTokenizer, spmTokenizer } from './tokenizer.js';
 import type { LayerWeights, Weights } from './types.js';
 
 /** GGUF metadata value types. */
@@ -580,19 +580,55 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
 }
 
 /**
- * A Tokenizer rebuilt from GGUF "gpt2" tokenizer metadata: byte-level BPE with the stored vocab and merges;
- * the pre-tokenizer follows tokenizer.ggml.pre ("smollm": digits split one by one, then GPT-2's regex).
+ * A Tokenizer rebuilt from GGUF tokenizer metadata: "gpt2" (byte-level BPE with the stored vocab and merges;
+ * the pre-tokenizer follows tokenizer.ggml.pre, "smollm": digits split one by one, then GPT-2's regex) or
+ * "llama" (SentencePiece BPE: scores, byte fallback, the leading-space rule; src/model/spm.ts). BOS is added
+ * by encode(text, { addSpecialTokens: true }) as tokenizer.ggml.add_bos_token says, or by llama.cpp's default
+ * when it is absent (SentencePiece: yes, gpt2: no).
  */
 export function ggufTokenizer(g: GgufFile): Tokenizer {
   const model = ggufValue(g, 'tokenizer.ggml.model');
-  if (model !== 'gpt2') throw new KvevictError(`${g.file}: tokenizer.ggml.model ${JSON.stringify(model)} is not supported (supported: gpt2)`);
-  const tokens = ggufValue(g, 'tokenizer.ggml.tokens') as string[];
+  if (model !== 'gpt2' && model !== 'llama') throw new KvevictError(`${g.file}: tokenizer.ggml.model ${JSON.stringify(model)} is not supported (supported: gpt2, llama)`);
+  const tokens = ggufValue(g, 'tokenizer.ggml.tokens');
+  if (!Array.isArray(tokens) || tokens.length === 0 || tokens.some((t) => typeof t !== 'string')) throw new KvevictError(`${g.file}: tokenizer.ggml.tokens is missing or not a list of strings`);
+  const toks = tokens as string[];
   const types = (ggufValue(g, 'tokenizer.ggml.token_type') as number[] | undefined) ?? [];
+  const name = (key: string): string | null => {
+    const id = ggufValue(g, key);
+    return typeof id === 'number' && id < toks.length ? toks[id] : null;
+  };
+  const flag = (key: string, fallback: boolean): boolean => {
+    const v = ggufValue(g, key);
+    return typeof v === 'boolean' ? v : fallback;
+  };
+  const tokenizerConfig: Record<string, unknown> = {
+    bos_token: name('tokenizer.ggml.bos_token_id'),
+    eos_token: name('tokenizer.ggml.eos_token_id'),
+    unk_token: name('tokenizer.ggml.unknown_token_id'),
+    pad_token: name('tokenizer.ggml.padding_token_id'),
+    add_bos_token: flag('tokenizer.ggml.add_bos_token', model === 'llama'),
+    add_eos_token: flag('tokenizer.ggml.add_eos_token', false),
+    clean_up_tokenization_spaces: false,
+  };
+  const tmpl = ggufValue(g, 'tokenizer.chat_template');
+  const chatTemplate = typeof tmpl === 'string' ? tmpl : null;
+  if (model === 'llama') {
+    const scores = ggufValue(g, 'tokenizer.ggml.scores');
+    const unk = ggufValue(g, 'tokenizer.ggml.unknown_token_id');
+    return spmTokenizer({
+      tokens: toks,
+      scores: Array.isArray(scores) ? (scores as number[]) : toks.map(() => 0),
+      types: toks.map((_, i) => types[i] ?? GgufTokenType.NORMAL),
+      addSpacePrefix: flag('tokenizer.ggml.add_space_prefix', true),
+      unkId: typeof unk === 'number' && unk < toks.length ? unk : null,
+      source: g.file,
+    }, tokenizerConfig, { chatTemplate });
+  }
   const merges = (ggufValue(g, 'tokenizer.ggml.merges') as string[] | undefined) ?? [];
   const pre = ggufValue(g, 'tokenizer.ggml.pre');
   const vocab: Record<string, number> = {};
   const addedTokens: object[] = [];
-  tokens.forEach((t, id) => {
+  toks.forEach((t, id) => {
     if (types[id] === GgufTokenType.UNUSED) return;
     vocab[t] = id;
     if (types[id] === GgufTokenType.CONTROL || types[id] === GgufTokenType.USER_DEFINED) {
@@ -608,19 +644,7 @@ export function ggufTokenizer(g: GgufFile): Tokenizer {
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
   };
-  const name = (key: string): string | null => {
-    const id = ggufValue(g, key);
-    return typeof id === 'number' && id < tokens.length ? tokens[id] : null;
-  };
-  const tokenizerConfig: Record<string, unknown> = {
-    bos_token: name('tokenizer.ggml.bos_token_id'),
-    eos_token: name('tokenizer.ggml.eos_token_id'),
-    unk_token: name('tokenizer.ggml.unknown_token_id'),
-    pad_token: name('tokenizer.ggml.padding_token_id'),
-    clean_up_tokenization_spaces: false,
-  };
-  const tmpl = ggufValue(g, 'tokenizer.chat_template');
-  return new KvTokenizer(tokenizerJson, tokenizerConfig, { chatTemplate: typeof tmpl === 'string' ? tmpl : null, source: g.file });
+  return new KvTokenizer(tokenizerJson, tokenizerConfig, { chatTemplate, source: g.file });
 }
 
 /** Load a GGUF model (F32/F16/BF16 tensors) as config, weights and tokenizer. */

@@ -4,6 +4,7 @@ import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { KvevictError } from '../errors.js';
 import { readJson } from './config.js';
+import { SpmBackend, type SpmVocab } from './spm.js';
 
 export interface ChatMessage {
   role: string;
@@ -11,8 +12,24 @@ export interface ChatMessage {
 }
 
 export interface EncodeOptions {
-  /** add the post-processor's special tokens (BOS etc.); default false: text is tokenized as is */
+  /**
+   * add BOS (and EOS) where the tokenizer asks for them (addBosToken / addEosToken), never a second one when
+   * the text already starts with BOS; default false: text is tokenized as is
+   */
   addSpecialTokens?: boolean;
+}
+
+/** What a tokenizer's algorithm provides; the Tokenizer adds specials, chat templates and checks around it. */
+interface TokenizerBackend {
+  /** vocabulary size (largest id + 1) */
+  readonly size: number;
+  encode(text: string): number[];
+  decode(ids: number[], skipSpecial: boolean): string;
+  tokenToId(token: string): number | undefined;
+  tokenString(id: number): string | undefined;
+  specialIds(): number[];
+  /** the bytes a token stands for, or null to use its decoded text */
+  tokenBytes(id: number): Uint8Array | null;
 }
 
 export interface DecodeOptions {
@@ -110,12 +127,17 @@ export function makeByteTokenizerConfig(specials: string[], chatTemplate: string
  * Encoding adds no special tokens unless asked: prompts are tokenized exactly as given.
  */
 export class Tokenizer {
-  private readonly hf: HfTokenizer;
+  private readonly backend: TokenizerBackend;
   /** vocabulary size (largest id + 1, added tokens included) */
   readonly vocabSize: number;
-  /** raw token strings by id (ByteLevel characters for byte-level BPE) */
-  private readonly idToToken: string[];
   private readonly specialIds: Set<number>;
+  /**
+   * encode(text, { addSpecialTokens: true }) starts with BOS: tokenizer_config.json's add_bos_token, GGUF's
+   * tokenizer.ggml.add_bos_token, else what the tokenizer.json post-processor does (llama.cpp's default for
+   * SentencePiece vocabularies: true)
+   */
+  readonly addBosToken: boolean;
+  readonly addEosToken: boolean;
   readonly bosTokenId: number | null;
   readonly eosTokenId: number | null;
   readonly padTokenId: number | null;
@@ -127,33 +149,32 @@ export class Tokenizer {
   /** the raw objects, for writers (GGUF) */
   readonly tokenizerJson: Json;
   readonly tokenizerConfig: Json;
-  private readonly byteLevel: boolean;
   private template: Template | null = null;
   private readonly source: string;
 
-  constructor(tokenizerJson: Json, tokenizerConfig: Json, opts: { eosTokenIds?: number[]; chatTemplate?: string | null; source?: string } = {}) {
+  constructor(tokenizerJson: Json, tokenizerConfig: Json, opts: { eosTokenIds?: number[]; chatTemplate?: string | null; source?: string; backend?: TokenizerBackend } = {}) {
     this.source = opts.source ?? 'tokenizer.json';
     this.tokenizerJson = tokenizerJson;
     this.tokenizerConfig = tokenizerConfig;
-    const model = tokenizerJson.model as Json | undefined;
-    if (!model || typeof model !== 'object') throw new KvevictError(`${this.source}: missing "model"`);
-    try {
-      this.hf = new HfTokenizer(tokenizerJson, tokenizerConfig);
-    } catch (e) {
-      throw new KvevictError(`${this.source}: unsupported tokenizer (${(e as Error).message})`);
+    if (opts.backend) {
+      this.backend = opts.backend;
+    } else {
+      const model = tokenizerJson.model as Json | undefined;
+      if (!model || typeof model !== 'object') throw new KvevictError(`${this.source}: missing "model"`);
+      let hf: HfTokenizer;
+      try {
+        hf = new HfTokenizer(tokenizerJson, tokenizerConfig);
+      } catch (e) {
+        throw new KvevictError(`${this.source}: unsupported tokenizer (${(e as Error).message})`);
+      }
+      this.backend = hfBackend(hf, isByteLevel(tokenizerJson.decoder as Json | null | undefined));
     }
-    const vocab = this.hf.get_vocab(true);
-    let maxId = -1;
-    for (const id of vocab.values()) if (id > maxId) maxId = id;
-    this.vocabSize = maxId + 1;
-    this.idToToken = new Array<string>(this.vocabSize);
-    for (const [tok, id] of vocab) this.idToToken[id] = tok;
-    this.specialIds = new Set<number>();
-    for (const [id, t] of this.hf.get_added_tokens_decoder()) if (t.special) this.specialIds.add(id);
+    this.vocabSize = this.backend.size;
+    this.specialIds = new Set(this.backend.specialIds());
     const idOf = (key: string): number | null => {
       const c = tokenContent(tokenizerConfig[key]);
       if (c === null) return null;
-      return this.hf.token_to_id(c) ?? null;
+      return this.backend.tokenToId(c) ?? null;
     };
     this.bosTokenId = idOf('bos_token');
     this.eosTokenId = idOf('eos_token');
@@ -164,8 +185,9 @@ export class Tokenizer {
     for (const id of opts.eosTokenIds ?? []) eos.add(id);
     this.eosTokenIds = [...eos];
     this.chatTemplate = opts.chatTemplate !== undefined ? opts.chatTemplate : pickTemplate(tokenizerConfig.chat_template);
-    const dec = tokenizerJson.decoder as Json | null | undefined;
-    this.byteLevel = isByteLevel(dec);
+    const flag = (key: string, fallback: boolean) => (typeof tokenizerConfig[key] === 'boolean' ? (tokenizerConfig[key] as boolean) : fallback);
+    this.addBosToken = flag('add_bos_token', this.bosTokenId !== null && postProcessorAdds(tokenizerJson, tokenContent(tokenizerConfig.bos_token)));
+    this.addEosToken = flag('add_eos_token', false);
   }
 
   /** Load DIR/tokenizer.json and DIR/tokenizer_config.json (and chat_template.jinja / chat_template.json when present). */
@@ -185,27 +207,30 @@ export class Tokenizer {
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    if (text.length === 0) return [];
-    return this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
+    const ids = text.length === 0 ? [] : this.backend.encode(text);
+    if (!opts.addSpecialTokens) return ids;
+    if (this.addBosToken && this.bosTokenId !== null && ids[0] !== this.bosTokenId) ids.unshift(this.bosTokenId);
+    if (this.addEosToken && this.eosTokenId !== null && ids[ids.length - 1] !== this.eosTokenId) ids.push(this.eosTokenId);
+    return ids;
   }
 
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
     if (ids.length === 0) return '';
     const list = Array.from(ids);
     for (const id of list) if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new KvevictError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
-    return this.hf.decode(list, { skip_special_tokens: opts.skipSpecialTokens ?? false });
+    return this.backend.decode(list, opts.skipSpecialTokens ?? false);
   }
 
-  /** The raw vocabulary string of a token (e.g. "Ġthe" in byte-level BPE). */
+  /** The raw vocabulary string of a token (e.g. "Ġthe" in byte-level BPE, "▁the" in SentencePiece). */
   tokenToString(id: number): string {
-    const t = this.idToToken[id];
+    const t = this.backend.tokenString(id);
     if (t === undefined) throw new KvevictError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
     return t;
   }
 
   /** The id of a raw vocabulary string, or null. */
   tokenToId(token: string): number | null {
-    return this.hf.token_to_id(token) ?? null;
+    return this.backend.tokenToId(token) ?? null;
   }
 
   isSpecial(id: number): boolean {
@@ -223,16 +248,8 @@ export class Tokenizer {
    */
   tokenBytes(id: number): Uint8Array {
     const t = this.tokenToString(id);
-    if (!this.byteLevel || this.specialIds.has(id)) return new TextEncoder().encode(t);
-    const table = byteDecoder();
-    const out = new Uint8Array(t.length);
-    let n = 0;
-    for (const ch of t) {
-      const b = table.get(ch);
-      if (b === undefined) return new TextEncoder().encode(this.decode([id]));
-      out[n++] = b;
-    }
-    return out.subarray(0, n);
+    if (this.specialIds.has(id)) return new TextEncoder().encode(t);
+    return this.backend.tokenBytes(id) ?? new TextEncoder().encode(this.decode([id]));
   }
 
   /** The special tokens passed to chat templates, as transformers does (bos_token, eos_token, ...). */
@@ -286,6 +303,68 @@ function pickTemplate(v: unknown): string | null {
     return typeof d === 'string' ? d : null;
   }
   return null;
+}
+
+/** The Hugging Face tokenizers library over a tokenizer.json. */
+function hfBackend(hf: HfTokenizer, byteLevel: boolean): TokenizerBackend {
+  const vocab = hf.get_vocab(true);
+  let maxId = -1;
+  for (const id of vocab.values()) if (id > maxId) maxId = id;
+  const idToToken = new Array<string>(maxId + 1);
+  for (const [tok, id] of vocab) idToToken[id] = tok;
+  const specials: number[] = [];
+  for (const [id, t] of hf.get_added_tokens_decoder()) if (t.special) specials.push(id);
+  return {
+    size: maxId + 1,
+    encode: (text) => hf.encode(text, { add_special_tokens: false }).ids,
+    decode: (ids, skip) => hf.decode(ids, { skip_special_tokens: skip }),
+    tokenToId: (t) => hf.token_to_id(t) ?? undefined,
+    tokenString: (id) => idToToken[id],
+    specialIds: () => specials,
+    tokenBytes: (id) => {
+      const t = idToToken[id];
+      if (!byteLevel || t === undefined) return null;
+      const table = byteDecoder();
+      const out = new Uint8Array(t.length);
+      let n = 0;
+      for (const ch of t) {
+        const b = table.get(ch);
+        if (b === undefined) return null;
+        out[n++] = b;
+      }
+      return out.subarray(0, n);
+    },
+  };
+}
+
+/** Does the tokenizer.json post-processor put `bos` in front of a single sequence (Llama's TemplateProcessing)? */
+function postProcessorAdds(tokenizerJson: Json, bos: string | null): boolean {
+  if (bos === null) return false;
+  const visit = (pp: Json | null | undefined): boolean => {
+    if (!pp) return false;
+    if (pp.type === 'Sequence' && Array.isArray(pp.processors)) return (pp.processors as Json[]).some(visit);
+    if (pp.type === 'TemplateProcessing' && Array.isArray(pp.single)) {
+      const first = (pp.single as Json[])[0] as Json | undefined;
+      return (first?.SpecialToken as Json | undefined)?.id === bos;
+    }
+    return false;
+  };
+  return visit(tokenizerJson.post_processor as Json | null | undefined);
+}
+
+/** A SentencePiece vocabulary (GGUF "llama") as a Tokenizer; `config` names its special tokens and flags. */
+export function spmTokenizer(vocab: SpmVocab, config: Json, opts: { chatTemplate?: string | null; eosTokenIds?: number[] } = {}): Tokenizer {
+  const spm = new SpmBackend(vocab);
+  const backend: TokenizerBackend = {
+    size: spm.size,
+    encode: (text) => spm.encode(text),
+    decode: (ids, skip) => spm.decode(ids, skip),
+    tokenToId: (t) => spm.tokenToId(t),
+    tokenString: (id) => vocab.tokens[id],
+    specialIds: () => vocab.tokens.map((_, id) => id).filter((id) => spm.isSpecial(id)),
+    tokenBytes: (id) => spm.tokenBytes(id),
+  };
+  return new Tokenizer({ model: { type: 'SentencePieceBPE' } }, config, { ...opts, source: vocab.source, backend });
 }
 
 function isByteLevel(dec: Json | null | undefined): boolean {

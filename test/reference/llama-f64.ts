@@ -21,6 +21,11 @@ export interface ReferenceInput {
   visible?: (layer: number, qHead: number, qPos: number, kPos: number) => boolean;
   /** compute the last row's logits only (the lm head is the costly part at large vocabularies) */
   lastOnly?: boolean;
+  /**
+   * RoPE pairing: Hugging Face's rotate_half (dimension i with i + d/2, the default) or the interleaved pairs
+   * (2i, 2i + 1) that llama.cpp's "llama" GGUF files are laid out for (their q/k rows permuted to match)
+   */
+  rope?: 'half' | 'interleaved';
 }
 
 export interface ReferenceOutput {
@@ -74,7 +79,7 @@ function inverseFrequencies(cfg: ModelConfig): number[] {
 }
 
 /** rotate_half RoPE of one head vector x[d] at position p: x*cos + rotate_half(x)*sin. */
-function rope(x: Float64Array, offset: number, d: number, p: number, inv: number[]): void {
+function ropeHalf(x: Float64Array, offset: number, d: number, p: number, inv: number[]): void {
   const half = d / 2;
   for (let i = 0; i < half; i++) {
     const angle = p * inv[i];
@@ -85,6 +90,17 @@ function rope(x: Float64Array, offset: number, d: number, p: number, inv: number
   }
 }
 
+/** Interleaved RoPE (GPT-J / llama.cpp's normal mode): pairs (2i, 2i + 1) rotated by p * inv[i]. */
+function ropeInterleaved(x: Float64Array, offset: number, d: number, p: number, inv: number[]): void {
+  for (let i = 0; i < d / 2; i++) {
+    const angle = p * inv[i];
+    const c = Math.cos(angle), s = Math.sin(angle);
+    const a = x[offset + 2 * i], b = x[offset + 2 * i + 1];
+    x[offset + 2 * i] = a * c - b * s;
+    x[offset + 2 * i + 1] = b * c + a * s;
+  }
+}
+
 /** The whole forward pass; returns every row's logits and every layer's q/k/v. */
 export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceInput): ReferenceOutput {
   const hidden = cfg.hiddenSize, H = cfg.numHeads, Hkv = cfg.numKvHeads, d = cfg.headDim;
@@ -92,6 +108,7 @@ export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceI
   const pos = Array.from({ length: rows }, (_, r) => (input.positions ? input.positions[r] : r));
   const inv = inverseFrequencies(cfg);
   const eps = cfg.rmsNormEps;
+  const rope = input.rope === 'interleaved' ? ropeInterleaved : ropeHalf;
 
   // hidden states, one Float64Array per row
   let hs: Float64Array[] = [];
