@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor } from '../src/autograd/tensor.js';
@@ -212,6 +212,57 @@ test('checkpoint and resume give the same parameters as an uninterrupted run', a
   } finally {
     rmSync(a, { recursive: true, force: true });
     rmSync(b, { recursive: true, force: true });
+  }
+});
+
+test('checkpoints are safe: truncated, corrupted or edited files are refused in one line; the run and its log are protected', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvevict-ckpt-'));
+  try {
+    await pretrain({ ...tinyOptions(dir, 6), checkpointEvery: 2, stopAfter: 4 }, false, () => {}, corpus);
+    const file = join(dir, 'checkpoint.bin');
+    const good = readFileSync(file);
+    const hl = Number(good.readBigUInt64LE(0));
+    const header = JSON.parse(good.subarray(8, 8 + hl).toString('utf8')) as Record<string, unknown>;
+    assert.equal(header.step, 4);
+    const withHeader = (edit: (h: Record<string, unknown>) => void) => {
+      const h = structuredClone(header);
+      edit(h);
+      const hb = Buffer.from(JSON.stringify(h));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(hb.length));
+      return Buffer.concat([len, hb, good.subarray(8 + hl)]);
+    };
+    const flipped = Buffer.from(good);
+    flipped[good.length - 100] ^= 0x40;
+    const cases: [string, Buffer, RegExp][] = [
+      ['cut after its header', good.subarray(0, 8 + hl), /truncated/],
+      ['cut in half', good.subarray(0, Math.floor(good.length / 2)), /truncated/],
+      ['one byte flipped in the tensors', flipped, /checksum/],
+      ['a corrupt header', Buffer.concat([good.subarray(0, 8), Buffer.from('{"step": 4,'), good.subarray(19)]), /not valid JSON/],
+      ['step -5', withHeader((h) => { h.step = -5; }), /step -5 is not a whole number/],
+      ['step "x"', withHeader((h) => { h.step = 'x'; }), /step "x"/],
+      ['an empty file', Buffer.alloc(0), /0 bytes/],
+    ];
+    for (const [what, bytes, why] of cases) {
+      writeFileSync(file, bytes);
+      await assert.rejects(pretrain(tinyOptions(dir, 6), true, () => {}, corpus), (e: Error) => {
+        assert.equal(e.name, 'KvevictError', `${what}: ${e.message}`);
+        assert.match(e.message, why, what);
+        assert.ok(!e.message.includes('\n') && e.message.length < 300, `${what}: one short line`);
+        return true;
+      }, what);
+    }
+    writeFileSync(file, good);
+    await assert.rejects(pretrain(tinyOptions(dir, 3), true, () => {}, corpus), /at step 4, past --steps 3/);
+    await assert.rejects(pretrain(tinyOptions(dir, 6), false, () => {}, corpus), /already holds a checkpoint; continue it with --resume/);
+    // resumed after a crash past the checkpoint: the log holds every step once
+    writeFileSync(join(dir, 'log.jsonl'), readFileSync(join(dir, 'log.jsonl'), 'utf8') + JSON.stringify({ step: 5, tokens: 1, seconds: 1, loss: 1 }) + '\n');
+    await pretrain(tinyOptions(dir, 6), true, () => {}, corpus);
+    const steps = readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss?: number }).filter((r) => r.loss !== undefined).map((r) => r.step);
+    assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
+    await pretrain({ ...tinyOptions(dir, 2), force: true }, false, () => {}, corpus);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

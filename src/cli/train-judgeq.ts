@@ -17,6 +17,7 @@ const specs: OptionSpecs = {
   batch: { type: 'int', help: 'prompts per step', default: d.batch },
   seed: { type: 'int', help: 'seed of the prompts, their order and the initial soft tokens', default: d.seed },
   resume: { type: 'boolean', help: 'continue from the run folder checkpoint' },
+  force: { type: 'boolean', help: 'start over in a run folder that already holds a checkpoint (it is overwritten)' },
   prompts: { type: 'int', help: 'training prompts (each paired with the model greedy response, cached)', default: d.trainPrompts },
   'held-out': { type: 'int', help: 'held-out prompts for the held-out loss', default: d.heldOutPrompts },
   'min-length': { type: 'int', help: 'shortest context of a long-context prompt, in tokens', default: d.minLength },
@@ -55,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   if (num('time-limit') < 0) throw new KvevictError('train-judgeq: --time-limit must be >= 0');
   const runDir = typeof o['run-dir'] === 'string' ? resolve(o['run-dir']) : join(repoRoot, 'runs', `judgeq-${basename(out, '.safetensors')}`);
   const r = trainJudgeq({
-    modelDir: requireString(o, 'model', 'train-judgeq'), out, runDir, resume: o.resume === true,
+    modelDir: requireString(o, 'model', 'train-judgeq'), out, runDir, resume: o.resume === true, force: o.force === true,
     softTokens: num('soft-tokens'), steps: num('steps'), lr: num('lr'), warmup: num('warmup'), minLrRatio: d.minLrRatio,
     batch: num('batch'), seed: num('seed'), trainPrompts: num('prompts'), heldOutPrompts: num('held-out'),
     minLength: num('min-length'), maxLength: num('max-length'), maxResponse: num('max-response'), lengthWeight: o['length-weight'] === true,

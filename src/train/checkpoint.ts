@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { KvevictError } from '../errors.js';
 import type { Tensor } from '../autograd/tensor.js';
@@ -17,40 +18,70 @@ export interface CheckpointMeta {
 
 /**
  * One file: 8-byte header length, JSON header, then every parameter, Adam first and second moment as
- * float32. Written to a temporary file and renamed, so a crash never leaves a torn checkpoint.
+ * float32. The header records the payload's size and SHA-256, so a truncated or corrupted file is refused
+ * instead of resuming from half-restored weights. Written to a temporary file, synced and renamed, so a
+ * crash never leaves a torn checkpoint in place.
  */
 export function saveCheckpoint(file: string, params: Tensor[], opt: AdamW, meta: CheckpointMeta): void {
   mkdirSync(dirname(file), { recursive: true });
-  const header = Buffer.from(JSON.stringify({ ...meta, adamT: opt.t, sizes: params.map((p) => p.size), names: params.map((p) => p.name) }), 'utf8');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(header.length));
-  const blobs: Buffer[] = [len, header];
+  const blobs: Buffer[] = [];
   for (const arrays of [params.map((p) => p.data), opt.m, opt.v]) {
     for (const a of arrays) blobs.push(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
   }
+  const hash = createHash('sha256');
+  let payloadBytes = 0;
+  for (const b of blobs) { hash.update(b); payloadBytes += b.length; }
+  const header = Buffer.from(JSON.stringify({
+    ...meta, format: 2, adamT: opt.t, sizes: params.map((p) => p.size), names: params.map((p) => p.name), payloadBytes, sha256: hash.digest('hex'),
+  }), 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, Buffer.concat(blobs));
+  const fd = openSync(tmp, 'w');
+  try {
+    for (const b of [len, header, ...blobs]) for (let o = 0; o < b.length;) o += writeSync(fd, b, o);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, file);
 }
 
-/** Restore parameters and optimizer state in place; returns the metadata. */
+/** Restore parameters and optimizer state in place; returns the metadata. Refuses, in one line, any file that is not whole. */
 export function loadCheckpoint(file: string, params: Tensor[], opt: AdamW): CheckpointMeta {
   if (!existsSync(file)) throw new KvevictError(`${file}: no checkpoint to resume from`);
   const buf = readFileSync(file);
+  const bad = (why: string) => new KvevictError(`${file}: not a usable checkpoint (${why}); restore it or start the run again`);
+  if (buf.length < 8) throw bad(`${buf.length} bytes`);
   const hl = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + hl).toString('utf8')) as CheckpointMeta & { adamT: number; sizes: number[] };
+  if (hl <= 0 || 8 + hl > buf.length) throw bad(`header length ${hl} past the end of the ${buf.length}-byte file`);
+  let header: CheckpointMeta & { adamT: number; sizes: number[]; payloadBytes?: number; sha256?: string };
+  try {
+    header = JSON.parse(buf.subarray(8, 8 + hl).toString('utf8'));
+  } catch {
+    throw bad('the header is not valid JSON');
+  }
+  const int = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  if (typeof header !== 'object' || header === null) throw bad('the header is not an object');
+  if (!int(header.step)) throw bad(`step ${JSON.stringify(header.step)} is not a whole number`);
+  if (!int(header.adamT)) throw bad(`adamT ${JSON.stringify(header.adamT)} is not a whole number`);
+  if (!Array.isArray(header.sizes) || !header.sizes.every(int)) throw bad('the tensor sizes are missing');
+  if (!Array.isArray(header.history)) throw bad('the history is missing');
   if (header.sizes.length !== params.length || header.sizes.some((s, i) => s !== params[i].size)) {
     throw new KvevictError(`${file}: checkpoint tensors do not match the model configuration`);
   }
-  let off = 8 + hl;
+  const want = 3 * 4 * header.sizes.reduce((a, b) => a + b, 0);
+  const payload = buf.subarray(8 + hl);
+  if (payload.length !== want) throw bad(`${payload.length} bytes of tensors where the header needs ${want}: the file is truncated or padded`);
+  if (header.sha256 !== undefined && createHash('sha256').update(payload).digest('hex') !== header.sha256) throw bad('the tensors do not match the checksum in the header');
+  let off = 0;
   const copy = (dst: Float32Array) => {
-    const bytes = buf.subarray(off, off + dst.byteLength);
-    new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(bytes);
+    new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(payload.subarray(off, off + dst.byteLength));
     off += dst.byteLength;
   };
   params.forEach((p) => copy(p.data));
   opt.m.forEach(copy);
   opt.v.forEach(copy);
   opt.t = header.adamT;
-  return { step: header.step, options: header.options, tokensSeen: header.tokensSeen, elapsedSeconds: header.elapsedSeconds, history: header.history };
+  return { step: header.step, options: header.options ?? {}, tokensSeen: header.tokensSeen, elapsedSeconds: header.elapsedSeconds, history: header.history };
 }

@@ -56,6 +56,8 @@ export interface PretrainOptions {
   curriculum: CurriculumStage[];
   /** start from this model folder's weights instead of a random initialisation (fine-tuning); a checkpoint still wins on --resume */
   initFrom?: string | null;
+  /** start over in a run folder that already holds a checkpoint (without it such a folder is refused unless resumed) */
+  force?: boolean;
   /** the vocabulary (vocabByName): `bytes` or `smollm2:SIZE` */
   vocab: string;
   /** dtype of the exported model.safetensors (checkpoints stay float32) */
@@ -117,8 +119,12 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   const logFile = join(opts.out, 'log.jsonl');
   let start = 0, tokensSeen = 0, elapsedBefore = 0;
   let history: LogRecord[] = [];
+  if (!resume && existsSync(ckptFile) && !opts.force) {
+    throw new KvevictError(`${ckptFile}: this run folder already holds a checkpoint; continue it with --resume, or start over with --force`);
+  }
   if (resume && existsSync(ckptFile)) {
     const meta = loadCheckpoint(ckptFile, list, opt);
+    if (meta.step > opts.steps) throw new KvevictError(`--resume: ${ckptFile} is at step ${meta.step}, past --steps ${opts.steps}`);
     for (const k of FROZEN_KEYS) {
       const was = meta.options[k] ?? (k === 'vocab' ? 'bytes' : undefined);
       if (was !== undefined && was !== opts[k]) throw new KvevictError(`--resume: option ${k} was ${JSON.stringify(was)} in ${ckptFile}, now ${JSON.stringify(opts[k])}`);
@@ -126,10 +132,13 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     start = meta.step;
     tokensSeen = meta.tokensSeen;
     elapsedBefore = meta.elapsedSeconds;
-    history = meta.history as LogRecord[];
+    history = (meta.history as LogRecord[]).filter((r) => r.step <= start);
+    // the log restarts from the checkpoint: the steps after it are done again, and must not appear twice
+    writeFileSync(logFile, history.map((r) => JSON.stringify(r) + '\n').join(''));
     log(`resumed from ${ckptFile} at step ${start}`);
-  } else if (resume) {
-    log(`no checkpoint in ${opts.out}; starting from scratch`);
+  } else {
+    if (resume) log(`no checkpoint in ${opts.out}; starting from scratch`);
+    writeFileSync(logFile, '');
   }
   log(`model: ${countParams(params)} parameters, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, ${cfg.numHeads} query / ${cfg.numKvHeads} KV heads, vocabulary ${vocab.name} (${vocab.size}); kernels: ${kernels().name}`);
 

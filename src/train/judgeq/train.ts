@@ -53,6 +53,8 @@ export interface JudgeqTrainOptions extends JudgeqRecipe {
   /** responses cache, checkpoint, log and loss curve */
   runDir: string;
   resume: boolean;
+  /** start over in a run folder that already holds a checkpoint */
+  force?: boolean;
   evalEvery: number;
   checkpointEvery: number;
   /** stop (checkpointed, soft tokens written) after this many seconds in this process; 0 = no limit */
@@ -192,6 +194,9 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
   const opt = new AdamW([soft], SOFT_ADAMW);
   let step = 0, promptsSeen = 0, tokensSeen = 0, elapsedBefore = 0;
   let history: TrainRecord[] = [];
+  if (!o.resume && !o.force && existsSync(ckptFile)) {
+    throw new KvevictError(`${ckptFile}: this run folder already holds a checkpoint; continue it with --resume, or start over with --force`);
+  }
   if (o.resume) {
     if (!existsSync(ckptFile)) throw new KvevictError(`${ckptFile}: no checkpoint to resume from (run without --resume first)`);
     const meta = loadCheckpoint(ckptFile, [soft], opt);
@@ -201,6 +206,7 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
       const was = (theirs.recipe as unknown as Record<string, unknown> | undefined)?.[k];
       if (was !== v) throw new KvevictError(`${ckptFile}: the checkpoint was made with ${k} = ${String(was)}, not ${String(v)} (give the same options to resume)`);
     }
+    if (meta.step > o.steps) throw new KvevictError(`--resume: ${ckptFile} is at step ${meta.step}, past --steps ${o.steps}`);
     step = meta.step;
     tokensSeen = meta.tokensSeen;
     elapsedBefore = meta.elapsedSeconds;
