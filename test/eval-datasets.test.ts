@@ -46,6 +46,14 @@ test('plain JSONL: good lines load, bad lines are reported with file:line and sk
   assert.match(ds.problems[2], /cases\.jsonl:4: .*unknown metric "bleu"/);
   assert.match(ds.problems[3], /cases\.jsonl:6: duplicate id "a"/);
   assert.throws(() => loadPlain(join(dir, 'missing.jsonl')), isUserError(/missing\.jsonl: dataset file not found/));
+  // "max_new_tokens" sets a case's answer length; a bad one is a problem of its line
+  const lens = loadPlain(writeLines(dir, 'lens.jsonl', [
+    JSON.stringify({ id: 'long', context: 'c', question: 'q', answers: ['x'], max_new_tokens: 200 }),
+    JSON.stringify({ id: 'default', context: 'c', question: 'q', answers: ['x'] }),
+    JSON.stringify({ id: 'bad', context: 'c', question: 'q', answers: ['x'], max_new_tokens: 2.5 }),
+  ]));
+  assert.deepEqual(lens.cases.map((c) => [c.id, c.maxNewTokens]), [['long', 200], ['default', 64]]);
+  assert.match(lens.problems[0], /lens\.jsonl:3: "max_new_tokens" must be a positive integer/);
 });
 
 test('RULER file: the real niah_multikey_3 sample splits into context, question and answer prefix', () => {

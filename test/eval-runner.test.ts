@@ -99,17 +99,17 @@ test('grid runner: rows, shared full run, scores, fidelity, kept plans, problems
   assert.ok(Math.abs(row.fidelity.attention_recall! - (100 * 64) / row.compressible_tokens) < 1e-9);
   assert.equal(row.fidelity.top1, 100);
   assert.equal(row.fidelity.kl, 0);
-  assert.equal(row.key, rowKey('plain:cases', 'a', { name: 'snapkv', options: {} }, 64, 'query-aware'));
+  assert.equal(row.key, rowKey(ds.cases.find((c) => c.id === 'a')!, { name: 'snapkv', options: {} }, 64, 'query-aware'));
   const agn = rows.find((r) => r.case === 'a' && r.press === 'snapkv' && r.budget === 64 && r.mode === 'query-agnostic')!;
   assert.ok(agn.compressible_tokens < row.compressible_tokens);
   assert.ok(Math.abs(agn.fidelity.attention_recall! - (100 * 64) / agn.compressible_tokens) < 1e-9);
   assert.equal(rows.find((r) => r.press === 'snapkv' && r.budget === 128)!.score, 100);
   assert.equal(rows.find((r) => r.press === 'full')!.fidelity.oracle_hit, 100);
   assert.deepEqual(jsonSummary(rows).rows.filter((r) => r.mode === 'query-aware'), [
-    { press: 'full', budget: 64, mode: 'query-aware', score: 100, n: 3 },
-    { press: 'full', budget: 128, mode: 'query-aware', score: 100, n: 3 },
-    { press: 'snapkv', budget: 64, mode: 'query-aware', score: 0, n: 3 },
-    { press: 'snapkv', budget: 128, mode: 'query-aware', score: 100, n: 3 },
+    { press: 'full', budget: 64, mode: 'query-aware', score: 100, n: 3, ci95: [100, 100] },
+    { press: 'full', budget: 128, mode: 'query-aware', score: 100, n: 3, ci95: [100, 100] },
+    { press: 'snapkv', budget: 64, mode: 'query-aware', score: 0, n: 3, ci95: [0, 0] },
+    { press: 'snapkv', budget: 128, mode: 'query-aware', score: 100, n: 3, ci95: [100, 100] },
   ]);
   const kept = JSON.parse(readFileSync(join(out, 'kept', 'plain_cases__a__query-aware.json'), 'utf8')) as KeptFile;
   assert.equal(kept.tokens.length, row.compressible_tokens);
@@ -180,10 +180,16 @@ test('settings: press specs with options, labels and keys', () => {
   assert.deepEqual(p, { name: 'snapkv', options: { window: 64, pool: 'avg', 'reference-mask': true } });
   assert.equal(pressLabel(p), 'snapkv(pool=avg,reference-mask=true,window=64)');
   const q = parsePressSpec('snapkv:pool=avg:window=64:reference-mask=true');
-  assert.equal(rowKey('t', 'c', p, 64, 'query-aware'), rowKey('t', 'c', q, 64, 'query-aware'));
-  assert.notEqual(rowKey('t', 'c', p, 64, 'query-aware'), rowKey('t', 'c', p, 64, 'query-agnostic'));
+  const c: EvalCase = { id: 'c', task: 't', before: '', context: 'ctx', after: '\n\nq?', question: 'q?', answers: ['A'], scoring: { metric: 'string_match_part' }, maxNewTokens: 8, chat: true, answerPrefix: '', meta: {} };
+  assert.equal(rowKey(c, p, 64, 'query-aware'), rowKey(c, q, 64, 'query-aware'));
+  assert.notEqual(rowKey(c, p, 64, 'query-aware'), rowKey(c, p, 64, 'query-agnostic'));
+  // whatever decides a row's output is in its key: a changed answer, needle or answer length is computed again
+  for (const changed of [{ answers: ['B'] }, { context: 'ctx2' }, { maxNewTokens: 9 }, { scoring: { metric: 'exact_match' } }] as Partial<EvalCase>[]) {
+    assert.notEqual(rowKey({ ...c, ...changed }, p, 64, 'query-aware'), rowKey(c, p, 64, 'query-aware'), JSON.stringify(changed));
+  }
   const grid: Setting[] = makeGrid([p], [1, 2], ['query-aware', 'query-agnostic']);
   assert.equal(grid.length, 4);
+  assert.equal(makeGrid([p, q], [64, 64, 128], ['query-aware']).length, 2, 'a setting given twice runs once');
 });
 
 test('progress: time left from computed rows only, summary means', () => {

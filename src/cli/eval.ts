@@ -17,12 +17,13 @@ const specs: OptionSpecs = {
   samples: { type: 'int', help: 'cases per dataset (first N; RULER tasks: N generated per length)' },
   seed: { type: 'int', help: 'seed of generated datasets', default: 0 },
   out: { type: 'string', help: 'results folder: OUT/results.jsonl (finished rows are skipped on a rerun)' },
-  json: { type: 'boolean', help: 'print {"rows": [{press, budget, mode, score, n}]} instead of the table' },
+  json: { type: 'boolean', help: 'print {"rows": [{press, budget, mode, score, n, ci95}]} instead of the table' },
   lengths: { type: 'list', help: 'niah: haystack lengths in tokens; ruler:<task>: lengths (default: the model context)' },
   depths: { type: 'list', help: 'niah: needle depths in percent (default 0,25,50,75,100)' },
   needle: { type: 'string', help: 'niah: your own needle sentence (with --question)' },
   question: { type: 'string', help: 'niah: the question about --needle' },
   'qa-file': { type: 'string', help: 'ruler:qa_1 / qa_2: SQuAD v2 / HotpotQA JSON file' },
+  'max-new-tokens': { type: 'int', help: "answer length in tokens for every case, instead of each dataset's own (e.g. 64 for plain JSONL)" },
   'no-fidelity': { type: 'boolean', help: 'skip the fidelity measures (no full-cache run unless --press has full)' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -63,7 +64,10 @@ export async function run(argv: string[]): Promise<number> {
   const lengths = numbers(options.lengths as string[] | undefined, 'lengths');
   if (lengths?.some((l) => !Number.isInteger(l) || l < 1)) throw new KvevictError('eval: --lengths must be positive integers');
 
+  const maxNewTokens = options['max-new-tokens'] as number | undefined;
+  if (maxNewTokens !== undefined && maxNewTokens < 1) throw new KvevictError(`eval: --max-new-tokens must be >= 1, got ${maxNewTokens}`);
   const { results } = await runEvalJob({
+    maxNewTokens,
     datasets,
     grid,
     outDir: out,

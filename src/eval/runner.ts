@@ -126,7 +126,7 @@ export async function runGrid(o: RunGridOptions): Promise<RunGridResult> {
   let failed = 0;
 
   for (const c of dataset.cases) {
-    const keyOf = (s: Setting) => rowKey(c.task, c.id, s.press, s.budget, s.mode);
+    const keyOf = (s: Setting) => rowKey(c, s.press, s.budget, s.mode);
     const todo = grid.filter((s) => !done.has(keyOf(s)));
     for (const s of grid) {
       const r = done.get(keyOf(s));
@@ -185,7 +185,7 @@ function compressibleTokens(p: PreparedPrompt, mode: Mode): number {
 
 function baseRow(engine: EvalEngine, ds: LoadedDataset, c: EvalCase, s: Setting, p: PreparedPrompt, prediction: string): Omit<ResultRow, 'fidelity' | 'cache_bytes' | 'full_cache_bytes' | 'timings'> {
   return {
-    key: rowKey(c.task, c.id, s.press, s.budget, s.mode),
+    key: rowKey(c, s.press, s.budget, s.mode),
     model: engine.model,
     dataset: ds.name,
     task: c.task,

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import type { EvalCase } from './case.js';
 import { KvevictError } from '../errors.js';
 
 export const MODES = ['query-aware', 'query-agnostic'] as const;
@@ -53,8 +55,18 @@ export function pressLabel(p: PressSpec): string {
 }
 
 /** The resume key of a result row: the case (task + id), the method and options, the budget and the mode. */
-export function rowKey(task: string, caseId: string, press: PressSpec, budget: number, mode: Mode): string {
-  return JSON.stringify([task, caseId, press.name, canonicalOptions(press.options), budget, mode]);
+/**
+ * A row's key: the setting and the case, with a digest of everything in the case that decides the row's
+ * output (its text, answers, metric and answer length), so that a rerun after a case changed computes it
+ * again instead of keeping the old score.
+ */
+export function rowKey(c: EvalCase, press: PressSpec, budget: number, mode: Mode): string {
+  return JSON.stringify([c.task, c.id, press.name, canonicalOptions(press.options), budget, mode, caseDigest(c)]);
+}
+
+export function caseDigest(c: EvalCase): string {
+  const what = [c.before, c.context, c.after, c.question, c.answers, c.scoring, c.maxNewTokens, c.chat, c.answerPrefix];
+  return createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 16);
 }
 
 export function parseMode(s: string, where = '--mode'): Mode {
@@ -75,6 +87,17 @@ export function parseBudgets(items: readonly string[], where = '--budget'): numb
 export function makeGrid(presses: readonly PressSpec[], budgets: readonly number[], modes: readonly Mode[]): Setting[] {
   if (presses.length === 0 || budgets.length === 0 || modes.length === 0) throw new KvevictError('empty grid: give at least one --press, one --budget and one --mode');
   const out: Setting[] = [];
-  for (const mode of modes) for (const press of presses) for (const budget of budgets) out.push({ press, budget, mode });
+  const seen = new Set<string>();
+  for (const mode of modes) {
+    for (const press of presses) {
+      for (const budget of budgets) {
+        // a setting given twice (--budget 64,64) runs once
+        const key = JSON.stringify([press.name, canonicalOptions(press.options), budget, mode]);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({ press, budget, mode });
+      }
+    }
+  }
   return out;
 }

@@ -29,6 +29,8 @@ export interface EvalJob {
   needle?: { needle: string; question: string };
   qaFile?: string;
   fidelity?: boolean;
+  /** answer length of every case, instead of each dataset's */
+  maxNewTokens?: number;
   progress: TextSink;
   log: TextSink;
 }
@@ -41,7 +43,8 @@ export async function runEvalJob(job: EvalJob, loaded?: { engine: ModelEngine; e
     tokenizer: engine.tokenizer, maxContext: engine.maxContext, embeddedModel: embedded, samples: job.samples, seed: job.seed,
     lengths: job.lengths, depths: job.depths, needle: job.needle, qaFile: job.qaFile,
   };
-  const datasets = job.datasets.map((d) => loadDataset(d, opts));
+  const datasets = job.datasets.map((d) => loadDataset(d, opts)).map((ds) =>
+    job.maxNewTokens === undefined ? ds : { ...ds, cases: ds.cases.map((c) => ({ ...c, maxNewTokens: job.maxNewTokens! })) });
   const results: RunGridResult[] = [];
   for (const ds of datasets) {
     results.push(await runGrid({ engine, dataset: ds, grid: job.grid, outDir: job.outDir, progress: job.progress, log: job.log, fidelity: job.fidelity }));

@@ -1,5 +1,6 @@
 import type { ResultRow } from './results.js';
 import { pressLabel, type Mode } from './settings.js';
+import { bootstrapCi, pairedDifference } from './stats.js';
 
 /** Mean figures of one (method, budget, mode) group, optionally within one task. */
 export interface SummaryRow {
@@ -9,6 +10,8 @@ export interface SummaryRow {
   task: string | null;
   /** mean score, 0..100 */
   score: number;
+  /** 95% bootstrap interval of the mean score over the cases */
+  ci95: [number, number];
   n: number;
   oracle_hit: number | null;
   attention_recall: number | null;
@@ -43,6 +46,7 @@ export function summarize(rows: readonly ResultRow[], byTask = false): SummaryRo
       mode,
       task,
       score: g.reduce((a, r) => a + r.score, 0) / g.length,
+      ci95: bootstrapCi(g.map((r) => r.score))!,
       n: g.length,
       oracle_hit: meanOf(g.map((r) => r.fidelity.oracle_hit)),
       attention_recall: meanOf(g.map((r) => r.fidelity.attention_recall)),
@@ -53,9 +57,11 @@ export function summarize(rows: readonly ResultRow[], byTask = false): SummaryRo
   return out.sort((a, b) => a.mode.localeCompare(b.mode) || (a.task ?? '').localeCompare(b.task ?? '') || a.press.localeCompare(b.press) || a.budget - b.budget);
 }
 
-/** The --json output: {"rows": [{press, budget, mode, score, n}]}. */
-export function jsonSummary(rows: readonly ResultRow[]): { rows: { press: string; budget: number; mode: string; score: number; n: number }[] } {
-  return { rows: summarize(rows).map((s) => ({ press: s.press, budget: s.budget, mode: s.mode, score: round(s.score, 2), n: s.n })) };
+/** The --json output: {"rows": [{press, budget, mode, score, n, ci95: [low, high]}]}. */
+export function jsonSummary(rows: readonly ResultRow[]): { rows: { press: string; budget: number; mode: string; score: number; n: number; ci95: [number, number] }[] } {
+  return {
+    rows: summarize(rows).map((s) => ({ press: s.press, budget: s.budget, mode: s.mode, score: round(s.score, 2), n: s.n, ci95: [round(s.ci95[0], 2), round(s.ci95[1], 2)] })),
+  };
 }
 
 function round(x: number, digits: number): number {
@@ -64,13 +70,14 @@ function round(x: number, digits: number): number {
 }
 
 const fmt = (x: number | null, digits = 1) => (x === null ? '-' : x.toFixed(digits));
+const ciText = (ci: [number, number] | null) => (ci === null ? '-' : `[${ci[0].toFixed(1)}, ${ci[1].toFixed(1)}]`);
 
 /** A plain-text table; one line per method and budget, one block per mode, a column per task when several. */
 export function formatTable(rows: readonly ResultRow[]): string {
   const overall = summarize(rows);
   const perTask = summarize(rows, true);
   const tasks = [...new Set(rows.map((r) => r.task))].sort();
-  const header = ['method', 'budget', 'mode', 'n', 'score', ...(tasks.length > 1 ? tasks : []), 'hit%', 'recall%', 'top1%', 'KL'];
+  const header = ['method', 'budget', 'mode', 'n', 'score', '95% CI', ...(tasks.length > 1 ? tasks : []), 'hit%', 'recall%', 'top1%', 'KL'];
   const body: string[][] = overall.map((s) => {
     const taskCells =
       tasks.length > 1
@@ -79,7 +86,7 @@ export function formatTable(rows: readonly ResultRow[]): string {
             return m ? fmt(m.score) : '-';
           })
         : [];
-    return [s.press, String(s.budget), s.mode, String(s.n), fmt(s.score), ...taskCells, fmt(s.oracle_hit), fmt(s.attention_recall), fmt(s.top1), fmt(s.kl, 3)];
+    return [s.press, String(s.budget), s.mode, String(s.n), fmt(s.score), ciText(s.ci95), ...taskCells, fmt(s.oracle_hit), fmt(s.attention_recall), fmt(s.top1), fmt(s.kl, 3)];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -89,9 +96,9 @@ export function formatTable(rows: readonly ResultRow[]): string {
 /** The same table in Markdown (for the README). */
 export function formatMarkdownTable(rows: readonly ResultRow[]): string {
   const overall = summarize(rows);
-  const head = '| method | budget | mode | cases | score | oracle hit % | attention recall % | top-1 % | KL |';
-  const sep = '|---|---:|---|---:|---:|---:|---:|---:|---:|';
-  const lines = overall.map((s) => `| ${s.press} | ${s.budget} | ${s.mode} | ${s.n} | ${fmt(s.score)} | ${fmt(s.oracle_hit)} | ${fmt(s.attention_recall)} | ${fmt(s.top1)} | ${fmt(s.kl, 3)} |`);
+  const head = '| method | budget | mode | cases | score | 95% CI | oracle hit % | attention recall % | top-1 % | KL |';
+  const sep = '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|';
+  const lines = overall.map((s) => `| ${s.press} | ${s.budget} | ${s.mode} | ${s.n} | ${fmt(s.score)} | ${ciText(s.ci95)} | ${fmt(s.oracle_hit)} | ${fmt(s.attention_recall)} | ${fmt(s.top1)} | ${fmt(s.kl, 3)} |`);
   return [head, sep, ...lines].join('\n');
 }
 
@@ -101,7 +108,7 @@ export type PivotMeasure = 'score' | 'oracle_hit' | 'attention_recall';
  * A Markdown table with one line per method and mode and one column per budget, holding the mean of
  * `measure`; "cases" is the number of cases behind each cell (the largest, when budgets differ).
  */
-export function formatMarkdownPivot(rows: readonly ResultRow[], measure: PivotMeasure = 'score'): string {
+export function formatMarkdownPivot(rows: readonly ResultRow[], measure: PivotMeasure = 'score', withCi = false): string {
   const overall = summarize(rows);
   const budgets = [...new Set(overall.map((s) => s.budget))].sort((a, b) => a - b);
   const keys = [...new Set(overall.map((s) => JSON.stringify([s.press, s.mode])))];
@@ -111,7 +118,8 @@ export function formatMarkdownPivot(rows: readonly ResultRow[], measure: PivotMe
     const [press, mode] = JSON.parse(k) as [string, Mode];
     const cells = budgets.map((b) => overall.find((s) => s.press === press && s.mode === mode && s.budget === b));
     const n = Math.max(...cells.map((c) => c?.n ?? 0));
-    return `| ${press} | ${mode} | ${n} | ${cells.map((c) => (c ? fmt(measure === 'score' ? c.score : c[measure]) : '-')).join(' | ')} |`;
+    const cell = (c: SummaryRow) => (measure === 'score' ? `${fmt(c.score)}${withCi ? ` (${ciText(c.ci95)})` : ''}` : fmt(c[measure]));
+    return `| ${press} | ${mode} | ${n} | ${cells.map((c) => (c ? cell(c) : '-')).join(' | ')} |`;
   });
   return [head, sep, ...lines].join('\n');
 }
@@ -144,6 +152,31 @@ export function formatMarkdownFocus(rows: readonly ResultRow[], presses: readonl
       // the full cache does not depend on the budget: every budget's rows are the same cases
       const at = (b: number) => (press === 'full' ? mine : mine.filter((r) => r.budget === b));
       lines.push(`| ${press} | ${mode} | ${cols.flatMap((c) => budgets.map((b) => fmt(c.cell(at(b))))).join(' | ')} |`);
+    }
+  }
+  return [head, sep, ...lines].join('\n');
+}
+
+/**
+ * Paired comparison against a baseline: per mode and budget, the mean score difference of each method minus
+ * `baseline` over the cases both ran (matched by task and case), with its 95% bootstrap interval.
+ */
+export function formatMarkdownPaired(rows: readonly ResultRow[], baseline: string, presses: readonly string[]): string {
+  const label = (r: ResultRow) => pressLabel({ name: r.press, options: r.options });
+  const scores = (press: string, mode: Mode, budget: number) =>
+    new Map(rows.filter((r) => label(r) === press && r.mode === mode && r.budget === budget).map((r) => [`${r.task}\u0000${r.case}`, r.score]));
+  const budgets = [...new Set(rows.filter((r) => label(r) === baseline).map((r) => r.budget))].sort((a, b) => a - b);
+  const modes = [...new Set(rows.map((r) => r.mode))].sort();
+  const head = `| method - ${baseline} | mode | ${budgets.map((b) => `B=${b}`).join(' | ')} |`;
+  const sep = `|---|---|${budgets.map(() => '---:').join('|')}|`;
+  const lines: string[] = [];
+  for (const mode of modes) {
+    for (const press of presses) {
+      const cells = budgets.map((b) => {
+        const d = pairedDifference(scores(press, mode, b), scores(baseline, mode, b));
+        return d ? `${d.mean >= 0 ? '+' : ''}${d.mean.toFixed(1)} ${ciText(d.ci95)} (n=${d.n})` : '-';
+      });
+      if (cells.some((c) => c !== '-')) lines.push(`| ${press} | ${mode} | ${cells.join(' | ')} |`);
     }
   }
   return [head, sep, ...lines].join('\n');

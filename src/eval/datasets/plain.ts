@@ -9,7 +9,7 @@ export const PLAIN_MAX_NEW_TOKENS = 64;
 
 /**
  * The plain JSONL format, one case a line:
- * {"id": string, "context": string, "question": string, "answers": string[], "metric"?: string}.
+ * {"id": string, "context": string, "question": string, "answers": string[], "metric"?: string, "max_new_tokens"?: integer}.
  * The prompt is the context, a blank line, then the question, in the chat template.
  */
 export function loadPlain(file: string, name = file): LoadedDataset {
@@ -31,6 +31,10 @@ export function loadPlain(file: string, name = file): LoadedDataset {
         throw new LineError((e as Error).message);
       }
     }
+    const mnt = o.max_new_tokens;
+    if (mnt !== undefined && mnt !== null && !(typeof mnt === 'number' && Number.isInteger(mnt) && mnt >= 1 && mnt <= 1 << 20)) {
+      throw new LineError('"max_new_tokens" must be a positive integer');
+    }
     seen.add(id);
     const c: EvalCase = {
       id,
@@ -41,7 +45,7 @@ export function loadPlain(file: string, name = file): LoadedDataset {
       question,
       answers,
       scoring: { metric },
-      maxNewTokens: PLAIN_MAX_NEW_TOKENS,
+      maxNewTokens: typeof mnt === 'number' ? mnt : PLAIN_MAX_NEW_TOKENS,
       chat: true,
       answerPrefix: '',
       meta: {},

@@ -1,3 +1,4 @@
+import { bootstrapCi, stratifiedBootstrapCi } from '../stats.js';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvevictError } from '../../errors.js';
@@ -53,6 +54,9 @@ export interface ScorePoint {
   budget: number;
   task: string;
   score: number;
+  /** the 95% bootstrap interval of the score */
+  lo: number;
+  hi: number;
   n: number;
 }
 
@@ -65,14 +69,18 @@ export function scorePoints(rows: readonly ResultRow[], mode: Mode): ScorePoint[
   const out: ScorePoint[] = [];
   for (const [k, g] of groupBy(mine, (r) => JSON.stringify([labelOf(r), r.budget, r.task]))) {
     const [method, budget, task] = JSON.parse(k) as [string, number, string];
-    out.push({ method, budget, task, score: mean(g.map((r) => r.score)), n: g.length });
+    const [lo, hi] = bootstrapCi(g.map((r) => r.score))!;
+    out.push({ method, budget, task, score: mean(g.map((r) => r.score)), lo, hi, n: g.length });
   }
   const tasks = new Set(out.map((p) => p.task));
   if (tasks.size > 1) {
     for (const [k, g] of groupBy(out.slice(), (p) => JSON.stringify([p.method, p.budget]))) {
       const [method, budget] = JSON.parse(k) as [string, number];
       // only where every task has the point, so the mean compares like with like
-      if (g.length === tasks.size) out.push({ method, budget, task: MEAN_OVER_TASKS, score: mean(g.map((p) => p.score)), n: g.reduce((a, p) => a + p.n, 0) });
+      if (g.length !== tasks.size) continue;
+      const scores = g.map((p) => mine.filter((r) => labelOf(r) === method && r.budget === budget && r.task === p.task).map((r) => r.score));
+      const [lo, hi] = stratifiedBootstrapCi(scores)!;
+      out.push({ method, budget, task: MEAN_OVER_TASKS, score: mean(g.map((p) => p.score)), lo, hi, n: g.reduce((a, p) => a + p.n, 0) });
     }
   }
   return out;

@@ -12,7 +12,7 @@ const config = {
   view: { stroke: '#ddd' },
   axis: { labelFontSize: 11, titleFontSize: 12 },
   header: { labelFontSize: 12, titleFontSize: 12 },
-  legend: { labelFontSize: 11, titleFontSize: 12 },
+  legend: { labelFontSize: 11, titleFontSize: 12, symbolOpacity: 1 },
 };
 
 /** Tableau 10, then ten more colors far from those: a method keeps its color in every chart. */
@@ -27,7 +27,7 @@ function methodColor(all: readonly string[], present: readonly string[]) {
   return { field: 'method', type: 'nominal' as const, title: 'method', scale: { domain: [...present], range } };
 }
 
-/** Score (0..100) against budget, one panel per task and one for the mean over tasks. */
+/** Score (0..100) against budget with its 95% interval as a band, one panel per task and one for the mean over tasks. */
 export function scoreSpec(points: ScorePoint[], mode: Mode, methods: readonly string[]): TopLevelSpec {
   const tasks = [...new Set(points.map((p) => p.task))].sort((a, b) => (a === MEAN_OVER_TASKS ? -1 : b === MEAN_OVER_TASKS ? 1 : a.localeCompare(b)));
   const present = methods.filter((m) => points.some((p) => p.method === m));
@@ -41,18 +41,31 @@ export function scoreSpec(points: ScorePoint[], mode: Mode, methods: readonly st
     spec: {
       width: 230,
       height: 170,
-      mark: { type: 'line', point: { filled: true, size: 40 }, strokeWidth: 2 },
       encoding: {
         x: { field: 'budget', type: 'quantitative', title: 'budget (entries per KV head)', scale: { type: 'log', base: 2, nice: false, padding: 8 }, axis: { values: budgets, format: 'd' } },
-        y: { field: 'score', type: 'quantitative', title: 'score', scale: { domain: [0, 100] } },
         color: methodColor(methods, present),
-        tooltip: [
-          { field: 'method', type: 'nominal' },
-          { field: 'budget', type: 'quantitative' },
-          { field: 'score', type: 'quantitative', format: '.1f' },
-          { field: 'n', type: 'quantitative', title: 'cases' },
-        ],
       },
+      layer: [
+        // the 95% bootstrap interval of each method's score as a band behind its line
+        {
+          mark: { type: 'area', opacity: 0.15 },
+          encoding: { y: { field: 'lo', type: 'quantitative', title: 'score', scale: { domain: [0, 100] } }, y2: { field: 'hi' } },
+        },
+        {
+          mark: { type: 'line', point: { filled: true, size: 40 }, strokeWidth: 2 },
+          encoding: {
+            y: { field: 'score', type: 'quantitative', title: 'score', scale: { domain: [0, 100] } },
+            tooltip: [
+              { field: 'method', type: 'nominal' },
+              { field: 'budget', type: 'quantitative' },
+              { field: 'score', type: 'quantitative', format: '.1f' },
+              { field: 'lo', type: 'quantitative', format: '.1f', title: '95% CI low' },
+              { field: 'hi', type: 'quantitative', format: '.1f', title: '95% CI high' },
+              { field: 'n', type: 'quantitative', title: 'cases' },
+            ],
+          },
+        },
+      ],
     },
     resolve: { scale: { x: 'shared' } },
     config,
