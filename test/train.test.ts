@@ -266,6 +266,30 @@ test('checkpoints are safe: truncated, corrupted or edited files are refused in 
   }
 });
 
+test('--continue-from: a run goes on from its exported folder alone (weights, step, log), moments restarted under a re-warm-up', async () => {
+  const a = mkdtempSync(join(tmpdir(), 'kvevict-a-')), b = mkdtempSync(join(tmpdir(), 'kvevict-b-'));
+  try {
+    const exportDir = join(a, 'export');
+    await pretrain({ ...tinyOptions(a, 8), exportDir, stopAfter: 4 }, false, () => {}, corpus);
+    const lines: string[] = [];
+    const r = await pretrain({ ...tinyOptions(b, 8), continueFrom: exportDir }, false, (l) => lines.push(l), corpus);
+    assert.ok(lines.some((l) => /continued from .* at step 4/.test(l)), lines.join('\n'));
+    const steps = r.history.filter((h) => h.loss !== undefined).map((h) => h.step);
+    assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8]);
+    // the first steps after the restart re-warm: a twentieth of the schedule's rate, then two twentieths
+    const lr = (step: number) => r.history.find((h) => h.step === step && h.lr !== undefined)!.lr!;
+    const sched = { peak: tinyOptions(b, 8).lr, warmup: tinyOptions(b, 8).warmup, total: 8, minRatio: DEFAULT_PRETRAIN.minLrRatio };
+    assert.ok(Math.abs(lr(5) - learningRate(sched, 4) / 20) < 1e-12 && Math.abs(lr(6) - (2 * learningRate(sched, 5)) / 20) < 1e-12);
+    // the loss goes on from the trained weights, not from a fresh start
+    assert.ok(r.firstLoss < r.history.find((h) => h.step === 1)!.loss! - 0.2, `first loss after continuing ${r.firstLoss}`);
+    await assert.rejects(pretrain({ ...tinyOptions(join(b, 'x'), 8), hidden: 64, continueFrom: exportDir }, false, () => {}, corpus), /--continue-from: option hidden was 32/);
+    await assert.rejects(pretrain({ ...tinyOptions(join(b, 'y'), 8), continueFrom: b + '-none' }, false, () => {}, corpus), /train-state\.json: not found/);
+  } finally {
+    rmSync(a, { recursive: true, force: true });
+    rmSync(b, { recursive: true, force: true });
+  }
+});
+
 test('--stop-after ends a run early on its own schedule; --init-from starts from a model folder', async () => {
   const a = mkdtempSync(join(tmpdir(), 'kvevict-a-')), b = mkdtempSync(join(tmpdir(), 'kvevict-b-')), c = mkdtempSync(join(tmpdir(), 'kvevict-c-'));
   try {

@@ -18,6 +18,7 @@ const SPECS: OptionSpecs = {
   export: { type: 'string', help: 'also write the model (and loss.svg) here at each evaluation, e.g. models/kvevict-ref' },
   'init-from': { type: 'string', help: 'start from this model folder\'s weights (fine-tuning; same shape as the run)' },
   resume: { type: 'boolean', help: 'continue from DIR/checkpoint.bin (same data order as an uninterrupted run)' },
+  'continue-from': { type: 'string', help: 'when --out has no checkpoint: go on from a folder exported by this run (weights and train-state.json; optimizer moments restart)' },
   force: { type: 'boolean', help: 'start over in a run folder that already holds a checkpoint (it is overwritten)' },
   seed: { type: 'int', help: 'seed of the initial weights and the data order', default: D.seed },
   steps: { type: 'int', help: 'optimizer steps (the cosine schedule ends here)', default: D.steps },
@@ -105,7 +106,7 @@ export async function run(argv: string[]): Promise<number> {
     intermediate: int(o, 'intermediate'), ropeTheta: o['rope-theta'] as number, maxPositions: int(o, 'max-positions'), maxLength: int(o, 'max-length'),
     evalEvery: int(o, 'eval-every'), evalLengths: (o['eval-lengths'] as string[] | string | undefined ? String(o['eval-lengths']).split(',') : []).map(Number),
     initFrom: typeof o['init-from'] === 'string' ? resolve(o['init-from']) : null,
-    force: o.force === true, vocab: String(o.vocab), exportDtype: exportDtype(String(o['export-dtype'])),
+    force: o.force === true, continueFrom: typeof o['continue-from'] === 'string' ? resolve(o['continue-from']) : null, vocab: String(o.vocab), exportDtype: exportDtype(String(o['export-dtype'])),
     checkpointEvery: int(o, 'checkpoint-every'), lrRestart: int(o, 'lr-restart'), timeLimit: (o['time-limit'] as number) * 60, stopAfter: int(o, 'stop-after'),
   };
   if (o.tiny) {

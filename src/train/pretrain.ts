@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../model/config.js';
 import { KvevictError } from '../errors.js';
@@ -58,6 +58,12 @@ export interface PretrainOptions {
   initFrom?: string | null;
   /** start over in a run folder that already holds a checkpoint (without it such a folder is refused unless resumed) */
   force?: boolean;
+  /**
+   * continue a run from an exported model folder (weights and DIR/train-state.json: step, history) when the
+   * run folder has no checkpoint: the committed, compact form of a long run. The optimizer's moments are not
+   * stored there; they restart at zero under a short re-warm-up of the learning rate.
+   */
+  continueFrom?: string | null;
   /** the vocabulary (vocabByName): `bytes` or `smollm2:SIZE` */
   vocab: string;
   /** dtype of the exported model.safetensors (checkpoints stay float32) */
@@ -119,6 +125,8 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   const logFile = join(opts.out, 'log.jsonl');
   let start = 0, tokensSeen = 0, elapsedBefore = 0;
   let history: LogRecord[] = [];
+  /** the step a --continue-from restarted the optimizer at (its re-warm-up), or null */
+  let rewarmFrom: number | null = null;
   if (!resume && existsSync(ckptFile) && !opts.force) {
     throw new KvevictError(`${ckptFile}: this run folder already holds a checkpoint; continue it with --resume, or start over with --force`);
   }
@@ -132,10 +140,25 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     start = meta.step;
     tokensSeen = meta.tokensSeen;
     elapsedBefore = meta.elapsedSeconds;
+    rewarmFrom = typeof meta.options.rewarmFrom === 'number' ? meta.options.rewarmFrom : null;
     history = (meta.history as LogRecord[]).filter((r) => r.step <= start);
     // the log restarts from the checkpoint: the steps after it are done again, and must not appear twice
     writeFileSync(logFile, history.map((r) => JSON.stringify(r) + '\n').join(''));
     log(`resumed from ${ckptFile} at step ${start}`);
+  } else if (opts.continueFrom) {
+    const state = readTrainState(opts.continueFrom);
+    for (const k of FROZEN_KEYS) {
+      if (state.options[k] !== opts[k]) throw new KvevictError(`--continue-from: option ${k} was ${JSON.stringify(state.options[k])} in ${opts.continueFrom}, now ${JSON.stringify(opts[k])}`);
+    }
+    if (state.step > opts.steps) throw new KvevictError(`--continue-from: ${opts.continueFrom} is at step ${state.step}, past --steps ${opts.steps}`);
+    initFromModel(opts.continueFrom, cfg, params);
+    start = state.step;
+    tokensSeen = state.tokensSeen;
+    elapsedBefore = state.elapsedSeconds;
+    history = state.history.filter((r) => r.step <= start);
+    rewarmFrom = start;
+    writeFileSync(logFile, history.map((r) => JSON.stringify(r) + '\n').join(''));
+    log(`continued from ${opts.continueFrom} at step ${start} (its stored weights; optimizer moments restart, the learning rate re-warms over ${REWARM_STEPS} steps)`);
   } else {
     if (resume) log(`no checkpoint in ${opts.out}; starting from scratch`);
     writeFileSync(logFile, '');
@@ -150,7 +173,7 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   for (const k of FROZEN_KEYS) frozen[k] = opts[k];
 
   const save = (step: number) => {
-    saveCheckpoint(ckptFile, list, opt, { step, options: frozen, tokensSeen, elapsedSeconds: elapsedBefore + (Date.now() - t0) / 1000, history });
+    saveCheckpoint(ckptFile, list, opt, { step, options: { ...frozen, rewarmFrom }, tokensSeen, elapsedSeconds: elapsedBefore + (Date.now() - t0) / 1000, history });
     writeFileSync(join(opts.out, 'loss.svg'), lossCurve(history));
   };
   const exportAll = (step: number) => {
@@ -158,6 +181,8 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
       if (!dir) continue;
       exportModel(dir, cfg, params, { step: String(step), tokens: String(tokensSeen) }, opts.exportDtype, vocab);
       writeFileSync(join(dir, 'loss.svg'), lossCurve(history));
+      const state: TrainState = { step, tokensSeen, elapsedSeconds: elapsedBefore + (Date.now() - t0) / 1000, options: frozen, weights: opts.exportDtype, history };
+      writeFileSync(join(dir, TRAIN_STATE_FILE), JSON.stringify(state) + '\n');
     }
   };
   const evaluate = (step: number, full: boolean) => {
@@ -185,9 +210,10 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     tape.backward(ce.loss);
     endBufferScope();
     const gradNorm = clipGradNorm(list, opts.clip);
-    const lr = opts.lrRestart > 0 && step >= opts.lrRestart
+    const base = opts.lrRestart > 0 && step >= opts.lrRestart
       ? learningRate({ ...schedule, total: opts.steps - opts.lrRestart }, step - opts.lrRestart)
       : learningRate(schedule, step);
+    const lr = rewarmFrom !== null && step - rewarmFrom < REWARM_STEPS ? (base * (step - rewarmFrom + 1)) / REWARM_STEPS : base;
     opt.step(lr);
     for (const p of list) p.zeroGrad();
 
@@ -226,6 +252,38 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   }
   bar.done();
   return { finalLoss: lastLoss, firstLoss, steps: opts.steps, history };
+}
+
+/** Steps over which the learning rate re-warms after --continue-from (fresh optimizer moments). */
+export const REWARM_STEPS = 20;
+
+/** What an exported model folder records of its run (DIR/train-state.json), so the run can go on from the folder alone. */
+export interface TrainState {
+  step: number;
+  tokensSeen: number;
+  elapsedSeconds: number;
+  options: Record<string, unknown>;
+  /** dtype the weights were exported in */
+  weights: string;
+  history: LogRecord[];
+}
+
+export const TRAIN_STATE_FILE = 'train-state.json';
+
+export function readTrainState(dir: string): TrainState {
+  const file = join(dir, TRAIN_STATE_FILE);
+  if (!existsSync(file)) throw new KvevictError(`${file}: not found (--continue-from needs a folder exported by pretrain)`);
+  let s: TrainState;
+  try {
+    s = JSON.parse(readFileSync(file, 'utf8')) as TrainState;
+  } catch {
+    throw new KvevictError(`${file}: not valid JSON`);
+  }
+  const int = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  if (!s || typeof s !== 'object' || !int(s.step) || !int(s.tokensSeen) || typeof s.elapsedSeconds !== 'number' || !Array.isArray(s.history) || typeof s.options !== 'object' || s.options === null) {
+    throw new KvevictError(`${file}: not a training state (step, tokensSeen, elapsedSeconds, options, history)`);
+  }
+  return s;
 }
 
 /** Copy a model folder's weights into freshly made parameters; the folder's shape must be the run's. */
