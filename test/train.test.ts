@@ -325,6 +325,31 @@ test('held-out evaluation of a model folder: greedy answers through the engine, 
   }
 });
 
+test('held-out targets suite: needle cells by length and depth with intervals, perplexity per token and per byte, targets listed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvevict-targets-'));
+  try {
+    await pretrain(tinyOptions(dir, 3), false, () => {}, corpus);
+    const { evaluateReference, refEvalTables } = await import('../src/train/ref-eval.js');
+    const sink = { write: () => true };
+    const e = await evaluateReference(dir, {
+      needleLengths: [160, 200, 99999], needleDepths: [0, 50, 100], rulerLengths: [], rulerSamples: 1, streamingKeep: 0.1, perplexityTokens: 600,
+      out: join(dir, 'rows'), progress: sink, log: sink,
+    });
+    assert.deepEqual(Object.keys(e.niah), ['160', '200'], 'lengths past the model context are left out');
+    for (const c of Object.values(e.niah)) {
+      assert.equal(c.n, 3);
+      assert.deepEqual(Object.keys(c.byDepth), ['0', '50', '100']);
+      assert.ok(c.ci95[0] <= c.score && c.score <= c.ci95[1]);
+    }
+    // an untrained byte model: about ln(259) nats per token, 8 bits per byte
+    assert.ok(e.perplexity.bitsPerByte > 5 && e.perplexity.bitsPerByte < 9, `${e.perplexity.bitsPerByte} bits per byte`);
+    assert.deepEqual(e.targets.map((t) => t.name), ['needle 160: lowest depth', 'needle 200: lowest depth']);
+    assert.match(refEvalTables(e), /\| needle 200: lowest depth \| [\d.]+ \| >= 98 \| no \|/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('pretrain --curriculum parses stages and task mixes, and rejects bad ones', async () => {
   const { parseCurriculum } = await import('../src/cli/pretrain.js');
   assert.deepEqual(parseCurriculum('0.5:128,256@copy;1.01:512'), [{ until: 0.5, lengths: [128, 256], mix: 'copy' }, { until: 1.01, lengths: [512] }]);

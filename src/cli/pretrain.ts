@@ -4,8 +4,9 @@ import { KvevictError } from '../errors.js';
 import { DEFAULT_PRETRAIN, pretrain, type PretrainOptions } from '../train/pretrain.js';
 import { MIXES, TINY_CURRICULUM, type CurriculumStage } from '../train/data/batch.js';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { defaultModelDir } from '../paths.js';
+import { basename, join } from 'node:path';
+import { defaultModelDir, repoRoot } from '../paths.js';
+import { DEFAULT_REF_EVAL, evaluateReference, refEvalTables, writeRefEval } from '../train/ref-eval.js';
 import { DEFAULT_CARD_EVAL, cardTables, evaluateCard } from '../train/card-eval.js';
 import { vocabByName } from '../train/data/vocab.js';
 import type { DType } from '../model/safetensors.js';
@@ -43,6 +44,10 @@ const SPECS: OptionSpecs = {
   'stop-after': { type: 'int', help: 'stop after this step (checkpointed, evaluated, exported) although the schedule runs to --steps; 0: never', default: 0 },
   'time-limit': { type: 'number', help: 'stop after this many minutes, checkpointed (0: none)', default: 0 },
   evaluate: { type: 'boolean', help: 'instead of training: held-out evaluation of --model with greedy decoding (the model card figures)' },
+  suite: { type: 'string', help: 'with --evaluate: targets (needle 1K-8K at every depth, RULER\'s 11 tasks at 4K and 8K against StreamingLLM 10%, perplexity; resumable rows in runs/heldout-NAME) or card (the byte-level model\'s card)', default: 'targets' },
+  'ruler-lengths': { type: 'list', help: 'with --suite targets: RULER lengths', default: DEFAULT_REF_EVAL.rulerLengths.join(',') },
+  'ruler-samples': { type: 'int', help: 'with --suite targets: cases per RULER task and length', default: DEFAULT_REF_EVAL.rulerSamples },
+  'needle-lengths': { type: 'list', help: 'with --suite targets: needle lengths', default: DEFAULT_REF_EVAL.needleLengths.join(',') },
   model: { type: 'string', help: 'model folder for --evaluate (default: the embedded reference model)' },
   'eval-out': { type: 'string', help: 'JSON file for --evaluate results (default MODEL/heldout-eval.json)' },
   'card-lengths': { type: 'list', help: 'needle prompt lengths for --evaluate', default: DEFAULT_CARD_EVAL.lengths.join(',') },
@@ -85,6 +90,24 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length) throw new KvevictError(`pretrain: unexpected argument "${positionals[0]}"`);
+  if (o.evaluate && o.suite !== 'card') {
+    if (o.suite !== 'targets') throw new KvevictError(`pretrain: --suite must be targets or card, got "${String(o.suite)}"`);
+    const dir = resolve(typeof o.model === 'string' ? o.model : defaultModelDir);
+    const ints = (k: string) => {
+      const xs = String(o[k]).split(',').map(Number);
+      if (xs.some((l) => !Number.isInteger(l) || l <= 0)) throw new KvevictError(`pretrain: --${k} must be positive integers`);
+      return xs;
+    };
+    const out = resolve(repoRoot, 'runs', `heldout-${basename(dir)}`);
+    const result = await evaluateReference(dir, {
+      ...DEFAULT_REF_EVAL, needleLengths: ints('needle-lengths'), rulerLengths: ints('ruler-lengths'), rulerSamples: int(o, 'ruler-samples'),
+      out, progress: process.stderr, log: process.stderr,
+    });
+    const file = typeof o['eval-out'] === 'string' ? resolve(o['eval-out']) : join(dir, 'heldout-eval.json');
+    writeRefEval(file, result);
+    process.stdout.write(refEvalTables(result) + `\n(${result.seconds.toFixed(0)} s; rows in ${out}; written to ${file})\n`);
+    return 0;
+  }
   if (o.evaluate) {
     const dir = resolve(typeof o.model === 'string' ? o.model : defaultModelDir);
     const lengths = String(o['card-lengths']).split(',').map(Number);
