@@ -48,6 +48,16 @@ function num(raw: Record<string, unknown>, key: string, file: string, fallback?:
   return v;
 }
 
+/** A size: a positive integer no larger than `max` (bounds far past any real model, so that a typo cannot allocate the machine away). */
+function size(raw: Record<string, unknown>, key: string, file: string, max: number, fallback?: number): number {
+  const v = num(raw, key, file, fallback);
+  if (!Number.isInteger(v) || v < 1 || v > max) throw new KvevictError(`${file}: "${key}" must be an integer in 1..${max}, got ${v}`);
+  return v;
+}
+
+/** Activations the engine computes (SwiGLU with SiLU); anything else would silently compute the wrong model. */
+const ACTIVATIONS = ['silu', 'swish'];
+
 function ids(v: unknown): number[] {
   if (typeof v === 'number') return [v];
   if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
@@ -72,10 +82,13 @@ export function parseConfig(raw: unknown, file = 'config.json'): ModelConfig {
   if (typeof modelType !== 'string' || !SUPPORTED.includes(modelType as ModelType)) {
     throw new KvevictError(`${file}: unsupported model_type ${JSON.stringify(modelType)} (supported: ${SUPPORTED.join(', ')})`);
   }
-  const hiddenSize = num(r, 'hidden_size', file);
-  const numHeads = num(r, 'num_attention_heads', file);
-  const numKvHeads = num(r, 'num_key_value_heads', file, numHeads);
+  const hiddenSize = size(r, 'hidden_size', file, 65536);
+  const numHeads = size(r, 'num_attention_heads', file, 1024);
+  const numKvHeads = size(r, 'num_key_value_heads', file, 1024, numHeads);
   const headDim = num(r, 'head_dim', file, hiddenSize / numHeads);
+  if (!(headDim > 0 && headDim <= 1024)) throw new KvevictError(`${file}: head_dim ${headDim} must be in 1..1024`);
+  const act = r.hidden_act ?? r.hidden_activation ?? 'silu';
+  if (typeof act !== 'string' || !ACTIVATIONS.includes(act)) throw new KvevictError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (supported: silu)`);
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new KvevictError(`${file}: head_dim ${headDim} must be an even integer`);
   if (numHeads % numKvHeads !== 0) throw new KvevictError(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   let ropeScaling: Llama3RopeScaling | null = null;
@@ -93,19 +106,23 @@ export function parseConfig(raw: unknown, file = 'config.json'): ModelConfig {
       throw new KvevictError(`${file}: unsupported rope_scaling type ${JSON.stringify(type)} (supported: llama3)`);
     }
   }
+  const rmsNormEps = num(r, 'rms_norm_eps', file, 1e-6);
+  if (!(rmsNormEps > 0 && rmsNormEps < 1)) throw new KvevictError(`${file}: "rms_norm_eps" must be in (0, 1), got ${rmsNormEps}`);
+  const ropeTheta = num(r, 'rope_theta', file, 10000);
+  if (!(ropeTheta > 1)) throw new KvevictError(`${file}: "rope_theta" must be greater than 1, got ${ropeTheta}`);
   return {
     modelType: modelType as ModelType,
     hiddenSize,
-    intermediateSize: num(r, 'intermediate_size', file),
-    numLayers: num(r, 'num_hidden_layers', file),
+    intermediateSize: size(r, 'intermediate_size', file, 1 << 18),
+    numLayers: size(r, 'num_hidden_layers', file, 1024),
     numHeads,
     numKvHeads,
     headDim,
-    vocabSize: num(r, 'vocab_size', file),
-    rmsNormEps: num(r, 'rms_norm_eps', file, 1e-6),
-    ropeTheta: num(r, 'rope_theta', file, 10000),
+    vocabSize: size(r, 'vocab_size', file, 1 << 22),
+    rmsNormEps,
+    ropeTheta,
     ropeScaling,
-    maxPositions: num(r, 'max_position_embeddings', file, 4096),
+    maxPositions: size(r, 'max_position_embeddings', file, 1 << 24, 4096),
     tieWordEmbeddings: r.tie_word_embeddings === true,
     attentionBias: modelType === 'qwen2' ? r.attention_bias !== false : r.attention_bias === true,
     qkNorm: modelType === 'qwen3',

@@ -39,27 +39,52 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
     } catch (e) {
       throw new KvevictError(`${file}: safetensors header is not valid JSON (${(e as Error).message})`);
     }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new KvevictError(`${file}: safetensors header is not a JSON object`);
     const dataStart = 8 + headerLen;
     const tensors = new Map<string, TensorInfo>();
     let metadata: Record<string, string> = {};
+    const nonNegInt = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
     for (const [name, v] of Object.entries(raw)) {
+      const shown = printable(name);
       if (name === '__metadata__') {
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new KvevictError(`${file}: __metadata__ is not an object`);
         metadata = v as Record<string, string>;
         continue;
       }
-      const e = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
-      if (!(e.dtype in BYTES)) throw new KvevictError(`${file}: tensor ${name} has unsupported dtype ${e.dtype} (supported: F32, F16, BF16)`);
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new KvevictError(`${file}: tensor ${shown}: its header entry is not an object`);
+      const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+      if (typeof e.dtype !== 'string' || !(e.dtype in BYTES)) throw new KvevictError(`${file}: tensor ${shown} has unsupported dtype ${printable(String(e.dtype))} (supported: F32, F16, BF16)`);
+      if (!Array.isArray(e.shape) || !e.shape.every(nonNegInt)) throw new KvevictError(`${file}: tensor ${shown}: shape must be a list of non-negative integers`);
+      if (!Array.isArray(e.data_offsets) || e.data_offsets.length !== 2 || !e.data_offsets.every(nonNegInt)) {
+        throw new KvevictError(`${file}: tensor ${shown}: data_offsets must be two non-negative integers`);
+      }
       const dtype = e.dtype as DType;
-      const count = e.shape.reduce((a, b) => a * b, 1);
-      const [b0, b1] = e.data_offsets;
-      if (b1 - b0 !== count * BYTES[dtype]) throw new KvevictError(`${file}: tensor ${name} has ${b1 - b0} bytes for shape [${e.shape}] ${dtype}`);
-      if (dataStart + b1 > size) throw new KvevictError(`${file}: truncated: tensor ${name} ends at byte ${dataStart + b1} but the file has ${size}`);
-      tensors.set(name, { name, dtype, shape: e.shape, begin: dataStart + b0, end: dataStart + b1 });
+      const shape = e.shape as number[];
+      const count = shape.reduce((a, b) => a * b, 1);
+      const [b0, b1] = e.data_offsets as [number, number];
+      if (b1 < b0 || b1 - b0 !== count * BYTES[dtype]) throw new KvevictError(`${file}: tensor ${shown} has ${b1 - b0} bytes for shape [${shape}] ${dtype}`);
+      if (dataStart + b1 > size) throw new KvevictError(`${file}: truncated: tensor ${shown} ends at byte ${dataStart + b1} but the file has ${size}`);
+      tensors.set(name, { name, dtype, shape, begin: dataStart + b0, end: dataStart + b1 });
     }
+    // the tensors tile the data area: no overlap, no gap, nothing after them (a shifted header length shows here)
+    const spans = [...tensors.values()].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
+    let at = dataStart;
+    for (const t of spans) {
+      if (t.begin < at) throw new KvevictError(`${file}: tensor ${printable(t.name)} overlaps the tensor before it (bytes ${t.begin - dataStart}..${t.end - dataStart})`);
+      if (t.begin > at) throw new KvevictError(`${file}: ${t.begin - at} bytes of the data area before tensor ${printable(t.name)} belong to no tensor`);
+      at = t.end;
+    }
+    if (at !== size) throw new KvevictError(`${file}: ${size - at} bytes after the last tensor belong to no tensor (header length ${headerLen}?)`);
     return { file, tensors, metadata };
   } finally {
     closeSync(fd);
   }
+}
+
+/** A name or value for a one-line message: control characters escaped, cut to 80 characters. */
+export function printable(s: string): string {
+  const clean = JSON.stringify(s.length > 80 ? s.slice(0, 80) : s).slice(1, -1);
+  return s.length > 80 ? `${clean}... (${s.length} characters)` : clean;
 }
 
 /** Convert raw little-endian bytes of a dtype to float32. */
