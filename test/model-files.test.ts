@@ -107,3 +107,44 @@ test('config.json: sizes, counts, eps, theta and the activation are checked befo
     rmSync(f.dir, { recursive: true, force: true });
   }
 });
+
+test('GGUF files: alignments, offsets, counts and names are checked before anything is allocated', async () => {
+  const { ggufContent, writeGgufFile, GgufType } = await import('../src/model/gguf.js');
+  const f = fixture();
+  try {
+    const m = loadModelDir(f.dir);
+    const file = join(f.dir, 'm.gguf');
+    const write = (edit: (md: Map<string, { type: number; value: unknown }>, tensors: { name: string }[]) => void) => {
+      const { metadata, tensors } = ggufContent(m.config, m.weights, m.tokenizer);
+      edit(metadata as unknown as Map<string, { type: number; value: unknown }>, tensors);
+      writeGgufFile(file, metadata, tensors);
+    };
+    const u32 = (value: number) => ({ type: GgufType.UINT32, value });
+    const cases: [string, Parameters<typeof write>[0], RegExp][] = [
+      ['alignment 0', (md) => { md.set('general.alignment', u32(0)); }, /general\.alignment 0 must be a power of two/],
+      ['alignment 3', (md) => { md.set('general.alignment', u32(3)); }, /general\.alignment 3 must be a power of two/],
+      ['tensors not on the alignment', (md) => { md.set('general.alignment', u32(4096)); }, /not a multiple of the alignment 4096|truncated/],
+      ['block_count 4294967295', (md) => { md.set('llama.block_count', u32(4294967295)); }, /llama\.block_count must be an integer in 1\.\.1024/],
+      ['head_count 0', (md) => { md.set('llama.attention.head_count', u32(0)); }, /llama\.attention\.head_count must be an integer in 1\.\./],
+      ['head_count_kv 3 of 4', (md) => { md.set('llama.attention.head_count_kv', u32(3)); }, /head_count_kv 3 must divide head_count 4/],
+      ['no tokenizer.ggml.tokens', (md) => { md.delete('tokenizer.ggml.tokens'); }, /tokenizer\.ggml\.tokens is missing/],
+      ['a tensor name of 5.5 MB of binary', (_md, ts) => {
+        (ts as unknown[]).push({ name: '\u0001\u0002'.repeat(2_750_000), shape: [32], data: new Float32Array(32), type: 2 });
+      }, /\\u0001\\u0002.*\.\.\. \(5500000 characters\) has ggml type 2/],
+      ['a tensor twice', (_md, ts) => { ts[1].name = ts[0].name; }, /appears twice/],
+    ];
+    for (const [what, edit, why] of cases) {
+      write(edit);
+      refused(file, why, what);
+    }
+    // an unknown value type, patched into the bytes of a good file: the file is named
+    write(() => {});
+    const bytes = readFileSync(file);
+    const at = bytes.indexOf(Buffer.from('general.architecture')) + 'general.architecture'.length;
+    bytes.writeUInt32LE(99, at);
+    writeFileSync(file, bytes);
+    refused(file, /unknown GGUF value type 99 in type of general\.architecture|unknown GGUF value type 99/, 'unknown value type');
+  } finally {
+    rmSync(f.dir, { recursive: true, force: true });
+  }
+});

@@ -11,6 +11,7 @@ import { encodeHalf } from './safetensors.js';
 import { allocateWeights, decodeToF32, linearShape } from './weights.js';
 import type { Tokenizer } from './tokenizer.js';
 import { Tokenizer as KvTokenizer, spmTokenizer } from './tokenizer.js';
+import { printable } from './safetensors.js';
 import type { LayerWeights, Weights } from './types.js';
 
 /** GGUF metadata value types. */
@@ -359,7 +360,7 @@ export function writeGguf(file: string, cfg: ModelConfig, weights: Weights, toke
 
 class ByteSource {
   pos = 0;
-  constructor(private readonly fd: number, private readonly size: number, private readonly file: string) {}
+  constructor(private readonly fd: number, readonly size: number, readonly file: string) {}
   private buf = Buffer.alloc(0);
   private bufStart = 0;
   /** `n` bytes at the cursor, reading ahead in 1 MiB blocks */
@@ -383,6 +384,7 @@ class ByteSource {
   }
   str(what: string): string {
     const n = this.u64(`${what} length`);
+    if (n > this.size - this.pos) throw new KvevictError(`${this.file}: truncated or corrupt: ${what} claims ${n} bytes, and ${this.size - this.pos} remain`);
     return this.take(n, what).toString('utf8');
   }
 }
@@ -408,7 +410,7 @@ function readScalar(src: ByteSource, type: GgufType, what: string): GgufScalar {
       return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
     }
     default:
-      throw new KvevictError(`unknown GGUF value type ${type} in ${what}`);
+      throw new KvevictError(`${src.file}: unknown GGUF value type ${type} in ${printable(what)}`);
   }
 }
 
@@ -424,38 +426,61 @@ export function readGguf(file: string): GgufFile {
     if (version !== 2 && version !== 3) throw new KvevictError(`${file}: unsupported GGUF version ${version} (supported: 2, 3)`);
     const nTensors = src.u64('tensor count');
     const nKv = src.u64('metadata count');
+    // every entry takes at least 8 bytes: counts past that cannot be real (checked before anything is allocated)
+    if (nTensors > size / 8) throw new KvevictError(`${file}: GGUF tensor count ${nTensors} is more than the file could hold`);
+    if (nKv > size / 8) throw new KvevictError(`${file}: GGUF metadata count ${nKv} is more than the file could hold`);
     const metadata = new Map<string, GgufKv>();
     for (let i = 0; i < nKv; i++) {
       const key = src.str('metadata key');
-      const type = src.u32(`type of ${key}`) as GgufType;
+      const shown = printable(key);
+      const type = src.u32(`type of ${shown}`) as GgufType;
       if (type === GgufType.ARRAY) {
-        const arrayType = src.u32(`element type of ${key}`) as GgufType;
-        const n = src.u64(`length of ${key}`);
-        if (n > size) throw new KvevictError(`${file}: metadata ${key} claims ${n} elements, more than the file could hold`);
+        const arrayType = src.u32(`element type of ${shown}`) as GgufType;
+        const n = src.u64(`length of ${shown}`);
+        if (n > size - src.pos) throw new KvevictError(`${file}: truncated or corrupt: metadata ${shown} claims ${n} elements, and ${size - src.pos} bytes remain`);
+        if (arrayType === GgufType.ARRAY) throw new KvevictError(`${file}: metadata ${shown}: nested arrays are not supported`);
         const value: GgufScalar[] = new Array(n);
-        for (let j = 0; j < n; j++) value[j] = readScalar(src, arrayType, key);
+        for (let j = 0; j < n; j++) value[j] = readScalar(src, arrayType, shown);
         metadata.set(key, { type, arrayType, value });
       } else {
-        metadata.set(key, { type, value: readScalar(src, type, key) });
+        metadata.set(key, { type, value: readScalar(src, type, shown) });
       }
     }
     const tensors: GgufTensorInfo[] = [];
     for (let i = 0; i < nTensors; i++) {
       const name = src.str('tensor name');
-      const nd = src.u32(`dimension count of ${name}`);
-      if (nd > 4) throw new KvevictError(`${file}: tensor ${name} has ${nd} dimensions`);
+      const shown = printable(name);
+      const nd = src.u32(`dimension count of ${shown}`);
+      if (nd > 4) throw new KvevictError(`${file}: tensor ${shown} has ${nd} dimensions`);
       const dims: number[] = [];
-      for (let j = 0; j < nd; j++) dims.push(src.u64(`dimension of ${name}`));
-      const type = src.u32(`type of ${name}`) as GgmlType;
-      const offset = src.u64(`offset of ${name}`);
+      for (let j = 0; j < nd; j++) dims.push(src.u64(`dimension of ${shown}`));
+      if (dims.reduce((a, b) => a * b, 1) > size) throw new KvevictError(`${file}: tensor ${shown} has dims [${dims}], more values than the file could hold`);
+      const type = src.u32(`type of ${shown}`) as GgmlType;
+      const offset = src.u64(`offset of ${shown}`);
       tensors.push({ name, dims, type, offset });
     }
     const al = metadata.get('general.alignment');
-    const alignment = al && typeof al.value === 'number' ? al.value : DEFAULT_ALIGNMENT;
+    const alignment = al ? al.value : DEFAULT_ALIGNMENT;
+    if (typeof alignment !== 'number' || !Number.isInteger(alignment) || alignment < 1 || (alignment & (alignment - 1)) !== 0 || alignment > 1 << 20) {
+      throw new KvevictError(`${file}: general.alignment ${printable(String(alignment))} must be a power of two`);
+    }
     const dataOffset = Math.ceil(src.pos / alignment) * alignment;
+    const spans: { begin: number; end: number; name: string }[] = [];
     for (const t of tensors) {
+      const shown = printable(t.name);
       const bytes = tensorBytes(t, file);
-      if (dataOffset + t.offset + bytes > size) throw new KvevictError(`${file}: truncated: tensor ${t.name} ends at byte ${dataOffset + t.offset + bytes} but the file has ${size}`);
+      if (t.offset % alignment !== 0) throw new KvevictError(`${file}: tensor ${shown} starts at offset ${t.offset}, not a multiple of the alignment ${alignment}`);
+      if (dataOffset + t.offset + bytes > size) throw new KvevictError(`${file}: truncated: tensor ${shown} ends at byte ${dataOffset + t.offset + bytes} but the file has ${size}`);
+      spans.push({ begin: t.offset, end: t.offset + bytes, name: shown });
+    }
+    spans.sort((a, b) => a.begin - b.begin);
+    for (let i = 1; i < spans.length; i++) {
+      if (spans[i].begin < spans[i - 1].end) throw new KvevictError(`${file}: tensor ${spans[i].name} overlaps tensor ${spans[i - 1].name}`);
+    }
+    const names = new Set<string>();
+    for (const t of tensors) {
+      if (names.has(t.name)) throw new KvevictError(`${file}: tensor ${printable(t.name)} appears twice`);
+      names.add(t.name);
     }
     return { file, version, metadata, tensors, alignment, dataOffset };
   } finally {
@@ -467,7 +492,7 @@ function tensorBytes(t: GgufTensorInfo, file: string): number {
   const count = t.dims.reduce((a, b) => a * b, 1);
   if (t.type === GgmlType.F32) return count * 4;
   if (t.type === GgmlType.F16 || t.type === GgmlType.BF16) return count * 2;
-  throw new KvevictError(`${file}: tensor ${t.name} has ggml type ${t.type}; supported: F32 (0), F16 (1), BF16 (30) (quantized GGUF files are not supported)`);
+  throw new KvevictError(`${file}: tensor ${printable(t.name)} has ggml type ${t.type}; supported: F32 (0), F16 (1), BF16 (30) (quantized GGUF files are not supported yet)`);
 }
 
 /** One tensor's data as float32 (F32, F16 or BF16). */
@@ -489,6 +514,13 @@ export function ggufValue(g: GgufFile, key: string): GgufValue | undefined {
   return g.metadata.get(key)?.value;
 }
 
+/** A size from the metadata: a positive integer up to `max` (checked before the model is allocated). */
+function needSize(g: GgufFile, key: string, max: number): number {
+  const v = need(g, key);
+  if (!Number.isInteger(v) || v < 1 || v > max) throw new KvevictError(`${g.file}: GGUF metadata ${key} must be an integer in 1..${max}, got ${v}`);
+  return v;
+}
+
 function need(g: GgufFile, key: string): number {
   const v = ggufValue(g, key);
   if (typeof v !== 'number') throw new KvevictError(`${g.file}: missing or non-numeric GGUF metadata ${key}`);
@@ -499,8 +531,8 @@ function need(g: GgufFile, key: string): number {
 export function ggufConfig(g: GgufFile): ModelConfig {
   const arch = ggufValue(g, 'general.architecture');
   if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'qwen3') throw new KvevictError(`${g.file}: unsupported GGUF architecture ${JSON.stringify(arch)} (supported: llama, qwen2, qwen3)`);
-  const hiddenSize = need(g, `${arch}.embedding_length`);
-  const numHeads = need(g, `${arch}.attention.head_count`);
+  const hiddenSize = needSize(g, `${arch}.embedding_length`, 65536);
+  const numHeads = needSize(g, `${arch}.attention.head_count`, 1024);
   const tokens = ggufValue(g, 'tokenizer.ggml.tokens');
   const embd = g.tensors.find((t) => t.name === 'token_embd.weight');
   const vocabSize = (ggufValue(g, `${arch}.vocab_size`) as number | undefined) ?? embd?.dims[1] ?? (Array.isArray(tokens) ? tokens.length : 0);
@@ -510,8 +542,8 @@ export function ggufConfig(g: GgufFile): ModelConfig {
   const cfg: ModelConfig = {
     modelType: arch,
     hiddenSize,
-    intermediateSize: need(g, `${arch}.feed_forward_length`),
-    numLayers: need(g, `${arch}.block_count`),
+    intermediateSize: needSize(g, `${arch}.feed_forward_length`, 1 << 18),
+    numLayers: needSize(g, `${arch}.block_count`, 1024),
     numHeads,
     numKvHeads: (ggufValue(g, `${arch}.attention.head_count_kv`) as number | undefined) ?? numHeads,
     headDim,
@@ -526,6 +558,13 @@ export function ggufConfig(g: GgufFile): ModelConfig {
     bosTokenId: typeof bos === 'number' ? bos : null,
     eosTokenIds: typeof eos === 'number' ? [eos] : [],
   };
+  const bad = (what: string) => new KvevictError(`${g.file}: GGUF metadata: ${what}`);
+  if (!Number.isInteger(cfg.numKvHeads) || cfg.numKvHeads < 1 || cfg.numHeads % cfg.numKvHeads !== 0) throw bad(`${arch}.attention.head_count_kv ${cfg.numKvHeads} must divide head_count ${cfg.numHeads}`);
+  if (!Number.isInteger(cfg.headDim) || cfg.headDim % 2 !== 0 || cfg.headDim > 1024) throw bad(`the head size ${cfg.headDim} must be an even integer`);
+  if (!Number.isInteger(cfg.vocabSize) || cfg.vocabSize < 1 || cfg.vocabSize > 1 << 22) throw bad(`vocabulary size ${cfg.vocabSize} must be an integer in 1..${1 << 22}`);
+  if (!(cfg.rmsNormEps > 0 && cfg.rmsNormEps < 1)) throw bad(`${arch}.attention.layer_norm_rms_epsilon ${cfg.rmsNormEps} must be in (0, 1)`);
+  if (!(cfg.ropeTheta > 1)) throw bad(`${arch}.rope.freq_base ${cfg.ropeTheta} must be greater than 1`);
+  if (!Number.isInteger(cfg.maxPositions) || cfg.maxPositions < 1) throw bad(`${arch}.context_length ${cfg.maxPositions} must be a positive integer`);
   if (g.tensors.some((t) => t.name === 'rope_freqs.weight')) {
     throw new KvevictError(`${g.file}: rope_freqs.weight (Llama-3 rope scaling) cannot be read back into a config; use the Hugging Face folder`);
   }

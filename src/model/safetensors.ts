@@ -83,8 +83,8 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
 
 /** A name or value for a one-line message: control characters escaped, cut to 80 characters. */
 export function printable(s: string): string {
-  const clean = JSON.stringify(s.length > 80 ? s.slice(0, 80) : s).slice(1, -1);
-  return s.length > 80 ? `${clean}... (${s.length} characters)` : clean;
+  const clean = JSON.stringify(s.length > 200 ? s.slice(0, 200) : s).slice(1, -1);
+  return clean.length > 80 || s.length > 200 ? `${clean.slice(0, 80)}... (${s.length} characters)` : clean;
 }
 
 /** Convert raw little-endian bytes of a dtype to float32. */
