@@ -9,7 +9,7 @@ import type { CompressedRun, EngineSession, EvalEngine, FullRun } from '../src/e
 import { loadPlain } from '../src/eval/datasets/plain.js';
 import { Progress, formatDuration } from '../src/eval/progress.js';
 import type { PreparedPrompt } from '../src/eval/prompt.js';
-import { readRows } from '../src/eval/results.js';
+import { LOCK_FILE, readRows, readRowsWithProblems } from '../src/eval/results.js';
 import { keptCaseIds, runGrid, type KeptFile } from '../src/eval/runner.js';
 import { makeGrid, parseBudgets, parsePressSpec, pressLabel, rowKey, type Mode, type PressSpec, type Setting } from '../src/eval/settings.js';
 import { formatMarkdownTable, formatTable, jsonSummary, summarize } from '../src/eval/summary.js';
@@ -246,4 +246,30 @@ test('model fingerprint: weights, config and soft tokens count; model cards and 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('results folders: one writer at a time, a dead writer\'s lock taken over, a torn last line cut, rows counted once, bad lines named', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'out');
+  const { ds } = dataset(dir);
+  const grid = makeGrid(presses, [64], ['query-aware']);
+  await runGrid({ engine: new FakeEngine(), dataset: ds, grid, outDir: out, progress: sink(), log: sink() });
+  assert.ok(!existsSync(join(out, LOCK_FILE)), 'the lock is given back');
+  // a live writer (this test's parent process) holds the folder
+  writeFileSync(join(out, LOCK_FILE), `${process.ppid}\n`);
+  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: ds, grid, outDir: out, progress: sink(), log: sink() }), /another kvevict \(pid \d+\) is writing results here/);
+  // a lock left by a process that is gone is taken over; a torn last line is removed and said
+  writeFileSync(join(out, LOCK_FILE), '999999999\n');
+  const file = join(out, 'results.jsonl');
+  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  writeFileSync(file, [...lines.slice(0, -1), lines[0], 'not json', ''].join('\n') + lines[lines.length - 1].slice(0, 40));
+  const log = sink();
+  const res = await runGrid({ engine: new FakeEngine(), dataset: ds, grid, outDir: out, progress: sink(), log });
+  assert.match(log.text, /removed a torn last line/);
+  assert.equal(res.computed, 1, 'the torn row runs again');
+  assert.equal(res.rows.length, 6);
+  const { rows, malformed } = readRowsWithProblems(out);
+  assert.equal(rows.length, 6, 'a row written twice counts once');
+  assert.deepEqual(malformed, [7]);
+  assert.ok(readFileSync(file, 'utf8').endsWith('\n'));
 });

@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvevictError } from '../errors.js';
 import type { MetricName } from './metrics/index.js';
@@ -45,40 +45,98 @@ export interface ResultRow {
 export const RESULTS_FILE = 'results.jsonl';
 export const RUN_FILE = 'run.json';
 
-/** Rows already in OUT/results.jsonl (lines that do not parse, e.g. a run killed mid-write, are ignored). */
-export function readRows(outDir: string): ResultRow[] {
+/** Rows already in OUT/results.jsonl, and the lines that are not rows (by line number, for a report to name). */
+export function readRowsWithProblems(outDir: string): { rows: ResultRow[]; malformed: number[] } {
   const file = join(outDir, RESULTS_FILE);
-  if (!existsSync(file)) return [];
+  if (!existsSync(file)) return { rows: [], malformed: [] };
   const rows: ResultRow[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
+  const malformed: number[] = [];
+  const seen = new Set<string>();
+  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
     try {
       const r = JSON.parse(line) as ResultRow;
-      if (typeof r.key === 'string' && typeof r.score === 'number') rows.push(r);
+      if (typeof r !== 'object' || r === null || typeof r.key !== 'string' || typeof r.score !== 'number' || !Number.isFinite(r.score)) throw new Error('not a row');
+      if (seen.has(r.key)) return; // a row written twice counts once
+      seen.add(r.key);
+      rows.push(r);
     } catch {
-      // a partial last line from an interrupted run: that row runs again
+      malformed.push(i + 1);
     }
-  }
-  return rows;
+  });
+  return { rows, malformed };
 }
 
-/** Append-only writer: one line per finished row, so an interrupted run resumes where it stopped. */
+/** Rows already in OUT/results.jsonl (lines that are not rows are left out; readRowsWithProblems names them). */
+export function readRows(outDir: string): ResultRow[] {
+  return readRowsWithProblems(outDir).rows;
+}
+
+/**
+ * Append-only writer: one line per finished row, so an interrupted run resumes where it stopped. One writer
+ * per folder: OUT/.lock holds the writer's pid; a second writer is refused, a lock left by a dead process is
+ * taken over. A last line cut by an interrupted run is removed (and said), so the file stays valid JSONL.
+ */
 export class RowWriter {
   private readonly file: string;
+  private readonly lock: string;
 
-  constructor(outDir: string) {
+  constructor(outDir: string, log: (line: string) => void = () => {}) {
     mkdirSync(outDir, { recursive: true });
     this.file = join(outDir, RESULTS_FILE);
-    // a line cut by an interrupted run would glue onto the next row: start on a fresh line
+    this.lock = join(outDir, LOCK_FILE);
+    takeLock(this.lock, outDir);
     if (existsSync(this.file)) {
       const text = readFileSync(this.file, 'utf8');
-      if (text.length > 0 && !text.endsWith('\n')) appendFileSync(this.file, '\n');
+      if (text.length > 0 && !text.endsWith('\n')) {
+        const keep = text.lastIndexOf('\n') + 1;
+        truncateSync(this.file, Buffer.byteLength(text.slice(0, keep), 'utf8'));
+        log(`kvevict: ${this.file}: removed a torn last line (${text.length - keep} characters) left by an interrupted run; its row runs again\n`);
+      }
     }
   }
 
   append(row: ResultRow): void {
     appendFileSync(this.file, JSON.stringify(row) + '\n');
   }
+
+  /** Give the folder back to other writers. */
+  close(): void {
+    try {
+      if (existsSync(this.lock) && readFileSync(this.lock, 'utf8').trim() === String(process.pid)) unlinkSync(this.lock);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export const LOCK_FILE = '.lock';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function takeLock(lock: string, outDir: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const holder = Number(readFileSync(lock, 'utf8').trim());
+    if (holder === process.pid) return;
+    if (Number.isInteger(holder) && holder > 0 && alive(holder)) {
+      throw new KvevictError(`${outDir}: another kvevict (pid ${holder}) is writing results here; wait for it or use another --out`);
+    }
+    unlinkSync(lock); // left by a process that is gone
+  }
+  throw new KvevictError(`${lock}: could not take the results folder's lock`);
 }
 
 /** What a results folder was made with; a second run into the same folder must use the same model. */

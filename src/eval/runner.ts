@@ -114,9 +114,18 @@ export async function runGrid(o: RunGridOptions): Promise<RunGridResult> {
   for (const s of grid) if (s.press.name !== 'full') engine.checkSetting(s.press, s.budget);
   checkRunInfo(outDir, { model: engine.model, fingerprint: engine.fingerprint });
   for (const p of dataset.problems) o.log.write(`kvevict: ${p} (skipped)\n`);
-  const existing = readRows(outDir);
+  // the lock first, so that the rows read are the ones no other process is still adding to
+  const writer = new RowWriter(outDir, (l) => o.log.write(l));
+  try {
+    return await runCases(o, writer, readRows(outDir));
+  } finally {
+    writer.close();
+  }
+}
+
+async function runCases(o: RunGridOptions, writer: RowWriter, existing: ResultRow[]): Promise<RunGridResult> {
+  const { engine, dataset, grid, outDir } = o;
   const done = new Map(existing.map((r) => [r.key, r]));
-  const writer = new RowWriter(outDir);
   const progress = new Progress(dataset.cases.length * grid.length, o.progress, o.now);
   const fidelity = o.fidelity ?? true;
   const keptIds = o.saveKept === false ? new Set<string>() : keptCaseIds(dataset.cases);

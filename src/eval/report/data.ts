@@ -2,7 +2,7 @@ import { bootstrapCi, stratifiedBootstrapCi } from '../stats.js';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvevictError } from '../../errors.js';
-import { RESULTS_FILE, readRows, type ResultRow } from '../results.js';
+import { RESULTS_FILE, readRowsWithProblems, type ResultRow } from '../results.js';
 import { KEPT_DIR, type KeptFile } from '../runner.js';
 import { MODES, pressLabel, type Mode } from '../settings.js';
 
@@ -18,7 +18,10 @@ export interface ReportData {
 
 export function loadReportData(dir: string): ReportData {
   if (!existsSync(join(dir, RESULTS_FILE))) throw new KvevictError(`${dir}: no ${RESULTS_FILE} here (run kvevict eval --out ${dir} first)`);
-  const rows = readRows(dir);
+  const { rows, malformed } = readRowsWithProblems(dir);
+  if (malformed.length > 0) {
+    process.stderr.write(`kvevict: ${join(dir, RESULTS_FILE)}: skipped ${malformed.length} line(s) that are not result rows (line ${malformed.slice(0, 5).join(', ')}${malformed.length > 5 ? ', ...' : ''})\n`);
+  }
   if (rows.length === 0) throw new KvevictError(`${join(dir, RESULTS_FILE)}: no result rows`);
   const keptDir = join(dir, KEPT_DIR);
   const kept: KeptFile[] = existsSync(keptDir)
