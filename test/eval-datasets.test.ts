@@ -54,6 +54,22 @@ test('plain JSONL: good lines load, bad lines are reported with file:line and sk
   ]));
   assert.deepEqual(lens.cases.map((c) => [c.id, c.maxNewTokens]), [['long', 200], ['default', 64]]);
   assert.match(lens.problems[0], /lens\.jsonl:3: "max_new_tokens" must be a positive integer/);
+  // a byte-order mark is not part of the first id; a line that is not UTF-8, and empty fields, are named
+  const good = JSON.stringify({ id: 'ok', context: 'c', question: 'q', answers: ['x'] });
+  const messy = join(dir, 'messy.jsonl');
+  writeFileSync(messy, Buffer.concat([
+    Buffer.from('\uFEFF' + good + '\n'),
+    Buffer.from('{"id": "latin1", "context": "caf'), Buffer.from([0xe9]), Buffer.from('", "question": "q", "answers": ["x"]}\n'),
+    Buffer.from(JSON.stringify({ id: 'e1', context: '  ', question: 'q', answers: ['x'] }) + '\n'),
+    Buffer.from(JSON.stringify({ id: 'e2', context: 'c', question: '', answers: ['x'] }) + '\n'),
+    Buffer.from(JSON.stringify({ id: 'e3', context: 'c', question: 'q', answers: ['x', ''] }) + '\n'),
+  ]));
+  const m = loadPlain(messy);
+  assert.deepEqual(m.cases.map((c) => c.id), ['ok']);
+  assert.match(m.problems[0], /messy\.jsonl:2: not valid UTF-8/);
+  assert.match(m.problems[1], /messy\.jsonl:3: "context" is empty/);
+  assert.match(m.problems[2], /messy\.jsonl:4: "question" is empty/);
+  assert.match(m.problems[3], /messy\.jsonl:5: "answers" holds an empty answer/);
 });
 
 test('RULER file: the real niah_multikey_3 sample splits into context, question and answer prefix', () => {

@@ -12,6 +12,8 @@ import type { PreparedPrompt } from '../src/eval/prompt.js';
 import { LOCK_FILE, readRows, readRowsWithProblems } from '../src/eval/results.js';
 import { keptCaseIds, runGrid, type KeptFile } from '../src/eval/runner.js';
 import { makeGrid, parseBudgets, parsePressSpec, pressLabel, rowKey, type Mode, type PressSpec, type Setting } from '../src/eval/settings.js';
+import { makePress } from '../src/press/index.js';
+import { pressOptions } from '../src/eval/model-engine.js';
 import { formatMarkdownTable, formatTable, jsonSummary, summarize } from '../src/eval/summary.js';
 import { byteTokenizer, tempDir, writeLines } from './helpers/eval-fixtures.js';
 
@@ -156,7 +158,8 @@ test('grid runner: bad input is one line, the rest still runs', async () => {
   const grid = makeGrid(presses, [64], ['query-aware']);
   await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: ds, grid: makeGrid([parsePressSpec('bogus')], [64], ['query-aware']), outDir: join(dir, 'o1'), progress: sink(), log: sink() }), /unknown press "bogus"/);
   assert.ok(!existsSync(join(dir, 'o1', 'results.jsonl')));
-  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: { ...ds, cases: [] }, grid, outDir: join(dir, 'o2'), progress: sink(), log: sink() }), /empty grid/);
+  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: { ...ds, cases: [] }, grid, outDir: join(dir, 'o2'), progress: sink(), log: sink() }), /no usable cases; 1 line\(s\) skipped, the first: .*cases\.jsonl:2: invalid JSON/);
+  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: ds, grid: makeGrid([parsePressSpec('full:window=8')], [64], ['query-aware']), outDir: join(dir, 'o5'), progress: sink(), log: sink() }), /--press full takes no options \(got window\)/);
   assert.throws(() => makeGrid([], [64], ['query-aware']), /empty grid/);
   assert.throws(() => parseBudgets(['64', 'x']), /budget "x" must be a positive integer/);
   assert.throws(() => parsePressSpec('snapkv:window'), /bad option "window"/);
@@ -190,6 +193,9 @@ test('settings: press specs with options, labels and keys', () => {
   const grid: Setting[] = makeGrid([p], [1, 2], ['query-aware', 'query-agnostic']);
   assert.equal(grid.length, 4);
   assert.equal(makeGrid([p, q], [64, 64, 128], ['query-aware']).length, 2, 'a setting given twice runs once');
+  for (const b of ['0x10', '1e2', '64.0', ' ']) assert.throws(() => parseBudgets([b]), /must be a positive integer/, b);
+  assert.deepEqual(parseBudgets(['64', '128']), [64, 128]);
+  assert.throws(() => makePress('judgeq', pressOptions(parsePressSpec('judgeq:no-window=maybe'), 64)), /--no-window is true or false, got "maybe"/);
 });
 
 test('progress: time left from computed rows only, summary means', () => {

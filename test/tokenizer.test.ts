@@ -173,7 +173,7 @@ test('a tokenizer without a chat template says so; special tokens reach the temp
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(cfg));
   const t = Tokenizer.fromDir(dir);
   assert.equal(t.chatTemplate, null);
-  assert.throws(() => t.applyChatTemplate([{ role: 'user', content: 'hi' }]), (e: unknown) => e instanceof KvevictError && e.message.includes('no chat template') && e.message.includes(join(dir, 'tokenizer.json')));
+  assert.throws(() => t.applyChatTemplate([{ role: 'user', content: 'hi' }]), (e: unknown) => e instanceof KvevictError && e.message.includes('no chat template') && e.message.includes(join(dir, 'tokenizer_config.json')));
   // chat_template.jinja beside it is used; bos_token/eos_token are passed as transformers does
   writeFileSync(join(dir, 'chat_template.jinja'), '{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{{ eos_token }}{% endfor %}');
   const t2 = Tokenizer.fromDir(dir);

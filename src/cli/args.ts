@@ -1,3 +1,5 @@
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { KvevictError } from '../errors.js';
 
 /** One option a command accepts. */
@@ -71,7 +73,8 @@ function convert(command: string, name: string, spec: OptionSpec, value: string)
     }
     case 'int': {
       const n = Number(value);
-      if (value.trim() === '' || !Number.isInteger(n)) throw new KvevictError(`${command}: --${name} must be an integer, got "${value}"`);
+      // decimal digits only: Number() would also read "0x10" as 16 and "1e3" as 1000
+      if (!/^\s*[+-]?\d+\s*$/.test(value) || !Number.isSafeInteger(n)) throw new KvevictError(`${command}: --${name} must be an integer, got "${value}"`);
       return n;
     }
     default:
@@ -90,6 +93,35 @@ export function formatHelp(usage: string, specs: OptionSpecs): string {
 }
 
 /** Typed getters that throw a KvevictError naming the option. */
+/**
+ * An output path checked before any work starts: a file must not be a folder and its folder must exist;
+ * a folder must not be a file, and the nearest existing folder above it must be writable.
+ */
+export function checkOutputPath(path: string, kind: 'file' | 'folder', option: string): string {
+  const full = resolve(path);
+  if (kind === 'file') {
+    if (existsSync(full) && statSync(full).isDirectory()) throw new KvevictError(`${option} ${path}: is a folder, not a file`);
+    const parent = dirname(full);
+    if (!existsSync(parent) || !statSync(parent).isDirectory()) throw new KvevictError(`${option} ${path}: folder ${parent} does not exist`);
+    writable(parent, option, path);
+    return full;
+  }
+  if (existsSync(full) && !statSync(full).isDirectory()) throw new KvevictError(`${option} ${path}: is a file, not a folder`);
+  let up = full;
+  while (!existsSync(up)) up = dirname(up);
+  if (!statSync(up).isDirectory()) throw new KvevictError(`${option} ${path}: ${up} is a file, not a folder`);
+  writable(up, option, path);
+  return full;
+}
+
+function writable(dir: string, option: string, path: string): void {
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new KvevictError(`${option} ${path}: folder ${dir} is not writable`);
+  }
+}
+
 export function requireString(o: ParsedOptions, name: string, command: string): string {
   const v = o[name];
   if (typeof v !== 'string') throw new KvevictError(`${command}: --${name} is required`);

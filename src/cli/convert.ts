@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { KvevictError } from '../errors.js';
-import { formatHelp, parseArgs, requireString } from './args.js';
+import { formatHelp, parseArgs, requireString, checkOutputPath } from './args.js';
 import type { OptionSpecs } from './args.js';
 import { writeGguf } from '../model/gguf.js';
 import { loadModelDir } from '../model/load.js';
@@ -28,7 +28,7 @@ export async function run(argv: string[]): Promise<number> {
   if (to !== 'gguf') throw new KvevictError(`convert: --to must be gguf, got "${to}"`);
   const dtype = requireString(options, 'dtype', 'convert').toLowerCase();
   if (dtype !== 'f32' && dtype !== 'f16') throw new KvevictError(`convert: --dtype must be f32 or f16, got "${dtype}"`);
-  const out = requireString(options, 'out', 'convert');
+  const out = checkOutputPath(requireString(options, 'out', 'convert'), 'file', 'convert: --out');
   const dir = requireString(options, 'model', 'convert');
   const pre = typeof options.pre === 'string' ? options.pre : undefined;
   const model = loadModelDir(dir);

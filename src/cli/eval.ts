@@ -4,7 +4,7 @@ import { runEvalJob } from '../eval/setup.js';
 import { MODES, makeGrid, parseBudgets, parseMode, parsePressSpec } from '../eval/settings.js';
 import { formatTable, jsonSummary } from '../eval/summary.js';
 import { defaultModelDir } from '../paths.js';
-import { formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
+import { formatHelp, parseArgs, requireString, checkOutputPath, type OptionSpecs } from './args.js';
 
 export const summary = 'run a grid of methods x budgets over a dataset; resumable, JSONL rows, summary table';
 
@@ -55,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!budgetList) throw new KvevictError('eval: --budget is required (e.g. --budget 64,128)');
   const modeItems = typeof options.mode === 'string' ? [options.mode] : (options.mode as string[]);
   const grid = makeGrid(presses, parseBudgets(budgetList), modeItems.map((m) => parseMode(m)));
-  const out = requireString(options, 'out', 'eval');
+  const out = checkOutputPath(requireString(options, 'out', 'eval'), 'folder', 'eval: --out');
   const needle = options.needle as string | undefined;
   const question = options.question as string | undefined;
   if ((needle === undefined) !== (question === undefined)) throw new KvevictError('eval: --needle and --question go together');

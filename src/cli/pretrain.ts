@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { parseArgs, formatHelp, requireString, type OptionSpecs } from './args.js';
+import { parseArgs, formatHelp, requireString, checkOutputPath, type OptionSpecs } from './args.js';
 import { KvevictError } from '../errors.js';
 import { DEFAULT_PRETRAIN, pretrain, type PretrainOptions } from '../train/pretrain.js';
 import { MIXES, TINY_CURRICULUM, type CurriculumStage } from '../train/data/batch.js';
@@ -118,7 +118,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(cardTables(result) + `\n(${result.seconds.toFixed(0)} s; written to ${file})\n`);
     return 0;
   }
-  const out = resolve(requireString(o, 'out', 'pretrain'));
+  const out = checkOutputPath(requireString(o, 'out', 'pretrain'), 'folder', 'pretrain: --out');
   const given = (k: string) => argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`));
   const opts: PretrainOptions = {
     ...DEFAULT_PRETRAIN,

@@ -1,6 +1,6 @@
 import { KvevictError } from '../errors.js';
 import { writeReport } from '../eval/report/index.js';
-import { formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
+import { formatHelp, parseArgs, requireString, checkOutputPath, type OptionSpecs } from './args.js';
 
 export const summary = 'write an HTML report (SVG and PNG charts) of an eval results folder';
 
@@ -18,7 +18,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new KvevictError(`report: give one results folder (usage: ${USAGE})`);
-  const out = requireString(options, 'out', 'report');
+  const out = checkOutputPath(requireString(options, 'out', 'report'), 'folder', 'report: --out');
   const r = await writeReport(positionals[0], out);
   process.stdout.write(`${r.html}\n${r.charts.length} charts (SVG and PNG) in ${out}\n`);
   return 0;

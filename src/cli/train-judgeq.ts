@@ -3,7 +3,7 @@ import { KvevictError } from '../errors.js';
 import { defaultModelDir, repoRoot } from '../paths.js';
 import { writeJudgeqCard } from '../train/judgeq/card.js';
 import { DEFAULT_RECIPE, trainJudgeq } from '../train/judgeq/train.js';
-import { formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
+import { formatHelp, parseArgs, requireString, checkOutputPath, type OptionSpecs } from './args.js';
 
 export const summary = "train Judge Q soft tokens for a model (its own responses' attention as the target)";
 
@@ -49,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length) throw new KvevictError(`train-judgeq: unexpected argument "${positionals[0]}"`);
-  const out = resolve(requireString(o, 'out', 'train-judgeq'));
+  const out = checkOutputPath(requireString(o, 'out', 'train-judgeq'), 'file', 'train-judgeq: --out');
   if (!out.endsWith('.safetensors')) throw new KvevictError(`train-judgeq: --out ${out} must end in .safetensors`);
   const num = (k: string) => o[k] as number;
   for (const k of ['eval-every', 'checkpoint-every']) if (!Number.isInteger(num(k)) || num(k) < 1) throw new KvevictError(`train-judgeq: --${k} must be an integer >= 1`);

@@ -110,8 +110,15 @@ function fidelityOf(mass: AttentionMass | null, full: FullRun | null, run: Compr
  */
 export async function runGrid(o: RunGridOptions): Promise<RunGridResult> {
   const { engine, dataset, grid, outDir } = o;
-  if (grid.length === 0 || dataset.cases.length === 0) throw new KvevictError(`empty grid: ${dataset.cases.length} cases x ${grid.length} settings`);
-  for (const s of grid) if (s.press.name !== 'full') engine.checkSetting(s.press, s.budget);
+  if (dataset.cases.length === 0) {
+    const why = dataset.problems.length ? `; ${dataset.problems.length} line(s) skipped, the first: ${dataset.problems[0]}` : '';
+    throw new KvevictError(`${dataset.name}: no usable cases${why}`);
+  }
+  if (grid.length === 0) throw new KvevictError(`empty grid: ${dataset.cases.length} cases x 0 settings`);
+  for (const s of grid) {
+    if (s.press.name !== 'full') engine.checkSetting(s.press, s.budget);
+    else if (Object.keys(s.press.options).length > 0) throw new KvevictError(`--press full takes no options (got ${Object.keys(s.press.options).join(', ')})`);
+  }
   checkRunInfo(outDir, { model: engine.model, fingerprint: engine.fingerprint });
   for (const p of dataset.problems) o.log.write(`kvevict: ${p} (skipped)\n`);
   // the lock first, so that the rows read are the ones no other process is still adding to

@@ -78,7 +78,7 @@ export function parseMode(s: string, where = '--mode'): Mode {
 export function parseBudgets(items: readonly string[], where = '--budget'): number[] {
   return items.map((b) => {
     const n = Number(b);
-    if (!Number.isInteger(n) || n <= 0) throw new KvevictError(`${where}: budget "${b}" must be a positive integer`);
+    if (!/^\s*\d+\s*$/.test(b) || !Number.isSafeInteger(n) || n <= 0) throw new KvevictError(`${where}: budget "${b}" must be a positive integer`);
     return n;
   });
 }

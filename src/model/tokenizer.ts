@@ -151,9 +151,15 @@ export class Tokenizer {
   readonly tokenizerConfig: Json;
   private template: Template | null = null;
   private readonly source: string;
+  /** where the chat template came from (tokenizer_config.json, chat_template.jinja, ...), for its error messages */
+  private readonly templateSource: string;
 
-  constructor(tokenizerJson: Json, tokenizerConfig: Json, opts: { eosTokenIds?: number[]; chatTemplate?: string | null; source?: string; backend?: TokenizerBackend } = {}) {
+  constructor(
+    tokenizerJson: Json, tokenizerConfig: Json,
+    opts: { eosTokenIds?: number[]; chatTemplate?: string | null; source?: string; templateSource?: string; backend?: TokenizerBackend } = {},
+  ) {
     this.source = opts.source ?? 'tokenizer.json';
+    this.templateSource = opts.templateSource ?? this.source;
     this.tokenizerJson = tokenizerJson;
     this.tokenizerConfig = tokenizerConfig;
     if (opts.backend) {
@@ -199,11 +205,12 @@ export class Tokenizer {
     const cfg = existsSync(tc) ? readJson(tc) : {};
     if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new KvevictError(`${tc}: expected a JSON object`);
     let chatTemplate = pickTemplate((cfg as Json).chat_template);
+    let templateSource = tc;
     const jinja = join(dir, 'chat_template.jinja');
     const ctJson = join(dir, 'chat_template.json');
-    if (chatTemplate === null && existsSync(jinja)) chatTemplate = readFileSync(jinja, 'utf8');
-    if (chatTemplate === null && existsSync(ctJson)) chatTemplate = pickTemplate((readJson(ctJson) as Json).chat_template);
-    return new Tokenizer(tokenizerJson as Json, cfg as Json, { eosTokenIds: opts.eosTokenIds, chatTemplate, source: tj });
+    if (chatTemplate === null && existsSync(jinja)) { chatTemplate = readFileSync(jinja, 'utf8'); templateSource = jinja; }
+    if (chatTemplate === null && existsSync(ctJson)) { chatTemplate = pickTemplate((readJson(ctJson) as Json).chat_template); templateSource = ctJson; }
+    return new Tokenizer(tokenizerJson as Json, cfg as Json, { eosTokenIds: opts.eosTokenIds, chatTemplate, source: tj, templateSource });
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
@@ -266,12 +273,12 @@ export class Tokenizer {
 
   /** Render the chat template (Jinja) over `messages`. */
   applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
-    if (this.chatTemplate === null) throw new KvevictError(`${this.source}: the tokenizer has no chat template (tokenizer_config.json "chat_template")`);
+    if (this.chatTemplate === null) throw new KvevictError(`${this.templateSource}: the tokenizer has no chat template (tokenizer_config.json "chat_template")`);
     if (!this.template) {
       try {
         this.template = new Template(this.chatTemplate);
       } catch (e) {
-        throw new KvevictError(`${this.source}: chat template does not parse (${(e as Error).message})`);
+        throw new KvevictError(`${this.templateSource}: chat template does not parse (${(e as Error).message})`);
       }
     }
     try {
@@ -281,7 +288,7 @@ export class Tokenizer {
         add_generation_prompt: opts.addGenerationPrompt ?? false,
       });
     } catch (e) {
-      throw new KvevictError(`${this.source}: chat template failed (${(e as Error).message})`);
+      throw new KvevictError(`${this.templateSource}: chat template failed (${(e as Error).message})`);
     }
   }
 

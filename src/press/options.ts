@@ -116,4 +116,8 @@ export function checkOptionValues(o: PressOptions): void {
   }
   if (o.w2 !== undefined) int('w2', o.w2, 1);
   if (o.soft !== undefined && (typeof o.soft !== 'string' || o.soft === '')) throw new KvevictError('--soft needs a file name');
+  for (const [key, flag] of [['noWindow', 'no-window'], ['referenceMask', 'reference-mask']] as const) {
+    const v = (o as Record<string, unknown>)[key];
+    if (v !== undefined && typeof v !== 'boolean') throw new KvevictError(`--${flag} is true or false, got "${String(v)}"`);
+  }
 }

@@ -15,13 +15,31 @@ export class LineError extends Error {}
  */
 export function readJsonl(file: string): JsonlLine[] {
   if (!existsSync(file) || !statSync(file).isFile()) throw new KvevictError(`${file}: dataset file not found`);
-  const text = readFileSync(file, 'utf8');
+  const bytes = readFileSync(file);
+  const decoder = new TextDecoder('utf-8', { fatal: true });
   const out: JsonlLine[] = [];
-  const lines = text.split('\n');
+  // lines split on the bytes, so that a line that is not UTF-8 is named instead of read as replacement characters
+  let start = 0, i = 0;
+  const lines: (string | null)[] = [];
+  for (; start <= bytes.length; i++) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    try {
+      lines.push(decoder.decode(bytes.subarray(start, end)));
+    } catch {
+      lines.push(null);
+    }
+    start = end + 1;
+  }
   for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i].replace(/\r$/, '');
-    if (raw.trim() === '') continue;
     const line = i + 1;
+    if (lines[i] === null) {
+      out.push({ line, problem: `${file}:${line}: not valid UTF-8` });
+      continue;
+    }
+    // a byte-order mark at the start of the file is not part of the first line
+    const raw = (i === 0 ? lines[i]!.replace(/^\uFEFF/, '') : lines[i]!).replace(/\r$/, '');
+    if (raw.trim() === '') continue;
     let value: unknown;
     try {
       value = JSON.parse(raw);
@@ -38,11 +56,12 @@ export function readJsonl(file: string): JsonlLine[] {
   return out;
 }
 
-/** A required string field. */
-export function needString(o: JsonObject, key: string): string {
+/** A required string field; not empty or blank unless `allowEmpty`. */
+export function needString(o: JsonObject, key: string, allowEmpty = false): string {
   const v = o[key];
   if (v === undefined || v === null) throw new LineError(`missing "${key}"`);
   if (typeof v !== 'string') throw new LineError(`"${key}" must be a string`);
+  if (!allowEmpty && v.trim() === '') throw new LineError(`"${key}" is empty`);
   return v;
 }
 
@@ -58,8 +77,12 @@ export function optString(o: JsonObject, key: string): string {
 export function needStrings(o: JsonObject, key: string): string[] {
   const v = o[key];
   if (v === undefined || v === null) throw new LineError(`missing "${key}"`);
-  if (typeof v === 'string') return [v];
+  if (typeof v === 'string') {
+    if (v.trim() === '') throw new LineError(`"${key}" is empty`);
+    return [v];
+  }
   if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'string')) throw new LineError(`"${key}" must be a non-empty list of strings`);
+  if ((v as string[]).some((x) => x.trim() === '')) throw new LineError(`"${key}" holds an empty answer`);
   return v as string[];
 }
 
