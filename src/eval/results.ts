@@ -1,5 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { KvevictError } from '../errors.js';
 import type { MetricName } from './metrics/index.js';
 import type { Mode, OptionValue } from './settings.js';
@@ -40,6 +41,8 @@ export interface ResultRow {
   full_cache_bytes: number;
   timings: { prefill_ms: number; compress_ms: number; decode_ms: number };
   meta: Record<string, string | number | boolean>;
+  /** the row's digest (rowCheck), written with it */
+  check?: string;
 }
 
 export const RESULTS_FILE = 'results.jsonl';
@@ -56,7 +59,7 @@ export function readRowsWithProblems(outDir: string): { rows: ResultRow[]; malfo
     if (!line.trim()) return;
     try {
       const r = JSON.parse(line) as ResultRow;
-      if (typeof r !== 'object' || r === null || typeof r.key !== 'string' || typeof r.score !== 'number' || !Number.isFinite(r.score)) throw new Error('not a row');
+      if (!isRow(r)) throw new Error('not a row');
       if (seen.has(r.key)) return; // a row written twice counts once
       seen.add(r.key);
       rows.push(r);
@@ -65,6 +68,22 @@ export function readRowsWithProblems(outDir: string): { rows: ResultRow[]; malfo
     }
   });
   return { rows, malformed };
+}
+
+/** A row's digest over everything else in it: a row edited by hand or by a damaged disk reads as no row. */
+export function rowCheck(row: Omit<ResultRow, 'check'>): string {
+  const { check: _drop, ...rest } = row as ResultRow;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}
+
+function isRow(r: unknown): r is ResultRow {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return false;
+  const o = r as Record<string, unknown>;
+  if (typeof o.key !== 'string' || typeof o.score !== 'number' || !(o.score >= 0 && o.score <= 100)) return false;
+  if (typeof o.case !== 'string' || typeof o.press !== 'string' || typeof o.mode !== 'string') return false;
+  if (typeof o.budget !== 'number' || !Number.isInteger(o.budget) || o.budget < 1) return false;
+  // rows written since rows carry their digest must match it; older rows are taken as they are
+  return o.check === undefined || o.check === rowCheck(o as unknown as ResultRow);
 }
 
 /** Rows already in OUT/results.jsonl (lines that are not rows are left out; readRowsWithProblems names them). */
@@ -97,7 +116,7 @@ export class RowWriter {
   }
 
   append(row: ResultRow): void {
-    appendFileSync(this.file, JSON.stringify(row) + '\n');
+    appendFileSync(this.file, JSON.stringify({ ...row, check: rowCheck(row) }) + '\n');
   }
 
   /** Give the folder back to other writers. */

@@ -477,6 +477,14 @@ export function readGguf(file: string): GgufFile {
     for (let i = 1; i < spans.length; i++) {
       if (spans[i].begin < spans[i - 1].end) throw new KvevictError(`${file}: tensor ${spans[i].name} overlaps tensor ${spans[i - 1].name}`);
     }
+    // writers lay tensors out back to back, each padded to the alignment: a gap means a size (type or dims) is wrong
+    const pad = (n: number) => Math.ceil(n / alignment) * alignment;
+    let expect = 0;
+    for (const sp of spans) {
+      if (sp.begin !== expect) throw new KvevictError(`${file}: tensor ${sp.name} starts at data offset ${sp.begin}, where the tensors before it end at ${expect}: a tensor's type or dims do not match its data`);
+      expect = pad(sp.end);
+    }
+    if (spans.length > 0 && size - dataOffset > expect) throw new KvevictError(`${file}: ${size - dataOffset - expect} bytes after the last tensor belong to no tensor`);
     const names = new Set<string>();
     for (const t of tensors) {
       if (names.has(t.name)) throw new KvevictError(`${file}: tensor ${printable(t.name)} appears twice`);

@@ -28,12 +28,13 @@ export function saveCheckpoint(file: string, params: Tensor[], opt: AdamW, meta:
   for (const arrays of [params.map((p) => p.data), opt.m, opt.v]) {
     for (const a of arrays) blobs.push(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
   }
-  const hash = createHash('sha256');
   let payloadBytes = 0;
-  for (const b of blobs) { hash.update(b); payloadBytes += b.length; }
-  const header = Buffer.from(JSON.stringify({
-    ...meta, format: 2, adamT: opt.t, sizes: params.map((p) => p.size), names: params.map((p) => p.name), payloadBytes, sha256: hash.digest('hex'),
-  }), 'utf8');
+  for (const b of blobs) payloadBytes += b.length;
+  const fields = { ...meta, format: 2, adamT: opt.t, sizes: params.map((p) => p.size), names: params.map((p) => p.name), payloadBytes };
+  // the digest covers the header's other fields as well as the tensors: an edited step is refused like a flipped weight
+  const hash = createHash('sha256').update(JSON.stringify(fields));
+  for (const b of blobs) hash.update(b);
+  const header = Buffer.from(JSON.stringify({ ...fields, sha256: hash.digest('hex') }), 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(header.length));
   const tmp = `${file}.tmp-${process.pid}`;
@@ -73,7 +74,14 @@ export function loadCheckpoint(file: string, params: Tensor[], opt: AdamW): Chec
   const want = 3 * 4 * header.sizes.reduce((a, b) => a + b, 0);
   const payload = buf.subarray(8 + hl);
   if (payload.length !== want) throw bad(`${payload.length} bytes of tensors where the header needs ${want}: the file is truncated or padded`);
-  if (header.sha256 !== undefined && createHash('sha256').update(payload).digest('hex') !== header.sha256) throw bad('the tensors do not match the checksum in the header');
+  if (typeof header.tokensSeen !== 'number' || typeof header.elapsedSeconds !== 'number') throw bad('tokensSeen or elapsedSeconds is missing');
+  // files written since checkpoints carry a digest (format 2) must have it; older ones are taken as they are
+  const legacy = !('format' in header) && !('payloadBytes' in header);
+  if (!legacy && typeof header.sha256 !== 'string') throw bad('the checksum is missing from the header');
+  if (header.sha256 !== undefined) {
+    const { sha256, ...fields } = header;
+    if (createHash('sha256').update(JSON.stringify(fields)).update(payload).digest('hex') !== sha256) throw bad('the header or the tensors do not match the checksum');
+  }
   let off = 0;
   const copy = (dst: Float32Array) => {
     new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(payload.subarray(off, off + dst.byteLength));
