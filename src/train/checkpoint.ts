@@ -30,7 +30,7 @@ export function saveCheckpoint(file: string, params: Tensor[], opt: AdamW, meta:
   }
   let payloadBytes = 0;
   for (const b of blobs) payloadBytes += b.length;
-  const fields = { ...meta, format: 2, adamT: opt.t, sizes: params.map((p) => p.size), names: params.map((p) => p.name), payloadBytes };
+  const fields = { ...meta, format: 3, adamT: opt.t, sizes: params.map((p) => p.size), names: params.map((p) => p.name), payloadBytes };
   // the digest covers the header's other fields as well as the tensors: an edited step is refused like a flipped weight
   const hash = createHash('sha256').update(JSON.stringify(fields));
   for (const b of blobs) hash.update(b);
@@ -80,7 +80,10 @@ export function loadCheckpoint(file: string, params: Tensor[], opt: AdamW): Chec
   if (!legacy && typeof header.sha256 !== 'string') throw bad('the checksum is missing from the header');
   if (header.sha256 !== undefined) {
     const { sha256, ...fields } = header;
-    if (createHash('sha256').update(JSON.stringify(fields)).update(payload).digest('hex') !== sha256) throw bad('the header or the tensors do not match the checksum');
+    // format 3 digests the header's fields and the tensors; format 2 (written for a while before it) the tensors alone
+    const h = createHash('sha256');
+    if ((header as { format?: unknown }).format !== 2) h.update(JSON.stringify(fields));
+    if (h.update(payload).digest('hex') !== sha256) throw bad('the header or the tensors do not match the checksum');
   }
   let off = 0;
   const copy = (dst: Float32Array) => {
