@@ -1,3 +1,4 @@
+import { KvevictError } from '../../errors.js';
 import { assert } from '../../errors.js';
 import type { LayerView } from '../../model/types.js';
 import { selectCache } from '../select-cache.js';
@@ -51,6 +52,9 @@ export class LookaheadQueries implements QuerySource {
     const positions = new Int32Array(this.steps);
     const eos = new Set(run.eosTokenIds);
     const next = run.startPosition + run.promptLength;
+    if (next + this.steps > run.model.config.maxPositions) {
+      throw new KvevictError(`--lookahead ${this.steps}: the prompt (${run.promptLength} tokens) and the lookahead pass max_position_embeddings ${run.model.config.maxPositions}`);
+    }
     const trace: LookaheadTrace = { tokens: [], positions: [] };
     let token = argmax(run.lastLogits);
     let count = 0;
