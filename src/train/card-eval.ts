@@ -9,6 +9,7 @@ import { END_OF_TEXT, IM_END, encodePrompt } from './data/encode.js';
 import { insertAtDepths } from './data/haystack.js';
 import { TASKS, makeDialogue, type TaskName } from './data/tasks.js';
 import { NIAH_NEEDLE, NIAH_QUESTION } from './split.js';
+import { windowedNll } from './perplexity.js';
 
 /** Held-out results of a model folder with greedy decoding (the figures of the model card). */
 export interface CardEval {
@@ -105,21 +106,7 @@ export async function evaluateCard(dir: string, o: CardEvalOptions = DEFAULT_CAR
   // perplexity of held-out essay bytes, 1024-token windows
   const bytes = Buffer.from(corpus.heldOutText, 'utf8');
   const W = Math.min(1024, maxPos);
-  let nll = 0, count = 0;
-  for (let off = 0; off + W + 1 <= bytes.length && count < o.perplexityTokens; off += W) {
-    const ids = Int32Array.from(bytes.subarray(off, off + W + 1));
-    const positions = Int32Array.from({ length: W }, (_, i) => i);
-    const logits = model.forward({ tokens: ids.subarray(0, W), positions, cache: model.newCache(), logits: 'all' });
-    const V = loaded.config.vocabSize;
-    for (let r = 0; r < W; r++) {
-      let max = -Infinity;
-      for (let j = 0; j < V; j++) max = Math.max(max, logits[r * V + j]);
-      let s = 0;
-      for (let j = 0; j < V; j++) s += Math.exp(logits[r * V + j] - max);
-      nll += max + Math.log(s) - logits[r * V + ids[r + 1]];
-      count++;
-    }
-  }
+  const { nll, count } = windowedNll(model, bytes, W, o.perplexityTokens);
   return { model: dir, niah, niahByLength, tasks, perplexity: Math.exp(nll / Math.max(1, count)), perplexityTokens: count, seconds: (Date.now() - t0) / 1000 };
 }
 

@@ -9,6 +9,7 @@ import { RULER_TASK_NAMES } from '../eval/datasets/ruler/tasks.js';
 import type { ResultRow } from '../eval/results.js';
 import type { TextSink } from '../eval/progress.js';
 import { heldOutHaystack } from './split.js';
+import { windowedNll } from './perplexity.js';
 
 /**
  * The reference model's held-out evaluation against its targets (the model card's figures), through the
@@ -126,21 +127,9 @@ function perplexity(lm: LlamaModel, tok: { encode(t: string): number[] }, maxTok
   const text = heldOutHaystack();
   const W = Math.min(1024, lm.config.maxPositions - 1);
   const ids = tok.encode(text.slice(0, maxTokens * 8));
-  let nll = 0, count = 0, bytes = 0;
-  const V = lm.config.vocabSize;
-  for (let off = 0; off + W + 1 <= ids.length && count < maxTokens; off += W) {
-    const chunk = Int32Array.from(ids.slice(off, off + W + 1));
-    const logits = lm.forward({ tokens: chunk.subarray(0, W), positions: Int32Array.from({ length: W }, (_, i) => i), cache: lm.newCache(), logits: 'all' });
-    for (let r = 0; r < W; r++) {
-      let max = -Infinity;
-      for (let j = 0; j < V; j++) max = Math.max(max, logits[r * V + j]);
-      let s = 0;
-      for (let j = 0; j < V; j++) s += Math.exp(logits[r * V + j] - max);
-      nll += max + Math.log(s) - logits[r * V + chunk[r + 1]];
-      count++;
-    }
-    bytes += Buffer.byteLength((tok as { decode?: (ids: number[]) => string }).decode?.(Array.from(chunk.subarray(1))) ?? '', 'utf8');
-  }
+  let bytes = 0;
+  const decode = (tok as { decode?: (ids: number[]) => string }).decode;
+  const { nll, count } = windowedNll(lm, ids, W, maxTokens, (chunk) => { bytes += Buffer.byteLength(decode?.call(tok, Array.from(chunk.subarray(1))) ?? '', 'utf8'); });
   return { tokens: count, perToken: Math.exp(nll / Math.max(1, count)), bitsPerByte: bytes > 0 ? nll / Math.LN2 / bytes : NaN };
 }
 
