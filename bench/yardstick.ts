@@ -54,6 +54,7 @@ interface NlcContext {
 }
 interface NlcModel {
   readonly tokens: { readonly bos: number | null; readonly eos: number | null };
+  tokenize(text: string, specialTokens?: boolean): number[];
   readonly fileInfo: { metadata: { llama?: { vocab_size?: number } } };
   createContext(options: { contextSize: number; batchSize: number; threads: number; sequences: number }): Promise<NlcContext>;
   dispose(): Promise<void>;
@@ -104,6 +105,31 @@ export async function llamaCppBench(ggufPath: string, opts: LlamaCppBenchOptions
       }
       const decodeMs = performance.now() - t1;
       return { prefillTokPerS: (promptTokens / prefillMs) * 1000, decodeTokPerS: (steps / decodeMs) * 1000 };
+    } finally {
+      await context.dispose();
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
+/**
+ * llama.cpp's own tokenization of `texts` with the GGUF at `ggufPath` (special tokens in the text parsed, no
+ * BOS added), and its greedy continuation of `prompt` (token ids) for `steps` tokens.
+ */
+export async function llamaCppTokenizeAndGreedy(ggufPath: string, texts: readonly string[], prompt: readonly number[], steps: number): Promise<{ ids: number[][]; greedy: number[] }> {
+  const ll = await llama();
+  const model = await ll.loadModel({ modelPath: ggufPath, gpuLayers: 0 });
+  try {
+    const ids = texts.map((t) => Array.from(model.tokenize(t, true)));
+    const context = await model.createContext({ contextSize: prompt.length + steps + 8, batchSize: Math.max(8, prompt.length), threads: 1, sequences: 1 });
+    try {
+      const greedy: number[] = [];
+      for await (const token of context.getSequence().evaluate([...prompt], { temperature: 0 })) {
+        greedy.push(token as number);
+        if (greedy.length >= steps) break;
+      }
+      return { ids, greedy };
     } finally {
       await context.dispose();
     }
