@@ -361,3 +361,10 @@ test('copy-heavy stages draw only copying and lookup tasks', () => {
   const batch = trainingBatch(corpus, 1, 0, 0.1, 4096, [{ until: 1.01, lengths: [256], mix: 'copy' }], 256);
   for (const s of batch.samples) assert.ok(['repeat', 'niah_multikey', 'niah_place', 'passkey', 'cloze'].includes(s.task), s.task);
 });
+
+test('time left: the median recent step of the log, not the first slow steps after a resume nor the evaluation pauses', async () => {
+  const { secondsPerStep } = await import('../src/train/pretrain.js');
+  const history = Array.from({ length: 60 }, (_, i) => ({ step: i + 1, tokens: 0, seconds: 2 * (i + 1) + (i >= 30 ? 40 : 0), loss: 1 }));
+  assert.equal(secondsPerStep(history, 99), 2, 'a 40 s evaluation gap and the rest at 2 s per step');
+  assert.equal(secondsPerStep(history.slice(0, 3), 99), 99, 'too few steps: the fallback');
+});

@@ -234,7 +234,7 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     };
     history.push(rec);
     appendFileSync(logFile, JSON.stringify(rec) + '\n');
-    const perStep = (now - t0) / 1000 / (step + 1 - start);
+    const perStep = secondsPerStep(history, (now - t0) / 1000 / (step + 1 - start));
     bar.update(step + 1, { tokensPerSecond: tps, loss, secondsLeft: perStep * (opts.steps - step - 1), extra: `ans ${(an ? al / an : 0).toFixed(3)} len ${batch.spans[0].length}` }, step + 1 === opts.steps);
 
     const last = step + 1 === opts.steps;
@@ -252,6 +252,23 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   }
   bar.done();
   return { finalLoss: lastLoss, firstLoss, steps: opts.steps, history };
+}
+
+/**
+ * Seconds per step for the time left: over the last 50 training steps of the log (before a resume too), so
+ * that the first steps after a restart, slow while the code warms up, do not inflate it; evaluation pauses
+ * (gaps in the log's clock) are left out.
+ */
+export function secondsPerStep(history: readonly LogRecord[], fallback: number): number {
+  const train = history.filter((h) => h.loss !== undefined).slice(-51);
+  const gaps: number[] = [];
+  for (let i = 1; i < train.length; i++) {
+    const dt = train[i].seconds - train[i - 1].seconds, ds = train[i].step - train[i - 1].step;
+    if (ds === 1 && dt > 0) gaps.push(dt);
+  }
+  if (gaps.length < 5) return fallback;
+  gaps.sort((a, b) => a - b);
+  return gaps[Math.floor(gaps.length / 2)];
 }
 
 /** Steps over which the learning rate re-warms after --continue-from (fresh optimizer moments). */
