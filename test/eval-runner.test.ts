@@ -11,7 +11,7 @@ import { Progress, formatDuration } from '../src/eval/progress.js';
 import type { PreparedPrompt } from '../src/eval/prompt.js';
 import { LOCK_FILE, readRows, readRowsWithProblems } from '../src/eval/results.js';
 import { keptCaseIds, runGrid, type KeptFile } from '../src/eval/runner.js';
-import { makeGrid, parseBudgets, parsePressSpec, pressLabel, rowKey, type Mode, type PressSpec, type Setting } from '../src/eval/settings.js';
+import { makeGrid, parseBudgets, parsePressSpec, pressLabel, rowKey, settingDigest, type Mode, type PressSpec, type Setting } from '../src/eval/settings.js';
 import { makePress } from '../src/press/index.js';
 import { pressOptions } from '../src/eval/model-engine.js';
 import { formatMarkdownTable, formatTable, jsonSummary, summarize } from '../src/eval/summary.js';
@@ -101,7 +101,7 @@ test('grid runner: rows, shared full run, scores, fidelity, kept plans, problems
   assert.ok(Math.abs(row.fidelity.attention_recall! - (100 * 64) / row.compressible_tokens) < 1e-9);
   assert.equal(row.fidelity.top1, 100);
   assert.equal(row.fidelity.kl, 0);
-  assert.equal(row.key, rowKey(ds.cases.find((c) => c.id === 'a')!, { name: 'snapkv', options: {} }, 64, 'query-aware'));
+  assert.equal(row.key, rowKey(ds.cases.find((c) => c.id === 'a')!, { name: 'snapkv', options: {} }, 64, 'query-aware', 'fake'));
   const agn = rows.find((r) => r.case === 'a' && r.press === 'snapkv' && r.budget === 64 && r.mode === 'query-agnostic')!;
   assert.ok(agn.compressible_tokens < row.compressible_tokens);
   assert.ok(Math.abs(agn.fidelity.attention_recall! - (100 * 64) / agn.compressible_tokens) < 1e-9);
@@ -190,6 +190,10 @@ test('settings: press specs with options, labels and keys', () => {
   for (const changed of [{ answers: ['B'] }, { context: 'ctx2' }, { maxNewTokens: 9 }, { scoring: { metric: 'exact_match' } }] as Partial<EvalCase>[]) {
     assert.notEqual(rowKey({ ...c, ...changed }, p, 64, 'query-aware'), rowKey(c, p, 64, 'query-aware'), JSON.stringify(changed));
   }
+  assert.notEqual(rowKey(c, p, 64, 'query-aware', 'model-a'), rowKey(c, p, 64, 'query-aware', 'model-b'), 'the model fingerprint is in the key');
+  // every option the method takes is in the digest, defaults included: an explicit default digests the same
+  assert.equal(settingDigest(parsePressSpec('snapkv'), 'm'), settingDigest(parsePressSpec('snapkv:window=32'), 'm'));
+  assert.notEqual(settingDigest(parsePressSpec('snapkv'), 'm'), settingDigest(parsePressSpec('snapkv:window=16'), 'm'));
   const grid: Setting[] = makeGrid([p], [1, 2], ['query-aware', 'query-agnostic']);
   assert.equal(grid.length, 4);
   assert.equal(makeGrid([p, q], [64, 64, 128], ['query-aware']).length, 2, 'a setting given twice runs once');

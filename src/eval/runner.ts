@@ -142,7 +142,7 @@ async function runCases(o: RunGridOptions, writer: RowWriter, existing: ResultRo
   let failed = 0;
 
   for (const c of dataset.cases) {
-    const keyOf = (s: Setting) => rowKey(c, s.press, s.budget, s.mode);
+    const keyOf = (s: Setting) => rowKey(c, s.press, s.budget, s.mode, engine.fingerprint ?? engine.model);
     const todo = grid.filter((s) => !done.has(keyOf(s)));
     for (const s of grid) {
       const r = done.get(keyOf(s));
@@ -201,7 +201,7 @@ function compressibleTokens(p: PreparedPrompt, mode: Mode): number {
 
 function baseRow(engine: EvalEngine, ds: LoadedDataset, c: EvalCase, s: Setting, p: PreparedPrompt, prediction: string): Omit<ResultRow, 'fidelity' | 'cache_bytes' | 'full_cache_bytes' | 'timings'> {
   return {
-    key: rowKey(c, s.press, s.budget, s.mode),
+    key: rowKey(c, s.press, s.budget, s.mode, engine.fingerprint ?? engine.model),
     model: engine.model,
     dataset: ds.name,
     task: c.task,

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { EvalCase } from './case.js';
+import { optionsOf } from '../press/registry.js';
+import { CLI_NAME, PRESS_DEFAULTS } from '../press/options.js';
 import { KvevictError } from '../errors.js';
 
 export const MODES = ['query-aware', 'query-agnostic'] as const;
@@ -60,8 +62,28 @@ export function pressLabel(p: PressSpec): string {
  * output (its text, answers, metric and answer length), so that a rerun after a case changed computes it
  * again instead of keeping the old score.
  */
-export function rowKey(c: EvalCase, press: PressSpec, budget: number, mode: Mode): string {
-  return JSON.stringify([c.task, c.id, press.name, canonicalOptions(press.options), budget, mode, caseDigest(c)]);
+export function rowKey(c: EvalCase, press: PressSpec, budget: number, mode: Mode, model = ''): string {
+  return JSON.stringify([c.task, c.id, press.name, canonicalOptions(press.options), budget, mode, caseDigest(c), settingDigest(press, model)]);
+}
+
+/**
+ * A digest of what else decides a row: every option the method takes with its value (the defaults too, so a
+ * changed default does not keep old rows) and the model's fingerprint.
+ */
+export function settingDigest(press: PressSpec, model: string): string {
+  let full: Record<string, OptionValue> = press.options;
+  try {
+    const given = press.options;
+    full = {};
+    for (const key of optionsOf(press.name, typeof given.scorer === 'string' ? given.scorer : undefined)) {
+      const cli = CLI_NAME[key] ?? key;
+      full[cli] = given[cli] ?? (PRESS_DEFAULTS as unknown as Record<string, OptionValue>)[key];
+    }
+    for (const [k, v] of Object.entries(given)) full[k] = v;
+  } catch {
+    // an unknown method: refused elsewhere, keyed by what was given
+  }
+  return createHash('sha256').update(JSON.stringify([canonicalOptions(full), model])).digest('hex').slice(0, 16);
 }
 
 export function caseDigest(c: EvalCase): string {
