@@ -3,7 +3,7 @@
  * metadata keys and the Q/K row permutation its "llama" architecture expects; and a reader (round trips,
  * and loading GGUF F32/F16/BF16 models back into Weights).
  */
-import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { KvevictError } from '../errors.js';
 import { ropeInvFreq } from './config.js';
 import type { ModelConfig, ModelType } from './config.js';
@@ -217,9 +217,12 @@ export function writeGgufFile(file: string, metadata: Map<string, GgufKv>, tenso
       pos += blob.length;
     });
     pad(align(pos));
-  } finally {
+  } catch (e) {
     closeSync(fd);
+    rmSync(tmp, { force: true }); // nothing half-written is left behind
+    throw e;
   }
+  closeSync(fd);
   renameSync(tmp, file);
 }
 

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync, writeFileSync, renameSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { KvevictError } from '../errors.js';
 import { floatBitsToHalf, halfTable } from '../util/half.js';
 
@@ -184,6 +184,11 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(hb.length));
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, Buffer.concat([len, hb, ...blobs]));
+  try {
+    writeFileSync(tmp, Buffer.concat([len, hb, ...blobs]));
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
   renameSync(tmp, file);
 }

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { KvevictError } from '../errors.js';
@@ -42,9 +42,12 @@ export function saveCheckpoint(file: string, params: Tensor[], opt: AdamW, meta:
   try {
     for (const b of [len, header, ...blobs]) for (let o = 0; o < b.length;) o += writeSync(fd, b, o);
     fsyncSync(fd);
-  } finally {
+  } catch (e) {
     closeSync(fd);
+    rmSync(tmp, { force: true }); // a failed write (a full disk) leaves nothing behind, and the old checkpoint stands
+    throw e;
   }
+  closeSync(fd);
   renameSync(tmp, file);
 }
 
