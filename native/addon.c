@@ -232,6 +232,25 @@ static napi_value js_rmsnorm(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* rmsnormGrad(dx | null, dw | null, dy, x, weight, rows, dim, eps) */
+static napi_value js_rmsnorm_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "rmsnormGrad", 8)) return NULL;
+  int64_t rows = arg_count(&a, 5, "rows"), dim = arg_count(&a, 6, "dim");
+  float eps = (float)arg_num(&a, 7, "eps");
+  napi_valuetype t0, t1;
+  napi_typeof(env, a.argv[0], &t0);
+  napi_typeof(env, a.argv[1], &t1);
+  float *dx = t0 == napi_null ? NULL : arg_array(&a, 0, "dx", napi_float32_array, rows * dim);
+  float *dw = t1 == napi_null ? NULL : arg_array(&a, 1, "dw", napi_float32_array, dim);
+  const float *dy = arg_array(&a, 2, "dy", napi_float32_array, rows * dim);
+  const float *x = arg_array(&a, 3, "x", napi_float32_array, rows * dim);
+  const float *w = arg_array(&a, 4, "weight", napi_float32_array, dim);
+  if (a.failed) return NULL;
+  if (dim > 0 && rows > 0) kv_rmsnorm_grad(dx, dw, dy, x, w, (int)rows, (int)dim, eps);
+  return undefined(env);
+}
+
 /* rope(x, rows, heads, headDim, positions, cos, sin) */
 static napi_value js_rope(napi_env env, napi_callback_info info) {
   Args a;
@@ -662,7 +681,7 @@ NAPI_MODULE_INIT() {
     const char *name;
     napi_callback fn;
   } fns[] = {
-      {"sgemm", js_sgemm},     {"sgemv", js_sgemv},           {"rmsnorm", js_rmsnorm},
+      {"sgemm", js_sgemm},     {"sgemv", js_sgemv},           {"rmsnorm", js_rmsnorm}, {"rmsnormGrad", js_rmsnorm_grad},
       {"rope", js_rope},       {"siluMul", js_silu_mul},      {"attendHead", js_attend_head},
       {"info", js_info},       {"setThreads", js_set_threads},
       {"causalSoftmax", js_causal_softmax}, {"causalSoftmaxGrad", js_causal_softmax_grad},

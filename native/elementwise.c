@@ -35,6 +35,50 @@ static void rmsnorm_rows(void *arg, int64_t lo, int64_t hi) {
   }
 }
 
+typedef struct {
+  float *dx;
+  const float *dy, *x, *weight;
+  int dim;
+  float eps;
+} NormGradArgs;
+
+/* dx += s w dy - s^3 / dim (sum_j w_j dy_j x_j) x, s = 1 / rms(x), row by row */
+static void rmsnorm_grad_rows(void *arg, int64_t lo, int64_t hi) {
+  const NormGradArgs *a = arg;
+  const int dim = a->dim;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *xr = a->x + r * dim, *g = a->dy + r * dim;
+    float *d = a->dx + r * dim;
+    const float s = (float)(1.0 / sqrt((double)sum_squares(xr, dim) / dim + a->eps));
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= dim; i += LANES)
+      for (int l = 0; l < LANES; l++) acc[l] += a->weight[i + l] * g[i + l] * xr[i + l];
+    float dot = 0.0f;
+    for (int l = 0; l < LANES; l++) dot += acc[l];
+    for (; i < dim; i++) dot += a->weight[i] * g[i] * xr[i];
+    const float c = s * s * s * dot / dim;
+    for (int j = 0; j < dim; j++) d[j] += s * a->weight[j] * g[j] - c * xr[j];
+  }
+}
+
+/* The RMSNorm backward of training (src/autograd/ops/rmsnorm.ts): dx rows on the pool, then dw += sum over rows
+ * of dy x s in one pass on this thread (a reduction over rows, small next to the rows' work). */
+void kv_rmsnorm_grad(float *dx, float *dw, const float *dy, const float *x, const float *weight, int rows, int dim, float eps) {
+  if (dx) {
+    NormGradArgs a = {.dx = dx, .dy = dy, .x = x, .weight = weight, .dim = dim, .eps = eps};
+    const int64_t block = dim > 0 && dim < (1 << 16) ? (1 << 16) / dim : 1;
+    kv_pool_for(rows, block, 2 * block, rmsnorm_grad_rows, &a);
+  }
+  if (dw) {
+    for (int64_t r = 0; r < rows; r++) {
+      const float *xr = x + r * dim, *g = dy + r * dim;
+      const float s = (float)(1.0 / sqrt((double)sum_squares(xr, dim) / dim + eps));
+      for (int j = 0; j < dim; j++) dw[j] += g[j] * xr[j] * s;
+    }
+  }
+}
+
 /* Rows shared out on the pool in blocks of about 64K values (a prefill chunk); a decode row stays on this thread. */
 void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps) {
   NormArgs a = {.out = out, .x = x, .weight = weight, .dim = dim, .eps = eps};

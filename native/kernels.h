@@ -104,6 +104,7 @@ int kv_sgemm_packed_parts(int m, int k, const float *x, int64_t ldx, const void 
                           float *const *c, const int64_t *ldc, int accumulate);
 
 void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim, float eps);
+void kv_rmsnorm_grad(float *dx, float *dw, const float *dy, const float *x, const float *weight, int rows, int dim, float eps);
 void kv_rope(float *x, int rows, int heads, int head_dim, const int32_t *positions, const float *cos_t, const float *sin_t);
 void kv_silu_mul(float *out, const float *gate, const float *up, int64_t n);
 

@@ -162,3 +162,31 @@ describe('training row kernels: bad arguments', { skip: loadNative() === null ? 
     assert.throws(() => k.crossEntropyGrad(f(6), f(6), 2, 3, Int32Array.of(-1, 0), f(2), f(2)), /targets must lie/);
   });
 });
+
+for (const [name, k] of backends) {
+  describe(`rmsnorm backward (${name})`, { skip: k === null ? 'native addon not built' : false }, () => {
+    test('rmsnormGrad accumulates dx and dw by their float64 definitions, or either alone', () => {
+      const rng = new Rng(12);
+      for (const [rows, dim] of [[1, 1], [3, 17], [300, 256]]) {
+        const x = rng.normalArray(rows * dim, 2), dy = rng.normalArray(rows * dim, 1), w = rng.normalArray(dim, 1);
+        const dx = rng.normalArray(rows * dim, 1), dw = rng.normalArray(dim, 1);
+        const wantX = Float64Array.from(dx), wantW = Float64Array.from(dw);
+        for (let r = 0; r < rows; r++) {
+          let ss = 0, dot = 0;
+          for (let i = 0; i < dim; i++) { ss += x[r * dim + i] ** 2; dot += w[i] * dy[r * dim + i] * x[r * dim + i]; }
+          const s = 1 / Math.sqrt(ss / dim + 1e-5);
+          for (let i = 0; i < dim; i++) {
+            wantX[r * dim + i] += s * w[i] * dy[r * dim + i] - ((s ** 3) * dot * x[r * dim + i]) / dim;
+            wantW[i] += dy[r * dim + i] * x[r * dim + i] * s;
+          }
+        }
+        const dwOnly = Float32Array.from(dw);
+        k!.rmsnormGrad(dx, dw, dy, x, w, rows, dim, 1e-5);
+        close(dx, wantX, 2e-5, `dx ${rows}x${dim}`);
+        close(dw, wantW, 2e-4, `dw ${rows}x${dim}`);
+        k!.rmsnormGrad(null, dwOnly, dy, x, w, rows, dim, 1e-5);
+        close(dwOnly, wantW, 2e-4, `dw alone ${rows}x${dim}`);
+      }
+    });
+  });
+}

@@ -117,6 +117,17 @@ export const jsKernels: Kernels = {
     }
   },
 
+  rmsnormGrad(dx, dw, dy, x, weight, rows, dim, eps) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      let ss = 0, dot = 0;
+      for (let i = 0; i < dim; i++) { ss += x[o + i] * x[o + i]; dot += weight[i] * dy[o + i] * x[o + i]; }
+      const s = 1 / Math.sqrt(ss / dim + eps), c = (s * s * s * dot) / dim;
+      if (dx) for (let i = 0; i < dim; i++) dx[o + i] += s * weight[i] * dy[o + i] - c * x[o + i];
+      if (dw) for (let i = 0; i < dim; i++) dw[i] += dy[o + i] * x[o + i] * s;
+    }
+  },
+
   rope(x, rows, heads, headDim, positions, cos, sin) {
     const half = headDim >> 1;
     for (let r = 0; r < rows; r++) {

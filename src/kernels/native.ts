@@ -30,6 +30,7 @@ export interface NativeAddon {
   halfToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
   floatToHalf?(src: Float32Array, dst: Uint16Array, n: number): void;
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
+  rmsnormGrad(dx: Float32Array | null, dw: Float32Array | null, dy: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
   rope(x: Float32Array, rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array): void;
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   attendHead(
@@ -73,6 +74,7 @@ export function makeNativeKernels(path: string): Kernels {
     halfToFloat: addon.halfToFloat ?? jsKernels.halfToFloat,
     floatToHalf: addon.floatToHalf ?? jsKernels.floatToHalf,
     rmsnorm: addon.rmsnorm,
+    rmsnormGrad: addon.rmsnormGrad,
     rope: addon.rope,
     siluMul: addon.siluMul,
     causalSoftmax: addon.causalSoftmax,

@@ -97,6 +97,11 @@ export interface Kernels {
   /** out[r] = x[r] / rms(x[r]) * weight, for `rows` rows of `dim`. `out` may be `x`. */
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
   /**
+   * RMSNorm backward, accumulating (either output may be null), with s_r = 1 / sqrt(mean(x_r^2) + eps):
+   * dx[r, i] += s_r w_i dy[r, i] - s_r^3 / dim (sum_j w_j dy[r, j] x[r, j]) x[r, i]; dw[i] += sum_r dy[r, i] x[r, i] s_r.
+   */
+  rmsnormGrad(dx: Float32Array | null, dw: Float32Array | null, dy: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
+  /**
    * In-place rotary embedding, half-split layout (Hugging Face rotate_half): x is [rows, heads, headDim];
    * row r uses angle table row positions[r]: cos[p * headDim/2 + i], sin[p * headDim/2 + i].
    */
