@@ -17,9 +17,10 @@ static float sum_squares(const float *x, int dim) {
   return s;
 }
 
+/* RMSNorm rows: the forward writes out; the backward reads dy and accumulates dx. */
 typedef struct {
-  float *out;
-  const float *x, *weight;
+  float *out, *dx;
+  const float *x, *weight, *dy;
   int dim;
   float eps;
 } NormArgs;
@@ -35,16 +36,9 @@ static void rmsnorm_rows(void *arg, int64_t lo, int64_t hi) {
   }
 }
 
-typedef struct {
-  float *dx;
-  const float *dy, *x, *weight;
-  int dim;
-  float eps;
-} NormGradArgs;
-
 /* dx += s w dy - s^3 / dim (sum_j w_j dy_j x_j) x, s = 1 / rms(x), row by row */
 static void rmsnorm_grad_rows(void *arg, int64_t lo, int64_t hi) {
-  const NormGradArgs *a = arg;
+  const NormArgs *a = arg;
   const int dim = a->dim;
   for (int64_t r = lo; r < hi; r++) {
     const float *xr = a->x + r * dim, *g = a->dy + r * dim;
@@ -66,7 +60,7 @@ static void rmsnorm_grad_rows(void *arg, int64_t lo, int64_t hi) {
  * of dy x s in one pass on this thread (a reduction over rows, small next to the rows' work). */
 void kv_rmsnorm_grad(float *dx, float *dw, const float *dy, const float *x, const float *weight, int rows, int dim, float eps) {
   if (dx) {
-    NormGradArgs a = {.dx = dx, .dy = dy, .x = x, .weight = weight, .dim = dim, .eps = eps};
+    NormArgs a = {.dx = dx, .dy = dy, .x = x, .weight = weight, .dim = dim, .eps = eps};
     const int64_t block = dim > 0 && dim < (1 << 16) ? (1 << 16) / dim : 1;
     kv_pool_for(rows, block, 2 * block, rmsnorm_grad_rows, &a);
   }

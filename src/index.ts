@@ -40,9 +40,10 @@ export {
 } from './generate/pipeline.js';
 
 // eviction methods ("presses")
+export { PRESS_OPTION_SPECS, pressFromCli } from './cli/press-options.js';
 export {
-  makePress, pressFromCli, optionsOf, describePress, PRESS_NAMES, ADAKV_SCORERS,
-  PRESS_OPTION_SPECS, PRESS_DEFAULTS, resolveBudget, ScorePress, AttentionScorer, WindowQueries, LookaheadQueries,
+  makePress, optionsOf, describePress, PRESS_NAMES, ADAKV_SCORERS,
+  PRESS_DEFAULTS, resolveBudget, ScorePress, AttentionScorer, WindowQueries, LookaheadQueries,
   PrefillRecorder, mergeCaptures, selectCache, keepAllPlan,
   type PressOptions, type BudgetSpec, type KeepPlan, type Press, type PrefillRun, type PressModel, type CaptureRequest,
   type Captured, type QueryBlock, type QuerySource, type Scorer, type Allocator, type HeadScores,

@@ -9,7 +9,8 @@ import { KvevictError } from '../src/errors.js';
 import { prefillAndCompress, runQueryAware } from '../src/generate/pipeline.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
-import { makePress, optionsOf, PRESS_NAMES, PRESS_OPTION_SPECS, pressFromCli, type PressOptions } from '../src/press/index.js';
+import { makePress, optionsOf, PRESS_NAMES, type PressOptions } from '../src/press/index.js';
+import { PRESS_OPTION_SPECS, pressFromCli } from '../src/cli/press-options.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { cli } from './helpers/cli.js';
 

@@ -13,7 +13,7 @@ import { loadCorpus } from '../src/train/data/corpus.js';
 import { encodeDialogue, encodePrompt, IM_END, IM_START } from '../src/train/data/encode.js';
 import { insertAtDepths } from '../src/train/data/haystack.js';
 import { TASKS } from '../src/train/data/tasks.js';
-import { HELD_OUT_ESSAYS, NEVER_TRAINED, NIAH_NEEDLE, heldOutHaystack, readEssay, trainingEssayFiles } from '../src/train/split.js';
+import { HELD_OUT_ESSAYS, NEVER_TRAINED, NIAH_NEEDLE, heldOutHaystack, readEssay, trainingEssayFiles } from '../src/eval/datasets/split.js';
 import { niahSample } from '../src/train/evaluate.js';
 import { parseConfig } from '../src/model/config.js';
 import { readSafetensorsHeader } from '../src/model/safetensors.js';

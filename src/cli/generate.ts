@@ -6,7 +6,7 @@ import { loadModelDir } from '../model/load.js';
 import { preparePrompt, withBos } from '../eval/prompt.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
-import { PRESS_OPTION_SPECS, pressFromCli } from '../press/index.js';
+import { PRESS_OPTION_SPECS, pressFromCli } from './press-options.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs, type ParsedOptions } from './args.js';
 
 export const summary = 'generate text from a prompt or a chat message';

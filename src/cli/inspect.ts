@@ -4,7 +4,7 @@ import { LlamaModel } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
-import { PRESS_OPTION_SPECS, pressFromCli } from '../press/index.js';
+import { PRESS_OPTION_SPECS, pressFromCli } from './press-options.js';
 import type { KeepPlan } from '../press/types.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
 

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { EvalCase } from './case.js';
 import { optionsOf } from '../press/registry.js';
+import { PIPELINE_MODES, type PipelineMode } from '../generate/pipeline.js';
 import { CLI_NAME, PRESS_DEFAULTS } from '../press/options.js';
 import { KvevictError } from '../errors.js';
 
-export const MODES = ['query-aware', 'query-agnostic'] as const;
-export type Mode = (typeof MODES)[number];
+/** The two modes of the pipeline (src/generate/pipeline.ts), as the grid names them. */
+export const MODES = PIPELINE_MODES;
+export type Mode = PipelineMode;
 
 export type OptionValue = string | number | boolean;
 

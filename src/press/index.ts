@@ -2,8 +2,8 @@
 export type {
   KeepPlan, Press, PrefillRun, PressModel, CaptureRequest, Captured, QueryBlock, QuerySource, Scorer, Allocator, HeadScores,
 } from './types.js';
-export { makePress, pressFromCli, optionsOf, describePress, PRESS_NAMES, ADAKV_SCORERS } from './registry.js';
-export { PRESS_OPTION_SPECS, PRESS_DEFAULTS, type PressOptions } from './options.js';
+export { makePress, optionsOf, describePress, PRESS_NAMES, ADAKV_SCORERS } from './registry.js';
+export { PRESS_DEFAULTS, type PressOptions } from './options.js';
 export { resolveBudget, type BudgetSpec } from './budget-spec.js';
 export { ScorePress } from './score-press.js';
 export { AttentionScorer } from './scorers/attention.js';

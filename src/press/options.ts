@@ -1,4 +1,3 @@
-import type { OptionSpecs, ParsedOptions } from '../cli/args.js';
 import { KvevictError } from '../errors.js';
 import type { GqaReduce } from './gqa.js';
 import type { PoolKind } from './pool.js';
@@ -55,45 +54,6 @@ export const CLI_NAME: Record<keyof PressOptions, string> = {
   scorer: 'scorer', alpha: 'alpha', lookahead: 'lookahead', stage1: 'stage1', w2: 'w2', referenceMask: 'reference-mask',
   soft: 'soft', noWindow: 'no-window',
 };
-
-/**
- * The press options for a command's parser (generate, inspect, eval). No defaults here on purpose: an option
- * left out stays undefined, so a method can tell an option it does not take from one nobody gave.
- */
-export const PRESS_OPTION_SPECS: OptionSpecs = {
-  press: { type: 'string', help: 'eviction method: full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, adakv, expected-attention, laq, laq++, judgeq, judgeq+laq, judgeq+window' },
-  budget: { type: 'int', help: 'entries kept per KV head per layer, window included' },
-  ratio: { type: 'number', help: 'fraction of the prompt removed, in [0, 1) (instead of --budget)' },
-  window: { type: 'int', help: 'observation window w: last prompt tokens that score and are kept (default 32)' },
-  kernel: { type: 'int', help: 'pooling kernel (default 7)' },
-  pool: { type: 'string', help: 'pooling: max or avg (default max)' },
-  gqa: { type: 'string', help: 'reduction over a GQA group: mean or max (default mean)' },
-  sinks: { type: 'int', help: 'attention sinks kept (default 4)' },
-  seed: { type: 'int', help: 'seed of the random press (default 0)' },
-  scorer: { type: 'string', help: 'adakv: the scorer it wraps (default snapkv)' },
-  alpha: { type: 'number', help: 'adakv: share of the budget each head keeps on its own (default 0.2)' },
-  lookahead: { type: 'int', help: 'laq: pseudo tokens decoded ahead (default 8)' },
-  stage1: { type: 'string', help: 'laq: stage-1 press snapkv, streaming or h2o (default snapkv)' },
-  w2: { type: 'int', help: 'laq++: prompt-window queries in stage 2, kept too (default 8)' },
-  'reference-mask': { type: 'boolean', help: "laq: the reference code's stage-2 mask, for comparison" },
-  soft: { type: 'string', help: 'judgeq: trained soft-token file (default: models/kvevict-ref/judgeq.safetensors)' },
-  'no-window': { type: 'boolean', help: 'judgeq, judgeq+laq: keep no prompt window (w = 0)' },
-};
-
-const KEY_OF_CLI: Record<string, keyof PressOptions> = Object.fromEntries(
-  Object.entries(CLI_NAME).map(([k, v]) => [v, k as keyof PressOptions]),
-);
-
-/** The press name and the press options found in parsed CLI options. */
-export function pressOptionsFromCli(parsed: ParsedOptions): { name: string | undefined; options: PressOptions } {
-  const options: Record<string, unknown> = {};
-  for (const [cli, key] of Object.entries(KEY_OF_CLI)) {
-    const v = parsed[cli];
-    if (v !== undefined) options[key] = v;
-  }
-  const name = parsed.press;
-  return { name: typeof name === 'string' ? name : undefined, options: options as PressOptions };
-}
 
 function int(name: string, v: number, min: number): void {
   if (!Number.isInteger(v) || v < min) throw new KvevictError(`--${name} must be an integer >= ${min}, got ${v}`);

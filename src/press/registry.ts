@@ -1,4 +1,3 @@
-import type { ParsedOptions } from '../cli/args.js';
 import { KvevictError } from '../errors.js';
 import type { BudgetSpec } from './budget-spec.js';
 import type { MethodDef } from './method.js';
@@ -16,7 +15,7 @@ import { snapkv } from './methods/snapkv.js';
 import { streaming } from './methods/streaming.js';
 import { tova } from './methods/tova.js';
 import {
-  CLI_NAME, PRESS_DEFAULTS, checkOptionValues, pressOptionsFromCli,
+  CLI_NAME, PRESS_DEFAULTS, checkOptionValues,
   type PressOptionKey, type PressOptions, type ResolvedOptions,
 } from './options.js';
 import type { Press } from './types.js';
@@ -32,7 +31,8 @@ export const PRESS_NAMES: readonly string[] = [
 /** The scorers AdaKV can wrap. */
 export const ADAKV_SCORERS: readonly string[] = BASE.filter((m) => m.scorer).map((m) => m.name);
 
-function method(name: string): MethodDef | undefined {
+/** The method of a name (adakv, a wrapper, is not one). */
+export function method(name: string): MethodDef | undefined {
   return BASE.find((m) => m.name === name);
 }
 
@@ -99,24 +99,4 @@ function checkAgainstBudget(name: string, def: MethodDef, taken: Set<string>, o:
   if (def.name === 'laq++' && o.w2 > budget) throw new KvevictError(`press ${name}: --w2 ${o.w2} is larger than --budget ${budget}`);
 }
 
-/**
- * The press described by parsed CLI options (--press and the method options), or null when --press is absent.
- * `commandOwned` names options the command also uses itself (generate's sampling --seed): they reach the press
- * only when the method takes them.
- */
-export function pressFromCli(parsed: ParsedOptions, commandOwned: readonly string[] = []): Press | null {
-  const { name, options } = pressOptionsFromCli(parsed);
-  if (name === undefined) {
-    const given = Object.entries(options).filter(([k, v]) => v !== undefined && !commandOwned.includes(CLI_NAME[k as keyof PressOptions]));
-    if (given.length > 0) throw new KvevictError(`--${CLI_NAME[given[0][0] as keyof PressOptions]} needs --press`);
-    return null;
-  }
-  if (name === 'adakv' || method(name)) {
-    const taken = new Set<string>(optionsOf(name, options.scorer ?? PRESS_DEFAULTS.scorer));
-    for (const cli of commandOwned) {
-      const key = Object.entries(CLI_NAME).find(([, v]) => v === cli)?.[0];
-      if (key && !taken.has(key)) delete (options as Record<string, unknown>)[key];
-    }
-  }
-  return makePress(name, options);
-}
+

@@ -8,7 +8,7 @@ import { loadCorpus, type Corpus } from './data/corpus.js';
 import { END_OF_TEXT, IM_END, encodePrompt } from './data/encode.js';
 import { insertAtDepths } from './data/haystack.js';
 import { TASKS, makeDialogue, type TaskName } from './data/tasks.js';
-import { NIAH_NEEDLE, NIAH_QUESTION } from './split.js';
+import { NIAH_NEEDLE, NIAH_QUESTION } from '../eval/datasets/split.js';
 import { windowedNll } from './perplexity.js';
 
 /** Held-out results of a model folder with greedy decoding (the figures of the model card). */

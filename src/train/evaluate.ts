@@ -6,7 +6,7 @@ import { encodeDialogue, type Encoded } from './data/encode.js';
 import { insertAtDepths } from './data/haystack.js';
 import { makeSample, packBatch } from './data/batch.js';
 import { TASKS, type TaskName } from './data/tasks.js';
-import { NIAH_NEEDLE, NIAH_QUESTION } from './split.js';
+import { NIAH_NEEDLE, NIAH_QUESTION } from '../eval/datasets/split.js';
 import { BYTE_VOCAB, type TrainVocab } from './data/vocab.js';
 
 /** The needle benchmark's sample: held-out essays from their start, the fixed needle at `depth`. */

@@ -8,7 +8,7 @@ import { bootstrapCi } from '../eval/stats.js';
 import { RULER_TASK_NAMES } from '../eval/datasets/ruler/tasks.js';
 import type { ResultRow } from '../eval/results.js';
 import type { TextSink } from '../eval/progress.js';
-import { heldOutHaystack } from './split.js';
+import { heldOutHaystack } from '../eval/datasets/split.js';
 import { windowedNll } from './perplexity.js';
 
 /**

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvevictError } from '../../errors.js';
 import { sharedData } from '../../paths.js';
-import { heldOutHaystack } from '../../train/split.js';
+import { heldOutHaystack } from './split.js';
 
 export const essayDir = join(sharedData, 'haystack', 'PaulGrahamEssays');
 

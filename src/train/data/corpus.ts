@@ -2,7 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { sharedData } from '../../paths.js';
 import { KvevictError } from '../../errors.js';
-import { LONGBENCH_HELD_OUT_BELOW, NEVER_TRAINED, heldOutEssayFiles, readEssay, trainingEssayFiles } from '../split.js';
+import { LONGBENCH_HELD_OUT_BELOW, NEVER_TRAINED, heldOutEssayFiles, readEssay, trainingEssayFiles } from '../../eval/datasets/split.js';
 import { hashString, vocabularyOf } from './words.js';
 import { ADJECTIVES as RULER_ADJECTIVES, NOUNS as RULER_NOUNS, VERBS as RULER_VERBS } from '../../eval/datasets/ruler/words.js';
 

@@ -11,7 +11,7 @@ import { userMessage } from '../data/encode.js';
 import { haystackSlice } from '../data/haystack.js';
 import { makeDialogue, TASKS, type Split, type TaskName } from '../data/tasks.js';
 import { hashString } from '../data/words.js';
-import { NEVER_TRAINED } from '../split.js';
+import { NEVER_TRAINED } from '../../eval/datasets/split.js';
 
 export type PromptKind = TaskName | 'essay_question';
 

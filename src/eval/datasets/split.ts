@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { sharedData } from '../paths.js';
-import { KvevictError } from '../errors.js';
+import { sharedData } from '../../paths.js';
+import { KvevictError } from '../../errors.js';
 
 /**
  * The held-out split of the reference model's training data. Evaluation haystacks must come from
