@@ -259,7 +259,7 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
  * that the first steps after a restart, slow while the code warms up, do not inflate it; evaluation pauses
  * (gaps in the log's clock) are left out.
  */
-export function secondsPerStep(history: readonly LogRecord[], fallback: number): number {
+export function secondsPerStep(history: readonly { step: number; seconds: number; loss?: number }[], fallback: number): number {
   const train = history.filter((h) => h.loss !== undefined).slice(-51);
   const gaps: number[] = [];
   for (let i = 1; i < train.length; i++) {

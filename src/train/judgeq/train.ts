@@ -16,6 +16,7 @@ import { loadSoftTokens, modelHash, saveSoftTokens } from '../../press/queries/s
 import { Rng } from '../../util/rng.js';
 import { AdamW, type AdamWOptions } from '../adamw.js';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint.js';
+import { secondsPerStep } from '../pretrain.js';
 import { lineChartSvg } from '../loss-svg.js';
 import { ProgressBar, formatDuration } from '../progress.js';
 import { learningRate } from '../schedule.js';
@@ -302,7 +303,7 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
       bar.update(step, {
         tokensPerSecond: tokensSeen / Math.max(1e-9, elapsed()),
         loss: used ? (lossSum / weightSum) * 1e6 : NaN,
-        secondsLeft: (o.steps - step) / Math.max(1e-9, rate),
+        secondsLeft: (o.steps - step) * secondsPerStep(history, 1 / Math.max(1e-9, rate)),
         extra: `(x1e-6)  held-out ${(held[held.length - 1].heldOutLoss! * 1e6).toFixed(3)}  lr ${lr.toExponential(1)}`,
       }, step === o.steps);
     }
