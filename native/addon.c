@@ -291,6 +291,20 @@ static napi_value js_silu_mul(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* add(out, a, b, n): out = a + b (out may be a) */
+static napi_value js_add(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "add", 4)) return NULL;
+  int64_t n = arg_int(&a, 3, "n");
+  if (!a.failed && n < 0) fail(&a, "n must be >= 0");
+  float *out = arg_array(&a, 0, "out", napi_float32_array, n);
+  const float *x = arg_array(&a, 1, "a", napi_float32_array, n);
+  const float *y = arg_array(&a, 2, "b", napi_float32_array, n);
+  if (a.failed) return NULL;
+  kv_add(out, x, y, n);
+  return undefined(env);
+}
+
 /* copyRows(dst, dstOffset, src, srcOffset, srcStride, rows, width): a strided block of rows into a compact one,
  * dst[dstOffset + r * width + i] = src[srcOffset + r * srcStride + i] (a KV head's new rows joining its cache). */
 static napi_value js_copy_rows(napi_env env, napi_callback_info info) {
@@ -682,7 +696,7 @@ NAPI_MODULE_INIT() {
     napi_callback fn;
   } fns[] = {
       {"sgemm", js_sgemm},     {"sgemv", js_sgemv},           {"rmsnorm", js_rmsnorm}, {"rmsnormGrad", js_rmsnorm_grad},
-      {"rope", js_rope},       {"siluMul", js_silu_mul},      {"attendHead", js_attend_head},
+      {"rope", js_rope},       {"siluMul", js_silu_mul}, {"add", js_add},      {"attendHead", js_attend_head},
       {"info", js_info},       {"setThreads", js_set_threads},
       {"causalSoftmax", js_causal_softmax}, {"causalSoftmaxGrad", js_causal_softmax_grad},
       {"siluMulGrad", js_silu_mul_grad}, {"crossEntropy", js_cross_entropy}, {"crossEntropyGrad", js_cross_entropy_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},

@@ -114,6 +114,23 @@ static void silu_mul_range(float *out, const float *gate, const float *up, int64
   }
 }
 
+/* out = a + b elementwise (out may be a: accumulation), on the pool in blocks of 64K: training's residual adds
+ * and gradient sums. */
+typedef struct {
+  float *out;
+  const float *a, *b;
+} AddArgs;
+
+static void add_range(void *arg, int64_t lo, int64_t hi) {
+  AddArgs *s = arg;
+  for (int64_t i = lo; i < hi; i++) s->out[i] = s->a[i] + s->b[i];
+}
+
+void kv_add(float *out, const float *a, const float *b, int64_t n) {
+  AddArgs s = {.out = out, .a = a, .b = b};
+  kv_pool_for(n, 1 << 16, 1 << 17, add_range, &s);
+}
+
 /* A prefill chunk's SwiGLU is 0.8M values: shared out on the pool in blocks of 64K. */
 #define SILU_BLOCK (1 << 16)
 typedef struct {

@@ -107,6 +107,7 @@ void kv_rmsnorm(float *out, const float *x, const float *weight, int rows, int d
 void kv_rmsnorm_grad(float *dx, float *dw, const float *dy, const float *x, const float *weight, int rows, int dim, float eps);
 void kv_rope(float *x, int rows, int heads, int head_dim, const int32_t *positions, const float *cos_t, const float *sin_t);
 void kv_silu_mul(float *out, const float *gate, const float *up, int64_t n);
+void kv_add(float *out, const float *a, const float *b, int64_t n);
 
 /* Causal softmax attention of query heads first_head .. first_head+group-1 against one KV head.
  * Returns 0, or -1 when scratch memory could not be allocated. */

@@ -165,6 +165,17 @@ describe('training row kernels: bad arguments', { skip: loadNative() === null ? 
 
 for (const [name, k] of backends) {
   describe(`rmsnorm backward (${name})`, { skip: k === null ? 'native addon not built' : false }, () => {
+    test('add: out = a + b, exactly, in place too, on sizes that leave a tail in every block', () => {
+      const rng = new Rng(13);
+      for (const n of [0, 1, 17, (1 << 17) + 5]) {
+        const a = rng.normalArray(n, 1), b = rng.normalArray(n, 1), out = new Float32Array(n);
+        const want = Float32Array.from(a, (x, i) => Math.fround(x + b[i]));
+        k!.add(out, a, b, n);
+        assert.deepEqual(out, want, `out n=${n}`);
+        k!.add(a, a, b, n);
+        assert.deepEqual(a, want, `in place n=${n}`);
+      }
+    });
     test('rmsnormGrad accumulates dx and dw by their float64 definitions, or either alone', () => {
       const rng = new Rng(12);
       for (const [rows, dim] of [[1, 1], [3, 17], [300, 256]]) {

@@ -144,6 +144,10 @@ export const jsKernels: Kernels = {
     }
   },
 
+  add(out, a, b, n) {
+    for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
+  },
+
   siluMul(out, gate, up, n) {
     for (let i = 0; i < n; i++) {
       const g = gate[i];

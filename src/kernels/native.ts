@@ -39,6 +39,7 @@ export interface NativeAddon {
   ): void;
   causalSoftmax(e: Float32Array, inv: Float32Array, rows: number, n: number, m: number, r0: number): void;
   causalSoftmaxGrad(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): void;
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
   siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   crossEntropy(logits: Float32Array, rows: number, vocab: number, targets: Int32Array, weights: Float32Array, lse: Float32Array, rowLoss: Float32Array, argmax: Int32Array): void;
   crossEntropyGrad(grad: Float32Array, logits: Float32Array, rows: number, vocab: number, targets: Int32Array, lse: Float32Array, coef: Float32Array): void;
@@ -80,6 +81,7 @@ export function makeNativeKernels(path: string): Kernels {
     causalSoftmax: addon.causalSoftmax,
     causalSoftmaxGrad: addon.causalSoftmaxGrad,
     siluMulGrad: addon.siluMulGrad,
+    add: addon.add,
     crossEntropy: addon.crossEntropy,
     crossEntropyGrad: addon.crossEntropyGrad,
     softmaxRowsAccumulate: addon.softmaxRowsAccumulate,

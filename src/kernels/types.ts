@@ -111,6 +111,8 @@ export interface Kernels {
    * for r < rows, i < width (a KV head's rows of a [rows, Hkv, d] block joining its cache).
    */
   copyRows(dst: Float32Array, dstOffset: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
+  /** out[i] = a[i] + b[i] for i < n; `out` may be `a` (accumulation). */
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
   /** out[i] = silu(gate[i]) * up[i] for i < n. `out` may alias `gate`. */
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   /** Causal (by position) softmax attention of one GQA group against one KV head. */

@@ -1,12 +1,13 @@
 import { Tape } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { kernels } from '../../kernels/index.js';
 
 /** y = a + b (same shape): the residual connection. */
 export function add(tape: Tape | null, a: Tensor, b: Tensor): Tensor {
   const n = a.size;
   const y = Tensor.output(a.shape, a.requiresGrad || b.requiresGrad);
-  const ad = a.data, bd = b.data, yd = y.data;
-  for (let i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
+  const k = kernels();
+  k.add(y.data, a.data, b.data, n);
   if (tape && y.requiresGrad) {
     tape.record(() => {
       const dy = y.grad;
@@ -14,7 +15,7 @@ export function add(tape: Tape | null, a: Tensor, b: Tensor): Tensor {
       for (const t of [a, b]) {
         if (!t.requiresGrad) continue;
         const g = t.gradBuf();
-        for (let i = 0; i < n; i++) g[i] += dy[i];
+        k.add(g, g, dy, n);
       }
     });
   }

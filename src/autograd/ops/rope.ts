@@ -35,7 +35,7 @@ export function rope(
       t.set(dy);
       kernels().rope(t, rows, heads, headDim, positions, cos, negSin(sin));
       const dx = x.gradBuf();
-      for (let i = 0; i < t.length; i++) dx[i] += t[i];
+      kernels().add(dx, dx, t, t.length);
     });
   }
   return y;
