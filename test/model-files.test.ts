@@ -123,6 +123,8 @@ test('GGUF files: alignments, offsets, counts and names are checked before anyth
     const cases: [string, Parameters<typeof write>[0], RegExp][] = [
       ['alignment 0', (md) => { md.set('general.alignment', u32(0)); }, /general\.alignment 0 must be a power of two/],
       ['alignment 3', (md) => { md.set('general.alignment', u32(3)); }, /general\.alignment 3 must be a power of two/],
+      ['alignment 33', (md) => { md.set('general.alignment', u32(33)); }, /general\.alignment 33 must be a power of two/],
+      ['alignment 1 on a file laid out for 32', (md) => { md.set('general.alignment', u32(1)); }, /belong to no tensor|does not match|not a multiple/],
       ['tensors not on the alignment', (md) => { md.set('general.alignment', u32(4096)); }, /not a multiple of the alignment 4096|truncated/],
       ['block_count 4294967295', (md) => { md.set('llama.block_count', u32(4294967295)); }, /llama\.block_count must be an integer in 1\.\.1024/],
       ['head_count 0', (md) => { md.set('llama.attention.head_count', u32(0)); }, /llama\.attention\.head_count must be an integer in 1\.\./],

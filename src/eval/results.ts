@@ -82,6 +82,9 @@ function isRow(r: unknown): r is ResultRow {
   if (typeof o.key !== 'string' || typeof o.score !== 'number' || !(o.score >= 0 && o.score <= 100)) return false;
   if (typeof o.case !== 'string' || typeof o.press !== 'string' || typeof o.mode !== 'string') return false;
   if (typeof o.budget !== 'number' || !Number.isInteger(o.budget) || o.budget < 1) return false;
+  // what the summaries and the report read
+  if (typeof o.task !== 'string' || typeof o.dataset !== 'string' || typeof o.prediction !== 'string' || !Array.isArray(o.answers)) return false;
+  if (typeof o.options !== 'object' || o.options === null || typeof o.fidelity !== 'object' || o.fidelity === null) return false;
   // rows written since rows carry their digest must match it; older rows are taken as they are
   return o.check === undefined || o.check === rowCheck(o as unknown as ResultRow);
 }

@@ -115,7 +115,10 @@ function makeTarget(kind: FuzzKind, root: string): Target {
   const dir = join(root, 'results');
   const file = join(dir, 'results.jsonl');
   const rows = Array.from({ length: 6 }, (_, i) => {
-    const row = { key: `k${i}`, case: `c${i}`, press: 'snapkv', budget: 64, mode: 'query-aware', score: i * 10, answers: ['x'] } as unknown as ResultRow;
+    const row = {
+      key: `k${i}`, dataset: 'niah', task: 'niah', case: `c${i}`, press: 'snapkv', options: {}, budget: 64, mode: 'query-aware', score: i * 10,
+      prediction: 'x', answers: ['x'], fidelity: { oracle_hit: null, attention_recall: null, top1: null, kl: null },
+    } as unknown as ResultRow;
     return JSON.stringify({ ...row, check: rowCheck(row) });
   });
   mkdirSync(dir, { recursive: true });
