@@ -22,6 +22,7 @@ const opt = (name, def) => {
 };
 const { readmeResults } = await import(pathToFileURL(mod).href);
 const { KvevictError } = await import(pathToFileURL(join(dist, 'src', 'errors.js')).href);
+const started = Date.now();
 try {
   const md = await readmeResults({
     out: opt('out', join(root, 'runs', 'readme')),
@@ -33,6 +34,8 @@ try {
     log: process.stderr,
   });
   process.stdout.write(md);
+  // the grid's own run time (rows already in --out are not run again, so a resumed run counts only its part)
+  process.stderr.write(`readme-results: ${((Date.now() - started) / 60000).toFixed(1)} min on this run\n`);
 } catch (e) {
   if (e instanceof KvevictError) {
     console.error(`kvevict: ${e.message}`);
