@@ -134,6 +134,10 @@ test('GGUF files: alignments, offsets, counts and names are checked before anyth
         (ts as unknown[]).push({ name: '\u0001\u0002'.repeat(2_750_000), shape: [32], data: new Float32Array(32), type: 2 });
       }, /\\u0001\\u0002.*\.\.\. \(5500000 characters\) has ggml type 2/],
       ['a tensor twice', (_md, ts) => { ts[1].name = ts[0].name; }, /appears twice/],
+      ['a token_type table of the wrong length', (md) => { (md.get('tokenizer.ggml.token_type')!.value as number[]).pop(); }, /token_type has 258 entries for 259 tokens/],
+      ['a merge that does not fit the vocabulary', (md) => {
+        md.set('tokenizer.ggml.merges', { type: GgufType.ARRAY, arrayType: GgufType.STRING, value: ['a b', 'zz yy'] } as never);
+      }, /merges entry \d+ \(.*\) does not fit the vocabulary/],
     ];
     for (const [what, edit, why] of cases) {
       write(edit);

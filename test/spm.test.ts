@@ -183,3 +183,26 @@ test('kvevict generate --model stories260K.gguf --prompt continues the story, BO
   assert.deepEqual(out.promptTokens, [1, 403, 407, 261, 378]);
   assert.match(out.text, /^, there was a little girl/);
 });
+
+test('a SentencePiece GGUF without scores, or with a score table of the wrong length, is refused in one line', { skip }, async () => {
+  const { writeGgufFile, GgufType } = await import('../src/model/gguf.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const g = readGguf(STORIES);
+  const tensors = g.tensors.map((t) => ({ name: t.name, shape: [...t.dims].reverse(), data: readGgufTensorF32(g, t), type: 0 }));
+  const dir = mkdtempSync(join(tmpdir(), 'kvevict-spm-'));
+  try {
+    for (const [what, edit] of [
+      ['no scores', (md: typeof g.metadata) => { md.delete('tokenizer.ggml.scores'); }],
+      ['too few scores', (md: typeof g.metadata) => { md.set('tokenizer.ggml.scores', { type: GgufType.ARRAY, arrayType: GgufType.FLOAT32, value: [0, 1, 2] }); }],
+    ] as const) {
+      const md = new Map(g.metadata);
+      edit(md);
+      const file = join(dir, 'x.gguf');
+      writeGgufFile(file, md, tensors);
+      assert.throws(() => loadModelDir(file), /needs tokenizer\.ggml\.scores, one finite number per token/, what);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -662,12 +662,16 @@ export function ggufTokenizer(g: GgufFile): Tokenizer {
   };
   const tmpl = ggufValue(g, 'tokenizer.chat_template');
   const chatTemplate = typeof tmpl === 'string' ? tmpl : null;
+  if (types.length !== 0 && types.length !== toks.length) throw new KvevictError(`${g.file}: tokenizer.ggml.token_type has ${types.length} entries for ${toks.length} tokens`);
   if (model === 'llama') {
     const scores = ggufValue(g, 'tokenizer.ggml.scores');
+    if (!Array.isArray(scores) || scores.length !== toks.length || scores.some((x) => typeof x !== 'number' || !Number.isFinite(x))) {
+      throw new KvevictError(`${g.file}: a SentencePiece vocabulary needs tokenizer.ggml.scores, one finite number per token (${Array.isArray(scores) ? scores.length : 'none'} for ${toks.length} tokens)`);
+    }
     const unk = ggufValue(g, 'tokenizer.ggml.unknown_token_id');
     return spmTokenizer({
       tokens: toks,
-      scores: Array.isArray(scores) ? (scores as number[]) : toks.map(() => 0),
+      scores: scores as number[],
       types: toks.map((_, i) => types[i] ?? GgufTokenType.NORMAL),
       addSpacePrefix: flag('tokenizer.ggml.add_space_prefix', true),
       unkId: typeof unk === 'number' && unk < toks.length ? unk : null,
@@ -675,6 +679,13 @@ export function ggufTokenizer(g: GgufFile): Tokenizer {
     }, tokenizerConfig, { chatTemplate });
   }
   const merges = (ggufValue(g, 'tokenizer.ggml.merges') as string[] | undefined) ?? [];
+  const known = new Set(toks);
+  merges.forEach((m, i) => {
+    const parts = typeof m === 'string' ? m.split(' ') : [];
+    if (parts.length !== 2 || !known.has(parts[0]) || !known.has(parts[1]) || !known.has(parts[0] + parts[1])) {
+      throw new KvevictError(`${g.file}: tokenizer.ggml.merges entry ${i} (${printable(String(m))}) does not fit the vocabulary`);
+    }
+  });
   const pre = ggufValue(g, 'tokenizer.ggml.pre');
   const vocab: Record<string, number> = {};
   const addedTokens: object[] = [];
