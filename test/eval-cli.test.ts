@@ -7,6 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEMO_LEAD, demoPlan, demoPresses } from '../src/eval/demo.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { tempDir, writeLines } from './helpers/eval-fixtures.js';
+import { cli } from './helpers/cli.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
@@ -101,4 +102,18 @@ test('demo plan: the leading methods first, Judge Q only with its soft tokens', 
   const plan = demoPlan([64, 128], ['query-aware'], without);
   assert.equal(plan.grid.length, without.length * 2);
   assert.deepEqual(plan.datasets, ['niah', 'ruler:niah_single_2', 'ruler:vt']);
+});
+
+test('output paths are checked before any work: a file where a folder goes, a missing folder, one line and exit 2', () => {
+  for (const [args, why] of [
+    [['eval', '--dataset', 'niah', '--press', 'full', '--budget', '64', '--out', 'README.md'], /eval: --out README\.md: is a file, not a folder/],
+    [['report', 'runs/none', '--out', 'README.md'], /report: --out README\.md: is a file, not a folder/],
+    [['convert', '--to', 'gguf', '--out', '/nonexistent/dir/x.gguf'], /convert: --out \/nonexistent\/dir\/x\.gguf: folder \/nonexistent\/dir does not exist/],
+    [['pretrain', '--tiny', '--out', 'README.md'], /pretrain: --out README\.md: is a file, not a folder/],
+  ] as [string[], RegExp][]) {
+    const r = cli(args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, why);
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
 });

@@ -6,7 +6,7 @@ import { loadEngine, runEvalJob } from '../eval/setup.js';
 import { parseBudgets, parseMode } from '../eval/settings.js';
 import { formatTable } from '../eval/summary.js';
 import { defaultModelDir } from '../paths.js';
-import { formatHelp, parseArgs, type OptionSpecs } from './args.js';
+import { checkOutputPath, formatHelp, parseArgs, type OptionSpecs } from './args.js';
 
 export const summary = 'the demo: needle + two RULER tasks, every method at two budgets, on the embedded model; table + report';
 
@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length) throw new KvevictError(`demo: unexpected argument "${positionals[0]}"`);
-  const out = options.out as string;
+  const out = checkOutputPath(options.out as string, 'folder', 'demo: --out');
   const presses = options.press ? list(options.press) : demoPresses();
   const plan = demoPlan(parseBudgets(list(options.budget)), list(options.mode).map((m) => parseMode(m)), presses);
   const t0 = performance.now();

@@ -103,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
       ...DEFAULT_REF_EVAL, needleLengths: ints('needle-lengths'), rulerLengths: ints('ruler-lengths'), rulerSamples: int(o, 'ruler-samples'),
       out, progress: process.stderr, log: process.stderr,
     });
-    const file = typeof o['eval-out'] === 'string' ? resolve(o['eval-out']) : join(dir, 'heldout-eval.json');
+    const file = typeof o['eval-out'] === 'string' ? checkOutputPath(o['eval-out'], 'file', 'pretrain: --eval-out') : join(dir, 'heldout-eval.json');
     writeRefEval(file, result);
     process.stdout.write(refEvalTables(result) + `\n(${result.seconds.toFixed(0)} s; rows in ${out}; written to ${file})\n`);
     return 0;
@@ -113,7 +113,7 @@ export async function run(argv: string[]): Promise<number> {
     const lengths = String(o['card-lengths']).split(',').map(Number);
     if (lengths.some((l) => !Number.isInteger(l) || l <= 0)) throw new KvevictError('pretrain: --card-lengths must be positive integers');
     const result = await evaluateCard(dir, { ...DEFAULT_CARD_EVAL, lengths, perTask: int(o, 'per-task'), log: (l) => process.stderr.write(l + '\n') });
-    const file = typeof o['eval-out'] === 'string' ? resolve(o['eval-out']) : join(dir, 'heldout-eval.json');
+    const file = typeof o['eval-out'] === 'string' ? checkOutputPath(o['eval-out'], 'file', 'pretrain: --eval-out') : join(dir, 'heldout-eval.json');
     writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
     process.stdout.write(cardTables(result) + `\n(${result.seconds.toFixed(0)} s; written to ${file})\n`);
     return 0;
@@ -123,7 +123,7 @@ export async function run(argv: string[]): Promise<number> {
   const opts: PretrainOptions = {
     ...DEFAULT_PRETRAIN,
     out,
-    exportDir: typeof o.export === 'string' ? resolve(o.export) : null,
+    exportDir: typeof o.export === 'string' ? checkOutputPath(o.export, 'folder', 'pretrain: --export') : null,
     seed: int(o, 'seed'), steps: int(o, 'steps'), tokensPerStep: int(o, 'tokens-per-step'), lr: o.lr as number, warmup: int(o, 'warmup'),
     clip: o.clip as number, hidden: int(o, 'hidden'), layers: int(o, 'layers'), heads: int(o, 'heads'), kvHeads: int(o, 'kv-heads'),
     intermediate: int(o, 'intermediate'), ropeTheta: o['rope-theta'] as number, maxPositions: int(o, 'max-positions'), maxLength: int(o, 'max-length'),
