@@ -76,9 +76,16 @@ export function rowCheck(row: Omit<ResultRow, 'check'>): string {
   return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
 }
 
+/** Every field a row may have: one that is not among them (a damaged name) makes the line no row. */
+const ROW_FIELDS = new Set([
+  'key', 'model', 'dataset', 'task', 'case', 'press', 'options', 'budget', 'mode', 'prompt_tokens', 'compressible_tokens', 'truncated_tokens',
+  'prediction', 'answers', 'metric', 'score', 'fidelity', 'cache_bytes', 'full_cache_bytes', 'timings', 'meta', 'check',
+]);
+
 function isRow(r: unknown): r is ResultRow {
   if (typeof r !== 'object' || r === null || Array.isArray(r)) return false;
   const o = r as Record<string, unknown>;
+  if (Object.keys(o).some((k) => !ROW_FIELDS.has(k))) return false;
   if (typeof o.key !== 'string' || typeof o.score !== 'number' || !(o.score >= 0 && o.score <= 100)) return false;
   if (typeof o.case !== 'string' || typeof o.press !== 'string' || typeof o.mode !== 'string') return false;
   if (typeof o.budget !== 'number' || !Number.isInteger(o.budget) || o.budget < 1) return false;

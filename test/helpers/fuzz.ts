@@ -139,7 +139,8 @@ function mutate(rng: Rng, t: Target, kind: FuzzKind): Buffer {
     case 1: { // byte flips (in the header where data bytes carry no structure)
       const c = Buffer.from(b);
       for (let i = 0, n = 1 + rng.int(4); i < n; i++) {
-        const at = kind === 'results' ? structuralResultsByte(rng, c)
+        // results rows carry their own digest, so a flip anywhere in them, values included, must be caught
+        const at = kind === 'results' ? (rng.next() < 0.5 ? structuralResultsByte(rng, c) : rng.int(c.length))
           : kind === 'checkpoint' ? rng.int(c.length)
             : kind === 'gguf' ? rng.pick(ggufStructure(t.original)).at + rng.int(4)
               : structuralJsonByte(rng, c, t.headerEnd);
