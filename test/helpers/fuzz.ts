@@ -143,7 +143,9 @@ function mutate(rng: Rng, t: Target, kind: FuzzKind): Buffer {
         const at = kind === 'results' ? (rng.next() < 0.5 ? structuralResultsByte(rng, c) : rng.int(c.length))
           : kind === 'checkpoint' ? rng.int(c.length)
             : kind === 'gguf' ? rng.pick(ggufStructure(t.original)).at + rng.int(4)
-              : structuralJsonByte(rng, c, t.headerEnd);
+              // a model's header has no free text the loader would not check: any byte of it (a soft-token file's
+              // model_hash is free text, so there only the structure)
+              : kind === 'safetensors' && rng.next() < 0.5 ? 8 + rng.int(t.headerEnd - 8) : structuralJsonByte(rng, c, t.headerEnd);
         c[at] ^= 1 << rng.int(8);
       }
       return c;
