@@ -277,32 +277,31 @@ static napi_value js_rope(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/* siluMul(out, gate, up, n) */
-static napi_value js_silu_mul(napi_env env, napi_callback_info info) {
+/* The element-wise kernels of three float32 arrays of n values: out = f(a, b). */
+static napi_value elementwise3(napi_env env, napi_callback_info info, const char *fn, const char *names[3],
+                               void (*kernel)(float *, const float *, const float *, int64_t)) {
   Args a;
-  if (!get_args(env, info, &a, "siluMul", 4)) return NULL;
+  if (!get_args(env, info, &a, fn, 4)) return NULL;
   int64_t n = arg_int(&a, 3, "n");
   if (!a.failed && n < 0) fail(&a, "n must be >= 0");
-  float *out = arg_array(&a, 0, "out", napi_float32_array, n);
-  const float *gate = arg_array(&a, 1, "gate", napi_float32_array, n);
-  const float *up = arg_array(&a, 2, "up", napi_float32_array, n);
+  float *out = arg_array(&a, 0, names[0], napi_float32_array, n);
+  const float *x = arg_array(&a, 1, names[1], napi_float32_array, n);
+  const float *y = arg_array(&a, 2, names[2], napi_float32_array, n);
   if (a.failed) return NULL;
-  kv_silu_mul(out, gate, up, n);
+  kernel(out, x, y, n);
   return undefined(env);
+}
+
+/* siluMul(out, gate, up, n) */
+static napi_value js_silu_mul(napi_env env, napi_callback_info info) {
+  static const char *names[3] = {"out", "gate", "up"};
+  return elementwise3(env, info, "siluMul", names, kv_silu_mul);
 }
 
 /* add(out, a, b, n): out = a + b (out may be a) */
 static napi_value js_add(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, &a, "add", 4)) return NULL;
-  int64_t n = arg_int(&a, 3, "n");
-  if (!a.failed && n < 0) fail(&a, "n must be >= 0");
-  float *out = arg_array(&a, 0, "out", napi_float32_array, n);
-  const float *x = arg_array(&a, 1, "a", napi_float32_array, n);
-  const float *y = arg_array(&a, 2, "b", napi_float32_array, n);
-  if (a.failed) return NULL;
-  kv_add(out, x, y, n);
-  return undefined(env);
+  static const char *names[3] = {"out", "a", "b"};
+  return elementwise3(env, info, "add", names, kv_add);
 }
 
 /* copyRows(dst, dstOffset, src, srcOffset, srcStride, rows, width): a strided block of rows into a compact one,
