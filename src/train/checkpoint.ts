@@ -51,6 +51,11 @@ export function saveCheckpoint(file: string, params: Tensor[], opt: AdamW, meta:
   renameSync(tmp, file);
 }
 
+/** A whole number >= 0 (a step, a count) as a JSON header holds it. */
+export function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
+}
+
 /** Restore parameters and optimizer state in place; returns the metadata. Refuses, in one line, any file that is not whole. */
 export function loadCheckpoint(file: string, params: Tensor[], opt: AdamW): CheckpointMeta {
   if (!existsSync(file)) throw new KvevictError(`${file}: no checkpoint to resume from`);
@@ -65,11 +70,10 @@ export function loadCheckpoint(file: string, params: Tensor[], opt: AdamW): Chec
   } catch {
     throw bad('the header is not valid JSON');
   }
-  const int = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
   if (typeof header !== 'object' || header === null) throw bad('the header is not an object');
-  if (!int(header.step)) throw bad(`step ${JSON.stringify(header.step)} is not a whole number`);
-  if (!int(header.adamT)) throw bad(`adamT ${JSON.stringify(header.adamT)} is not a whole number`);
-  if (!Array.isArray(header.sizes) || !header.sizes.every(int)) throw bad('the tensor sizes are missing');
+  if (!isCount(header.step)) throw bad(`step ${JSON.stringify(header.step)} is not a whole number`);
+  if (!isCount(header.adamT)) throw bad(`adamT ${JSON.stringify(header.adamT)} is not a whole number`);
+  if (!Array.isArray(header.sizes) || !header.sizes.every(isCount)) throw bad('the tensor sizes are missing');
   if (!Array.isArray(header.history)) throw bad('the history is missing');
   if (header.sizes.length !== params.length || header.sizes.some((s, i) => s !== params[i].size)) {
     throw new KvevictError(`${file}: checkpoint tensors do not match the model configuration`);

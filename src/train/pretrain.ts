@@ -8,7 +8,7 @@ import { crossEntropy } from '../autograd/ops/cross-entropy.js';
 import { kernels } from '../kernels/index.js';
 import { AdamW, DEFAULT_ADAMW, clipGradNorm } from './adamw.js';
 import { learningRate } from './schedule.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { isCount, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { TrainModel } from './model.js';
 import { countParams, initParams, namedParams, paramsFromWeights, type ModelParams } from './params.js';
 import { loadCorpus, type Corpus } from './data/corpus.js';
@@ -296,8 +296,7 @@ export function readTrainState(dir: string): TrainState {
   } catch {
     throw new KvevictError(`${file}: not valid JSON`);
   }
-  const int = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
-  if (!s || typeof s !== 'object' || !int(s.step) || !int(s.tokensSeen) || typeof s.elapsedSeconds !== 'number' || !Array.isArray(s.history) || typeof s.options !== 'object' || s.options === null) {
+  if (!s || typeof s !== 'object' || !isCount(s.step) || !isCount(s.tokensSeen) || typeof s.elapsedSeconds !== 'number' || !Array.isArray(s.history) || typeof s.options !== 'object' || s.options === null) {
     throw new KvevictError(`${file}: not a training state (step, tokensSeen, elapsedSeconds, options, history)`);
   }
   return s;

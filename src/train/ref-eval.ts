@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { LlamaModel } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
 import { ModelEngine } from '../eval/model-engine.js';
@@ -118,7 +118,6 @@ export async function evaluateReference(dir: string, o: RefEvalOptions): Promise
   }
   if (r8) t('RULER 8K: mean of 11 tasks', r8.score, '>= 65', r8.score >= 65);
   report.seconds = (Date.now() - t0) / 1000;
-  mkdirSync(o.out, { recursive: true });
   return report;
 }
 

@@ -132,7 +132,6 @@ function makeTarget(kind: FuzzKind, root: string): Target {
 /** One seeded mutation of `t.original`. */
 function mutate(rng: Rng, t: Target, kind: FuzzKind): Buffer {
   const b = Buffer.from(t.original);
-  const structural = (n: number) => (t.headerEnd > 8 ? 8 + rng.int(Math.max(1, t.headerEnd - 8)) : rng.int(Math.max(1, n)));
   switch (rng.int(kind === 'results' ? 4 : 6)) {
     case 0: // truncation
       return b.subarray(0, rng.int(b.length));

@@ -1,3 +1,4 @@
+import { firstNonFinite } from '../../model/weights.js';
 /**
  * Trained Judge Q soft tokens on disk, and the model they belong to.
  *
@@ -99,9 +100,8 @@ export function loadSoftTokens(file: string): SoftTokens {
     throw new KvevictError(`${file}: metadata hidden_size ${meta.hidden_size} disagrees with tensor ${SOFT_TENSOR} [${info.shape.join(', ')}]`);
   }
   const embeddings = readTensorF32(info, file);
-  for (let i = 0; i < embeddings.length; i++) {
-    if (!Number.isFinite(embeddings[i])) throw new KvevictError(`${file}: tensor ${SOFT_TENSOR} holds a non-finite value at index ${i}`);
-  }
+  const bad = firstNonFinite(embeddings);
+  if (bad >= 0) throw new KvevictError(`${file}: tensor ${SOFT_TENSOR} holds a non-finite value at index ${bad}`);
   return { embeddings, count, hiddenSize, modelHash: modelHashValue, metadata: { ...meta }, file };
 }
 
