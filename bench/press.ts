@@ -17,7 +17,7 @@ import { kernels } from '../src/kernels/index.js';
 import { LlamaModel } from '../src/model/llama.js';
 import type { LayerView } from '../src/model/types.js';
 import { PrefillRecorder } from '../src/press/capture.js';
-import { makePress, type PressOptions } from '../src/press/index.js';
+import { makePress, PRESS_NAMES } from '../src/press/index.js';
 import { runAndRecord } from './record.js';
 import { selectCache } from '../src/press/select-cache.js';
 import type { CaptureRequest, PrefillRun } from '../src/press/types.js';
@@ -34,10 +34,8 @@ const H2O_MAX_CONTEXT = 8192;
 const REPEATS = 3;
 const DECODE_ROUNDS = 3;
 
-const METHODS: [string, PressOptions][] = [
-  ['random', {}], ['streaming', {}], ['knorm', {}], ['keydiff', {}], ['h2o', {}], ['tova', {}], ['snapkv', {}], ['pyramidkv', {}],
-  ['adakv', {}], ['expected-attention', {}], ['laq', {}], ['laq++', {}],
-];
+/** Every method with its defaults, but full (nothing to choose) and Judge Q (its soft tokens are trained for another model). */
+const METHODS = PRESS_NAMES.filter((n) => n !== 'full' && !n.startsWith('judgeq'));
 
 type CaptureKind = 'window' | 'columnSums' | 'queryStats';
 
@@ -85,11 +83,11 @@ function captureRequests(): Record<CaptureKind, CaptureRequest> {
   return { window: { windowQueries: 32 }, columnSums: { columnSums: true }, queryStats: { queryStats: { sinks: 4 } } };
 }
 
-function captureKindOf(name: string): CaptureKind | null {
-  if (name === 'h2o') return 'columnSums';
-  if (name === 'expected-attention') return 'queryStats';
-  if (['snapkv', 'pyramidkv', 'adakv', 'tova', 'laq', 'laq++'].includes(name)) return 'window';
-  return null;
+/** What a method records during the prefill, as its press asks for it. */
+function captureKindOf(request: CaptureRequest): CaptureKind | null {
+  if (request.columnSums) return 'columnSums';
+  if (request.queryStats) return 'queryStats';
+  return request.windowQueries ? 'window' : null;
 }
 
 /** A plan that keeps every entry: selectCache with it copies the cache. */
@@ -156,9 +154,10 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
     };
     const methods: MethodTiming[] = [];
     let snapPlan: Int32Array[][] | null = null;
-    for (const [name, o] of METHODS) {
-      if (name === 'h2o' && !withH2o) continue;
-      const press = makePress(name, { budget: BUDGET, ...o });
+    for (const name of METHODS) {
+      const press = makePress(name, { budget: BUDGET });
+      const kind = captureKindOf(press.capture(L));
+      if (kind === 'columnSums' && !withH2o) continue;
       let compressMs = Infinity;
       let plan = null;
       for (let rep = 0; rep < REPEATS; rep++) {
@@ -167,7 +166,6 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
         compressMs = Math.min(compressMs, performance.now() - t);
       }
       if (name === 'snapkv') snapPlan = plan;
-      const kind = captureKindOf(name);
       const cap = kind ? captureMs[kind] : 0;
       methods.push({ method: name, captureMs: cap, compressMs, selectMs: cap + compressMs, shareOfPrefill: (cap + compressMs) / prefillMs });
     }

@@ -40,12 +40,11 @@ export {
 } from './generate/pipeline.js';
 
 // eviction methods ("presses")
-export { PRESS_OPTION_SPECS, pressFromCli } from './cli/press-options.js';
 export {
-  makePress, optionsOf, describePress, PRESS_NAMES, ADAKV_SCORERS,
-  PRESS_DEFAULTS, resolveBudget, ScorePress, AttentionScorer, WindowQueries, LookaheadQueries,
+  makePress, parsePress, pressFromSpec, optionsOf, optionSpecsOf, describePress, pressHelp, PRESS_NAMES, WRAPPABLE, ADAKV_SCORERS,
+  resolveBudget, ScorePress, AttentionScorer, WindowQueries, LookaheadQueries,
   PrefillRecorder, mergeCaptures, selectCache, keepAllPlan,
-  type PressOptions, type BudgetSpec, type KeepPlan, type Press, type PrefillRun, type PressModel, type CaptureRequest,
+  type PressOptions, type PressSpec, type Method, type Wrapper, type Composition, type OptionSpec, type BudgetSpec, type KeepPlan, type Press, type PrefillRun, type PressModel, type CaptureRequest,
   type Captured, type QueryBlock, type QuerySource, type Scorer, type Allocator, type HeadScores,
 } from './press/index.js';
 
@@ -58,10 +57,10 @@ export {
 export type { EvalCase, LoadedDataset } from './eval/case.js';
 export { loadDataset, DATASET_FORMS, type DatasetOptions } from './eval/datasets/index.js';
 export { preparePrompt, chatWrapper, truncateMiddle, type PreparedPrompt, type TextTokenizer } from './eval/prompt.js';
-export { MODES, makeGrid, parseMode, parseBudgets, parsePressSpec, pressLabel, type Mode, type PressSpec, type Setting } from './eval/settings.js';
+export { MODES, makeGrid, parseMode, parseBudgets, pressLabel, type Mode, type Setting } from './eval/settings.js';
 export { runGrid, type RunGridOptions, type RunGridResult } from './eval/runner.js';
 export { runEvalJob, loadEngine, type EvalJob } from './eval/setup.js';
-export { ModelEngine, pressOptions } from './eval/model-engine.js';
+export { ModelEngine } from './eval/model-engine.js';
 export type { EvalEngine } from './eval/engine.js';
 export { readRows, RESULTS_FILE, type ResultRow, type FidelityFigures } from './eval/results.js';
 export { summarize, formatTable, formatMarkdownTable, formatMarkdownPivot, jsonSummary, type SummaryRow } from './eval/summary.js';

@@ -11,9 +11,8 @@ import { Progress, formatDuration } from '../src/eval/progress.js';
 import type { PreparedPrompt } from '../src/eval/prompt.js';
 import { LOCK_FILE, readRows, readRowsWithProblems } from '../src/eval/results.js';
 import { keptCaseIds, runGrid, type KeptFile } from '../src/eval/runner.js';
-import { makeGrid, parseBudgets, parsePressSpec, pressLabel, rowKey, settingDigest, type Mode, type PressSpec, type Setting } from '../src/eval/settings.js';
+import { makeGrid, parseBudgets, parsePress, pressLabel, rowKey, settingDigest, type Mode, type PressSpec, type Setting } from '../src/eval/settings.js';
 import { makePress } from '../src/press/index.js';
-import { pressOptions } from '../src/eval/model-engine.js';
 import { formatMarkdownTable, formatTable, jsonSummary, summarize } from '../src/eval/summary.js';
 import { byteTokenizer, tempDir, writeLines } from './helpers/eval-fixtures.js';
 
@@ -75,7 +74,7 @@ function dataset(dir: string): { file: string; ds: LoadedDataset } {
   return { file, ds: loadPlain(file) };
 }
 
-const presses = ['full', 'snapkv'].map((p) => parsePressSpec(p));
+const presses = ['full', 'snapkv'].map((p) => parsePress(p));
 
 test('grid runner: rows, shared full run, scores, fidelity, kept plans, problems', async () => {
   const dir = tempDir();
@@ -156,13 +155,15 @@ test('grid runner: bad input is one line, the rest still runs', async () => {
   const dir = tempDir();
   const { ds } = dataset(dir);
   const grid = makeGrid(presses, [64], ['query-aware']);
-  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: ds, grid: makeGrid([parsePressSpec('bogus')], [64], ['query-aware']), outDir: join(dir, 'o1'), progress: sink(), log: sink() }), /unknown press "bogus"/);
+  assert.throws(() => parsePress('bogus'), /unknown press "bogus"/);
+  const bogus = { name: 'bogus', options: {} };
+  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: ds, grid: makeGrid([bogus], [64], ['query-aware']), outDir: join(dir, 'o1'), progress: sink(), log: sink() }), /unknown press "bogus"/);
   assert.ok(!existsSync(join(dir, 'o1', 'results.jsonl')));
   await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: { ...ds, cases: [] }, grid, outDir: join(dir, 'o2'), progress: sink(), log: sink() }), /no usable cases; 1 line\(s\) skipped, the first: .*cases\.jsonl:2: invalid JSON/);
-  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: ds, grid: makeGrid([parsePressSpec('full:window=8')], [64], ['query-aware']), outDir: join(dir, 'o5'), progress: sink(), log: sink() }), /--press full takes no options \(got window\)/);
+  assert.throws(() => parsePress('full:window=8'), /press full does not take option window \(its options: none\)/);
   assert.throws(() => makeGrid([], [64], ['query-aware']), /empty grid/);
   assert.throws(() => parseBudgets(['64', 'x']), /budget "x" must be a positive integer/);
-  assert.throws(() => parsePressSpec('snapkv:window'), /bad option "window"/);
+  assert.throws(() => parsePress('snapkv:window'), /bad option "window"/);
   // a case whose question does not fit is skipped with a line naming it
   const huge: EvalCase = { ...ds.cases[0], id: 'huge', after: 'q'.repeat(2000) };
   const log = sink();
@@ -179,10 +180,10 @@ test('grid runner: bad input is one line, the rest still runs', async () => {
 });
 
 test('settings: press specs with options, labels and keys', () => {
-  const p = parsePressSpec('SnapKV:window=64:pool=avg:reference-mask=true');
-  assert.deepEqual(p, { name: 'snapkv', options: { window: 64, pool: 'avg', 'reference-mask': true } });
-  assert.equal(pressLabel(p), 'snapkv(pool=avg,reference-mask=true,window=64)');
-  const q = parsePressSpec('snapkv:pool=avg:window=64:reference-mask=true');
+  const p = parsePress('LAQ:window=64:pool=avg:reference-mask=true');
+  assert.deepEqual(p, { name: 'laq', options: { window: 64, pool: 'avg', 'reference-mask': true } });
+  assert.equal(pressLabel(p), 'laq(pool=avg,reference-mask=true,window=64)');
+  const q = parsePress('laq:pool=avg:window=64:reference-mask=true');
   const c: EvalCase = { id: 'c', task: 't', before: '', context: 'ctx', after: '\n\nq?', question: 'q?', answers: ['A'], scoring: { metric: 'string_match_part' }, maxNewTokens: 8, chat: true, answerPrefix: '', meta: {} };
   assert.equal(rowKey(c, p, 64, 'query-aware'), rowKey(c, q, 64, 'query-aware'));
   assert.notEqual(rowKey(c, p, 64, 'query-aware'), rowKey(c, p, 64, 'query-agnostic'));
@@ -192,14 +193,14 @@ test('settings: press specs with options, labels and keys', () => {
   }
   assert.notEqual(rowKey(c, p, 64, 'query-aware', 'model-a'), rowKey(c, p, 64, 'query-aware', 'model-b'), 'the model fingerprint is in the key');
   // every option the method takes is in the digest, defaults included: an explicit default digests the same
-  assert.equal(settingDigest(parsePressSpec('snapkv'), 'm'), settingDigest(parsePressSpec('snapkv:window=32'), 'm'));
-  assert.notEqual(settingDigest(parsePressSpec('snapkv'), 'm'), settingDigest(parsePressSpec('snapkv:window=16'), 'm'));
+  assert.equal(settingDigest(parsePress('snapkv'), 'm'), settingDigest(parsePress('snapkv:window=32'), 'm'));
+  assert.notEqual(settingDigest(parsePress('snapkv'), 'm'), settingDigest(parsePress('snapkv:window=16'), 'm'));
   const grid: Setting[] = makeGrid([p], [1, 2], ['query-aware', 'query-agnostic']);
   assert.equal(grid.length, 4);
   assert.equal(makeGrid([p, q], [64, 64, 128], ['query-aware']).length, 2, 'a setting given twice runs once');
   for (const b of ['0x10', '1e2', '64.0', ' ']) assert.throws(() => parseBudgets([b]), /must be a positive integer/, b);
   assert.deepEqual(parseBudgets(['64', '128']), [64, 128]);
-  assert.throws(() => makePress('judgeq', pressOptions(parsePressSpec('judgeq:no-window=maybe'), 64)), /--no-window is true or false, got "maybe"/);
+  assert.throws(() => parsePress('judgeq:no-window=maybe'), /no-window must be true or false, got "maybe"/);
 });
 
 test('progress: time left from computed rows only, summary means', () => {

@@ -68,7 +68,7 @@ describe('kvevict generate --question / --mode', () => {
     const budget = 16;
     const out = parse(cli([
       'generate', '--model', dir, '--chat', CONTEXT, '--question', QUESTION, '--mode', 'query-agnostic',
-      '--press', 'snapkv', '--budget', String(budget), '--window', '4', '--max-new-tokens', '5', '--json',
+      '--press', 'snapkv:window=4', '--budget', String(budget), '--max-new-tokens', '5', '--json',
     ]));
     const loaded = loadModelDir(dir);
     const cfg = loaded.config;
@@ -87,7 +87,7 @@ describe('kvevict generate --question / --mode', () => {
 
     // query-aware with the same press compresses context + question: a different cache
     const aware = parse(cli([
-      'generate', '--model', dir, '--chat', CONTEXT, '--question', QUESTION, '--press', 'snapkv', '--budget', String(budget), '--window', '4', '--max-new-tokens', '5', '--json',
+      'generate', '--model', dir, '--chat', CONTEXT, '--question', QUESTION, '--press', 'snapkv:window=4', '--budget', String(budget), '--max-new-tokens', '5', '--json',
     ]));
     assert.deepEqual(aware.promptTokens, out.promptTokens);
     assert.equal(aware.eviction!.fullCacheBytes, cfg.numLayers * cfg.numKvHeads * out.promptTokens.length * entry);

@@ -262,7 +262,7 @@ describe('kvevict generate', () => {
 });
 
 test('an oversized --lookahead names the option, not a position (exit 2)', () => {
-  const r = cli(['generate', '--chat', 'The pass key is 123.', '--question', 'What is it?', '--press', 'laq', '--budget', '40', '--window', '8', '--lookahead', '5000']);
+  const r = cli(['generate', '--chat', 'The pass key is 123.', '--question', 'What is it?', '--press', 'laq:window=8:lookahead=5000', '--budget', '40']);
   assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /--lookahead 5000: the prompt \(\d+ tokens\) and the lookahead pass max_position_embeddings 4096/);
+  assert.match(r.stderr, /lookahead 5000: the prompt \(\d+ tokens\) and the lookahead pass max_position_embeddings 4096/);
 });

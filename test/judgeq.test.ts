@@ -214,12 +214,12 @@ describe('soft-token file', () => {
     await prefillAndCompress(a.model, promptTokens(30, 2), press);
   });
 
-  it('options: judgeq takes --soft and --no-window, not --lookahead; a missing file is named', () => {
-    assert.throws(() => makePress('judgeq', { budget: 64, lookahead: 3, soft: 'x' }), /press judgeq does not take --lookahead/);
-    assert.throws(() => makePress('judgeq+window', { budget: 64, noWindow: true, soft: 'x' }), /does not take --no-window/);
-    assert.throws(() => makePress('snapkv', { budget: 8, window: 4, soft: 'x' }), /press snapkv does not take --soft/);
-    assert.throws(() => makePress('judgeq', { budget: 8, soft: 'x' }), /--window 32 is larger than --budget 8/);
-    assert.throws(() => makePress('judgeq', { budget: 8, soft: '' }), /--soft needs a file name/);
+  it('options: judgeq takes soft and no-window, not lookahead; a missing file is named', () => {
+    assert.throws(() => makePress('judgeq', { budget: 64, lookahead: 3, soft: 'x' }), /press judgeq does not take option lookahead/);
+    assert.throws(() => makePress('judgeq+window', { budget: 64, noWindow: true, soft: 'x' }), /does not take option no-window/);
+    assert.throws(() => makePress('snapkv', { budget: 8, window: 4, soft: 'x' }), /press snapkv does not take option soft/);
+    assert.throws(() => makePress('judgeq', { budget: 8, soft: 'x' }), /window 32 is larger than the budget 8/);
+    assert.throws(() => makePress('judgeq', { budget: 8, soft: '' }), /soft must be a file name/);
     assert.throws(() => makePress('judgeq', { budget: 64, soft: join(dir, 'nope.safetensors') }), /nope\.safetensors: soft-token file not found/);
   });
 });

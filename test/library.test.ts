@@ -88,7 +88,7 @@ describe('library entry point', () => {
 
   test('exports the public API', () => {
     for (const name of [
-      'loadModelDir', 'LlamaModel', 'KvCache', 'kernels', 'jsKernels', 'makePress', 'PRESS_NAMES', 'PRESS_OPTION_SPECS',
+      'loadModelDir', 'LlamaModel', 'KvCache', 'kernels', 'jsKernels', 'makePress', 'parsePress', 'PRESS_NAMES',
       'prefillAndCompress', 'answer', 'runQueryAware', 'runQueryAgnostic', 'runWithMode', 'decode', 'generateFromTokens',
       'runGrid', 'runEvalJob', 'scorePrediction', 'writeReport', 'loadSoftTokens', 'saveSoftTokens', 'pretrain', 'trainJudgeq',
       'KvevictError', 'defaultModelDir',

@@ -1,9 +1,10 @@
 import { KvevictError } from '../errors.js';
 import { DATASET_FORMS } from '../eval/datasets/index.js';
 import { runEvalJob } from '../eval/setup.js';
-import { MODES, makeGrid, parseBudgets, parseMode, parsePressSpec } from '../eval/settings.js';
+import { MODES, makeGrid, parseBudgets, parseMode, parsePress } from '../eval/settings.js';
 import { formatTable, jsonSummary } from '../eval/summary.js';
 import { defaultModelDir } from '../paths.js';
+import { pressHelp } from '../press/registry.js';
 import { formatHelp, parseArgs, requireString, checkOutputPath, type OptionSpecs } from './args.js';
 
 export const summary = 'run a grid of methods x budgets over a dataset; resumable, JSONL rows, summary table';
@@ -11,7 +12,7 @@ export const summary = 'run a grid of methods x budgets over a dataset; resumabl
 const specs: OptionSpecs = {
   dataset: { type: 'list', help: `what to evaluate: ${DATASET_FORMS} (several, comma-separated)` },
   model: { type: 'string', help: 'model folder', default: defaultModelDir },
-  press: { type: 'list', help: 'methods, comma-separated; options as name:key=value:key=value (e.g. snapkv:window=64)' },
+  press: { type: 'list', help: 'methods NAME[:key=value...], comma-separated (e.g. full,snapkv:window=64; methods below)' },
   budget: { type: 'list', help: 'entries kept per KV head per layer, comma-separated' },
   mode: { type: 'list', help: `${MODES.join(' or ')} (both, comma-separated)`, default: 'query-aware' },
   samples: { type: 'int', help: 'cases per dataset (first N; RULER tasks: N generated per length)' },
@@ -43,13 +44,13 @@ function numbers(items: string[] | undefined, name: string): number[] | undefine
 export async function run(argv: string[]): Promise<number> {
   const { options, positionals } = parseArgs(argv, specs, 'eval');
   if (options.help) {
-    process.stdout.write(formatHelp(USAGE, specs) + '\n');
+    process.stdout.write(formatHelp(USAGE, specs) + '\n\n' + pressHelp() + '\n');
     return 0;
   }
   if (positionals.length) throw new KvevictError(`eval: unexpected argument "${positionals[0]}"`);
   const datasets = options.dataset as string[] | undefined;
   if (!datasets) throw new KvevictError('eval: --dataset is required');
-  const presses = (options.press as string[] | undefined)?.map((p) => parsePressSpec(p));
+  const presses = (options.press as string[] | undefined)?.map((p) => parsePress(p));
   if (!presses) throw new KvevictError('eval: --press is required (e.g. --press full,snapkv,laq)');
   const budgetList = options.budget as string[] | undefined;
   if (!budgetList) throw new KvevictError('eval: --budget is required (e.g. --budget 64,128)');

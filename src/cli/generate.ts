@@ -6,6 +6,7 @@ import { loadModelDir } from '../model/load.js';
 import { preparePrompt, withBos } from '../eval/prompt.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
+import { pressHelp } from '../press/registry.js';
 import { PRESS_OPTION_SPECS, pressFromCli } from './press-options.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs, type ParsedOptions } from './args.js';
 
@@ -27,14 +28,14 @@ const specs: OptionSpecs = {
   question: { type: 'string', help: 'a question after the context: a blank line, then the question (inside the user turn with --chat), as eval\'s plain JSONL prompts' },
   mode: { type: 'string', help: 'query-aware: the whole prompt, question included, is compressed; query-agnostic: only --prompt/--chat is compressed, --question is fed after it at the next positions', default: 'query-aware' },
   ...GENERATION_OPTION_SPECS,
-  // KV-cache eviction after the prefill; --seed is the sampler's and also seeds the random press
-  ...Object.fromEntries(Object.entries(PRESS_OPTION_SPECS).filter(([name]) => name !== 'seed')),
+  // KV-cache eviction after the prefill
+  ...PRESS_OPTION_SPECS,
   weights: { type: 'string', help: 'how the linear layers hold their weights in memory: f32, or f16 (half the bytes each decode step reads; outputs change by the rounding)', default: 'f32' },
   json: { type: 'boolean', help: 'print one JSON object: prompt and generated ids, text, top-5 log-probabilities per step, timings' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const USAGE = 'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME (--budget B | --ratio R) [method options]] [--weights f32|f16] [--json]';
+const USAGE = 'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME[:key=value...] (--budget B | --ratio R)] [--weights f32|f16] [--json]';
 
 /** Sampling options from parsed generation options; bad values throw naming the option. */
 export function samplingFromOptions(o: ParsedOptions): SamplingOptions & { maxNewTokens: number } {
@@ -80,7 +81,7 @@ function splitPrompt(tok: Tokenizer, maxPositions: number, text: string, chat: b
 export async function run(argv: string[]): Promise<number> {
   const { options, positionals } = parseArgs(argv, specs, 'generate');
   if (options.help) {
-    process.stdout.write(formatHelp(USAGE, specs) + '\n');
+    process.stdout.write(formatHelp(USAGE, specs) + '\n\n' + pressHelp() + '\n');
     return 0;
   }
   if (positionals.length) throw new KvevictError(`generate: unexpected argument "${positionals[0]}" (the text goes after --prompt or --chat)`);
@@ -93,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
   if (question === undefined && mode === 'query-agnostic') throw new KvevictError('generate: --mode query-agnostic needs --question (the part fed after the compressed context)');
   if (question !== undefined && question.trim() === '') throw new KvevictError('generate: --question is empty');
   const sampling = samplingFromOptions(options);
-  const press = pressFromCli(options, ['seed']);
+  const press = pressFromCli(options);
   const dir = requireString(options, 'model', 'generate');
   const weights = options.weights as string;
   if (!(WEIGHT_FORMATS as readonly string[]).includes(weights)) throw new KvevictError(`generate: --weights must be ${WEIGHT_FORMATS.join(' or ')}, got "${weights}"`);

@@ -4,6 +4,7 @@ import { LlamaModel } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
+import { pressHelp } from '../press/registry.js';
 import { PRESS_OPTION_SPECS, pressFromCli } from './press-options.js';
 import type { KeepPlan } from '../press/types.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
@@ -21,7 +22,7 @@ const specs: OptionSpecs = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const USAGE = 'kvevict inspect [--model DIR] (--prompt TEXT | --chat TEXT) --press NAME (--budget B | --ratio R) [method options] [--layer N --head H] [--json]';
+const USAGE = 'kvevict inspect [--model DIR] (--prompt TEXT | --chat TEXT) --press NAME[:key=value...] (--budget B | --ratio R) [--layer N --head H] [--json]';
 
 /** What `inspect --json` prints. */
 export interface InspectJson {
@@ -70,7 +71,7 @@ function summaryText(promptTokens: number[], plan: KeepPlan, pressName: string, 
 export async function run(argv: string[]): Promise<number> {
   const { options, positionals } = parseArgs(argv, specs, 'inspect');
   if (options.help) {
-    process.stdout.write(formatHelp(USAGE, specs) + '\n');
+    process.stdout.write(formatHelp(USAGE, specs) + '\n\n' + pressHelp() + '\n');
     return 0;
   }
   if (positionals.length) throw new KvevictError(`inspect: unexpected argument "${positionals[0]}" (the text goes after --prompt or --chat)`);

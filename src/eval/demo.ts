@@ -5,7 +5,7 @@ import { PRESS_NAMES } from '../press/registry.js';
 import { KEPT_DIR } from './runner.js';
 import { RESULTS_FILE, RUN_FILE } from './results.js';
 import type { EvalJob } from './setup.js';
-import { makeGrid, parsePressSpec, type Mode, type Setting } from './settings.js';
+import { makeGrid, parsePress, type Mode, type Setting } from './settings.js';
 
 /** The methods the demo compares first; every other method that can run follows. */
 export const DEMO_LEAD = ['full', 'streaming', 'snapkv', 'pyramidkv', 'laq'];
@@ -29,7 +29,7 @@ export interface DemoPlan {
 export function demoPlan(budgets: number[] = [64, 128], modes: Mode[] = ['query-aware'], presses: string[] = demoPresses()): DemoPlan {
   return {
     datasets: ['niah', 'ruler:niah_single_2', 'ruler:vt'],
-    grid: makeGrid(presses.map((p) => parsePressSpec(p)), budgets, modes),
+    grid: makeGrid(presses.map((p) => parsePress(p)), budgets, modes),
     samples: 3,
     lengths: { niah: [1024, 2048], ruler: [2048] },
     depths: [0, 50, 100],

@@ -9,9 +9,8 @@ import { answer, type CompressedContext } from '../generate/pipeline.js';
 import { greedy } from '../generate/sampling.js';
 import type { LlamaModel } from '../model/llama.js';
 import type { Observer } from '../model/types.js';
-import { CLI_NAME, type PressOptions } from '../press/options.js';
 import { PrefillRecorder, mergeCaptures } from '../press/capture.js';
-import { makePress } from '../press/registry.js';
+import { pressFromSpec } from '../press/registry.js';
 import { selectCache } from '../press/select-cache.js';
 import type { Captured, Press, PrefillRun } from '../press/types.js';
 import type { EvalCase } from './case.js';
@@ -26,20 +25,6 @@ export interface EngineTokenizer extends TextTokenizer {
   /** ids at or past this are not text (a model's vocabulary is often padded) */
   readonly vocabSize: number;
   decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
-}
-
-const KEY_OF_CLI: Record<string, keyof PressOptions> = Object.fromEntries(Object.entries(CLI_NAME).map(([k, v]) => [v, k as keyof PressOptions]));
-
-/** Press options from "name:key=value" options (CLI or library spelling). */
-export function pressOptions(spec: PressSpec, budget: number): PressOptions {
-  const o: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(spec.options)) {
-    const key = KEY_OF_CLI[k] ?? k;
-    if (key === 'budget' || key === 'ratio') throw new KvevictError(`--press ${spec.name}: give the budget with --budget, not as an option`);
-    o[key] = v;
-  }
-  o.budget = budget;
-  return o as PressOptions;
 }
 
 interface PrefillState {
@@ -91,7 +76,7 @@ export class ModelEngine implements EvalEngine {
     const key = JSON.stringify([spec.name, canonicalOptions(spec.options), budget]);
     let p = this.presses.get(key);
     if (!p) {
-      p = makePress(spec.name, pressOptions(spec, budget));
+      p = pressFromSpec(spec, { budget });
       this.presses.set(key, p);
     }
     return p;

@@ -4,7 +4,7 @@ import { demoPresses } from './demo.js';
 import { writeReport } from './report/index.js';
 import { readRows } from './results.js';
 import { loadEngine, runEvalJob, type EvalJob } from './setup.js';
-import { MODES, makeGrid, parsePressSpec } from './settings.js';
+import { MODES, makeGrid, parsePress } from './settings.js';
 import { formatMarkdownFocus, formatMarkdownPivot } from './summary.js';
 import type { TextSink } from './progress.js';
 
@@ -36,7 +36,7 @@ const END = '<!-- results:end -->';
 export async function readmeResults(o: ReadmeResultsOptions): Promise<string> {
   const loaded = loadEngine(o.modelDir);
   const presses = o.quick ? ['full', 'streaming', 'snapkv', 'laq'] : demoPresses();
-  const grid = makeGrid(presses.map((p) => parsePressSpec(p)), o.quick ? [64, 128] : README_BUDGETS, [...MODES]);
+  const grid = makeGrid(presses.map((p) => parsePress(p)), o.quick ? [64, 128] : README_BUDGETS, [...MODES]);
   const base = { grid, outDir: o.out, seed: 0, progress: o.progress, log: o.log, modelDir: o.modelDir };
   const jobs: EvalJob[] = [
     { ...base, datasets: ['niah'], depths: o.quick ? [0, 100] : [0, 25, 50, 75, 100], ...(o.quick ? { lengths: [1024] } : {}) },

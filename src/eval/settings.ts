@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { EvalCase } from './case.js';
-import { optionsOf } from '../press/registry.js';
+import { resolvedOptionFlags, type PressSpec } from '../press/registry.js';
 import { PIPELINE_MODES, type PipelineMode } from '../generate/pipeline.js';
-import { CLI_NAME, PRESS_DEFAULTS } from '../press/options.js';
 import { KvevictError } from '../errors.js';
+
+export { parsePress, type PressSpec } from '../press/registry.js';
 
 /** The two modes of the pipeline (src/generate/pipeline.ts), as the grid names them. */
 export const MODES = PIPELINE_MODES;
@@ -11,37 +12,11 @@ export type Mode = PipelineMode;
 
 export type OptionValue = string | number | boolean;
 
-/** One method with its options, as given on the command line: "snapkv" or "snapkv:window=64:pool=avg". */
-export interface PressSpec {
-  name: string;
-  options: Record<string, OptionValue>;
-}
-
 /** One point of the grid. */
 export interface Setting {
   press: PressSpec;
   budget: number;
   mode: Mode;
-}
-
-function parseValue(v: string): OptionValue {
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  if (v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
-  return v;
-}
-
-/** Parse "name[:key=value...]"; `where` names the option for errors. */
-export function parsePressSpec(spec: string, where = '--press'): PressSpec {
-  const [name, ...parts] = spec.split(':');
-  if (!/^[a-z0-9][a-z0-9_+-]*$/i.test(name)) throw new KvevictError(`${where}: bad method "${spec}" (expected name or name:key=value:key=value)`);
-  const options: Record<string, OptionValue> = {};
-  for (const p of parts) {
-    const eq = p.indexOf('=');
-    if (eq <= 0) throw new KvevictError(`${where}: bad option "${p}" in "${spec}" (expected key=value)`);
-    options[p.slice(0, eq)] = parseValue(p.slice(eq + 1));
-  }
-  return { name: name.toLowerCase(), options };
 }
 
 /** Options sorted by key, so equal settings give equal keys. */
@@ -58,7 +33,6 @@ export function pressLabel(p: PressSpec): string {
   return `${p.name}(${keys.map((k) => `${k}=${String(p.options[k])}`).join(',')})`;
 }
 
-/** The resume key of a result row: the case (task + id), the method and options, the budget and the mode. */
 /**
  * A row's key: the setting and the case, with a digest of everything in the case that decides the row's
  * output (its text, answers, metric and answer length), so that a rerun after a case changed computes it
@@ -75,13 +49,7 @@ export function rowKey(c: EvalCase, press: PressSpec, budget: number, mode: Mode
 export function settingDigest(press: PressSpec, model: string): string {
   let full: Record<string, OptionValue> = press.options;
   try {
-    const given = press.options;
-    full = {};
-    for (const key of optionsOf(press.name, typeof given.scorer === 'string' ? given.scorer : undefined)) {
-      const cli = CLI_NAME[key] ?? key;
-      full[cli] = given[cli] ?? (PRESS_DEFAULTS as unknown as Record<string, OptionValue>)[key];
-    }
-    for (const [k, v] of Object.entries(given)) full[k] = v;
+    full = { ...(resolvedOptionFlags(press.name, press.options) as Record<string, OptionValue>), ...press.options };
   } catch {
     // an unknown method: refused elsewhere, keyed by what was given
   }

@@ -2,8 +2,12 @@
 export type {
   KeepPlan, Press, PrefillRun, PressModel, CaptureRequest, Captured, QueryBlock, QuerySource, Scorer, Allocator, HeadScores,
 } from './types.js';
-export { makePress, optionsOf, describePress, PRESS_NAMES, ADAKV_SCORERS } from './registry.js';
-export { PRESS_DEFAULTS, type PressOptions } from './options.js';
+export {
+  makePress, parsePress, pressFromSpec, optionsOf, optionSpecsOf, describePress, pressHelp, PRESS_NAMES, WRAPPABLE, ADAKV_SCORERS,
+  type PressOptions, type PressSpec,
+} from './registry.js';
+export type { Method, Wrapper, Composition } from './method.js';
+export type { OptionSpec } from './option-spec.js';
 export { resolveBudget, type BudgetSpec } from './budget-spec.js';
 export { ScorePress } from './score-press.js';
 export { AttentionScorer } from './scorers/attention.js';

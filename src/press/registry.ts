@@ -1,7 +1,7 @@
 import { KvevictError } from '../errors.js';
 import type { BudgetSpec } from './budget-spec.js';
-import type { MethodDef } from './method.js';
-import { adakvOwnOptions, adakvPress } from './methods/adakv.js';
+import { composition, pressOf, type Method, type Wrapper } from './method.js';
+import { adakv } from './methods/adakv.js';
 import { expectedAttention } from './methods/expected-attention.js';
 import { full } from './methods/full.js';
 import { h2o } from './methods/h2o.js';
@@ -14,89 +14,203 @@ import { random } from './methods/random.js';
 import { snapkv } from './methods/snapkv.js';
 import { streaming } from './methods/streaming.js';
 import { tova } from './methods/tova.js';
-import {
-  CLI_NAME, PRESS_DEFAULTS, checkOptionValues,
-  type PressOptionKey, type PressOptions, type ResolvedOptions,
-} from './options.js';
+import { choiceOption, describeOption, optionFlag, optionKey, type OptionSpec, type OptionSpecs } from './option-spec.js';
+import { ScorePress } from './score-press.js';
 import type { Press } from './types.js';
 
-const BASE: MethodDef[] = [full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, expectedAttention, laq, laqPlus, judgeq, judgeqLaq, judgeqWindow];
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyMethod = Method<any> | Wrapper<any>;
 
-/** Every method name `makePress` knows, in display order. */
-export const PRESS_NAMES: readonly string[] = [
-  'full', 'random', 'streaming', 'knorm', 'keydiff', 'h2o', 'tova', 'snapkv', 'pyramidkv', 'adakv', 'expected-attention', 'laq', 'laq++',
-  'judgeq', 'judgeq+laq', 'judgeq+window',
+/** Every method, in display order: adding one is its file and a line here. */
+const METHODS: readonly AnyMethod[] = [
+  full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, adakv, expectedAttention, laq, laqPlus,
+  judgeq, judgeqLaq, judgeqWindow,
 ];
 
-/** The scorers AdaKV can wrap. */
-export const ADAKV_SCORERS: readonly string[] = BASE.filter((m) => m.scorer).map((m) => m.name);
-
-/** The method of a name (adakv, a wrapper, is not one). */
-export function method(name: string): MethodDef | undefined {
-  return BASE.find((m) => m.name === name);
+/** Options of a press as the library takes them: the budget or the ratio, and the method's own options. */
+export interface PressOptions {
+  /** entries kept per KV head per layer (window included) */
+  budget?: number;
+  /** fraction of the prompt removed: keep round(L (1 - ratio)) */
+  ratio?: number;
+  /** the method's options, by their library name (noWindow) or their press-string name (no-window) */
+  [option: string]: unknown;
 }
 
-/** The options a method takes besides --budget / --ratio (adakv: its own plus its scorer's). */
-export function optionsOf(name: string, scorer = PRESS_DEFAULTS.scorer): readonly PressOptionKey[] {
-  if (name === 'adakv') return [...adakvOwnOptions, ...(method(scorer)?.options ?? [])];
-  const m = method(name);
+/** Every method name `makePress` knows, in display order. */
+export const PRESS_NAMES: readonly string[] = METHODS.map((m) => m.name);
+
+function isWrapper(m: AnyMethod): m is Wrapper {
+  return 'wrap' in m;
+}
+
+/** The methods a wrapper can wrap: those with a scorer and the default allocator. */
+export const WRAPPABLE: readonly string[] = METHODS.filter((m): m is Method => !isWrapper(m)).filter((m) => m.scorer && !m.allocator).map((m) => m.name);
+/** @deprecated the same list as WRAPPABLE */
+export const ADAKV_SCORERS = WRAPPABLE;
+
+function lookup(name: string): AnyMethod {
+  const m = METHODS.find((x) => x.name === name);
   if (!m) throw new KvevictError(`unknown press "${name}" (presses: ${PRESS_NAMES.join(', ')})`);
-  return m.options;
+  return m;
+}
+
+function plainMethod(name: string): Method {
+  return lookup(name) as Method;
+}
+
+function scorerOption(w: Wrapper): OptionSpec<string> {
+  return choiceOption(WRAPPABLE, { default: w.defaultScorer, help: `the method whose scores ${w.name} wraps` });
+}
+
+/** The wrapped method of a wrapper, checked. */
+function wrappedOf(w: Wrapper, scorer: unknown): Method {
+  const name = scorerOption(w).parse(scorer ?? w.defaultScorer, `press ${w.name}: scorer`);
+  return plainMethod(name);
+}
+
+/**
+ * Every option a method takes besides the budget, with its spec, by library name. A wrapper takes its own,
+ * `scorer`, and the wrapped method's (given by `scorer`, or the wrapper's default).
+ */
+export function optionSpecsOf(name: string, scorer?: string): OptionSpecs {
+  const m = lookup(name);
+  if (!isWrapper(m)) return m.options;
+  return { ...m.options, scorer: scorerOption(m), ...wrappedOf(m, scorer).options };
+}
+
+/** The library names of the options a method takes (see optionSpecsOf). */
+export function optionsOf(name: string, scorer?: string): readonly string[] {
+  return Object.keys(optionSpecsOf(name, scorer));
 }
 
 /** One-line description of a method. */
 export function describePress(name: string): string {
-  if (name === 'adakv') return 'AdaKV: wraps --scorer, sharing each layer budget among its heads';
-  return method(name)?.summary ?? '';
+  return lookup(name).summary;
+}
+
+/** Every method with its summary and its options, for the commands' help. */
+export function pressHelp(): string {
+  const lines = ['methods (--press NAME[:key=value...]; defaults shown):'];
+  for (const m of METHODS) {
+    const opts = Object.entries(m.options as OptionSpecs).map(([k, s]) => describeOption(k, s));
+    if (isWrapper(m)) opts.push(`scorer=${m.defaultScorer} (one of ${WRAPPABLE.join(', ')}; its options too)`);
+    lines.push(`  ${m.name.padEnd(19)} ${m.summary}`);
+    if (opts.length > 0) lines.push(`  ${''.padEnd(19)}   ${opts.join(' ')}`);
+  }
+  return lines.join('\n');
+}
+
+/** The value of every option a method takes (defaults filled in), by press-string name: what decides its result. */
+export function resolvedOptionFlags(name: string, given: Record<string, unknown>): Record<string, unknown> {
+  const byKey = normalizeKeys(name, given);
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(optionSpecsOf(name, byKey.scorer as string | undefined))) out[optionFlag(key)] = byKey[key] ?? spec.default;
+  return out;
+}
+
+function normalizeKeys(name: string, options: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) {
+    if (v === undefined) continue;
+    const key = optionKey(k);
+    if (key in out) throw new KvevictError(`press ${name}: option ${optionFlag(key)} given twice`);
+    out[key] = v;
+  }
+  return out;
 }
 
 /**
  * Build a press by name. Throws a one-line KvevictError for an unknown method, an option the method does not
- * take, a missing or doubled budget, a budget below 1, a ratio outside [0, 1), or a window (or w2, or sinks)
- * larger than the budget.
+ * take, a value out of its range, a missing or doubled budget, a budget below 1, a ratio outside [0, 1), or
+ * entries the method keeps as they are (a window, sinks) that do not fit in the budget.
  */
 export function makePress(name: string, options: PressOptions = {}): Press {
-  const known = name === 'adakv' || method(name) !== undefined;
-  if (!known) throw new KvevictError(`unknown press "${name}" (presses: ${PRESS_NAMES.join(', ')})`);
-  checkOptionValues(options);
-  const scorerName = options.scorer ?? PRESS_DEFAULTS.scorer;
-  if (name === 'adakv' && !ADAKV_SCORERS.includes(scorerName)) {
-    throw new KvevictError(`--scorer must be one of ${ADAKV_SCORERS.join(', ')} for adakv, got "${scorerName}"`);
+  const m = lookup(name);
+  const { budget, ratio, ...rest } = normalizeKeys(name, options);
+  const specs = optionSpecsOf(name, rest.scorer as string | undefined);
+  const values: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(rest)) {
+    const spec = specs[key];
+    if (!spec) {
+      const takes = Object.keys(specs).map(optionFlag).join(', ') || 'none';
+      throw new KvevictError(`press ${name} does not take option ${optionFlag(key)} (its options: ${takes})`);
+    }
+    values[key] = spec.parse(v, `press ${name}: ${optionFlag(key)}`);
   }
-  const def = name === 'adakv' ? method(scorerName)! : method(name)!;
-  const taken = new Set<string>(optionsOf(name, scorerName));
-  for (const [key, value] of Object.entries(options)) {
-    if (value === undefined || key === 'budget' || key === 'ratio') continue;
-    if (!taken.has(key)) throw new KvevictError(`press ${name} does not take --${CLI_NAME[key as keyof PressOptions] ?? key}`);
+  for (const [key, spec] of Object.entries(specs)) if (!(key in values)) values[key] = spec.default;
+
+  const needsBudget = isWrapper(m) || (m as Method).needsBudget !== false;
+  if (!needsBudget) {
+    if (budget !== undefined || ratio !== undefined) throw new KvevictError(`press ${name} takes no budget (it keeps everything)`);
+    return pressOf(m as Method, values, { budget: 1 });
   }
-  const hasBudget = options.budget !== undefined;
-  const hasRatio = options.ratio !== undefined;
-  if (!def.needsBudget) {
-    if (hasBudget || hasRatio) throw new KvevictError(`press ${name} does not take --${hasBudget ? 'budget' : 'ratio'} (it keeps everything)`);
-    return def.make(resolve(options), { budget: 1 });
+  if (budget !== undefined && ratio !== undefined) throw new KvevictError(`press ${name}: give a budget or a ratio, not both`);
+  if (budget === undefined && ratio === undefined) throw new KvevictError(`press ${name} needs a budget (--budget B) or a ratio (--ratio R)`);
+  let spec: BudgetSpec;
+  if (budget !== undefined) {
+    if (typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget < 1) throw new KvevictError(`press ${name}: budget must be an integer >= 1, got ${String(budget)}`);
+    checkKeptFit(name, specs, values, budget);
+    spec = { budget };
+  } else {
+    if (typeof ratio !== 'number' || !(ratio >= 0 && ratio < 1)) throw new KvevictError(`press ${name}: ratio must be in [0, 1), got ${String(ratio)}`);
+    spec = { ratio };
   }
-  if (hasBudget && hasRatio) throw new KvevictError(`press ${name}: give --budget or --ratio, not both`);
-  if (!hasBudget && !hasRatio) throw new KvevictError(`press ${name} needs --budget B or --ratio R`);
-  const o = resolve(options);
-  const budget: BudgetSpec = hasBudget ? { budget: options.budget! } : { ratio: options.ratio! };
-  if (hasBudget) checkAgainstBudget(name, def, taken, o, options.budget!);
-  return name === 'adakv' ? adakvPress(def, o, budget) : def.make(o, budget);
+  if (!isWrapper(m)) return pressOf(m, values, spec);
+  const inner = wrappedOf(m, values.scorer);
+  const c = m.wrap(composition(inner, values, spec), values, spec);
+  return new ScorePress(`${m.name}(${inner.name})`, c.scorer, c.allocator, spec);
 }
 
-function resolve(options: PressOptions): ResolvedOptions {
-  const o: ResolvedOptions = { ...PRESS_DEFAULTS };
-  for (const [k, v] of Object.entries(options)) if (v !== undefined && k !== 'budget' && k !== 'ratio') (o as unknown as Record<string, unknown>)[k] = v;
-  return o;
+/** With a fixed budget, the entries a method keeps as they are must fit in it. */
+function checkKeptFit(name: string, specs: OptionSpecs, values: Record<string, unknown>, budget: number): void {
+  for (const [key, spec] of Object.entries(specs)) {
+    const kept = typeof spec.kept === 'function' ? spec.kept(values) : spec.kept === true;
+    const n = values[key] as number;
+    if (kept && n > budget) throw new KvevictError(`press ${name}: ${optionFlag(key)} ${n} is larger than the budget ${budget}`);
+  }
 }
 
-/** With a fixed budget, the windows and sinks a method keeps must fit in it. */
-function checkAgainstBudget(name: string, def: MethodDef, taken: Set<string>, o: ResolvedOptions, budget: number): void {
-  const usesWindow = taken.has('window') && (def.name !== 'laq' && def.name !== 'laq++' ? true : o.stage1 !== 'streaming')
-    && !(o.noWindow && def.name === 'judgeq');
-  if (usesWindow && o.window > budget) throw new KvevictError(`press ${name}: --window ${o.window} is larger than --budget ${budget}`);
-  const usesSinks = def.name === 'streaming' || def.name === 'expected-attention' || ((def.name === 'laq' || def.name === 'laq++' || def.name === 'judgeq+laq') && o.stage1 === 'streaming');
-  if (usesSinks && o.sinks > budget) throw new KvevictError(`press ${name}: --sinks ${o.sinks} is larger than --budget ${budget}`);
-  if (def.name === 'laq++' && o.w2 > budget) throw new KvevictError(`press ${name}: --w2 ${o.w2} is larger than --budget ${budget}`);
+/** One method with its options, as written in a press string: "snapkv" or "snapkv:window=64:pool=avg". */
+export interface PressSpec {
+  name: string;
+  /** the options as written (press-string names), each value parsed by its spec */
+  options: Record<string, string | number | boolean>;
 }
 
+/**
+ * Parse and check "name[:key=value...]", the one press syntax of every command, the server and the library.
+ * `where` names the option or field for errors. The options are checked against the method (names, types,
+ * ranges); the budget is not part of the string.
+ */
+export function parsePress(text: string, where = '--press'): PressSpec {
+  const [rawName, ...parts] = text.split(':');
+  const name = rawName.trim().toLowerCase();
+  if (!/^[a-z0-9][a-z0-9_+-]*$/.test(name)) throw new KvevictError(`${where}: bad method "${text}" (expected NAME or NAME:key=value:key=value)`);
+  if (!PRESS_NAMES.includes(name)) throw new KvevictError(`${where}: unknown press "${name}" (presses: ${PRESS_NAMES.join(', ')})`);
+  const raw: Record<string, string> = {};
+  for (const p of parts) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new KvevictError(`${where}: bad option "${p}" in "${text}" (expected key=value)`);
+    const flag = p.slice(0, eq).trim();
+    if (flag === 'budget' || flag === 'ratio') throw new KvevictError(`${where}: the ${flag} is given apart from the press (--${flag}), not in "${text}"`);
+    if (flag in raw) throw new KvevictError(`${where}: option ${flag} given twice in "${text}"`);
+    raw[flag] = p.slice(eq + 1).trim();
+  }
+  const specs = optionSpecsOf(name, raw.scorer);
+  const options: Record<string, string | number | boolean> = {};
+  for (const [flag, v] of Object.entries(raw)) {
+    const spec = specs[optionKey(flag)];
+    if (!spec) {
+      const takes = Object.keys(specs).map(optionFlag).join(', ') || 'none';
+      throw new KvevictError(`${where}: press ${name} does not take option ${flag} (its options: ${takes})`);
+    }
+    options[flag] = spec.parse(v, `${where}: ${name} ${flag}`) as string | number | boolean;
+  }
+  return { name, options };
+}
 
+/** The press of a parsed press string with a budget (or ratio). */
+export function pressFromSpec(spec: PressSpec, budget: { budget?: number; ratio?: number }): Press {
+  return makePress(spec.name, { ...spec.options, ...budget });
+}

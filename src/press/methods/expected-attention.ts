@@ -1,13 +1,10 @@
-import { UniformAllocator } from '../budgets/uniform.js';
-import type { MethodDef } from '../method.js';
-import { ScorePress } from '../score-press.js';
+import { gqa, sinks } from '../common-options.js';
+import { defineMethod } from '../method.js';
 import { ExpectedAttentionScorer } from '../scorers/expected-attention.js';
 
-export const expectedAttention: MethodDef = {
+export const expectedAttention = defineMethod({
   name: 'expected-attention',
   summary: 'Expected Attention (kvpress): attention expected from query statistics, times value norms',
-  options: ['sinks', 'gqa'],
-  needsBudget: true,
+  options: { sinks, gqa },
   scorer: (o) => new ExpectedAttentionScorer(o.sinks, o.gqa),
-  make: (o, b) => new ScorePress('expected-attention', new ExpectedAttentionScorer(o.sinks, o.gqa), new UniformAllocator(), b),
-};
+});

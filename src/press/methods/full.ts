@@ -1,4 +1,4 @@
-import type { MethodDef } from '../method.js';
+import { defineMethod } from '../method.js';
 import { keepAllPlan } from '../select-cache.js';
 import type { KeepPlan, PrefillRun, Press } from '../types.js';
 
@@ -15,10 +15,10 @@ export class FullPress implements Press {
   }
 }
 
-export const full: MethodDef = {
+export const full = defineMethod({
   name: 'full',
   summary: 'no eviction',
-  options: [],
+  options: {},
   needsBudget: false,
   make: () => new FullPress(),
-};
+});

@@ -1,58 +1,62 @@
 import { join } from 'node:path';
 import { defaultModelDir } from '../../paths.js';
 import type { BudgetSpec } from '../budget-spec.js';
-import { UniformAllocator } from '../budgets/uniform.js';
-import type { MethodDef } from '../method.js';
-import type { ResolvedOptions } from '../options.js';
+import { pooled, window } from '../common-options.js';
+import { defineMethod } from '../method.js';
+import { booleanOption, stringOption, type OptionValues } from '../option-spec.js';
 import { LookaheadQueries } from '../queries/lookahead.js';
 import { SoftTokenQueries } from '../queries/soft-tokens.js';
 import { loadSoftTokens } from '../queries/soft-tokens-file.js';
 import { WindowQueries } from '../queries/window.js';
-import { ScorePress } from '../score-press.js';
 import { AttentionScorer } from '../scorers/attention.js';
 import type { QuerySource } from '../types.js';
-import { stage1Press } from './laq.js';
+import { lookaheadOptions, stage1Press } from './laq.js';
 
-/** The soft tokens delivered for the embedded reference model: the default of --soft. */
+/** The soft tokens delivered for the embedded reference model: the default of `soft`. */
 export const DEFAULT_SOFT_FILE = join(defaultModelDir, 'judgeq.safetensors');
 
-export type JudgeqVariant = 'judgeq' | 'judgeq+laq' | 'judgeq+window';
+const soft = stringOption({ default: '', what: 'a file name', help: 'trained soft-token file (default: the embedded model\'s judgeq.safetensors)' });
+const noWindow = booleanOption({ help: 'keep no prompt window (w = 0)' });
+/** without a window of its own, the window is kept only where stage 1 keeps one */
+const windowUnlessNone = { ...window, kept: (o: Record<string, unknown>) => !o.noWindow || (o.stage1 !== undefined && o.stage1 !== 'streaming') };
+
+const judgeqOptions = { soft, ...pooled, window: windowUnlessNone, noWindow };
+const withLookahead = { ...lookaheadOptions, ...judgeqOptions };
+const withWindow = { soft, ...pooled };
+
+type Variant = 'judgeq' | 'judgeq+laq' | 'judgeq+window';
+type AllOptions = OptionValues<typeof withWindow> & Partial<OptionValues<typeof withLookahead>>;
 
 /**
  * Judge Q's scorer: the soft tokens' queries (plus LAQ's lookahead queries, or the prompt window's queries),
- * pooled and reduced over GQA as SnapKV; the last `window` prompt entries are kept unless --no-window.
+ * pooled and reduced over GQA as SnapKV; the last `window` prompt entries are kept unless no-window.
  */
-export function judgeqScorer(variant: JudgeqVariant, o: ResolvedOptions, b: BudgetSpec): AttentionScorer {
-  const soft = loadSoftTokens(o.soft === '' ? DEFAULT_SOFT_FILE : o.soft);
-  const sources: QuerySource[] = [new SoftTokenQueries(soft)];
-  if (variant === 'judgeq+laq') sources.push(new LookaheadQueries(o.lookahead, stage1Press(o, b)));
+export function judgeqScorer(variant: Variant, o: AllOptions, b: BudgetSpec): AttentionScorer {
+  const file = loadSoftTokens(o.soft === '' ? DEFAULT_SOFT_FILE : o.soft);
+  const sources: QuerySource[] = [new SoftTokenQueries(file)];
+  if (variant === 'judgeq+laq') sources.push(new LookaheadQueries(o.lookahead!, stage1Press(o as OptionValues<typeof withLookahead>, b)));
   if (variant === 'judgeq+window') sources.unshift(new WindowQueries(o.window));
-  const window = variant !== 'judgeq+window' && o.noWindow ? 0 : o.window;
-  return new AttentionScorer({ name: variant, sources, window, kernel: o.kernel, pool: o.pool, gqa: o.gqa });
+  const w = variant !== 'judgeq+window' && o.noWindow ? 0 : o.window;
+  return new AttentionScorer({ name: variant, sources, window: w, kernel: o.kernel, pool: o.pool, gqa: o.gqa });
 }
 
-function def(variant: JudgeqVariant, summary: string, options: MethodDef['options']): MethodDef {
-  return {
-    name: variant,
-    summary,
-    options,
-    needsBudget: true,
-    scorer: (o, b) => judgeqScorer(variant, o, b),
-    make: (o, b) => new ScorePress(variant, judgeqScorer(variant, o, b), new UniformAllocator(), b),
-  };
-}
+export const judgeq = defineMethod({
+  name: 'judgeq',
+  summary: 'Judge Q: scores from the queries of trained soft tokens fed after the prompt (`soft` FILE)',
+  options: judgeqOptions,
+  scorer: (o, b) => judgeqScorer('judgeq', o, b),
+});
 
-export const judgeq = def(
-  'judgeq', 'Judge Q: scores from the queries of trained soft tokens fed after the prompt (--soft FILE)',
-  ['soft', 'window', 'noWindow', 'kernel', 'pool', 'gqa'],
-);
+export const judgeqLaq = defineMethod({
+  name: 'judgeq+laq',
+  summary: 'Judge Q soft-token queries together with LAQ lookahead queries',
+  options: withLookahead,
+  scorer: (o, b) => judgeqScorer('judgeq+laq', o, b),
+});
 
-export const judgeqLaq = def(
-  'judgeq+laq', 'Judge Q soft-token queries together with LAQ lookahead queries',
-  ['soft', 'window', 'noWindow', 'kernel', 'pool', 'gqa', 'lookahead', 'stage1', 'sinks'],
-);
-
-export const judgeqWindow = def(
-  'judgeq+window', 'Judge Q soft-token queries together with the last --window prompt queries (SnapKV)',
-  ['soft', 'window', 'kernel', 'pool', 'gqa'],
-);
+export const judgeqWindow = defineMethod({
+  name: 'judgeq+window',
+  summary: 'Judge Q soft-token queries together with the last `window` prompt queries (SnapKV)',
+  options: withWindow,
+  scorer: (o, b) => judgeqScorer('judgeq+window', o, b),
+});

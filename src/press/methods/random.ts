@@ -1,13 +1,10 @@
-import { UniformAllocator } from '../budgets/uniform.js';
-import type { MethodDef } from '../method.js';
-import { ScorePress } from '../score-press.js';
+import { defineMethod } from '../method.js';
+import { intOption } from '../option-spec.js';
 import { RandomScorer } from '../scorers/random.js';
 
-export const random: MethodDef = {
+export const random = defineMethod({
   name: 'random',
   summary: 'a seeded uniform choice (the floor every method must beat)',
-  options: ['seed'],
-  needsBudget: true,
+  options: { seed: intOption({ default: 0, help: 'seed of the choice' }) },
   scorer: (o) => new RandomScorer(o.seed),
-  make: (o, b) => new ScorePress('random', new RandomScorer(o.seed), new UniformAllocator(), b),
-};
+});

@@ -1,20 +1,17 @@
-import { UniformAllocator } from '../budgets/uniform.js';
-import type { MethodDef } from '../method.js';
-import type { ResolvedOptions } from '../options.js';
+import { pooled } from '../common-options.js';
+import { defineMethod } from '../method.js';
+import type { OptionValues } from '../option-spec.js';
 import { WindowQueries } from '../queries/window.js';
-import { ScorePress } from '../score-press.js';
 import { AttentionScorer } from '../scorers/attention.js';
 
 /** SnapKV's scorer: the last `window` prompt queries, causal inside the window, pooled, reduced over GQA. */
-export function snapkvScorer(o: Pick<ResolvedOptions, 'window' | 'kernel' | 'pool' | 'gqa'>): AttentionScorer {
+export function snapkvScorer(o: OptionValues<typeof pooled>): AttentionScorer {
   return new AttentionScorer({ name: 'snapkv', sources: [new WindowQueries(o.window)], window: o.window, kernel: o.kernel, pool: o.pool, gqa: o.gqa });
 }
 
-export const snapkv: MethodDef = {
+export const snapkv = defineMethod({
   name: 'snapkv',
-  summary: 'SnapKV: attention of the last --window prompt queries, pooled',
-  options: ['window', 'kernel', 'pool', 'gqa'],
-  needsBudget: true,
-  scorer: (o) => snapkvScorer(o),
-  make: (o, b) => new ScorePress('snapkv', snapkvScorer(o), new UniformAllocator(), b),
-};
+  summary: 'SnapKV: attention of the last `window` prompt queries, pooled',
+  options: pooled,
+  scorer: snapkvScorer,
+});

@@ -1,13 +1,10 @@
-import { UniformAllocator } from '../budgets/uniform.js';
-import type { MethodDef } from '../method.js';
-import { ScorePress } from '../score-press.js';
+import { sinks } from '../common-options.js';
+import { defineMethod } from '../method.js';
 import { StreamingScorer } from '../scorers/streaming.js';
 
-export const streaming: MethodDef = {
+export const streaming = defineMethod({
   name: 'streaming',
-  summary: 'StreamingLLM: the first --sinks positions and the most recent ones',
-  options: ['sinks'],
-  needsBudget: true,
+  summary: 'StreamingLLM: the first `sinks` positions and the most recent ones',
+  options: { sinks },
   scorer: (o) => new StreamingScorer(o.sinks),
-  make: (o, b) => new ScorePress('streaming', new StreamingScorer(o.sinks), new UniformAllocator(), b),
-};
+});

@@ -53,7 +53,7 @@ export class LookaheadQueries implements QuerySource {
     const eos = new Set(run.eosTokenIds);
     const next = run.startPosition + run.promptLength;
     if (next + this.steps > run.model.config.maxPositions) {
-      throw new KvevictError(`--lookahead ${this.steps}: the prompt (${run.promptLength} tokens) and the lookahead pass max_position_embeddings ${run.model.config.maxPositions}`);
+      throw new KvevictError(`lookahead ${this.steps}: the prompt (${run.promptLength} tokens) and the lookahead pass max_position_embeddings ${run.model.config.maxPositions}`);
     }
     const trace: LookaheadTrace = { tokens: [], positions: [] };
     let token = argmax(run.lastLogits);

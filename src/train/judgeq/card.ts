@@ -9,7 +9,7 @@ import { repoRoot } from '../../paths.js';
 import { KvevictError } from '../../errors.js';
 import { readRows } from '../../eval/results.js';
 import { loadEngine, runEvalJob } from '../../eval/setup.js';
-import { MODES, makeGrid, parsePressSpec } from '../../eval/settings.js';
+import { MODES, makeGrid, parsePress } from '../../eval/settings.js';
 import { formatMarkdownPivot } from '../../eval/summary.js';
 import type { TextSink } from '../../eval/progress.js';
 import { LlamaModel } from '../../model/llama.js';
@@ -119,7 +119,7 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
   if (o.benchmarks) {
     const evalDir = join(o.runDir, 'eval');
     const softSpec = 'soft' in softOpt ? `:soft=${softOpt.soft}` : '';
-    const presses = ['full', 'snapkv', 'laq', `judgeq${softSpec}`, `judgeq+laq${softSpec}`].map((p) => parsePressSpec(p));
+    const presses = ['full', 'snapkv', 'laq', `judgeq${softSpec}`, `judgeq+laq${softSpec}`].map((p) => parsePress(p));
     const grid = makeGrid(presses, o.budgets, [...MODES]);
     const loadedEngine = loadEngine(o.modelDir);
     const engine = { ...loadedEngine, embedded: o.embedded ?? loadedEngine.embedded };
