@@ -134,6 +134,41 @@ describe('press methods against brute force', () => {
         }
       });
 
+      it('chunkkv around snapkv and knorm: whole chunks by their mean score summed over the heads', async () => {
+        // 36 candidates in chunks of 5: seven whole ones and a last one of 1, which fits where a whole one no longer does
+        const B = 18, w = 4, chunk = 5;
+        const chunks = (layer: number[][], C: number, size = chunk): number[] => {
+          const n = layer[0].length;
+          const spans: { from: number; to: number; mean: number }[] = [];
+          for (let from = 0; from < n; from += size) {
+            const to = Math.min(n, from + size);
+            let s = 0;
+            for (let j = from; j < to; j++) for (const head of layer) s += head[j];
+            spans.push({ from, to, mean: s / (to - from) });
+          }
+          const kept: number[] = [];
+          let left = C;
+          const done = new Set<number>();
+          while (done.size < spans.length) {
+            let best = -1;
+            spans.forEach((c, i) => { if (!done.has(i) && (best < 0 || c.mean >= spans[best].mean)) best = i; });
+            done.add(best);
+            const c = spans[best];
+            if (c.to - c.from <= left) { for (let j = c.from; j < c.to; j++) kept.push(j); left -= c.to - c.from; }
+          }
+          return kept.sort((a, b) => a - b);
+        };
+        await check(h, 'chunkkv', { budget: B, window: w, kernel: 3, chunk }, (rec, cfg) => {
+          const scores = rec.q.map((_, l) => bfAttentionScores(cfg, windowRows(rec, l, w), rec.k[l], { window: w, kernel: 3, pool: 'max', gqa: 'mean' }));
+          return { plan: scores.map((layer) => { const k = withWindow(chunks(layer, B - w), L, w); return layer.map(() => k); }), scores };
+        });
+        await check(h, 'chunkkv', { budget: 12, scorer: 'knorm', chunk: 4 }, (rec, cfg) => {
+          const d = cfg.headDim;
+          const scores = rec.k.map((ks) => Array.from({ length: cfg.numKvHeads }, (_, kv) => ks.map((k) => -Math.sqrt(Array.from(k.subarray(kv * d, (kv + 1) * d)).reduce((a, x) => a + x * x, 0)))));
+          return { plan: scores.map((layer) => { const k = chunks(layer, 12, 4); return layer.map(() => k); }), scores };
+        });
+      });
+
       it('streaming: sinks plus the most recent', async () => {
         await check(h, 'streaming', { budget: 10, sinks: 3 }, (rec) => ({
           plan: rec.k.map(() => Array.from({ length: h.cfg.numKvHeads }, () => [0, 1, 2, ...Array.from({ length: 7 }, (_, i) => L - 7 + i)])),
