@@ -169,6 +169,44 @@ describe('press methods against brute force', () => {
         });
       });
 
+      it('criticalkv around snapkv and h2o: half the slots by the scores, the rest by them times ||W_o v||_1', async () => {
+        const eps = 1e-4;
+        /** mean over the group's query heads of the L1 norm of each value through that head's W_o columns */
+        const norms = (cfg: ModelConfig, l: number, kv: number, vs: Float64Array[], n: number): number[] => {
+          const { headDim: d, hiddenSize: hid, numHeads: H } = cfg;
+          const G = H / cfg.numKvHeads;
+          const wo = h.model.weights.layers[l].o;
+          return Array.from({ length: n }, (_, j) => {
+            let total = 0;
+            for (let g = 0; g < G; g++) {
+              const qh = kv * G + g;
+              for (let r = 0; r < hid; r++) {
+                let y = 0;
+                for (let i = 0; i < d; i++) y += wo[r * H * d + qh * d + i] * vs[j][kv * d + i];
+                total += Math.abs(y);
+              }
+            }
+            return total / G;
+          });
+        };
+        const critical = (B: number, w: number, first: number, raw: (rec: Recorded, cfg: ModelConfig) => number[][][]) => (rec: Recorded, cfg: ModelConfig): Expected => {
+          const base = raw(rec, cfg);
+          const C = B - w;
+          const scores = base.map((layer, l) => layer.map((s, kv) => {
+            const nv = norms(cfg, l, kv, rec.v[l], s.length);
+            const out = s.map((x, j) => (x + eps) * nv[j]);
+            for (const j of bfTopK(s, Math.floor(C * first))) out[j] = Infinity;
+            return out;
+          }));
+          return { plan: scores.map((layer) => layer.map((s) => withWindow(bfTopK(s, C), L, w))), scores: null };
+        };
+        const snap = (rec: Recorded, cfg: ModelConfig) => rec.q.map((_, l) => bfAttentionScores(cfg, windowRows(rec, l, 4), rec.k[l], { window: 4, kernel: 3, pool: 'max', gqa: 'mean' }));
+        await check(h, 'criticalkv', { budget: 16, window: 4, kernel: 3 }, critical(16, 4, 0.5, snap));
+        await check(h, 'criticalkv', { budget: 16, window: 4, kernel: 3, firstStage: 0.25 }, critical(16, 4, 0.25, snap));
+        const h2oScores = (rec: Recorded, cfg: ModelConfig) => rec.q.map((qs, l) => bfAttentionScores(cfg, qs.map((q, r) => ({ q, limit: r })), rec.k[l], { window: 3, kernel: 1, pool: 'max', gqa: 'mean' }));
+        await check(h, 'criticalkv', { budget: 12, scorer: 'h2o', window: 3 }, critical(12, 3, 0.5, h2oScores));
+      });
+
       it('streaming: sinks plus the most recent', async () => {
         await check(h, 'streaming', { budget: 10, sinks: 3 }, (rec) => ({
           plan: rec.k.map(() => Array.from({ length: h.cfg.numKvHeads }, () => [0, 1, 2, ...Array.from({ length: 7 }, (_, i) => L - 7 + i)])),

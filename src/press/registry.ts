@@ -3,6 +3,7 @@ import type { BudgetSpec } from './budget-spec.js';
 import { composition, pressOf, type Method, type Wrapper } from './method.js';
 import { adakv } from './methods/adakv.js';
 import { chunkkv } from './methods/chunkkv.js';
+import { criticalkv } from './methods/criticalkv.js';
 import { expectedAttention } from './methods/expected-attention.js';
 import { full } from './methods/full.js';
 import { h2o } from './methods/h2o.js';
@@ -24,7 +25,7 @@ type AnyMethod = Method<any> | Wrapper<any>;
 
 /** Every method, in display order: adding one is its file and a line here. */
 const METHODS: readonly AnyMethod[] = [
-  full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, adakv, chunkkv, expectedAttention, laq, laqPlus,
+  full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, adakv, chunkkv, criticalkv, expectedAttention, laq, laqPlus,
   judgeq, judgeqLaq, judgeqWindow,
 ];
 

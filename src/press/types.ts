@@ -8,6 +8,8 @@ export type KeepPlan = Int32Array[][];
 /** The part of the engine a press may drive (LlamaModel satisfies it). */
 export interface PressModel {
   readonly config: ModelConfig;
+  /** the float32 weights, for presses that read them (CriticalKV's output projection) */
+  readonly weights?: { readonly layers: readonly { readonly o: Float32Array }[] };
   newCache(): KvCache;
   forward(args: ForwardArgs): Float32Array;
 }
