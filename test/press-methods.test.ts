@@ -8,7 +8,7 @@ import type { ModelConfig } from '../src/model/config.js';
 import { makePress, type PressOptions } from '../src/press/index.js';
 import { Rng } from '../src/util/rng.js';
 import {
-  assertPlanMatches, bfAttentionScores, bfReduce, bfTopK, prefillRun, promptTokens, tinyModel, withWindow,
+  assertPlanMatches, bfAttentionScores, bfPool, bfReduce, bfTopK, prefillRun, promptTokens, tinyModel, withWindow,
   type BfQuery, type Harness, type Recorded,
 } from './helpers/press-reference.js';
 
@@ -205,6 +205,94 @@ describe('press methods against brute force', () => {
         await check(h, 'criticalkv', { budget: 16, window: 4, kernel: 3, firstStage: 0.25 }, critical(16, 4, 0.25, snap));
         const h2oScores = (rec: Recorded, cfg: ModelConfig) => rec.q.map((qs, l) => bfAttentionScores(cfg, qs.map((q, r) => ({ q, limit: r })), rec.k[l], { window: 3, kernel: 1, pool: 'max', gqa: 'mean' }));
         await check(h, 'criticalkv', { budget: 12, scorer: 'h2o', window: 3 }, critical(12, 3, 0.5, h2oScores));
+      });
+
+      it('defensivekv and layer-defensivekv: worst case floored at the mean, value-norm shares, mass leaders first, shared slots', async () => {
+        const { headDim: d, numHeads: H, numKvHeads: Hkv, numLayers: NL, hiddenSize: hid } = h.cfg;
+        const G = H / Hkv;
+        /** per layer and KV head, DefensiveKV's candidate scores as methods.md defines them */
+        const defensive = (rec: Recorded, w: number, kernel: number, mass: number, C: number): number[][][] => rec.q.map((qs, l) => {
+          const n = L - w;
+          const attn = (qh: number, r: number): number[] => {
+            const pos = L - w + r, kv = Math.floor(qh / G);
+            const logit = Array.from({ length: pos + 1 }, (_, j) => {
+              let dot = 0;
+              for (let i = 0; i < d; i++) dot += qs[pos][qh * d + i] * rec.k[l][j][kv * d + i];
+              return dot / Math.sqrt(d);
+            });
+            const mx = Math.max(...logit);
+            const e = logit.map((x) => Math.exp(x - mx));
+            const z = e.reduce((a, b) => a + b, 0);
+            return e.map((x) => x / z);
+          };
+          let windowMass = 0;
+          const worst: number[][] = [], mean: number[][] = [];
+          for (let kv = 0; kv < Hkv; kv++) {
+            const m = new Array<number>(n).fill(-Infinity), a = new Array<number>(n).fill(0);
+            for (let qh = kv * G; qh < (kv + 1) * G; qh++) {
+              for (let r = 0; r < w; r++) {
+                const row = attn(qh, r);
+                const cand = row.slice(0, n);
+                const rowMass = cand.reduce((x, y) => x + y, 0);
+                windowMass += row.slice(n).reduce((x, y) => x + y, 0) / (H * w);
+                cand.forEach((x, j) => { a[j] += x / (G * w); });
+                const p = bfPool(cand, n, kernel, 'avg');
+                const pm = p.reduce((x, y) => x + y, 0);
+                p.forEach((x, j) => { m[j] = Math.max(m[j], (x * rowMass) / pm); });
+              }
+            }
+            const avg = m.reduce((x, y) => x + y, 0) / n;
+            worst.push(m.map((x) => Math.max(x, avg)));
+            mean.push(a);
+          }
+          const norm = (kv: number, j: number): number => {
+            let t = 0;
+            for (let qh = kv * G; qh < (kv + 1) * G; qh++) {
+              for (let o = 0; o < hid; o++) {
+                let y = 0;
+                for (let i = 0; i < d; i++) y += h.model.weights.layers[l].o[o * H * d + qh * d + i] * rec.v[l][j][kv * d + i];
+                t += Math.abs(y);
+              }
+            }
+            return t / G;
+          };
+          const norms = Array.from({ length: Hkv }, (_, kv) => Array.from({ length: n }, (_, j) => norm(kv, j)));
+          return worst.map((s, kv) => {
+            const out = s.map((x, j) => (x * norms[kv][j]) / norms.reduce((t, nk) => t + nk[j], 0));
+            const total = mean[kv].reduce((x, y) => x + y, 0);
+            const order = mean[kv].map((_, j) => j).sort((x, y) => mean[kv][y] - mean[kv][x] || y - x);
+            let cum = 0, count = 0;
+            for (let i = 0; i < order.length; i++) { cum += mean[kv][order[i]] / total; if (cum >= mass - windowMass) { count = i; break; } }
+            for (const j of order.slice(0, Math.min(count, C))) out[j] = Infinity;
+            return out;
+          });
+        });
+        /** the best (heads x C) of the flattened scores, ties toward the later layer, head and position */
+        const share = (groups: number[][][], C: number): number[][][] => {
+          const all: [number, number, number, number][] = [];
+          groups.forEach((layer, l) => layer.forEach((s, kv) => s.forEach((x, j) => all.push([x, l, kv, j]))));
+          all.sort((a, b) => b[0] - a[0] || b[1] - a[1] || b[2] - a[2] || b[3] - a[3]);
+          const kept = groups.map((layer) => layer.map(() => [] as number[]));
+          for (const [, l, kv, j] of all.slice(0, groups.length * Hkv * C)) kept[l][kv].push(j);
+          return kept.map((layer) => layer.map((k) => k.sort((a, b) => a - b)));
+        };
+        const w = 6;
+        // a large budget with a small mass reaches entries below the mean, where the floor decides
+        for (const [name, mass, B] of [['defensivekv', 0.9, 16], ['defensivekv', 0.2, 30], ['layer-defensivekv', 0.5, 16]] as const) {
+          const C = B - w;
+          const press = makePress(name, { budget: B, window: w, kernel: 3, mass });
+          const { run, rec } = prefillRun(h, promptTokens(L, 7), press);
+          const plan = await press.compress(run);
+          const scores = defensive(rec, w, 3, mass, C);
+          const kept = name === 'defensivekv' ? scores.flatMap((layer) => share([layer], C)) : share(scores, C);
+          assert.equal(plan.length, NL);
+          let total = 0;
+          for (let l = 0; l < NL; l++) for (let kv = 0; kv < Hkv; kv++) {
+            total += plan[l][kv].length;
+            assert.deepEqual(Array.from(plan[l][kv]), withWindow(kept[l][kv], L, w), `${name} layer ${l} head ${kv}`);
+          }
+          assert.equal(total, NL * Hkv * B, `${name}: the whole budget is used`);
+        }
       });
 
       it('streaming: sinks plus the most recent', async () => {

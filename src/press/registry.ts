@@ -4,6 +4,7 @@ import { composition, pressOf, type Method, type Wrapper } from './method.js';
 import { adakv } from './methods/adakv.js';
 import { chunkkv } from './methods/chunkkv.js';
 import { criticalkv } from './methods/criticalkv.js';
+import { defensivekv, layerDefensivekv } from './methods/defensivekv.js';
 import { expectedAttention } from './methods/expected-attention.js';
 import { full } from './methods/full.js';
 import { h2o } from './methods/h2o.js';
@@ -25,7 +26,7 @@ type AnyMethod = Method<any> | Wrapper<any>;
 
 /** Every method, in display order: adding one is its file and a line here. */
 const METHODS: readonly AnyMethod[] = [
-  full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, adakv, chunkkv, criticalkv, expectedAttention, laq, laqPlus,
+  full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, adakv, chunkkv, criticalkv, expectedAttention, defensivekv, layerDefensivekv, laq, laqPlus,
   judgeq, judgeqLaq, judgeqWindow,
 ];
 
