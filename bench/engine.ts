@@ -21,7 +21,7 @@ import { Rng } from '../src/util/rng.js';
 import { randomWeights, smolConfig, smolDir } from '../test/helpers/random-model.js';
 import { runAndRecord } from './record.js';
 import { formatTable } from './table.js';
-import { ensureYardstick, llamaCppBench, type LlamaCppBenchResult } from './yardstick.js';
+import { ensureYardstick, llamaCppBench } from './yardstick.js';
 
 export interface LlamaCppFigures {
   /** 2 threads */

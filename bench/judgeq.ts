@@ -18,14 +18,13 @@ import { LlamaModel } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
 import type { Weights } from '../src/model/types.js';
 import { defaultModelDir } from '../src/paths.js';
-import { PrefillRecorder } from '../src/press/capture.js';
+import { prefill } from '../src/generate/pipeline.js';
 import { makePress } from '../src/press/index.js';
 import { SoftTokenQueries } from '../src/press/queries/soft-tokens.js';
 import { loadSoftTokens, modelHash, saveSoftTokens } from '../src/press/queries/soft-tokens-file.js';
-import type { PrefillRun } from '../src/press/types.js';
 import { initParams } from '../src/train/params.js';
 import { modelConfigOf } from '../src/train/pretrain.js';
-import { prefillPrompt, responseAttention, exampleLoss } from '../src/train/judgeq/objective.js';
+import { responseAttention, exampleLoss } from '../src/train/judgeq/objective.js';
 import { SoftForward } from '../src/train/judgeq/soft-forward.js';
 import { Rng } from '../src/util/rng.js';
 import { formatTable } from './table.js';
@@ -78,7 +77,7 @@ export async function runBench(trainLengths = [512, 1024, 2048], inferLengths = 
     for (let i = 0; i <= repeats; i++) {
       const ex = { prompt: tokens(L, i, s.cfg.vocabSize), response: tokens(R, 100 + i, s.cfg.vocabSize) };
       const t0 = performance.now();
-      const { cache } = prefillPrompt(model, ex.prompt);
+      const { cache } = prefill(model, ex.prompt);
       const t1 = performance.now();
       responseAttention(model, cache, ex.response);
       const t2 = performance.now();
@@ -116,13 +115,9 @@ export async function runBench(trainLengths = [512, 1024, 2048], inferLengths = 
     let pre = 0, sfw = 0, jq = 0, sk = 0;
     for (let i = 0; i <= repeats; i++) {
       const ids = tokens(L, 50 + i, s.cfg.vocabSize);
-      const cache = long.newCache();
-      const recorder = new PrefillRecorder(kernels(), longCfg, cache, 0, L, snapkv.capture(L));
-      const positions = Int32Array.from({ length: L }, (_, j) => j);
       const a = performance.now();
-      const lastLogits = long.forward({ tokens: ids, positions, cache, observer: recorder.observer });
+      const run = prefill(long, ids, { record: [snapkv.capture(L)], eosTokenIds: [] });
       const b = performance.now();
-      const run: PrefillRun = { model: long, cache, tokens: ids, promptLength: L, startPosition: 0, lastLogits, captured: recorder.result(), eosTokenIds: [] };
       new SoftTokenQueries(softTokens).queries(run);
       const c = performance.now();
       await judgeq.compress(run);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { sharedData } from '../src/paths.js';
 import { loadModelDir } from '../src/model/load.js';
 import { LlamaModel } from '../src/model/llama.js';
-import { generateFromTokens } from '../src/generate/decode.js';
+import { generateFromTokens } from '../src/generate/pipeline.js';
 import { llamaCppTokenizeAndGreedy } from './yardstick.js';
 import { formatTable } from './table.js';
 

@@ -29,14 +29,12 @@ export { loadGguf, readGguf, writeGguf, type GgufFile, type WriteGgufOptions } f
 export { KvCache, HeadCache } from './cache/kv-cache.js';
 
 // generation
-export { decode, prefill, generateFromTokens } from './generate/decode.js';
-export type {
-  DecodeStep, DecodeResult, DecodeOptions, PrefillOptions, PrefillResult, GenerateOptions, GenerateResult,
-} from './generate/decode.js';
+export { decode } from './generate/decode.js';
+export type { DecodeStep, DecodeResult, DecodeOptions } from './generate/decode.js';
 export { argmax, greedy, makeSampler, validateSampling, topLogprobs, type Sampler, type SamplingOptions, type TopEntry } from './generate/sampling.js';
 export {
-  prefillAndCompress, answer, runQueryAware, runQueryAgnostic, runWithMode, PIPELINE_MODES,
-  type CompressOptions, type CompressedContext, type DecodeOpts, type AnswerResult, type RunResult, type PipelineMode,
+  prefill, compress, generateFromTokens, prefillAndCompress, answer, runQueryAware, runQueryAgnostic, runWithMode, PIPELINE_MODES,
+  type PrefillOptions, type Prefilled, type GenerateOptions, type GenerateResult, type CompressOptions, type CompressedContext, type DecodeOpts, type AnswerResult, type RunResult, type PipelineMode,
 } from './generate/pipeline.js';
 
 // eviction methods ("presses")
@@ -56,7 +54,7 @@ export {
 // evaluation: datasets, grid runner, metrics, fidelity, summaries, report
 export type { EvalCase, LoadedDataset } from './eval/case.js';
 export { loadDataset, DATASET_FORMS, type DatasetOptions } from './eval/datasets/index.js';
-export { preparePrompt, chatWrapper, truncateMiddle, type PreparedPrompt, type TextTokenizer } from './eval/prompt.js';
+export { assemblePrompt, preparePrompt, chatWrapper, truncateMiddle, type PromptParts, type PreparedPrompt, type TextTokenizer } from './eval/prompt.js';
 export { MODES, makeGrid, parseMode, parseBudgets, pressLabel, type Mode, type Setting } from './eval/settings.js';
 export { runGrid, type RunGridOptions, type RunGridResult } from './eval/runner.js';
 export { runEvalJob, loadEngine, type EvalJob } from './eval/setup.js';

@@ -12,7 +12,6 @@ import type { PreparedPrompt } from '../src/eval/prompt.js';
 import { LOCK_FILE, readRows, readRowsWithProblems } from '../src/eval/results.js';
 import { keptCaseIds, runGrid, type KeptFile } from '../src/eval/runner.js';
 import { makeGrid, parseBudgets, parsePress, pressLabel, rowKey, settingDigest, type Mode, type PressSpec, type Setting } from '../src/eval/settings.js';
-import { makePress } from '../src/press/index.js';
 import { formatMarkdownTable, formatTable, jsonSummary, summarize } from '../src/eval/summary.js';
 import { byteTokenizer, tempDir, writeLines } from './helpers/eval-fixtures.js';
 

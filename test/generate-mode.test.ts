@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateFromTokens } from '../src/generate/decode.js';
+import { generateFromTokens } from '../src/generate/pipeline.js';
 import { runQueryAgnostic, runQueryAware } from '../src/generate/pipeline.js';
 import { jsKernels } from '../src/kernels/index.js';
 import { LlamaModel } from '../src/model/llama.js';

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decode, generateFromTokens, prefill } from '../src/generate/decode.js';
+import { decode } from '../src/generate/decode.js';
+import { generateFromTokens, prefill } from '../src/generate/pipeline.js';
 import { argmax, greedy, makeSampler, samplingSupport, topLogprobs, type SamplingOptions } from '../src/generate/sampling.js';
 import { jsKernels } from '../src/kernels/index.js';
 import { LlamaModel } from '../src/model/llama.js';
@@ -158,7 +159,7 @@ describe('decode', () => {
     const model = new LlamaModel(cfg, randomWeights(cfg, 3, 0.15), jsKernels);
     const p = prefill(model, [1, 2, 3, 4, 5]);
     assert.equal(p.nextPosition, 5);
-    const d = decode(model, p.cache, { firstLogits: p.logits, nextPosition: p.nextPosition, maxNewTokens: 10, stopTokens: [] });
+    const d = decode(model, p.cache, { firstLogits: p.lastLogits, nextPosition: p.nextPosition, maxNewTokens: 10, stopTokens: [] });
     assert.equal(d.tokens.length, 4); // positions 5, 6, 7 fed; the fourth token has no position left
     assert.equal(d.finish, 'length');
     assert.throws(() => prefill(model, []), /empty/);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { param } from '../src/autograd/tensor.js';
 import { KvevictError } from '../src/errors.js';
-import { prefillAndCompress } from '../src/generate/pipeline.js';
+import { prefill, prefillAndCompress } from '../src/generate/pipeline.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { LlamaModel } from '../src/model/llama.js';
 import type { Weights } from '../src/model/types.js';
@@ -20,7 +20,7 @@ import type { ScorePress } from '../src/press/score-press.js';
 import type { AttentionScorer } from '../src/press/scorers/attention.js';
 import { loadSoftTokens, modelHash, saveSoftTokens, type SoftTokens } from '../src/press/queries/soft-tokens-file.js';
 import { AdamW } from '../src/train/adamw.js';
-import { exampleLoss, prefillPrompt, type JudgeqExample } from '../src/train/judgeq/objective.js';
+import { exampleLoss, type JudgeqExample } from '../src/train/judgeq/objective.js';
 import { SoftForward } from '../src/train/judgeq/soft-forward.js';
 import { trainJudgeq } from '../src/train/judgeq/train.js';
 import { heldOutFidelity } from '../src/train/judgeq/hit-rate.js';
@@ -118,7 +118,7 @@ describe('Judge Q loss', () => {
   it('the prompt cache is left as it was (response and soft rows leave no entry)', () => {
     const { cfg, weights, model } = tiny('llama');
     const ex = example(2, 30, 5);
-    const { cache } = prefillPrompt(model, ex.prompt);
+    const { cache } = prefill(model, ex.prompt);
     const before = cache.clone();
     const soft = param(new Rng(1).normalArray(4 * cfg.hiddenSize, 1), [4, cfg.hiddenSize], 'soft');
     const fwd = new SoftForward(cfg, weights);

@@ -8,7 +8,7 @@ import { loadModelDir } from '../src/model/load.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { Tokenizer, spmTokenizer } from '../src/model/tokenizer.js';
 import { SpmTokenType } from '../src/model/spm.js';
-import { generateFromTokens } from '../src/generate/decode.js';
+import { generateFromTokens } from '../src/generate/pipeline.js';
 import type { LayerWeights, Weights } from '../src/model/types.js';
 import { referenceForward } from './reference/llama-f64.js';
 import { Rng } from '../src/util/rng.js';

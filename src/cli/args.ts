@@ -1,5 +1,6 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { parseArgs as nodeParseArgs } from 'node:util';
 import { KvevictError } from '../errors.js';
 
 /** One option a command accepts. */
@@ -19,42 +20,42 @@ export interface Parsed {
 }
 
 /**
- * Strict `--name value` / `--name=value` / `--flag` parsing. Unknown options and bad values throw a
- * KvevictError naming the option. Options are named without the dashes in `specs` (e.g. "max-new-tokens").
+ * Strict `--name value` / `--name=value` / `--flag` parsing (node:util parseArgs), with typed values. Unknown
+ * options, missing values and bad values throw a one-line KvevictError naming the option. Options are named
+ * without the dashes in `specs` (e.g. "max-new-tokens").
  */
 export function parseArgs(argv: string[], specs: OptionSpecs, command: string): Parsed {
+  const config = Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, { type: spec.type === 'boolean' ? 'boolean' as const : 'string' as const }]));
+  let parsed: ReturnType<typeof nodeParseArgs>;
+  try {
+    parsed = nodeParseArgs({ args: argv, options: config, strict: true, allowPositionals: true });
+  } catch (e) {
+    throw new KvevictError(`${command}: ${argumentError(e as Error & { code?: string }, command)}`);
+  }
   const options: ParsedOptions = {};
-  const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      positionals.push(a);
-      continue;
-    }
-    let name = a.slice(2);
-    let value: string | undefined;
-    const eq = name.indexOf('=');
-    if (eq >= 0) {
-      value = name.slice(eq + 1);
-      name = name.slice(0, eq);
-    }
+  for (const [name, value] of Object.entries(parsed.values)) {
     const spec = specs[name];
-    if (!spec) throw new KvevictError(`${command}: unknown option --${name} (see kvevict ${command} --help)`);
-    if (spec.type === 'boolean') {
-      if (value !== undefined && value !== 'true' && value !== 'false') throw new KvevictError(`${command}: --${name} takes no value`);
-      options[name] = value !== 'false';
-      continue;
-    }
-    if (value === undefined) {
-      if (i + 1 >= argv.length) throw new KvevictError(`${command}: --${name} needs a value`);
-      value = argv[++i];
-    }
-    options[name] = convert(command, name, spec, value);
+    options[name] = typeof value === 'boolean' ? value : convert(command, name, spec, value as string);
   }
   for (const [name, spec] of Object.entries(specs)) {
     if (options[name] === undefined && spec.default !== undefined) options[name] = spec.default;
   }
-  return { options, positionals };
+  return { options, positionals: parsed.positionals };
+}
+
+/** node:util's parse errors, in one line naming the option. */
+function argumentError(e: Error & { code?: string }, command: string): string {
+  const option = /'(-[^' ]+)/.exec(e.message)?.[1] ?? '';
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${option} (see kvevict ${command} --help)`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (/does not take an argument/.test(e.message)) return `${option} takes no value`;
+      if (/ambiguous/.test(e.message)) return `${option}: a value starting with a dash goes as ${option}=VALUE`;
+      return `${option} needs a value`;
+    default:
+      return e.message.split('\n')[0];
+  }
 }
 
 function convert(command: string, name: string, spec: OptionSpec, value: string): string | number | string[] {

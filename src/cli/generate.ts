@@ -3,7 +3,7 @@ import { PIPELINE_MODES, runWithMode, type PipelineMode } from '../generate/pipe
 import { makeSampler, validateSampling, type SamplingOptions, type TopEntry } from '../generate/sampling.js';
 import { LlamaModel, WEIGHT_FORMATS, type WeightFormat } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
-import { preparePrompt, withBos } from '../eval/prompt.js';
+import { assemblePrompt, withBos } from '../eval/prompt.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
 import { pressHelp } from '../press/registry.js';
@@ -67,10 +67,7 @@ export interface GenerateJson {
  */
 function splitPrompt(tok: Tokenizer, maxPositions: number, text: string, chat: boolean, question: string, dir: string): { context: number[]; question: number[] } {
   if (chat && !tok.chatTemplate) throw new KvevictError(`generate: --chat: ${dir} has no chat template (tokenizer_config.json "chat_template")`);
-  const p = preparePrompt({
-    id: 'generate', task: 'generate', before: '', context: text, after: `\n\n${question}`, question, answers: [], scoring: { metric: 'string_match_part' },
-    maxNewTokens: 0, chat, answerPrefix: '', meta: {},
-  }, tok, maxPositions - 1);
+  const p = assemblePrompt(tok, { head: text, tail: `\n\n${question}`, chat, reserve: 0, id: 'generate' }, maxPositions - 1);
   const total = p.contextTokens.length + p.questionTokens.length + p.truncatedTokens;
   if (p.truncatedTokens > 0 || total >= maxPositions) {
     throw new KvevictError(`generate: the prompt and question have ${total} tokens; the model's max_position_embeddings is ${maxPositions}`);

@@ -2,17 +2,11 @@ import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { KvCache } from '../cache/kv-cache.js';
-import { KvevictError } from '../errors.js';
-import { kernels } from '../kernels/index.js';
 import { decode } from '../generate/decode.js';
-import { answer, type CompressedContext } from '../generate/pipeline.js';
-import { greedy } from '../generate/sampling.js';
+import { answer, compress, prefill, type Prefilled } from '../generate/pipeline.js';
 import type { LlamaModel } from '../model/llama.js';
-import type { Observer } from '../model/types.js';
-import { PrefillRecorder, mergeCaptures } from '../press/capture.js';
 import { pressFromSpec } from '../press/registry.js';
-import { selectCache } from '../press/select-cache.js';
-import type { Captured, Press, PrefillRun } from '../press/types.js';
+import type { Press } from '../press/types.js';
 import type { EvalCase } from './case.js';
 import type { CompressedRun, EngineSession, EvalEngine, FullRun } from './engine.js';
 import { promptKeys, queryRecorder } from './fidelity.js';
@@ -25,14 +19,6 @@ export interface EngineTokenizer extends TextTokenizer {
   /** ids at or past this are not text (a model's vocabulary is often padded) */
   readonly vocabSize: number;
   decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
-}
-
-interface PrefillState {
-  tokens: Int32Array;
-  cache: KvCache;
-  lastLogits: Float32Array;
-  captured: Captured;
-  ms: number;
 }
 
 /**
@@ -92,7 +78,7 @@ export class ModelEngine implements EvalEngine {
 }
 
 class ModelSession implements EngineSession {
-  private readonly states = new Map<Mode, PrefillState>();
+  private readonly states = new Map<Mode, Prefilled>();
   private readonly fullQueries: ReturnType<typeof queryRecorder>;
   private readonly stop: number[];
 
@@ -115,27 +101,18 @@ class ModelSession implements EngineSession {
     return all;
   }
 
-  /** The full-cache prefill of a mode's compressible tokens, recording every method's needs. */
-  private prefill(mode: Mode): PrefillState {
+  /** The full-cache prefill of a mode's compressible tokens, recording every method's needs (shared by the grid). */
+  private prefill(mode: Mode): Prefilled {
     const have = this.states.get(mode);
     if (have) return have;
-    const { lm } = this.engine;
     const tokens = this.tokensOf(mode);
     const L = tokens.length;
-    const requests = this.settings.filter((s) => s.mode === mode && s.press.name !== 'full').map((s) => this.engine.press(s.press, s.budget).capture(L));
-    const cache = lm.newCache();
-    const recorder = new PrefillRecorder(kernels(), lm.config, cache, 0, L, mergeCaptures(...requests));
-    const observers: Observer[] = [];
-    if (!recorder.idle) observers.push(recorder.observer);
-    if (mode === 'query-aware') {
-      // the full run's first answer token is chosen by the last prompt row
-      this.fullQueries.wanted.add(L - 1);
-      observers.push(this.fullQueries.observer);
-    }
-    const positions = Int32Array.from({ length: L }, (_, i) => i);
-    const t0 = performance.now();
-    const lastLogits = lm.forward({ tokens, positions, cache, chunk: this.engine.chunk, observer: observers.length === 0 ? undefined : (v) => observers.forEach((o) => o(v)) });
-    const state = { tokens, cache, lastLogits, captured: recorder.result(), ms: performance.now() - t0 };
+    const record = this.settings.filter((s) => s.mode === mode && s.press.name !== 'full').map((s) => this.engine.press(s.press, s.budget).capture(L));
+    // the full run's first answer token is chosen by the last prompt row
+    if (mode === 'query-aware') this.fullQueries.wanted.add(L - 1);
+    const state = prefill(this.engine.lm, tokens, {
+      record, chunk: this.engine.chunk, eosTokenIds: this.stop, observer: mode === 'query-aware' ? this.fullQueries.observer : undefined,
+    });
     this.states.set(mode, state);
     return state;
   }
@@ -149,42 +126,29 @@ class ModelSession implements EngineSession {
   async full(): Promise<FullRun> {
     const { lm } = this.engine;
     const p = this.prefill('query-aware');
-    const L = p.tokens.length;
+    const L = p.promptLength;
     const keys = promptKeys(p.cache, L);
-    const cache = p.cache.clone();
     const rec = this.fullQueries;
-    const stop = new Set(this.stop);
-    const tokens: number[] = [];
-    const logits: Float32Array[] = [];
-    let current = p.lastLogits;
-    let stopped = false;
+    for (let i = 0; i < this.c.maxNewTokens; i++) rec.wanted.add(L + i);
     const t0 = performance.now();
-    for (let i = 0; i < this.c.maxNewTokens; i++) {
-      const token = greedy(current);
-      tokens.push(token);
-      logits.push(current);
-      if (stop.has(token)) {
-        stopped = true;
-        break;
-      }
-      if (i + 1 === this.c.maxNewTokens || L + i >= lm.config.maxPositions) break;
-      rec.wanted.add(L + i);
-      current = lm.forward({ tokens: Int32Array.of(token), positions: Int32Array.of(L + i), cache, observer: rec.observer });
-    }
+    const d = decode(lm, p.cache.clone(), {
+      firstLogits: p.lastLogits, nextPosition: L, maxNewTokens: this.c.maxNewTokens, stopTokens: this.stop, observer: rec.observer,
+      topLogprobs: 0, keepLogits: true,
+    });
     const decodeMs = performance.now() - t0;
     const cfg = lm.config;
-    const queries = tokens.map((_, t) => {
+    const queries = d.tokens.map((_, t) => {
       const q = rec.take(L - 1 + t);
       if (!q) throw new Error(`internal error: no query recorded at position ${L - 1 + t}`);
       return q;
     });
     return {
-      tokens,
-      text: this.text(tokens, stopped),
-      logits,
+      tokens: d.tokens,
+      text: this.text(d.tokens, d.finish === 'stop'),
+      logits: d.logits!,
       trace: { layers: cfg.numLayers, heads: cfg.numHeads, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, length: L, keys, queries },
       cacheBytes: p.cache.bytes,
-      timings: { prefillMs: p.ms, compressMs: 0, decodeMs },
+      timings: { prefillMs: p.prefillMs, compressMs: 0, decodeMs },
     };
   }
 
@@ -192,18 +156,10 @@ class ModelSession implements EngineSession {
     const { lm } = this.engine;
     const press = this.engine.press(spec, budget);
     const p = this.prefill(mode);
-    const L = p.tokens.length;
-    const run: PrefillRun = { model: lm, cache: p.cache, tokens: p.tokens, promptLength: L, startPosition: 0, lastLogits: p.lastLogits, captured: p.captured, eosTokenIds: this.stop };
-    const t0 = performance.now();
-    const plan = await press.compress(run);
-    const compressed = selectCache(p.cache, plan);
-    const compressMs = performance.now() - t0;
-    const cacheBytes = compressed.bytes;
+    const L = p.promptLength;
+    const ctx = await compress(p, press, { copy: true });
+    const { cache: compressed, plan, cacheBytes, selectMs: compressMs } = ctx;
     const question = mode === 'query-agnostic' ? this.prompt.questionTokens : new Int32Array(0);
-    const ctx: CompressedContext = {
-      cache: compressed, promptLength: L, nextPosition: L, lastLogits: p.lastLogits, plan, fullCacheBytes: p.cache.bytes, cacheBytes,
-      prefillMs: p.ms, selectMs: compressMs,
-    };
     const t1 = performance.now();
     const out =
       mode === 'query-agnostic'
@@ -216,7 +172,7 @@ class ModelSession implements EngineSession {
       kept: plan,
       forcedLogits: full ? this.forced(compressed, L, p.lastLogits, question, full.tokens) : null,
       cacheBytes,
-      timings: { prefillMs: p.ms, compressMs, decodeMs },
+      timings: { prefillMs: p.prefillMs, compressMs, decodeMs },
     };
   }
 

@@ -86,24 +86,40 @@ export function truncateMiddle(head: Int32Array, tail: Int32Array, max: number, 
   return { head: out, removed: head.length - out.length };
 }
 
+/** What becomes a prompt: the compressible head, the part fed after it, whether it goes through the chat template. */
+export interface PromptParts {
+  /** instructions and context: the compressible part */
+  head: string;
+  /** the question (and what follows it), fed after the compressed head in query-agnostic mode */
+  tail: string;
+  chat: boolean;
+  /** text the answer starts with, after the chat template's generation prompt */
+  answerPrefix?: string;
+  /** positions kept free for the answer */
+  reserve: number;
+  /** names the prompt in errors */
+  id: string;
+}
+
 /**
- * Tokens of a case for a model with `maxContext` positions: the user turn is truncated in the middle
- * (as LongBench does, before the chat template) so that prompt + answer fit, then wrapped in the chat
- * template when the case asks for it and the tokenizer has one.
+ * Tokens of a prompt for a model with `maxContext` positions: the user turn is truncated in the middle (as
+ * LongBench does, before the chat template) so that prompt + answer fit, then wrapped in the chat template
+ * when `chat` and the tokenizer has one.
  */
-export function preparePrompt(c: EvalCase, tok: TextTokenizer, maxContext: number): PreparedPrompt {
-  const wrap = c.chat ? chatWrapper(tok) : null;
-  const prefix = wrap ? c.answerPrefix.replace(/^ +/, '') : c.answerPrefix;
+export function assemblePrompt(tok: TextTokenizer, parts: PromptParts, maxContext: number): PreparedPrompt {
+  const wrap = parts.chat ? chatWrapper(tok) : null;
+  const answerPrefix = parts.answerPrefix ?? '';
+  const prefix = wrap ? answerPrefix.replace(/^ +/, '') : answerPrefix;
   const header = wrap ? wrap.header : '';
   const footer = (wrap ? wrap.footer : '') + prefix;
   const overhead = tok.encode(header).length + tok.encode(footer).length + (tok.addBosToken ? 1 : 0);
-  const maxUser = maxContext - c.maxNewTokens - overhead;
-  if (maxUser <= 0) throw new KvevictError(`${c.id}: the model context (${maxContext}) leaves no room for the prompt after ${c.maxNewTokens} answer tokens`);
-  let head = c.before + c.context;
-  let tail = c.after;
+  const maxUser = maxContext - parts.reserve - overhead;
+  if (maxUser <= 0) throw new KvevictError(`${parts.id}: the model context (${maxContext}) leaves no room for the prompt after ${parts.reserve} answer tokens`);
+  let head = parts.head;
+  let tail = parts.tail;
   const headIds = toInt32(tok.encode(head));
   const tailIds = toInt32(tok.encode(tail));
-  const cut = truncateMiddle(headIds, tailIds, maxUser, c.id);
+  const cut = truncateMiddle(headIds, tailIds, maxUser, parts.id);
   if (cut.removed > 0) head = tok.decode(cut.head);
   if (!wrap && cut.removed === 0) return { contextTokens: withBos(tok, headIds), questionTokens: concat(tailIds, toInt32(tok.encode(footer))), truncatedTokens: 0 };
   tail = tail + footer;
@@ -112,4 +128,9 @@ export function preparePrompt(c: EvalCase, tok: TextTokenizer, maxContext: numbe
     questionTokens: toInt32(tok.encode(tail)),
     truncatedTokens: cut.removed,
   };
+}
+
+/** Tokens of an evaluation case (see assemblePrompt). */
+export function preparePrompt(c: EvalCase, tok: TextTokenizer, maxContext: number): PreparedPrompt {
+  return assemblePrompt(tok, { head: c.before + c.context, tail: c.after, chat: c.chat, answerPrefix: c.answerPrefix, reserve: c.maxNewTokens, id: c.id }, maxContext);
 }

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvevictError } from '../errors.js';
 import type { EvalCase, LoadedDataset } from './case.js';
-import type { CompressedRun, EngineSession, EvalEngine, FullRun } from './engine.js';
+import type { CompressedRun, EvalEngine, FullRun } from './engine.js';
 import { attentionMass, attentionRecall, oracleHitRate, outputAgreement, type AttentionMass, type FidelityTrace } from './fidelity.js';
 import { scorePrediction } from './metrics/index.js';
 import { Progress, type TextSink } from './progress.js';

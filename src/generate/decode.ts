@@ -16,6 +16,8 @@ export interface DecodeResult {
   steps: DecodeStep[];
   /** 'stop' when a stop token was generated, 'length' when maxNewTokens or max_position_embeddings ran out */
   finish: 'stop' | 'length';
+  /** with keepLogits: the logits each token was chosen from */
+  logits?: Float32Array[];
 }
 
 export interface DecodeOptions {
@@ -34,6 +36,8 @@ export interface DecodeOptions {
   topLogprobs?: number;
   /** called after each token is chosen */
   onToken?: (token: number, step: number) => void;
+  /** keep a copy of the logits each token was chosen from (DecodeResult.logits) */
+  keepLogits?: boolean;
 }
 
 /** Choose tokens one at a time, feeding each back at the next position, until a stop token or the limit. */
@@ -49,9 +53,12 @@ export function decode(model: LlamaModel, cache: KvCache, o: DecodeOptions): Dec
   const stepLogits = new Float32Array(model.config.vocabSize);
   let logits = o.firstLogits;
   let finish: DecodeResult['finish'] = 'length';
+  const kept: Float32Array[] | undefined = o.keepLogits ? [] : undefined;
   for (let i = 0; i < o.maxNewTokens; i++) {
     const token = sampler(logits);
     tokens.push(token);
+    // later steps' logits live in one reused buffer
+    kept?.push(i === 0 ? logits : Float32Array.from(logits));
     steps.push({ token, top: topCount > 0 ? topLogprobs(logits, topCount) : [] });
     o.onToken?.(token, i);
     if (stop.has(token)) {
@@ -64,61 +71,5 @@ export function decode(model: LlamaModel, cache: KvCache, o: DecodeOptions): Dec
     pos[0] = o.nextPosition + i;
     logits = model.forward({ tokens: one, positions: pos, cache, observer: o.observer, logitsOut: stepLogits });
   }
-  return { tokens, steps, finish };
-}
-
-export interface PrefillOptions {
-  /** default: a new empty cache */
-  cache?: KvCache;
-  /** position of the first prompt token (default: the cache's next position) */
-  startPosition?: number;
-  chunk?: number;
-  observer?: Observer;
-}
-
-export interface PrefillResult {
-  cache: KvCache;
-  /** logits of the last prompt row */
-  logits: Float32Array;
-  /** position of the first token after the prompt */
-  nextPosition: number;
-}
-
-/** Run the prompt through the model, filling the cache. */
-export function prefill(model: LlamaModel, promptTokens: ArrayLike<number>, o: PrefillOptions = {}): PrefillResult {
-  if (promptTokens.length === 0) throw new KvevictError('the prompt is empty (no tokens to prefill)');
-  const cache = o.cache ?? model.newCache();
-  const start = o.startPosition ?? cache.nextPosition;
-  const tokens = Int32Array.from(promptTokens);
-  const positions = new Int32Array(tokens.length);
-  for (let i = 0; i < positions.length; i++) positions[i] = start + i;
-  const logits = model.forward({ tokens, positions, cache, chunk: o.chunk, observer: o.observer });
-  return { cache, logits, nextPosition: start + tokens.length };
-}
-
-export interface GenerateOptions {
-  maxNewTokens: number;
-  stopTokens?: readonly number[];
-  sampler?: Sampler;
-  chunk?: number;
-  topLogprobs?: number;
-}
-
-export interface GenerateResult extends DecodeResult {
-  cache: KvCache;
-  prefillMs: number;
-  decodeMs: number;
-}
-
-/** Prefill then decode with the full cache (no eviction). */
-export function generateFromTokens(model: LlamaModel, promptTokens: ArrayLike<number>, o: GenerateOptions): GenerateResult {
-  const t0 = performance.now();
-  const p = prefill(model, promptTokens, { chunk: o.chunk });
-  const t1 = performance.now();
-  const d = decode(model, p.cache, {
-    firstLogits: p.logits, nextPosition: p.nextPosition, maxNewTokens: o.maxNewTokens, stopTokens: o.stopTokens, sampler: o.sampler,
-    topLogprobs: o.topLogprobs,
-  });
-  const t2 = performance.now();
-  return { ...d, cache: p.cache, prefillMs: t1 - t0, decodeMs: t2 - t1 };
+  return kept ? { tokens, steps, finish, logits: kept } : { tokens, steps, finish };
 }

@@ -12,18 +12,71 @@ import { KvevictError } from '../errors.js';
 import { kernels } from '../kernels/index.js';
 import type { LlamaModel } from '../model/llama.js';
 import type { Observer } from '../model/types.js';
-import { PrefillRecorder } from '../press/capture.js';
-import { keepAllPlan } from '../press/select-cache.js';
-import type { KeepPlan, Press, PrefillRun } from '../press/types.js';
+import { PrefillRecorder, mergeCaptures } from '../press/capture.js';
+import { keepAllPlan, selectCache } from '../press/select-cache.js';
+import type { CaptureRequest, KeepPlan, Press, PrefillRun } from '../press/types.js';
 import { decode, type DecodeResult } from './decode.js';
 import type { Sampler } from './sampling.js';
 
-export interface CompressOptions {
+export interface PrefillOptions {
+  /** what the presses that will compress this prefill need recorded (merged) */
+  record?: readonly CaptureRequest[];
+  /** sees every layer of the prefill, after the recorder */
+  observer?: Observer;
   /** prefill chunk size in rows (engine default 512) */
   chunk?: number;
   /** where a press that decodes ahead (LAQ) stops; default: the model's end-of-sequence ids */
   eosTokenIds?: readonly number[];
 }
+
+/** A prompt prefilled with the full cache: what every press compresses from, and where decoding goes on. */
+export interface Prefilled extends PrefillRun {
+  model: LlamaModel;
+  /** position of the first token after the prompt */
+  nextPosition: number;
+  prefillMs: number;
+}
+
+/** Prefill `tokens` into a new full cache at positions 0.., recording what `record` asks for. */
+export function prefill(model: LlamaModel, tokens: ArrayLike<number>, opts: PrefillOptions = {}): Prefilled {
+  if (tokens.length === 0) throw new KvevictError('the prompt is empty (no tokens to prefill)');
+  const ids = Int32Array.from(tokens);
+  const L = ids.length;
+  const cache = model.newCache();
+  const positions = new Int32Array(L);
+  for (let i = 0; i < L; i++) positions[i] = i;
+  const recorder = new PrefillRecorder(kernels(), model.config, cache, 0, L, mergeCaptures(...(opts.record ?? [])));
+  const extra = opts.observer;
+  const observer: Observer | undefined = recorder.idle ? extra : extra ? (v) => { recorder.observer(v); extra(v); } : recorder.observer;
+  const t0 = performance.now();
+  const lastLogits = model.forward({ tokens: ids, positions, cache, chunk: opts.chunk, observer });
+  return {
+    model, cache, tokens: ids, promptLength: L, startPosition: 0, lastLogits, captured: recorder.result(),
+    eosTokenIds: opts.eosTokenIds ?? model.config.eosTokenIds, nextPosition: L, prefillMs: performance.now() - t0,
+  };
+}
+
+/**
+ * Keep the entries `press` chooses from a prefill (`press` null keeps everything). The prefill's own cache
+ * shrinks in place (memory is really freed), unless `copy`: then it stays whole for other presses and the
+ * kept entries are copied.
+ */
+export async function compress(run: Prefilled, press: Press | null, opts: { copy?: boolean } = {}): Promise<CompressedContext> {
+  const fullCacheBytes = run.cache.bytes;
+  const t0 = performance.now();
+  const plan = press ? await press.compress(run) : keepAllPlan(run.cache);
+  let cache = run.cache;
+  if (opts.copy) cache = selectCache(run.cache, plan);
+  else if (press) cache.retainAll(plan);
+  const selectMs = performance.now() - t0;
+  return {
+    cache, promptLength: run.promptLength, nextPosition: run.nextPosition, lastLogits: run.lastLogits, plan, fullCacheBytes,
+    cacheBytes: cache.bytes, prefillMs: run.prefillMs, selectMs,
+  };
+}
+
+/** Options of prefillAndCompress. */
+export type CompressOptions = Omit<PrefillOptions, 'record'>;
 
 /** A prefilled, compressed context: its cache, where to continue, and what compression cost. */
 export interface CompressedContext {
@@ -45,34 +98,10 @@ export interface CompressedContext {
   selectMs: number;
 }
 
-/**
- * Prefill `tokens` with the full cache, recording what `press` needs, then keep only the entries its plan
- * chooses (memory really shrinks: every head's arrays are reallocated). `press` null keeps everything.
- */
+/** prefill, then compress in place: the compressed context of a prompt. */
 export async function prefillAndCompress(model: LlamaModel, tokens: ArrayLike<number>, press: Press | null, opts: CompressOptions = {}): Promise<CompressedContext> {
-  if (tokens.length === 0) throw new KvevictError('the prompt is empty (no tokens to prefill)');
-  const ids = Int32Array.from(tokens);
-  const L = ids.length;
-  const cache = model.newCache();
-  const positions = new Int32Array(L);
-  for (let i = 0; i < L; i++) positions[i] = i;
-  const recorder = new PrefillRecorder(kernels(), model.config, cache, 0, L, press ? press.capture(L) : {});
-  const t0 = performance.now();
-  const lastLogits = model.forward({ tokens: ids, positions, cache, chunk: opts.chunk, observer: recorder.idle ? undefined : recorder.observer });
-  const t1 = performance.now();
-  const fullCacheBytes = cache.bytes;
-  let plan: KeepPlan;
-  if (press) {
-    const run: PrefillRun = {
-      model, cache, tokens: ids, promptLength: L, startPosition: 0, lastLogits, captured: recorder.result(), eosTokenIds: opts.eosTokenIds ?? model.config.eosTokenIds,
-    };
-    plan = await press.compress(run);
-    cache.retainAll(plan);
-  } else {
-    plan = keepAllPlan(cache);
-  }
-  const t2 = performance.now();
-  return { cache, promptLength: L, nextPosition: L, lastLogits, plan, fullCacheBytes, cacheBytes: cache.bytes, prefillMs: t1 - t0, selectMs: t2 - t1 };
+  const L = tokens.length;
+  return compress(prefill(model, tokens, { ...opts, record: press ? [press.capture(L)] : [] }), press);
 }
 
 export interface DecodeOpts {
@@ -177,4 +206,30 @@ export async function runWithMode(
     tokens: a.tokens, steps: a.steps, finish: a.finish, plan: ctx.plan, promptLength: ctx.promptLength + questionTokens.length,
     fullCacheBytes: ctx.fullCacheBytes, cacheBytes: ctx.cacheBytes, prefillMs: ctx.prefillMs + a.questionMs, selectMs: ctx.selectMs, decodeMs: a.decodeMs,
   };
+}
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  stopTokens?: readonly number[];
+  sampler?: Sampler;
+  chunk?: number;
+  topLogprobs?: number;
+}
+
+export interface GenerateResult extends DecodeResult {
+  cache: KvCache;
+  prefillMs: number;
+  decodeMs: number;
+}
+
+/** Prefill then decode with the full cache (no eviction). */
+export function generateFromTokens(model: LlamaModel, promptTokens: ArrayLike<number>, o: GenerateOptions): GenerateResult {
+  const p = prefill(model, promptTokens, { chunk: o.chunk });
+  const t1 = performance.now();
+  const d = decode(model, p.cache, {
+    firstLogits: p.lastLogits, nextPosition: p.nextPosition, maxNewTokens: o.maxNewTokens, stopTokens: o.stopTokens, sampler: o.sampler,
+    topLogprobs: o.topLogprobs,
+  });
+  const t2 = performance.now();
+  return { ...d, cache: p.cache, prefillMs: p.prefillMs, decodeMs: t2 - t1 };
 }

@@ -1,5 +1,4 @@
 import type { KvCache } from '../cache/kv-cache.js';
-import type { ModelConfig } from './config.js';
 
 /** What a layer shows an observer during a forward pass. Arrays are views valid only during the callback. */
 export interface LayerView {

@@ -4,11 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { KvCache } from '../../src/cache/kv-cache.js';
-import { kernels } from '../../src/kernels/index.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import { LlamaModel } from '../../src/model/llama.js';
 import type { LayerView } from '../../src/model/types.js';
-import { PrefillRecorder } from '../../src/press/capture.js';
+import { prefill } from '../../src/generate/pipeline.js';
 import type { KeepPlan, PrefillRun, Press } from '../../src/press/types.js';
 import { randomWeights, tinyConfig, type RawConfig } from './random-model.js';
 
@@ -44,25 +43,17 @@ export function promptTokens(n: number, seed = 1): Int32Array {
 /** Prefill `tokens` with the full cache, recording what `press` asks for and every q/k/v; returns the run. */
 export function prefillRun(h: Harness, tokens: Int32Array, press: Press): { run: PrefillRun; rec: Recorded } {
   const { cfg, model } = h;
-  const L = tokens.length;
-  const cache = model.newCache();
-  const recorder = new PrefillRecorder(kernels(), cfg, cache, 0, L, press.capture(L));
   const rec: Recorded = { q: [], k: [], v: [] };
   for (let l = 0; l < cfg.numLayers; l++) { rec.q.push([]); rec.k.push([]); rec.v.push([]); }
   const qs = cfg.numHeads * cfg.headDim, ks = cfg.numKvHeads * cfg.headDim;
   const observer = (view: LayerView): void => {
-    recorder.observer(view);
     for (let r = 0; r < view.positions.length; r++) {
       rec.q[view.layer].push(Float64Array.from(view.queries.subarray(r * qs, (r + 1) * qs)));
       rec.k[view.layer].push(Float64Array.from(view.keys.subarray(r * ks, (r + 1) * ks)));
       rec.v[view.layer].push(Float64Array.from(view.values.subarray(r * ks, (r + 1) * ks)));
     }
   };
-  const positions = Int32Array.from({ length: L }, (_, i) => i);
-  const lastLogits = model.forward({ tokens, positions, cache, observer, chunk: 16 });
-  const run: PrefillRun = {
-    model, cache, tokens, promptLength: L, startPosition: 0, lastLogits, captured: recorder.result(), eosTokenIds: cfg.eosTokenIds,
-  };
+  const run = prefill(model, tokens, { record: [press.capture(tokens.length)], observer, chunk: 16 });
   return { run, rec };
 }
 

@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { sharedData } from '../../paths.js';
 import { KvevictError } from '../../errors.js';
 
+/** Which side of the held-out split a generated sample or a text comes from. */
+export type Split = 'train' | 'heldout';
+
 /**
  * The held-out split of the reference model's training data. Evaluation haystacks must come from
  * HELD_OUT_ESSAYS; training never reads them. They are the first eight essays in name order, so a

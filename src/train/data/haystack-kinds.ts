@@ -1,7 +1,7 @@
 import type { Rng } from '../../util/rng.js';
 import type { Corpus } from './corpus.js';
 import { haystackSlice, noiseSlice } from './haystack.js';
-import type { Split } from './tasks.js';
+import type { Split } from '../../eval/datasets/split.js';
 import { capitalize, randomDigits } from './words.js';
 
 /**

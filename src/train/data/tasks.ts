@@ -1,3 +1,4 @@
+import type { Split } from '../../eval/datasets/split.js';
 import { Rng } from '../../util/rng.js';
 import type { Corpus } from './corpus.js';
 import { haystackSlice, insertAtDepths, noiseSlice } from './haystack.js';
@@ -9,7 +10,7 @@ import {
 import {
   HELD_OUT_PLACES, HELD_OUT_PLACE_WORDINGS, TRAIN_PLACE_WORDINGS, randomActivity, randomPlace,
 } from './needles.js';
-import { joinAnd, randomDigits, randomUuid } from './words.js';
+import { randomDigits, randomUuid } from './words.js';
 
 /** A chat: the first user turn is context + question; later turns ask more questions about the same context. */
 export interface Dialogue {
@@ -32,7 +33,7 @@ export const TASKS = [
 ] as const;
 export type TaskName = (typeof TASKS)[number];
 
-export type Split = 'train' | 'heldout';
+export type { Split };
 
 /** Bytes of template around each turn: "<|im_start|>user\n", "<|im_end|>\n", "<|im_start|>assistant\n", "<|im_end|>\n". */
 const TURN_OVERHEAD = 40;
@@ -47,10 +48,6 @@ interface Ctx {
 
 function words(c: Ctx): string[] {
   return c.split === 'train' ? c.corpus.trainWords : c.corpus.heldOutWords;
-}
-
-function source(c: Ctx): string {
-  return c.split === 'train' ? c.corpus.trainText : c.corpus.heldOutText;
 }
 
 function budget(c: Ctx, needles: string[], turns: { question: string; answer: string }[]): number {

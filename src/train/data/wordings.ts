@@ -1,6 +1,6 @@
 import type { Rng } from '../../util/rng.js';
 import { capitalize, joinAnd } from './words.js';
-import type { Split } from './tasks.js';
+import type { Split } from '../../eval/datasets/split.js';
 
 /**
  * Wordings of the synthetic task families: how a needle is written into the context, how the question asks

@@ -5,11 +5,10 @@
  * prompt row, then each response row but the last). One prefill per prompt serves every method and budget.
  */
 import { attentionMass, attentionRecall, oracleHitRate, promptKeys, queryRecorder } from '../../eval/fidelity.js';
-import { kernels } from '../../kernels/index.js';
+import { prefill } from '../../generate/pipeline.js';
 import type { LlamaModel } from '../../model/llama.js';
-import { mergeCaptures, PrefillRecorder } from '../../press/capture.js';
 import { makePress, type PressOptions } from '../../press/index.js';
-import type { Press, PrefillRun } from '../../press/types.js';
+import type { Press } from '../../press/types.js';
 import type { JudgeqExample } from './objective.js';
 
 export interface MethodSpec {
@@ -42,14 +41,10 @@ export async function heldOutFidelity(model: LlamaModel, examples: readonly Judg
       for (const m of methods) presses.push({ label: m.label, budget: b, press: makePress(m.name, { ...m.options, budget: b }) });
     }
     if (presses.length === 0) continue;
-    const cache = model.newCache();
-    const recorder = new PrefillRecorder(kernels(), cfg, cache, 0, L, mergeCaptures(...presses.map((p) => p.press.capture(L))));
     const queries = queryRecorder(cfg.numLayers);
     for (let p = L - 1; p < L + R - 1; p++) queries.wanted.add(p);
-    const positions = Int32Array.from({ length: L }, (_, i) => i);
-    const lastLogits = model.forward({
-      tokens: ex.prompt, positions, cache, observer: (v) => { recorder.observer(v); queries.observer(v); },
-    });
+    const run = prefill(model, ex.prompt, { record: presses.map((p) => p.press.capture(L)), observer: queries.observer, eosTokenIds: cfg.eosTokenIds });
+    const cache = run.cache;
     const keys = promptKeys(cache, L);
     if (R > 1) {
       const rest = Int32Array.from({ length: R - 1 }, (_, i) => L + i);
@@ -61,9 +56,6 @@ export async function heldOutFidelity(model: LlamaModel, examples: readonly Judg
       queries: Array.from({ length: R }, (_, i) => queries.take(L - 1 + i)!),
     };
     const mass = attentionMass(trace);
-    const run: PrefillRun = {
-      model, cache, tokens: ex.prompt, promptLength: L, startPosition: 0, lastLogits, captured: recorder.result(), eosTokenIds: cfg.eosTokenIds,
-    };
     for (const p of presses) {
       const plan = await p.press.compress(run);
       const s = sums.get(key(p.label, p.budget)) ?? { hit: 0, recall: 0, n: 0 };

@@ -7,6 +7,7 @@
  *   loss    = mean over layers, query heads and prompt positions of (A_soft - A_resp)^2.
  * The prompt runs once through the engine (no gradient); its cache is the constant both sides read.
  */
+import { prefill } from '../../generate/pipeline.js';
 import type { KvCache } from '../../cache/kv-cache.js';
 import { add } from '../../autograd/ops/add.js';
 import { mse } from '../../autograd/ops/mse.js';
@@ -23,15 +24,6 @@ export interface JudgeqExample {
   prompt: Int32Array;
   /** the model's own greedy response (not empty) */
   response: Int32Array;
-}
-
-/** The prompt's KV cache (positions 0 .. L - 1, full) and the logits of its last position. */
-export function prefillPrompt(model: LlamaModel, prompt: Int32Array): { cache: KvCache; lastLogits: Float32Array } {
-  const cache = model.newCache();
-  const positions = new Int32Array(prompt.length);
-  for (let i = 0; i < positions.length; i++) positions[i] = i;
-  const lastLogits = model.forward({ tokens: prompt, positions, cache });
-  return { cache, lastLogits };
 }
 
 /**
@@ -83,7 +75,7 @@ export interface ExampleResult {
 export function exampleLoss(
   model: LlamaModel, forward: SoftForward, soft: Tensor, ex: JudgeqExample, train: boolean, weight = 1, prefilled?: KvCache,
 ): ExampleResult {
-  const cache = prefilled ?? prefillPrompt(model, ex.prompt).cache;
+  const cache = prefilled ?? prefill(model, ex.prompt).cache;
   const target = responseAttention(model, cache, ex.response);
   const tape = train ? new Tape() : null;
   const means = forward.promptAttention(tape, soft, cache);

@@ -3,9 +3,9 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { KvevictError } from '../../errors.js';
 import { decode } from '../../generate/decode.js';
+import { prefill } from '../../generate/pipeline.js';
 import type { KvCache } from '../../cache/kv-cache.js';
 import type { LlamaModel } from '../../model/llama.js';
-import { prefillPrompt } from './objective.js';
 
 /**
  * The target model's own greedy responses, generated once and kept in a JSONL file (one line per prompt,
@@ -59,7 +59,7 @@ export class ResponseCache {
     const key = this.key(prompt);
     const known = this.entries.get(key);
     if (known) return known;
-    const { cache, lastLogits } = prefilled ?? prefillPrompt(model, prompt);
+    const { cache, lastLogits } = prefilled ?? prefill(model, prompt);
     const room = Math.max(0, Math.min(this.maxNewTokens, model.config.maxPositions - prompt.length));
     let tokens: number[];
     try {

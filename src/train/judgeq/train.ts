@@ -20,7 +20,8 @@ import { secondsPerStep } from '../pretrain.js';
 import { lineChartSvg } from '../loss-svg.js';
 import { ProgressBar, formatDuration } from '../progress.js';
 import { learningRate } from '../schedule.js';
-import { exampleLoss, prefillPrompt, type JudgeqExample } from './objective.js';
+import { prefill, type Prefilled } from '../../generate/pipeline.js';
+import { exampleLoss, type JudgeqExample } from './objective.js';
 import { buildPrompts, type JudgeqPrompt } from './prompts.js';
 import { ResponseCache } from './responses.js';
 import { SoftForward } from './soft-forward.js';
@@ -223,7 +224,7 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
   const forward = new SoftForward(cfg, loaded.weights);
   const elapsed = () => elapsedBefore + (performance.now() - t0) / 1000;
   /** The example of a prompt (its response generated on the same prefill when new), or null when the model answers nothing. */
-  const exampleOf = (p: JudgeqPrompt, prefilled: ReturnType<typeof prefillPrompt>): JudgeqExample | null => {
+  const exampleOf = (p: JudgeqPrompt, prefilled: Prefilled): JudgeqExample | null => {
     const response = responses.get(model, p.tokens, prefilled);
     return response.length > 0 ? { prompt: p.tokens, response } : null;
   };
@@ -233,7 +234,7 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
     let s = 0, n = 0;
     // the same weighting as training, so the curves compare
     for (const p of heldSet) {
-      const pre = prefillPrompt(model, p.tokens);
+      const pre = prefill(model, p.tokens);
       const ex = exampleOf(p, pre);
       if (!ex) continue;
       const w = weightOf(ex);
@@ -281,7 +282,7 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
     const picked = batchIndices(trainSet.length, o.batch, step, o.seed).map((i) => trainSet[i]);
     let lossSum = 0, weightSum = 0, tokens = 0, used = 0;
     for (const p of picked) {
-      const pre = prefillPrompt(model, p.tokens);
+      const pre = prefill(model, p.tokens);
       const ex = exampleOf(p, pre);
       if (!ex) continue;
       const weight = weightOf(ex);
