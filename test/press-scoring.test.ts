@@ -2,16 +2,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KvCache } from '../src/cache/kv-cache.js';
-import { kernels } from '../src/kernels/index.js';
+import { jsKernels, kernels } from '../src/kernels/index.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { accumulateAttention } from '../src/press/attention-mass.js';
 import { AdaptiveAllocator } from '../src/press/budgets/adaptive.js';
-import { expNonPositive } from '../src/press/fast-exp.js';
+import { expNonPositive } from '../src/kernels/fast-exp.js';
 import { pyramidBudgets } from '../src/press/budgets/pyramid.js';
 import { PrefillRecorder } from '../src/press/capture.js';
 import { makePress } from '../src/press/index.js';
 import { pool1d } from '../src/press/pool.js';
-import { simdSoftmax } from '../src/press/simd-softmax.js';
 import { topK } from '../src/press/topk.js';
 import type { PrefillRun, PressModel } from '../src/press/types.js';
 import { Rng } from '../src/util/rng.js';
@@ -84,43 +83,15 @@ describe('accumulateAttention', () => {
   const bfRows = Array.from({ length: rows }, (_, r) => ({ q: q.subarray(r * H * d, (r + 1) * H * d), limit: limits[r] < 0 ? -1 : Math.floor(limits[r] / 3) }));
   const want = [0, 1].map((g) => bfAttentionMass(bfRows, keyRows, 2 + g, 0, d));
 
-  for (const [name, simd] of [['kernels', 'kernel'], ['WebAssembly SIMD', simdSoftmax()], ['TypeScript', null]] as const) {
-    it(`equals the brute-force softmax column sums, with per-row limits and several row blocks (${name})`, (t) => {
-      if (name === 'WebAssembly SIMD' && simd === null) return t.skip('no WebAssembly SIMD here');
+  for (const [name, k] of [['the kernels in use', kernels()], ['the TypeScript kernels', jsKernels]] as const) {
+    it(`equals the brute-force softmax column sums, with per-row limits and several row blocks (${name})`, () => {
       const out = [new Float64Array(n), new Float64Array(n)];
       out[1].fill(0.5); // accumulates on top of what is there
-      accumulateAttention(kernels(), { queries: q, rows, visibleUpTo: limits }, H, d, 2, G, { keys, positions, n }, out, 1 / Math.sqrt(d), simd);
+      accumulateAttention(k, { queries: q, rows, visibleUpTo: limits }, H, d, 2, G, { keys, positions, n }, out, 1 / Math.sqrt(d));
       close(out[0], want[0], 2e-6, 'group head 0');
       close(out[1], want[1].map((x) => x + 0.5), 2e-6, 'group head 1');
     });
   }
-
-  it('SIMD softmax of rows of every length, against float64', (t) => {
-    const simd = simdSoftmax();
-    if (!simd) return t.skip('no WebAssembly SIMD here');
-    const r2 = new Rng(2);
-    for (const width of [1, 2, 3, 4, 5, 7, 63, 64, 65, 130]) {
-      const m = 3, Gs = 2;
-      simd.reserve(m * Gs * width, m, Gs * width);
-      const scores = Array.from({ length: m * Gs * width }, () => r2.normal() * 30);
-      simd.s.set(scores);
-      const vis = [width, Math.max(0, width - 1), Math.ceil(width / 2)];
-      simd.vis.set(vis);
-      simd.out.fill(0);
-      simd.run(m, Gs, width, width);
-      for (let g = 0; g < Gs; g++) {
-        const ref = new Array<number>(width).fill(0);
-        for (let r = 0; r < m; r++) {
-          const row = scores.slice((r * Gs + g) * width, (r * Gs + g) * width + vis[r]);
-          if (row.length === 0) continue;
-          const mx = Math.max(...row);
-          const z = row.reduce((a, x) => a + Math.exp(x - mx), 0);
-          row.forEach((x, j) => { ref[j] += Math.exp(x - mx) / z; });
-        }
-        close(simd.out.subarray(g * width, (g + 1) * width), ref, 1e-6, `width ${width} head ${g}`);
-      }
-    }
-  });
 });
 
 describe('budgets', () => {

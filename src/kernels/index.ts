@@ -7,7 +7,7 @@ import { jsKernels } from './js.js';
 import { makeNativeKernels } from './native.js';
 import type { Kernels } from './types.js';
 
-export type { Kernels, AttendArgs, GemvPart, PackedPart } from './types.js';
+export type { Kernels, InferenceKernels, ScoringKernels, TrainingKernels, AttendArgs, GemvPart, PackedPart } from './types.js';
 export { jsKernels } from './js.js';
 export { PACK_STRIP, packedWeightFloats } from './types.js';
 

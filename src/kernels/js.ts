@@ -1,3 +1,4 @@
+import { expNonPositive } from './fast-exp.js';
 import { floatBitsToHalf, halfTable } from '../util/half.js';
 import { PACK_STRIP, packedWeightFloats, type AttendArgs, type Kernels, type PackedPart, type WeightMatrix } from './types.js';
 
@@ -188,7 +189,7 @@ export const jsKernels: Kernels = {
         let max = -Infinity;
         for (let j = 0; j < v; j++) if (s[o + j] > max) max = s[o + j];
         let sum = 0;
-        for (let j = 0; j < v; j++) sum += (s[o + j] = Math.exp(s[o + j] - max));
+        for (let j = 0; j < v; j++) sum += (s[o + j] = expNonPositive(s[o + j] - max));
         for (let j = 0; j < v; j++) out[g * width + j] += s[o + j] / sum;
       }
     }

@@ -54,7 +54,8 @@ export function packedWeightFloats(n: number, k: number): number {
   return Math.ceil(n / PACK_STRIP) * PACK_STRIP * k;
 }
 
-export interface Kernels {
+/** What the forward pass runs on: products, norms, RoPE, the cache rows, attention, half floats. */
+export interface InferenceKernels {
   readonly name: 'js' | 'native';
   /**
    * C[m,n] = alpha * op(A)[m,k] . op(B)[k,n] + beta * C[m,n].
@@ -86,6 +87,11 @@ export interface Kernels {
   /** y[n] = W[n,k] . x[k], or y += W . x when accumulate. W may be f16 (a decode step then streams half the bytes). */
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
   /**
+   * Several matrices against one vector (q, k, v of a decode row; gate and up), in one pass of the thread pool:
+   * parts[p].y[n] = parts[p].w[n, k] . x, or += when accumulate. At most 4 parts.
+   */
+  sgemvParts(k: number, x: Float32Array, parts: readonly GemvPart[], accumulate?: boolean): void;
+  /**
    * A zeroed buffer for large long-lived arrays (weights). Native: its own 2 MB-aligned mapping advised for
    * transparent huge pages, freed when the buffer is collected; JS: a plain ArrayBuffer.
    */
@@ -96,11 +102,6 @@ export interface Kernels {
   floatToHalf(src: Float32Array, dst: Uint16Array, n: number): void;
   /** out[r] = x[r] / rms(x[r]) * weight, for `rows` rows of `dim`. `out` may be `x`. */
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
-  /**
-   * RMSNorm backward, accumulating (either output may be null), with s_r = 1 / sqrt(mean(x_r^2) + eps):
-   * dx[r, i] += s_r w_i dy[r, i] - s_r^3 / dim (sum_j w_j dy[r, j] x[r, j]) x[r, i]; dw[i] += sum_r dy[r, i] x[r, i] s_r.
-   */
-  rmsnormGrad(dx: Float32Array | null, dw: Float32Array | null, dy: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
   /**
    * In-place rotary embedding, half-split layout (Hugging Face rotate_half): x is [rows, heads, headDim];
    * row r uses angle table row positions[r]: cos[p * headDim/2 + i], sin[p * headDim/2 + i].
@@ -117,6 +118,24 @@ export interface Kernels {
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   /** Causal (by position) softmax attention of one GQA group against one KV head. */
   attendHead(args: AttendArgs): void;
+}
+
+/** What the presses' attention scoring adds. */
+export interface ScoringKernels {
+  /**
+   * Column sums of row softmaxes: for row r < rows and group head g of s[rows * group, width],
+   * out[g * width + j] += softmax(s[row, 0 .. vis[r]))[j] for j < vis[r]. s is overwritten.
+   */
+  softmaxRowsAccumulate(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
+}
+
+/** The backward passes and losses of training. */
+export interface TrainingKernels {
+  /**
+   * RMSNorm backward, accumulating (either output may be null), with s_r = 1 / sqrt(mean(x_r^2) + eps):
+   * dx[r, i] += s_r w_i dy[r, i] - s_r^3 / dim (sum_j w_j dy[r, j] x[r, j]) x[r, i]; dw[i] += sum_r dy[r, i] x[r, i] s_r.
+   */
+  rmsnormGrad(dx: Float32Array | null, dw: Float32Array | null, dy: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
   /**
    * Training's causal softmax over a score block e[rows, n] in place: row r sees keys 0 .. r0 + (r % m)
    * (r is query r % m of a block starting at sequence row r0; the GQA group's heads are stacked).
@@ -125,11 +144,6 @@ export interface Kernels {
   causalSoftmax(e: Float32Array, inv: Float32Array, rows: number, n: number, m: number, r0: number): void;
   /** Its gradient in place: dS = e * inv * (dS - dd[r]) on the visible keys, 0 after. */
   causalSoftmaxGrad(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): void;
-  /**
-   * Column sums of row softmaxes: for row r < rows and group head g of s[rows * group, width],
-   * out[g * width + j] += softmax(s[row, 0 .. vis[r]))[j] for j < vis[r]. s is overwritten.
-   */
-  softmaxRowsAccumulate(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
   /**
    * Softmax cross-entropy of logits[rows, vocab]: argmax[r] of every row (the first maximum); where
    * weights[r] != 0, lse[r] = log sum_j exp(logits[r, j]) and rowLoss[r] = lse[r] - logits[r, targets[r]];
@@ -140,9 +154,7 @@ export interface Kernels {
   crossEntropyGrad(grad: Float32Array, logits: Float32Array, rows: number, vocab: number, targets: Int32Array, lse: Float32Array, coef: Float32Array): void;
   /** SwiGLU backward, accumulating: dGate += dy * up * silu'(gate), dUp += dy * silu(gate) (either may be null). */
   siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
-  /**
-   * Several matrices against one vector (q, k, v of a decode row; gate and up), in one pass of the thread pool:
-   * parts[p].y[n] = parts[p].w[n, k] . x, or += when accumulate. At most 4 parts.
-   */
-  sgemvParts(k: number, x: Float32Array, parts: readonly GemvPart[], accumulate?: boolean): void;
 }
+
+/** Every kernel: two implementations (native, js) behind one interface, split by purpose. */
+export interface Kernels extends InferenceKernels, ScoringKernels, TrainingKernels {}

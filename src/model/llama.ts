@@ -1,44 +1,20 @@
 import { KvCache } from '../cache/kv-cache.js';
 import { KvevictError, assert } from '../errors.js';
-import { kernels, packedWeightFloats, type Kernels } from '../kernels/index.js';
+import { kernels, type Kernels } from '../kernels/index.js';
+import { packUint16 } from '../kernels/arena.js';
+import type { WeightMatrix } from '../kernels/types.js';
 import { ropeTables, type ModelConfig } from './config.js';
-import type { GemvPart, WeightMatrix } from '../kernels/types.js';
-import { ARENA_MAX_BYTES, packFloat32, packUint16 } from '../kernels/arena.js';
-import type { ForwardArgs, LayerWeights, Weights } from './types.js';
-import { LINEAR_NAMES, linearShape, type LinearName } from './weights.js';
+import { LayerProjections, LinearKernel, byLinearName, packLayers } from './linear.js';
+import { ForwardProfile, profiledKernels } from './profile.js';
+import type { ForwardArgs, Weights } from './types.js';
+import { LINEAR_NAMES } from './weights.js';
+
+export { ForwardProfile, type ForwardSection } from './profile.js';
 
 /** forward() arguments, plus where to write the logits (a decode loop reuses one buffer: fresh memory is slow to touch). */
 export interface ForwardOptions extends ForwardArgs {
   /** receives the logits when it has the right length ([vocab] for 'last', [rows, vocab] for 'all'); returned */
   logitsOut?: Float32Array;
-}
-
-/** The parts of a forward pass a profile times. */
-export type ForwardSection = 'linear' | 'attention' | 'norm' | 'rope' | 'cache' | 'activation' | 'embed';
-
-/** Where a forward pass spends its time, when a profile is attached (bench only). */
-export class ForwardProfile {
-  readonly ms: Record<ForwardSection, number> = { linear: 0, attention: 0, norm: 0, rope: 0, cache: 0, activation: 0, embed: 0 };
-  /** rows processed (prompt and decode rows alike) */
-  rows = 0;
-
-  get linearMs(): number {
-    return this.ms.linear;
-  }
-
-  get attentionMs(): number {
-    return this.ms.attention;
-  }
-
-  /** everything but the linear layers and attention */
-  get otherMs(): number {
-    return this.ms.norm + this.ms.rope + this.ms.cache + this.ms.activation + this.ms.embed;
-  }
-
-  reset(): void {
-    for (const key of Object.keys(this.ms) as ForwardSection[]) this.ms[key] = 0;
-    this.rows = 0;
-  }
 }
 
 /** Scratch buffers sized for `rows` rows; reused across calls and grown when a larger chunk comes. */
@@ -52,14 +28,9 @@ class Scratch {
   att: Float32Array = new Float32Array(0); // attention output [rows, H, d]
   gate: Float32Array = new Float32Array(0); // [rows, inter]
   up: Float32Array = new Float32Array(0); // [rows, inter]
-  /** per layer, the decode row's fused projections (q, k, v; gate, up) into these buffers */
-  qkvParts: GemvPart[][] = [];
-  gateUpParts: GemvPart[][] = [];
 
   ensure(rows: number, cfg: ModelConfig): void {
     if (rows <= this.rows) return;
-    this.qkvParts = [];
-    this.gateUpParts = [];
     const { hiddenSize: hidden, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: inter } = cfg;
     this.rows = rows;
     this.x = new Float32Array(rows * hidden);
@@ -95,14 +66,8 @@ export interface LlamaModelOptions {
   packedPrefill?: boolean;
 }
 
-/** The matrices the linear layers compute from, float32 or f16. */
-type LinearMatrices = Record<LinearName, WeightMatrix>;
-
 /** The largest finite half; anything rounding past it is infinity. */
 const HALF_MAX = 65504;
-
-/** Most float32 elements a prefill widens from f16 at once (4 MB: the block stays in cache for its sgemm). */
-const WIDEN_FLOATS = 1 << 20;
 
 const DEFAULT_CHUNK = 512;
 /** cache rows reserved past a prefill for decoding */
@@ -113,27 +78,35 @@ const DECODE_ROOM = 256;
  * single-token decode, over a KvCache whose heads may have been evicted to different lengths.
  */
 export class LlamaModel {
-  readonly k: Kernels;
-  /** attach to measure where forward() spends its time */
-  profile: ForwardProfile | null = null;
+  /** the kernels every step runs on (timed ones while a profile is attached) */
+  k: Kernels;
+  private readonly baseKernels: Kernels;
+  private profileOf: ForwardProfile | null = null;
   private readonly scratch = new Scratch();
   private ropeCos: Float32Array = new Float32Array(0);
   private ropeSin: Float32Array = new Float32Array(0);
   private ropeLength = 0;
   /** the weights format of the linear layers */
   readonly weightFormat: WeightFormat;
-  private readonly linears: LinearMatrices[];
   /** whether prefills compute their linear layers from packed weights (LlamaModelOptions.packedPrefill) */
-  get packedPrefill(): boolean {
-    return this.packedLinears !== null;
-  }
-  /** each layer's linear weights packed for the prefill (packedPrefill), or null */
-  private readonly packedLinears: PackedLayer[] | null = null;
+  readonly packedPrefill: boolean;
+  /** each layer's linear layers, with the choice of path behind them */
+  private readonly projections: LayerProjections[];
   private readonly lmHead: WeightMatrix;
-  private widened: Float32Array = new Float32Array(0);
+  private readonly plain = new LinearKernel();
+
+  /** attach to measure where forward() spends its time (every kernel call is timed) */
+  get profile(): ForwardProfile | null {
+    return this.profileOf;
+  }
+
+  set profile(p: ForwardProfile | null) {
+    this.profileOf = p;
+    this.k = p ? profiledKernels(this.baseKernels, p) : this.baseKernels;
+  }
 
   constructor(readonly config: ModelConfig, readonly weights: Weights, k?: Kernels, opts: LlamaModelOptions = {}) {
-    this.k = k ?? kernels();
+    this.baseKernels = this.k = k ?? kernels();
     const c = config;
     assert(weights.layers.length === c.numLayers, 'weights have numLayers layers');
     assert(weights.embed.length === c.vocabSize * c.hiddenSize, 'embedding shape');
@@ -141,44 +114,12 @@ export class LlamaModel {
     const format = opts.weights ?? 'f32';
     if (!WEIGHT_FORMATS.includes(format)) throw new KvevictError(`weights format must be ${WEIGHT_FORMATS.join(' or ')}, got "${String(format)}"`);
     this.weightFormat = format;
-    const names = LINEAR_NAMES;
-    const f32 = [...weights.layers.flatMap((w) => names.map((n) => w[n])), weights.lmHead];
-    let kept: WeightMatrix[] = f32;
-    if (format === 'f16') {
-      const matrixName = (i: number) => (i === f32.length - 1 ? 'the lm head' : `layer ${Math.floor(i / names.length)} ${names[i % names.length]}`);
-      // a weight past the half range would become infinity and every output NaN: refuse instead
-      f32.forEach((w, m) => {
-        for (let i = 0; i < w.length; i++) {
-          if (Math.abs(w[i]) > HALF_MAX) throw new KvevictError(`weights f16: ${matrixName(m)} holds ${w[i]} at index ${i}, beyond the f16 range (+-${HALF_MAX}); use f32 weights`);
-        }
-      });
-      const halves = packUint16(f32.map((w) => w.length), this.k);
-      f32.forEach((w, m) => this.k.floatToHalf(w, halves[m], w.length));
-      kept = halves;
-    }
-    this.linears = weights.layers.map((_, l) => byLinearName((i) => kept[l * names.length + i]));
+    const kept = format === 'f16' ? halfWeights(weights, this.k) : [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
+    const linears = weights.layers.map((_, l) => byLinearName((i) => kept[l * LINEAR_NAMES.length + i]));
     this.lmHead = kept[kept.length - 1];
-    if (opts.packedPrefill ?? this.k.name === 'native') {
-      // ordinary pages: the packed product reuses each panel from cache, so huge pages gain it nothing, and
-      // faulting them in (compacted on demand) took twice as long
-      // q, k and v back to back, and gate and up: each group is one fused product (sgemmPackedParts)
-      const floats = (n: LinearName) => packedWeightFloats(...linearShape(c, n));
-      const counts = weights.layers.flatMap(() => PACKED_GROUPS.map((group) => group.reduce((sum, n) => sum + floats(n), 0)));
-      const limits = { minBytes: Infinity, maxBytes: ARENA_MAX_BYTES };
-      const packed: WeightMatrix[] = format === 'f16' ? packUint16(counts, this.k, limits) : packFloat32(counts, this.k, limits);
-      this.packedLinears = this.linears.map((w, l) => {
-        const [qkv, o, gateUp, down] = PACKED_GROUPS.map((group, g) => {
-          const buf = packed[l * PACKED_GROUPS.length + g];
-          let offset = 0;
-          for (const n of group) {
-            this.k.packWeights(w[n], ...linearShape(c, n), buf.subarray(offset));
-            offset += floats(n);
-          }
-          return buf;
-        });
-        return { qkv, kv: qkv.subarray(floats('q')), o, gateUp, down };
-      });
-    }
+    this.packedPrefill = opts.packedPrefill ?? this.k.name === 'native';
+    const packed = this.packedPrefill ? packLayers(c, linears, this.k, format === 'f16') : null;
+    this.projections = linears.map((w, l) => new LayerProjections(c, w, packed?.[l] ?? null, this.plain));
   }
 
   /** An empty cache shaped for this model. */
@@ -259,7 +200,7 @@ export class LlamaModel {
     for (let start = 0; start < rows; start += chunk) {
       const n = Math.min(chunk, rows - start);
       const pos = positions.subarray(start, start + n);
-      let t0 = prof ? performance.now() : 0;
+      const t0 = prof ? performance.now() : 0;
       if (args.tokens !== undefined) this.embedInto(s.x, args.tokens, start, n);
       else s.x.set(args.embeddings!.subarray(start * hidden, (start + n) * hidden));
       if (prof) prof.ms.embed += performance.now() - t0;
@@ -269,154 +210,85 @@ export class LlamaModel {
       const lastNeeds = args.observer || mode === 'all' ? 'all' : mode === 'last' && start + n === rows ? 'last' : 'none';
       for (let l = 0; l < cfg.numLayers; l++) this.layer(l, n, pos, cache, args.observer, l === cfg.numLayers - 1 ? lastNeeds : 'all');
 
-      t0 = prof ? performance.now() : 0;
       if (mode === 'all') {
         this.k.rmsnorm(s.xb, s.x, this.weights.finalNorm, n, hidden, cfg.rmsNormEps);
-        this.linear(n, vocab, hidden, s.xb, this.lmHead, out.subarray(start * vocab, (start + n) * vocab), false);
+        this.plain.run(this.k, n, vocab, hidden, s.xb, this.lmHead, out.subarray(start * vocab, (start + n) * vocab), false);
       } else if (mode === 'last' && start + n === rows) {
         const last = s.x.subarray((n - 1) * hidden, n * hidden);
         this.k.rmsnorm(s.xb, last, this.weights.finalNorm, 1, hidden, cfg.rmsNormEps);
         this.k.sgemv(vocab, hidden, this.lmHead, s.xb, out);
       }
-      if (prof) prof.ms.linear += performance.now() - t0;
     }
     return out;
   }
 
-  /**
-   * y[n, outDim] = x[n, inDim] . W[outDim, inDim]^T (+ y when accumulate): from the packed copy when there is one,
-   * sgemv for one row (OpenBLAS sgemm with M=1 is slow), OpenBLAS sgemm otherwise.
-   */
-  private linear(n: number, outDim: number, inDim: number, x: Float32Array, w: WeightMatrix, y: Float32Array, accumulate: boolean, packed?: WeightMatrix): void {
-    if (packed && n > 1) this.k.sgemmPacked(n, outDim, inDim, x, inDim, packed, y, outDim, accumulate);
-    else if (n === 1) this.k.sgemv(outDim, inDim, w, x, y, accumulate);
-    else if (w instanceof Float32Array) this.k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
-    else {
-      // f16: widen blocks of output rows to float32, each block's sgemm writing its columns of y
-      const rowsPerBlock = Math.max(1, Math.min(outDim, Math.floor(WIDEN_FLOATS / inDim)));
-      if (this.widened.length < rowsPerBlock * inDim) this.widened = new Float32Array(rowsPerBlock * inDim);
-      for (let r0 = 0; r0 < outDim; r0 += rowsPerBlock) {
-        const rows = Math.min(rowsPerBlock, outDim - r0);
-        this.k.halfToFloat(w.subarray(r0 * inDim, (r0 + rows) * inDim), this.widened, rows * inDim);
-        this.k.sgemm(false, true, n, rows, inDim, 1, x, inDim, this.widened, inDim, accumulate ? 1 : 0, y.subarray(r0), outDim);
-      }
-    }
-  }
-
-  /** One decoder layer over the `n` rows in scratch.x, in place. */
+  /** One decoder layer over the `n` rows in scratch.x, in place; `outputs`: the rows whose output is needed. */
   private layer(l: number, n: number, pos: Int32Array, cache: KvCache, observer: ForwardArgs['observer'], outputs: 'all' | 'last' | 'none'): void {
-    const cfg = this.config;
-    const w: LayerWeights = this.weights.layers[l];
-    const pk = this.packedLinears?.[l]; // the same, packed for the prefill's rows
-    const lin = this.linears[l]; // the matrices the linear layers compute from (float32 or f16)
-    const k = this.k;
-    const s = this.scratch;
-    const { hiddenSize: hidden, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: inter, rmsNormEps: eps } = cfg;
-    const qDim = H * d;
-    const kvDim = Hkv * d;
-    const prof = this.profile;
-    let t = prof ? performance.now() : 0;
-    const lap = (section: ForwardSection): void => {
-      if (!prof) return;
-      const now = performance.now();
-      prof.ms[section] += now - t;
-      t = now;
-    };
-
-    // rows whose output is needed: all n, or only the last (`out` rows at the end of the residual stream)
+    const { k, scratch: s } = this;
+    const w = this.weights.layers[l];
+    const proj = this.projections[l];
+    const { hiddenSize: hidden, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: inter, rmsNormEps: eps } = this.config;
+    // the output rows are the last `out` of the residual stream
     const out = outputs === 'all' ? n : outputs === 'last' ? 1 : 0;
     const x = out === n ? s.x : s.x.subarray((n - out) * hidden);
     const outPos = out === n ? pos : pos.subarray(n - out);
-
-    // attention: norm, projections, (biases, q/k norms), RoPE
-    k.rmsnorm(s.xb, s.x, w.inputNorm, n, hidden, eps);
-    lap('norm');
-    if (n === 1) {
-      // one pass of the thread pool for the three projections of the decode row
-      k.sgemvParts(hidden, s.xb, (s.qkvParts[l] ??= [{ w: lin.q, n: qDim, y: s.q }, { w: lin.k, n: kvDim, y: s.k }, { w: lin.v, n: kvDim, y: s.v }]));
-    } else if (pk && out === n) {
-      k.sgemmPackedParts(n, hidden, s.xb, hidden, pk.qkv, [{ n: qDim, y: s.q }, { n: kvDim, y: s.k }, { n: kvDim, y: s.v }], false);
-    } else {
-      if (out > 0) this.linear(out, qDim, hidden, out === n ? s.xb : s.xb.subarray((n - out) * hidden), lin.q, s.q, false);
-      if (pk) k.sgemmPackedParts(n, hidden, s.xb, hidden, pk.kv, [{ n: kvDim, y: s.k }, { n: kvDim, y: s.v }], false);
-      else {
-        this.linear(n, kvDim, hidden, s.xb, lin.k, s.k, false);
-        this.linear(n, kvDim, hidden, s.xb, lin.v, s.v, false);
-      }
-    }
-    lap('linear');
     const qRows = n === 1 ? 1 : out;
-    if (w.qBias) addBias(s.q, w.qBias, qRows, qDim);
-    if (w.kBias) addBias(s.k, w.kBias, n, kvDim);
-    if (w.vBias) addBias(s.v, w.vBias, n, kvDim);
-    if (w.qNorm) k.rmsnorm(s.q, s.q, w.qNorm, qRows * H, d, eps);
-    if (w.kNorm) k.rmsnorm(s.k, s.k, w.kNorm, n * Hkv, d, eps);
+
+    // attention: norm, projections (q for the output rows only), biases and q/k norms (qwen), RoPE
+    k.rmsnorm(s.xb, s.x, w.inputNorm, n, hidden, eps);
+    proj.qkv(k, n, out, s.xb, s);
+    biasesAndNorms(k, w, s, n, qRows, this.config);
     k.rope(s.q, qRows, H, d, n === 1 ? pos : outPos, this.ropeCos, this.ropeSin);
     k.rope(s.k, n, Hkv, d, pos, this.ropeCos, this.ropeSin);
-    lap('rope');
 
     // the new rows join the cache, then the observer sees them (an observer always comes with every row's output)
     const heads = cache.layers[l];
-    for (let h = 0; h < Hkv; h++) heads[h].append(n, s.k, s.v, kvDim, h * d, pos, k);
-    if (observer) {
-      observer({ layer: l, positions: pos, queries: s.q.subarray(0, n * qDim), keys: s.k.subarray(0, n * kvDim), values: s.v.subarray(0, n * kvDim) });
-    }
-    lap('cache');
+    for (let h = 0; h < Hkv; h++) heads[h].append(n, s.k, s.v, Hkv * d, h * d, pos, k);
+    observer?.({ layer: l, positions: pos, queries: s.q.subarray(0, n * H * d), keys: s.k.subarray(0, n * Hkv * d), values: s.v.subarray(0, n * Hkv * d) });
     if (out === 0) return;
 
     // each KV head's group of query heads attends over that head's compact cache; positions decide causality
     const group = H / Hkv;
-    const scale = 1 / Math.sqrt(d);
     for (let h = 0; h < Hkv; h++) {
       const hc = heads[h];
       k.attendHead({
-        q: s.q, qRowStride: qDim, out: s.att, rows: out, headDim: d, firstHead: h * group, group,
-        qPos: outPos, keys: hc.keys, values: hc.values, kPos: hc.positions, n: hc.length, scale,
+        q: s.q, qRowStride: H * d, out: s.att, rows: out, headDim: d, firstHead: h * group, group,
+        qPos: outPos, keys: hc.keys, values: hc.values, kPos: hc.positions, n: hc.length, scale: 1 / Math.sqrt(d),
       });
     }
-    lap('attention');
+    proj.o(k, out, s.att, x);
 
-    // output projection into the residual stream
-    this.linear(out, hidden, qDim, s.att, lin.o, x, true, pk?.o);
-    lap('linear');
-
-    // SwiGLU MLP
+    // SwiGLU MLP into the residual stream
     k.rmsnorm(s.xb, x, w.postNorm, out, hidden, eps);
-    lap('norm');
-    if (out === 1) {
-      k.sgemvParts(hidden, s.xb, (s.gateUpParts[l] ??= [{ w: lin.gate, n: inter, y: s.gate }, { w: lin.up, n: inter, y: s.up }]));
-    } else if (pk) {
-      k.sgemmPackedParts(out, hidden, s.xb, hidden, pk.gateUp, [{ n: inter, y: s.gate }, { n: inter, y: s.up }], false);
-    } else {
-      this.linear(out, inter, hidden, s.xb, lin.gate, s.gate, false);
-      this.linear(out, inter, hidden, s.xb, lin.up, s.up, false);
-    }
-    lap('linear');
+    proj.gateUp(k, out, s.xb, s);
     k.siluMul(s.gate, s.gate, s.up, out * inter);
-    lap('activation');
-    this.linear(out, hidden, inter, s.gate, lin.down, x, true, pk?.down);
-    lap('linear');
+    proj.down(k, out, s.gate, x);
   }
 }
 
-/** The groups of a layer's linear weights packed back to back for the prefill: each group is one fused product. */
-const PACKED_GROUPS: readonly (readonly LinearName[])[] = [['q', 'k', 'v'], ['o'], ['gate', 'up'], ['down']];
-
-/**
- * A layer's linear weights packed for the prefill (Kernels.packWeights; float32, or halves with f16 weights):
- * q|k|v, k|v (its tail), o, gate|up, down.
- */
-interface PackedLayer {
-  qkv: WeightMatrix;
-  kv: WeightMatrix;
-  o: WeightMatrix;
-  gateUp: WeightMatrix;
-  down: WeightMatrix;
+/** Qwen's q/k/v biases and qwen3's q/k norms, where the weights have them. */
+function biasesAndNorms(k: Kernels, w: Weights['layers'][number], s: Scratch, n: number, qRows: number, cfg: ModelConfig): void {
+  const { numHeads: H, numKvHeads: Hkv, headDim: d, rmsNormEps: eps } = cfg;
+  if (w.qBias) addBias(s.q, w.qBias, qRows, H * d);
+  if (w.kBias) addBias(s.k, w.kBias, n, Hkv * d);
+  if (w.vBias) addBias(s.v, w.vBias, n, Hkv * d);
+  if (w.qNorm) k.rmsnorm(s.q, s.q, w.qNorm, qRows * H, d, eps);
+  if (w.kNorm) k.rmsnorm(s.k, s.k, w.kNorm, n * Hkv, d, eps);
 }
 
-/** A record of the linear layers' matrices, the i-th of LINEAR_NAMES from at(i). */
-function byLinearName<T>(at: (i: number) => T): Record<LinearName, T> {
-  return Object.fromEntries(LINEAR_NAMES.map((n, i) => [n, at(i)])) as Record<LinearName, T>;
+/** Half copies of every linear layer's weights, the lm head last; a weight past the half range is refused (it would become infinity). */
+function halfWeights(weights: Weights, k: Kernels): Uint16Array[] {
+  const f32 = [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
+  const names = LINEAR_NAMES;
+  const matrixName = (i: number) => (i === f32.length - 1 ? 'the lm head' : `layer ${Math.floor(i / names.length)} ${names[i % names.length]}`);
+  f32.forEach((w, m) => {
+    for (let i = 0; i < w.length; i++) {
+      if (Math.abs(w[i]) > HALF_MAX) throw new KvevictError(`weights f16: ${matrixName(m)} holds ${w[i]} at index ${i}, beyond the f16 range (+-${HALF_MAX}); use f32 weights`);
+    }
+  });
+  const halves = packUint16(f32.map((w) => w.length), k);
+  f32.forEach((w, m) => k.floatToHalf(w, halves[m], w.length));
+  return halves;
 }
 
 function addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void {

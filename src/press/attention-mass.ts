@@ -1,6 +1,4 @@
 import type { Kernels } from '../kernels/types.js';
-import { EXP_FRAC, EXP_K, EXP_POW2, EXP_STEP } from './fast-exp.js';
-import { simdSoftmax, type SimdSoftmax } from './simd-softmax.js';
 
 /** The keys of one KV head: compact [n, d] rows sorted by ascending position. */
 export interface HeadKeys {
@@ -34,7 +32,6 @@ export function countVisible(positions: Int32Array, n: number, p: number): numbe
  */
 const scratch = {
   buffers: new Map<string, Float32Array>(),
-  e: new Float64Array(0),
   floats(name: string, n: number): Float32Array {
     let b = this.buffers.get(name);
     if (!b || b.length < n) {
@@ -42,10 +39,6 @@ const scratch = {
       this.buffers.set(name, b);
     }
     return b;
-  },
-  doubles(n: number): Float64Array {
-    if (this.e.length < n) this.e = new Float64Array(n);
-    return this.e;
   },
 };
 
@@ -56,26 +49,20 @@ const MAX_BLOCK_FLOATS = 1 << 21;
  * For the query heads `firstHead .. firstHead + group - 1` (one GQA group), add to `out[g][j]` the softmax
  * attention each query row pays to key j: out[g][j] += sum_r A[r, g, j], the softmax running over the keys
  * row r may see. Products are sgemm blocks [rows x group, visible keys]; the softmaxes run in the kernels
- * (`'kernel'`, the default with the native addon: AVX-512 there), else in WebAssembly SIMD when available
- * (`simd` null forces the TypeScript loop).
+ * (softmaxRowsAccumulate: AVX-512 in the native addon).
  */
 export function accumulateAttention(
   k: Kernels, q: QueryRows, numHeads: number, headDim: number, firstHead: number, group: number,
   head: HeadKeys, out: Float64Array[], scale = 1 / Math.sqrt(headDim),
-  softmax: SimdSoftmax | null | 'kernel' = k.name === 'native' ? 'kernel' : simdSoftmax(),
 ): void {
-  const simd = softmax === 'kernel' ? null : softmax;
   const d = headDim;
   const n = head.n;
   const rowStride = numHeads * d;
   const rowsPerBlock = Math.max(1, Math.min(q.rows, Math.floor(MAX_BLOCK_FLOATS / Math.max(1, group * n))));
   const qBlock = scratch.floats('q', rowsPerBlock * group * d);
-  if (simd) simd.reserve(rowsPerBlock * group * Math.max(1, n), rowsPerBlock, group * n);
-  const s = simd ? simd.s : scratch.floats('s', rowsPerBlock * group * Math.max(1, n));
-  const visible = simd ? simd.vis : new Int32Array(rowsPerBlock);
-  const e = scratch.doubles(Math.max(1, n));
-  const sums = softmax === 'kernel' ? scratch.floats('sums', group * Math.max(1, n)) : null;
-  if (simd) for (let g = 0; g < group; g++) simd.out.set(out[g].subarray(0, n), g * n);
+  const s = scratch.floats('s', rowsPerBlock * group * Math.max(1, n));
+  const visible = new Int32Array(rowsPerBlock);
+  const sums = scratch.floats('sums', group * Math.max(1, n));
   for (let r0 = 0; r0 < q.rows; r0 += rowsPerBlock) {
     const m = Math.min(rowsPerBlock, q.rows - r0);
     let width = 0;
@@ -92,48 +79,11 @@ export function accumulateAttention(
     }
     // s[m*group, width] = scale * Q . K^T over the keys any row of the block sees
     k.sgemm(false, true, m * group, width, d, scale, qBlock, d, head.keys, d, 0, s, width);
-    if (sums) {
-      sums.fill(0, 0, group * width);
-      k.softmaxRowsAccumulate(s, m, group, width, visible, sums);
-      for (let g = 0; g < group; g++) {
-        const o = out[g];
-        for (let j = 0; j < width; j++) o[j] += sums[g * width + j];
-      }
-      continue;
-    }
-    if (simd) {
-      simd.run(m, group, width, n);
-      continue;
-    }
-    for (let r = 0; r < m; r++) {
-      const vis = visible[r];
-      if (vis === 0) continue;
-      for (let g = 0; g < group; g++) softmaxInto(s, (r * group + g) * width, vis, e, out[g]);
+    sums.fill(0, 0, group * width);
+    k.softmaxRowsAccumulate(s, m, group, width, visible, sums);
+    for (let g = 0; g < group; g++) {
+      const o = out[g];
+      for (let j = 0; j < width; j++) o[j] += sums[g * width + j];
     }
   }
-  if (simd) for (let g = 0; g < group; g++) out[g].set(simd.out.subarray(g * n, (g + 1) * n));
-}
-
-/**
- * o[j] += softmax(s[off .. off + n))[j]. The exponential is expNonPositive (fast-exp.ts), inlined: this loop
- * runs w x G x L times per layer and head.
- */
-function softmaxInto(s: Float32Array, off: number, n: number, e: Float64Array, o: Float64Array): void {
-  let max = -Infinity;
-  for (let j = 0; j < n; j++) if (s[off + j] > max) max = s[off + j];
-  let sum = 0;
-  for (let j = 0; j < n; j++) {
-    const x = s[off + j] - max;
-    let v = 0;
-    if (x >= -708) {
-      const k = Math.round(x * EXP_K);
-      const r = x - k * EXP_STEP;
-      const mk = -k;
-      v = (1 + r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24))))) * EXP_POW2[mk >> 5] * EXP_FRAC[mk & 31];
-    }
-    e[j] = v;
-    sum += v;
-  }
-  const inv = 1 / sum;
-  for (let j = 0; j < n; j++) o[j] += e[j] * inv;
 }

@@ -2,7 +2,6 @@
  * exp(x) for x <= 0 (softmax after subtracting the row maximum), 2-3x faster than Math.exp in the scoring
  * loops: x = -(32 a + b) ln2 / 32 + r with |r| <= ln2 / 64, so exp(x) = 2^-a 2^(-b/32) exp(r), exp(r) by its
  * degree-4 Taylor polynomial (relative error below 2e-12), the powers of two from tables. 0 below -708.
- * The scoring loops inline the same steps (V8 does not always inline a call in the hottest loop).
  */
 export const EXP_K = 32 / Math.LN2;
 export const EXP_STEP = Math.LN2 / 32;
