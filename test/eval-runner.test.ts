@@ -32,10 +32,12 @@ class FakeEngine implements EvalEngine {
   open(prompt: PreparedPrompt, c: EvalCase): EngineSession {
     const L = prompt.contextTokens.length + prompt.questionTokens.length;
     const logits = [Float32Array.from([0, 1, 2]), Float32Array.from([2, 1, 0])];
-    const self = this;
+    const bump = (what: 'fullCalls' | 'compressedCalls'): void => {
+      this[what]++;
+    };
     return {
       async full(): Promise<FullRun> {
-        self.fullCalls++;
+        bump('fullCalls');
         return {
           tokens: [1, 2], text: c.answers[0], logits,
           // one head of size 1 with zero keys: attention is uniform over the prompt
@@ -44,7 +46,7 @@ class FakeEngine implements EvalEngine {
         };
       },
       async compressed(press: PressSpec, budget: number, mode: Mode): Promise<CompressedRun> {
-        self.compressedCalls++;
+        bump('compressedCalls');
         const Lc = mode === 'query-aware' ? L : prompt.contextTokens.length;
         return {
           tokens: [3], text: budget >= 128 ? `it is ${c.answers[0]}` : 'no idea',
@@ -211,13 +213,14 @@ test('progress: time left from computed rows only, summary means', () => {
   pr.tick(1000, 'x');
   // 2 rows left at 1 s each
   assert.equal(pr.remainingMs(), 2000);
-  assert.match(s.text, /^\[=+> +\] 2\/4 2s left  x\n$/);
+  assert.match(s.text, /^\[=+> +\] 2\/4 2s left {2}x\n$/);
   assert.equal(formatDuration(125000), '2m05s');
   assert.equal(formatDuration(7200000), '2h00m');
   const tty = sink(true);
   const p2 = new Progress(1, tty, () => 0);
   p2.tick(5, 'y');
-  assert.match(tty.text, /^\r\x1b\[2K\[=+\] 1\/1 done in 0s  y\n$/);
+  assert.equal(tty.text.startsWith('\r\x1b[2K'), true, 'a terminal line is erased first');
+  assert.match(tty.text.slice(5), /^\[=+\] 1\/1 done in 0s {2}y\n$/);
   const mk = (score: number, task: string) => ({ press: 'a', options: {}, budget: 1, mode: 'query-aware' as Mode, task, score, fidelity: { oracle_hit: null, attention_recall: 50, top1: null, kl: null } });
   const rows = [mk(100, 't1'), mk(0, 't1'), mk(50, 't2')] as unknown as Parameters<typeof summarize>[0];
   const all = summarize(rows);

@@ -5,6 +5,8 @@ import { pyStrip } from './python-text.js';
  * characters into newlines, strip again.
  */
 export function rulerPostprocess(prediction: string): string {
+  // RULER's postprocessing replaces every control character with a newline
+  // eslint-disable-next-line no-control-regex
   return pyStrip(pyStrip(prediction).replace(/[\x00-\x1f]/g, '\n'));
 }
 

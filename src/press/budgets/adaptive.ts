@@ -26,7 +26,7 @@ function allocateLayer(layer: Float64Array[], C: number, safe: number): Int32Arr
   const n = layer[0].length;
   const chosen = layer.map(() => new Uint8Array(n));
   for (let h = 0; h < Hkv; h++) for (const j of topK(layer[h], safe)) chosen[h][j] = 1;
-  let rest = Hkv * Math.min(C, n) - Hkv * Math.min(safe, n);
+  const rest = Hkv * Math.min(C, n) - Hkv * Math.min(safe, n);
   if (rest > 0) {
     // pool the unchosen entries of every head, ordered by position then head so that topK's
     // later-index tie rule means "later position, then lower head"
