@@ -8,7 +8,31 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', performance: 'readonly', Buffer: 'readonly', URL: 'readonly', TextDecoder: 'readonly', TextEncoder: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setImmediate: 'readonly', structuredClone: 'readonly', WebAssembly: 'readonly', SharedArrayBuffer: 'readonly', Atomics: 'readonly', AbortController: 'readonly', fetch: 'readonly', queueMicrotask: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', FinalizationRegistry: 'readonly', WeakRef: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        performance: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        TextDecoder: 'readonly',
+        TextEncoder: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setImmediate: 'readonly',
+        structuredClone: 'readonly',
+        WebAssembly: 'readonly',
+        SharedArrayBuffer: 'readonly',
+        Atomics: 'readonly',
+        AbortController: 'readonly',
+        fetch: 'readonly',
+        queueMicrotask: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        FinalizationRegistry: 'readonly',
+        WeakRef: 'readonly',
+      },
+    },
     rules: {
       // unused names are compile errors already (tsconfig noUnusedLocals); '_' marks an ignored parameter
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],

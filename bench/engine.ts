@@ -84,7 +84,6 @@ const CONTEXTS = [512, 2048, 8192];
 const DECODE_STEPS = 32;
 const CHUNK = 512;
 
-
 /** The prefill's linear layers alone: the same sgemm calls, chunk by chunk, layer by layer (lm head: one sgemv). */
 function sgemmOnly(cfg: ModelConfig, k: Kernels, model: LlamaModel, tokens: number): number {
   const x = new Float32Array(CHUNK * cfg.intermediateSize).fill(0.01);
@@ -161,7 +160,15 @@ function prefillAndDecode(model: LlamaModel, cfg: ModelConfig, tokens: Int32Arra
   }
   model.profile = null;
   release(cache);
-  return { prefillMs, sections, linearMs: prof.linearMs, attentionMs: prof.attentionMs, otherMs: prof.otherMs, stepMs, decodeSections: { ...decodeProf.ms } };
+  return {
+    prefillMs,
+    sections,
+    linearMs: prof.linearMs,
+    attentionMs: prof.attentionMs,
+    otherMs: prof.otherMs,
+    stepMs,
+    decodeSections: { ...decodeProf.ms },
+  };
 }
 
 /** Drop a cache's memory now rather than when the cache object goes. */
@@ -175,16 +182,25 @@ function release(cache: KvCache): void {
  */
 async function llamaCppOnce(file: string, context: number, oneThread: boolean): Promise<LlamaCppFigures> {
   const two = await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads: 2 });
-  const one = oneThread ? (await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads: 1 })).decodeTokPerS : -Infinity;
-  return { prefillTokPerS: two.prefillTokPerS, decodeTokPerS: two.decodeTokPerS, decode1ThreadTokPerS: one, bestDecodeTokPerS: Math.max(two.decodeTokPerS, one) };
+  const one = oneThread
+    ? (await llamaCppBench(file, { promptTokens: context, decodeTokens: DECODE_STEPS, threads: 1 })).decodeTokPerS
+    : -Infinity;
+  return {
+    prefillTokPerS: two.prefillTokPerS,
+    decodeTokPerS: two.decodeTokPerS,
+    decode1ThreadTokPerS: one,
+    bestDecodeTokPerS: Math.max(two.decodeTokPerS, one),
+  };
 }
 
 /** The better of two llama.cpp measurements, figure by figure. */
 function bestOf(a: LlamaCppFigures | null, b: LlamaCppFigures): LlamaCppFigures {
   if (!a) return b;
   return {
-    prefillTokPerS: Math.max(a.prefillTokPerS, b.prefillTokPerS), decodeTokPerS: Math.max(a.decodeTokPerS, b.decodeTokPerS),
-    decode1ThreadTokPerS: Math.max(a.decode1ThreadTokPerS, b.decode1ThreadTokPerS), bestDecodeTokPerS: Math.max(a.bestDecodeTokPerS, b.bestDecodeTokPerS),
+    prefillTokPerS: Math.max(a.prefillTokPerS, b.prefillTokPerS),
+    decodeTokPerS: Math.max(a.decodeTokPerS, b.decodeTokPerS),
+    decode1ThreadTokPerS: Math.max(a.decode1ThreadTokPerS, b.decode1ThreadTokPerS),
+    bestDecodeTokPerS: Math.max(a.bestDecodeTokPerS, b.bestDecodeTokPerS),
   };
 }
 
@@ -211,8 +227,22 @@ function coldPrefillMs(model: LlamaModel, tokens: Int32Array, positions: Int32Ar
  * both meet the same moments of a shared machine; the best of the rounds for each (a round's decode: its steps over
  * their summed time, as llama.cpp's); the engine's median step over every round is kept as the conservative reading.
  */
-async function measureContext(sides: Side[], cfg: ModelConfig, tokens: Int32Array, positions: Int32Array, L: number, coldMs: Map<Side, number>): Promise<EngineFigures[]> {
-  const runs = sides.map(() => ({ best: null as PrefillRun | null, stepMs: [] as number[], bestDecodeTokPerS: 0, decodeSections: new ForwardProfile().ms, sgemmMs: Infinity, llamaCpp: null as LlamaCppFigures | null }));
+async function measureContext(
+  sides: Side[],
+  cfg: ModelConfig,
+  tokens: Int32Array,
+  positions: Int32Array,
+  L: number,
+  coldMs: Map<Side, number>,
+): Promise<EngineFigures[]> {
+  const runs = sides.map(() => ({
+    best: null as PrefillRun | null,
+    stepMs: [] as number[],
+    bestDecodeTokPerS: 0,
+    decodeSections: new ForwardProfile().ms,
+    sgemmMs: Infinity,
+    llamaCpp: null as LlamaCppFigures | null,
+  }));
   const reps = repetitions(L);
   for (let r = 0; r < reps; r++) {
     for (const [i, side] of sides.entries()) {
@@ -221,7 +251,8 @@ async function measureContext(sides: Side[], cfg: ModelConfig, tokens: Int32Arra
       if (!acc.best || run.prefillMs < acc.best.prefillMs) acc.best = run;
       acc.stepMs.push(...run.stepMs);
       acc.bestDecodeTokPerS = Math.max(acc.bestDecodeTokPerS, (run.stepMs.length / run.stepMs.reduce((a, b) => a + b, 0)) * 1000);
-      for (const key of Object.keys(acc.decodeSections) as ForwardSection[]) acc.decodeSections[key] += run.decodeSections[key] / (reps * DECODE_STEPS);
+      for (const key of Object.keys(acc.decodeSections) as ForwardSection[])
+        acc.decodeSections[key] += run.decodeSections[key] / (reps * DECODE_STEPS);
       if (side.format === 'f32') acc.sgemmMs = Math.min(acc.sgemmMs, sgemmOnly(cfg, side.model.k, side.model, L));
       // beyond 2048 tokens llama.cpp's one-thread decode is measured in the first round only (far behind two threads there)
       if (side.gguf) acc.llamaCpp = bestOf(acc.llamaCpp, await llamaCppOnce(side.gguf, L, r === 0 || L <= 2048));
@@ -233,15 +264,32 @@ async function measureContext(sides: Side[], cfg: ModelConfig, tokens: Int32Arra
     const decodeMs = median(stepMs);
     const cold = coldMs.get(side)!;
     const f: EngineFigures = {
-      context: L, prefillMs, prefillTokPerS: (L / prefillMs) * 1000, prefillColdTokPerS: (L / cold) * 1000, sections, linearMs, attentionMs, otherMs,
-      sgemmOnlyMs: sgemmMs, sgemmOnlyTokPerS: (L / sgemmMs) * 1000, linearOverSgemm: linearMs / sgemmMs,
-      decodeMsPerToken: decodeMs, decodeMedianTokPerS: 1000 / decodeMs, decodeTokPerS: bestDecodeTokPerS, decodeSections, llamaCpp,
-      prefillRatio: llamaCpp ? (L / prefillMs) * 1000 / llamaCpp.prefillTokPerS : null,
+      context: L,
+      prefillMs,
+      prefillTokPerS: (L / prefillMs) * 1000,
+      prefillColdTokPerS: (L / cold) * 1000,
+      sections,
+      linearMs,
+      attentionMs,
+      otherMs,
+      sgemmOnlyMs: sgemmMs,
+      sgemmOnlyTokPerS: (L / sgemmMs) * 1000,
+      linearOverSgemm: linearMs / sgemmMs,
+      decodeMsPerToken: decodeMs,
+      decodeMedianTokPerS: 1000 / decodeMs,
+      decodeTokPerS: bestDecodeTokPerS,
+      decodeSections,
+      llamaCpp,
+      prefillRatio: llamaCpp ? ((L / prefillMs) * 1000) / llamaCpp.prefillTokPerS : null,
       decodeRatio: llamaCpp ? bestDecodeTokPerS / llamaCpp.bestDecodeTokPerS : null,
       decodeMedianRatio: llamaCpp ? 1000 / decodeMs / llamaCpp.bestDecodeTokPerS : null,
     };
-    const lc = llamaCpp ? `; llama.cpp ${side.dtype} prefill ${llamaCpp.prefillTokPerS.toFixed(0)}, decode ${llamaCpp.decodeTokPerS.toFixed(1)} (1 thread ${llamaCpp.decode1ThreadTokPerS.toFixed(1)})` : '';
-    process.stderr.write(`  ${side.format} weights, context ${L}: prefill ${f.prefillTokPerS.toFixed(0)} tok/s (cold ${f.prefillColdTokPerS.toFixed(0)}), decode ${f.decodeTokPerS.toFixed(1)} tok/s${lc}\n`);
+    const lc = llamaCpp
+      ? `; llama.cpp ${side.dtype} prefill ${llamaCpp.prefillTokPerS.toFixed(0)}, decode ${llamaCpp.decodeTokPerS.toFixed(1)} (1 thread ${llamaCpp.decode1ThreadTokPerS.toFixed(1)})`
+      : '';
+    process.stderr.write(
+      `  ${side.format} weights, context ${L}: prefill ${f.prefillTokPerS.toFixed(0)} tok/s (cold ${f.prefillColdTokPerS.toFixed(0)}), decode ${f.decodeTokPerS.toFixed(1)} tok/s${lc}\n`,
+    );
     return f;
   });
 }
@@ -264,9 +312,14 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
     model.forward({ tokens: tokens.subarray(0, CHUNK), positions: positions.subarray(0, CHUNK), cache: model.newCache() });
     const half = new LlamaModel(cfg, weights, k, { weights: 'f16' });
     half.forward({ tokens: tokens.subarray(0, CHUNK), positions: positions.subarray(0, CHUNK), cache: half.newCache() });
-    const sides: Side[] = [{ format: 'f32', model, gguf: null, dtype: 'F32' }, { format: 'f16', model: half, gguf: null, dtype: 'F16' }];
+    const sides: Side[] = [
+      { format: 'f32', model, gguf: null, dtype: 'F32' },
+      { format: 'f16', model: half, gguf: null, dtype: 'F16' },
+    ];
     const cold = contexts.map(() => new Map<Side, number>());
-    contexts.forEach((L, i) => { for (const side of sides) cold[i].set(side, coldPrefillMs(side.model, tokens, positions, L)); });
+    contexts.forEach((L, i) => {
+      for (const side of sides) cold[i].set(side, coldPrefillMs(side.model, tokens, positions, L));
+    });
     // before llama.cpp and the GGUF writer add their own memory
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
 
@@ -279,7 +332,8 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
           side.gguf = join(ggufDir, `smollm2-135m-random-${side.format}.gguf`);
           writeGguf(side.gguf, cfg, weights, tok, { dtype: side.dtype, name: 'SmolLM2-135M shapes, random weights' });
         }
-        llamaCppNote = 'llama.cpp via node-llama-cpp (bench/yardstick), same weights as GGUF F32 (and F16 for the f16 rows), CPU; prefill on 2 threads, decode on the better of 1 and 2; its repetitions alternate with the engine\'s';
+        llamaCppNote =
+          "llama.cpp via node-llama-cpp (bench/yardstick), same weights as GGUF F32 (and F16 for the f16 rows), CPU; prefill on 2 threads, decode on the better of 1 and 2; its repetitions alternate with the engine's";
       } else {
         llamaCppNote = 'not measured (node-llama-cpp could not be installed)';
       }
@@ -293,44 +347,111 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
     }
 
     const ratio = (x: number | null) => (x === null ? '-' : x);
-    process.stdout.write(formatTable(
-      `engine (${k.name} kernels), SmolLM2-135M shapes, 30 layers, f32, random weights; prefill chunk ${CHUNK}, decode ${DECODE_STEPS} tokens after the prompt`,
-      ['context', 'prefill tok/s', 'cold', 'llama.cpp', 'ratio', 'decode tok/s', 'llama.cpp best', 'ratio', 'median step ratio', 'linear ms', 'attention ms', 'other ms', 'sgemm alone ms', 'linear/sgemm'],
-      figures.map((f) => [
-        f.context, f.prefillTokPerS, f.prefillColdTokPerS, f.llamaCpp ? f.llamaCpp.prefillTokPerS : '-', ratio(f.prefillRatio),
-        f.decodeTokPerS, f.llamaCpp ? f.llamaCpp.bestDecodeTokPerS : '-', ratio(f.decodeRatio), ratio(f.decodeMedianRatio),
-        f.linearMs, f.attentionMs, f.otherMs, f.sgemmOnlyMs, f.linearOverSgemm,
-      ]),
-    ));
-    process.stdout.write(formatTable(
-      `the same with f16 weights in memory (LlamaModel weights: 'f16'), against llama.cpp on the same weights as GGUF F16`,
-      ['context', 'prefill tok/s', 'llama.cpp F16', 'ratio', 'decode tok/s', 'llama.cpp F16 best', 'ratio', 'over llama.cpp F32', 'linear ms', 'attention ms'],
-      f16Figures.map((f) => [
-        f.context, f.prefillTokPerS, f.llamaCpp ? f.llamaCpp.prefillTokPerS : '-', ratio(f.prefillRatio),
-        f.decodeTokPerS, f.llamaCpp ? f.llamaCpp.bestDecodeTokPerS : '-', ratio(f.decodeRatio), ratio(f.decodeOverLlamaCppF32), f.linearMs, f.attentionMs,
-      ]),
-    ));
-    process.stdout.write(formatTable(
-      'decode step by section with f16 weights (ms per token, mean)',
-      ['context', ...Object.keys(f16Figures[0]?.decodeSections ?? {})],
-      f16Figures.map((f) => [f.context, ...Object.values(f.decodeSections)]),
-    ));
-    process.stdout.write(formatTable(
-      'prefill time by section (ms)',
-      ['context', ...Object.keys(figures[0]?.sections ?? {})],
-      figures.map((f) => [f.context, ...Object.values(f.sections)]),
-    ));
-    process.stdout.write(formatTable(
-      'decode step by section (ms per token, mean)',
-      ['context', ...Object.keys(figures[0]?.decodeSections ?? {})],
-      figures.map((f) => [f.context, ...Object.values(f.decodeSections)]),
-    ));
-    process.stdout.write(`best of ${repetitions(512)} rounds at 512 tokens, ${repetitions(2048)} at 2048 and ${repetitions(8192)} beyond (llama.cpp's one-thread decode there in the first), each round the engine then llama.cpp (f32 then f16), so both meet the same moments of the machine; a round's decode: its ${DECODE_STEPS} steps over their summed time, for both; median step ratio: the engine's median step over every round against llama.cpp's best round\n`);
-    process.stdout.write(`cold: prefill into a fresh cache (its first-touch page faults included); the other figures allocate and touch the cache first, as llama.cpp does when it creates its context\n`);
-    process.stdout.write(`peak RSS ${peakRssMb.toFixed(0)} MB; targets: prefill >= 2.5x llama.cpp at 2048 and 8192, linear/sgemm <= 1.3, decode >= 1.5x llama.cpp's better thread setting\n`);
+    process.stdout.write(
+      formatTable(
+        `engine (${k.name} kernels), SmolLM2-135M shapes, 30 layers, f32, random weights; prefill chunk ${CHUNK}, decode ${DECODE_STEPS} tokens after the prompt`,
+        [
+          'context',
+          'prefill tok/s',
+          'cold',
+          'llama.cpp',
+          'ratio',
+          'decode tok/s',
+          'llama.cpp best',
+          'ratio',
+          'median step ratio',
+          'linear ms',
+          'attention ms',
+          'other ms',
+          'sgemm alone ms',
+          'linear/sgemm',
+        ],
+        figures.map((f) => [
+          f.context,
+          f.prefillTokPerS,
+          f.prefillColdTokPerS,
+          f.llamaCpp ? f.llamaCpp.prefillTokPerS : '-',
+          ratio(f.prefillRatio),
+          f.decodeTokPerS,
+          f.llamaCpp ? f.llamaCpp.bestDecodeTokPerS : '-',
+          ratio(f.decodeRatio),
+          ratio(f.decodeMedianRatio),
+          f.linearMs,
+          f.attentionMs,
+          f.otherMs,
+          f.sgemmOnlyMs,
+          f.linearOverSgemm,
+        ]),
+      ),
+    );
+    process.stdout.write(
+      formatTable(
+        `the same with f16 weights in memory (LlamaModel weights: 'f16'), against llama.cpp on the same weights as GGUF F16`,
+        [
+          'context',
+          'prefill tok/s',
+          'llama.cpp F16',
+          'ratio',
+          'decode tok/s',
+          'llama.cpp F16 best',
+          'ratio',
+          'over llama.cpp F32',
+          'linear ms',
+          'attention ms',
+        ],
+        f16Figures.map((f) => [
+          f.context,
+          f.prefillTokPerS,
+          f.llamaCpp ? f.llamaCpp.prefillTokPerS : '-',
+          ratio(f.prefillRatio),
+          f.decodeTokPerS,
+          f.llamaCpp ? f.llamaCpp.bestDecodeTokPerS : '-',
+          ratio(f.decodeRatio),
+          ratio(f.decodeOverLlamaCppF32),
+          f.linearMs,
+          f.attentionMs,
+        ]),
+      ),
+    );
+    process.stdout.write(
+      formatTable(
+        'decode step by section with f16 weights (ms per token, mean)',
+        ['context', ...Object.keys(f16Figures[0]?.decodeSections ?? {})],
+        f16Figures.map((f) => [f.context, ...Object.values(f.decodeSections)]),
+      ),
+    );
+    process.stdout.write(
+      formatTable(
+        'prefill time by section (ms)',
+        ['context', ...Object.keys(figures[0]?.sections ?? {})],
+        figures.map((f) => [f.context, ...Object.values(f.sections)]),
+      ),
+    );
+    process.stdout.write(
+      formatTable(
+        'decode step by section (ms per token, mean)',
+        ['context', ...Object.keys(figures[0]?.decodeSections ?? {})],
+        figures.map((f) => [f.context, ...Object.values(f.decodeSections)]),
+      ),
+    );
+    process.stdout.write(
+      `best of ${repetitions(512)} rounds at 512 tokens, ${repetitions(2048)} at 2048 and ${repetitions(8192)} beyond (llama.cpp's one-thread decode there in the first), each round the engine then llama.cpp (f32 then f16), so both meet the same moments of the machine; a round's decode: its ${DECODE_STEPS} steps over their summed time, for both; median step ratio: the engine's median step over every round against llama.cpp's best round\n`,
+    );
+    process.stdout.write(
+      `cold: prefill into a fresh cache (its first-touch page faults included); the other figures allocate and touch the cache first, as llama.cpp does when it creates its context\n`,
+    );
+    process.stdout.write(
+      `peak RSS ${peakRssMb.toFixed(0)} MB; targets: prefill >= 2.5x llama.cpp at 2048 and 8192, linear/sgemm <= 1.3, decode >= 1.5x llama.cpp's better thread setting\n`,
+    );
     return {
-      backend: k.name, model: 'SmolLM2-135M shapes (random weights, f32)', prefillChunk: CHUNK, decodeSteps: DECODE_STEPS,
-      contexts: figures, f16: f16Figures, peakRssMb, llamaCpp: llamaCppNote,
+      backend: k.name,
+      model: 'SmolLM2-135M shapes (random weights, f32)',
+      prefillChunk: CHUNK,
+      decodeSteps: DECODE_STEPS,
+      contexts: figures,
+      f16: f16Figures,
+      peakRssMb,
+      llamaCpp: llamaCppNote,
     };
   } finally {
     if (ggufDir) rmSync(ggufDir, { recursive: true, force: true });

@@ -44,11 +44,24 @@ function subject(): Subject {
   const cfg = modelConfigOf(REFERENCE);
   const p = initParams(cfg, 1);
   const weights: Weights = {
-    embed: p.embed.data, finalNorm: p.finalNorm.data, lmHead: p.embed.data,
+    embed: p.embed.data,
+    finalNorm: p.finalNorm.data,
+    lmHead: p.embed.data,
     layers: p.layers.map((l) => ({
-      inputNorm: l.inputNorm.data, q: l.q.data, k: l.k.data, v: l.v.data, o: l.o.data,
-      qBias: null, kBias: null, vBias: null, qNorm: null, kNorm: null,
-      postNorm: l.postNorm.data, gate: l.gate.data, up: l.up.data, down: l.down.data,
+      inputNorm: l.inputNorm.data,
+      q: l.q.data,
+      k: l.k.data,
+      v: l.v.data,
+      o: l.o.data,
+      qBias: null,
+      kBias: null,
+      vBias: null,
+      qNorm: null,
+      kNorm: null,
+      postNorm: l.postNorm.data,
+      gate: l.gate.data,
+      up: l.up.data,
+      down: l.down.data,
     })),
   };
   return { cfg, weights, source: 'random weights in the reference shape' };
@@ -59,12 +72,30 @@ function tokens(n: number, seed: number, vocab: number): Int32Array {
   return Int32Array.from({ length: n }, () => 32 + rng.int(Math.min(vocab, 256) - 32));
 }
 
-export interface TrainRow { length: number; response: number; prefillMs: number; targetMs: number; softMs: number; promptsPerS: number; tokensPerS: number }
-export interface InferenceRow { length: number; prefillMs: number; softForwardMs: number; judgeqMs: number; snapkvMs: number; judgeqShare: number; softShare: number; snapkvShare: number }
+export interface TrainRow {
+  length: number;
+  response: number;
+  prefillMs: number;
+  targetMs: number;
+  softMs: number;
+  promptsPerS: number;
+  tokensPerS: number;
+}
+export interface InferenceRow {
+  length: number;
+  prefillMs: number;
+  softForwardMs: number;
+  judgeqMs: number;
+  snapkvMs: number;
+  judgeqShare: number;
+  softShare: number;
+  snapkvShare: number;
+}
 
 export async function runBench(trainLengths = [512, 1024, 2048], inferLengths = [2048, 8192], repeats = 2): Promise<object> {
   const s = subject();
-  const soft = 32, R = 64;
+  const soft = 32,
+    R = 64;
   const embeddings = new Rng(7).normalArray(soft * s.cfg.hiddenSize, 0.05);
 
   // 1. training throughput
@@ -73,7 +104,9 @@ export async function runBench(trainLengths = [512, 1024, 2048], inferLengths = 
   const t = param(new Float32Array(embeddings), [soft, s.cfg.hiddenSize], 'soft');
   const trainRows: TrainRow[] = [];
   for (const L of trainLengths) {
-    let pre = 0, tgt = 0, sf = 0;
+    let pre = 0,
+      tgt = 0,
+      sf = 0;
     for (let i = 0; i <= repeats; i++) {
       const ex = { prompt: tokens(L, i, s.cfg.vocabSize), response: tokens(R, 100 + i, s.cfg.vocabSize) };
       const t0 = performance.now();
@@ -85,18 +118,29 @@ export async function runBench(trainLengths = [512, 1024, 2048], inferLengths = 
       exampleLoss(model, forward, t, ex, true, 1, cache);
       const t3 = performance.now();
       if (i === 0) continue; // warm-up
-      pre += t1 - t0; tgt += t2 - t1;
+      pre += t1 - t0;
+      tgt += t2 - t1;
       // exampleLoss recomputes the target on the given cache: count only its soft part
       sf += t3 - t2 - (t2 - t1);
     }
     const per = (pre + tgt + sf) / repeats;
-    trainRows.push({ length: L, response: R, prefillMs: pre / repeats, targetMs: tgt / repeats, softMs: sf / repeats, promptsPerS: 1000 / per, tokensPerS: ((L + R) * 1000) / per });
+    trainRows.push({
+      length: L,
+      response: R,
+      prefillMs: pre / repeats,
+      targetMs: tgt / repeats,
+      softMs: sf / repeats,
+      promptsPerS: 1000 / per,
+      tokensPerS: ((L + R) * 1000) / per,
+    });
   }
-  process.stdout.write(formatTable(
-    `Judge Q training example (${s.source}; ${soft} soft tokens, response ${R} tokens, kernels ${kernels().name})`,
-    ['prompt', 'prefill ms', 'target ms', 'soft fwd+bwd ms', 'prompts/s', 'tokens/s'],
-    trainRows.map((r) => [r.length, r.prefillMs, r.targetMs, r.softMs, r.promptsPerS, r.tokensPerS]),
-  ));
+  process.stdout.write(
+    formatTable(
+      `Judge Q training example (${s.source}; ${soft} soft tokens, response ${R} tokens, kernels ${kernels().name})`,
+      ['prompt', 'prefill ms', 'target ms', 'soft fwd+bwd ms', 'prompts/s', 'tokens/s'],
+      trainRows.map((r) => [r.length, r.prefillMs, r.targetMs, r.softMs, r.promptsPerS, r.tokensPerS]),
+    ),
+  );
 
   // 2. inference overhead (context raised for the 8K point; the model hash ignores max_position_embeddings)
   const longCfg: ModelConfig = { ...s.cfg, maxPositions: Math.max(s.cfg.maxPositions, 16384) };
@@ -112,7 +156,10 @@ export async function runBench(trainLengths = [512, 1024, 2048], inferLengths = 
   for (const L of inferLengths) {
     const judgeq = makePress('judgeq', { budget: 128, soft: file });
     const snapkv = makePress('snapkv', { budget: 128 });
-    let pre = 0, sfw = 0, jq = 0, sk = 0;
+    let pre = 0,
+      sfw = 0,
+      jq = 0,
+      sk = 0;
     for (let i = 0; i <= repeats; i++) {
       const ids = tokens(L, 50 + i, s.cfg.vocabSize);
       const a = performance.now();
@@ -125,19 +172,39 @@ export async function runBench(trainLengths = [512, 1024, 2048], inferLengths = 
       await snapkv.compress(run);
       const e = performance.now();
       if (i === 0) continue; // warm-up (the engine grows its RoPE tables past L once)
-      pre += b - a; sfw += c - b; jq += d - c; sk += e - d;
+      pre += b - a;
+      sfw += c - b;
+      jq += d - c;
+      sk += e - d;
     }
     inferRows.push({
-      length: L, prefillMs: pre / repeats, softForwardMs: sfw / repeats, judgeqMs: jq / repeats, snapkvMs: sk / repeats,
-      judgeqShare: jq / pre, softShare: sfw / pre, snapkvShare: sk / pre,
+      length: L,
+      prefillMs: pre / repeats,
+      softForwardMs: sfw / repeats,
+      judgeqMs: jq / repeats,
+      snapkvMs: sk / repeats,
+      judgeqShare: jq / pre,
+      softShare: sfw / pre,
+      snapkvShare: sk / pre,
     });
   }
   rmSync(dir, { recursive: true, force: true });
-  process.stdout.write(formatTable(
-    `Judge Q at inference, budget 128 (${soft} soft tokens; model hash computed once per model: ${hashMs.toFixed(0)} ms, not counted)`,
-    ['prompt', 'prefill ms', 'soft fwd ms', 'judgeq select ms', 'judgeq % of prefill', 'soft fwd %', 'snapkv select ms', 'snapkv %'],
-    inferRows.map((r) => [r.length, r.prefillMs, r.softForwardMs, r.judgeqMs, 100 * r.judgeqShare, 100 * r.softShare, r.snapkvMs, 100 * r.snapkvShare]),
-  ));
+  process.stdout.write(
+    formatTable(
+      `Judge Q at inference, budget 128 (${soft} soft tokens; model hash computed once per model: ${hashMs.toFixed(0)} ms, not counted)`,
+      ['prompt', 'prefill ms', 'soft fwd ms', 'judgeq select ms', 'judgeq % of prefill', 'soft fwd %', 'snapkv select ms', 'snapkv %'],
+      inferRows.map((r) => [
+        r.length,
+        r.prefillMs,
+        r.softForwardMs,
+        r.judgeqMs,
+        100 * r.judgeqShare,
+        100 * r.softShare,
+        r.snapkvMs,
+        100 * r.snapkvShare,
+      ]),
+    ),
+  );
   return { source: s.source, kernels: kernels().name, softTokens: soft, hashMs, train: trainRows, inference: inferRows };
 }
 

@@ -75,7 +75,14 @@ export interface PressBenchResult {
   decode: DecodeFigures | null;
   /** the same caches decoded with f16 weights in memory (LlamaModel weights: 'f16'): the weights' share of each step halves */
   decodeF16: DecodeFigures | null;
-  targets: { snapkvShare8k: number | null; snapkvShare2k: number | null; laqShare2k: number | null; laqShare8k: number | null; decodeSpeedup: number | null; decodeSpeedupF16: number | null };
+  targets: {
+    snapkvShare8k: number | null;
+    snapkvShare2k: number | null;
+    laqShare2k: number | null;
+    laqShare8k: number | null;
+    decodeSpeedup: number | null;
+    decodeSpeedupF16: number | null;
+  };
 }
 
 /** The captures of every method, recorded by one recorder per kind so each can be timed on its own. */
@@ -99,11 +106,13 @@ function decodeTokPerS(model: LlamaModel, cache: KvCache, start: number, steps: 
   const tok = new Int32Array(1);
   const pos = new Int32Array(1);
   // one step to warm up
-  tok[0] = 100; pos[0] = start;
+  tok[0] = 100;
+  pos[0] = start;
   model.forward({ tokens: tok, positions: pos, cache });
   const t0 = performance.now();
   for (let i = 1; i <= steps; i++) {
-    tok[0] = 100 + i; pos[0] = start + i;
+    tok[0] = 100 + i;
+    pos[0] = start + i;
     model.forward({ tokens: tok, positions: pos, cache });
   }
   return (steps / (performance.now() - t0)) * 1000;
@@ -144,12 +153,22 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
     const totalMs = performance.now() - t0;
     const prefillMs = totalMs - captureMs.window - captureMs.columnSums - captureMs.queryStats;
     if (!withH2o) process.stderr.write(`  (h2o not measured at ${L}: its recording grows as L^2)\n`);
-    process.stderr.write(`  context ${L}: prefill ${(prefillMs / 1000).toFixed(1)} s (+ recording ${((totalMs - prefillMs) / 1000).toFixed(1)} s)\n`);
+    process.stderr.write(
+      `  context ${L}: prefill ${(prefillMs / 1000).toFixed(1)} s (+ recording ${((totalMs - prefillMs) / 1000).toFixed(1)} s)\n`,
+    );
     const run: PrefillRun = {
-      model, cache, tokens: tokens.subarray(0, L), promptLength: L, startPosition: 0, lastLogits, eosTokenIds: [],
+      model,
+      cache,
+      tokens: tokens.subarray(0, L),
+      promptLength: L,
+      startPosition: 0,
+      lastLogits,
+      eosTokenIds: [],
       captured: {
-        windowQueries: recorders.window.result().windowQueries, windowPositions: recorders.window.result().windowPositions,
-        columnSums: withH2o ? recorders.columnSums.result().columnSums : null, queryStats: recorders.queryStats.result().queryStats,
+        windowQueries: recorders.window.result().windowQueries,
+        windowPositions: recorders.window.result().windowPositions,
+        columnSums: withH2o ? recorders.columnSums.result().columnSums : null,
+        queryStats: recorders.queryStats.result().queryStats,
       },
     };
     const methods: MethodTiming[] = [];
@@ -167,14 +186,22 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
       }
       if (name === 'snapkv') snapPlan = plan;
       const cap = kind ? captureMs[kind] : 0;
-      methods.push({ method: name, captureMs: cap, compressMs, selectMs: cap + compressMs, shareOfPrefill: (cap + compressMs) / prefillMs });
+      methods.push({
+        method: name,
+        captureMs: cap,
+        compressMs,
+        selectMs: cap + compressMs,
+        shareOfPrefill: (cap + compressMs) / prefillMs,
+      });
     }
     figures.push({ context: L, prefillMs, captureMs, methods });
-    process.stdout.write(formatTable(
-      `selection time at ${L} tokens, budget ${BUDGET} (prefill ${(prefillMs / 1000).toFixed(1)} s)`,
-      ['method', 'recording ms', 'compress ms', 'total ms', '% of prefill'],
-      methods.map((m) => [m.method, m.captureMs, m.compressMs, m.selectMs, 100 * m.shareOfPrefill]),
-    ));
+    process.stdout.write(
+      formatTable(
+        `selection time at ${L} tokens, budget ${BUDGET} (prefill ${(prefillMs / 1000).toFixed(1)} s)`,
+        ['method', 'recording ms', 'compress ms', 'total ms', '% of prefill'],
+        methods.map((m) => [m.method, m.captureMs, m.compressMs, m.selectMs, 100 * m.shareOfPrefill]),
+      ),
+    );
     if (L === maxCtx && snapPlan) {
       const evictedCacheMb = selectCache(cache, snapPlan, 0).bytes / 2 ** 20;
       const fullCacheMb = cache.bytes / 2 ** 20;
@@ -182,7 +209,10 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
       // each round decodes from copies of the same two caches; full and evicted alternate, best of the rounds
       const best = { f32: { full: 0, evicted: 0 }, f16: { full: 0, evicted: 0 } };
       for (let round = 0; round < DECODE_ROUNDS; round++) {
-        for (const [format, m] of [['f32', model], ['f16', half]] as const) {
+        for (const [format, m] of [
+          ['f32', model],
+          ['f16', half],
+        ] as const) {
           const full = selectCache(cache, keepAll(cache), DECODE_STEPS + 1);
           best[format].full = Math.max(best[format].full, decodeTokPerS(m, full, L, DECODE_STEPS));
           const evicted = selectCache(cache, snapPlan, DECODE_STEPS + 1);
@@ -190,19 +220,26 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
         }
       }
       const figuresOf = (b: { full: number; evicted: number }): DecodeFigures => ({
-        context: L, fullCacheMb, evictedCacheMb, fullTokPerS: b.full, evictedTokPerS: b.evicted, speedup: b.evicted / b.full,
+        context: L,
+        fullCacheMb,
+        evictedCacheMb,
+        fullTokPerS: b.full,
+        evictedTokPerS: b.evicted,
+        speedup: b.evicted / b.full,
       });
       decode = figuresOf(best.f32);
       decodeF16 = figuresOf(best.f16);
-      process.stdout.write(formatTable(
-        `decode at ${L} context (${DECODE_STEPS} steps, best of ${DECODE_ROUNDS} rounds)`,
-        ['cache', 'MiB', 'f32 weights tok/s', 'f16 weights tok/s'],
-        [
-          ['full', fullCacheMb, decode.fullTokPerS, decodeF16.fullTokPerS],
-          [`snapkv, budget ${BUDGET}`, evictedCacheMb, decode.evictedTokPerS, decodeF16.evictedTokPerS],
-          ['speedup', '', decode.speedup, decodeF16.speedup],
-        ],
-      ));
+      process.stdout.write(
+        formatTable(
+          `decode at ${L} context (${DECODE_STEPS} steps, best of ${DECODE_ROUNDS} rounds)`,
+          ['cache', 'MiB', 'f32 weights tok/s', 'f16 weights tok/s'],
+          [
+            ['full', fullCacheMb, decode.fullTokPerS, decodeF16.fullTokPerS],
+            [`snapkv, budget ${BUDGET}`, evictedCacheMb, decode.evictedTokPerS, decodeF16.evictedTokPerS],
+            ['speedup', '', decode.speedup, decodeF16.speedup],
+          ],
+        ),
+      );
     }
   }
   const share = (L: number, m: string) => figures.find((f) => f.context === L)?.methods.find((x) => x.method === m)?.shareOfPrefill ?? null;
@@ -214,14 +251,20 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
     decode,
     decodeF16,
     targets: {
-      snapkvShare2k: share(2048, 'snapkv'), snapkvShare8k: share(8192, 'snapkv'),
-      laqShare2k: share(2048, 'laq++'), laqShare8k: share(8192, 'laq++'), decodeSpeedup: decode?.speedup ?? null,
+      snapkvShare2k: share(2048, 'snapkv'),
+      snapkvShare8k: share(8192, 'snapkv'),
+      laqShare2k: share(2048, 'laq++'),
+      laqShare8k: share(8192, 'laq++'),
+      decodeSpeedup: decode?.speedup ?? null,
       decodeSpeedupF16: decodeF16?.speedup ?? null,
     },
   };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = process.argv.slice(2).map(Number).filter((x) => Number.isInteger(x) && x > 0);
+  const args = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((x) => Number.isInteger(x) && x > 0);
   await runAndRecord('press', () => runBench(args.length > 0 ? args : CONTEXTS));
 }

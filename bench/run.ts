@@ -22,7 +22,8 @@ function benchNames(dir: string): string[] {
 
 async function main(filters: string[]): Promise<number> {
   const dir = dirname(fileURLToPath(import.meta.url));
-  let ran = 0, failed = 0;
+  let ran = 0,
+    failed = 0;
   for (const name of benchNames(dir)) {
     if (filters.length > 0 && !filters.includes(name)) continue;
     const mod = (await import(pathToFileURL(join(dir, `${name}.js`)).href)) as BenchModule;
@@ -37,7 +38,7 @@ async function main(filters: string[]): Promise<number> {
       ran++;
     } catch (e) {
       failed++;
-      process.stdout.write(`bench ${name} failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+      process.stdout.write(`bench ${name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     }
   }
   if (ran + failed === 0) {

@@ -29,14 +29,20 @@ export async function runBench(): Promise<object> {
   const ours = generateFromTokens(new LlamaModel(m.config, m.weights), prompt, { maxNewTokens: steps, topLogprobs: 1 }).tokens;
   const theirs = await llamaCppTokenizeAndGreedy(STORIES, TEXTS, prompt, steps);
   const rows = TEXTS.map((t, i) => {
-    const a = m.tokenizer.encode(t), b = theirs.ids[i];
+    const a = m.tokenizer.encode(t),
+      b = theirs.ids[i];
     const same = a.length === b.length && a.every((x, j) => x === b[j]);
     return { text: JSON.stringify(t).slice(0, 40), kvevict: a.length, llamaCpp: b.length, same };
   });
   let agree = 0;
   while (agree < steps && ours[agree] === theirs.greedy[agree]) agree++;
-  process.stdout.write(formatTable('stories260K.gguf: token ids, kvevict against llama.cpp', ['text', 'kvevict ids', 'llama.cpp ids', 'identical'],
-    rows.map((r) => [r.text, String(r.kvevict), String(r.llamaCpp), r.same ? 'yes' : 'NO'])));
+  process.stdout.write(
+    formatTable(
+      'stories260K.gguf: token ids, kvevict against llama.cpp',
+      ['text', 'kvevict ids', 'llama.cpp ids', 'identical'],
+      rows.map((r) => [r.text, String(r.kvevict), String(r.llamaCpp), r.same ? 'yes' : 'NO']),
+    ),
+  );
   process.stdout.write(`greedy continuation of "Once upon a time" (BOS first): the first ${agree} of ${steps} tokens agree\n`);
   process.stdout.write(`  kvevict:   ${m.tokenizer.decode(ours)}\n  llama.cpp: ${m.tokenizer.decode(theirs.greedy)}\n`);
   return { model: STORIES, tokenization: rows, greedyAgreeing: agree, greedySteps: steps, kvevict: ours, llamaCpp: theirs.greedy };

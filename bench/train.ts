@@ -19,7 +19,16 @@ import { formatTable } from './table.js';
 /** The configurations of the delivered models: v1 (byte-level) and v2 (scripts/train-ref-v2.sh). */
 export const REFERENCE = { ...DEFAULT_PRETRAIN };
 export const REFERENCE_V2 = {
-  ...DEFAULT_PRETRAIN, vocab: 'smollm2:8192', layers: 8, hidden: 256, heads: 4, kvHeads: 2, intermediate: 768, ropeTheta: 100000, maxPositions: 8192, tokensPerStep: 4096,
+  ...DEFAULT_PRETRAIN,
+  vocab: 'smollm2:8192',
+  layers: 8,
+  hidden: 256,
+  heads: 4,
+  kvHeads: 2,
+  intermediate: 768,
+  ropeTheta: 100000,
+  maxPositions: 8192,
+  tokensPerStep: 4096,
 };
 
 export interface TrainBenchRow {
@@ -30,7 +39,11 @@ export interface TrainBenchRow {
   optimizerMs: number;
 }
 
-export async function runBench(lengths = [256, 512, 1024, 2048, 4096], steps = 2, ref = REFERENCE): Promise<{ kernels: string; parameters: number; rows: TrainBenchRow[] }> {
+export async function runBench(
+  lengths = [256, 512, 1024, 2048, 4096],
+  steps = 2,
+  ref = REFERENCE,
+): Promise<{ kernels: string; parameters: number; rows: TrainBenchRow[] }> {
   const REFERENCE = ref;
   const vocab = vocabByName(ref.vocab);
   const cfg = modelConfigOf(REFERENCE, vocab);
@@ -41,7 +54,10 @@ export async function runBench(lengths = [256, 512, 1024, 2048, 4096], steps = 2
   const corpus = loadCorpus();
   const rows: TrainBenchRow[] = [];
   for (const length of lengths) {
-    let fwd = 0, bwd = 0, optMs = 0, tokens = 0;
+    let fwd = 0,
+      bwd = 0,
+      optMs = 0,
+      tokens = 0;
     for (let s = 0; s <= steps; s++) {
       const batch = trainingBatch(corpus, 1, s, 0, REFERENCE.tokensPerStep, [{ until: 2, lengths: [length] }], length, vocab);
       const t0 = performance.now();
@@ -57,19 +73,33 @@ export async function runBench(lengths = [256, 512, 1024, 2048, 4096], steps = 2
       for (const p of list) p.zeroGrad();
       const t3 = performance.now();
       if (s === 0) continue; // warm-up
-      fwd += t1 - t0; bwd += t2 - t1; optMs += t3 - t2; tokens += batch.tokens;
+      fwd += t1 - t0;
+      bwd += t2 - t1;
+      optMs += t3 - t2;
+      tokens += batch.tokens;
     }
-    rows.push({ length, tokensPerS: (tokens * 1000) / (fwd + bwd + optMs), forwardMs: fwd / steps, backwardMs: bwd / steps, optimizerMs: optMs / steps });
+    rows.push({
+      length,
+      tokensPerS: (tokens * 1000) / (fwd + bwd + optMs),
+      forwardMs: fwd / steps,
+      backwardMs: bwd / steps,
+      optimizerMs: optMs / steps,
+    });
   }
-  process.stdout.write(formatTable(
-    `training step, ${countParams(params)} parameters, ${REFERENCE.tokensPerStep} tokens per step, kernels ${kernels().name}`,
-    ['length', 'tokens/s', 'forward ms', 'backward ms', 'optimizer ms'],
-    rows.map((r) => [r.length, r.tokensPerS, r.forwardMs, r.backwardMs, r.optimizerMs]),
-  ));
+  process.stdout.write(
+    formatTable(
+      `training step, ${countParams(params)} parameters, ${REFERENCE.tokensPerStep} tokens per step, kernels ${kernels().name}`,
+      ['length', 'tokens/s', 'forward ms', 'backward ms', 'optimizer ms'],
+      rows.map((r) => [r.length, r.tokensPerS, r.forwardMs, r.backwardMs, r.optimizerMs]),
+    ),
+  );
   return { kernels: kernels().name, parameters: countParams(params), rows };
 }
 
 if (process.argv[1]?.endsWith('train.js') && process.argv[1].includes('bench')) {
-  const lengths = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  const lengths = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((n) => n > 0);
   await runBench(lengths.length ? lengths : undefined, 2, process.argv.includes('--v2') ? REFERENCE_V2 : REFERENCE);
 }

@@ -24,7 +24,13 @@ export async function ensureYardstick(): Promise<boolean> {
   process.stderr.write(`yardstick: npm ${args.join(' ')} in ${yardstickDir}\n`);
   const r = spawnSync('npm', args, { cwd: yardstickDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0 || !existsSync(entry)) {
-    const why = r.error?.message ?? `${r.stderr ?? ''}`.trim().split('\n').filter((l) => !/^npm warn/i.test(l))[0] ?? `exit ${r.status}`;
+    const why =
+      r.error?.message ??
+      `${r.stderr ?? ''}`
+        .trim()
+        .split('\n')
+        .filter((l) => !/^npm warn/i.test(l))[0] ??
+      `exit ${r.status}`;
     process.stderr.write(`yardstick: node-llama-cpp could not be installed (${why})\n`);
     return false;
   }
@@ -85,7 +91,12 @@ export async function llamaCppBench(ggufPath: string, opts: LlamaCppBenchOptions
   const ll = await llama();
   const model = await ll.loadModel({ modelPath: ggufPath, gpuLayers: 0 });
   try {
-    const context = await model.createContext({ contextSize: promptTokens + decodeTokens + 8, batchSize: Math.min(promptTokens, 512), threads, sequences: 1 });
+    const context = await model.createContext({
+      contextSize: promptTokens + decodeTokens + 8,
+      batchSize: Math.min(promptTokens, 512),
+      threads,
+      sequences: 1,
+    });
     try {
       const seq = context.getSequence();
       // ordinary ids away from the special tokens at the start of the vocabulary
@@ -117,12 +128,22 @@ export async function llamaCppBench(ggufPath: string, opts: LlamaCppBenchOptions
  * llama.cpp's own tokenization of `texts` with the GGUF at `ggufPath` (special tokens in the text parsed, no
  * BOS added), and its greedy continuation of `prompt` (token ids) for `steps` tokens.
  */
-export async function llamaCppTokenizeAndGreedy(ggufPath: string, texts: readonly string[], prompt: readonly number[], steps: number): Promise<{ ids: number[][]; greedy: number[] }> {
+export async function llamaCppTokenizeAndGreedy(
+  ggufPath: string,
+  texts: readonly string[],
+  prompt: readonly number[],
+  steps: number,
+): Promise<{ ids: number[][]; greedy: number[] }> {
   const ll = await llama();
   const model = await ll.loadModel({ modelPath: ggufPath, gpuLayers: 0 });
   try {
     const ids = texts.map((t) => Array.from(model.tokenize(t, true)));
-    const context = await model.createContext({ contextSize: prompt.length + steps + 8, batchSize: Math.max(8, prompt.length), threads: 1, sequences: 1 });
+    const context = await model.createContext({
+      contextSize: prompt.length + steps + 8,
+      batchSize: Math.max(8, prompt.length),
+      threads: 1,
+      sequences: 1,
+    });
     try {
       const greedy: number[] = [];
       for await (const token of context.getSequence().evaluate([...prompt], { temperature: 0 })) {

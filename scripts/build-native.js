@@ -40,16 +40,36 @@ const cc = [process.env.CC, 'cc', 'gcc', 'clang'].find((c) => c && !run(c, ['--v
 if (!cc) giveUp('no C compiler found');
 
 const nodeInclude = firstDir(
-  [process.env.KVEVICT_NODE_HEADERS, join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node', '/usr/local/include/node'].filter(Boolean),
+  [
+    process.env.KVEVICT_NODE_HEADERS,
+    join(dirname(process.execPath), '..', 'include', 'node'),
+    '/usr/include/node',
+    '/usr/local/include/node',
+  ].filter(Boolean),
   'node_api.h',
 );
 if (!nodeInclude) giveUp('Node headers (node_api.h) not found');
 
 // OpenBLAS's own cblas.h declares openblas_get_corename; a reference-BLAS cblas.h does not.
 const pc = run('pkg-config', ['--cflags-only-I', 'openblas']);
-const pcDirs = pc.ok ? pc.out.split(/\s+/).filter((f) => f.startsWith('-I')).map((f) => f.slice(2)) : [];
+const pcDirs = pc.ok
+  ? pc.out
+      .split(/\s+/)
+      .filter((f) => f.startsWith('-I'))
+      .map((f) => f.slice(2))
+  : [];
 const blasInclude = firstDir(
-  [...pcDirs, '/usr/include/x86_64-linux-gnu/openblas-pthread', '/usr/include/aarch64-linux-gnu/openblas-pthread', '/usr/include/openblas', '/usr/local/include/openblas', '/opt/homebrew/opt/openblas/include', '/usr/local/opt/openblas/include', '/usr/include', '/usr/local/include'],
+  [
+    ...pcDirs,
+    '/usr/include/x86_64-linux-gnu/openblas-pthread',
+    '/usr/include/aarch64-linux-gnu/openblas-pthread',
+    '/usr/include/openblas',
+    '/usr/local/include/openblas',
+    '/opt/homebrew/opt/openblas/include',
+    '/usr/local/opt/openblas/include',
+    '/usr/include',
+    '/usr/local/include',
+  ],
   'cblas.h',
   'openblas_get_corename',
 );
@@ -57,12 +77,32 @@ if (!blasInclude) giveUp('OpenBLAS headers (cblas.h) not found');
 const pcLibs = run('pkg-config', ['--libs-only-L', 'openblas']);
 const libDirs = pcLibs.ok ? pcLibs.out.split(/\s+/).filter((f) => f.startsWith('-L')) : [];
 
-const sources = readdirSync(srcDir).filter((f) => f.endsWith('.c')).map((f) => join(srcDir, f));
+const sources = readdirSync(srcDir)
+  .filter((f) => f.endsWith('.c'))
+  .map((f) => join(srcDir, f));
 if (sources.length === 0) giveUp(`no C sources in ${srcDir}`);
 mkdirSync(outDir, { recursive: true });
 const tmp = join(outDir, `kvevict_native.${process.pid}.tmp.node`);
 
-const base = ['-std=c11', '-O3', '-ffp-contract=fast', '-fPIC', '-shared', '-pthread', '-Wall', '-fvisibility=hidden', `-I${nodeInclude}`, `-I${blasInclude}`, `-I${srcDir}`, ...sources, ...libDirs, '-lopenblas', '-lm', '-o', tmp];
+const base = [
+  '-std=c11',
+  '-O3',
+  '-ffp-contract=fast',
+  '-fPIC',
+  '-shared',
+  '-pthread',
+  '-Wall',
+  '-fvisibility=hidden',
+  `-I${nodeInclude}`,
+  `-I${blasInclude}`,
+  `-I${srcDir}`,
+  ...sources,
+  ...libDirs,
+  '-lopenblas',
+  '-lm',
+  '-o',
+  tmp,
+];
 if (process.platform === 'darwin') base.push('-undefined', 'dynamic_lookup');
 // -march=native: the addon is built on the machine that runs it; retry portable if the compiler refuses.
 let built = run(cc, ['-march=native', ...base]);

@@ -13,15 +13,44 @@ export { KvevictError } from './errors.js';
 export { defaultModelDir, repoRoot, sharedData } from './paths.js';
 
 // kernels: native (OpenBLAS addon) when built, else TypeScript
-export { kernels, jsKernels, loadNative, nativeAddonPath, packedWeightFloats, PACK_STRIP, type Kernels, type AttendArgs, type GemvPart, type PackedPart } from './kernels/index.js';
+export {
+  kernels,
+  jsKernels,
+  loadNative,
+  nativeAddonPath,
+  packedWeightFloats,
+  PACK_STRIP,
+  type Kernels,
+  type AttendArgs,
+  type GemvPart,
+  type PackedPart,
+} from './kernels/index.js';
 
 // model: config, weights, tokenizer, engine, GGUF
 export { loadModelDir, type LoadedModel } from './model/load.js';
-export { LlamaModel, ForwardProfile, WEIGHT_FORMATS, type ForwardOptions, type ForwardSection, type LlamaModelOptions, type WeightFormat } from './model/llama.js';
+export {
+  LlamaModel,
+  ForwardProfile,
+  WEIGHT_FORMATS,
+  type ForwardOptions,
+  type ForwardSection,
+  type LlamaModelOptions,
+  type WeightFormat,
+} from './model/llama.js';
 export { loadConfig, parseConfig, type ModelConfig, type ModelType, type Llama3RopeScaling } from './model/config.js';
 export { Tokenizer, type ChatMessage, type EncodeOptions, type ChatTemplateOptions } from './model/tokenizer.js';
 export type { DecodeOptions as TokenizerDecodeOptions } from './model/tokenizer.js';
-export { allocateWeights, linearShape, loadWeights, saveModelDir, tensorSlots, LINEAR_NAMES, type LinearName, type SaveModelOptions, type TensorSlot } from './model/weights.js';
+export {
+  allocateWeights,
+  linearShape,
+  loadWeights,
+  saveModelDir,
+  tensorSlots,
+  LINEAR_NAMES,
+  type LinearName,
+  type SaveModelOptions,
+  type TensorSlot,
+} from './model/weights.js';
 export type { Weights, LayerWeights, LayerView, Observer, ForwardArgs } from './model/types.js';
 export { loadGguf, readGguf, writeGguf, type GgufFile, type WriteGgufOptions } from './model/gguf.js';
 
@@ -31,30 +60,102 @@ export { KvCache, HeadCache } from './cache/kv-cache.js';
 // generation
 export { decode } from './generate/decode.js';
 export type { DecodeStep, DecodeResult, DecodeOptions } from './generate/decode.js';
-export { argmax, greedy, makeSampler, validateSampling, topLogprobs, type Sampler, type SamplingOptions, type TopEntry } from './generate/sampling.js';
 export {
-  prefill, compress, generateFromTokens, prefillAndCompress, answer, runQueryAware, runQueryAgnostic, runWithMode, PIPELINE_MODES,
-  type PrefillOptions, type Prefilled, type GenerateOptions, type GenerateResult, type CompressOptions, type CompressedContext, type DecodeOpts, type AnswerResult, type RunResult, type PipelineMode,
+  argmax,
+  greedy,
+  makeSampler,
+  validateSampling,
+  topLogprobs,
+  type Sampler,
+  type SamplingOptions,
+  type TopEntry,
+} from './generate/sampling.js';
+export {
+  prefill,
+  compress,
+  generateFromTokens,
+  prefillAndCompress,
+  answer,
+  runQueryAware,
+  runQueryAgnostic,
+  runWithMode,
+  PIPELINE_MODES,
+  type PrefillOptions,
+  type Prefilled,
+  type GenerateOptions,
+  type GenerateResult,
+  type CompressOptions,
+  type CompressedContext,
+  type DecodeOpts,
+  type AnswerResult,
+  type RunResult,
+  type PipelineMode,
 } from './generate/pipeline.js';
 
 // eviction methods ("presses")
 export {
-  makePress, parsePress, pressFromSpec, optionsOf, optionSpecsOf, describePress, pressHelp, PRESS_NAMES, WRAPPABLE, ADAKV_SCORERS,
-  resolveBudget, ScorePress, AttentionScorer, WindowQueries, LookaheadQueries,
-  PrefillRecorder, mergeCaptures, selectCache, keepAllPlan,
-  type PressOptions, type PressSpec, type Method, type Wrapper, type Composition, type OptionSpec, type BudgetSpec, type KeepPlan, type Press, type PrefillRun, type PressModel, type CaptureRequest,
-  type Captured, type QueryBlock, type QuerySource, type Scorer, type Allocator, type HeadScores,
+  makePress,
+  parsePress,
+  pressFromSpec,
+  optionsOf,
+  optionSpecsOf,
+  describePress,
+  pressHelp,
+  PRESS_NAMES,
+  WRAPPABLE,
+  ADAKV_SCORERS,
+  resolveBudget,
+  ScorePress,
+  AttentionScorer,
+  WindowQueries,
+  LookaheadQueries,
+  PrefillRecorder,
+  mergeCaptures,
+  selectCache,
+  keepAllPlan,
+  type PressOptions,
+  type PressSpec,
+  type Method,
+  type Wrapper,
+  type Composition,
+  type OptionSpec,
+  type BudgetSpec,
+  type KeepPlan,
+  type Press,
+  type PrefillRun,
+  type PressModel,
+  type CaptureRequest,
+  type Captured,
+  type QueryBlock,
+  type QuerySource,
+  type Scorer,
+  type Allocator,
+  type HeadScores,
 } from './press/index.js';
 
 // Judge Q soft tokens
 export {
-  SoftTokenQueries, loadSoftTokens, saveSoftTokens, modelHash, checkSoftTokensFor, DEFAULT_SOFT_FILE, type SoftTokens,
+  SoftTokenQueries,
+  loadSoftTokens,
+  saveSoftTokens,
+  modelHash,
+  checkSoftTokensFor,
+  DEFAULT_SOFT_FILE,
+  type SoftTokens,
 } from './press/index.js';
 
 // evaluation: datasets, grid runner, metrics, fidelity, summaries, report
 export type { EvalCase, LoadedDataset } from './eval/case.js';
 export { loadDataset, DATASET_FORMS, type DatasetOptions } from './eval/datasets/index.js';
-export { assemblePrompt, preparePrompt, chatWrapper, truncateMiddle, type PromptParts, type PreparedPrompt, type TextTokenizer } from './eval/prompt.js';
+export {
+  assemblePrompt,
+  preparePrompt,
+  chatWrapper,
+  truncateMiddle,
+  type PromptParts,
+  type PreparedPrompt,
+  type TextTokenizer,
+} from './eval/prompt.js';
 export { MODES, makeGrid, parseMode, parseBudgets, pressLabel, type Mode, type Setting } from './eval/settings.js';
 export { runGrid, type RunGridOptions, type RunGridResult } from './eval/runner.js';
 export { runEvalJob, loadEngine, type EvalJob } from './eval/setup.js';
@@ -68,4 +169,10 @@ export { writeReport, type ReportResult } from './eval/report/index.js';
 
 // training: the embedded model and Judge Q soft tokens
 export { pretrain, DEFAULT_PRETRAIN, type PretrainOptions, type PretrainResult } from './train/pretrain.js';
-export { trainJudgeq, DEFAULT_RECIPE as DEFAULT_JUDGEQ_RECIPE, type JudgeqRecipe, type JudgeqTrainOptions, type JudgeqTrainResult } from './train/judgeq/train.js';
+export {
+  trainJudgeq,
+  DEFAULT_RECIPE as DEFAULT_JUDGEQ_RECIPE,
+  type JudgeqRecipe,
+  type JudgeqTrainOptions,
+  type JudgeqTrainResult,
+} from './train/judgeq/train.js';

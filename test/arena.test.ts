@@ -14,7 +14,16 @@ const skipNative = native ? false : `native addon not built (${nativeAddonPath})
 /** Counts the buffers a pack used: it records every largeBuffer call and forwards it. */
 function counting(k: Kernels): { k: Kernels; calls: number[] } {
   const calls: number[] = [];
-  return { calls, k: { ...k, largeBuffer: (bytes: number) => { calls.push(bytes); return k.largeBuffer(bytes); } } };
+  return {
+    calls,
+    k: {
+      ...k,
+      largeBuffer: (bytes: number) => {
+        calls.push(bytes);
+        return k.largeBuffer(bytes);
+      },
+    },
+  };
 }
 
 /** Kilobytes of anonymous memory on transparent huge pages in this process, or null where Linux does not say. */
@@ -39,13 +48,21 @@ describe('packed arrays', () => {
   test('each array is zeroed, has its length, starts on 64 bytes, and overlaps no other', () => {
     const counts = [5, 16, 1, 1000, 33, 0, 7];
     for (const arrays of [packFloat32(counts, jsKernels), packUint16(counts, jsKernels)]) {
-      assert.deepEqual(arrays.map((a) => a.length), counts);
+      assert.deepEqual(
+        arrays.map((a) => a.length),
+        counts,
+      );
       arrays.forEach((a, i) => {
         assert.equal(a.byteOffset % 64, 0);
         assert.ok(a.every((x) => x === 0));
         a.fill(i + 1);
       });
-      arrays.forEach((a, i) => assert.ok(a.every((x) => x === i + 1), `array ${i} was overwritten by another`));
+      arrays.forEach((a, i) =>
+        assert.ok(
+          a.every((x) => x === i + 1),
+          `array ${i} was overwritten by another`,
+        ),
+      );
     }
   });
 
@@ -72,7 +89,11 @@ describe('packed arrays', () => {
       const views = tensorSlots(cfg).map((s) => {
         const a = s.get(w);
         assert.ok(a, s.name);
-        assert.equal(a.length, s.shape.reduce((x, y) => x * y, 1), s.name);
+        assert.equal(
+          a.length,
+          s.shape.reduce((x, y) => x * y, 1),
+          s.name,
+        );
         return a;
       });
       assert.equal(w.lmHead === w.embed, cfg.tieWordEmbeddings);
@@ -99,13 +120,17 @@ describe('native largeBuffer', { skip: skipNative }, () => {
     assert.throws(() => k.largeBuffer(1.5), /largeBuffer: bytes must be an integer/);
   });
 
-  test('lies on transparent huge pages where Linux offers them', { skip: thpMode() === 'never' || thpMode() === null || anonHugeKb() === null ? 'no transparent huge pages here' : false }, () => {
-    const before = anonHugeKb() ?? 0;
-    const b = new Float32Array(k.largeBuffer(16 << 20));
-    b.fill(1);
-    const after = anonHugeKb() ?? 0;
-    // the 16 MB mapping is 2 MB-aligned: all of it can be huge pages; ask for half, as memory may be fragmented
-    assert.ok(after - before >= 8 << 10, `AnonHugePages grew by ${after - before} kB`);
-    assert.equal(b[b.length - 1], 1);
-  });
+  test(
+    'lies on transparent huge pages where Linux offers them',
+    { skip: thpMode() === 'never' || thpMode() === null || anonHugeKb() === null ? 'no transparent huge pages here' : false },
+    () => {
+      const before = anonHugeKb() ?? 0;
+      const b = new Float32Array(k.largeBuffer(16 << 20));
+      b.fill(1);
+      const after = anonHugeKb() ?? 0;
+      // the 16 MB mapping is 2 MB-aligned: all of it can be huge pages; ask for half, as memory may be fragmented
+      assert.ok(after - before >= 8 << 10, `AnonHugePages grew by ${after - before} kB`);
+      assert.equal(b[b.length - 1], 1);
+    },
+  );
 });

@@ -16,15 +16,18 @@ import { ropeTables, type ModelConfig } from '../src/model/config.js';
 import { TrainModel } from '../src/train/model.js';
 import { initParams, namedParams } from '../src/train/params.js';
 import { checkOpGradients, randomArray } from './helpers/gradcheck.js';
-import {
-  add64, attention64, crossEntropy64, linear64, llamaLoss64, rmsnorm64, rope64, swiglu64,
-} from './helpers/llama64.js';
+import { add64, attention64, crossEntropy64, linear64, llamaLoss64, rmsnorm64, rope64, swiglu64 } from './helpers/llama64.js';
 
 test('linear: trainable and frozen weights', () => {
-  const rows = 5, inDim = 7, out = 4;
+  const rows = 5,
+    inDim = 7,
+    out = 4;
   for (const wGrad of [true, false]) {
     checkOpGradients(
-      [{ data: randomArray(rows * inDim, 1), shape: [rows, inDim], grad: true }, { data: randomArray(out * inDim, 2), shape: [out, inDim], grad: wGrad }],
+      [
+        { data: randomArray(rows * inDim, 1), shape: [rows, inDim], grad: true },
+        { data: randomArray(out * inDim, 2), shape: [out, inDim], grad: wGrad },
+      ],
       (t, [x, w]) => linear(t, x, w),
       ([x, w]) => linear64(x, w, rows, inDim, out),
     );
@@ -38,7 +41,9 @@ test('embedding: scatter-add with repeated ids', () => {
     (t, [w]) => embedding(t, w, ids),
     ([w]) => {
       const y = new Float64Array(ids.length * 6);
-      ids.forEach((id, r) => { for (let i = 0; i < 6; i++) y[r * 6 + i] = w[id * 6 + i]; });
+      ids.forEach((id, r) => {
+        for (let i = 0; i < 6; i++) y[r * 6 + i] = w[id * 6 + i];
+      });
       return y;
     },
   );
@@ -46,7 +51,10 @@ test('embedding: scatter-add with repeated ids', () => {
 
 test('rmsnorm: input and weight', () => {
   checkOpGradients(
-    [{ data: randomArray(3 * 8, 4), shape: [3, 8], grad: true }, { data: randomArray(8, 5), shape: [8], grad: true }],
+    [
+      { data: randomArray(3 * 8, 4), shape: [3, 8], grad: true },
+      { data: randomArray(8, 5), shape: [8], grad: true },
+    ],
     (t, [x, w]) => rmsnorm(t, x, w, 1e-5),
     ([x, w]) => rmsnorm64(x, w, 3, 8, 1e-5),
   );
@@ -64,8 +72,13 @@ test('rope: half-split rotation and its inverse', () => {
 });
 
 test('attention: causal GQA over packed sequences, longer than one score block', () => {
-  const H = 4, Hk = 2, d = 4;
-  const spans = [{ start: 0, length: 3 }, { start: 3, length: 139 }];
+  const H = 4,
+    Hk = 2,
+    d = 4;
+  const spans = [
+    { start: 0, length: 3 },
+    { start: 3, length: 139 },
+  ];
   const rows = 142;
   checkOpGradients(
     [
@@ -81,12 +94,18 @@ test('attention: causal GQA over packed sequences, longer than one score block',
 
 test('swiglu, add', () => {
   checkOpGradients(
-    [{ data: randomArray(20, 10, 3), shape: [20], grad: true }, { data: randomArray(20, 11), shape: [20], grad: true }],
+    [
+      { data: randomArray(20, 10, 3), shape: [20], grad: true },
+      { data: randomArray(20, 11), shape: [20], grad: true },
+    ],
     (t, [g, u]) => swiglu(t, g, u),
     ([g, u]) => swiglu64(g, u),
   );
   checkOpGradients(
-    [{ data: randomArray(9, 12), shape: [9], grad: true }, { data: randomArray(9, 13), shape: [9], grad: false }],
+    [
+      { data: randomArray(9, 12), shape: [9], grad: true },
+      { data: randomArray(9, 13), shape: [9], grad: false },
+    ],
     (t, [a, b]) => add(t, a, b),
     ([a, b]) => add64(a, b),
   );
@@ -104,7 +123,10 @@ test('cross-entropy with per-row weights (zero weights skip rows)', () => {
 
 test('mse: both sides', () => {
   checkOpGradients(
-    [{ data: randomArray(12, 15), shape: [12], grad: true }, { data: randomArray(12, 16), shape: [12], grad: true }],
+    [
+      { data: randomArray(12, 15), shape: [12], grad: true },
+      { data: randomArray(12, 16), shape: [12], grad: true },
+    ],
     (t, [a, b]) => mse(t, a, b),
     ([a, b]) => {
       let s = 0;
@@ -116,17 +138,35 @@ test('mse: both sides', () => {
 
 test('whole two-layer GQA model: every parameter gradient matches finite differences', () => {
   const cfg: ModelConfig = {
-    modelType: 'llama', hiddenSize: 8, intermediateSize: 12, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 4, vocabSize: 11,
-    rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, maxPositions: 32, tieWordEmbeddings: true, attentionBias: false, qkNorm: false,
-    bosTokenId: null, eosTokenIds: [],
+    modelType: 'llama',
+    hiddenSize: 8,
+    intermediateSize: 12,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 4,
+    vocabSize: 11,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    maxPositions: 32,
+    tieWordEmbeddings: true,
+    attentionBias: false,
+    qkNorm: false,
+    bosTokenId: null,
+    eosTokenIds: [],
   };
   const params = initParams(cfg, 3);
   // larger weights than the init so every path matters
-  for (const { tensor } of namedParams(params)) tensor.data.set(randomArray(tensor.size, tensor.size + 17, 0.5).map((v, i) => (tensor.shape.length === 1 ? 1 + v : v) + 0 * i));
+  for (const { tensor } of namedParams(params))
+    tensor.data.set(randomArray(tensor.size, tensor.size + 17, 0.5).map((v, i) => (tensor.shape.length === 1 ? 1 + v : v) + 0 * i));
   const model = new TrainModel(cfg, params);
   const ids = new Int32Array([1, 4, 7, 2, 9, 3, 3, 10]);
   const positions = new Int32Array([0, 1, 2, 3, 4, 0, 1, 2]);
-  const spans = [{ start: 0, length: 5 }, { start: 5, length: 3 }];
+  const spans = [
+    { start: 0, length: 5 },
+    { start: 5, length: 3 },
+  ];
   const targets = new Int32Array([4, 7, 2, 9, 0, 3, 10, 5]);
   const weights = new Float32Array([1, 1, 0.5, 1, 0, 1, 1, 1]);
   const tape = new Tape();
@@ -144,7 +184,8 @@ test('whole two-layer GQA model: every parameter gradient matches finite differe
     let scale = 0;
     for (const v of g) scale = Math.max(scale, Math.abs(v));
     for (let i = 0; i < tensor.size; i += Math.max(1, Math.floor(tensor.size / 10))) {
-      const plus = p64.map((t) => t.slice()), minus = p64.map((t) => t.slice());
+      const plus = p64.map((t) => t.slice()),
+        minus = p64.map((t) => t.slice());
       plus[a][i] += h;
       minus[a][i] -= h;
       const fd = (f(plus) - f(minus)) / (2 * h);
@@ -164,10 +205,15 @@ test('a frozen tensor never receives a gradient', () => {
 });
 
 test('attention without a tape gives the same output as with one', () => {
-  const H = 4, Hk = 2, d = 8, rows = 300;
+  const H = 4,
+    Hk = 2,
+    d = 8,
+    rows = 300;
   const spans = [{ start: 0, length: 300 }];
   const mk = (n: number, s: number) => new Tensor(randomArray(n, s), [n], true);
-  const q = mk(rows * H * d, 1), k = mk(rows * Hk * d, 2), v = mk(rows * Hk * d, 3);
+  const q = mk(rows * H * d, 1),
+    k = mk(rows * Hk * d, 2),
+    v = mk(rows * Hk * d, 3);
   const shape = { heads: H, kvHeads: Hk, headDim: d, scale: 1 / Math.sqrt(d) };
   const a = attention(new Tape(), q, k, v, spans, shape);
   const b = attention(null, q, k, v, spans, shape);
@@ -178,18 +224,37 @@ test('attention without a tape gives the same output as with one', () => {
 
 test('pooled step buffers: repeated steps in buffer scopes give the gradients of unpooled ones, bit for bit, and reuse their memory', () => {
   const cfg: ModelConfig = {
-    modelType: 'llama', hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 4, vocabSize: 29,
-    rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, maxPositions: 300, tieWordEmbeddings: true, attentionBias: false, qkNorm: false,
-    bosTokenId: null, eosTokenIds: [],
+    modelType: 'llama',
+    hiddenSize: 16,
+    intermediateSize: 24,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 4,
+    vocabSize: 29,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    maxPositions: 300,
+    tieWordEmbeddings: true,
+    attentionBias: false,
+    qkNorm: false,
+    bosTokenId: null,
+    eosTokenIds: [],
   };
   const model = new TrainModel(cfg, initParams(cfg, 5));
   const named = namedParams(model.params);
   const batchOf = (lengths: number[]) => {
     const n = lengths.reduce((a, b) => a + b, 0);
     const ids = Int32Array.from({ length: n }, (_, i) => (i * 7 + lengths.length) % 29);
-    const positions = new Int32Array(n), spans = [];
+    const positions = new Int32Array(n),
+      spans = [];
     let o = 0;
-    for (const l of lengths) { for (let i = 0; i < l; i++) positions[o + i] = i; spans.push({ start: o, length: l }); o += l; }
+    for (const l of lengths) {
+      for (let i = 0; i < l; i++) positions[o + i] = i;
+      spans.push({ start: o, length: l });
+      o += l;
+    }
     return { ids, positions, spans, targets: Int32Array.from(ids, (v) => (v + 3) % 29), weights: new Float32Array(n).fill(1) };
   };
   const step = (b: ReturnType<typeof batchOf>, pooled: boolean) => {

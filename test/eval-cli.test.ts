@@ -29,7 +29,20 @@ const cases = writeLines(dir, 'cases.jsonl', [
 
 test('kvevict eval: grid rows, --json summary, malformed line named, resume', () => {
   const out = join(dir, 'out');
-  const args = ['eval', '--dataset', cases, '--model', model, '--press', 'full,snapkv:window=4,streaming', '--budget', '16,32', '--out', out, '--json'];
+  const args = [
+    'eval',
+    '--dataset',
+    cases,
+    '--model',
+    model,
+    '--press',
+    'full,snapkv:window=4,streaming',
+    '--budget',
+    '16,32',
+    '--out',
+    out,
+    '--json',
+  ];
   const r = kvevict(args);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /cases\.jsonl:2: invalid JSON/);
@@ -40,11 +53,19 @@ test('kvevict eval: grid rows, --json summary, malformed line named, resume', ()
     assert.equal(row.mode, 'query-aware');
     assert.ok(row.score >= 0 && row.score <= 100);
   }
-  assert.deepEqual(json.rows.map((x) => x.press).sort(), ['full', 'full', 'snapkv(window=4)', 'snapkv(window=4)', 'streaming', 'streaming']);
+  assert.deepEqual(json.rows.map((x) => x.press).sort(), [
+    'full',
+    'full',
+    'snapkv(window=4)',
+    'snapkv(window=4)',
+    'streaming',
+    'streaming',
+  ]);
   const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');
   assert.equal(lines.length, 12);
   const row = JSON.parse(lines.find((l) => l.includes('"press":"snapkv"'))!) as Record<string, unknown>;
-  for (const k of ['case', 'press', 'options', 'budget', 'mode', 'prompt_tokens', 'prediction', 'score', 'fidelity', 'timings']) assert.ok(k in row, `row has ${k}`);
+  for (const k of ['case', 'press', 'options', 'budget', 'mode', 'prompt_tokens', 'prediction', 'score', 'fidelity', 'timings'])
+    assert.ok(k in row, `row has ${k}`);
   // a rerun skips every finished row and prints the same summary
   const again = kvevict(args);
   assert.equal(again.code, 0);
@@ -62,12 +83,46 @@ test('kvevict eval: grid rows, --json summary, malformed line named, resume', ()
 
 test('kvevict eval: needle grid and a generated RULER task on a tiny model, both modes', () => {
   const out = join(dir, 'out-niah');
-  const r = kvevict(['eval', '--dataset', 'niah', '--model', model, '--press', 'full,snapkv', '--budget', '32', '--mode', 'query-aware,query-agnostic', '--lengths', '300', '--depths', '0,100', '--out', out, '--json']);
+  const r = kvevict([
+    'eval',
+    '--dataset',
+    'niah',
+    '--model',
+    model,
+    '--press',
+    'full,snapkv',
+    '--budget',
+    '32',
+    '--mode',
+    'query-aware,query-agnostic',
+    '--lengths',
+    '300',
+    '--depths',
+    '0,100',
+    '--out',
+    out,
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const json = JSON.parse(r.stdout) as { rows: { n: number; mode: string }[] };
   assert.equal(json.rows.length, 4);
   assert.ok(json.rows.every((x) => x.n === 2));
-  const v = kvevict(['eval', '--dataset', 'ruler:niah_single_1', '--model', model, '--press', 'snapkv', '--budget', '64', '--samples', '2', '--out', join(dir, 'out-ruler'), '--json']);
+  const v = kvevict([
+    'eval',
+    '--dataset',
+    'ruler:niah_single_1',
+    '--model',
+    model,
+    '--press',
+    'snapkv',
+    '--budget',
+    '64',
+    '--samples',
+    '2',
+    '--out',
+    join(dir, 'out-ruler'),
+    '--json',
+  ]);
   assert.equal(v.code, 0, v.stderr);
   assert.equal((JSON.parse(v.stdout) as { rows: { n: number }[] }).rows[0].n, 2);
 });
@@ -84,10 +139,19 @@ test('kvevict eval: bad input is one line', () => {
   fail(['eval', '--dataset', 'wat', ...base], /unknown dataset "wat"/);
   fail(['eval', '--dataset', join(dir, 'missing.jsonl'), ...base], /missing\.jsonl: dataset file not found/);
   fail(['eval', '--dataset', 'ruler:qa_1', ...base], /ruler:qa_1 needs the SQuAD.*--qa-file/);
-  fail(['eval', '--dataset', cases, '--model', model, '--press', 'nosuch', '--budget', '32', '--out', join(dir, 'bad')], /unknown press "nosuch"/);
-  fail(['eval', '--dataset', cases, '--model', model, '--press', 'snapkv', '--budget', '0', '--out', join(dir, 'bad')], /budget "0" must be a positive integer/);
+  fail(
+    ['eval', '--dataset', cases, '--model', model, '--press', 'nosuch', '--budget', '32', '--out', join(dir, 'bad')],
+    /unknown press "nosuch"/,
+  );
+  fail(
+    ['eval', '--dataset', cases, '--model', model, '--press', 'snapkv', '--budget', '0', '--out', join(dir, 'bad')],
+    /budget "0" must be a positive integer/,
+  );
   fail(['eval', '--dataset', cases, '--model', model, '--press', 'snapkv', '--out', join(dir, 'bad')], /--budget is required/);
-  fail(['eval', '--dataset', cases, '--model', model, '--press', 'snapkv', '--budget', '32', '--mode', 'sideways', '--out', join(dir, 'bad')], /unknown mode "sideways"/);
+  fail(
+    ['eval', '--dataset', cases, '--model', model, '--press', 'snapkv', '--budget', '32', '--mode', 'sideways', '--out', join(dir, 'bad')],
+    /unknown mode "sideways"/,
+  );
   fail(['report', join(dir, 'nothing'), '--out', join(dir, 'r')], /no results\.jsonl here/);
 });
 
@@ -106,9 +170,15 @@ test('demo plan: the leading methods first, Judge Q only with its soft tokens', 
 
 test('output paths are checked before any work: a file where a folder goes, a missing folder, one line and exit 2', () => {
   for (const [args, why] of [
-    [['eval', '--dataset', 'niah', '--press', 'full', '--budget', '64', '--out', 'README.md'], /eval: --out README\.md: is a file, not a folder/],
+    [
+      ['eval', '--dataset', 'niah', '--press', 'full', '--budget', '64', '--out', 'README.md'],
+      /eval: --out README\.md: is a file, not a folder/,
+    ],
     [['report', 'runs/none', '--out', 'README.md'], /report: --out README\.md: is a file, not a folder/],
-    [['convert', '--to', 'gguf', '--out', '/nonexistent/dir/x.gguf'], /convert: --out \/nonexistent\/dir\/x\.gguf: folder \/nonexistent\/dir does not exist/],
+    [
+      ['convert', '--to', 'gguf', '--out', '/nonexistent/dir/x.gguf'],
+      /convert: --out \/nonexistent\/dir\/x\.gguf: folder \/nonexistent\/dir does not exist/,
+    ],
     [['pretrain', '--tiny', '--out', 'README.md'], /pretrain: --out README\.md: is a file, not a folder/],
   ] as [string[], RegExp][]) {
     const r = cli(args);

@@ -47,25 +47,41 @@ test('plain JSONL: good lines load, bad lines are reported with file:line and sk
   assert.match(ds.problems[3], /cases\.jsonl:6: duplicate id "a"/);
   assert.throws(() => loadPlain(join(dir, 'missing.jsonl')), isUserError(/missing\.jsonl: dataset file not found/));
   // "max_new_tokens" sets a case's answer length; a bad one is a problem of its line
-  const lens = loadPlain(writeLines(dir, 'lens.jsonl', [
-    JSON.stringify({ id: 'long', context: 'c', question: 'q', answers: ['x'], max_new_tokens: 200 }),
-    JSON.stringify({ id: 'default', context: 'c', question: 'q', answers: ['x'] }),
-    JSON.stringify({ id: 'bad', context: 'c', question: 'q', answers: ['x'], max_new_tokens: 2.5 }),
-  ]));
-  assert.deepEqual(lens.cases.map((c) => [c.id, c.maxNewTokens]), [['long', 200], ['default', 64]]);
+  const lens = loadPlain(
+    writeLines(dir, 'lens.jsonl', [
+      JSON.stringify({ id: 'long', context: 'c', question: 'q', answers: ['x'], max_new_tokens: 200 }),
+      JSON.stringify({ id: 'default', context: 'c', question: 'q', answers: ['x'] }),
+      JSON.stringify({ id: 'bad', context: 'c', question: 'q', answers: ['x'], max_new_tokens: 2.5 }),
+    ]),
+  );
+  assert.deepEqual(
+    lens.cases.map((c) => [c.id, c.maxNewTokens]),
+    [
+      ['long', 200],
+      ['default', 64],
+    ],
+  );
   assert.match(lens.problems[0], /lens\.jsonl:3: "max_new_tokens" must be a positive integer/);
   // a byte-order mark is not part of the first id; a line that is not UTF-8, and empty fields, are named
   const good = JSON.stringify({ id: 'ok', context: 'c', question: 'q', answers: ['x'] });
   const messy = join(dir, 'messy.jsonl');
-  writeFileSync(messy, Buffer.concat([
-    Buffer.from('\uFEFF' + good + '\n'),
-    Buffer.from('{"id": "latin1", "context": "caf'), Buffer.from([0xe9]), Buffer.from('", "question": "q", "answers": ["x"]}\n'),
-    Buffer.from(JSON.stringify({ id: 'e1', context: '  ', question: 'q', answers: ['x'] }) + '\n'),
-    Buffer.from(JSON.stringify({ id: 'e2', context: 'c', question: '', answers: ['x'] }) + '\n'),
-    Buffer.from(JSON.stringify({ id: 'e3', context: 'c', question: 'q', answers: ['x', ''] }) + '\n'),
-  ]));
+  writeFileSync(
+    messy,
+    Buffer.concat([
+      Buffer.from('\uFEFF' + good + '\n'),
+      Buffer.from('{"id": "latin1", "context": "caf'),
+      Buffer.from([0xe9]),
+      Buffer.from('", "question": "q", "answers": ["x"]}\n'),
+      Buffer.from(JSON.stringify({ id: 'e1', context: '  ', question: 'q', answers: ['x'] }) + '\n'),
+      Buffer.from(JSON.stringify({ id: 'e2', context: 'c', question: '', answers: ['x'] }) + '\n'),
+      Buffer.from(JSON.stringify({ id: 'e3', context: 'c', question: 'q', answers: ['x', ''] }) + '\n'),
+    ]),
+  );
   const m = loadPlain(messy);
-  assert.deepEqual(m.cases.map((c) => c.id), ['ok']);
+  assert.deepEqual(
+    m.cases.map((c) => c.id),
+    ['ok'],
+  );
   assert.match(m.problems[0], /messy\.jsonl:2: not valid UTF-8/);
   assert.match(m.problems[1], /messy\.jsonl:3: "context" is empty/);
   assert.match(m.problems[2], /messy\.jsonl:4: "question" is empty/);
@@ -88,7 +104,11 @@ test('RULER file: the real niah_multikey_3 sample splits into context, question 
   assert.equal(c.answerPrefix, ' The special magic uuid for 455ac762-7428-4656-b3ee-4d3b5a104129 mentioned in the provided text is');
   assert.ok(c.context.includes(`is: ${c.answers[0]}.`));
   // a split without an answer prefix
-  assert.deepEqual(splitRulerInput('ctx line\nQuestion: q?', ' Answer: A'), { context: 'ctx line', after: '\nQuestion: q?', answerPrefix: '' });
+  assert.deepEqual(splitRulerInput('ctx line\nQuestion: q?', ' Answer: A'), {
+    context: 'ctx line',
+    after: '\nQuestion: q?',
+    answerPrefix: '',
+  });
   const dir = tempDir();
   const bad = writeLines(dir, 'mystery.jsonl', ['{}']);
   assert.throws(() => loadRulerFile(bad), isUserError(/mystery\.jsonl: cannot tell the RULER task/));
@@ -108,7 +128,14 @@ test('LongBench file: official template, generation length and metric per task',
   assert.equal(loadLongBench('multi_news').cases.length, 200);
   const dir = tempDir();
   const f = writeLines(dir, 'mixed.jsonl', [
-    JSON.stringify({ input: 'What is X?', context: 'Q: Who? Type: Human being', answers: ['Entity'], dataset: 'trec', all_classes: ['Entity', 'Human being'], _id: 't1' }),
+    JSON.stringify({
+      input: 'What is X?',
+      context: 'Q: Who? Type: Human being',
+      answers: ['Entity'],
+      dataset: 'trec',
+      all_classes: ['Entity', 'Human being'],
+      _id: 't1',
+    }),
     JSON.stringify({ input: '', context: 'c', answers: ['a'], dataset: 'klingon_qa', _id: 'k' }),
     JSON.stringify({ input: 'q', context: 'c', answers: ['a'], dataset: 'hotpotqa', _id: 'h' }),
   ]);
@@ -119,7 +146,10 @@ test('LongBench file: official template, generation length and metric per task',
   assert.equal(trec.chat, false);
   assert.equal(trec.maxNewTokens, 64);
   assert.equal(trec.after, '\nWhat is X?');
-  assert.equal(m.cases[1].after, '\n\nAnswer the question based on the given passages. Only give me the answer and do not output any other words.\n\nQuestion: q\nAnswer:');
+  assert.equal(
+    m.cases[1].after,
+    '\n\nAnswer the question based on the given passages. Only give me the answer and do not output any other words.\n\nQuestion: q\nAnswer:',
+  );
   assert.match(m.problems[0], /mixed\.jsonl:2: unknown LongBench task "klingon_qa"/);
 });
 
@@ -133,8 +163,18 @@ test('middle truncation keeps the first and last half, as LongBench', () => {
   assert.equal(truncateMiddle(head, tail, 12, 'x').removed, 0);
   assert.throws(() => truncateMiddle(head, tail, 2, 'case7'), isUserError(/case7: the question alone/));
   const c: EvalCase = {
-    id: 'long', task: 't', before: 'B:', context: 'x'.repeat(500), after: '\nQ?', question: 'Q?', answers: ['a'],
-    scoring: { metric: 'f1' }, maxNewTokens: 10, chat: true, answerPrefix: '', meta: {},
+    id: 'long',
+    task: 't',
+    before: 'B:',
+    context: 'x'.repeat(500),
+    after: '\nQ?',
+    question: 'Q?',
+    answers: ['a'],
+    scoring: { metric: 'f1' },
+    maxNewTokens: 10,
+    chat: true,
+    answerPrefix: '',
+    meta: {},
   };
   const p = preparePrompt(c, tok, 200);
   assert.ok(p.truncatedTokens > 0);
@@ -143,7 +183,10 @@ test('middle truncation keeps the first and last half, as LongBench', () => {
   assert.ok(tok.decode(p.contextTokens).startsWith('<|im_start|>user\nB:xxx'));
   const q = preparePrompt({ ...c, context: 'short' }, tok, 200);
   assert.equal(q.truncatedTokens, 0);
-  assert.equal(tok.decode(q.contextTokens) + tok.decode(q.questionTokens), '<|im_start|>user\nB:short\nQ?<|im_end|>\n<|im_start|>assistant\n');
+  assert.equal(
+    tok.decode(q.contextTokens) + tok.decode(q.questionTokens),
+    '<|im_start|>user\nB:short\nQ?<|im_end|>\n<|im_start|>assistant\n',
+  );
 });
 
 test('needle insertion: exact length, sentence boundary at the depth', () => {
@@ -153,7 +196,13 @@ test('needle insertion: exact length, sentence boundary at the depth', () => {
   assert.deepEqual([...insertNeedle(hay, [90, 91], periods, 8, 80).tokens], [1, 2, 46, 90, 91, 3, 4, 46]);
   assert.deepEqual([...insertNeedle(hay, [90, 91], periods, 8, 100).tokens], [1, 2, 46, 3, 4, 46, 90, 91]);
   assert.deepEqual([...insertNeedle(hay, [90, 91], periods, 8, 0).tokens], [90, 91, 1, 2, 46, 3, 4, 46]);
-  const ds = needleDataset({ tokenizer: tok, haystack: haystackText(true), lengths: [300, 700], depths: [0, 50, 100], needles: [{ needle: CLASSIC_NEEDLE, question: CLASSIC_QUESTION }] });
+  const ds = needleDataset({
+    tokenizer: tok,
+    haystack: haystackText(true),
+    lengths: [300, 700],
+    depths: [0, 50, 100],
+    needles: [{ needle: CLASSIC_NEEDLE, question: CLASSIC_QUESTION }],
+  });
   assert.equal(ds.cases.length, 6);
   for (const c of ds.cases) {
     assert.equal(tok.encode(c.context).length, c.meta.length);
@@ -166,17 +215,35 @@ test('needle insertion: exact length, sentence boundary at the depth', () => {
   // L700: depth 0 < depth 50 < depth 100
   assert.ok(ds.cases[3].context.indexOf(CLASSIC_NEEDLE) < ds.cases[4].context.indexOf(CLASSIC_NEEDLE));
   assert.ok(ds.cases[4].context.indexOf(CLASSIC_NEEDLE) < ds.cases[5].context.indexOf(CLASSIC_NEEDLE));
-  assert.throws(() => needleDataset({ tokenizer: tok, haystack: 'a. b.', lengths: [], depths: [0], needles: [{ needle: 'n', question: 'q' }] }), isUserError(/empty grid/));
+  assert.throws(
+    () => needleDataset({ tokenizer: tok, haystack: 'a. b.', lengths: [], depths: [0], needles: [{ needle: 'n', question: 'q' }] }),
+    isUserError(/empty grid/),
+  );
 });
 
 test('sentence splitting and sizing helpers', () => {
-  assert.deepEqual(splitSentences('Hi there. Mr. Smith came! Did he? Yes "sure." End'), ['Hi there.', 'Mr. Smith came!', 'Did he?', 'Yes "sure."', 'End']);
+  assert.deepEqual(splitSentences('Hi there. Mr. Smith came! Did he? Yes "sure." End'), [
+    'Hi there.',
+    'Mr. Smith came!',
+    'Did he?',
+    'Yes "sure."',
+    'End',
+  ]);
   assert.ok(Math.abs(zeta(2) - Math.PI ** 2 / 6) < 1e-12);
   assert.ok(Math.abs(zeta(4) - Math.PI ** 4 / 90) < 1e-12);
   // tokens = 10 n + 5 fits 1000 up to n = 99
-  assert.equal(largestFitting((n) => 10 * n + 5, 1000), 99);
-  assert.equal(largestFitting((n) => 10 * n + 5, 1000, 3, 2), 99);
-  assert.equal(largestFitting((n) => 10 * n + 5, 10), 0);
+  assert.equal(
+    largestFitting((n) => 10 * n + 5, 1000),
+    99,
+  );
+  assert.equal(
+    largestFitting((n) => 10 * n + 5, 1000, 3, 2),
+    99,
+  );
+  assert.equal(
+    largestFitting((n) => 10 * n + 5, 10),
+    0,
+  );
 });
 
 test('RULER tasks generated in TypeScript fit the length and hold their answers', () => {
@@ -221,10 +288,16 @@ test('RULER tasks generated in TypeScript fit the length and hold their answers'
 
 test('RULER QA needs a user-given file and says so', () => {
   const essay = 'x';
-  assert.throws(() => rulerDataset('qa_1', { tokenizer: tok, maxSeqLength: 1024, numSamples: 1, seed: 1, essay }), isUserError(/ruler:qa_1 needs the SQuAD.*--qa-file/));
+  assert.throws(
+    () => rulerDataset('qa_1', { tokenizer: tok, maxSeqLength: 1024, numSamples: 1, seed: 1, essay }),
+    isUserError(/ruler:qa_1 needs the SQuAD.*--qa-file/),
+  );
   const dir = tempDir();
   const squad = join(dir, 'squad.json');
-  const para = (i: number) => ({ context: `Paragraph ${i} says the secret code is ${1000 + i}.`, qas: [{ question: `What is the code in paragraph ${i}?`, answers: [{ text: String(1000 + i) }], is_impossible: false }] });
+  const para = (i: number) => ({
+    context: `Paragraph ${i} says the secret code is ${1000 + i}.`,
+    qas: [{ question: `What is the code in paragraph ${i}?`, answers: [{ text: String(1000 + i) }], is_impossible: false }],
+  });
   writeFileSync(squad, JSON.stringify({ data: [{ paragraphs: Array.from({ length: 30 }, (_, i) => para(i)) }] }));
   const ds = rulerDataset('qa_1', { tokenizer: tok, maxSeqLength: 1024, numSamples: 3, seed: 1, essay, qaFile: squad });
   assert.equal(ds.cases.length, 3);
@@ -235,7 +308,19 @@ test('RULER QA needs a user-given file and says so', () => {
     assert.match(c.context, /^Document 1:\n/);
   });
   const hotpot = join(dir, 'hotpot.json');
-  writeFileSync(hotpot, JSON.stringify([{ question: 'Who?', answer: 'Ann', context: [['T1', ['Ann wrote it.', ' Yes.']], ['T2', ['Other.']]] }]));
+  writeFileSync(
+    hotpot,
+    JSON.stringify([
+      {
+        question: 'Who?',
+        answer: 'Ann',
+        context: [
+          ['T1', ['Ann wrote it.', ' Yes.']],
+          ['T2', ['Other.']],
+        ],
+      },
+    ]),
+  );
   const h = rulerDataset('qa_2', { tokenizer: tok, maxSeqLength: 1024, numSamples: 1, seed: 1, essay, qaFile: hotpot });
   assert.ok(h.cases[0].context.includes('T1\nAnn wrote it. Yes.'));
 });

@@ -55,31 +55,34 @@ function bruteAttention(rows: number[], Lc: number, firstRow: number, T: number)
 function bruteRecall(A: number[][][][], plan: Int32Array[][]): number {
   let sum = 0;
   let n = 0;
-  for (const step of A) for (let l = 0; l < NL; l++) for (let h = 0; h < H; h++) {
-    for (const j of plan[l][Math.floor(h / G)]) if (j < step[l][h].length) sum += step[l][h][j];
-    n++;
-  }
+  for (const step of A)
+    for (let l = 0; l < NL; l++)
+      for (let h = 0; h < H; h++) {
+        for (const j of plan[l][Math.floor(h / G)]) if (j < step[l][h].length) sum += step[l][h][j];
+        n++;
+      }
   return sum / n;
 }
 
 function bruteHit(A: number[][][][], plan: Int32Array[][], Lc: number): number {
   let sum = 0;
-  for (let l = 0; l < NL; l++) for (let kvh = 0; kvh < Hkv; kvh++) {
-    const kept = [...plan[l][kvh]].filter((j) => j < Lc);
-    const score = Array.from({ length: Lc }, (_, j) => {
-      let s = 0;
-      for (const step of A) for (let g = 0; g < G; g++) s += step[l][kvh * G + g][j];
-      return s;
-    });
-    if (kept.length >= Lc) {
-      sum += 1;
-      continue;
+  for (let l = 0; l < NL; l++)
+    for (let kvh = 0; kvh < Hkv; kvh++) {
+      const kept = [...plan[l][kvh]].filter((j) => j < Lc);
+      const score = Array.from({ length: Lc }, (_, j) => {
+        let s = 0;
+        for (const step of A) for (let g = 0; g < G; g++) s += step[l][kvh * G + g][j];
+        return s;
+      });
+      if (kept.length >= Lc) {
+        sum += 1;
+        continue;
+      }
+      // all positions ranked by score, later position first on ties; the oracle is the first |kept|
+      const ranked = score.map((s, j) => [s, j]).sort((a, b) => b[0] - a[0] || b[1] - a[1]);
+      const oracle = new Set(ranked.slice(0, kept.length).map((x) => x[1]));
+      sum += kept.length === 0 ? 0 : kept.filter((j) => oracle.has(j)).length / kept.length;
     }
-    // all positions ranked by score, later position first on ties; the oracle is the first |kept|
-    const ranked = score.map((s, j) => [s, j]).sort((a, b) => b[0] - a[0] || b[1] - a[1]);
-    const oracle = new Set(ranked.slice(0, kept.length).map((x) => x[1]));
-    sum += kept.length === 0 ? 0 : kept.filter((j) => oracle.has(j)).length / kept.length;
-  }
   return sum / (NL * Hkv);
 }
 
@@ -88,8 +91,18 @@ function makeCase(maxNewTokens: number): { c: EvalCase; prompt: PreparedPrompt }
   const context = Int32Array.from({ length: 40 }, () => 32 + rng.int(90));
   const question = Int32Array.from({ length: 6 }, () => 32 + rng.int(90));
   const c: EvalCase = {
-    id: 'tiny', task: 'plain:tiny', before: '', context: '', after: '', question: '', answers: ['x'], scoring: { metric: 'f1' },
-    maxNewTokens, chat: false, answerPrefix: '', meta: {},
+    id: 'tiny',
+    task: 'plain:tiny',
+    before: '',
+    context: '',
+    after: '',
+    question: '',
+    answers: ['x'],
+    scoring: { metric: 'f1' },
+    maxNewTokens,
+    chat: false,
+    answerPrefix: '',
+    meta: {},
   };
   return { c, prompt: { contextTokens: context, questionTokens: question, truncatedTokens: 0 } };
 }
@@ -141,7 +154,8 @@ test('fidelity measures on a tiny random model agree with brute force from the f
       assert.ok(Math.abs(oracleHitRate(mass, plan) - bruteHit(A, plan, Lc)) < 1e-9, `${mode} ${s.press.name} hit`);
 
       // output agreement: the compressed cache fed the full run's tokens, against masked full attention
-      const visible = (layer: number, qHead: number, qPos: number, kPos: number) => qPos < Lc || kPos >= Lc || plan[layer][Math.floor(qHead / G)].includes(kPos);
+      const visible = (layer: number, qHead: number, qPos: number, kPos: number) =>
+        qPos < Lc || kPos >= Lc || plan[layer][Math.floor(qHead / G)].includes(kPos);
       const ref = referenceForward(cfg, weights, { tokens: [...prompt2, ...full.tokens.slice(0, Tn - 1)], visible });
       const refFull = referenceForward(cfg, weights, { tokens: [...prompt2, ...full.tokens.slice(0, Tn - 1)] });
       assert.ok(run.forcedLogits);
@@ -150,7 +164,8 @@ test('fidelity measures on a tiny random model agree with brute force from the f
       let agree = 0;
       for (let t = 0; t < Tn; t++) {
         const row = L - 1 + t;
-        for (let i = 0; i < cfg.vocabSize; i += 29) assert.ok(Math.abs(run.forcedLogits![t][i] - ref.logits[row][i]) < 1e-3, `${mode} forced logits ${t}`);
+        for (let i = 0; i < cfg.vocabSize; i += 29)
+          assert.ok(Math.abs(run.forcedLogits![t][i] - ref.logits[row][i]) < 1e-3, `${mode} forced logits ${t}`);
         const p = softmax64(refFull.logits[row]);
         const q = softmax64(ref.logits[row]);
         let s2 = 0;
@@ -184,7 +199,11 @@ test('fidelity measures on a tiny random model agree with brute force from the f
 
 test('fidelity edge cases: keeping everything is perfect, no steps gives NaN', () => {
   const trace: FidelityTrace = {
-    layers: 1, heads: 2, kvHeads: 1, headDim: 2, length: 3,
+    layers: 1,
+    heads: 2,
+    kvHeads: 1,
+    headDim: 2,
+    length: 3,
     keys: [[Float32Array.from([1, 0, 0, 1, 1, 1])]],
     queries: [[Float32Array.from([1, 0, 0, 1])]],
   };

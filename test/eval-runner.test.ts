@@ -11,7 +11,17 @@ import { Progress, formatDuration } from '../src/eval/progress.js';
 import type { PreparedPrompt } from '../src/eval/prompt.js';
 import { LOCK_FILE, readRows, readRowsWithProblems } from '../src/eval/results.js';
 import { keptCaseIds, runGrid, type KeptFile } from '../src/eval/runner.js';
-import { makeGrid, parseBudgets, parsePress, pressLabel, rowKey, settingDigest, type Mode, type PressSpec, type Setting } from '../src/eval/settings.js';
+import {
+  makeGrid,
+  parseBudgets,
+  parsePress,
+  pressLabel,
+  rowKey,
+  settingDigest,
+  type Mode,
+  type PressSpec,
+  type Setting,
+} from '../src/eval/settings.js';
 import { formatMarkdownTable, formatTable, jsonSummary, summarize } from '../src/eval/summary.js';
 import { byteTokenizer, tempDir, writeLines } from './helpers/eval-fixtures.js';
 
@@ -39,20 +49,33 @@ class FakeEngine implements EvalEngine {
       async full(): Promise<FullRun> {
         bump('fullCalls');
         return {
-          tokens: [1, 2], text: c.answers[0], logits,
+          tokens: [1, 2],
+          text: c.answers[0],
+          logits,
           // one head of size 1 with zero keys: attention is uniform over the prompt
-          trace: { layers: 1, heads: 1, kvHeads: 1, headDim: 1, length: L, keys: [[new Float32Array(L)]], queries: [[Float32Array.of(1)], [Float32Array.of(1)]] },
-          cacheBytes: 1000, timings: { prefillMs: 1, compressMs: 0, decodeMs: 1 },
+          trace: {
+            layers: 1,
+            heads: 1,
+            kvHeads: 1,
+            headDim: 1,
+            length: L,
+            keys: [[new Float32Array(L)]],
+            queries: [[Float32Array.of(1)], [Float32Array.of(1)]],
+          },
+          cacheBytes: 1000,
+          timings: { prefillMs: 1, compressMs: 0, decodeMs: 1 },
         };
       },
       async compressed(press: PressSpec, budget: number, mode: Mode): Promise<CompressedRun> {
         bump('compressedCalls');
         const Lc = mode === 'query-aware' ? L : prompt.contextTokens.length;
         return {
-          tokens: [3], text: budget >= 128 ? `it is ${c.answers[0]}` : 'no idea',
+          tokens: [3],
+          text: budget >= 128 ? `it is ${c.answers[0]}` : 'no idea',
           kept: [[Int32Array.from({ length: Math.min(budget, Lc) }, (_, i) => i)]],
           forcedLogits: logits.map((x) => x.slice()),
-          cacheBytes: budget, timings: { prefillMs: 1, compressMs: 1, decodeMs: 1 },
+          cacheBytes: budget,
+          timings: { prefillMs: 1, compressMs: 1, decodeMs: 1 },
         };
       },
       close() {},
@@ -61,7 +84,14 @@ class FakeEngine implements EvalEngine {
 }
 
 function sink(isTTY = false): { write(s: string): boolean; text: string; isTTY: boolean } {
-  return { text: '', isTTY, write(s: string) { this.text += s; return true; } };
+  return {
+    text: '',
+    isTTY,
+    write(s: string) {
+      this.text += s;
+      return true;
+    },
+  };
 }
 
 function dataset(dir: string): { file: string; ds: LoadedDataset } {
@@ -101,21 +131,36 @@ test('grid runner: rows, shared full run, scores, fidelity, kept plans, problems
   assert.ok(Math.abs(row.fidelity.attention_recall! - (100 * 64) / row.compressible_tokens) < 1e-9);
   assert.equal(row.fidelity.top1, 100);
   assert.equal(row.fidelity.kl, 0);
-  assert.equal(row.key, rowKey(ds.cases.find((c) => c.id === 'a')!, { name: 'snapkv', options: {} }, 64, 'query-aware', 'fake'));
+  assert.equal(
+    row.key,
+    rowKey(
+      ds.cases.find((c) => c.id === 'a')!,
+      { name: 'snapkv', options: {} },
+      64,
+      'query-aware',
+      'fake',
+    ),
+  );
   const agn = rows.find((r) => r.case === 'a' && r.press === 'snapkv' && r.budget === 64 && r.mode === 'query-agnostic')!;
   assert.ok(agn.compressible_tokens < row.compressible_tokens);
   assert.ok(Math.abs(agn.fidelity.attention_recall! - (100 * 64) / agn.compressible_tokens) < 1e-9);
   assert.equal(rows.find((r) => r.press === 'snapkv' && r.budget === 128)!.score, 100);
   assert.equal(rows.find((r) => r.press === 'full')!.fidelity.oracle_hit, 100);
-  assert.deepEqual(jsonSummary(rows).rows.filter((r) => r.mode === 'query-aware'), [
-    { press: 'full', budget: 64, mode: 'query-aware', score: 100, n: 3, ci95: [100, 100] },
-    { press: 'full', budget: 128, mode: 'query-aware', score: 100, n: 3, ci95: [100, 100] },
-    { press: 'snapkv', budget: 64, mode: 'query-aware', score: 0, n: 3, ci95: [0, 0] },
-    { press: 'snapkv', budget: 128, mode: 'query-aware', score: 100, n: 3, ci95: [100, 100] },
-  ]);
+  assert.deepEqual(
+    jsonSummary(rows).rows.filter((r) => r.mode === 'query-aware'),
+    [
+      { press: 'full', budget: 64, mode: 'query-aware', score: 100, n: 3, ci95: [100, 100] },
+      { press: 'full', budget: 128, mode: 'query-aware', score: 100, n: 3, ci95: [100, 100] },
+      { press: 'snapkv', budget: 64, mode: 'query-aware', score: 0, n: 3, ci95: [0, 0] },
+      { press: 'snapkv', budget: 128, mode: 'query-aware', score: 100, n: 3, ci95: [100, 100] },
+    ],
+  );
   const kept = JSON.parse(readFileSync(join(out, 'kept', 'plain_cases__a__query-aware.json'), 'utf8')) as KeptFile;
   assert.equal(kept.tokens.length, row.compressible_tokens);
-  assert.deepEqual(kept.settings.map((s) => s.budget), [64, 128]);
+  assert.deepEqual(
+    kept.settings.map((s) => s.budget),
+    [64, 128],
+  );
   assert.equal(kept.settings[0].kept[0][0].length, 64);
   assert.ok(!existsSync(join(out, 'kept', 'plain_cases__b__query-aware.json')), 'kept plans of the first case per task only');
   assert.match(progress.text, /\[=+\] 24\/24 done in/);
@@ -148,7 +193,14 @@ test('grid runner resumes: finished rows are skipped, a cut last line runs again
   assert.equal(readRows(out).length, 12);
   assert.equal(new Set(readRows(out).map((r) => r.key)).size, 12);
   // a bigger grid only runs the new settings
-  const r4 = await runGrid({ engine: new FakeEngine(), dataset: ds, grid: makeGrid(presses, [64, 128, 256], ['query-aware']), outDir: out, progress: sink(), log: sink() });
+  const r4 = await runGrid({
+    engine: new FakeEngine(),
+    dataset: ds,
+    grid: makeGrid(presses, [64, 128, 256], ['query-aware']),
+    outDir: out,
+    progress: sink(),
+    log: sink(),
+  });
   assert.equal(r4.computed, 6);
 });
 
@@ -158,9 +210,22 @@ test('grid runner: bad input is one line, the rest still runs', async () => {
   const grid = makeGrid(presses, [64], ['query-aware']);
   assert.throws(() => parsePress('bogus'), /unknown press "bogus"/);
   const bogus = { name: 'bogus', options: {} };
-  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: ds, grid: makeGrid([bogus], [64], ['query-aware']), outDir: join(dir, 'o1'), progress: sink(), log: sink() }), /unknown press "bogus"/);
+  await assert.rejects(
+    runGrid({
+      engine: new FakeEngine(),
+      dataset: ds,
+      grid: makeGrid([bogus], [64], ['query-aware']),
+      outDir: join(dir, 'o1'),
+      progress: sink(),
+      log: sink(),
+    }),
+    /unknown press "bogus"/,
+  );
   assert.ok(!existsSync(join(dir, 'o1', 'results.jsonl')));
-  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: { ...ds, cases: [] }, grid, outDir: join(dir, 'o2'), progress: sink(), log: sink() }), /no usable cases; 1 line\(s\) skipped, the first: .*cases\.jsonl:2: invalid JSON/);
+  await assert.rejects(
+    runGrid({ engine: new FakeEngine(), dataset: { ...ds, cases: [] }, grid, outDir: join(dir, 'o2'), progress: sink(), log: sink() }),
+    /no usable cases; 1 line\(s\) skipped, the first: .*cases\.jsonl:2: invalid JSON/,
+  );
   assert.throws(() => parsePress('full:window=8'), /press full does not take option window \(its options: none\)/);
   assert.throws(() => makeGrid([], [64], ['query-aware']), /empty grid/);
   assert.throws(() => parseBudgets(['64', 'x']), /budget "x" must be a positive integer/);
@@ -168,16 +233,29 @@ test('grid runner: bad input is one line, the rest still runs', async () => {
   // a case whose question does not fit is skipped with a line naming it
   const huge: EvalCase = { ...ds.cases[0], id: 'huge', after: 'q'.repeat(2000) };
   const log = sink();
-  const res = await runGrid({ engine: new FakeEngine(), dataset: { ...ds, cases: [huge, ...ds.cases] }, grid, outDir: join(dir, 'o3'), progress: sink(), log });
+  const res = await runGrid({
+    engine: new FakeEngine(),
+    dataset: { ...ds, cases: [huge, ...ds.cases] },
+    grid,
+    outDir: join(dir, 'o3'),
+    progress: sink(),
+    log,
+  });
   assert.match(log.text, /case huge: huge: the question alone .* \(skipped\)/);
   assert.equal(res.computed, 6);
   assert.equal(res.failed, 2);
   // another model's results folder is refused, and so is another version of the same model
-  await assert.rejects(runGrid({ engine: new FakeEngine('other'), dataset: ds, grid, outDir: join(dir, 'o3'), progress: sink(), log: sink() }), /holds results of model "fake"/);
+  await assert.rejects(
+    runGrid({ engine: new FakeEngine('other'), dataset: ds, grid, outDir: join(dir, 'o3'), progress: sink(), log: sink() }),
+    /holds results of model "fake"/,
+  );
   const v1 = Object.assign(new FakeEngine('m'), { fingerprint: 'aaa' });
   await runGrid({ engine: v1, dataset: ds, grid, outDir: join(dir, 'o4'), progress: sink(), log: sink() });
   const v2 = Object.assign(new FakeEngine('m'), { fingerprint: 'bbb' });
-  await assert.rejects(runGrid({ engine: v2, dataset: ds, grid, outDir: join(dir, 'o4'), progress: sink(), log: sink() }), /earlier version of model "m"/);
+  await assert.rejects(
+    runGrid({ engine: v2, dataset: ds, grid, outDir: join(dir, 'o4'), progress: sink(), log: sink() }),
+    /earlier version of model "m"/,
+  );
 });
 
 test('settings: press specs with options, labels and keys', () => {
@@ -185,14 +263,36 @@ test('settings: press specs with options, labels and keys', () => {
   assert.deepEqual(p, { name: 'laq', options: { window: 64, pool: 'avg', 'reference-mask': true } });
   assert.equal(pressLabel(p), 'laq(pool=avg,reference-mask=true,window=64)');
   const q = parsePress('laq:pool=avg:window=64:reference-mask=true');
-  const c: EvalCase = { id: 'c', task: 't', before: '', context: 'ctx', after: '\n\nq?', question: 'q?', answers: ['A'], scoring: { metric: 'string_match_part' }, maxNewTokens: 8, chat: true, answerPrefix: '', meta: {} };
+  const c: EvalCase = {
+    id: 'c',
+    task: 't',
+    before: '',
+    context: 'ctx',
+    after: '\n\nq?',
+    question: 'q?',
+    answers: ['A'],
+    scoring: { metric: 'string_match_part' },
+    maxNewTokens: 8,
+    chat: true,
+    answerPrefix: '',
+    meta: {},
+  };
   assert.equal(rowKey(c, p, 64, 'query-aware'), rowKey(c, q, 64, 'query-aware'));
   assert.notEqual(rowKey(c, p, 64, 'query-aware'), rowKey(c, p, 64, 'query-agnostic'));
   // whatever decides a row's output is in its key: a changed answer, needle or answer length is computed again
-  for (const changed of [{ answers: ['B'] }, { context: 'ctx2' }, { maxNewTokens: 9 }, { scoring: { metric: 'exact_match' } }] as Partial<EvalCase>[]) {
+  for (const changed of [
+    { answers: ['B'] },
+    { context: 'ctx2' },
+    { maxNewTokens: 9 },
+    { scoring: { metric: 'exact_match' } },
+  ] as Partial<EvalCase>[]) {
     assert.notEqual(rowKey({ ...c, ...changed }, p, 64, 'query-aware'), rowKey(c, p, 64, 'query-aware'), JSON.stringify(changed));
   }
-  assert.notEqual(rowKey(c, p, 64, 'query-aware', 'model-a'), rowKey(c, p, 64, 'query-aware', 'model-b'), 'the model fingerprint is in the key');
+  assert.notEqual(
+    rowKey(c, p, 64, 'query-aware', 'model-a'),
+    rowKey(c, p, 64, 'query-aware', 'model-b'),
+    'the model fingerprint is in the key',
+  );
   // every option the method takes is in the digest, defaults included: an explicit default digests the same
   assert.equal(settingDigest(parsePress('snapkv'), 'm'), settingDigest(parsePress('snapkv:window=32'), 'm'));
   assert.notEqual(settingDigest(parsePress('snapkv'), 'm'), settingDigest(parsePress('snapkv:window=16'), 'm'));
@@ -221,7 +321,15 @@ test('progress: time left from computed rows only, summary means', () => {
   p2.tick(5, 'y');
   assert.equal(tty.text.startsWith('\r\x1b[2K'), true, 'a terminal line is erased first');
   assert.match(tty.text.slice(5), /^\[=+\] 1\/1 done in 0s {2}y\n$/);
-  const mk = (score: number, task: string) => ({ press: 'a', options: {}, budget: 1, mode: 'query-aware' as Mode, task, score, fidelity: { oracle_hit: null, attention_recall: 50, top1: null, kl: null } });
+  const mk = (score: number, task: string) => ({
+    press: 'a',
+    options: {},
+    budget: 1,
+    mode: 'query-aware' as Mode,
+    task,
+    score,
+    fidelity: { oracle_hit: null, attention_recall: 50, top1: null, kl: null },
+  });
   const rows = [mk(100, 't1'), mk(0, 't1'), mk(50, 't2')] as unknown as Parameters<typeof summarize>[0];
   const all = summarize(rows);
   assert.equal(all.length, 1);
@@ -229,14 +337,25 @@ test('progress: time left from computed rows only, summary means', () => {
   assert.equal(all[0].n, 3);
   assert.equal(all[0].oracle_hit, null);
   assert.equal(all[0].attention_recall, 50);
-  assert.deepEqual(summarize(rows, true).map((r) => [r.task, r.score]), [['t1', 50], ['t2', 50]]);
+  assert.deepEqual(
+    summarize(rows, true).map((r) => [r.task, r.score]),
+    [
+      ['t1', 50],
+      ['t2', 50],
+    ],
+  );
 });
 
 test('kept plans: the needle case nearest the middle of the longest haystack, else the first case', () => {
   const mk = (id: string, task: string, meta: Record<string, number>) => ({ id, task, meta }) as unknown as EvalCase;
   const cases = [
-    mk('n-1-0', 'niah', { length: 1000, depth: 0 }), mk('n-1-50', 'niah', { length: 1000, depth: 50 }), mk('n-2-40', 'niah', { length: 2000, depth: 40 }),
-    mk('n-2-50', 'niah', { length: 2000, depth: 50 }), mk('n-2-100', 'niah', { length: 2000, depth: 100 }), mk('vt-0', 'ruler:vt', { length: 2048 }), mk('vt-1', 'ruler:vt', { length: 2048 }),
+    mk('n-1-0', 'niah', { length: 1000, depth: 0 }),
+    mk('n-1-50', 'niah', { length: 1000, depth: 50 }),
+    mk('n-2-40', 'niah', { length: 2000, depth: 40 }),
+    mk('n-2-50', 'niah', { length: 2000, depth: 50 }),
+    mk('n-2-100', 'niah', { length: 2000, depth: 100 }),
+    mk('vt-0', 'ruler:vt', { length: 2048 }),
+    mk('vt-1', 'ruler:vt', { length: 2048 }),
   ];
   assert.deepEqual([...keptCaseIds(cases)].sort(), ['n-2-50', 'vt-0']);
 });
@@ -261,7 +380,7 @@ test('model fingerprint: weights, config and soft tokens count; model cards and 
   }
 });
 
-test('results folders: one writer at a time, a dead writer\'s lock taken over, a torn last line cut, rows counted once, bad lines named', async () => {
+test("results folders: one writer at a time, a dead writer's lock taken over, a torn last line cut, rows counted once, bad lines named", async () => {
   const dir = tempDir();
   const out = join(dir, 'out');
   const { ds } = dataset(dir);
@@ -270,7 +389,10 @@ test('results folders: one writer at a time, a dead writer\'s lock taken over, a
   assert.ok(!existsSync(join(out, LOCK_FILE)), 'the lock is given back');
   // a live writer (this test's parent process) holds the folder
   writeFileSync(join(out, LOCK_FILE), `${process.ppid}\n`);
-  await assert.rejects(runGrid({ engine: new FakeEngine(), dataset: ds, grid, outDir: out, progress: sink(), log: sink() }), /another kvevict \(pid \d+\) is writing results here/);
+  await assert.rejects(
+    runGrid({ engine: new FakeEngine(), dataset: ds, grid, outDir: out, progress: sink(), log: sink() }),
+    /another kvevict \(pid \d+\) is writing results here/,
+  );
   // a lock left by a process that is gone is taken over; a torn last line is removed and said
   writeFileSync(join(out, LOCK_FILE), '999999999\n');
   const file = join(out, 'results.jsonl');

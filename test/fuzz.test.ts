@@ -8,6 +8,7 @@ for (const kind of FUZZ_KINDS) {
     const r = fuzzCampaign(kind, 300, 11);
     assert.deepEqual(r.failures, [], `${kind}: ${r.failures.length} failures`);
     assert.equal(r.refused + r.identical, 300);
-    if (kind !== 'results') assert.ok(r.refused > 150, `${kind}: only ${r.refused} of 300 mutations were refused: the mutations do not reach the structure`);
+    if (kind !== 'results')
+      assert.ok(r.refused > 150, `${kind}: only ${r.refused} of 300 mutations were refused: the mutations do not reach the structure`);
   });
 }

@@ -17,7 +17,6 @@ import { makePress } from '../src/press/index.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { cli } from './helpers/cli.js';
 
-
 interface ModeJson {
   promptTokens: number[];
   tokens: number[];
@@ -52,7 +51,10 @@ describe('kvevict generate --question / --mode', () => {
     const loaded = loadModelDir(dir);
     const tok = loaded.tokenizer;
     // the byte tokenizer splits nowhere differently, so the two parts join into the templated whole message
-    assert.deepEqual(out.promptTokens, tok.encodeChat([{ role: 'user', content: `${CONTEXT}\n\n${QUESTION}` }], { addGenerationPrompt: true }));
+    assert.deepEqual(
+      out.promptTokens,
+      tok.encodeChat([{ role: 'user', content: `${CONTEXT}\n\n${QUESTION}` }], { addGenerationPrompt: true }),
+    );
     assert.equal(out.mode, 'query-aware');
     const q = out.questionTokens!;
     assert.deepEqual(out.promptTokens.slice(out.promptTokens.length - q.length), q);
@@ -66,10 +68,26 @@ describe('kvevict generate --question / --mode', () => {
 
   test('--mode query-agnostic --press: only the context is compressed; the question is fed after it, as the library does', async () => {
     const budget = 16;
-    const out = parse(cli([
-      'generate', '--model', dir, '--chat', CONTEXT, '--question', QUESTION, '--mode', 'query-agnostic',
-      '--press', 'snapkv:window=4', '--budget', String(budget), '--max-new-tokens', '5', '--json',
-    ]));
+    const out = parse(
+      cli([
+        'generate',
+        '--model',
+        dir,
+        '--chat',
+        CONTEXT,
+        '--question',
+        QUESTION,
+        '--mode',
+        'query-agnostic',
+        '--press',
+        'snapkv:window=4',
+        '--budget',
+        String(budget),
+        '--max-new-tokens',
+        '5',
+        '--json',
+      ]),
+    );
     const loaded = loadModelDir(dir);
     const cfg = loaded.config;
     const entry = 2 * cfg.headDim * 4 + 4;
@@ -86,9 +104,24 @@ describe('kvevict generate --question / --mode', () => {
     assert.deepEqual(out.tokens, want.answers[0].tokens);
 
     // query-aware with the same press compresses context + question: a different cache
-    const aware = parse(cli([
-      'generate', '--model', dir, '--chat', CONTEXT, '--question', QUESTION, '--press', 'snapkv:window=4', '--budget', String(budget), '--max-new-tokens', '5', '--json',
-    ]));
+    const aware = parse(
+      cli([
+        'generate',
+        '--model',
+        dir,
+        '--chat',
+        CONTEXT,
+        '--question',
+        QUESTION,
+        '--press',
+        'snapkv:window=4',
+        '--budget',
+        String(budget),
+        '--max-new-tokens',
+        '5',
+        '--json',
+      ]),
+    );
     assert.deepEqual(aware.promptTokens, out.promptTokens);
     assert.equal(aware.eviction!.fullCacheBytes, cfg.numLayers * cfg.numKvHeads * out.promptTokens.length * entry);
     const wantAware = await runQueryAware(model, aware.promptTokens, makePress('snapkv', { budget, window: 4 }), opts);
@@ -96,7 +129,22 @@ describe('kvevict generate --question / --mode', () => {
   });
 
   test('--prompt --question without --press: the full cache, so query-agnostic equals plain generation', () => {
-    const out = parse(cli(['generate', '--model', dir, '--prompt', CONTEXT, '--question', QUESTION, '--mode', 'query-agnostic', '--max-new-tokens', '6', '--json']));
+    const out = parse(
+      cli([
+        'generate',
+        '--model',
+        dir,
+        '--prompt',
+        CONTEXT,
+        '--question',
+        QUESTION,
+        '--mode',
+        'query-agnostic',
+        '--max-new-tokens',
+        '6',
+        '--json',
+      ]),
+    );
     const loaded = loadModelDir(dir);
     const tok = loaded.tokenizer;
     assert.deepEqual(out.promptTokens, tok.encode(`${CONTEXT}\n\n${QUESTION}`));
@@ -109,7 +157,19 @@ describe('kvevict generate --question / --mode', () => {
   test('without --question the JSON keeps its fields; plain output names the mode', () => {
     const out = parse(cli(['generate', '--model', dir, '--prompt', 'abc', '--mode', 'query-aware', '--max-new-tokens', '2', '--json']));
     assert.deepEqual(Object.keys(out).sort(), ['promptTokens', 'steps', 'text', 'timings', 'tokens']);
-    const r = cli(['generate', '--model', dir, '--prompt', CONTEXT, '--question', QUESTION, '--mode', 'query-agnostic', '--max-new-tokens', '2']);
+    const r = cli([
+      'generate',
+      '--model',
+      dir,
+      '--prompt',
+      CONTEXT,
+      '--question',
+      QUESTION,
+      '--mode',
+      'query-agnostic',
+      '--max-new-tokens',
+      '2',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /query-agnostic: context \d+, question \d+/);
   });

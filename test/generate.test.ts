@@ -50,9 +50,14 @@ describe('sampling', () => {
   test('topLogprobs: the five largest log-softmax values, brute force', () => {
     const logits = Float32Array.of(0.5, 2, -1, 2, 7, 0, 3.5, 1, -3);
     const z = Math.log(Array.from(logits).reduce((a, l) => a + Math.exp(l), 0));
-    const want = Array.from(logits, (l, id) => ({ id, logprob: l - z })).sort((a, b) => b.logprob - a.logprob || a.id - b.id).slice(0, 5);
+    const want = Array.from(logits, (l, id) => ({ id, logprob: l - z }))
+      .sort((a, b) => b.logprob - a.logprob || a.id - b.id)
+      .slice(0, 5);
     const got = topLogprobs(logits, 5);
-    assert.deepEqual(got.map((e) => e.id), [4, 6, 1, 3, 7]);
+    assert.deepEqual(
+      got.map((e) => e.id),
+      [4, 6, 1, 3, 7],
+    );
     for (let i = 0; i < 5; i++) {
       assert.equal(got[i].id, want[i].id);
       assert.ok(Math.abs(got[i].logprob - want[i].logprob) < 1e-6);
@@ -70,8 +75,13 @@ describe('sampling', () => {
   for (const o of cases) {
     test(`draws follow the brute-force distribution (T ${o.temperature}, top-k ${o.topK ?? 'off'}, top-p ${o.topP ?? 'off'})`, () => {
       const want = bruteForceDistribution(logits, o);
-      const support = samplingSupport(Float32Array.from(logits), o).ids.slice().sort((a, b) => a - b);
-      assert.deepEqual(support, want.map((p, i) => (p > 0 ? i : -1)).filter((i) => i >= 0));
+      const support = samplingSupport(Float32Array.from(logits), o)
+        .ids.slice()
+        .sort((a, b) => a - b);
+      assert.deepEqual(
+        support,
+        want.map((p, i) => (p > 0 ? i : -1)).filter((i) => i >= 0),
+      );
       const sampler = makeSampler({ ...o, seed: 42 });
       const N = 20000;
       const counts = new Array<number>(logits.length).fill(0);
@@ -80,7 +90,11 @@ describe('sampling', () => {
       for (let i = 0; i < logits.length; i++) {
         const f = counts[i] / N;
         if (want[i] === 0) assert.equal(counts[i], 0, `token ${i} is outside the support`);
-        else assert.ok(Math.abs(f - want[i]) <= 4 * Math.sqrt((want[i] * (1 - want[i])) / N) + 1e-3, `token ${i}: frequency ${f} vs ${want[i]}`);
+        else
+          assert.ok(
+            Math.abs(f - want[i]) <= 4 * Math.sqrt((want[i] * (1 - want[i])) / N) + 1e-3,
+            `token ${i}: frequency ${f} vs ${want[i]}`,
+          );
       }
     });
   }
@@ -91,8 +105,14 @@ describe('sampling', () => {
     for (let i = 0; i < vocab; i++) row[i] = Math.sin(i * 12.9898) * 4;
     for (const topP of [0.05, 0.5, 0.9, 0.99]) {
       const want = bruteForceDistribution(Array.from(row), { temperature: 0.8, topP });
-      const got = samplingSupport(row, { temperature: 0.8, topP }).ids.slice().sort((a, b) => a - b);
-      assert.deepEqual(got, want.map((p, i) => (p > 0 ? i : -1)).filter((i) => i >= 0), `top-p ${topP}`);
+      const got = samplingSupport(row, { temperature: 0.8, topP })
+        .ids.slice()
+        .sort((a, b) => a - b);
+      assert.deepEqual(
+        got,
+        want.map((p, i) => (p > 0 ? i : -1)).filter((i) => i >= 0),
+        `top-p ${topP}`,
+      );
     }
   });
 
@@ -149,7 +169,8 @@ describe('decode', () => {
 
   test('sampled generation is deterministic for a seed, and the seed matters', () => {
     const model = tinyModel();
-    const run = (seed: number) => generateFromTokens(model, [10, 20, 30], { maxNewTokens: 12, stopTokens: [], sampler: makeSampler({ temperature: 5, seed }) }).tokens;
+    const run = (seed: number) =>
+      generateFromTokens(model, [10, 20, 30], { maxNewTokens: 12, stopTokens: [], sampler: makeSampler({ temperature: 5, seed }) }).tokens;
     assert.deepEqual(run(7), run(7));
     assert.notDeepEqual(run(7), run(8));
   });
@@ -165,7 +186,6 @@ describe('decode', () => {
     assert.throws(() => prefill(model, []), /empty/);
   });
 });
-
 
 interface GenerateJson {
   promptTokens: number[];
@@ -216,7 +236,22 @@ describe('kvevict generate', () => {
   });
 
   test('--chat goes through the chat template; sampled runs repeat for a seed', () => {
-    const args = ['generate', '--model', dir, '--chat', 'Hi', '--max-new-tokens', '5', '--temperature', '1.5', '--top-k', '50', '--seed', '3', '--json'];
+    const args = [
+      'generate',
+      '--model',
+      dir,
+      '--chat',
+      'Hi',
+      '--max-new-tokens',
+      '5',
+      '--temperature',
+      '1.5',
+      '--top-k',
+      '50',
+      '--seed',
+      '3',
+      '--json',
+    ];
     const a = cli(args);
     assert.equal(a.status, 0, a.stderr);
     const out = JSON.parse(a.stdout) as GenerateJson;
@@ -233,9 +268,13 @@ describe('kvevict generate', () => {
     const model = new LlamaModel(loaded.config, loaded.weights, jsKernels, { weights: 'f16' });
     const want = generateFromTokens(model, out.promptTokens, { maxNewTokens: 6, stopTokens: loaded.tokenizer.eosTokenIds });
     assert.deepEqual(out.tokens, want.tokens);
-    for (let i = 0; i < want.steps.length; i++) assert.ok(Math.abs(out.steps[i].top[0].logprob - want.steps[i].top[0].logprob) < 1e-5, `step ${i}`);
+    for (let i = 0; i < want.steps.length; i++)
+      assert.ok(Math.abs(out.steps[i].top[0].logprob - want.steps[i].top[0].logprob) < 1e-5, `step ${i}`);
     // and not the float32 model's log-probabilities
-    const f32 = generateFromTokens(new LlamaModel(loaded.config, loaded.weights, jsKernels), out.promptTokens, { maxNewTokens: 1, stopTokens: [] });
+    const f32 = generateFromTokens(new LlamaModel(loaded.config, loaded.weights, jsKernels), out.promptTokens, {
+      maxNewTokens: 1,
+      stopTokens: [],
+    });
     assert.ok(Math.abs(out.steps[0].top[0].logprob - f32.steps[0].top[0].logprob) > 1e-6, 'f16 rounding shows in the log-probabilities');
   });
 
@@ -263,7 +302,17 @@ describe('kvevict generate', () => {
 });
 
 test('an oversized --lookahead names the option, not a position (exit 2)', () => {
-  const r = cli(['generate', '--chat', 'The pass key is 123.', '--question', 'What is it?', '--press', 'laq:window=8:lookahead=5000', '--budget', '40']);
+  const r = cli([
+    'generate',
+    '--chat',
+    'The pass key is 123.',
+    '--question',
+    'What is it?',
+    '--press',
+    'laq:window=8:lookahead=5000',
+    '--budget',
+    '40',
+  ]);
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /lookahead 5000: the prompt \(\d+ tokens\) and the lookahead pass max_position_embeddings 4096/);
 });

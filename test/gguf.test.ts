@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { KvevictError } from '../src/errors.js';
 import { run as convertRun } from '../src/cli/convert.js';
 import {
-  GgmlType, GgufTokenType, llama3RopeFactors, loadGguf, permuteQK, readGguf, readGgufTensorF32, unpermuteQK, writeGguf,
+  GgmlType,
+  GgufTokenType,
+  llama3RopeFactors,
+  loadGguf,
+  permuteQK,
+  readGguf,
+  readGgufTensorF32,
+  unpermuteQK,
+  writeGguf,
 } from '../src/model/gguf.js';
 import type { GgufFile } from '../src/model/gguf.js';
 import { loadModelDir } from '../src/model/load.js';
@@ -36,7 +44,12 @@ function numpyPermute(w: Float32Array, heads: number, cols: number): Float32Arra
 
 test('Q/K permutation equals the converter definition and unpermute inverts it', () => {
   const rng = new Rng(4);
-  for (const [heads, d, cols] of [[4, 16, 8], [3, 64, 5], [2, 24, 1], [1, 2, 3]]) {
+  for (const [heads, d, cols] of [
+    [4, 16, 8],
+    [3, 64, 5],
+    [2, 24, 1],
+    [1, 2, 3],
+  ]) {
     const w = rng.normalArray(heads * d * cols);
     const p = permuteQK(w, heads, cols);
     assert.deepEqual(p, numpyPermute(w, heads, cols));
@@ -46,21 +59,52 @@ test('Q/K permutation equals the converter definition and unpermute inverts it',
 });
 
 /** The GGUF header walked by hand (independent of readGguf): metadata as plain values and tensor records. */
-function walkGguf(file: string): { version: number; kv: Map<string, unknown>; tensors: { name: string; dims: number[]; type: number; offset: number }[]; dataStart: number } {
+function walkGguf(file: string): {
+  version: number;
+  kv: Map<string, unknown>;
+  tensors: { name: string; dims: number[]; type: number; offset: number }[];
+  dataStart: number;
+} {
   const b = readFileSync(file);
   let p = 0;
-  const u32 = () => { const v = b.readUInt32LE(p); p += 4; return v; };
-  const u64 = () => { const v = Number(b.readBigUInt64LE(p)); p += 8; return v; };
-  const s = () => { const len = u64(); const v = b.toString('utf8', p, p + len); p += len; return v; };
+  const u32 = () => {
+    const v = b.readUInt32LE(p);
+    p += 4;
+    return v;
+  };
+  const u64 = () => {
+    const v = Number(b.readBigUInt64LE(p));
+    p += 8;
+    return v;
+  };
+  const s = () => {
+    const len = u64();
+    const v = b.toString('utf8', p, p + len);
+    p += len;
+    return v;
+  };
   const scalar = (t: number): unknown => {
     switch (t) {
-      case 4: return u32();
-      case 5: { const v = b.readInt32LE(p); p += 4; return v; }
-      case 6: { const v = b.readFloatLE(p); p += 4; return v; }
-      case 7: return b[p++] === 1;
-      case 8: return s();
-      case 10: return u64();
-      default: throw new Error(`type ${t} not expected in files written here`);
+      case 4:
+        return u32();
+      case 5: {
+        const v = b.readInt32LE(p);
+        p += 4;
+        return v;
+      }
+      case 6: {
+        const v = b.readFloatLE(p);
+        p += 4;
+        return v;
+      }
+      case 7:
+        return b[p++] === 1;
+      case 8:
+        return s();
+      case 10:
+        return u64();
+      default:
+        throw new Error(`type ${t} not expected in files written here`);
     }
   };
   assert.equal(b.toString('ascii', 0, 4), 'GGUF');
@@ -197,7 +241,20 @@ function checkRoundTrip(kind: TinyKind, dtype: 'F32' | 'F16', overrides: Record<
   assert.equal(g.dataOffset, hand.dataStart);
   if (kind !== 'llama3') {
     const back = loadGguf(file);
-    for (const key of ['hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'vocabSize', 'tieWordEmbeddings', 'attentionBias', 'qkNorm', 'maxPositions', 'ropeTheta'] as const) {
+    for (const key of [
+      'hiddenSize',
+      'intermediateSize',
+      'numLayers',
+      'numHeads',
+      'numKvHeads',
+      'headDim',
+      'vocabSize',
+      'tieWordEmbeddings',
+      'attentionBias',
+      'qkNorm',
+      'maxPositions',
+      'ropeTheta',
+    ] as const) {
       assert.equal(back.config[key], cfg[key], key);
     }
     const exp = expectedTensors(cfg, m.weights);
@@ -228,7 +285,8 @@ for (const kind of ['llama', 'mistral', 'qwen2', 'qwen3', 'llama3'] as const) {
 }
 test('GGUF write/read round trip: llama F16 (matrices F16, norms F32)', () => checkRoundTrip('llama', 'F16'));
 test('GGUF write/read round trip: qwen2 F16 (biases F32)', () => checkRoundTrip('qwen2', 'F16'));
-test('GGUF write/read round trip: llama with q/k/v biases (q/k biases permuted too)', () => checkRoundTrip('llama', 'F32', { attention_bias: true }));
+test('GGUF write/read round trip: llama with q/k/v biases (q/k biases permuted too)', () =>
+  checkRoundTrip('llama', 'F32', { attention_bias: true }));
 
 test('llama3 rope_freqs follow convert_hf_to_gguf.py', () => {
   const dir = newDir('l3');
@@ -237,14 +295,20 @@ test('llama3 rope_freqs follow convert_hf_to_gguf.py', () => {
   const got = llama3RopeFactors(config);
   const low = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
   const high = s.originalMaxPositionEmbeddings / s.highFreqFactor;
-  let sawSmooth = false, sawOne = false, sawFactor = false;
+  let sawSmooth = false,
+    sawOne = false,
+    sawFactor = false;
   for (let i = 0; i < config.headDim / 2; i++) {
     const freq = 1 / config.ropeTheta ** ((2 * i) / config.headDim);
     const wavelen = (2 * Math.PI) / freq;
     let want: number;
-    if (wavelen < high) { want = 1; sawOne = true; }
-    else if (wavelen > low) { want = s.factor; sawFactor = true; }
-    else {
+    if (wavelen < high) {
+      want = 1;
+      sawOne = true;
+    } else if (wavelen > low) {
+      want = s.factor;
+      sawFactor = true;
+    } else {
       const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
       want = 1 / ((1 - smooth) / s.factor + smooth);
       sawSmooth = true;
@@ -257,7 +321,11 @@ test('llama3 rope_freqs follow convert_hf_to_gguf.py', () => {
 test('SmolLM2 tokenizer in GGUF: tokens, types, merges, pre "smollm", and the rebuilt tokenizer encodes identically', () => {
   const dir = newDir('smoltok');
   // the real tokenizer with small matrices: hidden 64, 1 layer
-  writeRandomModelDir(dir, smolRawConfig({ hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 128, num_hidden_layers: 1 }), { seed: 1, dtype: 'BF16' });
+  writeRandomModelDir(
+    dir,
+    smolRawConfig({ hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 128, num_hidden_layers: 1 }),
+    { seed: 1, dtype: 'BF16' },
+  );
   const m = loadModelDir(dir);
   const file = join(dir, 'smol.gguf');
   writeGguf(file, m.config, m.weights, m.tokenizer, { dtype: 'F16' });
@@ -270,7 +338,9 @@ test('SmolLM2 tokenizer in GGUF: tokens, types, merges, pre "smollm", and the re
   const types = val('tokenizer.ggml.token_type') as number[];
   assert.deepEqual(types.slice(0, 17), new Array(17).fill(GgufTokenType.CONTROL));
   assert.ok(types.slice(17).every((t) => t === GgufTokenType.NORMAL));
-  const merges = readFileSync(join(smolDir, 'merges.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#version'));
+  const merges = readFileSync(join(smolDir, 'merges.txt'), 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#version'));
   assert.deepEqual(val('tokenizer.ggml.merges'), merges);
   assert.equal(val('tokenizer.ggml.pre'), 'smollm');
   assert.equal(val('tokenizer.ggml.bos_token_id'), 1);
@@ -294,7 +364,10 @@ test('SmolLM2 tokenizer in GGUF: tokens, types, merges, pre "smollm", and the re
     assert.equal(back.tokenizer.decode(back.tokenizer.encode(t)), t);
   }
   const msgs = [{ role: 'user', content: 'hi' }];
-  assert.equal(back.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true }), m.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true }));
+  assert.equal(
+    back.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true }),
+    m.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true }),
+  );
 });
 
 test('readGguf rejects a non-GGUF file and a truncated one, naming the file', () => {
@@ -304,11 +377,20 @@ test('readGguf rejects a non-GGUF file and a truncated one, naming the file', ()
   const file = join(dir, 'm.gguf');
   writeGguf(file, m.config, m.weights, m.tokenizer);
   truncateSync(file, statSync(file).size - 64);
-  assert.throws(() => readGguf(file), (e: unknown) => e instanceof KvevictError && e.message.includes(file) && e.message.includes('truncated'));
+  assert.throws(
+    () => readGguf(file),
+    (e: unknown) => e instanceof KvevictError && e.message.includes(file) && e.message.includes('truncated'),
+  );
   truncateSync(file, 1000);
-  assert.throws(() => readGguf(file), (e: unknown) => e instanceof KvevictError && e.message.includes(file) && e.message.includes('truncated'));
+  assert.throws(
+    () => readGguf(file),
+    (e: unknown) => e instanceof KvevictError && e.message.includes(file) && e.message.includes('truncated'),
+  );
   writeFileSync(file, 'not a gguf file at all, just some text');
-  assert.throws(() => readGguf(file), (e: unknown) => e instanceof KvevictError && e.message.includes(file) && e.message.includes('not a GGUF'));
+  assert.throws(
+    () => readGguf(file),
+    (e: unknown) => e instanceof KvevictError && e.message.includes(file) && e.message.includes('not a GGUF'),
+  );
   assert.throws(() => readGguf(join(dir, 'none.gguf')), KvevictError);
 });
 
@@ -318,7 +400,10 @@ test('kvevict convert writes a GGUF and rejects bad options', async () => {
   const out = join(dir, 'out.gguf');
   const write = process.stdout.write;
   let printed = '';
-  process.stdout.write = ((s: string) => { printed += s; return true; }) as typeof process.stdout.write;
+  process.stdout.write = ((s: string) => {
+    printed += s;
+    return true;
+  }) as typeof process.stdout.write;
   try {
     assert.equal(await convertRun(['--model', dir, '--to', 'gguf', '--out', out, '--dtype', 'f16']), 0);
   } finally {
@@ -329,8 +414,17 @@ test('kvevict convert writes a GGUF and rejects bad options', async () => {
   const g = readGguf(out);
   assert.equal(g.metadata.get('general.architecture')?.value, 'qwen2');
   assert.equal(g.tensors.find((t) => t.name === 'blk.0.attn_q.weight')?.type, GgmlType.F16);
-  await assert.rejects(convertRun(['--model', dir, '--out', out, '--dtype', 'q8']), (e: unknown) => e instanceof KvevictError && e.message.includes('--dtype'));
-  await assert.rejects(convertRun(['--model', dir, '--to', 'onnx', '--out', out]), (e: unknown) => e instanceof KvevictError && e.message.includes('--to'));
+  await assert.rejects(
+    convertRun(['--model', dir, '--out', out, '--dtype', 'q8']),
+    (e: unknown) => e instanceof KvevictError && e.message.includes('--dtype'),
+  );
+  await assert.rejects(
+    convertRun(['--model', dir, '--to', 'onnx', '--out', out]),
+    (e: unknown) => e instanceof KvevictError && e.message.includes('--to'),
+  );
   await assert.rejects(convertRun(['--model', dir]), (e: unknown) => e instanceof KvevictError && e.message.includes('--out'));
-  await assert.rejects(convertRun(['--model', join(dir, 'nope'), '--out', out]), (e: unknown) => e instanceof KvevictError && e.message.includes('nope'));
+  await assert.rejects(
+    convertRun(['--model', join(dir, 'nope'), '--out', out]),
+    (e: unknown) => e instanceof KvevictError && e.message.includes('nope'),
+  );
 });

@@ -28,7 +28,13 @@ import { attentionMass, attentionRecall, oracleHitRate } from '../src/eval/fidel
 import { loadModelDir } from '../src/model/load.js';
 import { Rng } from '../src/util/rng.js';
 import {
-  assertPlanMatches, bfAttentionScores, bfTopK, prefillRun, promptTokens, withWindow, type BfQuery,
+  assertPlanMatches,
+  bfAttentionScores,
+  bfTopK,
+  prefillRun,
+  promptTokens,
+  withWindow,
+  type BfQuery,
 } from './helpers/press-reference.js';
 import { randomWeights, tinyConfig, tinyRawConfig, writeRandomModelDir, type TinyKind } from './helpers/random-model.js';
 import { referenceForward } from './reference/llama-f64.js';
@@ -46,38 +52,62 @@ function tiny(kind: TinyKind, seed = 3, scale = 0.3): { cfg: ModelConfig; weight
 function meanPromptAttention64(cfg: ModelConfig, q: Float64Array[][], k: Float64Array[][], rows: number[], L: number): number[][][] {
   const { numHeads: H, numKvHeads: Hkv, headDim: d } = cfg;
   const G = H / Hkv;
-  return q.map((ql, l) => Array.from({ length: H }, (_, h) => {
-    const g = Math.floor(h / G);
-    const mean = new Array<number>(L).fill(0);
-    for (const r of rows) {
-      const logits: number[] = [];
-      for (let j = 0; j <= r; j++) {
-        let dot = 0;
-        for (let i = 0; i < d; i++) dot += ql[r][h * d + i] * k[l][j][g * d + i];
-        logits.push(dot / Math.sqrt(d));
+  return q.map((ql, l) =>
+    Array.from({ length: H }, (_, h) => {
+      const g = Math.floor(h / G);
+      const mean = new Array<number>(L).fill(0);
+      for (const r of rows) {
+        const logits: number[] = [];
+        for (let j = 0; j <= r; j++) {
+          let dot = 0;
+          for (let i = 0; i < d; i++) dot += ql[r][h * d + i] * k[l][j][g * d + i];
+          logits.push(dot / Math.sqrt(d));
+        }
+        const mx = Math.max(...logits);
+        const e = logits.map((x) => Math.exp(x - mx));
+        const z = e.reduce((a, b) => a + b, 0);
+        for (let j = 0; j < L; j++) mean[j] += e[j] / z / rows.length;
       }
-      const mx = Math.max(...logits);
-      const e = logits.map((x) => Math.exp(x - mx));
-      const z = e.reduce((a, b) => a + b, 0);
-      for (let j = 0; j < L; j++) mean[j] += e[j] / z / rows.length;
-    }
-    return mean;
-  }));
+      return mean;
+    }),
+  );
 }
 
 /** methods.md's Judge Q loss in float64, from two plain full forward passes (P + R and P + soft). */
 function judgeqLoss64(cfg: ModelConfig, w: Weights, ex: JudgeqExample, soft: Float64Array): number {
-  const L = ex.prompt.length, R = ex.response.length, D = cfg.hiddenSize, m = soft.length / D;
+  const L = ex.prompt.length,
+    R = ex.response.length,
+    D = cfg.hiddenSize,
+    m = soft.length / D;
   const pr = referenceForward(cfg, w, { tokens: [...ex.prompt, ...ex.response] });
-  const target = meanPromptAttention64(cfg, pr.queries, pr.keys, Array.from({ length: R }, (_, i) => L + i), L);
+  const target = meanPromptAttention64(
+    cfg,
+    pr.queries,
+    pr.keys,
+    Array.from({ length: R }, (_, i) => L + i),
+    L,
+  );
   const emb = new Float64Array((L + m) * D);
-  ex.prompt.forEach((t, r) => { for (let i = 0; i < D; i++) emb[r * D + i] = w.embed[t * D + i]; });
+  ex.prompt.forEach((t, r) => {
+    for (let i = 0; i < D; i++) emb[r * D + i] = w.embed[t * D + i];
+  });
   emb.set(soft, L * D);
   const ps = referenceForward(cfg, w, { embeddings: emb, lastOnly: true });
-  const student = meanPromptAttention64(cfg, ps.queries, ps.keys, Array.from({ length: m }, (_, i) => L + i), L);
-  let s = 0, n = 0;
+  const student = meanPromptAttention64(
+    cfg,
+    ps.queries,
+    ps.keys,
+    Array.from({ length: m }, (_, i) => L + i),
+    L,
+  );
+  let s = 0,
+    n = 0;
   for (let l = 0; l < cfg.numLayers; l++) {
-    for (let h = 0; h < cfg.numHeads; h++) for (let j = 0; j < L; j++) { s += (student[l][h][j] - target[l][h][j]) ** 2; n++; }
+    for (let h = 0; h < cfg.numHeads; h++)
+      for (let j = 0; j < L; j++) {
+        s += (student[l][h][j] - target[l][h][j]) ** 2;
+        n++;
+      }
   }
   return s / n;
 }
@@ -106,7 +136,8 @@ describe('Judge Q loss', () => {
       // central differences of the float64 loss: truncation error O(h^2), far below float32 noise
       const h = 1e-4;
       for (let i = 0; i < x64.length; i += 7) {
-        const plus = x64.slice(), minus = x64.slice();
+        const plus = x64.slice(),
+          minus = x64.slice();
         plus[i] += h;
         minus[i] -= h;
         const fd = (judgeqLoss64(cfg, weights, ex, plus) - judgeqLoss64(cfg, weights, ex, minus)) / (2 * h);
@@ -126,7 +157,8 @@ describe('Judge Q loss', () => {
     exampleLoss(model, fwd, soft, ex, false);
     for (let l = 0; l < cfg.numLayers; l++) {
       for (let h = 0; h < cfg.numKvHeads; h++) {
-        const a = cache.head(l, h), b = before.head(l, h);
+        const a = cache.head(l, h),
+          b = before.head(l, h);
         assert.equal(a.length, b.length);
         assert.deepEqual(a.positions.subarray(0, a.length), b.positions.subarray(0, b.length));
       }
@@ -154,15 +186,33 @@ describe('Judge Q loss', () => {
 /** Soft tokens for `weights` written to a file (random embeddings: the press only needs them to be fixed). */
 function softFile(name: string, cfg: ModelConfig, weights: Weights, m = 5, seed = 21): string {
   const file = join(dir, name);
-  saveSoftTokens(file, { embeddings: new Rng(seed).normalArray(m * cfg.hiddenSize, 1), count: m, hiddenSize: cfg.hiddenSize, modelHash: modelHash(cfg, weights) }, { recipe: '{"test":true}' });
+  saveSoftTokens(
+    file,
+    {
+      embeddings: new Rng(seed).normalArray(m * cfg.hiddenSize, 1),
+      count: m,
+      hiddenSize: cfg.hiddenSize,
+      modelHash: modelHash(cfg, weights),
+    },
+    { recipe: '{"test":true}' },
+  );
   return file;
 }
 
 /** The soft rows' float64 queries per layer: the reference forward of [prompt embeddings; soft]. */
-function softQueries64(cfg: ModelConfig, w: Weights, prompt: Int32Array, soft: SoftTokens): { q: Float64Array[][]; keys: Float64Array[][] } {
-  const L = prompt.length, D = cfg.hiddenSize, m = soft.count;
+function softQueries64(
+  cfg: ModelConfig,
+  w: Weights,
+  prompt: Int32Array,
+  soft: SoftTokens,
+): { q: Float64Array[][]; keys: Float64Array[][] } {
+  const L = prompt.length,
+    D = cfg.hiddenSize,
+    m = soft.count;
   const emb = new Float64Array((L + m) * D);
-  prompt.forEach((t, r) => { for (let i = 0; i < D; i++) emb[r * D + i] = w.embed[t * D + i]; });
+  prompt.forEach((t, r) => {
+    for (let i = 0; i < D; i++) emb[r * D + i] = w.embed[t * D + i];
+  });
   emb.set(soft.embeddings, L * D);
   const ref = referenceForward(cfg, w, { embeddings: emb, lastOnly: true });
   return { q: ref.queries.map((rows) => rows.slice(L)), keys: ref.keys.map((rows) => rows.slice(0, L)) };
@@ -202,14 +252,23 @@ describe('soft-token file', () => {
   });
 
   it('soft tokens trained for another model are refused with a clear error', async () => {
-    const a = tiny('llama', 3), b = tiny('llama', 4);
+    const a = tiny('llama', 3),
+      b = tiny('llama', 4);
     const file = softFile('a.safetensors', a.cfg, a.weights);
     const press = makePress('judgeq', { budget: 12, window: 4, soft: file });
-    await assert.rejects(prefillAndCompress(b.model, promptTokens(30, 2), press), (e: unknown) =>
-      e instanceof KvevictError && /a\.safetensors: soft tokens were trained for another model/.test(e.message));
+    await assert.rejects(
+      prefillAndCompress(b.model, promptTokens(30, 2), press),
+      (e: unknown) => e instanceof KvevictError && /a\.safetensors: soft tokens were trained for another model/.test(e.message),
+    );
     const wide = tiny('qwen3');
-    await assert.rejects(prefillAndCompress(wide.model, promptTokens(30, 2), makePress('judgeq', { budget: 12, window: 4, soft: softFile('n.safetensors', tiny('llama', 8).cfg, tiny('llama', 8).weights) })),
-      (e: unknown) => e instanceof KvevictError && /trained for another model/.test(e.message));
+    await assert.rejects(
+      prefillAndCompress(
+        wide.model,
+        promptTokens(30, 2),
+        makePress('judgeq', { budget: 12, window: 4, soft: softFile('n.safetensors', tiny('llama', 8).cfg, tiny('llama', 8).weights) }),
+      ),
+      (e: unknown) => e instanceof KvevictError && /trained for another model/.test(e.message),
+    );
     // the same file works for its own model
     await prefillAndCompress(a.model, promptTokens(30, 2), press);
   });
@@ -220,7 +279,10 @@ describe('soft-token file', () => {
     assert.throws(() => makePress('snapkv', { budget: 8, window: 4, soft: 'x' }), /press snapkv does not take option soft/);
     assert.throws(() => makePress('judgeq', { budget: 8, soft: 'x' }), /window 32 is larger than the budget 8/);
     assert.throws(() => makePress('judgeq', { budget: 8, soft: '' }), /soft must be a file name/);
-    assert.throws(() => makePress('judgeq', { budget: 64, soft: join(dir, 'nope.safetensors') }), /nope\.safetensors: soft-token file not found/);
+    assert.throws(
+      () => makePress('judgeq', { budget: 64, soft: join(dir, 'nope.safetensors') }),
+      /nope\.safetensors: soft-token file not found/,
+    );
   });
 });
 
@@ -237,7 +299,9 @@ describe('judgeq press against brute force', () => {
   function expected(window: number, budget: number, withWindowQueries: boolean, extra: (l: number) => BfQuery[] = () => []) {
     const scores = ref.q.map((qs, l) => {
       const rows: BfQuery[] = [
-        ...(withWindowQueries ? Array.from({ length: window }, (_, i) => ({ q: full.queries[l][L - window + i], limit: L - window + i })) : []),
+        ...(withWindowQueries
+          ? Array.from({ length: window }, (_, i) => ({ q: full.queries[l][L - window + i], limit: L - window + i }))
+          : []),
         ...qs.map((q) => ({ q, limit: L - 1 })),
         ...extra(l),
       ];
@@ -255,7 +319,8 @@ describe('judgeq press against brute force', () => {
     assertPlanMatches(plan, e.plan, e.scores, 'judgeq');
     for (let l = 0; l < cfg.numLayers; l++) {
       for (let k = 0; k < cfg.numKvHeads; k++) {
-        const a = run.cache.head(l, k), b = before.head(l, k);
+        const a = run.cache.head(l, k),
+          b = before.head(l, k);
         assert.equal(a.length, L, 'no soft entry left in the prompt cache');
         assert.deepEqual(a.keys.subarray(0, L * cfg.headDim), b.keys.subarray(0, L * cfg.headDim));
       }
@@ -286,7 +351,12 @@ describe('judgeq press against brute force', () => {
     const { run: run2 } = prefillRun(h, tokens, la);
     const blocks = await src.queries(run2, 14);
     const qs = cfg.numHeads * cfg.headDim;
-    const e = expected(4, 14, false, (l) => Array.from({ length: blocks[l].positions.length }, (_, i) => ({ q: Float64Array.from(blocks[l].queries.subarray(i * qs, (i + 1) * qs)), limit: L - 1 })));
+    const e = expected(4, 14, false, (l) =>
+      Array.from({ length: blocks[l].positions.length }, (_, i) => ({
+        q: Float64Array.from(blocks[l].queries.subarray(i * qs, (i + 1) * qs)),
+        limit: L - 1,
+      })),
+    );
     assertPlanMatches(plan, e.plan, e.scores, 'judgeq+laq');
   });
 
@@ -309,7 +379,8 @@ describe('judgeq press against brute force', () => {
     const blocks = src.queries(run);
     for (let l = 0; l < cfg.numLayers; l++) {
       for (let i = 0; i < blocks[l].queries.length; i++) {
-        const r = Math.floor(i / (cfg.numHeads * cfg.headDim)), c = i % (cfg.numHeads * cfg.headDim);
+        const r = Math.floor(i / (cfg.numHeads * cfg.headDim)),
+          c = i % (cfg.numHeads * cfg.headDim);
         assert.ok(Math.abs(blocks[l].queries[i] - ref.q[l][r][c]) <= 1e-4 * (1 + Math.abs(ref.q[l][r][c])), `layer ${l} value ${i}`);
       }
       assert.deepEqual(Array.from(blocks[l].positions), [L, L + 1, L + 2, L + 3, L + 4]);
@@ -321,8 +392,26 @@ describe('train-judgeq', () => {
   const modelDir = join(dir, 'model');
   writeRandomModelDir(modelDir, tinyRawConfig('llama', { eos_token_id: 258 }), { seed: 5, scale: 0.1 });
   const base = {
-    modelDir, softTokens: 4, steps: 4, lr: 0.02, warmup: 1, minLrRatio: 0.1, batch: 2, seed: 3, trainPrompts: 4, heldOutPrompts: 2,
-    minLength: 48, maxLength: 160, maxResponse: 12, lengthWeight: false, initFrom: null, evalEvery: 2, checkpointEvery: 1, timeLimit: 0, quiet: true, resume: false,
+    modelDir,
+    softTokens: 4,
+    steps: 4,
+    lr: 0.02,
+    warmup: 1,
+    minLrRatio: 0.1,
+    batch: 2,
+    seed: 3,
+    trainPrompts: 4,
+    heldOutPrompts: 2,
+    minLength: 48,
+    maxLength: 160,
+    maxResponse: 12,
+    lengthWeight: false,
+    initFrom: null,
+    evalEvery: 2,
+    checkpointEvery: 1,
+    timeLimit: 0,
+    quiet: true,
+    resume: false,
   };
 
   it('trains, resumes to the same result, writes a file the judgeq press accepts for its model only', async () => {
@@ -339,18 +428,33 @@ describe('train-judgeq', () => {
     const resumed = trainJudgeq({ ...base, resume: true, out: join(dir, 'split.safetensors'), runDir });
     assert.equal(resumed.steps, 4);
     assert.equal(resumed.responsesGenerated, 4, 'only the training responses are new: the first run cached the held-out ones');
-    const a = loadSoftTokens(join(dir, 'straight.safetensors')), b = loadSoftTokens(join(dir, 'split.safetensors'));
+    const a = loadSoftTokens(join(dir, 'straight.safetensors')),
+      b = loadSoftTokens(join(dir, 'split.safetensors'));
     for (let i = 0; i < a.embeddings.length; i++) assert.ok(Math.abs(a.embeddings[i] - b.embeddings[i]) <= 1e-6, `value ${i}`);
     assert.equal(b.metadata.complete, 'true');
     assert.equal(JSON.parse(b.metadata.recipe).softTokens, 4);
-    assert.throws(() => trainJudgeq({ ...base, lr: 0.5, resume: true, out: join(dir, 'split.safetensors'), runDir }), /made with lr = 0\.02, not 0\.5/);
+    assert.throws(
+      () => trainJudgeq({ ...base, lr: 0.5, resume: true, out: join(dir, 'split.safetensors'), runDir }),
+      /made with lr = 0\.02, not 0\.5/,
+    );
 
     const loaded = loadModelDir(modelDir);
     const model = new LlamaModel(loaded.config, loaded.weights);
-    const ctx = await prefillAndCompress(model, promptTokens(50, 4), makePress('judgeq', { budget: 16, window: 4, soft: join(dir, 'straight.safetensors') }));
+    const ctx = await prefillAndCompress(
+      model,
+      promptTokens(50, 4),
+      makePress('judgeq', { budget: 16, window: 4, soft: join(dir, 'straight.safetensors') }),
+    );
     assert.equal(ctx.cache.head(0, 0).length, 16);
     const other = tiny('llama', 9, 0.1);
-    await assert.rejects(prefillAndCompress(other.model, promptTokens(50, 4), makePress('judgeq', { budget: 16, window: 4, soft: join(dir, 'straight.safetensors') })), /trained for another model/);
+    await assert.rejects(
+      prefillAndCompress(
+        other.model,
+        promptTokens(50, 4),
+        makePress('judgeq', { budget: 16, window: 4, soft: join(dir, 'straight.safetensors') }),
+      ),
+      /trained for another model/,
+    );
   });
 });
 
@@ -359,12 +463,25 @@ describe('held-out fidelity', () => {
     const { cfg, weights, model } = tiny('llama', 6, 0.15);
     const ex = example(12, 48, 5);
     const L = ex.prompt.length;
-    const cells = await heldOutFidelity(model, [ex, example(13, 10, 3)], [{ label: 'snapkv', name: 'snapkv', options: { window: 4 } }], [16, 24]);
+    const cells = await heldOutFidelity(
+      model,
+      [ex, example(13, 10, 3)],
+      [{ label: 'snapkv', name: 'snapkv', options: { window: 4 } }],
+      [16, 24],
+    );
     const ref = referenceForward(cfg, weights, { tokens: [...ex.prompt, ...ex.response] });
     const d = cfg.headDim;
     const trace = {
-      layers: cfg.numLayers, heads: cfg.numHeads, kvHeads: cfg.numKvHeads, headDim: d, length: L,
-      keys: ref.keys.map((rows) => Array.from({ length: cfg.numKvHeads }, (_, h) => Float32Array.from(rows.slice(0, L).flatMap((k) => Array.from(k.subarray(h * d, (h + 1) * d)))))),
+      layers: cfg.numLayers,
+      heads: cfg.numHeads,
+      kvHeads: cfg.numKvHeads,
+      headDim: d,
+      length: L,
+      keys: ref.keys.map((rows) =>
+        Array.from({ length: cfg.numKvHeads }, (_, h) =>
+          Float32Array.from(rows.slice(0, L).flatMap((k) => Array.from(k.subarray(h * d, (h + 1) * d)))),
+        ),
+      ),
       queries: Array.from({ length: ex.response.length }, (_, i) => ref.queries.map((rows) => Float32Array.from(rows[L - 1 + i]))),
     };
     const mass = attentionMass(trace);

@@ -30,7 +30,11 @@ function view(rng: Rng, n: number, offset: number): Float32Array {
 
 // ---------- sgemvParts ----------
 
-interface PartsCase { k: number; ns: number[]; accumulate: boolean }
+interface PartsCase {
+  k: number;
+  ns: number[];
+  accumulate: boolean;
+}
 const partsCases: PartsCase[] = [
   { k: 576, ns: [576, 192, 192], accumulate: false }, // q, k, v of SmolLM2-135M
   { k: 576, ns: [1536, 1536], accumulate: false }, // gate, up
@@ -77,10 +81,14 @@ function nearestHalf(x: number): number {
   const a = Math.abs(x);
   // past the largest half by half a unit in the last place or more: infinity
   if (a >= 65504 + 16) return sign | 0x7c00;
-  let best = 0, bestErr = Infinity;
+  let best = 0,
+    bestErr = Infinity;
   for (let h = 0; h < 0x7c00; h++) {
     const err = Math.abs(halfValue(h) - a);
-    if (err < bestErr || (err === bestErr && (h & 1) === 0)) { best = h; bestErr = err; }
+    if (err < bestErr || (err === bestErr && (h & 1) === 0)) {
+      best = h;
+      bestErr = err;
+    }
   }
   return sign | best;
 }
@@ -91,10 +99,31 @@ function checkHalfConversions(kern: Kernels): void {
   kern.halfToFloat(all, f, 65536);
   for (let h = 0; h < 65536; h++) {
     const want = halfValue(h);
-    if (Number.isNaN(want) ? !Number.isNaN(f[h]) : !Object.is(f[h], Math.fround(want))) assert.fail(`halfToFloat(0x${h.toString(16)}) = ${f[h]}, expected ${want}`);
+    if (Number.isNaN(want) ? !Number.isNaN(f[h]) : !Object.is(f[h], Math.fround(want)))
+      assert.fail(`halfToFloat(0x${h.toString(16)}) = ${f[h]}, expected ${want}`);
   }
   const rng = new Rng(7);
-  const xs = [0, -0, 1, -1, 65504, 65519.99, 65520, -70000, 1e-8, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -25 * 1.0001, 6.1e-5, 1 + 2 ** -11, 1 + 3 * 2 ** -11, NaN, Infinity, -Infinity];
+  const xs = [
+    0,
+    -0,
+    1,
+    -1,
+    65504,
+    65519.99,
+    65520,
+    -70000,
+    1e-8,
+    2 ** -24,
+    2 ** -25,
+    3 * 2 ** -26,
+    2 ** -25 * 1.0001,
+    6.1e-5,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+    NaN,
+    Infinity,
+    -Infinity,
+  ];
   for (let i = 0; i < 300; i++) xs.push(rng.normal() * 10 ** (rng.int(9) - 6));
   const src = Float32Array.from(xs);
   const got = new Uint16Array(src.length + 40); // past 16 values the vector path runs too
@@ -114,7 +143,11 @@ function checkHalfConversions(kern: Kernels): void {
  */
 function runHalfPacked(kern: Kernels, seed: number): void {
   const rng = new Rng(seed);
-  for (const [m, k, ns, accumulate] of [[97, 70, [576, 192, 192], false], [13, 1300, [33, 7], true], [5, 3, [40], false]] as [number, number, number[], boolean][]) {
+  for (const [m, k, ns, accumulate] of [
+    [97, 70, [576, 192, 192], false],
+    [13, 1300, [33, 7], true],
+    [5, 3, [40], false],
+  ] as [number, number, number[], boolean][]) {
     const x = view(rng, m * k, 2);
     const ws = ns.map((n) => Uint16Array.from({ length: n * k }, () => nearestHalfFast(rng.normal() * 0.5)));
     const packed = new Uint16Array(ns.reduce((sum, n) => sum + packedWeightFloats(n, k), 0) + 3).fill(0xffff);
@@ -124,8 +157,10 @@ function runHalfPacked(kern: Kernels, seed: number): void {
       for (let s = 0; s * PACK_STRIP < n; s++) {
         for (let i = 0; i < k; i++) {
           for (let j = 0; j < PACK_STRIP; j++) {
-            const row = s * PACK_STRIP + j, got = packed[offset + (s * k + i) * PACK_STRIP + j];
-            if (got !== (row < n ? ws[p][row * k + i] : 0)) assert.fail(`packed halves of part ${p}: strip ${s}, depth ${i}, column ${j} holds 0x${got.toString(16)}`);
+            const row = s * PACK_STRIP + j,
+              got = packed[offset + (s * k + i) * PACK_STRIP + j];
+            if (got !== (row < n ? ws[p][row * k + i] : 0))
+              assert.fail(`packed halves of part ${p}: strip ${s}, depth ${i}, column ${j} holds 0x${got.toString(16)}`);
           }
         }
       }
@@ -142,12 +177,21 @@ function runHalfPacked(kern: Kernels, seed: number): void {
           for (let i = 0; i < k; i++) s += x[r * k + i] * halfValue(ws[p][c * k + i]);
           const want = accumulate ? before[p][r * n + c] + s : s;
           const got = y[r * n + c];
-          if (!(Math.abs(got - want) <= 1e-5 + 1e-4 * Math.abs(want))) assert.fail(`${what} part ${p} (${m}x${n}x${k}) [${r}, ${c}]: ${got}, expected ${want}`);
+          if (!(Math.abs(got - want) <= 1e-5 + 1e-4 * Math.abs(want)))
+            assert.fail(`${what} part ${p} (${m}x${n}x${k}) [${r}, ${c}]: ${got}, expected ${want}`);
         }
       }
       for (let i = m * n; i < y.length; i++) assert.ok(Object.is(y[i], before[p][i]), `${what} part ${p} written past its rows at ${i}`);
     };
-    kern.sgemmPackedParts(m, k, x, k, packed, ns.map((n, p) => ({ n, y: ys[p] })), accumulate);
+    kern.sgemmPackedParts(
+      m,
+      k,
+      x,
+      k,
+      packed,
+      ns.map((n, p) => ({ n, y: ys[p] })),
+      accumulate,
+    );
     ys.forEach((y, p) => check(y, p, 'sgemmPackedParts'));
     // the single-product entry point reads halves as well
     ys[0].set(before[0]);
@@ -159,7 +203,11 @@ function runHalfPacked(kern: Kernels, seed: number): void {
 /** Half and float32 matrices mixed in one call, against float64 over the halves' exact values. */
 function runHalfParts(kern: Kernels, seed: number): void {
   const rng = new Rng(seed);
-  for (const [k, ns, accumulate] of [[576, [576, 192, 192], false], [53, [7, 130], true], [700, [1000], false]] as [number, number[], boolean][]) {
+  for (const [k, ns, accumulate] of [
+    [576, [576, 192, 192], false],
+    [53, [7, 130], true],
+    [700, [1000], false],
+  ] as [number, number[], boolean][]) {
     const x = view(rng, k, 1);
     const parts: GemvPart[] = ns.map((n, p) => {
       const w = p % 2 === 0 ? Uint16Array.from({ length: n * k }, () => nearestHalfFast(rng.normal() * 0.1)) : view(rng, n * k, p);
@@ -172,7 +220,8 @@ function runHalfParts(kern: Kernels, seed: number): void {
         let s = 0;
         for (let j = 0; j < k; j++) s += (p.w instanceof Uint16Array ? halfValue(p.w[r * k + j]) : p.w[r * k + j]) * x[j];
         const want = accumulate ? before[i][r] + s : s;
-        if (!(Math.abs(p.y[r] - want) <= 1e-5 + 1e-4 * Math.abs(want))) assert.fail(`half part ${i} (${p.n}x${k}) row ${r}: ${p.y[r]}, expected ${want}`);
+        if (!(Math.abs(p.y[r] - want) <= 1e-5 + 1e-4 * Math.abs(want)))
+          assert.fail(`half part ${i} (${p.n}x${k}) row ${r}: ${p.y[r]}, expected ${want}`);
       }
       for (let r = p.n; r < p.y.length; r++) assert.ok(Object.is(p.y[r], before[i][r]), `part ${i} written past n at ${r}`);
     });
@@ -195,7 +244,15 @@ function nearestHalfFast(x: number): number {
 
 // ---------- single-row attention ----------
 
-interface DecodeCase { n: number; d: number; group: number; firstHead: number; heads: number; qScale: number; rising?: boolean }
+interface DecodeCase {
+  n: number;
+  d: number;
+  group: number;
+  firstHead: number;
+  heads: number;
+  qScale: number;
+  rising?: boolean;
+}
 
 function decodeCases(): DecodeCase[] {
   const cases: DecodeCase[] = [];
@@ -226,11 +283,21 @@ function decodeArgs(c: DecodeCase, seed: number): AttendArgs {
   if (c.rising) for (let h = 0; h < c.heads; h++) q[h * c.d] = Math.abs(q[h * c.d]) + 2;
   const qPos = Int32Array.from([c.n > 1 ? kPos[Math.floor((c.n * 4) / 5)] : 5]);
   return {
-    q, qRowStride: stride, out: new Float32Array(stride).fill(NaN), rows: 1, headDim: c.d, firstHead: c.firstHead, group: c.group,
-    qPos, keys, values: view(rng, c.n * c.d, 4), kPos, n: c.n, scale: 1 / Math.sqrt(c.d),
+    q,
+    qRowStride: stride,
+    out: new Float32Array(stride).fill(NaN),
+    rows: 1,
+    headDim: c.d,
+    firstHead: c.firstHead,
+    group: c.group,
+    qPos,
+    keys,
+    values: view(rng, c.n * c.d, 4),
+    kPos,
+    n: c.n,
+    scale: 1 / Math.sqrt(c.d),
   };
 }
-
 
 function checkDecode(kern: Kernels, seed: number): void {
   for (const c of decodeCases()) {
@@ -240,15 +307,29 @@ function checkDecode(kern: Kernels, seed: number): void {
     // heads outside the group keep their NaN: nothing else was written
     for (let i = 0; i < args.out.length; i++) {
       const head = Math.floor(i / c.d);
-      if (i >= c.heads * c.d || head < c.firstHead || head >= c.firstHead + c.group) assert.ok(Number.isNaN(args.out[i]), `${decodeName(c)}: wrote outside the group at ${i}`);
-      else assert.ok(Math.abs(args.out[i] - want[i]) <= 1e-5 + 1e-4 * Math.abs(want[i]), `${decodeName(c)}: element ${i} is ${args.out[i]}, expected ${want[i]}`);
+      if (i >= c.heads * c.d || head < c.firstHead || head >= c.firstHead + c.group)
+        assert.ok(Number.isNaN(args.out[i]), `${decodeName(c)}: wrote outside the group at ${i}`);
+      else
+        assert.ok(
+          Math.abs(args.out[i] - want[i]) <= 1e-5 + 1e-4 * Math.abs(want[i]),
+          `${decodeName(c)}: element ${i} is ${args.out[i]}, expected ${want[i]}`,
+        );
     }
   }
 }
 
 // ---------- prefill blocks of head_dim 64 (the native kernel's own AVX-512 path) ----------
 
-interface BlockCase { rows: number; n: number; group: number; heads: number; firstHead: number; qScale: number; rising?: boolean; blind?: boolean }
+interface BlockCase {
+  rows: number;
+  n: number;
+  group: number;
+  heads: number;
+  firstHead: number;
+  qScale: number;
+  rising?: boolean;
+  blind?: boolean;
+}
 const blockCases: BlockCase[] = [
   { rows: 150, n: 700, group: 3, heads: 9, firstHead: 3, qScale: 1 }, // several row blocks and key chunks
   { rows: 70, n: 300, group: 4, heads: 8, firstHead: 4, qScale: 1 }, // a full block of 64 rows x 4 heads
@@ -268,18 +349,31 @@ function blockName(c: BlockCase): string {
 /** Keys at positions with gaps; queries spread from the first keys to past the last, in order. */
 function blockArgs(c: BlockCase, seed: number): AttendArgs {
   const rng = new Rng(seed);
-  const d = 64, stride = c.heads * d + 5;
+  const d = 64,
+    stride = c.heads * d + 5;
   const kPos = Int32Array.from({ length: c.n }, (_, i) => 10 + 2 * i + (i % 5 === 0 ? 1 : 0));
   const keys = view(rng, c.n * d, 2);
   if (c.rising) for (let j = 0; j < c.n; j++) keys[j * d] = (j / c.n) * 8;
   const q = view(rng, c.rows * stride, 1).map((v) => v * c.qScale);
-  if (c.rising) for (let r = 0; r < c.rows; r++) for (let h = 0; h < c.heads; h++) q[r * stride + h * d] = Math.abs(q[r * stride + h * d]) + 2;
+  if (c.rising)
+    for (let r = 0; r < c.rows; r++) for (let h = 0; h < c.heads; h++) q[r * stride + h * d] = Math.abs(q[r * stride + h * d]) + 2;
   const top = kPos[c.n - 1] + 3;
   const qPos = Int32Array.from({ length: c.rows }, (_, r) => Math.floor(((r + 1) / c.rows) * top));
   if (c.blind) qPos[0] = 3; // below every key position
   return {
-    q, qRowStride: stride, out: new Float32Array(c.rows * stride).fill(NaN), rows: c.rows, headDim: d, firstHead: c.firstHead,
-    group: c.group, qPos, keys, values: view(rng, c.n * d, 4), kPos, n: c.n, scale: 1 / Math.sqrt(d),
+    q,
+    qRowStride: stride,
+    out: new Float32Array(c.rows * stride).fill(NaN),
+    rows: c.rows,
+    headDim: d,
+    firstHead: c.firstHead,
+    group: c.group,
+    qPos,
+    keys,
+    values: view(rng, c.n * d, 4),
+    kPos,
+    n: c.n,
+    scale: 1 / Math.sqrt(d),
   };
 }
 
@@ -288,11 +382,17 @@ function checkBlocks(kern: Kernels, seed: number): void {
     const args = blockArgs(c, seed);
     const want = attend64(args);
     kern.attendHead(args);
-    const d = 64, lo = c.firstHead * d, hi = (c.firstHead + c.group) * d;
+    const d = 64,
+      lo = c.firstHead * d,
+      hi = (c.firstHead + c.group) * d;
     for (let i = 0; i < args.out.length; i++) {
       const col = i % args.qRowStride;
       if (col < lo || col >= hi) assert.ok(Number.isNaN(args.out[i]), `${blockName(c)}: wrote outside the group at ${i}`);
-      else assert.ok(Math.abs(args.out[i] - want[i]) <= 1e-5 + 1e-4 * Math.abs(want[i]), `${blockName(c)}: element ${i} is ${args.out[i]}, expected ${want[i]}`);
+      else
+        assert.ok(
+          Math.abs(args.out[i] - want[i]) <= 1e-5 + 1e-4 * Math.abs(want[i]),
+          `${blockName(c)}: element ${i} is ${args.out[i]}, expected ${want[i]}`,
+        );
     }
   }
 }
@@ -300,7 +400,9 @@ function checkBlocks(kern: Kernels, seed: number): void {
 // ---------- suites ----------
 
 describe('js engine kernels against float64 definitions', () => {
-  partsCases.forEach((c, i) => test(`sgemvParts k=${c.k} n=${c.ns.join(',')} accumulate=${c.accumulate}`, () => runParts(jsKernels, c, 40 + i)));
+  partsCases.forEach((c, i) =>
+    test(`sgemvParts k=${c.k} n=${c.ns.join(',')} accumulate=${c.accumulate}`, () => runParts(jsKernels, c, 40 + i)),
+  );
   test('half <-> float conversions: every half exactly, rounding to nearest even by brute force', () => checkHalfConversions(jsKernels));
   test('sgemv and sgemvParts with f16 weights', () => runHalfParts(jsKernels, 45));
   test('weights packed as halves: packWeights, sgemmPacked and sgemmPackedParts', () => runHalfPacked(jsKernels, 46));
@@ -318,7 +420,8 @@ const skipNative = native ? false : `native addon not built (${nativeAddonPath})
 describe('native engine kernels against float64 definitions, on 1 and 4 threads', { skip: skipNative }, () => {
   const addon = loadNativeAddon(nativeAddonPath);
   /** A test that runs `check` with the addon on `threads` threads, restoring the count afterwards. */
-  const onThreads = (name: string, threads: number, check: () => void) => test(`${name}, ${threads} thread(s)`, () => withThreads(threads, check));
+  const onThreads = (name: string, threads: number, check: () => void) =>
+    test(`${name}, ${threads} thread(s)`, () => withThreads(threads, check));
   for (const threads of [1, 4]) {
     onThreads('sgemvParts', threads, () => partsCases.forEach((c, i) => runParts(native!, c, 60 + i)));
     onThreads('half conversions and f16 sgemv', threads, () => {
@@ -329,11 +432,13 @@ describe('native engine kernels against float64 definitions, on 1 and 4 threads'
       const n = (1 << 18) + 37;
       const rng = new Rng(threads);
       const src = Float32Array.from({ length: n }, () => rng.normal());
-      const h1 = new Uint16Array(n), h2 = new Uint16Array(n);
+      const h1 = new Uint16Array(n),
+        h2 = new Uint16Array(n);
       native!.floatToHalf(src, h1, n);
       jsKernels.floatToHalf(src, h2, n);
       assert.deepEqual(h1, h2, 'native floatToHalf = TypeScript floatToHalf on a long array');
-      const f1 = new Float32Array(n), f2 = new Float32Array(n);
+      const f1 = new Float32Array(n),
+        f2 = new Float32Array(n);
       native!.halfToFloat(h1, f1, n);
       jsKernels.halfToFloat(h1, f2, n);
       assert.deepEqual(f1, f2, 'native halfToFloat = TypeScript halfToFloat on a long array');
@@ -342,14 +447,17 @@ describe('native engine kernels against float64 definitions, on 1 and 4 threads'
     onThreads('prefill blocks, head_dim 64', threads, () => checkBlocks(native!, 80 + threads));
   }
   test('packed halves: a packed array of the other type than the weights is refused', () => {
-    const h = new Uint16Array(64 * 3), f = new Float32Array(64 * 3);
+    const h = new Uint16Array(64 * 3),
+      f = new Float32Array(64 * 3);
     assert.throws(() => native!.packWeights(new Uint16Array(6), 2, 3, f), /out must be a Uint16Array/);
     assert.throws(() => native!.packWeights(new Float32Array(6), 2, 3, h), /out must be a Float32Array/);
     assert.throws(() => jsKernels.packWeights(new Uint16Array(6), 2, 3, f), /must both be Float32Array or both Uint16Array/);
   });
   test('sgemvParts: bad arguments throw instead of touching memory', () => {
     assert.ok(addon.sgemvParts, 'the addon has sgemvParts');
-    const x = new Float32Array(4), w = new Float32Array(8), y = new Float32Array(2);
+    const x = new Float32Array(4),
+      w = new Float32Array(8),
+      y = new Float32Array(2);
     assert.throws(() => addon.sgemvParts!(4, x, false, w, 3, new Float32Array(3)), /w has 8 elements, needs 12/);
     assert.throws(() => addon.sgemvParts!(4, x, false, w, 2, new Float32Array(1)), /y has 1 elements, needs 2/);
     assert.throws(() => addon.sgemvParts!(5, x, false, w, 1, y), /x has 4 elements, needs 5/);
@@ -357,7 +465,10 @@ describe('native engine kernels against float64 definitions, on 1 and 4 threads'
     assert.throws(() => addon.sgemvParts!(4, x, false, w, 2, y, w), /in threes/);
     assert.throws(() => addon.sgemvParts!(1, x, false, w, 1, y, w, 1, y, w, 1, y, w, 1, y, w, 1, y), /too many parts|expected/);
     assert.throws(() => addon.sgemvParts!(4, x, false, new Uint16Array(7), 2, y), /w has 7 elements, needs 8/);
-    assert.throws(() => addon.sgemvParts!(4, x, false, new Int32Array(8) as unknown as Float32Array, 2, y), /Float32Array or a Uint16Array/);
+    assert.throws(
+      () => addon.sgemvParts!(4, x, false, new Int32Array(8) as unknown as Float32Array, 2, y),
+      /Float32Array or a Uint16Array/,
+    );
     assert.throws(() => addon.halfToFloat!(new Uint16Array(3), new Float32Array(4), 4), /src has 3 elements, needs 4/);
     assert.throws(() => addon.floatToHalf!(new Float32Array(4), new Uint16Array(2), 4), /dst has 2 elements, needs 4/);
   });

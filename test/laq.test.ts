@@ -13,8 +13,16 @@ import type { ScorePress } from '../src/press/score-press.js';
 import type { AttentionScorer } from '../src/press/scorers/attention.js';
 import type { Press } from '../src/press/types.js';
 import {
-  assertPlanMatches, bfAttentionScores, bfTopK, bytesFor, prefillRun, promptTokens, tinyModel, withWindow,
-  type BfQuery, type Harness,
+  assertPlanMatches,
+  bfAttentionScores,
+  bfTopK,
+  bytesFor,
+  prefillRun,
+  promptTokens,
+  tinyModel,
+  withWindow,
+  type BfQuery,
+  type Harness,
 } from './helpers/press-reference.js';
 import { referenceForward, type ReferenceOutput } from './reference/llama-f64.js';
 
@@ -44,12 +52,22 @@ function bfStage1(cfg: ModelConfig, ref: ReferenceOutput, L: number, o: BfLaqOpt
   const B = o.budget;
   return ref.keys.map((ks, l) => {
     if (o.stage1 === 'streaming') {
-      return Array.from({ length: cfg.numKvHeads }, () => new Set([...Array.from({ length: o.sinks }, (_, i) => i), ...Array.from({ length: B - o.sinks }, (_, i) => L - B + o.sinks + i)]));
+      return Array.from(
+        { length: cfg.numKvHeads },
+        () =>
+          new Set([...Array.from({ length: o.sinks }, (_, i) => i), ...Array.from({ length: B - o.sinks }, (_, i) => L - B + o.sinks + i)]),
+      );
     }
-    const rows: BfQuery[] = o.stage1 === 'h2o'
-      ? ref.queries[l].slice(0, L).map((q, r) => ({ q, limit: r }))
-      : Array.from({ length: o.window }, (_, i) => ({ q: ref.queries[l][L - o.window + i], limit: L - o.window + i }));
-    const scores = bfAttentionScores(cfg, rows, ks.slice(0, L), { window: o.window, kernel: o.stage1 === 'h2o' ? 1 : o.kernel, pool: o.pool, gqa: o.gqa });
+    const rows: BfQuery[] =
+      o.stage1 === 'h2o'
+        ? ref.queries[l].slice(0, L).map((q, r) => ({ q, limit: r }))
+        : Array.from({ length: o.window }, (_, i) => ({ q: ref.queries[l][L - o.window + i], limit: L - o.window + i }));
+    const scores = bfAttentionScores(cfg, rows, ks.slice(0, L), {
+      window: o.window,
+      kernel: o.stage1 === 'h2o' ? 1 : o.kernel,
+      pool: o.pool,
+      gqa: o.gqa,
+    });
     return scores.map((s) => new Set(withWindow(bfTopK(s, B - o.window), L, o.window)));
   });
 }
@@ -84,7 +102,10 @@ function bfLaq(h: Harness, tokens: Int32Array, o: BfLaqOptions): { plan: number[
       ...Array.from({ length: o.w2 }, (_, i) => ({ q: qs[L - o.w2 + i], limit: L - o.w2 + i })),
       ...pseudoQ[l].map((q) => ({ q, limit: L - 1 })),
     ];
-    if (o.referenceMask) rows.forEach((r, i) => { r.limit = L - R + i; });
+    if (o.referenceMask)
+      rows.forEach((r, i) => {
+        r.limit = L - R + i;
+      });
     return bfAttentionScores(cfg, rows, ref.keys[l].slice(0, L), { window: o.w2, kernel: o.kernel, pool: o.pool, gqa: o.gqa });
   });
   const plan = scores.map((layer) => layer.map((s) => withWindow(bfTopK(s, o.budget - o.w2), L, o.w2)));
@@ -99,10 +120,26 @@ function lookaheadOf(press: Press): LookaheadQueries {
 }
 
 const DEFAULTS: BfLaqOptions = {
-  budget: 14, window: 6, stage1: 'snapkv', sinks: 4, kernel: 7, pool: 'max', gqa: 'mean', lookahead: 8, w2: 0, referenceMask: false, eos: [],
+  budget: 14,
+  window: 6,
+  stage1: 'snapkv',
+  sinks: 4,
+  kernel: 7,
+  pool: 'max',
+  gqa: 'mean',
+  lookahead: 8,
+  w2: 0,
+  referenceMask: false,
+  eos: [],
 };
 
-async function checkLaq(h: Harness, name: 'laq' | 'laq++', options: PressOptions, bf: Partial<BfLaqOptions>, eos?: number[]): Promise<number[]> {
+async function checkLaq(
+  h: Harness,
+  name: 'laq' | 'laq++',
+  options: PressOptions,
+  bf: Partial<BfLaqOptions>,
+  eos?: number[],
+): Promise<number[]> {
   const tokens = promptTokens(36, 11);
   const press = makePress(name, options);
   const { run } = prefillRun(h, tokens, press);
@@ -129,12 +166,22 @@ describe('LAQ against brute force', () => {
   });
 
   it('laq++ with avg pooling and max over the group (GQA group of 1)', async () => {
-    await checkLaq(g1, 'laq++', { budget: 12, window: 4, w2: 3, pool: 'avg', gqa: 'max', lookahead: 5 }, { budget: 12, window: 4, w2: 3, pool: 'avg', gqa: 'max', lookahead: 5 });
+    await checkLaq(
+      g1,
+      'laq++',
+      { budget: 12, window: 4, w2: 3, pool: 'avg', gqa: 'max', lookahead: 5 },
+      { budget: 12, window: 4, w2: 3, pool: 'avg', gqa: 'max', lookahead: 5 },
+    );
   });
 
   it('stage 1 by h2o and by streaming', async () => {
     await checkLaq(g2, 'laq', { budget: 14, window: 6, stage1: 'h2o' }, { stage1: 'h2o' });
-    await checkLaq(g3, 'laq++', { budget: 14, stage1: 'streaming', sinks: 2, w2: 2, lookahead: 4 }, { stage1: 'streaming', sinks: 2, w2: 2, lookahead: 4 });
+    await checkLaq(
+      g3,
+      'laq++',
+      { budget: 14, stage1: 'streaming', sinks: 2, w2: 2, lookahead: 4 },
+      { stage1: 'streaming', sinks: 2, w2: 2, lookahead: 4 },
+    );
   });
 
   it("the reference code's mask hides the last prompt keys from the pseudo queries", async () => {
@@ -158,7 +205,12 @@ describe('LAQ against brute force', () => {
     const press = makePress('laq++', { budget: 36, window: 6 });
     const { run } = prefillRun(g2, promptTokens(36, 11), press);
     const plan = await press.compress(run);
-    for (const layer of plan) for (const kept of layer) assert.deepEqual(Array.from(kept), Array.from({ length: 36 }, (_, i) => i));
+    for (const layer of plan)
+      for (const kept of layer)
+        assert.deepEqual(
+          Array.from(kept),
+          Array.from({ length: 36 }, (_, i) => i),
+        );
     assert.equal(lookaheadOf(press).lastTrace, null);
   });
 
@@ -170,10 +222,11 @@ describe('LAQ against brute force', () => {
       assert.equal(ctx.cacheBytes, bytesFor(g3.cfg, 10));
       assert.equal(ctx.cache.allocatedBytes, bytesFor(g3.cfg, 10));
       assert.equal(ctx.nextPosition, 36);
-      for (const layer of ctx.cache.layers) for (const head of layer) {
-        assert.equal(head.length, 10);
-        assert.ok(head.positions[head.length - 1] < 36, 'no pseudo-token entry');
-      }
+      for (const layer of ctx.cache.layers)
+        for (const head of layer) {
+          assert.equal(head.length, 10);
+          assert.ok(head.positions[head.length - 1] < 36, 'no pseudo-token entry');
+        }
       assert.ok(lookaheadOf(press).lastTrace!.tokens.length >= 1);
     }
   });

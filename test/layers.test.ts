@@ -22,7 +22,10 @@ const layerOf = (file: string): string => relative(src, file).split('/')[0].repl
 const imports = new Map<string, string[]>();
 for (const f of sources(src)) {
   const text = readFileSync(f, 'utf8');
-  imports.set(f, [...text.matchAll(/from '(\.[^']+)'/g)].map((m) => resolve(dirname(f), m[1]).replace(/\.js$/, '.ts')));
+  imports.set(
+    f,
+    [...text.matchAll(/from '(\.[^']+)'/g)].map((m) => resolve(dirname(f), m[1]).replace(/\.js$/, '.ts')),
+  );
 }
 
 test('every folder of src/ imports only from the layers below it', () => {

@@ -10,13 +10,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as kvevict from '../src/index.js';
 import {
-  chatWrapper, generateFromTokens, kernels, KvevictError, LlamaModel, loadModelDir, makePress, prefill, prefillAndCompress,
-  PRESS_NAMES, runQueryAgnostic, runQueryAware, runWithMode, type KeepPlan, type KvCache,
+  chatWrapper,
+  generateFromTokens,
+  kernels,
+  KvevictError,
+  LlamaModel,
+  loadModelDir,
+  makePress,
+  prefill,
+  prefillAndCompress,
+  PRESS_NAMES,
+  runQueryAgnostic,
+  runQueryAware,
+  runWithMode,
+  type KeepPlan,
+  type KvCache,
 } from '../src/index.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 
 // A context of about 560 byte tokens, so that budgets of 48 and 256 really evict.
-const CONTEXT = Array.from({ length: 8 }, (_, i) => `Line ${i}: the lighthouse keeper counted ${i * 7 + 3} ships before the storm.`).join(' ');
+const CONTEXT = Array.from({ length: 8 }, (_, i) => `Line ${i}: the lighthouse keeper counted ${i * 7 + 3} ships before the storm.`).join(
+  ' ',
+);
 const QUESTION = 'How many ships did the keeper count on line 5?';
 
 /** The README's example (model folder as a parameter). */
@@ -88,10 +103,31 @@ describe('library entry point', () => {
 
   test('exports the public API', () => {
     for (const name of [
-      'loadModelDir', 'LlamaModel', 'KvCache', 'kernels', 'jsKernels', 'makePress', 'parsePress', 'PRESS_NAMES',
-      'prefillAndCompress', 'answer', 'runQueryAware', 'runQueryAgnostic', 'runWithMode', 'decode', 'generateFromTokens',
-      'runGrid', 'runEvalJob', 'scorePrediction', 'writeReport', 'loadSoftTokens', 'saveSoftTokens', 'pretrain', 'trainJudgeq',
-      'KvevictError', 'defaultModelDir',
+      'loadModelDir',
+      'LlamaModel',
+      'KvCache',
+      'kernels',
+      'jsKernels',
+      'makePress',
+      'parsePress',
+      'PRESS_NAMES',
+      'prefillAndCompress',
+      'answer',
+      'runQueryAware',
+      'runQueryAgnostic',
+      'runWithMode',
+      'decode',
+      'generateFromTokens',
+      'runGrid',
+      'runEvalJob',
+      'scorePrediction',
+      'writeReport',
+      'loadSoftTokens',
+      'saveSoftTokens',
+      'pretrain',
+      'trainJudgeq',
+      'KvevictError',
+      'defaultModelDir',
     ]) {
       assert.notEqual(typeof (kvevict as Record<string, unknown>)[name], 'undefined', name);
     }

@@ -30,7 +30,8 @@ function range(start: number, n: number): Int32Array {
 /** Largest |a - b| relative to the reference's scale: max|a-b| / max(1, max|b|). */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
-  let diff = 0, scale = 1;
+  let diff = 0,
+    scale = 1;
   for (let i = 0; i < a.length; i++) {
     diff = Math.max(diff, Math.abs(a[i] - b[i]));
     scale = Math.max(scale, Math.abs(b[i]));
@@ -51,7 +52,16 @@ function halfRounded(w: Weights): Weights {
     embed: w.embed,
     finalNorm: w.finalNorm,
     lmHead: round(w.lmHead),
-    layers: w.layers.map((l) => ({ ...l, q: round(l.q), k: round(l.k), v: round(l.v), o: round(l.o), gate: round(l.gate), up: round(l.up), down: round(l.down) })),
+    layers: w.layers.map((l) => ({
+      ...l,
+      q: round(l.q),
+      k: round(l.k),
+      v: round(l.v),
+      o: round(l.o),
+      gate: round(l.gate),
+      up: round(l.up),
+      down: round(l.down),
+    })),
   };
 }
 
@@ -75,7 +85,12 @@ function once<T>(key: string, make: () => T): T {
 }
 
 /** Weights scaled so that attention is far from uniform (std 0.02 would make every softmax flat). */
-function tinyModel(kind: TinyKind, k: Kernels, overrides: Record<string, unknown> = {}, seed = 7): { cfg: ModelConfig; w: Weights; model: LlamaModel } {
+function tinyModel(
+  kind: TinyKind,
+  k: Kernels,
+  overrides: Record<string, unknown> = {},
+  seed = 7,
+): { cfg: ModelConfig; w: Weights; model: LlamaModel } {
   const cfg = tinyConfig(kind, overrides);
   const w = randomWeights(cfg, seed, 0.15);
   return { cfg, w, model: new LlamaModel(cfg, w, k) };
@@ -108,7 +123,11 @@ for (const k of backends) {
     test(`linear layers from packed weights: on by default with native kernels only; both settings agree with float64`, () => {
       const { cfg, w, model } = tinyModel('qwen2', k);
       assert.equal(model.packedPrefill, k.name === 'native');
-      assert.equal(new LlamaModel(cfg, w, k, { weights: 'f16' }).packedPrefill, k.name === 'native', 'f16 weights are packed as halves, by the same default');
+      assert.equal(
+        new LlamaModel(cfg, w, k, { weights: 'f16' }).packedPrefill,
+        k.name === 'native',
+        'f16 weights are packed as halves, by the same default',
+      );
       const tokens = randomTokens(30, cfg.vocabSize, 6);
       const positions = range(0, tokens.length);
       const ref = referenceForward(cfg, w, { tokens, positions });
@@ -125,8 +144,12 @@ for (const k of backends) {
 
     test('SmolLM2-135M shapes, 2 layers: last-row and all-row logits', () => {
       const cfg = smolConfig({ num_hidden_layers: 2 });
-      assert.equal(cfg.hiddenSize, 576); assert.equal(cfg.numHeads, 9); assert.equal(cfg.numKvHeads, 3);
-      assert.equal(cfg.headDim, 64); assert.equal(cfg.intermediateSize, 1536); assert.equal(cfg.vocabSize, 49152);
+      assert.equal(cfg.hiddenSize, 576);
+      assert.equal(cfg.numHeads, 9);
+      assert.equal(cfg.numKvHeads, 3);
+      assert.equal(cfg.headDim, 64);
+      assert.equal(cfg.intermediateSize, 1536);
+      assert.equal(cfg.vocabSize, 49152);
       const w = once('smol-2 weights', () => randomWeights(cfg, 11, 0.05));
       const model = new LlamaModel(cfg, w, k);
       const tokens = randomTokens(9, cfg.vocabSize, 4);
@@ -151,7 +174,12 @@ for (const k of backends) {
     });
 
     test('f16 weights: tiny qwen3 and mistral, every row and the last, packed as halves or not, against float64 over the rounded weights', () => {
-      for (const [kind, packedPrefill] of [['qwen3', true], ['qwen3', false], ['mistral', true], ['mistral', false]] as [TinyKind, boolean][]) {
+      for (const [kind, packedPrefill] of [
+        ['qwen3', true],
+        ['qwen3', false],
+        ['mistral', true],
+        ['mistral', false],
+      ] as [TinyKind, boolean][]) {
         const { cfg, w } = tinyModel(kind, k);
         const model = new LlamaModel(cfg, w, k, { weights: 'f16', packedPrefill });
         assert.equal(model.weightFormat, 'f16');
@@ -162,10 +190,18 @@ for (const k of backends) {
         const rows = rowsOf(model.forward({ tokens, positions, cache: model.newCache(), logits: 'all', chunk: 5 }), cfg.vocabSize);
         for (let r = 0; r < tokens.length; r++) assertClose(rows[r], ref.logits[r], 2e-5, `${kind} f16 row ${r}`);
         // the rounding is real: float32 weights give other logits
-        assert.ok(relErr(referenceForward(cfg, w, { tokens, positions }).logits[12], ref.logits[12]) > 1e-5, `${kind}: f16 rounding changes the logits`);
+        assert.ok(
+          relErr(referenceForward(cfg, w, { tokens, positions }).logits[12], ref.logits[12]) > 1e-5,
+          `${kind}: f16 rounding changes the logits`,
+        );
         const cache = model.newCache();
         model.forward({ tokens: tokens.subarray(0, 12), positions: positions.subarray(0, 12), cache, logits: 'none' });
-        assertClose(model.forward({ tokens: tokens.subarray(12), positions: positions.subarray(12), cache }), ref.logits[12], 2e-5, `${kind} f16 decode row`);
+        assertClose(
+          model.forward({ tokens: tokens.subarray(12), positions: positions.subarray(12), cache }),
+          ref.logits[12],
+          2e-5,
+          `${kind} f16 decode row`,
+        );
       }
     });
 
@@ -238,8 +274,18 @@ for (const k of backends) {
         for (let l = 0; l < cfg.numLayers; l++) {
           for (let h = 0; h < cfg.numKvHeads; h++) {
             const [a, b] = [cache.head(l, h), full.head(l, h)];
-            assertClose(a.keys.subarray(0, 9 * cfg.headDim), b.keys.subarray(0, 9 * cfg.headDim), 1e-5, `${kind} layer ${l} head ${h} keys`);
-            assertClose(a.values.subarray(0, 9 * cfg.headDim), b.values.subarray(0, 9 * cfg.headDim), 1e-5, `${kind} layer ${l} head ${h} values`);
+            assertClose(
+              a.keys.subarray(0, 9 * cfg.headDim),
+              b.keys.subarray(0, 9 * cfg.headDim),
+              1e-5,
+              `${kind} layer ${l} head ${h} keys`,
+            );
+            assertClose(
+              a.values.subarray(0, 9 * cfg.headDim),
+              b.values.subarray(0, 9 * cfg.headDim),
+              1e-5,
+              `${kind} layer ${l} head ${h} values`,
+            );
           }
         }
         // and the last row's logits of a chunked 'last' prefill (its last layer runs that row alone) match 'all'
@@ -255,13 +301,30 @@ for (const k of backends) {
       const positions = range(0, 7);
       const seen: { layer: number; positions: number[]; queries: Float32Array; keys: Float32Array; values: Float32Array }[] = [];
       const observer = (v: LayerView) => {
-        seen.push({ layer: v.layer, positions: Array.from(v.positions), queries: v.queries.slice(), keys: v.keys.slice(), values: v.values.slice() });
+        seen.push({
+          layer: v.layer,
+          positions: Array.from(v.positions),
+          queries: v.queries.slice(),
+          keys: v.keys.slice(),
+          values: v.values.slice(),
+        });
       };
       const cache = model.newCache();
       model.forward({ tokens, positions, cache, observer, chunk: 4 });
       const { numLayers: NL, numHeads: H, numKvHeads: Hkv, headDim: d } = cfg;
-      assert.deepEqual(seen.map((s) => s.layer), [0, 1, 0, 1].slice(0, 2 * NL));
-      assert.deepEqual(seen.map((s) => s.positions), [[0, 1, 2, 3], [0, 1, 2, 3], [4, 5, 6], [4, 5, 6]]);
+      assert.deepEqual(
+        seen.map((s) => s.layer),
+        [0, 1, 0, 1].slice(0, 2 * NL),
+      );
+      assert.deepEqual(
+        seen.map((s) => s.positions),
+        [
+          [0, 1, 2, 3],
+          [0, 1, 2, 3],
+          [4, 5, 6],
+          [4, 5, 6],
+        ],
+      );
       const ref = referenceForward(cfg, w, { tokens, positions });
       for (const s of seen) {
         const n = s.positions.length;
@@ -317,7 +380,10 @@ for (const k of backends) {
       const { cfg, w, model } = tinyModel('llama', k);
       const tokens = randomTokens(5, cfg.vocabSize, 25);
       const e = model.embed(tokens);
-      assert.deepEqual(e.subarray(cfg.hiddenSize, 2 * cfg.hiddenSize), w.embed.subarray(tokens[1] * cfg.hiddenSize, (tokens[1] + 1) * cfg.hiddenSize));
+      assert.deepEqual(
+        e.subarray(cfg.hiddenSize, 2 * cfg.hiddenSize),
+        w.embed.subarray(tokens[1] * cfg.hiddenSize, (tokens[1] + 1) * cfg.hiddenSize),
+      );
       const a = model.forward({ tokens, positions: range(0, 5), cache: model.newCache(), logits: 'all' });
       const b = model.forward({ embeddings: e, positions: range(0, 5), cache: model.newCache(), logits: 'all' });
       assert.deepEqual(a, b);
@@ -328,8 +394,10 @@ for (const k of backends) {
 describe('LlamaModel errors', () => {
   test('positions beyond max_position_embeddings', () => {
     const { cfg, model } = tinyModel('llama', jsKernels, { max_position_embeddings: 16 });
-    assert.throws(() => model.forward({ tokens: Int32Array.of(1, 2), positions: Int32Array.of(15, 16), cache: model.newCache() }),
-      (e: unknown) => e instanceof KvevictError && /max_position_embeddings 16/.test(e.message));
+    assert.throws(
+      () => model.forward({ tokens: Int32Array.of(1, 2), positions: Int32Array.of(15, 16), cache: model.newCache() }),
+      (e: unknown) => e instanceof KvevictError && /max_position_embeddings 16/.test(e.message),
+    );
     assert.throws(() => model.forward({ tokens: Int32Array.of(1), positions: Int32Array.of(-1), cache: model.newCache() }), KvevictError);
     // the last valid position works
     assert.equal(model.forward({ tokens: Int32Array.of(1), positions: Int32Array.of(15), cache: model.newCache() }).length, cfg.vocabSize);
@@ -339,16 +407,39 @@ describe('LlamaModel errors', () => {
     const cfg = tinyConfig('llama');
     const w = randomWeights(cfg, 1, 0.1);
     w.layers[1].up[5] = -1e5;
-    assert.throws(() => new LlamaModel(cfg, w, jsKernels, { weights: 'f16' }), (e: unknown) => e instanceof KvevictError && /layer 1 up holds -100000 at index 5, beyond the f16 range/.test(e.message));
-    assert.ok(new LlamaModel(cfg, w, jsKernels).forward({ tokens: Int32Array.of(1, 2), positions: Int32Array.of(0, 1), cache: new LlamaModel(cfg, w, jsKernels).newCache() }).every(Number.isFinite), 'f32 takes it');
+    assert.throws(
+      () => new LlamaModel(cfg, w, jsKernels, { weights: 'f16' }),
+      (e: unknown) => e instanceof KvevictError && /layer 1 up holds -100000 at index 5, beyond the f16 range/.test(e.message),
+    );
+    assert.ok(
+      new LlamaModel(cfg, w, jsKernels)
+        .forward({ tokens: Int32Array.of(1, 2), positions: Int32Array.of(0, 1), cache: new LlamaModel(cfg, w, jsKernels).newCache() })
+        .every(Number.isFinite),
+      'f32 takes it',
+    );
     assert.throws(() => new LlamaModel(cfg, w, jsKernels, { weights: 'q8' as 'f16' }), /weights format must be f32 or f16, got "q8"/);
   });
 
   test('bad token ids, mismatched positions, tokens and embeddings together', () => {
     const { cfg, model } = tinyModel('llama', jsKernels);
-    assert.throws(() => model.forward({ tokens: Int32Array.of(cfg.vocabSize), positions: Int32Array.of(0), cache: model.newCache() }), /vocab_size 300/);
+    assert.throws(
+      () => model.forward({ tokens: Int32Array.of(cfg.vocabSize), positions: Int32Array.of(0), cache: model.newCache() }),
+      /vocab_size 300/,
+    );
     assert.throws(() => model.forward({ tokens: Int32Array.of(1, 2), positions: Int32Array.of(0), cache: model.newCache() }), KvevictError);
-    assert.throws(() => model.forward({ tokens: Int32Array.of(1), embeddings: new Float32Array(cfg.hiddenSize), positions: Int32Array.of(0), cache: model.newCache() }), KvevictError);
-    assert.throws(() => model.forward({ embeddings: new Float32Array(cfg.hiddenSize + 1), positions: Int32Array.of(0), cache: model.newCache() }), /hidden_size/);
+    assert.throws(
+      () =>
+        model.forward({
+          tokens: Int32Array.of(1),
+          embeddings: new Float32Array(cfg.hiddenSize),
+          positions: Int32Array.of(0),
+          cache: model.newCache(),
+        }),
+      KvevictError,
+    );
+    assert.throws(
+      () => model.forward({ embeddings: new Float32Array(cfg.hiddenSize + 1), positions: Int32Array.of(0), cache: model.newCache() }),
+      /hidden_size/,
+    );
   });
 });

@@ -78,7 +78,10 @@ test('F32 model folder loads exactly; tied lmHead is the embed array', () => {
 });
 
 test('BF16 and F16 weights load as the round-to-nearest-even values of the f32 originals', () => {
-  for (const [dtype, round] of [['BF16', roundBf16], ['F16', roundF16]] as const) {
+  for (const [dtype, round] of [
+    ['BF16', roundBf16],
+    ['F16', roundF16],
+  ] as const) {
     const dir = newDir(dtype);
     // scale 0.3 reaches F16 subnormals rarely, 1e-5-ish values via the small ones; add extremes below
     const { weights, config } = writeRandomModelDir(dir, tinyRawConfig('llama'), { seed: 5, dtype, scale: 0.3 });
@@ -163,7 +166,11 @@ test('exact-shape SmolLM2-135M layers (2 of 30) in BF16 load with the real token
   assert.equal(m.tokenizer.vocabSize, 49152);
   assert.deepEqual(m.tokenizer.eosTokenIds, [2]);
   // spot-check values across tensors against the BF16 rounding
-  for (const [a, b] of [[weights.embed, m.weights.embed], [weights.layers[1].down, m.weights.layers[1].down], [weights.finalNorm, m.weights.finalNorm]]) {
+  for (const [a, b] of [
+    [weights.embed, m.weights.embed],
+    [weights.layers[1].down, m.weights.layers[1].down],
+    [weights.finalNorm, m.weights.finalNorm],
+  ]) {
     for (let i = 0; i < a.length; i += 997) assert.equal(b[i], roundBf16(a[i]));
   }
   assert.deepEqual(config, m.config);
@@ -211,7 +218,9 @@ test('missing tensor and wrong shape name the tensor and the file', () => {
   writeSafetensors(file, tensors);
   throwsKv(() => loadWeights(dir, cfg), file, 'missing tensor model.layers.0.mlp.up_proj.weight');
 
-  const wrong = weightsToTensors(cfg, w).map((t) => (t.name === 'model.layers.0.self_attn.k_proj.weight' ? { ...t, shape: [t.shape[1], t.shape[0]] } : t));
+  const wrong = weightsToTensors(cfg, w).map((t) =>
+    t.name === 'model.layers.0.self_attn.k_proj.weight' ? { ...t, shape: [t.shape[1], t.shape[0]] } : t,
+  );
   writeSafetensors(file, wrong);
   throwsKv(() => loadWeights(dir, cfg), file, 'model.layers.0.self_attn.k_proj.weight', '[64, 32]', '[32, 64]');
 

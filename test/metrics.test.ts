@@ -127,6 +127,9 @@ test('needle recall and first-line scoring', () => {
 });
 
 test('unknown metric names are user errors', () => {
-  assert.throws(() => parseMetric('bleu', 'cases.jsonl:3'), (e: unknown) => e instanceof KvevictError && /cases\.jsonl:3: unknown metric "bleu"/.test(e.message));
+  assert.throws(
+    () => parseMetric('bleu', 'cases.jsonl:3'),
+    (e: unknown) => e instanceof KvevictError && /cases\.jsonl:3: unknown metric "bleu"/.test(e.message),
+  );
   assert.equal(parseMetric('rouge_l', 'x'), 'rouge_l');
 });

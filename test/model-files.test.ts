@@ -7,7 +7,14 @@ import { loadModelDir } from '../src/model/load.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 
 /** A byte-level tiny Llama folder (2 layers) to break in many ways. */
-function fixture(): { dir: string; file: string; header: Record<string, unknown>; hl: number; bytes: Buffer; raw: Record<string, unknown> } {
+function fixture(): {
+  dir: string;
+  file: string;
+  header: Record<string, unknown>;
+  hl: number;
+  bytes: Buffer;
+  raw: Record<string, unknown>;
+} {
   const dir = mkdtempSync(join(tmpdir(), 'kvevict-files-'));
   const raw = tinyRawConfig('llama', { vocab_size: 259 });
   writeRandomModelDir(dir, raw, { tokenizerFrom: 'bytes' });
@@ -28,13 +35,17 @@ function withHeader(f: ReturnType<typeof fixture>, edit: (h: Record<string, unkn
 
 /** The load fails with one short line that names the file and matches `why`. */
 function refused(dir: string, why: RegExp, what: string): void {
-  assert.throws(() => loadModelDir(dir), (e: Error) => {
-    assert.equal(e.name, 'KvevictError', `${what}: ${e.stack}`);
-    assert.match(e.message, why, what);
-    assert.ok(!e.message.includes('\n') && e.message.length < 400, `${what}: one short line (${e.message.length} characters)`);
-    assert.ok(e.message.includes(dir), `${what}: names the file`);
-    return true;
-  }, what);
+  assert.throws(
+    () => loadModelDir(dir),
+    (e: Error) => {
+      assert.equal(e.name, 'KvevictError', `${what}: ${e.stack}`);
+      assert.match(e.message, why, what);
+      assert.ok(!e.message.includes('\n') && e.message.length < 400, `${what}: one short line (${e.message.length} characters)`);
+      assert.ok(e.message.includes(dir), `${what}: names the file`);
+      return true;
+    },
+    what,
+  );
 }
 
 test('safetensors headers: every malformed entry is refused in one line naming the file and tensor', () => {
@@ -44,21 +55,62 @@ test('safetensors headers: every malformed entry is refused in one line naming t
     const entry = (h: Record<string, unknown>) => h[first] as Record<string, unknown>;
     const offsets = entry(f.header).data_offsets as number[];
     const cases: [string, Buffer, RegExp][] = [
-      ['an entry that is null', withHeader(f, (h) => { h[first] = null; }), /not an object/],
-      ['a shape that is a string', withHeader(f, (h) => { entry(h).shape = '4,4'; }), /shape must be a list/],
-      ['data_offsets missing', withHeader(f, (h) => { delete entry(h).data_offsets; }), /data_offsets must be two/],
-      ['fractional data_offsets', withHeader(f, (h) => { entry(h).data_offsets = [offsets[0] + 0.5, offsets[1] + 0.5]; }), /data_offsets must be two non-negative integers/],
-      ['negative data_offsets', withHeader(f, (h) => { entry(h).data_offsets = [-4, offsets[1] - offsets[0] - 4]; }), /data_offsets/],
-      ['overlapping tensors', withHeader(f, (h) => {
-        const names = Object.keys(h).filter((k) => k !== '__metadata__');
-        const a = h[names[0]] as { data_offsets: number[] }, b = h[names[1]] as { data_offsets: number[] };
-        const len = b.data_offsets[1] - b.data_offsets[0];
-        b.data_offsets = [a.data_offsets[0], a.data_offsets[0] + len];
-      }), /overlaps|belong to no tensor|bytes for shape/],
+      [
+        'an entry that is null',
+        withHeader(f, (h) => {
+          h[first] = null;
+        }),
+        /not an object/,
+      ],
+      [
+        'a shape that is a string',
+        withHeader(f, (h) => {
+          entry(h).shape = '4,4';
+        }),
+        /shape must be a list/,
+      ],
+      [
+        'data_offsets missing',
+        withHeader(f, (h) => {
+          delete entry(h).data_offsets;
+        }),
+        /data_offsets must be two/,
+      ],
+      [
+        'fractional data_offsets',
+        withHeader(f, (h) => {
+          entry(h).data_offsets = [offsets[0] + 0.5, offsets[1] + 0.5];
+        }),
+        /data_offsets must be two non-negative integers/,
+      ],
+      [
+        'negative data_offsets',
+        withHeader(f, (h) => {
+          entry(h).data_offsets = [-4, offsets[1] - offsets[0] - 4];
+        }),
+        /data_offsets/,
+      ],
+      [
+        'overlapping tensors',
+        withHeader(f, (h) => {
+          const names = Object.keys(h).filter((k) => k !== '__metadata__');
+          const a = h[names[0]] as { data_offsets: number[] },
+            b = h[names[1]] as { data_offsets: number[] };
+          const len = b.data_offsets[1] - b.data_offsets[0];
+          b.data_offsets = [a.data_offsets[0], a.data_offsets[0] + len];
+        }),
+        /overlaps|belong to no tensor|bytes for shape/,
+      ],
       ['a header length one byte short', withHeader(f, () => {}, -1), /not valid JSON|belong to no tensor/],
       ['a header length past the file', withHeader(f, () => {}, 1 << 30), /runs past the end/],
       ['a header that is an array', Buffer.concat([Buffer.from([2, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('[]')]), /not a JSON object/],
-      ['an unknown dtype with a binary name', withHeader(f, (h) => { entry(h).dtype = 'I8\u0000\u0001' + 'x'.repeat(5000); }), /unsupported dtype I8\\u0000\\u0001x+\.\.\. \(5004 characters\)/],
+      [
+        'an unknown dtype with a binary name',
+        withHeader(f, (h) => {
+          entry(h).dtype = 'I8\u0000\u0001' + 'x'.repeat(5000);
+        }),
+        /unsupported dtype I8\\u0000\\u0001x+\.\.\. \(5004 characters\)/,
+      ],
     ];
     for (const [what, bytes, why] of cases) {
       writeFileSync(f.file, bytes);
@@ -121,23 +173,97 @@ test('GGUF files: alignments, offsets, counts and names are checked before anyth
     };
     const u32 = (value: number) => ({ type: GgufType.UINT32, value });
     const cases: [string, Parameters<typeof write>[0], RegExp][] = [
-      ['alignment 0', (md) => { md.set('general.alignment', u32(0)); }, /general\.alignment 0 must be a power of two/],
-      ['alignment 3', (md) => { md.set('general.alignment', u32(3)); }, /general\.alignment 3 must be a power of two/],
-      ['alignment 33', (md) => { md.set('general.alignment', u32(33)); }, /general\.alignment 33 must be a power of two/],
-      ['alignment 1 on a file laid out for 32', (md) => { md.set('general.alignment', u32(1)); }, /belong to no tensor|does not match|not a multiple/],
-      ['tensors not on the alignment', (md) => { md.set('general.alignment', u32(4096)); }, /not a multiple of the alignment 4096|truncated/],
-      ['block_count 4294967295', (md) => { md.set('llama.block_count', u32(4294967295)); }, /llama\.block_count must be an integer in 1\.\.1024/],
-      ['head_count 0', (md) => { md.set('llama.attention.head_count', u32(0)); }, /llama\.attention\.head_count must be an integer in 1\.\./],
-      ['head_count_kv 3 of 4', (md) => { md.set('llama.attention.head_count_kv', u32(3)); }, /head_count_kv 3 must divide head_count 4/],
-      ['no tokenizer.ggml.tokens', (md) => { md.delete('tokenizer.ggml.tokens'); }, /tokenizer\.ggml\.tokens is missing/],
-      ['a tensor name of 5.5 MB of binary', (_md, ts) => {
-        (ts as unknown[]).push({ name: '\u0001\u0002'.repeat(2_750_000), shape: [32], data: new Float32Array(32), type: 2 });
-      }, /\\u0001\\u0002.*\.\.\. \(5500000 characters\) has ggml type 2/],
-      ['a tensor twice', (_md, ts) => { ts[1].name = ts[0].name; }, /appears twice/],
-      ['a token_type table of the wrong length', (md) => { (md.get('tokenizer.ggml.token_type')!.value as number[]).pop(); }, /token_type has 258 entries for 259 tokens/],
-      ['a merge that does not fit the vocabulary', (md) => {
-        md.set('tokenizer.ggml.merges', { type: GgufType.ARRAY, arrayType: GgufType.STRING, value: ['a b', 'zz yy'] } as never);
-      }, /merges entry \d+ \(.*\) does not fit the vocabulary/],
+      [
+        'alignment 0',
+        (md) => {
+          md.set('general.alignment', u32(0));
+        },
+        /general\.alignment 0 must be a power of two/,
+      ],
+      [
+        'alignment 3',
+        (md) => {
+          md.set('general.alignment', u32(3));
+        },
+        /general\.alignment 3 must be a power of two/,
+      ],
+      [
+        'alignment 33',
+        (md) => {
+          md.set('general.alignment', u32(33));
+        },
+        /general\.alignment 33 must be a power of two/,
+      ],
+      [
+        'alignment 1 on a file laid out for 32',
+        (md) => {
+          md.set('general.alignment', u32(1));
+        },
+        /belong to no tensor|does not match|not a multiple/,
+      ],
+      [
+        'tensors not on the alignment',
+        (md) => {
+          md.set('general.alignment', u32(4096));
+        },
+        /not a multiple of the alignment 4096|truncated/,
+      ],
+      [
+        'block_count 4294967295',
+        (md) => {
+          md.set('llama.block_count', u32(4294967295));
+        },
+        /llama\.block_count must be an integer in 1\.\.1024/,
+      ],
+      [
+        'head_count 0',
+        (md) => {
+          md.set('llama.attention.head_count', u32(0));
+        },
+        /llama\.attention\.head_count must be an integer in 1\.\./,
+      ],
+      [
+        'head_count_kv 3 of 4',
+        (md) => {
+          md.set('llama.attention.head_count_kv', u32(3));
+        },
+        /head_count_kv 3 must divide head_count 4/,
+      ],
+      [
+        'no tokenizer.ggml.tokens',
+        (md) => {
+          md.delete('tokenizer.ggml.tokens');
+        },
+        /tokenizer\.ggml\.tokens is missing/,
+      ],
+      [
+        'a tensor name of 5.5 MB of binary',
+        (_md, ts) => {
+          (ts as unknown[]).push({ name: '\u0001\u0002'.repeat(2_750_000), shape: [32], data: new Float32Array(32), type: 2 });
+        },
+        /\\u0001\\u0002.*\.\.\. \(5500000 characters\) has ggml type 2/,
+      ],
+      [
+        'a tensor twice',
+        (_md, ts) => {
+          ts[1].name = ts[0].name;
+        },
+        /appears twice/,
+      ],
+      [
+        'a token_type table of the wrong length',
+        (md) => {
+          (md.get('tokenizer.ggml.token_type')!.value as number[]).pop();
+        },
+        /token_type has 258 entries for 259 tokens/,
+      ],
+      [
+        'a merge that does not fit the vocabulary',
+        (md) => {
+          md.set('tokenizer.ggml.merges', { type: GgufType.ARRAY, arrayType: GgufType.STRING, value: ['a b', 'zz yy'] } as never);
+        },
+        /merges entry \d+ \(.*\) does not fit the vocabulary/,
+      ],
     ];
     for (const [what, edit, why] of cases) {
       write(edit);

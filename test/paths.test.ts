@@ -15,7 +15,8 @@ test('shared data: KVEVICT_SHARED_DATA, then ../shared/data beside the repositor
     const data = join(top, 'work', 'shared', 'data');
     const clone = join(top, 'scratch', 'clone');
     for (const d of [origin, data, join(clone, '.git')]) mkdirSync(d, { recursive: true });
-    const config = (url: string) => `[core]\n\tbare = false\n[remote "upstream"]\n\turl = /elsewhere\n[remote "origin"]\n\turl = ${url}\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n`;
+    const config = (url: string) =>
+      `[core]\n\tbare = false\n[remote "upstream"]\n\turl = /elsewhere\n[remote "origin"]\n\turl = ${url}\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n`;
     writeFileSync(join(clone, '.git', 'config'), config(origin));
 
     assert.equal(findSharedData(clone, { KVEVICT_SHARED_DATA: '/given' }), '/given');

@@ -54,13 +54,17 @@ describe('pipeline', () => {
       assert.equal(ctx.cache.allocatedBytes, ctx.cacheBytes, `${name}: nothing allocated beyond the live entries`);
       assert.equal(ctx.nextPosition, L);
       let total = 0;
-      ctx.plan.forEach((layer, l) => layer.forEach((kept, kv) => {
-        assert.deepEqual(Array.from(ctx.cache.head(l, kv).positions.subarray(0, ctx.cache.head(l, kv).length)), Array.from(kept));
-        total += kept.length;
-      }));
+      ctx.plan.forEach((layer, l) =>
+        layer.forEach((kept, kv) => {
+          assert.deepEqual(Array.from(ctx.cache.head(l, kv).positions.subarray(0, ctx.cache.head(l, kv).length)), Array.from(kept));
+          total += kept.length;
+        }),
+      );
       assert.equal(total, h.cfg.numLayers * h.cfg.numKvHeads * B);
     }
-    const lens = (await prefillAndCompress(h.model, prompt, makePress('adakv', { budget: 12, window: 4, kernel: 3 }))).plan.flat().map((k) => k.length);
+    const lens = (await prefillAndCompress(h.model, prompt, makePress('adakv', { budget: 12, window: 4, kernel: 3 }))).plan
+      .flat()
+      .map((k) => k.length);
     assert.ok(new Set(lens).size > 1, 'adakv gives heads different lengths');
   });
 
@@ -84,12 +88,18 @@ describe('pipeline', () => {
       }
       // and the evicted entries did matter: the unmasked reference differs
       const full = referenceForward(h.cfg, h.model.weights, { tokens: seq });
-      assert.ok(full.logits[L + 3].some((v, i) => Math.abs(v - ref.logits[L + 3][i]) > 1e-3), `${name}: eviction changes the logits`);
+      assert.ok(
+        full.logits[L + 3].some((v, i) => Math.abs(v - ref.logits[L + 3][i]) > 1e-3),
+        `${name}: eviction changes the logits`,
+      );
     }
   });
 
   it('query-aware: greedy generation from the prefill argmax on the compressed cache', async () => {
-    const r = await runQueryAware(h.model, prompt, makePress('laq', { budget: 12, window: 4, lookahead: 4 }), { maxNewTokens: 5, stopTokens: [] });
+    const r = await runQueryAware(h.model, prompt, makePress('laq', { budget: 12, window: 4, lookahead: 4 }), {
+      maxNewTokens: 5,
+      stopTokens: [],
+    });
     assert.equal(r.tokens.length, 5);
     assert.equal(r.cacheBytes, bytesFor(h.cfg, 12));
     assert.ok(r.prefillMs >= 0 && r.selectMs >= 0 && r.decodeMs >= 0);
@@ -120,23 +130,36 @@ describe('pipeline', () => {
         assert.equal(answers[qi].tokens[i], t, `question ${qi} token ${i}`);
         seq.push(t);
       }
-      assert.equal(answers[qi].cacheBytes, bytesFor(h.cfg, 10) + (q.length + 2) * h.cfg.numLayers * h.cfg.numKvHeads * (2 * h.cfg.headDim * 4 + 4));
+      assert.equal(
+        answers[qi].cacheBytes,
+        bytesFor(h.cfg, 10) + (q.length + 2) * h.cfg.numLayers * h.cfg.numKvHeads * (2 * h.cfg.headDim * 4 + 4),
+      );
     });
     // answering again gives the same tokens
     assert.deepEqual(answer(h.model, ctx, questions[0], { maxNewTokens: 3, stopTokens: [] }).tokens, answers[0].tokens);
   });
 
   it('runWithMode: the two modes as one call', async () => {
-    const context = promptTokens(24, 3), question = promptTokens(5, 4);
+    const context = promptTokens(24, 3),
+      question = promptTokens(5, 4);
     const press = () => makePress('snapkv', { budget: 10, window: 4, kernel: 3 });
     const aware = await runWithMode(h.model, 'query-aware', context, question, press(), { maxNewTokens: 3, stopTokens: [] });
-    assert.deepEqual(aware.tokens, (await runQueryAware(h.model, [...context, ...question], press(), { maxNewTokens: 3, stopTokens: [] })).tokens);
+    assert.deepEqual(
+      aware.tokens,
+      (await runQueryAware(h.model, [...context, ...question], press(), { maxNewTokens: 3, stopTokens: [] })).tokens,
+    );
     assert.equal(aware.plan[0][0].length, 10);
-    assert.ok(aware.plan[0][0].some((p) => p >= 24), 'the question was compressed too');
+    assert.ok(
+      aware.plan[0][0].some((p) => p >= 24),
+      'the question was compressed too',
+    );
     const agnostic = await runWithMode(h.model, 'query-agnostic', context, question, press(), { maxNewTokens: 3, stopTokens: [] });
     const ctx = await prefillAndCompress(h.model, context, press());
     assert.deepEqual(agnostic.tokens, answer(h.model, ctx, question, { maxNewTokens: 3, stopTokens: [] }).tokens);
-    assert.ok(agnostic.plan[0][0].every((p) => p < 24), 'only the context was compressed');
+    assert.ok(
+      agnostic.plan[0][0].every((p) => p < 24),
+      'only the context was compressed',
+    );
     assert.equal(agnostic.cacheBytes, bytesFor(h.cfg, 10));
   });
 

@@ -8,8 +8,18 @@ import type { ModelConfig } from '../src/model/config.js';
 import { makePress, type PressOptions } from '../src/press/index.js';
 import { Rng } from '../src/util/rng.js';
 import {
-  assertPlanMatches, bfAttentionScores, bfPool, bfReduce, bfTopK, prefillRun, promptTokens, tinyModel, withWindow,
-  type BfQuery, type Harness, type Recorded,
+  assertPlanMatches,
+  bfAttentionScores,
+  bfPool,
+  bfReduce,
+  bfTopK,
+  prefillRun,
+  promptTokens,
+  tinyModel,
+  withWindow,
+  type BfQuery,
+  type Harness,
+  type Recorded,
 } from './helpers/press-reference.js';
 
 const GROUPS: { name: string; overrides: Record<string, unknown> }[] = [
@@ -22,7 +32,13 @@ const L = 40;
 
 type Expected = { plan: number[][][]; scores: number[][][] | null };
 
-async function check(h: Harness, name: string, options: PressOptions, expected: (rec: Recorded, cfg: ModelConfig) => Expected, tokens = promptTokens(L, 7)): Promise<void> {
+async function check(
+  h: Harness,
+  name: string,
+  options: PressOptions,
+  expected: (rec: Recorded, cfg: ModelConfig) => Expected,
+  tokens = promptTokens(L, 7),
+): Promise<void> {
   const press = makePress(name, options);
   const { run, rec } = prefillRun(h, tokens, press);
   const plan = await press.compress(run);
@@ -49,12 +65,19 @@ function bfPyramid(B: number, w: number, Lp: number, NL: number): number[] {
   const C = B - w;
   let min = C / 20;
   let max = 2 * C - min;
-  if (max >= Lp - w) { max = Lp - w; min = 2 * C - max; }
+  if (max >= Lp - w) {
+    max = Lp - w;
+    min = 2 * C - max;
+  }
   const real = Array.from({ length: NL }, (_, l) => max - (l * (max - min)) / (NL - 1));
   const out = real.map((x) => Math.floor(x + 1e-9));
   let left = NL * C - out.reduce((a, b) => a + b, 0);
   const order = real.map((x, l) => [x - Math.floor(x + 1e-9), l]).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-  for (const [, l] of order) if (left > 0) { out[l]++; left--; }
+  for (const [, l] of order)
+    if (left > 0) {
+      out[l]++;
+      left--;
+    }
   return out;
 }
 
@@ -78,7 +101,10 @@ describe('press methods against brute force', () => {
 
       it('pyramidkv: layer budgets fall linearly with the same total', async () => {
         const budgets = bfPyramid(16, 4, L, 3);
-        assert.equal(budgets.reduce((a, b) => a + b, 0), 3 * 12);
+        assert.equal(
+          budgets.reduce((a, b) => a + b, 0),
+          3 * 12,
+        );
         assert.ok(budgets[0] > budgets[2]);
         await check(h, 'pyramidkv', { budget: 16, window: 4, kernel: 3 }, bfSnapkv(16, 4, 3, 'max', 'mean', budgets));
       });
@@ -91,21 +117,37 @@ describe('press methods against brute force', () => {
 
       it('h2o: all prompt queries, causal, no pooling, recent window kept', async () => {
         await check(h, 'h2o', { budget: 12, window: 3 }, (rec, cfg) => {
-          const scores = rec.q.map((qs, l) => bfAttentionScores(cfg, qs.map((q, r) => ({ q, limit: r })), rec.k[l], { window: 3, kernel: 1, pool: 'max', gqa: 'mean' }));
+          const scores = rec.q.map((qs, l) =>
+            bfAttentionScores(
+              cfg,
+              qs.map((q, r) => ({ q, limit: r })),
+              rec.k[l],
+              { window: 3, kernel: 1, pool: 'max', gqa: 'mean' },
+            ),
+          );
           return { plan: scores.map((layer) => layer.map((s) => withWindow(bfTopK(s, 9), L, 3))), scores };
         });
       });
 
       it('h2o with max over the group', async () => {
         await check(h, 'h2o', { budget: 10, window: 2, gqa: 'max' }, (rec, cfg) => {
-          const scores = rec.q.map((qs, l) => bfAttentionScores(cfg, qs.map((q, r) => ({ q, limit: r })), rec.k[l], { window: 2, kernel: 1, pool: 'max', gqa: 'max' }));
+          const scores = rec.q.map((qs, l) =>
+            bfAttentionScores(
+              cfg,
+              qs.map((q, r) => ({ q, limit: r })),
+              rec.k[l],
+              { window: 2, kernel: 1, pool: 'max', gqa: 'max' },
+            ),
+          );
           return { plan: scores.map((layer) => layer.map((s) => withWindow(bfTopK(s, 8), L, 2))), scores };
         });
       });
 
       it('tova: last query, averaged over every head of the layer, one set per layer', async () => {
         await check(h, 'tova', { budget: 11 }, (rec, cfg) => {
-          const scores = rec.q.map((_, l) => bfAttentionScores(cfg, windowRows(rec, l, 1), rec.k[l], { window: 1, kernel: 1, pool: 'max', gqa: 'layer' }));
+          const scores = rec.q.map((_, l) =>
+            bfAttentionScores(cfg, windowRows(rec, l, 1), rec.k[l], { window: 1, kernel: 1, pool: 'max', gqa: 'layer' }),
+          );
           const plan = scores.map((layer) => layer.map((s) => withWindow(bfTopK(s, 10), L, 1)));
           for (const layer of plan) for (const kept of layer) assert.deepEqual(kept, layer[0]);
           return { plan, scores };
@@ -113,30 +155,52 @@ describe('press methods against brute force', () => {
       });
 
       it('adakv around snapkv: per-head safeguard, the rest shared across the layer', async () => {
-        const B = 14, w = 4, C = B - w, alpha = 0.2;
+        const B = 14,
+          w = 4,
+          C = B - w,
+          alpha = 0.2;
         const press = makePress('adakv', { budget: B, window: w, kernel: 3 });
         const { run, rec } = prefillRun(h, promptTokens(L, 7), press);
         const plan = await press.compress(run);
-        const scores = rec.q.map((_, l) => bfAttentionScores(h.cfg, windowRows(rec, l, w), rec.k[l], { window: w, kernel: 3, pool: 'max', gqa: 'mean' }));
+        const scores = rec.q.map((_, l) =>
+          bfAttentionScores(h.cfg, windowRows(rec, l, w), rec.k[l], { window: w, kernel: 3, pool: 'max', gqa: 'mean' }),
+        );
         const expected = scores.map((layer) => {
           const safe = Math.floor(alpha * C);
           const kept = layer.map((s) => new Set(bfTopK(s, safe)));
           const rest: [number, number, number][] = [];
-          layer.forEach((s, kv) => s.forEach((v, j) => { if (!kept[kv].has(j)) rest.push([v, j, kv]); }));
-          rest.sort((a, b) => (b[0] - a[0]) || (b[1] - a[1]) || (a[2] - b[2]));
+          layer.forEach((s, kv) =>
+            s.forEach((v, j) => {
+              if (!kept[kv].has(j)) rest.push([v, j, kv]);
+            }),
+          );
+          rest.sort((a, b) => b[0] - a[0] || b[1] - a[1] || a[2] - b[2]);
           for (const [, j, kv] of rest.slice(0, layer.length * (C - safe))) kept[kv].add(j);
-          return kept.map((s) => withWindow([...s].sort((a, b) => a - b), L, w));
+          return kept.map((s) =>
+            withWindow(
+              [...s].sort((a, b) => a - b),
+              L,
+              w,
+            ),
+          );
         });
         // lengths may differ per head, but the layer total is Hkv x B
-        for (const layer of plan) assert.equal(layer.reduce((a, k) => a + k.length, 0), h.cfg.numKvHeads * B);
-        for (let l = 0; l < plan.length; l++) for (let kv = 0; kv < plan[l].length; kv++) {
-          assert.deepEqual(Array.from(plan[l][kv]), expected[l][kv], `layer ${l} head ${kv}`);
-        }
+        for (const layer of plan)
+          assert.equal(
+            layer.reduce((a, k) => a + k.length, 0),
+            h.cfg.numKvHeads * B,
+          );
+        for (let l = 0; l < plan.length; l++)
+          for (let kv = 0; kv < plan[l].length; kv++) {
+            assert.deepEqual(Array.from(plan[l][kv]), expected[l][kv], `layer ${l} head ${kv}`);
+          }
       });
 
       it('chunkkv around snapkv and knorm: whole chunks by their mean score summed over the heads', async () => {
         // 36 candidates in chunks of 5: seven whole ones and a last one of 1, which fits where a whole one no longer does
-        const B = 18, w = 4, chunk = 5;
+        const B = 18,
+          w = 4,
+          chunk = 5;
         const chunks = (layer: number[][], C: number, size = chunk): number[] => {
           const n = layer[0].length;
           const spans: { from: number; to: number; mean: number }[] = [];
@@ -151,21 +215,44 @@ describe('press methods against brute force', () => {
           const done = new Set<number>();
           while (done.size < spans.length) {
             let best = -1;
-            spans.forEach((c, i) => { if (!done.has(i) && (best < 0 || c.mean >= spans[best].mean)) best = i; });
+            spans.forEach((c, i) => {
+              if (!done.has(i) && (best < 0 || c.mean >= spans[best].mean)) best = i;
+            });
             done.add(best);
             const c = spans[best];
-            if (c.to - c.from <= left) { for (let j = c.from; j < c.to; j++) kept.push(j); left -= c.to - c.from; }
+            if (c.to - c.from <= left) {
+              for (let j = c.from; j < c.to; j++) kept.push(j);
+              left -= c.to - c.from;
+            }
           }
           return kept.sort((a, b) => a - b);
         };
         await check(h, 'chunkkv', { budget: B, window: w, kernel: 3, chunk }, (rec, cfg) => {
-          const scores = rec.q.map((_, l) => bfAttentionScores(cfg, windowRows(rec, l, w), rec.k[l], { window: w, kernel: 3, pool: 'max', gqa: 'mean' }));
-          return { plan: scores.map((layer) => { const k = withWindow(chunks(layer, B - w), L, w); return layer.map(() => k); }), scores };
+          const scores = rec.q.map((_, l) =>
+            bfAttentionScores(cfg, windowRows(rec, l, w), rec.k[l], { window: w, kernel: 3, pool: 'max', gqa: 'mean' }),
+          );
+          return {
+            plan: scores.map((layer) => {
+              const k = withWindow(chunks(layer, B - w), L, w);
+              return layer.map(() => k);
+            }),
+            scores,
+          };
         });
         await check(h, 'chunkkv', { budget: 12, scorer: 'knorm', chunk: 4 }, (rec, cfg) => {
           const d = cfg.headDim;
-          const scores = rec.k.map((ks) => Array.from({ length: cfg.numKvHeads }, (_, kv) => ks.map((k) => -Math.sqrt(Array.from(k.subarray(kv * d, (kv + 1) * d)).reduce((a, x) => a + x * x, 0)))));
-          return { plan: scores.map((layer) => { const k = chunks(layer, 12, 4); return layer.map(() => k); }), scores };
+          const scores = rec.k.map((ks) =>
+            Array.from({ length: cfg.numKvHeads }, (_, kv) =>
+              ks.map((k) => -Math.sqrt(Array.from(k.subarray(kv * d, (kv + 1) * d)).reduce((a, x) => a + x * x, 0))),
+            ),
+          );
+          return {
+            plan: scores.map((layer) => {
+              const k = chunks(layer, 12, 4);
+              return layer.map(() => k);
+            }),
+            scores,
+          };
         });
       });
 
@@ -189,21 +276,34 @@ describe('press methods against brute force', () => {
             return total / G;
           });
         };
-        const critical = (B: number, w: number, first: number, raw: (rec: Recorded, cfg: ModelConfig) => number[][][]) => (rec: Recorded, cfg: ModelConfig): Expected => {
-          const base = raw(rec, cfg);
-          const C = B - w;
-          const scores = base.map((layer, l) => layer.map((s, kv) => {
-            const nv = norms(cfg, l, kv, rec.v[l], s.length);
-            const out = s.map((x, j) => (x + eps) * nv[j]);
-            for (const j of bfTopK(s, Math.floor(C * first))) out[j] = Infinity;
-            return out;
-          }));
-          return { plan: scores.map((layer) => layer.map((s) => withWindow(bfTopK(s, C), L, w))), scores: null };
-        };
-        const snap = (rec: Recorded, cfg: ModelConfig) => rec.q.map((_, l) => bfAttentionScores(cfg, windowRows(rec, l, 4), rec.k[l], { window: 4, kernel: 3, pool: 'max', gqa: 'mean' }));
+        const critical =
+          (B: number, w: number, first: number, raw: (rec: Recorded, cfg: ModelConfig) => number[][][]) =>
+          (rec: Recorded, cfg: ModelConfig): Expected => {
+            const base = raw(rec, cfg);
+            const C = B - w;
+            const scores = base.map((layer, l) =>
+              layer.map((s, kv) => {
+                const nv = norms(cfg, l, kv, rec.v[l], s.length);
+                const out = s.map((x, j) => (x + eps) * nv[j]);
+                for (const j of bfTopK(s, Math.floor(C * first))) out[j] = Infinity;
+                return out;
+              }),
+            );
+            return { plan: scores.map((layer) => layer.map((s) => withWindow(bfTopK(s, C), L, w))), scores: null };
+          };
+        const snap = (rec: Recorded, cfg: ModelConfig) =>
+          rec.q.map((_, l) => bfAttentionScores(cfg, windowRows(rec, l, 4), rec.k[l], { window: 4, kernel: 3, pool: 'max', gqa: 'mean' }));
         await check(h, 'criticalkv', { budget: 16, window: 4, kernel: 3 }, critical(16, 4, 0.5, snap));
         await check(h, 'criticalkv', { budget: 16, window: 4, kernel: 3, firstStage: 0.25 }, critical(16, 4, 0.25, snap));
-        const h2oScores = (rec: Recorded, cfg: ModelConfig) => rec.q.map((qs, l) => bfAttentionScores(cfg, qs.map((q, r) => ({ q, limit: r })), rec.k[l], { window: 3, kernel: 1, pool: 'max', gqa: 'mean' }));
+        const h2oScores = (rec: Recorded, cfg: ModelConfig) =>
+          rec.q.map((qs, l) =>
+            bfAttentionScores(
+              cfg,
+              qs.map((q, r) => ({ q, limit: r })),
+              rec.k[l],
+              { window: 3, kernel: 1, pool: 'max', gqa: 'mean' },
+            ),
+          );
         await check(h, 'criticalkv', { budget: 12, scorer: 'h2o', window: 3 }, critical(12, 3, 0.5, h2oScores));
       });
 
@@ -211,62 +311,77 @@ describe('press methods against brute force', () => {
         const { headDim: d, numHeads: H, numKvHeads: Hkv, numLayers: NL, hiddenSize: hid } = h.cfg;
         const G = H / Hkv;
         /** per layer and KV head, DefensiveKV's candidate scores as methods.md defines them */
-        const defensive = (rec: Recorded, w: number, kernel: number, mass: number, C: number): number[][][] => rec.q.map((qs, l) => {
-          const n = L - w;
-          const attn = (qh: number, r: number): number[] => {
-            const pos = L - w + r, kv = Math.floor(qh / G);
-            const logit = Array.from({ length: pos + 1 }, (_, j) => {
-              let dot = 0;
-              for (let i = 0; i < d; i++) dot += qs[pos][qh * d + i] * rec.k[l][j][kv * d + i];
-              return dot / Math.sqrt(d);
+        const defensive = (rec: Recorded, w: number, kernel: number, mass: number, C: number): number[][][] =>
+          rec.q.map((qs, l) => {
+            const n = L - w;
+            const attn = (qh: number, r: number): number[] => {
+              const pos = L - w + r,
+                kv = Math.floor(qh / G);
+              const logit = Array.from({ length: pos + 1 }, (_, j) => {
+                let dot = 0;
+                for (let i = 0; i < d; i++) dot += qs[pos][qh * d + i] * rec.k[l][j][kv * d + i];
+                return dot / Math.sqrt(d);
+              });
+              const mx = Math.max(...logit);
+              const e = logit.map((x) => Math.exp(x - mx));
+              const z = e.reduce((a, b) => a + b, 0);
+              return e.map((x) => x / z);
+            };
+            let windowMass = 0;
+            const worst: number[][] = [],
+              mean: number[][] = [];
+            for (let kv = 0; kv < Hkv; kv++) {
+              const m = new Array<number>(n).fill(-Infinity),
+                a = new Array<number>(n).fill(0);
+              for (let qh = kv * G; qh < (kv + 1) * G; qh++) {
+                for (let r = 0; r < w; r++) {
+                  const row = attn(qh, r);
+                  const cand = row.slice(0, n);
+                  const rowMass = cand.reduce((x, y) => x + y, 0);
+                  windowMass += row.slice(n).reduce((x, y) => x + y, 0) / (H * w);
+                  cand.forEach((x, j) => {
+                    a[j] += x / (G * w);
+                  });
+                  const p = bfPool(cand, n, kernel, 'avg');
+                  const pm = p.reduce((x, y) => x + y, 0);
+                  p.forEach((x, j) => {
+                    m[j] = Math.max(m[j], (x * rowMass) / pm);
+                  });
+                }
+              }
+              const avg = m.reduce((x, y) => x + y, 0) / n;
+              worst.push(m.map((x) => Math.max(x, avg)));
+              mean.push(a);
+            }
+            const norm = (kv: number, j: number): number => {
+              let t = 0;
+              for (let qh = kv * G; qh < (kv + 1) * G; qh++) {
+                for (let o = 0; o < hid; o++) {
+                  let y = 0;
+                  for (let i = 0; i < d; i++) y += h.model.weights.layers[l].o[o * H * d + qh * d + i] * rec.v[l][j][kv * d + i];
+                  t += Math.abs(y);
+                }
+              }
+              return t / G;
+            };
+            const norms = Array.from({ length: Hkv }, (_, kv) => Array.from({ length: n }, (_, j) => norm(kv, j)));
+            return worst.map((s, kv) => {
+              const out = s.map((x, j) => (x * norms[kv][j]) / norms.reduce((t, nk) => t + nk[j], 0));
+              const total = mean[kv].reduce((x, y) => x + y, 0);
+              const order = mean[kv].map((_, j) => j).sort((x, y) => mean[kv][y] - mean[kv][x] || y - x);
+              let cum = 0,
+                count = 0;
+              for (let i = 0; i < order.length; i++) {
+                cum += mean[kv][order[i]] / total;
+                if (cum >= mass - windowMass) {
+                  count = i;
+                  break;
+                }
+              }
+              for (const j of order.slice(0, Math.min(count, C))) out[j] = Infinity;
+              return out;
             });
-            const mx = Math.max(...logit);
-            const e = logit.map((x) => Math.exp(x - mx));
-            const z = e.reduce((a, b) => a + b, 0);
-            return e.map((x) => x / z);
-          };
-          let windowMass = 0;
-          const worst: number[][] = [], mean: number[][] = [];
-          for (let kv = 0; kv < Hkv; kv++) {
-            const m = new Array<number>(n).fill(-Infinity), a = new Array<number>(n).fill(0);
-            for (let qh = kv * G; qh < (kv + 1) * G; qh++) {
-              for (let r = 0; r < w; r++) {
-                const row = attn(qh, r);
-                const cand = row.slice(0, n);
-                const rowMass = cand.reduce((x, y) => x + y, 0);
-                windowMass += row.slice(n).reduce((x, y) => x + y, 0) / (H * w);
-                cand.forEach((x, j) => { a[j] += x / (G * w); });
-                const p = bfPool(cand, n, kernel, 'avg');
-                const pm = p.reduce((x, y) => x + y, 0);
-                p.forEach((x, j) => { m[j] = Math.max(m[j], (x * rowMass) / pm); });
-              }
-            }
-            const avg = m.reduce((x, y) => x + y, 0) / n;
-            worst.push(m.map((x) => Math.max(x, avg)));
-            mean.push(a);
-          }
-          const norm = (kv: number, j: number): number => {
-            let t = 0;
-            for (let qh = kv * G; qh < (kv + 1) * G; qh++) {
-              for (let o = 0; o < hid; o++) {
-                let y = 0;
-                for (let i = 0; i < d; i++) y += h.model.weights.layers[l].o[o * H * d + qh * d + i] * rec.v[l][j][kv * d + i];
-                t += Math.abs(y);
-              }
-            }
-            return t / G;
-          };
-          const norms = Array.from({ length: Hkv }, (_, kv) => Array.from({ length: n }, (_, j) => norm(kv, j)));
-          return worst.map((s, kv) => {
-            const out = s.map((x, j) => (x * norms[kv][j]) / norms.reduce((t, nk) => t + nk[j], 0));
-            const total = mean[kv].reduce((x, y) => x + y, 0);
-            const order = mean[kv].map((_, j) => j).sort((x, y) => mean[kv][y] - mean[kv][x] || y - x);
-            let cum = 0, count = 0;
-            for (let i = 0; i < order.length; i++) { cum += mean[kv][order[i]] / total; if (cum >= mass - windowMass) { count = i; break; } }
-            for (const j of order.slice(0, Math.min(count, C))) out[j] = Infinity;
-            return out;
           });
-        });
         /** the best (heads x C) of the flattened scores, ties toward the later layer, head and position */
         const share = (groups: number[][][], C: number): number[][][] => {
           const all: [number, number, number, number][] = [];
@@ -278,7 +393,11 @@ describe('press methods against brute force', () => {
         };
         const w = 6;
         // a large budget with a small mass reaches entries below the mean, where the floor decides
-        for (const [name, mass, B] of [['defensivekv', 0.9, 16], ['defensivekv', 0.2, 30], ['layer-defensivekv', 0.5, 16]] as const) {
+        for (const [name, mass, B] of [
+          ['defensivekv', 0.9, 16],
+          ['defensivekv', 0.2, 30],
+          ['layer-defensivekv', 0.5, 16],
+        ] as const) {
           const C = B - w;
           const press = makePress(name, { budget: B, window: w, kernel: 3, mass });
           const { run, rec } = prefillRun(h, promptTokens(L, 7), press);
@@ -287,17 +406,20 @@ describe('press methods against brute force', () => {
           const kept = name === 'defensivekv' ? scores.flatMap((layer) => share([layer], C)) : share(scores, C);
           assert.equal(plan.length, NL);
           let total = 0;
-          for (let l = 0; l < NL; l++) for (let kv = 0; kv < Hkv; kv++) {
-            total += plan[l][kv].length;
-            assert.deepEqual(Array.from(plan[l][kv]), withWindow(kept[l][kv], L, w), `${name} layer ${l} head ${kv}`);
-          }
+          for (let l = 0; l < NL; l++)
+            for (let kv = 0; kv < Hkv; kv++) {
+              total += plan[l][kv].length;
+              assert.deepEqual(Array.from(plan[l][kv]), withWindow(kept[l][kv], L, w), `${name} layer ${l} head ${kv}`);
+            }
           assert.equal(total, NL * Hkv * B, `${name}: the whole budget is used`);
         }
       });
 
       it('streaming: sinks plus the most recent', async () => {
         await check(h, 'streaming', { budget: 10, sinks: 3 }, (rec) => ({
-          plan: rec.k.map(() => Array.from({ length: h.cfg.numKvHeads }, () => [0, 1, 2, ...Array.from({ length: 7 }, (_, i) => L - 7 + i)])),
+          plan: rec.k.map(() =>
+            Array.from({ length: h.cfg.numKvHeads }, () => [0, 1, 2, ...Array.from({ length: 7 }, (_, i) => L - 7 + i)]),
+          ),
           scores: null,
         }));
       });
@@ -305,11 +427,15 @@ describe('press methods against brute force', () => {
       it('knorm: smallest key norms', async () => {
         await check(h, 'knorm', { budget: 9 }, (rec, cfg) => {
           const d = cfg.headDim;
-          const scores = rec.k.map((ks) => Array.from({ length: cfg.numKvHeads }, (_, kv) => ks.map((k) => {
-            let s = 0;
-            for (let i = 0; i < d; i++) s += k[kv * d + i] ** 2;
-            return -Math.sqrt(s);
-          })));
+          const scores = rec.k.map((ks) =>
+            Array.from({ length: cfg.numKvHeads }, (_, kv) =>
+              ks.map((k) => {
+                let s = 0;
+                for (let i = 0; i < d; i++) s += k[kv * d + i] ** 2;
+                return -Math.sqrt(s);
+              }),
+            ),
+          );
           return { plan: scores.map((layer) => layer.map((s) => bfTopK(s, 9))), scores };
         });
       });
@@ -317,29 +443,37 @@ describe('press methods against brute force', () => {
       it('keydiff: least similar to the mean normalised key', async () => {
         await check(h, 'keydiff', { budget: 9 }, (rec, cfg) => {
           const d = cfg.headDim;
-          const scores = rec.k.map((ks) => Array.from({ length: cfg.numKvHeads }, (_, kv) => {
-            const vec = ks.map((k) => Array.from(k.subarray(kv * d, (kv + 1) * d)));
-            const norm = (x: number[]) => Math.sqrt(x.reduce((a, b) => a + b * b, 0));
-            const anchor = new Array<number>(d).fill(0);
-            for (const x of vec) x.forEach((v, i) => { anchor[i] += v / norm(x) / vec.length; });
-            return vec.map((x) => -x.reduce((a, v, i) => a + v * anchor[i], 0) / (norm(x) * norm(anchor)));
-          }));
+          const scores = rec.k.map((ks) =>
+            Array.from({ length: cfg.numKvHeads }, (_, kv) => {
+              const vec = ks.map((k) => Array.from(k.subarray(kv * d, (kv + 1) * d)));
+              const norm = (x: number[]) => Math.sqrt(x.reduce((a, b) => a + b * b, 0));
+              const anchor = new Array<number>(d).fill(0);
+              for (const x of vec)
+                x.forEach((v, i) => {
+                  anchor[i] += v / norm(x) / vec.length;
+                });
+              return vec.map((x) => -x.reduce((a, v, i) => a + v * anchor[i], 0) / (norm(x) * norm(anchor)));
+            }),
+          );
           return { plan: scores.map((layer) => layer.map((s) => bfTopK(s, 9))), scores };
         });
       });
 
       it('random: seeded uniform scores, deterministic per seed', async () => {
-        const expected = (seed: number) => (rec: Recorded, cfg: ModelConfig): Expected => {
-          const rng = new Rng(seed);
-          const scores = rec.k.map(() => Array.from({ length: cfg.numKvHeads }, () => Array.from({ length: L }, () => rng.next())));
-          return { plan: scores.map((layer) => layer.map((s) => bfTopK(s, 12))), scores: null };
-        };
+        const expected =
+          (seed: number) =>
+          (rec: Recorded, cfg: ModelConfig): Expected => {
+            const rng = new Rng(seed);
+            const scores = rec.k.map(() => Array.from({ length: cfg.numKvHeads }, () => Array.from({ length: L }, () => rng.next())));
+            return { plan: scores.map((layer) => layer.map((s) => bfTopK(s, 12))), scores: null };
+          };
         await check(h, 'random', { budget: 12, seed: 5 }, expected(5));
         await check(h, 'random', { budget: 12 }, expected(0));
       });
 
       it('expected-attention: statistics of the pre-RoPE queries, averaged future rotation, value norms', async () => {
-        const sinks = 4, B = 12;
+        const sinks = 4,
+          B = 12;
         await check(h, 'expected-attention', { budget: B, sinks }, (rec, cfg) => {
           const scores = rec.q.map((qs, l) => bfExpectedAttention(cfg, qs, rec.k[l], rec.v[l], sinks));
           return { plan: scores.map((layer) => layer.map((s) => bfTopK(s, B))), scores };
@@ -348,11 +482,21 @@ describe('press methods against brute force', () => {
 
       it('keeps everything when the prompt is no longer than the budget', async () => {
         for (const [name, o] of [
-          ['snapkv', { budget: L, window: 4 }], ['h2o', { budget: L + 5 }], ['knorm', { budget: L }], ['adakv', { budget: L }],
-          ['pyramidkv', { budget: L }], ['expected-attention', { budget: L }], ['streaming', { budget: L }], ['tova', { budget: L }],
-          ['random', { ratio: 0 }], ['full', {}],
+          ['snapkv', { budget: L, window: 4 }],
+          ['h2o', { budget: L + 5 }],
+          ['knorm', { budget: L }],
+          ['adakv', { budget: L }],
+          ['pyramidkv', { budget: L }],
+          ['expected-attention', { budget: L }],
+          ['streaming', { budget: L }],
+          ['tova', { budget: L }],
+          ['random', { ratio: 0 }],
+          ['full', {}],
         ] as [string, PressOptions][]) {
-          await check(h, name, o, (rec) => ({ plan: rec.k.map(() => Array.from({ length: h.cfg.numKvHeads }, () => Array.from({ length: L }, (_, i) => i))), scores: null }));
+          await check(h, name, o, (rec) => ({
+            plan: rec.k.map(() => Array.from({ length: h.cfg.numKvHeads }, () => Array.from({ length: L }, (_, i) => i))),
+            scores: null,
+          }));
         }
       });
     });
@@ -362,14 +506,20 @@ describe('press methods against brute force', () => {
 /** Expected Attention in float64 from its definition (kvpress). */
 function bfExpectedAttention(cfg: ModelConfig, qs: Float64Array[], ks: Float64Array[], vs: Float64Array[], sinks: number): number[][] {
   const { numHeads: H, numKvHeads: Hkv, headDim: d, ropeTheta: theta } = cfg;
-  const G = H / Hkv, half = d / 2, Lp = qs.length;
+  const G = H / Hkv,
+    half = d / 2,
+    Lp = qs.length;
   const inv = Array.from({ length: half }, (_, i) => 1 / Math.pow(theta, (2 * i) / d));
   // the rotation R(p) as a matrix: (R x)_i = cos x_i - sin x_{i+half}, (R x)_{i+half} = sin x_i + cos x_{i+half}
   const rot = (p: number): number[][] => {
     const r = Array.from({ length: d }, () => new Array<number>(d).fill(0));
     for (let i = 0; i < half; i++) {
-      const c = Math.cos(p * inv[i]), s = Math.sin(p * inv[i]);
-      r[i][i] = c; r[i][i + half] = -s; r[i + half][i] = s; r[i + half][i + half] = c;
+      const c = Math.cos(p * inv[i]),
+        s = Math.sin(p * inv[i]);
+      r[i][i] = c;
+      r[i][i + half] = -s;
+      r[i + half][i] = s;
+      r[i + half][i + half] = c;
     }
     return r;
   };
@@ -377,14 +527,24 @@ function bfExpectedAttention(cfg: ModelConfig, qs: Float64Array[], ks: Float64Ar
   const transpose = (m: number[][]) => m[0].map((_, j) => m.map((row) => row[j]));
   const matmul = (a: number[][], b: number[][]) => a.map((row) => b[0].map((_, j) => row.reduce((acc, v, t) => acc + v * b[t][j], 0)));
   const Rbar = Array.from({ length: d }, () => new Array<number>(d).fill(0));
-  for (let p = Lp; p < Lp + 512; p++) rot(p).forEach((row, i) => row.forEach((v, j) => { Rbar[i][j] += v / 512; }));
+  for (let p = Lp; p < Lp + 512; p++)
+    rot(p).forEach((row, i) =>
+      row.forEach((v, j) => {
+        Rbar[i][j] += v / 512;
+      }),
+    );
   const perQuery: number[][] = [];
   for (let h = 0; h < H; h++) {
     // pre-RoPE queries: rotate back by the transpose
     const pre = qs.slice(sinks).map((q, r) => matvec(transpose(rot(r + sinks)), Array.from(q.subarray(h * d, (h + 1) * d))));
     const mu = new Array<number>(d).fill(0);
-    for (const q of pre) q.forEach((v, i) => { mu[i] += v / pre.length; });
-    const cov = Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => pre.reduce((a, q) => a + (q[i] - mu[i]) * (q[j] - mu[j]), 0) / pre.length));
+    for (const q of pre)
+      q.forEach((v, i) => {
+        mu[i] += v / pre.length;
+      });
+    const cov = Array.from({ length: d }, (_, i) =>
+      Array.from({ length: d }, (_, j) => pre.reduce((a, q) => a + (q[i] - mu[i]) * (q[j] - mu[j]), 0) / pre.length),
+    );
     const muR = matvec(Rbar, mu);
     const covR = matmul(matmul(Rbar, cov), transpose(Rbar));
     const kv = Math.floor(h / G);
@@ -403,7 +563,10 @@ function bfExpectedAttention(cfg: ModelConfig, qs: Float64Array[], ks: Float64Ar
     const red = bfReduce(perQuery.slice(kv * G, (kv + 1) * G), 'mean');
     const out: number[] = [];
     for (let j = 0; j < Lp; j++) {
-      if (j < sinks) { out.push(Infinity); continue; }
+      if (j < sinks) {
+        out.push(Infinity);
+        continue;
+      }
       const v = vs[j].subarray(kv * d, (kv + 1) * d);
       out.push(red[j - sinks] * Math.sqrt(v.reduce((a, b) => a + b * b, 0)));
     }

@@ -15,17 +15,34 @@ import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { cli } from './helpers/cli.js';
 
 function rejects(name: string, o: PressOptions, pattern: RegExp): void {
-  assert.throws(() => makePress(name, o), (e: unknown) => {
-    assert.ok(e instanceof KvevictError, `${name} ${JSON.stringify(o)}: a KvevictError`);
-    assert.ok(!e.message.includes('\n'), 'one line');
-    assert.match(e.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => makePress(name, o),
+    (e: unknown) => {
+      assert.ok(e instanceof KvevictError, `${name} ${JSON.stringify(o)}: a KvevictError`);
+      assert.ok(!e.message.includes('\n'), 'one line');
+      assert.match(e.message, pattern);
+      return true;
+    },
+  );
 }
 
 describe('press options', () => {
   it('builds every method with its defaults', () => {
-    const ours = ['full', 'random', 'streaming', 'knorm', 'keydiff', 'h2o', 'tova', 'snapkv', 'pyramidkv', 'adakv', 'expected-attention', 'laq', 'laq++'];
+    const ours = [
+      'full',
+      'random',
+      'streaming',
+      'knorm',
+      'keydiff',
+      'h2o',
+      'tova',
+      'snapkv',
+      'pyramidkv',
+      'adakv',
+      'expected-attention',
+      'laq',
+      'laq++',
+    ];
     for (const name of ours) assert.ok(PRESS_NAMES.includes(name), name);
     for (const name of ours) {
       const p = makePress(name, name === 'full' ? {} : { budget: 64 });
@@ -84,7 +101,10 @@ describe('press options', () => {
   it('parses NAME[:key=value...] and checks it against the method', () => {
     assert.deepEqual(parsePress('snapkv'), { name: 'snapkv', options: {} });
     assert.deepEqual(parsePress('SnapKV:window=64:pool=avg'), { name: 'snapkv', options: { window: 64, pool: 'avg' } });
-    assert.deepEqual(parsePress('adakv:scorer=laq++:w2=4:reference-mask=true'), { name: 'adakv', options: { scorer: 'laq++', w2: 4, 'reference-mask': true } });
+    assert.deepEqual(parsePress('adakv:scorer=laq++:w2=4:reference-mask=true'), {
+      name: 'adakv',
+      options: { scorer: 'laq++', w2: 4, 'reference-mask': true },
+    });
     assert.deepEqual(parsePress('judgeq:soft=123'), { name: 'judgeq', options: { soft: '123' } }, 'a file name stays a string');
     const bad: [string, RegExp][] = [
       ['nope', /--press: unknown press "nope"/],
@@ -99,7 +119,11 @@ describe('press options', () => {
       ['judgeq:no-window=maybe', /no-window must be true or false, got "maybe"/],
     ];
     for (const [text, pattern] of bad) {
-      assert.throws(() => parsePress(text), (e: unknown) => e instanceof KvevictError && !e.message.includes('\n') && pattern.test(e.message), text);
+      assert.throws(
+        () => parsePress(text),
+        (e: unknown) => e instanceof KvevictError && !e.message.includes('\n') && pattern.test(e.message),
+        text,
+      );
     }
   });
 
@@ -121,7 +145,6 @@ describe('press options', () => {
   });
 });
 
-
 describe('kvevict inspect', () => {
   let dir = '';
   const text = 'The quick brown fox jumps over the lazy dog. It was a sunny day in the park, and nobody minded.';
@@ -137,7 +160,11 @@ describe('kvevict inspect', () => {
     const out = JSON.parse(r.stdout) as { promptTokens: number[]; layers: { heads: { kept: number[] }[] }[] };
     const loaded = loadModelDir(dir);
     assert.deepEqual(out.promptTokens, loaded.tokenizer.encode(text));
-    const ctx = await prefillAndCompress(new LlamaModel(loaded.config, loaded.weights), out.promptTokens, makePress('adakv', { budget: 24, window: 4, kernel: 3 }));
+    const ctx = await prefillAndCompress(
+      new LlamaModel(loaded.config, loaded.weights),
+      out.promptTokens,
+      makePress('adakv', { budget: 24, window: 4, kernel: 3 }),
+    );
     assert.equal(out.layers.length, 3);
     out.layers.forEach((layer, l) => {
       assert.equal(layer.heads.length, 2);
@@ -146,7 +173,21 @@ describe('kvevict inspect', () => {
   });
 
   it('prints a readable summary with the kept tokens of one head marked', () => {
-    const r = cli(['inspect', '--model', dir, '--prompt', text, '--press', 'streaming:sinks=2', '--budget', '10', '--layer', '1', '--head', '1']);
+    const r = cli([
+      'inspect',
+      '--model',
+      dir,
+      '--prompt',
+      text,
+      '--press',
+      'streaming:sinks=2',
+      '--budget',
+      '10',
+      '--layer',
+      '1',
+      '--head',
+      '1',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /layer 1, KV head 1: 10 of \d+ tokens kept/);
     // streaming keeps the first two tokens (bytes here) and the last eight: two marked spans
@@ -184,17 +225,40 @@ describe('kvevict generate --press', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('generates on the compressed cache, as the library does', async () => {
-    const r = cli(['generate', '--model', dir, '--prompt', text, '--max-new-tokens', '5', '--press', 'laq++:window=8:w2=4:lookahead=3', '--budget', '20', '--json']);
+    const r = cli([
+      'generate',
+      '--model',
+      dir,
+      '--prompt',
+      text,
+      '--max-new-tokens',
+      '5',
+      '--press',
+      'laq++:window=8:w2=4:lookahead=3',
+      '--budget',
+      '20',
+      '--json',
+    ]);
     assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { promptTokens: number[]; tokens: number[]; eviction: { press: string; cacheBytes: number; fullCacheBytes: number } };
+    const out = JSON.parse(r.stdout) as {
+      promptTokens: number[];
+      tokens: number[];
+      eviction: { press: string; cacheBytes: number; fullCacheBytes: number };
+    };
     const loaded = loadModelDir(dir);
     const cfg = loaded.config;
     assert.equal(out.eviction.press, 'laq++');
     assert.equal(out.eviction.cacheBytes, cfg.numLayers * cfg.numKvHeads * 20 * (2 * cfg.headDim * 4 + 4));
     assert.equal(out.eviction.fullCacheBytes, cfg.numLayers * cfg.numKvHeads * out.promptTokens.length * (2 * cfg.headDim * 4 + 4));
-    const want = await runQueryAware(new LlamaModel(cfg, loaded.weights), out.promptTokens, makePress('laq++', { budget: 20, window: 8, w2: 4, lookahead: 3 }), {
-      maxNewTokens: 5, stopTokens: loaded.tokenizer.eosTokenIds,
-    });
+    const want = await runQueryAware(
+      new LlamaModel(cfg, loaded.weights),
+      out.promptTokens,
+      makePress('laq++', { budget: 20, window: 8, w2: 4, lookahead: 3 }),
+      {
+        maxNewTokens: 5,
+        stopTokens: loaded.tokenizer.eosTokenIds,
+      },
+    );
     assert.deepEqual(out.tokens, want.tokens);
   });
 

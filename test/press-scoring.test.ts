@@ -19,14 +19,27 @@ import { bfAttentionMass, bfPool, bfTopK, cacheFrom } from './helpers/press-refe
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string): void {
   assert.equal(a.length, b.length, `${what}: length`);
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol * Math.max(1, Math.abs(b[i])), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+  for (let i = 0; i < a.length; i++)
+    assert.ok(Math.abs(a[i] - b[i]) <= tol * Math.max(1, Math.abs(b[i])), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
 }
 
 /** A PrefillRun over a given cache, for scorers that need no forward pass. */
 function syntheticRun(cfg: ModelConfig, cache: KvCache, windowQueries: Float32Array[] | null, L: number, w: number): PrefillRun {
-  const model: PressModel = { config: cfg, newCache: () => new KvCache(cfg.numLayers, cfg.numKvHeads, cfg.headDim), forward: () => { throw new Error('no forward here'); } };
+  const model: PressModel = {
+    config: cfg,
+    newCache: () => new KvCache(cfg.numLayers, cfg.numKvHeads, cfg.headDim),
+    forward: () => {
+      throw new Error('no forward here');
+    },
+  };
   return {
-    model, cache, tokens: new Int32Array(L), promptLength: L, startPosition: 0, lastLogits: new Float32Array(cfg.vocabSize), eosTokenIds: [],
+    model,
+    cache,
+    tokens: new Int32Array(L),
+    promptLength: L,
+    startPosition: 0,
+    lastLogits: new Float32Array(cfg.vocabSize),
+    eosTokenIds: [],
     captured: { windowQueries, windowPositions: Int32Array.from({ length: w }, (_, i) => L - w + i), columnSums: null, queryStats: null },
   };
 }
@@ -65,46 +78,77 @@ describe('pool1d', () => {
   it('matches torch-style max and avg pooling (padding k/2, avg counts the padding)', () => {
     const rng = new Rng(2);
     const x = Float64Array.from({ length: 23 }, () => rng.next());
-    for (const kind of ['max', 'avg'] as const) for (let k = 1; k <= 8; k++) for (const n of [1, 5, 23]) {
-      close(pool1d(x, n, k, kind), bfPool(x, n, k, kind), 1e-12, `${kind} k=${k} n=${n}`);
-    }
+    for (const kind of ['max', 'avg'] as const)
+      for (let k = 1; k <= 8; k++)
+        for (const n of [1, 5, 23]) {
+          close(pool1d(x, n, k, kind), bfPool(x, n, k, kind), 1e-12, `${kind} k=${k} n=${n}`);
+        }
   });
 });
 
 describe('accumulateAttention', () => {
   const rng = new Rng(9);
-  const H = 4, G = 2, d = 8, n = 1103, rows = 1000;
+  const H = 4,
+    G = 2,
+    d = 8,
+    n = 1103,
+    rows = 1000;
   const q = rng.normalArray(rows * H * d, 1.2);
   const keys = rng.normalArray(n * d, 1.2);
   const positions = Int32Array.from({ length: n }, (_, i) => 3 * i);
   const limits = Int32Array.from({ length: rows }, () => rng.int(3 * n + 5) - 2);
   const keyRows = Array.from({ length: n }, (_, j) => keys.subarray(j * d, (j + 1) * d));
   // key index j sits at position 3j: row limit p sees floor(p / 3) + 1 keys
-  const bfRows = Array.from({ length: rows }, (_, r) => ({ q: q.subarray(r * H * d, (r + 1) * H * d), limit: limits[r] < 0 ? -1 : Math.floor(limits[r] / 3) }));
+  const bfRows = Array.from({ length: rows }, (_, r) => ({
+    q: q.subarray(r * H * d, (r + 1) * H * d),
+    limit: limits[r] < 0 ? -1 : Math.floor(limits[r] / 3),
+  }));
   const want = [0, 1].map((g) => bfAttentionMass(bfRows, keyRows, 2 + g, 0, d));
 
-  for (const [name, k] of [['the kernels in use', kernels()], ['the TypeScript kernels', jsKernels]] as const) {
+  for (const [name, k] of [
+    ['the kernels in use', kernels()],
+    ['the TypeScript kernels', jsKernels],
+  ] as const) {
     it(`equals the brute-force softmax column sums, with per-row limits and several row blocks (${name})`, () => {
       const out = [new Float64Array(n), new Float64Array(n)];
       out[1].fill(0.5); // accumulates on top of what is there
       accumulateAttention(k, { queries: q, rows, visibleUpTo: limits }, H, d, 2, G, { keys, positions, n }, out, 1 / Math.sqrt(d));
       close(out[0], want[0], 2e-6, 'group head 0');
-      close(out[1], want[1].map((x) => x + 0.5), 2e-6, 'group head 1');
+      close(
+        out[1],
+        want[1].map((x) => x + 0.5),
+        2e-6,
+        'group head 1',
+      );
     });
   }
 });
 
 describe('budgets', () => {
   it('pyramid budgets keep the total, fall with depth and follow the formula', () => {
-    for (const [B, w, L, NL] of [[64, 8, 1000, 30], [128, 32, 300, 12], [40, 4, 45, 5], [16, 0, 100, 7], [20, 4, 30, 1]]) {
+    for (const [B, w, L, NL] of [
+      [64, 8, 1000, 30],
+      [128, 32, 300, 12],
+      [40, 4, 45, 5],
+      [16, 0, 100, 7],
+      [20, 4, 30, 1],
+    ]) {
       const b = pyramidBudgets(B, w, L, NL);
       const C = B - w;
-      assert.equal(b.reduce((a, x) => a + x, 0), NL * Math.min(C, L - w), `total ${B} ${w} ${L} ${NL}`);
+      assert.equal(
+        b.reduce((a, x) => a + x, 0),
+        NL * Math.min(C, L - w),
+        `total ${B} ${w} ${L} ${NL}`,
+      );
       for (let l = 1; l < NL; l++) assert.ok(b[l] <= b[l - 1], 'non-increasing');
       for (const x of b) assert.ok(x >= 0 && x <= L - w);
       if (NL > 1) {
-        let min = C / 20, max = 2 * C - min;
-        if (max >= L - w) { max = L - w; min = 2 * C - max; }
+        let min = C / 20,
+          max = 2 * C - min;
+        if (max >= L - w) {
+          max = L - w;
+          min = 2 * C - max;
+        }
         for (let l = 0; l < NL; l++) assert.ok(Math.abs(b[l] - (max - (l * (max - min)) / (NL - 1))) < 1 + 1e-9, `layer ${l}`);
       }
     }
@@ -116,20 +160,32 @@ describe('budgets', () => {
     const chosen = new AdaptiveAllocator(0.25).allocate([layer], { budget: 4, window: 0, length: 6, numLayers: 1 });
     // head 0 safeguards 0 (9), head 1 safeguards 5 (8); then the 6 best of the rest: 5,5,5,5 of head 1 and
     // the two latest 1s of head 0 (positions 5 and 4)
-    assert.deepEqual(chosen[0].map((x) => Array.from(x)), [[0, 4, 5], [0, 1, 2, 3, 5]]);
+    assert.deepEqual(
+      chosen[0].map((x) => Array.from(x)),
+      [
+        [0, 4, 5],
+        [0, 1, 2, 3, 5],
+      ],
+    );
     // an exact tie at the same position goes to the lower head: 5 first, then 3 at position 1 in both heads
     const tie = [Float64Array.from([5, 3]), Float64Array.from([0, 3])];
     const c2 = new AdaptiveAllocator(0).allocate([tie], { budget: 1, window: 0, length: 2, numLayers: 1 });
-    assert.deepEqual(c2[0].map((x) => Array.from(x)), [[0, 1], []]);
+    assert.deepEqual(
+      c2[0].map((x) => Array.from(x)),
+      [[0, 1], []],
+    );
   });
 });
 
 describe('ties', () => {
   const cfg = tinyConfig('llama', { num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2 });
-  const d = cfg.headDim, Hkv = cfg.numKvHeads, H = cfg.numHeads;
+  const d = cfg.headDim,
+    Hkv = cfg.numKvHeads,
+    H = cfg.numHeads;
 
   it('snapkv with identical keys keeps the latest candidates', async () => {
-    const L = 20, w = 4;
+    const L = 20,
+      w = 4;
     const key = Array.from({ length: Hkv * d }, (_, i) => (i % 3) - 1);
     const cache = cacheFrom(cfg, [Array.from({ length: L }, () => key)], [Array.from({ length: L }, () => key)]);
     const rng = new Rng(1);
@@ -140,7 +196,9 @@ describe('ties', () => {
 
   it('knorm with equal norms keeps the latest; streaming with sinks = budget keeps only the sinks', async () => {
     const L = 12;
-    const keys = Array.from({ length: L }, (_, j) => Array.from({ length: Hkv * d }, (_, i) => (i === (j % d) ? 2 : 0) + (j === 3 ? 5 : 0) * (i === 0 ? 1 : 0)));
+    const keys = Array.from({ length: L }, (_, j) =>
+      Array.from({ length: Hkv * d }, (_, i) => (i === j % d ? 2 : 0) + (j === 3 ? 5 : 0) * (i === 0 ? 1 : 0)),
+    );
     const cache = cacheFrom(cfg, [keys], [keys]);
     const run = syntheticRun(cfg, cache, null, L, 0);
     const plan = await makePress('knorm', { budget: 4 }).compress(run);
@@ -151,7 +209,8 @@ describe('ties', () => {
   });
 
   it('window shrinks to a ratio budget smaller than it', async () => {
-    const L = 20, w = 8;
+    const L = 20,
+      w = 8;
     const rng = new Rng(3);
     const keys = Array.from({ length: L }, () => Array.from(rng.normalArray(Hkv * d)));
     const run = syntheticRun(cfg, cacheFrom(cfg, [keys], [keys]), [rng.normalArray(w * H * d)], L, w);
@@ -165,8 +224,13 @@ describe('prefill recorder', () => {
   it('column sums are the same whether the engine appends before or after calling the observer', () => {
     const c = tinyConfig('llama', { num_hidden_layers: 1 });
     const rng = new Rng(8);
-    const L = 30, Hq = c.numHeads, K = c.numKvHeads, dd = c.headDim;
-    const q = rng.normalArray(L * Hq * dd), k = rng.normalArray(L * K * dd), v = rng.normalArray(L * K * dd);
+    const L = 30,
+      Hq = c.numHeads,
+      K = c.numKvHeads,
+      dd = c.headDim;
+    const q = rng.normalArray(L * Hq * dd),
+      k = rng.normalArray(L * K * dd),
+      v = rng.normalArray(L * K * dd);
     const sums: Float64Array[] = [];
     for (const appendFirst of [true, false]) {
       const cache = new KvCache(1, K, dd);
@@ -174,8 +238,16 @@ describe('prefill recorder', () => {
       for (let s = 0; s < L; s += 7) {
         const n = Math.min(7, L - s);
         const pos = Int32Array.from({ length: n }, (_, i) => s + i);
-        const view = { layer: 0, positions: pos, queries: q.subarray(s * Hq * dd, (s + n) * Hq * dd), keys: k.subarray(s * K * dd, (s + n) * K * dd), values: v.subarray(s * K * dd, (s + n) * K * dd) };
-        const append = () => { for (let h = 0; h < K; h++) cache.head(0, h).append(n, view.keys, view.values, K * dd, h * dd, pos); };
+        const view = {
+          layer: 0,
+          positions: pos,
+          queries: q.subarray(s * Hq * dd, (s + n) * Hq * dd),
+          keys: k.subarray(s * K * dd, (s + n) * K * dd),
+          values: v.subarray(s * K * dd, (s + n) * K * dd),
+        };
+        const append = () => {
+          for (let h = 0; h < K; h++) cache.head(0, h).append(n, view.keys, view.values, K * dd, h * dd, pos);
+        };
         if (appendFirst) append();
         rec.observer(view);
         if (!appendFirst) append();

@@ -22,7 +22,8 @@ test('report data: means per method, budget and task, needle cells, fidelity, ke
   assert.deepEqual(data.modes, ['query-aware', 'query-agnostic']);
   assert.deepEqual(data.tasks, ['niah', 'ruler:vt']);
   const sp = scorePoints(data.rows, 'query-aware');
-  const at = (method: string, budget: number, task: string) => sp.find((p) => p.method === method && p.budget === budget && p.task === task)!;
+  const at = (method: string, budget: number, task: string) =>
+    sp.find((p) => p.method === method && p.budget === budget && p.task === task)!;
   assert.equal(at('snapkv', 64, 'niah').score, 50);
   assert.equal(at('snapkv', 64, 'niah').n, 6);
   assert.equal(at('snapkv', 64, 'ruler:vt').score, 40);
@@ -38,9 +39,39 @@ test('report data: means per method, budget and task, needle cells, fidelity, ke
   assert.equal(fp.find((p) => p.method === 'snapkv' && p.budget === 64 && p.measure === 'oracle hit rate')!.value, 32);
   assert.equal(fp.find((p) => p.method === 'snapkv' && p.budget === 128 && p.measure === 'attention recall')!.value, 56);
   // 6 tokens, 1 layer x 2 heads, 3 bins of 2 positions: head 0 keeps {0, 1}, head 1 keeps {0, 5}
-  const kf: KeptFile = { task: 't', case: 'c', mode: 'query-aware', tokens: ['a', 'b', 'c', 'd', 'e', 'f'], layers: 1, kvHeads: 2, settings: [{ press: 'snapkv', options: {}, budget: 2, kept: [[[0, 1], [0, 5]]] }] };
-  assert.deepEqual(keptBins(kf, 3).map((b) => b.share), [3 / 4, 0, 1 / 4]);
-  assert.deepEqual(keptBins(kf, 3).map((b) => [b.start, b.end]), [[0, 1], [2, 3], [4, 5]]);
+  const kf: KeptFile = {
+    task: 't',
+    case: 'c',
+    mode: 'query-aware',
+    tokens: ['a', 'b', 'c', 'd', 'e', 'f'],
+    layers: 1,
+    kvHeads: 2,
+    settings: [
+      {
+        press: 'snapkv',
+        options: {},
+        budget: 2,
+        kept: [
+          [
+            [0, 1],
+            [0, 5],
+          ],
+        ],
+      },
+    ],
+  };
+  assert.deepEqual(
+    keptBins(kf, 3).map((b) => b.share),
+    [3 / 4, 0, 1 / 4],
+  );
+  assert.deepEqual(
+    keptBins(kf, 3).map((b) => [b.start, b.end]),
+    [
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ],
+  );
   // bitset: positions 0, 3, 9 of 10 -> bytes 0b00001001, 0b00000010
   assert.deepEqual([...Buffer.from(encodeBits([0, 3, 9], 10), 'base64')], [9, 2]);
 });
@@ -51,7 +82,15 @@ test('report: self-contained HTML, each chart as SVG (Vega) and PNG (resvg)', as
   const out = join(dir, 'report');
   const r = await writeReport(dir, out);
   const ids = r.charts.map((c) => c.id).sort();
-  assert.deepEqual(ids, ['fidelity-query-agnostic', 'fidelity-query-aware', 'kept-0', 'needle-query-agnostic', 'needle-query-aware', 'score-query-agnostic', 'score-query-aware']);
+  assert.deepEqual(ids, [
+    'fidelity-query-agnostic',
+    'fidelity-query-aware',
+    'kept-0',
+    'needle-query-agnostic',
+    'needle-query-aware',
+    'score-query-agnostic',
+    'score-query-aware',
+  ]);
   for (const c of r.charts) {
     const svg = readFileSync(c.svg, 'utf8');
     assert.ok(svg.startsWith('<svg'), c.id);
@@ -65,8 +104,13 @@ test('report: self-contained HTML, each chart as SVG (Vega) and PNG (resvg)', as
   assert.match(html, /<td>snapkv<\/td><td class="num">64<\/td><td>query-aware<\/td><td class="num">8<\/td><td class="num">47\.5<\/td>/);
   assert.match(html, /id="kv-data"/);
   // the spec beside each chart holds the plotted means
-  const spec = JSON.parse(readFileSync(join(out, 'score-query-aware.vl.json'), 'utf8')) as { data: { values: { method: string; budget: number; task: string; score: number }[] } };
+  const spec = JSON.parse(readFileSync(join(out, 'score-query-aware.vl.json'), 'utf8')) as {
+    data: { values: { method: string; budget: number; task: string; score: number }[] };
+  };
   assert.equal(spec.data.values.find((v) => v.method === 'snapkv' && v.budget === 64 && v.task === MEAN_OVER_TASKS)!.score, 45);
   assert.ok(readdirSync(out).includes('index.html'));
-  await assert.rejects(writeReport(join(dir, 'nothing'), join(dir, 'r2')), (e: unknown) => e instanceof KvevictError && /no results\.jsonl here/.test(e.message));
+  await assert.rejects(
+    writeReport(join(dir, 'nothing'), join(dir, 'r2')),
+    (e: unknown) => e instanceof KvevictError && /no results\.jsonl here/.test(e.message),
+  );
 });

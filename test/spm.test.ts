@@ -19,7 +19,12 @@ const skip = existsSync(STORIES) ? false : `${STORIES} not found`;
 
 // ------------------------------------------------ an independent SentencePiece-BPE encoder (llama2.c's loop)
 
-interface RefVocab { tokens: string[]; scores: number[]; types: number[]; addSpacePrefix: boolean }
+interface RefVocab {
+  tokens: string[];
+  scores: number[];
+  types: number[];
+  addSpacePrefix: boolean;
+}
 
 /**
  * llama2.c's encode, plainly: UTF-8 characters (or their bytes + 3 when not in the vocabulary), then merge
@@ -28,16 +33,25 @@ interface RefVocab { tokens: string[]; scores: number[]; types: number[]; addSpa
  */
 function referenceEncode(v: RefVocab, text: string): number[] {
   const lookup = new Map<string, number>();
-  v.tokens.forEach((t, i) => { if (v.types[i] !== SpmTokenType.UNUSED && !lookup.has(t)) lookup.set(t, i); });
+  v.tokens.forEach((t, i) => {
+    if (v.types[i] !== SpmTokenType.UNUSED && !lookup.has(t)) lookup.set(t, i);
+  });
   const byteId = (b: number) => v.tokens.indexOf(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
-  const specials = v.tokens.map((t, i) => ({ t, i })).filter(({ i }) => v.types[i] === SpmTokenType.CONTROL || v.types[i] === SpmTokenType.USER_DEFINED);
+  const specials = v.tokens
+    .map((t, i) => ({ t, i }))
+    .filter(({ i }) => v.types[i] === SpmTokenType.CONTROL || v.types[i] === SpmTokenType.USER_DEFINED);
   const out: number[] = [];
-  let rest = text, afterSpecial = true;
+  let rest = text,
+    afterSpecial = true;
   while (rest.length > 0) {
-    let at = rest.length, hit: { t: string; i: number } | null = null;
+    let at = rest.length,
+      hit: { t: string; i: number } | null = null;
     for (const s of specials) {
       const k = rest.indexOf(s.t);
-      if (k >= 0 && (k < at || (k === at && hit !== null && s.t.length > hit.t.length))) { at = k; hit = s; }
+      if (k >= 0 && (k < at || (k === at && hit !== null && s.t.length > hit.t.length))) {
+        at = k;
+        hit = s;
+      }
     }
     const piece = rest.slice(0, at);
     if (piece.length > 0) {
@@ -49,10 +63,16 @@ function referenceEncode(v: RefVocab, text: string): number[] {
         else for (const b of new TextEncoder().encode(ch)) ids.push(byteId(b));
       }
       for (;;) {
-        let best = -1, bestScore = -Infinity, bestId = -1;
+        let best = -1,
+          bestScore = -Infinity,
+          bestId = -1;
         for (let i = 0; i + 1 < ids.length; i++) {
           const id = lookup.get(v.tokens[ids[i]] + v.tokens[ids[i + 1]]);
-          if (id !== undefined && v.scores[id] > bestScore) { best = i; bestScore = v.scores[id]; bestId = id; }
+          if (id !== undefined && v.scores[id] > bestScore) {
+            best = i;
+            bestScore = v.scores[id];
+            bestId = id;
+          }
         }
         if (best < 0) break;
         ids.splice(best, 2, bestId);
@@ -60,7 +80,11 @@ function referenceEncode(v: RefVocab, text: string): number[] {
       out.push(...ids);
       afterSpecial = false;
     }
-    if (hit) { out.push(hit.i); rest = rest.slice(at + hit.t.length); afterSpecial = true; } else rest = '';
+    if (hit) {
+      out.push(hit.i);
+      rest = rest.slice(at + hit.t.length);
+      afterSpecial = true;
+    } else rest = '';
   }
   return out;
 }
@@ -77,11 +101,26 @@ const MIXED = [
 function syntheticVocab(): RefVocab {
   const tokens = ['<unk>', '<s>', '</s>'];
   const types = [SpmTokenType.UNKNOWN, SpmTokenType.CONTROL, SpmTokenType.CONTROL];
-  for (let b = 0; b < 256; b++) { tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`); types.push(SpmTokenType.BYTE); }
-  const chars = [...new Set([...MIXED.join(' ').replace(/[🎉日]/gu, '').split(' ').join('\u2581')])];
-  for (const c of chars) { tokens.push(c); types.push(SpmTokenType.NORMAL); }
+  for (let b = 0; b < 256; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+    types.push(SpmTokenType.BYTE);
+  }
+  const chars = [
+    ...new Set([
+      ...MIXED.join(' ')
+        .replace(/[🎉日]/gu, '')
+        .split(' ')
+        .join('\u2581'),
+    ]),
+  ];
+  for (const c of chars) {
+    tokens.push(c);
+    types.push(SpmTokenType.NORMAL);
+  }
   const rng = new Rng(17);
-  const words = MIXED.join(' ').split(/\s+/).map((w) => `\u2581${w}`);
+  const words = MIXED.join(' ')
+    .split(/\s+/)
+    .map((w) => `\u2581${w}`);
   const seen = new Set(tokens);
   for (const w of words) {
     const cs = [...w];
@@ -89,7 +128,11 @@ function syntheticVocab(): RefVocab {
       for (let i = 0; i + len <= cs.length; i++) {
         const t = cs.slice(i, i + len).join('');
         // as in a trained model, every character of a piece is a piece (日 and 🎉 stay outside: byte fallback)
-        if (!seen.has(t) && !/[🎉日]/u.test(t) && rng.next() < 0.5) { seen.add(t); tokens.push(t); types.push(SpmTokenType.NORMAL); }
+        if (!seen.has(t) && !/[🎉日]/u.test(t) && rng.next() < 0.5) {
+          seen.add(t);
+          tokens.push(t);
+          types.push(SpmTokenType.NORMAL);
+        }
       }
     }
   }
@@ -98,32 +141,48 @@ function syntheticVocab(): RefVocab {
   return { tokens, scores, types, addSpacePrefix: true };
 }
 
-test('SentencePiece BPE: ids equal an independent greedy encoder (stories260K and a larger vocabulary with ties, bytes, specials)', { skip }, () => {
-  const g = readGguf(STORIES);
-  const tok = ggufTokenizer(g);
-  const stories: RefVocab = {
-    tokens: ggufValue(g, 'tokenizer.ggml.tokens') as string[], scores: ggufValue(g, 'tokenizer.ggml.scores') as number[],
-    types: ggufValue(g, 'tokenizer.ggml.token_type') as number[], addSpacePrefix: true,
-  };
-  for (const s of MIXED) {
-    const ids = tok.encode(s);
-    assert.deepEqual(ids, referenceEncode(stories, s), s);
-    // a special token is followed by the space that add_space_prefix puts before the next text (as llama.cpp does)
-    assert.equal(tok.decode(ids), s.replace(/(<\/?s>)/g, '$1 '));
-  }
-  assert.deepEqual(tok.encode('Once upon a time').map((i) => tok.tokenToString(i)), ['▁Once', '▁upon', '▁a', '▁time']);
-  const v = syntheticVocab();
-  const syn = spmTokenizer({ ...v, unkId: 0, source: 'synthetic' }, { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' });
-  let merged = 0;
-  for (const s of MIXED) {
-    const ids = syn.encode(s);
-    assert.deepEqual(ids, referenceEncode(v, s), s);
-    merged += ids.filter((i) => syn.tokenToString(i).length > 1 && !syn.tokenToString(i).startsWith('<0x')).length;
-    assert.equal(syn.decode(ids, { skipSpecialTokens: true }), s.replace(/<\/?s>/g, (_m, at: number) => (at === 0 ? '' : ' ')));
-  }
-  assert.ok(merged > 40, `only ${merged} merged tokens: the vocabulary does not exercise merging`);
-  assert.deepEqual(syn.encode('日').map((i) => syn.tokenToString(i)), ['▁', '<0xE6>', '<0x97>', '<0xA5>'], 'a character outside the vocabulary falls back to its bytes');
-});
+test(
+  'SentencePiece BPE: ids equal an independent greedy encoder (stories260K and a larger vocabulary with ties, bytes, specials)',
+  { skip },
+  () => {
+    const g = readGguf(STORIES);
+    const tok = ggufTokenizer(g);
+    const stories: RefVocab = {
+      tokens: ggufValue(g, 'tokenizer.ggml.tokens') as string[],
+      scores: ggufValue(g, 'tokenizer.ggml.scores') as number[],
+      types: ggufValue(g, 'tokenizer.ggml.token_type') as number[],
+      addSpacePrefix: true,
+    };
+    for (const s of MIXED) {
+      const ids = tok.encode(s);
+      assert.deepEqual(ids, referenceEncode(stories, s), s);
+      // a special token is followed by the space that add_space_prefix puts before the next text (as llama.cpp does)
+      assert.equal(tok.decode(ids), s.replace(/(<\/?s>)/g, '$1 '));
+    }
+    assert.deepEqual(
+      tok.encode('Once upon a time').map((i) => tok.tokenToString(i)),
+      ['▁Once', '▁upon', '▁a', '▁time'],
+    );
+    const v = syntheticVocab();
+    const syn = spmTokenizer({ ...v, unkId: 0, source: 'synthetic' }, { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' });
+    let merged = 0;
+    for (const s of MIXED) {
+      const ids = syn.encode(s);
+      assert.deepEqual(ids, referenceEncode(v, s), s);
+      merged += ids.filter((i) => syn.tokenToString(i).length > 1 && !syn.tokenToString(i).startsWith('<0x')).length;
+      assert.equal(
+        syn.decode(ids, { skipSpecialTokens: true }),
+        s.replace(/<\/?s>/g, (_m, at: number) => (at === 0 ? '' : ' ')),
+      );
+    }
+    assert.ok(merged > 40, `only ${merged} merged tokens: the vocabulary does not exercise merging`);
+    assert.deepEqual(
+      syn.encode('日').map((i) => syn.tokenToString(i)),
+      ['▁', '<0xE6>', '<0x97>', '<0xA5>'],
+      'a character outside the vocabulary falls back to its bytes',
+    );
+  },
+);
 
 test('BOS as the tokenizer says: added once for SentencePiece GGUF files, never for SmolLM2, never twice', { skip }, () => {
   const tok = ggufTokenizer(readGguf(STORIES));
@@ -139,18 +198,36 @@ test('BOS as the tokenizer says: added once for SentencePiece GGUF files, never 
 /** The file's tensors as they are stored (q/k rows in llama.cpp's order), for a reference with interleaved RoPE. */
 function rawWeights(file: string): { weights: Weights; layers: number } {
   const g = readGguf(file);
-  const t = (name: string) => readGgufTensorF32(g, g.tensors.find((x) => x.name === name)!);
+  const t = (name: string) =>
+    readGgufTensorF32(
+      g,
+      g.tensors.find((x) => x.name === name)!,
+    );
   const layers = ggufValue(g, 'llama.block_count') as number;
   const ls: LayerWeights[] = [];
   for (let l = 0; l < layers; l++) {
     const p = `blk.${l}.`;
     ls.push({
-      inputNorm: t(p + 'attn_norm.weight'), q: t(p + 'attn_q.weight'), k: t(p + 'attn_k.weight'), v: t(p + 'attn_v.weight'), o: t(p + 'attn_output.weight'),
-      postNorm: t(p + 'ffn_norm.weight'), gate: t(p + 'ffn_gate.weight'), up: t(p + 'ffn_up.weight'), down: t(p + 'ffn_down.weight'),
-      qBias: null, kBias: null, vBias: null, qNorm: null, kNorm: null,
+      inputNorm: t(p + 'attn_norm.weight'),
+      q: t(p + 'attn_q.weight'),
+      k: t(p + 'attn_k.weight'),
+      v: t(p + 'attn_v.weight'),
+      o: t(p + 'attn_output.weight'),
+      postNorm: t(p + 'ffn_norm.weight'),
+      gate: t(p + 'ffn_gate.weight'),
+      up: t(p + 'ffn_up.weight'),
+      down: t(p + 'ffn_down.weight'),
+      qBias: null,
+      kBias: null,
+      vBias: null,
+      qNorm: null,
+      kNorm: null,
     } as unknown as LayerWeights);
   }
-  return { weights: { embed: t('token_embd.weight'), layers: ls, finalNorm: t('output_norm.weight'), lmHead: t('output.weight') } as Weights, layers };
+  return {
+    weights: { embed: t('token_embd.weight'), layers: ls, finalNorm: t('output_norm.weight'), lmHead: t('output.weight') } as Weights,
+    layers,
+  };
 }
 
 test('stories260K: greedy tokens and log-probabilities equal the float64 reference on the file as stored', { skip }, async () => {
@@ -167,8 +244,14 @@ test('stories260K: greedy tokens and log-probabilities equal the float64 referen
   const ref = referenceForward(m.config, raw.weights, { tokens: [...prompt, ...r.tokens], rope: 'interleaved' });
   for (let s = 0; s < r.tokens.length; s++) {
     const row = ref.logits[prompt.length - 1 + s];
-    let best = 0, max = -Infinity, sum = 0;
-    for (let j = 0; j < row.length; j++) if (row[j] > max) { max = row[j]; best = j; }
+    let best = 0,
+      max = -Infinity,
+      sum = 0;
+    for (let j = 0; j < row.length; j++)
+      if (row[j] > max) {
+        max = row[j];
+        best = j;
+      }
     for (let j = 0; j < row.length; j++) sum += Math.exp(row[j] - max);
     assert.equal(r.tokens[s], best, `step ${s}: token ${r.tokens[s]} against the reference's ${best}`);
     const lp = row[best] - max - Math.log(sum);
@@ -193,8 +276,18 @@ test('a SentencePiece GGUF without scores, or with a score table of the wrong le
   const dir = mkdtempSync(join(tmpdir(), 'kvevict-spm-'));
   try {
     for (const [what, edit] of [
-      ['no scores', (md: typeof g.metadata) => { md.delete('tokenizer.ggml.scores'); }],
-      ['too few scores', (md: typeof g.metadata) => { md.set('tokenizer.ggml.scores', { type: GgufType.ARRAY, arrayType: GgufType.FLOAT32, value: [0, 1, 2] }); }],
+      [
+        'no scores',
+        (md: typeof g.metadata) => {
+          md.delete('tokenizer.ggml.scores');
+        },
+      ],
+      [
+        'too few scores',
+        (md: typeof g.metadata) => {
+          md.set('tokenizer.ggml.scores', { type: GgufType.ARRAY, arrayType: GgufType.FLOAT32, value: [0, 1, 2] });
+        },
+      ],
     ] as const) {
       const md = new Map(g.metadata);
       edit(md);

@@ -7,7 +7,10 @@ import { Rng } from '../src/util/rng.js';
 
 test('bootstrap interval of a mean: near the normal approximation for many cases, seeded, exact for one case', () => {
   const rng = new Rng(3);
-  for (const [n, p] of [[400, 0.3], [1000, 0.8]]) {
+  for (const [n, p] of [
+    [400, 0.3],
+    [1000, 0.8],
+  ]) {
     const xs: number[] = Array.from({ length: n }, () => (rng.next() < p ? 100 : 0));
     const mean = xs.reduce((a, b) => a + b, 0) / n;
     const se = Math.sqrt((mean * (100 - mean)) / n);
@@ -24,8 +27,12 @@ test('bootstrap interval of a mean: near the normal approximation for many cases
 });
 
 test('paired difference: only the cases both methods ran, with an interval that excludes 0 for a consistent gain', () => {
-  const a = new Map<string, number>(), b = new Map<string, number>();
-  for (let i = 0; i < 200; i++) { a.set(`c${i}`, i % 2 ? 100 : 50); b.set(`c${i}`, i % 2 ? 90 : 40); }
+  const a = new Map<string, number>(),
+    b = new Map<string, number>();
+  for (let i = 0; i < 200; i++) {
+    a.set(`c${i}`, i % 2 ? 100 : 50);
+    b.set(`c${i}`, i % 2 ? 90 : 40);
+  }
   a.set('only-a', 0);
   const d = pairedDifference(a, b)!;
   assert.equal(d.n, 200);
@@ -38,10 +45,27 @@ test('paired difference: only the cases both methods ran, with an interval that 
 
 function row(press: string, budget: number, c: string, score: number): ResultRow {
   return {
-    key: `${press}-${budget}-${c}`, model: 'm', dataset: 'niah', task: 'niah', case: c, press, options: {}, budget, mode: 'query-aware',
-    prompt_tokens: 100, compressible_tokens: 90, truncated_tokens: 0, prediction: '', answers: [], metric: 'string_match_all', score,
-    fidelity: { oracle_hit: null, attention_recall: null, top1: null, kl: null }, cache_bytes: 0, full_cache_bytes: 0,
-    timings: { prefill_ms: 0, compress_ms: 0, decode_ms: 0 }, meta: {},
+    key: `${press}-${budget}-${c}`,
+    model: 'm',
+    dataset: 'niah',
+    task: 'niah',
+    case: c,
+    press,
+    options: {},
+    budget,
+    mode: 'query-aware',
+    prompt_tokens: 100,
+    compressible_tokens: 90,
+    truncated_tokens: 0,
+    prediction: '',
+    answers: [],
+    metric: 'string_match_all',
+    score,
+    fidelity: { oracle_hit: null, attention_recall: null, top1: null, kl: null },
+    cache_bytes: 0,
+    full_cache_bytes: 0,
+    timings: { prefill_ms: 0, compress_ms: 0, decode_ms: 0 },
+    meta: {},
   } as ResultRow;
 }
 
@@ -62,15 +86,23 @@ test('score charts: every point carries its interval, the mean over tasks a stra
   const { scorePoints, MEAN_OVER_TASKS } = await import('../src/eval/report/data.js');
   const { scoreSpec } = await import('../src/eval/report/specs.js');
   const rows: ResultRow[] = [];
-  for (let i = 0; i < 30; i++) rows.push(row('snapkv', 64, `c${i}`, i % 3 === 0 ? 100 : 0), { ...row('snapkv', 64, `d${i}`, 50), task: 'other', dataset: 'ruler:vt' });
+  for (let i = 0; i < 30; i++)
+    rows.push(row('snapkv', 64, `c${i}`, i % 3 === 0 ? 100 : 0), { ...row('snapkv', 64, `d${i}`, 50), task: 'other', dataset: 'ruler:vt' });
   const points = scorePoints(rows, 'query-aware');
   const mean = points.find((p) => p.task === MEAN_OVER_TASKS)!;
   assert.ok(Math.abs(mean.score - (100 / 3 + 50) / 2) < 1e-9);
   for (const p of points) assert.ok(p.lo <= p.score && p.score <= p.hi, `${p.task}: [${p.lo}, ${p.hi}] around ${p.score}`);
   const niah = points.find((p) => p.task === 'niah')!;
   // the constant task adds no spread: the mean's interval is half as wide as the varying task's
-  assert.ok(Math.abs((mean.hi - mean.lo) - (niah.hi - niah.lo) / 2) < 0.25 * (niah.hi - niah.lo), `${mean.hi - mean.lo} vs ${(niah.hi - niah.lo) / 2}`);
-  const band = (scoreSpec(points, 'query-aware', ['snapkv']) as unknown as { spec: { layer: { mark: { type: string }; encoding: { y: { field: string }; y2?: { field: string } } }[] } }).spec.layer[0];
+  assert.ok(
+    Math.abs(mean.hi - mean.lo - (niah.hi - niah.lo) / 2) < 0.25 * (niah.hi - niah.lo),
+    `${mean.hi - mean.lo} vs ${(niah.hi - niah.lo) / 2}`,
+  );
+  const band = (
+    scoreSpec(points, 'query-aware', ['snapkv']) as unknown as {
+      spec: { layer: { mark: { type: string }; encoding: { y: { field: string }; y2?: { field: string } } }[] };
+    }
+  ).spec.layer[0];
   assert.equal(band.mark.type, 'area');
   assert.equal(band.encoding.y.field, 'lo');
   assert.equal(band.encoding.y2?.field, 'hi');

@@ -3,24 +3,55 @@ import assert from 'node:assert/strict';
 import { formatMarkdownFocus } from '../src/eval/summary.js';
 import type { ResultRow } from '../src/eval/results.js';
 
-function row(press: string, budget: number, mode: 'query-aware' | 'query-agnostic', dataset: string, score: number, hit: number | null): ResultRow {
+function row(
+  press: string,
+  budget: number,
+  mode: 'query-aware' | 'query-agnostic',
+  dataset: string,
+  score: number,
+  hit: number | null,
+): ResultRow {
   return {
-    key: `${press}-${budget}-${mode}-${dataset}-${score}`, model: 'm', dataset, task: dataset, case: 'c', press, options: {}, budget, mode,
-    prompt_tokens: 100, compressible_tokens: 90, truncated_tokens: 0, prediction: '', answers: [], metric: 'string_match_all', score,
-    fidelity: { oracle_hit: hit, attention_recall: null, top1: null, kl: null }, cache_bytes: 0, full_cache_bytes: 0,
-    timings: { prefill_ms: 0, compress_ms: 0, decode_ms: 0 }, meta: {},
+    key: `${press}-${budget}-${mode}-${dataset}-${score}`,
+    model: 'm',
+    dataset,
+    task: dataset,
+    case: 'c',
+    press,
+    options: {},
+    budget,
+    mode,
+    prompt_tokens: 100,
+    compressible_tokens: 90,
+    truncated_tokens: 0,
+    prediction: '',
+    answers: [],
+    metric: 'string_match_all',
+    score,
+    fidelity: { oracle_hit: hit, attention_recall: null, top1: null, kl: null },
+    cache_bytes: 0,
+    full_cache_bytes: 0,
+    timings: { prefill_ms: 0, compress_ms: 0, decode_ms: 0 },
+    meta: {},
   } as ResultRow;
 }
 
 test('focus table: family means per budget and mode, full cache the same at every budget, other methods left out', () => {
   const rows = [
-    row('snapkv', 64, 'query-aware', 'niah', 50, 40), row('snapkv', 64, 'query-aware', 'niah', 100, 60),
-    row('snapkv', 64, 'query-aware', 'ruler:vt', 20, 10), row('snapkv', 128, 'query-aware', 'niah', 70, 80),
-    row('laq', 64, 'query-aware', 'niah', 90, 90), row('laq', 64, 'query-agnostic', 'longbench:multi_news', 30, null),
-    row('full', 64, 'query-aware', 'niah', 100, null), row('streaming', 64, 'query-aware', 'niah', 0, 0),
+    row('snapkv', 64, 'query-aware', 'niah', 50, 40),
+    row('snapkv', 64, 'query-aware', 'niah', 100, 60),
+    row('snapkv', 64, 'query-aware', 'ruler:vt', 20, 10),
+    row('snapkv', 128, 'query-aware', 'niah', 70, 80),
+    row('laq', 64, 'query-aware', 'niah', 90, 90),
+    row('laq', 64, 'query-agnostic', 'longbench:multi_news', 30, null),
+    row('full', 64, 'query-aware', 'niah', 100, null),
+    row('streaming', 64, 'query-aware', 'niah', 0, 0),
   ];
   const md = formatMarkdownFocus(rows, ['full', 'snapkv', 'laq'], [64, 128]).split('\n');
-  assert.equal(md[0], '| method | mode | needle B=64 | needle B=128 | RULER B=64 | RULER B=128 | LongBench B=64 | LongBench B=128 | oracle hit % B=64 | oracle hit % B=128 |');
+  assert.equal(
+    md[0],
+    '| method | mode | needle B=64 | needle B=128 | RULER B=64 | RULER B=128 | LongBench B=64 | LongBench B=128 | oracle hit % B=64 | oracle hit % B=128 |',
+  );
   // by hand: snapkv needle @64 = (50 + 100) / 2, RULER @64 = 20, hit @64 = (40 + 60 + 10) / 3
   assert.ok(md.includes('| snapkv | query-aware | 75.0 | 70.0 | 20.0 | - | - | - | 36.7 | 80.0 |'), md.join('\n'));
   assert.ok(md.includes('| full | query-aware | 100.0 | 100.0 | - | - | - | - | - | - |'), md.join('\n'));

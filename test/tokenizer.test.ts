@@ -33,9 +33,12 @@ function gpt2ByteChars(): string[] {
 function referenceEncoder(maxMerges = Infinity): (text: string) => number[] {
   const vocab = JSON.parse(readFileSync(join(smolDir, 'vocab.json'), 'utf8')) as Record<string, number>;
   const ranks = new Map<string, number>();
-  readFileSync(join(smolDir, 'merges.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#version')).forEach((l, i) => {
-    if (i < maxMerges) ranks.set(l, i);
-  });
+  readFileSync(join(smolDir, 'merges.txt'), 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#version'))
+    .forEach((l, i) => {
+      if (i < maxMerges) ranks.set(l, i);
+    });
   const chars = gpt2ByteChars();
   const pattern = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
   const bpe = (word: string): string[] => {
@@ -45,14 +48,19 @@ function referenceEncoder(maxMerges = Infinity): (text: string) => number[] {
       let bestRank = Infinity;
       for (let i = 0; i + 1 < syms.length; i++) {
         const r = ranks.get(`${syms[i]} ${syms[i + 1]}`);
-        if (r !== undefined && r < bestRank) { bestRank = r; best = i; }
+        if (r !== undefined && r < bestRank) {
+          bestRank = r;
+          best = i;
+        }
       }
       if (best < 0) return syms;
       const [a, b] = [syms[best], syms[best + 1]];
       const next: string[] = [];
       for (let i = 0; i < syms.length; i++) {
-        if (i + 1 < syms.length && syms[i] === a && syms[i + 1] === b) { next.push(a + b); i++; }
-        else next.push(syms[i]);
+        if (i + 1 < syms.length && syms[i] === a && syms[i + 1] === b) {
+          next.push(a + b);
+          i++;
+        } else next.push(syms[i]);
       }
       syms = next;
     }
@@ -88,7 +96,11 @@ test('SmolLM2 cut to its first N ids (the reference model v2 vocabulary): the in
       assert.ok(ids.every((i) => i < size));
       assert.equal(tok.decode(ids), s);
     }
-    assert.deepEqual(tok.encode('12345'), [...'12345'].map((d) => tok.encode(d)[0]), 'one token per digit');
+    assert.deepEqual(
+      tok.encode('12345'),
+      [...'12345'].map((d) => tok.encode(d)[0]),
+      'one token per digit',
+    );
   }
   assert.throws(() => cutSmolLM2Tokenizer(100), /must be an integer in 253\.\.49152/);
 });
@@ -173,13 +185,22 @@ test('a tokenizer without a chat template says so; special tokens reach the temp
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(cfg));
   const t = Tokenizer.fromDir(dir);
   assert.equal(t.chatTemplate, null);
-  assert.throws(() => t.applyChatTemplate([{ role: 'user', content: 'hi' }]), (e: unknown) => e instanceof KvevictError && e.message.includes('no chat template') && e.message.includes(join(dir, 'tokenizer_config.json')));
+  assert.throws(
+    () => t.applyChatTemplate([{ role: 'user', content: 'hi' }]),
+    (e: unknown) =>
+      e instanceof KvevictError && e.message.includes('no chat template') && e.message.includes(join(dir, 'tokenizer_config.json')),
+  );
   // chat_template.jinja beside it is used; bos_token/eos_token are passed as transformers does
-  writeFileSync(join(dir, 'chat_template.jinja'), '{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{{ eos_token }}{% endfor %}');
+  writeFileSync(
+    join(dir, 'chat_template.jinja'),
+    '{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{{ eos_token }}{% endfor %}',
+  );
   const t2 = Tokenizer.fromDir(dir);
   assert.equal(t2.applyChatTemplate([{ role: 'user', content: 'hi' }]), '<|im_start|>[user]hi<|im_end|>');
   // a template that raises becomes a KvevictError
-  const t3 = new Tokenizer(makeByteTokenizerJson(BYTE_SPECIALS) as Record<string, unknown>, cfg, { chatTemplate: "{{ raise_exception('roles must alternate') }}" });
+  const t3 = new Tokenizer(makeByteTokenizerJson(BYTE_SPECIALS) as Record<string, unknown>, cfg, {
+    chatTemplate: "{{ raise_exception('roles must alternate') }}",
+  });
   assert.throws(() => t3.applyChatTemplate([]), /roles must alternate/);
 });
 
@@ -192,7 +213,15 @@ test('byte tokenizer: one token per byte, specials after the 256 bytes, exact ro
   assert.deepEqual(t.eosTokenIds, [258]);
   assert.deepEqual(t.specialTokenIds, [256, 257, 258]);
   const rng = new Rng(99);
-  const pools = [[0x20, 0x7e], [0x0, 0x1f], [0xa0, 0x2ff], [0x370, 0x3ff], [0x3040, 0x30ff], [0x4e00, 0x4fff], [0x1f300, 0x1f64f]];
+  const pools = [
+    [0x20, 0x7e],
+    [0x0, 0x1f],
+    [0xa0, 0x2ff],
+    [0x370, 0x3ff],
+    [0x3040, 0x30ff],
+    [0x4e00, 0x4fff],
+    [0x1f300, 0x1f64f],
+  ];
   for (let trial = 0; trial < 50; trial++) {
     let s = '';
     const n = 1 + rng.int(60);

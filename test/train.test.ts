@@ -28,24 +28,32 @@ test('AdamW matches a float64 hand computation, with decay on matrices only', ()
   const w = new Tensor(new Float32Array([0.5, -1, 2, 0.25]), [2, 2], true);
   const n = new Tensor(new Float32Array([1, 1]), [2], true);
   const opt = new AdamW([w, n], { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
-  const grads = [[0.1, -0.2, 0.3, 0], [0.05, 0.4, -0.1, 0.2]];
-  const ref = [0.5, -1, 2, 0.25], m = [0, 0, 0, 0], v = [0, 0, 0, 0];
-  const nRef = [1, 1], nm = [0, 0], nv = [0, 0];
+  const grads = [
+    [0.1, -0.2, 0.3, 0],
+    [0.05, 0.4, -0.1, 0.2],
+  ];
+  const ref = [0.5, -1, 2, 0.25],
+    m = [0, 0, 0, 0],
+    v = [0, 0, 0, 0];
+  const nRef = [1, 1],
+    nm = [0, 0],
+    nv = [0, 0];
   grads.forEach((g, t) => {
     const lr = 0.01 * (t + 1);
     w.gradBuf().set(g);
     n.gradBuf().set([g[0], g[1]]);
     opt.step(lr);
-    const c1 = 1 - 0.9 ** (t + 1), c2 = 1 - 0.99 ** (t + 1);
+    const c1 = 1 - 0.9 ** (t + 1),
+      c2 = 1 - 0.99 ** (t + 1);
     for (let i = 0; i < 4; i++) {
       m[i] = 0.9 * m[i] + 0.1 * g[i];
       v[i] = 0.99 * v[i] + 0.01 * g[i] * g[i];
-      ref[i] = ref[i] * (1 - lr * 0.1) - (lr * m[i] / c1) / (Math.sqrt(v[i] / c2) + 1e-8);
+      ref[i] = ref[i] * (1 - lr * 0.1) - (lr * m[i]) / c1 / (Math.sqrt(v[i] / c2) + 1e-8);
     }
     for (let i = 0; i < 2; i++) {
       nm[i] = 0.9 * nm[i] + 0.1 * g[i];
       nv[i] = 0.99 * nv[i] + 0.01 * g[i] * g[i];
-      nRef[i] = nRef[i] - (lr * nm[i] / c1) / (Math.sqrt(nv[i] / c2) + 1e-8);
+      nRef[i] = nRef[i] - (lr * nm[i]) / c1 / (Math.sqrt(nv[i] / c2) + 1e-8);
     }
   });
   for (let i = 0; i < 4; i++) assert.ok(Math.abs(w.data[i] - ref[i]) < 1e-6, `w[${i}] ${w.data[i]} vs ${ref[i]}`);
@@ -53,7 +61,8 @@ test('AdamW matches a float64 hand computation, with decay on matrices only', ()
 });
 
 test('gradient clipping scales to the maximum global norm', () => {
-  const a = new Tensor(new Float32Array(2), [2], true), b = new Tensor(new Float32Array(1), [1], true);
+  const a = new Tensor(new Float32Array(2), [2], true),
+    b = new Tensor(new Float32Array(1), [1], true);
   a.gradBuf().set([3, 0]);
   b.gradBuf().set([4]);
   assert.equal(clipGradNorm([a, b], 1), 5);
@@ -84,13 +93,25 @@ test('split: held-out essays, needle and question never reach training data', ()
   }
 });
 
-test('held out in kind: no training batch holds a held-out wording, haystack kind or key list (RULER\'s templates among them)', () => {
+test("held out in kind: no training batch holds a held-out wording, haystack kind or key list (RULER's templates among them)", () => {
   const v = smolLM2Vocab(8192);
   const tok = new Tokenizer(v.tokenizerJson() as Record<string, unknown>, v.tokenizerConfig() as Record<string, unknown>);
   const banned = [
-    'mentioned in the provided text', 'One of the special magic', 'special magic', 'Memorize and track the chain', 'VAR ',
-    'Below is a numbered list of words', 'Read the following coded text', 'Everyone knows that', 'registered under',
-    'Quick question', 'Report each', 'recover the omitted words', 'Reproduce the words', '| id | item | owner | count |', ...NEVER_TRAINED,
+    'mentioned in the provided text',
+    'One of the special magic',
+    'special magic',
+    'Memorize and track the chain',
+    'VAR ',
+    'Below is a numbered list of words',
+    'Read the following coded text',
+    'Everyone knows that',
+    'registered under',
+    'Quick question',
+    'Report each',
+    'recover the omitted words',
+    'Reproduce the words',
+    '| id | item | owner | count |',
+    ...NEVER_TRAINED,
   ];
   const heldOutInstruction = corpus.heldOutInstructTexts[0].slice(0, 60);
   const mixes = ['default', 'copy', 'retrieve', 'lookup'];
@@ -104,7 +125,10 @@ test('held out in kind: no training batch holds a held-out wording, haystack kin
   assert.ok(!corpus.trainWords.includes('apple') && corpus.heldOutWords.includes('apple'));
   // and the held-out split does use them
   const held = makeSample(new Rng(3), corpus, 'heldout', 'niah_multikey', 2048, v);
-  assert.match(tok.decode(Array.from(held.ids)), /special magic|registered under|was issued|combination|passphrase|motto|serial key|checksum/);
+  assert.match(
+    tok.decode(Array.from(held.ids)),
+    /special magic|registered under|was issued|combination|passphrase|motto|serial key|checksum/,
+  );
 });
 
 test('samples: every task fits its length and its answer spans decode to the answers', () => {
@@ -143,7 +167,10 @@ test('subword samples (smollm2:8192): every task fits its length, fills the step
   }
   const batch = trainingBatch(corpus, 1, 3, 0.5, 8192, [{ until: 2, lengths: [256] }], 256, v);
   assert.ok(batch.tokens > 8192 - 64 && batch.tokens <= 8192, `${batch.tokens} tokens in a step of 8192`);
-  const enc = encodeDialogue({ task: 'passkey', context: 'The pass key is 123.', turns: [{ question: 'What is it?', answer: 'It is 123.' }] }, v);
+  const enc = encodeDialogue(
+    { task: 'passkey', context: 'The pass key is 123.', turns: [{ question: 'What is it?', answer: 'It is 123.' }] },
+    v,
+  );
   const chat = tok.applyChatTemplate([{ role: 'user', content: 'The pass key is 123.\n\nWhat is it?' }], { addGenerationPrompt: true });
   const prompt = encodePrompt('The pass key is 123.', 'What is it?', v);
   assert.equal(tok.decode(Array.from(prompt)), chat);
@@ -153,7 +180,9 @@ test('subword samples (smollm2:8192): every task fits its length, fills the step
 
 test('encoding: ChatML as the tokenizer template, weights shifted to targets', () => {
   const enc = encodeDialogue({ task: 'passkey', context: 'ctx', turns: [{ question: 'q?', answer: 'A.' }] });
-  const text = Array.from(enc.ids, (i) => (i === IM_START ? '<|im_start|>' : i === IM_END ? '<|im_end|>' : String.fromCharCode(i))).join('');
+  const text = Array.from(enc.ids, (i) => (i === IM_START ? '<|im_start|>' : i === IM_END ? '<|im_end|>' : String.fromCharCode(i))).join(
+    '',
+  );
   assert.equal(text, '<|im_start|>user\nctx\n\nq?<|im_end|>\n<|im_start|>assistant\nA.<|im_end|>\n');
   const a = enc.answers[0];
   assert.equal(decode(enc.ids.subarray(a.start + 1, a.end + 1)), 'A.');
@@ -175,8 +204,24 @@ test('needles go to sentence boundaries at their depths', () => {
 
 function tinyOptions(out: string, steps: number): PretrainOptions {
   return {
-    ...DEFAULT_PRETRAIN, out, exportDir: null, steps, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, maxLength: 128, maxPositions: 256,
-    tokensPerStep: 1024, warmup: 3, lr: 3e-3, evalEvery: 0, evalLengths: [], checkpointEvery: 1000, curriculum: TINY_CURRICULUM,
+    ...DEFAULT_PRETRAIN,
+    out,
+    exportDir: null,
+    steps,
+    hidden: 32,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    intermediate: 64,
+    maxLength: 128,
+    maxPositions: 256,
+    tokensPerStep: 1024,
+    warmup: 3,
+    lr: 3e-3,
+    evalEvery: 0,
+    evalLengths: [],
+    checkpointEvery: 1000,
+    curriculum: TINY_CURRICULUM,
   };
 }
 
@@ -202,12 +247,14 @@ test('pretrain (tiny): the loss falls and the model folder loads', async () => {
 });
 
 test('checkpoint and resume give the same parameters as an uninterrupted run', async () => {
-  const a = mkdtempSync(join(tmpdir(), 'kvevict-a-')), b = mkdtempSync(join(tmpdir(), 'kvevict-b-'));
+  const a = mkdtempSync(join(tmpdir(), 'kvevict-a-')),
+    b = mkdtempSync(join(tmpdir(), 'kvevict-b-'));
   try {
     await pretrain(tinyOptions(a, 6), false, () => {}, corpus);
     await pretrain({ ...tinyOptions(b, 6), timeLimit: 1e-9 }, false, () => {}, corpus); // stops after one step
     await pretrain(tinyOptions(b, 6), true, () => {}, corpus);
-    const wa = readFileSync(join(a, 'model.safetensors')), wb = readFileSync(join(b, 'model.safetensors'));
+    const wa = readFileSync(join(a, 'model.safetensors')),
+      wb = readFileSync(join(b, 'model.safetensors'));
     assert.ok(wa.equals(wb), 'weights differ after resume');
   } finally {
     rmSync(a, { recursive: true, force: true });
@@ -239,26 +286,56 @@ test('checkpoints are safe: truncated, corrupted or edited files are refused in 
       ['cut in half', good.subarray(0, Math.floor(good.length / 2)), /truncated/],
       ['one byte flipped in the tensors', flipped, /checksum/],
       ['a corrupt header', Buffer.concat([good.subarray(0, 8), Buffer.from('{"step": 4,'), good.subarray(19)]), /not valid JSON/],
-      ['step -5', withHeader((h) => { h.step = -5; }), /step -5 is not a whole number/],
-      ['step "x"', withHeader((h) => { h.step = 'x'; }), /step "x"/],
+      [
+        'step -5',
+        withHeader((h) => {
+          h.step = -5;
+        }),
+        /step -5 is not a whole number/,
+      ],
+      [
+        'step "x"',
+        withHeader((h) => {
+          h.step = 'x';
+        }),
+        /step "x"/,
+      ],
       ['an empty file', Buffer.alloc(0), /0 bytes/],
     ];
     for (const [what, bytes, why] of cases) {
       writeFileSync(file, bytes);
-      await assert.rejects(pretrain(tinyOptions(dir, 6), true, () => {}, corpus), (e: Error) => {
-        assert.equal(e.name, 'KvevictError', `${what}: ${e.message}`);
-        assert.match(e.message, why, what);
-        assert.ok(!e.message.includes('\n') && e.message.length < 300, `${what}: one short line`);
-        return true;
-      }, what);
+      await assert.rejects(
+        pretrain(tinyOptions(dir, 6), true, () => {}, corpus),
+        (e: Error) => {
+          assert.equal(e.name, 'KvevictError', `${what}: ${e.message}`);
+          assert.match(e.message, why, what);
+          assert.ok(!e.message.includes('\n') && e.message.length < 300, `${what}: one short line`);
+          return true;
+        },
+        what,
+      );
     }
     writeFileSync(file, good);
-    await assert.rejects(pretrain(tinyOptions(dir, 3), true, () => {}, corpus), /at step 4, past --steps 3/);
-    await assert.rejects(pretrain(tinyOptions(dir, 6), false, () => {}, corpus), /already holds a checkpoint; continue it with --resume/);
+    await assert.rejects(
+      pretrain(tinyOptions(dir, 3), true, () => {}, corpus),
+      /at step 4, past --steps 3/,
+    );
+    await assert.rejects(
+      pretrain(tinyOptions(dir, 6), false, () => {}, corpus),
+      /already holds a checkpoint; continue it with --resume/,
+    );
     // resumed after a crash past the checkpoint: the log holds every step once
-    writeFileSync(join(dir, 'log.jsonl'), readFileSync(join(dir, 'log.jsonl'), 'utf8') + JSON.stringify({ step: 5, tokens: 1, seconds: 1, loss: 1 }) + '\n');
+    writeFileSync(
+      join(dir, 'log.jsonl'),
+      readFileSync(join(dir, 'log.jsonl'), 'utf8') + JSON.stringify({ step: 5, tokens: 1, seconds: 1, loss: 1 }) + '\n',
+    );
     await pretrain(tinyOptions(dir, 6), true, () => {}, corpus);
-    const steps = readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss?: number }).filter((r) => r.loss !== undefined).map((r) => r.step);
+    const steps = readFileSync(join(dir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; loss?: number })
+      .filter((r) => r.loss !== undefined)
+      .map((r) => r.step);
     assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
     await pretrain({ ...tinyOptions(dir, 2), force: true }, false, () => {}, corpus);
   } finally {
@@ -267,13 +344,17 @@ test('checkpoints are safe: truncated, corrupted or edited files are refused in 
 });
 
 test('--continue-from: a run goes on from its exported folder alone (weights, step, log), moments restarted under a re-warm-up', async () => {
-  const a = mkdtempSync(join(tmpdir(), 'kvevict-a-')), b = mkdtempSync(join(tmpdir(), 'kvevict-b-'));
+  const a = mkdtempSync(join(tmpdir(), 'kvevict-a-')),
+    b = mkdtempSync(join(tmpdir(), 'kvevict-b-'));
   try {
     const exportDir = join(a, 'export');
     await pretrain({ ...tinyOptions(a, 8), exportDir, stopAfter: 4 }, false, () => {}, corpus);
     const lines: string[] = [];
     const r = await pretrain({ ...tinyOptions(b, 8), continueFrom: exportDir }, false, (l) => lines.push(l), corpus);
-    assert.ok(lines.some((l) => /continued from .* at step 4/.test(l)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => /continued from .* at step 4/.test(l)),
+      lines.join('\n'),
+    );
     const steps = r.history.filter((h) => h.loss !== undefined).map((h) => h.step);
     assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8]);
     // the first steps after the restart re-warm: a twentieth of the schedule's rate, then two twentieths
@@ -282,8 +363,14 @@ test('--continue-from: a run goes on from its exported folder alone (weights, st
     assert.ok(Math.abs(lr(5) - learningRate(sched, 4) / 20) < 1e-12 && Math.abs(lr(6) - (2 * learningRate(sched, 5)) / 20) < 1e-12);
     // the loss goes on from the trained weights, not from a fresh start
     assert.ok(r.firstLoss < r.history.find((h) => h.step === 1)!.loss! - 0.2, `first loss after continuing ${r.firstLoss}`);
-    await assert.rejects(pretrain({ ...tinyOptions(join(b, 'x'), 8), hidden: 64, continueFrom: exportDir }, false, () => {}, corpus), /--continue-from: option hidden was 32/);
-    await assert.rejects(pretrain({ ...tinyOptions(join(b, 'y'), 8), continueFrom: b + '-none' }, false, () => {}, corpus), /train-state\.json: not found/);
+    await assert.rejects(
+      pretrain({ ...tinyOptions(join(b, 'x'), 8), hidden: 64, continueFrom: exportDir }, false, () => {}, corpus),
+      /--continue-from: option hidden was 32/,
+    );
+    await assert.rejects(
+      pretrain({ ...tinyOptions(join(b, 'y'), 8), continueFrom: b + '-none' }, false, () => {}, corpus),
+      /train-state\.json: not found/,
+    );
   } finally {
     rmSync(a, { recursive: true, force: true });
     rmSync(b, { recursive: true, force: true });
@@ -291,18 +378,26 @@ test('--continue-from: a run goes on from its exported folder alone (weights, st
 });
 
 test('--stop-after ends a run early on its own schedule; --init-from starts from a model folder', async () => {
-  const a = mkdtempSync(join(tmpdir(), 'kvevict-a-')), b = mkdtempSync(join(tmpdir(), 'kvevict-b-')), c = mkdtempSync(join(tmpdir(), 'kvevict-c-'));
+  const a = mkdtempSync(join(tmpdir(), 'kvevict-a-')),
+    b = mkdtempSync(join(tmpdir(), 'kvevict-b-')),
+    c = mkdtempSync(join(tmpdir(), 'kvevict-c-'));
   try {
     await pretrain(tinyOptions(a, 6), false, () => {}, corpus);
     const r = await pretrain({ ...tinyOptions(b, 6), stopAfter: 4 }, false, () => {}, corpus);
     assert.equal(r.history.filter((h) => h.loss !== undefined).length, 4);
     await pretrain(tinyOptions(b, 6), true, () => {}, corpus);
-    assert.ok(readFileSync(join(a, 'model.safetensors')).equals(readFileSync(join(b, 'model.safetensors'))), 'a stopped and resumed run differs');
+    assert.ok(
+      readFileSync(join(a, 'model.safetensors')).equals(readFileSync(join(b, 'model.safetensors'))),
+      'a stopped and resumed run differs',
+    );
     // a one-step run from the trained folder starts where that folder is: its first loss is the trained model's
     const fresh = await pretrain({ ...tinyOptions(c, 1), seed: 2 }, false, () => {}, corpus);
     const tuned = await pretrain({ ...tinyOptions(join(c, 'x'), 1), seed: 2, initFrom: a }, false, () => {}, corpus);
     assert.ok(tuned.firstLoss < fresh.firstLoss - 0.05, `init-from loss ${tuned.firstLoss} vs fresh ${fresh.firstLoss}`);
-    assert.throws(() => initFromModel(a, { ...modelConfigOf(tinyOptions(c, 1)), hiddenSize: 64 }, initParams(modelConfigOf(tinyOptions(c, 1)), 1)), /--init-from .*hiddenSize/);
+    assert.throws(
+      () => initFromModel(a, { ...modelConfigOf(tinyOptions(c, 1)), hiddenSize: 64 }, initParams(modelConfigOf(tinyOptions(c, 1)), 1)),
+      /--init-from .*hiddenSize/,
+    );
   } finally {
     for (const d of [a, b, c]) rmSync(d, { recursive: true, force: true });
   }
@@ -313,7 +408,11 @@ test('held-out evaluation of a model folder: greedy answers through the engine, 
   try {
     await pretrain(tinyOptions(dir, 3), false, () => {}, corpus);
     const { evaluateCard, cardTables } = await import('../src/train/card-eval.js');
-    const e = await evaluateCard(dir, { lengths: [200], depths: [50], perTask: 1, taskLength: 200, perplexityTokens: 1024, streamingKeep: 0.1, maxNewTokens: 8 }, corpus);
+    const e = await evaluateCard(
+      dir,
+      { lengths: [200], depths: [50], perTask: 1, taskLength: 200, perplexityTokens: 1024, streamingKeep: 0.1, maxNewTokens: 8 },
+      corpus,
+    );
     assert.equal(e.niah.length, 1);
     for (const r of e.niah) for (const v of [r.recall, r.exact, r.streamingRecall]) assert.ok(v >= 0 && v <= 1);
     assert.ok(Object.keys(e.tasks).includes('niah_multikey') && !Object.keys(e.tasks).includes('repeat'));
@@ -332,8 +431,15 @@ test('held-out targets suite: needle cells by length and depth with intervals, p
     const { evaluateReference, refEvalTables } = await import('../src/train/ref-eval.js');
     const sink = { write: () => true };
     const e = await evaluateReference(dir, {
-      needleLengths: [160, 200, 99999], needleDepths: [0, 50, 100], rulerLengths: [], rulerSamples: 1, streamingKeep: 0.1, perplexityTokens: 600,
-      out: join(dir, 'rows'), progress: sink, log: sink,
+      needleLengths: [160, 200, 99999],
+      needleDepths: [0, 50, 100],
+      rulerLengths: [],
+      rulerSamples: 1,
+      streamingKeep: 0.1,
+      perplexityTokens: 600,
+      out: join(dir, 'rows'),
+      progress: sink,
+      log: sink,
     });
     assert.deepEqual(Object.keys(e.niah), ['160', '200'], 'lengths past the model context are left out');
     for (const c of Object.values(e.niah)) {
@@ -343,7 +449,10 @@ test('held-out targets suite: needle cells by length and depth with intervals, p
     }
     // an untrained byte model: about ln(259) nats per token, 8 bits per byte
     assert.ok(e.perplexity.bitsPerByte > 5 && e.perplexity.bitsPerByte < 9, `${e.perplexity.bitsPerByte} bits per byte`);
-    assert.deepEqual(e.targets.map((t) => t.name), ['needle 160: lowest depth', 'needle 200: lowest depth']);
+    assert.deepEqual(
+      e.targets.map((t) => t.name),
+      ['needle 160: lowest depth', 'needle 200: lowest depth'],
+    );
     assert.match(refEvalTables(e), /\| needle 200: lowest depth \| [\d.]+ \| >= 98 \| no \|/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -352,7 +461,10 @@ test('held-out targets suite: needle cells by length and depth with intervals, p
 
 test('pretrain --curriculum parses stages and task mixes, and rejects bad ones', async () => {
   const { parseCurriculum } = await import('../src/cli/pretrain.js');
-  assert.deepEqual(parseCurriculum('0.5:128,256@copy;1.01:512'), [{ until: 0.5, lengths: [128, 256], mix: 'copy' }, { until: 1.01, lengths: [512] }]);
+  assert.deepEqual(parseCurriculum('0.5:128,256@copy;1.01:512'), [
+    { until: 0.5, lengths: [128, 256], mix: 'copy' },
+    { until: 1.01, lengths: [512] },
+  ]);
   assert.throws(() => parseCurriculum('0.5:abc'), /--curriculum/);
   assert.throws(() => parseCurriculum('0.5:128@nosuchmix'), /--curriculum mix/);
 });

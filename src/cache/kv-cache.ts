@@ -12,7 +12,10 @@ export class HeadCache {
   positions: Int32Array;
   length = 0;
 
-  constructor(readonly headDim: number, capacity = 0) {
+  constructor(
+    readonly headDim: number,
+    capacity = 0,
+  ) {
     this.keys = new Float32Array(capacity * headDim);
     this.values = new Float32Array(capacity * headDim);
     this.positions = new Int32Array(capacity);
@@ -25,10 +28,15 @@ export class HeadCache {
   private grow(min: number): void {
     const cap = Math.max(min, Math.ceil(this.capacity * 1.5), 16);
     const d = this.headDim;
-    const k = new Float32Array(cap * d); k.set(this.keys.subarray(0, this.length * d));
-    const v = new Float32Array(cap * d); v.set(this.values.subarray(0, this.length * d));
-    const p = new Int32Array(cap); p.set(this.positions.subarray(0, this.length));
-    this.keys = k; this.values = v; this.positions = p;
+    const k = new Float32Array(cap * d);
+    k.set(this.keys.subarray(0, this.length * d));
+    const v = new Float32Array(cap * d);
+    v.set(this.values.subarray(0, this.length * d));
+    const p = new Int32Array(cap);
+    p.set(this.positions.subarray(0, this.length));
+    this.keys = k;
+    this.values = v;
+    this.positions = p;
   }
 
   /** Reserve room for `extra` more entries (prefill knows its size up front). */
@@ -41,7 +49,15 @@ export class HeadCache {
    * read with stride Hkv*d and offset head*d). Positions must be above every stored position. `k` copies the
    * rows (the engine passes its kernels: one native call per block instead of two copies per row).
    */
-  append(rows: number, keys: Float32Array, values: Float32Array, stride: number, offset: number, positions: Int32Array, k: Pick<Kernels, 'copyRows'> = jsKernels): void {
+  append(
+    rows: number,
+    keys: Float32Array,
+    values: Float32Array,
+    stride: number,
+    offset: number,
+    positions: Int32Array,
+    k: Pick<Kernels, 'copyRows'> = jsKernels,
+  ): void {
     for (let r = 0; r < rows; r++) {
       const prev = r > 0 ? positions[r - 1] : this.length > 0 ? this.positions[this.length - 1] : null;
       assert(prev === null || positions[r] > prev, 'cache positions must increase');
@@ -63,14 +79,18 @@ export class HeadCache {
     let j = 0;
     for (let i = 0; i < keep.length; i++) {
       const pos = keep[i];
-      if (i > 0 && pos <= keep[i - 1]) throw new KvevictError(`retain: positions must be sorted and unique (got ${keep[i - 1]} then ${pos})`);
+      if (i > 0 && pos <= keep[i - 1])
+        throw new KvevictError(`retain: positions must be sorted and unique (got ${keep[i - 1]} then ${pos})`);
       while (j < this.length && this.positions[j] < pos) j++;
       if (j >= this.length || this.positions[j] !== pos) throw new KvevictError(`retain: position ${pos} is not in the cache`);
       k.set(this.keys.subarray(j * d, (j + 1) * d), i * d);
       v.set(this.values.subarray(j * d, (j + 1) * d), i * d);
       p[i] = pos;
     }
-    this.keys = k; this.values = v; this.positions = p; this.length = keep.length;
+    this.keys = k;
+    this.values = v;
+    this.positions = p;
+    this.length = keep.length;
   }
 
   /** Drop every entry whose position is >= `pos` (e.g. pseudo or soft tokens appended after the prompt). */
@@ -104,7 +124,11 @@ export class HeadCache {
 export class KvCache {
   readonly layers: HeadCache[][];
 
-  constructor(readonly numLayers: number, readonly numKvHeads: number, readonly headDim: number) {
+  constructor(
+    readonly numLayers: number,
+    readonly numKvHeads: number,
+    readonly headDim: number,
+  ) {
     this.layers = [];
     for (let l = 0; l < numLayers; l++) {
       const heads: HeadCache[] = [];

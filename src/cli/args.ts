@@ -25,7 +25,9 @@ export interface Parsed {
  * without the dashes in `specs` (e.g. "max-new-tokens").
  */
 export function parseArgs(argv: string[], specs: OptionSpecs, command: string): Parsed {
-  const config = Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, { type: spec.type === 'boolean' ? 'boolean' as const : 'string' as const }]));
+  const config = Object.fromEntries(
+    Object.entries(specs).map(([name, spec]) => [name, { type: spec.type === 'boolean' ? ('boolean' as const) : ('string' as const) }]),
+  );
   let parsed: ReturnType<typeof nodeParseArgs>;
   try {
     parsed = nodeParseArgs({ args: argv, options: config, strict: true, allowPositionals: true });
@@ -63,7 +65,10 @@ function convert(command: string, name: string, spec: OptionSpec, value: string)
     case 'string':
       return value;
     case 'list': {
-      const items = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      const items = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
       if (items.length === 0) throw new KvevictError(`${command}: --${name} needs a comma-separated list, got "${value}"`);
       return items;
     }
@@ -75,7 +80,8 @@ function convert(command: string, name: string, spec: OptionSpec, value: string)
     case 'int': {
       const n = Number(value);
       // decimal digits only: Number() would also read "0x10" as 16 and "1e3" as 1000
-      if (!/^\s*[+-]?\d+\s*$/.test(value) || !Number.isSafeInteger(n)) throw new KvevictError(`${command}: --${name} must be an integer, got "${value}"`);
+      if (!/^\s*[+-]?\d+\s*$/.test(value) || !Number.isSafeInteger(n))
+        throw new KvevictError(`${command}: --${name} must be an integer, got "${value}"`);
       return n;
     }
     default:
@@ -103,7 +109,8 @@ export function checkOutputPath(path: string, kind: 'file' | 'folder', option: s
   if (kind === 'file') {
     if (existsSync(full) && statSync(full).isDirectory()) throw new KvevictError(`${option} ${path}: is a folder, not a file`);
     const parent = dirname(full);
-    if (!existsSync(parent) || !statSync(parent).isDirectory()) throw new KvevictError(`${option} ${path}: folder ${parent} does not exist`);
+    if (!existsSync(parent) || !statSync(parent).isDirectory())
+      throw new KvevictError(`${option} ${path}: folder ${parent} does not exist`);
     writable(parent, option, path);
     return full;
   }

@@ -33,11 +33,17 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length) throw new KvevictError(`demo: unexpected argument "${positionals[0]}"`);
   const out = checkOutputPath(options.out as string, 'folder', 'demo: --out');
   const presses = options.press ? list(options.press) : demoPresses();
-  const plan = demoPlan(parseBudgets(list(options.budget)), list(options.mode).map((m) => parseMode(m)), presses);
+  const plan = demoPlan(
+    parseBudgets(list(options.budget)),
+    list(options.mode).map((m) => parseMode(m)),
+    presses,
+  );
   const t0 = performance.now();
   const loaded = loadEngine(options.model as string);
   if (!options.resume) clearResults(out);
-  process.stderr.write(`kvevict demo: ${plan.datasets.join(', ')} x ${presses.length} methods x budgets ${list(options.budget).join(', ')} on ${loaded.engine.model} -> ${out}\n`);
+  process.stderr.write(
+    `kvevict demo: ${plan.datasets.join(', ')} x ${presses.length} methods x budgets ${list(options.budget).join(', ')} on ${loaded.engine.model} -> ${out}\n`,
+  );
   const rows = [];
   for (const job of demoJobs(plan, out, { progress: process.stderr, log: process.stderr, modelDir: options.model as string, seed: 0 })) {
     const { results } = await runEvalJob(job, loaded);

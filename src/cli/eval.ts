@@ -24,7 +24,10 @@ const specs: OptionSpecs = {
   needle: { type: 'string', help: 'niah: your own needle sentence (with --question)' },
   question: { type: 'string', help: 'niah: the question about --needle' },
   'qa-file': { type: 'string', help: 'ruler:qa_1 / qa_2: SQuAD v2 / HotpotQA JSON file' },
-  'max-new-tokens': { type: 'int', help: "answer length in tokens for every case, instead of each dataset's own (e.g. 64 for plain JSONL)" },
+  'max-new-tokens': {
+    type: 'int',
+    help: "answer length in tokens for every case, instead of each dataset's own (e.g. 64 for plain JSONL)",
+  },
   'no-fidelity': { type: 'boolean', help: 'skip the fidelity measures (no full-cache run unless --press has full)' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -55,7 +58,11 @@ export async function run(argv: string[]): Promise<number> {
   const budgetList = options.budget as string[] | undefined;
   if (!budgetList) throw new KvevictError('eval: --budget is required (e.g. --budget 64,128)');
   const modeItems = typeof options.mode === 'string' ? [options.mode] : (options.mode as string[]);
-  const grid = makeGrid(presses, parseBudgets(budgetList), modeItems.map((m) => parseMode(m)));
+  const grid = makeGrid(
+    presses,
+    parseBudgets(budgetList),
+    modeItems.map((m) => parseMode(m)),
+  );
   const out = checkOutputPath(requireString(options, 'out', 'eval'), 'folder', 'eval: --out');
   const needle = options.needle as string | undefined;
   const question = options.question as string | undefined;

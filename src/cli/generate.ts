@@ -23,23 +23,43 @@ export const GENERATION_OPTION_SPECS: OptionSpecs = {
 
 const specs: OptionSpecs = {
   model: { type: 'string', help: 'model folder (config.json, *.safetensors, tokenizer.json)', default: defaultModelDir },
-  prompt: { type: 'string', help: 'text, tokenized as is, after BOS when the model\'s tokenizer asks for one (add_bos_token; SentencePiece GGUF files by default)' },
+  prompt: {
+    type: 'string',
+    help: "text, tokenized as is, after BOS when the model's tokenizer asks for one (add_bos_token; SentencePiece GGUF files by default)",
+  },
   chat: { type: 'string', help: "one user message, through the model's chat template with the generation prompt" },
-  question: { type: 'string', help: 'a question after the context: a blank line, then the question (inside the user turn with --chat), as eval\'s plain JSONL prompts' },
-  mode: { type: 'string', help: 'query-aware: the whole prompt, question included, is compressed; query-agnostic: only --prompt/--chat is compressed, --question is fed after it at the next positions', default: 'query-aware' },
+  question: {
+    type: 'string',
+    help: "a question after the context: a blank line, then the question (inside the user turn with --chat), as eval's plain JSONL prompts",
+  },
+  mode: {
+    type: 'string',
+    help: 'query-aware: the whole prompt, question included, is compressed; query-agnostic: only --prompt/--chat is compressed, --question is fed after it at the next positions',
+    default: 'query-aware',
+  },
   ...GENERATION_OPTION_SPECS,
   // KV-cache eviction after the prefill
   ...PRESS_OPTION_SPECS,
-  weights: { type: 'string', help: 'how the linear layers hold their weights in memory: f32, or f16 (half the bytes each decode step reads; outputs change by the rounding)', default: 'f32' },
+  weights: {
+    type: 'string',
+    help: 'how the linear layers hold their weights in memory: f32, or f16 (half the bytes each decode step reads; outputs change by the rounding)',
+    default: 'f32',
+  },
   json: { type: 'boolean', help: 'print one JSON object: prompt and generated ids, text, top-5 log-probabilities per step, timings' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const USAGE = 'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME[:key=value...] (--budget B | --ratio R)] [--weights f32|f16] [--json]';
+const USAGE =
+  'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME[:key=value...] (--budget B | --ratio R)] [--weights f32|f16] [--json]';
 
 /** Sampling options from parsed generation options; bad values throw naming the option. */
 export function samplingFromOptions(o: ParsedOptions): SamplingOptions & { maxNewTokens: number } {
-  const s: SamplingOptions = { temperature: o.temperature as number, topP: o['top-p'] as number, topK: o['top-k'] as number, seed: o.seed as number };
+  const s: SamplingOptions = {
+    temperature: o.temperature as number,
+    topP: o['top-p'] as number,
+    topK: o['top-k'] as number,
+    seed: o.seed as number,
+  };
   validateSampling(s);
   const maxNewTokens = o['max-new-tokens'] as number;
   if (maxNewTokens < 0) throw new KvevictError(`generate: --max-new-tokens must be >= 0, got ${maxNewTokens}`);
@@ -65,12 +85,22 @@ export interface GenerateJson {
  * context (with the chat header) and the rest of the user turn (a blank line, the question, the chat
  * template's end and the assistant header). A prompt that does not fit the model is an error, not cut.
  */
-function splitPrompt(tok: Tokenizer, maxPositions: number, text: string, chat: boolean, question: string, dir: string): { context: number[]; question: number[] } {
-  if (chat && !tok.chatTemplate) throw new KvevictError(`generate: --chat: ${dir} has no chat template (tokenizer_config.json "chat_template")`);
+function splitPrompt(
+  tok: Tokenizer,
+  maxPositions: number,
+  text: string,
+  chat: boolean,
+  question: string,
+  dir: string,
+): { context: number[]; question: number[] } {
+  if (chat && !tok.chatTemplate)
+    throw new KvevictError(`generate: --chat: ${dir} has no chat template (tokenizer_config.json "chat_template")`);
   const p = assemblePrompt(tok, { head: text, tail: `\n\n${question}`, chat, reserve: 0, id: 'generate' }, maxPositions - 1);
   const total = p.contextTokens.length + p.questionTokens.length + p.truncatedTokens;
   if (p.truncatedTokens > 0 || total >= maxPositions) {
-    throw new KvevictError(`generate: the prompt and question have ${total} tokens; the model's max_position_embeddings is ${maxPositions}`);
+    throw new KvevictError(
+      `generate: the prompt and question have ${total} tokens; the model's max_position_embeddings is ${maxPositions}`,
+    );
   }
   return { context: Array.from(p.contextTokens), question: Array.from(p.questionTokens) };
 }
@@ -81,20 +111,24 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(formatHelp(USAGE, specs) + '\n\n' + pressHelp() + '\n');
     return 0;
   }
-  if (positionals.length) throw new KvevictError(`generate: unexpected argument "${positionals[0]}" (the text goes after --prompt or --chat)`);
+  if (positionals.length)
+    throw new KvevictError(`generate: unexpected argument "${positionals[0]}" (the text goes after --prompt or --chat)`);
   const prompt = options.prompt as string | undefined;
   const chat = options.chat as string | undefined;
   if ((prompt === undefined) === (chat === undefined)) throw new KvevictError('generate: give exactly one of --prompt or --chat');
   const question = options.question as string | undefined;
   const mode = options.mode as string;
-  if (!(PIPELINE_MODES as readonly string[]).includes(mode)) throw new KvevictError(`generate: --mode must be ${PIPELINE_MODES.join(' or ')}, got "${mode}"`);
-  if (question === undefined && mode === 'query-agnostic') throw new KvevictError('generate: --mode query-agnostic needs --question (the part fed after the compressed context)');
+  if (!(PIPELINE_MODES as readonly string[]).includes(mode))
+    throw new KvevictError(`generate: --mode must be ${PIPELINE_MODES.join(' or ')}, got "${mode}"`);
+  if (question === undefined && mode === 'query-agnostic')
+    throw new KvevictError('generate: --mode query-agnostic needs --question (the part fed after the compressed context)');
   if (question !== undefined && question.trim() === '') throw new KvevictError('generate: --question is empty');
   const sampling = samplingFromOptions(options);
   const press = pressFromCli(options);
   const dir = requireString(options, 'model', 'generate');
   const weights = options.weights as string;
-  if (!(WEIGHT_FORMATS as readonly string[]).includes(weights)) throw new KvevictError(`generate: --weights must be ${WEIGHT_FORMATS.join(' or ')}, got "${weights}"`);
+  if (!(WEIGHT_FORMATS as readonly string[]).includes(weights))
+    throw new KvevictError(`generate: --weights must be ${WEIGHT_FORMATS.join(' or ')}, got "${weights}"`);
 
   const t0 = performance.now();
   const loaded = loadModelDir(dir);
@@ -106,14 +140,21 @@ export async function run(argv: string[]): Promise<number> {
   let questionTokens: number[] | undefined;
   let contextTokens: number[];
   if (question === undefined) {
-    promptTokens = prompt !== undefined ? tok.encode(prompt, { addSpecialTokens: true }) : withBos(tok, tok.encodeChat([{ role: 'user', content: chat! }], { addGenerationPrompt: true }));
-    if (promptTokens.length === 0 || (prompt !== undefined && prompt === '')) throw new KvevictError(`generate: ${prompt !== undefined ? '--prompt' : '--chat'} is empty`);
+    promptTokens =
+      prompt !== undefined
+        ? tok.encode(prompt, { addSpecialTokens: true })
+        : withBos(tok, tok.encodeChat([{ role: 'user', content: chat! }], { addGenerationPrompt: true }));
+    if (promptTokens.length === 0 || (prompt !== undefined && prompt === ''))
+      throw new KvevictError(`generate: ${prompt !== undefined ? '--prompt' : '--chat'} is empty`);
     if (promptTokens.length >= loaded.config.maxPositions) {
-      throw new KvevictError(`generate: the prompt has ${promptTokens.length} tokens; the model's max_position_embeddings is ${loaded.config.maxPositions}`);
+      throw new KvevictError(
+        `generate: the prompt has ${promptTokens.length} tokens; the model's max_position_embeddings is ${loaded.config.maxPositions}`,
+      );
     }
     contextTokens = promptTokens;
   } else {
-    if ((prompt ?? chat!) === '' && mode === 'query-agnostic') throw new KvevictError(`generate: ${prompt !== undefined ? '--prompt' : '--chat'} is empty (query-agnostic mode compresses it)`);
+    if ((prompt ?? chat!) === '' && mode === 'query-agnostic')
+      throw new KvevictError(`generate: ${prompt !== undefined ? '--prompt' : '--chat'} is empty (query-agnostic mode compresses it)`);
     const split = splitPrompt(tok, loaded.config.maxPositions, prompt ?? chat!, prompt === undefined, question, dir);
     contextTokens = split.context;
     questionTokens = split.question;
@@ -122,24 +163,35 @@ export async function run(argv: string[]): Promise<number> {
 
   // prefill (and, with --press, eviction: the cache keeps its original positions), then decode
   const d = await runWithMode(model, mode as PipelineMode, contextTokens, questionTokens ?? [], press, {
-    maxNewTokens: sampling.maxNewTokens, stopTokens: tok.eosTokenIds, sampler: makeSampler(sampling),
+    maxNewTokens: sampling.maxNewTokens,
+    stopTokens: tok.eosTokenIds,
+    sampler: makeSampler(sampling),
   });
 
   // the stop token is not text; nor are ids past the tokenizer (a model's vocabulary is often padded)
   const shown = (d.finish === 'stop' ? d.tokens.slice(0, -1) : d.tokens).filter((id) => id < tok.vocabSize);
   const text = tok.decode(shown, { skipSpecialTokens: true });
   const prefillMs = d.prefillMs;
-  const eviction = press ? { press: press.name, selectMs: d.selectMs, fullCacheBytes: d.fullCacheBytes, cacheBytes: d.cacheBytes } : undefined;
+  const eviction = press
+    ? { press: press.name, selectMs: d.selectMs, fullCacheBytes: d.fullCacheBytes, cacheBytes: d.cacheBytes }
+    : undefined;
   const decodeMs = d.decodeMs;
   const forwards = Math.max(0, d.tokens.length - 1);
   const timings = {
-    loadMs, prefillMs, decodeMs,
+    loadMs,
+    prefillMs,
+    decodeMs,
     prefillTokPerS: (promptTokens.length / prefillMs) * 1000,
     decodeTokPerS: forwards > 0 ? (forwards / decodeMs) * 1000 : 0,
   };
   if (options.json) {
     const out: GenerateJson = {
-      promptTokens, tokens: d.tokens, text, steps: d.steps, timings, ...(eviction ? { eviction } : {}),
+      promptTokens,
+      tokens: d.tokens,
+      text,
+      steps: d.steps,
+      timings,
+      ...(eviction ? { eviction } : {}),
       ...(questionTokens ? { mode: mode as PipelineMode, questionTokens } : {}),
     };
     process.stdout.write(JSON.stringify(out) + '\n');
@@ -147,10 +199,12 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(text + '\n');
     process.stderr.write(
       `load ${loadMs.toFixed(0)} ms; prompt ${promptTokens.length} tokens` +
-      (questionTokens ? ` (${mode}: context ${contextTokens.length}, question ${questionTokens.length})` : '') +
-      `, prefill ${prefillMs.toFixed(0)} ms (${timings.prefillTokPerS.toFixed(1)} tok/s); ` +
-      (eviction ? `${eviction.press}: selection ${eviction.selectMs.toFixed(0)} ms, cache ${(eviction.fullCacheBytes / 2 ** 20).toFixed(1)} -> ${(eviction.cacheBytes / 2 ** 20).toFixed(1)} MiB; ` : '') +
-      `${d.tokens.length} tokens generated, decode ${decodeMs.toFixed(0)} ms (${timings.decodeTokPerS.toFixed(1)} tok/s)\n`,
+        (questionTokens ? ` (${mode}: context ${contextTokens.length}, question ${questionTokens.length})` : '') +
+        `, prefill ${prefillMs.toFixed(0)} ms (${timings.prefillTokPerS.toFixed(1)} tok/s); ` +
+        (eviction
+          ? `${eviction.press}: selection ${eviction.selectMs.toFixed(0)} ms, cache ${(eviction.fullCacheBytes / 2 ** 20).toFixed(1)} -> ${(eviction.cacheBytes / 2 ** 20).toFixed(1)} MiB; `
+          : '') +
+        `${d.tokens.length} tokens generated, decode ${decodeMs.toFixed(0)} ms (${timings.decodeTokPerS.toFixed(1)} tok/s)\n`,
     );
   }
   return 0;

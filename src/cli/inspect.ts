@@ -22,7 +22,8 @@ const specs: OptionSpecs = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const USAGE = 'kvevict inspect [--model DIR] (--prompt TEXT | --chat TEXT) --press NAME[:key=value...] (--budget B | --ratio R) [--layer N --head H] [--json]';
+const USAGE =
+  'kvevict inspect [--model DIR] (--prompt TEXT | --chat TEXT) --press NAME[:key=value...] (--budget B | --ratio R) [--layer N --head H] [--json]';
 
 /** What `inspect --json` prints. */
 export interface InspectJson {
@@ -52,7 +53,15 @@ export function markKept(tok: Tokenizer, promptTokens: number[], kept: Int32Arra
   return out;
 }
 
-function summaryText(promptTokens: number[], plan: KeepPlan, pressName: string, layer: number, head: number, marked: string, ms: { prefill: number; select: number }): string {
+function summaryText(
+  promptTokens: number[],
+  plan: KeepPlan,
+  pressName: string,
+  layer: number,
+  head: number,
+  marked: string,
+  ms: { prefill: number; select: number },
+): string {
   const L = promptTokens.length;
   const lines: string[] = [];
   lines.push(`prompt: ${L} tokens; press ${pressName}; prefill ${ms.prefill.toFixed(0)} ms, selection ${ms.select.toFixed(0)} ms`);
@@ -74,7 +83,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(formatHelp(USAGE, specs) + '\n\n' + pressHelp() + '\n');
     return 0;
   }
-  if (positionals.length) throw new KvevictError(`inspect: unexpected argument "${positionals[0]}" (the text goes after --prompt or --chat)`);
+  if (positionals.length)
+    throw new KvevictError(`inspect: unexpected argument "${positionals[0]}" (the text goes after --prompt or --chat)`);
   const prompt = options.prompt as string | undefined;
   const chat = options.chat as string | undefined;
   if ((prompt === undefined) === (chat === undefined)) throw new KvevictError('inspect: give exactly one of --prompt or --chat');
@@ -87,12 +97,16 @@ export async function run(argv: string[]): Promise<number> {
   const layer = options.layer as number;
   const head = options.head as number;
   if (layer < 0 || layer >= cfg.numLayers) throw new KvevictError(`inspect: --layer must be in [0, ${cfg.numLayers - 1}], got ${layer}`);
-  if (head < 0 || head >= cfg.numKvHeads) throw new KvevictError(`inspect: --head must be in [0, ${cfg.numKvHeads - 1}] (KV heads), got ${head}`);
+  if (head < 0 || head >= cfg.numKvHeads)
+    throw new KvevictError(`inspect: --head must be in [0, ${cfg.numKvHeads - 1}] (KV heads), got ${head}`);
   const tok = loaded.tokenizer;
-  const promptTokens = prompt !== undefined ? tok.encode(prompt) : tok.encodeChat([{ role: 'user', content: chat! }], { addGenerationPrompt: true });
+  const promptTokens =
+    prompt !== undefined ? tok.encode(prompt) : tok.encodeChat([{ role: 'user', content: chat! }], { addGenerationPrompt: true });
   if (promptTokens.length === 0) throw new KvevictError(`inspect: ${prompt !== undefined ? '--prompt' : '--chat'} is empty`);
   if (promptTokens.length >= cfg.maxPositions) {
-    throw new KvevictError(`inspect: the prompt has ${promptTokens.length} tokens; the model's max_position_embeddings is ${cfg.maxPositions}`);
+    throw new KvevictError(
+      `inspect: the prompt has ${promptTokens.length} tokens; the model's max_position_embeddings is ${cfg.maxPositions}`,
+    );
   }
   const model = new LlamaModel(cfg, loaded.weights);
   const ctx = await prefillAndCompress(model, promptTokens, press, { eosTokenIds: tok.eosTokenIds });
@@ -100,7 +114,9 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(JSON.stringify(inspectJson(promptTokens, ctx.plan)) + '\n');
   } else {
     const marked = markKept(tok, promptTokens, ctx.plan[layer][head], process.stdout.isTTY === true);
-    process.stdout.write(summaryText(promptTokens, ctx.plan, press.name, layer, head, marked, { prefill: ctx.prefillMs, select: ctx.selectMs }) + '\n');
+    process.stdout.write(
+      summaryText(promptTokens, ctx.plan, press.name, layer, head, marked, { prefill: ctx.prefillMs, select: ctx.selectMs }) + '\n',
+    );
   }
   return 0;
 }

@@ -37,7 +37,8 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write((await usage()) + '\n');
       return command === undefined ? 2 : 0;
     }
-    if (!(COMMANDS as readonly string[]).includes(command)) throw new KvevictError(`unknown command "${command}" (commands: ${COMMANDS.join(', ')})`);
+    if (!(COMMANDS as readonly string[]).includes(command))
+      throw new KvevictError(`unknown command "${command}" (commands: ${COMMANDS.join(', ')})`);
     const mod = await load(command);
     if (!mod) throw new KvevictError(`command "${command}" is not available in this build`);
     return await mod.run(rest);

@@ -40,7 +40,8 @@ const specs: OptionSpecs = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const USAGE = 'kvevict train-judgeq [--model DIR] --out FILE.safetensors [--soft-tokens 32] [--steps N] [--lr X] [--batch N] [--seed S] [--resume]';
+const USAGE =
+  'kvevict train-judgeq [--model DIR] --out FILE.safetensors [--soft-tokens 32] [--steps N] [--lr X] [--batch N] [--seed S] [--resume]';
 
 export async function run(argv: string[]): Promise<number> {
   const { options: o, positionals } = parseArgs(argv, specs, 'train-judgeq');
@@ -52,26 +53,53 @@ export async function run(argv: string[]): Promise<number> {
   const out = checkOutputPath(requireString(o, 'out', 'train-judgeq'), 'file', 'train-judgeq: --out');
   if (!out.endsWith('.safetensors')) throw new KvevictError(`train-judgeq: --out ${out} must end in .safetensors`);
   const num = (k: string) => o[k] as number;
-  for (const k of ['eval-every', 'checkpoint-every']) if (!Number.isInteger(num(k)) || num(k) < 1) throw new KvevictError(`train-judgeq: --${k} must be an integer >= 1`);
+  for (const k of ['eval-every', 'checkpoint-every'])
+    if (!Number.isInteger(num(k)) || num(k) < 1) throw new KvevictError(`train-judgeq: --${k} must be an integer >= 1`);
   if (num('time-limit') < 0) throw new KvevictError('train-judgeq: --time-limit must be >= 0');
-  const runDir = typeof o['run-dir'] === 'string' ? resolve(o['run-dir']) : join(repoRoot, 'runs', `judgeq-${basename(out, '.safetensors')}`);
+  const runDir =
+    typeof o['run-dir'] === 'string' ? resolve(o['run-dir']) : join(repoRoot, 'runs', `judgeq-${basename(out, '.safetensors')}`);
   const r = trainJudgeq({
-    modelDir: requireString(o, 'model', 'train-judgeq'), out, runDir, resume: o.resume === true, force: o.force === true,
-    softTokens: num('soft-tokens'), steps: num('steps'), lr: num('lr'), warmup: num('warmup'), minLrRatio: d.minLrRatio,
-    batch: num('batch'), seed: num('seed'), trainPrompts: num('prompts'), heldOutPrompts: num('held-out'),
-    minLength: num('min-length'), maxLength: num('max-length'), maxResponse: num('max-response'), lengthWeight: o['length-weight'] === true,
+    modelDir: requireString(o, 'model', 'train-judgeq'),
+    out,
+    runDir,
+    resume: o.resume === true,
+    force: o.force === true,
+    softTokens: num('soft-tokens'),
+    steps: num('steps'),
+    lr: num('lr'),
+    warmup: num('warmup'),
+    minLrRatio: d.minLrRatio,
+    batch: num('batch'),
+    seed: num('seed'),
+    trainPrompts: num('prompts'),
+    heldOutPrompts: num('held-out'),
+    minLength: num('min-length'),
+    maxLength: num('max-length'),
+    maxResponse: num('max-response'),
+    lengthWeight: o['length-weight'] === true,
     initFrom: typeof o['init-from'] === 'string' ? resolve(o['init-from']) : null,
-    evalEvery: num('eval-every'), checkpointEvery: num('checkpoint-every'), timeLimit: num('time-limit'), quiet: o.quiet === true,
+    evalEvery: num('eval-every'),
+    checkpointEvery: num('checkpoint-every'),
+    timeLimit: num('time-limit'),
+    quiet: o.quiet === true,
   });
   if (o.card) {
-    const ints = (k: string) => (typeof o[k] === 'string' ? (o[k] as string).split(',') : (o[k] as string[])).map((x) => {
-      const n = Number(x);
-      if (!Number.isInteger(n) || n < 1) throw new KvevictError(`train-judgeq: --${k} takes positive integers, got "${x}"`);
-      return n;
-    });
+    const ints = (k: string) =>
+      (typeof o[k] === 'string' ? (o[k] as string).split(',') : (o[k] as string[])).map((x) => {
+        const n = Number(x);
+        if (!Number.isInteger(n) || n < 1) throw new KvevictError(`train-judgeq: --${k} takes positive integers, got "${x}"`);
+        return n;
+      });
     const card = await writeJudgeqCard({
-      modelDir: requireString(o, 'model', 'train-judgeq'), softFile: out, runDir, heldOut: num('card-held-out'), budgets: ints('card-budgets'),
-      benchmarks: o['no-benchmarks'] !== true, rulerSamples: num('card-ruler-samples'), needleLengths: ints('card-needle-lengths'), progress: process.stderr,
+      modelDir: requireString(o, 'model', 'train-judgeq'),
+      softFile: out,
+      runDir,
+      heldOut: num('card-held-out'),
+      budgets: ints('card-budgets'),
+      benchmarks: o['no-benchmarks'] !== true,
+      rulerSamples: num('card-ruler-samples'),
+      needleLengths: ints('card-needle-lengths'),
+      progress: process.stderr,
     });
     process.stderr.write(`train-judgeq: wrote ${card}${r.complete ? '' : ' (training not complete)'}\n`);
   }

@@ -29,7 +29,11 @@ export interface DemoPlan {
 export function demoPlan(budgets: number[] = [64, 128], modes: Mode[] = ['query-aware'], presses: string[] = demoPresses()): DemoPlan {
   return {
     datasets: ['niah', 'ruler:niah_single_2', 'ruler:vt'],
-    grid: makeGrid(presses.map((p) => parsePress(p)), budgets, modes),
+    grid: makeGrid(
+      presses.map((p) => parsePress(p)),
+      budgets,
+      modes,
+    ),
     samples: 3,
     lengths: { niah: [1024, 2048], ruler: [2048] },
     depths: [0, 50, 100],
@@ -40,7 +44,14 @@ export function demoPlan(budgets: number[] = [64, 128], modes: Mode[] = ['query-
 export function demoJobs(plan: DemoPlan, outDir: string, base: Pick<EvalJob, 'progress' | 'log' | 'modelDir' | 'seed'>): EvalJob[] {
   return [
     { ...base, datasets: ['niah'], grid: plan.grid, outDir, lengths: plan.lengths.niah, depths: plan.depths },
-    { ...base, datasets: plan.datasets.filter((d) => d !== 'niah'), grid: plan.grid, outDir, lengths: plan.lengths.ruler, samples: plan.samples },
+    {
+      ...base,
+      datasets: plan.datasets.filter((d) => d !== 'niah'),
+      grid: plan.grid,
+      outDir,
+      lengths: plan.lengths.ruler,
+      samples: plan.samples,
+    },
   ];
 }
 

@@ -50,7 +50,12 @@ export class ModelEngine implements EvalEngine {
    */
   static fingerprintOf(dir: string): string {
     const h = createHash('sha256');
-    const files = statSync(dir).isDirectory() ? readdirSync(dir).filter(definesOutputs).sort().map((f) => join(dir, f)) : [dir];
+    const files = statSync(dir).isDirectory()
+      ? readdirSync(dir)
+          .filter(definesOutputs)
+          .sort()
+          .map((f) => join(dir, f))
+      : [dir];
     for (const f of files) {
       const st = statSync(f);
       if (st.isFile()) h.update(`${basename(f)}:${st.size}:${Math.round(st.mtimeMs)}\n`);
@@ -107,11 +112,16 @@ class ModelSession implements EngineSession {
     if (have) return have;
     const tokens = this.tokensOf(mode);
     const L = tokens.length;
-    const record = this.settings.filter((s) => s.mode === mode && s.press.name !== 'full').map((s) => this.engine.press(s.press, s.budget).capture(L));
+    const record = this.settings
+      .filter((s) => s.mode === mode && s.press.name !== 'full')
+      .map((s) => this.engine.press(s.press, s.budget).capture(L));
     // the full run's first answer token is chosen by the last prompt row
     if (mode === 'query-aware') this.fullQueries.wanted.add(L - 1);
     const state = prefill(this.engine.lm, tokens, {
-      record, chunk: this.engine.chunk, eosTokenIds: this.stop, observer: mode === 'query-aware' ? this.fullQueries.observer : undefined,
+      record,
+      chunk: this.engine.chunk,
+      eosTokenIds: this.stop,
+      observer: mode === 'query-aware' ? this.fullQueries.observer : undefined,
     });
     this.states.set(mode, state);
     return state;
@@ -132,8 +142,13 @@ class ModelSession implements EngineSession {
     for (let i = 0; i < this.c.maxNewTokens; i++) rec.wanted.add(L + i);
     const t0 = performance.now();
     const d = decode(lm, p.cache.clone(), {
-      firstLogits: p.lastLogits, nextPosition: L, maxNewTokens: this.c.maxNewTokens, stopTokens: this.stop, observer: rec.observer,
-      topLogprobs: 0, keepLogits: true,
+      firstLogits: p.lastLogits,
+      nextPosition: L,
+      maxNewTokens: this.c.maxNewTokens,
+      stopTokens: this.stop,
+      observer: rec.observer,
+      topLogprobs: 0,
+      keepLogits: true,
     });
     const decodeMs = performance.now() - t0;
     const cfg = lm.config;
@@ -164,7 +179,12 @@ class ModelSession implements EngineSession {
     const out =
       mode === 'query-agnostic'
         ? answer(lm, ctx, question, { maxNewTokens: this.c.maxNewTokens, stopTokens: this.stop, chunk: this.engine.chunk })
-        : decode(lm, compressed.clone(), { firstLogits: p.lastLogits, nextPosition: L, maxNewTokens: this.c.maxNewTokens, stopTokens: this.stop });
+        : decode(lm, compressed.clone(), {
+            firstLogits: p.lastLogits,
+            nextPosition: L,
+            maxNewTokens: this.c.maxNewTokens,
+            stopTokens: this.stop,
+          });
     const decodeMs = performance.now() - t1;
     return {
       tokens: out.tokens,
@@ -192,7 +212,13 @@ class ModelSession implements EngineSession {
     if (question.length === 0) out.push(lastLogits);
     if (n === 0) return out;
     const vocab = lm.config.vocabSize;
-    const all = lm.forward({ tokens: feed.subarray(0, n), positions: Int32Array.from({ length: n }, (_, i) => L + i), cache: compressed.clone(), logits: 'all', chunk: this.engine.chunk });
+    const all = lm.forward({
+      tokens: feed.subarray(0, n),
+      positions: Int32Array.from({ length: n }, (_, i) => L + i),
+      cache: compressed.clone(),
+      logits: 'all',
+      chunk: this.engine.chunk,
+    });
     const first = question.length === 0 ? 0 : question.length - 1;
     for (let r = first; r < n && out.length < T; r++) out.push(all.subarray(r * vocab, (r + 1) * vocab));
     return out;
@@ -204,7 +230,14 @@ class ModelSession implements EngineSession {
 }
 
 /** Files of a model folder that change what it computes (model cards, curves and reports do not). */
-const OUTPUT_FILES = new Set(['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'model.safetensors.index.json']);
+const OUTPUT_FILES = new Set([
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'model.safetensors.index.json',
+]);
 export function definesOutputs(name: string): boolean {
   return OUTPUT_FILES.has(name) || name.endsWith('.safetensors') || name.endsWith('.gguf');
 }

@@ -58,7 +58,8 @@ export class Progress {
     const frac = this.total === 0 ? 1 : this.done / this.total;
     const fill = Math.round(frac * width);
     const bar = '='.repeat(Math.max(0, fill - 1)) + (fill > 0 ? (frac >= 1 ? '=' : '>') : '') + ' '.repeat(width - fill);
-    const left = this.done >= this.total ? `done in ${formatDuration(this.now() - this.start)}` : `${formatDuration(this.remainingMs())} left`;
+    const left =
+      this.done >= this.total ? `done in ${formatDuration(this.now() - this.start)}` : `${formatDuration(this.remainingMs())} left`;
     return `[${bar}] ${this.done}/${this.total} ${left}  ${label}`;
   }
 

@@ -16,7 +16,7 @@ export interface TextTokenizer {
 
 /** ids with the tokenizer's BOS in front when it asks for one, never a second one (a chat template may write it). */
 export function withBos<T extends ArrayLike<number>>(tok: TextTokenizer, ids: T): T extends Int32Array ? Int32Array : number[] {
-  const bos = tok.addBosToken ? tok.bosTokenId ?? null : null;
+  const bos = tok.addBosToken ? (tok.bosTokenId ?? null) : null;
   const list = Array.from(ids);
   if (bos !== null && list[0] !== bos) list.unshift(bos);
   return (ids instanceof Int32Array ? Int32Array.from(list) : list) as T extends Int32Array ? Int32Array : number[];
@@ -75,7 +75,10 @@ export function chatWrapper(tok: TextTokenizer): { header: string; footer: strin
 export function truncateMiddle(head: Int32Array, tail: Int32Array, max: number, where: string): { head: Int32Array; removed: number } {
   const n = head.length + tail.length;
   if (n <= max) return { head, removed: 0 };
-  if (tail.length >= max) throw new KvevictError(`${where}: the question alone (${tail.length} tokens) does not fit the model context (${max} tokens for the prompt)`);
+  if (tail.length >= max)
+    throw new KvevictError(
+      `${where}: the question alone (${tail.length} tokens) does not fit the model context (${max} tokens for the prompt)`,
+    );
   const half = Math.floor(max / 2);
   if (tail.length <= half) {
     const keepEnd = half - tail.length;
@@ -114,14 +117,18 @@ export function assemblePrompt(tok: TextTokenizer, parts: PromptParts, maxContex
   const footer = (wrap ? wrap.footer : '') + prefix;
   const overhead = tok.encode(header).length + tok.encode(footer).length + (tok.addBosToken ? 1 : 0);
   const maxUser = maxContext - parts.reserve - overhead;
-  if (maxUser <= 0) throw new KvevictError(`${parts.id}: the model context (${maxContext}) leaves no room for the prompt after ${parts.reserve} answer tokens`);
+  if (maxUser <= 0)
+    throw new KvevictError(
+      `${parts.id}: the model context (${maxContext}) leaves no room for the prompt after ${parts.reserve} answer tokens`,
+    );
   let head = parts.head;
   let tail = parts.tail;
   const headIds = toInt32(tok.encode(head));
   const tailIds = toInt32(tok.encode(tail));
   const cut = truncateMiddle(headIds, tailIds, maxUser, parts.id);
   if (cut.removed > 0) head = tok.decode(cut.head);
-  if (!wrap && cut.removed === 0) return { contextTokens: withBos(tok, headIds), questionTokens: concat(tailIds, toInt32(tok.encode(footer))), truncatedTokens: 0 };
+  if (!wrap && cut.removed === 0)
+    return { contextTokens: withBos(tok, headIds), questionTokens: concat(tailIds, toInt32(tok.encode(footer))), truncatedTokens: 0 };
   tail = tail + footer;
   return {
     contextTokens: withBos(tok, toInt32(tok.encode(header + head))),
@@ -132,5 +139,9 @@ export function assemblePrompt(tok: TextTokenizer, parts: PromptParts, maxContex
 
 /** Tokens of an evaluation case (see assemblePrompt). */
 export function preparePrompt(c: EvalCase, tok: TextTokenizer, maxContext: number): PreparedPrompt {
-  return assemblePrompt(tok, { head: c.before + c.context, tail: c.after, chat: c.chat, answerPrefix: c.answerPrefix, reserve: c.maxNewTokens, id: c.id }, maxContext);
+  return assemblePrompt(
+    tok,
+    { head: c.before + c.context, tail: c.after, chat: c.chat, answerPrefix: c.answerPrefix, reserve: c.maxNewTokens, id: c.id },
+    maxContext,
+  );
 }

@@ -36,7 +36,11 @@ const END = '<!-- results:end -->';
 export async function readmeResults(o: ReadmeResultsOptions): Promise<string> {
   const loaded = loadEngine(o.modelDir);
   const presses = o.quick ? ['full', 'streaming', 'snapkv', 'laq'] : demoPresses();
-  const grid = makeGrid(presses.map((p) => parsePress(p)), o.quick ? [64, 128] : README_BUDGETS, [...MODES]);
+  const grid = makeGrid(
+    presses.map((p) => parsePress(p)),
+    o.quick ? [64, 128] : README_BUDGETS,
+    [...MODES],
+  );
   const base = { grid, outDir: o.out, seed: 0, progress: o.progress, log: o.log, modelDir: o.modelDir };
   const jobs: EvalJob[] = [
     { ...base, datasets: ['niah'], depths: o.quick ? [0, 100] : [0, 25, 50, 75, 100], ...(o.quick ? { lengths: [1024] } : {}) },
@@ -51,13 +55,19 @@ export async function readmeResults(o: ReadmeResultsOptions): Promise<string> {
     '',
     formatMarkdownPivot(rows, 'score'),
     '',
-    'Oracle hit rate (%): overlap of each KV head\'s kept set with the top entries by the attention of the tokens the full cache really decodes:',
+    "Oracle hit rate (%): overlap of each KV head's kept set with the top entries by the attention of the tokens the full cache really decodes:",
     '',
-    formatMarkdownPivot(rows.filter((r) => r.press !== 'full'), 'oracle_hit'),
+    formatMarkdownPivot(
+      rows.filter((r) => r.press !== 'full'),
+      'oracle_hit',
+    ),
     '',
-    'Attention recall (%): share of those real queries\' attention that falls on kept entries:',
+    "Attention recall (%): share of those real queries' attention that falls on kept entries:",
     '',
-    formatMarkdownPivot(rows.filter((r) => r.press !== 'full'), 'attention_recall'),
+    formatMarkdownPivot(
+      rows.filter((r) => r.press !== 'full'),
+      'attention_recall',
+    ),
     '',
     'Lookahead (LAQ) and trained (Judge Q) queries against SnapKV, by benchmark family (mean score, and the oracle hit rate):',
     '',

@@ -55,18 +55,20 @@ export function readRowsWithProblems(outDir: string): { rows: ResultRow[]; malfo
   const rows: ResultRow[] = [];
   const malformed: number[] = [];
   const seen = new Set<string>();
-  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    try {
-      const r = JSON.parse(line) as ResultRow;
-      if (!isRow(r)) throw new Error('not a row');
-      if (seen.has(r.key)) return; // a row written twice counts once
-      seen.add(r.key);
-      rows.push(r);
-    } catch {
-      malformed.push(i + 1);
-    }
-  });
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (!line.trim()) return;
+      try {
+        const r = JSON.parse(line) as ResultRow;
+        if (!isRow(r)) throw new Error('not a row');
+        if (seen.has(r.key)) return; // a row written twice counts once
+        seen.add(r.key);
+        rows.push(r);
+      } catch {
+        malformed.push(i + 1);
+      }
+    });
   return { rows, malformed };
 }
 
@@ -78,8 +80,28 @@ export function rowCheck(row: Omit<ResultRow, 'check'>): string {
 
 /** Every field a row may have: one that is not among them (a damaged name) makes the line no row. */
 const ROW_FIELDS = new Set([
-  'key', 'model', 'dataset', 'task', 'case', 'press', 'options', 'budget', 'mode', 'prompt_tokens', 'compressible_tokens', 'truncated_tokens',
-  'prediction', 'answers', 'metric', 'score', 'fidelity', 'cache_bytes', 'full_cache_bytes', 'timings', 'meta', 'check',
+  'key',
+  'model',
+  'dataset',
+  'task',
+  'case',
+  'press',
+  'options',
+  'budget',
+  'mode',
+  'prompt_tokens',
+  'compressible_tokens',
+  'truncated_tokens',
+  'prediction',
+  'answers',
+  'metric',
+  'score',
+  'fidelity',
+  'cache_bytes',
+  'full_cache_bytes',
+  'timings',
+  'meta',
+  'check',
 ]);
 
 function isRow(r: unknown): r is ResultRow {
@@ -90,7 +112,8 @@ function isRow(r: unknown): r is ResultRow {
   if (typeof o.case !== 'string' || typeof o.press !== 'string' || typeof o.mode !== 'string') return false;
   if (typeof o.budget !== 'number' || !Number.isInteger(o.budget) || o.budget < 1) return false;
   // what the summaries and the report read
-  if (typeof o.task !== 'string' || typeof o.dataset !== 'string' || typeof o.prediction !== 'string' || !Array.isArray(o.answers)) return false;
+  if (typeof o.task !== 'string' || typeof o.dataset !== 'string' || typeof o.prediction !== 'string' || !Array.isArray(o.answers))
+    return false;
   if (typeof o.options !== 'object' || o.options === null || typeof o.fidelity !== 'object' || o.fidelity === null) return false;
   // rows written since rows carry their digest must match it; older rows are taken as they are
   return o.check === undefined || o.check === rowCheck(o as unknown as ResultRow);
@@ -120,7 +143,9 @@ export class RowWriter {
       if (text.length > 0 && !text.endsWith('\n')) {
         const keep = text.lastIndexOf('\n') + 1;
         truncateSync(this.file, Buffer.byteLength(text.slice(0, keep), 'utf8'));
-        log(`kvevict: ${this.file}: removed a torn last line (${text.length - keep} characters) left by an interrupted run; its row runs again\n`);
+        log(
+          `kvevict: ${this.file}: removed a torn last line (${text.length - keep} characters) left by an interrupted run; its row runs again\n`,
+        );
       }
     }
   }
@@ -185,9 +210,12 @@ export function checkRunInfo(outDir: string, info: RunInfo): void {
     } catch {
       throw new KvevictError(`${file}: not valid JSON; remove it or use another --out`);
     }
-    if (prev.model !== info.model) throw new KvevictError(`${outDir}: holds results of model "${prev.model}", not "${info.model}"; use another --out`);
+    if (prev.model !== info.model)
+      throw new KvevictError(`${outDir}: holds results of model "${prev.model}", not "${info.model}"; use another --out`);
     if (prev.fingerprint && info.fingerprint && prev.fingerprint !== info.fingerprint) {
-      throw new KvevictError(`${outDir}: holds results of an earlier version of model "${info.model}" (its files changed); use another --out or remove ${file}`);
+      throw new KvevictError(
+        `${outDir}: holds results of an earlier version of model "${info.model}" (its files changed); use another --out or remove ${file}`,
+      );
     }
     return;
   }

@@ -117,7 +117,8 @@ export async function runGrid(o: RunGridOptions): Promise<RunGridResult> {
   if (grid.length === 0) throw new KvevictError(`empty grid: ${dataset.cases.length} cases x 0 settings`);
   for (const s of grid) {
     if (s.press.name !== 'full') engine.checkSetting(s.press, s.budget);
-    else if (Object.keys(s.press.options).length > 0) throw new KvevictError(`--press full takes no options (got ${Object.keys(s.press.options).join(', ')})`);
+    else if (Object.keys(s.press.options).length > 0)
+      throw new KvevictError(`--press full takes no options (got ${Object.keys(s.press.options).join(', ')})`);
   }
   checkRunInfo(outDir, { model: engine.model, fingerprint: engine.fingerprint });
   for (const p of dataset.problems) o.log.write(`kvevict: ${p} (skipped)\n`);
@@ -177,7 +178,21 @@ async function runCases(o: RunGridOptions, writer: RowWriter, existing: ResultRo
         const t0 = (o.now ?? (() => performance.now()))();
         try {
           if (needFull && !full) full = await session.full();
-          const row = s.press.name === 'full' ? fullRow(engine, dataset, c, s, prompt, full!) : compressedRow(engine, dataset, c, s, prompt, full, massFor(s.mode), await session.compressed(s.press, s.budget, s.mode, full), saveKept, outDir);
+          const row =
+            s.press.name === 'full'
+              ? fullRow(engine, dataset, c, s, prompt, full!)
+              : compressedRow(
+                  engine,
+                  dataset,
+                  c,
+                  s,
+                  prompt,
+                  full,
+                  massFor(s.mode),
+                  await session.compressed(s.press, s.budget, s.mode, full),
+                  saveKept,
+                  outDir,
+                );
           writer.append(row);
           rows.push(row);
           computed++;
@@ -199,7 +214,14 @@ function compressibleTokens(p: PreparedPrompt, mode: Mode): number {
   return mode === 'query-aware' ? p.contextTokens.length + p.questionTokens.length : p.contextTokens.length;
 }
 
-function baseRow(engine: EvalEngine, ds: LoadedDataset, c: EvalCase, s: Setting, p: PreparedPrompt, prediction: string): Omit<ResultRow, 'fidelity' | 'cache_bytes' | 'full_cache_bytes' | 'timings'> {
+function baseRow(
+  engine: EvalEngine,
+  ds: LoadedDataset,
+  c: EvalCase,
+  s: Setting,
+  p: PreparedPrompt,
+  prediction: string,
+): Omit<ResultRow, 'fidelity' | 'cache_bytes' | 'full_cache_bytes' | 'timings'> {
   return {
     key: rowKey(c, s.press, s.budget, s.mode, engine.fingerprint ?? engine.model),
     model: engine.model,
@@ -263,10 +285,20 @@ function saveKeptPlan(outDir: string, engine: EvalEngine, c: EvalCase, s: Settin
     kf = JSON.parse(readFileSync(file, 'utf8')) as KeptFile;
   } else {
     const ids = s.mode === 'query-aware' ? [...p.contextTokens, ...p.questionTokens] : [...p.contextTokens];
-    kf = { task: c.task, case: c.id, mode: s.mode, tokens: tokenTexts(engine.tokenizer, ids), layers: run.kept.length, kvHeads: run.kept[0]?.length ?? 0, settings: [] };
+    kf = {
+      task: c.task,
+      case: c.id,
+      mode: s.mode,
+      tokens: tokenTexts(engine.tokenizer, ids),
+      layers: run.kept.length,
+      kvHeads: run.kept[0]?.length ?? 0,
+      settings: [],
+    };
   }
   const options = canonicalOptions(s.press.options);
-  kf.settings = kf.settings.filter((r) => !(r.press === s.press.name && r.budget === s.budget && JSON.stringify(r.options) === JSON.stringify(options)));
+  kf.settings = kf.settings.filter(
+    (r) => !(r.press === s.press.name && r.budget === s.budget && JSON.stringify(r.options) === JSON.stringify(options)),
+  );
   kf.settings.push({ press: s.press.name, options, budget: s.budget, kept: run.kept.map((heads) => heads.map((h) => Array.from(h))) });
   writeFileSync(file, JSON.stringify(kf));
 }

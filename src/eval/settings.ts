@@ -39,7 +39,16 @@ export function pressLabel(p: PressSpec): string {
  * again instead of keeping the old score.
  */
 export function rowKey(c: EvalCase, press: PressSpec, budget: number, mode: Mode, model = ''): string {
-  return JSON.stringify([c.task, c.id, press.name, canonicalOptions(press.options), budget, mode, caseDigest(c), settingDigest(press, model)]);
+  return JSON.stringify([
+    c.task,
+    c.id,
+    press.name,
+    canonicalOptions(press.options),
+    budget,
+    mode,
+    caseDigest(c),
+    settingDigest(press, model),
+  ]);
 }
 
 /**
@@ -53,7 +62,10 @@ export function settingDigest(press: PressSpec, model: string): string {
   } catch {
     // an unknown method: refused elsewhere, keyed by what was given
   }
-  return createHash('sha256').update(JSON.stringify([canonicalOptions(full), model])).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify([canonicalOptions(full), model]))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 export function caseDigest(c: EvalCase): string {
@@ -70,14 +82,16 @@ export function parseMode(s: string, where = '--mode'): Mode {
 export function parseBudgets(items: readonly string[], where = '--budget'): number[] {
   return items.map((b) => {
     const n = Number(b);
-    if (!/^\s*\d+\s*$/.test(b) || !Number.isSafeInteger(n) || n <= 0) throw new KvevictError(`${where}: budget "${b}" must be a positive integer`);
+    if (!/^\s*\d+\s*$/.test(b) || !Number.isSafeInteger(n) || n <= 0)
+      throw new KvevictError(`${where}: budget "${b}" must be a positive integer`);
     return n;
   });
 }
 
 /** The grid of methods x budgets x modes, in that nesting order. */
 export function makeGrid(presses: readonly PressSpec[], budgets: readonly number[], modes: readonly Mode[]): Setting[] {
-  if (presses.length === 0 || budgets.length === 0 || modes.length === 0) throw new KvevictError('empty grid: give at least one --press, one --budget and one --mode');
+  if (presses.length === 0 || budgets.length === 0 || modes.length === 0)
+    throw new KvevictError('empty grid: give at least one --press, one --budget and one --mode');
   const out: Setting[] = [];
   const seen = new Set<string>();
   for (const mode of modes) {

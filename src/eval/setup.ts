@@ -14,7 +14,10 @@ import type { TextSink } from './progress.js';
 export function loadEngine(dir: string = defaultModelDir): { engine: ModelEngine; embedded: boolean } {
   const m = loadModelDir(dir);
   const lm = new LlamaModel(m.config, m.weights);
-  return { engine: new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir), undefined, ModelEngine.fingerprintOf(dir)), embedded: resolve(dir) === resolve(defaultModelDir) };
+  return {
+    engine: new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir), undefined, ModelEngine.fingerprintOf(dir)),
+    embedded: resolve(dir) === resolve(defaultModelDir),
+  };
 }
 
 export interface EvalJob {
@@ -36,18 +39,41 @@ export interface EvalJob {
 }
 
 /** Run the grid over each dataset in turn (loading the model unless given); the rows of all of them come back. */
-export async function runEvalJob(job: EvalJob, loaded?: { engine: ModelEngine; embedded: boolean }): Promise<{ results: RunGridResult[]; datasets: LoadedDataset[] }> {
+export async function runEvalJob(
+  job: EvalJob,
+  loaded?: { engine: ModelEngine; embedded: boolean },
+): Promise<{ results: RunGridResult[]; datasets: LoadedDataset[] }> {
   if (job.datasets.length === 0) throw new KvevictError('eval: --dataset is required');
   const { engine, embedded } = loaded ?? loadEngine(job.modelDir);
   const opts: DatasetOptions = {
-    tokenizer: engine.tokenizer, maxContext: engine.maxContext, embeddedModel: embedded, samples: job.samples, seed: job.seed,
-    lengths: job.lengths, depths: job.depths, needle: job.needle, qaFile: job.qaFile,
+    tokenizer: engine.tokenizer,
+    maxContext: engine.maxContext,
+    embeddedModel: embedded,
+    samples: job.samples,
+    seed: job.seed,
+    lengths: job.lengths,
+    depths: job.depths,
+    needle: job.needle,
+    qaFile: job.qaFile,
   };
-  const datasets = job.datasets.map((d) => loadDataset(d, opts)).map((ds) =>
-    job.maxNewTokens === undefined ? ds : { ...ds, cases: ds.cases.map((c) => ({ ...c, maxNewTokens: job.maxNewTokens! })) });
+  const datasets = job.datasets
+    .map((d) => loadDataset(d, opts))
+    .map((ds) =>
+      job.maxNewTokens === undefined ? ds : { ...ds, cases: ds.cases.map((c) => ({ ...c, maxNewTokens: job.maxNewTokens! })) },
+    );
   const results: RunGridResult[] = [];
   for (const ds of datasets) {
-    results.push(await runGrid({ engine, dataset: ds, grid: job.grid, outDir: job.outDir, progress: job.progress, log: job.log, fidelity: job.fidelity }));
+    results.push(
+      await runGrid({
+        engine,
+        dataset: ds,
+        grid: job.grid,
+        outDir: job.outDir,
+        progress: job.progress,
+        log: job.log,
+        fidelity: job.fidelity,
+      }),
+    );
   }
   return { results, datasets };
 }

@@ -26,7 +26,8 @@ export function bootstrapCi(xs: readonly number[], resamples = BOOTSTRAP_RESAMPL
 function quantiles(means: Float64Array): [number, number] {
   means.sort();
   const q = (p: number) => {
-    const h = (means.length - 1) * p, lo = Math.floor(h);
+    const h = (means.length - 1) * p,
+      lo = Math.floor(h);
     return means[lo] + (h - lo) * (means[Math.min(means.length - 1, lo + 1)] - means[lo]);
   };
   return [q(0.025), q(0.975)];
@@ -36,7 +37,11 @@ function quantiles(means: Float64Array): [number, number] {
  * The 95% bootstrap interval of a mean of group means (each group weighted equally, as a mean over tasks):
  * every resample draws each group's cases with replacement within the group.
  */
-export function stratifiedBootstrapCi(groups: readonly (readonly number[])[], resamples = BOOTSTRAP_RESAMPLES, seed = 20240501): [number, number] | null {
+export function stratifiedBootstrapCi(
+  groups: readonly (readonly number[])[],
+  resamples = BOOTSTRAP_RESAMPLES,
+  seed = 20240501,
+): [number, number] | null {
   const gs = groups.filter((g) => g.length > 0);
   if (gs.length === 0) return null;
   if (gs.length === 1) return bootstrapCi(gs[0], resamples, seed);
@@ -55,7 +60,10 @@ export function stratifiedBootstrapCi(groups: readonly (readonly number[])[], re
 }
 
 /** Mean difference a - b over the cases both have (matched by key), with its bootstrap interval. */
-export function pairedDifference(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): { mean: number; ci95: [number, number] | null; n: number } | null {
+export function pairedDifference(
+  a: ReadonlyMap<string, number>,
+  b: ReadonlyMap<string, number>,
+): { mean: number; ci95: [number, number] | null; n: number } | null {
   const d: number[] = [];
   for (const [k, x] of a) {
     const y = b.get(k);

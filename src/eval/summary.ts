@@ -54,13 +54,25 @@ export function summarize(rows: readonly ResultRow[], byTask = false): SummaryRo
       kl: meanOf(g.map((r) => r.fidelity.kl)),
     });
   }
-  return out.sort((a, b) => a.mode.localeCompare(b.mode) || (a.task ?? '').localeCompare(b.task ?? '') || a.press.localeCompare(b.press) || a.budget - b.budget);
+  return out.sort(
+    (a, b) =>
+      a.mode.localeCompare(b.mode) || (a.task ?? '').localeCompare(b.task ?? '') || a.press.localeCompare(b.press) || a.budget - b.budget,
+  );
 }
 
 /** The --json output: {"rows": [{press, budget, mode, score, n, ci95: [low, high]}]}. */
-export function jsonSummary(rows: readonly ResultRow[]): { rows: { press: string; budget: number; mode: string; score: number; n: number; ci95: [number, number] }[] } {
+export function jsonSummary(rows: readonly ResultRow[]): {
+  rows: { press: string; budget: number; mode: string; score: number; n: number; ci95: [number, number] }[];
+} {
   return {
-    rows: summarize(rows).map((s) => ({ press: s.press, budget: s.budget, mode: s.mode, score: round(s.score, 2), n: s.n, ci95: [round(s.ci95[0], 2), round(s.ci95[1], 2)] })),
+    rows: summarize(rows).map((s) => ({
+      press: s.press,
+      budget: s.budget,
+      mode: s.mode,
+      score: round(s.score, 2),
+      n: s.n,
+      ci95: [round(s.ci95[0], 2), round(s.ci95[1], 2)],
+    })),
   };
 }
 
@@ -86,7 +98,19 @@ export function formatTable(rows: readonly ResultRow[]): string {
             return m ? fmt(m.score) : '-';
           })
         : [];
-    return [s.press, String(s.budget), s.mode, String(s.n), fmt(s.score), ciText(s.ci95), ...taskCells, fmt(s.oracle_hit), fmt(s.attention_recall), fmt(s.top1), fmt(s.kl, 3)];
+    return [
+      s.press,
+      String(s.budget),
+      s.mode,
+      String(s.n),
+      fmt(s.score),
+      ciText(s.ci95),
+      ...taskCells,
+      fmt(s.oracle_hit),
+      fmt(s.attention_recall),
+      fmt(s.top1),
+      fmt(s.kl, 3),
+    ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -98,7 +122,10 @@ export function formatMarkdownTable(rows: readonly ResultRow[]): string {
   const overall = summarize(rows);
   const head = '| method | budget | mode | cases | score | 95% CI | oracle hit % | attention recall % | top-1 % | KL |';
   const sep = '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|';
-  const lines = overall.map((s) => `| ${s.press} | ${s.budget} | ${s.mode} | ${s.n} | ${fmt(s.score)} | ${ciText(s.ci95)} | ${fmt(s.oracle_hit)} | ${fmt(s.attention_recall)} | ${fmt(s.top1)} | ${fmt(s.kl, 3)} |`);
+  const lines = overall.map(
+    (s) =>
+      `| ${s.press} | ${s.budget} | ${s.mode} | ${s.n} | ${fmt(s.score)} | ${ciText(s.ci95)} | ${fmt(s.oracle_hit)} | ${fmt(s.attention_recall)} | ${fmt(s.top1)} | ${fmt(s.kl, 3)} |`,
+  );
   return [head, sep, ...lines].join('\n');
 }
 
@@ -137,7 +164,9 @@ function family(dataset: string): 'needle' | 'RULER' | 'LongBench' | 'other' {
  * family (needle, RULER, LongBench) and the oracle hit rate, one column per budget.
  */
 export function formatMarkdownFocus(rows: readonly ResultRow[], presses: readonly string[], budgets: readonly number[]): string {
-  const picked = rows.filter((r) => presses.includes(pressLabel({ name: r.press, options: r.options })) && (r.press === 'full' || budgets.includes(r.budget)));
+  const picked = rows.filter(
+    (r) => presses.includes(pressLabel({ name: r.press, options: r.options })) && (r.press === 'full' || budgets.includes(r.budget)),
+  );
   const families = (['needle', 'RULER', 'LongBench', 'other'] as const).filter((f) => picked.some((r) => family(r.dataset) === f));
   const cols: { title: string; cell: (g: ResultRow[]) => number | null }[] = [];
   for (const f of families) cols.push({ title: f, cell: (g) => meanOf(g.filter((r) => family(r.dataset) === f).map((r) => r.score)) });
@@ -164,7 +193,9 @@ export function formatMarkdownFocus(rows: readonly ResultRow[], presses: readonl
 export function formatMarkdownPaired(rows: readonly ResultRow[], baseline: string, presses: readonly string[]): string {
   const label = (r: ResultRow) => pressLabel({ name: r.press, options: r.options });
   const scores = (press: string, mode: Mode, budget: number) =>
-    new Map(rows.filter((r) => label(r) === press && r.mode === mode && r.budget === budget).map((r) => [`${r.task}\u0000${r.case}`, r.score]));
+    new Map(
+      rows.filter((r) => label(r) === press && r.mode === mode && r.budget === budget).map((r) => [`${r.task}\u0000${r.case}`, r.score]),
+    );
   const budgets = [...new Set(rows.filter((r) => label(r) === baseline).map((r) => r.budget))].sort((a, b) => a - b);
   const modes = [...new Set(rows.map((r) => r.mode))].sort();
   const head = `| method - ${baseline} | mode | ${budgets.map((b) => `B=${b}`).join(' | ')} |`;

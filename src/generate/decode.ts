@@ -42,7 +42,8 @@ export interface DecodeOptions {
 
 /** Choose tokens one at a time, feeding each back at the next position, until a stop token or the limit. */
 export function decode(model: LlamaModel, cache: KvCache, o: DecodeOptions): DecodeResult {
-  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0) throw new KvevictError(`--max-new-tokens must be an integer >= 0, got ${o.maxNewTokens}`);
+  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0)
+    throw new KvevictError(`--max-new-tokens must be an integer >= 0, got ${o.maxNewTokens}`);
   const stop = new Set(o.stopTokens ?? model.config.eosTokenIds);
   const sampler = o.sampler ?? greedy;
   const tokens: number[] = [];

@@ -47,12 +47,27 @@ export function prefill(model: LlamaModel, tokens: ArrayLike<number>, opts: Pref
   for (let i = 0; i < L; i++) positions[i] = i;
   const recorder = new PrefillRecorder(kernels(), model.config, cache, 0, L, mergeCaptures(...(opts.record ?? [])));
   const extra = opts.observer;
-  const observer: Observer | undefined = recorder.idle ? extra : extra ? (v) => { recorder.observer(v); extra(v); } : recorder.observer;
+  const observer: Observer | undefined = recorder.idle
+    ? extra
+    : extra
+      ? (v) => {
+          recorder.observer(v);
+          extra(v);
+        }
+      : recorder.observer;
   const t0 = performance.now();
   const lastLogits = model.forward({ tokens: ids, positions, cache, chunk: opts.chunk, observer });
   return {
-    model, cache, tokens: ids, promptLength: L, startPosition: 0, lastLogits, captured: recorder.result(),
-    eosTokenIds: opts.eosTokenIds ?? model.config.eosTokenIds, nextPosition: L, prefillMs: performance.now() - t0,
+    model,
+    cache,
+    tokens: ids,
+    promptLength: L,
+    startPosition: 0,
+    lastLogits,
+    captured: recorder.result(),
+    eosTokenIds: opts.eosTokenIds ?? model.config.eosTokenIds,
+    nextPosition: L,
+    prefillMs: performance.now() - t0,
   };
 }
 
@@ -70,8 +85,15 @@ export async function compress(run: Prefilled, press: Press | null, opts: { copy
   else if (press) cache.retainAll(plan);
   const selectMs = performance.now() - t0;
   return {
-    cache, promptLength: run.promptLength, nextPosition: run.nextPosition, lastLogits: run.lastLogits, plan, fullCacheBytes,
-    cacheBytes: cache.bytes, prefillMs: run.prefillMs, selectMs,
+    cache,
+    promptLength: run.promptLength,
+    nextPosition: run.nextPosition,
+    lastLogits: run.lastLogits,
+    plan,
+    fullCacheBytes,
+    cacheBytes: cache.bytes,
+    prefillMs: run.prefillMs,
+    selectMs,
   };
 }
 
@@ -99,7 +121,12 @@ export interface CompressedContext {
 }
 
 /** prefill, then compress in place: the compressed context of a prompt. */
-export async function prefillAndCompress(model: LlamaModel, tokens: ArrayLike<number>, press: Press | null, opts: CompressOptions = {}): Promise<CompressedContext> {
+export async function prefillAndCompress(
+  model: LlamaModel,
+  tokens: ArrayLike<number>,
+  press: Press | null,
+  opts: CompressOptions = {},
+): Promise<CompressedContext> {
   const L = tokens.length;
   return compress(prefill(model, tokens, { ...opts, record: press ? [press.capture(L)] : [] }), press);
 }
@@ -141,8 +168,13 @@ export function answer(model: LlamaModel, context: CompressedContext, questionTo
   }
   const t1 = performance.now();
   const d = decode(model, cache, {
-    firstLogits: logits, nextPosition: context.nextPosition + n, maxNewTokens: opts.maxNewTokens,
-    stopTokens: opts.stopTokens, sampler: opts.sampler, observer: opts.observer, onToken: opts.onToken,
+    firstLogits: logits,
+    nextPosition: context.nextPosition + n,
+    maxNewTokens: opts.maxNewTokens,
+    stopTokens: opts.stopTokens,
+    sampler: opts.sampler,
+    observer: opts.observer,
+    onToken: opts.onToken,
   });
   const t2 = performance.now();
   return { ...d, cacheBytes: cache.bytes, questionMs: t1 - t0, decodeMs: t2 - t1 };
@@ -163,23 +195,43 @@ export interface RunResult extends DecodeResult {
  * Query-aware generation: prefill the whole prompt (question included), compress it, and decode from the
  * prefill's last logits (so greedy decoding starts from the prefill's argmax token, as LAQ assumes).
  */
-export async function runQueryAware(model: LlamaModel, promptTokens: ArrayLike<number>, press: Press | null, opts: DecodeOpts): Promise<RunResult> {
+export async function runQueryAware(
+  model: LlamaModel,
+  promptTokens: ArrayLike<number>,
+  press: Press | null,
+  opts: DecodeOpts,
+): Promise<RunResult> {
   const ctx = await prefillAndCompress(model, promptTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens });
   const t0 = performance.now();
   const d = decode(model, ctx.cache, {
-    firstLogits: ctx.lastLogits, nextPosition: ctx.nextPosition, maxNewTokens: opts.maxNewTokens,
-    stopTokens: opts.stopTokens, sampler: opts.sampler, observer: opts.observer, onToken: opts.onToken,
+    firstLogits: ctx.lastLogits,
+    nextPosition: ctx.nextPosition,
+    maxNewTokens: opts.maxNewTokens,
+    stopTokens: opts.stopTokens,
+    sampler: opts.sampler,
+    observer: opts.observer,
+    onToken: opts.onToken,
   });
   const t1 = performance.now();
   return {
-    ...d, plan: ctx.plan, promptLength: ctx.promptLength, fullCacheBytes: ctx.fullCacheBytes, cacheBytes: ctx.cacheBytes,
-    prefillMs: ctx.prefillMs, selectMs: ctx.selectMs, decodeMs: t1 - t0,
+    ...d,
+    plan: ctx.plan,
+    promptLength: ctx.promptLength,
+    fullCacheBytes: ctx.fullCacheBytes,
+    cacheBytes: ctx.cacheBytes,
+    prefillMs: ctx.prefillMs,
+    selectMs: ctx.selectMs,
+    decodeMs: t1 - t0,
   };
 }
 
 /** Query-agnostic generation: one compressed context, then every question answered on its own copy. */
 export async function runQueryAgnostic(
-  model: LlamaModel, contextTokens: ArrayLike<number>, questions: ArrayLike<number>[], press: Press | null, opts: DecodeOpts,
+  model: LlamaModel,
+  contextTokens: ArrayLike<number>,
+  questions: ArrayLike<number>[],
+  press: Press | null,
+  opts: DecodeOpts,
 ): Promise<{ context: CompressedContext; answers: AnswerResult[] }> {
   const context = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens });
   const answers = questions.map((q) => answer(model, context, q, opts));
@@ -196,15 +248,28 @@ export const PIPELINE_MODES: readonly PipelineMode[] = ['query-aware', 'query-ag
  * `cacheBytes` is the size right after eviction in both modes.
  */
 export async function runWithMode(
-  model: LlamaModel, mode: PipelineMode, contextTokens: ArrayLike<number>, questionTokens: ArrayLike<number>, press: Press | null, opts: DecodeOpts,
+  model: LlamaModel,
+  mode: PipelineMode,
+  contextTokens: ArrayLike<number>,
+  questionTokens: ArrayLike<number>,
+  press: Press | null,
+  opts: DecodeOpts,
 ): Promise<RunResult> {
   if (mode === 'query-aware') return runQueryAware(model, [...Array.from(contextTokens), ...Array.from(questionTokens)], press, opts);
   if (mode !== 'query-agnostic') throw new KvevictError(`--mode must be query-aware or query-agnostic, got "${String(mode)}"`);
   const ctx = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens });
   const a = answer(model, ctx, questionTokens, opts);
   return {
-    tokens: a.tokens, steps: a.steps, finish: a.finish, plan: ctx.plan, promptLength: ctx.promptLength + questionTokens.length,
-    fullCacheBytes: ctx.fullCacheBytes, cacheBytes: ctx.cacheBytes, prefillMs: ctx.prefillMs + a.questionMs, selectMs: ctx.selectMs, decodeMs: a.decodeMs,
+    tokens: a.tokens,
+    steps: a.steps,
+    finish: a.finish,
+    plan: ctx.plan,
+    promptLength: ctx.promptLength + questionTokens.length,
+    fullCacheBytes: ctx.fullCacheBytes,
+    cacheBytes: ctx.cacheBytes,
+    prefillMs: ctx.prefillMs + a.questionMs,
+    selectMs: ctx.selectMs,
+    decodeMs: a.decodeMs,
   };
 }
 
@@ -227,7 +292,11 @@ export function generateFromTokens(model: LlamaModel, promptTokens: ArrayLike<nu
   const p = prefill(model, promptTokens, { chunk: o.chunk });
   const t1 = performance.now();
   const d = decode(model, p.cache, {
-    firstLogits: p.lastLogits, nextPosition: p.nextPosition, maxNewTokens: o.maxNewTokens, stopTokens: o.stopTokens, sampler: o.sampler,
+    firstLogits: p.lastLogits,
+    nextPosition: p.nextPosition,
+    maxNewTokens: o.maxNewTokens,
+    stopTokens: o.stopTokens,
+    sampler: o.sampler,
     topLogprobs: o.topLogprobs,
   });
   const t2 = performance.now();

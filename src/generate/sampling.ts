@@ -37,7 +37,8 @@ export const greedy: Sampler = argmax;
 /** Check sampling options, naming the option at fault. */
 export function validateSampling(o: SamplingOptions): void {
   if (!(o.temperature >= 0) || !Number.isFinite(o.temperature)) throw new KvevictError(`--temperature must be >= 0, got ${o.temperature}`);
-  if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 0)) throw new KvevictError(`--top-k must be an integer >= 0, got ${o.topK}`);
+  if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 0))
+    throw new KvevictError(`--top-k must be an integer >= 0, got ${o.topK}`);
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new KvevictError(`--top-p must be in (0, 1], got ${o.topP}`);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new KvevictError(`--seed must be an integer, got ${o.seed}`);
 }

@@ -53,10 +53,15 @@ export function kernels(): Kernels {
   if (want === 'js') return (chosen = jsKernels);
   const native = loadNative();
   if (native) return (chosen = native);
-  if (want === 'native') throw new KvevictError(`KVEVICT_BACKEND=native but the addon ${nativeAddonPath} was not built (install libopenblas-pthread-dev, then npm rebuild)`);
+  if (want === 'native')
+    throw new KvevictError(
+      `KVEVICT_BACKEND=native but the addon ${nativeAddonPath} was not built (install libopenblas-pthread-dev, then npm rebuild)`,
+    );
   if (!warned) {
     warned = true;
-    process.stderr.write('kvevict: native OpenBLAS kernels not built; using the slow TypeScript kernels (apt-get install libopenblas-pthread-dev && npm rebuild)\n');
+    process.stderr.write(
+      'kvevict: native OpenBLAS kernels not built; using the slow TypeScript kernels (apt-get install libopenblas-pthread-dev && npm rebuild)\n',
+    );
   }
   return (chosen = jsKernels);
 }

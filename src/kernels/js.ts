@@ -47,7 +47,8 @@ export const jsKernels: Kernels = {
 
   packWeights(w, n, k, out) {
     if (w.length < n * k || out.length < packedWeightFloats(n, k)) throw new RangeError('packWeights: w or out is too short');
-    if (w.constructor !== out.constructor) throw new RangeError('packWeights: w and out must both be Float32Array or both Uint16Array (f16 bits)');
+    if (w.constructor !== out.constructor)
+      throw new RangeError('packWeights: w and out must both be Float32Array or both Uint16Array (f16 bits)');
     for (let s = 0; s * PACK_STRIP < n; s++) {
       const base = s * PACK_STRIP * k;
       for (let j = 0; j < PACK_STRIP; j++) {
@@ -121,9 +122,14 @@ export const jsKernels: Kernels = {
   rmsnormGrad(dx, dw, dy, x, weight, rows, dim, eps) {
     for (let r = 0; r < rows; r++) {
       const o = r * dim;
-      let ss = 0, dot = 0;
-      for (let i = 0; i < dim; i++) { ss += x[o + i] * x[o + i]; dot += weight[i] * dy[o + i] * x[o + i]; }
-      const s = 1 / Math.sqrt(ss / dim + eps), c = (s * s * s * dot) / dim;
+      let ss = 0,
+        dot = 0;
+      for (let i = 0; i < dim; i++) {
+        ss += x[o + i] * x[o + i];
+        dot += weight[i] * dy[o + i] * x[o + i];
+      }
+      const s = 1 / Math.sqrt(ss / dim + eps),
+        c = (s * s * s * dot) / dim;
       if (dx) for (let i = 0; i < dim; i++) dx[o + i] += s * weight[i] * dy[o + i] - c * x[o + i];
       if (dw) for (let i = 0; i < dim; i++) dw[i] += dy[o + i] * x[o + i] * s;
     }
@@ -136,8 +142,10 @@ export const jsKernels: Kernels = {
       for (let h = 0; h < heads; h++) {
         const off = (r * heads + h) * headDim;
         for (let i = 0; i < half; i++) {
-          const c = cos[t + i], s = sin[t + i];
-          const x0 = x[off + i], x1 = x[off + half + i];
+          const c = cos[t + i],
+            s = sin[t + i];
+          const x0 = x[off + i],
+            x1 = x[off + half + i];
           x[off + i] = x0 * c - x1 * s;
           x[off + half + i] = x1 * c + x0 * s;
         }
@@ -158,7 +166,8 @@ export const jsKernels: Kernels = {
 
   causalSoftmax(e, inv, rows, n, m, r0) {
     for (let row = 0; row < rows; row++) {
-      const o = row * n, visible = Math.min(n, r0 + (row % m) + 1);
+      const o = row * n,
+        visible = Math.min(n, r0 + (row % m) + 1);
       let max = -Infinity;
       for (let j = 0; j < visible; j++) if (e[o + j] > max) max = e[o + j];
       let sum = 0;
@@ -174,7 +183,10 @@ export const jsKernels: Kernels = {
 
   causalSoftmaxGrad(dS, e, inv, dd, rows, n, m, r0) {
     for (let row = 0; row < rows; row++) {
-      const o = row * n, visible = Math.min(n, r0 + (row % m) + 1), f = inv[row], D = dd[row];
+      const o = row * n,
+        visible = Math.min(n, r0 + (row % m) + 1),
+        f = inv[row],
+        D = dd[row];
       for (let j = 0; j < visible; j++) dS[o + j] = e[o + j] * f * (dS[o + j] - D);
       for (let j = visible; j < n; j++) dS[o + j] = 0;
     }
@@ -189,7 +201,7 @@ export const jsKernels: Kernels = {
         let max = -Infinity;
         for (let j = 0; j < v; j++) if (s[o + j] > max) max = s[o + j];
         let sum = 0;
-        for (let j = 0; j < v; j++) sum += (s[o + j] = expNonPositive(s[o + j] - max));
+        for (let j = 0; j < v; j++) sum += s[o + j] = expNonPositive(s[o + j] - max);
         for (let j = 0; j < v; j++) out[g * width + j] += s[o + j] / sum;
       }
     }
@@ -198,10 +210,19 @@ export const jsKernels: Kernels = {
   crossEntropy(logits, rows, vocab, targets, weights, lse, rowLoss, argmax) {
     for (let r = 0; r < rows; r++) {
       const o = r * vocab;
-      let max = -Infinity, am = 0;
-      for (let j = 0; j < vocab; j++) if (logits[o + j] > max) { max = logits[o + j]; am = j; }
+      let max = -Infinity,
+        am = 0;
+      for (let j = 0; j < vocab; j++)
+        if (logits[o + j] > max) {
+          max = logits[o + j];
+          am = j;
+        }
       argmax[r] = am;
-      if (weights[r] === 0) { lse[r] = 0; rowLoss[r] = 0; continue; }
+      if (weights[r] === 0) {
+        lse[r] = 0;
+        rowLoss[r] = 0;
+        continue;
+      }
       let s = 0;
       for (let j = 0; j < vocab; j++) s += Math.exp(logits[o + j] - max);
       lse[r] = max + Math.log(s);
@@ -213,7 +234,8 @@ export const jsKernels: Kernels = {
     for (let r = 0; r < rows; r++) {
       const c = coef[r];
       if (c === 0) continue;
-      const o = r * vocab, m = lse[r];
+      const o = r * vocab,
+        m = lse[r];
       for (let j = 0; j < vocab; j++) grad[o + j] += c * Math.exp(logits[o + j] - m);
       grad[o + targets[r]] -= c;
     }
@@ -221,7 +243,8 @@ export const jsKernels: Kernels = {
 
   siluMulGrad(dGate, dUp, dy, gate, up, n) {
     for (let i = 0; i < n; i++) {
-      const g = gate[i], sg = 1 / (1 + Math.exp(-g));
+      const g = gate[i],
+        sg = 1 / (1 + Math.exp(-g));
       if (dUp) dUp[i] += dy[i] * g * sg;
       // d silu / dg = sg * (1 + g * (1 - sg))
       if (dGate) dGate[i] += dy[i] * up[i] * sg * (1 + g * (1 - sg));
@@ -272,7 +295,14 @@ export const jsKernels: Kernels = {
 
 /** sgemmPackedParts as one `sgemmPacked` call per part (the twin, and the native kernels on an addon without it). */
 export function sgemmPackedByPart(
-  sgemmPacked: Kernels['sgemmPacked'], m: number, k: number, x: Float32Array, ldx: number, packed: WeightMatrix, parts: readonly PackedPart[], accumulate: boolean,
+  sgemmPacked: Kernels['sgemmPacked'],
+  m: number,
+  k: number,
+  x: Float32Array,
+  ldx: number,
+  packed: WeightMatrix,
+  parts: readonly PackedPart[],
+  accumulate: boolean,
 ): void {
   if (parts.length > 4) throw new RangeError('sgemmPackedParts: at most 4 parts');
   let offset = 0;

@@ -15,34 +15,124 @@ export interface NativeInfo {
 /** The raw addon (native/addon.c): positional arguments, every array bounds-checked on the C side. */
 export interface NativeAddon {
   sgemm(
-    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
-    a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    b: Float32Array,
+    ldb: number,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
   ): void;
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate: boolean): void;
   largeBuffer?(bytes: number): ArrayBuffer;
   packWeights?(w: WeightMatrix, n: number, k: number, out: WeightMatrix): void;
-  sgemmPacked?(m: number, n: number, k: number, x: Float32Array, ldx: number, packed: WeightMatrix, c: Float32Array, ldc: number, accumulate: boolean): void;
+  sgemmPacked?(
+    m: number,
+    n: number,
+    k: number,
+    x: Float32Array,
+    ldx: number,
+    packed: WeightMatrix,
+    c: Float32Array,
+    ldc: number,
+    accumulate: boolean,
+  ): void;
   /** sgemmPackedParts(m, k, x, ldx, packed, accumulate, n0, c0, n1, c1, ...): up to 4 parts */
-  sgemmPackedParts?(m: number, k: number, x: Float32Array, ldx: number, packed: WeightMatrix, accumulate: boolean, ...parts: (number | Float32Array)[]): void;
-  copyRows?(dst: Float32Array, dstOffset: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
+  sgemmPackedParts?(
+    m: number,
+    k: number,
+    x: Float32Array,
+    ldx: number,
+    packed: WeightMatrix,
+    accumulate: boolean,
+    ...parts: (number | Float32Array)[]
+  ): void;
+  copyRows?(
+    dst: Float32Array,
+    dstOffset: number,
+    src: Float32Array,
+    srcOffset: number,
+    srcStride: number,
+    rows: number,
+    width: number,
+  ): void;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;
   halfToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
   floatToHalf?(src: Float32Array, dst: Uint16Array, n: number): void;
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
-  rmsnormGrad(dx: Float32Array | null, dw: Float32Array | null, dy: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
+  rmsnormGrad(
+    dx: Float32Array | null,
+    dw: Float32Array | null,
+    dy: Float32Array,
+    x: Float32Array,
+    weight: Float32Array,
+    rows: number,
+    dim: number,
+    eps: number,
+  ): void;
   rope(x: Float32Array, rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array): void;
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   attendHead(
-    q: Float32Array, qRowStride: number, out: Float32Array, rows: number, headDim: number, firstHead: number, group: number,
-    qPos: Int32Array, keys: Float32Array, values: Float32Array, kPos: Int32Array, n: number, scale: number,
+    q: Float32Array,
+    qRowStride: number,
+    out: Float32Array,
+    rows: number,
+    headDim: number,
+    firstHead: number,
+    group: number,
+    qPos: Int32Array,
+    keys: Float32Array,
+    values: Float32Array,
+    kPos: Int32Array,
+    n: number,
+    scale: number,
   ): void;
   causalSoftmax(e: Float32Array, inv: Float32Array, rows: number, n: number, m: number, r0: number): void;
-  causalSoftmaxGrad(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): void;
+  causalSoftmaxGrad(
+    dS: Float32Array,
+    e: Float32Array,
+    inv: Float32Array,
+    dd: Float32Array,
+    rows: number,
+    n: number,
+    m: number,
+    r0: number,
+  ): void;
   add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
-  siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
-  crossEntropy(logits: Float32Array, rows: number, vocab: number, targets: Int32Array, weights: Float32Array, lse: Float32Array, rowLoss: Float32Array, argmax: Int32Array): void;
-  crossEntropyGrad(grad: Float32Array, logits: Float32Array, rows: number, vocab: number, targets: Int32Array, lse: Float32Array, coef: Float32Array): void;
+  siluMulGrad(
+    dGate: Float32Array | null,
+    dUp: Float32Array | null,
+    dy: Float32Array,
+    gate: Float32Array,
+    up: Float32Array,
+    n: number,
+  ): void;
+  crossEntropy(
+    logits: Float32Array,
+    rows: number,
+    vocab: number,
+    targets: Int32Array,
+    weights: Float32Array,
+    lse: Float32Array,
+    rowLoss: Float32Array,
+    argmax: Int32Array,
+  ): void;
+  crossEntropyGrad(
+    grad: Float32Array,
+    logits: Float32Array,
+    rows: number,
+    vocab: number,
+    targets: Int32Array,
+    lse: Float32Array,
+    coef: Float32Array,
+  ): void;
   /** sgemvParts(k, x, accumulate, w0, n0, y0, w1, n1, y1, ...): up to 4 parts */
   sgemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (WeightMatrix | number)[]): void;
   softmaxRowsAccumulate(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
@@ -90,7 +180,8 @@ export function makeNativeKernels(path: string): Kernels {
     },
     sgemmPackedParts(m, k, x, ldx, packed, parts, accumulate) {
       // an addon built before the fused product: one packed product per part
-      if (!addon.sgemmPackedParts) return sgemmPackedByPart(addon.sgemmPacked ?? jsKernels.sgemmPacked, m, k, x, ldx, packed, parts, accumulate);
+      if (!addon.sgemmPackedParts)
+        return sgemmPackedByPart(addon.sgemmPacked ?? jsKernels.sgemmPacked, m, k, x, ldx, packed, parts, accumulate);
       if (parts.length > 4) throw new RangeError('sgemmPackedParts: at most 4 parts');
       addon.sgemmPackedParts(m, k, x, ldx, packed, accumulate, ...parts.flatMap((p) => [p.n, p.y]));
     },
@@ -103,12 +194,18 @@ export function makeNativeKernels(path: string): Kernels {
       }
       const [a, b, c, d] = parts;
       switch (parts.length) {
-        case 0: return;
-        case 1: return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y);
-        case 2: return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y, b.w, b.n, b.y);
-        case 3: return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y, b.w, b.n, b.y, c.w, c.n, c.y);
-        case 4: return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y, b.w, b.n, b.y, c.w, c.n, c.y, d.w, d.n, d.y);
-        default: throw new RangeError('sgemvParts: at most 4 parts');
+        case 0:
+          return;
+        case 1:
+          return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y);
+        case 2:
+          return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y, b.w, b.n, b.y);
+        case 3:
+          return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y, b.w, b.n, b.y, c.w, c.n, c.y);
+        case 4:
+          return addon.sgemvParts(k, x, accumulate, a.w, a.n, a.y, b.w, b.n, b.y, c.w, c.n, c.y, d.w, d.n, d.y);
+        default:
+          throw new RangeError('sgemvParts: at most 4 parts');
       }
     },
   };

@@ -63,8 +63,19 @@ export interface InferenceKernels {
    * lda/ldb/ldc are row strides in elements. Weights are stored [out, in], so a linear layer is transB = true.
    */
   sgemm(
-    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
-    a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    b: Float32Array,
+    ldb: number,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
   ): void;
   /**
    * W[n, k] (a linear layer's weights, stored [out, in]) rearranged for sgemmPacked into `out`, which holds
@@ -77,13 +88,31 @@ export interface InferenceKernels {
    * are read); ldx and ldc are row strides. The prefill's linear layers: native, the weights' packing is done
    * once instead of in every sgemm call.
    */
-  sgemmPacked(m: number, n: number, k: number, x: Float32Array, ldx: number, packed: WeightMatrix, c: Float32Array, ldc: number, accumulate: boolean): void;
+  sgemmPacked(
+    m: number,
+    n: number,
+    k: number,
+    x: Float32Array,
+    ldx: number,
+    packed: WeightMatrix,
+    c: Float32Array,
+    ldc: number,
+    accumulate: boolean,
+  ): void;
   /**
    * Up to 4 products of one X in one pass: part p's y[m, n_p] (+)= X[m, k] . W_p^T, where `packed` holds the
    * parts' packed weights back to back (packedWeightFloats(n_p, k) each). A layer's q, k and v (and its gate and
    * up) share the packing of X and one set of work items instead of three (two) calls.
    */
-  sgemmPackedParts(m: number, k: number, x: Float32Array, ldx: number, packed: WeightMatrix, parts: readonly PackedPart[], accumulate: boolean): void;
+  sgemmPackedParts(
+    m: number,
+    k: number,
+    x: Float32Array,
+    ldx: number,
+    packed: WeightMatrix,
+    parts: readonly PackedPart[],
+    accumulate: boolean,
+  ): void;
   /** y[n] = W[n,k] . x[k], or y += W . x when accumulate. W may be f16 (a decode step then streams half the bytes). */
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
   /**
@@ -111,7 +140,15 @@ export interface InferenceKernels {
    * A strided block of rows into a compact one: dst[dstOffset + r * width + i] = src[srcOffset + r * srcStride + i]
    * for r < rows, i < width (a KV head's rows of a [rows, Hkv, d] block joining its cache).
    */
-  copyRows(dst: Float32Array, dstOffset: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
+  copyRows(
+    dst: Float32Array,
+    dstOffset: number,
+    src: Float32Array,
+    srcOffset: number,
+    srcStride: number,
+    rows: number,
+    width: number,
+  ): void;
   /** out[i] = a[i] + b[i] for i < n; `out` may be `a` (accumulation). */
   add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
   /** out[i] = silu(gate[i]) * up[i] for i < n. `out` may alias `gate`. */
@@ -135,7 +172,16 @@ export interface TrainingKernels {
    * RMSNorm backward, accumulating (either output may be null), with s_r = 1 / sqrt(mean(x_r^2) + eps):
    * dx[r, i] += s_r w_i dy[r, i] - s_r^3 / dim (sum_j w_j dy[r, j] x[r, j]) x[r, i]; dw[i] += sum_r dy[r, i] x[r, i] s_r.
    */
-  rmsnormGrad(dx: Float32Array | null, dw: Float32Array | null, dy: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
+  rmsnormGrad(
+    dx: Float32Array | null,
+    dw: Float32Array | null,
+    dy: Float32Array,
+    x: Float32Array,
+    weight: Float32Array,
+    rows: number,
+    dim: number,
+    eps: number,
+  ): void;
   /**
    * Training's causal softmax over a score block e[rows, n] in place: row r sees keys 0 .. r0 + (r % m)
    * (r is query r % m of a block starting at sequence row r0; the GQA group's heads are stacked).
@@ -143,17 +189,50 @@ export interface TrainingKernels {
    */
   causalSoftmax(e: Float32Array, inv: Float32Array, rows: number, n: number, m: number, r0: number): void;
   /** Its gradient in place: dS = e * inv * (dS - dd[r]) on the visible keys, 0 after. */
-  causalSoftmaxGrad(dS: Float32Array, e: Float32Array, inv: Float32Array, dd: Float32Array, rows: number, n: number, m: number, r0: number): void;
+  causalSoftmaxGrad(
+    dS: Float32Array,
+    e: Float32Array,
+    inv: Float32Array,
+    dd: Float32Array,
+    rows: number,
+    n: number,
+    m: number,
+    r0: number,
+  ): void;
   /**
    * Softmax cross-entropy of logits[rows, vocab]: argmax[r] of every row (the first maximum); where
    * weights[r] != 0, lse[r] = log sum_j exp(logits[r, j]) and rowLoss[r] = lse[r] - logits[r, targets[r]];
    * 0 in both elsewhere.
    */
-  crossEntropy(logits: Float32Array, rows: number, vocab: number, targets: Int32Array, weights: Float32Array, lse: Float32Array, rowLoss: Float32Array, argmax: Int32Array): void;
+  crossEntropy(
+    logits: Float32Array,
+    rows: number,
+    vocab: number,
+    targets: Int32Array,
+    weights: Float32Array,
+    lse: Float32Array,
+    rowLoss: Float32Array,
+    argmax: Int32Array,
+  ): void;
   /** Its gradient, accumulating on rows with coef[r] != 0: grad[r, j] += coef[r] * (exp(logits[r, j] - lse[r]) - [j == targets[r]]). */
-  crossEntropyGrad(grad: Float32Array, logits: Float32Array, rows: number, vocab: number, targets: Int32Array, lse: Float32Array, coef: Float32Array): void;
+  crossEntropyGrad(
+    grad: Float32Array,
+    logits: Float32Array,
+    rows: number,
+    vocab: number,
+    targets: Int32Array,
+    lse: Float32Array,
+    coef: Float32Array,
+  ): void;
   /** SwiGLU backward, accumulating: dGate += dy * up * silu'(gate), dUp += dy * silu(gate) (either may be null). */
-  siluMulGrad(dGate: Float32Array | null, dUp: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  siluMulGrad(
+    dGate: Float32Array | null,
+    dUp: Float32Array | null,
+    dy: Float32Array,
+    gate: Float32Array,
+    up: Float32Array,
+    n: number,
+  ): void;
 }
 
 /** Every kernel: two implementations (native, js) behind one interface, split by purpose. */

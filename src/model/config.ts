@@ -88,9 +88,11 @@ export function parseConfig(raw: unknown, file = 'config.json'): ModelConfig {
   const headDim = num(r, 'head_dim', file, hiddenSize / numHeads);
   if (!(headDim > 0 && headDim <= 1024)) throw new KvevictError(`${file}: head_dim ${headDim} must be in 1..1024`);
   const act = r.hidden_act ?? r.hidden_activation ?? 'silu';
-  if (typeof act !== 'string' || !ACTIVATIONS.includes(act)) throw new KvevictError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (supported: silu)`);
+  if (typeof act !== 'string' || !ACTIVATIONS.includes(act))
+    throw new KvevictError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (supported: silu)`);
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new KvevictError(`${file}: head_dim ${headDim} must be an even integer`);
-  if (numHeads % numKvHeads !== 0) throw new KvevictError(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  if (numHeads % numKvHeads !== 0)
+    throw new KvevictError(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   let ropeScaling: Llama3RopeScaling | null = null;
   const rs = r.rope_scaling as Record<string, unknown> | null | undefined;
   if (rs && typeof rs === 'object') {

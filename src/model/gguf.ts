@@ -16,15 +16,37 @@ import type { LayerWeights, Weights } from './types.js';
 
 /** GGUF metadata value types. */
 export enum GgufType {
-  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
 }
 
 /** ggml tensor types this module reads and writes. */
-export enum GgmlType { F32 = 0, F16 = 1, BF16 = 30 }
+export enum GgmlType {
+  F32 = 0,
+  F16 = 1,
+  BF16 = 30,
+}
 
 /** llama.cpp token types (tokenizer.ggml.token_type). */
-export enum GgufTokenType { NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6 }
+export enum GgufTokenType {
+  NORMAL = 1,
+  UNKNOWN = 2,
+  CONTROL = 3,
+  USER_DEFINED = 4,
+  UNUSED = 5,
+  BYTE = 6,
+}
 
 export type GgufScalar = number | bigint | boolean | string;
 export type GgufValue = GgufScalar | GgufScalar[];
@@ -98,19 +120,68 @@ function permuteRows(w: Float32Array, heads: number, cols: number, inverse: bool
 class ByteSink {
   private chunks: Buffer[] = [];
   length = 0;
-  private push(b: Buffer): void { this.chunks.push(b); this.length += b.length; }
-  u8(v: number): void { const b = Buffer.alloc(1); b.writeUInt8(v); this.push(b); }
-  i8(v: number): void { const b = Buffer.alloc(1); b.writeInt8(v); this.push(b); }
-  u16(v: number): void { const b = Buffer.alloc(2); b.writeUInt16LE(v); this.push(b); }
-  i16(v: number): void { const b = Buffer.alloc(2); b.writeInt16LE(v); this.push(b); }
-  u32(v: number): void { const b = Buffer.alloc(4); b.writeUInt32LE(v); this.push(b); }
-  i32(v: number): void { const b = Buffer.alloc(4); b.writeInt32LE(v); this.push(b); }
-  f32(v: number): void { const b = Buffer.alloc(4); b.writeFloatLE(v); this.push(b); }
-  f64(v: number): void { const b = Buffer.alloc(8); b.writeDoubleLE(v); this.push(b); }
-  u64(v: number | bigint): void { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); this.push(b); }
-  i64(v: number | bigint): void { const b = Buffer.alloc(8); b.writeBigInt64LE(BigInt(v)); this.push(b); }
-  str(s: string): void { const b = Buffer.from(s, 'utf8'); this.u64(b.length); this.push(b); }
-  bytes(): Buffer { return Buffer.concat(this.chunks); }
+  private push(b: Buffer): void {
+    this.chunks.push(b);
+    this.length += b.length;
+  }
+  u8(v: number): void {
+    const b = Buffer.alloc(1);
+    b.writeUInt8(v);
+    this.push(b);
+  }
+  i8(v: number): void {
+    const b = Buffer.alloc(1);
+    b.writeInt8(v);
+    this.push(b);
+  }
+  u16(v: number): void {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(v);
+    this.push(b);
+  }
+  i16(v: number): void {
+    const b = Buffer.alloc(2);
+    b.writeInt16LE(v);
+    this.push(b);
+  }
+  u32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    this.push(b);
+  }
+  i32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(v);
+    this.push(b);
+  }
+  f32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeFloatLE(v);
+    this.push(b);
+  }
+  f64(v: number): void {
+    const b = Buffer.alloc(8);
+    b.writeDoubleLE(v);
+    this.push(b);
+  }
+  u64(v: number | bigint): void {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    this.push(b);
+  }
+  i64(v: number | bigint): void {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64LE(BigInt(v));
+    this.push(b);
+  }
+  str(s: string): void {
+    const b = Buffer.from(s, 'utf8');
+    this.u64(b.length);
+    this.push(b);
+  }
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
 }
 
 function writeScalar(sink: ByteSink, type: GgufType, v: GgufScalar, key: string): void {
@@ -119,17 +190,39 @@ function writeScalar(sink: ByteSink, type: GgufType, v: GgufScalar, key: string)
     return v;
   };
   switch (type) {
-    case GgufType.UINT8: sink.u8(n()); break;
-    case GgufType.INT8: sink.i8(n()); break;
-    case GgufType.UINT16: sink.u16(n()); break;
-    case GgufType.INT16: sink.i16(n()); break;
-    case GgufType.UINT32: sink.u32(n()); break;
-    case GgufType.INT32: sink.i32(n()); break;
-    case GgufType.FLOAT32: sink.f32(n()); break;
-    case GgufType.FLOAT64: sink.f64(n()); break;
-    case GgufType.UINT64: sink.u64(typeof v === 'bigint' ? v : n()); break;
-    case GgufType.INT64: sink.i64(typeof v === 'bigint' ? v : n()); break;
-    case GgufType.BOOL: sink.u8(v ? 1 : 0); break;
+    case GgufType.UINT8:
+      sink.u8(n());
+      break;
+    case GgufType.INT8:
+      sink.i8(n());
+      break;
+    case GgufType.UINT16:
+      sink.u16(n());
+      break;
+    case GgufType.INT16:
+      sink.i16(n());
+      break;
+    case GgufType.UINT32:
+      sink.u32(n());
+      break;
+    case GgufType.INT32:
+      sink.i32(n());
+      break;
+    case GgufType.FLOAT32:
+      sink.f32(n());
+      break;
+    case GgufType.FLOAT64:
+      sink.f64(n());
+      break;
+    case GgufType.UINT64:
+      sink.u64(typeof v === 'bigint' ? v : n());
+      break;
+    case GgufType.INT64:
+      sink.i64(typeof v === 'bigint' ? v : n());
+      break;
+    case GgufType.BOOL:
+      sink.u8(v ? 1 : 0);
+      break;
     case GgufType.STRING:
       if (typeof v !== 'string') throw new Error(`internal error: GGUF ${key}: expected a string`);
       sink.str(v);
@@ -174,7 +267,12 @@ export interface GgufTensorToWrite {
 }
 
 /** Write a GGUF v3 file from metadata and tensors (atomically: temporary file renamed into place). */
-export function writeGgufFile(file: string, metadata: Map<string, GgufKv>, tensors: GgufTensorToWrite[], alignment = DEFAULT_ALIGNMENT): void {
+export function writeGgufFile(
+  file: string,
+  metadata: Map<string, GgufKv>,
+  tensors: GgufTensorToWrite[],
+  alignment = DEFAULT_ALIGNMENT,
+): void {
   const head = new ByteSink();
   head.u32(GGUF_MAGIC);
   head.u32(3);
@@ -243,7 +341,14 @@ export function guessPreTokenizer(tokenizerJson: Record<string, unknown>): strin
   if (Array.isArray(merges) && merges.length === 0) return 'default'; // byte tokenizer: any split gives the same ids
   if (pt?.type === 'Sequence' && Array.isArray(pt.pretokenizers)) {
     const p = pt.pretokenizers as Record<string, unknown>[];
-    if (p.length === 2 && p[0].type === 'Digits' && p[0].individual_digits === true && p[1].type === 'ByteLevel' && p[1].use_regex !== false) return 'smollm';
+    if (
+      p.length === 2 &&
+      p[0].type === 'Digits' &&
+      p[0].individual_digits === true &&
+      p[1].type === 'ByteLevel' &&
+      p[1].use_regex !== false
+    )
+      return 'smollm';
   }
   if (pt?.type === 'ByteLevel' && pt.use_regex !== false) return 'gpt-2';
   return 'default';
@@ -252,16 +357,23 @@ export function guessPreTokenizer(tokenizerJson: Record<string, unknown>): strin
 /** The tokenizer as GGUF "gpt2" (byte-level BPE) metadata, padded with [PADn] tokens up to the model's vocab. */
 function tokenizerMetadata(md: Map<string, GgufKv>, cfg: ModelConfig, tok: Tokenizer, pre: string | undefined): void {
   const model = tok.tokenizerJson.model as Record<string, unknown> | undefined;
-  if (model?.type !== 'BPE') throw new KvevictError(`tokenizer.json: GGUF export supports byte-level BPE tokenizers, this one is ${String(model?.type)}`);
-  if (tok.vocabSize > cfg.vocabSize) throw new KvevictError(`tokenizer.json: ${tok.vocabSize} tokens but config.json vocab_size is ${cfg.vocabSize}`);
+  if (model?.type !== 'BPE')
+    throw new KvevictError(`tokenizer.json: GGUF export supports byte-level BPE tokenizers, this one is ${String(model?.type)}`);
+  if (tok.vocabSize > cfg.vocabSize)
+    throw new KvevictError(`tokenizer.json: ${tok.vocabSize} tokens but config.json vocab_size is ${cfg.vocabSize}`);
   const tokens: string[] = [];
   const types: number[] = [];
   const added = new Map<number, boolean>();
-  for (const t of (tok.tokenizerJson.added_tokens as { id: number; special?: boolean }[] | undefined) ?? []) added.set(t.id, t.special === true);
+  for (const t of (tok.tokenizerJson.added_tokens as { id: number; special?: boolean }[] | undefined) ?? [])
+    added.set(t.id, t.special === true);
   for (let id = 0; id < cfg.vocabSize; id++) {
     let s: string | null = null;
     if (id < tok.vocabSize) {
-      try { s = tok.tokenToString(id); } catch { s = null; }
+      try {
+        s = tok.tokenToString(id);
+      } catch {
+        s = null;
+      }
     }
     if (s === null || s === undefined) {
       tokens.push(`[PAD${id}]`);
@@ -300,7 +412,12 @@ export function llama3RopeFactors(cfg: ModelConfig): Float32Array {
 }
 
 /** The metadata and tensors of a model in llama.cpp's layout. */
-export function ggufContent(cfg: ModelConfig, weights: Weights, tokenizer: Tokenizer, opts: WriteGgufOptions = {}): { metadata: Map<string, GgufKv>; tensors: GgufTensorToWrite[] } {
+export function ggufContent(
+  cfg: ModelConfig,
+  weights: Weights,
+  tokenizer: Tokenizer,
+  opts: WriteGgufOptions = {},
+): { metadata: Map<string, GgufKv>; tensors: GgufTensorToWrite[] } {
   const arch = ggufArchitecture(cfg.modelType);
   const matType = (opts.dtype ?? 'F32') === 'F16' ? GgmlType.F16 : GgmlType.F32;
   const md = new Map<string, GgufKv>();
@@ -363,12 +480,17 @@ export function writeGguf(file: string, cfg: ModelConfig, weights: Weights, toke
 
 class ByteSource {
   pos = 0;
-  constructor(private readonly fd: number, readonly size: number, readonly file: string) {}
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+    readonly file: string,
+  ) {}
   private buf = Buffer.alloc(0);
   private bufStart = 0;
   /** `n` bytes at the cursor, reading ahead in 1 MiB blocks */
   take(n: number, what: string): Buffer {
-    if (this.pos + n > this.size) throw new KvevictError(`${this.file}: truncated GGUF file while reading ${what} (needs byte ${this.pos + n}, file has ${this.size})`);
+    if (this.pos + n > this.size)
+      throw new KvevictError(`${this.file}: truncated GGUF file while reading ${what} (needs byte ${this.pos + n}, file has ${this.size})`);
     if (this.pos < this.bufStart || this.pos + n > this.bufStart + this.buf.length) {
       const len = Math.min(this.size - this.pos, Math.max(n, 1 << 20));
       this.buf = Buffer.alloc(len);
@@ -379,7 +501,9 @@ class ByteSource {
     this.pos += n;
     return this.buf.subarray(off, off + n);
   }
-  u32(what: string): number { return this.take(4, what).readUInt32LE(0); }
+  u32(what: string): number {
+    return this.take(4, what).readUInt32LE(0);
+  }
   u64(what: string): number {
     const v = this.take(8, what).readBigUInt64LE(0);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new KvevictError(`${this.file}: ${what} ${v} is too large`);
@@ -387,23 +511,34 @@ class ByteSource {
   }
   str(what: string): string {
     const n = this.u64(`${what} length`);
-    if (n > this.size - this.pos) throw new KvevictError(`${this.file}: truncated or corrupt: ${what} claims ${n} bytes, and ${this.size - this.pos} remain`);
+    if (n > this.size - this.pos)
+      throw new KvevictError(`${this.file}: truncated or corrupt: ${what} claims ${n} bytes, and ${this.size - this.pos} remain`);
     return this.take(n, what).toString('utf8');
   }
 }
 
 function readScalar(src: ByteSource, type: GgufType, what: string): GgufScalar {
   switch (type) {
-    case GgufType.UINT8: return src.take(1, what).readUInt8(0);
-    case GgufType.INT8: return src.take(1, what).readInt8(0);
-    case GgufType.UINT16: return src.take(2, what).readUInt16LE(0);
-    case GgufType.INT16: return src.take(2, what).readInt16LE(0);
-    case GgufType.UINT32: return src.take(4, what).readUInt32LE(0);
-    case GgufType.INT32: return src.take(4, what).readInt32LE(0);
-    case GgufType.FLOAT32: return src.take(4, what).readFloatLE(0);
-    case GgufType.FLOAT64: return src.take(8, what).readDoubleLE(0);
-    case GgufType.BOOL: return src.take(1, what).readUInt8(0) !== 0;
-    case GgufType.STRING: return src.str(what);
+    case GgufType.UINT8:
+      return src.take(1, what).readUInt8(0);
+    case GgufType.INT8:
+      return src.take(1, what).readInt8(0);
+    case GgufType.UINT16:
+      return src.take(2, what).readUInt16LE(0);
+    case GgufType.INT16:
+      return src.take(2, what).readInt16LE(0);
+    case GgufType.UINT32:
+      return src.take(4, what).readUInt32LE(0);
+    case GgufType.INT32:
+      return src.take(4, what).readInt32LE(0);
+    case GgufType.FLOAT32:
+      return src.take(4, what).readFloatLE(0);
+    case GgufType.FLOAT64:
+      return src.take(8, what).readDoubleLE(0);
+    case GgufType.BOOL:
+      return src.take(1, what).readUInt8(0) !== 0;
+    case GgufType.STRING:
+      return src.str(what);
     case GgufType.UINT64: {
       const v = src.take(8, what).readBigUInt64LE(0);
       return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
@@ -440,7 +575,10 @@ export function readGguf(file: string): GgufFile {
       if (type === GgufType.ARRAY) {
         const arrayType = src.u32(`element type of ${shown}`) as GgufType;
         const n = src.u64(`length of ${shown}`);
-        if (n > size - src.pos) throw new KvevictError(`${file}: truncated or corrupt: metadata ${shown} claims ${n} elements, and ${size - src.pos} bytes remain`);
+        if (n > size - src.pos)
+          throw new KvevictError(
+            `${file}: truncated or corrupt: metadata ${shown} claims ${n} elements, and ${size - src.pos} bytes remain`,
+          );
         if (arrayType === GgufType.ARRAY) throw new KvevictError(`${file}: metadata ${shown}: nested arrays are not supported`);
         const value: GgufScalar[] = new Array(n);
         for (let j = 0; j < n; j++) value[j] = readScalar(src, arrayType, shown);
@@ -457,14 +595,21 @@ export function readGguf(file: string): GgufFile {
       if (nd > 4) throw new KvevictError(`${file}: tensor ${shown} has ${nd} dimensions`);
       const dims: number[] = [];
       for (let j = 0; j < nd; j++) dims.push(src.u64(`dimension of ${shown}`));
-      if (dims.reduce((a, b) => a * b, 1) > size) throw new KvevictError(`${file}: tensor ${shown} has dims [${dims}], more values than the file could hold`);
+      if (dims.reduce((a, b) => a * b, 1) > size)
+        throw new KvevictError(`${file}: tensor ${shown} has dims [${dims}], more values than the file could hold`);
       const type = src.u32(`type of ${shown}`) as GgmlType;
       const offset = src.u64(`offset of ${shown}`);
       tensors.push({ name, dims, type, offset });
     }
     const al = metadata.get('general.alignment');
     const alignment = al ? al.value : DEFAULT_ALIGNMENT;
-    if (typeof alignment !== 'number' || !Number.isInteger(alignment) || alignment < 1 || (alignment & (alignment - 1)) !== 0 || alignment > 1 << 20) {
+    if (
+      typeof alignment !== 'number' ||
+      !Number.isInteger(alignment) ||
+      alignment < 1 ||
+      (alignment & (alignment - 1)) !== 0 ||
+      alignment > 1 << 20
+    ) {
       throw new KvevictError(`${file}: general.alignment ${printable(String(alignment))} must be a power of two`);
     }
     const dataOffset = Math.ceil(src.pos / alignment) * alignment;
@@ -472,22 +617,31 @@ export function readGguf(file: string): GgufFile {
     for (const t of tensors) {
       const shown = printable(t.name);
       const bytes = tensorBytes(t, file);
-      if (t.offset % alignment !== 0) throw new KvevictError(`${file}: tensor ${shown} starts at offset ${t.offset}, not a multiple of the alignment ${alignment}`);
-      if (dataOffset + t.offset + bytes > size) throw new KvevictError(`${file}: truncated: tensor ${shown} ends at byte ${dataOffset + t.offset + bytes} but the file has ${size}`);
+      if (t.offset % alignment !== 0)
+        throw new KvevictError(`${file}: tensor ${shown} starts at offset ${t.offset}, not a multiple of the alignment ${alignment}`);
+      if (dataOffset + t.offset + bytes > size)
+        throw new KvevictError(
+          `${file}: truncated: tensor ${shown} ends at byte ${dataOffset + t.offset + bytes} but the file has ${size}`,
+        );
       spans.push({ begin: t.offset, end: t.offset + bytes, name: shown });
     }
     spans.sort((a, b) => a.begin - b.begin);
     for (let i = 1; i < spans.length; i++) {
-      if (spans[i].begin < spans[i - 1].end) throw new KvevictError(`${file}: tensor ${spans[i].name} overlaps tensor ${spans[i - 1].name}`);
+      if (spans[i].begin < spans[i - 1].end)
+        throw new KvevictError(`${file}: tensor ${spans[i].name} overlaps tensor ${spans[i - 1].name}`);
     }
     // writers lay tensors out back to back, each padded to the alignment: a gap means a size (type or dims) is wrong
     const pad = (n: number) => Math.ceil(n / alignment) * alignment;
     let expect = 0;
     for (const sp of spans) {
-      if (sp.begin !== expect) throw new KvevictError(`${file}: tensor ${sp.name} starts at data offset ${sp.begin}, where the tensors before it end at ${expect}: a tensor's type or dims do not match its data`);
+      if (sp.begin !== expect)
+        throw new KvevictError(
+          `${file}: tensor ${sp.name} starts at data offset ${sp.begin}, where the tensors before it end at ${expect}: a tensor's type or dims do not match its data`,
+        );
       expect = pad(sp.end);
     }
-    if (spans.length > 0 && size - dataOffset > expect) throw new KvevictError(`${file}: ${size - dataOffset - expect} bytes after the last tensor belong to no tensor`);
+    if (spans.length > 0 && size - dataOffset > expect)
+      throw new KvevictError(`${file}: ${size - dataOffset - expect} bytes after the last tensor belong to no tensor`);
     const names = new Set<string>();
     for (const t of tensors) {
       if (names.has(t.name)) throw new KvevictError(`${file}: tensor ${printable(t.name)} appears twice`);
@@ -503,7 +657,9 @@ function tensorBytes(t: GgufTensorInfo, file: string): number {
   const count = t.dims.reduce((a, b) => a * b, 1);
   if (t.type === GgmlType.F32) return count * 4;
   if (t.type === GgmlType.F16 || t.type === GgmlType.BF16) return count * 2;
-  throw new KvevictError(`${file}: tensor ${printable(t.name)} has ggml type ${t.type}; supported: F32 (0), F16 (1), BF16 (30) (quantized GGUF files are not supported yet)`);
+  throw new KvevictError(
+    `${file}: tensor ${printable(t.name)} has ggml type ${t.type}; supported: F32 (0), F16 (1), BF16 (30) (quantized GGUF files are not supported yet)`,
+  );
 }
 
 /** One tensor's data as float32 (F32, F16 or BF16). */
@@ -528,7 +684,8 @@ export function ggufValue(g: GgufFile, key: string): GgufValue | undefined {
 /** A size from the metadata: a positive integer up to `max` (checked before the model is allocated). */
 function needSize(g: GgufFile, key: string, max: number): number {
   const v = need(g, key);
-  if (!Number.isInteger(v) || v < 1 || v > max) throw new KvevictError(`${g.file}: GGUF metadata ${key} must be an integer in 1..${max}, got ${v}`);
+  if (!Number.isInteger(v) || v < 1 || v > max)
+    throw new KvevictError(`${g.file}: GGUF metadata ${key} must be an integer in 1..${max}, got ${v}`);
   return v;
 }
 
@@ -541,12 +698,14 @@ function need(g: GgufFile, key: string): number {
 /** ModelConfig from GGUF metadata (architectures llama, qwen2, qwen3). */
 export function ggufConfig(g: GgufFile): ModelConfig {
   const arch = ggufValue(g, 'general.architecture');
-  if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'qwen3') throw new KvevictError(`${g.file}: unsupported GGUF architecture ${JSON.stringify(arch)} (supported: llama, qwen2, qwen3)`);
+  if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'qwen3')
+    throw new KvevictError(`${g.file}: unsupported GGUF architecture ${JSON.stringify(arch)} (supported: llama, qwen2, qwen3)`);
   const hiddenSize = needSize(g, `${arch}.embedding_length`, 65536);
   const numHeads = needSize(g, `${arch}.attention.head_count`, 1024);
   const tokens = ggufValue(g, 'tokenizer.ggml.tokens');
   const embd = g.tensors.find((t) => t.name === 'token_embd.weight');
-  const vocabSize = (ggufValue(g, `${arch}.vocab_size`) as number | undefined) ?? embd?.dims[1] ?? (Array.isArray(tokens) ? tokens.length : 0);
+  const vocabSize =
+    (ggufValue(g, `${arch}.vocab_size`) as number | undefined) ?? embd?.dims[1] ?? (Array.isArray(tokens) ? tokens.length : 0);
   const headDim = (ggufValue(g, `${arch}.attention.key_length`) as number | undefined) ?? hiddenSize / numHeads;
   const eos = ggufValue(g, 'tokenizer.ggml.eos_token_id');
   const bos = ggufValue(g, 'tokenizer.ggml.bos_token_id');
@@ -570,14 +729,21 @@ export function ggufConfig(g: GgufFile): ModelConfig {
     eosTokenIds: typeof eos === 'number' ? [eos] : [],
   };
   const bad = (what: string) => new KvevictError(`${g.file}: GGUF metadata: ${what}`);
-  if (!Number.isInteger(cfg.numKvHeads) || cfg.numKvHeads < 1 || cfg.numHeads % cfg.numKvHeads !== 0) throw bad(`${arch}.attention.head_count_kv ${cfg.numKvHeads} must divide head_count ${cfg.numHeads}`);
-  if (!Number.isInteger(cfg.headDim) || cfg.headDim % 2 !== 0 || cfg.headDim > 1024) throw bad(`the head size ${cfg.headDim} must be an even integer`);
-  if (!Number.isInteger(cfg.vocabSize) || cfg.vocabSize < 1 || cfg.vocabSize > 1 << 22) throw bad(`vocabulary size ${cfg.vocabSize} must be an integer in 1..${1 << 22}`);
-  if (!(cfg.rmsNormEps > 0 && cfg.rmsNormEps < 1)) throw bad(`${arch}.attention.layer_norm_rms_epsilon ${cfg.rmsNormEps} must be in (0, 1)`);
+  if (!Number.isInteger(cfg.numKvHeads) || cfg.numKvHeads < 1 || cfg.numHeads % cfg.numKvHeads !== 0)
+    throw bad(`${arch}.attention.head_count_kv ${cfg.numKvHeads} must divide head_count ${cfg.numHeads}`);
+  if (!Number.isInteger(cfg.headDim) || cfg.headDim % 2 !== 0 || cfg.headDim > 1024)
+    throw bad(`the head size ${cfg.headDim} must be an even integer`);
+  if (!Number.isInteger(cfg.vocabSize) || cfg.vocabSize < 1 || cfg.vocabSize > 1 << 22)
+    throw bad(`vocabulary size ${cfg.vocabSize} must be an integer in 1..${1 << 22}`);
+  if (!(cfg.rmsNormEps > 0 && cfg.rmsNormEps < 1))
+    throw bad(`${arch}.attention.layer_norm_rms_epsilon ${cfg.rmsNormEps} must be in (0, 1)`);
   if (!(cfg.ropeTheta > 1)) throw bad(`${arch}.rope.freq_base ${cfg.ropeTheta} must be greater than 1`);
-  if (!Number.isInteger(cfg.maxPositions) || cfg.maxPositions < 1) throw bad(`${arch}.context_length ${cfg.maxPositions} must be a positive integer`);
+  if (!Number.isInteger(cfg.maxPositions) || cfg.maxPositions < 1)
+    throw bad(`${arch}.context_length ${cfg.maxPositions} must be a positive integer`);
   if (g.tensors.some((t) => t.name === 'rope_freqs.weight')) {
-    throw new KvevictError(`${g.file}: rope_freqs.weight (Llama-3 rope scaling) cannot be read back into a config; use the Hugging Face folder`);
+    throw new KvevictError(
+      `${g.file}: rope_freqs.weight (Llama-3 rope scaling) cannot be read back into a config; use the Hugging Face folder`,
+    );
   }
   return cfg;
 }
@@ -590,7 +756,8 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
     const t = byName.get(name);
     if (!t) throw new KvevictError(`${g.file}: missing tensor ${name}`);
     const want = [...shape].reverse();
-    if (t.dims.length !== want.length || t.dims.some((d, i) => d !== want[i])) throw new KvevictError(`${g.file}: tensor ${name} has dims [${t.dims}], expected [${want}]`);
+    if (t.dims.length !== want.length || t.dims.some((d, i) => d !== want[i]))
+      throw new KvevictError(`${g.file}: tensor ${name} has dims [${t.dims}], expected [${want}]`);
     return readGgufTensorF32(g, t);
   };
   const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: vocab } = cfg;
@@ -638,9 +805,11 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
  */
 export function ggufTokenizer(g: GgufFile): Tokenizer {
   const model = ggufValue(g, 'tokenizer.ggml.model');
-  if (model !== 'gpt2' && model !== 'llama') throw new KvevictError(`${g.file}: tokenizer.ggml.model ${JSON.stringify(model)} is not supported (supported: gpt2, llama)`);
+  if (model !== 'gpt2' && model !== 'llama')
+    throw new KvevictError(`${g.file}: tokenizer.ggml.model ${JSON.stringify(model)} is not supported (supported: gpt2, llama)`);
   const tokens = ggufValue(g, 'tokenizer.ggml.tokens');
-  if (!Array.isArray(tokens) || tokens.length === 0 || tokens.some((t) => typeof t !== 'string')) throw new KvevictError(`${g.file}: tokenizer.ggml.tokens is missing or not a list of strings`);
+  if (!Array.isArray(tokens) || tokens.length === 0 || tokens.some((t) => typeof t !== 'string'))
+    throw new KvevictError(`${g.file}: tokenizer.ggml.tokens is missing or not a list of strings`);
   const toks = tokens as string[];
   const types = (ggufValue(g, 'tokenizer.ggml.token_type') as number[] | undefined) ?? [];
   const name = (key: string): string | null => {
@@ -662,21 +831,28 @@ export function ggufTokenizer(g: GgufFile): Tokenizer {
   };
   const tmpl = ggufValue(g, 'tokenizer.chat_template');
   const chatTemplate = typeof tmpl === 'string' ? tmpl : null;
-  if (types.length !== 0 && types.length !== toks.length) throw new KvevictError(`${g.file}: tokenizer.ggml.token_type has ${types.length} entries for ${toks.length} tokens`);
+  if (types.length !== 0 && types.length !== toks.length)
+    throw new KvevictError(`${g.file}: tokenizer.ggml.token_type has ${types.length} entries for ${toks.length} tokens`);
   if (model === 'llama') {
     const scores = ggufValue(g, 'tokenizer.ggml.scores');
     if (!Array.isArray(scores) || scores.length !== toks.length || scores.some((x) => typeof x !== 'number' || !Number.isFinite(x))) {
-      throw new KvevictError(`${g.file}: a SentencePiece vocabulary needs tokenizer.ggml.scores, one finite number per token (${Array.isArray(scores) ? scores.length : 'none'} for ${toks.length} tokens)`);
+      throw new KvevictError(
+        `${g.file}: a SentencePiece vocabulary needs tokenizer.ggml.scores, one finite number per token (${Array.isArray(scores) ? scores.length : 'none'} for ${toks.length} tokens)`,
+      );
     }
     const unk = ggufValue(g, 'tokenizer.ggml.unknown_token_id');
-    return spmTokenizer({
-      tokens: toks,
-      scores: scores as number[],
-      types: toks.map((_, i) => types[i] ?? GgufTokenType.NORMAL),
-      addSpacePrefix: flag('tokenizer.ggml.add_space_prefix', true),
-      unkId: typeof unk === 'number' && unk < toks.length ? unk : null,
-      source: g.file,
-    }, tokenizerConfig, { chatTemplate });
+    return spmTokenizer(
+      {
+        tokens: toks,
+        scores: scores as number[],
+        types: toks.map((_, i) => types[i] ?? GgufTokenType.NORMAL),
+        addSpacePrefix: flag('tokenizer.ggml.add_space_prefix', true),
+        unkId: typeof unk === 'number' && unk < toks.length ? unk : null,
+        source: g.file,
+      },
+      tokenizerConfig,
+      { chatTemplate },
+    );
   }
   const merges = (ggufValue(g, 'tokenizer.ggml.merges') as string[] | undefined) ?? [];
   const known = new Set(toks);
@@ -693,17 +869,39 @@ export function ggufTokenizer(g: GgufFile): Tokenizer {
     if (types[id] === GgufTokenType.UNUSED) return;
     vocab[t] = id;
     if (types[id] === GgufTokenType.CONTROL || types[id] === GgufTokenType.USER_DEFINED) {
-      addedTokens.push({ id, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === GgufTokenType.CONTROL });
+      addedTokens.push({
+        id,
+        content: t,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: types[id] === GgufTokenType.CONTROL,
+      });
     }
   });
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: merges.length > 0 };
-  const preTokenizer = pre === 'smollm'
-    ? { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel] }
-    : byteLevel;
+  const preTokenizer =
+    pre === 'smollm' ? { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel] } : byteLevel;
   const tokenizerJson = {
-    version: '1.0', added_tokens: addedTokens, normalizer: null, pre_tokenizer: preTokenizer, post_processor: null,
+    version: '1.0',
+    added_tokens: addedTokens,
+    normalizer: null,
+    pre_tokenizer: preTokenizer,
+    post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
   };
   return new KvTokenizer(tokenizerJson, tokenizerConfig, { chatTemplate, source: g.file });
 }

@@ -75,24 +75,56 @@ export class LayerProjections {
   private parts(b: ProjectionBuffers): void {
     if (this.partsQ === b.q && this.gateUpParts![0].y === b.gate) return;
     const { numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: inter } = this.cfg;
-    this.qkvParts = [{ w: this.w.q, n: H * d, y: b.q }, { w: this.w.k, n: Hkv * d, y: b.k }, { w: this.w.v, n: Hkv * d, y: b.v }];
-    this.gateUpParts = [{ w: this.w.gate, n: inter, y: b.gate }, { w: this.w.up, n: inter, y: b.up }];
+    this.qkvParts = [
+      { w: this.w.q, n: H * d, y: b.q },
+      { w: this.w.k, n: Hkv * d, y: b.k },
+      { w: this.w.v, n: Hkv * d, y: b.v },
+    ];
+    this.gateUpParts = [
+      { w: this.w.gate, n: inter, y: b.gate },
+      { w: this.w.up, n: inter, y: b.up },
+    ];
     this.partsQ = b.q;
   }
 
   /** q for the last `out` of the `n` rows of xb (all n for one row), k and v for all n. */
   qkv(k: Kernels, n: number, out: number, xb: Float32Array, b: ProjectionBuffers): void {
     const { hiddenSize: hidden, numHeads: H, numKvHeads: Hkv, headDim: d } = this.cfg;
-    const qDim = H * d, kvDim = Hkv * d;
+    const qDim = H * d,
+      kvDim = Hkv * d;
     const pk = this.packed;
     if (n === 1) {
       this.parts(b);
       k.sgemvParts(hidden, xb, this.qkvParts!);
     } else if (pk && out === n) {
-      k.sgemmPackedParts(n, hidden, xb, hidden, pk.qkv, [{ n: qDim, y: b.q }, { n: kvDim, y: b.k }, { n: kvDim, y: b.v }], false);
+      k.sgemmPackedParts(
+        n,
+        hidden,
+        xb,
+        hidden,
+        pk.qkv,
+        [
+          { n: qDim, y: b.q },
+          { n: kvDim, y: b.k },
+          { n: kvDim, y: b.v },
+        ],
+        false,
+      );
     } else {
       if (out > 0) this.plain.run(k, out, qDim, hidden, out === n ? xb : xb.subarray((n - out) * hidden), this.w.q, b.q, false);
-      if (pk) k.sgemmPackedParts(n, hidden, xb, hidden, pk.kv, [{ n: kvDim, y: b.k }, { n: kvDim, y: b.v }], false);
+      if (pk)
+        k.sgemmPackedParts(
+          n,
+          hidden,
+          xb,
+          hidden,
+          pk.kv,
+          [
+            { n: kvDim, y: b.k },
+            { n: kvDim, y: b.v },
+          ],
+          false,
+        );
       else {
         this.plain.run(k, n, kvDim, hidden, xb, this.w.k, b.k, false);
         this.plain.run(k, n, kvDim, hidden, xb, this.w.v, b.v, false);
@@ -113,7 +145,18 @@ export class LayerProjections {
       this.parts(b);
       k.sgemvParts(hidden, xb, this.gateUpParts!);
     } else if (this.packed) {
-      k.sgemmPackedParts(rows, hidden, xb, hidden, this.packed.gateUp, [{ n: inter, y: b.gate }, { n: inter, y: b.up }], false);
+      k.sgemmPackedParts(
+        rows,
+        hidden,
+        xb,
+        hidden,
+        this.packed.gateUp,
+        [
+          { n: inter, y: b.gate },
+          { n: inter, y: b.up },
+        ],
+        false,
+      );
     } else {
       this.plain.run(k, rows, inter, hidden, xb, this.w.gate, b.gate, false);
       this.plain.run(k, rows, inter, hidden, xb, this.w.up, b.up, false);
@@ -126,7 +169,16 @@ export class LayerProjections {
     this.product(k, rows, hidden, inter, h, this.w.down, x, this.packed?.down);
   }
 
-  private product(k: Kernels, n: number, outDim: number, inDim: number, x: Float32Array, w: WeightMatrix, y: Float32Array, packed?: WeightMatrix): void {
+  private product(
+    k: Kernels,
+    n: number,
+    outDim: number,
+    inDim: number,
+    x: Float32Array,
+    w: WeightMatrix,
+    y: Float32Array,
+    packed?: WeightMatrix,
+  ): void {
     if (packed && n > 1) k.sgemmPacked(n, outDim, inDim, x, inDim, packed, y, outDim, true);
     else this.plain.run(k, n, outDim, inDim, x, w, y, true);
   }
@@ -136,7 +188,12 @@ export class LayerProjections {
  * Every layer's linear weights packed for the prefill (float32, or halves with f16 weights): q, k and v back
  * to back, and gate and up, so that each group is one fused product (sgemmPackedParts).
  */
-export function packLayers(cfg: ModelConfig, layers: readonly Record<LinearName, WeightMatrix>[], k: Kernels, halves: boolean): PackedLayer[] {
+export function packLayers(
+  cfg: ModelConfig,
+  layers: readonly Record<LinearName, WeightMatrix>[],
+  k: Kernels,
+  halves: boolean,
+): PackedLayer[] {
   // ordinary pages: the packed product reuses each panel from cache, so huge pages gain it nothing, and faulting
   // them in (compacted on demand) took twice as long
   const floats = (n: LinearName) => packedWeightFloats(...linearShape(cfg, n));

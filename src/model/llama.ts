@@ -105,16 +105,23 @@ export class LlamaModel {
     this.k = p ? profiledKernels(this.baseKernels, p) : this.baseKernels;
   }
 
-  constructor(readonly config: ModelConfig, readonly weights: Weights, k?: Kernels, opts: LlamaModelOptions = {}) {
+  constructor(
+    readonly config: ModelConfig,
+    readonly weights: Weights,
+    k?: Kernels,
+    opts: LlamaModelOptions = {},
+  ) {
     this.baseKernels = this.k = k ?? kernels();
     const c = config;
     assert(weights.layers.length === c.numLayers, 'weights have numLayers layers');
     assert(weights.embed.length === c.vocabSize * c.hiddenSize, 'embedding shape');
     assert(weights.lmHead.length === c.vocabSize * c.hiddenSize, 'lm head shape');
     const format = opts.weights ?? 'f32';
-    if (!WEIGHT_FORMATS.includes(format)) throw new KvevictError(`weights format must be ${WEIGHT_FORMATS.join(' or ')}, got "${String(format)}"`);
+    if (!WEIGHT_FORMATS.includes(format))
+      throw new KvevictError(`weights format must be ${WEIGHT_FORMATS.join(' or ')}, got "${String(format)}"`);
     this.weightFormat = format;
-    const kept = format === 'f16' ? halfWeights(weights, this.k) : [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
+    const kept =
+      format === 'f16' ? halfWeights(weights, this.k) : [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
     const linears = weights.layers.map((_, l) => byLinearName((i) => kept[l * LINEAR_NAMES.length + i]));
     this.lmHead = kept[kept.length - 1];
     this.packedPrefill = opts.packedPrefill ?? this.k.name === 'native';
@@ -140,7 +147,8 @@ export class LlamaModel {
     const vocab = this.config.vocabSize;
     for (let r = 0; r < rows; r++) {
       const t = tokens[start + r];
-      if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new KvevictError(`token id ${t} is outside the vocabulary (vocab_size ${vocab})`);
+      if (!Number.isInteger(t) || t < 0 || t >= vocab)
+        throw new KvevictError(`token id ${t} is outside the vocabulary (vocab_size ${vocab})`);
       out.set(this.weights.embed.subarray(t * hidden, (t + 1) * hidden), r * hidden);
     }
   }
@@ -163,13 +171,17 @@ export class LlamaModel {
     const cfg = this.config;
     const { positions, cache } = args;
     const hidden = cfg.hiddenSize;
-    if ((args.tokens === undefined) === (args.embeddings === undefined)) throw new KvevictError('forward: give exactly one of tokens or embeddings');
+    if ((args.tokens === undefined) === (args.embeddings === undefined))
+      throw new KvevictError('forward: give exactly one of tokens or embeddings');
     if (args.embeddings !== undefined && args.embeddings.length % hidden !== 0) {
       throw new KvevictError(`forward: embeddings length ${args.embeddings.length} is not a multiple of hidden_size ${hidden}`);
     }
     const rows = args.tokens !== undefined ? args.tokens.length : args.embeddings!.length / hidden;
     if (positions.length !== rows) throw new KvevictError(`forward: ${positions.length} positions for ${rows} rows`);
-    assert(cache.numLayers === cfg.numLayers && cache.numKvHeads === cfg.numKvHeads && cache.headDim === cfg.headDim, 'cache shape matches the model');
+    assert(
+      cache.numLayers === cfg.numLayers && cache.numKvHeads === cfg.numKvHeads && cache.headDim === cfg.headDim,
+      'cache shape matches the model',
+    );
     let maxPos = -1;
     for (let r = 0; r < rows; r++) {
       const p = positions[r];
@@ -223,7 +235,14 @@ export class LlamaModel {
   }
 
   /** One decoder layer over the `n` rows in scratch.x, in place; `outputs`: the rows whose output is needed. */
-  private layer(l: number, n: number, pos: Int32Array, cache: KvCache, observer: ForwardArgs['observer'], outputs: 'all' | 'last' | 'none'): void {
+  private layer(
+    l: number,
+    n: number,
+    pos: Int32Array,
+    cache: KvCache,
+    observer: ForwardArgs['observer'],
+    outputs: 'all' | 'last' | 'none',
+  ): void {
     const { k, scratch: s } = this;
     const w = this.weights.layers[l];
     const proj = this.projections[l];
@@ -244,7 +263,13 @@ export class LlamaModel {
     // the new rows join the cache, then the observer sees them (an observer always comes with every row's output)
     const heads = cache.layers[l];
     for (let h = 0; h < Hkv; h++) heads[h].append(n, s.k, s.v, Hkv * d, h * d, pos, k);
-    observer?.({ layer: l, positions: pos, queries: s.q.subarray(0, n * H * d), keys: s.k.subarray(0, n * Hkv * d), values: s.v.subarray(0, n * Hkv * d) });
+    observer?.({
+      layer: l,
+      positions: pos,
+      queries: s.q.subarray(0, n * H * d),
+      keys: s.k.subarray(0, n * Hkv * d),
+      values: s.v.subarray(0, n * Hkv * d),
+    });
     if (out === 0) return;
 
     // each KV head's group of query heads attends over that head's compact cache; positions decide causality
@@ -252,8 +277,19 @@ export class LlamaModel {
     for (let h = 0; h < Hkv; h++) {
       const hc = heads[h];
       k.attendHead({
-        q: s.q, qRowStride: H * d, out: s.att, rows: out, headDim: d, firstHead: h * group, group,
-        qPos: outPos, keys: hc.keys, values: hc.values, kPos: hc.positions, n: hc.length, scale: 1 / Math.sqrt(d),
+        q: s.q,
+        qRowStride: H * d,
+        out: s.att,
+        rows: out,
+        headDim: d,
+        firstHead: h * group,
+        group,
+        qPos: outPos,
+        keys: hc.keys,
+        values: hc.values,
+        kPos: hc.positions,
+        n: hc.length,
+        scale: 1 / Math.sqrt(d),
       });
     }
     proj.o(k, out, s.att, x);
@@ -280,13 +316,20 @@ function biasesAndNorms(k: Kernels, w: Weights['layers'][number], s: Scratch, n:
 function halfWeights(weights: Weights, k: Kernels): Uint16Array[] {
   const f32 = [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
   const names = LINEAR_NAMES;
-  const matrixName = (i: number) => (i === f32.length - 1 ? 'the lm head' : `layer ${Math.floor(i / names.length)} ${names[i % names.length]}`);
+  const matrixName = (i: number) =>
+    i === f32.length - 1 ? 'the lm head' : `layer ${Math.floor(i / names.length)} ${names[i % names.length]}`;
   f32.forEach((w, m) => {
     for (let i = 0; i < w.length; i++) {
-      if (Math.abs(w[i]) > HALF_MAX) throw new KvevictError(`weights f16: ${matrixName(m)} holds ${w[i]} at index ${i}, beyond the f16 range (+-${HALF_MAX}); use f32 weights`);
+      if (Math.abs(w[i]) > HALF_MAX)
+        throw new KvevictError(
+          `weights f16: ${matrixName(m)} holds ${w[i]} at index ${i}, beyond the f16 range (+-${HALF_MAX}); use f32 weights`,
+        );
     }
   });
-  const halves = packUint16(f32.map((w) => w.length), k);
+  const halves = packUint16(
+    f32.map((w) => w.length),
+    k,
+  );
   f32.forEach((w, m) => k.floatToHalf(w, halves[m], w.length));
   return halves;
 }

@@ -23,7 +23,9 @@ export function loadModelDir(dir: string): LoadedModel {
   if (!existsSync(dir)) throw new KvevictError(`${dir}: model folder not found`);
   if (!statSync(dir).isDirectory()) {
     if (dir.toLowerCase().endsWith('.gguf')) return { dir, ...loadGguf(dir) };
-    throw new KvevictError(`${dir}: not a folder (a model is a folder with config.json, *.safetensors and tokenizer.json, or a .gguf file)`);
+    throw new KvevictError(
+      `${dir}: not a folder (a model is a folder with config.json, *.safetensors and tokenizer.json, or a .gguf file)`,
+    );
   }
   const config = loadConfig(dir);
   const tokFile = join(dir, 'tokenizer.json');

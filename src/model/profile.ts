@@ -30,8 +30,17 @@ export class ForwardProfile {
 
 /** The section each kernel a forward pass calls is counted in. */
 const SECTION_OF: Partial<Record<keyof Kernels, ForwardSection>> = {
-  sgemm: 'linear', sgemmPacked: 'linear', sgemmPackedParts: 'linear', sgemv: 'linear', sgemvParts: 'linear', halfToFloat: 'linear',
-  rmsnorm: 'norm', rope: 'rope', copyRows: 'cache', attendHead: 'attention', siluMul: 'activation',
+  sgemm: 'linear',
+  sgemmPacked: 'linear',
+  sgemmPackedParts: 'linear',
+  sgemv: 'linear',
+  sgemvParts: 'linear',
+  halfToFloat: 'linear',
+  rmsnorm: 'norm',
+  rope: 'rope',
+  copyRows: 'cache',
+  attendHead: 'attention',
+  siluMul: 'activation',
 };
 
 /** The kernels, each call timed into `profile` under its section: profiling as a wrapper, not in the forward pass. */

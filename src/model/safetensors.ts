@@ -30,7 +30,8 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
     const headerLen = Number(lenBuf.readBigUInt64LE(0));
-    if (headerLen > size - 8) throw new KvevictError(`${file}: safetensors header length ${headerLen} runs past the end of the file (${size} bytes)`);
+    if (headerLen > size - 8)
+      throw new KvevictError(`${file}: safetensors header length ${headerLen} runs past the end of the file (${size} bytes)`);
     const hb = Buffer.alloc(headerLen);
     readSync(fd, hb, 0, headerLen, 8);
     let raw: Record<string, unknown>;
@@ -39,7 +40,8 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
     } catch (e) {
       throw new KvevictError(`${file}: safetensors header is not valid JSON (${(e as Error).message})`);
     }
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new KvevictError(`${file}: safetensors header is not a JSON object`);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+      throw new KvevictError(`${file}: safetensors header is not a JSON object`);
     const dataStart = 8 + headerLen;
     const tensors = new Map<string, TensorInfo>();
     let metadata: Record<string, string> = {};
@@ -51,10 +53,13 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
         metadata = v as Record<string, string>;
         continue;
       }
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new KvevictError(`${file}: tensor ${shown}: its header entry is not an object`);
+      if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw new KvevictError(`${file}: tensor ${shown}: its header entry is not an object`);
       const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (typeof e.dtype !== 'string' || !(e.dtype in BYTES)) throw new KvevictError(`${file}: tensor ${shown} has unsupported dtype ${printable(String(e.dtype))} (supported: F32, F16, BF16)`);
-      if (!Array.isArray(e.shape) || !e.shape.every(nonNegInt)) throw new KvevictError(`${file}: tensor ${shown}: shape must be a list of non-negative integers`);
+      if (typeof e.dtype !== 'string' || !(e.dtype in BYTES))
+        throw new KvevictError(`${file}: tensor ${shown} has unsupported dtype ${printable(String(e.dtype))} (supported: F32, F16, BF16)`);
+      if (!Array.isArray(e.shape) || !e.shape.every(nonNegInt))
+        throw new KvevictError(`${file}: tensor ${shown}: shape must be a list of non-negative integers`);
       if (!Array.isArray(e.data_offsets) || e.data_offsets.length !== 2 || !e.data_offsets.every(nonNegInt)) {
         throw new KvevictError(`${file}: tensor ${shown}: data_offsets must be two non-negative integers`);
       }
@@ -62,19 +67,26 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
       const shape = e.shape as number[];
       const count = shape.reduce((a, b) => a * b, 1);
       const [b0, b1] = e.data_offsets as [number, number];
-      if (b1 < b0 || b1 - b0 !== count * BYTES[dtype]) throw new KvevictError(`${file}: tensor ${shown} has ${b1 - b0} bytes for shape [${shape}] ${dtype}`);
-      if (dataStart + b1 > size) throw new KvevictError(`${file}: truncated: tensor ${shown} ends at byte ${dataStart + b1} but the file has ${size}`);
+      if (b1 < b0 || b1 - b0 !== count * BYTES[dtype])
+        throw new KvevictError(`${file}: tensor ${shown} has ${b1 - b0} bytes for shape [${shape}] ${dtype}`);
+      if (dataStart + b1 > size)
+        throw new KvevictError(`${file}: truncated: tensor ${shown} ends at byte ${dataStart + b1} but the file has ${size}`);
       tensors.set(name, { name, dtype, shape, begin: dataStart + b0, end: dataStart + b1 });
     }
     // the tensors tile the data area: no overlap, no gap, nothing after them (a shifted header length shows here)
     const spans = [...tensors.values()].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
     let at = dataStart;
     for (const t of spans) {
-      if (t.begin < at) throw new KvevictError(`${file}: tensor ${printable(t.name)} overlaps the tensor before it (bytes ${t.begin - dataStart}..${t.end - dataStart})`);
-      if (t.begin > at) throw new KvevictError(`${file}: ${t.begin - at} bytes of the data area before tensor ${printable(t.name)} belong to no tensor`);
+      if (t.begin < at)
+        throw new KvevictError(
+          `${file}: tensor ${printable(t.name)} overlaps the tensor before it (bytes ${t.begin - dataStart}..${t.end - dataStart})`,
+        );
+      if (t.begin > at)
+        throw new KvevictError(`${file}: ${t.begin - at} bytes of the data area before tensor ${printable(t.name)} belong to no tensor`);
       at = t.end;
     }
-    if (at !== size) throw new KvevictError(`${file}: ${size - at} bytes after the last tensor belong to no tensor (header length ${headerLen}?)`);
+    if (at !== size)
+      throw new KvevictError(`${file}: ${size - at} bytes after the last tensor belong to no tensor (header length ${headerLen}?)`);
     return { file, tensors, metadata };
   } finally {
     closeSync(fd);

@@ -1,7 +1,14 @@
 import { KvevictError } from '../errors.js';
 
 /** Token kinds of a SentencePiece vocabulary (GGUF tokenizer.ggml.token_type). */
-export enum SpmTokenType { NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6 }
+export enum SpmTokenType {
+  NORMAL = 1,
+  UNKNOWN = 2,
+  CONTROL = 3,
+  USER_DEFINED = 4,
+  UNUSED = 5,
+  BYTE = 6,
+}
 
 /** A SentencePiece BPE vocabulary as GGUF "llama" tokenizers store it. */
 export interface SpmVocab {
@@ -43,7 +50,8 @@ class MergeQueue {
     if (h.length > 0) {
       h[0] = last;
       for (let i = 0; ;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < h.length && this.before(h[l], h[m])) m = l;
         if (r < h.length && this.before(h[r], h[m])) m = r;
@@ -76,7 +84,8 @@ export class SpmBackend {
       if (!this.ids.has(t)) this.ids.set(t, id);
       const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(t);
       if (types[id] === SpmTokenType.BYTE && m) this.byteIds[parseInt(m[1], 16)] = id;
-      if ((types[id] === SpmTokenType.CONTROL || types[id] === SpmTokenType.USER_DEFINED) && t.length > 0) this.specials.push({ text: t, id });
+      if ((types[id] === SpmTokenType.CONTROL || types[id] === SpmTokenType.USER_DEFINED) && t.length > 0)
+        this.specials.push({ text: t, id });
     });
     this.specials.sort((a, b) => b.text.length - a.text.length);
   }
@@ -112,10 +121,14 @@ export class SpmBackend {
 
   private splitSpecials(text: string): (string | number)[] {
     const parts: (string | number)[] = [];
-    let start = 0, i = 0;
+    let start = 0,
+      i = 0;
     while (i < text.length) {
       const hit = this.specials.find((s) => text.startsWith(s.text, i));
-      if (!hit) { i++; continue; }
+      if (!hit) {
+        i++;
+        continue;
+      }
       if (i > start) parts.push(text.slice(start, i));
       parts.push(hit.id);
       i += hit.text.length;
@@ -140,7 +153,8 @@ export class SpmBackend {
     while (q.length > 0) {
       const b = q.pop();
       // stale: one side was merged away or grew since this pair was queued
-      if (sym[b.left] === '' || sym[b.right] === '' || sym[b.left].length + sym[b.right].length !== b.size || next[b.left] !== b.right) continue;
+      if (sym[b.left] === '' || sym[b.right] === '' || sym[b.left].length + sym[b.right].length !== b.size || next[b.left] !== b.right)
+        continue;
       sym[b.left] += sym[b.right];
       sym[b.right] = '';
       next[b.left] = next[b.right];

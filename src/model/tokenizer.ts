@@ -76,9 +76,17 @@ export const CHATML_TEMPLATE =
 export function makeByteTokenizerJson(specials: string[]): object {
   const chars = bytesToUnicode();
   const vocab: Record<string, number> = {};
-  chars.forEach((c, b) => { vocab[c] = b; });
+  chars.forEach((c, b) => {
+    vocab[c] = b;
+  });
   const addedTokens = specials.map((content, i) => ({
-    id: 256 + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+    id: 256 + i,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
   }));
   for (const t of addedTokens) vocab[t.content] = t.id;
   return {
@@ -91,8 +99,16 @@ export function makeByteTokenizerJson(specials: string[]): object {
     post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [],
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
     },
   };
 }
@@ -155,8 +171,15 @@ export class Tokenizer {
   private readonly templateSource: string;
 
   constructor(
-    tokenizerJson: Json, tokenizerConfig: Json,
-    opts: { eosTokenIds?: number[]; chatTemplate?: string | null; source?: string; templateSource?: string; backend?: TokenizerBackend } = {},
+    tokenizerJson: Json,
+    tokenizerConfig: Json,
+    opts: {
+      eosTokenIds?: number[];
+      chatTemplate?: string | null;
+      source?: string;
+      templateSource?: string;
+      backend?: TokenizerBackend;
+    } = {},
   ) {
     this.source = opts.source ?? 'tokenizer.json';
     this.templateSource = opts.templateSource ?? this.source;
@@ -191,8 +214,12 @@ export class Tokenizer {
     for (const id of opts.eosTokenIds ?? []) eos.add(id);
     this.eosTokenIds = [...eos];
     this.chatTemplate = opts.chatTemplate !== undefined ? opts.chatTemplate : pickTemplate(tokenizerConfig.chat_template);
-    const flag = (key: string, fallback: boolean) => (typeof tokenizerConfig[key] === 'boolean' ? (tokenizerConfig[key] as boolean) : fallback);
-    this.addBosToken = flag('add_bos_token', this.bosTokenId !== null && postProcessorAdds(tokenizerJson, tokenContent(tokenizerConfig.bos_token)));
+    const flag = (key: string, fallback: boolean) =>
+      typeof tokenizerConfig[key] === 'boolean' ? (tokenizerConfig[key] as boolean) : fallback;
+    this.addBosToken = flag(
+      'add_bos_token',
+      this.bosTokenId !== null && postProcessorAdds(tokenizerJson, tokenContent(tokenizerConfig.bos_token)),
+    );
     this.addEosToken = flag('add_eos_token', false);
   }
 
@@ -201,15 +228,22 @@ export class Tokenizer {
     const tj = join(dir, 'tokenizer.json');
     const tc = join(dir, 'tokenizer_config.json');
     const tokenizerJson = readJson(tj);
-    if (typeof tokenizerJson !== 'object' || tokenizerJson === null || Array.isArray(tokenizerJson)) throw new KvevictError(`${tj}: expected a JSON object`);
+    if (typeof tokenizerJson !== 'object' || tokenizerJson === null || Array.isArray(tokenizerJson))
+      throw new KvevictError(`${tj}: expected a JSON object`);
     const cfg = existsSync(tc) ? readJson(tc) : {};
     if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new KvevictError(`${tc}: expected a JSON object`);
     let chatTemplate = pickTemplate((cfg as Json).chat_template);
     let templateSource = tc;
     const jinja = join(dir, 'chat_template.jinja');
     const ctJson = join(dir, 'chat_template.json');
-    if (chatTemplate === null && existsSync(jinja)) { chatTemplate = readFileSync(jinja, 'utf8'); templateSource = jinja; }
-    if (chatTemplate === null && existsSync(ctJson)) { chatTemplate = pickTemplate((readJson(ctJson) as Json).chat_template); templateSource = ctJson; }
+    if (chatTemplate === null && existsSync(jinja)) {
+      chatTemplate = readFileSync(jinja, 'utf8');
+      templateSource = jinja;
+    }
+    if (chatTemplate === null && existsSync(ctJson)) {
+      chatTemplate = pickTemplate((readJson(ctJson) as Json).chat_template);
+      templateSource = ctJson;
+    }
     return new Tokenizer(tokenizerJson as Json, cfg as Json, { eosTokenIds: opts.eosTokenIds, chatTemplate, source: tj, templateSource });
   }
 
@@ -224,7 +258,9 @@ export class Tokenizer {
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
     if (ids.length === 0) return '';
     const list = Array.from(ids);
-    for (const id of list) if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new KvevictError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    for (const id of list)
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
+        throw new KvevictError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
     return this.backend.decode(list, opts.skipSpecialTokens ?? false);
   }
 
@@ -273,7 +309,8 @@ export class Tokenizer {
 
   /** Render the chat template (Jinja) over `messages`. */
   applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
-    if (this.chatTemplate === null) throw new KvevictError(`${this.templateSource}: the tokenizer has no chat template (tokenizer_config.json "chat_template")`);
+    if (this.chatTemplate === null)
+      throw new KvevictError(`${this.templateSource}: the tokenizer has no chat template (tokenizer_config.json "chat_template")`);
     if (!this.template) {
       try {
         this.template = new Template(this.chatTemplate);
@@ -360,7 +397,11 @@ function postProcessorAdds(tokenizerJson: Json, bos: string | null): boolean {
 }
 
 /** A SentencePiece vocabulary (GGUF "llama") as a Tokenizer; `config` names its special tokens and flags. */
-export function spmTokenizer(vocab: SpmVocab, config: Json, opts: { chatTemplate?: string | null; eosTokenIds?: number[] } = {}): Tokenizer {
+export function spmTokenizer(
+  vocab: SpmVocab,
+  config: Json,
+  opts: { chatTemplate?: string | null; eosTokenIds?: number[] } = {},
+): Tokenizer {
   const spm = new SpmBackend(vocab);
   const backend: TokenizerBackend = {
     size: spm.size,

@@ -44,7 +44,7 @@ export interface LayerWeights {
   kNorm: Float32Array | null;
   postNorm: Float32Array;
   gate: Float32Array; // [inter, hidden]
-  up: Float32Array;   // [inter, hidden]
+  up: Float32Array; // [inter, hidden]
   down: Float32Array; // [hidden, inter]
 }
 

@@ -29,11 +29,18 @@ export const LINEAR_NAMES: readonly LinearName[] = ['q', 'k', 'v', 'o', 'gate', 
 export function linearShape(cfg: ModelConfig, name: LinearName): [number, number] {
   const { hiddenSize: h, intermediateSize: inter, numHeads, numKvHeads, headDim: d } = cfg;
   switch (name) {
-    case 'q': return [numHeads * d, h];
-    case 'k': case 'v': return [numKvHeads * d, h];
-    case 'o': return [h, numHeads * d];
-    case 'gate': case 'up': return [inter, h];
-    case 'down': return [h, inter];
+    case 'q':
+      return [numHeads * d, h];
+    case 'k':
+    case 'v':
+      return [numKvHeads * d, h];
+    case 'o':
+      return [h, numHeads * d];
+    case 'gate':
+    case 'up':
+      return [inter, h];
+    case 'down':
+      return [h, inter];
   }
 }
 
@@ -41,12 +48,26 @@ export function linearShape(cfg: ModelConfig, name: LinearName): [number, number
 export function tensorSlots(cfg: ModelConfig): TensorSlot[] {
   const { hiddenSize: h, numHeads, numKvHeads, headDim: d, vocabSize: vocab } = cfg;
   const slots: TensorSlot[] = [
-    { name: 'model.embed_tokens.weight', shape: [vocab, h], get: (w) => w.embed, set: (w, a) => { w.embed = a; } },
+    {
+      name: 'model.embed_tokens.weight',
+      shape: [vocab, h],
+      get: (w) => w.embed,
+      set: (w, a) => {
+        w.embed = a;
+      },
+    },
   ];
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}.`;
     const add = (name: string, shape: number[], field: LayerField) => {
-      slots.push({ name: p + name, shape, get: (w) => w.layers[l][field], set: (w, a) => { w.layers[l][field] = a; } });
+      slots.push({
+        name: p + name,
+        shape,
+        get: (w) => w.layers[l][field],
+        set: (w, a) => {
+          w.layers[l][field] = a;
+        },
+      });
     };
     add('input_layernorm.weight', [h], 'inputNorm');
     add('self_attn.q_proj.weight', linearShape(cfg, 'q'), 'q');
@@ -67,9 +88,23 @@ export function tensorSlots(cfg: ModelConfig): TensorSlot[] {
     add('mlp.up_proj.weight', linearShape(cfg, 'up'), 'up');
     add('mlp.down_proj.weight', linearShape(cfg, 'down'), 'down');
   }
-  slots.push({ name: 'model.norm.weight', shape: [h], get: (w) => w.finalNorm, set: (w, a) => { w.finalNorm = a; } });
+  slots.push({
+    name: 'model.norm.weight',
+    shape: [h],
+    get: (w) => w.finalNorm,
+    set: (w, a) => {
+      w.finalNorm = a;
+    },
+  });
   if (!cfg.tieWordEmbeddings) {
-    slots.push({ name: 'lm_head.weight', shape: [vocab, h], get: (w) => w.lmHead, set: (w, a) => { w.lmHead = a; } });
+    slots.push({
+      name: 'lm_head.weight',
+      shape: [vocab, h],
+      get: (w) => w.lmHead,
+      set: (w, a) => {
+        w.lmHead = a;
+      },
+    });
   }
   return slots;
 }
@@ -80,9 +115,20 @@ export function emptyWeights(cfg: ModelConfig): Weights {
   const layers: LayerWeights[] = [];
   for (let l = 0; l < cfg.numLayers; l++) {
     layers.push({
-      inputNorm: none, q: none, k: none, v: none, o: none,
-      qBias: null, kBias: null, vBias: null, qNorm: null, kNorm: null,
-      postNorm: none, gate: none, up: none, down: none,
+      inputNorm: none,
+      q: none,
+      k: none,
+      v: none,
+      o: none,
+      qBias: null,
+      kBias: null,
+      vBias: null,
+      qNorm: null,
+      kNorm: null,
+      postNorm: none,
+      gate: none,
+      up: none,
+      down: none,
     });
   }
   return { embed: none, layers, finalNorm: none, lmHead: none };
@@ -95,7 +141,10 @@ export function emptyWeights(cfg: ModelConfig): Weights {
 export function allocateWeights(cfg: ModelConfig, k: Kernels = kernels()): Weights {
   const w = emptyWeights(cfg);
   const slots = tensorSlots(cfg);
-  const arrays = packFloat32(slots.map((s) => s.shape.reduce((a, b) => a * b, 1)), k);
+  const arrays = packFloat32(
+    slots.map((s) => s.shape.reduce((a, b) => a * b, 1)),
+    k,
+  );
   slots.forEach((slot, i) => slot.set(w, arrays[i]));
   if (cfg.tieWordEmbeddings) w.lmHead = w.embed;
   return w;
@@ -132,10 +181,12 @@ export function safetensorsFiles(dir: string): { files: string[]; weightMap: Map
   if (existsSync(index)) {
     const raw = readJson(index);
     const wm = (raw as { weight_map?: unknown } | null)?.weight_map;
-    if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw new KvevictError(`${index}: invalid index: missing "weight_map" object`);
+    if (typeof wm !== 'object' || wm === null || Array.isArray(wm))
+      throw new KvevictError(`${index}: invalid index: missing "weight_map" object`);
     const weightMap = new Map<string, string>();
     for (const [name, f] of Object.entries(wm as Record<string, unknown>)) {
-      if (typeof f !== 'string' || f.includes('/') || f.includes('\\')) throw new KvevictError(`${index}: invalid index: weight_map["${name}"] must be a file name, got ${JSON.stringify(f)}`);
+      if (typeof f !== 'string' || f.includes('/') || f.includes('\\'))
+        throw new KvevictError(`${index}: invalid index: weight_map["${name}"] must be a file name, got ${JSON.stringify(f)}`);
       weightMap.set(name, join(dir, f));
     }
     const files = [...new Set(weightMap.values())];
@@ -172,7 +223,9 @@ export function loadWeights(dir: string, cfg: ModelConfig): Weights {
       }
       const { file, info } = at;
       if (info.shape.length !== slot.shape.length || info.shape.some((s, i) => s !== slot.shape[i])) {
-        throw new KvevictError(`${file}: tensor ${slot.name} has shape [${info.shape.join(', ')}], config.json implies [${slot.shape.join(', ')}]`);
+        throw new KvevictError(
+          `${file}: tensor ${slot.name} has shape [${info.shape.join(', ')}], config.json implies [${slot.shape.join(', ')}]`,
+        );
       }
       let fd = fds.get(file);
       if (fd === undefined) {
@@ -208,17 +261,23 @@ export function firstNonFinite(a: Float32Array): number {
  * silently drop them); others get one warning line.
  */
 function checkUnused(dir: string, cfg: ModelConfig, names: string[], used: Set<string>): void {
-  const unused = names.filter((n) => !used.has(n) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight') && !/rotary_emb\.inv_freq$/.test(n));
+  const unused = names.filter(
+    (n) => !used.has(n) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight') && !/rotary_emb\.inv_freq$/.test(n),
+  );
   let maxLayer = -1;
   for (const n of names) {
     const m = /^model\.layers\.(\d+)\./.exec(n);
     if (m) maxLayer = Math.max(maxLayer, Number(m[1]));
   }
   if (maxLayer + 1 !== cfg.numLayers) {
-    throw new KvevictError(`${join(dir, 'config.json')}: num_hidden_layers is ${cfg.numLayers} but the weights hold ${maxLayer + 1} layers`);
+    throw new KvevictError(
+      `${join(dir, 'config.json')}: num_hidden_layers is ${cfg.numLayers} but the weights hold ${maxLayer + 1} layers`,
+    );
   }
   if (unused.length > 0) {
-    process.stderr.write(`kvevict: ${dir}: ${unused.length} tensor(s) not used by the model (${unused.slice(0, 3).join(', ')}${unused.length > 3 ? ', ...' : ''})\n`);
+    process.stderr.write(
+      `kvevict: ${dir}: ${unused.length} tensor(s) not used by the model (${unused.slice(0, 3).join(', ')}${unused.length > 3 ? ', ...' : ''})\n`,
+    );
   }
 }
 
@@ -228,7 +287,8 @@ export function weightsToTensors(cfg: ModelConfig, weights: Weights, dtype: DTyp
   for (const slot of tensorSlots(cfg)) {
     const data = slot.get(weights);
     const count = slot.shape.reduce((a, b) => a * b, 1);
-    if (!data || data.length !== count) throw new Error(`internal error: weights for ${slot.name} have ${data?.length ?? 0} values, shape [${slot.shape}] needs ${count}`);
+    if (!data || data.length !== count)
+      throw new Error(`internal error: weights for ${slot.name} have ${data?.length ?? 0} values, shape [${slot.shape}] needs ${count}`);
     out.push({ name: slot.name, shape: slot.shape, data, dtype });
   }
   return out;

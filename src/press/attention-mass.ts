@@ -17,7 +17,8 @@ export interface QueryRows {
 
 /** Number of leading keys with position <= p (positions ascending). */
 export function countVisible(positions: Int32Array, n: number, p: number): number {
-  let lo = 0, hi = n;
+  let lo = 0,
+    hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (positions[mid] <= p) lo = mid + 1;
@@ -52,8 +53,15 @@ const MAX_BLOCK_FLOATS = 1 << 21;
  * (softmaxRowsAccumulate: AVX-512 in the native addon).
  */
 export function accumulateAttention(
-  k: Kernels, q: QueryRows, numHeads: number, headDim: number, firstHead: number, group: number,
-  head: HeadKeys, out: Float64Array[], scale = 1 / Math.sqrt(headDim),
+  k: Kernels,
+  q: QueryRows,
+  numHeads: number,
+  headDim: number,
+  firstHead: number,
+  group: number,
+  head: HeadKeys,
+  out: Float64Array[],
+  scale = 1 / Math.sqrt(headDim),
 ): void {
   const d = headDim;
   const n = head.n;

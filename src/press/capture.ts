@@ -37,8 +37,12 @@ export class PrefillRecorder {
   private tableLength = 0;
 
   constructor(
-    private readonly k: Kernels, private readonly config: ModelConfig, private readonly cache: KvCache,
-    private readonly start: number, private readonly promptLength: number, request: CaptureRequest,
+    private readonly k: Kernels,
+    private readonly config: ModelConfig,
+    private readonly cache: KvCache,
+    private readonly start: number,
+    private readonly promptLength: number,
+    request: CaptureRequest,
   ) {
     const { numLayers: NL, numHeads: H, headDim: d } = config;
     this.windowRows = Math.min(request.windowQueries ?? 0, promptLength);
@@ -89,14 +93,24 @@ export class PrefillRecorder {
     for (let h = 0; h < Hkv; h++) {
       const head = this.cache.head(view.layer, h);
       assert(head.length === 0 || head.positions[0] === this.start, 'column sums need a prompt cache that starts at the prompt');
-      const keys: HeadKeys = head.length > 0 && head.positions[head.length - 1] >= last
-        ? { keys: head.keys, positions: head.positions, n: head.length }
-        : withChunk(head.keys, head.positions, head.length, view, h, Hkv, d);
+      const keys: HeadKeys =
+        head.length > 0 && head.positions[head.length - 1] >= last
+          ? { keys: head.keys, positions: head.positions, n: head.length }
+          : withChunk(head.keys, head.positions, head.length, view, h, Hkv, d);
       const out: Float64Array[] = [];
       for (let g = 0; g < G; g++) out.push(sums.subarray((h * G + g) * L, (h * G + g + 1) * L));
       // only the prompt's keys are columns here
       const n = Math.min(keys.n, L);
-      accumulateAttention(this.k, { queries: view.queries, rows, visibleUpTo: view.positions }, H, d, h * G, G, { keys: keys.keys, positions: keys.positions, n }, out);
+      accumulateAttention(
+        this.k,
+        { queries: view.queries, rows, visibleUpTo: view.positions },
+        H,
+        d,
+        h * G,
+        G,
+        { keys: keys.keys, positions: keys.positions, n },
+        out,
+      );
     }
   }
 
@@ -141,7 +155,15 @@ export class PrefillRecorder {
 }
 
 /** The head's stored keys followed by this chunk's keys (for an engine that calls the observer before appending). */
-function withChunk(keys: Float32Array, positions: Int32Array, length: number, view: LayerView, h: number, Hkv: number, d: number): HeadKeys {
+function withChunk(
+  keys: Float32Array,
+  positions: Int32Array,
+  length: number,
+  view: LayerView,
+  h: number,
+  Hkv: number,
+  d: number,
+): HeadKeys {
   const rows = view.positions.length;
   const k = new Float32Array((length + rows) * d);
   const p = new Int32Array(length + rows);

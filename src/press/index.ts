@@ -1,10 +1,30 @@
 /** KV-cache eviction: methods composed of a query source, a scorer and a budget allocator. */
 export type {
-  KeepPlan, Press, PrefillRun, PressModel, CaptureRequest, Captured, QueryBlock, QuerySource, Scorer, Allocator, HeadScores,
+  KeepPlan,
+  Press,
+  PrefillRun,
+  PressModel,
+  CaptureRequest,
+  Captured,
+  QueryBlock,
+  QuerySource,
+  Scorer,
+  Allocator,
+  HeadScores,
 } from './types.js';
 export {
-  makePress, parsePress, pressFromSpec, optionsOf, optionSpecsOf, describePress, pressHelp, PRESS_NAMES, WRAPPABLE, ADAKV_SCORERS,
-  type PressOptions, type PressSpec,
+  makePress,
+  parsePress,
+  pressFromSpec,
+  optionsOf,
+  optionSpecsOf,
+  describePress,
+  pressHelp,
+  PRESS_NAMES,
+  WRAPPABLE,
+  ADAKV_SCORERS,
+  type PressOptions,
+  type PressSpec,
 } from './registry.js';
 export type { Method, Wrapper, Composition } from './method.js';
 export type { OptionSpec } from './option-spec.js';

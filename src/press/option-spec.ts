@@ -40,7 +40,10 @@ type Common = { help: string; kept?: OptionSpec['kept'] };
 export function intOption(o: Common & { default: number; min?: number; max?: number }): OptionSpec<number> {
   const range = o.min === undefined ? 'an integer' : o.max === undefined ? `an integer >= ${o.min}` : `an integer in [${o.min}, ${o.max}]`;
   return {
-    type: 'int', default: o.default, help: o.help, kept: o.kept,
+    type: 'int',
+    default: o.default,
+    help: o.help,
+    kept: o.kept,
     parse(value, where) {
       const n = asNumber(value);
       if (!Number.isSafeInteger(n) || (o.min !== undefined && n < o.min) || (o.max !== undefined && n > o.max)) bad(where, range, value);
@@ -53,7 +56,10 @@ export function intOption(o: Common & { default: number; min?: number; max?: num
 export function numberOption(o: Common & { default: number; min: number; max: number; maxOpen?: boolean }): OptionSpec<number> {
   const range = `in [${o.min}, ${o.max}${o.maxOpen ? ')' : ']'}`;
   return {
-    type: 'number', default: o.default, help: o.help, kept: o.kept,
+    type: 'number',
+    default: o.default,
+    help: o.help,
+    kept: o.kept,
     parse(value, where) {
       const n = asNumber(value);
       if (!(n >= o.min && (o.maxOpen ? n < o.max : n <= o.max))) bad(where, range, value);
@@ -64,7 +70,11 @@ export function numberOption(o: Common & { default: number; min: number; max: nu
 
 export function choiceOption<V extends string>(values: readonly V[], o: Common & { default: V }): OptionSpec<V> {
   return {
-    type: 'choice', default: o.default, help: o.help, values, kept: o.kept,
+    type: 'choice',
+    default: o.default,
+    help: o.help,
+    values,
+    kept: o.kept,
     parse(value, where) {
       if (typeof value !== 'string' || !(values as readonly string[]).includes(value)) bad(where, `one of ${values.join(', ')}`, value);
       return value as V;
@@ -75,7 +85,10 @@ export function choiceOption<V extends string>(values: readonly V[], o: Common &
 /** A switch, off unless given: `key=true` in a press string. */
 export function booleanOption(o: Common): OptionSpec<boolean> {
   return {
-    type: 'boolean', default: false, help: o.help, kept: o.kept,
+    type: 'boolean',
+    default: false,
+    help: o.help,
+    kept: o.kept,
     parse(value, where) {
       if (value === true || value === 'true') return true;
       if (value === false || value === 'false') return false;
@@ -87,7 +100,10 @@ export function booleanOption(o: Common): OptionSpec<boolean> {
 /** A non-empty string (a file name); the default may be '' to mean "the method's own default". */
 export function stringOption(o: Common & { default: string; what: string }): OptionSpec<string> {
   return {
-    type: 'string', default: o.default, help: o.help, kept: o.kept,
+    type: 'string',
+    default: o.default,
+    help: o.help,
+    kept: o.kept,
     parse(value, where) {
       if (typeof value !== 'string' || value === '') bad(where, o.what, value);
       return value;

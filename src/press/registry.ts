@@ -26,8 +26,26 @@ type AnyMethod = Method<any> | Wrapper<any>;
 
 /** Every method, in display order: adding one is its file and a line here. */
 const METHODS: readonly AnyMethod[] = [
-  full, random, streaming, knorm, keydiff, h2o, tova, snapkv, pyramidkv, adakv, chunkkv, criticalkv, expectedAttention, defensivekv, layerDefensivekv, laq, laqPlus,
-  judgeq, judgeqLaq, judgeqWindow,
+  full,
+  random,
+  streaming,
+  knorm,
+  keydiff,
+  h2o,
+  tova,
+  snapkv,
+  pyramidkv,
+  adakv,
+  chunkkv,
+  criticalkv,
+  expectedAttention,
+  defensivekv,
+  layerDefensivekv,
+  laq,
+  laqPlus,
+  judgeq,
+  judgeqLaq,
+  judgeqWindow,
 ];
 
 /** Options of a press as the library takes them: the budget or the ratio, and the method's own options. */
@@ -48,7 +66,9 @@ function isWrapper(m: AnyMethod): m is Wrapper {
 }
 
 /** The methods a wrapper can wrap: those with a scorer and the default allocator. */
-export const WRAPPABLE: readonly string[] = METHODS.filter((m): m is Method => !isWrapper(m)).filter((m) => m.scorer && !m.allocator).map((m) => m.name);
+export const WRAPPABLE: readonly string[] = METHODS.filter((m): m is Method => !isWrapper(m))
+  .filter((m) => m.scorer && !m.allocator)
+  .map((m) => m.name);
 /** @deprecated the same list as WRAPPABLE */
 export const ADAKV_SCORERS = WRAPPABLE;
 
@@ -108,7 +128,8 @@ export function pressHelp(): string {
 export function resolvedOptionFlags(name: string, given: Record<string, unknown>): Record<string, unknown> {
   const byKey = normalizeKeys(name, given);
   const out: Record<string, unknown> = {};
-  for (const [key, spec] of Object.entries(optionSpecsOf(name, byKey.scorer as string | undefined))) out[optionFlag(key)] = byKey[key] ?? spec.default;
+  for (const [key, spec] of Object.entries(optionSpecsOf(name, byKey.scorer as string | undefined)))
+    out[optionFlag(key)] = byKey[key] ?? spec.default;
   return out;
 }
 
@@ -149,14 +170,17 @@ export function makePress(name: string, options: PressOptions = {}): Press {
     return pressOf(m as Method, values, { budget: 1 });
   }
   if (budget !== undefined && ratio !== undefined) throw new KvevictError(`press ${name}: give a budget or a ratio, not both`);
-  if (budget === undefined && ratio === undefined) throw new KvevictError(`press ${name} needs a budget (--budget B) or a ratio (--ratio R)`);
+  if (budget === undefined && ratio === undefined)
+    throw new KvevictError(`press ${name} needs a budget (--budget B) or a ratio (--ratio R)`);
   let spec: BudgetSpec;
   if (budget !== undefined) {
-    if (typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget < 1) throw new KvevictError(`press ${name}: budget must be an integer >= 1, got ${String(budget)}`);
+    if (typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget < 1)
+      throw new KvevictError(`press ${name}: budget must be an integer >= 1, got ${String(budget)}`);
     checkKeptFit(name, specs, values, budget);
     spec = { budget };
   } else {
-    if (typeof ratio !== 'number' || !(ratio >= 0 && ratio < 1)) throw new KvevictError(`press ${name}: ratio must be in [0, 1), got ${String(ratio)}`);
+    if (typeof ratio !== 'number' || !(ratio >= 0 && ratio < 1))
+      throw new KvevictError(`press ${name}: ratio must be in [0, 1), got ${String(ratio)}`);
     spec = { ratio };
   }
   if (!isWrapper(m)) return pressOf(m, values, spec);
@@ -189,14 +213,16 @@ export interface PressSpec {
 export function parsePress(text: string, where = '--press'): PressSpec {
   const [rawName, ...parts] = text.split(':');
   const name = rawName.trim().toLowerCase();
-  if (!/^[a-z0-9][a-z0-9_+-]*$/.test(name)) throw new KvevictError(`${where}: bad method "${text}" (expected NAME or NAME:key=value:key=value)`);
+  if (!/^[a-z0-9][a-z0-9_+-]*$/.test(name))
+    throw new KvevictError(`${where}: bad method "${text}" (expected NAME or NAME:key=value:key=value)`);
   if (!PRESS_NAMES.includes(name)) throw new KvevictError(`${where}: unknown press "${name}" (presses: ${PRESS_NAMES.join(', ')})`);
   const raw: Record<string, string> = {};
   for (const p of parts) {
     const eq = p.indexOf('=');
     if (eq <= 0) throw new KvevictError(`${where}: bad option "${p}" in "${text}" (expected key=value)`);
     const flag = p.slice(0, eq).trim();
-    if (flag === 'budget' || flag === 'ratio') throw new KvevictError(`${where}: the ${flag} is given apart from the press (--${flag}), not in "${text}"`);
+    if (flag === 'budget' || flag === 'ratio')
+      throw new KvevictError(`${where}: the ${flag} is given apart from the press (--${flag}), not in "${text}"`);
     if (flag in raw) throw new KvevictError(`${where}: option ${flag} given twice in "${text}"`);
     raw[flag] = p.slice(eq + 1).trim();
   }

@@ -18,7 +18,8 @@ export function selectCache(cache: KvCache, plan: KeepPlan, extra = 0): KvCache 
       for (let i = 0; i < keep.length; i++) {
         const pos = keep[i];
         while (j < src.length && src.positions[j] < pos) j++;
-        if (j >= src.length || src.positions[j] !== pos) throw new KvevictError(`plan keeps position ${pos}, which is not in layer ${l} head ${h}`);
+        if (j >= src.length || src.positions[j] !== pos)
+          throw new KvevictError(`plan keeps position ${pos}, which is not in layer ${l} head ${h}`);
         dst.keys.set(src.keys.subarray(j * d, (j + 1) * d), i * d);
         dst.values.set(src.values.subarray(j * d, (j + 1) * d), i * d);
         dst.positions[i] = pos;

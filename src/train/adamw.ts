@@ -19,7 +19,10 @@ export class AdamW {
   /** number of updates taken so far */
   t = 0;
 
-  constructor(readonly params: Tensor[], readonly opts: AdamWOptions = DEFAULT_ADAMW) {
+  constructor(
+    readonly params: Tensor[],
+    readonly opts: AdamWOptions = DEFAULT_ADAMW,
+  ) {
     this.m = params.map((p) => new Float32Array(p.size));
     this.v = params.map((p) => new Float32Array(p.size));
   }
@@ -27,11 +30,14 @@ export class AdamW {
   step(lr: number): void {
     this.t++;
     const { beta1: b1, beta2: b2, eps, weightDecay } = this.opts;
-    const c1 = 1 - Math.pow(b1, this.t), c2 = 1 - Math.pow(b2, this.t);
+    const c1 = 1 - Math.pow(b1, this.t),
+      c2 = 1 - Math.pow(b2, this.t);
     this.params.forEach((p, k) => {
       const g = p.grad;
       if (g === null) return;
-      const m = this.m[k], v = this.v[k], w = p.data;
+      const m = this.m[k],
+        v = this.v[k],
+        w = p.data;
       const decay = p.shape.length >= 2 ? 1 - lr * weightDecay : 1;
       for (let i = 0; i < w.length; i++) {
         m[i] = b1 * m[i] + (1 - b1) * g[i];

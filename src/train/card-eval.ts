@@ -36,18 +36,29 @@ export interface CardEvalOptions {
 }
 
 export const DEFAULT_CARD_EVAL: CardEvalOptions = {
-  lengths: [1024, 2048, 4096], depths: [0, 10, 25, 50, 75, 90, 100], perTask: 10, taskLength: 1024, perplexityTokens: 16384, streamingKeep: 0.1,
+  lengths: [1024, 2048, 4096],
+  depths: [0, 10, 25, 50, 75, 90, 100],
+  perTask: 10,
+  taskLength: 1024,
+  perplexityTokens: 16384,
+  streamingKeep: 0.1,
   maxNewTokens: 112,
 };
 
-const text = (ids: number[]) => Buffer.from(ids.filter((i) => i < 256)).toString('utf8').trim();
+const text = (ids: number[]) =>
+  Buffer.from(ids.filter((i) => i < 256))
+    .toString('utf8')
+    .trim();
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
 /** A needle prompt of exactly about `length` tokens (template included) from the held-out essays. */
 function niahPrompt(corpus: Corpus, length: number, depth: number): Int32Array {
   let chars = length - 80 - NIAH_NEEDLE.length;
   for (;;) {
-    const ids = encodePrompt(insertAtDepths(corpus.heldOutText.slice(0, chars), [{ sentence: NIAH_NEEDLE, depth: depth / 100 }]), NIAH_QUESTION);
+    const ids = encodePrompt(
+      insertAtDepths(corpus.heldOutText.slice(0, chars), [{ sentence: NIAH_NEEDLE, depth: depth / 100 }]),
+      NIAH_QUESTION,
+    );
     if (ids.length <= length) return ids;
     chars -= ids.length - length;
   }
@@ -63,7 +74,10 @@ export async function evaluateCard(dir: string, o: CardEvalOptions = DEFAULT_CAR
   const maxPos = loaded.config.maxPositions;
   const generate = async (prompt: Int32Array, keep: number | null) => {
     const press = keep === null ? null : makePress('streaming', { ratio: 1 - keep });
-    const r = await runQueryAware(model, prompt, press, { maxNewTokens: Math.min(o.maxNewTokens, maxPos - prompt.length), stopTokens: stop });
+    const r = await runQueryAware(model, prompt, press, {
+      maxNewTokens: Math.min(o.maxNewTokens, maxPos - prompt.length),
+      stopTokens: stop,
+    });
     return text(r.tokens);
   };
   const niah: CardEval['niah'] = [];
@@ -72,24 +86,41 @@ export async function evaluateCard(dir: string, o: CardEvalOptions = DEFAULT_CAR
       const prompt = niahPrompt(corpus, Math.min(L, maxPos - o.maxNewTokens), depth);
       const answer = await generate(prompt, null);
       const streaming = await generate(prompt, o.streamingKeep);
-      const row = { length: L, depth, recall: needleRecall(answer, NIAH_NEEDLE), exact: answer === NIAH_NEEDLE ? 1 : 0, streamingRecall: needleRecall(streaming, NIAH_NEEDLE), answer };
+      const row = {
+        length: L,
+        depth,
+        recall: needleRecall(answer, NIAH_NEEDLE),
+        exact: answer === NIAH_NEEDLE ? 1 : 0,
+        streamingRecall: needleRecall(streaming, NIAH_NEEDLE),
+        answer,
+      };
       niah.push(row);
-      log(`niah ${L} depth ${depth}: recall ${row.recall.toFixed(2)} streaming ${row.streamingRecall.toFixed(2)}  "${answer.slice(0, 100)}"`);
+      log(
+        `niah ${L} depth ${depth}: recall ${row.recall.toFixed(2)} streaming ${row.streamingRecall.toFixed(2)}  "${answer.slice(0, 100)}"`,
+      );
     }
   }
   const niahByLength: CardEval['niahByLength'] = {};
   for (const L of o.lengths) {
     const rows = niah.filter((r) => r.length === L);
-    niahByLength[L] = { recall: mean(rows.map((r) => r.recall)), exact: mean(rows.map((r) => r.exact)), streamingRecall: mean(rows.map((r) => r.streamingRecall)) };
+    niahByLength[L] = {
+      recall: mean(rows.map((r) => r.recall)),
+      exact: mean(rows.map((r) => r.exact)),
+      streamingRecall: mean(rows.map((r) => r.streamingRecall)),
+    };
   }
   const tasks: CardEval['tasks'] = {};
   const rng = new Rng(777);
   for (const task of TASKS.filter((t): t is TaskName => t !== 'instruct' && t !== 'repeat')) {
-    const ex: number[] = [], rec: number[] = [];
+    const ex: number[] = [],
+      rec: number[] = [];
     for (let i = 0; i < o.perTask; i++) {
       // a generator may overshoot a short length: shrink until the prompt and answer fit the model
       let d = makeDialogue(task, rng, corpus, 'heldout', o.taskLength);
-      for (let len = o.taskLength; encodePrompt(d.context, d.turns[0].question).length > Math.min(o.taskLength, maxPos - o.maxNewTokens) && len > 16;) {
+      for (
+        let len = o.taskLength;
+        encodePrompt(d.context, d.turns[0].question).length > Math.min(o.taskLength, maxPos - o.maxNewTokens) && len > 16;
+      ) {
         len = Math.floor(len * 0.8);
         d = makeDialogue(task, rng, corpus, 'heldout', len);
       }
@@ -107,7 +138,15 @@ export async function evaluateCard(dir: string, o: CardEvalOptions = DEFAULT_CAR
   const bytes = Buffer.from(corpus.heldOutText, 'utf8');
   const W = Math.min(1024, maxPos);
   const { nll, count } = windowedNll(model, bytes, W, o.perplexityTokens);
-  return { model: dir, niah, niahByLength, tasks, perplexity: Math.exp(nll / Math.max(1, count)), perplexityTokens: count, seconds: (Date.now() - t0) / 1000 };
+  return {
+    model: dir,
+    niah,
+    niahByLength,
+    tasks,
+    perplexity: Math.exp(nll / Math.max(1, count)),
+    perplexityTokens: count,
+    seconds: (Date.now() - t0) / 1000,
+  };
 }
 
 /** Markdown tables of an evaluation, for the model card. */
@@ -122,13 +161,18 @@ export function cardTables(e: CardEval): string {
   const depths = [...new Set(e.niah.map((r) => r.depth))];
   out.push('', `| depth \\ tokens | ${lengths.join(' | ')} |`, `|---|${lengths.map(() => '---').join('|')}|`);
   for (const d of depths) {
-    out.push(`| ${d}% | ${lengths.map((L) => {
-      const r = e.niah.find((x) => x.depth === d && String(x.length) === L);
-      return r ? `${(r.recall * 100).toFixed(0)}%` : '';
-    }).join(' | ')} |`);
+    out.push(
+      `| ${d}% | ${lengths
+        .map((L) => {
+          const r = e.niah.find((x) => x.depth === d && String(x.length) === L);
+          return r ? `${(r.recall * 100).toFixed(0)}%` : '';
+        })
+        .join(' | ')} |`,
+    );
   }
   out.push('', '| task (held-out keys and wordings) | exact answer | word recall | samples |', '|---|---|---|---|');
-  for (const [t, r] of Object.entries(e.tasks)) out.push(`| ${t} | ${(r.exact * 100).toFixed(0)}% | ${(r.recall * 100).toFixed(0)}% | ${r.n} |`);
+  for (const [t, r] of Object.entries(e.tasks))
+    out.push(`| ${t} | ${(r.exact * 100).toFixed(0)}% | ${(r.recall * 100).toFixed(0)}% | ${r.n} |`);
   out.push('', `Held-out essay perplexity (bytes, 1,024-token windows, ${e.perplexityTokens} tokens): **${e.perplexity.toFixed(3)}**`);
   return out.join('\n') + '\n';
 }

@@ -80,8 +80,10 @@ export function loadCheckpoint(file: string, params: Tensor[], opt: AdamW): Chec
   }
   const want = 3 * 4 * header.sizes.reduce((a, b) => a + b, 0);
   const payload = buf.subarray(8 + hl);
-  if (payload.length !== want) throw bad(`${payload.length} bytes of tensors where the header needs ${want}: the file is truncated or padded`);
-  if (typeof header.tokensSeen !== 'number' || typeof header.elapsedSeconds !== 'number') throw bad('tokensSeen or elapsedSeconds is missing');
+  if (payload.length !== want)
+    throw bad(`${payload.length} bytes of tensors where the header needs ${want}: the file is truncated or padded`);
+  if (typeof header.tokensSeen !== 'number' || typeof header.elapsedSeconds !== 'number')
+    throw bad('tokensSeen or elapsedSeconds is missing');
   // files written since checkpoints carry a digest (format 2) must have it; older ones are taken as they are
   const legacy = !('format' in header) && !('payloadBytes' in header);
   if (!legacy && typeof header.sha256 !== 'string') throw bad('the checksum is missing from the header');
@@ -101,5 +103,11 @@ export function loadCheckpoint(file: string, params: Tensor[], opt: AdamW): Chec
   opt.m.forEach(copy);
   opt.v.forEach(copy);
   opt.t = header.adamT;
-  return { step: header.step, options: header.options ?? {}, tokensSeen: header.tokensSeen, elapsedSeconds: header.elapsedSeconds, history: header.history };
+  return {
+    step: header.step,
+    options: header.options ?? {},
+    tokensSeen: header.tokensSeen,
+    elapsedSeconds: header.elapsedSeconds,
+    history: header.history,
+  };
 }

@@ -49,7 +49,9 @@ export function scoreSamples(model: TrainModel, samples: Encoded[], maxTokens = 
     let o = 0;
     for (const s of group) {
       const n = s.ids.length - 1;
-      let exact = 0, correct = 0, total = 0;
+      let exact = 0,
+        correct = 0,
+        total = 0;
       for (const a of s.answers) {
         let ok = true;
         for (let t = a.start; t < a.end; t++) {
@@ -60,9 +62,18 @@ export function scoreSamples(model: TrainModel, samples: Encoded[], maxTokens = 
         }
         exact += ok ? 1 : 0;
       }
-      let ls = 0, ws = 0;
-      for (let t = 0; t < n; t++) { ls += rowLoss[o + t] * batch.weights[o + t]; ws += batch.weights[o + t]; }
-      out.push({ exact: s.answers.length ? exact / s.answers.length : 0, tokenAccuracy: total ? correct / total : 0, loss: ws ? ls / ws : 0, tokens: n });
+      let ls = 0,
+        ws = 0;
+      for (let t = 0; t < n; t++) {
+        ls += rowLoss[o + t] * batch.weights[o + t];
+        ws += batch.weights[o + t];
+      }
+      out.push({
+        exact: s.answers.length ? exact / s.answers.length : 0,
+        tokenAccuracy: total ? correct / total : 0,
+        loss: ws ? ls / ws : 0,
+        tokens: n,
+      });
       o += n;
     }
   }
@@ -84,13 +95,17 @@ const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.l
 
 /** Needle accuracy at the given lengths and depths; optionally per-task accuracy and perplexity. */
 export function evaluateHeldOut(
-  model: TrainModel, corpus: Corpus,
+  model: TrainModel,
+  corpus: Corpus,
   opts: { lengths: number[]; depths: number[]; tasks?: { length: number; perTask: number }; perplexityTokens?: number },
   vocab: TrainVocab = BYTE_VOCAB,
 ): HeldOutReport {
   const report: HeldOutReport = { niah: {}, niahTokens: {} };
   for (const L of opts.lengths) {
-    const scores = scoreSamples(model, opts.depths.map((d) => niahSample(corpus, L, d, vocab)));
+    const scores = scoreSamples(
+      model,
+      opts.depths.map((d) => niahSample(corpus, L, d, vocab)),
+    );
     report.niah[L] = mean(scores.map((s) => s.exact));
     report.niahTokens[L] = mean(scores.map((s) => s.tokenAccuracy));
   }
@@ -104,7 +119,8 @@ export function evaluateHeldOut(
     }
   }
   if (opts.perplexityTokens) {
-    const L = 1024, samples: Encoded[] = [];
+    const L = 1024,
+      samples: Encoded[] = [];
     const text = corpus.heldOutText;
     const ids = Int32Array.from(vocab.encode(text.slice(0, Math.ceil((opts.perplexityTokens + 2 * L) * vocab.charsPerToken * 1.5))));
     for (let off = 0; off + L + 1 <= ids.length && samples.length * L < opts.perplexityTokens; off += L) {

@@ -34,7 +34,12 @@ export function hfConfig(cfg: ModelConfig, vocab: TrainVocab = BYTE_VOCAB): Reco
 
 /** Write config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json. */
 export function exportModel(
-  dir: string, cfg: ModelConfig, params: ModelParams, metadata: Record<string, string> = {}, dtype: DType = 'F32', vocab: TrainVocab = BYTE_VOCAB,
+  dir: string,
+  cfg: ModelConfig,
+  params: ModelParams,
+  metadata: Record<string, string> = {},
+  dtype: DType = 'F32',
+  vocab: TrainVocab = BYTE_VOCAB,
 ): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfig(cfg, vocab), null, 2) + '\n');
@@ -45,6 +50,11 @@ export function exportModel(
   );
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(vocab.tokenizerJson(), null, 1) + '\n');
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(vocab.tokenizerConfig(), null, 2) + '\n');
-  const gen = { bos_token_id: vocab.imStart, eos_token_id: [vocab.imEnd, vocab.endOfText], pad_token_id: vocab.endOfText, do_sample: false };
+  const gen = {
+    bos_token_id: vocab.imStart,
+    eos_token_id: [vocab.imEnd, vocab.endOfText],
+    pad_token_id: vocab.endOfText,
+    do_sample: false,
+  };
   writeFileSync(join(dir, 'generation_config.json'), JSON.stringify(gen, null, 2) + '\n');
 }

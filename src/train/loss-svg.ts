@@ -14,7 +14,8 @@ function esc(s: string): string {
 /** A small self-contained SVG line chart (loss on the left axis, accuracy 0..1 on the right). */
 export function lineChartSvg(title: string, xLabel: string, series: Series[], width = 720, height = 360): string {
   const m = { l: 56, r: 56, t: 36, b: 44 };
-  const W = width - m.l - m.r, H = height - m.t - m.b;
+  const W = width - m.l - m.r,
+    H = height - m.t - m.b;
   const left = series.filter((s) => !s.rightAxis).flatMap((s) => s.points);
   const all = series.flatMap((s) => s.points);
   const xMax = Math.max(1, ...all.map((p) => p[0]));
@@ -32,7 +33,9 @@ export function lineChartSvg(title: string, xLabel: string, series: Series[], wi
     out.push(`<text x="${m.l - 6}" y="${py(y, false) + 4}" text-anchor="end">${y.toFixed(2)}</text>`);
     out.push(`<text x="${m.l + W + 6}" y="${py(i / 4, true) + 4}">${(i * 25).toFixed(0)}%</text>`);
     const x = (xMax * i) / 4;
-    out.push(`<text x="${px(x)}" y="${m.t + H + 16}" text-anchor="middle">${x >= 1e6 ? (x / 1e6).toFixed(1) + 'M' : x >= 1e3 ? (x / 1e3).toFixed(0) + 'k' : x.toFixed(0)}</text>`);
+    out.push(
+      `<text x="${px(x)}" y="${m.t + H + 16}" text-anchor="middle">${x >= 1e6 ? (x / 1e6).toFixed(1) + 'M' : x >= 1e3 ? (x / 1e3).toFixed(0) + 'k' : x.toFixed(0)}</text>`,
+    );
   }
   out.push(`<text x="${m.l + W / 2}" y="${height - 8}" text-anchor="middle">${esc(xLabel)}</text>`);
   series.forEach((s, i) => {

@@ -23,15 +23,20 @@ export interface PackedInput {
 export class TrainModel {
   private rope: { cos: Float32Array; sin: Float32Array };
 
-  constructor(readonly cfg: ModelConfig, readonly params: ModelParams) {
+  constructor(
+    readonly cfg: ModelConfig,
+    readonly params: ModelParams,
+  ) {
     this.rope = ropeTables(cfg, cfg.maxPositions);
   }
 
   /** Final hidden states [rows, hidden] after the last norm. */
   hidden(tape: Tape | null, input: PackedInput): Tensor {
-    const cfg = this.cfg, p = this.params;
+    const cfg = this.cfg,
+      p = this.params;
     for (let r = 0; r < input.positions.length; r++) {
-      if (input.positions[r] >= cfg.maxPositions) throw new Error(`internal error: position ${input.positions[r]} beyond max_position_embeddings ${cfg.maxPositions}`);
+      if (input.positions[r] >= cfg.maxPositions)
+        throw new Error(`internal error: position ${input.positions[r]} beyond max_position_embeddings ${cfg.maxPositions}`);
     }
     const shape = { heads: cfg.numHeads, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, scale: 1 / Math.sqrt(cfg.headDim) };
     let x = embedding(tape, p.embed, input.ids);

@@ -55,8 +55,13 @@ export function countParams(p: ModelParams): number {
  */
 export function initParams(cfg: ModelConfig, seed: number): ModelParams {
   const rng = new Rng(seed);
-  const D = cfg.hiddenSize, H = cfg.numHeads, Hk = cfg.numKvHeads, d = cfg.headDim, I = cfg.intermediateSize;
-  const std = 0.02, resid = std / Math.sqrt(2 * cfg.numLayers);
+  const D = cfg.hiddenSize,
+    H = cfg.numHeads,
+    Hk = cfg.numKvHeads,
+    d = cfg.headDim,
+    I = cfg.intermediateSize;
+  const std = 0.02,
+    resid = std / Math.sqrt(2 * cfg.numLayers);
   const mat = (rows: number, cols: number, s: number, name: string) => param(rng.normalArray(rows * cols, s), [rows, cols], name);
   const ones = (n: number, name: string) => param(new Float32Array(n).fill(1), [n], name);
   const layers: LayerParams[] = [];
@@ -85,9 +90,14 @@ export function paramsFromWeights(w: Weights, trainable: boolean): ModelParams {
     embed: mat(w.embed, D, 'embed'),
     layers: w.layers.map((l, i) => ({
       inputNorm: t(l.inputNorm, [D], `l${i}.inputNorm`),
-      q: mat(l.q, D, `l${i}.q`), k: mat(l.k, D, `l${i}.k`), v: mat(l.v, D, `l${i}.v`), o: mat(l.o, l.q.length / D, `l${i}.o`),
+      q: mat(l.q, D, `l${i}.q`),
+      k: mat(l.k, D, `l${i}.k`),
+      v: mat(l.v, D, `l${i}.v`),
+      o: mat(l.o, l.q.length / D, `l${i}.o`),
       postNorm: t(l.postNorm, [D], `l${i}.postNorm`),
-      gate: mat(l.gate, D, `l${i}.gate`), up: mat(l.up, D, `l${i}.up`), down: mat(l.down, l.gate.length / D, `l${i}.down`),
+      gate: mat(l.gate, D, `l${i}.gate`),
+      up: mat(l.up, D, `l${i}.up`),
+      down: mat(l.down, l.gate.length / D, `l${i}.down`),
     })),
     finalNorm: t(w.finalNorm, [D], 'finalNorm'),
   };

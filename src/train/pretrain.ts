@@ -71,19 +71,52 @@ export interface PretrainOptions {
 }
 
 export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'exportDir'> = {
-  seed: 1, steps: 2640, tokensPerStep: 2048, lr: 3e-3, warmup: 50, minLrRatio: 0.1, clip: 1,
-  hidden: 256, layers: 4, heads: 4, kvHeads: 2, intermediate: 640, ropeTheta: 50000, maxPositions: 4096, maxLength: 4096,
-  evalEvery: 100, checkpointEvery: 20, evalLengths: [512, 1024, 2048], lrRestart: 0, timeLimit: 0, curriculum: DEFAULT_CURRICULUM,
-  vocab: 'bytes', exportDtype: 'F32',
+  seed: 1,
+  steps: 2640,
+  tokensPerStep: 2048,
+  lr: 3e-3,
+  warmup: 50,
+  minLrRatio: 0.1,
+  clip: 1,
+  hidden: 256,
+  layers: 4,
+  heads: 4,
+  kvHeads: 2,
+  intermediate: 640,
+  ropeTheta: 50000,
+  maxPositions: 4096,
+  maxLength: 4096,
+  evalEvery: 100,
+  checkpointEvery: 20,
+  evalLengths: [512, 1024, 2048],
+  lrRestart: 0,
+  timeLimit: 0,
+  curriculum: DEFAULT_CURRICULUM,
+  vocab: 'bytes',
+  exportDtype: 'F32',
 };
 
 export function modelConfigOf(o: Omit<PretrainOptions, 'out' | 'exportDir'>, vocab: TrainVocab = vocabByName(o.vocab)): ModelConfig {
   if (o.hidden % o.heads !== 0) throw new KvevictError(`--hidden ${o.hidden} is not a multiple of --heads ${o.heads}`);
   if (o.heads % o.kvHeads !== 0) throw new KvevictError(`--heads ${o.heads} is not a multiple of --kv-heads ${o.kvHeads}`);
   return {
-    modelType: 'llama', hiddenSize: o.hidden, intermediateSize: o.intermediate, numLayers: o.layers, numHeads: o.heads, numKvHeads: o.kvHeads,
-    headDim: o.hidden / o.heads, vocabSize: vocab.size, rmsNormEps: 1e-5, ropeTheta: o.ropeTheta, ropeScaling: null,
-    maxPositions: o.maxPositions, tieWordEmbeddings: true, attentionBias: false, qkNorm: false, bosTokenId: null, eosTokenIds: [],
+    modelType: 'llama',
+    hiddenSize: o.hidden,
+    intermediateSize: o.intermediate,
+    numLayers: o.layers,
+    numHeads: o.heads,
+    numKvHeads: o.kvHeads,
+    headDim: o.hidden / o.heads,
+    vocabSize: vocab.size,
+    rmsNormEps: 1e-5,
+    ropeTheta: o.ropeTheta,
+    ropeScaling: null,
+    maxPositions: o.maxPositions,
+    tieWordEmbeddings: true,
+    attentionBias: false,
+    qkNorm: false,
+    bosTokenId: null,
+    eosTokenIds: [],
   };
 }
 
@@ -112,7 +145,12 @@ export interface PretrainResult {
 const FROZEN_KEYS = ['seed', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'ropeTheta', 'maxPositions', 'vocab'] as const;
 
 /** Train (or resume) the reference model; writes checkpoints, the log, the loss curve and the model folder. */
-export async function pretrain(opts: PretrainOptions, resume: boolean, log: (line: string) => void = (l) => process.stderr.write(l + '\n'), corpus: Corpus = loadCorpus()): Promise<PretrainResult> {
+export async function pretrain(
+  opts: PretrainOptions,
+  resume: boolean,
+  log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+  corpus: Corpus = loadCorpus(),
+): Promise<PretrainResult> {
   const vocab = vocabByName(opts.vocab);
   const cfg = modelConfigOf(opts, vocab);
   const params = initParams(cfg, opts.seed);
@@ -123,19 +161,24 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   mkdirSync(opts.out, { recursive: true });
   const ckptFile = join(opts.out, 'checkpoint.bin');
   const logFile = join(opts.out, 'log.jsonl');
-  let start = 0, tokensSeen = 0, elapsedBefore = 0;
+  let start = 0,
+    tokensSeen = 0,
+    elapsedBefore = 0;
   let history: LogRecord[] = [];
   /** the step a --continue-from restarted the optimizer at (its re-warm-up), or null */
   let rewarmFrom: number | null = null;
   if (!resume && existsSync(ckptFile) && !opts.force) {
-    throw new KvevictError(`${ckptFile}: this run folder already holds a checkpoint; continue it with --resume, or start over with --force`);
+    throw new KvevictError(
+      `${ckptFile}: this run folder already holds a checkpoint; continue it with --resume, or start over with --force`,
+    );
   }
   if (resume && existsSync(ckptFile)) {
     const meta = loadCheckpoint(ckptFile, list, opt);
     if (meta.step > opts.steps) throw new KvevictError(`--resume: ${ckptFile} is at step ${meta.step}, past --steps ${opts.steps}`);
     for (const k of FROZEN_KEYS) {
       const was = meta.options[k] ?? (k === 'vocab' ? 'bytes' : undefined);
-      if (was !== undefined && was !== opts[k]) throw new KvevictError(`--resume: option ${k} was ${JSON.stringify(was)} in ${ckptFile}, now ${JSON.stringify(opts[k])}`);
+      if (was !== undefined && was !== opts[k])
+        throw new KvevictError(`--resume: option ${k} was ${JSON.stringify(was)} in ${ckptFile}, now ${JSON.stringify(opts[k])}`);
     }
     start = meta.step;
     tokensSeen = meta.tokensSeen;
@@ -148,9 +191,13 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
   } else if (opts.continueFrom) {
     const state = readTrainState(opts.continueFrom);
     for (const k of FROZEN_KEYS) {
-      if (state.options[k] !== opts[k]) throw new KvevictError(`--continue-from: option ${k} was ${JSON.stringify(state.options[k])} in ${opts.continueFrom}, now ${JSON.stringify(opts[k])}`);
+      if (state.options[k] !== opts[k])
+        throw new KvevictError(
+          `--continue-from: option ${k} was ${JSON.stringify(state.options[k])} in ${opts.continueFrom}, now ${JSON.stringify(opts[k])}`,
+        );
     }
-    if (state.step > opts.steps) throw new KvevictError(`--continue-from: ${opts.continueFrom} is at step ${state.step}, past --steps ${opts.steps}`);
+    if (state.step > opts.steps)
+      throw new KvevictError(`--continue-from: ${opts.continueFrom} is at step ${state.step}, past --steps ${opts.steps}`);
     initFromModel(opts.continueFrom, cfg, params);
     start = state.step;
     tokensSeen = state.tokensSeen;
@@ -158,22 +205,35 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     history = state.history.filter((r) => r.step <= start);
     rewarmFrom = start;
     writeFileSync(logFile, history.map((r) => JSON.stringify(r) + '\n').join(''));
-    log(`continued from ${opts.continueFrom} at step ${start} (its stored weights; optimizer moments restart, the learning rate re-warms over ${REWARM_STEPS} steps)`);
+    log(
+      `continued from ${opts.continueFrom} at step ${start} (its stored weights; optimizer moments restart, the learning rate re-warms over ${REWARM_STEPS} steps)`,
+    );
   } else {
     if (resume) log(`no checkpoint in ${opts.out}; starting from scratch`);
     writeFileSync(logFile, '');
   }
-  log(`model: ${countParams(params)} parameters, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, ${cfg.numHeads} query / ${cfg.numKvHeads} KV heads, vocabulary ${vocab.name} (${vocab.size}); kernels: ${kernels().name}`);
+  log(
+    `model: ${countParams(params)} parameters, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, ${cfg.numHeads} query / ${cfg.numKvHeads} KV heads, vocabulary ${vocab.name} (${vocab.size}); kernels: ${kernels().name}`,
+  );
 
   const schedule = { peak: opts.lr, warmup: opts.warmup, total: opts.steps, minRatio: opts.minLrRatio };
   const bar = new ProgressBar(opts.steps);
   const t0 = Date.now();
-  let windowTokens = 0, windowStart = Date.now(), lastLoss = NaN, firstLoss = NaN;
+  let windowTokens = 0,
+    windowStart = Date.now(),
+    lastLoss = NaN,
+    firstLoss = NaN;
   const frozen: Record<string, unknown> = {};
   for (const k of FROZEN_KEYS) frozen[k] = opts[k];
 
   const save = (step: number) => {
-    saveCheckpoint(ckptFile, list, opt, { step, options: { ...frozen, rewarmFrom }, tokensSeen, elapsedSeconds: elapsedBefore + (Date.now() - t0) / 1000, history });
+    saveCheckpoint(ckptFile, list, opt, {
+      step,
+      options: { ...frozen, rewarmFrom },
+      tokensSeen,
+      elapsedSeconds: elapsedBefore + (Date.now() - t0) / 1000,
+      history,
+    });
     writeFileSync(join(opts.out, 'loss.svg'), lossCurve(history));
   };
   const exportAll = (step: number) => {
@@ -181,28 +241,57 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
       if (!dir) continue;
       exportModel(dir, cfg, params, { step: String(step), tokens: String(tokensSeen) }, opts.exportDtype, vocab);
       writeFileSync(join(dir, 'loss.svg'), lossCurve(history));
-      const state: TrainState = { step, tokensSeen, elapsedSeconds: elapsedBefore + (Date.now() - t0) / 1000, options: frozen, weights: opts.exportDtype, history };
+      const state: TrainState = {
+        step,
+        tokensSeen,
+        elapsedSeconds: elapsedBefore + (Date.now() - t0) / 1000,
+        options: frozen,
+        weights: opts.exportDtype,
+        history,
+      };
       writeFileSync(join(dir, TRAIN_STATE_FILE), JSON.stringify(state) + '\n');
     }
   };
   const evaluate = (step: number, full: boolean) => {
     const t = Date.now();
-    const report = evaluateHeldOut(model, corpus, {
-      lengths: opts.evalLengths.filter((l) => l <= opts.maxLength), depths: [0.1, 0.3, 0.5, 0.7, 0.9],
-      tasks: full ? { length: Math.min(1024, opts.maxLength), perTask: 4 } : undefined, perplexityTokens: full ? 8192 : undefined,
-    }, vocab);
+    const report = evaluateHeldOut(
+      model,
+      corpus,
+      {
+        lengths: opts.evalLengths.filter((l) => l <= opts.maxLength),
+        depths: [0.1, 0.3, 0.5, 0.7, 0.9],
+        tasks: full ? { length: Math.min(1024, opts.maxLength), perTask: 4 } : undefined,
+        perplexityTokens: full ? 8192 : undefined,
+      },
+      vocab,
+    );
     const rec: LogRecord = { step, tokens: tokensSeen, seconds: elapsedBefore + (Date.now() - t0) / 1000, eval: report };
     history.push(rec);
     appendFileSync(logFile, JSON.stringify(rec) + '\n');
-    const niah = Object.entries(report.niah).map(([l, a]) => `${l}:${(a * 100).toFixed(0)}%`).join(' ');
-    const tok = Object.entries(report.niahTokens).map(([l, a]) => `${l}:${(a * 100).toFixed(0)}%`).join(' ');
-    log(`eval step ${step}: needle exact ${niah} | needle tokens ${tok}${report.tasks ? ' | tasks ' + JSON.stringify(report.tasks) : ''}${report.perplexity ? ` | held-out ppl ${report.perplexity.toFixed(2)}` : ''} (${((Date.now() - t) / 1000).toFixed(0)} s)`);
+    const niah = Object.entries(report.niah)
+      .map(([l, a]) => `${l}:${(a * 100).toFixed(0)}%`)
+      .join(' ');
+    const tok = Object.entries(report.niahTokens)
+      .map(([l, a]) => `${l}:${(a * 100).toFixed(0)}%`)
+      .join(' ');
+    log(
+      `eval step ${step}: needle exact ${niah} | needle tokens ${tok}${report.tasks ? ' | tasks ' + JSON.stringify(report.tasks) : ''}${report.perplexity ? ` | held-out ppl ${report.perplexity.toFixed(2)}` : ''} (${((Date.now() - t) / 1000).toFixed(0)} s)`,
+    );
     exportAll(step);
   };
 
   for (let step = start; step < opts.steps; step++) {
     const progress = step / opts.steps;
-    const batch = trainingBatch(corpus, opts.seed, step, progress, opts.tokensPerStep, opts.curriculum, Math.min(opts.maxLength, cfg.maxPositions), vocab);
+    const batch = trainingBatch(
+      corpus,
+      opts.seed,
+      step,
+      progress,
+      opts.tokensPerStep,
+      opts.curriculum,
+      Math.min(opts.maxLength, cfg.maxPositions),
+      vocab,
+    );
     const tape = new Tape();
     beginBufferScope();
     const logits = model.logits(tape, batch);
@@ -210,15 +299,21 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     tape.backward(ce.loss);
     endBufferScope();
     const gradNorm = clipGradNorm(list, opts.clip);
-    const base = opts.lrRestart > 0 && step >= opts.lrRestart
-      ? learningRate({ ...schedule, total: opts.steps - opts.lrRestart }, step - opts.lrRestart)
-      : learningRate(schedule, step);
+    const base =
+      opts.lrRestart > 0 && step >= opts.lrRestart
+        ? learningRate({ ...schedule, total: opts.steps - opts.lrRestart }, step - opts.lrRestart)
+        : learningRate(schedule, step);
     const lr = rewarmFrom !== null && step - rewarmFrom < REWARM_STEPS ? (base * (step - rewarmFrom + 1)) / REWARM_STEPS : base;
     opt.step(lr);
     for (const p of list) p.zeroGrad();
 
-    let al = 0, an = 0;
-    for (let r = 0; r < batch.tokens; r++) if (batch.weights[r] === 1) { al += ce.rowLoss[r]; an++; }
+    let al = 0,
+      an = 0;
+    for (let r = 0; r < batch.tokens; r++)
+      if (batch.weights[r] === 1) {
+        al += ce.rowLoss[r];
+        an++;
+      }
     const loss = ce.loss.data[0];
     if (!Number.isFinite(loss)) throw new Error(`training diverged at step ${step} (loss ${loss})`);
     if (Number.isNaN(firstLoss)) firstLoss = loss;
@@ -227,18 +322,39 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     windowTokens += batch.tokens;
     const now = Date.now();
     const tps = (windowTokens * 1000) / Math.max(1, now - windowStart);
-    if (now - windowStart > 60000) { windowTokens = 0; windowStart = now; }
+    if (now - windowStart > 60000) {
+      windowTokens = 0;
+      windowStart = now;
+    }
     const rec: LogRecord = {
-      step: step + 1, tokens: tokensSeen, seconds: elapsedBefore + (now - t0) / 1000, loss, answerLoss: an ? al / an : undefined, lr, gradNorm,
-      length: batch.spans[0].length, tokensPerSecond: tps,
+      step: step + 1,
+      tokens: tokensSeen,
+      seconds: elapsedBefore + (now - t0) / 1000,
+      loss,
+      answerLoss: an ? al / an : undefined,
+      lr,
+      gradNorm,
+      length: batch.spans[0].length,
+      tokensPerSecond: tps,
     };
     history.push(rec);
     appendFileSync(logFile, JSON.stringify(rec) + '\n');
     const perStep = secondsPerStep(history, (now - t0) / 1000 / (step + 1 - start));
-    bar.update(step + 1, { tokensPerSecond: tps, loss, secondsLeft: perStep * (opts.steps - step - 1), extra: `ans ${(an ? al / an : 0).toFixed(3)} len ${batch.spans[0].length}` }, step + 1 === opts.steps);
+    bar.update(
+      step + 1,
+      {
+        tokensPerSecond: tps,
+        loss,
+        secondsLeft: perStep * (opts.steps - step - 1),
+        extra: `ans ${(an ? al / an : 0).toFixed(3)} len ${batch.spans[0].length}`,
+      },
+      step + 1 === opts.steps,
+    );
 
     const last = step + 1 === opts.steps;
-    const outOfTime = (opts.timeLimit > 0 && (now - t0) / 1000 > opts.timeLimit) || (opts.stopAfter !== undefined && opts.stopAfter > 0 && step + 1 >= opts.stopAfter);
+    const outOfTime =
+      (opts.timeLimit > 0 && (now - t0) / 1000 > opts.timeLimit) ||
+      (opts.stopAfter !== undefined && opts.stopAfter > 0 && step + 1 >= opts.stopAfter);
     if ((step + 1) % opts.checkpointEvery === 0 || last || outOfTime) save(step + 1);
     if (opts.evalEvery > 0 && ((step + 1) % opts.evalEvery === 0 || last || outOfTime)) {
       evaluate(step + 1, last || outOfTime || (step + 1) % (opts.evalEvery * 4) === 0);
@@ -246,7 +362,9 @@ export async function pretrain(opts: PretrainOptions, resume: boolean, log: (lin
     }
     if ((last || outOfTime) && opts.evalEvery <= 0) exportAll(step + 1);
     if (outOfTime) {
-      log(`${opts.stopAfter && step + 1 >= opts.stopAfter ? `stopped after step ${step + 1}` : 'time limit reached'} after ${formatDuration((now - t0) / 1000)}; checkpoint saved at step ${step + 1} (continue with --resume)`);
+      log(
+        `${opts.stopAfter && step + 1 >= opts.stopAfter ? `stopped after step ${step + 1}` : 'time limit reached'} after ${formatDuration((now - t0) / 1000)}; checkpoint saved at step ${step + 1} (continue with --resume)`,
+      );
       break;
     }
   }
@@ -263,7 +381,8 @@ export function secondsPerStep(history: readonly { step: number; seconds: number
   const train = history.filter((h) => h.loss !== undefined).slice(-51);
   const gaps: number[] = [];
   for (let i = 1; i < train.length; i++) {
-    const dt = train[i].seconds - train[i - 1].seconds, ds = train[i].step - train[i - 1].step;
+    const dt = train[i].seconds - train[i - 1].seconds,
+      ds = train[i].step - train[i - 1].step;
     if (ds === 1 && dt > 0) gaps.push(dt);
   }
   if (gaps.length < 5) return fallback;
@@ -296,7 +415,16 @@ export function readTrainState(dir: string): TrainState {
   } catch {
     throw new KvevictError(`${file}: not valid JSON`);
   }
-  if (!s || typeof s !== 'object' || !isCount(s.step) || !isCount(s.tokensSeen) || typeof s.elapsedSeconds !== 'number' || !Array.isArray(s.history) || typeof s.options !== 'object' || s.options === null) {
+  if (
+    !s ||
+    typeof s !== 'object' ||
+    !isCount(s.step) ||
+    !isCount(s.tokensSeen) ||
+    typeof s.elapsedSeconds !== 'number' ||
+    !Array.isArray(s.history) ||
+    typeof s.options !== 'object' ||
+    s.options === null
+  ) {
     throw new KvevictError(`${file}: not a training state (step, tokensSeen, elapsedSeconds, options, history)`);
   }
   return s;
@@ -336,7 +464,9 @@ export function lossCurve(history: LogRecord[]): string {
     { label: 'training loss (weighted, EMA)', color: '#1f77b4', points: smooth },
     { label: 'answer-token loss (EMA)', color: '#ff7f0e', points: answer },
     ...lengths.map((l, i) => ({
-      label: `held-out needle answer tokens right @${l} (teacher-forced, right axis)`, color: colors[i % colors.length], rightAxis: true,
+      label: `held-out needle answer tokens right @${l} (teacher-forced, right axis)`,
+      color: colors[i % colors.length],
+      rightAxis: true,
       points: evals.map((h) => [h.tokens, h.eval!.niahTokens[l] ?? 0] as [number, number]),
     })),
   ]);

@@ -35,8 +35,12 @@ export interface RefEvalOptions {
 export const RULER_NO_QA = RULER_TASK_NAMES.filter((t) => !t.startsWith('qa_'));
 
 export const DEFAULT_REF_EVAL: Omit<RefEvalOptions, 'out' | 'progress' | 'log'> = {
-  needleLengths: [1024, 2048, 4096, 8192], needleDepths: [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100], rulerLengths: [4096, 8192],
-  rulerSamples: 20, streamingKeep: 0.1, perplexityTokens: 16384,
+  needleLengths: [1024, 2048, 4096, 8192],
+  needleDepths: [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100],
+  rulerLengths: [4096, 8192],
+  rulerSamples: 20,
+  streamingKeep: 0.1,
+  perplexityTokens: 16384,
 };
 
 export interface Cell {
@@ -68,7 +72,8 @@ export async function evaluateReference(dir: string, o: RefEvalOptions): Promise
   const loaded = { engine, embedded: true };
   const max = m.config.maxPositions;
   const fit = (ls: number[]) => ls.filter((l) => l <= max);
-  const needleLengths = fit(o.needleLengths), rulerLengths = fit(o.rulerLengths);
+  const needleLengths = fit(o.needleLengths),
+    rulerLengths = fit(o.rulerLengths);
   const base = { outDir: o.out, modelDir: dir, seed: 0, fidelity: false, progress: o.progress, log: o.log };
   const full = makeGrid([{ name: 'full', options: {} }], [1], ['query-aware']);
   const rows: ResultRow[] = [];
@@ -77,16 +82,35 @@ export async function evaluateReference(dir: string, o: RefEvalOptions): Promise
     rows.push(...r.results.flatMap((x) => x.rows));
   }
   for (const len of rulerLengths) {
-    const r = await runEvalJob({ ...base, datasets: RULER_NO_QA.map((t) => `ruler:${t}`), grid: full, lengths: [len], samples: o.rulerSamples }, loaded);
+    const r = await runEvalJob(
+      { ...base, datasets: RULER_NO_QA.map((t) => `ruler:${t}`), grid: full, lengths: [len], samples: o.rulerSamples },
+      loaded,
+    );
     rows.push(...r.results.flatMap((x) => x.rows));
     // StreamingLLM keeping a tenth of the prompt: what the context is worth (the first length only)
     if (len === rulerLengths[0]) {
       const keep = Math.max(8, Math.round(o.streamingKeep * len));
-      const s = await runEvalJob({ ...base, datasets: RULER_NO_QA.map((t) => `ruler:${t}`), grid: makeGrid([{ name: 'streaming', options: {} }], [keep], ['query-aware']), lengths: [len], samples: o.rulerSamples }, loaded);
+      const s = await runEvalJob(
+        {
+          ...base,
+          datasets: RULER_NO_QA.map((t) => `ruler:${t}`),
+          grid: makeGrid([{ name: 'streaming', options: {} }], [keep], ['query-aware']),
+          lengths: [len],
+          samples: o.rulerSamples,
+        },
+        loaded,
+      );
       rows.push(...s.results.flatMap((x) => x.rows));
     }
   }
-  const report: RefEval = { model: dir, niah: {}, ruler: {}, perplexity: perplexity(lm, m.tokenizer, o.perplexityTokens), targets: [], seconds: 0 };
+  const report: RefEval = {
+    model: dir,
+    niah: {},
+    ruler: {},
+    perplexity: perplexity(lm, m.tokenizer, o.perplexityTokens),
+    targets: [],
+    seconds: 0,
+  };
   const needleRows = rows.filter((r) => r.dataset === 'niah');
   for (const len of needleLengths) {
     const mine = needleRows.filter((r) => Number(r.meta.length) === len);
@@ -109,12 +133,14 @@ export async function evaluateReference(dir: string, o: RefEvalOptions): Promise
     const worst = Math.min(...Object.values(report.niah[len].byDepth));
     t(`needle ${len}: lowest depth`, worst, '>= 98', worst >= 98);
   }
-  const r4 = report.ruler[4096], r8 = report.ruler[8192];
+  const r4 = report.ruler[4096],
+    r8 = report.ruler[8192];
   if (r4) {
     t('RULER 4K: mean of 11 tasks', r4.score, '>= 80', r4.score >= 80);
     const low = Math.min(...Object.values(r4.tasks).map((c) => c.score));
     t('RULER 4K: lowest task', low, '>= 50', low >= 50);
-    if (r4.streaming) t('RULER 4K: full minus StreamingLLM 10%', r4.score - r4.streaming.score, '>= 30', r4.score - r4.streaming.score >= 30);
+    if (r4.streaming)
+      t('RULER 4K: full minus StreamingLLM 10%', r4.score - r4.streaming.score, '>= 30', r4.score - r4.streaming.score >= 30);
   }
   if (r8) t('RULER 8K: mean of 11 tasks', r8.score, '>= 65', r8.score >= 65);
   report.seconds = (Date.now() - t0) / 1000;
@@ -128,7 +154,9 @@ function perplexity(lm: LlamaModel, tok: { encode(t: string): number[] }, maxTok
   const ids = tok.encode(text.slice(0, maxTokens * 8));
   let bytes = 0;
   const decode = (tok as { decode?: (ids: number[]) => string }).decode;
-  const { nll, count } = windowedNll(lm, ids, W, maxTokens, (chunk) => { bytes += Buffer.byteLength(decode?.call(tok, Array.from(chunk.subarray(1))) ?? '', 'utf8'); });
+  const { nll, count } = windowedNll(lm, ids, W, maxTokens, (chunk) => {
+    bytes += Buffer.byteLength(decode?.call(tok, Array.from(chunk.subarray(1))) ?? '', 'utf8');
+  });
   return { tokens: count, perToken: Math.exp(nll / Math.max(1, count)), bitsPerByte: bytes > 0 ? nll / Math.LN2 / bytes : NaN };
 }
 
@@ -150,7 +178,10 @@ export function refEvalTables(e: RefEval): string {
     if (r.streaming) out.push(`| StreamingLLM, 10% kept | ${f(r.streaming)} | ${r.streaming.n} |`);
     out.push('');
   }
-  out.push(`Held-out essay perplexity: ${e.perplexity.perToken.toFixed(2)} per token, ${e.perplexity.bitsPerByte.toFixed(3)} bits per byte (${e.perplexity.tokens} tokens).`, '');
+  out.push(
+    `Held-out essay perplexity: ${e.perplexity.perToken.toFixed(2)} per token, ${e.perplexity.bitsPerByte.toFixed(3)} bits per byte (${e.perplexity.tokens} tokens).`,
+    '',
+  );
   out.push('| target | measured | wanted | met |', '|---|---:|---|---|');
   for (const t of e.targets) out.push(`| ${t.name} | ${t.value.toFixed(1)} | ${t.target} | ${t.met ? 'yes' : 'no'} |`);
   return out.join('\n') + '\n';
@@ -160,4 +191,3 @@ export function refEvalTables(e: RefEval): string {
 export function writeRefEval(file: string, e: RefEval): void {
   writeFileSync(file, JSON.stringify(e, null, 1) + '\n');
 }
-

@@ -36,7 +36,8 @@ export function floatBitsToHalf(u: number): number {
     m |= 0x800000;
     const shift = 14 - e;
     let hm = m >>> shift;
-    const rem = m & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+    const rem = m & ((1 << shift) - 1),
+      halfway = 1 << (shift - 1);
     if (rem > halfway || (rem === halfway && hm & 1)) hm++;
     return sign | hm;
   }

@@ -16,8 +16,14 @@ export function cli(args: string[]): { status: number; stdout: string; stderr: s
   const useBin = buildDir === join(repoRoot, 'dist') && existsSync(join(repoRoot, 'bin', 'kvevict.js'));
   const argv = useBin
     ? [join(repoRoot, 'bin', 'kvevict.js'), ...args]
-    // a placeholder first argument: node itself would take a leading "inspect" for its debugger
-    : ['--input-type=module', '-e', `const { run } = await import(${JSON.stringify(mainJs)}); process.exitCode = await run(process.argv.slice(2));`, 'kvevict', ...args];
+    : // a placeholder first argument: node itself would take a leading "inspect" for its debugger
+      [
+        '--input-type=module',
+        '-e',
+        `const { run } = await import(${JSON.stringify(mainJs)}); process.exitCode = await run(process.argv.slice(2));`,
+        'kvevict',
+        ...args,
+      ];
   const r = spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 120_000, env: { ...process.env, KVEVICT_BACKEND: 'js' } });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

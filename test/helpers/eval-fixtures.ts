@@ -6,7 +6,10 @@ import { Tokenizer, makeByteTokenizerConfig, makeByteTokenizerJson } from '../..
 /** A byte-level tokenizer with the ChatML template (one token per UTF-8 byte), as the reference model has. */
 export function byteTokenizer(): Tokenizer {
   const specials = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
-  return new Tokenizer(makeByteTokenizerJson(specials) as Record<string, unknown>, makeByteTokenizerConfig(specials) as Record<string, unknown>);
+  return new Tokenizer(
+    makeByteTokenizerJson(specials) as Record<string, unknown>,
+    makeByteTokenizerConfig(specials) as Record<string, unknown>,
+  );
 }
 
 /** A fresh temporary folder. */
@@ -32,11 +35,36 @@ export function writeSyntheticResults(dir: string): void {
   const rows: object[] = [];
   const modes = ['query-aware', 'query-agnostic'];
   const fid = (press: string, budget: number) =>
-    press === 'full' ? { oracle_hit: 100, attention_recall: 100, top1: 100, kl: 0 } : { oracle_hit: press === 'snapkv' ? budget / 2 : budget / 4, attention_recall: press === 'snapkv' ? 40 + budget / 8 : 20, top1: 90, kl: 0.1 };
+    press === 'full'
+      ? { oracle_hit: 100, attention_recall: 100, top1: 100, kl: 0 }
+      : {
+          oracle_hit: press === 'snapkv' ? budget / 2 : budget / 4,
+          attention_recall: press === 'snapkv' ? 40 + budget / 8 : 20,
+          top1: 90,
+          kl: 0.1,
+        };
   const row = (task: string, id: string, press: string, budget: number, mode: string, score: number, meta: object) => ({
-    key: JSON.stringify([task, id, press, {}, budget, mode]), model: 'synthetic', dataset: task, task, case: id, press, options: {}, budget, mode,
-    prompt_tokens: 300, compressible_tokens: mode === 'query-aware' ? 300 : 280, truncated_tokens: 0, prediction: 'p', answers: ['a'], metric: 'needle_recall',
-    score, fidelity: fid(press, budget), cache_bytes: 1, full_cache_bytes: 2, timings: { prefill_ms: 1, compress_ms: 1, decode_ms: 1 }, meta,
+    key: JSON.stringify([task, id, press, {}, budget, mode]),
+    model: 'synthetic',
+    dataset: task,
+    task,
+    case: id,
+    press,
+    options: {},
+    budget,
+    mode,
+    prompt_tokens: 300,
+    compressible_tokens: mode === 'query-aware' ? 300 : 280,
+    truncated_tokens: 0,
+    prediction: 'p',
+    answers: ['a'],
+    metric: 'needle_recall',
+    score,
+    fidelity: fid(press, budget),
+    cache_bytes: 1,
+    full_cache_bytes: 2,
+    timings: { prefill_ms: 1, compress_ms: 1, decode_ms: 1 },
+    meta,
   });
   for (const mode of modes) {
     for (const press of ['full', 'snapkv', 'streaming']) {
@@ -53,14 +81,25 @@ export function writeSyntheticResults(dir: string): void {
   }
   writeFileSync(join(dir, 'results.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
   const tokens = Array.from({ length: 300 }, (_, i) => (i % 10 === 9 ? '.\n' : `w${i} `));
-  const plan = (budget: number, shift: number) => [0, 1].map((l) => [0, 1].map((h) => Array.from({ length: budget }, (_, j) => (j * 2 + shift + l + h) % 300).sort((a, b) => a - b)));
+  const plan = (budget: number, shift: number) =>
+    [0, 1].map((l) => [0, 1].map((h) => Array.from({ length: budget }, (_, j) => (j * 2 + shift + l + h) % 300).sort((a, b) => a - b)));
   writeFileSync(
     join(dir, 'kept', 'niah__niah-L300-D50__query-aware.json'),
     JSON.stringify({
-      task: 'niah', case: 'niah-L300-D50', mode: 'query-aware', tokens, layers: 2, kvHeads: 2,
+      task: 'niah',
+      case: 'niah-L300-D50',
+      mode: 'query-aware',
+      tokens,
+      layers: 2,
+      kvHeads: 2,
       settings: [
         { press: 'snapkv', options: {}, budget: 64, kept: plan(64, 0) },
-        { press: 'streaming', options: {}, budget: 64, kept: [0, 1].map(() => [0, 1].map(() => [0, 1, 2, 3, ...Array.from({ length: 60 }, (_, j) => 240 + j)])) },
+        {
+          press: 'streaming',
+          options: {},
+          budget: 64,
+          kept: [0, 1].map(() => [0, 1].map(() => [0, 1, 2, 3, ...Array.from({ length: 60 }, (_, j) => 240 + j)])),
+        },
       ],
     }),
   );

@@ -76,8 +76,13 @@ function makeTarget(kind: FuzzKind, root: string): Target {
     writeGguf(file, m.config, m.weights, m.tokenizer);
     const original = readFileSync(file);
     // the header runs to the first tensor byte: past the last metadata and tensor info
-    const headerEnd = original.length - [m.weights.embed, m.weights.finalNorm, ...m.weights.layers.flatMap((l) => Object.values(l).filter((a): a is Float32Array => a instanceof Float32Array))]
-      .reduce((a, x) => a + x.byteLength, 0);
+    const headerEnd =
+      original.length -
+      [
+        m.weights.embed,
+        m.weights.finalNorm,
+        ...m.weights.layers.flatMap((l) => Object.values(l).filter((a): a is Float32Array => a instanceof Float32Array)),
+      ].reduce((a, x) => a + x.byteLength, 0);
     return { file, original, headerEnd: Math.max(24, headerEnd), load: () => weightsDigest(file) };
   }
   if (kind === 'checkpoint') {
@@ -88,10 +93,18 @@ function makeTarget(kind: FuzzKind, root: string): Target {
     const opt = new AdamW(params);
     opt.m.forEach((a) => a.set(rng.normalArray(a.length, 0.1)));
     opt.t = 7;
-    saveCheckpoint(file, params, opt, { step: 7, options: { seed: 1 }, tokensSeen: 700, elapsedSeconds: 1.5, history: [{ step: 7, loss: 1 }] });
+    saveCheckpoint(file, params, opt, {
+      step: 7,
+      options: { seed: 1 },
+      tokensSeen: 700,
+      elapsedSeconds: 1.5,
+      history: [{ step: 7, loss: 1 }],
+    });
     const original = readFileSync(file);
     return {
-      file, original, headerEnd: original.length,
+      file,
+      original,
+      headerEnd: original.length,
       load: () => {
         const ps = [param(new Float32Array(64), [8, 8], 'w'), param(new Float32Array(8), [8], 'b')];
         const o = new AdamW(ps);
@@ -105,7 +118,9 @@ function makeTarget(kind: FuzzKind, root: string): Target {
     saveSoftTokens(file, { embeddings: new Rng(4).normalArray(4 * 16, 1), count: 4, hiddenSize: 16, modelHash: 'a'.repeat(64) });
     const original = readFileSync(file);
     return {
-      file, original, headerEnd: 8 + Number(original.readBigUInt64LE(0)),
+      file,
+      original,
+      headerEnd: 8 + Number(original.readBigUInt64LE(0)),
       load: () => {
         const s = loadSoftTokens(file);
         return digest([s.embeddings, String(s.count), String(s.hiddenSize), s.modelHash]);
@@ -116,15 +131,28 @@ function makeTarget(kind: FuzzKind, root: string): Target {
   const file = join(dir, 'results.jsonl');
   const rows = Array.from({ length: 6 }, (_, i) => {
     const row = {
-      key: `k${i}`, dataset: 'niah', task: 'niah', case: `c${i}`, press: 'snapkv', options: {}, budget: 64, mode: 'query-aware', score: i * 10,
-      prediction: 'x', answers: ['x'], fidelity: { oracle_hit: null, attention_recall: null, top1: null, kl: null },
+      key: `k${i}`,
+      dataset: 'niah',
+      task: 'niah',
+      case: `c${i}`,
+      press: 'snapkv',
+      options: {},
+      budget: 64,
+      mode: 'query-aware',
+      score: i * 10,
+      prediction: 'x',
+      answers: ['x'],
+      fidelity: { oracle_hit: null, attention_recall: null, top1: null, kl: null },
     } as unknown as ResultRow;
     return JSON.stringify({ ...row, check: rowCheck(row) });
   });
   mkdirSync(dir, { recursive: true });
   writeFileSync(file, rows.join('\n') + '\n');
   return {
-    file, original: readFileSync(file), headerEnd: 0, subset: true,
+    file,
+    original: readFileSync(file),
+    headerEnd: 0,
+    subset: true,
     load: () => JSON.stringify(readRowsWithProblems(dir).rows.map((r) => JSON.stringify(r))),
   };
 }
@@ -135,21 +163,31 @@ function mutate(rng: Rng, t: Target, kind: FuzzKind): Buffer {
   switch (rng.int(kind === 'results' ? 4 : 6)) {
     case 0: // truncation
       return b.subarray(0, rng.int(b.length));
-    case 1: { // byte flips (in the header where data bytes carry no structure)
+    case 1: {
+      // byte flips (in the header where data bytes carry no structure)
       const c = Buffer.from(b);
       for (let i = 0, n = 1 + rng.int(4); i < n; i++) {
         // results rows carry their own digest, so a flip anywhere in them, values included, must be caught
-        const at = kind === 'results' ? (rng.next() < 0.5 ? structuralResultsByte(rng, c) : rng.int(c.length))
-          : kind === 'checkpoint' ? rng.int(c.length)
-            : kind === 'gguf' ? rng.pick(ggufStructure(t.original)).at + rng.int(4)
-              // a model's header has no free text the loader would not check: any byte of it (a soft-token file's
-              // model_hash is free text, so there only the structure)
-              : kind === 'safetensors' && rng.next() < 0.5 ? 8 + rng.int(t.headerEnd - 8) : structuralJsonByte(rng, c, t.headerEnd);
+        const at =
+          kind === 'results'
+            ? rng.next() < 0.5
+              ? structuralResultsByte(rng, c)
+              : rng.int(c.length)
+            : kind === 'checkpoint'
+              ? rng.int(c.length)
+              : kind === 'gguf'
+                ? rng.pick(ggufStructure(t.original)).at + rng.int(4)
+                : // a model's header has no free text the loader would not check: any byte of it (a soft-token file's
+                  // model_hash is free text, so there only the structure)
+                  kind === 'safetensors' && rng.next() < 0.5
+                  ? 8 + rng.int(t.headerEnd - 8)
+                  : structuralJsonByte(rng, c, t.headerEnd);
         c[at] ^= 1 << rng.int(8);
       }
       return c;
     }
-    case 2: { // a line or a range repeated, removed or cut (JSONL) / a run of bytes zeroed (binary)
+    case 2: {
+      // a line or a range repeated, removed or cut (JSONL) / a run of bytes zeroed (binary)
       if (kind === 'results') {
         const lines = b.toString('utf8').split('\n');
         const i = rng.int(lines.length);
@@ -166,15 +204,18 @@ function mutate(rng: Rng, t: Target, kind: FuzzKind): Buffer {
         c.fill(0, f.at, f.at + 1 + rng.int(f.size));
         return c;
       }
-      const at = kind === 'checkpoint' ? rng.int(c.length) : structuralJsonByte(rng, c, t.headerEnd), len = 1 + rng.int(16);
+      const at = kind === 'checkpoint' ? rng.int(c.length) : structuralJsonByte(rng, c, t.headerEnd),
+        len = 1 + rng.int(16);
       c.fill(0, at, Math.min(c.length, at + len));
       return c;
     }
-    case 3: { // JSON-level edits of an entry
+    case 3: {
+      // JSON-level edits of an entry
       if (kind === 'gguf') return ggufFieldEdit(rng, b);
       return jsonEdit(rng, b, kind);
     }
-    case 4: { // the header length (safetensors, checkpoints) / a count (GGUF)
+    case 4: {
+      // the header length (safetensors, checkpoints) / a count (GGUF)
       const c = Buffer.from(b);
       const deltas = [-1, 1, -8, 8, 1 << 20, -(1 << 20)];
       if (kind === 'gguf') {
@@ -236,17 +277,29 @@ function jsonEdit(rng: Rng, b: Buffer, kind: FuzzKind): Buffer {
 
 /** Where a GGUF header keeps its structure: counts, lengths, value and element types, dims, tensor types and offsets. */
 function ggufStructure(b: Buffer): { at: number; size: 4 | 8 }[] {
-  const out: { at: number; size: 4 | 8 }[] = [{ at: 8, size: 8 }, { at: 16, size: 8 }];
+  const out: { at: number; size: 4 | 8 }[] = [
+    { at: 8, size: 8 },
+    { at: 16, size: 8 },
+  ];
   let p = 24;
-  const u32 = () => { const v = b.readUInt32LE(p); p += 4; return v; };
-  const u64 = () => { const v = Number(b.readBigUInt64LE(p)); p += 8; return v; };
+  const u32 = () => {
+    const v = b.readUInt32LE(p);
+    p += 4;
+    return v;
+  };
+  const u64 = () => {
+    const v = Number(b.readBigUInt64LE(p));
+    p += 8;
+    return v;
+  };
   const str = (mark: boolean) => {
     if (mark) out.push({ at: p, size: 8 });
     const n = u64();
     p += n;
   };
   const scalarSize: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
-  const nTensors = Number(b.readBigUInt64LE(8)), nKv = Number(b.readBigUInt64LE(16));
+  const nTensors = Number(b.readBigUInt64LE(8)),
+    nKv = Number(b.readBigUInt64LE(16));
   for (let i = 0; i < nKv; i++) {
     str(true);
     out.push({ at: p, size: 4 });
@@ -257,16 +310,23 @@ function ggufStructure(b: Buffer): { at: number; size: 4 | 8 }[] {
       const et = u32();
       out.push({ at: p, size: 8 });
       const n = u64();
-      for (let j = 0; j < n; j++) if (et === 8) str(j % 50 === 0); else p += scalarSize[et];
+      for (let j = 0; j < n; j++)
+        if (et === 8) str(j % 50 === 0);
+        else p += scalarSize[et];
     } else p += scalarSize[type];
   }
   for (let i = 0; i < nTensors; i++) {
     str(true);
     out.push({ at: p, size: 4 });
     const nd = u32();
-    for (let j = 0; j < nd; j++) { out.push({ at: p, size: 8 }); p += 8; }
-    out.push({ at: p, size: 4 }); p += 4;
-    out.push({ at: p, size: 8 }); p += 8;
+    for (let j = 0; j < nd; j++) {
+      out.push({ at: p, size: 8 });
+      p += 8;
+    }
+    out.push({ at: p, size: 4 });
+    p += 4;
+    out.push({ at: p, size: 8 });
+    p += 8;
   }
   return out;
 }
@@ -290,8 +350,10 @@ function structuralJsonByte(rng: Rng, c: Buffer, end: number): number {
   let inKey = false;
   for (let i = 8; i < s.length; i++) {
     if ('{}[]:,'.includes(s[i])) at.push(i);
-    if (s[i] === '"') { at.push(i); inKey = s.slice(i + 1).search(/"\s*:/) === s.slice(i + 1).indexOf('"'); }
-    else if (inKey) at.push(i);
+    if (s[i] === '"') {
+      at.push(i);
+      inKey = s.slice(i + 1).search(/"\s*:/) === s.slice(i + 1).indexOf('"');
+    } else if (inKey) at.push(i);
   }
   return at.length ? rng.pick(at) : 8 + rng.int(Math.max(1, end - 8));
 }
@@ -326,7 +388,10 @@ export function fuzzCampaign(kind: FuzzKind, cases: number, seed = 1, caseLimitM
         }
       } catch (e) {
         if (e instanceof KvevictError && !e.message.includes('\n') && e.message.length < 500) report.refused++;
-        else report.failures.push(`case ${i}: ${e instanceof KvevictError ? 'a long or multi-line message' : `${(e as Error).name}: ${(e as Error).message.slice(0, 200)}`}`);
+        else
+          report.failures.push(
+            `case ${i}: ${e instanceof KvevictError ? 'a long or multi-line message' : `${(e as Error).name}: ${(e as Error).message.slice(0, 200)}`}`,
+          );
       }
       const ms = performance.now() - t0;
       if (ms > caseLimitMs) report.failures.push(`case ${i}: took ${ms.toFixed(0)} ms`);
@@ -344,14 +409,17 @@ if (process.argv[1]?.endsWith('fuzz.js')) {
     const i = process.argv.indexOf(`--${name}`);
     return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
   };
-  const cases = Number(arg('cases', '1000')), seed = Number(arg('seed', String(Date.now() % 100000)));
+  const cases = Number(arg('cases', '1000')),
+    seed = Number(arg('seed', String(Date.now() % 100000)));
   const kinds = arg('kind', 'all') === 'all' ? FUZZ_KINDS : [arg('kind', 'all') as FuzzKind];
   let failed = 0;
   for (const k of kinds) {
     const t0 = Date.now();
     const r = fuzzCampaign(k, cases, seed);
     failed += r.failures.length;
-    process.stdout.write(`${k}: ${r.cases} cases (seed ${seed}): ${r.refused} refused in one line, ${r.identical} identical, ${r.failures.length} failures (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+    process.stdout.write(
+      `${k}: ${r.cases} cases (seed ${seed}): ${r.refused} refused in one line, ${r.identical} identical, ${r.failures.length} failures (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`,
+    );
     for (const f of r.failures.slice(0, 20)) process.stdout.write(`  ${f}\n`);
   }
   process.exitCode = failed > 0 ? 1 : 0;

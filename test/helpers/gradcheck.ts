@@ -13,7 +13,8 @@ export function checkOpGradients(
   ref: (xs: Float64Array[]) => Float64Array,
   opts: { seed?: number; tol?: number; h?: number; maxProbes?: number } = {},
 ): void {
-  const tol = opts.tol ?? 2e-3, h = opts.h ?? 1e-5;
+  const tol = opts.tol ?? 2e-3,
+    h = opts.h ?? 1e-5;
   const tape = new Tape();
   const xs = inputs.map((i) => new Tensor(new Float32Array(i.data), i.shape, i.grad));
   const y = run(tape, xs);
@@ -24,7 +25,8 @@ export function checkOpGradients(
   const x64 = inputs.map((i) => Float64Array.from(i.data));
   const y64 = ref(x64);
   assert.equal(y64.length, y.size);
-  for (let i = 0; i < y.size; i++) assert.ok(Math.abs(y.data[i] - y64[i]) <= 1e-4 * (1 + Math.abs(y64[i])), `forward value ${i}: ${y.data[i]} vs ${y64[i]}`);
+  for (let i = 0; i < y.size; i++)
+    assert.ok(Math.abs(y.data[i] - y64[i]) <= 1e-4 * (1 + Math.abs(y64[i])), `forward value ${i}: ${y.data[i]} vs ${y64[i]}`);
   tape.backwardFrom(y, seed);
   const f = (xsv: Float64Array[]) => {
     const out = ref(xsv);
@@ -44,7 +46,8 @@ export function checkOpGradients(
     let scale = 0;
     for (let i = 0; i < n; i++) scale = Math.max(scale, Math.abs(g[i]));
     for (let i = 0; i < n; i += step) {
-      const plus = x64.map((t) => t.slice()), minus = x64.map((t) => t.slice());
+      const plus = x64.map((t) => t.slice()),
+        minus = x64.map((t) => t.slice());
       plus[a][i] += h;
       minus[a][i] -= h;
       const fd = (f(plus) - f(minus)) / (2 * h);
@@ -57,6 +60,6 @@ export function randomArray(n: number, seed: number, scale = 1): Float32Array {
   let s = seed;
   return new Float32Array(n).map(() => {
     s = (s * 1103515245 + 12345) % 2147483648;
-    return (s / 2147483648 * 2 - 1) * scale;
+    return ((s / 2147483648) * 2 - 1) * scale;
   });
 }

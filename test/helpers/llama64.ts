@@ -31,53 +31,64 @@ export function rmsnorm64(x: Float64Array, w: Float64Array, rows: number, dim: n
 /** y[rows, out] = x . W^T with W [out, in] */
 export function linear64(x: Float64Array, w: Float64Array, rows: number, inDim: number, out: number): Float64Array {
   const y = new Float64Array(rows * out);
-  for (let r = 0; r < rows; r++) for (let o = 0; o < out; o++) {
-    let s = 0;
-    for (let i = 0; i < inDim; i++) s += x[r * inDim + i] * w[o * inDim + i];
-    y[r * out + o] = s;
-  }
+  for (let r = 0; r < rows; r++)
+    for (let o = 0; o < out; o++) {
+      let s = 0;
+      for (let i = 0; i < inDim; i++) s += x[r * inDim + i] * w[o * inDim + i];
+      y[r * out + o] = s;
+    }
   return y;
 }
 
 export function rope64(x: Float64Array, rows: number, heads: number, d: number, positions: Int32Array, theta: number): Float64Array {
   const y = new Float64Array(x);
   const half = d / 2;
-  for (let r = 0; r < rows; r++) for (let h = 0; h < heads; h++) for (let i = 0; i < half; i++) {
-    const a = positions[r] / Math.pow(theta, (2 * i) / d);
-    const o = (r * heads + h) * d;
-    const x0 = x[o + i], x1 = x[o + half + i];
-    y[o + i] = x0 * Math.cos(a) - x1 * Math.sin(a);
-    y[o + half + i] = x1 * Math.cos(a) + x0 * Math.sin(a);
-  }
+  for (let r = 0; r < rows; r++)
+    for (let h = 0; h < heads; h++)
+      for (let i = 0; i < half; i++) {
+        const a = positions[r] / Math.pow(theta, (2 * i) / d);
+        const o = (r * heads + h) * d;
+        const x0 = x[o + i],
+          x1 = x[o + half + i];
+        y[o + i] = x0 * Math.cos(a) - x1 * Math.sin(a);
+        y[o + half + i] = x1 * Math.cos(a) + x0 * Math.sin(a);
+      }
   return y;
 }
 
 /** Causal GQA attention over sequences given as [start, length] spans. */
 export function attention64(
-  q: Float64Array, k: Float64Array, v: Float64Array, spans: { start: number; length: number }[], heads: number, kvHeads: number, d: number,
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  spans: { start: number; length: number }[],
+  heads: number,
+  kvHeads: number,
+  d: number,
 ): Float64Array {
   const out = new Float64Array(q.length);
   const group = heads / kvHeads;
-  for (const s of spans) for (let h = 0; h < heads; h++) {
-    const g = Math.floor(h / group);
-    for (let i = 0; i < s.length; i++) {
-      const qi = (s.start + i) * heads * d + h * d;
-      const sc: number[] = [];
-      for (let j = 0; j <= i; j++) {
-        const kj = (s.start + j) * kvHeads * d + g * d;
-        let t = 0;
-        for (let c = 0; c < d; c++) t += q[qi + c] * k[kj + c];
-        sc.push(t / Math.sqrt(d));
-      }
-      const m = Math.max(...sc);
-      const e = sc.map((t) => Math.exp(t - m));
-      const z = e.reduce((a, b) => a + b, 0);
-      for (let j = 0; j <= i; j++) {
-        const vj = (s.start + j) * kvHeads * d + g * d;
-        for (let c = 0; c < d; c++) out[qi + c] += (e[j] / z) * v[vj + c];
+  for (const s of spans)
+    for (let h = 0; h < heads; h++) {
+      const g = Math.floor(h / group);
+      for (let i = 0; i < s.length; i++) {
+        const qi = (s.start + i) * heads * d + h * d;
+        const sc: number[] = [];
+        for (let j = 0; j <= i; j++) {
+          const kj = (s.start + j) * kvHeads * d + g * d;
+          let t = 0;
+          for (let c = 0; c < d; c++) t += q[qi + c] * k[kj + c];
+          sc.push(t / Math.sqrt(d));
+        }
+        const m = Math.max(...sc);
+        const e = sc.map((t) => Math.exp(t - m));
+        const z = e.reduce((a, b) => a + b, 0);
+        for (let j = 0; j <= i; j++) {
+          const vj = (s.start + j) * kvHeads * d + g * d;
+          for (let c = 0; c < d; c++) out[qi + c] += (e[j] / z) * v[vj + c];
+        }
       }
     }
-  }
   return out;
 }
 
@@ -87,7 +98,8 @@ export function swiglu64(g: Float64Array, u: Float64Array): Float64Array {
 
 /** Weighted mean cross-entropy of the tied-head logits. */
 export function crossEntropy64(logits: Float64Array, vocab: number, targets: Int32Array, weights: Float32Array): number {
-  let tot = 0, ws = 0;
+  let tot = 0,
+    ws = 0;
   for (let r = 0; r < targets.length; r++) {
     if (weights[r] === 0) continue;
     let m = -Infinity;
@@ -106,9 +118,19 @@ export function add64(a: Float64Array, b: Float64Array): Float64Array {
 
 /** The loss of a whole tied-embedding Llama in float64. */
 export function llamaLoss64(
-  s: Llama64Shape, p: Params64, ids: Int32Array, positions: Int32Array, spans: { start: number; length: number }[], targets: Int32Array, weights: Float32Array,
+  s: Llama64Shape,
+  p: Params64,
+  ids: Int32Array,
+  positions: Int32Array,
+  spans: { start: number; length: number }[],
+  targets: Int32Array,
+  weights: Float32Array,
 ): number {
-  const rows = ids.length, D = s.hidden, H = s.heads, Hk = s.kvHeads, d = s.headDim;
+  const rows = ids.length,
+    D = s.hidden,
+    H = s.heads,
+    Hk = s.kvHeads,
+    d = s.headDim;
   let x: Float64Array = new Float64Array(rows * D);
   for (let r = 0; r < rows; r++) for (let i = 0; i < D; i++) x[r * D + i] = p[0][ids[r] * D + i];
   for (let l = 0; l < s.layers; l++) {

@@ -44,8 +44,13 @@ export function promptTokens(n: number, seed = 1): Int32Array {
 export function prefillRun(h: Harness, tokens: Int32Array, press: Press): { run: PrefillRun; rec: Recorded } {
   const { cfg, model } = h;
   const rec: Recorded = { q: [], k: [], v: [] };
-  for (let l = 0; l < cfg.numLayers; l++) { rec.q.push([]); rec.k.push([]); rec.v.push([]); }
-  const qs = cfg.numHeads * cfg.headDim, ks = cfg.numKvHeads * cfg.headDim;
+  for (let l = 0; l < cfg.numLayers; l++) {
+    rec.q.push([]);
+    rec.k.push([]);
+    rec.v.push([]);
+  }
+  const qs = cfg.numHeads * cfg.headDim,
+    ks = cfg.numKvHeads * cfg.headDim;
   const observer = (view: LayerView): void => {
     for (let r = 0; r < view.positions.length; r++) {
       rec.q[view.layer].push(Float64Array.from(view.queries.subarray(r * qs, (r + 1) * qs)));
@@ -60,7 +65,7 @@ export function prefillRun(h: Harness, tokens: Int32Array, press: Press): { run:
 /** Indices of the k best scores by (score desc, index desc), returned ascending. */
 export function bfTopK(scores: ArrayLike<number>, k: number): number[] {
   const idx = Array.from({ length: scores.length }, (_, i) => i);
-  idx.sort((a, b) => (scores[b] - scores[a]) || (b - a));
+  idx.sort((a, b) => scores[b] - scores[a] || b - a);
   return idx.slice(0, Math.max(0, k)).sort((a, b) => a - b);
 }
 
@@ -161,8 +166,10 @@ export function assertPlanMatches(actual: KeepPlan, expected: number[][][], scor
       const s = scores[l][h];
       const worstKept = Math.min(...onlyA.map((j) => s[j]));
       const bestDropped = Math.max(...onlyE.map((j) => s[j]));
-      assert.ok(Math.abs(worstKept - bestDropped) <= tol * Math.max(1, Math.abs(bestDropped)),
-        `${what}: layer ${l} head ${h}: kept ${JSON.stringify(onlyA)} instead of ${JSON.stringify(onlyE)} (scores ${worstKept} vs ${bestDropped})`);
+      assert.ok(
+        Math.abs(worstKept - bestDropped) <= tol * Math.max(1, Math.abs(bestDropped)),
+        `${what}: layer ${l} head ${h}: kept ${JSON.stringify(onlyA)} instead of ${JSON.stringify(onlyE)} (scores ${worstKept} vs ${bestDropped})`,
+      );
     }
   }
 }
@@ -173,8 +180,12 @@ export function cacheFrom(cfg: ModelConfig, keys: ArrayLike<number>[][], values:
   const cache = new KvCache(NL, Hkv, d);
   for (let l = 0; l < NL; l++) {
     const L = keys[l].length;
-    const k = new Float32Array(L * Hkv * d), v = new Float32Array(L * Hkv * d);
-    for (let r = 0; r < L; r++) { k.set(Array.from(keys[l][r]), r * Hkv * d); v.set(Array.from(values[l][r]), r * Hkv * d); }
+    const k = new Float32Array(L * Hkv * d),
+      v = new Float32Array(L * Hkv * d);
+    for (let r = 0; r < L; r++) {
+      k.set(Array.from(keys[l][r]), r * Hkv * d);
+      v.set(Array.from(values[l][r]), r * Hkv * d);
+    }
     const pos = Int32Array.from({ length: L }, (_, i) => i);
     for (let h = 0; h < Hkv; h++) cache.head(l, h).append(L, k, v, Hkv * d, h * d, pos);
   }

@@ -95,7 +95,14 @@ export function tinyRawConfig(kind: TinyKind, overrides: RawConfig = {}): RawCon
       rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 },
     },
     qwen2: { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', rope_theta: 1000000, rms_norm_eps: 1e-6 },
-    qwen3: { architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', head_dim: 24, rope_theta: 1000000, rms_norm_eps: 1e-6, attention_bias: false },
+    qwen3: {
+      architectures: ['Qwen3ForCausalLM'],
+      model_type: 'qwen3',
+      head_dim: 24,
+      rope_theta: 1000000,
+      rms_norm_eps: 1e-6,
+      attention_bias: false,
+    },
     mistral: { architectures: ['MistralForCausalLM'], model_type: 'mistral', tie_word_embeddings: false, rope_theta: 1000000 },
   };
   return { ...base, ...perKind[kind], ...overrides };
@@ -126,7 +133,11 @@ export interface RandomModelOptions {
 }
 
 /** Write a random model folder; returns the parsed config and the float32 weights that were written. */
-export function writeRandomModelDir(dir: string, rawConfig: RawConfig, opts: RandomModelOptions = {}): { config: ModelConfig; weights: Weights } {
+export function writeRandomModelDir(
+  dir: string,
+  rawConfig: RawConfig,
+  opts: RandomModelOptions = {},
+): { config: ModelConfig; weights: Weights } {
   const config = parseConfig(rawConfig, join(dir, 'config.json'));
   const weights = randomWeights(config, opts.seed ?? 1, opts.scale ?? 0.02);
   const tok = opts.tokenizerFrom ?? (config.vocabSize >= 49152 ? smolDir : 'bytes');
@@ -135,7 +146,9 @@ export function writeRandomModelDir(dir: string, rawConfig: RawConfig, opts: Ran
     shards: opts.shards ?? 1,
     ...(tok === 'bytes'
       ? { tokenizerJson: makeByteTokenizerJson(BYTE_SPECIALS), tokenizerConfigJson: makeByteTokenizerConfig(BYTE_SPECIALS) }
-      : tok === 'none' ? {} : { tokenizerFrom: tok }),
+      : tok === 'none'
+        ? {}
+        : { tokenizerFrom: tok }),
   });
   return { config, weights };
 }

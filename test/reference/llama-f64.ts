@@ -83,8 +83,10 @@ function ropeHalf(x: Float64Array, offset: number, d: number, p: number, inv: nu
   const half = d / 2;
   for (let i = 0; i < half; i++) {
     const angle = p * inv[i];
-    const c = Math.cos(angle), s = Math.sin(angle);
-    const a = x[offset + i], b = x[offset + half + i];
+    const c = Math.cos(angle),
+      s = Math.sin(angle);
+    const a = x[offset + i],
+      b = x[offset + half + i];
     x[offset + i] = a * c - b * s;
     x[offset + half + i] = b * c + a * s;
   }
@@ -94,8 +96,10 @@ function ropeHalf(x: Float64Array, offset: number, d: number, p: number, inv: nu
 function ropeInterleaved(x: Float64Array, offset: number, d: number, p: number, inv: number[]): void {
   for (let i = 0; i < d / 2; i++) {
     const angle = p * inv[i];
-    const c = Math.cos(angle), s = Math.sin(angle);
-    const a = x[offset + 2 * i], b = x[offset + 2 * i + 1];
+    const c = Math.cos(angle),
+      s = Math.sin(angle);
+    const a = x[offset + 2 * i],
+      b = x[offset + 2 * i + 1];
     x[offset + 2 * i] = a * c - b * s;
     x[offset + 2 * i + 1] = b * c + a * s;
   }
@@ -103,7 +107,10 @@ function ropeInterleaved(x: Float64Array, offset: number, d: number, p: number, 
 
 /** The whole forward pass; returns every row's logits and every layer's q/k/v. */
 export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceInput): ReferenceOutput {
-  const hidden = cfg.hiddenSize, H = cfg.numHeads, Hkv = cfg.numKvHeads, d = cfg.headDim;
+  const hidden = cfg.hiddenSize,
+    H = cfg.numHeads,
+    Hkv = cfg.numKvHeads,
+    d = cfg.headDim;
   const rows = input.tokens ? input.tokens.length : input.embeddings!.length / hidden;
   const pos = Array.from({ length: rows }, (_, r) => (input.positions ? input.positions[r] : r));
   const inv = inverseFrequencies(cfg);
@@ -121,10 +128,14 @@ export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceI
   const out: ReferenceOutput = { logits: [], queries: [], keys: [], values: [] };
   for (let l = 0; l < cfg.numLayers; l++) {
     const L = w.layers[l];
-    const qs: Float64Array[] = [], ks: Float64Array[] = [], vs: Float64Array[] = [];
+    const qs: Float64Array[] = [],
+      ks: Float64Array[] = [],
+      vs: Float64Array[] = [];
     for (let r = 0; r < rows; r++) {
       const x = rmsnorm(hs[r], L.inputNorm, eps);
-      const q = matvec(L.q, x, H * d), k = matvec(L.k, x, Hkv * d), v = matvec(L.v, x, Hkv * d);
+      const q = matvec(L.q, x, H * d),
+        k = matvec(L.k, x, Hkv * d),
+        v = matvec(L.v, x, Hkv * d);
       if (L.qBias) for (let i = 0; i < q.length; i++) q[i] += L.qBias[i];
       if (L.kBias) for (let i = 0; i < k.length; i++) k[i] += L.kBias[i];
       if (L.vBias) for (let i = 0; i < v.length; i++) v[i] += L.vBias[i];
@@ -136,9 +147,13 @@ export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceI
         if (L.kNorm) k.set(rmsnorm(k.subarray(h * d, (h + 1) * d), L.kNorm, eps), h * d);
         rope(k, h * d, d, pos[r], inv);
       }
-      qs.push(q); ks.push(k); vs.push(v);
+      qs.push(q);
+      ks.push(k);
+      vs.push(v);
     }
-    out.queries.push(qs); out.keys.push(ks); out.values.push(vs);
+    out.queries.push(qs);
+    out.keys.push(ks);
+    out.values.push(vs);
 
     const next: Float64Array[] = [];
     const group = H / Hkv;
@@ -169,7 +184,8 @@ export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceI
       for (let i = 0; i < hidden; i++) h1[i] += o[i];
       // SwiGLU MLP
       const x = rmsnorm(h1, L.postNorm, eps);
-      const g = matvec(L.gate, x, cfg.intermediateSize), u = matvec(L.up, x, cfg.intermediateSize);
+      const g = matvec(L.gate, x, cfg.intermediateSize),
+        u = matvec(L.up, x, cfg.intermediateSize);
       for (let i = 0; i < g.length; i++) g[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
       const dn = matvec(L.down, g, hidden);
       for (let i = 0; i < hidden; i++) h1[i] += dn[i];
@@ -177,6 +193,7 @@ export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceI
     }
     hs = next;
   }
-  for (let r = input.lastOnly ? rows - 1 : 0; r < rows; r++) out.logits.push(matvec(w.lmHead, rmsnorm(hs[r], w.finalNorm, eps), cfg.vocabSize));
+  for (let r = input.lastOnly ? rows - 1 : 0; r < rows; r++)
+    out.logits.push(matvec(w.lmHead, rmsnorm(hs[r], w.finalNorm, eps), cfg.vocabSize));
   return out;
 }

@@ -28,10 +28,18 @@ const BLOCK = 128;
  * The forward keeps the unnormalised probabilities of each block (about rows^2 / 2 floats per head) and
  * the row sums, so the backward needs no recomputation.
  */
-export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, spans: readonly SequenceSpan[], shape: AttentionShape): Tensor {
+export function attention(
+  tape: Tape | null,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  spans: readonly SequenceSpan[],
+  shape: AttentionShape,
+): Tensor {
   const { heads, kvHeads, headDim: d, scale } = shape;
   const group = heads / kvHeads;
-  const qs = heads * d, ks = kvHeads * d;
+  const qs = heads * d,
+    ks = kvHeads * d;
   const rows = q.size / qs;
   const kern = kernels();
   const needGrad = q.requiresGrad || k.requiresGrad || v.requiresGrad;
@@ -50,9 +58,12 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
     for (let t = 0; t < group; t++) {
       const col = (g * group + t) * d;
       for (let i = 0; i < m; i++) {
-        const so = (base + i) * qs + col, doff = (t * m + i) * d;
-        if (mul) { const f = mul[t * m + i]; for (let c = 0; c < d; c++) dst[doff + c] = src[so + c] * f; }
-        else for (let c = 0; c < d; c++) dst[doff + c] = src[so + c];
+        const so = (base + i) * qs + col,
+          doff = (t * m + i) * d;
+        if (mul) {
+          const f = mul[t * m + i];
+          for (let c = 0; c < d; c++) dst[doff + c] = src[so + c] * f;
+        } else for (let c = 0; c < d; c++) dst[doff + c] = src[so + c];
       }
     }
   };
@@ -61,7 +72,10 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
     for (let g = 0; g < kvHeads; g++) {
       const kOff = span.start * ks + g * d;
       for (let r0 = 0; r0 < span.length; r0 += BLOCK) {
-        const r1 = Math.min(span.length, r0 + BLOCK), m = r1 - r0, n = r1, gm = group * m;
+        const r1 = Math.min(span.length, r0 + BLOCK),
+          m = r1 - r0,
+          n = r1,
+          gm = group * m;
         gather(qBuf, q.data, span.start + r0, g, m, null);
         const e = scratch ?? buffer(gm * n);
         const inv = new Float32Array(gm);
@@ -71,7 +85,9 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
         for (let t = 0; t < group; t++) {
           const col = (g * group + t) * d;
           for (let i = 0; i < m; i++) {
-            const f = inv[t * m + i], so = (t * m + i) * d, oo = (span.start + r0 + i) * qs + col;
+            const f = inv[t * m + i],
+              so = (t * m + i) * d,
+              oo = (span.start + r0 + i) * qs + col;
             for (let c = 0; c < d; c++) out.data[oo + c] = oBuf[so + c] * f;
           }
         }
@@ -97,7 +113,10 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
         for (let g = 0; g < kvHeads; g++) {
           const kOff = span.start * ks + g * d;
           for (let r0 = 0; r0 < span.length; r0 += BLOCK) {
-            const r1 = Math.min(span.length, r0 + BLOCK), m = r1 - r0, n = r1, gm = group * m;
+            const r1 = Math.min(span.length, r0 + BLOCK),
+              m = r1 - r0,
+              n = r1,
+              gm = group * m;
             const { e, inv } = saved[b++];
             gather(dOBuf, dO, span.start + r0, g, m, null);
             // P = e * inv (row-wise); dV += P^T dO = e^T (inv * dO)
@@ -125,7 +144,8 @@ export function attention(tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, sp
               for (let t = 0; t < group; t++) {
                 const col = (g * group + t) * d;
                 for (let i = 0; i < m; i++) {
-                  const so = (t * m + i) * d, qo = (span.start + r0 + i) * qs + col;
+                  const so = (t * m + i) * d,
+                    qo = (span.start + r0 + i) * qs + col;
                   for (let c = 0; c < d; c++) dq[qo + c] += dqBuf[so + c];
                 }
               }

@@ -17,7 +17,8 @@ export function embedding(tape: Tape | null, table: Tensor, ids: Int32Array): Te
       if (dy === null) return;
       const g = table.gradBuf();
       for (let r = 0; r < rows; r++) {
-        const o = ids[r] * dim, s = r * dim;
+        const o = ids[r] * dim,
+          s = r * dim;
         for (let i = 0; i < dim; i++) g[o + i] += dy[s + i];
       }
     });

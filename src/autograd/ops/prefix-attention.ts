@@ -28,14 +28,20 @@ export interface PrefixAttentionResult {
  * Probabilities are kept for the backward pass: heads x rows x (prefix + rows) floats.
  */
 export function prefixAttention(
-  tape: Tape | null, q: Tensor, k: Tensor, v: Tensor, prefix: readonly PrefixHead[], shape: AttentionShape,
+  tape: Tape | null,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  prefix: readonly PrefixHead[],
+  shape: AttentionShape,
 ): PrefixAttentionResult {
   const { heads, kvHeads, headDim: d, scale } = shape;
   if (prefix.length !== kvHeads) throw new Error(`internal error: ${prefix.length} prefix heads for ${kvHeads} KV heads`);
   const n = prefix[0].n;
   for (const p of prefix) if (p.n !== n) throw new Error('internal error: prefix heads of different lengths');
   const group = heads / kvHeads;
-  const qs = heads * d, ks = kvHeads * d;
+  const qs = heads * d,
+    ks = kvHeads * d;
   const rows = q.size / qs;
   const cols = n + rows;
   const kern = kernels();
@@ -51,14 +57,18 @@ export function prefixAttention(
     const g = Math.floor(h / group);
     const pre = prefix[g];
     const P = probs.subarray(h * rows * cols, (h + 1) * rows * cols);
-    const qh = q.data.subarray(h * d), kh = k.data.subarray(g * d), vh = v.data.subarray(g * d);
+    const qh = q.data.subarray(h * d),
+      kh = k.data.subarray(g * d),
+      vh = v.data.subarray(g * d);
     if (n > 0) kern.sgemm(false, true, rows, n, d, scale, qh, qs, pre.keys, d, 0, P, cols);
     kern.sgemm(false, true, rows, rows, d, scale, qh, qs, kh, ks, 0, P.subarray(n), cols);
     const mean = prefixMean.data.subarray(h * n, (h + 1) * n);
     // row i sees the prefix and new rows 0 .. i: the kernels' causal softmax with the block starting at row n
     kern.causalSoftmax(P, rowInv, rows, cols, rows, n);
     for (let i = 0; i < rows; i++) {
-      const o = i * cols, visible = n + i + 1, s = rowInv[i];
+      const o = i * cols,
+        visible = n + i + 1,
+        s = rowInv[i];
       for (let j = 0; j < visible; j++) P[o + j] *= s;
       for (let j = 0; j < n; j++) mean[j] += P[o + j] * inv;
     }
@@ -69,7 +79,8 @@ export function prefixAttention(
 
   if (tape && needGrad) {
     tape.record(() => {
-      const dO = out.grad, dM = prefixMean.grad;
+      const dO = out.grad,
+        dM = prefixMean.grad;
       if (dO === null && dM === null) return;
       const dq = q.requiresGrad ? q.gradBuf() : null;
       const dk = k.requiresGrad ? k.gradBuf() : null;
@@ -79,7 +90,9 @@ export function prefixAttention(
         const g = Math.floor(h / group);
         const pre = prefix[g];
         const P = probs.subarray(h * rows * cols, (h + 1) * rows * cols);
-        const qh = q.data.subarray(h * d), kh = k.data.subarray(g * d), vh = v.data.subarray(g * d);
+        const qh = q.data.subarray(h * d),
+          kh = k.data.subarray(g * d),
+          vh = v.data.subarray(g * d);
         // dP = dO . [Vprefix; Vrows]^T + dMean / rows on the prefix columns
         dS.fill(0);
         if (dO) {
@@ -97,7 +110,8 @@ export function prefixAttention(
         }
         // dS = P * (dP - rowsum(P * dP))
         for (let i = 0; i < rows; i++) {
-          const o = i * cols, visible = n + i + 1;
+          const o = i * cols,
+            visible = n + i + 1;
           let dot = 0;
           for (let j = 0; j < visible; j++) dot += P[o + j] * dS[o + j];
           for (let j = 0; j < visible; j++) dS[o + j] = P[o + j] * (dS[o + j] - dot);

@@ -6,7 +6,9 @@ export function addRowBias(tape: Tape | null, x: Tensor, b: Tensor): Tensor {
   const dim = b.size;
   const rows = x.size / dim;
   const y = Tensor.output(x.shape, x.requiresGrad || b.requiresGrad);
-  const xd = x.data, bd = b.data, yd = y.data;
+  const xd = x.data,
+    bd = b.data,
+    yd = y.data;
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
     for (let i = 0; i < dim; i++) yd[o + i] = xd[o + i] + bd[i];

@@ -5,7 +5,8 @@ import { kernels } from '../../kernels/index.js';
 /** y = silu(gate) * up, elementwise (the SwiGLU of a Llama MLP). */
 export function swiglu(tape: Tape | null, gate: Tensor, up: Tensor): Tensor {
   const n = gate.size;
-  const g = gate.data, u = up.data;
+  const g = gate.data,
+    u = up.data;
   const y = Tensor.output(gate.shape, gate.requiresGrad || up.requiresGrad);
   const yd = y.data;
   kernels().siluMul(yd, g, u, n);

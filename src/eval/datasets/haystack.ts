@@ -9,7 +9,9 @@ export const essayDir = join(sharedData, 'haystack', 'PaulGrahamEssays');
 /** Every essay, in name order, joined by blank lines: the haystack for models that never saw them in training. */
 export function allEssaysHaystack(): string {
   if (!existsSync(essayDir)) throw new KvevictError(`${essayDir}: essay folder not found (expected ../shared/data beside the repository)`);
-  const files = readdirSync(essayDir).filter((f) => f.endsWith('.txt')).sort();
+  const files = readdirSync(essayDir)
+    .filter((f) => f.endsWith('.txt'))
+    .sort();
   return files.map((f) => readFileSync(join(essayDir, f), 'utf8')).join('\n\n');
 }
 
@@ -26,7 +28,26 @@ export function haystackText(embeddedModel: boolean): string {
  * or "?" (with closing quotes or brackets) followed by whitespace, unless the word before the dot is a
  * common abbreviation or a single letter.
  */
-const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'prof', 'sr', 'jr', 'st', 'vs', 'etc', 'e.g', 'i.e', 'inc', 'ltd', 'co', 'no', 'vol', 'fig']);
+const ABBREVIATIONS = new Set([
+  'mr',
+  'mrs',
+  'ms',
+  'dr',
+  'prof',
+  'sr',
+  'jr',
+  'st',
+  'vs',
+  'etc',
+  'e.g',
+  'i.e',
+  'inc',
+  'ltd',
+  'co',
+  'no',
+  'vol',
+  'fig',
+]);
 
 export function splitSentences(text: string): string[] {
   const out: string[] = [];

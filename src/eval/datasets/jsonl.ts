@@ -19,7 +19,8 @@ export function readJsonl(file: string): JsonlLine[] {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const out: JsonlLine[] = [];
   // lines split on the bytes, so that a line that is not UTF-8 is named instead of read as replacement characters
-  let start = 0, i = 0;
+  let start = 0,
+    i = 0;
   const lines: (string | null)[] = [];
   for (; start <= bytes.length; i++) {
     let end = bytes.indexOf(0x0a, start);
@@ -81,7 +82,8 @@ export function needStrings(o: JsonObject, key: string): string[] {
     if (v.trim() === '') throw new LineError(`"${key}" is empty`);
     return [v];
   }
-  if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'string')) throw new LineError(`"${key}" must be a non-empty list of strings`);
+  if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'string'))
+    throw new LineError(`"${key}" must be a non-empty list of strings`);
   if ((v as string[]).some((x) => x.trim() === '')) throw new LineError(`"${key}" holds an empty answer`);
   return v as string[];
 }
@@ -90,7 +92,11 @@ export function needStrings(o: JsonObject, key: string): string[] {
  * Map every good line through `make`; LineErrors (and problems from parsing) become "FILE:LINE: why"
  * entries and the line is skipped.
  */
-export function mapLines<T>(file: string, lines: JsonlLine[], make: (value: JsonObject, line: number) => T): { items: T[]; problems: string[] } {
+export function mapLines<T>(
+  file: string,
+  lines: JsonlLine[],
+  make: (value: JsonObject, line: number) => T,
+): { items: T[]; problems: string[] } {
   const items: T[] = [];
   const problems: string[] = [];
   for (const l of lines) {

@@ -19,7 +19,13 @@ export interface LongBenchTask {
 const QA_PASSAGES =
   'Answer the question based on the given passages. Only give me the answer and do not output any other words.\n\nThe following are given passages.\n{context}\n\nAnswer the question based on the given passages. Only give me the answer and do not output any other words.\n\nQuestion: {input}\nAnswer:';
 
-const task = (prompt: string, maxGen: number, metric: MetricName, noChat = false, firstLine = false): LongBenchTask => ({ prompt, maxGen, metric, noChat, firstLine });
+const task = (prompt: string, maxGen: number, metric: MetricName, noChat = false, firstLine = false): LongBenchTask => ({
+  prompt,
+  maxGen,
+  metric,
+  noChat,
+  firstLine,
+});
 
 export const LONGBENCH_TASKS: Record<string, LongBenchTask> = {
   narrativeqa: task(
@@ -55,7 +61,13 @@ export const LONGBENCH_TASKS: Record<string, LongBenchTask> = {
     512,
     'rouge_l',
   ),
-  trec: task('Please determine the type of the question below. Here are some examples of questions.\n\n{context}\n{input}', 64, 'classification', true, true),
+  trec: task(
+    'Please determine the type of the question below. Here are some examples of questions.\n\n{context}\n{input}',
+    64,
+    'classification',
+    true,
+    true,
+  ),
   triviaqa: task(
     'Answer the question based on the given passage. Only give me the answer and do not output any other words. The following are some examples.\n\n{context}\n\n{input}',
     32,
@@ -63,7 +75,13 @@ export const LONGBENCH_TASKS: Record<string, LongBenchTask> = {
     true,
     true,
   ),
-  samsum: task('Summarize the dialogue into a few short sentences. The following are some examples.\n\n{context}\n\n{input}', 128, 'rouge_l', true, true),
+  samsum: task(
+    'Summarize the dialogue into a few short sentences. The following are some examples.\n\n{context}\n\n{input}',
+    128,
+    'rouge_l',
+    true,
+    true,
+  ),
   passage_count: task(
     'There are some paragraphs below sourced from Wikipedia. Some of them may be duplicates. Please carefully read these paragraphs and determine how many unique paragraphs there are after removing duplicates. In other words, how many non-repeating paragraphs are there in total?\n\n{context}\n\nPlease enter the final count of unique paragraphs after removing duplicates. The output format should only contain the number, such as 1, 2, 3, and so on.\n\nThe final answer is: ',
     32,

@@ -41,7 +41,8 @@ export function loadLongBench(spec: string, name = `longbench:${spec}`): LoadedD
   const seen = new Set<string>();
   const { items, problems } = mapLines(file, readJsonl(file), (o, line) => {
     const dataset = optString(o, 'dataset') || fileTask;
-    if (!dataset) throw new LineError(`no "dataset" field and the file name names no LongBench task (tasks: ${LONGBENCH_TASK_NAMES.join(', ')})`);
+    if (!dataset)
+      throw new LineError(`no "dataset" field and the file name names no LongBench task (tasks: ${LONGBENCH_TASK_NAMES.join(', ')})`);
     const t = LONGBENCH_TASKS[dataset];
     if (!t) throw new LineError(`unknown LongBench task "${dataset}" (tasks: ${LONGBENCH_TASK_NAMES.join(', ')})`);
     const context = needString(o, 'context');

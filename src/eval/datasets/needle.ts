@@ -31,10 +31,17 @@ export const DEFAULT_DEPTHS = [0, 25, 50, 75, 100];
  * sentence end (a "." token) as LLMTest_NeedleInAHaystack does (at 100% too, where LLMTest appends);
  * the haystack is first cut so that haystack + needle is exactly `length` tokens.
  */
-export function insertNeedle(hay: ArrayLike<number>, needle: ArrayLike<number>, periods: ReadonlySet<number>, length: number, depth: number): { tokens: Int32Array; at: number } {
+export function insertNeedle(
+  hay: ArrayLike<number>,
+  needle: ArrayLike<number>,
+  periods: ReadonlySet<number>,
+  length: number,
+  depth: number,
+): { tokens: Int32Array; at: number } {
   const ctxLen = length - needle.length;
   if (ctxLen < 0) throw new KvevictError(`niah: length ${length} is shorter than the needle (${needle.length} tokens)`);
-  if (hay.length < ctxLen) throw new KvevictError(`niah: the haystack has ${hay.length} tokens, fewer than the ${ctxLen} needed for length ${length}`);
+  if (hay.length < ctxLen)
+    throw new KvevictError(`niah: the haystack has ${hay.length} tokens, fewer than the ${ctxLen} needed for length ${length}`);
   let at = depth >= 100 ? ctxLen : Math.floor((ctxLen * depth) / 100);
   while (at > 0 && !periods.has(hay[at - 1])) at--;
   const out = new Int32Array(length);
@@ -50,7 +57,8 @@ export function insertNeedle(hay: ArrayLike<number>, needle: ArrayLike<number>, 
  */
 export function needleDataset(grid: NeedleGrid, name = 'niah'): LoadedDataset {
   const { tokenizer } = grid;
-  if (grid.lengths.length === 0 || grid.depths.length === 0 || grid.needles.length === 0) throw new KvevictError('niah: empty grid (no lengths, depths or needles)');
+  if (grid.lengths.length === 0 || grid.depths.length === 0 || grid.needles.length === 0)
+    throw new KvevictError('niah: empty grid (no lengths, depths or needles)');
   for (const d of grid.depths) if (!(d >= 0 && d <= 100)) throw new KvevictError(`niah: depth ${d} is outside 0..100`);
   const maxLen = Math.max(...grid.lengths);
   let hayText = grid.haystack;

@@ -10,7 +10,9 @@ export function rulerTaskOfFile(file: string): string {
   if (stem === 'validation' || stem === 'test') stem = basename(dirname(file));
   stem = stem.replace(/\.\d+$/, '');
   if (!RULER_TASK_NAMES.includes(stem)) {
-    throw new KvevictError(`${file}: cannot tell the RULER task from the file name (expected <task>[.<length>].jsonl; tasks: ${RULER_TASK_NAMES.join(', ')})`);
+    throw new KvevictError(
+      `${file}: cannot tell the RULER task from the file name (expected <task>[.<length>].jsonl; tasks: ${RULER_TASK_NAMES.join(', ')})`,
+    );
   }
   return stem;
 }

@@ -12,7 +12,14 @@ export type Split = 'train' | 'heldout';
  * haystack built by concatenating the essays in sorted order starts with held-out text.
  */
 export const HELD_OUT_ESSAYS: readonly string[] = [
-  'addiction.txt', 'aord.txt', 'apple.txt', 'avg.txt', 'before.txt', 'bias.txt', 'boss.txt', 'copy.txt',
+  'addiction.txt',
+  'aord.txt',
+  'apple.txt',
+  'avg.txt',
+  'before.txt',
+  'bias.txt',
+  'boss.txt',
+  'copy.txt',
 ];
 
 /** LongBench multi_news samples with index < this are held out (evaluation); the rest may be trained on. */
@@ -28,7 +35,9 @@ export const essayDir = join(sharedData, 'haystack', 'PaulGrahamEssays');
 
 function listEssays(): string[] {
   if (!existsSync(essayDir)) throw new KvevictError(`${essayDir}: essay folder not found (expected ../shared/data beside the repository)`);
-  return readdirSync(essayDir).filter((f) => f.endsWith('.txt')).sort();
+  return readdirSync(essayDir)
+    .filter((f) => f.endsWith('.txt'))
+    .sort();
 }
 
 export function trainingEssayFiles(): string[] {

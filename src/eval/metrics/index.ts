@@ -22,7 +22,15 @@ export const METRIC_NAMES = [
 export type MetricName = (typeof METRIC_NAMES)[number];
 
 /** Metrics allowed in the plain JSONL format's "metric" field. */
-export const PLAIN_METRICS: readonly MetricName[] = ['string_match_all', 'string_match_part', 'needle_recall', 'rouge_l', 'f1', 'accuracy', 'edit_sim'];
+export const PLAIN_METRICS: readonly MetricName[] = [
+  'string_match_all',
+  'string_match_part',
+  'needle_recall',
+  'rouge_l',
+  'f1',
+  'accuracy',
+  'edit_sim',
+];
 
 export function isMetricName(s: string): s is MetricName {
   return (METRIC_NAMES as readonly string[]).includes(s);
@@ -71,6 +79,7 @@ export function scorePrediction(prediction: string, references: readonly string[
 
 /** Parse a metric name given by a user; `where` names the file or option for the error. */
 export function parseMetric(name: string, where: string, allowed: readonly MetricName[] = METRIC_NAMES): MetricName {
-  if (!isMetricName(name) || !allowed.includes(name)) throw new KvevictError(`${where}: unknown metric "${name}" (metrics: ${allowed.join(', ')})`);
+  if (!isMetricName(name) || !allowed.includes(name))
+    throw new KvevictError(`${where}: unknown metric "${name}" (metrics: ${allowed.join(', ')})`);
   return name;
 }

@@ -14,7 +14,10 @@ export interface RougeFigures {
 
 /** `[" ".join(s.split()) for s in text.split(".") if len(s) > 0]` */
 export function rougeSentences(text: string): string[] {
-  return text.split('.').filter((s) => s.length > 0).map((s) => pySplit(s).join(' '));
+  return text
+    .split('.')
+    .filter((s) => s.length > 0)
+    .map((s) => pySplit(s).join(' '));
 }
 
 function words(sentences: readonly string[]): string[] {

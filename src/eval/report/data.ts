@@ -20,7 +20,9 @@ export function loadReportData(dir: string): ReportData {
   if (!existsSync(join(dir, RESULTS_FILE))) throw new KvevictError(`${dir}: no ${RESULTS_FILE} here (run kvevict eval --out ${dir} first)`);
   const { rows, malformed } = readRowsWithProblems(dir);
   if (malformed.length > 0) {
-    process.stderr.write(`kvevict: ${join(dir, RESULTS_FILE)}: skipped ${malformed.length} line(s) that are not result rows (line ${malformed.slice(0, 5).join(', ')}${malformed.length > 5 ? ', ...' : ''})\n`);
+    process.stderr.write(
+      `kvevict: ${join(dir, RESULTS_FILE)}: skipped ${malformed.length} line(s) that are not result rows (line ${malformed.slice(0, 5).join(', ')}${malformed.length > 5 ? ', ...' : ''})\n`,
+    );
   }
   if (rows.length === 0) throw new KvevictError(`${join(dir, RESULTS_FILE)}: no result rows`);
   const keptDir = join(dir, KEPT_DIR);
@@ -81,7 +83,9 @@ export function scorePoints(rows: readonly ResultRow[], mode: Mode): ScorePoint[
       const [method, budget] = JSON.parse(k) as [string, number];
       // only where every task has the point, so the mean compares like with like
       if (g.length !== tasks.size) continue;
-      const scores = g.map((p) => mine.filter((r) => labelOf(r) === method && r.budget === budget && r.task === p.task).map((r) => r.score));
+      const scores = g.map((p) =>
+        mine.filter((r) => labelOf(r) === method && r.budget === budget && r.task === p.task).map((r) => r.score),
+      );
       const [lo, hi] = stratifiedBootstrapCi(scores)!;
       out.push({ method, budget, task: MEAN_OVER_TASKS, score: mean(g.map((p) => p.score)), lo, hi, n: g.reduce((a, p) => a + p.n, 0) });
     }
@@ -99,7 +103,9 @@ export interface HeatCell {
 
 /** Needle scores per method, budget, haystack length and depth. */
 export function needleCells(rows: readonly ResultRow[], mode: Mode): HeatCell[] {
-  const mine = rows.filter((r) => r.mode === mode && r.task === 'niah' && typeof r.meta.length === 'number' && typeof r.meta.depth === 'number');
+  const mine = rows.filter(
+    (r) => r.mode === mode && r.task === 'niah' && typeof r.meta.length === 'number' && typeof r.meta.depth === 'number',
+  );
   const out: HeatCell[] = [];
   for (const [k, g] of groupBy(mine, (r) => JSON.stringify([labelOf(r), r.budget, r.meta.length, r.meta.depth]))) {
     const [method, budget, length, depth] = JSON.parse(k) as [string, number, number, number];
@@ -150,7 +156,13 @@ export function keptBins(kf: KeptFile, bins = 128): KeptBin[] {
       const start = Math.ceil((b * L) / nb);
       const end = Math.ceil(((b + 1) * L) / nb);
       const width = Math.max(1, end - start);
-      out.push({ setting: `${pressLabel({ name: s.press, options: s.options })} @${s.budget}`, bin: b, start, end: end - 1, share: counts[b] / (width * heads) });
+      out.push({
+        setting: `${pressLabel({ name: s.press, options: s.options })} @${s.budget}`,
+        bin: b,
+        start,
+        end: end - 1,
+        share: counts[b] / (width * heads),
+      });
     }
   }
   return out;
@@ -159,5 +171,9 @@ export function keptBins(kf: KeptFile, bins = 128): KeptBin[] {
 /** A kept file's settings by method (the full cache first, then by name) and budget. */
 export function sortedSettings(kf: KeptFile): KeptFile['settings'] {
   const label = (s: KeptFile['settings'][number]) => pressLabel({ name: s.press, options: s.options });
-  return kf.settings.slice().sort((a, b) => (label(a) === label(b) ? a.budget - b.budget : label(a) === 'full' ? -1 : label(b) === 'full' ? 1 : label(a).localeCompare(label(b))));
+  return kf.settings
+    .slice()
+    .sort((a, b) =>
+      label(a) === label(b) ? a.budget - b.budget : label(a) === 'full' ? -1 : label(b) === 'full' ? 1 : label(a).localeCompare(label(b)),
+    );
 }

@@ -39,11 +39,26 @@ export async function writeReport(resultsDir: string, outDir: string): Promise<R
   const specs: { id: string; title: string; spec: TopLevelSpec }[] = [];
   for (const mode of data.modes) {
     const sp = scorePoints(data.rows, mode);
-    if (sp.length) specs.push({ id: `score-${mode}`, title: `Score against budget per method, per task and mean over tasks (${mode})`, spec: scoreSpec(sp, mode, methods) });
+    if (sp.length)
+      specs.push({
+        id: `score-${mode}`,
+        title: `Score against budget per method, per task and mean over tasks (${mode})`,
+        spec: scoreSpec(sp, mode, methods),
+      });
     const cells = needleCells(data.rows, mode);
-    if (cells.length) specs.push({ id: `needle-${mode}`, title: `Needle in a haystack: depth x length heat maps per method (${mode})`, spec: needleSpec(cells, mode, methods) });
+    if (cells.length)
+      specs.push({
+        id: `needle-${mode}`,
+        title: `Needle in a haystack: depth x length heat maps per method (${mode})`,
+        spec: needleSpec(cells, mode, methods),
+      });
     const fp = fidelityPoints(data.rows, mode);
-    if (fp.length) specs.push({ id: `fidelity-${mode}`, title: `Oracle hit rate and attention recall per method (${mode})`, spec: fidelitySpec(fp, mode, methods) });
+    if (fp.length)
+      specs.push({
+        id: `fidelity-${mode}`,
+        title: `Oracle hit rate and attention recall per method (${mode})`,
+        spec: fidelitySpec(fp, mode, methods),
+      });
   }
   const kept = pickKeptFiles(data.kept);
   kept.forEach((kf, i) => {
@@ -52,7 +67,11 @@ export async function writeReport(resultsDir: string, outDir: string): Promise<R
       specs.push({
         id: `kept-${i}`,
         title: `Kept positions along the prompt, ${kf.task} / ${kf.case} (${kf.mode})`,
-        spec: keptSpec(bins, `Share of layers x heads keeping each stretch of the prompt: ${kf.task} / ${kf.case} (${kf.mode})`, kf.tokens.length),
+        spec: keptSpec(
+          bins,
+          `Share of layers x heads keeping each stretch of the prompt: ${kf.task} / ${kf.case} (${kf.mode})`,
+          kf.tokens.length,
+        ),
       });
     }
   });

@@ -17,8 +17,26 @@ const config = {
 
 /** Tableau 10, then ten more colors far from those: a method keeps its color in every chart. */
 const PALETTE = [
-  '#4c78a8', '#f58518', '#e45756', '#72b7b2', '#54a24b', '#eeca3b', '#b279a2', '#ff9da6', '#9d755d', '#bab0ac',
-  '#1b9e77', '#7570b3', '#e7298a', '#66a61e', '#a6761d', '#17becf', '#bcbd22', '#393b79', '#8c6d31', '#843c39',
+  '#4c78a8',
+  '#f58518',
+  '#e45756',
+  '#72b7b2',
+  '#54a24b',
+  '#eeca3b',
+  '#b279a2',
+  '#ff9da6',
+  '#9d755d',
+  '#bab0ac',
+  '#1b9e77',
+  '#7570b3',
+  '#e7298a',
+  '#66a61e',
+  '#a6761d',
+  '#17becf',
+  '#bcbd22',
+  '#393b79',
+  '#8c6d31',
+  '#843c39',
 ];
 
 /** Color encoding over the methods `present` in a chart, each colored by its place in `all`. */
@@ -29,7 +47,9 @@ function methodColor(all: readonly string[], present: readonly string[]) {
 
 /** Score (0..100) against budget with its 95% interval as a band, one panel per task and one for the mean over tasks. */
 export function scoreSpec(points: ScorePoint[], mode: Mode, methods: readonly string[]): TopLevelSpec {
-  const tasks = [...new Set(points.map((p) => p.task))].sort((a, b) => (a === MEAN_OVER_TASKS ? -1 : b === MEAN_OVER_TASKS ? 1 : a.localeCompare(b)));
+  const tasks = [...new Set(points.map((p) => p.task))].sort((a, b) =>
+    a === MEAN_OVER_TASKS ? -1 : b === MEAN_OVER_TASKS ? 1 : a.localeCompare(b),
+  );
   const present = methods.filter((m) => points.some((p) => p.method === m));
   const budgets = [...new Set(points.map((p) => p.budget))].sort((a, b) => a - b);
   return {
@@ -42,7 +62,13 @@ export function scoreSpec(points: ScorePoint[], mode: Mode, methods: readonly st
       width: 230,
       height: 170,
       encoding: {
-        x: { field: 'budget', type: 'quantitative', title: 'budget (entries per KV head)', scale: { type: 'log', base: 2, nice: false, padding: 8 }, axis: { values: budgets, format: 'd' } },
+        x: {
+          field: 'budget',
+          type: 'quantitative',
+          title: 'budget (entries per KV head)',
+          scale: { type: 'log', base: 2, nice: false, padding: 8 },
+          axis: { values: budgets, format: 'd' },
+        },
         color: methodColor(methods, present),
       },
       layer: [
@@ -86,7 +112,13 @@ export function needleSpec(cells: HeatCell[], mode: Mode, methods: readonly stri
     data: { values: cells },
     facet: {
       column: { field: 'method', type: 'nominal', title: null, sort: present },
-      row: { field: 'budget', type: 'ordinal', title: null, sort: 'ascending', header: { labelExpr: "'budget ' + datum.label", labelAngle: -90 } },
+      row: {
+        field: 'budget',
+        type: 'ordinal',
+        title: null,
+        sort: 'ascending',
+        header: { labelExpr: "'budget ' + datum.label", labelAngle: -90 },
+      },
     },
     spec: {
       // wide enough for the method names above each panel

@@ -31,9 +31,10 @@ function allocateLayer(layer: Float64Array[], C: number, safe: number): Int32Arr
     // pool the unchosen entries of every head, ordered by position then head so that topK's
     // later-index tie rule means "later position, then lower head"
     const flat = new Float64Array(n * Hkv);
-    for (let j = 0; j < n; j++) for (let h = 0; h < Hkv; h++) {
-      flat[j * Hkv + (Hkv - 1 - h)] = chosen[h][j] ? -Infinity : layer[h][j];
-    }
+    for (let j = 0; j < n; j++)
+      for (let h = 0; h < Hkv; h++) {
+        flat[j * Hkv + (Hkv - 1 - h)] = chosen[h][j] ? -Infinity : layer[h][j];
+      }
     const available = n * Hkv - Hkv * Math.min(safe, n);
     const picked = topK(flat, Math.min(rest, available));
     for (const f of picked) {

@@ -12,7 +12,8 @@ const options = {
 
 export const defensivekv = defineMethod({
   name: 'defensivekv',
-  summary: "DefensiveKV: the window's worst-case attention floored at its mean, value-norm weighted; each layer's slots shared among its heads",
+  summary:
+    "DefensiveKV: the window's worst-case attention floored at its mean, value-norm weighted; each layer's slots shared among its heads",
   options,
   scorer: (o) => new DefensiveScorer(o.window, o.kernel, o.mass),
   allocator: () => new SharedAllocator('layer'),

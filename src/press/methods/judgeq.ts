@@ -15,10 +15,17 @@ import { lookaheadOptions, stage1Press } from './laq.js';
 /** The soft tokens delivered for the embedded reference model: the default of `soft`. */
 export const DEFAULT_SOFT_FILE = join(defaultModelDir, 'judgeq.safetensors');
 
-const soft = stringOption({ default: '', what: 'a file name', help: 'trained soft-token file (default: the embedded model\'s judgeq.safetensors)' });
+const soft = stringOption({
+  default: '',
+  what: 'a file name',
+  help: "trained soft-token file (default: the embedded model's judgeq.safetensors)",
+});
 const noWindow = booleanOption({ help: 'keep no prompt window (w = 0)' });
 /** without a window of its own, the window is kept only where stage 1 keeps one */
-const windowUnlessNone = { ...window, kept: (o: Record<string, unknown>) => !o.noWindow || (o.stage1 !== undefined && o.stage1 !== 'streaming') };
+const windowUnlessNone = {
+  ...window,
+  kept: (o: Record<string, unknown>) => !o.noWindow || (o.stage1 !== undefined && o.stage1 !== 'streaming'),
+};
 
 const judgeqOptions = { soft, ...pooled, window: windowUnlessNone, noWindow };
 const withLookahead = { ...lookaheadOptions, ...judgeqOptions };

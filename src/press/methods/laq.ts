@@ -10,7 +10,10 @@ import { h2o } from './h2o.js';
 import { snapkv } from './snapkv.js';
 import { streaming } from './streaming.js';
 
-const stage1 = choiceOption(['snapkv', 'streaming', 'h2o'] as const, { default: 'snapkv', help: 'the cheap press of stage 1, on whose cache the pseudo tokens are decoded' });
+const stage1 = choiceOption(['snapkv', 'streaming', 'h2o'] as const, {
+  default: 'snapkv',
+  help: 'the cheap press of stage 1, on whose cache the pseudo tokens are decoded',
+});
 
 /** LAQ's options, shared by the methods that decode lookahead tokens (Judge Q + LAQ). */
 export const lookaheadOptions = {
@@ -19,7 +22,9 @@ export const lookaheadOptions = {
   // stage 1 keeps a window (snapkv, h2o) or sinks (streaming)
   window: { ...window, kept: (o: Record<string, unknown>) => o.stage1 !== 'streaming' },
   sinks: { ...sinks, kept: (o: Record<string, unknown>) => o.stage1 === 'streaming' },
-  kernel, pool, gqa,
+  kernel,
+  pool,
+  gqa,
 };
 
 /** LAQ's cheap stage-1 press, with the same budget. */
@@ -42,7 +47,12 @@ export function laqScorer(o: OptionValues<typeof laqOptions>, b: BudgetSpec, w2:
   if (w2 > 0) sources.push(new WindowQueries(w2));
   sources.push(new LookaheadQueries(o.lookahead, stage1Press(o, b)));
   return new AttentionScorer({
-    name: w2 > 0 ? 'laq++' : 'laq', sources, window: w2, kernel: o.kernel, pool: o.pool, gqa: o.gqa,
+    name: w2 > 0 ? 'laq++' : 'laq',
+    sources,
+    window: w2,
+    kernel: o.kernel,
+    pool: o.pool,
+    gqa: o.gqa,
     mask: o.referenceMask ? 'aligned' : 'positions',
   });
 }

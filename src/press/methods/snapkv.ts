@@ -6,7 +6,14 @@ import { AttentionScorer } from '../scorers/attention.js';
 
 /** SnapKV's scorer: the last `window` prompt queries, causal inside the window, pooled, reduced over GQA. */
 export function snapkvScorer(o: OptionValues<typeof pooled>): AttentionScorer {
-  return new AttentionScorer({ name: 'snapkv', sources: [new WindowQueries(o.window)], window: o.window, kernel: o.kernel, pool: o.pool, gqa: o.gqa });
+  return new AttentionScorer({
+    name: 'snapkv',
+    sources: [new WindowQueries(o.window)],
+    window: o.window,
+    kernel: o.kernel,
+    pool: o.pool,
+    gqa: o.gqa,
+  });
 }
 
 export const snapkv = defineMethod({

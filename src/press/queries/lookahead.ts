@@ -35,7 +35,10 @@ export class LookaheadQueries implements QuerySource {
   /** what the last call decoded */
   lastTrace: LookaheadTrace | null = null;
 
-  constructor(readonly steps: number, readonly stage1: Press) {
+  constructor(
+    readonly steps: number,
+    readonly stage1: Press,
+  ) {
     assert(Number.isInteger(steps) && steps >= 1, 'lookahead steps >= 1');
   }
 
@@ -53,7 +56,9 @@ export class LookaheadQueries implements QuerySource {
     const eos = new Set(run.eosTokenIds);
     const next = run.startPosition + run.promptLength;
     if (next + this.steps > run.model.config.maxPositions) {
-      throw new KvevictError(`lookahead ${this.steps}: the prompt (${run.promptLength} tokens) and the lookahead pass max_position_embeddings ${run.model.config.maxPositions}`);
+      throw new KvevictError(
+        `lookahead ${this.steps}: the prompt (${run.promptLength} tokens) and the lookahead pass max_position_embeddings ${run.model.config.maxPositions}`,
+      );
     }
     const trace: LookaheadTrace = { tokens: [], positions: [] };
     let token = argmax(run.lastLogits);

@@ -54,9 +54,20 @@ export function modelHash(config: ModelConfig, weights: Weights): string {
   };
   add('embed', weights.embed);
   weights.layers.forEach((l, i) => {
-    add(`${i}.inputNorm`, l.inputNorm); add(`${i}.q`, l.q); add(`${i}.k`, l.k); add(`${i}.v`, l.v); add(`${i}.o`, l.o);
-    add(`${i}.qBias`, l.qBias); add(`${i}.kBias`, l.kBias); add(`${i}.vBias`, l.vBias); add(`${i}.qNorm`, l.qNorm); add(`${i}.kNorm`, l.kNorm);
-    add(`${i}.postNorm`, l.postNorm); add(`${i}.gate`, l.gate); add(`${i}.up`, l.up); add(`${i}.down`, l.down);
+    add(`${i}.inputNorm`, l.inputNorm);
+    add(`${i}.q`, l.q);
+    add(`${i}.k`, l.k);
+    add(`${i}.v`, l.v);
+    add(`${i}.o`, l.o);
+    add(`${i}.qBias`, l.qBias);
+    add(`${i}.kBias`, l.kBias);
+    add(`${i}.vBias`, l.vBias);
+    add(`${i}.qNorm`, l.qNorm);
+    add(`${i}.kNorm`, l.kNorm);
+    add(`${i}.postNorm`, l.postNorm);
+    add(`${i}.gate`, l.gate);
+    add(`${i}.up`, l.up);
+    add(`${i}.down`, l.down);
   });
   add('finalNorm', weights.finalNorm);
   add('lmHead', weights.lmHead === weights.embed ? null : weights.lmHead);
@@ -66,8 +77,13 @@ export function modelHash(config: ModelConfig, weights: Weights): string {
 }
 
 /** Write soft tokens with their metadata (atomically). `extra` entries must not reuse the reserved keys. */
-export function saveSoftTokens(file: string, soft: Pick<SoftTokens, 'embeddings' | 'count' | 'hiddenSize' | 'modelHash'>, extra: Record<string, string> = {}): void {
-  if (soft.embeddings.length !== soft.count * soft.hiddenSize) throw new Error(`internal error: ${soft.embeddings.length} values for ${soft.count} x ${soft.hiddenSize} soft tokens`);
+export function saveSoftTokens(
+  file: string,
+  soft: Pick<SoftTokens, 'embeddings' | 'count' | 'hiddenSize' | 'modelHash'>,
+  extra: Record<string, string> = {},
+): void {
+  if (soft.embeddings.length !== soft.count * soft.hiddenSize)
+    throw new Error(`internal error: ${soft.embeddings.length} values for ${soft.count} x ${soft.hiddenSize} soft tokens`);
   const metadata: Record<string, string> = {
     ...extra,
     format: SOFT_FORMAT,
@@ -80,7 +96,8 @@ export function saveSoftTokens(file: string, soft: Pick<SoftTokens, 'embeddings'
 
 /** Read a soft-token file; a malformed one throws a KvevictError naming the file and what is wrong. */
 export function loadSoftTokens(file: string): SoftTokens {
-  if (!existsSync(file)) throw new KvevictError(`${file}: soft-token file not found (train one with kvevict train-judgeq, or give --soft FILE)`);
+  if (!existsSync(file))
+    throw new KvevictError(`${file}: soft-token file not found (train one with kvevict train-judgeq, or give --soft FILE)`);
   const header = readSafetensorsHeader(file);
   const info = header.tensors.get(SOFT_TENSOR);
   if (!info) throw new KvevictError(`${file}: no tensor "${SOFT_TENSOR}" (not a Judge Q soft-token file)`);
@@ -94,10 +111,14 @@ export function loadSoftTokens(file: string): SoftTokens {
     throw new KvevictError(`${file}: metadata "model_hash" is missing or not a sha256 hex digest`);
   }
   if (meta.soft_tokens !== undefined && Number(meta.soft_tokens) !== count) {
-    throw new KvevictError(`${file}: metadata soft_tokens ${meta.soft_tokens} disagrees with tensor ${SOFT_TENSOR} [${info.shape.join(', ')}]`);
+    throw new KvevictError(
+      `${file}: metadata soft_tokens ${meta.soft_tokens} disagrees with tensor ${SOFT_TENSOR} [${info.shape.join(', ')}]`,
+    );
   }
   if (meta.hidden_size !== undefined && Number(meta.hidden_size) !== hiddenSize) {
-    throw new KvevictError(`${file}: metadata hidden_size ${meta.hidden_size} disagrees with tensor ${SOFT_TENSOR} [${info.shape.join(', ')}]`);
+    throw new KvevictError(
+      `${file}: metadata hidden_size ${meta.hidden_size} disagrees with tensor ${SOFT_TENSOR} [${info.shape.join(', ')}]`,
+    );
   }
   const embeddings = readTensorF32(info, file);
   const bad = firstNonFinite(embeddings);
@@ -109,10 +130,14 @@ export function loadSoftTokens(file: string): SoftTokens {
 export function checkSoftTokensFor(soft: SoftTokens, config: ModelConfig, weights: Weights): void {
   const where = soft.file || 'soft tokens';
   if (soft.hiddenSize !== config.hiddenSize) {
-    throw new KvevictError(`${where}: soft tokens of hidden size ${soft.hiddenSize} were trained for another model (this model's hidden_size is ${config.hiddenSize}); train them for it with kvevict train-judgeq --model DIR`);
+    throw new KvevictError(
+      `${where}: soft tokens of hidden size ${soft.hiddenSize} were trained for another model (this model's hidden_size is ${config.hiddenSize}); train them for it with kvevict train-judgeq --model DIR`,
+    );
   }
   const mine = modelHash(config, weights);
   if (soft.modelHash !== mine) {
-    throw new KvevictError(`${where}: soft tokens were trained for another model (model_hash ${soft.modelHash.slice(0, 12)}..., this model is ${mine.slice(0, 12)}...); train them for it with kvevict train-judgeq --model DIR`);
+    throw new KvevictError(
+      `${where}: soft tokens were trained for another model (model_hash ${soft.modelHash.slice(0, 12)}..., this model is ${mine.slice(0, 12)}...); train them for it with kvevict train-judgeq --model DIR`,
+    );
   }
 }

@@ -35,7 +35,9 @@ export class SoftTokenQueries implements QuerySource {
     const m = this.soft.count;
     const next = run.startPosition + run.promptLength;
     if (next + m > cfg.maxPositions) {
-      throw new KvevictError(`judgeq: the prompt (${run.promptLength} tokens) and ${m} soft tokens pass max_position_embeddings ${cfg.maxPositions}`);
+      throw new KvevictError(
+        `judgeq: the prompt (${run.promptLength} tokens) and ${m} soft tokens pass max_position_embeddings ${cfg.maxPositions}`,
+      );
     }
     const rowSize = H * d;
     const positions = new Int32Array(m);

@@ -49,7 +49,11 @@ export class AttentionScorer implements Scorer {
     const k = kernels();
     const out: HeadScores = [];
     for (let l = 0; l < NL; l++) {
-      const rows = this.rowsOf(perSource.map((b) => b[l]), run, H * d);
+      const rows = this.rowsOf(
+        perSource.map((b) => b[l]),
+        run,
+        H * d,
+      );
       const pooledAll: Float64Array[] = [];
       const layerScores: Float64Array[] = [];
       for (let h = 0; h < Hkv; h++) {

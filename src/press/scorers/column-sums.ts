@@ -9,7 +9,10 @@ import type { CaptureRequest, HeadScores, PrefillRun, Scorer } from '../types.js
 export class ColumnSumScorer implements Scorer {
   readonly name = 'h2o';
 
-  constructor(readonly window: number, readonly gqa: GqaReduce) {}
+  constructor(
+    readonly window: number,
+    readonly gqa: GqaReduce,
+  ) {}
 
   capture(): CaptureRequest {
     return { columnSums: true };

@@ -11,7 +11,11 @@ export class CriticalScorer implements Scorer {
   readonly name: string;
   readonly window: number;
 
-  constructor(readonly inner: Scorer, readonly epsilon: number, readonly firstStage: number) {
+  constructor(
+    readonly inner: Scorer,
+    readonly epsilon: number,
+    readonly firstStage: number,
+  ) {
     this.name = `criticalkv(${inner.name})`;
     this.window = inner.window;
   }
@@ -24,12 +28,14 @@ export class CriticalScorer implements Scorer {
     const scores = await this.inner.score(run, window, budget);
     const first = Math.floor((budget - window) * this.firstStage);
     const k = kernels();
-    return scores.map((layer, l) => layer.map((s, kv) => {
-      const norms = projectedValueNorms(run, k, l, kv, s.length);
-      const out = new Float64Array(s.length);
-      for (let j = 0; j < s.length; j++) out[j] = (s[j] + this.epsilon) * norms[j];
-      for (const j of topK(s, first)) out[j] = Infinity;
-      return out;
-    }));
+    return scores.map((layer, l) =>
+      layer.map((s, kv) => {
+        const norms = projectedValueNorms(run, k, l, kv, s.length);
+        const out = new Float64Array(s.length);
+        for (let j = 0; j < s.length; j++) out[j] = (s[j] + this.epsilon) * norms[j];
+        for (const j of topK(s, first)) out[j] = Infinity;
+        return out;
+      }),
+    );
   }
 }

@@ -14,7 +14,11 @@ import { projectedValueNorms } from './projected-values.js';
 export class DefensiveScorer implements Scorer {
   readonly name = 'defensivekv';
 
-  constructor(readonly window: number, readonly kernel: number, readonly mass: number) {}
+  constructor(
+    readonly window: number,
+    readonly kernel: number,
+    readonly mass: number,
+  ) {}
 
   capture(): CaptureRequest {
     return { windowQueries: this.window };
@@ -27,7 +31,9 @@ export class DefensiveScorer implements Scorer {
     const k = kernels();
     const wq = run.captured.windowQueries;
     assert(wq !== null, 'window queries recorded for defensivekv');
-    const L = run.promptLength, n = L - window, C = budget - window;
+    const L = run.promptLength,
+      n = L - window,
+      C = budget - window;
     const rows = window;
     const rowPos = run.captured.windowPositions.subarray(run.captured.windowPositions.length - rows);
     const logits = new Float32Array(rows * L);

@@ -16,7 +16,8 @@ export function meanRotation(invFreq: Float64Array, from: number, count: number)
   const c = new Float64Array(half);
   const s = new Float64Array(half);
   for (let i = 0; i < half; i++) {
-    let cs = 0, ss = 0;
+    let cs = 0,
+      ss = 0;
     for (let p = from; p < from + count; p++) {
       cs += Math.cos(p * invFreq[i]);
       ss += Math.sin(p * invFreq[i]);
@@ -28,10 +29,20 @@ export function meanRotation(invFreq: Float64Array, from: number, count: number)
 }
 
 /** y = R x for the mean rotation (c, s): two entries per row, so O(d). */
-function rotate(c: Float64Array, s: Float64Array, x: Float64Array, xOff: number, stride: number, y: Float64Array, yOff: number, yStride: number): void {
+function rotate(
+  c: Float64Array,
+  s: Float64Array,
+  x: Float64Array,
+  xOff: number,
+  stride: number,
+  y: Float64Array,
+  yOff: number,
+  yStride: number,
+): void {
   const half = c.length;
   for (let i = 0; i < half; i++) {
-    const a = x[xOff + i * stride], b = x[xOff + (i + half) * stride];
+    const a = x[xOff + i * stride],
+      b = x[xOff + (i + half) * stride];
     y[yOff + i * yStride] = c[i] * a - s[i] * b;
     y[yOff + (i + half) * yStride] = s[i] * a + c[i] * b;
   }
@@ -47,7 +58,10 @@ export class ExpectedAttentionScorer implements Scorer {
   readonly name = 'expected-attention';
   readonly window = 0;
 
-  constructor(readonly sinks: number, readonly gqa: GqaReduce) {}
+  constructor(
+    readonly sinks: number,
+    readonly gqa: GqaReduce,
+  ) {}
 
   capture(): CaptureRequest {
     return { queryStats: { sinks: this.sinks } };
@@ -93,7 +107,8 @@ export class ExpectedAttentionScorer implements Scorer {
           const z = new Float64Array(m);
           let max = -Infinity;
           for (let j = 0; j < m; j++) {
-            let lin = 0, quad = 0;
+            let lin = 0,
+              quad = 0;
             for (let i = 0; i < d; i++) {
               const kv = keys[j * d + i];
               lin += kv * muRot[i];

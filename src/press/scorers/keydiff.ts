@@ -11,28 +11,30 @@ export class KeyDiffScorer implements Scorer {
 
   score(run: PrefillRun): HeadScores {
     const d = run.cache.headDim;
-    return run.cache.layers.map((layer) => layer.map((head) => {
-      const n = head.length;
-      const norms = new Float64Array(n);
-      const anchor = new Float64Array(d);
-      for (let j = 0; j < n; j++) {
-        let ss = 0;
-        for (let i = 0; i < d; i++) ss += head.keys[j * d + i] ** 2;
-        norms[j] = Math.sqrt(ss);
-        const inv = norms[j] > 0 ? 1 / norms[j] : 0;
-        for (let i = 0; i < d; i++) anchor[i] += head.keys[j * d + i] * inv;
-      }
-      let an = 0;
-      for (let i = 0; i < d; i++) an += (anchor[i] / n) ** 2;
-      an = Math.sqrt(an);
-      const s = new Float64Array(n);
-      for (let j = 0; j < n; j++) {
-        let dot = 0;
-        for (let i = 0; i < d; i++) dot += head.keys[j * d + i] * (anchor[i] / n);
-        const denom = norms[j] * an;
-        s[j] = denom > 0 ? -dot / denom : 0;
-      }
-      return s;
-    }));
+    return run.cache.layers.map((layer) =>
+      layer.map((head) => {
+        const n = head.length;
+        const norms = new Float64Array(n);
+        const anchor = new Float64Array(d);
+        for (let j = 0; j < n; j++) {
+          let ss = 0;
+          for (let i = 0; i < d; i++) ss += head.keys[j * d + i] ** 2;
+          norms[j] = Math.sqrt(ss);
+          const inv = norms[j] > 0 ? 1 / norms[j] : 0;
+          for (let i = 0; i < d; i++) anchor[i] += head.keys[j * d + i] * inv;
+        }
+        let an = 0;
+        for (let i = 0; i < d; i++) an += (anchor[i] / n) ** 2;
+        an = Math.sqrt(an);
+        const s = new Float64Array(n);
+        for (let j = 0; j < n; j++) {
+          let dot = 0;
+          for (let i = 0; i < d; i++) dot += head.keys[j * d + i] * (anchor[i] / n);
+          const denom = norms[j] * an;
+          s[j] = denom > 0 ? -dot / denom : 0;
+        }
+        return s;
+      }),
+    );
   }
 }

@@ -11,14 +11,16 @@ export class KnormScorer implements Scorer {
 
   score(run: PrefillRun): HeadScores {
     const d = run.cache.headDim;
-    return run.cache.layers.map((layer) => layer.map((head) => {
-      const s = new Float64Array(head.length);
-      for (let j = 0; j < head.length; j++) {
-        let ss = 0;
-        for (let i = 0; i < d; i++) ss += head.keys[j * d + i] * head.keys[j * d + i];
-        s[j] = -Math.sqrt(ss);
-      }
-      return s;
-    }));
+    return run.cache.layers.map((layer) =>
+      layer.map((head) => {
+        const s = new Float64Array(head.length);
+        for (let j = 0; j < head.length; j++) {
+          let ss = 0;
+          for (let i = 0; i < d; i++) ss += head.keys[j * d + i] * head.keys[j * d + i];
+          s[j] = -Math.sqrt(ss);
+        }
+        return s;
+      }),
+    );
   }
 }

@@ -10,8 +10,11 @@ import type { PrefillRun } from '../types.js';
 export function projectedValueNorms(run: PrefillRun, k: Kernels, layer: number, kvHead: number, n: number): Float64Array {
   const cfg = run.model.config;
   const wo = run.model.weights?.layers[layer].o;
-  if (!wo) throw new KvevictError('this press needs the model\'s output projection (W_o), which the model does not expose');
-  const d = cfg.headDim, hidden = cfg.hiddenSize, H = cfg.numHeads, G = H / cfg.numKvHeads;
+  if (!wo) throw new KvevictError("this press needs the model's output projection (W_o), which the model does not expose");
+  const d = cfg.headDim,
+    hidden = cfg.hiddenSize,
+    H = cfg.numHeads,
+    G = H / cfg.numKvHeads;
   const values = run.cache.head(layer, kvHead).values;
   const y = new Float32Array(n * hidden);
   const out = new Float64Array(n);

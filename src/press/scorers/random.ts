@@ -14,10 +14,12 @@ export class RandomScorer implements Scorer {
 
   score(run: PrefillRun): HeadScores {
     const rng = new Rng(this.seed);
-    return run.cache.layers.map((layer) => layer.map((head) => {
-      const s = new Float64Array(head.length);
-      for (let j = 0; j < head.length; j++) s[j] = rng.next();
-      return s;
-    }));
+    return run.cache.layers.map((layer) =>
+      layer.map((head) => {
+        const s = new Float64Array(head.length);
+        for (let j = 0; j < head.length; j++) s[j] = rng.next();
+        return s;
+      }),
+    );
   }
 }

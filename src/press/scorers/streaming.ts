@@ -12,10 +12,12 @@ export class StreamingScorer implements Scorer {
   }
 
   score(run: PrefillRun): HeadScores {
-    return run.cache.layers.map((layer) => layer.map((head) => {
-      const s = new Float64Array(head.length);
-      for (let j = 0; j < head.length; j++) s[j] = j < this.sinks ? Infinity : j;
-      return s;
-    }));
+    return run.cache.layers.map((layer) =>
+      layer.map((head) => {
+        const s = new Float64Array(head.length);
+        for (let j = 0; j < head.length; j++) s[j] = j < this.sinks ? Infinity : j;
+        return s;
+      }),
+    );
   }
 }

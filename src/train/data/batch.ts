@@ -7,8 +7,18 @@ import { TASKS, makeDialogue, plainText, type Sample, type Split, type TaskName 
 
 /** Share of each kind of sequence in training batches. */
 export const TASK_MIX: Record<TaskName | 'text', number> = {
-  niah_place: 0.14, niah_multikey: 0.2, niah_multivalue: 0.06, niah_multiquery: 0.06, passkey: 0.04, variable_tracking: 0.05,
-  common_words: 0.04, frequent_words: 0.04, instruct: 0.03, repeat: 0.15, cloze: 0.07, text: 0.12,
+  niah_place: 0.14,
+  niah_multikey: 0.2,
+  niah_multivalue: 0.06,
+  niah_multiquery: 0.06,
+  passkey: 0.04,
+  variable_tracking: 0.05,
+  common_words: 0.04,
+  frequent_words: 0.04,
+  instruct: 0.03,
+  repeat: 0.15,
+  cloze: 0.07,
+  text: 0.12,
 };
 
 export interface Batch extends PackedInput {
@@ -22,15 +32,30 @@ export interface Batch extends PackedInput {
  * A copy-heavy mix for a phase of short sequences: dense copying and key lookups, the skills that retrieval
  * is built from, without the plain text that dilutes them.
  */
-export const COPY_MIX: Partial<Record<TaskName | 'text', number>> = { repeat: 0.35, niah_multikey: 0.3, niah_place: 0.15, passkey: 0.1, cloze: 0.1 };
+export const COPY_MIX: Partial<Record<TaskName | 'text', number>> = {
+  repeat: 0.35,
+  niah_multikey: 0.3,
+  niah_place: 0.15,
+  passkey: 0.1,
+  cloze: 0.1,
+};
 
 /**
  * A retrieval-heavy mix for fine-tuning at long lengths: needles and keyed lookups whose answers are copied
  * byte for byte from far back, with some copying and text so that neither skill is forgotten.
  */
 export const RETRIEVE_MIX: Partial<Record<TaskName | 'text', number>> = {
-  niah_place: 0.2, niah_multikey: 0.2, niah_multivalue: 0.08, niah_multiquery: 0.08, passkey: 0.04, variable_tracking: 0.08,
-  common_words: 0.06, frequent_words: 0.06, cloze: 0.08, repeat: 0.06, text: 0.06,
+  niah_place: 0.2,
+  niah_multikey: 0.2,
+  niah_multivalue: 0.08,
+  niah_multiquery: 0.08,
+  passkey: 0.04,
+  variable_tracking: 0.08,
+  common_words: 0.06,
+  frequent_words: 0.06,
+  cloze: 0.08,
+  repeat: 0.06,
+  text: 0.06,
 };
 
 /**
@@ -39,11 +64,23 @@ export const RETRIEVE_MIX: Partial<Record<TaskName | 'text', number>> = {
  * question (the `repeat` task) does not train.
  */
 export const LOOKUP_MIX: Partial<Record<TaskName | 'text', number>> = {
-  passkey: 0.1, niah_multikey: 0.25, niah_multiquery: 0.15, niah_multivalue: 0.1, niah_place: 0.1, variable_tracking: 0.08,
-  cloze: 0.1, repeat: 0.07, text: 0.05,
+  passkey: 0.1,
+  niah_multikey: 0.25,
+  niah_multiquery: 0.15,
+  niah_multivalue: 0.1,
+  niah_place: 0.1,
+  variable_tracking: 0.08,
+  cloze: 0.1,
+  repeat: 0.07,
+  text: 0.05,
 };
 
-export const MIXES: Record<string, Partial<Record<TaskName | 'text', number>>> = { default: TASK_MIX, copy: COPY_MIX, retrieve: RETRIEVE_MIX, lookup: LOOKUP_MIX };
+export const MIXES: Record<string, Partial<Record<TaskName | 'text', number>>> = {
+  default: TASK_MIX,
+  copy: COPY_MIX,
+  retrieve: RETRIEVE_MIX,
+  lookup: LOOKUP_MIX,
+};
 
 function pickTask(rng: Rng, mix: Partial<Record<TaskName | 'text', number>> = TASK_MIX): TaskName | 'text' {
   let r = rng.next();
@@ -56,7 +93,14 @@ function pickTask(rng: Rng, mix: Partial<Record<TaskName | 'text', number>> = TA
  * characters: the first try assumes the vocabulary's characters per token, later tries rescale by what the
  * encoding really took.
  */
-export function makeSample(rng: Rng, corpus: Corpus, split: Split, task: TaskName | 'text', length: number, vocab: TrainVocab = BYTE_VOCAB): Encoded {
+export function makeSample(
+  rng: Rng,
+  corpus: Corpus,
+  split: Split,
+  task: TaskName | 'text',
+  length: number,
+  vocab: TrainVocab = BYTE_VOCAB,
+): Encoded {
   let want = Math.round(length * vocab.charsPerToken);
   for (let attempt = 0; ; attempt++) {
     const s: Sample = task === 'text' ? plainText(rng, corpus, split, want + 1) : makeDialogue(task, rng, corpus, split, want);
@@ -66,7 +110,9 @@ export function makeSample(rng: Rng, corpus: Corpus, split: Split, task: TaskNam
     if (task === 'text') {
       // plain text (or a stubborn sample): crop, dropping answers that no longer fit
       return {
-        ids: enc.ids.slice(0, length + 1), weights: enc.weights.slice(0, length), task: enc.task,
+        ids: enc.ids.slice(0, length + 1),
+        weights: enc.weights.slice(0, length),
+        task: enc.task,
         answers: enc.answers.filter((a) => a.end <= length),
       };
     }
@@ -78,7 +124,10 @@ export function makeSample(rng: Rng, corpus: Corpus, split: Split, task: TaskNam
 /** Pack encoded samples into one batch (each sample its own causal sequence). */
 export function packBatch(samples: Encoded[]): Batch {
   const rows = samples.reduce((a, s) => a + s.ids.length - 1, 0);
-  const ids = new Int32Array(rows), targets = new Int32Array(rows), positions = new Int32Array(rows), weights = new Float32Array(rows);
+  const ids = new Int32Array(rows),
+    targets = new Int32Array(rows),
+    positions = new Int32Array(rows),
+    weights = new Float32Array(rows);
   const spans = [];
   let o = 0;
   for (const s of samples) {
@@ -130,7 +179,14 @@ export function lengthFor(curriculum: CurriculumStage[], progress: number, rng: 
  * an uninterrupted one would. About `tokens` tokens of one sequence length.
  */
 export function trainingBatch(
-  corpus: Corpus, seed: number, step: number, progress: number, tokens: number, curriculum: CurriculumStage[], maxLength: number, vocab: TrainVocab = BYTE_VOCAB,
+  corpus: Corpus,
+  seed: number,
+  step: number,
+  progress: number,
+  tokens: number,
+  curriculum: CurriculumStage[],
+  maxLength: number,
+  vocab: TrainVocab = BYTE_VOCAB,
 ): Batch {
   const rng = new Rng((seed * 1000003 + step * 7919) >>> 0);
   const length = lengthFor(curriculum, progress, rng, maxLength);

@@ -32,7 +32,10 @@ export interface Corpus {
 }
 
 function readJsonl(file: string): Record<string, unknown>[] {
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 function str(v: unknown): string {
@@ -42,10 +45,16 @@ function str(v: unknown): string {
 /** Load the corpus from ../shared/data. */
 /** `text` without the sentences that contain any of `banned` (the rest of each line kept as it was). */
 export function withoutSentences(text: string, banned: readonly string[]): string {
-  return text.split('\n').map((line) => {
-    if (!banned.some((b) => line.includes(b))) return line;
-    return line.split(/(?<=[.!?])\s+/).filter((sent) => !banned.some((b) => sent.includes(b))).join(' ');
-  }).join('\n');
+  return text
+    .split('\n')
+    .map((line) => {
+      if (!banned.some((b) => line.includes(b))) return line;
+      return line
+        .split(/(?<=[.!?])\s+/)
+        .filter((sent) => !banned.some((b) => sent.includes(b)))
+        .join(' ');
+    })
+    .join('\n');
 }
 
 export function loadCorpus(): Corpus {
@@ -91,7 +100,14 @@ export function loadCorpus(): Corpus {
   const heldOutWords = words.filter((w) => hashString(w) % 10 === 0 || ruler.has(w));
   const items = instruct.filter((i) => i.prompt && i.response && clean(i.prompt) && clean(i.response));
   return {
-    trainText, heldOutText, longbenchTrain, longbenchHeldOut, instruct: items, instructTexts: items.map((i) => `${i.prompt}\n${i.response}`),
-    heldOutInstructTexts, trainWords, heldOutWords,
+    trainText,
+    heldOutText,
+    longbenchTrain,
+    longbenchHeldOut,
+    instruct: items,
+    instructTexts: items.map((i) => `${i.prompt}\n${i.response}`),
+    heldOutInstructTexts,
+    trainWords,
+    heldOutWords,
   };
 }

@@ -15,7 +15,14 @@ export type HaystackKind = (typeof TRAIN_HAYSTACKS)[number] | (typeof HELD_OUT_H
 
 /** Weights of the training kinds: natural text most, the generated kinds each a little. */
 const TRAIN_WEIGHTS: Record<(typeof TRAIN_HAYSTACKS)[number], number> = {
-  essay: 0.3, news: 0.2, instructions: 0.1, noise: 0.1, prose: 0.1, list: 0.07, records: 0.07, code: 0.06,
+  essay: 0.3,
+  news: 0.2,
+  instructions: 0.1,
+  noise: 0.1,
+  prose: 0.1,
+  list: 0.07,
+  records: 0.07,
+  code: 0.06,
 };
 
 export function pickHaystackKind(rng: Rng, split: Split): HaystackKind {
@@ -80,7 +87,18 @@ function phrase(rng: Rng, words: readonly string[], n: number): string {
   return Array.from({ length: n }, () => rng.pick(words)).join(' ');
 }
 
-const SUBJECTS = ['The farmer', 'A teacher', 'My neighbor', 'The old man', 'Our team', 'The committee', 'A child', 'The driver', 'Her sister', 'The council'];
+const SUBJECTS = [
+  'The farmer',
+  'A teacher',
+  'My neighbor',
+  'The old man',
+  'Our team',
+  'The committee',
+  'A child',
+  'The driver',
+  'Her sister',
+  'The council',
+];
 const VERBS = ['visited', 'painted', 'discussed', 'ignored', 'repaired', 'described', 'borrowed', 'measured', 'praised', 'moved'];
 const LINKS = ['because', 'although', 'after', 'before', 'while', 'and then', 'so', 'but'];
 
@@ -88,26 +106,37 @@ const LINKS = ['because', 'although', 'after', 'before', 'while', 'and then', 's
 function proseSentence(rng: Rng, words: readonly string[]): string {
   const obj = () => `the ${rng.pick(words)}`;
   switch (rng.int(4)) {
-    case 0: return `${rng.pick(SUBJECTS)} ${rng.pick(VERBS)} ${obj()}. `;
-    case 1: return `${rng.pick(SUBJECTS)} ${rng.pick(VERBS)} ${obj()} ${rng.pick(LINKS)} ${rng.pick(SUBJECTS).toLowerCase()} ${rng.pick(VERBS)} ${obj()}. `;
-    case 2: return `${capitalize(rng.pick(words))} is ${rng.pick(['rarely', 'often', 'never', 'sometimes', 'always'])} ${rng.pick(words)} in ${rng.pick(['winter', 'the city', 'the morning', 'practice', 'theory'])}. `;
-    default: return `There were ${2 + rng.int(40)} ${rng.pick(words)}s near the ${rng.pick(words)}, ${rng.pick(['said', 'wrote', 'claimed', 'noted'])} ${rng.pick(SUBJECTS).toLowerCase()}. `;
+    case 0:
+      return `${rng.pick(SUBJECTS)} ${rng.pick(VERBS)} ${obj()}. `;
+    case 1:
+      return `${rng.pick(SUBJECTS)} ${rng.pick(VERBS)} ${obj()} ${rng.pick(LINKS)} ${rng.pick(SUBJECTS).toLowerCase()} ${rng.pick(VERBS)} ${obj()}. `;
+    case 2:
+      return `${capitalize(rng.pick(words))} is ${rng.pick(['rarely', 'often', 'never', 'sometimes', 'always'])} ${rng.pick(words)} in ${rng.pick(['winter', 'the city', 'the morning', 'practice', 'theory'])}. `;
+    default:
+      return `There were ${2 + rng.int(40)} ${rng.pick(words)}s near the ${rng.pick(words)}, ${rng.pick(['said', 'wrote', 'claimed', 'noted'])} ${rng.pick(SUBJECTS).toLowerCase()}. `;
   }
 }
 
 function recordLine(rng: Rng, words: readonly string[]): string {
-  return `Name: ${capitalize(rng.pick(words))} ${capitalize(rng.pick(words))}; City: ${capitalize(rng.pick(words))}; Age: ${18 + rng.int(70)}; ` +
-    `Status: ${rng.pick(['active', 'closed', 'pending', 'archived'])}; Balance: ${randomDigits(rng, 1 + rng.int(5))}\n`;
+  return (
+    `Name: ${capitalize(rng.pick(words))} ${capitalize(rng.pick(words))}; City: ${capitalize(rng.pick(words))}; Age: ${18 + rng.int(70)}; ` +
+    `Status: ${rng.pick(['active', 'closed', 'pending', 'archived'])}; Balance: ${randomDigits(rng, 1 + rng.int(5))}\n`
+  );
 }
 
 function codeLine(rng: Rng, words: readonly string[]): string {
   const id = () => rng.pick(words).replace(/[^a-z]/g, '') || 'x';
   switch (rng.int(5)) {
-    case 0: return `def ${id()}_${id()}(${id()}, ${id()}):\n    return ${id()} + ${rng.int(100)}\n\n`;
-    case 1: return `${id()} = [${Array.from({ length: 1 + rng.int(5) }, () => rng.int(1000)).join(', ')}]\n`;
-    case 2: return `if ${id()} > ${rng.int(50)}:\n    print("${phrase(rng, words, 2)}")\n`;
-    case 3: return `for ${id()} in range(${1 + rng.int(20)}):\n    ${id()}.append(${id()})\n`;
-    default: return `# ${phrase(rng, words, 3 + rng.int(5))}\n`;
+    case 0:
+      return `def ${id()}_${id()}(${id()}, ${id()}):\n    return ${id()} + ${rng.int(100)}\n\n`;
+    case 1:
+      return `${id()} = [${Array.from({ length: 1 + rng.int(5) }, () => rng.int(1000)).join(', ')}]\n`;
+    case 2:
+      return `if ${id()} > ${rng.int(50)}:\n    print("${phrase(rng, words, 2)}")\n`;
+    case 3:
+      return `for ${id()} in range(${1 + rng.int(20)}):\n    ${id()}.append(${id()})\n`;
+    default:
+      return `# ${phrase(rng, words, 3 + rng.int(5))}\n`;
   }
 }
 

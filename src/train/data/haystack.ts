@@ -36,7 +36,8 @@ export function insertAtDepths(text: string, items: { sentence: string; depth: n
     return { at: best, sentence: it.sentence, i };
   });
   placed.sort((a, b) => a.at - b.at || a.i - b.i);
-  let out = '', prev = 0;
+  let out = '',
+    prev = 0;
   for (const p of placed) {
     out += text.slice(prev, p.at);
     const sep = p.at > 0 && !/\s$/.test(out) ? ' ' : '';

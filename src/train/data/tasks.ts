@@ -4,12 +4,23 @@ import type { Corpus } from './corpus.js';
 import { haystackSlice, insertAtDepths, noiseSlice } from './haystack.js';
 import { haystackOfKind, pickHaystackKind } from './haystack-kinds.js';
 import {
-  ALL_QUESTIONS, ANSWERS, ASSIGNMENTS, COMMON_WORDS, CLOZE, FREQUENT_WORDS, INTROS, NEEDLES, QUESTIONS, VALUE_NOUNS, VT_ANSWERS, VT_QUESTIONS,
-  pickWording, type Bank, type ValueKind,
+  ALL_QUESTIONS,
+  ANSWERS,
+  ASSIGNMENTS,
+  COMMON_WORDS,
+  CLOZE,
+  FREQUENT_WORDS,
+  INTROS,
+  NEEDLES,
+  QUESTIONS,
+  VALUE_NOUNS,
+  VT_ANSWERS,
+  VT_QUESTIONS,
+  pickWording,
+  type Bank,
+  type ValueKind,
 } from './wordings.js';
-import {
-  HELD_OUT_PLACES, HELD_OUT_PLACE_WORDINGS, TRAIN_PLACE_WORDINGS, randomActivity, randomPlace,
-} from './needles.js';
+import { HELD_OUT_PLACES, HELD_OUT_PLACE_WORDINGS, TRAIN_PLACE_WORDINGS, randomActivity, randomPlace } from './needles.js';
 import { randomDigits, randomUuid } from './words.js';
 
 /** A chat: the first user turn is context + question; later turns ask more questions about the same context. */
@@ -28,8 +39,17 @@ export interface PlainText {
 export type Sample = Dialogue | PlainText;
 
 export const TASKS = [
-  'niah_place', 'niah_multikey', 'niah_multivalue', 'niah_multiquery', 'passkey', 'variable_tracking', 'common_words', 'frequent_words',
-  'instruct', 'repeat', 'cloze',
+  'niah_place',
+  'niah_multikey',
+  'niah_multivalue',
+  'niah_multiquery',
+  'passkey',
+  'variable_tracking',
+  'common_words',
+  'frequent_words',
+  'instruct',
+  'repeat',
+  'cloze',
 ] as const;
 export type TaskName = (typeof TASKS)[number];
 
@@ -58,10 +78,14 @@ function budget(c: Ctx, needles: string[], turns: { question: string; answer: st
 }
 
 function distinct<T>(rng: Rng, n: number, make: () => T, key: (t: T) => string = String): T[] {
-  const out: T[] = [], seen = new Set<string>();
+  const out: T[] = [],
+    seen = new Set<string>();
   for (let tries = 0; out.length < n && tries < n * 20; tries++) {
     const t = make();
-    if (!seen.has(key(t))) { seen.add(key(t)); out.push(t); }
+    if (!seen.has(key(t))) {
+      seen.add(key(t));
+      out.push(t);
+    }
   }
   return out;
 }
@@ -87,7 +111,19 @@ function niahPlace(c: Ctx): Dialogue {
     return { sentence, question: w.question(p), answer: sentence };
   });
   const turns = askSome(rng, items, 1 + rng.int(4)).map(({ question, answer }) => ({ question, answer }));
-  return { task: 'niah_place', context: hideIn(c, budget(c, items.map((i) => i.sentence), turns), items.map((i) => i.sentence)), turns };
+  return {
+    task: 'niah_place',
+    context: hideIn(
+      c,
+      budget(
+        c,
+        items.map((i) => i.sentence),
+        turns,
+      ),
+      items.map((i) => i.sentence),
+    ),
+    turns,
+  };
 }
 
 function value(c: Ctx, kind: ValueKind): string {
@@ -108,7 +144,8 @@ function key(c: Ctx): string {
 function kvWording(c: Ctx, kind: ValueKind) {
   const [noun, nouns] = pickWording(c.rng, VALUE_NOUNS[kind], c.split);
   return {
-    noun, nouns,
+    noun,
+    nouns,
     needle: pickWording(c.rng, NEEDLES, c.split),
     question: pickWording(c.rng, QUESTIONS, c.split),
     all: pickWording(c.rng, ALL_QUESTIONS, c.split),
@@ -132,7 +169,10 @@ function hideIn(c: Ctx, chars: number, sentences: string[], ordered = false, dis
   }
   const depths = sentences.map(() => c.rng.next());
   if (ordered) depths.sort((a, b) => a - b);
-  return insertAtDepths(hay, sentences.map((sentence, i) => ({ sentence, depth: depths[i] })));
+  return insertAtDepths(
+    hay,
+    sentences.map((sentence, i) => ({ sentence, depth: depths[i] })),
+  );
 }
 
 function multikey(c: Ctx): Dialogue {
@@ -153,8 +193,26 @@ function multikey(c: Ctx): Dialogue {
   const turns = askSome(rng, items, 1 + rng.int(4)).map(({ question, answer }) => ({ question, answer }));
   // RULER's multikey_2/3: the haystack is all distractor needles of the same form
   const distract = rng.next() < 0.15 ? () => w.needle(w.noun, key(c), value(c, kind)) : undefined;
-  const chars = budget(c, items.map((i) => i.sentence), turns) - w.intro.length;
-  return { task: 'niah_multikey', context: withIntro(w.intro, hideIn(c, chars, items.map((i) => i.sentence), false, distract)), turns };
+  const chars =
+    budget(
+      c,
+      items.map((i) => i.sentence),
+      turns,
+    ) - w.intro.length;
+  return {
+    task: 'niah_multikey',
+    context: withIntro(
+      w.intro,
+      hideIn(
+        c,
+        chars,
+        items.map((i) => i.sentence),
+        false,
+        distract,
+      ),
+    ),
+    turns,
+  };
 }
 
 function multivalue(c: Ctx): Dialogue {
@@ -175,7 +233,10 @@ function multivalue(c: Ctx): Dialogue {
   const chars = budget(c, sentences, turns) - w.intro.length;
   const hay = haystackOfKind(pickHaystackKind(rng, c.split), rng, c.corpus, c.split, chars);
   const depths = depthsByKey.flat();
-  const context = insertAtDepths(hay, sentences.map((sentence, i) => ({ sentence, depth: depths[i] })));
+  const context = insertAtDepths(
+    hay,
+    sentences.map((sentence, i) => ({ sentence, depth: depths[i] })),
+  );
   return { task: 'niah_multivalue', context: withIntro(w.intro, context), turns };
 }
 
@@ -187,9 +248,23 @@ function multiquery(c: Ctx): Dialogue {
   const keys = distinct(rng, Math.max(2, n), () => key(c));
   const vals = keys.map(() => value(c, kind));
   const sentences = keys.map((k, i) => w.needle(w.noun, k, vals[i]));
-  const asked = askSome(rng, keys.map((_k, i) => i), 2 + rng.int(3));
+  const asked = askSome(
+    rng,
+    keys.map((_k, i) => i),
+    2 + rng.int(3),
+  );
   const ks = asked.map((i) => keys[i]);
-  const turns = [{ question: w.all(w.nouns, ks), answer: w.answer(w.noun, w.nouns, ks, asked.map((i) => vals[i])) }];
+  const turns = [
+    {
+      question: w.all(w.nouns, ks),
+      answer: w.answer(
+        w.noun,
+        w.nouns,
+        ks,
+        asked.map((i) => vals[i]),
+      ),
+    },
+  ];
   const chars = budget(c, sentences, turns) - w.intro.length;
   return { task: 'niah_multiquery', context: withIntro(w.intro, hideIn(c, chars, sentences)), turns };
 }
@@ -203,17 +278,24 @@ function passkey(c: Ctx): Dialogue {
 
 const VT_INTROS: Bank<string> = {
   train: [
-    'Keep track of the variable assignments in the following text.', 'The text below assigns values to variables. Follow them.',
-    'Track every assignment hidden in this passage.', 'Some variables are defined in the text below; remember the chains.', '',
+    'Keep track of the variable assignments in the following text.',
+    'The text below assigns values to variables. Follow them.',
+    'Track every assignment hidden in this passage.',
+    'Some variables are defined in the text below; remember the chains.',
+    '',
   ],
-  heldout: ['Memorize and track the chain(s) of variable assignment hidden in the following text.', 'Variables are set below; follow each one.'],
+  heldout: [
+    'Memorize and track the chain(s) of variable assignment hidden in the following text.',
+    'Variables are set below; follow each one.',
+  ],
 };
 
 function variableTracking(c: Ctx): Dialogue {
   const { rng } = c;
   const name = () => Array.from({ length: 5 }, () => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[rng.int(26)]).join('');
   const syntax = pickWording(rng, ASSIGNMENTS, c.split);
-  const question = pickWording(rng, VT_QUESTIONS, c.split), answer = pickWording(rng, VT_ANSWERS, c.split);
+  const question = pickWording(rng, VT_QUESTIONS, c.split),
+    answer = pickWording(rng, VT_ANSWERS, c.split);
   const intro = pickWording(rng, VT_INTROS, c.split);
   const chains = 1 + rng.int(2);
   const names = distinct(rng, chains * 6, name);
@@ -232,7 +314,13 @@ function variableTracking(c: Ctx): Dialogue {
   const chars = budget(c, sentences, turns) - intro.length;
   const hay = rng.next() < 0.4 ? noiseSlice(chars) : haystackOfKind(pickHaystackKind(rng, c.split), rng, c.corpus, c.split, chars);
   const depths = depthsByChain.flat();
-  const context = withIntro(intro, insertAtDepths(hay, sentences.map((sentence, i) => ({ sentence, depth: depths[i] }))));
+  const context = withIntro(
+    intro,
+    insertAtDepths(
+      hay,
+      sentences.map((sentence, i) => ({ sentence, depth: depths[i] })),
+    ),
+  );
   return { task: 'variable_tracking', context, turns: turns.slice(0, 1 + rng.int(turns.length)) };
 }
 
@@ -247,7 +335,8 @@ function commonWords(c: Ctx): Dialogue {
   const rareTimes = 1 + (rng.next() < 0.3 ? 1 : 0);
   const rareCount = Math.max(top, Math.floor((target - commonTimes * top) / rareTimes));
   const pool = distinct(rng, top + rareCount, () => rng.pick(words(c)));
-  const common = pool.slice(0, top), rare = pool.slice(top);
+  const common = pool.slice(0, top),
+    rare = pool.slice(top);
   const list: string[] = [];
   for (const w of common) for (let i = 0; i < commonTimes; i++) list.push(w);
   for (const w of rare) for (let i = 0; i < rareTimes; i++) list.push(w);
@@ -264,7 +353,9 @@ function frequentWords(c: Ctx): Dialogue {
   const { rng } = c;
   const wording = pickWording(rng, FREQUENT_WORDS, c.split);
   const n = Math.max(24, Math.floor((c.length - 250) / 6.5));
-  const vocab = distinct(rng, Math.max(8, Math.min(60, Math.floor(n / 4))), () => Array.from({ length: 4 + rng.int(4) }, () => 'abcdefghijklmnopqrstuvwxyz'[rng.int(26)]).join(''));
+  const vocab = distinct(rng, Math.max(8, Math.min(60, Math.floor(n / 4))), () =>
+    Array.from({ length: 4 + rng.int(4) }, () => 'abcdefghijklmnopqrstuvwxyz'[rng.int(26)]).join(''),
+  );
   vocab[0] = '....';
   // Zipf frequencies as RULER: word k appears about n * k^-alpha / zeta(alpha) times; the most frequent is noise
   const alpha = 1.6 + rng.next() * 0.6;
@@ -295,9 +386,12 @@ function cloze(c: Ctx): Dialogue {
     const words = Math.floor(tokens.length / 2);
     if (words < 20) break;
     const at = 2 * rng.int(words - 16);
-    const lead = 3 + rng.int(4), span = 2 + rng.int(7);
+    const lead = 3 + rng.int(4),
+      span = 2 + rng.int(7);
     const piece = (a: number, b: number) => tokens.slice(a, b).join('').trim();
-    const before = piece(at, at + 2 * lead - 1), answer = piece(at + 2 * lead, at + 2 * (lead + span) - 1), after = piece(at + 2 * (lead + span), at + 2 * (lead + span + 3) - 1);
+    const before = piece(at, at + 2 * lead - 1),
+      answer = piece(at + 2 * lead, at + 2 * (lead + span) - 1),
+      after = piece(at + 2 * (lead + span), at + 2 * (lead + span + 3) - 1);
     if (!answer || context.indexOf(`${before} `) !== context.lastIndexOf(`${before} `) || /["\n]/.test(before + answer + after)) continue;
     const wording = pickWording(rng, CLOZE, c.split);
     turns.push({ question: wording.question(before, after), answer: wording.answer(answer) });
@@ -311,10 +405,14 @@ function repeat(c: Ctx): Dialogue {
   const { rng } = c;
   const phrase = () => {
     switch (rng.int(4)) {
-      case 0: return randomDigits(rng, 5 + rng.int(6));
-      case 1: return randomUuid(rng);
-      case 2: return Array.from({ length: 3 + rng.int(8) }, () => rng.pick(words(c))).join(' ');
-      default: return randomActivity(rng, words(c));
+      case 0:
+        return randomDigits(rng, 5 + rng.int(6));
+      case 1:
+        return randomUuid(rng);
+      case 2:
+        return Array.from({ length: 3 + rng.int(8) }, () => rng.pick(words(c))).join(' ');
+      default:
+        return randomActivity(rng, words(c));
     }
   };
   const turns: { question: string; answer: string }[] = [];
@@ -345,8 +443,17 @@ export function plainText(rng: Rng, corpus: Corpus, split: Split, length: number
 }
 
 const MAKERS: Record<TaskName, (c: Ctx) => Dialogue> = {
-  niah_place: niahPlace, niah_multikey: multikey, niah_multivalue: multivalue, niah_multiquery: multiquery, passkey,
-  variable_tracking: variableTracking, common_words: commonWords, frequent_words: frequentWords, instruct, repeat, cloze,
+  niah_place: niahPlace,
+  niah_multikey: multikey,
+  niah_multivalue: multivalue,
+  niah_multiquery: multiquery,
+  passkey,
+  variable_tracking: variableTracking,
+  common_words: commonWords,
+  frequent_words: frequentWords,
+  instruct,
+  repeat,
+  cloze,
 };
 
 export function makeDialogue(task: TaskName, rng: Rng, corpus: Corpus, split: Split, length: number): Dialogue {

@@ -28,7 +28,12 @@ export const SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] as
 
 /** Bytes 0..255 then the three specials (256, 257, 258): the first reference model's vocabulary. */
 export const BYTE_VOCAB: TrainVocab = {
-  name: 'bytes', size: 259, endOfText: 256, imStart: 257, imEnd: 258, charsPerToken: 1,
+  name: 'bytes',
+  size: 259,
+  endOfText: 256,
+  imStart: 257,
+  imEnd: 258,
+  charsPerToken: 1,
   encode: (text) => Array.from(Buffer.from(text, 'utf8')),
   tokenizerJson: () => makeByteTokenizerJson([...SPECIAL_TOKENS]),
   tokenizerConfig: () => makeByteTokenizerConfig([...SPECIAL_TOKENS]),
@@ -49,7 +54,8 @@ type Json = Record<string, unknown>;
 export function cutSmolLM2Tokenizer(size: number): Json {
   const file = join(SMOLLM2_DIR, 'tokenizer.json');
   if (!existsSync(file)) throw new KvevictError(`${file}: SmolLM2 tokenizer not found (the shared data folder)`);
-  if (!Number.isInteger(size) || size <= SMOLLM2_FIRST_MERGE_ID || size > 49152) throw new KvevictError(`vocabulary size ${size} must be an integer in 253..49152`);
+  if (!Number.isInteger(size) || size <= SMOLLM2_FIRST_MERGE_ID || size > 49152)
+    throw new KvevictError(`vocabulary size ${size} must be an integer in 253..49152`);
   const t = JSON.parse(readFileSync(file, 'utf8')) as Json;
   const model = t.model as Json;
   const vocab = model.vocab as Record<string, number>;
@@ -60,7 +66,9 @@ export function cutSmolLM2Tokenizer(size: number): Json {
   cut.forEach((m, i) => {
     const [a, b] = typeof m === 'string' ? m.split(' ') : m;
     if (kept[a + b] !== SMOLLM2_FIRST_MERGE_ID + i || kept[a] === undefined || kept[b] === undefined) {
-      throw new KvevictError(`${file}: merge ${i} does not produce id ${SMOLLM2_FIRST_MERGE_ID + i}; the tokenizer is not the expected SmolLM2 one`);
+      throw new KvevictError(
+        `${file}: merge ${i} does not produce id ${SMOLLM2_FIRST_MERGE_ID + i}; the tokenizer is not the expected SmolLM2 one`,
+      );
     }
   });
   return {
@@ -101,7 +109,12 @@ export function smolLM2Vocab(size: number): TrainVocab {
   const config = smolConfig(size);
   const hf = new HfTokenizer(json, config);
   const v: TrainVocab = {
-    name, size, endOfText: 0, imStart: 1, imEnd: 2, charsPerToken: 3.6,
+    name,
+    size,
+    endOfText: 0,
+    imStart: 1,
+    imEnd: 2,
+    charsPerToken: 3.6,
     encode: (text) => hf.encode(text, { add_special_tokens: false }).ids,
     tokenizerJson: () => json,
     tokenizerConfig: () => config,

@@ -23,25 +23,63 @@ export type ValueKind = 'number' | 'word' | 'uuid';
 export const VALUE_NOUNS: Record<ValueKind, Bank<[string, string]>> = {
   number: {
     train: [
-      ['secret number', 'secret numbers'], ['lucky number', 'lucky numbers'], ['access code', 'access codes'], ['reference number', 'reference numbers'],
-      ['serial number', 'serial numbers'], ['PIN', 'PINs'], ['hidden number', 'hidden numbers'], ['code', 'codes'], ['ticket number', 'ticket numbers'],
-      ['account number', 'account numbers'], ['magic number', 'magic numbers'], ['special number', 'special numbers'], ['number', 'numbers'],
+      ['secret number', 'secret numbers'],
+      ['lucky number', 'lucky numbers'],
+      ['access code', 'access codes'],
+      ['reference number', 'reference numbers'],
+      ['serial number', 'serial numbers'],
+      ['PIN', 'PINs'],
+      ['hidden number', 'hidden numbers'],
+      ['code', 'codes'],
+      ['ticket number', 'ticket numbers'],
+      ['account number', 'account numbers'],
+      ['magic number', 'magic numbers'],
+      ['special number', 'special numbers'],
+      ['number', 'numbers'],
     ],
-    heldout: [['special magic number', 'special magic numbers'], ['registration number', 'registration numbers'], ['combination', 'combinations']],
+    heldout: [
+      ['special magic number', 'special magic numbers'],
+      ['registration number', 'registration numbers'],
+      ['combination', 'combinations'],
+    ],
   },
   word: {
     train: [
-      ['secret word', 'secret words'], ['code word', 'code words'], ['password', 'passwords'], ['keyword', 'keywords'], ['magic word', 'magic words'],
-      ['nickname', 'nicknames'], ['special word', 'special words'], ['watchword', 'watchwords'], ['codename', 'codenames'], ['word', 'words'],
+      ['secret word', 'secret words'],
+      ['code word', 'code words'],
+      ['password', 'passwords'],
+      ['keyword', 'keywords'],
+      ['magic word', 'magic words'],
+      ['nickname', 'nicknames'],
+      ['special word', 'special words'],
+      ['watchword', 'watchwords'],
+      ['codename', 'codenames'],
+      ['word', 'words'],
     ],
-    heldout: [['special magic word', 'special magic words'], ['passphrase', 'passphrases'], ['motto', 'mottos']],
+    heldout: [
+      ['special magic word', 'special magic words'],
+      ['passphrase', 'passphrases'],
+      ['motto', 'mottos'],
+    ],
   },
   uuid: {
     train: [
-      ['identifier', 'identifiers'], ['tracking id', 'tracking ids'], ['uuid', 'uuids'], ['hash', 'hashes'], ['token', 'tokens'],
-      ['record id', 'record ids'], ['secret key', 'secret keys'], ['magic uuid', 'magic uuids'], ['special id', 'special ids'], ['license key', 'license keys'],
+      ['identifier', 'identifiers'],
+      ['tracking id', 'tracking ids'],
+      ['uuid', 'uuids'],
+      ['hash', 'hashes'],
+      ['token', 'tokens'],
+      ['record id', 'record ids'],
+      ['secret key', 'secret keys'],
+      ['magic uuid', 'magic uuids'],
+      ['special id', 'special ids'],
+      ['license key', 'license keys'],
     ],
-    heldout: [['special magic uuid', 'special magic uuids'], ['serial key', 'serial keys'], ['checksum', 'checksums']],
+    heldout: [
+      ['special magic uuid', 'special magic uuids'],
+      ['serial key', 'serial keys'],
+      ['checksum', 'checksums'],
+    ],
   },
 };
 
@@ -153,18 +191,25 @@ type AnswerFn = (noun: string, nouns: string, keys: string[], values: string[]) 
 export const ANSWERS: Bank<AnswerFn> = {
   train: [
     (n, ns, ks, vs) => (vs.length === 1 ? `The ${n} for ${joinAnd(ks)} is ${vs[0]}.` : `The ${ns} for ${joinAnd(ks)} are ${joinAnd(vs)}.`),
-    (n, ns, ks, vs) => (vs.length === 1 ? `The ${n} for ${joinAnd(ks)} is: ${vs[0]}.` : `The ${ns} for ${joinAnd(ks)} are: ${vs.join(', ')}.`),
+    (n, ns, ks, vs) =>
+      vs.length === 1 ? `The ${n} for ${joinAnd(ks)} is: ${vs[0]}.` : `The ${ns} for ${joinAnd(ks)} are: ${vs.join(', ')}.`,
     (_n, _ns, _ks, vs) => `${vs.join(', ')}`,
     (_n, _ns, _ks, vs) => (vs.length === 1 ? `It is ${vs[0]}.` : `They are ${joinAnd(vs)}.`),
-    (n, ns, ks, vs) => (vs.length === 1 ? `The ${n} of ${joinAnd(ks)} in the text is ${vs[0]}.` : `The ${ns} of ${joinAnd(ks)} in the text are ${vs.join(', ')}.`),
-    (n, ns, ks, vs) => (vs.length === 1 ? `${capitalize(ks[0])}'s ${n} is ${vs[0]}.` : `The ${ns} given for ${joinAnd(ks)} are ${vs.join(', ')}.`),
-    (_n, ns, ks, vs) => `According to the text, the ${vs.length === 1 ? _n : ns} for ${joinAnd(ks)} ${vs.length === 1 ? 'is' : 'are'} ${vs.join(', ')}.`,
+    (n, ns, ks, vs) =>
+      vs.length === 1
+        ? `The ${n} of ${joinAnd(ks)} in the text is ${vs[0]}.`
+        : `The ${ns} of ${joinAnd(ks)} in the text are ${vs.join(', ')}.`,
+    (n, ns, ks, vs) =>
+      vs.length === 1 ? `${capitalize(ks[0])}'s ${n} is ${vs[0]}.` : `The ${ns} given for ${joinAnd(ks)} are ${vs.join(', ')}.`,
+    (_n, ns, ks, vs) =>
+      `According to the text, the ${vs.length === 1 ? _n : ns} for ${joinAnd(ks)} ${vs.length === 1 ? 'is' : 'are'} ${vs.join(', ')}.`,
     (_n, _ns, _ks, vs) => `Answer: ${vs.join(', ')}.`,
   ],
   heldout: [
     // RULER's answer prefix, continued
     (_n, ns, ks, vs) => `The ${ns} for ${joinAnd(ks)} mentioned in the provided text are ${vs.join(', ')}.`,
-    (n, ns, ks, vs) => `Here ${vs.length === 1 ? 'it is' : 'they are'}: the ${vs.length === 1 ? n : ns} for ${joinAnd(ks)}, ${vs.join(', ')}.`,
+    (n, ns, ks, vs) =>
+      `Here ${vs.length === 1 ? 'it is' : 'they are'}: the ${vs.length === 1 ? n : ns} for ${joinAnd(ks)}, ${vs.join(', ')}.`,
   ],
 };
 
@@ -186,7 +231,8 @@ export const INTROS: Bank<IntroFn> = {
   ],
   heldout: [
     // RULER's instruction
-    (n) => `Some special magic ${n.replace(/^special magic /, '')} are hidden within the following text. Make sure to memorize it. I will quiz you about the ${n.replace(/^special magic /, '')} afterwards.`,
+    (n) =>
+      `Some special magic ${n.replace(/^special magic /, '')} are hidden within the following text. Make sure to memorize it. I will quiz you about the ${n.replace(/^special magic /, '')} afterwards.`,
     (n) => `Hidden in this text are ${n}; note each one as you read.`,
   ],
 };
@@ -257,7 +303,8 @@ export const VT_ANSWERS: Bank<(v: string, names: string[]) => string> = {
   ],
   heldout: [
     // RULER's answer prefix, continued
-    (v, ns) => `Answer: According to the chain(s) of variable assignment in the text above, ${ns.length} variables are assigned the value ${v}, they are: ${ns.join(' ')}`,
+    (v, ns) =>
+      `Answer: According to the chain(s) of variable assignment in the text above, ${ns.length} variables are assigned the value ${v}, they are: ${ns.join(' ')}`,
     (v, ns) => `Every one of ${ns.join(', ')} carries ${v}.`,
   ],
 };
@@ -271,69 +318,237 @@ export interface CountWording {
 
 export const COMMON_WORDS: Bank<CountWording> = {
   train: [
-    { intro: 'Here is a list of words. Some of them occur many times.', question: (k) => `Which ${k} words occur most often in the list?`, answer: (k, ws) => `The ${k} most frequent words are: ${ws.join(', ')}.` },
-    { intro: 'Count the words in the following list.', question: (k) => `What are the ${k} most common words above?`, answer: (_k, ws) => ws.map((w, i) => `${i + 1}. ${w}`).join(' ') },
-    { intro: 'Read this list of words and notice which repeat.', question: (k) => `List the ${k} words that appear most frequently.`, answer: (_k, ws) => ws.join(', ') },
-    { intro: 'A long list of words follows.', question: (k) => `Give the top ${k} words by how often they appear.`, answer: (k, ws) => `Top ${k}: ${ws.join(', ')}.` },
-    { intro: 'Some words in this list are repeated more than others.', question: (k) => `Which are the ${k} most repeated words?`, answer: (_k, ws) => `The most repeated words are ${joinAnd(ws)}.` },
-    { intro: 'Below are words, one after another.', question: (k) => `Name the ${k} words seen most often in the list.`, answer: (_k, ws) => ws.map((w, i) => `${i + 1}. ${w}`).join(' ') },
-    { intro: 'Keep count of the words in this list.', question: (k) => `What ${k} words have the highest counts?`, answer: (_k, ws) => `The words with the highest counts are: ${ws.join(', ')}.` },
-    { intro: 'This is a list of words with repetitions.', question: (k) => `Which ${k} words are the most common in the list?`, answer: (k, ws) => `The ${k} most common words in the list are: ${ws.join(', ')}.` },
-    { intro: 'Look at the words below and find the frequent ones.', question: (k) => `Tell me the ${k} most frequent words.`, answer: (_k, ws) => ws.join(' ') },
-    { intro: 'Tally the words in the following list.', question: (k) => `According to your tally, which ${k} words come up most?`, answer: (_k, ws) => `They are: ${ws.map((w, i) => `${i + 1}. ${w}`).join(' ')}` },
-    { intro: 'Words are listed below; several occur again and again.', question: (k) => `What are the ${k} words that occur again and again?`, answer: (_k, ws) => ws.join(', ') },
-    { intro: 'Below is a word list.', question: (k) => `Find the ${k} most common entries.`, answer: (_k, ws) => `Most common entries: ${ws.join(', ')}.` },
-    { intro: 'Here are many words; a few of them dominate.', question: (k) => `Which ${k} words dominate the list?`, answer: (_k, ws) => `The dominant words are ${ws.join(', ')}.` },
-    { intro: 'Count how often each word appears below.', question: (k) => `Which ${k} words appear the most times?`, answer: (_k, ws) => ws.map((w, i) => `${i + 1}. ${w}`).join(' ') },
-    { intro: 'The list below repeats some words.', question: (k) => `List the ${k} words repeated most.`, answer: (k, ws) => `The ${k} words repeated most are: ${ws.join(', ')}.` },
-    { intro: 'Here is a sequence of words.', question: (k) => `What are the ${k} most frequent words in this sequence?`, answer: (_k, ws) => ws.join(', ') },
-    { intro: 'Read the list and remember which words are common.', question: (k) => `Which words are the ${k} most common ones?`, answer: (_k, ws) => `${joinAnd(ws)}.` },
-    { intro: 'Some entries below appear far more often than the rest.', question: (k) => `Name the ${k} entries that appear far more often.`, answer: (_k, ws) => ws.map((w, i) => `${i + 1}. ${w}`).join(' ') },
+    {
+      intro: 'Here is a list of words. Some of them occur many times.',
+      question: (k) => `Which ${k} words occur most often in the list?`,
+      answer: (k, ws) => `The ${k} most frequent words are: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Count the words in the following list.',
+      question: (k) => `What are the ${k} most common words above?`,
+      answer: (_k, ws) => ws.map((w, i) => `${i + 1}. ${w}`).join(' '),
+    },
+    {
+      intro: 'Read this list of words and notice which repeat.',
+      question: (k) => `List the ${k} words that appear most frequently.`,
+      answer: (_k, ws) => ws.join(', '),
+    },
+    {
+      intro: 'A long list of words follows.',
+      question: (k) => `Give the top ${k} words by how often they appear.`,
+      answer: (k, ws) => `Top ${k}: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Some words in this list are repeated more than others.',
+      question: (k) => `Which are the ${k} most repeated words?`,
+      answer: (_k, ws) => `The most repeated words are ${joinAnd(ws)}.`,
+    },
+    {
+      intro: 'Below are words, one after another.',
+      question: (k) => `Name the ${k} words seen most often in the list.`,
+      answer: (_k, ws) => ws.map((w, i) => `${i + 1}. ${w}`).join(' '),
+    },
+    {
+      intro: 'Keep count of the words in this list.',
+      question: (k) => `What ${k} words have the highest counts?`,
+      answer: (_k, ws) => `The words with the highest counts are: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'This is a list of words with repetitions.',
+      question: (k) => `Which ${k} words are the most common in the list?`,
+      answer: (k, ws) => `The ${k} most common words in the list are: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Look at the words below and find the frequent ones.',
+      question: (k) => `Tell me the ${k} most frequent words.`,
+      answer: (_k, ws) => ws.join(' '),
+    },
+    {
+      intro: 'Tally the words in the following list.',
+      question: (k) => `According to your tally, which ${k} words come up most?`,
+      answer: (_k, ws) => `They are: ${ws.map((w, i) => `${i + 1}. ${w}`).join(' ')}`,
+    },
+    {
+      intro: 'Words are listed below; several occur again and again.',
+      question: (k) => `What are the ${k} words that occur again and again?`,
+      answer: (_k, ws) => ws.join(', '),
+    },
+    {
+      intro: 'Below is a word list.',
+      question: (k) => `Find the ${k} most common entries.`,
+      answer: (_k, ws) => `Most common entries: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Here are many words; a few of them dominate.',
+      question: (k) => `Which ${k} words dominate the list?`,
+      answer: (_k, ws) => `The dominant words are ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Count how often each word appears below.',
+      question: (k) => `Which ${k} words appear the most times?`,
+      answer: (_k, ws) => ws.map((w, i) => `${i + 1}. ${w}`).join(' '),
+    },
+    {
+      intro: 'The list below repeats some words.',
+      question: (k) => `List the ${k} words repeated most.`,
+      answer: (k, ws) => `The ${k} words repeated most are: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Here is a sequence of words.',
+      question: (k) => `What are the ${k} most frequent words in this sequence?`,
+      answer: (_k, ws) => ws.join(', '),
+    },
+    {
+      intro: 'Read the list and remember which words are common.',
+      question: (k) => `Which words are the ${k} most common ones?`,
+      answer: (_k, ws) => `${joinAnd(ws)}.`,
+    },
+    {
+      intro: 'Some entries below appear far more often than the rest.',
+      question: (k) => `Name the ${k} entries that appear far more often.`,
+      answer: (_k, ws) => ws.map((w, i) => `${i + 1}. ${w}`).join(' '),
+    },
     { intro: 'A list of words:', question: (k) => `Top ${k} most common words?`, answer: (_k, ws) => ws.join(', ') },
-    { intro: 'Inspect the following words.', question: (k) => `Which ${k} words are used most often?`, answer: (_k, ws) => `The words used most often are: ${ws.join(', ')}.` },
+    {
+      intro: 'Inspect the following words.',
+      question: (k) => `Which ${k} words are used most often?`,
+      answer: (_k, ws) => `The words used most often are: ${ws.join(', ')}.`,
+    },
   ],
   heldout: [
     // RULER's (scripts/data/synthetic/common_words_extraction.py)
     {
-      intro: 'Below is a numbered list of words. In these words, some appear more often than others. Memorize the ones that appear most often.',
+      intro:
+        'Below is a numbered list of words. In these words, some appear more often than others. Memorize the ones that appear most often.',
       question: (k) => `Question: What are the ${k} most common words in the above list?`,
-      answer: (k, ws) => `Answer: The top ${k} words that appear most often in the list are: ${ws.map((w, i) => `${i + 1}. ${w}`).join(' ')}`,
+      answer: (k, ws) =>
+        `Answer: The top ${k} words that appear most often in the list are: ${ws.map((w, i) => `${i + 1}. ${w}`).join(' ')}`,
     },
-    { intro: 'The words below recur unevenly.', question: (k) => `Report the ${k} words that recur the most.`, answer: (_k, ws) => `Recurring most: ${ws.join(', ')}.` },
+    {
+      intro: 'The words below recur unevenly.',
+      question: (k) => `Report the ${k} words that recur the most.`,
+      answer: (_k, ws) => `Recurring most: ${ws.join(', ')}.`,
+    },
   ],
 };
 
 export const FREQUENT_WORDS: Bank<CountWording> = {
   train: [
-    { intro: 'Here is a text made of coded words. Some codes appear more often than others.', question: (k) => `Which ${k} coded words appear most often (ignore the dots)?`, answer: (_k, ws) => `The most frequent coded words are: ${ws.join(', ')}.` },
-    { intro: 'Count the coded words in this text.', question: (k) => `What are the ${k} most frequent codes, not counting the dots?`, answer: (_k, ws) => ws.join(', ') },
-    { intro: 'The following is coded text.', question: (k) => `Name the ${k} coded words seen most often, apart from the dots.`, answer: (_k, ws) => `They are ${joinAnd(ws)}.` },
-    { intro: 'Track how often each coded word occurs.', question: (k) => `List the top ${k} coded words by frequency, skipping the dots.`, answer: (k, ws) => `Top ${k}: ${ws.join(', ')}.` },
-    { intro: 'Below is a stream of coded words.', question: (k) => `Which ${k} codes occur the most? Ignore '....'.`, answer: (_k, ws) => ws.join(' ') },
-    { intro: 'A coded message follows.', question: (k) => `What ${k} coded words are most frequent in the message, other than the dots?`, answer: (_k, ws) => `The most frequent are: ${ws.join(', ')}.` },
-    { intro: 'Read the coded words below.', question: (k) => `Give the ${k} most frequent coded words (the dots do not count).`, answer: (_k, ws) => ws.join(', ') },
-    { intro: 'Some codes in this text repeat a lot.', question: (k) => `Which ${k} codes repeat the most, leaving out the dots?`, answer: (_k, ws) => `The codes that repeat most are ${ws.join(', ')}.` },
-    { intro: 'Here are coded words in random order.', question: (k) => `Find the ${k} codes that appear most frequently, ignoring dots.`, answer: (_k, ws) => ws.join(', ') },
-    { intro: 'Study the coded text.', question: (k) => `Which are the ${k} most common coded words? Do not count '....'.`, answer: (k, ws) => `The ${k} most common coded words are: ${ws.join(', ')}.` },
-    { intro: 'Coded words, some frequent, some rare:', question: (k) => `Tell me the ${k} frequent ones, without the dots.`, answer: (_k, ws) => `${joinAnd(ws)}.` },
-    { intro: 'This text uses a small set of codes.', question: (k) => `What are the ${k} codes used most often, besides the dots?`, answer: (_k, ws) => ws.join(', ') },
-    { intro: 'Count each code in the passage below.', question: (k) => `Which ${k} codes have the highest counts, apart from '....'?`, answer: (_k, ws) => `Highest counts: ${ws.join(', ')}.` },
-    { intro: 'A sequence of codes:', question: (k) => `The ${k} most frequent codes, ignoring the dots?`, answer: (_k, ws) => ws.join(', ') },
-    { intro: 'Look through these coded words.', question: (k) => `Which ${k} coded words show up most, the dots aside?`, answer: (_k, ws) => `The ones that show up most are ${ws.join(', ')}.` },
-    { intro: 'Here is a list of coded words.', question: (k) => `Name the top ${k} coded words (not the dots).`, answer: (_k, ws) => ws.join(' ') },
-    { intro: 'Read this coded text and tally the codes.', question: (k) => `According to your tally, which ${k} codes lead, excluding '....'?`, answer: (_k, ws) => `They are: ${ws.join(', ')}.` },
-    { intro: 'The coded words below follow a skewed distribution.', question: (k) => `Which ${k} coded words are the most frequent, leaving aside the dots?`, answer: (_k, ws) => ws.join(', ') },
-    { intro: 'Coded text:', question: (k) => `What are its ${k} most frequent words, dots excluded?`, answer: (_k, ws) => `Most frequent: ${ws.join(', ')}.` },
-    { intro: 'Consider the coded words below.', question: (k) => `Find the ${k} most frequently used codes, not counting '....'.`, answer: (_k, ws) => ws.join(', ') },
+    {
+      intro: 'Here is a text made of coded words. Some codes appear more often than others.',
+      question: (k) => `Which ${k} coded words appear most often (ignore the dots)?`,
+      answer: (_k, ws) => `The most frequent coded words are: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Count the coded words in this text.',
+      question: (k) => `What are the ${k} most frequent codes, not counting the dots?`,
+      answer: (_k, ws) => ws.join(', '),
+    },
+    {
+      intro: 'The following is coded text.',
+      question: (k) => `Name the ${k} coded words seen most often, apart from the dots.`,
+      answer: (_k, ws) => `They are ${joinAnd(ws)}.`,
+    },
+    {
+      intro: 'Track how often each coded word occurs.',
+      question: (k) => `List the top ${k} coded words by frequency, skipping the dots.`,
+      answer: (k, ws) => `Top ${k}: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Below is a stream of coded words.',
+      question: (k) => `Which ${k} codes occur the most? Ignore '....'.`,
+      answer: (_k, ws) => ws.join(' '),
+    },
+    {
+      intro: 'A coded message follows.',
+      question: (k) => `What ${k} coded words are most frequent in the message, other than the dots?`,
+      answer: (_k, ws) => `The most frequent are: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Read the coded words below.',
+      question: (k) => `Give the ${k} most frequent coded words (the dots do not count).`,
+      answer: (_k, ws) => ws.join(', '),
+    },
+    {
+      intro: 'Some codes in this text repeat a lot.',
+      question: (k) => `Which ${k} codes repeat the most, leaving out the dots?`,
+      answer: (_k, ws) => `The codes that repeat most are ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Here are coded words in random order.',
+      question: (k) => `Find the ${k} codes that appear most frequently, ignoring dots.`,
+      answer: (_k, ws) => ws.join(', '),
+    },
+    {
+      intro: 'Study the coded text.',
+      question: (k) => `Which are the ${k} most common coded words? Do not count '....'.`,
+      answer: (k, ws) => `The ${k} most common coded words are: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Coded words, some frequent, some rare:',
+      question: (k) => `Tell me the ${k} frequent ones, without the dots.`,
+      answer: (_k, ws) => `${joinAnd(ws)}.`,
+    },
+    {
+      intro: 'This text uses a small set of codes.',
+      question: (k) => `What are the ${k} codes used most often, besides the dots?`,
+      answer: (_k, ws) => ws.join(', '),
+    },
+    {
+      intro: 'Count each code in the passage below.',
+      question: (k) => `Which ${k} codes have the highest counts, apart from '....'?`,
+      answer: (_k, ws) => `Highest counts: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'A sequence of codes:',
+      question: (k) => `The ${k} most frequent codes, ignoring the dots?`,
+      answer: (_k, ws) => ws.join(', '),
+    },
+    {
+      intro: 'Look through these coded words.',
+      question: (k) => `Which ${k} coded words show up most, the dots aside?`,
+      answer: (_k, ws) => `The ones that show up most are ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Here is a list of coded words.',
+      question: (k) => `Name the top ${k} coded words (not the dots).`,
+      answer: (_k, ws) => ws.join(' '),
+    },
+    {
+      intro: 'Read this coded text and tally the codes.',
+      question: (k) => `According to your tally, which ${k} codes lead, excluding '....'?`,
+      answer: (_k, ws) => `They are: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'The coded words below follow a skewed distribution.',
+      question: (k) => `Which ${k} coded words are the most frequent, leaving aside the dots?`,
+      answer: (_k, ws) => ws.join(', '),
+    },
+    {
+      intro: 'Coded text:',
+      question: (k) => `What are its ${k} most frequent words, dots excluded?`,
+      answer: (_k, ws) => `Most frequent: ${ws.join(', ')}.`,
+    },
+    {
+      intro: 'Consider the coded words below.',
+      question: (k) => `Find the ${k} most frequently used codes, not counting '....'.`,
+      answer: (_k, ws) => ws.join(', '),
+    },
   ],
   heldout: [
     // RULER's (scripts/data/synthetic/freq_words_extraction.py)
     {
-      intro: 'Read the following coded text and track the frequency of each coded word. Find the three most frequently appeared coded words.',
-      question: () => "Question: Do not provide any explanation. Please ignore the dots '....'. What are the three most frequently appeared words in the above coded text?",
+      intro:
+        'Read the following coded text and track the frequency of each coded word. Find the three most frequently appeared coded words.',
+      question: () =>
+        "Question: Do not provide any explanation. Please ignore the dots '....'. What are the three most frequently appeared words in the above coded text?",
       answer: (_k, ws) => `Answer: According to the coded text above, the three most frequently appeared words are: ${ws.join(' ')}`,
     },
-    { intro: 'The codes below are unevenly spread.', question: (k) => `Report the ${k} codes with the most occurrences, dots aside.`, answer: (_k, ws) => `Most occurrences: ${ws.join(', ')}.` },
+    {
+      intro: 'The codes below are unevenly spread.',
+      question: (k) => `Report the ${k} codes with the most occurrences, dots aside.`,
+      answer: (_k, ws) => `Most occurrences: ${ws.join(', ')}.`,
+    },
   ],
 };
 
@@ -348,7 +563,10 @@ export const CLOZE: Bank<ClozeWording> = {
     { question: (b) => `In the text above, what comes right after "${b}"?`, answer: (s) => s },
     { question: (b) => `Continue this quote from the document: "${b}"`, answer: (s) => s },
     { question: (b, a) => `Fill in the blank from the text: "${b} ___ ${a}"`, answer: (s) => s },
-    { question: (b, a) => `Which words are missing in "${b} ... ${a}"? Answer from the document.`, answer: (s) => `The missing words are "${s}".` },
+    {
+      question: (b, a) => `Which words are missing in "${b} ... ${a}"? Answer from the document.`,
+      answer: (s) => `The missing words are "${s}".`,
+    },
     { question: (b) => `The document contains the phrase "${b}". How does it go on?`, answer: (s) => `It goes on: ${s}` },
     { question: (b, a) => `Complete the sentence as written in the text: ${b} ___ ${a}`, answer: (s) => s },
     { question: (b) => `Quote the words that follow "${b}" in the passage.`, answer: (s) => `"${s}"` },

@@ -50,7 +50,8 @@ function fmt(x: number, digits = 1): string {
 function fidelityTable(cells: FidelityCell[], budgets: number[], what: 'hitRate' | 'recall'): string {
   const labels = [...new Set(cells.map((c) => c.label))];
   const lines = [`| method | ${budgets.map((b) => `B=${b}`).join(' | ')} |`, `|---|${budgets.map(() => '---:').join('|')}|`];
-  for (const l of labels) lines.push(`| ${l} | ${budgets.map((b) => fmt(cells.find((c) => c.label === l && c.budget === b)?.[what] ?? NaN)).join(' | ')} |`);
+  for (const l of labels)
+    lines.push(`| ${l} | ${budgets.map((b) => fmt(cells.find((c) => c.label === l && c.budget === b)?.[what] ?? NaN)).join(' | ')} |`);
   const ns = budgets.map((b) => cells.find((c) => c.budget === b)?.n ?? 0);
   lines.push(`| prompts longer than B | ${ns.join(' | ')} |`);
   return lines.join('\n');
@@ -73,7 +74,10 @@ function shown(p: string): string {
 function readLog(runDir: string): TrainRecord[] {
   const f = join(runDir, 'log.jsonl');
   if (!existsSync(f)) return [];
-  return readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as TrainRecord);
+  return readFileSync(f, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as TrainRecord);
 }
 
 /** Evaluate the soft tokens and write JUDGEQ.md (and judgeq-loss.svg) beside them; returns the card's path. */
@@ -93,8 +97,11 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
   const stop = [...new Set([...loaded.tokenizer.eosTokenIds, ...loaded.config.eosTokenIds])];
   const responses = new ResponseCache(join(o.runDir, `responses-${hash.slice(0, 12)}.jsonl`), hash, recipe.maxResponse ?? 96, stop);
   const prompts = buildPrompts(loaded.tokenizer, {
-    count: Math.max(o.heldOut, recipe.heldOutPrompts ?? 0), split: 'heldout', seed: recipe.seed ?? 1,
-    minLength: recipe.minLength ?? 256, maxLength: recipe.maxLength ?? 2048,
+    count: Math.max(o.heldOut, recipe.heldOutPrompts ?? 0),
+    split: 'heldout',
+    seed: recipe.seed ?? 1,
+    minLength: recipe.minLength ?? 256,
+    maxLength: recipe.maxLength ?? 2048,
   });
   const examples: JudgeqExample[] = [];
   for (const p of prompts) {
@@ -144,7 +151,10 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
       '',
       'Oracle hit rate (%) on those benchmark cases:',
       '',
-      formatMarkdownPivot(rows.filter((r) => r.press !== 'full'), 'oracle_hit'),
+      formatMarkdownPivot(
+        rows.filter((r) => r.press !== 'full'),
+        'oracle_hit',
+      ),
       '',
     ].join('\n');
   }
@@ -153,7 +163,8 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
   const held = log.filter((r) => r.heldOutLoss !== undefined);
   const trained = log.filter((r) => r.loss !== undefined);
   const seconds = Number(soft.metadata.training_seconds ?? NaN);
-  const tokens = Number(soft.metadata.tokens_seen ?? NaN), promptsSeen = Number(soft.metadata.prompts_seen ?? NaN);
+  const tokens = Number(soft.metadata.tokens_seen ?? NaN),
+    promptsSeen = Number(soft.metadata.prompts_seen ?? NaN);
   const lastTenth = trained.slice(-Math.max(1, Math.ceil(trained.length / 10)));
   const trainEnd = lastTenth.reduce((a, r) => a + r.loss!, 0) / Math.max(1, lastTenth.length);
   const firstTenth = trained.slice(0, Math.max(1, Math.ceil(trained.length / 10)));
@@ -170,7 +181,7 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
     `- Model: ${c.numLayers} layers, hidden ${c.hiddenSize}, ${c.numHeads} query heads, ${c.numKvHeads} KV heads, head size ${c.headDim}, byte-level vocabulary of ${c.vocabSize}, context ${c.maxPositions}.`,
     `- Data: ${recipe.trainPrompts ?? '?'} training prompts from ../shared/data, training split only (half the reference model's synthetic long-context tasks: needle, multi-key, multi-value, multi-query, passkey, variable tracking, common and frequent words; a quarter questions about training-essay passages; a quarter instructions from GPTeacher and self-instruct, a tenth of which is held out), contexts ${recipe.minLength ?? '?'} to ${recipe.maxLength ?? '?'} tokens (log-uniform). Each prompt is paired with the model's own greedy response (at most ${recipe.maxResponse ?? '?'} tokens, full cache), generated once and cached.`,
     `- Target and loss: per layer and query head, the response tokens' mean attention over the prompt (softmax over prompt and response keys, restricted to the prompt) against the soft tokens' mean attention over the prompt; mean squared error averaged over layers, heads and prompt positions. Only the ${soft.count} x ${soft.hiddenSize} soft embeddings learn; the backward pass runs through the soft rows only, over the prompt's cached keys and values.`,
-    `- Recipe: ${soft.metadata.steps ?? '?'} steps of ${recipe.batch ?? '?'} prompts (${fmt(promptsSeen, 0)} prompts, ${fmt(tokens / 1e6, 2)}M prompt and response tokens), AdamW (beta 0.9 / 0.99, no weight decay), peak learning rate ${recipe.lr ?? '?'} with ${recipe.warmup ?? '?'} warm-up steps and cosine decay to ${recipe.minLrRatio ?? '?'} of it, seed ${recipe.seed ?? '?'}; initialised ${recipe.initFrom ? `from the soft tokens of \`${basename(recipe.initFrom)}\`${initNote(recipe.initFrom)}` : 'from the embeddings of random vocabulary tokens'}${recipe.lengthWeight ? '; each prompt\'s loss weighed by (L / 1024)^2, since the MSE of attention rows scales as 1 / L^2 and short prompts would otherwise give almost all of the gradient' : ''}. Full recipe in the file's \`recipe\` metadata.`,
+    `- Recipe: ${soft.metadata.steps ?? '?'} steps of ${recipe.batch ?? '?'} prompts (${fmt(promptsSeen, 0)} prompts, ${fmt(tokens / 1e6, 2)}M prompt and response tokens), AdamW (beta 0.9 / 0.99, no weight decay), peak learning rate ${recipe.lr ?? '?'} with ${recipe.warmup ?? '?'} warm-up steps and cosine decay to ${recipe.minLrRatio ?? '?'} of it, seed ${recipe.seed ?? '?'}; initialised ${recipe.initFrom ? `from the soft tokens of \`${basename(recipe.initFrom)}\`${initNote(recipe.initFrom)}` : 'from the embeddings of random vocabulary tokens'}${recipe.lengthWeight ? "; each prompt's loss weighed by (L / 1024)^2, since the MSE of attention rows scales as 1 / L^2 and short prompts would otherwise give almost all of the gradient" : ''}. Full recipe in the file's \`recipe\` metadata.`,
     `- Time and machine: ${formatDuration(seconds)} (${fmt(promptsSeen / seconds, 2)} prompts/s, ${fmt(tokens / seconds, 0)} tokens/s) on ${soft.metadata.machine ?? '?'}, with ${soft.metadata.complete === 'true' ? 'every planned step done' : 'the run stopped early by its time limit'} (the time includes generating the greedy responses once).`,
     '',
     `![loss curves](${svgName})`,

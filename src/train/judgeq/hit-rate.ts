@@ -29,12 +29,18 @@ export interface FidelityCell {
 }
 
 /** Mean oracle hit rate and attention recall of each method at each budget over `examples`. */
-export async function heldOutFidelity(model: LlamaModel, examples: readonly JudgeqExample[], methods: readonly MethodSpec[], budgets: readonly number[]): Promise<FidelityCell[]> {
+export async function heldOutFidelity(
+  model: LlamaModel,
+  examples: readonly JudgeqExample[],
+  methods: readonly MethodSpec[],
+  budgets: readonly number[],
+): Promise<FidelityCell[]> {
   const cfg = model.config;
   const sums = new Map<string, { hit: number; recall: number; n: number }>();
   const key = (label: string, b: number) => `${label}@${b}`;
   for (const ex of examples) {
-    const L = ex.prompt.length, R = ex.response.length;
+    const L = ex.prompt.length,
+      R = ex.response.length;
     const presses: { label: string; budget: number; press: Press }[] = [];
     for (const b of budgets) {
       if (L <= b) continue;
@@ -43,7 +49,11 @@ export async function heldOutFidelity(model: LlamaModel, examples: readonly Judg
     if (presses.length === 0) continue;
     const queries = queryRecorder(cfg.numLayers);
     for (let p = L - 1; p < L + R - 1; p++) queries.wanted.add(p);
-    const run = prefill(model, ex.prompt, { record: presses.map((p) => p.press.capture(L)), observer: queries.observer, eosTokenIds: cfg.eosTokenIds });
+    const run = prefill(model, ex.prompt, {
+      record: presses.map((p) => p.press.capture(L)),
+      observer: queries.observer,
+      eosTokenIds: cfg.eosTokenIds,
+    });
     const cache = run.cache;
     const keys = promptKeys(cache, L);
     if (R > 1) {
@@ -52,7 +62,12 @@ export async function heldOutFidelity(model: LlamaModel, examples: readonly Judg
       cache.truncateFrom(L);
     }
     const trace = {
-      layers: cfg.numLayers, heads: cfg.numHeads, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, length: L, keys,
+      layers: cfg.numLayers,
+      heads: cfg.numHeads,
+      kvHeads: cfg.numKvHeads,
+      headDim: cfg.headDim,
+      length: L,
+      keys,
       queries: Array.from({ length: R }, (_, i) => queries.take(L - 1 + i)!),
     };
     const mass = attentionMass(trace);
@@ -69,7 +84,13 @@ export async function heldOutFidelity(model: LlamaModel, examples: readonly Judg
   for (const b of budgets) {
     for (const m of methods) {
       const s = sums.get(key(m.label, b));
-      out.push({ label: m.label, budget: b, hitRate: s ? (100 * s.hit) / s.n : NaN, recall: s ? (100 * s.recall) / s.n : NaN, n: s?.n ?? 0 });
+      out.push({
+        label: m.label,
+        budget: b,
+        hitRate: s ? (100 * s.hit) / s.n : NaN,
+        recall: s ? (100 * s.recall) / s.n : NaN,
+        n: s?.n ?? 0,
+      });
     }
   }
   return out;

@@ -43,8 +43,16 @@ export function responseAttention(model: LlamaModel, cache: KvCache, response: I
     const rows = view.positions.length;
     for (let h = 0; h < Hkv; h++) {
       const head = cache.head(view.layer, h);
-      accumulateAttention(k, { queries: view.queries, rows, visibleUpTo: view.positions }, H, d, h * G, G,
-        { keys: head.keys, positions: head.positions, n: head.length }, sums[view.layer].slice(h * G, (h + 1) * G));
+      accumulateAttention(
+        k,
+        { queries: view.queries, rows, visibleUpTo: view.positions },
+        H,
+        d,
+        h * G,
+        G,
+        { keys: head.keys, positions: head.positions, n: head.length },
+        sums[view.layer].slice(h * G, (h + 1) * G),
+      );
     }
   };
   const positions = new Int32Array(R);
@@ -56,7 +64,9 @@ export function responseAttention(model: LlamaModel, cache: KvCache, response: I
   }
   return sums.map((layer) => {
     const out = new Float32Array(H * L);
-    layer.forEach((s, h) => { for (let j = 0; j < L; j++) out[h * L + j] = s[j] / R; });
+    layer.forEach((s, h) => {
+      for (let j = 0; j < L; j++) out[h * L + j] = s[j] / R;
+    });
     return out;
   });
 }
@@ -73,7 +83,13 @@ export interface ExampleResult {
  * pass runs through the soft rows only). `prefilled` is the prompt's cache when the caller already has it.
  */
 export function exampleLoss(
-  model: LlamaModel, forward: SoftForward, soft: Tensor, ex: JudgeqExample, train: boolean, weight = 1, prefilled?: KvCache,
+  model: LlamaModel,
+  forward: SoftForward,
+  soft: Tensor,
+  ex: JudgeqExample,
+  train: boolean,
+  weight = 1,
+  prefilled?: KvCache,
 ): ExampleResult {
   const cache = prefilled ?? prefill(model, ex.prompt).cache;
   const target = responseAttention(model, cache, ex.response);

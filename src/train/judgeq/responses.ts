@@ -16,7 +16,12 @@ export class ResponseCache {
   private readonly entries = new Map<string, Int32Array>();
   generated = 0;
 
-  constructor(readonly file: string, readonly modelHash: string, readonly maxNewTokens: number, readonly stopTokens: readonly number[]) {
+  constructor(
+    readonly file: string,
+    readonly modelHash: string,
+    readonly maxNewTokens: number,
+    readonly stopTokens: readonly number[],
+  ) {
     if (!existsSync(file)) return;
     const lines = readFileSync(file, 'utf8').split('\n');
     lines.forEach((line, i) => {
@@ -38,7 +43,10 @@ export class ResponseCache {
   }
 
   key(prompt: Int32Array): string {
-    return createHash('sha256').update(`${this.modelHash}:${this.maxNewTokens}:${prompt.join(',')}`).digest('hex').slice(0, 40);
+    return createHash('sha256')
+      .update(`${this.modelHash}:${this.maxNewTokens}:${prompt.join(',')}`)
+      .digest('hex')
+      .slice(0, 40);
   }
 
   has(prompt: Int32Array): boolean {
@@ -63,7 +71,12 @@ export class ResponseCache {
     const room = Math.max(0, Math.min(this.maxNewTokens, model.config.maxPositions - prompt.length));
     let tokens: number[];
     try {
-      const d = decode(model, cache, { firstLogits: lastLogits, nextPosition: prompt.length, maxNewTokens: room, stopTokens: this.stopTokens });
+      const d = decode(model, cache, {
+        firstLogits: lastLogits,
+        nextPosition: prompt.length,
+        maxNewTokens: room,
+        stopTokens: this.stopTokens,
+      });
       tokens = d.finish === 'stop' ? d.tokens.slice(0, -1) : d.tokens;
     } finally {
       cache.truncateFrom(prompt.length);

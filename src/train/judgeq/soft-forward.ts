@@ -13,19 +13,40 @@ import type { LayerWeights, Weights } from '../../model/types.js';
 
 /** The frozen weights of one layer as constant tensors (views, no copies). */
 interface FrozenLayer {
-  inputNorm: Tensor; q: Tensor; k: Tensor; v: Tensor; o: Tensor;
-  qBias: Tensor | null; kBias: Tensor | null; vBias: Tensor | null; qNorm: Tensor | null; kNorm: Tensor | null;
-  postNorm: Tensor; gate: Tensor; up: Tensor; down: Tensor;
+  inputNorm: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  o: Tensor;
+  qBias: Tensor | null;
+  kBias: Tensor | null;
+  vBias: Tensor | null;
+  qNorm: Tensor | null;
+  kNorm: Tensor | null;
+  postNorm: Tensor;
+  gate: Tensor;
+  up: Tensor;
+  down: Tensor;
 }
 
 function frozen(cfg: ModelConfig, w: LayerWeights): FrozenLayer {
   const { hiddenSize: D, numHeads: H, numKvHeads: Hk, headDim: d, intermediateSize: I } = cfg;
   const opt = (a: Float32Array | null, n: number) => (a ? constant(a, [n]) : null);
   return {
-    inputNorm: constant(w.inputNorm, [D]), q: constant(w.q, [H * d, D]), k: constant(w.k, [Hk * d, D]), v: constant(w.v, [Hk * d, D]),
-    o: constant(w.o, [D, H * d]), qBias: opt(w.qBias, H * d), kBias: opt(w.kBias, Hk * d), vBias: opt(w.vBias, Hk * d),
-    qNorm: opt(w.qNorm, d), kNorm: opt(w.kNorm, d), postNorm: constant(w.postNorm, [D]),
-    gate: constant(w.gate, [I, D]), up: constant(w.up, [I, D]), down: constant(w.down, [D, I]),
+    inputNorm: constant(w.inputNorm, [D]),
+    q: constant(w.q, [H * d, D]),
+    k: constant(w.k, [Hk * d, D]),
+    v: constant(w.v, [Hk * d, D]),
+    o: constant(w.o, [D, H * d]),
+    qBias: opt(w.qBias, H * d),
+    kBias: opt(w.kBias, Hk * d),
+    vBias: opt(w.vBias, Hk * d),
+    qNorm: opt(w.qNorm, d),
+    kNorm: opt(w.kNorm, d),
+    postNorm: constant(w.postNorm, [D]),
+    gate: constant(w.gate, [I, D]),
+    up: constant(w.up, [I, D]),
+    down: constant(w.down, [D, I]),
   };
 }
 
@@ -38,9 +59,16 @@ function frozen(cfg: ModelConfig, w: LayerWeights): FrozenLayer {
  */
 export class SoftForward {
   private readonly layers: FrozenLayer[];
-  private rope: { cos: Float32Array; sin: Float32Array; length: number } = { cos: new Float32Array(0), sin: new Float32Array(0), length: 0 };
+  private rope: { cos: Float32Array; sin: Float32Array; length: number } = {
+    cos: new Float32Array(0),
+    sin: new Float32Array(0),
+    length: 0,
+  };
 
-  constructor(readonly config: ModelConfig, weights: Weights) {
+  constructor(
+    readonly config: ModelConfig,
+    weights: Weights,
+  ) {
     this.layers = weights.layers.map((w) => frozen(config, w));
   }
 
@@ -74,7 +102,8 @@ export class SoftForward {
         return { keys: h.keys, values: h.values, n: L };
       });
       const h = rmsnorm(tape, x, w.inputNorm, eps);
-      let q = linear(tape, h, w.q), k = linear(tape, h, w.k);
+      let q = linear(tape, h, w.q),
+        k = linear(tape, h, w.k);
       let v = linear(tape, h, w.v);
       if (w.qBias) q = addRowBias(tape, q, w.qBias);
       if (w.kBias) k = addRowBias(tape, k, w.kBias);

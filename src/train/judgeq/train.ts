@@ -66,8 +66,20 @@ export interface JudgeqTrainOptions extends JudgeqRecipe {
 }
 
 export const DEFAULT_RECIPE: JudgeqRecipe = {
-  softTokens: 32, steps: 300, lr: 5e-3, warmup: 10, minLrRatio: 0.1, batch: 4, seed: 1,
-  trainPrompts: 600, heldOutPrompts: 24, minLength: 256, maxLength: 2048, maxResponse: 96, lengthWeight: false, initFrom: null,
+  softTokens: 32,
+  steps: 300,
+  lr: 5e-3,
+  warmup: 10,
+  minLrRatio: 0.1,
+  batch: 4,
+  seed: 1,
+  trainPrompts: 600,
+  heldOutPrompts: 24,
+  minLength: 256,
+  maxLength: 2048,
+  maxResponse: 96,
+  lengthWeight: false,
+  initFrom: null,
 };
 
 export const SOFT_ADAMW: AdamWOptions = { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 };
@@ -97,8 +109,38 @@ export interface JudgeqTrainResult {
 }
 
 function recipeOf(o: JudgeqRecipe): JudgeqRecipe {
-  const { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse, lengthWeight, initFrom } = o;
-  return { softTokens, steps, lr, warmup, minLrRatio, batch, seed, trainPrompts, heldOutPrompts, minLength, maxLength, maxResponse, lengthWeight, initFrom };
+  const {
+    softTokens,
+    steps,
+    lr,
+    warmup,
+    minLrRatio,
+    batch,
+    seed,
+    trainPrompts,
+    heldOutPrompts,
+    minLength,
+    maxLength,
+    maxResponse,
+    lengthWeight,
+    initFrom,
+  } = o;
+  return {
+    softTokens,
+    steps,
+    lr,
+    warmup,
+    minLrRatio,
+    batch,
+    seed,
+    trainPrompts,
+    heldOutPrompts,
+    minLength,
+    maxLength,
+    maxResponse,
+    lengthWeight,
+    initFrom,
+  };
 }
 
 export function checkRecipe(o: JudgeqRecipe): void {
@@ -150,7 +192,10 @@ function lossSvg(history: TrainRecord[]): string {
   // running median over 10 steps shows the trend, and batch points are clipped to keep the scale readable
   const cap = 3 * Math.max(1e-9, ...held.map((p) => p[1]), ...train.slice(0, 10).map((p) => p[1]));
   const median = train.map(([s], i) => {
-    const w = train.slice(Math.max(0, i - 9), i + 1).map((p) => p[1]).sort((a, b) => a - b);
+    const w = train
+      .slice(Math.max(0, i - 9), i + 1)
+      .map((p) => p[1])
+      .sort((a, b) => a - b);
     return [s, Math.min(cap, w[w.length >> 1])] as [number, number];
   });
   return lineChartSvg('Judge Q soft tokens: attention-matching loss (MSE x 1e6)', 'step', [
@@ -169,7 +214,9 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
   const model = new LlamaModel(cfg, loaded.weights);
   const hash = modelHash(cfg, loaded.weights);
   if (o.maxLength + o.softTokens > cfg.maxPositions) {
-    throw new KvevictError(`train-judgeq: --max-length ${o.maxLength} plus ${o.softTokens} soft tokens passes max_position_embeddings ${cfg.maxPositions}`);
+    throw new KvevictError(
+      `train-judgeq: --max-length ${o.maxLength} plus ${o.softTokens} soft tokens passes max_position_embeddings ${cfg.maxPositions}`,
+    );
   }
   const recipe = recipeOf(o);
   mkdirSync(o.runDir, { recursive: true });
@@ -177,7 +224,9 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
   const logFile = join(o.runDir, 'log.jsonl');
   const stop = [...new Set([...loaded.tokenizer.eosTokenIds, ...cfg.eosTokenIds])];
   const responses = new ResponseCache(join(o.runDir, `responses-${hash.slice(0, 12)}.jsonl`), hash, o.maxResponse, stop);
-  const say = (s: string) => { if (!o.quiet) process.stderr.write(s + '\n'); };
+  const say = (s: string) => {
+    if (!o.quiet) process.stderr.write(s + '\n');
+  };
 
   const lengths = { minLength: o.minLength, maxLength: o.maxLength };
   const trainSet = buildPrompts(loaded.tokenizer, { count: o.trainPrompts, split: 'train', seed: o.seed, ...lengths });
@@ -188,25 +237,38 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
     // another model's tokens are a starting point here, so only the shape must agree
     const from = loadSoftTokens(o.initFrom);
     if (from.count !== o.softTokens || from.hiddenSize !== cfg.hiddenSize) {
-      throw new KvevictError(`${o.initFrom}: --init-from needs ${o.softTokens} soft tokens of size ${cfg.hiddenSize}, the file has ${from.count} of size ${from.hiddenSize}`);
+      throw new KvevictError(
+        `${o.initFrom}: --init-from needs ${o.softTokens} soft tokens of size ${cfg.hiddenSize}, the file has ${from.count} of size ${from.hiddenSize}`,
+      );
     }
     init = from.embeddings;
   }
   const soft = param(init, [o.softTokens, cfg.hiddenSize], 'soft_embeddings');
   const opt = new AdamW([soft], SOFT_ADAMW);
-  let step = 0, promptsSeen = 0, tokensSeen = 0, elapsedBefore = 0;
+  let step = 0,
+    promptsSeen = 0,
+    tokensSeen = 0,
+    elapsedBefore = 0;
   let history: TrainRecord[] = [];
   if (!o.resume && !o.force && existsSync(ckptFile)) {
-    throw new KvevictError(`${ckptFile}: this run folder already holds a checkpoint; continue it with --resume, or start over with --force`);
+    throw new KvevictError(
+      `${ckptFile}: this run folder already holds a checkpoint; continue it with --resume, or start over with --force`,
+    );
   }
   if (o.resume) {
     if (!existsSync(ckptFile)) throw new KvevictError(`${ckptFile}: no checkpoint to resume from (run without --resume first)`);
     const meta = loadCheckpoint(ckptFile, [soft], opt);
     const theirs = meta.options as { recipe?: JudgeqRecipe; modelHash?: string };
-    if (theirs.modelHash !== hash) throw new KvevictError(`${ckptFile}: the checkpoint was made for another model (model_hash ${String(theirs.modelHash).slice(0, 12)}...)`);
+    if (theirs.modelHash !== hash)
+      throw new KvevictError(
+        `${ckptFile}: the checkpoint was made for another model (model_hash ${String(theirs.modelHash).slice(0, 12)}...)`,
+      );
     for (const [k, v] of Object.entries(recipe)) {
       const was = (theirs.recipe as unknown as Record<string, unknown> | undefined)?.[k];
-      if (was !== v) throw new KvevictError(`${ckptFile}: the checkpoint was made with ${k} = ${String(was)}, not ${String(v)} (give the same options to resume)`);
+      if (was !== v)
+        throw new KvevictError(
+          `${ckptFile}: the checkpoint was made with ${k} = ${String(was)}, not ${String(v)} (give the same options to resume)`,
+        );
     }
     if (meta.step > o.steps) throw new KvevictError(`--resume: ${ckptFile} is at step ${meta.step}, past --steps ${o.steps}`);
     step = meta.step;
@@ -219,7 +281,10 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
   } else {
     writeFileSync(logFile, '');
   }
-  const log = (r: TrainRecord) => { history.push(r); appendFileSync(logFile, JSON.stringify(r) + '\n'); };
+  const log = (r: TrainRecord) => {
+    history.push(r);
+    appendFileSync(logFile, JSON.stringify(r) + '\n');
+  };
 
   const forward = new SoftForward(cfg, loaded.weights);
   const elapsed = () => elapsedBefore + (performance.now() - t0) / 1000;
@@ -231,7 +296,8 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
   /** A prompt's weight in the loss: (L / 1024)^2 with --length-weight, else 1. */
   const weightOf = (ex: JudgeqExample): number => (o.lengthWeight ? (ex.prompt.length / 1024) ** 2 : 1);
   const heldOutLoss = (): number => {
-    let s = 0, n = 0;
+    let s = 0,
+      n = 0;
     // the same weighting as training, so the curves compare
     for (const p of heldSet) {
       const pre = prefill(model, p.tokens);
@@ -247,29 +313,38 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
     const train = history.filter((r) => r.loss !== undefined).slice(-Math.max(1, Math.ceil(o.steps / 10)));
     const held = history.filter((r) => r.heldOutLoss !== undefined);
     mkdirSync(dirname(o.out) || '.', { recursive: true });
-    saveSoftTokens(o.out, { embeddings: soft.data, count: o.softTokens, hiddenSize: cfg.hiddenSize, modelHash: hash }, {
-      recipe: JSON.stringify(recipe),
-      steps: String(step),
-      complete: String(complete),
-      model: basename(o.modelDir),
-      train_loss: String(train.reduce((a, r) => a + r.loss!, 0) / Math.max(1, train.length)),
-      heldout_loss: String(held.length ? held[held.length - 1].heldOutLoss : NaN),
-      heldout_loss_initial: String(held.length ? held[0].heldOutLoss : NaN),
-      prompts_seen: String(promptsSeen),
-      tokens_seen: String(tokensSeen),
-      training_seconds: elapsed().toFixed(1),
-      machine: machine(),
-      created: new Date().toISOString(),
-    });
+    saveSoftTokens(
+      o.out,
+      { embeddings: soft.data, count: o.softTokens, hiddenSize: cfg.hiddenSize, modelHash: hash },
+      {
+        recipe: JSON.stringify(recipe),
+        steps: String(step),
+        complete: String(complete),
+        model: basename(o.modelDir),
+        train_loss: String(train.reduce((a, r) => a + r.loss!, 0) / Math.max(1, train.length)),
+        heldout_loss: String(held.length ? held[held.length - 1].heldOutLoss : NaN),
+        heldout_loss_initial: String(held.length ? held[0].heldOutLoss : NaN),
+        prompts_seen: String(promptsSeen),
+        tokens_seen: String(tokensSeen),
+        training_seconds: elapsed().toFixed(1),
+        machine: machine(),
+        created: new Date().toISOString(),
+      },
+    );
     writeFileSync(join(o.runDir, 'loss.svg'), lossSvg(history));
   };
-  const checkpoint = () => saveCheckpoint(ckptFile, [soft], opt, { step, options: { recipe, modelHash: hash }, tokensSeen, elapsedSeconds: elapsed(), history });
+  const checkpoint = () =>
+    saveCheckpoint(ckptFile, [soft], opt, { step, options: { recipe, modelHash: hash }, tokensSeen, elapsedSeconds: elapsed(), history });
 
-  say(`train-judgeq: ${cfg.numLayers} layers, ${o.softTokens} soft tokens x ${cfg.hiddenSize}; ${trainSet.length} training and ${heldSet.length} held-out prompts; ${responses.size} cached responses`);
+  say(
+    `train-judgeq: ${cfg.numLayers} layers, ${o.softTokens} soft tokens x ${cfg.hiddenSize}; ${trainSet.length} training and ${heldSet.length} held-out prompts; ${responses.size} cached responses`,
+  );
   if (!history.some((r) => r.heldOutLoss !== undefined)) {
     const tH = performance.now();
     log({ step: 0, seconds: elapsed(), heldOutLoss: heldOutLoss() });
-    say(`train-judgeq: held-out loss at the start ${(history[history.length - 1].heldOutLoss! * 1e6).toFixed(4)}e-6 (${((performance.now() - tH) / 1000).toFixed(1)} s)`);
+    say(
+      `train-judgeq: held-out loss at the start ${(history[history.length - 1].heldOutLoss! * 1e6).toFixed(4)}e-6 (${((performance.now() - tH) / 1000).toFixed(1)} s)`,
+    );
   }
   const bar = o.quiet ? null : new ProgressBar(o.steps);
   const startStep = step;
@@ -280,7 +355,10 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
     const lr = learningRate({ peak: o.lr, warmup: o.warmup, total: o.steps, minRatio: o.minLrRatio }, step);
     soft.zeroGrad();
     const picked = batchIndices(trainSet.length, o.batch, step, o.seed).map((i) => trainSet[i]);
-    let lossSum = 0, weightSum = 0, tokens = 0, used = 0;
+    let lossSum = 0,
+      weightSum = 0,
+      tokens = 0,
+      used = 0;
     for (const p of picked) {
       const pre = prefill(model, p.tokens);
       const ex = exampleOf(p, pre);
@@ -301,12 +379,16 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
     if (bar) {
       const rate = (step - startStep) / ((performance.now() - tStart) / 1000);
       const held = history.filter((r) => r.heldOutLoss !== undefined);
-      bar.update(step, {
-        tokensPerSecond: tokensSeen / Math.max(1e-9, elapsed()),
-        loss: used ? (lossSum / weightSum) * 1e6 : NaN,
-        secondsLeft: (o.steps - step) * secondsPerStep(history, 1 / Math.max(1e-9, rate)),
-        extra: `(x1e-6)  held-out ${(held[held.length - 1].heldOutLoss! * 1e6).toFixed(3)}  lr ${lr.toExponential(1)}`,
-      }, step === o.steps);
+      bar.update(
+        step,
+        {
+          tokensPerSecond: tokensSeen / Math.max(1e-9, elapsed()),
+          loss: used ? (lossSum / weightSum) * 1e6 : NaN,
+          secondsLeft: (o.steps - step) * secondsPerStep(history, 1 / Math.max(1e-9, rate)),
+          extra: `(x1e-6)  held-out ${(held[held.length - 1].heldOutLoss! * 1e6).toFixed(3)}  lr ${lr.toExponential(1)}`,
+        },
+        step === o.steps,
+      );
     }
   }
   bar?.done();
@@ -319,12 +401,20 @@ export function trainJudgeq(o: JudgeqTrainOptions): JudgeqTrainResult {
   const held = history.filter((r) => r.heldOutLoss !== undefined);
   const train = history.filter((r) => r.loss !== undefined).slice(-Math.max(1, Math.ceil(o.steps / 10)));
   const result: JudgeqTrainResult = {
-    out: o.out, steps: step, complete, seconds: elapsed(), history,
+    out: o.out,
+    steps: step,
+    complete,
+    seconds: elapsed(),
+    history,
     finalTrainLoss: train.reduce((a, r) => a + r.loss!, 0) / Math.max(1, train.length),
     finalHeldOutLoss: held.length ? held[held.length - 1].heldOutLoss! : NaN,
     initialHeldOutLoss: held.length ? held[0].heldOutLoss! : NaN,
-    promptsSeen, tokensSeen, responsesGenerated: responses.generated,
+    promptsSeen,
+    tokensSeen,
+    responsesGenerated: responses.generated,
   };
-  say(`train-judgeq: ${step} steps in ${formatDuration(result.seconds)}; held-out loss ${result.initialHeldOutLoss.toExponential(3)} -> ${result.finalHeldOutLoss.toExponential(3)}; wrote ${o.out}`);
+  say(
+    `train-judgeq: ${step} steps in ${formatDuration(result.seconds)}; held-out loss ${result.initialHeldOutLoss.toExponential(3)} -> ${result.finalHeldOutLoss.toExponential(3)}; wrote ${o.out}`,
+  );
   return result;
 }

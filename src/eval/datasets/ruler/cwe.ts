@@ -13,7 +13,14 @@ function numbered(words: readonly string[]): string {
 }
 
 /** get_example: `numCw` common words repeated `common` times, the rest `uncommon` times, shuffled and numbered. */
-function example(rng: Rng, words: readonly string[], numWords: number, common: number, uncommon: number, numCw: number): { context: string; answer: string[] } {
+function example(
+  rng: Rng,
+  words: readonly string[],
+  numWords: number,
+  common: number,
+  uncommon: number,
+  numCw: number,
+): { context: string; answer: string[] } {
   const pool = numWords <= words.length ? words : MORE_WORDS;
   const full = sample(rng, pool, Math.min(numWords, pool.length));
   const cw = full.slice(0, numCw);
@@ -30,7 +37,15 @@ function example(rng: Rng, words: readonly string[], numWords: number, common: n
  * distinct words; below 4096 tokens RULER uses 6/1 repeats and a 3/1 one-shot example of 20 words,
  * from 4096 on `freqCw`/`freqUcw` repeats and a 10/3 example of 40 words.
  */
-export function cweSample(rng: Rng, numWords: number, maxSeqLength: number, freqCw: number, freqUcw: number, numCw: number, wordsSeed: Rng): RulerSample {
+export function cweSample(
+  rng: Rng,
+  numWords: number,
+  maxSeqLength: number,
+  freqCw: number,
+  freqUcw: number,
+  numCw: number,
+  wordsSeed: Rng,
+): RulerSample {
   const words = wordsSeed.shuffle(BASE_WORDS.slice());
   const fam = RULER_FAMILIES.common_words_extraction;
   const [pre, post] = splitTemplate(fam.template);
@@ -38,5 +53,12 @@ export function cweSample(rng: Rng, numWords: number, maxSeqLength: number, freq
   const shot = small ? example(rng, words, 20, 3, 1, numCw) : example(rng, words, 40, 10, 3, numCw);
   const main = small ? example(rng, words, numWords, 6, 1, numCw) : example(rng, words, numWords, freqCw, freqUcw, numCw);
   const shotText = `${pre}${shot.context}${post}${fam.answerPrefix} ${numbered(shot.answer)}`;
-  return { before: `${shotText}\n${pre}`, context: main.context, after: post, question: post.trim(), answers: main.answer, answerPrefix: fam.answerPrefix };
+  return {
+    before: `${shotText}\n${pre}`,
+    context: main.context,
+    after: post,
+    question: post.trim(),
+    answers: main.answer,
+    answerPrefix: fam.answerPrefix,
+  };
 }

@@ -37,5 +37,12 @@ export function fweSample(rng: Rng, vocab: readonly string[], numWords: number, 
   rng.shuffle(words);
   const fam = RULER_FAMILIES.freq_words_extraction;
   const [pre, post] = splitTemplate(fam.template);
-  return { before: pre, context: words.join(' '), after: post, question: post.trim(), answers: vocab.slice(1, 4), answerPrefix: fam.answerPrefix };
+  return {
+    before: pre,
+    context: words.join(' '),
+    after: post,
+    question: post.trim(),
+    answers: vocab.slice(1, 4),
+    answerPrefix: fam.answerPrefix,
+  };
 }

@@ -64,7 +64,11 @@ export function niahSample(args: NiahArgs, n: number, rng: Rng, essayWords: read
       args.typeHaystack === 'noise'
         ? Array.from({ length: n }, () => NOISE)
         : Array.from({ length: n }, () =>
-            fill(NEEDLE, { type_needle_v: args.typeNeedleV, key: randomNeedleValue(rng, args.typeNeedleK), value: randomNeedleValue(rng, args.typeNeedleV) }),
+            fill(NEEDLE, {
+              type_needle_v: args.typeNeedleV,
+              key: randomNeedleValue(rng, args.typeNeedleK),
+              value: randomNeedleValue(rng, args.typeNeedleV),
+            }),
           );
     const idx = sample(
       rng,

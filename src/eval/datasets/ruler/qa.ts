@@ -30,7 +30,9 @@ function indexDocs(all: string[]): { docs: string[]; index: Map<string, number> 
 export function readSquad(raw: unknown, file: string): QaSource {
   const data = (raw as Json | null)?.data;
   if (!Array.isArray(data)) throw new KvevictError(`${file}: not a SQuAD file (expected {"data": [...]})`);
-  const articles = data as { paragraphs: { context: string; qas: { question: string; answers: { text: string }[]; is_impossible?: boolean }[] }[] }[];
+  const articles = data as {
+    paragraphs: { context: string; qas: { question: string; answers: { text: string }[]; is_impossible?: boolean }[] }[];
+  }[];
   const { docs, index } = indexDocs(articles.flatMap((d) => d.paragraphs.map((p) => p.context)));
   const qas: QaItem[] = [];
   for (const d of articles) {
@@ -52,7 +54,12 @@ export function readHotpotQa(raw: unknown, file: string): QaSource {
   const items = raw as { question: string; answer: string; context: [string, string[]][] }[];
   const doc = (t: string, p: string[]) => `${t}\n${p.join('')}`;
   const { docs, index } = indexDocs(items.flatMap((d) => d.context.map(([t, p]) => doc(t, p))));
-  const qas = items.map((d) => ({ query: d.question, outputs: [d.answer], context: d.context.map(([t, p]) => index.get(doc(t, p))!), moreContext: [] }));
+  const qas = items.map((d) => ({
+    query: d.question,
+    outputs: [d.answer],
+    context: d.context.map(([t, p]) => index.get(doc(t, p))!),
+    moreContext: [],
+  }));
   return { qas, docs };
 }
 
@@ -80,7 +87,11 @@ export function qaSample(rng: Rng, src: QaSource, index: number, numDocs: number
     if (numDocs - q.context.length > q.moreContext.length) {
       const used = new Set([...q.context, ...q.moreContext]);
       const extra = src.docs.map((_, i) => i).filter((i) => !used.has(i));
-      all = [...q.context, ...q.moreContext, ...sample(rng, extra, Math.max(0, Math.min(extra.length, numDocs - q.context.length - q.moreContext.length)))];
+      all = [
+        ...q.context,
+        ...q.moreContext,
+        ...sample(rng, extra, Math.max(0, Math.min(extra.length, numDocs - q.context.length - q.moreContext.length))),
+      ];
     } else {
       all = [...q.context, ...sample(rng, q.moreContext, Math.max(0, numDocs - q.context.length))];
     }

@@ -22,8 +22,10 @@ export const RULER_FAMILIES: Record<RulerFamily, RulerFamilySpec> = {
   },
   variable_tracking: {
     tokensToGenerate: 30,
-    template: 'Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n{context}\nQuestion: Find all variables that are assigned the value {query} in the text above.',
-    answerPrefix: ' Answer: According to the chain(s) of variable assignment in the text above, {num_v} variables are assigned the value {query}, they are: ',
+    template:
+      'Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n{context}\nQuestion: Find all variables that are assigned the value {query} in the text above.',
+    answerPrefix:
+      ' Answer: According to the chain(s) of variable assignment in the text above, {num_v} variables are assigned the value {query}, they are: ',
   },
   common_words_extraction: {
     tokensToGenerate: 120,
@@ -64,7 +66,14 @@ export type RulerTaskSpec =
   | { family: 'freq_words_extraction'; args: { alpha: number } }
   | { family: 'qa'; args: { dataset: 'squad' | 'hotpotqa' } };
 
-const niah = (typeHaystack: HaystackKind, typeNeedleK: NeedleKind, typeNeedleV: NeedleKind, numNeedleK: number, numNeedleV: number, numNeedleQ: number): RulerTaskSpec => ({
+const niah = (
+  typeHaystack: HaystackKind,
+  typeNeedleK: NeedleKind,
+  typeNeedleV: NeedleKind,
+  numNeedleK: number,
+  numNeedleV: number,
+  numNeedleQ: number,
+): RulerTaskSpec => ({
   family: 'niah',
   args: { typeHaystack, typeNeedleK, typeNeedleV, numNeedleK, numNeedleV, numNeedleQ },
 });

@@ -35,7 +35,11 @@ export function vtSample(rng: Rng, n: number, numChains: number, numHops: number
     // RULER draws distinct lines; with fewer lines than links (tiny contexts) lines are drawn with replacement
     const positions =
       sentences.length >= chain.length
-        ? sample(rng, Array.from({ length: sentences.length }, (_, i) => i), chain.length)
+        ? sample(
+            rng,
+            Array.from({ length: sentences.length }, (_, i) => i),
+            chain.length,
+          )
         : Array.from({ length: chain.length }, () => rng.int(sentences.length + 1));
     positions.sort((a, b) => a - b);
     positions.forEach((p, j) => sentences.splice(p + j, 0, chain[j]));
@@ -46,7 +50,14 @@ export function vtSample(rng: Rng, n: number, numChains: number, numHops: number
   const values = { query: value, num_v: hops + 1 };
   const [pre, post] = splitTemplate(fam.template);
   const after = fill(post, values);
-  return { before: prefix + fill(pre, values), context, after, question: after.trim(), answers: vars[0], answerPrefix: fill(fam.answerPrefix, values) };
+  return {
+    before: prefix + fill(pre, values),
+    context,
+    after,
+    question: after.trim(),
+    answers: vars[0],
+    answerPrefix: fill(fam.answerPrefix, values),
+  };
 }
 
 /** The in-context example as RULER writes it: its whole input, a space, the answer, a newline. */
