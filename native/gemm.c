@@ -1,10 +1,8 @@
 /*
  * C[m, n] (+)= X[m, k] . W[n, k]^T for a linear layer's weights packed once at load (kv_pack_weights).
  *
- * OpenBLAS repacks both operands on every call and, on this Zen 5 (Debian's 0.3.21 runs its SkylakeX kernels
- * here), sustained 185-190 GFLOP/s in the engine's prefills (81-83% of the FMA ceiling; m = 512, k = 576 or
- * 1536), its workers asleep between calls. The weights
- * never change, so they are packed at load into the layout the micro-kernel reads: strips of 32 output columns,
+ * OpenBLAS repacks both operands on every call (its figures against this kernel's: docs/benchmarks.md). The
+ * weights never change, so they are packed at load into the layout the micro-kernel reads: strips of 32 output columns,
  * each stored k-major ([k][32], zero-padded past n). Per call only X is packed, once, on the thread pool ([k][12]
  * per tile of 12 rows; packing it again for every work item cost 5-10%).
  *

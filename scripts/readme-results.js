@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The README's results: every method at budgets 64, 128, 256 and 512, both modes, on the embedded model
+// The results of docs/results.md: every method at budgets 64, 128, 256 and 512, both modes, on the embedded model
 // (needle grid, five RULER tasks, LongBench multi_news). Resumable: rerun to continue. Writes the report to
-// docs/report/ (index.html, charts as SVG and PNG, results.md) and updates the README between
+// docs/report/ (index.html, charts as SVG and PNG, results.md) and updates docs/results.md between
 // <!-- results:start --> and <!-- results:end -->.
 //   node scripts/readme-results.js [--quick] [--out runs/readme] [--report docs/report] [--model DIR]
 import { existsSync } from 'node:fs';
@@ -27,7 +27,7 @@ try {
   const md = await readmeResults({
     out: opt('out', join(root, 'runs', 'readme')),
     report: opt('report', join(root, 'docs', 'report')),
-    readme: join(root, 'README.md'),
+    doc: join(root, 'docs', 'results.md'),
     modelDir: opt('model', undefined),
     quick: args.includes('--quick'),
     progress: process.stderr,

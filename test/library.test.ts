@@ -1,16 +1,18 @@
 /**
  * The library entry point (src/index.ts, package.json "main"): a tiny end-to-end through it alone, on a
- * random model folder written to disk. The README's library example is `readmeExample` below, verbatim but
- * for the model folder and the return value.
+ * random model folder written to disk; the README's library example, taken from the README and run as written
+ * (on that folder).
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import ts from 'typescript';
 import * as kvevict from '../src/index.js';
 import {
-  chatWrapper,
   generateFromTokens,
   kernels,
   KvevictError,
@@ -26,6 +28,7 @@ import {
   type KeepPlan,
   type KvCache,
 } from '../src/index.js';
+import { repoRoot } from '../src/paths.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 
 // A context of about 560 byte tokens, so that budgets of 48 and 256 really evict.
@@ -33,29 +36,6 @@ const CONTEXT = Array.from({ length: 8 }, (_, i) => `Line ${i}: the lighthouse k
   ' ',
 );
 const QUESTION = 'How many ships did the keeper count on line 5?';
-
-/** The README's example (model folder as a parameter). */
-async function readmeExample(modelDir: string, longText: string, questionText: string) {
-  const m = loadModelDir(modelDir);
-  const model = new LlamaModel(m.config, m.weights); // OpenBLAS kernels when built, else TypeScript
-  const tok = m.tokenizer;
-
-  // the chat template around one user turn: context, a blank line, the question
-  const chat = chatWrapper(tok)!;
-  const context = tok.encode(chat.header + longText);
-  const question = tok.encode(`\n\n${questionText}` + chat.footer);
-  const opts = { maxNewTokens: 32, stopTokens: tok.eosTokenIds };
-  const press = makePress('laq++', { budget: 256 });
-
-  // query-aware: context and question are compressed together, then the answer is decoded
-  const aware = await runQueryAware(model, [...context, ...question], press, opts);
-  console.log(tok.decode(aware.tokens, { skipSpecialTokens: true }), `cache ${aware.fullCacheBytes} -> ${aware.cacheBytes} bytes`);
-
-  // query-agnostic: the context alone is compressed once; each question is answered on its own copy
-  const { context: compressed, answers } = await runQueryAgnostic(model, context, [question], press, opts);
-  console.log(tok.decode(answers[0].tokens, { skipSpecialTokens: true }), `${compressed.cache.head(0, 0).length} entries per head`);
-  return { m, aware, compressed, answers };
-}
 
 /** Entry size in bytes: key + value (float32) + position (int32). */
 function entryBytes(headDim: number): number {
@@ -199,22 +179,24 @@ describe('library entry point', () => {
     assert.deepEqual(agnostic.answers[0].tokens, plain.tokens);
   });
 
-  test("the README's example runs (laq++, budget 256, both modes)", async () => {
-    const log = console.log;
-    const lines: string[] = [];
-    console.log = (...a: unknown[]) => void lines.push(a.join(' '));
-    let r: Awaited<ReturnType<typeof readmeExample>>;
-    try {
-      r = await readmeExample(dir, CONTEXT, QUESTION);
-    } finally {
-      console.log = log;
-    }
-    const { numLayers, numKvHeads, headDim } = r.m.config;
-    assert.equal(lines.length, 2);
-    assert.ok(r.aware.promptLength > 256 && r.compressed.promptLength > 256);
-    assert.equal(r.aware.cacheBytes, numLayers * numKvHeads * 256 * entryBytes(headDim));
-    assert.equal(r.compressed.cacheBytes, numLayers * numKvHeads * 256 * entryBytes(headDim));
-    assert.match(lines[1], /256 entries per head$/);
-    assert.ok(r.answers[0].tokens.length >= 1);
+  test("the README's library example runs as written (laq++, budget 256, both modes)", () => {
+    const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+    const code = /```ts\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('\n## Library\n')))?.[1];
+    assert.ok(code, "the README's ## Library section has a ts block");
+    const js = ts
+      .transpileModule(code, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } })
+      .outputText.replace("from 'kvevict'", `from ${JSON.stringify(pathToFileURL(join(repoRoot, 'dist', 'src', 'index.js')).href)}`)
+      .replace('loadModelDir(defaultModelDir)', `loadModelDir(${JSON.stringify(dir)})`)
+      .replace("'...the long context...'", JSON.stringify(CONTEXT));
+    const file = join(dir, 'readme-example.mjs');
+    writeFileSync(file, js);
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const cfg = loadModelDir(dir).config;
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1, r.stdout);
+    const [full, kept] = /(\d+) -> (\d+) bytes$/.exec(lines[0])!.slice(1).map(Number);
+    assert.equal(kept, cfg.numLayers * cfg.numKvHeads * 256 * entryBytes(cfg.headDim));
+    assert.ok(full > kept, 'the context is longer than the budget');
   });
 });

@@ -20,8 +20,8 @@ export interface ReadmeResultsOptions {
   out: string;
   /** report folder, committed under docs/ */
   report: string;
-  /** README to update between <!-- results:start --> and <!-- results:end --> (when the markers are there) */
-  readme?: string;
+  /** the Markdown file (docs/results.md) to update between <!-- results:start --> and <!-- results:end --> (when the markers are there) */
+  doc?: string;
   modelDir?: string;
   /** a much smaller grid, to try the script */
   quick?: boolean;
@@ -76,11 +76,11 @@ export async function readmeResults(o: ReadmeResultsOptions): Promise<string> {
   ].join('\n');
   mkdirSync(o.report, { recursive: true });
   writeFileSync(join(o.report, 'results.md'), md);
-  if (o.readme && existsSync(o.readme)) {
-    const text = readFileSync(o.readme, 'utf8');
+  if (o.doc && existsSync(o.doc)) {
+    const text = readFileSync(o.doc, 'utf8');
     const a = text.indexOf(START);
     const b = text.indexOf(END);
-    if (a >= 0 && b > a) writeFileSync(o.readme, `${text.slice(0, a + START.length)}\n${md}\n${text.slice(b)}`);
+    if (a >= 0 && b > a) writeFileSync(o.doc, `${text.slice(0, a + START.length)}\n${md}\n${text.slice(b)}`);
   }
   return md;
 }

@@ -59,9 +59,9 @@ export interface LlamaModelOptions {
   /**
    * Keep a second copy of every decoder layer's linear weights in the packed layout of Kernels.sgemmPacked
    * (float32, or halves with f16 weights) and run the prefill's projections from it (one decode row still reads
-   * the row-major weights through sgemv). Measured 4-7% faster 2K prefills than OpenBLAS's sgemm, for 0.42 GB
-   * more memory with SmolLM2-135M (0.21 GB with f16 weights). Default: on with the native kernels, off with the
-   * TypeScript ones.
+   * the row-major weights through sgemv): the weights never change, so packing them once beats OpenBLAS's
+   * repacking on every call, for a second copy of the linear weights in memory (figures: docs/benchmarks.md).
+   * Default: on with the native kernels, off with the TypeScript ones.
    */
   packedPrefill?: boolean;
 }
