@@ -92,57 +92,8 @@ export {
   type PipelineMode,
 } from './generate/pipeline.js';
 
-// eviction methods ("presses")
-export {
-  makePress,
-  parsePress,
-  pressFromSpec,
-  optionsOf,
-  optionSpecsOf,
-  describePress,
-  pressHelp,
-  PRESS_NAMES,
-  WRAPPABLE,
-  ADAKV_SCORERS,
-  resolveBudget,
-  ScorePress,
-  AttentionScorer,
-  WindowQueries,
-  LookaheadQueries,
-  PrefillRecorder,
-  mergeCaptures,
-  selectCache,
-  keepAllPlan,
-  type PressOptions,
-  type PressSpec,
-  type Method,
-  type Wrapper,
-  type Composition,
-  type OptionSpec,
-  type BudgetSpec,
-  type KeepPlan,
-  type Press,
-  type PrefillRun,
-  type PressModel,
-  type CaptureRequest,
-  type Captured,
-  type QueryBlock,
-  type QuerySource,
-  type Scorer,
-  type Allocator,
-  type HeadScores,
-} from './press/index.js';
-
-// Judge Q soft tokens
-export {
-  SoftTokenQueries,
-  loadSoftTokens,
-  saveSoftTokens,
-  modelHash,
-  checkSoftTokensFor,
-  DEFAULT_SOFT_FILE,
-  type SoftTokens,
-} from './press/index.js';
+// eviction methods ("presses"): the registry, the parts methods are made of, Judge Q's soft-token files
+export * from './press/index.js';
 
 // evaluation: datasets, grid runner, metrics, fidelity, summaries, report
 export type { EvalCase, LoadedDataset } from './eval/case.js';

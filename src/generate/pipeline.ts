@@ -167,15 +167,7 @@ export function answer(model: LlamaModel, context: CompressedContext, questionTo
     logits = model.forward({ tokens: Int32Array.from(questionTokens), positions, cache, chunk: opts.chunk });
   }
   const t1 = performance.now();
-  const d = decode(model, cache, {
-    firstLogits: logits,
-    nextPosition: context.nextPosition + n,
-    maxNewTokens: opts.maxNewTokens,
-    stopTokens: opts.stopTokens,
-    sampler: opts.sampler,
-    observer: opts.observer,
-    onToken: opts.onToken,
-  });
+  const d = decodeFrom(model, cache, logits, context.nextPosition + n, opts);
   const t2 = performance.now();
   return { ...d, cacheBytes: cache.bytes, questionMs: t1 - t0, decodeMs: t2 - t1 };
 }
@@ -203,15 +195,7 @@ export async function runQueryAware(
 ): Promise<RunResult> {
   const ctx = await prefillAndCompress(model, promptTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens });
   const t0 = performance.now();
-  const d = decode(model, ctx.cache, {
-    firstLogits: ctx.lastLogits,
-    nextPosition: ctx.nextPosition,
-    maxNewTokens: opts.maxNewTokens,
-    stopTokens: opts.stopTokens,
-    sampler: opts.sampler,
-    observer: opts.observer,
-    onToken: opts.onToken,
-  });
+  const d = decodeFrom(model, ctx.cache, ctx.lastLogits, ctx.nextPosition, opts);
   const t1 = performance.now();
   return {
     ...d,
@@ -291,14 +275,19 @@ export interface GenerateResult extends DecodeResult {
 export function generateFromTokens(model: LlamaModel, promptTokens: ArrayLike<number>, o: GenerateOptions): GenerateResult {
   const p = prefill(model, promptTokens, { chunk: o.chunk });
   const t1 = performance.now();
-  const d = decode(model, p.cache, {
-    firstLogits: p.lastLogits,
-    nextPosition: p.nextPosition,
-    maxNewTokens: o.maxNewTokens,
-    stopTokens: o.stopTokens,
-    sampler: o.sampler,
-    topLogprobs: o.topLogprobs,
-  });
+  const d = decodeFrom(model, p.cache, p.lastLogits, p.nextPosition, o);
   const t2 = performance.now();
   return { ...d, cache: p.cache, prefillMs: p.prefillMs, decodeMs: t2 - t1 };
+}
+
+/** Decode from the logits of a prompt's (or a question's) last row, with the pipeline's options. */
+function decodeFrom(
+  model: LlamaModel,
+  cache: KvCache,
+  firstLogits: Float32Array,
+  nextPosition: number,
+  o: Omit<DecodeOpts, 'chunk'> & { topLogprobs?: number },
+): DecodeResult {
+  const { maxNewTokens, stopTokens, sampler, observer, onToken, topLogprobs } = o;
+  return decode(model, cache, { firstLogits, nextPosition, maxNewTokens, stopTokens, sampler, observer, onToken, topLogprobs });
 }

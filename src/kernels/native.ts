@@ -12,37 +12,26 @@ export interface NativeInfo {
   attendKeyChunk: number;
 }
 
+/** The kernels the addon exports with the Kernels interface's own signatures. */
+type SameAsKernels =
+  | 'sgemm'
+  | 'rmsnorm'
+  | 'rmsnormGrad'
+  | 'rope'
+  | 'siluMul'
+  | 'causalSoftmax'
+  | 'causalSoftmaxGrad'
+  | 'add'
+  | 'siluMulGrad'
+  | 'crossEntropy'
+  | 'crossEntropyGrad'
+  | 'softmaxRowsAccumulate';
+/** Those an older addon may lack (the TypeScript twins stand in). */
+type OptionalKernels = 'largeBuffer' | 'packWeights' | 'sgemmPacked' | 'copyRows' | 'halfToFloat' | 'floatToHalf';
+
 /** The raw addon (native/addon.c): positional arguments, every array bounds-checked on the C side. */
-export interface NativeAddon {
-  sgemm(
-    transA: boolean,
-    transB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    alpha: number,
-    a: Float32Array,
-    lda: number,
-    b: Float32Array,
-    ldb: number,
-    beta: number,
-    c: Float32Array,
-    ldc: number,
-  ): void;
+export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<Kernels, OptionalKernels>> {
   sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate: boolean): void;
-  largeBuffer?(bytes: number): ArrayBuffer;
-  packWeights?(w: WeightMatrix, n: number, k: number, out: WeightMatrix): void;
-  sgemmPacked?(
-    m: number,
-    n: number,
-    k: number,
-    x: Float32Array,
-    ldx: number,
-    packed: WeightMatrix,
-    c: Float32Array,
-    ldc: number,
-    accumulate: boolean,
-  ): void;
   /** sgemmPackedParts(m, k, x, ldx, packed, accumulate, n0, c0, n1, c1, ...): up to 4 parts */
   sgemmPackedParts?(
     m: number,
@@ -53,32 +42,8 @@ export interface NativeAddon {
     accumulate: boolean,
     ...parts: (number | Float32Array)[]
   ): void;
-  copyRows?(
-    dst: Float32Array,
-    dstOffset: number,
-    src: Float32Array,
-    srcOffset: number,
-    srcStride: number,
-    rows: number,
-    width: number,
-  ): void;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;
-  halfToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
-  floatToHalf?(src: Float32Array, dst: Uint16Array, n: number): void;
-  rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
-  rmsnormGrad(
-    dx: Float32Array | null,
-    dw: Float32Array | null,
-    dy: Float32Array,
-    x: Float32Array,
-    weight: Float32Array,
-    rows: number,
-    dim: number,
-    eps: number,
-  ): void;
-  rope(x: Float32Array, rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array): void;
-  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   attendHead(
     q: Float32Array,
     qRowStride: number,
@@ -94,48 +59,8 @@ export interface NativeAddon {
     n: number,
     scale: number,
   ): void;
-  causalSoftmax(e: Float32Array, inv: Float32Array, rows: number, n: number, m: number, r0: number): void;
-  causalSoftmaxGrad(
-    dS: Float32Array,
-    e: Float32Array,
-    inv: Float32Array,
-    dd: Float32Array,
-    rows: number,
-    n: number,
-    m: number,
-    r0: number,
-  ): void;
-  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
-  siluMulGrad(
-    dGate: Float32Array | null,
-    dUp: Float32Array | null,
-    dy: Float32Array,
-    gate: Float32Array,
-    up: Float32Array,
-    n: number,
-  ): void;
-  crossEntropy(
-    logits: Float32Array,
-    rows: number,
-    vocab: number,
-    targets: Int32Array,
-    weights: Float32Array,
-    lse: Float32Array,
-    rowLoss: Float32Array,
-    argmax: Int32Array,
-  ): void;
-  crossEntropyGrad(
-    grad: Float32Array,
-    logits: Float32Array,
-    rows: number,
-    vocab: number,
-    targets: Int32Array,
-    lse: Float32Array,
-    coef: Float32Array,
-  ): void;
   /** sgemvParts(k, x, accumulate, w0, n0, y0, w1, n1, y1, ...): up to 4 parts */
   sgemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (WeightMatrix | number)[]): void;
-  softmaxRowsAccumulate(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
   info(): NativeInfo;
   /** OpenBLAS threads for later calls. */
   setThreads(threads: number): void;

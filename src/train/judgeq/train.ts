@@ -108,39 +108,26 @@ export interface JudgeqTrainResult {
   responsesGenerated: number;
 }
 
+/** The fields of a recipe, in the order it is written. */
+const RECIPE_FIELDS = [
+  'softTokens',
+  'steps',
+  'lr',
+  'warmup',
+  'minLrRatio',
+  'batch',
+  'seed',
+  'trainPrompts',
+  'heldOutPrompts',
+  'minLength',
+  'maxLength',
+  'maxResponse',
+  'lengthWeight',
+  'initFrom',
+] as const satisfies readonly (keyof JudgeqRecipe)[];
+
 function recipeOf(o: JudgeqRecipe): JudgeqRecipe {
-  const {
-    softTokens,
-    steps,
-    lr,
-    warmup,
-    minLrRatio,
-    batch,
-    seed,
-    trainPrompts,
-    heldOutPrompts,
-    minLength,
-    maxLength,
-    maxResponse,
-    lengthWeight,
-    initFrom,
-  } = o;
-  return {
-    softTokens,
-    steps,
-    lr,
-    warmup,
-    minLrRatio,
-    batch,
-    seed,
-    trainPrompts,
-    heldOutPrompts,
-    minLength,
-    maxLength,
-    maxResponse,
-    lengthWeight,
-    initFrom,
-  };
+  return Object.fromEntries(RECIPE_FIELDS.map((k) => [k, o[k]])) as unknown as JudgeqRecipe;
 }
 
 export function checkRecipe(o: JudgeqRecipe): void {
