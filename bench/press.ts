@@ -164,6 +164,8 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
       startPosition: 0,
       lastLogits,
       eosTokenIds: [],
+      // KVzip writes its repeat instruction: bytes as ids, as a byte-level tokenizer would
+      text: { encode: (t: string) => Array.from(new TextEncoder().encode(t), (b) => 3 + b) },
       captured: {
         windowQueries: recorders.window.result().windowQueries,
         windowPositions: recorders.window.result().windowPositions,

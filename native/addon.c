@@ -467,6 +467,19 @@ static napi_value js_softmax_rows_accumulate(napi_env env, napi_callback_info in
   return undefined(env);
 }
 
+/* softmaxRowsMax(s, rows, group, width, vis, out) */
+static napi_value js_softmax_rows_max(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "softmaxRowsMax", 6)) return NULL;
+  int64_t rows = arg_count(&a, 1, "rows"), group = arg_count(&a, 2, "group"), width = arg_count(&a, 3, "width");
+  float *s = arg_array(&a, 0, "s", napi_float32_array, rows * group * width);
+  const int32_t *vis = arg_array(&a, 4, "vis", napi_int32_array, rows);
+  float *out = arg_array(&a, 5, "out", napi_float32_array, group * width);
+  if (a.failed) return NULL;
+  if (width > 0) kv_softmax_rows_max(s, (int)rows, (int)group, (int)width, vis, out);
+  return undefined(env);
+}
+
 /* Checks shared by the cross-entropy kernels: rows, vocab at positions i, i + 1 and targets in range. */
 static bool cross_entropy_dims(Args *a, size_t i, int64_t *rows, int64_t *vocab) {
   *rows = arg_count(a, i, "rows");
@@ -699,6 +712,7 @@ NAPI_MODULE_INIT() {
       {"info", js_info},       {"setThreads", js_set_threads},
       {"causalSoftmax", js_causal_softmax}, {"causalSoftmaxGrad", js_causal_softmax_grad},
       {"siluMulGrad", js_silu_mul_grad}, {"crossEntropy", js_cross_entropy}, {"crossEntropyGrad", js_cross_entropy_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},
+      {"softmaxRowsMax", js_softmax_rows_max},
       {"sgemvParts", js_sgemv_parts}, {"halfToFloat", js_half_to_float}, {"floatToHalf", js_float_to_half},
       {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
       {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed}, {"sgemmPackedParts", js_sgemm_packed_parts},

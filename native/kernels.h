@@ -142,6 +142,7 @@ float kv_exp_shift_sum(float *s, int n, float m);
 void kv_causal_softmax(float *e, float *inv, int rows, int n, int m, int r0);
 void kv_causal_softmax_grad(float *ds, const float *e, const float *inv, const float *dd, int rows, int n, int m, int r0);
 void kv_softmax_rows_accumulate(float *s, int rows, int group, int width, const int32_t *vis, float *out);
+void kv_softmax_rows_max(float *s, int rows, int group, int width, const int32_t *vis, float *out);
 void kv_silu_mul_grad(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t count);
 /* Softmax cross-entropy rows of logits[rows, vocab]: argmax of every row; where weights[r] != 0, lse[r] =
  * log sum exp and row_loss[r] = lse[r] - logits[r, targets[r]] (0 elsewhere). The gradient accumulates

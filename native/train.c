@@ -184,6 +184,24 @@ void kv_softmax_rows_accumulate(float *s, int rows, int group, int width, const 
   }
 }
 
+/* The same rows, reduced by the maximum instead of the sum: out[g][j] = max(out[g][j], softmax(row)[j]) for j <
+ * vis[r]. KVzip's score of an entry: the most any reconstruction query attends to it. s is overwritten. */
+void kv_softmax_rows_max(float *s, int rows, int group, int width, const int32_t *vis, float *out) {
+  for (int r = 0; r < rows; r++) {
+    const int v = vis[r] < width ? vis[r] : width;
+    if (v <= 0) continue;
+    for (int g = 0; g < group; g++) {
+      float *row = s + ((int64_t)r * group + g) * width;
+      const float inv = 1.0f / kv_exp_shift_sum(row, v, kv_row_max(row, v));
+      float *o = out + (int64_t)g * width;
+      for (int j = 0; j < v; j++) {
+        const float p = row[j] * inv;
+        if (p > o[j]) o[j] = p;
+      }
+    }
+  }
+}
+
 void kv_cross_entropy(const float *logits, int rows, int vocab, const int32_t *targets, const float *weights, float *lse,
                       float *row_loss, int32_t *argmax) {
   RowJob j = {.logits = logits, .n = vocab, .targets = targets, .w = weights, .lse = lse, .row_loss = row_loss,

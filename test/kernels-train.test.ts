@@ -115,6 +115,30 @@ for (const [name, k] of backends) {
         close(out, want, 1e-5, `rows=${rows} group=${group} width=${width}`);
       }
     });
+    test('softmaxRowsMax keeps the largest row softmax over its visible prefix, per group head', () => {
+      const rng = new Rng(18);
+      for (const [rows, group, width] of [
+        [1, 1, 1],
+        [3, 2, 17],
+        [40, 4, 300],
+      ]) {
+        const s = rng.normalArray(rows * group * width, 4);
+        const vis = Int32Array.from({ length: rows }, (_, r) => (r === 0 ? 0 : 1 + rng.int(width + 3)));
+        const out = Float32Array.from(rng.normalArray(group * width, 0.05), (x) => Math.abs(x));
+        const want = Float64Array.from(out);
+        for (let r = 0; r < rows; r++) {
+          const v = Math.min(vis[r], width);
+          for (let g = 0; g < group; g++) {
+            const row = Array.from(s.subarray((r * group + g) * width, (r * group + g) * width + v));
+            const max = Math.max(...row);
+            const z = row.reduce((a, x) => a + Math.exp(x - max), 0);
+            row.forEach((x, j) => (want[g * width + j] = Math.max(want[g * width + j], Math.exp(x - max) / z)));
+          }
+        }
+        k!.softmaxRowsMax(s, rows, group, width, vis, out);
+        close(out, want, 1e-5, `rows=${rows} group=${group} width=${width}`);
+      }
+    });
     test('crossEntropy: argmax, log-sum-exp and row loss by their definitions; zero-weight rows only argmax', () => {
       const rng = new Rng(9);
       for (const [rows, vocab] of [

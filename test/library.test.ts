@@ -111,7 +111,7 @@ describe('library entry point', () => {
     ]) {
       assert.notEqual(typeof (kvevict as Record<string, unknown>)[name], 'undefined', name);
     }
-    assert.equal(PRESS_NAMES.length, 20);
+    assert.equal(PRESS_NAMES.length, 21);
     assert.ok(new KvevictError('x') instanceof Error);
     assert.throws(() => makePress('no-such-press', { budget: 8 }), KvevictError);
     assert.match(kvevict.defaultModelDir, /models[\\/]kvevict-ref$/);

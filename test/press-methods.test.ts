@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ModelConfig } from '../src/model/config.js';
 import { makePress, type PressOptions } from '../src/press/index.js';
+import { REPEAT_FIRST, REPEAT_NEXT } from '../src/press/scorers/reconstruction.js';
 import { Rng } from '../src/util/rng.js';
 import {
   assertPlanMatches,
@@ -413,6 +414,95 @@ describe('press methods against brute force', () => {
             }
           assert.equal(total, NL * Hkv * B, `${name}: the whole budget is used`);
         }
+      });
+
+      it('kvzip: the most a reconstruction query attends to each entry, chunk by chunk; sinks first; slots shared', async () => {
+        const { headDim: d, numHeads: H, numKvHeads: Hkv, numLayers: NL } = h.cfg;
+        const G = H / Hkv;
+        // a byte tokenizer in the tiny model's ids
+        const encode = (text: string): number[] => Array.from(new TextEncoder().encode(text), (b) => 3 + (b % 250));
+        const tokens = promptTokens(L, 7);
+        for (const [chunk, B, layerwise, turnEnd] of [
+          [16, 12, false, undefined],
+          [64, 10, true, ' [/INST] '],
+        ] as const) {
+          const press = makePress('kvzip', { budget: B, chunk, layerwise });
+          const { run } = prefillRun(h, tokens, press);
+          run.text = { encode, turnEnd };
+          const plan = await press.compress(run);
+          // the definition: each chunk's reconstruction fed after the whole prompt, its queries and keys recorded
+          const scores = Array.from({ length: NL }, () => Array.from({ length: Hkv }, () => new Array<number>(L).fill(0)));
+          for (let s0 = 0; s0 < L; s0 += chunk) {
+            const e0 = Math.min(L, s0 + chunk);
+            const lead =
+              s0 === 0 ? encode(REPEAT_FIRST) : [...encode(REPEAT_NEXT), ...Array.from(tokens.subarray(Math.max(0, s0 - 8), s0))];
+            const ids = [...lead, ...encode(turnEnd ?? '\n'), ...Array.from(tokens.subarray(s0, e0))];
+            const q: Float64Array[][] = Array.from({ length: NL }, () => []);
+            const k: Float64Array[][] = Array.from({ length: NL }, () => []);
+            const cache = run.cache.clone();
+            h.model.forward({
+              tokens: Int32Array.from(ids),
+              positions: Int32Array.from(ids, (_, i) => L + i),
+              cache,
+              logits: 'none',
+              observer: (v) => {
+                for (let r = 0; r < v.positions.length; r++) {
+                  q[v.layer].push(Float64Array.from(v.queries.subarray(r * H * d, (r + 1) * H * d)));
+                  k[v.layer].push(Float64Array.from(v.keys.subarray(r * Hkv * d, (r + 1) * Hkv * d)));
+                }
+              },
+            });
+            const sinks = Math.min(4, s0);
+            for (let l = 0; l < NL; l++) {
+              const keys = run.cache.layers[l].map((head) => head.keys);
+              for (let kv = 0; kv < Hkv; kv++) {
+                const key = (j: number): ArrayLike<number> => keys[kv].subarray(j * d, (j + 1) * d);
+                for (let qh = kv * G; qh < (kv + 1) * G; qh++) {
+                  for (let i = 0; i < ids.length; i++) {
+                    const dot = (x: ArrayLike<number>, off: number) => {
+                      let t = 0;
+                      for (let c = 0; c < d; c++) t += q[l][i][qh * d + c] * x[off + c];
+                      return t / Math.sqrt(d);
+                    };
+                    const cols = [
+                      ...Array.from({ length: sinks }, (_, j) => dot(key(j), 0)),
+                      ...Array.from({ length: e0 - s0 }, (_, j) => dot(key(s0 + j), 0)),
+                      ...Array.from({ length: i + 1 }, (_, t) => dot(k[l][t], kv * d)),
+                    ];
+                    const mx = Math.max(...cols);
+                    const z = cols.reduce((a, x) => a + Math.exp(x - mx), 0);
+                    for (let j = 0; j < e0 - s0; j++)
+                      scores[l][kv][s0 + j] = Math.max(scores[l][kv][s0 + j], Math.exp(cols[sinks + j] - mx) / z);
+                  }
+                }
+              }
+            }
+          }
+          for (const layer of scores) for (const head of layer) for (let j = 0; j < 4; j++) head[j] = Math.max(head[j], 1);
+          const all: [number, number, number, number][] = [];
+          const groups = layerwise ? scores.map((layer) => [layer]) : [scores];
+          const kept = scores.map((layer) => layer.map(() => [] as number[]));
+          for (const group of groups) {
+            all.length = 0;
+            group.forEach((layer, gl) => layer.forEach((sc, kv) => sc.forEach((x, j) => all.push([x, gl, kv, j]))));
+            all.sort((a, b) => b[0] - a[0] || b[1] - a[1] || b[2] - a[2] || b[3] - a[3]);
+            const base = layerwise ? scores.indexOf(group[0]) : 0;
+            for (const [, gl, kv, j] of all.slice(0, group.length * Hkv * B)) kept[base + gl][kv].push(j);
+          }
+          let total = 0;
+          for (let l = 0; l < NL; l++)
+            for (let kv = 0; kv < Hkv; kv++) {
+              total += plan[l][kv].length;
+              assert.deepEqual(
+                Array.from(plan[l][kv]),
+                kept[l][kv].sort((a, b) => a - b),
+                `kvzip chunk ${chunk} layer ${l} head ${kv}`,
+              );
+            }
+          assert.equal(total, NL * Hkv * B);
+        }
+        const noText = makePress('kvzip', { budget: 12 });
+        await assert.rejects(Promise.resolve(noText.compress(prefillRun(h, tokens, noText).run)), /kvzip needs the prompt's tokenizer/);
       });
 
       it('streaming: sinks plus the most recent', async () => {

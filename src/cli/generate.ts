@@ -3,7 +3,7 @@ import { PIPELINE_MODES, runWithMode, type PipelineMode } from '../generate/pipe
 import { makeSampler, validateSampling, type SamplingOptions, type TopEntry } from '../generate/sampling.js';
 import { LlamaModel, WEIGHT_FORMATS, type WeightFormat } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
-import { assemblePrompt, withBos } from '../eval/prompt.js';
+import { assemblePrompt, promptText, withBos } from '../eval/prompt.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
 import { pressHelp } from '../press/registry.js';
@@ -166,6 +166,7 @@ export async function run(argv: string[]): Promise<number> {
     maxNewTokens: sampling.maxNewTokens,
     stopTokens: tok.eosTokenIds,
     sampler: makeSampler(sampling),
+    text: promptText(tok, chat !== undefined),
   });
 
   // the stop token is not text; nor are ids past the tokenizer (a model's vocabulary is often padded)

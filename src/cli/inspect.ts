@@ -1,5 +1,6 @@
 import { KvevictError } from '../errors.js';
 import { prefillAndCompress } from '../generate/pipeline.js';
+import { promptText } from '../eval/prompt.js';
 import { LlamaModel } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
 import type { Tokenizer } from '../model/tokenizer.js';
@@ -109,7 +110,10 @@ export async function run(argv: string[]): Promise<number> {
     );
   }
   const model = new LlamaModel(cfg, loaded.weights);
-  const ctx = await prefillAndCompress(model, promptTokens, press, { eosTokenIds: tok.eosTokenIds });
+  const ctx = await prefillAndCompress(model, promptTokens, press, {
+    eosTokenIds: tok.eosTokenIds,
+    text: promptText(tok, chat !== undefined),
+  });
   if (options.json) {
     process.stdout.write(JSON.stringify(inspectJson(promptTokens, ctx.plan)) + '\n');
   } else {

@@ -10,7 +10,7 @@ import type { Press } from '../press/types.js';
 import type { EvalCase } from './case.js';
 import type { CompressedRun, EngineSession, EvalEngine, FullRun } from './engine.js';
 import { promptKeys, queryRecorder } from './fidelity.js';
-import type { PreparedPrompt, TextTokenizer } from './prompt.js';
+import { promptText, type PreparedPrompt, type TextTokenizer } from './prompt.js';
 import { canonicalOptions, type Mode, type PressSpec, type Setting } from './settings.js';
 
 /** The tokenizer the model engine needs: text, plus which ids end an answer and which are text at all. */
@@ -122,6 +122,7 @@ class ModelSession implements EngineSession {
       chunk: this.engine.chunk,
       eosTokenIds: this.stop,
       observer: mode === 'query-aware' ? this.fullQueries.observer : undefined,
+      text: promptText(this.engine.tokenizer, this.c.chat),
     });
     this.states.set(mode, state);
     return state;

@@ -1,4 +1,5 @@
 import { KvevictError } from '../errors.js';
+import type { PromptText } from '../press/types.js';
 import type { EvalCase } from './case.js';
 
 /** What evaluation needs from a tokenizer (the model's Tokenizer satisfies it). */
@@ -144,4 +145,9 @@ export function preparePrompt(c: EvalCase, tok: TextTokenizer, maxContext: numbe
     { head: c.before + c.context, tail: c.after, chat: c.chat, answerPrefix: c.answerPrefix, reserve: c.maxNewTokens, id: c.id },
     maxContext,
   );
+}
+
+/** The tokenizer as presses that write text see it (KVzip): in a chat, with the template's end of the user turn. */
+export function promptText(tok: TextTokenizer, chat: boolean): PromptText {
+  return { encode: (text) => tok.encode(text), turnEnd: chat ? chatWrapper(tok)?.footer : undefined };
 }

@@ -14,7 +14,7 @@ import type { LlamaModel } from '../model/llama.js';
 import type { Observer } from '../model/types.js';
 import { PrefillRecorder, mergeCaptures } from '../press/capture.js';
 import { keepAllPlan, selectCache } from '../press/select-cache.js';
-import type { CaptureRequest, KeepPlan, Press, PrefillRun } from '../press/types.js';
+import type { CaptureRequest, KeepPlan, Press, PrefillRun, PromptText } from '../press/types.js';
 import { decode, type DecodeResult } from './decode.js';
 import type { Sampler } from './sampling.js';
 
@@ -27,6 +27,8 @@ export interface PrefillOptions {
   chunk?: number;
   /** where a press that decodes ahead (LAQ) stops; default: the model's end-of-sequence ids */
   eosTokenIds?: readonly number[];
+  /** the prompt's tokenizer, for presses that write text (KVzip) */
+  text?: PromptText;
 }
 
 /** A prompt prefilled with the full cache: what every press compresses from, and where decoding goes on. */
@@ -66,6 +68,7 @@ export function prefill(model: LlamaModel, tokens: ArrayLike<number>, opts: Pref
     lastLogits,
     captured: recorder.result(),
     eosTokenIds: opts.eosTokenIds ?? model.config.eosTokenIds,
+    text: opts.text,
     nextPosition: L,
     prefillMs: performance.now() - t0,
   };
@@ -141,6 +144,8 @@ export interface DecodeOpts {
   observer?: Observer;
   onToken?: (token: number, step: number) => void;
   chunk?: number;
+  /** the prompt's tokenizer, for presses that write text (KVzip) */
+  text?: PromptText;
 }
 
 export interface AnswerResult extends DecodeResult {
@@ -193,7 +198,7 @@ export async function runQueryAware(
   press: Press | null,
   opts: DecodeOpts,
 ): Promise<RunResult> {
-  const ctx = await prefillAndCompress(model, promptTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens });
+  const ctx = await prefillAndCompress(model, promptTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens, text: opts.text });
   const t0 = performance.now();
   const d = decodeFrom(model, ctx.cache, ctx.lastLogits, ctx.nextPosition, opts);
   const t1 = performance.now();
@@ -217,7 +222,11 @@ export async function runQueryAgnostic(
   press: Press | null,
   opts: DecodeOpts,
 ): Promise<{ context: CompressedContext; answers: AnswerResult[] }> {
-  const context = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens });
+  const context = await prefillAndCompress(model, contextTokens, press, {
+    chunk: opts.chunk,
+    eosTokenIds: opts.stopTokens,
+    text: opts.text,
+  });
   const answers = questions.map((q) => answer(model, context, q, opts));
   return { context, answers };
 }
@@ -241,7 +250,7 @@ export async function runWithMode(
 ): Promise<RunResult> {
   if (mode === 'query-aware') return runQueryAware(model, [...Array.from(contextTokens), ...Array.from(questionTokens)], press, opts);
   if (mode !== 'query-agnostic') throw new KvevictError(`--mode must be query-aware or query-agnostic, got "${String(mode)}"`);
-  const ctx = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens });
+  const ctx = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens, text: opts.text });
   const a = answer(model, ctx, questionTokens, opts);
   return {
     tokens: a.tokens,
@@ -286,7 +295,7 @@ function decodeFrom(
   cache: KvCache,
   firstLogits: Float32Array,
   nextPosition: number,
-  o: Omit<DecodeOpts, 'chunk'> & { topLogprobs?: number },
+  o: Omit<DecodeOpts, 'chunk' | 'text'> & { topLogprobs?: number },
 ): DecodeResult {
   const { maxNewTokens, stopTokens, sampler, observer, onToken, topLogprobs } = o;
   return decode(model, cache, { firstLogits, nextPosition, maxNewTokens, stopTokens, sampler, observer, onToken, topLogprobs });

@@ -207,6 +207,21 @@ export const jsKernels: Kernels = {
     }
   },
 
+  softmaxRowsMax(s, rows, group, width, vis, out) {
+    for (let r = 0; r < rows; r++) {
+      const v = Math.min(vis[r], width);
+      if (v <= 0) continue;
+      for (let g = 0; g < group; g++) {
+        const o = (r * group + g) * width;
+        let max = -Infinity;
+        for (let j = 0; j < v; j++) if (s[o + j] > max) max = s[o + j];
+        let sum = 0;
+        for (let j = 0; j < v; j++) sum += s[o + j] = expNonPositive(s[o + j] - max);
+        for (let j = 0; j < v; j++) if (s[o + j] / sum > out[g * width + j]) out[g * width + j] = s[o + j] / sum;
+      }
+    }
+  },
+
   crossEntropy(logits, rows, vocab, targets, weights, lse, rowLoss, argmax) {
     for (let r = 0; r < rows; r++) {
       const o = r * vocab;

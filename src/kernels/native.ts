@@ -27,7 +27,7 @@ type SameAsKernels =
   | 'crossEntropyGrad'
   | 'softmaxRowsAccumulate';
 /** Those an older addon may lack (the TypeScript twins stand in). */
-type OptionalKernels = 'largeBuffer' | 'packWeights' | 'sgemmPacked' | 'copyRows' | 'halfToFloat' | 'floatToHalf';
+type OptionalKernels = 'largeBuffer' | 'packWeights' | 'sgemmPacked' | 'copyRows' | 'halfToFloat' | 'floatToHalf' | 'softmaxRowsMax';
 
 /** The raw addon (native/addon.c): positional arguments, every array bounds-checked on the C side. */
 export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<Kernels, OptionalKernels>> {
@@ -100,6 +100,8 @@ export function makeNativeKernels(path: string): Kernels {
     crossEntropy: addon.crossEntropy,
     crossEntropyGrad: addon.crossEntropyGrad,
     softmaxRowsAccumulate: addon.softmaxRowsAccumulate,
+    // an addon built before it: the TypeScript one
+    softmaxRowsMax: addon.softmaxRowsMax ?? jsKernels.softmaxRowsMax,
     attendHead(a: AttendArgs) {
       addon.attendHead(a.q, a.qRowStride, a.out, a.rows, a.headDim, a.firstHead, a.group, a.qPos, a.keys, a.values, a.kPos, a.n, a.scale);
     },

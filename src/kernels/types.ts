@@ -164,6 +164,8 @@ export interface ScoringKernels {
    * out[g * width + j] += softmax(s[row, 0 .. vis[r]))[j] for j < vis[r]. s is overwritten.
    */
   softmaxRowsAccumulate(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
+  /** The same softmaxes reduced by the maximum: out[g * width + j] = max(out[g * width + j], softmax(...)[j]). s is overwritten. */
+  softmaxRowsMax(s: Float32Array, rows: number, group: number, width: number, vis: Int32Array, out: Float32Array): void;
 }
 
 /** The backward passes and losses of training. */

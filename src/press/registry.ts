@@ -11,6 +11,7 @@ import { h2o } from './methods/h2o.js';
 import { judgeq, judgeqLaq, judgeqWindow } from './methods/judgeq.js';
 import { keydiff } from './methods/keydiff.js';
 import { knorm } from './methods/knorm.js';
+import { kvzip } from './methods/kvzip.js';
 import { laq, laqPlus } from './methods/laq.js';
 import { pyramidkv } from './methods/pyramidkv.js';
 import { random } from './methods/random.js';
@@ -41,6 +42,7 @@ const METHODS: readonly AnyMethod[] = [
   expectedAttention,
   defensivekv,
   layerDefensivekv,
+  kvzip,
   laq,
   laqPlus,
   judgeq,

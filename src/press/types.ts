@@ -46,6 +46,14 @@ export interface Captured {
   queryStats: QueryStats[] | null;
 }
 
+/** What a press needs to write text into the model's input (KVzip's repeat instruction). */
+export interface PromptText {
+  /** the model's tokenizer, without special tokens */
+  encode(text: string): ArrayLike<number>;
+  /** in a chat, what closes the user's turn and opens the assistant's (the chat template's), else undefined */
+  turnEnd?: string;
+}
+
 /** Everything a press may look at once the prompt has been prefilled into `cache` with the full cache. */
 export interface PrefillRun {
   model: PressModel;
@@ -61,6 +69,8 @@ export interface PrefillRun {
   captured: Captured;
   /** end-of-sequence ids (LAQ stops its lookahead there) */
   eosTokenIds: readonly number[];
+  /** the prompt's tokenizer, for presses that write text (KVzip); absent when the caller has none */
+  text?: PromptText;
 }
 
 /** A KV-cache eviction method: what to record during the prefill, then which entries each KV head keeps. */
