@@ -454,30 +454,26 @@ static napi_value js_causal_softmax_grad(napi_env env, napi_callback_info info) 
   return undefined(env);
 }
 
-/* softmaxRowsAccumulate(s, rows, group, width, vis, out) */
-static napi_value js_softmax_rows_accumulate(napi_env env, napi_callback_info info) {
+/* softmaxRowsAccumulate(s, rows, group, width, vis, out) and softmaxRowsMax(...): the same arguments */
+static napi_value softmax_rows_binding(napi_env env, napi_callback_info info, const char *name,
+                                       void (*kernel)(float *, int, int, int, const int32_t *, float *)) {
   Args a;
-  if (!get_args(env, info, &a, "softmaxRowsAccumulate", 6)) return NULL;
+  if (!get_args(env, info, &a, name, 6)) return NULL;
   int64_t rows = arg_count(&a, 1, "rows"), group = arg_count(&a, 2, "group"), width = arg_count(&a, 3, "width");
   float *s = arg_array(&a, 0, "s", napi_float32_array, rows * group * width);
   const int32_t *vis = arg_array(&a, 4, "vis", napi_int32_array, rows);
   float *out = arg_array(&a, 5, "out", napi_float32_array, group * width);
   if (a.failed) return NULL;
-  if (width > 0) kv_softmax_rows_accumulate(s, (int)rows, (int)group, (int)width, vis, out);
+  if (width > 0) kernel(s, (int)rows, (int)group, (int)width, vis, out);
   return undefined(env);
 }
 
-/* softmaxRowsMax(s, rows, group, width, vis, out) */
+static napi_value js_softmax_rows_accumulate(napi_env env, napi_callback_info info) {
+  return softmax_rows_binding(env, info, "softmaxRowsAccumulate", kv_softmax_rows_accumulate);
+}
+
 static napi_value js_softmax_rows_max(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, &a, "softmaxRowsMax", 6)) return NULL;
-  int64_t rows = arg_count(&a, 1, "rows"), group = arg_count(&a, 2, "group"), width = arg_count(&a, 3, "width");
-  float *s = arg_array(&a, 0, "s", napi_float32_array, rows * group * width);
-  const int32_t *vis = arg_array(&a, 4, "vis", napi_int32_array, rows);
-  float *out = arg_array(&a, 5, "out", napi_float32_array, group * width);
-  if (a.failed) return NULL;
-  if (width > 0) kv_softmax_rows_max(s, (int)rows, (int)group, (int)width, vis, out);
-  return undefined(env);
+  return softmax_rows_binding(env, info, "softmaxRowsMax", kv_softmax_rows_max);
 }
 
 /* Checks shared by the cross-entropy kernels: rows, vocab at positions i, i + 1 and targets in range. */

@@ -168,10 +168,11 @@ void kv_silu_mul_grad(float *dg, float *du, const float *dy, const float *g, con
   run_job(&j, count, SILU_CHUNK, count);
 }
 
-/* For each row r and group head g of a [rows * group, width] score block: out[g][j] += softmax over the
- * row's first vis[r] scores, at key j (rows with vis 0 add nothing). s is overwritten. The eviction
- * scorers' column sums of attention (src/press/attention-mass.ts). */
-void kv_softmax_rows_accumulate(float *s, int rows, int group, int width, const int32_t *vis, float *out) {
+/* For each row r and group head g of a [rows * group, width] score block: the softmax over the row's first
+ * vis[r] scores, added into out[g][j] (the eviction scorers' column sums of attention,
+ * src/press/attention-mass.ts), or, with take_max, kept where larger (KVzip's most any query attends to an
+ * entry). Rows with vis 0 change nothing; s is overwritten. */
+static void softmax_rows_reduce(float *s, int rows, int group, int width, const int32_t *vis, float *out, int take_max) {
   for (int r = 0; r < rows; r++) {
     const int v = vis[r] < width ? vis[r] : width;
     if (v <= 0) continue;
@@ -179,27 +180,21 @@ void kv_softmax_rows_accumulate(float *s, int rows, int group, int width, const 
       float *row = s + ((int64_t)r * group + g) * width;
       const float inv = 1.0f / kv_exp_shift_sum(row, v, kv_row_max(row, v));
       float *o = out + (int64_t)g * width;
-      for (int j = 0; j < v; j++) o[j] += row[j] * inv;
+      if (take_max) {
+        for (int j = 0; j < v; j++) o[j] = row[j] * inv > o[j] ? row[j] * inv : o[j];
+      } else {
+        for (int j = 0; j < v; j++) o[j] += row[j] * inv;
+      }
     }
   }
 }
 
-/* The same rows, reduced by the maximum instead of the sum: out[g][j] = max(out[g][j], softmax(row)[j]) for j <
- * vis[r]. KVzip's score of an entry: the most any reconstruction query attends to it. s is overwritten. */
+void kv_softmax_rows_accumulate(float *s, int rows, int group, int width, const int32_t *vis, float *out) {
+  softmax_rows_reduce(s, rows, group, width, vis, out, 0);
+}
+
 void kv_softmax_rows_max(float *s, int rows, int group, int width, const int32_t *vis, float *out) {
-  for (int r = 0; r < rows; r++) {
-    const int v = vis[r] < width ? vis[r] : width;
-    if (v <= 0) continue;
-    for (int g = 0; g < group; g++) {
-      float *row = s + ((int64_t)r * group + g) * width;
-      const float inv = 1.0f / kv_exp_shift_sum(row, v, kv_row_max(row, v));
-      float *o = out + (int64_t)g * width;
-      for (int j = 0; j < v; j++) {
-        const float p = row[j] * inv;
-        if (p > o[j]) o[j] = p;
-      }
-    }
-  }
+  softmax_rows_reduce(s, rows, group, width, vis, out, 1);
 }
 
 void kv_cross_entropy(const float *logits, int rows, int vocab, const int32_t *targets, const float *weights, float *lse,

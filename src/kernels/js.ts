@@ -193,33 +193,11 @@ export const jsKernels: Kernels = {
   },
 
   softmaxRowsAccumulate(s, rows, group, width, vis, out) {
-    for (let r = 0; r < rows; r++) {
-      const v = Math.min(vis[r], width);
-      if (v <= 0) continue;
-      for (let g = 0; g < group; g++) {
-        const o = (r * group + g) * width;
-        let max = -Infinity;
-        for (let j = 0; j < v; j++) if (s[o + j] > max) max = s[o + j];
-        let sum = 0;
-        for (let j = 0; j < v; j++) sum += s[o + j] = expNonPositive(s[o + j] - max);
-        for (let j = 0; j < v; j++) out[g * width + j] += s[o + j] / sum;
-      }
-    }
+    softmaxRows(s, rows, group, width, vis, out, false);
   },
 
   softmaxRowsMax(s, rows, group, width, vis, out) {
-    for (let r = 0; r < rows; r++) {
-      const v = Math.min(vis[r], width);
-      if (v <= 0) continue;
-      for (let g = 0; g < group; g++) {
-        const o = (r * group + g) * width;
-        let max = -Infinity;
-        for (let j = 0; j < v; j++) if (s[o + j] > max) max = s[o + j];
-        let sum = 0;
-        for (let j = 0; j < v; j++) sum += s[o + j] = expNonPositive(s[o + j] - max);
-        for (let j = 0; j < v; j++) if (s[o + j] / sum > out[g * width + j]) out[g * width + j] = s[o + j] / sum;
-      }
-    }
+    softmaxRows(s, rows, group, width, vis, out, true);
   },
 
   crossEntropy(logits, rows, vocab, targets, weights, lse, rowLoss, argmax) {
@@ -324,5 +302,34 @@ export function sgemmPackedByPart(
   for (const p of parts) {
     sgemmPacked(m, p.n, k, x, ldx, packed.subarray(offset), p.y, p.n, accumulate);
     offset += packedWeightFloats(p.n, k);
+  }
+}
+
+/** Each row's softmax over its first vis[r] scores, added into out (or kept where larger, with takeMax). */
+function softmaxRows(
+  s: Float32Array,
+  rows: number,
+  group: number,
+  width: number,
+  vis: Int32Array,
+  out: Float32Array,
+  takeMax: boolean,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const v = Math.min(vis[r], width);
+    if (v <= 0) continue;
+    for (let g = 0; g < group; g++) {
+      const o = (r * group + g) * width;
+      let max = -Infinity;
+      for (let j = 0; j < v; j++) if (s[o + j] > max) max = s[o + j];
+      let sum = 0;
+      for (let j = 0; j < v; j++) sum += s[o + j] = expNonPositive(s[o + j] - max);
+      const inv = 1 / sum;
+      for (let j = 0; j < v; j++) {
+        const p = s[o + j] * inv;
+        if (!takeMax) out[g * width + j] += p;
+        else if (p > out[g * width + j]) out[g * width + j] = p;
+      }
+    }
   }
 }
