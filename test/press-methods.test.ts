@@ -663,3 +663,25 @@ function bfExpectedAttention(cfg: ModelConfig, qs: Float64Array[], ks: Float64Ar
     return out;
   });
 }
+
+describe('kvzip where the positions run out', () => {
+  const encode = (text: string): number[] => Array.from(new TextEncoder().encode(text), (b) => 3 + (b % 250));
+  const tokens = promptTokens(L, 7);
+  const planOf = async (maxPositions: number, chunk: number) => {
+    const h = tinyModel({ max_position_embeddings: maxPositions });
+    const press = makePress('kvzip', { budget: 12, chunk });
+    const { run } = prefillRun(h, tokens, press);
+    run.text = { encode };
+    return press.compress(run);
+  };
+
+  it('shrinks its chunks to the room the prompt leaves, and says so in one line where there is none', async () => {
+    // the instruction and the previous chunk's tail take 71 positions here: 160 - 40 - 71 = 49 per chunk
+    const lead = Math.max(encode(REPEAT_FIRST).length, encode(REPEAT_NEXT).length + 8) + encode('\n').length;
+    assert.deepEqual(await planOf(160, 2048), await planOf(4096, 160 - L - lead));
+    await assert.rejects(
+      Promise.resolve(planOf(L + lead, 2048)),
+      /kvzip: the prompt \(40 tokens\) leaves no room for a reconstruction chunk/,
+    );
+  });
+});

@@ -14,6 +14,7 @@ const PREVIOUS_TAIL = 8;
  * prompt cache; an entry scores the most any reconstruction query (of the group's query heads) attends to it,
  * the softmax running over the sinks, the chunk's own entries and the reconstruction so far. The first
  * `sinks` positions score 1 (kept first). Query-agnostic: no prompt window, nothing recorded in the prefill.
+ * The chunks shrink where the prompt leaves fewer positions than a chunk and its instruction need.
  */
 export class ReconstructionScorer implements Scorer {
   readonly name = 'kvzip';
@@ -50,15 +51,18 @@ export class ReconstructionScorer implements Scorer {
       kBlock = new Float32Array(0),
       sBlock = new Float32Array(0),
       maxBlock = new Float32Array(0);
-    for (let s = 0; s < L; s += this.chunk) {
-      const e = Math.min(L, s + this.chunk);
-      const lead = s === 0 ? first : [...next, ...Array.from(run.tokens.subarray(Math.max(0, s - PREVIOUS_TAIL), s))];
-      const ids = Int32Array.from([...lead, ...suffix, ...Array.from(run.tokens.subarray(s, e))]);
-      if (L + ids.length > cfg.maxPositions) {
-        throw new KvevictError(
-          `kvzip: the prompt (${L} tokens) and a reconstruction chunk (${ids.length}) pass max_position_embeddings ${cfg.maxPositions}`,
-        );
-      }
+    // the reconstruction goes after the prompt: where the model's positions run out first, the chunks shrink
+    const lead = Math.max(first.length, next.length + PREVIOUS_TAIL) + suffix.length;
+    const chunk = Math.min(this.chunk, cfg.maxPositions - L - lead);
+    if (chunk < 1) {
+      throw new KvevictError(
+        `kvzip: the prompt (${L} tokens) leaves no room for a reconstruction chunk before max_position_embeddings ${cfg.maxPositions}`,
+      );
+    }
+    for (let s = 0; s < L; s += chunk) {
+      const e = Math.min(L, s + chunk);
+      const instruction = s === 0 ? first : [...next, ...Array.from(run.tokens.subarray(Math.max(0, s - PREVIOUS_TAIL), s))];
+      const ids = Int32Array.from([...instruction, ...suffix, ...Array.from(run.tokens.subarray(s, e))]);
       const sinks = Math.min(this.sinks, s);
       const chunkLen = e - s;
       const observer = (view: LayerView): void => {
