@@ -10,6 +10,12 @@ export const REPEAT_NEXT = '\n\nRepeat the part of the previous context exactly,
 const PREVIOUS_TAIL = 8;
 
 /**
+ * The scores do not depend on the budget: a grid's presses at several budgets over one prefill (eval) share
+ * one reconstruction, kept per prompt cache and settings while that cache lives.
+ */
+const computed = new WeakMap<object, Map<string, HeadScores>>();
+
+/**
  * KVzip (methods.md): the context is fed again after a repeat instruction, chunk by chunk, on a copy of the
  * prompt cache; an entry scores the most any reconstruction query (of the group's query heads) attends to it,
  * the softmax running over the sinks, the chunk's own entries and the reconstruction so far. The first
@@ -30,6 +36,19 @@ export class ReconstructionScorer implements Scorer {
   }
 
   async score(run: PrefillRun): Promise<HeadScores> {
+    const key = JSON.stringify([this.chunk, this.sinks, run.text?.turnEnd ?? null, run.promptLength]);
+    const known = computed.get(run.cache)?.get(key);
+    if (known) return known.map((layer) => layer.map((head) => head.slice()));
+    const scores = await this.reconstruct(run);
+    if (!computed.has(run.cache)) computed.set(run.cache, new Map());
+    computed.get(run.cache)!.set(
+      key,
+      scores.map((layer) => layer.map((head) => head.slice())),
+    );
+    return scores;
+  }
+
+  private async reconstruct(run: PrefillRun): Promise<HeadScores> {
     const text = run.text;
     if (!text)
       throw new KvevictError(
