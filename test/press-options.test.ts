@@ -110,7 +110,7 @@ describe('press options', () => {
       ['nope', /--press: unknown press "nope"/],
       [':window=3', /bad method/],
       ['snapkv:window', /bad option "window" in "snapkv:window" \(expected key=value\)/],
-      ['snapkv:window=0', /--press: snapkv window must be an integer >= 1, got "0"/],
+      ['snapkv:window=0', /--press: press snapkv: window must be an integer >= 1, got "0"/],
       ['snapkv:window=0x10', /window must be an integer/],
       ['snapkv:window=3:window=4', /option window given twice/],
       ['snapkv:budget=64', /the budget is given apart from the press \(--budget\)/],

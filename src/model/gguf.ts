@@ -10,7 +10,7 @@ import type { ModelConfig, ModelType } from './config.js';
 import { encodeHalf } from './safetensors.js';
 import { allocateWeights, decodeToF32, linearShape } from './weights.js';
 import type { Tokenizer } from './tokenizer.js';
-import { Tokenizer as KvTokenizer, spmTokenizer } from './tokenizer.js';
+import { Tokenizer as KvTokenizer, bpeModelJson, spmTokenizer } from './tokenizer.js';
 import { printable } from './safetensors.js';
 import type { LayerWeights, Weights } from './types.js';
 
@@ -890,18 +890,7 @@ export function ggufTokenizer(g: GgufFile): Tokenizer {
     pre_tokenizer: preTokenizer,
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
+    model: bpeModelJson(vocab, merges),
   };
   return new KvTokenizer(tokenizerJson, tokenizerConfig, { chatTemplate, source: g.file });
 }

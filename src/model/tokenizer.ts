@@ -98,18 +98,7 @@ export function makeByteTokenizerJson(specials: string[]): object {
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
     post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges: [],
-    },
+    model: bpeModelJson(vocab, []),
   };
 }
 
@@ -429,4 +418,20 @@ function byteDecoder(): Map<string, number> {
     bytesToUnicode().forEach((c, b) => byteDecoderMap!.set(c, b));
   }
   return byteDecoderMap;
+}
+
+/** The `model` entry of a byte-level BPE tokenizer.json, as Hugging Face's tokenizers writes it. */
+export function bpeModelJson(vocab: Record<string, number>, merges: readonly string[]): Record<string, unknown> {
+  return {
+    type: 'BPE',
+    dropout: null,
+    unk_token: null,
+    continuing_subword_prefix: null,
+    end_of_word_suffix: null,
+    fuse_unk: false,
+    byte_fallback: false,
+    ignore_merges: false,
+    vocab,
+    merges,
+  };
 }

@@ -22,7 +22,6 @@ export {
   pressHelp,
   PRESS_NAMES,
   WRAPPABLE,
-  ADAKV_SCORERS,
   type PressOptions,
   type PressSpec,
 } from './registry.js';

@@ -4,10 +4,10 @@ export type PoolKind = 'max' | 'avg';
  * 1-D pooling along positions, stride 1, padding floor(k/2), same length out (as torch's max_pool1d /
  * avg_pool1d in SnapKV and kvpress): out[j] pools x[j - floor(k/2) .. j - floor(k/2) + k - 1]. Max ignores
  * the padding; avg counts it as zeros (count_include_pad), so it always divides by k.
- * Only the first `n` entries of `x` are read (the candidates), so scores never leak in from the window.
+ * Only the first `n` entries of `x` are read (the candidates), so scores never leak in from the window. `out`
+ * (n entries) may be given to reuse.
  */
-export function pool1d(x: Float64Array, n: number, kernel: number, kind: PoolKind): Float64Array {
-  const out = new Float64Array(n);
+export function pool1d(x: Float64Array, n: number, kernel: number, kind: PoolKind, out = new Float64Array(n)): Float64Array {
   if (kernel <= 1) {
     out.set(x.subarray(0, n));
     return out;

@@ -71,8 +71,6 @@ function isWrapper(m: AnyMethod): m is Wrapper {
 export const WRAPPABLE: readonly string[] = METHODS.filter((m): m is Method => !isWrapper(m))
   .filter((m) => m.scorer && !m.allocator)
   .map((m) => m.name);
-/** @deprecated the same list as WRAPPABLE */
-export const ADAKV_SCORERS = WRAPPABLE;
 
 function lookup(name: string): AnyMethod {
   const m = METHODS.find((x) => x.name === name);
@@ -135,6 +133,23 @@ export function resolvedOptionFlags(name: string, given: Record<string, unknown>
   return out;
 }
 
+/**
+ * Each given option checked against the method's specs and parsed by its own (names in the message as the user
+ * wrote them; `where` prefixes every message).
+ */
+function parseOptions(name: string, specs: OptionSpecs, given: [string, unknown][], where: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [flag, v] of given) {
+    const spec = specs[optionKey(flag)];
+    if (!spec) {
+      const takes = Object.keys(specs).map(optionFlag).join(', ') || 'none';
+      throw new KvevictError(`${where}press ${name} does not take option ${flag} (its options: ${takes})`);
+    }
+    out[optionKey(flag)] = spec.parse(v, `${where}press ${name}: ${flag}`);
+  }
+  return out;
+}
+
 function normalizeKeys(name: string, options: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(options)) {
@@ -155,15 +170,12 @@ export function makePress(name: string, options: PressOptions = {}): Press {
   const m = lookup(name);
   const { budget, ratio, ...rest } = normalizeKeys(name, options);
   const specs = optionSpecsOf(name, rest.scorer as string | undefined);
-  const values: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(rest)) {
-    const spec = specs[key];
-    if (!spec) {
-      const takes = Object.keys(specs).map(optionFlag).join(', ') || 'none';
-      throw new KvevictError(`press ${name} does not take option ${optionFlag(key)} (its options: ${takes})`);
-    }
-    values[key] = spec.parse(v, `press ${name}: ${optionFlag(key)}`);
-  }
+  const values = parseOptions(
+    name,
+    specs,
+    Object.entries(rest).map(([k, v]) => [optionFlag(k), v]),
+    '',
+  );
   for (const [key, spec] of Object.entries(specs)) if (!(key in values)) values[key] = spec.default;
 
   const needsBudget = isWrapper(m) || (m as Method).needsBudget !== false;
@@ -229,15 +241,8 @@ export function parsePress(text: string, where = '--press'): PressSpec {
     raw[flag] = p.slice(eq + 1).trim();
   }
   const specs = optionSpecsOf(name, raw.scorer);
-  const options: Record<string, string | number | boolean> = {};
-  for (const [flag, v] of Object.entries(raw)) {
-    const spec = specs[optionKey(flag)];
-    if (!spec) {
-      const takes = Object.keys(specs).map(optionFlag).join(', ') || 'none';
-      throw new KvevictError(`${where}: press ${name} does not take option ${flag} (its options: ${takes})`);
-    }
-    options[flag] = spec.parse(v, `${where}: ${name} ${flag}`) as string | number | boolean;
-  }
+  const parsed = parseOptions(name, specs, Object.entries(raw), `${where}: `);
+  const options = Object.fromEntries(Object.keys(raw).map((flag) => [flag, parsed[optionKey(flag)]])) as PressSpec['options'];
   return { name, options };
 }
 

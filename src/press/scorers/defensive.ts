@@ -37,6 +37,9 @@ export class DefensiveScorer implements Scorer {
     const rows = window;
     const rowPos = run.captured.windowPositions.subarray(run.captured.windowPositions.length - rows);
     const logits = new Float32Array(rows * L);
+    // one row's softmax and its pooling, reused for every row
+    const row = new Float64Array(L);
+    const pooled = new Float64Array(n);
     return wq.map((queries, l) => {
       const q = queries.subarray(queries.length - rows * H * d);
       const worst: Float64Array[] = [];
@@ -49,14 +52,14 @@ export class DefensiveScorer implements Scorer {
         for (let h = g * G; h < (g + 1) * G; h++) {
           k.sgemm(false, true, rows, L, d, 1 / Math.sqrt(d), q.subarray(h * d), H * d, head.keys, d, 0, logits, L);
           for (let r = 0; r < rows; r++) {
-            const a = softmaxRow(logits.subarray(r * L, (r + 1) * L), head.positions, rowPos[r]);
+            const a = softmaxRow(logits.subarray(r * L, (r + 1) * L), head.positions, rowPos[r], row);
             let rowMass = 0;
             for (let j = 0; j < n; j++) {
               rowMass += a[j];
               mean[j] += a[j] / (G * rows);
             }
             windowMass += (1 - rowMass) / (H * rows);
-            const p = pool1d(a, n, this.kernel, 'avg');
+            const p = pool1d(a, n, this.kernel, 'avg', pooled);
             let pooledMass = 0;
             for (let j = 0; j < n; j++) pooledMass += p[j];
             const scale = pooledMass > 0 ? rowMass / pooledMass : 0;
@@ -83,9 +86,9 @@ export class DefensiveScorer implements Scorer {
   }
 }
 
-/** softmax over the keys a row at `pos` may see (positions <= pos); the others get 0. */
-function softmaxRow(logits: Float32Array, positions: Int32Array, pos: number): Float64Array {
-  const out = new Float64Array(logits.length);
+/** softmax over the keys a row at `pos` may see (positions <= pos) into `out`; the others get 0. */
+function softmaxRow(logits: Float32Array, positions: Int32Array, pos: number, out: Float64Array): Float64Array {
+  out.fill(0, 0, logits.length);
   let max = -Infinity;
   for (let j = 0; j < logits.length; j++) if (positions[j] <= pos && logits[j] > max) max = logits[j];
   let sum = 0;
