@@ -25,7 +25,7 @@ import { loadSoftTokens, modelHash, saveSoftTokens } from '../src/press/queries/
 import { initParams } from '../src/train/params.js';
 import { modelConfigOf } from '../src/train/pretrain.js';
 import { responseAttention, exampleLoss } from '../src/train/judgeq/objective.js';
-import { SoftForward } from '../src/train/judgeq/soft-forward.js';
+import { AppendedRows } from '../src/model/appended-rows.js';
 import { Rng } from '../src/util/rng.js';
 import { formatTable } from './table.js';
 import { REFERENCE } from './train.js';
@@ -100,7 +100,7 @@ export async function runBench(trainLengths = [512, 1024, 2048], inferLengths = 
 
   // 1. training throughput
   const model = new LlamaModel(s.cfg, s.weights);
-  const forward = new SoftForward(s.cfg, s.weights);
+  const forward = new AppendedRows(s.cfg, s.weights);
   const t = param(new Float32Array(embeddings), [soft, s.cfg.hiddenSize], 'soft');
   const trainRows: TrainRow[] = [];
   for (const L of trainLengths) {
@@ -115,7 +115,7 @@ export async function runBench(trainLengths = [512, 1024, 2048], inferLengths = 
       responseAttention(model, cache, ex.response);
       const t2 = performance.now();
       t.zeroGrad();
-      exampleLoss(model, forward, t, ex, true, 1, cache);
+      exampleLoss(model, forward, { rows: t, lora: null, loss: 'mse' }, ex, true, 1, cache);
       const t3 = performance.now();
       if (i === 0) continue; // warm-up
       pre += t1 - t0;

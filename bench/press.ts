@@ -12,7 +12,15 @@
  *
  * Standalone: node dist/bench/press.js [CONTEXT...]
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { KvCache } from '../src/cache/kv-cache.js';
+import { LORA_TARGETS, loraShape } from '../src/model/appended-rows.js';
+import type { ModelConfig } from '../src/model/config.js';
+import type { Weights } from '../src/model/types.js';
+import { saveLookaheadModules } from '../src/press/queries/lookahead-adapter-file.js';
+import { modelHash, saveSoftTokens } from '../src/press/queries/soft-tokens-file.js';
 import { kernels } from '../src/kernels/index.js';
 import { LlamaModel } from '../src/model/llama.js';
 import type { LayerView } from '../src/model/types.js';
@@ -34,8 +42,36 @@ const H2O_MAX_CONTEXT = 8192;
 const REPEATS = 3;
 const DECODE_ROUNDS = 3;
 
-/** Every method with its defaults, but full (nothing to choose) and Judge Q (its soft tokens are trained for another model). */
-const METHODS = PRESS_NAMES.filter((n) => n !== 'full' && !n.startsWith('judgeq'));
+/** Every method with its defaults but full (nothing to choose); Judge Q and LookaheadKV with untrained files of their real sizes. */
+const METHODS = PRESS_NAMES.filter((n) => n !== 'full');
+
+/**
+ * Random Judge Q soft tokens (32) and LookaheadKV modules (32 tokens, LoRA rank 8 on every linear layer) for
+ * the bench's model: what they cost does not depend on what they learned.
+ */
+function trainedFileOptions(cfg: ModelConfig, weights: Weights): Record<string, Record<string, string>> {
+  const dir = mkdtempSync(join(tmpdir(), 'kvevict-bench-press-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const rng = new Rng(11);
+  const hash = modelHash(cfg, weights);
+  const soft = join(dir, 'judgeq.safetensors'),
+    modules = join(dir, 'lookaheadkv.safetensors');
+  const m = 32,
+    rank = 8;
+  saveSoftTokens(soft, { embeddings: rng.normalArray(m * cfg.hiddenSize, 0.05), count: m, hiddenSize: cfg.hiddenSize, modelHash: hash });
+  const lora = weights.layers.map(() =>
+    Object.fromEntries(
+      LORA_TARGETS.map((t) => {
+        const [out, inDim] = loraShape(cfg, t);
+        return [t, { a: rng.normalArray(rank * inDim, 0.05), b: rng.normalArray(out * rank, 0.05) }];
+      }),
+    ),
+  );
+  const base = { embeddings: rng.normalArray(m * cfg.hiddenSize, 0.05), count: m, hiddenSize: cfg.hiddenSize, numLayers: cfg.numLayers };
+  saveLookaheadModules(modules, { ...base, rank, alpha: 32, targets: [...LORA_TARGETS], lora, modelHash: hash }, (t) => loraShape(cfg, t));
+  const options = (n: string): Record<string, string> => (n.startsWith('judgeq') ? { soft } : n === 'lookaheadkv' ? { modules } : {});
+  return Object.fromEntries(PRESS_NAMES.map((n) => [n, options(n)]));
+}
 
 type CaptureKind = 'window' | 'columnSums' | 'queryStats';
 
@@ -121,7 +157,9 @@ function decodeTokPerS(model: LlamaModel, cache: KvCache, start: number, steps: 
 export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenchResult> {
   const maxCtx = Math.max(...contexts);
   const cfg = smolConfig({ max_position_embeddings: Math.max(8192, maxCtx + DECODE_STEPS + 16) });
-  const model = new LlamaModel(cfg, randomWeights(cfg, 1, 0.05));
+  const weights = randomWeights(cfg, 1, 0.05);
+  const model = new LlamaModel(cfg, weights);
+  const files = trainedFileOptions(cfg, weights);
   const k = kernels();
   const rng = new Rng(7);
   const tokens = Int32Array.from({ length: maxCtx }, () => 3 + rng.int(cfg.vocabSize - 3));
@@ -176,7 +214,7 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<PressBenc
     const methods: MethodTiming[] = [];
     let snapPlan: Int32Array[][] | null = null;
     for (const name of METHODS) {
-      const press = makePress(name, { budget: BUDGET });
+      const press = makePress(name, { budget: BUDGET, ...files[name] });
       const kind = captureKindOf(press.capture(L));
       if (kind === 'columnSums' && !withH2o) continue;
       let compressMs = Infinity;

@@ -118,11 +118,14 @@ export { METRIC_NAMES, scorePrediction, parseMetric, type MetricName, type Scori
 export { attentionMass, attentionRecall, oracleHitRate, oracleTopK, outputAgreement, type FidelityTrace } from './eval/fidelity.js';
 export { writeReport, type ReportResult } from './eval/report/index.js';
 
-// training: the embedded model and Judge Q soft tokens
+// training: the embedded model, Judge Q soft tokens and LookaheadKV modules
 export { pretrain, DEFAULT_PRETRAIN, type PretrainOptions, type PretrainResult } from './train/pretrain.js';
 export {
   trainJudgeq,
+  trainLookaheadkv,
   DEFAULT_RECIPE as DEFAULT_JUDGEQ_RECIPE,
+  DEFAULT_LOOKAHEADKV_RECIPE,
+  type LookaheadkvRecipe,
   type JudgeqRecipe,
   type JudgeqTrainOptions,
   type JudgeqTrainResult,

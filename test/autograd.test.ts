@@ -12,6 +12,8 @@ import { swiglu } from '../src/autograd/ops/swiglu.js';
 import { add } from '../src/autograd/ops/add.js';
 import { crossEntropy } from '../src/autograd/ops/cross-entropy.js';
 import { mse } from '../src/autograd/ops/mse.js';
+import { klRows } from '../src/autograd/ops/kl-rows.js';
+import { scale } from '../src/autograd/ops/scale.js';
 import { ropeTables, type ModelConfig } from '../src/model/config.js';
 import { TrainModel } from '../src/train/model.js';
 import { initParams, namedParams } from '../src/train/params.js';
@@ -132,6 +134,43 @@ test('mse: both sides', () => {
       let s = 0;
       for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2;
       return new Float64Array([s / a.length]);
+    },
+  );
+});
+
+test('scale: y = s x', () => {
+  checkOpGradients(
+    [{ data: randomArray(10, 17), shape: [10], grad: true }],
+    (t, [x]) => scale(t, x, -2.5),
+    ([x]) => x.map((v) => -2.5 * v),
+  );
+});
+
+test('klRows: mean over rows of KL(normalized target || normalized pred), zeros in the target included', () => {
+  const rows = 3,
+    cols = 5;
+  const pred = randomArray(rows * cols, 18).map((v) => 0.1 + Math.abs(v));
+  const target = randomArray(rows * cols, 19).map((v) => Math.abs(v));
+  target[2] = 0;
+  target[9] = 0;
+  checkOpGradients(
+    [{ data: pred, shape: [rows, cols], grad: true }],
+    (t, [p]) => klRows(t, p, target, rows),
+    ([p]) => {
+      let kl = 0;
+      for (let r = 0; r < rows; r++) {
+        let ps = 0,
+          ts = 0;
+        for (let j = 0; j < cols; j++) {
+          ps += p[r * cols + j];
+          ts += target[r * cols + j];
+        }
+        for (let j = 0; j < cols; j++) {
+          const tj = target[r * cols + j] / ts;
+          if (tj > 0) kl += tj * Math.log(tj / (p[r * cols + j] / ps));
+        }
+      }
+      return new Float64Array([kl / rows]);
     },
   );
 });

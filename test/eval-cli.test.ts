@@ -155,14 +155,16 @@ test('kvevict eval: bad input is one line', () => {
   fail(['report', join(dir, 'nothing'), '--out', join(dir, 'r')], /no results\.jsonl here/);
 });
 
-test('demo plan: the leading methods first, Judge Q only with its soft tokens', () => {
-  const without = demoPresses(join(dir, 'no-soft.safetensors'));
+test('demo plan: the leading methods first, Judge Q and LookaheadKV only with their trained files', () => {
+  const without = demoPresses(join(dir, 'no-soft.safetensors'), join(dir, 'no-modules.safetensors'));
   assert.deepEqual(without.slice(0, DEMO_LEAD.length), DEMO_LEAD);
-  assert.ok(!without.some((p) => p.startsWith('judgeq')));
+  assert.ok(!without.some((p) => p.startsWith('judgeq') || p === 'lookaheadkv'));
   assert.ok(without.includes('h2o') && without.includes('laq++'));
   const soft = join(dir, 'soft.safetensors');
   writeFileSync(soft, '');
-  assert.ok(demoPresses(soft).includes('judgeq'));
+  assert.ok(demoPresses(soft, join(dir, 'no-modules.safetensors')).includes('judgeq'));
+  assert.ok(!demoPresses(soft, join(dir, 'no-modules.safetensors')).includes('lookaheadkv'));
+  assert.ok(demoPresses(join(dir, 'no-soft.safetensors'), soft).includes('lookaheadkv'));
   const plan = demoPlan([64, 128], ['query-aware'], without);
   assert.equal(plan.grid.length, without.length * 2);
   assert.deepEqual(plan.datasets, ['niah', 'ruler:niah_single_2', 'ruler:vt']);

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { param } from '../src/autograd/tensor.js';
+import { param, type Tensor } from '../src/autograd/tensor.js';
 import { KvevictError } from '../src/errors.js';
 import { prefill, prefillAndCompress } from '../src/generate/pipeline.js';
 import type { ModelConfig } from '../src/model/config.js';
@@ -20,8 +20,8 @@ import type { ScorePress } from '../src/press/score-press.js';
 import type { AttentionScorer } from '../src/press/scorers/attention.js';
 import { loadSoftTokens, modelHash, saveSoftTokens, type SoftTokens } from '../src/press/queries/soft-tokens-file.js';
 import { AdamW } from '../src/train/adamw.js';
-import { exampleLoss, type JudgeqExample } from '../src/train/judgeq/objective.js';
-import { SoftForward } from '../src/train/judgeq/soft-forward.js';
+import { exampleLoss, type JudgeqExample, type Learned } from '../src/train/judgeq/objective.js';
+import { AppendedRows } from '../src/model/appended-rows.js';
 import { trainJudgeq } from '../src/train/judgeq/train.js';
 import { heldOutFidelity } from '../src/train/judgeq/hit-rate.js';
 import { attentionMass, attentionRecall, oracleHitRate } from '../src/eval/fidelity.js';
@@ -37,6 +37,7 @@ import {
   type BfQuery,
 } from './helpers/press-reference.js';
 import { randomWeights, tinyConfig, tinyRawConfig, writeRandomModelDir, type TinyKind } from './helpers/random-model.js';
+import { meanPromptAttention64 } from './reference/attention-f64.js';
 import { referenceForward } from './reference/llama-f64.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvevict-judgeq-'));
@@ -46,31 +47,6 @@ function tiny(kind: TinyKind, seed = 3, scale = 0.3): { cfg: ModelConfig; weight
   const cfg = tinyConfig(kind);
   const weights = randomWeights(cfg, seed, scale);
   return { cfg, weights, model: new LlamaModel(cfg, weights) };
-}
-
-/** Rows' mean softmax attention on the first L keys, per layer [H][L], from float64 queries and keys. */
-function meanPromptAttention64(cfg: ModelConfig, q: Float64Array[][], k: Float64Array[][], rows: number[], L: number): number[][][] {
-  const { numHeads: H, numKvHeads: Hkv, headDim: d } = cfg;
-  const G = H / Hkv;
-  return q.map((ql, l) =>
-    Array.from({ length: H }, (_, h) => {
-      const g = Math.floor(h / G);
-      const mean = new Array<number>(L).fill(0);
-      for (const r of rows) {
-        const logits: number[] = [];
-        for (let j = 0; j <= r; j++) {
-          let dot = 0;
-          for (let i = 0; i < d; i++) dot += ql[r][h * d + i] * k[l][j][g * d + i];
-          logits.push(dot / Math.sqrt(d));
-        }
-        const mx = Math.max(...logits);
-        const e = logits.map((x) => Math.exp(x - mx));
-        const z = e.reduce((a, b) => a + b, 0);
-        for (let j = 0; j < L; j++) mean[j] += e[j] / z / rows.length;
-      }
-      return mean;
-    }),
-  );
 }
 
 /** methods.md's Judge Q loss in float64, from two plain full forward passes (P + R and P + soft). */
@@ -112,6 +88,8 @@ function judgeqLoss64(cfg: ModelConfig, w: Weights, ex: JudgeqExample, soft: Flo
   return s / n;
 }
 
+const judgeqOf = (soft: Tensor): Learned => ({ rows: soft, lora: null, loss: 'mse' });
+
 function example(seed: number, L: number, R: number): JudgeqExample {
   return { prompt: promptTokens(L, seed), response: promptTokens(R, seed + 100) };
 }
@@ -124,7 +102,7 @@ describe('Judge Q loss', () => {
       const ex = example(5, 21, 6);
       const init = new Rng(11).normalArray(m * cfg.hiddenSize, 1);
       const soft = param(new Float32Array(init), [m, cfg.hiddenSize], 'soft');
-      const res = exampleLoss(model, new SoftForward(cfg, weights), soft, ex, true);
+      const res = exampleLoss(model, new AppendedRows(cfg, weights), judgeqOf(soft), ex, true);
       const x64 = Float64Array.from(init);
       const ref = judgeqLoss64(cfg, weights, ex, x64);
       assert.ok(ref > 1e-6, `the loss is not trivially small (${ref})`);
@@ -152,9 +130,9 @@ describe('Judge Q loss', () => {
     const { cache } = prefill(model, ex.prompt);
     const before = cache.clone();
     const soft = param(new Rng(1).normalArray(4 * cfg.hiddenSize, 1), [4, cfg.hiddenSize], 'soft');
-    const fwd = new SoftForward(cfg, weights);
-    fwd.promptAttention(null, soft, cache);
-    exampleLoss(model, fwd, soft, ex, false);
+    const fwd = new AppendedRows(cfg, weights);
+    fwd.run(null, soft, cache);
+    exampleLoss(model, fwd, judgeqOf(soft), ex, false);
     for (let l = 0; l < cfg.numLayers; l++) {
       for (let h = 0; h < cfg.numKvHeads; h++) {
         const a = cache.head(l, h),
@@ -169,13 +147,13 @@ describe('Judge Q loss', () => {
     const { cfg, weights, model } = tiny('llama', 4, 0.2);
     const examples = [example(1, 40, 8), example(2, 33, 6)];
     const soft = param(new Rng(3).normalArray(4 * cfg.hiddenSize, 1), [4, cfg.hiddenSize], 'soft');
-    const fwd = new SoftForward(cfg, weights);
+    const fwd = new AppendedRows(cfg, weights);
     const opt = new AdamW([soft], { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 });
-    const lossOf = () => examples.reduce((s, ex) => s + exampleLoss(model, fwd, soft, ex, false).loss, 0) / examples.length;
+    const lossOf = () => examples.reduce((s, ex) => s + exampleLoss(model, fwd, judgeqOf(soft), ex, false).loss, 0) / examples.length;
     const first = lossOf();
     for (let step = 0; step < 25; step++) {
       soft.zeroGrad();
-      for (const ex of examples) exampleLoss(model, fwd, soft, ex, true, 1 / examples.length);
+      for (const ex of examples) exampleLoss(model, fwd, judgeqOf(soft), ex, true, 1 / examples.length);
       opt.step(0.05);
     }
     const last = lossOf();

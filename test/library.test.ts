@@ -106,12 +106,14 @@ describe('library entry point', () => {
       'saveSoftTokens',
       'pretrain',
       'trainJudgeq',
+      'trainLookaheadkv',
+      'loadLookaheadModules',
       'KvevictError',
       'defaultModelDir',
     ]) {
       assert.notEqual(typeof (kvevict as Record<string, unknown>)[name], 'undefined', name);
     }
-    assert.equal(PRESS_NAMES.length, 21);
+    assert.equal(PRESS_NAMES.length, 22);
     assert.ok(new KvevictError('x') instanceof Error);
     assert.throws(() => makePress('no-such-press', { budget: 8 }), KvevictError);
     assert.match(kvevict.defaultModelDir, /models[\\/]kvevict-ref$/);

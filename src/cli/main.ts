@@ -4,7 +4,17 @@ import { KvevictError } from '../errors.js';
  * The commands. Each lives in `./<name>.js` (one file per command: argument parsing and output only)
  * and exports `run(argv: string[]): Promise<number>` and `summary: string`.
  */
-export const COMMANDS = ['generate', 'inspect', 'convert', 'eval', 'report', 'demo', 'pretrain', 'train-judgeq'] as const;
+export const COMMANDS = [
+  'generate',
+  'inspect',
+  'convert',
+  'eval',
+  'report',
+  'demo',
+  'pretrain',
+  'train-judgeq',
+  'train-lookaheadkv',
+] as const;
 
 interface CommandModule {
   run(argv: string[]): Promise<number>;

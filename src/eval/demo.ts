@@ -1,6 +1,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_SOFT_FILE } from '../press/methods/judgeq.js';
+import { DEFAULT_LOOKAHEAD_FILE } from '../press/methods/lookaheadkv.js';
 import { PRESS_NAMES } from '../press/registry.js';
 import { KEPT_DIR } from './runner.js';
 import { RESULTS_FILE, RUN_FILE } from './results.js';
@@ -10,10 +11,12 @@ import { makeGrid, parsePress, type Mode, type Setting } from './settings.js';
 /** The methods the demo compares first; every other method that can run follows. */
 export const DEMO_LEAD = ['full', 'streaming', 'snapkv', 'pyramidkv', 'laq'];
 
-/** Every method the demo runs: Judge Q variants only when the embedded model's soft tokens exist. */
-export function demoPresses(softFile = DEFAULT_SOFT_FILE): string[] {
-  const hasSoft = existsSync(softFile);
-  const rest = PRESS_NAMES.filter((n) => !DEMO_LEAD.includes(n) && (hasSoft || !n.startsWith('judgeq')));
+/** Every method the demo runs: Judge Q and LookaheadKV only when the embedded model's trained files exist. */
+export function demoPresses(softFile = DEFAULT_SOFT_FILE, lookaheadFile = DEFAULT_LOOKAHEAD_FILE): string[] {
+  const hasSoft = existsSync(softFile),
+    hasLookahead = existsSync(lookaheadFile);
+  const trained = (n: string) => (n.startsWith('judgeq') ? hasSoft : n === 'lookaheadkv' ? hasLookahead : true);
+  const rest = PRESS_NAMES.filter((n) => !DEMO_LEAD.includes(n) && trained(n));
   return [...DEMO_LEAD, ...rest];
 }
 

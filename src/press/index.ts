@@ -37,3 +37,5 @@ export { selectCache, keepAllPlan } from './select-cache.js';
 export { SoftTokenQueries } from './queries/soft-tokens.js';
 export { loadSoftTokens, saveSoftTokens, modelHash, checkSoftTokensFor, type SoftTokens } from './queries/soft-tokens-file.js';
 export { DEFAULT_SOFT_FILE } from './methods/judgeq.js';
+export { DEFAULT_LOOKAHEAD_FILE } from './methods/lookaheadkv.js';
+export { loadLookaheadModules, saveLookaheadModules, type LookaheadModules } from './queries/lookahead-adapter-file.js';

@@ -13,6 +13,7 @@ import { keydiff } from './methods/keydiff.js';
 import { knorm } from './methods/knorm.js';
 import { kvzip } from './methods/kvzip.js';
 import { laq, laqPlus } from './methods/laq.js';
+import { lookaheadkv } from './methods/lookaheadkv.js';
 import { pyramidkv } from './methods/pyramidkv.js';
 import { random } from './methods/random.js';
 import { snapkv } from './methods/snapkv.js';
@@ -48,6 +49,7 @@ const METHODS: readonly AnyMethod[] = [
   judgeq,
   judgeqLaq,
   judgeqWindow,
+  lookaheadkv,
 ];
 
 /** Options of a press as the library takes them: the budget or the ratio, and the method's own options. */

@@ -56,8 +56,17 @@ export function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0;
 }
 
-/** Restore parameters and optimizer state in place; returns the metadata. Refuses, in one line, any file that is not whole. */
-export function loadCheckpoint(file: string, params: Tensor[], opt: AdamW): CheckpointMeta {
+/**
+ * Restore parameters and optimizer state in place; returns the metadata. Refuses, in one line, any file that
+ * is not whole. `checkOptions` sees the run's recorded options before the tensors are compared, so a run
+ * resumed with other options is told which one differs rather than that the shapes do.
+ */
+export function loadCheckpoint(
+  file: string,
+  params: Tensor[],
+  opt: AdamW,
+  checkOptions?: (options: Record<string, unknown>) => void,
+): CheckpointMeta {
   if (!existsSync(file)) throw new KvevictError(`${file}: no checkpoint to resume from`);
   const buf = readFileSync(file);
   const bad = (why: string) => new KvevictError(`${file}: not a usable checkpoint (${why}); restore it or start the run again`);
@@ -75,6 +84,7 @@ export function loadCheckpoint(file: string, params: Tensor[], opt: AdamW): Chec
   if (!isCount(header.adamT)) throw bad(`adamT ${JSON.stringify(header.adamT)} is not a whole number`);
   if (!Array.isArray(header.sizes) || !header.sizes.every(isCount)) throw bad('the tensor sizes are missing');
   if (!Array.isArray(header.history)) throw bad('the history is missing');
+  checkOptions?.((header.options ?? {}) as Record<string, unknown>);
   if (header.sizes.length !== params.length || header.sizes.some((s, i) => s !== params[i].size)) {
     throw new KvevictError(`${file}: checkpoint tensors do not match the model configuration`);
   }

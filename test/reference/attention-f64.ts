@@ -1,3 +1,4 @@
+import type { ModelConfig } from '../../src/model/config.js';
 import type { AttendArgs } from '../../src/kernels/types.js';
 
 /** Attention by the definition: every (row, head) scores every key, masks by position, softmax, weighted sum. */
@@ -32,4 +33,29 @@ export function attend64(a: AttendArgs): Float64Array {
     }
   }
   return out;
+}
+
+/** Rows' mean softmax attention on the first L keys, per layer [H][L], from float64 queries and keys. */
+export function meanPromptAttention64(cfg: ModelConfig, q: Float64Array[][], k: Float64Array[][], rows: number[], L: number): number[][][] {
+  const { numHeads: H, numKvHeads: Hkv, headDim: d } = cfg;
+  const G = H / Hkv;
+  return q.map((ql, l) =>
+    Array.from({ length: H }, (_, h) => {
+      const g = Math.floor(h / G);
+      const mean = new Array<number>(L).fill(0);
+      for (const r of rows) {
+        const logits: number[] = [];
+        for (let j = 0; j <= r; j++) {
+          let dot = 0;
+          for (let i = 0; i < d; i++) dot += ql[r][h * d + i] * k[l][j][g * d + i];
+          logits.push(dot / Math.sqrt(d));
+        }
+        const mx = Math.max(...logits);
+        const e = logits.map((x) => Math.exp(x - mx));
+        const z = e.reduce((a, b) => a + b, 0);
+        for (let j = 0; j < L; j++) mean[j] += e[j] / z / rows.length;
+      }
+      return mean;
+    }),
+  );
 }

@@ -26,6 +26,14 @@ export interface ReferenceInput {
    * (2i, 2i + 1) that llama.cpp's "llama" GGUF files are laid out for (their q/k rows permuted to match)
    */
   rope?: 'half' | 'interleaved';
+  /**
+   * Weights that replace a layer's own for one row (LoRA on some rows: the caller passes W + (alpha / r) B A
+   * merged in float64); a matrix left out, or undefined for the row, is the layer's own.
+   */
+  rowWeights?: (
+    layer: number,
+    row: number,
+  ) => Partial<Record<'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down', ArrayLike<number>>> | undefined;
 }
 
 export interface ReferenceOutput {
@@ -131,11 +139,13 @@ export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceI
     const qs: Float64Array[] = [],
       ks: Float64Array[] = [],
       vs: Float64Array[] = [];
+    const W = (r: number) => ({ ...L, ...(input.rowWeights?.(l, r) ?? {}) });
     for (let r = 0; r < rows; r++) {
       const x = rmsnorm(hs[r], L.inputNorm, eps);
-      const q = matvec(L.q, x, H * d),
-        k = matvec(L.k, x, Hkv * d),
-        v = matvec(L.v, x, Hkv * d);
+      const w = W(r);
+      const q = matvec(w.q, x, H * d),
+        k = matvec(w.k, x, Hkv * d),
+        v = matvec(w.v, x, Hkv * d);
       if (L.qBias) for (let i = 0; i < q.length; i++) q[i] += L.qBias[i];
       if (L.kBias) for (let i = 0; i < k.length; i++) k[i] += L.kBias[i];
       if (L.vBias) for (let i = 0; i < v.length; i++) v[i] += L.vBias[i];
@@ -180,14 +190,15 @@ export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceI
         }
       }
       const h1 = new Float64Array(hs[r]);
-      const o = matvec(L.o, att, hidden);
+      const w = W(r);
+      const o = matvec(w.o, att, hidden);
       for (let i = 0; i < hidden; i++) h1[i] += o[i];
       // SwiGLU MLP
       const x = rmsnorm(h1, L.postNorm, eps);
-      const g = matvec(L.gate, x, cfg.intermediateSize),
-        u = matvec(L.up, x, cfg.intermediateSize);
+      const g = matvec(w.gate, x, cfg.intermediateSize),
+        u = matvec(w.up, x, cfg.intermediateSize);
       for (let i = 0; i < g.length; i++) g[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
-      const dn = matvec(L.down, g, hidden);
+      const dn = matvec(w.down, g, hidden);
       for (let i = 0; i < hidden; i++) h1[i] += dn[i];
       next.push(h1);
     }

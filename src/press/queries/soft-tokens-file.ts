@@ -126,18 +126,44 @@ export function loadSoftTokens(file: string): SoftTokens {
   return { embeddings, count, hiddenSize, modelHash: modelHashValue, metadata: { ...meta }, file };
 }
 
-/** Refuse soft tokens trained for another model, with a message that says which and what to do. */
-export function checkSoftTokensFor(soft: SoftTokens, config: ModelConfig, weights: Weights): void {
-  const where = soft.file || 'soft tokens';
-  if (soft.hiddenSize !== config.hiddenSize) {
+/** What a trained file must agree with: its hidden size and the hash of the model it was trained for. */
+export interface TrainedFor {
+  where: string;
+  hiddenSize: number;
+  modelHash: string;
+  /** 'soft tokens', 'LookaheadKV modules' */
+  what: string;
+  /** the command that trains them */
+  tool: string;
+}
+
+/** Refuse a trained file (soft tokens, LookaheadKV modules) made for another model, saying which and what to do. */
+export function checkTrainedFor(t: TrainedFor, config: ModelConfig, weights: Weights): void {
+  const retrain = `train them for it with kvevict ${t.tool} --model DIR`;
+  if (t.hiddenSize !== config.hiddenSize) {
     throw new KvevictError(
-      `${where}: soft tokens of hidden size ${soft.hiddenSize} were trained for another model (this model's hidden_size is ${config.hiddenSize}); train them for it with kvevict train-judgeq --model DIR`,
+      `${t.where}: ${t.what} of hidden size ${t.hiddenSize} were trained for another model (this model's hidden_size is ${config.hiddenSize}); ${retrain}`,
     );
   }
   const mine = modelHash(config, weights);
-  if (soft.modelHash !== mine) {
+  if (t.modelHash !== mine) {
     throw new KvevictError(
-      `${where}: soft tokens were trained for another model (model_hash ${soft.modelHash.slice(0, 12)}..., this model is ${mine.slice(0, 12)}...); train them for it with kvevict train-judgeq --model DIR`,
+      `${t.where}: ${t.what} were trained for another model (model_hash ${t.modelHash.slice(0, 12)}..., this model is ${mine.slice(0, 12)}...); ${retrain}`,
     );
   }
+}
+
+/** Refuse soft tokens trained for another model, with a message that says which and what to do. */
+export function checkSoftTokensFor(soft: SoftTokens, config: ModelConfig, weights: Weights): void {
+  checkTrainedFor(
+    {
+      where: soft.file || 'soft tokens',
+      hiddenSize: soft.hiddenSize,
+      modelHash: soft.modelHash,
+      what: 'soft tokens',
+      tool: 'train-judgeq',
+    },
+    config,
+    weights,
+  );
 }

@@ -1,15 +1,18 @@
 /**
- * Judge Q's loss for one (prompt, response) pair:
+ * The attention-matching losses of Judge Q and LookaheadKV for one (prompt, response) pair:
  *   target  A_resp[l, h, j] = mean over response tokens of their attention to prompt position j (P + R with the
  *           full cache; softmax over every key a response row sees, prompt and response, then restricted to
  *           the prompt columns),
- *   student A_soft[l, h, j] = mean over the m soft tokens of their attention to prompt position j (P + soft),
- *   loss    = mean over layers, query heads and prompt positions of (A_soft - A_resp)^2.
+ *   student A_soft[l, h, j] = mean over the m learned rows of their attention to prompt position j (P + rows,
+ *           LookaheadKV's LoRA active on the rows),
+ *   Judge Q     loss = mean over layers, query heads and prompt positions of (A_soft - A_resp)^2;
+ *   LookaheadKV loss = mean over layers and query heads of KL(A_resp || A_soft), each row normalized to sum 1.
  * The prompt runs once through the engine (no gradient); its cache is the constant both sides read.
  */
 import { prefill } from '../../generate/pipeline.js';
 import type { KvCache } from '../../cache/kv-cache.js';
 import { add } from '../../autograd/ops/add.js';
+import { klRows } from '../../autograd/ops/kl-rows.js';
 import { mse } from '../../autograd/ops/mse.js';
 import { Tape } from '../../autograd/tape.js';
 import { constant, type Tensor } from '../../autograd/tensor.js';
@@ -18,7 +21,7 @@ import { kernels } from '../../kernels/index.js';
 import type { LlamaModel } from '../../model/llama.js';
 import type { LayerView } from '../../model/types.js';
 import { accumulateAttention } from '../../press/attention-mass.js';
-import type { SoftForward } from './soft-forward.js';
+import type { AppendedRows, Lora } from '../../model/appended-rows.js';
 
 export interface JudgeqExample {
   prompt: Int32Array;
@@ -71,6 +74,13 @@ export function responseAttention(model: LlamaModel, cache: KvCache, response: I
   });
 }
 
+/** What learns: the appended rows' embeddings [m, hidden], LookaheadKV's adapters, and the loss that trains them. */
+export interface Learned {
+  rows: Tensor;
+  lora: Lora | null;
+  loss: 'mse' | 'kl';
+}
+
 export interface ExampleResult {
   loss: number;
   /** A_resp per layer [H, L] (the oracle's scores come from it) */
@@ -79,13 +89,14 @@ export interface ExampleResult {
 }
 
 /**
- * The loss of one example. With `train`, the gradient of `weight * loss` is added to `soft.grad` (the backward
- * pass runs through the soft rows only). `prefilled` is the prompt's cache when the caller already has it.
+ * The loss of one example. With `train`, the gradient of `weight * loss` is added to the learned tensors'
+ * gradients (the backward pass runs through the appended rows only). `prefilled` is the prompt's cache when
+ * the caller already has it.
  */
 export function exampleLoss(
   model: LlamaModel,
-  forward: SoftForward,
-  soft: Tensor,
+  forward: AppendedRows,
+  learned: Learned,
   ex: JudgeqExample,
   train: boolean,
   weight = 1,
@@ -94,9 +105,12 @@ export function exampleLoss(
   const cache = prefilled ?? prefill(model, ex.prompt).cache;
   const target = responseAttention(model, cache, ex.response);
   const tape = train ? new Tape() : null;
-  const means = forward.promptAttention(tape, soft, cache);
-  let total = mse(tape, means[0], constant(target[0], means[0].shape));
-  for (let l = 1; l < means.length; l++) total = add(tape, total, mse(tape, means[l], constant(target[l], means[l].shape)));
+  const means = forward.run(tape, learned.rows, cache, { lora: learned.lora }).promptAttention;
+  const H = model.config.numHeads;
+  const layerLoss = (l: number): Tensor =>
+    learned.loss === 'kl' ? klRows(tape, means[l], target[l], H) : mse(tape, means[l], constant(target[l], means[l].shape));
+  let total = layerLoss(0);
+  for (let l = 1; l < means.length; l++) total = add(tape, total, layerLoss(l));
   const loss = total.data[0] / means.length;
   if (tape) tape.backwardFrom(total, Float32Array.of(weight / means.length));
   return { loss, target, promptLength: ex.prompt.length };
