@@ -36,9 +36,10 @@ import {
   withWindow,
   type BfQuery,
 } from './helpers/press-reference.js';
-import { randomWeights, tinyConfig, tinyRawConfig, writeRandomModelDir, type TinyKind } from './helpers/random-model.js';
+import { randomWeights, tinyConfig, type TinyKind } from './helpers/random-model.js';
 import { meanPromptAttention64 } from './reference/attention-f64.js';
 import { referenceForward } from './reference/llama-f64.js';
+import { tinyTrainingRun } from './helpers/appended-rows-run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvevict-judgeq-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -368,29 +369,7 @@ describe('judgeq press against brute force', () => {
 
 describe('train-judgeq', () => {
   const modelDir = join(dir, 'model');
-  writeRandomModelDir(modelDir, tinyRawConfig('llama', { eos_token_id: 258 }), { seed: 5, scale: 0.1 });
-  const base = {
-    modelDir,
-    softTokens: 4,
-    steps: 4,
-    lr: 0.02,
-    warmup: 1,
-    minLrRatio: 0.1,
-    batch: 2,
-    seed: 3,
-    trainPrompts: 4,
-    heldOutPrompts: 2,
-    minLength: 48,
-    maxLength: 160,
-    maxResponse: 12,
-    lengthWeight: false,
-    initFrom: null,
-    evalEvery: 2,
-    checkpointEvery: 1,
-    timeLimit: 0,
-    quiet: true,
-    resume: false,
-  };
+  const base = tinyTrainingRun(modelDir);
 
   it('trains, resumes to the same result, writes a file the judgeq press accepts for its model only', async () => {
     const straight = trainJudgeq({ ...base, out: join(dir, 'straight.safetensors'), runDir: join(dir, 'run-straight') });

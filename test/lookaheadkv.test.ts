@@ -24,10 +24,11 @@ import { exampleLoss, type JudgeqExample } from '../src/train/judgeq/objective.j
 import { trainLookaheadkv } from '../src/train/judgeq/train.js';
 import { Rng } from '../src/util/rng.js';
 import { assertPlanMatches, bfPool, bfReduce, bfTopK, prefillRun, promptTokens, withWindow } from './helpers/press-reference.js';
-import { randomWeights, tinyConfig, tinyRawConfig, writeRandomModelDir, type TinyKind } from './helpers/random-model.js';
+import { randomWeights, tinyConfig, type TinyKind } from './helpers/random-model.js';
 import { cli } from './helpers/cli.js';
 import { meanPromptAttention64 } from './reference/attention-f64.js';
 import { referenceForward } from './reference/llama-f64.js';
+import { tinyTrainingRun } from './helpers/appended-rows-run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvevict-lookaheadkv-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -341,40 +342,23 @@ describe('LookaheadKV file', () => {
 
 describe('train-lookaheadkv', () => {
   const modelDir = join(dir, 'model');
-  writeRandomModelDir(modelDir, tinyRawConfig('llama', { eos_token_id: 258 }), { seed: 5, scale: 0.1 });
   const base = {
-    modelDir,
-    softTokens: 4,
-    steps: 4,
+    ...tinyTrainingRun(modelDir),
     lr: 0.01,
-    warmup: 1,
-    minLrRatio: 0.1,
-    batch: 2,
-    seed: 3,
     trainPrompts: 6,
-    heldOutPrompts: 2,
-    minLength: 40,
-    maxLength: 90,
-    maxResponse: 6,
-    lengthWeight: false,
-    initFrom: null,
     loraRank: 2,
     loraAlpha: 4,
     loraTargets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as LoraTarget[],
-    evalEvery: 2,
-    checkpointEvery: 1,
-    timeLimit: 0,
-    quiet: true,
   };
 
   it('trains (held-out loss falls), resumes to the same file, and writes modules the press accepts for its model only', async () => {
     const outA = join(dir, 'a.safetensors'),
       outB = join(dir, 'b.safetensors');
-    const a = trainLookaheadkv({ ...base, out: outA, runDir: join(dir, 'runA'), resume: false });
+    const a = trainLookaheadkv({ ...base, out: outA, runDir: join(dir, 'runA') });
     assert.ok(a.complete);
     assert.ok(a.finalHeldOutLoss < a.initialHeldOutLoss, `held-out KL ${a.initialHeldOutLoss} -> ${a.finalHeldOutLoss}`);
     // stopped by the time limit before the first step (checkpointed), then resumed to the end: as one run
-    const first = trainLookaheadkv({ ...base, out: outB, runDir: join(dir, 'runB'), resume: false, timeLimit: 1e-9 });
+    const first = trainLookaheadkv({ ...base, out: outB, runDir: join(dir, 'runB'), timeLimit: 1e-9 });
     assert.equal(first.steps, 0);
     assert.equal(loadLookaheadModules(outB).metadata.complete, 'false');
     const b = trainLookaheadkv({ ...base, out: outB, runDir: join(dir, 'runB'), resume: true });
