@@ -39,6 +39,21 @@ describe('kvevict generate --question / --mode', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** `generate` on CONTEXT (given as --prompt or --chat) and QUESTION in one mode. */
+  const ask = (as: '--prompt' | '--chat', mode: string, maxNewTokens: number): string[] => [
+    'generate',
+    '--model',
+    dir,
+    as,
+    CONTEXT,
+    '--question',
+    QUESTION,
+    '--mode',
+    mode,
+    '--max-new-tokens',
+    String(maxNewTokens),
+  ];
+
   function parse(r: { status: number; stdout: string; stderr: string }): ModeJson {
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
@@ -68,26 +83,7 @@ describe('kvevict generate --question / --mode', () => {
 
   test('--mode query-agnostic --press: only the context is compressed; the question is fed after it, as the library does', async () => {
     const budget = 16;
-    const out = parse(
-      cli([
-        'generate',
-        '--model',
-        dir,
-        '--chat',
-        CONTEXT,
-        '--question',
-        QUESTION,
-        '--mode',
-        'query-agnostic',
-        '--press',
-        'snapkv:window=4',
-        '--budget',
-        String(budget),
-        '--max-new-tokens',
-        '5',
-        '--json',
-      ]),
-    );
+    const out = parse(cli([...ask('--chat', 'query-agnostic', 5), '--press', 'snapkv:window=4', '--budget', String(budget), '--json']));
     const loaded = loadModelDir(dir);
     const cfg = loaded.config;
     const entry = 2 * cfg.headDim * 4 + 4;
@@ -104,24 +100,7 @@ describe('kvevict generate --question / --mode', () => {
     assert.deepEqual(out.tokens, want.answers[0].tokens);
 
     // query-aware with the same press compresses context + question: a different cache
-    const aware = parse(
-      cli([
-        'generate',
-        '--model',
-        dir,
-        '--chat',
-        CONTEXT,
-        '--question',
-        QUESTION,
-        '--press',
-        'snapkv:window=4',
-        '--budget',
-        String(budget),
-        '--max-new-tokens',
-        '5',
-        '--json',
-      ]),
-    );
+    const aware = parse(cli([...ask('--chat', 'query-aware', 5), '--press', 'snapkv:window=4', '--budget', String(budget), '--json']));
     assert.deepEqual(aware.promptTokens, out.promptTokens);
     assert.equal(aware.eviction!.fullCacheBytes, cfg.numLayers * cfg.numKvHeads * out.promptTokens.length * entry);
     const wantAware = await runQueryAware(model, aware.promptTokens, makePress('snapkv', { budget, window: 4 }), opts);
@@ -129,22 +108,7 @@ describe('kvevict generate --question / --mode', () => {
   });
 
   test('--prompt --question without --press: the full cache, so query-agnostic equals plain generation', () => {
-    const out = parse(
-      cli([
-        'generate',
-        '--model',
-        dir,
-        '--prompt',
-        CONTEXT,
-        '--question',
-        QUESTION,
-        '--mode',
-        'query-agnostic',
-        '--max-new-tokens',
-        '6',
-        '--json',
-      ]),
-    );
+    const out = parse(cli([...ask('--prompt', 'query-agnostic', 6), '--json']));
     const loaded = loadModelDir(dir);
     const tok = loaded.tokenizer;
     assert.deepEqual(out.promptTokens, tok.encode(`${CONTEXT}\n\n${QUESTION}`));
@@ -157,19 +121,7 @@ describe('kvevict generate --question / --mode', () => {
   test('without --question the JSON keeps its fields; plain output names the mode', () => {
     const out = parse(cli(['generate', '--model', dir, '--prompt', 'abc', '--mode', 'query-aware', '--max-new-tokens', '2', '--json']));
     assert.deepEqual(Object.keys(out).sort(), ['promptTokens', 'steps', 'text', 'timings', 'tokens']);
-    const r = cli([
-      'generate',
-      '--model',
-      dir,
-      '--prompt',
-      CONTEXT,
-      '--question',
-      QUESTION,
-      '--mode',
-      'query-agnostic',
-      '--max-new-tokens',
-      '2',
-    ]);
+    const r = cli(ask('--prompt', 'query-agnostic', 2));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /query-agnostic: context \d+, question \d+/);
   });

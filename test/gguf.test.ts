@@ -22,6 +22,7 @@ import type { ModelConfig } from '../src/model/config.js';
 import type { Weights } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
 import { smolDir, smolRawConfig, tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
+import { ByteCursor } from './helpers/byte-cursor.js';
 import type { TinyKind } from './helpers/random-model.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kvevict-gguf-'));
@@ -66,39 +67,18 @@ function walkGguf(file: string): {
   dataStart: number;
 } {
   const b = readFileSync(file);
-  let p = 0;
-  const u32 = () => {
-    const v = b.readUInt32LE(p);
-    p += 4;
-    return v;
-  };
-  const u64 = () => {
-    const v = Number(b.readBigUInt64LE(p));
-    p += 8;
-    return v;
-  };
-  const s = () => {
-    const len = u64();
-    const v = b.toString('utf8', p, p + len);
-    p += len;
-    return v;
-  };
+  const c = new ByteCursor(b, 4);
+  const { u32, u64, str: s } = c;
   const scalar = (t: number): unknown => {
     switch (t) {
       case 4:
         return u32();
-      case 5: {
-        const v = b.readInt32LE(p);
-        p += 4;
-        return v;
-      }
-      case 6: {
-        const v = b.readFloatLE(p);
-        p += 4;
-        return v;
-      }
+      case 5:
+        return c.i32();
+      case 6:
+        return c.f32();
       case 7:
-        return b[p++] === 1;
+        return c.u8() === 1;
       case 8:
         return s();
       case 10:
@@ -108,7 +88,6 @@ function walkGguf(file: string): {
     }
   };
   assert.equal(b.toString('ascii', 0, 4), 'GGUF');
-  p = 4;
   const version = u32();
   const nt = u64();
   const nkv = u64();
@@ -132,7 +111,7 @@ function walkGguf(file: string): {
     for (let j = 0; j < nd; j++) dims.push(u64());
     tensors.push({ name, dims, type: u32(), offset: u64() });
   }
-  return { version, kv, tensors, dataStart: Math.ceil(p / 32) * 32 };
+  return { version, kv, tensors, dataStart: Math.ceil(c.p / 32) * 32 };
 }
 
 /** Expected llama.cpp tensors of a model: name -> [numpy shape, source data (HF layout)]. */

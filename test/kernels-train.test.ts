@@ -21,16 +21,7 @@ function softmax64(e: Float32Array, rows: number, n: number, m: number, r0: numb
   return { e: out, inv };
 }
 
-function softmaxGrad64(
-  dS: Float32Array,
-  e: Float32Array,
-  inv: Float32Array,
-  dd: Float32Array,
-  rows: number,
-  n: number,
-  m: number,
-  r0: number,
-): Float64Array {
+function softmaxGrad64(...[dS, e, inv, dd, rows, n, m, r0]: Parameters<Kernels['causalSoftmaxGrad']>): Float64Array {
   const out = new Float64Array(rows * n);
   for (let r = 0; r < rows; r++) {
     const vis = Math.min(n, r0 + (r % m) + 1);

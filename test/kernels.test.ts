@@ -15,21 +15,7 @@ import { withThreads } from './helpers/threads.js';
 
 // ---------- float64 references: the definitions, written as plainly as possible ----------
 
-function sgemm64(
-  transA: boolean,
-  transB: boolean,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-  a: Float32Array,
-  lda: number,
-  b: Float32Array,
-  ldb: number,
-  beta: number,
-  c: Float32Array,
-  ldc: number,
-): Float64Array {
+function sgemm64(...[transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc]: Parameters<Kernels['sgemm']>): Float64Array {
   const out = Float64Array.from(c);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { bootstrapCi, pairedDifference } from '../src/eval/stats.js';
 import { formatMarkdownPaired, jsonSummary, summarize } from '../src/eval/summary.js';
 import type { ResultRow } from '../src/eval/results.js';
+import { resultRow } from './helpers/eval-fixtures.js';
 import { Rng } from '../src/util/rng.js';
 
 test('bootstrap interval of a mean: near the normal approximation for many cases, seeded, exact for one case', () => {
@@ -43,31 +44,7 @@ test('paired difference: only the cases both methods ran, with an interval that 
   assert.ok(d2.ci95![0] < 10 && d2.ci95![0] > 0 && d2.ci95![1] <= 10);
 });
 
-function row(press: string, budget: number, c: string, score: number): ResultRow {
-  return {
-    key: `${press}-${budget}-${c}`,
-    model: 'm',
-    dataset: 'niah',
-    task: 'niah',
-    case: c,
-    press,
-    options: {},
-    budget,
-    mode: 'query-aware',
-    prompt_tokens: 100,
-    compressible_tokens: 90,
-    truncated_tokens: 0,
-    prediction: '',
-    answers: [],
-    metric: 'string_match_all',
-    score,
-    fidelity: { oracle_hit: null, attention_recall: null, top1: null, kl: null },
-    cache_bytes: 0,
-    full_cache_bytes: 0,
-    timings: { prefill_ms: 0, compress_ms: 0, decode_ms: 0 },
-    meta: {},
-  } as ResultRow;
-}
+const row = (press: string, budget: number, c: string, score: number) => resultRow({ press, budget, case: c, score });
 
 test('summaries and --json rows carry ci95 around the mean; the paired table compares against the baseline per budget', () => {
   const rows: ResultRow[] = [];

@@ -1,40 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatMarkdownFocus } from '../src/eval/summary.js';
-import type { ResultRow } from '../src/eval/results.js';
+import { resultRow } from './helpers/eval-fixtures.js';
 
-function row(
-  press: string,
-  budget: number,
-  mode: 'query-aware' | 'query-agnostic',
-  dataset: string,
-  score: number,
-  hit: number | null,
-): ResultRow {
-  return {
-    key: `${press}-${budget}-${mode}-${dataset}-${score}`,
-    model: 'm',
-    dataset,
-    task: dataset,
-    case: 'c',
+const row = (press: string, budget: number, mode: 'query-aware' | 'query-agnostic', dataset: string, score: number, hit: number | null) =>
+  resultRow({
     press,
-    options: {},
     budget,
     mode,
-    prompt_tokens: 100,
-    compressible_tokens: 90,
-    truncated_tokens: 0,
-    prediction: '',
-    answers: [],
-    metric: 'string_match_all',
+    dataset,
+    case: 'c',
     score,
     fidelity: { oracle_hit: hit, attention_recall: null, top1: null, kl: null },
-    cache_bytes: 0,
-    full_cache_bytes: 0,
-    timings: { prefill_ms: 0, compress_ms: 0, decode_ms: 0 },
-    meta: {},
-  } as ResultRow;
-}
+  });
 
 test('focus table: family means per budget and mode, full cache the same at every budget, other methods left out', () => {
   const rows = [

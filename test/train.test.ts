@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Tensor } from '../src/autograd/tensor.js';
 import { AdamW, clipGradNorm } from '../src/train/adamw.js';
 import { learningRate } from '../src/train/schedule.js';
-import { DEFAULT_PRETRAIN, initFromModel, modelConfigOf, pretrain, type PretrainOptions } from '../src/train/pretrain.js';
+import { DEFAULT_PRETRAIN, TINY_PRETRAIN, initFromModel, modelConfigOf, pretrain, type PretrainOptions } from '../src/train/pretrain.js';
 import { initParams } from '../src/train/params.js';
 import { TINY_CURRICULUM, makeSample, trainingBatch, DEFAULT_CURRICULUM } from '../src/train/data/batch.js';
 import { loadCorpus } from '../src/train/data/corpus.js';
@@ -207,19 +207,9 @@ function tinyOptions(out: string, steps: number): PretrainOptions {
     ...DEFAULT_PRETRAIN,
     out,
     exportDir: null,
+    ...TINY_PRETRAIN,
     steps,
-    hidden: 32,
-    layers: 2,
-    heads: 4,
-    kvHeads: 2,
-    intermediate: 64,
-    maxLength: 128,
-    maxPositions: 256,
-    tokensPerStep: 1024,
     warmup: 3,
-    lr: 3e-3,
-    evalEvery: 0,
-    evalLengths: [],
     checkpointEvery: 1000,
     curriculum: TINY_CURRICULUM,
   };

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs, formatHelp, requireString, checkOutputPath, type OptionSpecs } from './args.js';
 import { KvevictError } from '../errors.js';
-import { DEFAULT_PRETRAIN, pretrain, type PretrainOptions } from '../train/pretrain.js';
+import { DEFAULT_PRETRAIN, TINY_PRETRAIN, pretrain, type PretrainOptions } from '../train/pretrain.js';
 import { MIXES, TINY_CURRICULUM, type CurriculumStage } from '../train/data/batch.js';
 import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -187,22 +187,7 @@ export async function run(argv: string[]): Promise<number> {
     stopAfter: int(o, 'stop-after'),
   };
   if (o.tiny) {
-    const tiny = {
-      hidden: 32,
-      layers: 2,
-      heads: 4,
-      kvHeads: 2,
-      intermediate: 64,
-      maxLength: 128,
-      maxPositions: 256,
-      tokensPerStep: 1024,
-      warmup: 5,
-      steps: 40,
-      evalEvery: 0,
-      evalLengths: [] as number[],
-      lr: 3e-3,
-    };
-    for (const [k, v] of Object.entries(tiny)) {
+    for (const [k, v] of Object.entries(TINY_PRETRAIN)) {
       const flag = k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()).replace('kv-heads', 'kv-heads');
       if (!given(flag)) (opts as unknown as Record<string, unknown>)[k] = v;
     }

@@ -1,6 +1,6 @@
 import { expNonPositive } from './fast-exp.js';
 import { floatBitsToHalf, halfTable } from '../util/half.js';
-import { PACK_STRIP, packedWeightFloats, type AttendArgs, type Kernels, type PackedPart, type WeightMatrix } from './types.js';
+import { PACK_STRIP, packedWeightFloats, type AttendArgs, type Kernels } from './types.js';
 
 /** Plain TypeScript kernels: the portable fallback and the oracle that `native` is tested against. */
 export const jsKernels: Kernels = {
@@ -289,13 +289,7 @@ export const jsKernels: Kernels = {
 /** sgemmPackedParts as one `sgemmPacked` call per part (the twin, and the native kernels on an addon without it). */
 export function sgemmPackedByPart(
   sgemmPacked: Kernels['sgemmPacked'],
-  m: number,
-  k: number,
-  x: Float32Array,
-  ldx: number,
-  packed: WeightMatrix,
-  parts: readonly PackedPart[],
-  accumulate: boolean,
+  ...[m, k, x, ldx, packed, parts, accumulate]: Parameters<Kernels['sgemmPackedParts']>
 ): void {
   if (parts.length > 4) throw new RangeError('sgemmPackedParts: at most 4 parts');
   let offset = 0;

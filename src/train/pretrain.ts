@@ -70,6 +70,23 @@ export interface PretrainOptions {
   exportDtype: DType;
 }
 
+/** The shape and schedule of `kvevict pretrain --tiny`: a model that trains in seconds (tests, examples). */
+export const TINY_PRETRAIN = {
+  hidden: 32,
+  layers: 2,
+  heads: 4,
+  kvHeads: 2,
+  intermediate: 64,
+  maxLength: 128,
+  maxPositions: 256,
+  tokensPerStep: 1024,
+  warmup: 5,
+  steps: 40,
+  evalEvery: 0,
+  evalLengths: [] as number[],
+  lr: 3e-3,
+};
+
 export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'exportDir'> = {
   seed: 1,
   steps: 2640,

@@ -1,3 +1,4 @@
+import type { ResultRow } from '../../src/eval/results.js';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,4 +104,29 @@ export function writeSyntheticResults(dir: string): void {
       ],
     }),
   );
+}
+
+/** A result row with every field a summary reads; `fields` overrides (press, budget, mode, dataset, score, fidelity...). */
+export function resultRow(fields: Partial<ResultRow> & Pick<ResultRow, 'press' | 'budget' | 'case' | 'score'>): ResultRow {
+  const dataset = fields.dataset ?? 'niah';
+  return {
+    key: `${fields.press}-${fields.budget}-${fields.mode ?? 'query-aware'}-${dataset}-${fields.case}-${fields.score}`,
+    model: 'm',
+    dataset,
+    task: dataset,
+    options: {},
+    mode: 'query-aware',
+    prompt_tokens: 100,
+    compressible_tokens: 90,
+    truncated_tokens: 0,
+    prediction: '',
+    answers: [],
+    metric: 'string_match_all',
+    fidelity: { oracle_hit: null, attention_recall: null, top1: null, kl: null },
+    cache_bytes: 0,
+    full_cache_bytes: 0,
+    timings: { prefill_ms: 0, compress_ms: 0, decode_ms: 0 },
+    meta: {},
+    ...fields,
+  } as ResultRow;
 }

@@ -1,3 +1,4 @@
+import { ByteCursor } from './byte-cursor.js';
 /**
  * Seeded mutation campaigns over the files kvevict reads: a safetensors model, a GGUF model, a pretrain
  * checkpoint, a soft-token file and a results file. Every mutated file must either be refused with a
@@ -281,52 +282,43 @@ function ggufStructure(b: Buffer): { at: number; size: 4 | 8 }[] {
     { at: 8, size: 8 },
     { at: 16, size: 8 },
   ];
-  let p = 24;
-  const u32 = () => {
-    const v = b.readUInt32LE(p);
-    p += 4;
-    return v;
-  };
-  const u64 = () => {
-    const v = Number(b.readBigUInt64LE(p));
-    p += 8;
-    return v;
-  };
+  const c = new ByteCursor(b, 24);
+  const { u32, u64 } = c;
   const str = (mark: boolean) => {
-    if (mark) out.push({ at: p, size: 8 });
-    const n = u64();
-    p += n;
+    if (mark) out.push({ at: c.p, size: 8 });
+    const n = u64(); // read before adding: `c.p += u64()` would add to the old position
+    c.p += n;
   };
   const scalarSize: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
   const nTensors = Number(b.readBigUInt64LE(8)),
     nKv = Number(b.readBigUInt64LE(16));
   for (let i = 0; i < nKv; i++) {
     str(true);
-    out.push({ at: p, size: 4 });
+    out.push({ at: c.p, size: 4 });
     const type = u32();
     if (type === 8) str(true);
     else if (type === 9) {
-      out.push({ at: p, size: 4 });
+      out.push({ at: c.p, size: 4 });
       const et = u32();
-      out.push({ at: p, size: 8 });
+      out.push({ at: c.p, size: 8 });
       const n = u64();
       for (let j = 0; j < n; j++)
         if (et === 8) str(j % 50 === 0);
-        else p += scalarSize[et];
-    } else p += scalarSize[type];
+        else c.p += scalarSize[et];
+    } else c.p += scalarSize[type];
   }
   for (let i = 0; i < nTensors; i++) {
     str(true);
-    out.push({ at: p, size: 4 });
+    out.push({ at: c.p, size: 4 });
     const nd = u32();
     for (let j = 0; j < nd; j++) {
-      out.push({ at: p, size: 8 });
-      p += 8;
+      out.push({ at: c.p, size: 8 });
+      c.p += 8;
     }
-    out.push({ at: p, size: 4 });
-    p += 4;
-    out.push({ at: p, size: 8 });
-    p += 8;
+    out.push({ at: c.p, size: 4 });
+    c.p += 4;
+    out.push({ at: c.p, size: 8 });
+    c.p += 8;
   }
   return out;
 }

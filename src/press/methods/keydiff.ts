@@ -1,9 +1,9 @@
 import { defineMethod } from '../method.js';
-import { KeyDiffScorer } from '../scorers/keydiff.js';
+import { keydiffScorer } from '../scorers/keydiff.js';
 
 export const keydiff = defineMethod({
   name: 'keydiff',
   summary: 'KeyDiff: the keys least similar to the mean key direction',
   options: {},
-  scorer: () => new KeyDiffScorer(),
+  scorer: () => keydiffScorer(),
 });

@@ -1,9 +1,9 @@
 import { defineMethod } from '../method.js';
-import { KnormScorer } from '../scorers/knorm.js';
+import { knormScorer } from '../scorers/knorm.js';
 
 export const knorm = defineMethod({
   name: 'knorm',
   summary: 'keys with the smallest L2 norm',
   options: {},
-  scorer: () => new KnormScorer(),
+  scorer: () => knormScorer(),
 });

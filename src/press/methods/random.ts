@@ -1,10 +1,10 @@
 import { defineMethod } from '../method.js';
 import { intOption } from '../option-spec.js';
-import { RandomScorer } from '../scorers/random.js';
+import { randomScorer } from '../scorers/random.js';
 
 export const random = defineMethod({
   name: 'random',
   summary: 'a seeded uniform choice (the floor every method must beat)',
   options: { seed: intOption({ default: 0, help: 'seed of the choice' }) },
-  scorer: (o) => new RandomScorer(o.seed),
+  scorer: (o) => randomScorer(o.seed),
 });
