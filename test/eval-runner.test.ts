@@ -360,21 +360,34 @@ test('kept plans: the needle case nearest the middle of the longest haystack, el
   assert.deepEqual([...keptCaseIds(cases)].sort(), ['n-2-50', 'vt-0']);
 });
 
-test('model fingerprint: weights, config and soft tokens count; model cards and curves do not', async () => {
+test('model fingerprint: weights and config count; model cards, curves and trained press files do not, whose own rows key on them', async () => {
   const { ModelEngine } = await import('../src/eval/model-engine.js');
+  const { writeSafetensors } = await import('../src/model/safetensors.js');
+  const { settingDigest } = await import('../src/eval/settings.js');
   const { utimesSync } = await import('node:fs');
   const dir = mkdtempSync(join(tmpdir(), 'kvevict-fp-'));
+  const soft = join(dir, 'judgeq.safetensors');
+  const trained = (value: number) =>
+    writeSafetensors(soft, [{ name: 'soft_embeddings', shape: [1, 2], data: Float32Array.of(value, 1) }], { model_hash: 'a'.repeat(64) });
   try {
-    for (const f of ['config.json', 'model.safetensors', 'judgeq.safetensors', 'README.md', 'loss.svg']) writeFileSync(join(dir, f), 'x');
+    for (const f of ['config.json', 'model.safetensors', 'README.md', 'loss.svg']) writeFileSync(join(dir, f), 'x');
+    trained(1);
     const before = ModelEngine.fingerprintOf(dir);
+    const judgeq = { name: 'judgeq', options: { soft } },
+      snapkv = { name: 'snapkv', options: {} };
+    const digests = [settingDigest(judgeq, before), settingDigest(snapkv, before)];
     writeFileSync(join(dir, 'README.md'), 'a longer model card');
     writeFileSync(join(dir, 'loss.svg'), '<svg/>');
-    assert.equal(ModelEngine.fingerprintOf(dir), before);
-    writeFileSync(join(dir, 'judgeq.safetensors'), 'other soft tokens');
-    const afterSoft = ModelEngine.fingerprintOf(dir);
-    assert.notEqual(afterSoft, before);
+    trained(2.5);
+    utimesSync(soft, new Date(2021, 0, 1), new Date(2021, 0, 1));
+    assert.equal(ModelEngine.fingerprintOf(dir), before, 'retrained soft tokens are not the model');
+    assert.notEqual(settingDigest(judgeq, before), digests[0], "but Judge Q's rows key on them");
+    assert.equal(settingDigest(snapkv, before), digests[1], "and SnapKV's rows stay");
+    writeFileSync(join(dir, 'lookaheadkv.safetensors'), 'not a trained file: counted as weights');
+    const withOther = ModelEngine.fingerprintOf(dir);
+    assert.notEqual(withOther, before);
     utimesSync(join(dir, 'model.safetensors'), new Date(2020, 0, 1), new Date(2020, 0, 1));
-    assert.notEqual(ModelEngine.fingerprintOf(dir), afterSoft);
+    assert.notEqual(ModelEngine.fingerprintOf(dir), withOther);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,6 +5,7 @@ import type { KvCache } from '../cache/kv-cache.js';
 import { decode } from '../generate/decode.js';
 import { answer, compress, prefill, type Prefilled } from '../generate/pipeline.js';
 import type { LlamaModel } from '../model/llama.js';
+import { readSafetensorsHeader } from '../model/safetensors.js';
 import { pressFromSpec } from '../press/registry.js';
 import type { Press } from '../press/types.js';
 import type { EvalCase } from './case.js';
@@ -45,14 +46,16 @@ export class ModelEngine implements EvalEngine {
   }
 
   /**
-   * A short hash of the files that decide the model's outputs (config, tokenizer, weights, soft tokens:
-   * names, sizes and modification times), so that editing a model card does not orphan a results folder.
+   * A short hash of the files that decide the model's outputs (config, tokenizer, weights: names, sizes and
+   * modification times), so that editing a model card does not orphan a results folder. Trained press files
+   * beside the weights (Judge Q's soft tokens, LookaheadKV's modules) are not the model's: the rows of the
+   * methods that read them carry their identity (settingDigest), so adding one keeps every other row.
    */
   static fingerprintOf(dir: string): string {
     const h = createHash('sha256');
     const files = statSync(dir).isDirectory()
       ? readdirSync(dir)
-          .filter(definesOutputs)
+          .filter((f) => definesOutputs(f, dir))
           .sort()
           .map((f) => join(dir, f))
       : [dir];
@@ -239,6 +242,16 @@ const OUTPUT_FILES = new Set([
   'special_tokens_map.json',
   'model.safetensors.index.json',
 ]);
-export function definesOutputs(name: string): boolean {
-  return OUTPUT_FILES.has(name) || name.endsWith('.safetensors') || name.endsWith('.gguf');
+export function definesOutputs(name: string, dir?: string): boolean {
+  if (OUTPUT_FILES.has(name) || name.endsWith('.gguf')) return true;
+  return name.endsWith('.safetensors') && !(dir !== undefined && isTrainedPressFile(join(dir, name)));
+}
+
+/** A file trained for a model (it records the model's hash), not part of it. */
+function isTrainedPressFile(file: string): boolean {
+  try {
+    return typeof readSafetensorsHeader(file).metadata.model_hash === 'string';
+  } catch {
+    return false; // unreadable: counted as the model's, whose loading then says what is wrong
+  }
 }

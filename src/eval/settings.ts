@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { EvalCase } from './case.js';
-import { resolvedOptionFlags, type PressSpec } from '../press/registry.js';
+import { resolvedOptionFlags, trainedFilesOf, type PressSpec } from '../press/registry.js';
 import { PIPELINE_MODES, type PipelineMode } from '../generate/pipeline.js';
 import { KvevictError } from '../errors.js';
 
@@ -51,19 +53,29 @@ export function rowKey(c: EvalCase, press: PressSpec, budget: number, mode: Mode
   ]);
 }
 
+/** A trained file as a row's key sees it: name, size and modification time ('missing' when absent). */
+function fileStamp(file: string): string {
+  if (!existsSync(file)) return `${basename(file)}:missing`;
+  const st = statSync(file);
+  return `${basename(file)}:${st.size}:${Math.round(st.mtimeMs)}`;
+}
+
 /**
  * A digest of what else decides a row: every option the method takes with its value (the defaults too, so a
- * changed default does not keep old rows) and the model's fingerprint.
+ * changed default does not keep old rows), the trained files it reads (Judge Q's, LookaheadKV's) and the
+ * model's fingerprint.
  */
 export function settingDigest(press: PressSpec, model: string): string {
   let full: Record<string, OptionValue> = press.options;
+  let files: string[] = [];
   try {
     full = { ...(resolvedOptionFlags(press.name, press.options) as Record<string, OptionValue>), ...press.options };
+    files = trainedFilesOf(press.name, press.options).map(fileStamp);
   } catch {
     // an unknown method: refused elsewhere, keyed by what was given
   }
   return createHash('sha256')
-    .update(JSON.stringify([canonicalOptions(full), model]))
+    .update(JSON.stringify(files.length ? [canonicalOptions(full), model, files] : [canonicalOptions(full), model]))
     .digest('hex')
     .slice(0, 16);
 }

@@ -15,6 +15,12 @@ export interface OptionSpec<T = unknown> {
    * A function says when this holds for the method's other options (LAQ's window is used by some stage-1 presses only).
    */
   readonly kept?: boolean | ((o: Record<string, unknown>) => boolean);
+  /**
+   * A trained file the method reads (Judge Q's soft tokens, LookaheadKV's modules): the path used when the
+   * value is '' (the default). Results keyed by the method include the file's identity, so a retrained file
+   * does not keep old rows while the model's other results stay.
+   */
+  readonly file?: string;
   /** the value from a library value or a `key=value` string; throws a one-line error naming `where` */
   parse(value: unknown, where: string): T;
 }
@@ -109,6 +115,11 @@ export function stringOption(o: Common & { default: string; what: string }): Opt
       return value;
     },
   };
+}
+
+/** A trained file's path: '' (the default) stands for `defaultFile`. */
+export function fileOption(o: { defaultFile: string; help: string }): OptionSpec<string> {
+  return { ...stringOption({ default: '', what: 'a file name', help: o.help }), file: o.defaultFile };
 }
 
 /** The name an option has in a press string and on the command line: noWindow -> no-window. */

@@ -135,6 +135,15 @@ export function resolvedOptionFlags(name: string, given: Record<string, unknown>
   return out;
 }
 
+/** The trained files a method with these options reads (each file option resolved to its path). */
+export function trainedFilesOf(name: string, given: Record<string, unknown>): string[] {
+  const byKey = normalizeKeys(name, given);
+  const out: string[] = [];
+  for (const [key, spec] of Object.entries(optionSpecsOf(name, byKey.scorer as string | undefined)))
+    if (spec.file !== undefined) out.push(typeof byKey[key] === 'string' && byKey[key] !== '' ? (byKey[key] as string) : spec.file);
+  return out;
+}
+
 /**
  * Each given option checked against the method's specs and parsed by its own (names in the message as the user
  * wrote them; `where` prefixes every message).

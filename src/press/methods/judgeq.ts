@@ -3,7 +3,7 @@ import { defaultModelDir } from '../../paths.js';
 import type { BudgetSpec } from '../budget-spec.js';
 import { pooled, window } from '../common-options.js';
 import { defineMethod } from '../method.js';
-import { booleanOption, stringOption, type OptionValues } from '../option-spec.js';
+import { booleanOption, fileOption, type OptionValues } from '../option-spec.js';
 import { LookaheadQueries } from '../queries/lookahead.js';
 import { SoftTokenQueries } from '../queries/soft-tokens.js';
 import { loadSoftTokens } from '../queries/soft-tokens-file.js';
@@ -15,9 +15,8 @@ import { lookaheadOptions, stage1Press } from './laq.js';
 /** The soft tokens delivered for the embedded reference model: the default of `soft`. */
 export const DEFAULT_SOFT_FILE = join(defaultModelDir, 'judgeq.safetensors');
 
-const soft = stringOption({
-  default: '',
-  what: 'a file name',
+const soft = fileOption({
+  defaultFile: DEFAULT_SOFT_FILE,
   help: "trained soft-token file (default: the embedded model's judgeq.safetensors)",
 });
 const noWindow = booleanOption({ help: 'keep no prompt window (w = 0)' });

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { defaultModelDir } from '../../paths.js';
 import { pooled, window } from '../common-options.js';
 import { defineMethod } from '../method.js';
-import { booleanOption, stringOption } from '../option-spec.js';
+import { booleanOption, fileOption } from '../option-spec.js';
 import { loadLookaheadModules } from '../queries/lookahead-adapter-file.js';
 import { LearnedLookaheadScorer } from '../scorers/learned-lookahead.js';
 
@@ -13,9 +13,8 @@ export const lookaheadkv = defineMethod({
   name: 'lookaheadkv',
   summary: 'LookaheadKV: scores from trained lookahead tokens with LoRA on those tokens only, run after the prompt (`modules` FILE)',
   options: {
-    modules: stringOption({
-      default: '',
-      what: 'a file name',
+    modules: fileOption({
+      defaultFile: DEFAULT_LOOKAHEAD_FILE,
       help: "trained LookaheadKV file (default: the embedded model's lookaheadkv.safetensors)",
     }),
     ...pooled,
