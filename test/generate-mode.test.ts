@@ -18,6 +18,7 @@ import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { cli } from './helpers/cli.js';
 
 interface ModeJson {
+  memory: { peakCacheBytes: number; finalCacheBytes: number; fullCacheBytes: number };
   promptTokens: number[];
   tokens: number[];
   text: string;
@@ -74,7 +75,7 @@ describe('kvevict generate --question / --mode', () => {
     const q = out.questionTokens!;
     assert.deepEqual(out.promptTokens.slice(out.promptTokens.length - q.length), q);
     assert.equal(tok.decode(q), `\n\n${QUESTION}<|im_end|>\n<|im_start|>assistant\n`);
-    assert.deepEqual(Object.keys(out).sort(), ['mode', 'promptTokens', 'questionTokens', 'steps', 'text', 'timings', 'tokens']);
+    assert.deepEqual(Object.keys(out).sort(), ['memory', 'mode', 'promptTokens', 'questionTokens', 'steps', 'text', 'timings', 'tokens']);
     const model = new LlamaModel(loaded.config, loaded.weights, jsKernels);
     assert.deepEqual(out.tokens, generateFromTokens(model, out.promptTokens, { maxNewTokens: 6, stopTokens: tok.eosTokenIds }).tokens);
     assert.equal(out.steps.length, out.tokens.length);
@@ -94,6 +95,13 @@ describe('kvevict generate --question / --mode', () => {
     // the cache before eviction holds the context alone (query-aware mode would hold the question too)
     assert.equal(out.eviction!.fullCacheBytes, cfg.numLayers * cfg.numKvHeads * context.length * entry);
     assert.equal(out.eviction!.cacheBytes, cfg.numLayers * cfg.numKvHeads * budget * entry);
+    // the cache's own accounting: the peak is the context's full prefill; at the end, budget + question + the answer fed back
+    const perToken = cfg.numLayers * cfg.numKvHeads * entry;
+    assert.deepEqual(out.memory, {
+      peakCacheBytes: context.length * perToken,
+      finalCacheBytes: (budget + q.length + out.tokens.length - 1) * perToken,
+      fullCacheBytes: out.promptTokens.length * perToken,
+    });
     const model = new LlamaModel(cfg, loaded.weights, jsKernels);
     const opts = { maxNewTokens: 5, stopTokens: loaded.tokenizer.eosTokenIds };
     const want = await runQueryAgnostic(model, context, [q], makePress('snapkv', { budget, window: 4 }), opts);
@@ -120,7 +128,7 @@ describe('kvevict generate --question / --mode', () => {
 
   test('without --question the JSON keeps its fields; plain output names the mode', () => {
     const out = parse(cli(['generate', '--model', dir, '--prompt', 'abc', '--mode', 'query-aware', '--max-new-tokens', '2', '--json']));
-    assert.deepEqual(Object.keys(out).sort(), ['promptTokens', 'steps', 'text', 'timings', 'tokens']);
+    assert.deepEqual(Object.keys(out).sort(), ['memory', 'promptTokens', 'steps', 'text', 'timings', 'tokens']);
     const r = cli(ask('--prompt', 'query-agnostic', 2));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /query-agnostic: context \d+, question \d+/);
@@ -131,7 +139,7 @@ describe('kvevict generate --question / --mode', () => {
       [['--prompt', 'x', '--mode', 'query-agnostic'], /--mode query-agnostic needs --question/],
       [['--prompt', 'x', '--question', 'y', '--mode', 'sideways'], /--mode must be query-aware or query-agnostic, got "sideways"/],
       [['--prompt', 'x', '--question', ' '], /--question is empty/],
-      [['--question', 'y'], /--prompt or --chat/],
+      [['--question', 'y'], /--prompt, --chat or --context/],
       [['--prompt', '', '--question', 'y', '--mode', 'query-agnostic'], /--prompt is empty/],
       [['--prompt', 'x'.repeat(2100), '--question', 'y'], /max_position_embeddings is 2048/],
     ] as [string[], RegExp][]) {

@@ -209,7 +209,7 @@ describe('kvevict generate', () => {
     const lines = r.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
     const out = JSON.parse(lines[0]) as GenerateJson;
-    assert.deepEqual(Object.keys(out).sort(), ['promptTokens', 'steps', 'text', 'timings', 'tokens']);
+    assert.deepEqual(Object.keys(out).sort(), ['memory', 'promptTokens', 'steps', 'text', 'timings', 'tokens']);
     assert.deepEqual(Object.keys(out.timings).sort(), ['decodeMs', 'decodeTokPerS', 'loadMs', 'prefillMs', 'prefillTokPerS']);
     const loaded = loadModelDir(dir);
     assert.deepEqual(out.promptTokens, loaded.tokenizer.encode('Hello there'));

@@ -9,6 +9,7 @@ import { makePress, type PressOptions } from '../src/press/index.js';
 import type { KeepPlan } from '../src/press/types.js';
 import { bytesFor, promptTokens, tinyModel } from './helpers/press-reference.js';
 import { referenceForward } from './reference/llama-f64.js';
+import { HeadCache, KvCache } from '../src/cache/kv-cache.js';
 
 function argmax(x: ArrayLike<number>): number {
   let best = 0;
@@ -165,5 +166,48 @@ describe('pipeline', () => {
 
   it('rejects an empty prompt', async () => {
     await assert.rejects(prefillAndCompress(h.model, [], null), /empty/);
+  });
+});
+
+describe('cache accounting', () => {
+  it('live and peak bytes follow every append, retain, truncate, clone and head replacement', () => {
+    const d = 4,
+      entry = 2 * d * 4 + 4;
+    const cache = new KvCache(2, 2, d);
+    let live = 0,
+      peak = 0;
+    const expect = (delta: number) => {
+      live += delta;
+      peak = Math.max(peak, live);
+      assert.equal(cache.bytes, live);
+      assert.equal(cache.meter.live, live);
+      assert.equal(cache.peakBytes, peak);
+    };
+    const rows = (n: number, from: number) => ({
+      kv: new Float32Array(n * d).fill(1),
+      pos: Int32Array.from({ length: n }, (_, i) => from + i),
+    });
+    for (const [l, h] of [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [1, 1],
+    ]) {
+      const r = rows(10, 0);
+      cache.head(l, h).append(10, r.kv, r.kv, d, 0, r.pos);
+      expect(10 * entry);
+    }
+    cache.retain(0, 1, Int32Array.of(2, 5, 9));
+    expect(-7 * entry);
+    cache.truncateFrom(8);
+    expect(-(2 + 2 + 2 + 1) * entry); // heads (0,0), (1,0), (1,1) lose 8 and 9; (0,1) loses 9
+    const r = rows(3, 20);
+    cache.head(1, 1).append(3, r.kv, r.kv, d, 0, r.pos);
+    expect(3 * entry);
+    const copy = cache.clone();
+    assert.equal(copy.bytes, live);
+    assert.equal(copy.peakBytes, live, "a clone's peak starts at its size");
+    cache.setHead(0, 0, new HeadCache(d));
+    expect(-8 * entry);
   });
 });

@@ -2,6 +2,17 @@ import { KvevictError, assert } from '../errors.js';
 import { jsKernels } from '../kernels/js.js';
 import type { Kernels } from '../kernels/types.js';
 
+/** Live bytes of a whole cache and the most it has held: the heads report every change to it. */
+export class CacheMeter {
+  live = 0;
+  peak = 0;
+
+  change(delta: number): void {
+    this.live += delta;
+    if (this.live > this.peak) this.peak = this.live;
+  }
+}
+
 /**
  * One KV head of one layer: compact keys, values and positions, sorted by ascending position.
  * Keys are stored after RoPE, so an entry keeps its original position forever.
@@ -10,7 +21,9 @@ export class HeadCache {
   keys: Float32Array;
   values: Float32Array;
   positions: Int32Array;
-  length = 0;
+  private _length = 0;
+  /** the cache this head belongs to counts its bytes here */
+  meter: CacheMeter | null = null;
 
   constructor(
     readonly headDim: number,
@@ -23,6 +36,21 @@ export class HeadCache {
 
   get capacity(): number {
     return this.positions.length;
+  }
+
+  /** live entries; every change is reported to the meter */
+  get length(): number {
+    return this._length;
+  }
+
+  set length(n: number) {
+    this.meter?.change((n - this._length) * this.entryBytes);
+    this._length = n;
+  }
+
+  /** bytes of one entry: key, value and position */
+  get entryBytes(): number {
+    return 2 * this.headDim * 4 + 4;
   }
 
   private grow(min: number): void {
@@ -102,7 +130,7 @@ export class HeadCache {
 
   /** Live entries (not capacity). */
   get bytes(): number {
-    return this.length * (2 * this.headDim * 4 + 4);
+    return this.length * this.entryBytes;
   }
 
   /** Allocated bytes, capacity included. */
@@ -123,6 +151,8 @@ export class HeadCache {
 /** The KV cache of a model: per layer, per KV head, with lengths that may differ per head. */
 export class KvCache {
   readonly layers: HeadCache[][];
+  /** live and peak bytes, as the heads report them */
+  readonly meter = new CacheMeter();
 
   constructor(
     readonly numLayers: number,
@@ -132,13 +162,30 @@ export class KvCache {
     this.layers = [];
     for (let l = 0; l < numLayers; l++) {
       const heads: HeadCache[] = [];
-      for (let h = 0; h < numKvHeads; h++) heads.push(new HeadCache(headDim));
+      for (let h = 0; h < numKvHeads; h++) heads.push(this.adopt(new HeadCache(headDim)));
       this.layers.push(heads);
     }
   }
 
   head(layer: number, kvHead: number): HeadCache {
     return this.layers[layer][kvHead];
+  }
+
+  /** Put `head` in at (layer, kvHead) (replacing what was there), its bytes counted from now on. */
+  setHead(layer: number, kvHead: number, head: HeadCache): void {
+    this.layers[layer][kvHead].meter?.change(-this.layers[layer][kvHead].bytes);
+    this.layers[layer][kvHead] = this.adopt(head);
+  }
+
+  private adopt(head: HeadCache): HeadCache {
+    head.meter = this.meter;
+    this.meter.change(head.bytes);
+    return head;
+  }
+
+  /** The most bytes the cache has held at once (keys, values and positions of live entries). */
+  get peakBytes(): number {
+    return this.meter.peak;
   }
 
   /** Keep, for one layer and KV head, only the sorted positions given. */
@@ -177,7 +224,8 @@ export class KvCache {
 
   clone(): KvCache {
     const c = new KvCache(this.numLayers, this.numKvHeads, this.headDim);
-    for (let l = 0; l < this.numLayers; l++) for (let h = 0; h < this.numKvHeads; h++) c.layers[l][h] = this.layers[l][h].clone();
+    for (let l = 0; l < this.numLayers; l++) for (let h = 0; h < this.numKvHeads; h++) c.setHead(l, h, this.layers[l][h].clone());
+    c.meter.peak = c.meter.live;
     return c;
   }
 }

@@ -1,5 +1,6 @@
 import { KvevictError } from '../errors.js';
-import { PIPELINE_MODES, runWithMode, type PipelineMode } from '../generate/pipeline.js';
+import { loadCompressedContext } from '../generate/context-file.js';
+import { PIPELINE_MODES, answer, runWithMode, type PipelineMode, type RunResult } from '../generate/pipeline.js';
 import { makeSampler, validateSampling, type SamplingOptions, type TopEntry } from '../generate/sampling.js';
 import { LlamaModel, WEIGHT_FORMATS, type WeightFormat } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
@@ -28,6 +29,10 @@ const specs: OptionSpecs = {
     help: "text, tokenized as is, after BOS when the model's tokenizer asks for one (add_bos_token; SentencePiece GGUF files by default)",
   },
   chat: { type: 'string', help: "one user message, through the model's chat template with the generation prompt" },
+  context: {
+    type: 'string',
+    help: 'a compressed context (.kvc, from kvevict compress): --question is answered on it without prefilling the context again (query-agnostic)',
+  },
   question: {
     type: 'string',
     help: "a question after the context: a blank line, then the question (inside the user turn with --chat), as eval's plain JSONL prompts",
@@ -50,7 +55,12 @@ const specs: OptionSpecs = {
 };
 
 const USAGE =
-  'kvevict generate --model DIR (--prompt TEXT | --chat TEXT) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME[:key=value...] (--budget B | --ratio R)] [--weights f32|f16] [--json]';
+  'kvevict generate --model DIR (--prompt TEXT | --chat TEXT | --context FILE.kvc) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME[:key=value...] (--budget B | --ratio R)] [--weights f32|f16] [--json]';
+
+/** Bytes of one token's entries in every layer and KV head (keys, values and positions). */
+function entryBytesOf(cfg: { numLayers: number; numKvHeads: number; headDim: number }): number {
+  return cfg.numLayers * cfg.numKvHeads * (2 * cfg.headDim * 4 + 4);
+}
 
 /** Sampling options from parsed generation options; bad values throw naming the option. */
 export function samplingFromOptions(o: ParsedOptions): SamplingOptions & { maxNewTokens: number } {
@@ -78,6 +88,13 @@ export interface GenerateJson {
   mode?: PipelineMode;
   /** with --question: the ids fed after the context (the end of promptTokens); query-agnostic mode compresses only what comes before */
   questionTokens?: number[];
+  /**
+   * Cache bytes by the cache's own accounting: the most held at any moment (for a one-shot compression, the
+   * full prefill's), at the end, and of the full prompt cache (context and question, as without eviction).
+   */
+  memory: { peakCacheBytes: number; finalCacheBytes: number; fullCacheBytes: number };
+  /** with --context: the compressed context answered on (its prefill was not run again) */
+  context?: { file: string; reused: true };
 }
 
 /**
@@ -115,8 +132,16 @@ export async function run(argv: string[]): Promise<number> {
     throw new KvevictError(`generate: unexpected argument "${positionals[0]}" (the text goes after --prompt or --chat)`);
   const prompt = options.prompt as string | undefined;
   const chat = options.chat as string | undefined;
-  if ((prompt === undefined) === (chat === undefined)) throw new KvevictError('generate: give exactly one of --prompt or --chat');
+  const contextFile = options.context as string | undefined;
+  if ([prompt, chat, contextFile].filter((x) => x !== undefined).length !== 1)
+    throw new KvevictError('generate: give exactly one of --prompt, --chat or --context');
   const question = options.question as string | undefined;
+  if (contextFile !== undefined) {
+    if (question === undefined) throw new KvevictError('generate: --context needs --question (what is asked of the compressed context)');
+    for (const k of ['press', 'budget', 'ratio'])
+      if (options[k] !== undefined)
+        throw new KvevictError(`generate: --${k} does not go with --context (the context was compressed by kvevict compress)`);
+  }
   const mode = options.mode as string;
   if (!(PIPELINE_MODES as readonly string[]).includes(mode))
     throw new KvevictError(`generate: --mode must be ${PIPELINE_MODES.join(' or ')}, got "${mode}"`);
@@ -139,7 +164,35 @@ export async function run(argv: string[]): Promise<number> {
   let promptTokens: number[];
   let questionTokens: number[] | undefined;
   let contextTokens: number[];
-  if (question === undefined) {
+  let reused: RunResult | undefined;
+  let reusedPress: string | null = null;
+  if (contextFile !== undefined) {
+    // the saved context, then the question as generate --prompt/--chat ... --question would have split it
+    const saved = loadCompressedContext(contextFile, model);
+    const q = assemblePrompt(tok, { head: '', tail: `\n\n${question}`, chat: saved.origin.chat, reserve: 0, id: 'generate' }, Infinity);
+    contextTokens = Array.from(saved.origin.tokens);
+    questionTokens = Array.from(q.questionTokens);
+    promptTokens = [...contextTokens, ...questionTokens];
+    if (saved.context.nextPosition + questionTokens.length >= loaded.config.maxPositions)
+      throw new KvevictError(`generate: the context and question pass the model's max_position_embeddings ${loaded.config.maxPositions}`);
+    const a = answer(model, saved.context, questionTokens, {
+      maxNewTokens: sampling.maxNewTokens,
+      stopTokens: tok.eosTokenIds,
+      sampler: makeSampler(sampling),
+    });
+    reused = {
+      ...a,
+      plan: saved.context.plan,
+      promptLength: promptTokens.length,
+      fullCacheBytes: saved.context.fullCacheBytes,
+      cacheBytes: saved.context.cacheBytes,
+      peakCacheBytes: Math.max(saved.context.cache.peakBytes, a.peakCacheBytes),
+      finalCacheBytes: a.cacheBytes,
+      prefillMs: a.questionMs,
+      selectMs: 0,
+    };
+    reusedPress = saved.origin.press;
+  } else if (question === undefined) {
     promptTokens =
       prompt !== undefined
         ? tok.encode(prompt, { addSpecialTokens: true })
@@ -162,20 +215,24 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   // prefill (and, with --press, eviction: the cache keeps its original positions), then decode
-  const d = await runWithMode(model, mode as PipelineMode, contextTokens, questionTokens ?? [], press, {
-    maxNewTokens: sampling.maxNewTokens,
-    stopTokens: tok.eosTokenIds,
-    sampler: makeSampler(sampling),
-    text: promptText(tok, chat !== undefined),
-  });
+  const d: RunResult =
+    reused ??
+    (await runWithMode(model, mode as PipelineMode, contextTokens, questionTokens ?? [], press, {
+      maxNewTokens: sampling.maxNewTokens,
+      stopTokens: tok.eosTokenIds,
+      sampler: makeSampler(sampling),
+      text: promptText(tok, chat !== undefined),
+    }));
 
   // the stop token is not text; nor are ids past the tokenizer (a model's vocabulary is often padded)
   const shown = (d.finish === 'stop' ? d.tokens.slice(0, -1) : d.tokens).filter((id) => id < tok.vocabSize);
   const text = tok.decode(shown, { skipSpecialTokens: true });
   const prefillMs = d.prefillMs;
-  const eviction = press
-    ? { press: press.name, selectMs: d.selectMs, fullCacheBytes: d.fullCacheBytes, cacheBytes: d.cacheBytes }
+  const pressName = press?.name ?? reusedPress;
+  const eviction = pressName
+    ? { press: pressName, selectMs: d.selectMs, fullCacheBytes: d.fullCacheBytes, cacheBytes: d.cacheBytes }
     : undefined;
+  const effectiveMode: PipelineMode = contextFile !== undefined ? 'query-agnostic' : (mode as PipelineMode);
   const decodeMs = d.decodeMs;
   const forwards = Math.max(0, d.tokens.length - 1);
   const timings = {
@@ -192,15 +249,21 @@ export async function run(argv: string[]): Promise<number> {
       text,
       steps: d.steps,
       timings,
+      memory: {
+        peakCacheBytes: d.peakCacheBytes,
+        finalCacheBytes: d.finalCacheBytes,
+        fullCacheBytes: promptTokens.length * entryBytesOf(loaded.config),
+      },
       ...(eviction ? { eviction } : {}),
-      ...(questionTokens ? { mode: mode as PipelineMode, questionTokens } : {}),
+      ...(questionTokens ? { mode: effectiveMode, questionTokens } : {}),
+      ...(contextFile !== undefined ? { context: { file: contextFile, reused: true as const } } : {}),
     };
     process.stdout.write(JSON.stringify(out) + '\n');
   } else {
     process.stdout.write(text + '\n');
     process.stderr.write(
       `load ${loadMs.toFixed(0)} ms; prompt ${promptTokens.length} tokens` +
-        (questionTokens ? ` (${mode}: context ${contextTokens.length}, question ${questionTokens.length})` : '') +
+        (questionTokens ? ` (${effectiveMode}: context ${contextTokens.length}, question ${questionTokens.length})` : '') +
         `, prefill ${prefillMs.toFixed(0)} ms (${timings.prefillTokPerS.toFixed(1)} tok/s); ` +
         (eviction
           ? `${eviction.press}: selection ${eviction.selectMs.toFixed(0)} ms, cache ${(eviction.fullCacheBytes / 2 ** 20).toFixed(1)} -> ${(eviction.cacheBytes / 2 ** 20).toFixed(1)} MiB; `

@@ -7,6 +7,7 @@ import { KvevictError } from '../errors.js';
 export const COMMANDS = [
   'generate',
   'inspect',
+  'compress',
   'convert',
   'eval',
   'report',

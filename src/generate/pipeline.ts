@@ -151,6 +151,8 @@ export interface DecodeOpts {
 export interface AnswerResult extends DecodeResult {
   /** live cache bytes at the end (compressed context + question + answer) */
   cacheBytes: number;
+  /** the most the answer's cache held (its copy of the context included) */
+  peakCacheBytes: number;
   /** time to feed the question */
   questionMs: number;
   decodeMs: number;
@@ -174,7 +176,7 @@ export function answer(model: LlamaModel, context: CompressedContext, questionTo
   const t1 = performance.now();
   const d = decodeFrom(model, cache, logits, context.nextPosition + n, opts);
   const t2 = performance.now();
-  return { ...d, cacheBytes: cache.bytes, questionMs: t1 - t0, decodeMs: t2 - t1 };
+  return { ...d, cacheBytes: cache.bytes, peakCacheBytes: cache.peakBytes, questionMs: t1 - t0, decodeMs: t2 - t1 };
 }
 
 export interface RunResult extends DecodeResult {
@@ -183,6 +185,10 @@ export interface RunResult extends DecodeResult {
   fullCacheBytes: number;
   /** live cache bytes right after eviction */
   cacheBytes: number;
+  /** the most any cache of the run held at once (the full prefill's, for a one-shot compression) */
+  peakCacheBytes: number;
+  /** live cache bytes at the end (after the answer) */
+  finalCacheBytes: number;
   prefillMs: number;
   selectMs: number;
   decodeMs: number;
@@ -208,6 +214,8 @@ export async function runQueryAware(
     promptLength: ctx.promptLength,
     fullCacheBytes: ctx.fullCacheBytes,
     cacheBytes: ctx.cacheBytes,
+    peakCacheBytes: ctx.cache.peakBytes,
+    finalCacheBytes: ctx.cache.bytes,
     prefillMs: ctx.prefillMs,
     selectMs: ctx.selectMs,
     decodeMs: t1 - t0,
@@ -260,6 +268,8 @@ export async function runWithMode(
     promptLength: ctx.promptLength + questionTokens.length,
     fullCacheBytes: ctx.fullCacheBytes,
     cacheBytes: ctx.cacheBytes,
+    peakCacheBytes: Math.max(ctx.cache.peakBytes, a.peakCacheBytes),
+    finalCacheBytes: a.cacheBytes,
     prefillMs: ctx.prefillMs + a.questionMs,
     selectMs: ctx.selectMs,
     decodeMs: a.decodeMs,

@@ -3,11 +3,13 @@ import { KvevictError } from '../errors.js';
 import { floatBitsToHalf, halfTable } from '../util/half.js';
 
 export type DType = 'F32' | 'F16' | 'BF16';
-const BYTES: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };
+/** What a file may store: the float dtypes of weights, and I32 for positions and token ids (compressed contexts). */
+export type StoredDType = DType | 'I32';
+const BYTES: Record<StoredDType, number> = { F32: 4, F16: 2, BF16: 2, I32: 4 };
 
 export interface TensorInfo {
   name: string;
-  dtype: DType;
+  dtype: StoredDType;
   shape: number[];
   /** byte offsets inside the file */
   begin: number;
@@ -57,13 +59,15 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
         throw new KvevictError(`${file}: tensor ${shown}: its header entry is not an object`);
       const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
       if (typeof e.dtype !== 'string' || !(e.dtype in BYTES))
-        throw new KvevictError(`${file}: tensor ${shown} has unsupported dtype ${printable(String(e.dtype))} (supported: F32, F16, BF16)`);
+        throw new KvevictError(
+          `${file}: tensor ${shown} has unsupported dtype ${printable(String(e.dtype))} (supported: F32, F16, BF16, I32)`,
+        );
       if (!Array.isArray(e.shape) || !e.shape.every(nonNegInt))
         throw new KvevictError(`${file}: tensor ${shown}: shape must be a list of non-negative integers`);
       if (!Array.isArray(e.data_offsets) || e.data_offsets.length !== 2 || !e.data_offsets.every(nonNegInt)) {
         throw new KvevictError(`${file}: tensor ${shown}: data_offsets must be two non-negative integers`);
       }
-      const dtype = e.dtype as DType;
+      const dtype = e.dtype as StoredDType;
       const shape = e.shape as number[];
       const count = shape.reduce((a, b) => a * b, 1);
       const [b0, b1] = e.data_offsets as [number, number];
@@ -149,25 +153,45 @@ export function encodeHalf(data: Float32Array, dtype: 'F16' | 'BF16'): Uint16Arr
   return out;
 }
 
-/** Read one tensor as float32. */
-export function readTensorF32(info: TensorInfo, file: string): Float32Array {
+function readBytes(info: TensorInfo, file: string): Buffer {
   const fd = openSync(file, 'r');
   try {
     const bytes = Buffer.allocUnsafe(info.end - info.begin);
     const got = readSync(fd, bytes, 0, bytes.length, info.begin);
     if (got !== bytes.length) throw new KvevictError(`${file}: truncated while reading tensor ${info.name}`);
-    return toF32(bytes, info.dtype);
+    return bytes;
   } finally {
     closeSync(fd);
   }
 }
 
+/** A float tensor's dtype; an integer tensor where floats belong is refused naming it. */
+export function floatDtype(info: TensorInfo, file: string): DType {
+  if (info.dtype === 'I32') throw new KvevictError(`${file}: tensor ${info.name} is I32 where a float tensor (F32, F16, BF16) belongs`);
+  return info.dtype;
+}
+
+/** Read one tensor as float32. */
+export function readTensorF32(info: TensorInfo, file: string): Float32Array {
+  return toF32(readBytes(info, file), floatDtype(info, file));
+}
+
+/** Read one I32 tensor (positions, token ids). */
+export function readTensorI32(info: TensorInfo, file: string): Int32Array {
+  if (info.dtype !== 'I32') throw new KvevictError(`${file}: tensor ${info.name} is ${info.dtype}, expected I32`);
+  const bytes = readBytes(info, file);
+  const out = new Int32Array(bytes.byteLength / 4);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
 export interface TensorToWrite {
   name: string;
   shape: number[];
-  data: Float32Array;
-  /** stored dtype; float32 data is converted (default F32) */
-  dtype?: DType;
+  /** float32 values, or Int32Array for an I32 tensor */
+  data: Float32Array | Int32Array;
+  /** stored dtype; float32 data is converted (default F32; I32 for Int32Array data) */
+  dtype?: StoredDType;
 }
 
 /** Write a .safetensors file (atomically: a temporary file renamed into place). */
@@ -177,15 +201,15 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
   let offset = 0;
   const blobs: Buffer[] = [];
   for (const t of tensors) {
-    const dtype = t.dtype ?? 'F32';
+    const dtype = t.dtype ?? (t.data instanceof Int32Array ? 'I32' : 'F32');
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new Error(`internal error: tensor ${t.name} has ${t.data.length} values for shape [${t.shape}]`);
-    let blob: Buffer;
-    if (dtype === 'F32') blob = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    else {
-      const u16 = encodeHalf(t.data, dtype);
-      blob = Buffer.from(u16.buffer);
-    }
+    if ((dtype === 'I32') !== t.data instanceof Int32Array)
+      throw new Error(`internal error: tensor ${t.name}: ${dtype} from ${t.data.constructor.name}`);
+    const blob =
+      dtype === 'F32' || dtype === 'I32'
+        ? Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)
+        : Buffer.from(encodeHalf(t.data as Float32Array, dtype).buffer);
     header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + blob.length] };
     offset += blob.length;
     blobs.push(blob);

@@ -5,7 +5,7 @@ import type { ModelConfig } from './config.js';
 import { readJson } from './config.js';
 import { readSafetensorsHeader, writeSafetensors } from './safetensors.js';
 import { halfTable } from '../util/half.js';
-import type { DType, TensorInfo, TensorToWrite } from './safetensors.js';
+import { floatDtype, type DType, type TensorInfo, type TensorToWrite } from './safetensors.js';
 import type { LayerWeights, Weights } from './types.js';
 import { kernels } from '../kernels/index.js';
 import { packFloat32 } from '../kernels/arena.js';
@@ -235,7 +235,7 @@ export function loadWeights(dir: string, cfg: ModelConfig): Weights {
       const bytes = Buffer.allocUnsafe(info.end - info.begin);
       const got = readSync(fd, bytes, 0, bytes.length, info.begin);
       if (got !== bytes.length) throw new KvevictError(`${file}: truncated while reading tensor ${slot.name}`);
-      const data = decodeToF32(bytes, info.dtype, slot.get(w)!); // allocateWeights gave every slot its array
+      const data = decodeToF32(bytes, floatDtype(info, file), slot.get(w)!); // allocateWeights gave every slot its array
       const bad = firstNonFinite(data);
       if (bad >= 0) throw new KvevictError(`${file}: tensor ${slot.name} holds ${data[bad]} at index ${bad}: weights must be finite`);
     }

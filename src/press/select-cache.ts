@@ -25,7 +25,7 @@ export function selectCache(cache: KvCache, plan: KeepPlan, extra = 0): KvCache 
         dst.positions[i] = pos;
       }
       dst.length = keep.length;
-      out.layers[l][h] = dst;
+      out.setHead(l, h, dst);
     }
   }
   return out;

@@ -7,12 +7,14 @@ import { firstNonFinite } from '../../model/weights.js';
  * trainer adds (`recipe` JSON, `steps`, ...). Soft tokens only make sense for the exact weights they were
  * trained on, so loading them for a model checks the hash.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { KvevictError } from '../../errors.js';
 import type { ModelConfig } from '../../model/config.js';
+import { modelHash } from '../../model/hash.js';
 import { readSafetensorsHeader, readTensorF32, writeSafetensors } from '../../model/safetensors.js';
 import type { Weights } from '../../model/types.js';
+
+export { modelHash };
 
 export const SOFT_TENSOR = 'soft_embeddings';
 export const SOFT_FORMAT = 'kvevict-judgeq-1';
@@ -28,52 +30,6 @@ export interface SoftTokens {
   metadata: Record<string, string>;
   /** where they were read from ('' when built in memory) */
   file: string;
-}
-
-const hashes = new WeakMap<Weights, string>();
-
-/**
- * A hash of what the model computes: sha256 over the architecture fields of the config (every field but the
- * bos/eos ids and max_position_embeddings, which do not change attention) and every weight as float32, in a
- * fixed order. Computed from the loaded weights, so a folder and its converted copy (GGUF, F32 safetensors)
- * agree when their values agree. Remembered per weights object (the cost is one pass over the weights).
- */
-export function modelHash(config: ModelConfig, weights: Weights): string {
-  const known = hashes.get(weights);
-  if (known !== undefined) return known;
-  const h = createHash('sha256');
-  const arch: Record<string, unknown> = { ...config };
-  delete arch.bosTokenId;
-  delete arch.eosTokenIds;
-  delete arch.maxPositions;
-  const keys = Object.keys(arch).sort();
-  h.update(`kvevict-model-1\n${JSON.stringify(keys.map((k) => [k, arch[k]]))}\n`);
-  const add = (name: string, a: Float32Array | null): void => {
-    h.update(`${name}:${a === null ? -1 : a.length}\n`);
-    if (a !== null) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-  };
-  add('embed', weights.embed);
-  weights.layers.forEach((l, i) => {
-    add(`${i}.inputNorm`, l.inputNorm);
-    add(`${i}.q`, l.q);
-    add(`${i}.k`, l.k);
-    add(`${i}.v`, l.v);
-    add(`${i}.o`, l.o);
-    add(`${i}.qBias`, l.qBias);
-    add(`${i}.kBias`, l.kBias);
-    add(`${i}.vBias`, l.vBias);
-    add(`${i}.qNorm`, l.qNorm);
-    add(`${i}.kNorm`, l.kNorm);
-    add(`${i}.postNorm`, l.postNorm);
-    add(`${i}.gate`, l.gate);
-    add(`${i}.up`, l.up);
-    add(`${i}.down`, l.down);
-  });
-  add('finalNorm', weights.finalNorm);
-  add('lmHead', weights.lmHead === weights.embed ? null : weights.lmHead);
-  const hex = h.digest('hex');
-  hashes.set(weights, hex);
-  return hex;
 }
 
 /** Write soft tokens with their metadata (atomically). `extra` entries must not reuse the reserved keys. */
