@@ -181,25 +181,25 @@ describe('compressed-context files', () => {
       () => loadCompressedContext(cut, model),
       (e: Error) => e instanceof KvevictError && /cut\.kvc: truncated/.test(e.message),
     );
-    // rewrite the file with one head's positions out of order, then with another format
+    // one byte of one value changed: the digest refuses it
+    const flipped = Buffer.from(bytes);
+    flipped[flipped.length - 5] ^= 0x40;
+    const bad = join(dir, 'bad.kvc');
+    writeFileSync(bad, flipped);
+    assert.throws(() => loadCompressedContext(bad, model), /bad\.kvc: the compressed context does not match its sha256/);
+    // another format, with the rest of the file as it was
     const h = readSafetensorsHeader(file);
     const tensors = [...h.tensors.values()].map((t) => ({
       name: t.name,
       shape: t.shape,
       data: t.dtype === 'I32' ? readTensorI32(t, file) : readTensorF32(t, file),
     }));
-    const pos = tensors.find((t) => t.name === 'cache.1.0.positions')!.data as Int32Array;
-    [pos[2], pos[3]] = [pos[3], pos[2]];
-    const bad = join(dir, 'bad.kvc');
-    writeSafetensors(bad, tensors, h.metadata);
-    assert.throws(() => loadCompressedContext(bad, model), /bad\.kvc: cache\.1\.0\.positions must rise/);
     writeSafetensors(bad, tensors, { ...h.metadata, format: 'kvevict-judgeq-1' });
     assert.throws(() => loadCompressedContext(bad, model), /bad\.kvc: not a compressed context/);
-    writeSafetensors(
-      bad,
-      tensors.filter((t) => t.name !== 'cache.0.1.keys'),
-      h.metadata,
-    );
-    assert.throws(() => loadCompressedContext(bad, model), /bad\.kvc: no tensor "cache\.0\.1\.keys"/);
+    // a signed file whose positions do not rise (written from a damaged cache)
+    const head = ctx.cache.head(1, 0);
+    [head.positions[2], head.positions[3]] = [head.positions[3], head.positions[2]];
+    saveCompressedContext(bad, model, ctx, { tokens, press: 'snapkv', pressOptions: {}, budget: 16, chat: false });
+    assert.throws(() => loadCompressedContext(bad, model), /bad\.kvc: cache\.1\.0\.positions must rise/);
   });
 });

@@ -7,10 +7,13 @@
  * I32 [n], `cache.l.h.keys` and `cache.l.h.values` F32 [n, head_dim] (keys after RoPE, at their original
  * positions). String metadata: `format` ("kvevict-context-1"), `model_hash` (see model/hash.ts), `num_layers`,
  * `num_kv_heads`, `head_dim`, `next_position`, `press`, `press_options` (JSON), `budget` or `ratio`, `chat`
- * ("true" when the context opens a user turn of the chat template), `kv_dtype` ("f32"), `full_cache_bytes`.
- * A file made for another model, a truncated file or one whose parts disagree is refused in one line.
+ * ("true" when the context opens a user turn of the chat template), `kv_dtype` ("f32"), `full_cache_bytes`,
+ * and `sha256` over the other metadata (sorted JSON) and the data area, so a file carried between machines
+ * (a shared store) that changed on the way is refused rather than answered on. A file made for another
+ * model, a truncated file or one whose parts disagree is refused in one line.
  */
-import { statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { HeadCache, KvCache } from '../cache/kv-cache.js';
 import { KvevictError } from '../errors.js';
 import { modelHash } from '../model/hash.js';
@@ -73,8 +76,19 @@ export function saveCompressedContext(file: string, model: LlamaModel, ctx: Comp
     ...(origin.budget !== undefined ? { budget: String(origin.budget) } : {}),
     ...(origin.ratio !== undefined ? { ratio: String(origin.ratio) } : {}),
   };
-  writeSafetensors(file, tensors, metadata);
+  const h = contentHash(metadata);
+  for (const t of tensors) h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  writeSafetensors(file, tensors, { ...metadata, sha256: h.digest('hex') });
   return statSync(file).size;
+}
+
+/** The digest's start: the metadata but its own sha256, as sorted JSON. */
+function contentHash(metadata: Record<string, string>) {
+  const fields = Object.keys(metadata)
+    .filter((k) => k !== 'sha256')
+    .sort()
+    .map((k) => [k, metadata[k]]);
+  return createHash('sha256').update(JSON.stringify(fields));
 }
 
 /** Read a compressed context for `model`; anything that does not fit it is refused naming the file and the part. */
@@ -86,6 +100,10 @@ export function loadCompressedContext(file: string, model: LlamaModel): SavedCon
     throw new KvevictError(
       `${file}: not a compressed context (metadata "format" is ${JSON.stringify(meta.format)}, not "${CONTEXT_FORMAT}")`,
     );
+  const bytes = readFileSync(file);
+  const dataStart = 8 + Number(bytes.readBigUInt64LE(0));
+  if (contentHash(meta).update(bytes.subarray(dataStart)).digest('hex') !== meta.sha256)
+    throw new KvevictError(`${file}: the compressed context does not match its sha256 (changed or damaged since it was written)`);
   const mine = modelHash(cfg, model.weights);
   if (meta.model_hash !== mine)
     throw new KvevictError(

@@ -13,7 +13,13 @@ import { join } from 'node:path';
 import { KvevictError } from '../../src/errors.js';
 import { loadModelDir } from '../../src/model/load.js';
 import { writeGguf } from '../../src/model/gguf.js';
-import { loadSoftTokens, saveSoftTokens } from '../../src/press/queries/soft-tokens-file.js';
+import { loadSoftTokens, modelHash, saveSoftTokens } from '../../src/press/queries/soft-tokens-file.js';
+import { checkLookaheadFor, loadLookaheadModules, saveLookaheadModules } from '../../src/press/queries/lookahead-adapter-file.js';
+import { loraShape } from '../../src/model/appended-rows.js';
+import { LlamaModel } from '../../src/model/llama.js';
+import { jsKernels } from '../../src/kernels/js.js';
+import { prefill } from '../../src/generate/pipeline.js';
+import { loadCompressedContext, saveCompressedContext } from '../../src/generate/context-file.js';
 import { readRowsWithProblems, rowCheck, type ResultRow } from '../../src/eval/results.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { AdamW } from '../../src/train/adamw.js';
@@ -21,8 +27,8 @@ import { param } from '../../src/autograd/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { tinyRawConfig, writeRandomModelDir } from './random-model.js';
 
-export type FuzzKind = 'safetensors' | 'gguf' | 'checkpoint' | 'soft-tokens' | 'results';
-export const FUZZ_KINDS: FuzzKind[] = ['safetensors', 'gguf', 'checkpoint', 'soft-tokens', 'results'];
+export type FuzzKind = 'safetensors' | 'gguf' | 'checkpoint' | 'soft-tokens' | 'lookaheadkv' | 'context' | 'results';
+export const FUZZ_KINDS: FuzzKind[] = ['safetensors', 'gguf', 'checkpoint', 'soft-tokens', 'lookaheadkv', 'context', 'results'];
 
 export interface FuzzReport {
   kind: FuzzKind;
@@ -125,6 +131,72 @@ function makeTarget(kind: FuzzKind, root: string): Target {
       load: () => {
         const s = loadSoftTokens(file);
         return digest([s.embeddings, String(s.count), String(s.hiddenSize), s.modelHash]);
+      },
+    };
+  }
+  if (kind === 'lookaheadkv') {
+    const dir = modelDir(root);
+    const m = loadModelDir(dir);
+    const cfg = m.config;
+    const file = join(root, 'lookaheadkv.safetensors');
+    const rng = new Rng(5);
+    const lora = m.weights.layers.map(() =>
+      Object.fromEntries(
+        (['q', 'down'] as const).map((t) => {
+          const [out, inDim] = loraShape(cfg, t);
+          return [t, { a: rng.normalArray(2 * inDim, 0.1), b: rng.normalArray(out * 2, 0.1) }];
+        }),
+      ),
+    );
+    const base = { embeddings: rng.normalArray(3 * cfg.hiddenSize, 1), count: 3, hiddenSize: cfg.hiddenSize, numLayers: cfg.numLayers };
+    saveLookaheadModules(file, { ...base, rank: 2, alpha: 4, targets: ['q', 'down'], lora, modelHash: modelHash(cfg, m.weights) }, (t) =>
+      loraShape(cfg, t),
+    );
+    const original = readFileSync(file);
+    return {
+      file,
+      original,
+      headerEnd: 8 + Number(original.readBigUInt64LE(0)),
+      load: () => {
+        const x = loadLookaheadModules(file);
+        checkLookaheadFor(x, cfg, m.weights);
+        const arrays = x.lora.flatMap((layer) => Object.values(layer).flatMap((p) => [p.a, p.b]));
+        return digest([x.embeddings, ...arrays, JSON.stringify([x.count, x.rank, x.alpha, x.targets, x.modelHash])]);
+      },
+    };
+  }
+  if (kind === 'context') {
+    const dir = modelDir(root);
+    const m = loadModelDir(dir);
+    const model = new LlamaModel(m.config, m.weights, jsKernels);
+    const tokens = Int32Array.from({ length: 40 }, (_, i) => 3 + ((i * 37) % 250));
+    const prefilled = prefill(model, tokens, { record: [] });
+    const plan = prefilled.cache.layers.map((layer) => layer.map((h) => h.positions.slice(0, h.length).filter((p) => p % 3 !== 1)));
+    prefilled.cache.retainAll(plan);
+    const ctx = { ...prefilled, plan, fullCacheBytes: 0, cacheBytes: prefilled.cache.bytes, selectMs: 0 };
+    const file = join(root, 'context.kvc');
+    saveCompressedContext(file, model, ctx, { tokens, press: 'snapkv', pressOptions: {}, budget: 27, chat: false });
+    const original = readFileSync(file);
+    return {
+      file,
+      original,
+      // the digest covers every byte: mutations anywhere must be refused
+      headerEnd: original.length,
+      load: () => {
+        const x = loadCompressedContext(file, model);
+        const heads = x.context.cache.layers.flatMap((layer) =>
+          layer.flatMap((h) => [
+            h.positions.subarray(0, h.length),
+            h.keys.subarray(0, h.length * h.headDim),
+            h.values.subarray(0, h.length * h.headDim),
+          ]),
+        );
+        return digest([
+          x.origin.tokens,
+          x.context.lastLogits,
+          ...heads,
+          JSON.stringify([x.context.nextPosition, x.origin.press, x.origin.budget, x.origin.chat]),
+        ]);
       },
     };
   }
