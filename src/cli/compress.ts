@@ -8,7 +8,7 @@ import { loadModelDir } from '../model/load.js';
 import { defaultModelDir } from '../paths.js';
 import { parsePress, pressHelp } from '../press/registry.js';
 import { checkOutputPath, formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
-import { PRESS_OPTION_SPECS, pressFromCli } from './press-options.js';
+import { PRESS_OPTION_SPECS, chunkCompressFromCli, pressFromCli } from './press-options.js';
 
 export const summary = 'prefill and compress a long context once, into a .kvc file that generate --context answers on';
 
@@ -55,7 +55,11 @@ export async function run(argv: string[]): Promise<number> {
       `compress: the context has ${p.contextTokens.length + p.truncatedTokens} tokens; the model's max_position_embeddings is ${maxPositions}`,
     );
   const tokens = Array.from(p.contextTokens);
-  const ctx = await prefillAndCompress(model, tokens, press, { eosTokenIds: tok.eosTokenIds, text: promptText(tok, chat) });
+  const ctx = await prefillAndCompress(model, tokens, press, {
+    eosTokenIds: tok.eosTokenIds,
+    text: promptText(tok, chat),
+    chunkCompress: chunkCompressFromCli(o),
+  });
   const spec = parsePress(String(o.press));
   const budget = o.budget as number | undefined,
     ratio = o.ratio as number | undefined;
@@ -68,6 +72,7 @@ export async function run(argv: string[]): Promise<number> {
     contextTokens: tokens.length,
     press: spec.name,
     ...(budget !== undefined ? { budget } : { ratio }),
+    peakCacheBytes: ctx.cache.peakBytes,
     prefillMs: ctx.prefillMs,
     selectMs: ctx.selectMs,
   };

@@ -8,7 +8,7 @@ import { assemblePrompt, promptText, withBos } from '../eval/prompt.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
 import { pressHelp } from '../press/registry.js';
-import { PRESS_OPTION_SPECS, pressFromCli } from './press-options.js';
+import { PRESS_OPTION_SPECS, chunkCompressFromCli, pressFromCli } from './press-options.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs, type ParsedOptions } from './args.js';
 
 export const summary = 'generate text from a prompt or a chat message';
@@ -138,7 +138,7 @@ export async function run(argv: string[]): Promise<number> {
   const question = options.question as string | undefined;
   if (contextFile !== undefined) {
     if (question === undefined) throw new KvevictError('generate: --context needs --question (what is asked of the compressed context)');
-    for (const k of ['press', 'budget', 'ratio'])
+    for (const k of ['press', 'budget', 'ratio', 'chunk-compress'])
       if (options[k] !== undefined)
         throw new KvevictError(`generate: --${k} does not go with --context (the context was compressed by kvevict compress)`);
   }
@@ -222,6 +222,7 @@ export async function run(argv: string[]): Promise<number> {
       stopTokens: tok.eosTokenIds,
       sampler: makeSampler(sampling),
       text: promptText(tok, chat !== undefined),
+      chunkCompress: chunkCompressFromCli(options),
     }));
 
   // the stop token is not text; nor are ids past the tokenizer (a model's vocabulary is often padded)

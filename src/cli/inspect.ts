@@ -6,7 +6,7 @@ import { loadModelDir } from '../model/load.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
 import { pressHelp } from '../press/registry.js';
-import { PRESS_OPTION_SPECS, pressFromCli } from './press-options.js';
+import { PRESS_OPTION_SPECS, chunkCompressFromCli, pressFromCli } from './press-options.js';
 import type { KeepPlan } from '../press/types.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
 
@@ -113,6 +113,7 @@ export async function run(argv: string[]): Promise<number> {
   const ctx = await prefillAndCompress(model, promptTokens, press, {
     eosTokenIds: tok.eosTokenIds,
     text: promptText(tok, chat !== undefined),
+    chunkCompress: chunkCompressFromCli(options),
   });
   if (options.json) {
     process.stdout.write(JSON.stringify(inspectJson(promptTokens, ctx.plan)) + '\n');

@@ -9,7 +9,20 @@ export const PRESS_OPTION_SPECS: OptionSpecs = {
   press: { type: 'string', help: 'eviction method NAME[:key=value...], e.g. snapkv:window=64 (methods below)' },
   budget: { type: 'int', help: 'entries kept per KV head per layer, window included' },
   ratio: { type: 'number', help: 'fraction of the prompt removed, in [0, 1) (instead of --budget)' },
+  'chunk-compress': {
+    type: 'int',
+    help: 'prefill in chunks of N tokens and cut every head back to the budget after each: no head holds more than budget + N entries',
+  },
 };
+
+/** --chunk-compress N (undefined when absent); it needs --press. */
+export function chunkCompressFromCli(parsed: ParsedOptions): number | undefined {
+  const n = parsed['chunk-compress'] as number | undefined;
+  if (n === undefined) return undefined;
+  if (parsed.press === undefined) throw new KvevictError('--chunk-compress needs --press');
+  if (!Number.isInteger(n) || n < 1) throw new KvevictError(`--chunk-compress must be an integer >= 1, got ${n}`);
+  return n;
+}
 
 /** The press described by --press and --budget / --ratio, or null when --press is absent. */
 export function pressFromCli(parsed: ParsedOptions): Press | null {

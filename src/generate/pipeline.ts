@@ -14,7 +14,7 @@ import type { LlamaModel } from '../model/llama.js';
 import type { Observer } from '../model/types.js';
 import { PrefillRecorder, mergeCaptures } from '../press/capture.js';
 import { keepAllPlan, selectCache } from '../press/select-cache.js';
-import type { CaptureRequest, KeepPlan, Press, PrefillRun, PromptText } from '../press/types.js';
+import type { Captured, CaptureRequest, KeepPlan, Press, PrefillRun, PromptText } from '../press/types.js';
 import { decode, type DecodeResult } from './decode.js';
 import type { Sampler } from './sampling.js';
 
@@ -101,7 +101,14 @@ export async function compress(run: Prefilled, press: Press | null, opts: { copy
 }
 
 /** Options of prefillAndCompress. */
-export type CompressOptions = Omit<PrefillOptions, 'record'>;
+export type CompressOptions = Omit<PrefillOptions, 'record'> & {
+  /**
+   * Prefill in chunks of this many tokens and cut every head back to the budget after each one, so no head
+   * ever holds more than budget + chunkCompress entries (the last cut sees the whole prompt; one chunk is the
+   * one-shot compression). 0 or absent: one prefill, then one compression.
+   */
+  chunkCompress?: number;
+};
 
 /** A prefilled, compressed context: its cache, where to continue, and what compression cost. */
 export interface CompressedContext {
@@ -123,7 +130,7 @@ export interface CompressedContext {
   selectMs: number;
 }
 
-/** prefill, then compress in place: the compressed context of a prompt. */
+/** prefill, then compress in place: the compressed context of a prompt (chunk by chunk with `chunkCompress`). */
 export async function prefillAndCompress(
   model: LlamaModel,
   tokens: ArrayLike<number>,
@@ -131,7 +138,110 @@ export async function prefillAndCompress(
   opts: CompressOptions = {},
 ): Promise<CompressedContext> {
   const L = tokens.length;
+  const chunk = opts.chunkCompress ?? 0;
+  if (press && chunk > 0 && chunk < L) return chunkedCompress(model, Int32Array.from(tokens), press, chunk, opts);
   return compress(prefill(model, tokens, { ...opts, record: press ? [press.capture(L)] : [] }), press);
+}
+
+/** Refuse, in one line, a press that cannot compress a prompt `chunk` tokens at a time. */
+export function checkChunkable(press: Press, chunk: number): void {
+  if (!Number.isInteger(chunk) || chunk < 1) throw new KvevictError(`--chunk-compress must be an integer >= 1, got ${chunk}`);
+  if (press.wholePrompt)
+    throw new KvevictError(`${press.name} cannot compress a prompt chunk by chunk (--chunk-compress): ${press.wholePrompt}`);
+  if (press.budget && 'ratio' in press.budget)
+    throw new KvevictError(`--chunk-compress needs --budget, not --ratio (a ratio's budget depends on the whole prompt)`);
+  const w = press.capture(Number.MAX_SAFE_INTEGER).windowQueries ?? 0;
+  if (chunk < w)
+    throw new KvevictError(
+      `--chunk-compress ${chunk} is smaller than ${press.name}'s window ${w}: each chunk must hold the window that scores it`,
+    );
+}
+
+/**
+ * A chunk shorter than the window (the prompt's last) records only its own rows: the window's earlier rows,
+ * at positions below `start`, come from the previous chunk's recording.
+ */
+function carryWindow(now: Captured, before: Captured | null, start: number, rowSize: number): void {
+  if (!now.windowQueries || now.windowPositions[0] >= start) return;
+  if (!before?.windowQueries) throw new Error('internal error: a window reaches into a chunk that recorded none');
+  const from = before.windowPositions;
+  now.windowQueries.forEach((q, l) => {
+    for (let i = 0; i < now.windowPositions.length && now.windowPositions[i] < start; i++) {
+      const j = now.windowPositions[i] - from[0];
+      if (j < 0 || j >= from.length) throw new Error(`internal error: window row ${now.windowPositions[i]} was not recorded`);
+      q.set(before.windowQueries![l].subarray(j * rowSize, (j + 1) * rowSize), i * rowSize);
+    }
+  });
+}
+
+/**
+ * Chunked prefill compression: each chunk of `chunk` tokens is prefilled onto the cache as it stands (the
+ * chunk's rows attend to the entries kept so far and to the chunk), recorded as the press asks, and then every
+ * head is cut back to the budget by the press, which sees the prompt so far as its prompt. The cache never
+ * holds more than budget + chunk entries per head; the full cache never exists.
+ */
+async function chunkedCompress(
+  model: LlamaModel,
+  ids: Int32Array,
+  press: Press,
+  chunk: number,
+  opts: CompressOptions,
+): Promise<CompressedContext> {
+  checkChunkable(press, chunk);
+  const L = ids.length;
+  const cfg = model.config;
+  const cache = model.newCache();
+  let lastLogits: Float32Array = new Float32Array(0);
+  let plan: KeepPlan = [];
+  let prefillMs = 0,
+    selectMs = 0;
+  let previous: Captured | null = null;
+  const request = press.capture(L);
+  for (let s = 0; s < L; s += chunk) {
+    const e = Math.min(L, s + chunk);
+    const positions = new Int32Array(e - s);
+    for (let i = 0; i < positions.length; i++) positions[i] = s + i;
+    // what the press records when it scores (the whole prompt's request, so every chunk records its window)
+    const recorder = new PrefillRecorder(kernels(), cfg, cache, 0, e, request);
+    const t0 = performance.now();
+    lastLogits = model.forward({
+      tokens: ids.subarray(s, e),
+      positions,
+      cache,
+      chunk: opts.chunk,
+      observer: recorder.idle ? undefined : recorder.observer,
+    });
+    const t1 = performance.now();
+    const run: PrefillRun = {
+      model,
+      cache,
+      tokens: ids.subarray(0, e),
+      promptLength: e,
+      startPosition: 0,
+      lastLogits,
+      captured: recorder.result(),
+      eosTokenIds: opts.eosTokenIds ?? cfg.eosTokenIds,
+      text: opts.text,
+    };
+    carryWindow(run.captured, previous, s, cfg.numHeads * cfg.headDim);
+    previous = run.captured;
+    plan = await press.compress(run);
+    cache.retainAll(plan);
+    prefillMs += t1 - t0;
+    selectMs += performance.now() - t1;
+  }
+  const perToken = cfg.numLayers * cfg.numKvHeads * (2 * cfg.headDim * 4 + 4);
+  return {
+    cache,
+    promptLength: L,
+    nextPosition: L,
+    lastLogits,
+    plan,
+    fullCacheBytes: L * perToken,
+    cacheBytes: cache.bytes,
+    prefillMs,
+    selectMs,
+  };
 }
 
 export interface DecodeOpts {
@@ -146,6 +256,8 @@ export interface DecodeOpts {
   chunk?: number;
   /** the prompt's tokenizer, for presses that write text (KVzip) */
   text?: PromptText;
+  /** compress the prompt chunk by chunk (see CompressOptions.chunkCompress) */
+  chunkCompress?: number;
 }
 
 export interface AnswerResult extends DecodeResult {
@@ -179,6 +291,10 @@ export function answer(model: LlamaModel, context: CompressedContext, questionTo
   return { ...d, cacheBytes: cache.bytes, peakCacheBytes: cache.peakBytes, questionMs: t1 - t0, decodeMs: t2 - t1 };
 }
 
+function compressOptionsOf(o: DecodeOpts): CompressOptions {
+  return { chunk: o.chunk, eosTokenIds: o.stopTokens, text: o.text, chunkCompress: o.chunkCompress };
+}
+
 export interface RunResult extends DecodeResult {
   plan: KeepPlan;
   promptLength: number;
@@ -204,7 +320,7 @@ export async function runQueryAware(
   press: Press | null,
   opts: DecodeOpts,
 ): Promise<RunResult> {
-  const ctx = await prefillAndCompress(model, promptTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens, text: opts.text });
+  const ctx = await prefillAndCompress(model, promptTokens, press, compressOptionsOf(opts));
   const t0 = performance.now();
   const d = decodeFrom(model, ctx.cache, ctx.lastLogits, ctx.nextPosition, opts);
   const t1 = performance.now();
@@ -230,11 +346,7 @@ export async function runQueryAgnostic(
   press: Press | null,
   opts: DecodeOpts,
 ): Promise<{ context: CompressedContext; answers: AnswerResult[] }> {
-  const context = await prefillAndCompress(model, contextTokens, press, {
-    chunk: opts.chunk,
-    eosTokenIds: opts.stopTokens,
-    text: opts.text,
-  });
+  const context = await prefillAndCompress(model, contextTokens, press, compressOptionsOf(opts));
   const answers = questions.map((q) => answer(model, context, q, opts));
   return { context, answers };
 }
@@ -258,7 +370,7 @@ export async function runWithMode(
 ): Promise<RunResult> {
   if (mode === 'query-aware') return runQueryAware(model, [...Array.from(contextTokens), ...Array.from(questionTokens)], press, opts);
   if (mode !== 'query-agnostic') throw new KvevictError(`--mode must be query-aware or query-agnostic, got "${String(mode)}"`);
-  const ctx = await prefillAndCompress(model, contextTokens, press, { chunk: opts.chunk, eosTokenIds: opts.stopTokens, text: opts.text });
+  const ctx = await prefillAndCompress(model, contextTokens, press, compressOptionsOf(opts));
   const a = answer(model, ctx, questionTokens, opts);
   return {
     tokens: a.tokens,

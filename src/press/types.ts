@@ -76,6 +76,13 @@ export interface PrefillRun {
 /** A KV-cache eviction method: what to record during the prefill, then which entries each KV head keeps. */
 export interface Press {
   readonly name: string;
+  /**
+   * Why the method needs the whole prompt at once (set by methods that cannot cut a prompt chunk by chunk:
+   * H2O's column sums, Expected Attention's query statistics, KVzip's reconstruction); absent when it can.
+   */
+  readonly wholePrompt?: string;
+  /** the budget the press keeps, when it has one (chunked compression needs an absolute budget) */
+  readonly budget?: { budget: number } | { ratio: number };
   capture(promptLength: number): CaptureRequest;
   compress(run: PrefillRun): KeepPlan | Promise<KeepPlan>;
 }
@@ -107,9 +114,15 @@ export interface QuerySource {
 /** Scores of the candidate entries (the first n - window of each head), per layer and KV head; higher is kept. */
 export type HeadScores = Float64Array[][];
 
-/** Scores the prompt entries. The last `window` entries of each head are kept without scoring. */
+/**
+ * Scores the prompt entries. The last `window` entries of each head are kept without scoring. A head may hold
+ * fewer entries than the prompt has tokens (a prompt compressed chunk by chunk): scores cover its own
+ * entries, in order, but the last `window`.
+ */
 export interface Scorer {
   readonly name: string;
+  /** see Press.wholePrompt */
+  readonly wholePrompt?: string;
   /** the window this scorer keeps when nothing shrinks it */
   readonly window: number;
   capture(promptLength: number): CaptureRequest;

@@ -8,6 +8,7 @@ import type { CaptureRequest, HeadScores, PrefillRun, Scorer } from '../types.js
  */
 export class ColumnSumScorer implements Scorer {
   readonly name = 'h2o';
+  readonly wholePrompt = 'its column sums are the attention every prompt query pays each entry of the full prompt cache';
 
   constructor(
     readonly window: number,

@@ -10,6 +10,7 @@ import { projectedValueNorms } from './projected-values.js';
 export class CriticalScorer implements Scorer {
   readonly name: string;
   readonly window: number;
+  readonly wholePrompt?: string;
 
   constructor(
     readonly inner: Scorer,
@@ -18,6 +19,7 @@ export class CriticalScorer implements Scorer {
   ) {
     this.name = `criticalkv(${inner.name})`;
     this.window = inner.window;
+    this.wholePrompt = inner.wholePrompt;
   }
 
   capture(promptLength: number): CaptureRequest {

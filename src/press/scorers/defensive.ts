@@ -13,6 +13,8 @@ import { projectedValueNorms } from './projected-values.js';
  */
 export class DefensiveScorer implements Scorer {
   readonly name = 'defensivekv';
+  readonly wholePrompt =
+    "its value-norm shares compare the layer's heads entry by entry, which needs every head to hold the same positions";
 
   constructor(
     readonly window: number,

@@ -24,6 +24,7 @@ const computed = new WeakMap<object, Map<string, HeadScores>>();
  */
 export class ReconstructionScorer implements Scorer {
   readonly name = 'kvzip';
+  readonly wholePrompt = 'it reconstructs the whole context from its full cache';
   readonly window = 0;
 
   constructor(

@@ -1,0 +1,245 @@
+/**
+ * Chunked prefill compression against a brute-force chunked definition: each chunk's rows see the entries
+ * kept so far and their own chunk (the float64 reference forward with that visibility, re-run from the start
+ * at every cut), and after each chunk every head keeps what the method's definition picks from its current
+ * entries. Also: the bound on entries per head, the refusals, and one chunk as the one-shot compression.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { KvevictError } from '../src/errors.js';
+import { prefillAndCompress } from '../src/generate/pipeline.js';
+import type { ModelConfig } from '../src/model/config.js';
+import type { Weights } from '../src/model/types.js';
+import { makePress } from '../src/press/index.js';
+import { assertPlanMatches, bfAttentionScores, bfTopK, promptTokens, tinyModel, type BfQuery } from './helpers/press-reference.js';
+import { referenceForward } from './reference/llama-f64.js';
+
+type Kept = number[][][]; // [layer][kvHead] -> sorted positions
+
+/** The definition: chunk by chunk, `choose` picks each head's kept positions from its current entries. */
+function bruteChunked(
+  cfg: ModelConfig,
+  w: Weights,
+  tokens: Int32Array,
+  chunk: number,
+  choose: (entries: number[], l: number, h: number, ref: ReturnType<typeof referenceForward>, end: number) => number[],
+): Kept {
+  const G = cfg.numHeads / cfg.numKvHeads;
+  const keptBefore: Kept[] = []; // keptBefore[c]: what chunk c's rows see of earlier chunks
+  let kept: Kept = Array.from({ length: cfg.numLayers }, () => Array.from({ length: cfg.numKvHeads }, () => []));
+  for (let s = 0, c = 0; s < tokens.length; s += chunk, c++) {
+    const e = Math.min(tokens.length, s + chunk);
+    keptBefore.push(kept);
+    const ref = referenceForward(cfg, w, {
+      tokens: tokens.subarray(0, e),
+      lastOnly: true,
+      visible: (l, qh, qPos, kPos) => {
+        const qc = Math.floor(qPos / chunk);
+        return kPos >= qc * chunk || keptBefore[qc][l][Math.floor(qh / G)].includes(kPos);
+      },
+    });
+    kept = kept.map((layer, l) =>
+      layer.map((prev, h) => {
+        const entries = [...prev, ...Array.from({ length: e - s }, (_, i) => s + i)];
+        return choose(entries, l, h, ref, e);
+      }),
+    );
+  }
+  return kept;
+}
+
+/** SnapKV over a head's current entries: the last `window` rows' softmax over the entries they see, pooled, GQA mean; scores by position. */
+function snapChoose(cfg: ModelConfig, budget: number, window: number) {
+  return (entries: number[], l: number, h: number, ref: ReturnType<typeof referenceForward>, end: number) => {
+    const byPosition: number[] = [];
+    if (entries.length <= budget) return { chosen: entries, scores: byPosition };
+    const keys = entries.map((p) => ref.keys[l][p]);
+    const rows: BfQuery[] = Array.from({ length: window }, (_, i) => ({
+      q: ref.queries[l][end - window + i],
+      limit: entries.length - window + i,
+    }));
+    const scores = bfAttentionScores(cfg, rows, keys, { window, kernel: 7, pool: 'max', gqa: 'mean' })[h];
+    scores.forEach((x, j) => (byPosition[entries[j]] = x));
+    const chosen = bfTopK(scores, budget - window).map((j) => entries[j]);
+    return { chosen: [...chosen, ...entries.slice(entries.length - window)], scores: byPosition };
+  };
+}
+
+describe('chunked prefill compression', () => {
+  const { cfg, model } = tinyModel({}, 5, 0.2);
+  const w = model.weights;
+  const tokens = promptTokens(50, 7);
+
+  for (const chunk of [8, 12, 20]) {
+    it(`snapkv, chunks of ${chunk}: every cut as the definition; no head ever past budget + chunk`, async () => {
+      const budget = 10,
+        window = 4;
+      const press = makePress('snapkv', { budget, window });
+      const ctx = await prefillAndCompress(model, tokens, press, { chunkCompress: chunk });
+      assert.ok(ctx.cache.peakBytes <= cfg.numLayers * cfg.numKvHeads * (budget + chunk) * (2 * cfg.headDim * 4 + 4));
+      assert.equal(ctx.nextPosition, tokens.length);
+      assert.equal(ctx.cacheBytes, cfg.numLayers * cfg.numKvHeads * budget * (2 * cfg.headDim * 4 + 4));
+      // cut by cut: the engine's state after the cut at e is its run on the first e tokens; each cut is checked
+      // against the definition applied to the engine's own previous state (float32 near-ties may differ, and a
+      // difference would otherwise carry into every later cut)
+      const G = cfg.numHeads / cfg.numKvHeads;
+      const keptBefore: Kept[] = [];
+      let prev: Kept = Array.from({ length: cfg.numLayers }, () => Array.from({ length: cfg.numKvHeads }, () => []));
+      for (let s = 0; s < tokens.length; s += chunk) {
+        const e = Math.min(tokens.length, s + chunk);
+        keptBefore.push(prev);
+        const at = e === tokens.length ? ctx : await prefillAndCompress(model, tokens.subarray(0, e), press, { chunkCompress: chunk });
+        const ref = referenceForward(cfg, w, {
+          tokens: tokens.subarray(0, e),
+          lastOnly: true,
+          visible: (l, qh, qPos, kPos) =>
+            kPos >= Math.floor(qPos / chunk) * chunk || keptBefore[Math.floor(qPos / chunk)][l][Math.floor(qh / G)].includes(kPos),
+        });
+        const byPosition: number[][][] = [];
+        const want = prev.map((layer, l) =>
+          layer.map((kept, h) => {
+            const entries = [...kept, ...Array.from({ length: e - s }, (_, i) => s + i)];
+            const { chosen, scores } = snapChoose(cfg, budget, window)(entries, l, h, ref, e);
+            (byPosition[l] ??= [])[h] = scores;
+            return chosen;
+          }),
+        );
+        assertPlanMatches(at.plan, want, byPosition, `chunk ${chunk}, cut at ${e}`);
+        prev = at.plan.map((layer) => layer.map((p) => Array.from(p)));
+      }
+    });
+  }
+
+  it('streaming and knorm (cache-only scorers) and pyramidkv (uneven layers) follow their definitions cut by cut', async () => {
+    const chunk = 12,
+      budget = 9;
+    const stream = await prefillAndCompress(model, tokens, makePress('streaming', { budget, sinks: 2 }), { chunkCompress: chunk });
+    const wantStream = bruteChunked(cfg, w, tokens, chunk, (entries) =>
+      entries.length <= budget ? entries : [...entries.slice(0, 2), ...entries.slice(entries.length - (budget - 2))],
+    );
+    stream.plan.forEach((layer, l) => layer.forEach((p, h) => assert.deepEqual(Array.from(p), wantStream[l][h])));
+    const knorm = await prefillAndCompress(model, tokens, makePress('knorm', { budget }), { chunkCompress: chunk });
+    const wantKnorm = bruteChunked(cfg, w, tokens, chunk, (entries, l, h, ref) => {
+      if (entries.length <= budget) return entries;
+      const d = cfg.headDim;
+      const norm = (p: number) => Math.hypot(...ref.keys[l][p].subarray(h * d, (h + 1) * d));
+      return bfTopK(
+        entries.map((p) => -norm(p)),
+        budget,
+      ).map((j) => entries[j]);
+    });
+    knorm.plan.forEach((layer, l) => layer.forEach((p, h) => assert.deepEqual(Array.from(p), wantKnorm[l][h])));
+    const pyr = await prefillAndCompress(model, tokens, makePress('pyramidkv', { budget: 12, window: 4 }), { chunkCompress: 16 });
+    const lens = pyr.plan.map((layer) => layer[0].length);
+    assert.ok(lens[0] > lens[lens.length - 1], `pyramid budgets fall with depth: ${lens}`);
+    assert.equal(
+      lens.reduce((a, b) => a + b, 0),
+      12 * cfg.numLayers,
+    );
+  });
+
+  it('lookahead and trained sources score at every cut (laq runs on an evicted cache)', async () => {
+    const ctx = await prefillAndCompress(model, tokens, makePress('laq', { budget: 12, window: 4, lookahead: 3 }), { chunkCompress: 16 });
+    for (const layer of ctx.plan) for (const p of layer) assert.equal(p.length, 12);
+  });
+
+  it("a last chunk shorter than the window borrows the window's first rows from the chunk before, even one that was not cut", async () => {
+    const press = makePress('snapkv', { budget: 10, window: 4 });
+    // chunks [0, 8) (8 <= 10: kept whole) and [8, 11): the window 7..10 starts in the first
+    const ctx = await prefillAndCompress(model, tokens.subarray(0, 11), press, { chunkCompress: 8 });
+    for (const layer of ctx.plan) for (const p of layer) assert.deepEqual(Array.from(p.subarray(6)), [7, 8, 9, 10]);
+  });
+
+  it('one chunk holding the whole prompt is the one-shot compression', async () => {
+    const press = makePress('adakv', { budget: 14, window: 4 });
+    const one = await prefillAndCompress(model, tokens, press, { chunkCompress: tokens.length });
+    const shot = await prefillAndCompress(model, tokens, press);
+    assert.deepEqual(one.plan, shot.plan);
+  });
+
+  it('methods that need the whole prompt, ratios and chunks smaller than the window are refused in one line', async () => {
+    for (const [press, chunk, pattern] of [
+      [
+        makePress('h2o', { budget: 12, window: 4 }),
+        16,
+        /h2o cannot compress a prompt chunk by chunk \(--chunk-compress\): its column sums/,
+      ],
+      [makePress('kvzip', { budget: 12 }), 16, /kvzip cannot compress a prompt chunk by chunk/],
+      [makePress('defensivekv', { budget: 12, window: 4 }), 16, /defensivekv cannot compress/],
+      [makePress('snapkv', { ratio: 0.5, window: 4 }), 16, /--chunk-compress needs --budget, not --ratio/],
+      [makePress('snapkv', { budget: 12, window: 8 }), 6, /--chunk-compress 6 is smaller than snapkv's window 8/],
+    ] as const) {
+      await assert.rejects(
+        () => prefillAndCompress(model, tokens, press, { chunkCompress: chunk }),
+        (e: Error) => e instanceof KvevictError && pattern.test(e.message),
+      );
+    }
+  });
+});
+
+describe('--chunk-compress on the command line', () => {
+  it('generate and compress take it; the peak is bounded; bad values get one line and exit code 2', async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { cli } = await import('./helpers/cli.js');
+    const { tinyRawConfig, writeRandomModelDir } = await import('./helpers/random-model.js');
+    const dir = mkdtempSync(join(tmpdir(), 'kvevict-chunked-'));
+    try {
+      writeRandomModelDir(dir, tinyRawConfig('llama', { vocab_size: 259 }), { seed: 3, scale: 0.15 });
+      const text = 'The red box holds two coins and the blue box holds seven keys. '.repeat(4);
+      const r = cli([
+        'generate',
+        '--model',
+        dir,
+        '--prompt',
+        text,
+        '--press',
+        'snapkv:window=8',
+        '--budget',
+        '24',
+        '--chunk-compress',
+        '32',
+        '--max-new-tokens',
+        '3',
+        '--json',
+      ]);
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { memory: { peakCacheBytes: number; fullCacheBytes: number }; promptTokens: number[] };
+      const perToken = out.memory.fullCacheBytes / out.promptTokens.length;
+      assert.ok(out.promptTokens.length > 2 * (24 + 32), 'a prompt well past budget + chunk');
+      assert.ok(out.memory.peakCacheBytes <= (24 + 32) * perToken, `peak ${out.memory.peakCacheBytes / perToken} entries a head`);
+      const file = join(dir, 'c.txt');
+      writeFileSync(file, text);
+      const c = cli([
+        'compress',
+        '--model',
+        dir,
+        '--context-file',
+        file,
+        '--press',
+        'snapkv:window=8',
+        '--budget',
+        '24',
+        '--chunk-compress',
+        '32',
+        '--out',
+        join(dir, 'c.kvc'),
+        '--json',
+      ]);
+      assert.equal(c.status, 0, c.stderr);
+      assert.ok((JSON.parse(c.stdout) as { peakCacheBytes: number }).peakCacheBytes <= (24 + 32) * perToken);
+      for (const [args, pattern] of [
+        [['--chunk-compress', '16'], /--chunk-compress needs --press/],
+        [['--press', 'h2o:window=8', '--budget', '24', '--chunk-compress', '16'], /h2o cannot compress a prompt chunk by chunk/],
+        [['--press', 'snapkv', '--budget', '40', '--chunk-compress', '16'], /--chunk-compress 16 is smaller than snapkv's window 32/],
+      ] as [string[], RegExp][]) {
+        const b = cli(['generate', '--model', dir, '--prompt', text, ...args]);
+        assert.equal(b.status, 2, b.stderr);
+        assert.match(b.stderr, pattern);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
