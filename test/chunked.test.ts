@@ -110,6 +110,69 @@ describe('chunked prefill compression', () => {
     });
   }
 
+  it('h2o, chunk by chunk: an entry scores the attention every query so far paid it while it was kept', async () => {
+    const chunk = 12,
+      budget = 10,
+      window = 3;
+    const press = makePress('h2o', { budget, window });
+    const G = cfg.numHeads / cfg.numKvHeads,
+      d = cfg.headDim;
+    const keptBefore: Kept[] = [];
+    let prev: Kept = Array.from({ length: cfg.numLayers }, () => Array.from({ length: cfg.numKvHeads }, () => []));
+    for (let s = 0; s < tokens.length; s += chunk) {
+      const e = Math.min(tokens.length, s + chunk);
+      keptBefore.push(prev);
+      const at = await prefillAndCompress(model, tokens.subarray(0, e), press, { chunkCompress: chunk });
+      const sees = (l: number, kv: number, qPos: number, kPos: number) =>
+        kPos <= qPos && (kPos >= Math.floor(qPos / chunk) * chunk || keptBefore[Math.floor(qPos / chunk)][l][kv].includes(kPos));
+      const ref = referenceForward(cfg, w, {
+        tokens: tokens.subarray(0, e),
+        lastOnly: true,
+        visible: (l, qh, q, k) => sees(l, Math.floor(qh / G), q, k),
+      });
+      const byPosition: number[][][] = [];
+      const want = prev.map((layer, l) =>
+        layer.map((kept, kv) => {
+          const entries = [...kept, ...Array.from({ length: e - s }, (_, i) => s + i)];
+          const scores: number[] = [];
+          (byPosition[l] ??= [])[kv] = scores;
+          if (entries.length <= budget) return entries;
+          // per query head, the column sums over every row so far, on the positions it could see
+          const perHead = Array.from({ length: G }, (_, g) => {
+            const sum = new Map<number, number>();
+            for (let r = 0; r < e; r++) {
+              const vis = Array.from({ length: r + 1 }, (_, k) => k).filter((k) => sees(l, kv, r, k));
+              const logits = vis.map((k) => {
+                let dot = 0;
+                for (let i = 0; i < d; i++) dot += ref.queries[l][r][(kv * G + g) * d + i] * ref.keys[l][k][kv * d + i];
+                return dot / Math.sqrt(d);
+              });
+              const m = Math.max(...logits);
+              const z = logits.reduce((a, x) => a + Math.exp(x - m), 0);
+              vis.forEach((k, i) => sum.set(k, (sum.get(k) ?? 0) + Math.exp(logits[i] - m) / z));
+            }
+            return sum;
+          });
+          const candidates = entries.slice(0, entries.length - window);
+          candidates.forEach((p) => (scores[p] = perHead.reduce((a, m) => a + (m.get(p) ?? 0), 0) / G));
+          const chosen = bfTopK(
+            candidates.map((p) => scores[p]),
+            budget - window,
+          ).map((j) => candidates[j]);
+          return [...chosen, ...entries.slice(entries.length - window)];
+        }),
+      );
+      assertPlanMatches(at.plan, want, byPosition, `h2o cut at ${e}`);
+      prev = at.plan.map((layer) => layer.map((p) => Array.from(p)));
+    }
+  });
+
+  it('expected-attention carries its query statistics across chunks and keeps the budget', async () => {
+    const ctx = await prefillAndCompress(model, tokens, makePress('expected-attention', { budget: 12 }), { chunkCompress: 16 });
+    for (const layer of ctx.plan) for (const p of layer) assert.equal(p.length, 12);
+    assert.deepEqual(Array.from(ctx.plan[0][0].subarray(0, 4)), [0, 1, 2, 3], 'the sinks stay');
+  });
+
   it('streaming and knorm (cache-only scorers) and pyramidkv (uneven layers) follow their definitions cut by cut', async () => {
     const chunk = 12,
       budget = 9;
@@ -159,11 +222,6 @@ describe('chunked prefill compression', () => {
 
   it('methods that need the whole prompt, ratios and chunks smaller than the window are refused in one line', async () => {
     for (const [press, chunk, pattern] of [
-      [
-        makePress('h2o', { budget: 12, window: 4 }),
-        16,
-        /h2o cannot compress a prompt chunk by chunk \(--chunk-compress\): its column sums/,
-      ],
       [makePress('kvzip', { budget: 12 }), 16, /kvzip cannot compress a prompt chunk by chunk/],
       [makePress('defensivekv', { budget: 12, window: 4 }), 16, /defensivekv cannot compress/],
       [makePress('snapkv', { ratio: 0.5, window: 4 }), 16, /--chunk-compress needs --budget, not --ratio/],
@@ -231,7 +289,7 @@ describe('--chunk-compress on the command line', () => {
       assert.ok((JSON.parse(c.stdout) as { peakCacheBytes: number }).peakCacheBytes <= (24 + 32) * perToken);
       for (const [args, pattern] of [
         [['--chunk-compress', '16'], /--chunk-compress needs --press/],
-        [['--press', 'h2o:window=8', '--budget', '24', '--chunk-compress', '16'], /h2o cannot compress a prompt chunk by chunk/],
+        [['--press', 'kvzip', '--budget', '24', '--chunk-compress', '16'], /kvzip cannot compress a prompt chunk by chunk/],
         [['--press', 'snapkv', '--budget', '40', '--chunk-compress', '16'], /--chunk-compress 16 is smaller than snapkv's window 32/],
       ] as [string[], RegExp][]) {
         const b = cli(['generate', '--model', dir, '--prompt', text, ...args]);

@@ -202,7 +202,7 @@ async function chunkedCompress(
     const positions = new Int32Array(e - s);
     for (let i = 0; i < positions.length; i++) positions[i] = s + i;
     // what the press records when it scores (the whole prompt's request, so every chunk records its window)
-    const recorder = new PrefillRecorder(kernels(), cfg, cache, 0, e, request);
+    const recorder = new PrefillRecorder(kernels(), cfg, cache, 0, e, request, previous);
     const t0 = performance.now();
     lastLogits = model.forward({
       tokens: ids.subarray(s, e),

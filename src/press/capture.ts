@@ -22,8 +22,10 @@ export function mergeCaptures(...requests: CaptureRequest[]): CaptureRequest {
 
 /**
  * Records, during the prompt prefill, what the presses asked for: the last window's queries, the column sums
- * of the causal attention (computed blockwise as each chunk arrives, so the prefill stays single-pass) and
- * pre-RoPE query statistics. Positions `start .. start + promptLength - 1` are the prompt.
+ * of the causal attention (computed blockwise as each chunk arrives, so the prefill stays single-pass; indexed
+ * by position, so a cache with evicted entries adds to the entries it still holds) and pre-RoPE query
+ * statistics. Positions `start .. start + promptLength - 1` are the prompt. `carry` (a chunked compression's
+ * previous chunk) starts the column sums and statistics where that chunk left them.
  */
 export class PrefillRecorder {
   private readonly windowRows: number;
@@ -43,14 +45,26 @@ export class PrefillRecorder {
     private readonly start: number,
     private readonly promptLength: number,
     request: CaptureRequest,
+    carry: Captured | null = null,
   ) {
     const { numLayers: NL, numHeads: H, headDim: d } = config;
     this.windowRows = Math.min(request.windowQueries ?? 0, promptLength);
     this.windowQueries = this.windowRows > 0 ? Array.from({ length: NL }, () => new Float32Array(this.windowRows * H * d)) : null;
     this.columnSums = request.columnSums ? Array.from({ length: NL }, () => new Float64Array(H * promptLength)) : null;
+    if (this.columnSums && carry?.columnSums) {
+      const before = carry.columnSums[0].length / H;
+      this.columnSums.forEach((sums, l) => {
+        for (let h = 0; h < H; h++) sums.set(carry.columnSums![l].subarray(h * before, (h + 1) * before), h * promptLength);
+      });
+    }
     this.statsSinks = request.queryStats?.sinks ?? 0;
     this.stats = request.queryStats
-      ? Array.from({ length: NL }, () => ({ count: 0, sum: new Float64Array(H * d), outer: new Float64Array(H * d * d) }))
+      ? Array.from({ length: NL }, (_, l) => {
+          const c = carry?.queryStats?.[l];
+          return c
+            ? { count: c.count, sum: c.sum.slice(), outer: c.outer.slice() }
+            : { count: 0, sum: new Float64Array(H * d), outer: new Float64Array(H * d * d) };
+        })
       : null;
   }
 
@@ -92,15 +106,17 @@ export class PrefillRecorder {
     const sums = this.columnSums![view.layer];
     for (let h = 0; h < Hkv; h++) {
       const head = this.cache.head(view.layer, h);
-      assert(head.length === 0 || head.positions[0] === this.start, 'column sums need a prompt cache that starts at the prompt');
       const keys: HeadKeys =
         head.length > 0 && head.positions[head.length - 1] >= last
           ? { keys: head.keys, positions: head.positions, n: head.length }
           : withChunk(head.keys, head.positions, head.length, view, h, Hkv, d);
-      const out: Float64Array[] = [];
-      for (let g = 0; g < G; g++) out.push(sums.subarray((h * G + g) * L, (h * G + g + 1) * L));
       // only the prompt's keys are columns here
-      const n = Math.min(keys.n, L);
+      let n = 0;
+      while (n < keys.n && keys.positions[n] < this.start + L) n++;
+      // a full prompt cache holds position start + j at entry j: the sums are its columns; else add by position
+      const direct = n === 0 || (keys.positions[0] === this.start && keys.positions[n - 1] === this.start + n - 1);
+      const out: Float64Array[] = [];
+      for (let g = 0; g < G; g++) out.push(direct ? sums.subarray((h * G + g) * L, (h * G + g + 1) * L) : new Float64Array(n));
       accumulateAttention(
         this.k,
         { queries: view.queries, rows, visibleUpTo: view.positions },
@@ -111,6 +127,11 @@ export class PrefillRecorder {
         { keys: keys.keys, positions: keys.positions, n },
         out,
       );
+      if (!direct)
+        out.forEach((mass, g) => {
+          const row = (h * G + g) * L - this.start;
+          for (let j = 0; j < n; j++) sums[row + keys.positions[j]] += mass[j];
+        });
     }
   }
 

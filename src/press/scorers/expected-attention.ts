@@ -56,7 +56,6 @@ function rotate(
  */
 export class ExpectedAttentionScorer implements Scorer {
   readonly name = 'expected-attention';
-  readonly wholePrompt = 'its query statistics are taken over the whole prompt';
   readonly window = 0;
 
   constructor(
