@@ -301,3 +301,60 @@ describe('--chunk-compress on the command line', () => {
     }
   });
 });
+
+describe('eval --chunk-compress', () => {
+  it('each setting compresses its own prompt chunk by chunk; rows carry peak_cache_bytes; a one-shot folder is not mixed in', async () => {
+    const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { cli } = await import('./helpers/cli.js');
+    const { tinyRawConfig, writeRandomModelDir } = await import('./helpers/random-model.js');
+    const dir = mkdtempSync(join(tmpdir(), 'kvevict-chunked-eval-'));
+    try {
+      const model = join(dir, 'model');
+      writeRandomModelDir(model, tinyRawConfig('llama', { vocab_size: 259 }), { seed: 3, scale: 0.15 });
+      const cases = join(dir, 'cases.jsonl');
+      writeFileSync(
+        cases,
+        JSON.stringify({ id: 'one', context: 'The key is 4412. '.repeat(12), question: 'What is the key?', answers: ['4412'] }) + '\n',
+      );
+      const run = (out: string, extra: string[]) =>
+        cli([
+          'eval',
+          '--dataset',
+          cases,
+          '--model',
+          model,
+          '--press',
+          'snapkv:window=8',
+          '--budget',
+          '24',
+          '--mode',
+          'query-aware,query-agnostic',
+          '--out',
+          out,
+          '--json',
+          ...extra,
+        ]);
+      const chunked = join(dir, 'chunked'),
+        oneShot = join(dir, 'one-shot');
+      assert.equal(run(chunked, ['--chunk-compress', '32']).status, 0);
+      assert.equal(run(oneShot, []).status, 0);
+      const rows = (out: string) =>
+        readFileSync(join(out, 'results.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { press: string; prompt_tokens: number; peak_cache_bytes?: number; cache_bytes: number });
+      const perToken = (r: { cache_bytes: number }) => r.cache_bytes / 24;
+      for (const r of rows(chunked).filter((x) => x.press === 'snapkv'))
+        assert.ok(r.peak_cache_bytes! <= (24 + 32) * perToken(r), `peak ${r.peak_cache_bytes}`);
+      for (const r of rows(oneShot).filter((x) => x.press === 'snapkv'))
+        assert.ok(r.peak_cache_bytes! > (24 + 32) * perToken(r), 'one-shot holds the full prompt');
+      const mixed = run(oneShot, ['--chunk-compress', '32']);
+      assert.equal(mixed.status, 2);
+      assert.match(mixed.stderr, /one-shot/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -29,6 +29,10 @@ const specs: OptionSpecs = {
     help: "answer length in tokens for every case, instead of each dataset's own (e.g. 64 for plain JSONL)",
   },
   'no-fidelity': { type: 'boolean', help: 'skip the fidelity measures (no full-cache run unless --press has full)' },
+  'chunk-compress': {
+    type: 'int',
+    help: 'every method compresses its prompt chunk by chunk, N tokens at a time (rows key on it: use its own --out)',
+  },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -42,6 +46,12 @@ function numbers(items: string[] | undefined, name: string): number[] | undefine
     if (!Number.isFinite(n) || s.trim() === '') throw new KvevictError(`eval: --${name} takes numbers, got "${s}"`);
     return n;
   });
+}
+
+function chunkCompressOf(n: number | undefined): number | undefined {
+  if (n === undefined) return undefined;
+  if (!Number.isInteger(n) || n < 1) throw new KvevictError(`eval: --chunk-compress must be an integer >= 1, got ${n}`);
+  return n;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -87,6 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     needle: needle !== undefined && question !== undefined ? { needle, question } : undefined,
     qaFile: options['qa-file'] as string | undefined,
     fidelity: !options['no-fidelity'],
+    chunkCompress: chunkCompressOf(options['chunk-compress'] as number | undefined),
     progress: process.stderr,
     log: process.stderr,
   });

@@ -32,6 +32,8 @@ export interface CompressedRun {
   /** logits of the compressed cache fed the full run's answer tokens: [t] is the distribution over token t */
   forcedLogits: Float32Array[] | null;
   cacheBytes: number;
+  /** the most cache bytes the compression held (the full prompt cache, unless it was chunked) */
+  peakCacheBytes?: number;
   timings: Timings;
 }
 

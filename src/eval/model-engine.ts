@@ -3,7 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { KvCache } from '../cache/kv-cache.js';
 import { decode } from '../generate/decode.js';
-import { answer, compress, prefill, type Prefilled } from '../generate/pipeline.js';
+import { answer, compress, prefill, prefillAndCompress, type Prefilled } from '../generate/pipeline.js';
 import type { LlamaModel } from '../model/llama.js';
 import { readSafetensorsHeader } from '../model/safetensors.js';
 import { pressFromSpec } from '../press/registry.js';
@@ -37,6 +37,8 @@ export class ModelEngine implements EvalEngine {
     readonly model: string,
     readonly chunk?: number,
     readonly fingerprint?: string,
+    /** compress every prompt chunk by chunk, each setting on its own prefill (0: one shared prefill per mode) */
+    readonly chunkCompress = 0,
   ) {
     this.maxContext = lm.config.maxPositions;
   }
@@ -174,17 +176,26 @@ class ModelSession implements EngineSession {
   async compressed(spec: PressSpec, budget: number, mode: Mode, full: FullRun | null): Promise<CompressedRun> {
     const { lm } = this.engine;
     const press = this.engine.press(spec, budget);
-    const p = this.prefill(mode);
-    const L = p.promptLength;
-    const ctx = await compress(p, press, { copy: true });
+    const chunked = this.engine.chunkCompress > 0 && spec.name !== 'full';
+    const ctx = chunked
+      ? await prefillAndCompress(lm, this.tokensOf(mode), press, {
+          chunkCompress: this.engine.chunkCompress,
+          chunk: this.engine.chunk,
+          eosTokenIds: this.stop,
+          text: promptText(this.engine.tokenizer, this.c.chat),
+        })
+      : await compress(this.prefill(mode), press, { copy: true });
+    const L = ctx.promptLength;
     const { cache: compressed, plan, cacheBytes, selectMs: compressMs } = ctx;
+    // a one-shot compression held the full prompt cache; a chunked one never more than its own peak
+    const peakCacheBytes = chunked ? compressed.peakBytes : ctx.fullCacheBytes;
     const question = mode === 'query-agnostic' ? this.prompt.questionTokens : new Int32Array(0);
     const t1 = performance.now();
     const out =
       mode === 'query-agnostic'
         ? answer(lm, ctx, question, { maxNewTokens: this.c.maxNewTokens, stopTokens: this.stop, chunk: this.engine.chunk })
         : decode(lm, compressed.clone(), {
-            firstLogits: p.lastLogits,
+            firstLogits: ctx.lastLogits,
             nextPosition: L,
             maxNewTokens: this.c.maxNewTokens,
             stopTokens: this.stop,
@@ -194,9 +205,10 @@ class ModelSession implements EngineSession {
       tokens: out.tokens,
       text: this.text(out.tokens, out.finish === 'stop'),
       kept: plan,
-      forcedLogits: full ? this.forced(compressed, L, p.lastLogits, question, full.tokens) : null,
+      forcedLogits: full ? this.forced(compressed, L, ctx.lastLogits, question, full.tokens) : null,
       cacheBytes,
-      timings: { prefillMs: p.prefillMs, compressMs, decodeMs },
+      peakCacheBytes,
+      timings: { prefillMs: ctx.prefillMs, compressMs, decodeMs },
     };
   }
 

@@ -39,6 +39,8 @@ export interface ResultRow {
   /** live cache bytes after compression, and with the full cache */
   cache_bytes: number;
   full_cache_bytes: number;
+  /** the most cache bytes the compression held at once (the full prompt cache for a one-shot compression) */
+  peak_cache_bytes?: number;
   timings: { prefill_ms: number; compress_ms: number; decode_ms: number };
   meta: Record<string, string | number | boolean>;
   /** the row's digest (rowCheck), written with it */
@@ -99,6 +101,7 @@ const ROW_FIELDS = new Set([
   'fidelity',
   'cache_bytes',
   'full_cache_bytes',
+  'peak_cache_bytes',
   'timings',
   'meta',
   'check',

@@ -271,6 +271,7 @@ function compressedRow(
     fidelity: fidelityOf(mass, full, run),
     cache_bytes: run.cacheBytes,
     full_cache_bytes: full ? full.cacheBytes : 0,
+    ...(run.peakCacheBytes !== undefined ? { peak_cache_bytes: run.peakCacheBytes } : {}),
     timings: { prefill_ms: run.timings.prefillMs, compress_ms: run.timings.compressMs, decode_ms: run.timings.decodeMs },
   };
 }

@@ -10,12 +10,17 @@ import { runGrid, type RunGridResult } from './runner.js';
 import type { Setting } from './settings.js';
 import type { TextSink } from './progress.js';
 
-/** Load a model folder for evaluation; the embedded reference model is recognised by its folder. */
-export function loadEngine(dir: string = defaultModelDir): { engine: ModelEngine; embedded: boolean } {
+/**
+ * Load a model folder for evaluation; the embedded reference model is recognised by its folder. With
+ * `chunkCompress`, every method compresses its prompt chunk by chunk (its rows key on it: a results folder
+ * holds one way of compressing).
+ */
+export function loadEngine(dir: string = defaultModelDir, chunkCompress = 0): { engine: ModelEngine; embedded: boolean } {
   const m = loadModelDir(dir);
   const lm = new LlamaModel(m.config, m.weights);
+  const fingerprint = ModelEngine.fingerprintOf(dir) + (chunkCompress > 0 ? `:chunk-compress=${chunkCompress}` : '');
   return {
-    engine: new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir), undefined, ModelEngine.fingerprintOf(dir)),
+    engine: new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir), undefined, fingerprint, chunkCompress),
     embedded: resolve(dir) === resolve(defaultModelDir),
   };
 }
@@ -34,6 +39,8 @@ export interface EvalJob {
   fidelity?: boolean;
   /** answer length of every case, instead of each dataset's */
   maxNewTokens?: number;
+  /** compress every prompt chunk by chunk (CompressOptions.chunkCompress) */
+  chunkCompress?: number;
   progress: TextSink;
   log: TextSink;
 }
@@ -44,7 +51,7 @@ export async function runEvalJob(
   loaded?: { engine: ModelEngine; embedded: boolean },
 ): Promise<{ results: RunGridResult[]; datasets: LoadedDataset[] }> {
   if (job.datasets.length === 0) throw new KvevictError('eval: --dataset is required');
-  const { engine, embedded } = loaded ?? loadEngine(job.modelDir);
+  const { engine, embedded } = loaded ?? loadEngine(job.modelDir, job.chunkCompress);
   const opts: DatasetOptions = {
     tokenizer: engine.tokenizer,
     maxContext: engine.maxContext,
