@@ -240,7 +240,8 @@ export async function run(argv: string[]): Promise<number> {
     loadMs,
     prefillMs,
     decodeMs,
-    prefillTokPerS: (promptTokens.length / prefillMs) * 1000,
+    // with --context only the question is prefilled
+    prefillTokPerS: ((contextFile !== undefined ? questionTokens!.length : promptTokens.length) / prefillMs) * 1000,
     decodeTokPerS: forwards > 0 ? (forwards / decodeMs) * 1000 : 0,
   };
   if (options.json) {
