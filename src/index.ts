@@ -91,7 +91,13 @@ export {
   type RunResult,
   type PipelineMode,
 } from './generate/pipeline.js';
-export { saveCompressedContext, loadCompressedContext, CONTEXT_FORMAT, type ContextOrigin, type SavedContext } from './generate/context-file.js';
+export {
+  saveCompressedContext,
+  loadCompressedContext,
+  CONTEXT_FORMAT,
+  type ContextOrigin,
+  type SavedContext,
+} from './generate/context-file.js';
 
 // eviction methods ("presses"): the registry, the parts methods are made of, Judge Q's soft-token files
 export * from './press/index.js';

@@ -358,3 +358,69 @@ describe('eval --chunk-compress', () => {
     }
   });
 });
+
+describe('compression during decoding', () => {
+  const { cfg, model } = tinyModel({}, 5, 0.2);
+  const prompt = promptTokens(30, 9);
+  const entry = 2 * cfg.headDim * 4 + 4;
+
+  it('every interval the cache is cut to the budget; the tokens are the greedy ones of that cache, step by step', async () => {
+    const { runQueryAware } = await import('../src/generate/pipeline.js');
+    const { prefill } = await import('../src/generate/pipeline.js');
+    const { PrefillRecorder } = await import('../src/press/capture.js');
+    const { kernels } = await import('../src/kernels/index.js');
+    const budget = 12,
+      interval = 6,
+      window = 4;
+    const press = makePress('snapkv', { budget, window });
+    const r = await runQueryAware(model, prompt, null, { maxNewTokens: 20, stopTokens: [], decodeCompress: { press, interval } });
+    assert.equal(r.tokens.length, 20);
+    assert.ok(r.finalCacheBytes <= cfg.numLayers * cfg.numKvHeads * (budget + interval) * entry, 'never past budget + interval');
+    // the same run by hand from the library's parts: prefill, feed each greedy token, cut after every interval
+    const p = prefill(model, prompt);
+    const cache = p.cache;
+    let logits = p.lastLogits;
+    const ids = [...prompt];
+    const argmax = (x: Float32Array) => x.reduce((b, v, i) => (v > x[b] ? i : b), 0);
+    let rec = new PrefillRecorder(kernels(), cfg, cache, 0, ids.length + interval, { windowQueries: window });
+    for (let i = 0; i < 20; i++) {
+      const t = argmax(logits);
+      assert.equal(r.tokens[i], t, `token ${i}`);
+      ids.push(t);
+      if (i === 19) break;
+      logits = Float32Array.from(
+        model.forward({ tokens: Int32Array.of(t), positions: Int32Array.of(ids.length - 1), cache, observer: rec.observer }),
+      );
+      if ((i + 1) % interval === 0) {
+        const run = {
+          model,
+          cache,
+          tokens: Int32Array.from(ids),
+          promptLength: ids.length,
+          startPosition: 0,
+          lastLogits: logits,
+          captured: rec.result(),
+          eosTokenIds: [],
+        };
+        cache.retainAll(await press.compress(run));
+        for (const layer of cache.layers) for (const h of layer) assert.equal(h.length, budget);
+        rec = new PrefillRecorder(kernels(), cfg, cache, 0, ids.length + interval, { windowQueries: window });
+      }
+    }
+  });
+
+  it('query-agnostic too, and an interval below the window is refused', async () => {
+    const { runWithMode } = await import('../src/generate/pipeline.js');
+    const press = makePress('snapkv', { budget: 10, window: 4 });
+    const r = await runWithMode(model, 'query-agnostic', prompt, promptTokens(5, 2), makePress('snapkv', { budget: 16, window: 4 }), {
+      maxNewTokens: 14,
+      stopTokens: [],
+      decodeCompress: { press, interval: 5 },
+    });
+    assert.ok(r.finalCacheBytes <= cfg.numLayers * cfg.numKvHeads * (10 + 5) * entry);
+    await assert.rejects(
+      () => runWithMode(model, 'query-aware', prompt, [], null, { maxNewTokens: 8, decodeCompress: { press, interval: 2 } }),
+      /--decode-compress 2 is smaller than snapkv's window 4/,
+    );
+  });
+});

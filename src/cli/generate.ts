@@ -8,7 +8,13 @@ import { assemblePrompt, promptText, withBos } from '../eval/prompt.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
 import { pressHelp } from '../press/registry.js';
-import { PRESS_OPTION_SPECS, chunkCompressFromCli, pressFromCli } from './press-options.js';
+import {
+  DECODE_PRESS_OPTION_SPECS,
+  PRESS_OPTION_SPECS,
+  chunkCompressFromCli,
+  decodeCompressFromCli,
+  pressFromCli,
+} from './press-options.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs, type ParsedOptions } from './args.js';
 
 export const summary = 'generate text from a prompt or a chat message';
@@ -45,6 +51,7 @@ const specs: OptionSpecs = {
   ...GENERATION_OPTION_SPECS,
   // KV-cache eviction after the prefill
   ...PRESS_OPTION_SPECS,
+  ...DECODE_PRESS_OPTION_SPECS,
   weights: {
     type: 'string',
     help: 'how the linear layers hold their weights in memory: f32, or f16 (half the bytes each decode step reads; outputs change by the rounding)',
@@ -138,7 +145,7 @@ export async function run(argv: string[]): Promise<number> {
   const question = options.question as string | undefined;
   if (contextFile !== undefined) {
     if (question === undefined) throw new KvevictError('generate: --context needs --question (what is asked of the compressed context)');
-    for (const k of ['press', 'budget', 'ratio', 'chunk-compress'])
+    for (const k of ['press', 'budget', 'ratio', 'chunk-compress', 'decode-compress', 'decode-budget'])
       if (options[k] !== undefined)
         throw new KvevictError(`generate: --${k} does not go with --context (the context was compressed by kvevict compress)`);
   }
@@ -223,6 +230,7 @@ export async function run(argv: string[]): Promise<number> {
       sampler: makeSampler(sampling),
       text: promptText(tok, chat !== undefined),
       chunkCompress: chunkCompressFromCli(options),
+      decodeCompress: decodeCompressFromCli(options),
     }));
 
   // the stop token is not text; nor are ids past the tokenizer (a model's vocabulary is often padded)

@@ -15,6 +15,26 @@ export const PRESS_OPTION_SPECS: OptionSpecs = {
   },
 };
 
+/** Compression while generating (generate only). */
+export const DECODE_PRESS_OPTION_SPECS: OptionSpecs = {
+  'decode-compress': {
+    type: 'int',
+    help: 'while generating, every N new tokens cut every head back to --decode-budget with the --press method (its window: the latest tokens)',
+  },
+  'decode-budget': { type: 'int', help: 'entries per KV head kept by --decode-compress' },
+};
+
+/** --decode-compress INTERVAL with --decode-budget B: the press (the --press method at budget B) and the interval, or undefined. */
+export function decodeCompressFromCli(parsed: ParsedOptions): { press: Press; interval: number } | undefined {
+  const interval = parsed['decode-compress'] as number | undefined;
+  const budget = parsed['decode-budget'] as number | undefined;
+  if (interval === undefined && budget === undefined) return undefined;
+  if (interval === undefined || budget === undefined) throw new KvevictError('--decode-compress and --decode-budget go together');
+  if (parsed.press === undefined) throw new KvevictError('--decode-compress needs --press (the method that cuts the cache)');
+  if (!Number.isInteger(interval) || interval < 1) throw new KvevictError(`--decode-compress must be an integer >= 1, got ${interval}`);
+  return { press: pressFromSpec(parsePress(String(parsed.press)), { budget }), interval };
+}
+
 /** --chunk-compress N (undefined when absent); it needs --press. */
 export function chunkCompressFromCli(parsed: ParsedOptions): number | undefined {
   const n = parsed['chunk-compress'] as number | undefined;
@@ -24,10 +44,11 @@ export function chunkCompressFromCli(parsed: ParsedOptions): number | undefined 
   return n;
 }
 
-/** The press described by --press and --budget / --ratio, or null when --press is absent. */
+/** The press described by --press and --budget / --ratio, or null when --press is absent (or only cuts while decoding). */
 export function pressFromCli(parsed: ParsedOptions): Press | null {
   const budget = parsed.budget as number | undefined;
   const ratio = parsed.ratio as number | undefined;
+  if (parsed['decode-compress'] !== undefined && budget === undefined && ratio === undefined) return null;
   if (parsed.press === undefined) {
     if (budget !== undefined || ratio !== undefined) throw new KvevictError(`--${budget !== undefined ? 'budget' : 'ratio'} needs --press`);
     return null;

@@ -18,6 +18,8 @@ export interface DecodeResult {
   finish: 'stop' | 'length';
   /** with keepLogits: the logits each token was chosen from */
   logits?: Float32Array[];
+  /** with feedLast: the logits after the last token was fed (they choose the next one) */
+  nextLogits?: Float32Array;
 }
 
 export interface DecodeOptions {
@@ -38,6 +40,8 @@ export interface DecodeOptions {
   onToken?: (token: number, step: number) => void;
   /** keep a copy of the logits each token was chosen from (DecodeResult.logits) */
   keepLogits?: boolean;
+  /** feed the last token too (unless it stopped the run), so the cache holds it and nextLogits follow it */
+  feedLast?: boolean;
 }
 
 /** Choose tokens one at a time, feeding each back at the next position, until a stop token or the limit. */
@@ -66,11 +70,13 @@ export function decode(model: LlamaModel, cache: KvCache, o: DecodeOptions): Dec
       finish = 'stop';
       break;
     }
-    if (i + 1 === o.maxNewTokens) break; // the last token's own logits are never needed
+    if (i + 1 === o.maxNewTokens && !o.feedLast) break; // the last token's own logits are never needed
     if (o.nextPosition + i >= model.config.maxPositions) break; // no room left for the token just chosen
     one[0] = token;
     pos[0] = o.nextPosition + i;
     logits = model.forward({ tokens: one, positions: pos, cache, observer: o.observer, logitsOut: stepLogits });
+    if (i + 1 === o.maxNewTokens)
+      return { tokens, steps, finish, nextLogits: Float32Array.from(logits), ...(kept ? { logits: kept } : {}) };
   }
   return kept ? { tokens, steps, finish, logits: kept } : { tokens, steps, finish };
 }

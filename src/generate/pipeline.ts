@@ -15,7 +15,9 @@ import type { Observer } from '../model/types.js';
 import { PrefillRecorder, mergeCaptures } from '../press/capture.js';
 import { keepAllPlan, selectCache } from '../press/select-cache.js';
 import type { Captured, CaptureRequest, KeepPlan, Press, PrefillRun, PromptText } from '../press/types.js';
+import { carryWindow, checkChunkable } from './chunking.js';
 import { decode, type DecodeResult } from './decode.js';
+import { decodeCompressing, type DecodeCompression } from './decode-compress.js';
 import type { Sampler } from './sampling.js';
 
 export interface PrefillOptions {
@@ -143,37 +145,6 @@ export async function prefillAndCompress(
   return compress(prefill(model, tokens, { ...opts, record: press ? [press.capture(L)] : [] }), press);
 }
 
-/** Refuse, in one line, a press that cannot compress a prompt `chunk` tokens at a time. */
-export function checkChunkable(press: Press, chunk: number): void {
-  if (!Number.isInteger(chunk) || chunk < 1) throw new KvevictError(`--chunk-compress must be an integer >= 1, got ${chunk}`);
-  if (press.wholePrompt)
-    throw new KvevictError(`${press.name} cannot compress a prompt chunk by chunk (--chunk-compress): ${press.wholePrompt}`);
-  if (press.budget && 'ratio' in press.budget)
-    throw new KvevictError(`--chunk-compress needs --budget, not --ratio (a ratio's budget depends on the whole prompt)`);
-  const w = press.capture(Number.MAX_SAFE_INTEGER).windowQueries ?? 0;
-  if (chunk < w)
-    throw new KvevictError(
-      `--chunk-compress ${chunk} is smaller than ${press.name}'s window ${w}: each chunk must hold the window that scores it`,
-    );
-}
-
-/**
- * A chunk shorter than the window (the prompt's last) records only its own rows: the window's earlier rows,
- * at positions below `start`, come from the previous chunk's recording.
- */
-function carryWindow(now: Captured, before: Captured | null, start: number, rowSize: number): void {
-  if (!now.windowQueries || now.windowPositions[0] >= start) return;
-  if (!before?.windowQueries) throw new Error('internal error: a window reaches into a chunk that recorded none');
-  const from = before.windowPositions;
-  now.windowQueries.forEach((q, l) => {
-    for (let i = 0; i < now.windowPositions.length && now.windowPositions[i] < start; i++) {
-      const j = now.windowPositions[i] - from[0];
-      if (j < 0 || j >= from.length) throw new Error(`internal error: window row ${now.windowPositions[i]} was not recorded`);
-      q.set(before.windowQueries![l].subarray(j * rowSize, (j + 1) * rowSize), i * rowSize);
-    }
-  });
-}
-
 /**
  * Chunked prefill compression: each chunk of `chunk` tokens is prefilled onto the cache as it stands (the
  * chunk's rows attend to the entries kept so far and to the chunk), recorded as the press asks, and then every
@@ -258,6 +229,8 @@ export interface DecodeOpts {
   text?: PromptText;
   /** compress the prompt chunk by chunk (see CompressOptions.chunkCompress) */
   chunkCompress?: number;
+  /** cut the cache back every `interval` generated tokens (runQueryAware and runWithMode) */
+  decodeCompress?: DecodeCompression;
 }
 
 export interface AnswerResult extends DecodeResult {
@@ -276,6 +249,15 @@ export interface AnswerResult extends DecodeResult {
  * unchanged, so it serves any number of questions. An empty question decodes from the context's last logits.
  */
 export function answer(model: LlamaModel, context: CompressedContext, questionTokens: ArrayLike<number>, opts: DecodeOpts): AnswerResult {
+  const q = feedQuestion(model, context, questionTokens, opts.chunk);
+  const t1 = performance.now();
+  const d = decodeFrom(model, q.cache, q.logits, q.nextPosition, opts);
+  const t2 = performance.now();
+  return { ...d, cacheBytes: q.cache.bytes, peakCacheBytes: q.cache.peakBytes, questionMs: q.ms, decodeMs: t2 - t1 };
+}
+
+/** The question fed after a compressed context, on a copy of its cache. */
+function feedQuestion(model: LlamaModel, context: CompressedContext, questionTokens: ArrayLike<number>, chunk?: number) {
   const cache = context.cache.clone();
   const n = questionTokens.length;
   const t0 = performance.now();
@@ -283,12 +265,52 @@ export function answer(model: LlamaModel, context: CompressedContext, questionTo
   if (n > 0) {
     const positions = new Int32Array(n);
     for (let i = 0; i < n; i++) positions[i] = context.nextPosition + i;
-    logits = model.forward({ tokens: Int32Array.from(questionTokens), positions, cache, chunk: opts.chunk });
+    logits = model.forward({ tokens: Int32Array.from(questionTokens), positions, cache, chunk });
   }
+  return { cache, logits, nextPosition: context.nextPosition + n, ms: performance.now() - t0 };
+}
+
+/** answer(), cutting the cache during decoding (opts.decodeCompress); `contextTokens` are the context's ids. */
+async function answerCompressing(
+  model: LlamaModel,
+  context: CompressedContext,
+  contextTokens: ArrayLike<number>,
+  questionTokens: ArrayLike<number>,
+  opts: DecodeOpts,
+): Promise<AnswerResult> {
+  const q = feedQuestion(model, context, questionTokens, opts.chunk);
   const t1 = performance.now();
-  const d = decodeFrom(model, cache, logits, context.nextPosition + n, opts);
+  const d = await decodingWith(
+    model,
+    q.cache,
+    q.logits,
+    q.nextPosition,
+    [...Array.from(contextTokens), ...Array.from(questionTokens)],
+    opts,
+  );
   const t2 = performance.now();
-  return { ...d, cacheBytes: cache.bytes, peakCacheBytes: cache.peakBytes, questionMs: t1 - t0, decodeMs: t2 - t1 };
+  return { ...d, cacheBytes: q.cache.bytes, peakCacheBytes: q.cache.peakBytes, questionMs: q.ms, decodeMs: t2 - t1 };
+}
+
+/** Decode, with the cuts of opts.decodeCompress when given; `tokensSoFar` are the ids before nextPosition. */
+async function decodingWith(
+  model: LlamaModel,
+  cache: KvCache,
+  firstLogits: Float32Array,
+  nextPosition: number,
+  tokensSoFar: ArrayLike<number>,
+  o: DecodeOpts,
+): Promise<DecodeResult> {
+  if (!o.decodeCompress) return decodeFrom(model, cache, firstLogits, nextPosition, o);
+  const { maxNewTokens, stopTokens, sampler, observer, onToken } = o;
+  return decodeCompressing(
+    model,
+    cache,
+    { firstLogits, nextPosition, maxNewTokens, stopTokens, sampler, observer, onToken },
+    o.decodeCompress,
+    tokensSoFar,
+    o.text,
+  );
 }
 
 function compressOptionsOf(o: DecodeOpts): CompressOptions {
@@ -322,7 +344,7 @@ export async function runQueryAware(
 ): Promise<RunResult> {
   const ctx = await prefillAndCompress(model, promptTokens, press, compressOptionsOf(opts));
   const t0 = performance.now();
-  const d = decodeFrom(model, ctx.cache, ctx.lastLogits, ctx.nextPosition, opts);
+  const d = await decodingWith(model, ctx.cache, ctx.lastLogits, ctx.nextPosition, promptTokens, opts);
   const t1 = performance.now();
   return {
     ...d,
@@ -371,7 +393,9 @@ export async function runWithMode(
   if (mode === 'query-aware') return runQueryAware(model, [...Array.from(contextTokens), ...Array.from(questionTokens)], press, opts);
   if (mode !== 'query-agnostic') throw new KvevictError(`--mode must be query-aware or query-agnostic, got "${String(mode)}"`);
   const ctx = await prefillAndCompress(model, contextTokens, press, compressOptionsOf(opts));
-  const a = answer(model, ctx, questionTokens, opts);
+  const a = opts.decodeCompress
+    ? await answerCompressing(model, ctx, contextTokens, questionTokens, opts)
+    : answer(model, ctx, questionTokens, opts);
   return {
     tokens: a.tokens,
     steps: a.steps,
