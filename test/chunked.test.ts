@@ -424,3 +424,33 @@ describe('compression during decoding', () => {
     );
   });
 });
+
+describe('long prompts', () => {
+  it('a 64K-token prompt on a Llama-3-RoPE-scaled model, chunk by chunk: bounded cache, every position, progress as it goes', async () => {
+    const { LlamaModel } = await import('../src/model/llama.js');
+    const { randomWeights, tinyConfig } = await import('./helpers/random-model.js');
+    const cfg = tinyConfig('llama3', { max_position_embeddings: 70000, num_hidden_layers: 1 });
+    const model = new LlamaModel(cfg, randomWeights(cfg, 2, 0.1));
+    const L = 65536,
+      budget = 64,
+      chunk = 2048;
+    const tokens = promptTokens(L, 5);
+    const seen: number[] = [];
+    const ctx = await prefillAndCompress(model, tokens, makePress('snapkv', { budget, window: 16 }), {
+      chunkCompress: chunk,
+      progress: (done, total) => {
+        assert.equal(total, L);
+        seen.push(done);
+      },
+    });
+    assert.equal(seen.length, L / chunk);
+    assert.equal(seen[seen.length - 1], L);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i] > seen[i - 1]);
+    const entry = 2 * cfg.headDim * 4 + 4;
+    assert.ok(ctx.cache.peakBytes <= cfg.numLayers * cfg.numKvHeads * (budget + chunk) * entry);
+    assert.equal(ctx.nextPosition, L);
+    const head = ctx.cache.head(0, 0);
+    assert.equal(head.positions[head.length - 1], L - 1);
+    assert.ok(ctx.lastLogits.every(Number.isFinite));
+  });
+});

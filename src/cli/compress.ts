@@ -7,6 +7,7 @@ import { LlamaModel } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
 import { defaultModelDir } from '../paths.js';
 import { parsePress, pressHelp } from '../press/registry.js';
+import { prefillProgress } from './prefill-progress.js';
 import { checkOutputPath, formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
 import { PRESS_OPTION_SPECS, chunkCompressFromCli, pressFromCli } from './press-options.js';
 
@@ -59,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     eosTokenIds: tok.eosTokenIds,
     text: promptText(tok, chat),
     chunkCompress: chunkCompressFromCli(o),
+    progress: prefillProgress(),
   });
   const spec = parsePress(String(o.press));
   const budget = o.budget as number | undefined,

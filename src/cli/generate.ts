@@ -15,6 +15,7 @@ import {
   decodeCompressFromCli,
   pressFromCli,
 } from './press-options.js';
+import { prefillProgress } from './prefill-progress.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs, type ParsedOptions } from './args.js';
 
 export const summary = 'generate text from a prompt or a chat message';
@@ -231,6 +232,7 @@ export async function run(argv: string[]): Promise<number> {
       text: promptText(tok, chat !== undefined),
       chunkCompress: chunkCompressFromCli(options),
       decodeCompress: decodeCompressFromCli(options),
+      progress: prefillProgress(),
     }));
 
   // the stop token is not text; nor are ids past the tokenizer (a model's vocabulary is often padded)

@@ -8,6 +8,7 @@ import { defaultModelDir } from '../paths.js';
 import { pressHelp } from '../press/registry.js';
 import { PRESS_OPTION_SPECS, chunkCompressFromCli, pressFromCli } from './press-options.js';
 import type { KeepPlan } from '../press/types.js';
+import { prefillProgress } from './prefill-progress.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
 
 export const summary = 'show which prompt tokens a press keeps, per layer and KV head';
@@ -114,6 +115,7 @@ export async function run(argv: string[]): Promise<number> {
     eosTokenIds: tok.eosTokenIds,
     text: promptText(tok, chat !== undefined),
     chunkCompress: chunkCompressFromCli(options),
+    progress: prefillProgress(),
   });
   if (options.json) {
     process.stdout.write(JSON.stringify(inspectJson(promptTokens, ctx.plan)) + '\n');

@@ -31,7 +31,12 @@ export interface PrefillOptions {
   eosTokenIds?: readonly number[];
   /** the prompt's tokenizer, for presses that write text (KVzip) */
   text?: PromptText;
+  /** called as the prefill goes, with the prompt tokens done so far and the total (long prompts) */
+  progress?: (done: number, total: number) => void;
 }
+
+/** Rows a prefill feeds per forward call when it reports progress. */
+const PROGRESS_BLOCK = 4096;
 
 /** A prompt prefilled with the full cache: what every press compresses from, and where decoding goes on. */
 export interface Prefilled extends PrefillRun {
@@ -60,7 +65,17 @@ export function prefill(model: LlamaModel, tokens: ArrayLike<number>, opts: Pref
         }
       : recorder.observer;
   const t0 = performance.now();
-  const lastLogits = model.forward({ tokens: ids, positions, cache, chunk: opts.chunk, observer });
+  let lastLogits: Float32Array;
+  if (!opts.progress) lastLogits = model.forward({ tokens: ids, positions, cache, chunk: opts.chunk, observer });
+  else {
+    // in blocks, so that a long prompt says how far it is (the blocks are what the engine's chunks would be)
+    lastLogits = new Float32Array(0);
+    for (let s = 0; s < L; s += PROGRESS_BLOCK) {
+      const e = Math.min(L, s + PROGRESS_BLOCK);
+      lastLogits = model.forward({ tokens: ids.subarray(s, e), positions: positions.subarray(s, e), cache, chunk: opts.chunk, observer });
+      opts.progress(e, L);
+    }
+  }
   return {
     model,
     cache,
@@ -200,6 +215,7 @@ async function chunkedCompress(
     cache.retainAll(plan);
     prefillMs += t1 - t0;
     selectMs += performance.now() - t1;
+    opts.progress?.(e, L);
   }
   const perToken = cfg.numLayers * cfg.numKvHeads * (2 * cfg.headDim * 4 + 4);
   return {
@@ -231,6 +247,8 @@ export interface DecodeOpts {
   chunkCompress?: number;
   /** cut the cache back every `interval` generated tokens (runQueryAware and runWithMode) */
   decodeCompress?: DecodeCompression;
+  /** the prompt's prefill progress (PrefillOptions.progress) */
+  progress?: (done: number, total: number) => void;
 }
 
 export interface AnswerResult extends DecodeResult {
@@ -314,7 +332,7 @@ async function decodingWith(
 }
 
 function compressOptionsOf(o: DecodeOpts): CompressOptions {
-  return { chunk: o.chunk, eosTokenIds: o.stopTokens, text: o.text, chunkCompress: o.chunkCompress };
+  return { chunk: o.chunk, eosTokenIds: o.stopTokens, text: o.text, chunkCompress: o.chunkCompress, progress: o.progress };
 }
 
 export interface RunResult extends DecodeResult {
