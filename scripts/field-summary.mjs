@@ -11,5 +11,12 @@ const { readRows } = await import(pathToFileURL(join(dist, 'results.js')).href);
 const { formatMarkdownPivot, formatMarkdownPaired } = await import(pathToFileURL(join(dist, 'summary.js')).href);
 const rows = readRows(process.argv[2] ?? join(root, 'runs', 'field'));
 const others = ['laq', 'judgeq', 'lookaheadkv', 'chunkkv', 'criticalkv', 'defensivekv', 'layer-defensivekv', 'kvzip'];
-process.stdout.write(`${rows.length} rows\n\n${formatMarkdownPivot(rows, 'score', true)}\n\n${formatMarkdownPaired(rows, 'snapkv', others)}\n\n`);
-process.stdout.write(`Oracle hit rate (%):\n\n${formatMarkdownPivot(rows.filter((r) => r.press !== 'full'), 'oracle_hit')}\n`);
+process.stdout.write(
+  `${rows.length} rows\n\n${formatMarkdownPivot(rows, 'score', true)}\n\n${formatMarkdownPaired(rows, 'snapkv', others)}\n\n`,
+);
+process.stdout.write(
+  `Oracle hit rate (%):\n\n${formatMarkdownPivot(
+    rows.filter((r) => r.press !== 'full'),
+    'oracle_hit',
+  )}\n`,
+);
