@@ -7,11 +7,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KvevictError } from '../src/errors.js';
-import { prefillAndCompress } from '../src/generate/pipeline.js';
+import { prefill, prefillAndCompress, runQueryAware, runWithMode } from '../src/generate/pipeline.js';
 import type { ModelConfig } from '../src/model/config.js';
 import type { Weights } from '../src/model/types.js';
 import { makePress } from '../src/press/index.js';
 import { assertPlanMatches, bfAttentionScores, bfTopK, promptTokens, tinyModel, type BfQuery } from './helpers/press-reference.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from './helpers/cli.js';
+import { randomWeights, tinyConfig, tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
+import { PrefillRecorder } from '../src/press/capture.js';
+import { kernels } from '../src/kernels/index.js';
+import { LlamaModel } from '../src/model/llama.js';
 import { referenceForward } from './reference/llama-f64.js';
 
 type Kept = number[][][]; // [layer][kvHead] -> sorted positions
@@ -237,11 +245,6 @@ describe('chunked prefill compression', () => {
 
 describe('--chunk-compress on the command line', () => {
   it('generate and compress take it; the peak is bounded; bad values get one line and exit code 2', async () => {
-    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const { cli } = await import('./helpers/cli.js');
-    const { tinyRawConfig, writeRandomModelDir } = await import('./helpers/random-model.js');
     const dir = mkdtempSync(join(tmpdir(), 'kvevict-chunked-'));
     try {
       writeRandomModelDir(dir, tinyRawConfig('llama', { vocab_size: 259 }), { seed: 3, scale: 0.15 });
@@ -304,11 +307,6 @@ describe('--chunk-compress on the command line', () => {
 
 describe('eval --chunk-compress', () => {
   it('each setting compresses its own prompt chunk by chunk; rows carry peak_cache_bytes; a one-shot folder is not mixed in', async () => {
-    const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const { cli } = await import('./helpers/cli.js');
-    const { tinyRawConfig, writeRandomModelDir } = await import('./helpers/random-model.js');
     const dir = mkdtempSync(join(tmpdir(), 'kvevict-chunked-eval-'));
     try {
       const model = join(dir, 'model');
@@ -365,10 +363,6 @@ describe('compression during decoding', () => {
   const entry = 2 * cfg.headDim * 4 + 4;
 
   it('every interval the cache is cut to the budget; the tokens are the greedy ones of that cache, step by step', async () => {
-    const { runQueryAware } = await import('../src/generate/pipeline.js');
-    const { prefill } = await import('../src/generate/pipeline.js');
-    const { PrefillRecorder } = await import('../src/press/capture.js');
-    const { kernels } = await import('../src/kernels/index.js');
     const budget = 12,
       interval = 6,
       window = 4;
@@ -410,7 +404,6 @@ describe('compression during decoding', () => {
   });
 
   it('query-agnostic too, and an interval below the window is refused', async () => {
-    const { runWithMode } = await import('../src/generate/pipeline.js');
     const press = makePress('snapkv', { budget: 10, window: 4 });
     const r = await runWithMode(model, 'query-agnostic', prompt, promptTokens(5, 2), makePress('snapkv', { budget: 16, window: 4 }), {
       maxNewTokens: 14,
@@ -427,8 +420,6 @@ describe('compression during decoding', () => {
 
 describe('long prompts', () => {
   it('a 64K-token prompt on a Llama-3-RoPE-scaled model, chunk by chunk: bounded cache, every position, progress as it goes', async () => {
-    const { LlamaModel } = await import('../src/model/llama.js');
-    const { randomWeights, tinyConfig } = await import('./helpers/random-model.js');
     const cfg = tinyConfig('llama3', { max_position_embeddings: 70000, num_hidden_layers: 1 });
     const model = new LlamaModel(cfg, randomWeights(cfg, 2, 0.1));
     const L = 65536,
