@@ -132,8 +132,8 @@ function prefillAndDecode(model: LlamaModel, cfg: ModelConfig, tokens: Int32Arra
   for (const layer of cache.layers) {
     for (const head of layer) {
       head.reserve(L + DECODE_STEPS);
-      head.keys.fill(0);
-      head.values.fill(0);
+      head.keyData.fill(0);
+      head.valueData.fill(0);
       head.positions.fill(0);
     }
   }

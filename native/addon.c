@@ -313,10 +313,16 @@ static napi_value js_copy_rows(napi_env env, napi_callback_info info) {
   const int64_t stride = arg_count(&a, 4, "srcStride"), rows = arg_count(&a, 5, "rows"), width = arg_count(&a, 6, "width");
   if (!a.failed && rows > 0 && stride < width) fail(&a, "srcStride must be >= width");
   const int64_t src_need = rows > 0 ? src_off + (rows - 1) * stride + width : 0;
-  float *dst = arg_array(&a, 0, "dst", napi_float32_array, dst_off + rows * width);
+  /* dst float32, or IEEE halves (an f16 cache: each row rounded to the nearest half) */
+  const float *dst_f;
+  const uint16_t *dst_h;
+  arg_weights(&a, 0, "dst", dst_off + rows * width, &dst_f, &dst_h);
   const float *src = arg_array(&a, 2, "src", napi_float32_array, src_need);
   if (a.failed) return NULL;
-  for (int64_t r = 0; r < rows; r++) memcpy(dst + dst_off + r * width, src + src_off + r * stride, sizeof(float) * (size_t)width);
+  for (int64_t r = 0; r < rows; r++) {
+    if (dst_h) kv_narrow_floats(width, src + src_off + r * stride, (uint16_t *)dst_h + dst_off + r * width);
+    else memcpy((float *)dst_f + dst_off + r * width, src + src_off + r * stride, sizeof(float) * (size_t)width);
+  }
   return undefined(env);
 }
 
@@ -405,12 +411,17 @@ static napi_value js_attend_head(napi_env env, napi_callback_info info) {
   const float *q = arg_array(&a, 0, "q", napi_float32_array, span(rows, width, stride));
   float *out = arg_array(&a, 2, "out", napi_float32_array, span(rows, width, stride));
   const int32_t *qpos = arg_array(&a, 7, "qPos", napi_int32_array, rows);
-  const float *keys = arg_array(&a, 8, "keys", napi_float32_array, n * d);
-  const float *values = arg_array(&a, 9, "values", napi_float32_array, n * d);
+  /* keys and values: both float32, or both IEEE half bits (an f16 cache) */
+  const float *kf, *vf;
+  const uint16_t *kh, *vh;
+  arg_weights(&a, 8, "keys", n * d, &kf, &kh);
+  arg_weights(&a, 9, "values", n * d, &vf, &vh);
+  if (!a.failed && !kf != !vf) fail(&a, "keys and values must both be Float32Arrays or both Uint16Arrays");
   const int32_t *kpos = arg_array(&a, 10, "kPos", napi_int32_array, n);
   if (a.failed) return NULL;
-  if (kv_attend_head(q, stride, out, (int)rows, (int)d, (int)first, (int)group, qpos, keys, values, kpos, (int)n,
-                     scale) != 0) {
+  const void *keys = kf ? (const void *)kf : kh, *values = vf ? (const void *)vf : vh;
+  if (kv_attend_head(q, stride, out, (int)rows, (int)d, (int)first, (int)group, qpos, keys, values, kh != NULL, kpos,
+                     (int)n, scale) != 0) {
     fail(&a, "out of memory for attention scratch");
     return NULL;
   }

@@ -13,6 +13,9 @@
  * values; K and V are each read once, front to back, at memory speed. Other shapes: BLAS loops that also read
  * each key and value once for the whole group.
  *
+ * An f16 cache (IEEE half keys and values) is widened as it is read: in registers on the decode path (half the
+ * bytes to stream), chunk by chunk into per-thread scratch on the others.
+ *
  * Parallelism: work units are (row block, key range) pairs run on the thread pool with single-threaded
  * BLAS calls inside (OpenBLAS's own threading costs more than it gains on these small products). When
  * there are fewer row blocks than threads, the visible keys are split into ranges whose partial softmax
@@ -45,13 +48,20 @@
 /* Keys per decode tile: the tile's scores (group x tile floats) stay in L1 between the K and the V pass. */
 #define DECODE_TILE16 256
 
+/* 16 floats of a cache row at element i: float32, or IEEE halves widened (HALF is a constant at each call). */
+static inline __attribute__((always_inline)) __m512 load_row16(const int HALF, const void *rows, int64_t i) {
+  if (HALF) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)rows + i)));
+  return _mm512_loadu_ps((const float *)rows + i);
+}
+
 /*
  * One query row of G heads (head_dim 16 * D16) against keys [0, cnt): online softmax over tiles; each key and
  * value row is read once for the whole group. q is pre-scaled. Writes o[G][d] (unnormalized), max[G], sum[G].
+ * Keys and values are float32, or halves when HALF.
  */
-static inline __attribute__((always_inline)) void decode_row16(const int G, const int D16, const float *q, const float *keys,
-                                                              const float *values, int cnt, float *o_out, float *max_out,
-                                                              float *sum_out) {
+static inline __attribute__((always_inline)) void decode_row16(const int G, const int D16, const int HALF, const float *q,
+                                                              const void *keys, const void *values, int cnt, float *o_out,
+                                                              float *max_out, float *sum_out) {
   const int d = 16 * D16;
   __m512 qv[4][8], o[4][8];
   float m[4], l[4];
@@ -66,10 +76,10 @@ static inline __attribute__((always_inline)) void decode_row16(const int G, cons
   }
   for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE16) {
     const int tc = cnt - t0 < DECODE_TILE16 ? cnt - t0 : DECODE_TILE16;
-    const float *kt = keys + (int64_t)t0 * d, *vt = values + (int64_t)t0 * d;
+    const int64_t base = (int64_t)t0 * d;
     for (int t = 0; t < tc; t++) {
       __m512 kv[8];
-      for (int v = 0; v < D16; v++) kv[v] = _mm512_loadu_ps(kt + (int64_t)t * d + 16 * v);
+      for (int v = 0; v < D16; v++) kv[v] = load_row16(HALF, keys, base + (int64_t)t * d + 16 * v);
       for (int h = 0; h < G; h++) {
         __m512 a = _mm512_mul_ps(qv[h][0], kv[0]);
         for (int v = 1; v < D16; v++) a = _mm512_fmadd_ps(qv[h][v], kv[v], a);
@@ -107,7 +117,7 @@ static inline __attribute__((always_inline)) void decode_row16(const int G, cons
     }
     for (int t = 0; t < tc; t++) {
       __m512 vv[8];
-      for (int v = 0; v < D16; v++) vv[v] = _mm512_loadu_ps(vt + (int64_t)t * d + 16 * v);
+      for (int v = 0; v < D16; v++) vv[v] = load_row16(HALF, values, base + (int64_t)t * d + 16 * v);
       for (int h = 0; h < G; h++) {
         const __m512 p = _mm512_set1_ps(sc[h][t]);
         for (int v = 0; v < D16; v++) o[h][v] = _mm512_fmadd_ps(p, vv[v], o[h][v]);
@@ -123,12 +133,13 @@ static inline __attribute__((always_inline)) void decode_row16(const int G, cons
 
 #define DECODE_CASE(G, D16)                                                                    \
   if (g == G && d16 == D16) {                                                                  \
-    decode_row16(G, D16, q, keys, values, cnt, o, max, sum);                                   \
+    if (half) decode_row16(G, D16, 1, q, keys, values, cnt, o, max, sum);                      \
+    else decode_row16(G, D16, 0, q, keys, values, cnt, o, max, sum);                           \
     return 1;                                                                                  \
   }
 
 /* The vectorized decode for the common shapes (head_dim 64 or 128, groups up to 4); 0 when not covered. */
-static int decode_fast(int g, int d, const float *q, const float *keys, const float *values, int cnt, float *o,
+static int decode_fast(int g, int d, int half, const float *q, const void *keys, const void *values, int cnt, float *o,
                        float *max, float *sum) {
   const int d16 = d / 16;
   if (d % 16 != 0) return 0;
@@ -222,7 +233,8 @@ typedef struct {
   float *out;
   int rows, d, group;
   const int32_t *q_pos;
-  const float *keys, *values;
+  const void *keys, *values; /* float32, or IEEE halves when half */
+  int half;
   const int32_t *k_pos;
   int n;
   float scale;
@@ -238,7 +250,23 @@ typedef struct {
   int *vis;
   size_t scores_cap;
   float *fused; /* unit_block_fused's buffers */
+  float *wk, *wv; /* an f16 cache's keys and values of one chunk, widened */
 } Scratch;
+
+/* The most rows any path widens at once: a BLAS chunk, a decode tile or a fused chunk. */
+#define WIDEN_ROWS (KV_ATTEND_KEY_CHUNK > DECODE_TILE ? KV_ATTEND_KEY_CHUNK : DECODE_TILE)
+
+/* Cache rows [first, first + count) of keys (which 0) or values (1) as float32: the cache itself, or (an f16
+ * cache) widened into the thread's scratch; NULL when that scratch could not be allocated. */
+static const float *cache_rows(const Job *j, Scratch *s, int which, int64_t first, int count) {
+  const void *base = which ? j->values : j->keys;
+  if (!j->half) return (const float *)base + first * j->d;
+  float **buf = which ? &s->wv : &s->wk;
+  if (!*buf) *buf = malloc(sizeof(float) * WIDEN_ROWS * (size_t)j->d);
+  if (!*buf) return NULL;
+  kv_widen_halves((int64_t)count * j->d, (const uint16_t *)base + first * j->d, *buf);
+  return *buf;
+}
 
 static int scratch_blocked(const Job *j, Scratch *s) {
   if (s->qb) return 0;
@@ -261,6 +289,8 @@ static void scratch_free(Scratch *s) {
   free(s->scores);
   free(s->vis);
   free(s->fused);
+  free(s->wk);
+  free(s->wv);
 }
 
 /* Result of a unit for group row m (block-local): written to out when the keys are not split, else to part. */
@@ -287,7 +317,8 @@ static int unit_one_row(const Job *j, Scratch *s, int unit, int lo, int hi) {
   if (cnt > 0 && g <= 4 && d <= 128) {
     float qs[4 * 128] __attribute__((aligned(64))), o[4 * 128] __attribute__((aligned(64))), max[4], sum[4];
     for (int i = 0; i < g * d; i++) qs[i] = q[i] * j->scale;
-    if (decode_fast(g, d, qs, j->keys + (int64_t)lo * d, j->values + (int64_t)lo * d, cnt, o, max, sum)) {
+    const int64_t off = (int64_t)lo * d * (j->half ? 2 : 4);
+    if (decode_fast(g, d, j->half, qs, (const char *)j->keys + off, (const char *)j->values + off, cnt, o, max, sum)) {
       for (int h = 0; h < g; h++) emit(j, unit, 0, h, o + h * d, max[h], sum[h]);
       return 0;
     }
@@ -310,7 +341,8 @@ static int unit_one_row(const Job *j, Scratch *s, int unit, int lo, int hi) {
   /* tiles of keys stay in L2 while each head of the group reads them: K and V come from memory once */
   for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE) {
     const int tc = cnt - t0 < DECODE_TILE ? cnt - t0 : DECODE_TILE;
-    const float *kt = j->keys + (int64_t)(lo + t0) * d;
+    const float *kt = cache_rows(j, s, 0, lo + t0, tc);
+    if (!kt) return -1;
     for (int h = 0; h < g; h++)
       cblas_sgemv(CblasRowMajor, CblasNoTrans, tc, d, j->scale, kt, d, q + (int64_t)h * d, 1, 0.0f, sc + (size_t)h * cnt + t0, 1);
   }
@@ -321,8 +353,9 @@ static int unit_one_row(const Job *j, Scratch *s, int unit, int lo, int hi) {
   /* O[g, d] = P[g, cnt] . V[cnt, d]: one pass over V for the whole group */
   for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE) {
     const int tc = cnt - t0 < DECODE_TILE ? cnt - t0 : DECODE_TILE;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, d, tc, 1.0f, sc + t0, cnt,
-                j->values + (int64_t)(lo + t0) * d, d, t0 == 0 ? 0.0f : 1.0f, o, d);
+    const float *vt = cache_rows(j, s, 1, lo + t0, tc);
+    if (!vt) return -1;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, d, tc, 1.0f, sc + t0, cnt, vt, d, t0 == 0 ? 0.0f : 1.0f, o, d);
   }
   for (int h = 0; h < g; h++) emit(j, unit, 0, h, o + (size_t)h * d, max[h], sum[h]);
   return 0;
@@ -344,8 +377,9 @@ static int unit_block(const Job *j, Scratch *s, int unit, int r0, int br, int lo
   if (hi <= lo) memset(s->ob, 0, sizeof(float) * (size_t)m_rows * d);
   for (int c0 = lo; c0 < hi; c0 += KV_ATTEND_KEY_CHUNK) {
     const int kc = hi - c0 < KV_ATTEND_KEY_CHUNK ? hi - c0 : KV_ATTEND_KEY_CHUNK;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m_rows, kc, d, j->scale, s->qb, d,
-                j->keys + (int64_t)c0 * d, d, 0.0f, s->sc, kc);
+    const float *kt = cache_rows(j, s, 0, c0, kc), *vt = cache_rows(j, s, 1, c0, kc);
+    if (!kt || !vt) return -1;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m_rows, kc, d, j->scale, s->qb, d, kt, d, 0.0f, s->sc, kc);
     for (int m = 0; m < m_rows; m++) {
       float *row = s->sc + (size_t)m * kc;
       int cnt = s->vis[m / g] - c0;
@@ -373,8 +407,8 @@ static int unit_block(const Job *j, Scratch *s, int unit, int r0, int br, int lo
       s->run_max[m] = nm;
     }
     /* the first chunk overwrites ob; rows that see nothing in it get zero weights */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m_rows, d, kc, 1.0f, s->sc, kc,
-                j->values + (int64_t)c0 * d, d, c0 == lo ? 0.0f : 1.0f, s->ob, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m_rows, d, kc, 1.0f, s->sc, kc, vt, d, c0 == lo ? 0.0f : 1.0f,
+                s->ob, d);
   }
   for (int m = 0; m < m_rows; m++) emit(j, unit, r0, m, s->ob + (size_t)m * d, s->run_max[m], s->run_sum[m]);
   return 0;
@@ -460,7 +494,8 @@ static int unit_block_fused(const Job *j, Scratch *s, int unit, int r0, int br, 
   memset(o, 0, sizeof(float) * (size_t)mp * 64);
   for (int c0 = lo; c0 < hi; c0 += FUSED_KEYS) {
     const int kc = hi - c0 < FUSED_KEYS ? hi - c0 : FUSED_KEYS;
-    const float *k = j->keys + (int64_t)c0 * 64, *v = j->values + (int64_t)c0 * 64;
+    const float *k = cache_rows(j, s, 0, c0, kc), *v = cache_rows(j, s, 1, c0, kc);
+    if (!k || !v) return -1;
     /* scores, key-major */
     for (int m0 = 0; m0 < mp; m0 += 32) {
       int c = 0;
@@ -604,12 +639,13 @@ static void merge_splits(const Job *j) {
 }
 
 int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, int d, int first_head, int group,
-                   const int32_t *q_pos, const float *keys, const float *values, const int32_t *k_pos, int n,
+                   const int32_t *q_pos, const void *keys, const void *values, int half, const int32_t *k_pos, int n,
                    float scale) {
   if (rows <= 0 || group <= 0 || d <= 0) return 0;
   Job j = {
       .q = q, .stride = q_row_stride, .head_off = (int64_t)first_head * d, .out = out, .rows = rows, .d = d,
-      .group = group, .q_pos = q_pos, .keys = keys, .values = values, .k_pos = k_pos, .n = n, .scale = scale,
+      .group = group, .q_pos = q_pos, .keys = keys, .values = values, .half = half, .k_pos = k_pos, .n = n,
+      .scale = scale,
   };
   j.rb = rows < KV_ATTEND_ROW_BLOCK ? rows : KV_ATTEND_ROW_BLOCK;
   j.nblocks = (rows + j.rb - 1) / j.rb;

@@ -153,21 +153,27 @@ typedef struct {
   float *fo;
 } HalfArgs;
 
+void kv_widen_halves(int64_t n, const uint16_t *src, float *dst) {
+  int64_t i = 0;
+#ifdef __AVX512F__
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+#endif
+  for (; i < n; i++) dst[i] = kv_half_bits_to_float(src[i]);
+}
+
+void kv_narrow_floats(int64_t n, const float *src, uint16_t *dst) {
+  int64_t i = 0;
+#ifdef __AVX512F__
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+  for (; i < n; i++) dst[i] = float_to_half(src[i]);
+}
+
 static void half_range(void *arg, int64_t b, int64_t e) {
   HalfArgs *j = arg;
-  int64_t i = b;
-  if (j->fo) {
-#ifdef __AVX512F__
-    for (; i + 16 <= e; i += 16) _mm512_storeu_ps(j->fo + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(j->h + i))));
-#endif
-    for (; i < e; i++) j->fo[i] = kv_half_bits_to_float(j->h[i]);
-  } else {
-#ifdef __AVX512F__
-    for (; i + 16 <= e; i += 16)
-      _mm256_storeu_si256((__m256i *)(j->ho + i), _mm512_cvtps_ph(_mm512_loadu_ps(j->f + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#endif
-    for (; i < e; i++) j->ho[i] = float_to_half(j->f[i]);
-  }
+  if (j->fo) kv_widen_halves(e - b, j->h + b, j->fo + b);
+  else kv_narrow_floats(e - b, j->f + b, j->ho + b);
 }
 
 void kv_half_to_float(int64_t n, const uint16_t *src, float *dst) {

@@ -109,10 +109,11 @@ void kv_rope(float *x, int rows, int heads, int head_dim, const int32_t *positio
 void kv_silu_mul(float *out, const float *gate, const float *up, int64_t n);
 void kv_add(float *out, const float *a, const float *b, int64_t n);
 
-/* Causal softmax attention of query heads first_head .. first_head+group-1 against one KV head.
+/* Causal softmax attention of query heads first_head .. first_head+group-1 against one KV head, whose keys and
+ * values are float32 (half == 0) or IEEE half bits (half == 1: an f16 cache, widened as they are read).
  * Returns 0, or -1 when scratch memory could not be allocated. */
 int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, int d, int first_head, int group,
-                   const int32_t *q_pos, const float *keys, const float *values, const int32_t *k_pos, int n,
+                   const int32_t *q_pos, const void *keys, const void *values, int half, const int32_t *k_pos, int n,
                    float scale);
 
 /* Several matrices against one x (q, k, v of a decode row; gate, up): y_p[n_p] (+)= W_p[n_p, k] . x, one pool job. */
@@ -129,6 +130,9 @@ void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, i
 void kv_half_to_float(int64_t n, const uint16_t *src, float *dst);
 /* dst[i] = half(src[i]), round to nearest even (overflow to infinity, as the IEEE conversion does). */
 void kv_float_to_half(int64_t n, const float *src, uint16_t *dst);
+/* The same conversions on the calling thread only (inside a pool job, or for a few rows). */
+void kv_widen_halves(int64_t n, const uint16_t *src, float *dst);
+void kv_narrow_floats(int64_t n, const float *src, uint16_t *dst);
 
 /* Row softmax pieces (attend.c, AVX-512 where compiled for it): the largest of s[0..n), and
  * s[j] = exp(s[j] - m) in place returning their sum. */

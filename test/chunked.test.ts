@@ -83,7 +83,8 @@ describe('chunked prefill compression', () => {
       const budget = 10,
         window = 4;
       const press = makePress('snapkv', { budget, window });
-      const ctx = await prefillAndCompress(model, tokens, press, { chunkCompress: chunk });
+      // an f32 cache: the definition runs on the float64 reference's own keys
+      const ctx = await prefillAndCompress(model, tokens, press, { chunkCompress: chunk, kvDtype: 'f32' });
       assert.ok(ctx.cache.peakBytes <= cfg.numLayers * cfg.numKvHeads * (budget + chunk) * (2 * cfg.headDim * 4 + 4));
       assert.equal(ctx.nextPosition, tokens.length);
       assert.equal(ctx.cacheBytes, cfg.numLayers * cfg.numKvHeads * budget * (2 * cfg.headDim * 4 + 4));
@@ -96,7 +97,10 @@ describe('chunked prefill compression', () => {
       for (let s = 0; s < tokens.length; s += chunk) {
         const e = Math.min(tokens.length, s + chunk);
         keptBefore.push(prev);
-        const at = e === tokens.length ? ctx : await prefillAndCompress(model, tokens.subarray(0, e), press, { chunkCompress: chunk });
+        const at =
+          e === tokens.length
+            ? ctx
+            : await prefillAndCompress(model, tokens.subarray(0, e), press, { chunkCompress: chunk, kvDtype: 'f32' });
         const ref = referenceForward(cfg, w, {
           tokens: tokens.subarray(0, e),
           lastOnly: true,
@@ -130,7 +134,7 @@ describe('chunked prefill compression', () => {
     for (let s = 0; s < tokens.length; s += chunk) {
       const e = Math.min(tokens.length, s + chunk);
       keptBefore.push(prev);
-      const at = await prefillAndCompress(model, tokens.subarray(0, e), press, { chunkCompress: chunk });
+      const at = await prefillAndCompress(model, tokens.subarray(0, e), press, { chunkCompress: chunk, kvDtype: 'f32' });
       const sees = (l: number, kv: number, qPos: number, kPos: number) =>
         kPos <= qPos && (kPos >= Math.floor(qPos / chunk) * chunk || keptBefore[Math.floor(qPos / chunk)][l][kv].includes(kPos));
       const ref = referenceForward(cfg, w, {

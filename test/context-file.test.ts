@@ -11,10 +11,11 @@ import { after, describe, test } from 'node:test';
 import { KvevictError } from '../src/errors.js';
 import { loadCompressedContext, saveCompressedContext } from '../src/generate/context-file.js';
 import { prefillAndCompress } from '../src/generate/pipeline.js';
+import { KV_DTYPES } from '../src/cache/kv-cache.js';
 import { jsKernels } from '../src/kernels/js.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
-import { writeSafetensors, readSafetensorsHeader, readTensorF32, readTensorI32 } from '../src/model/safetensors.js';
+import { writeSafetensors, readSafetensorsHeader, readTensorF32, readTensorHalfBits, readTensorI32 } from '../src/model/safetensors.js';
 import { makePress } from '../src/press/index.js';
 import { cli } from './helpers/cli.js';
 import { promptTokens } from './helpers/press-reference.js';
@@ -40,9 +41,14 @@ function json(r: { status: number; stdout: string; stderr: string }): Record<str
 }
 
 describe('kvevict compress and generate --context', () => {
-  for (const chat of [false, true]) {
-    test(`the saved context answers exactly as the in-process query-agnostic run (${chat ? '--chat' : 'plain'})`, () => {
+  for (const [chat, kvDtype] of [
+    [false, 'f16'],
+    [true, 'f32'],
+  ] as const) {
+    test(`the saved context answers exactly as the in-process query-agnostic run (${chat ? '--chat' : 'plain'}, ${kvDtype} cache)`, () => {
       const out = join(dir, `c-${chat}.kvc`);
+      // f16 is the default: said only for f32
+      const dtype = kvDtype === 'f32' ? ['--kv-dtype', 'f32'] : [];
       const made = json(
         cli([
           'compress',
@@ -55,12 +61,14 @@ describe('kvevict compress and generate --context', () => {
           'snapkv:window=4',
           '--budget',
           '24',
+          ...dtype,
           '--out',
           out,
           '--json',
         ]),
       );
       assert.equal(made.fileBytes, statSync(out).size);
+      assert.equal(made.kvDtype, kvDtype);
       assert.ok((made.cacheBytes as number) < (made.fullCacheBytes as number));
       const reused = json(
         cli(['generate', '--model', modelDir, '--context', out, '--question', QUESTION, '--max-new-tokens', '6', '--json']),
@@ -80,11 +88,14 @@ describe('kvevict compress and generate --context', () => {
           'snapkv:window=4',
           '--budget',
           '24',
+          ...dtype,
           '--max-new-tokens',
           '6',
           '--json',
         ]),
       );
+      assert.equal((reused.memory as { kvDtype: string }).kvDtype, kvDtype, 'the file decides the cache');
+      assert.equal((fresh.memory as { kvDtype: string }).kvDtype, kvDtype);
       assert.deepEqual(reused.promptTokens, fresh.promptTokens);
       assert.deepEqual(reused.questionTokens, fresh.questionTokens);
       assert.deepEqual(reused.tokens, fresh.tokens);
@@ -134,6 +145,29 @@ describe('kvevict compress and generate --context', () => {
         ['generate', '--model', otherDir, '--context', out, '--question', 'q'],
         /c-false\.kvc: the context was compressed for another model/,
       ],
+      [
+        ['generate', '--model', modelDir, '--context', out, '--question', 'q', '--kv-dtype', 'f32'],
+        /--kv-dtype f32, but .*c-false\.kvc holds an f16 cache/,
+      ],
+      [
+        [
+          'compress',
+          '--model',
+          modelDir,
+          '--context-file',
+          contextFile,
+          '--press',
+          'snapkv',
+          '--budget',
+          '40',
+          '--kv-dtype',
+          'f8',
+          '--out',
+          join(dir, 'x.kvc'),
+        ],
+        /compress: --kv-dtype must be f32 or f16, got "f8"/,
+      ],
+      [['generate', '--model', modelDir, '--prompt', 'x', '--kv-dtype', 'bf16'], /generate: --kv-dtype must be f32 or f16, got "bf16"/],
     ] as [string[], RegExp][]) {
       const r = cli(args);
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
@@ -148,27 +182,33 @@ describe('compressed-context files', () => {
   const model = new LlamaModel(loaded.config, loaded.weights, jsKernels);
   const tokens = promptTokens(60, 3);
 
-  test('round trip: every kept entry, position, key and value, the logits and the origin', async () => {
-    const ctx = await prefillAndCompress(model, tokens, makePress('pyramidkv', { budget: 20, window: 4 }));
-    const file = join(dir, 'rt.kvc');
-    saveCompressedContext(file, model, ctx, { tokens, press: 'pyramidkv', pressOptions: { window: 4 }, budget: 20, chat: false });
-    const back = loadCompressedContext(file, model);
-    assert.deepEqual(Array.from(back.origin.tokens), Array.from(tokens));
-    assert.deepEqual(back.origin.pressOptions, { window: 4 });
-    assert.equal(back.origin.budget, 20);
-    assert.equal(back.context.nextPosition, ctx.nextPosition);
-    assert.deepEqual(back.context.lastLogits, ctx.lastLogits);
-    assert.equal(back.context.cacheBytes, ctx.cacheBytes);
-    ctx.cache.layers.forEach((layer, l) =>
-      layer.forEach((h, k) => {
-        const b = back.context.cache.head(l, k);
-        assert.equal(b.length, h.length, 'pyramid budgets differ by layer and survive');
-        assert.deepEqual(b.positions.slice(0, b.length), h.positions.slice(0, h.length));
-        assert.deepEqual(b.keys.subarray(0, b.length * 8), h.keys.subarray(0, h.length * 8));
-        assert.deepEqual(b.values.subarray(0, b.length * 8), h.values.subarray(0, h.length * 8));
-      }),
-    );
-  });
+  for (const kvDtype of KV_DTYPES)
+    test(`round trip: every kept entry, position, key and value, the logits and the origin (${kvDtype} cache)`, async () => {
+      const ctx = await prefillAndCompress(model, tokens, makePress('pyramidkv', { budget: 20, window: 4 }), { kvDtype });
+      const file = join(dir, `rt-${kvDtype}.kvc`);
+      saveCompressedContext(file, model, ctx, { tokens, press: 'pyramidkv', pressOptions: { window: 4 }, budget: 20, chat: false });
+      // the file holds the cache's own numbers: halves of an f16 cache as F16 tensors
+      const header = readSafetensorsHeader(file);
+      assert.equal(header.metadata.kv_dtype, kvDtype);
+      assert.equal(header.tensors.get('cache.0.0.keys')!.dtype, kvDtype === 'f16' ? 'F16' : 'F32');
+      const back = loadCompressedContext(file, model);
+      assert.equal(back.context.cache.dtype, kvDtype);
+      assert.deepEqual(Array.from(back.origin.tokens), Array.from(tokens));
+      assert.deepEqual(back.origin.pressOptions, { window: 4 });
+      assert.equal(back.origin.budget, 20);
+      assert.equal(back.context.nextPosition, ctx.nextPosition);
+      assert.deepEqual(back.context.lastLogits, ctx.lastLogits);
+      assert.equal(back.context.cacheBytes, ctx.cacheBytes);
+      ctx.cache.layers.forEach((layer, l) =>
+        layer.forEach((h, k) => {
+          const b = back.context.cache.head(l, k);
+          assert.equal(b.length, h.length, 'pyramid budgets differ by layer and survive');
+          assert.deepEqual(b.positions.slice(0, b.length), h.positions.slice(0, h.length));
+          assert.deepEqual(b.keyData.subarray(0, b.length * 8), h.keyData.subarray(0, h.length * 8));
+          assert.deepEqual(b.valueData.subarray(0, b.length * 8), h.valueData.subarray(0, h.length * 8));
+        }),
+      );
+    });
 
   test('truncated, reordered or mislabelled files are refused naming the file and the part', async () => {
     const ctx = await prefillAndCompress(model, tokens, makePress('snapkv', { budget: 16, window: 4 }));
@@ -192,7 +232,7 @@ describe('compressed-context files', () => {
     const tensors = [...h.tensors.values()].map((t) => ({
       name: t.name,
       shape: t.shape,
-      data: t.dtype === 'I32' ? readTensorI32(t, file) : readTensorF32(t, file),
+      data: t.dtype === 'I32' ? readTensorI32(t, file) : t.dtype === 'F16' ? readTensorHalfBits(t, file) : readTensorF32(t, file),
     }));
     writeSafetensors(bad, tensors, { ...h.metadata, format: 'kvevict-judgeq-1' });
     assert.throws(() => loadCompressedContext(bad, model), /bad\.kvc: not a compressed context/);

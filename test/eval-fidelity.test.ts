@@ -115,7 +115,7 @@ test('oracle top-k breaks ties toward the later position', () => {
 test('fidelity measures on a tiny random model agree with brute force from the float64 reference', async () => {
   const T = 6;
   const { c, prompt } = makeCase(T);
-  const engine = new ModelEngine(model, tok, 'tiny');
+  const engine = new ModelEngine(model, tok, 'tiny', { kvDtype: 'f32' });
   const settings: Setting[] = (['query-aware', 'query-agnostic'] as Mode[]).flatMap((mode): Setting[] => [
     { press: { name: 'snapkv', options: { window: 4, kernel: 3 } }, budget: 12, mode },
     { press: { name: 'streaming', options: {} }, budget: 10, mode },

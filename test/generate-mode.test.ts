@@ -18,7 +18,7 @@ import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { cli } from './helpers/cli.js';
 
 interface ModeJson {
-  memory: { peakCacheBytes: number; finalCacheBytes: number; fullCacheBytes: number };
+  memory: { peakCacheBytes: number; finalCacheBytes: number; fullCacheBytes: number; kvDtype: string };
   promptTokens: number[];
   tokens: number[];
   text: string;
@@ -87,7 +87,7 @@ describe('kvevict generate --question / --mode', () => {
     const out = parse(cli([...ask('--chat', 'query-agnostic', 5), '--press', 'snapkv:window=4', '--budget', String(budget), '--json']));
     const loaded = loadModelDir(dir);
     const cfg = loaded.config;
-    const entry = 2 * cfg.headDim * 4 + 4;
+    const entry = 2 * cfg.headDim * 2 + 4; // the default cache: f16 keys and values, int32 positions
     assert.equal(out.mode, 'query-agnostic');
     const q = out.questionTokens!;
     const context = out.promptTokens.slice(0, out.promptTokens.length - q.length);
@@ -101,6 +101,7 @@ describe('kvevict generate --question / --mode', () => {
       peakCacheBytes: context.length * perToken,
       finalCacheBytes: (budget + q.length + out.tokens.length - 1) * perToken,
       fullCacheBytes: out.promptTokens.length * perToken,
+      kvDtype: 'f16',
     });
     const model = new LlamaModel(cfg, loaded.weights, jsKernels);
     const opts = { maxNewTokens: 5, stopTokens: loaded.tokenizer.eosTokenIds };

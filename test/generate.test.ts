@@ -130,7 +130,8 @@ describe('decode', () => {
     const w = randomWeights(cfg, 3, 0.15);
     const model = new LlamaModel(cfg, w, jsKernels);
     const prompt = [5, 77, 120, 9, 33, 250];
-    const r = generateFromTokens(model, prompt, { maxNewTokens: 6, stopTokens: [] });
+    // an f32 cache: the reference's own arithmetic (the f16 cache is checked in pipeline.test.ts)
+    const r = generateFromTokens(model, prompt, { maxNewTokens: 6, stopTokens: [], kvDtype: 'f32' });
     assert.equal(r.tokens.length, 6);
     assert.equal(r.finish, 'length');
     const seq = [...prompt];

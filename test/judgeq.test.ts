@@ -301,7 +301,7 @@ describe('judgeq press against brute force', () => {
         const a = run.cache.head(l, k),
           b = before.head(l, k);
         assert.equal(a.length, L, 'no soft entry left in the prompt cache');
-        assert.deepEqual(a.keys.subarray(0, L * cfg.headDim), b.keys.subarray(0, L * cfg.headDim));
+        assert.deepEqual(a.keyData.subarray(0, L * cfg.headDim), b.keyData.subarray(0, L * cfg.headDim));
       }
     }
   });
@@ -443,7 +443,7 @@ describe('held-out fidelity', () => {
     };
     const mass = attentionMass(trace);
     for (const b of [16, 24]) {
-      const ctx = await prefillAndCompress(model, ex.prompt, makePress('snapkv', { budget: b, window: 4 }));
+      const ctx = await prefillAndCompress(model, ex.prompt, makePress('snapkv', { budget: b, window: 4 }), { kvDtype: 'f32' });
       const cell = cells.find((c) => c.budget === b)!;
       assert.equal(cell.n, 1, 'the 10-token prompt fits in the budget and does not count');
       assert.ok(Math.abs(cell.hitRate - 100 * oracleHitRate(mass, ctx.plan)) < 1e-6, `hit rate at ${b}: ${cell.hitRate}`);

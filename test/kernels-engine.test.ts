@@ -3,7 +3,8 @@
  * weights), half <-> float conversions (every half; rounding against a brute-force nearest half), single-row
  * attention (the vectorized decode path: tiles of keys, online softmax across tiles, key ranges split across
  * threads) and prefill blocks of head_dim 64 (the native kernel's own path: key chunks, rescaled running sums,
- * query counts off the tile sizes), on the TypeScript and the native kernels, on 1 and 4 threads.
+ * query counts off the tile sizes), each also over an f16 cache (keys and values as half bits, against float64 over
+ * the halves' values), on the TypeScript and the native kernels, on 1 and 4 threads.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,8 +12,9 @@ import { Rng } from '../src/util/rng.js';
 import { jsKernels } from '../src/kernels/js.js';
 import { loadNative, nativeAddonPath } from '../src/kernels/index.js';
 import { loadNativeAddon } from '../src/kernels/native.js';
-import { PACK_STRIP, packedWeightFloats, type AttendArgs, type GemvPart, type Kernels } from '../src/kernels/types.js';
+import { PACK_STRIP, packedWeightFloats, type AttendArgs, type CacheRows, type GemvPart, type Kernels } from '../src/kernels/types.js';
 import { attend64 } from './reference/attention-f64.js';
+import { roundToHalf } from './reference/llama-f64.js';
 import { withThreads } from './helpers/threads.js';
 
 function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, atol = 1e-5, rtol = 1e-4): void {
@@ -242,6 +244,33 @@ function nearestHalfFast(x: number): number {
   return out[0];
 }
 
+/** Rows of a strided block into halves: every value the brute-force nearest half; the rest of dst untouched. */
+function checkCopyRowsHalf(kern: Kernels): void {
+  const rng = new Rng(11);
+  const rows = 5,
+    width = 37,
+    stride = 50,
+    srcOffset = 3,
+    dstOffset = 7;
+  const src = Float32Array.from({ length: srcOffset + rows * stride }, () => rng.normal() * 10 ** (rng.int(7) - 4));
+  src[srcOffset] = 65520; // rounds past the largest half: infinity
+  src[srcOffset + 1] = 2 ** -25; // a tie between 0 and the smallest subnormal: even (0)
+  src[srcOffset + 2] = 1 + 2 ** -11; // a tie between 1 and the next half: even (1)
+  const dst = new Uint16Array(dstOffset + rows * width + 4).fill(0x1234);
+  kern.copyRows(dst, dstOffset, src, srcOffset, stride, rows, width);
+  for (let i = 0; i < dst.length; i++) {
+    const r = Math.floor((i - dstOffset) / width);
+    if (i < dstOffset || r >= rows) assert.equal(dst[i], 0x1234, `copyRows wrote outside its rows at ${i}`);
+    else {
+      const x = src[srcOffset + r * stride + ((i - dstOffset) % width)];
+      assert.equal(dst[i], nearestHalf(x), `copyRows: ${x} became 0x${dst[i].toString(16)}`);
+    }
+  }
+  assert.equal(dst[dstOffset], 0x7c00);
+  assert.equal(dst[dstOffset + 1], 0);
+  assert.equal(dst[dstOffset + 2], 0x3c00);
+}
+
 // ---------- single-row attention ----------
 
 interface DecodeCase {
@@ -299,10 +328,29 @@ function decodeArgs(c: DecodeCase, seed: number): AttendArgs {
   };
 }
 
-function checkDecode(kern: Kernels, seed: number): void {
+/**
+ * The same arguments over an f16 cache: keys and values as the bits of nearby halves (run), and the float32
+ * values of those halves, decoded by this file's own halfValue (the reference's input).
+ */
+function asHalfCache(args: AttendArgs): { run: AttendArgs; reference: AttendArgs } {
+  const bits = (x: CacheRows) => Uint16Array.from(x, (v) => nearestHalfFast(v));
+  const keys = bits(args.keys),
+    values = bits(args.values);
+  return {
+    run: { ...args, keys, values },
+    reference: { ...args, keys: Float32Array.from(keys, halfValue), values: Float32Array.from(values, halfValue) },
+  };
+}
+
+/** The kernel's arguments and attend64's: the same, or (half) over an f16 cache. */
+function casePair(args: AttendArgs, half: boolean): { run: AttendArgs; reference: AttendArgs } {
+  return half ? asHalfCache(args) : { run: args, reference: args };
+}
+
+function checkDecode(kern: Kernels, seed: number, half = false): void {
   for (const c of decodeCases()) {
-    const args = decodeArgs(c, seed);
-    const want = attend64(args);
+    const { run: args, reference } = casePair(decodeArgs(c, seed), half);
+    const want = attend64(reference);
     kern.attendHead(args);
     // heads outside the group keep their NaN: nothing else was written
     for (let i = 0; i < args.out.length; i++) {
@@ -321,6 +369,8 @@ function checkDecode(kern: Kernels, seed: number): void {
 // ---------- prefill blocks of head_dim 64 (the native kernel's own AVX-512 path) ----------
 
 interface BlockCase {
+  /** head_dim (default 64: the native fused path; others run on BLAS) */
+  d?: number;
   rows: number;
   n: number;
   group: number;
@@ -340,16 +390,19 @@ const blockCases: BlockCase[] = [
   { rows: 23, n: 300, group: 1, heads: 1, firstHead: 0, qScale: 1 },
   { rows: 5, n: 100, group: 4, heads: 4, firstHead: 0, qScale: 1 },
   { rows: 7, n: 100, group: 3, heads: 6, firstHead: 3, qScale: 1 },
+  // the BLAS blocks: several key chunks, rows that see part of one
+  { d: 128, rows: 70, n: 1100, group: 2, heads: 4, firstHead: 2, qScale: 1 },
+  { d: 32, rows: 20, n: 600, group: 3, heads: 3, firstHead: 0, qScale: 2, rising: true },
 ];
 
 function blockName(c: BlockCase): string {
-  return `rows=${c.rows} n=${c.n} group=${c.group}${c.rising ? ' rising scores' : ''}${c.blind ? ' blind row' : ''}`;
+  return `d=${c.d ?? 64} rows=${c.rows} n=${c.n} group=${c.group}${c.rising ? ' rising scores' : ''}${c.blind ? ' blind row' : ''}`;
 }
 
 /** Keys at positions with gaps; queries spread from the first keys to past the last, in order. */
 function blockArgs(c: BlockCase, seed: number): AttendArgs {
   const rng = new Rng(seed);
-  const d = 64,
+  const d = c.d ?? 64,
     stride = c.heads * d + 5;
   const kPos = Int32Array.from({ length: c.n }, (_, i) => 10 + 2 * i + (i % 5 === 0 ? 1 : 0));
   const keys = view(rng, c.n * d, 2);
@@ -377,12 +430,12 @@ function blockArgs(c: BlockCase, seed: number): AttendArgs {
   };
 }
 
-function checkBlocks(kern: Kernels, seed: number): void {
+function checkBlocks(kern: Kernels, seed: number, half = false): void {
   for (const c of blockCases) {
-    const args = blockArgs(c, seed);
-    const want = attend64(args);
+    const { run: args, reference } = casePair(blockArgs(c, seed), half);
+    const want = attend64(reference);
     kern.attendHead(args);
-    const d = 64,
+    const d = c.d ?? 64,
       lo = c.firstHead * d,
       hi = (c.firstHead + c.group) * d;
     for (let i = 0; i < args.out.length; i++) {
@@ -408,6 +461,15 @@ describe('js engine kernels against float64 definitions', () => {
   test('weights packed as halves: packWeights, sgemmPacked and sgemmPackedParts', () => runHalfPacked(jsKernels, 46));
   test('single-row attention', () => checkDecode(jsKernels, 50));
   test('prefill blocks, head_dim 64', () => checkBlocks(jsKernels, 51));
+  test('single-row attention over an f16 cache', () => checkDecode(jsKernels, 52, true));
+  test('prefill blocks over an f16 cache', () => checkBlocks(jsKernels, 53, true));
+  test('cache rows into halves: copyRows rounds to the nearest half', () => checkCopyRowsHalf(jsKernels));
+  test("the float64 reference's roundToHalf is the brute-force nearest half", () => {
+    const rng = new Rng(12);
+    const xs = [0, 1, -1, 65504, 65519.99, 65520, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -14, 0.1];
+    for (let i = 0; i < 200; i++) xs.push(rng.normal() * 10 ** (rng.int(9) - 6));
+    for (const x of xs) assert.equal(roundToHalf(x), halfValue(nearestHalf(x)), `roundToHalf(${x})`);
+  });
   test('sgemvParts takes at most 4 parts', () => {
     const p = { w: new Float32Array(1), n: 1, y: new Float32Array(1) };
     assert.throws(() => jsKernels.sgemvParts(1, new Float32Array(1), [p, p, p, p, p]), /at most 4 parts/);
@@ -445,7 +507,23 @@ describe('native engine kernels against float64 definitions, on 1 and 4 threads'
     });
     onThreads('single-row attention', threads, () => checkDecode(native!, 70 + threads));
     onThreads('prefill blocks, head_dim 64', threads, () => checkBlocks(native!, 80 + threads));
+    onThreads('single-row attention over an f16 cache', threads, () => checkDecode(native!, 90 + threads, true));
+    onThreads('prefill blocks over an f16 cache', threads, () => checkBlocks(native!, 95 + threads, true));
   }
+  test('cache rows into halves: copyRows rounds to the nearest half', () => checkCopyRowsHalf(native!));
+  test('attention: keys and values of different types, or an array of neither type, are refused', () => {
+    const args = decodeArgs({ n: 20, d: 64, group: 1, firstHead: 0, heads: 1, qScale: 1 }, 3);
+    for (const k of [native!, jsKernels])
+      assert.throws(
+        () => k.attendHead({ ...args, keys: new Uint16Array(args.keys.length) }),
+        /must both be Float32Arrays or both Uint16Arrays/,
+      );
+    assert.throws(
+      () => native!.attendHead({ ...args, keys: new Int32Array(args.keys.length) as unknown as Float32Array }),
+      /keys must be a Float32Array or a Uint16Array/,
+    );
+    assert.throws(() => native!.attendHead({ ...args, keys: new Uint16Array(10), values: new Uint16Array(10) }), /keys has 10 elements/);
+  });
   test('packed halves: a packed array of the other type than the weights is refused', () => {
     const h = new Uint16Array(64 * 3),
       f = new Float32Array(64 * 3);

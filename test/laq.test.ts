@@ -218,9 +218,9 @@ describe('LAQ against brute force', () => {
     for (const name of ['laq', 'laq++'] as const) {
       const press = makePress(name, { budget: 10, window: 4, w2: name === 'laq++' ? 3 : undefined });
       const ctx = await prefillAndCompress(g3.model, promptTokens(36, 2), press);
-      assert.equal(ctx.fullCacheBytes, bytesFor(g3.cfg, 36));
-      assert.equal(ctx.cacheBytes, bytesFor(g3.cfg, 10));
-      assert.equal(ctx.cache.allocatedBytes, bytesFor(g3.cfg, 10));
+      assert.equal(ctx.fullCacheBytes, bytesFor(g3.cfg, 36, 'f16'));
+      assert.equal(ctx.cacheBytes, bytesFor(g3.cfg, 10, 'f16'));
+      assert.equal(ctx.cache.allocatedBytes, bytesFor(g3.cfg, 10, 'f16'));
       assert.equal(ctx.nextPosition, 36);
       for (const layer of ctx.cache.layers)
         for (const head of layer) {

@@ -37,9 +37,9 @@ const CONTEXT = Array.from({ length: 8 }, (_, i) => `Line ${i}: the lighthouse k
 );
 const QUESTION = 'How many ships did the keeper count on line 5?';
 
-/** Entry size in bytes: key + value (float32) + position (int32). */
+/** Entry size in bytes of the default cache: key + value (f16) + position (int32). */
 function entryBytes(headDim: number): number {
-  return 2 * headDim * 4 + 4;
+  return 2 * headDim * 2 + 4;
 }
 
 function assertBudgetPlan(plan: KeepPlan, layers: number, kvHeads: number, budget: number, length: number, window: number): void {
@@ -66,8 +66,8 @@ function assertEntriesFrom(full: KvCache, compressed: KvCache): void {
       for (let i = 0; i < c.length; i++) {
         const j = f.positions.subarray(0, f.length).indexOf(c.positions[i]);
         assert.ok(j >= 0);
-        assert.deepEqual(c.keys.subarray(i * d, (i + 1) * d), f.keys.subarray(j * d, (j + 1) * d));
-        assert.deepEqual(c.values.subarray(i * d, (i + 1) * d), f.values.subarray(j * d, (j + 1) * d));
+        assert.deepEqual(c.keyData.subarray(i * d, (i + 1) * d), f.keyData.subarray(j * d, (j + 1) * d));
+        assert.deepEqual(c.valueData.subarray(i * d, (i + 1) * d), f.valueData.subarray(j * d, (j + 1) * d));
       }
     }
   }

@@ -275,14 +275,14 @@ for (const k of backends) {
           for (let h = 0; h < cfg.numKvHeads; h++) {
             const [a, b] = [cache.head(l, h), full.head(l, h)];
             assertClose(
-              a.keys.subarray(0, 9 * cfg.headDim),
-              b.keys.subarray(0, 9 * cfg.headDim),
+              a.keyData.subarray(0, 9 * cfg.headDim),
+              b.keyData.subarray(0, 9 * cfg.headDim),
               1e-5,
               `${kind} layer ${l} head ${h} keys`,
             );
             assertClose(
-              a.values.subarray(0, 9 * cfg.headDim),
-              b.values.subarray(0, 9 * cfg.headDim),
+              a.valueData.subarray(0, 9 * cfg.headDim),
+              b.valueData.subarray(0, 9 * cfg.headDim),
               1e-5,
               `${kind} layer ${l} head ${h} values`,
             );
@@ -339,8 +339,8 @@ for (const k of backends) {
           for (let h = 0; h < Hkv; h++) {
             const hc = cache.head(s.layer, h);
             assert.equal(hc.positions[p], p);
-            assert.deepEqual(hc.keys.subarray(p * d, (p + 1) * d), s.keys.subarray((r * Hkv + h) * d, (r * Hkv + h + 1) * d));
-            assert.deepEqual(hc.values.subarray(p * d, (p + 1) * d), s.values.subarray((r * Hkv + h) * d, (r * Hkv + h + 1) * d));
+            assert.deepEqual(hc.keyData.subarray(p * d, (p + 1) * d), s.keys.subarray((r * Hkv + h) * d, (r * Hkv + h + 1) * d));
+            assert.deepEqual(hc.valueData.subarray(p * d, (p + 1) * d), s.values.subarray((r * Hkv + h) * d, (r * Hkv + h + 1) * d));
           }
         }
       }

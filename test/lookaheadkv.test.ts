@@ -259,7 +259,7 @@ describe('lookaheadkv press against brute force', () => {
     for (let l = 0; l < cfg.numLayers; l++)
       for (let k = 0; k < cfg.numKvHeads; k++) {
         assert.equal(run.cache.head(l, k).length, L, 'no lookahead entry left in the prompt cache');
-        assert.deepEqual(run.cache.head(l, k).keys.subarray(0, L * cfg.headDim), before.head(l, k).keys.subarray(0, L * cfg.headDim));
+        assert.deepEqual(run.cache.head(l, k).keyData.subarray(0, L * cfg.headDim), before.head(l, k).keyData.subarray(0, L * cfg.headDim));
       }
   });
 

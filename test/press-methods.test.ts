@@ -454,7 +454,7 @@ describe('press methods against brute force', () => {
             });
             const sinks = Math.min(4, s0);
             for (let l = 0; l < NL; l++) {
-              const keys = run.cache.layers[l].map((head) => head.keys);
+              const keys = run.cache.layers[l].map((head) => head.keyRows());
               for (let kv = 0; kv < Hkv; kv++) {
                 const key = (j: number): ArrayLike<number> => keys[kv].subarray(j * d, (j + 1) * d);
                 for (let qh = kv * G; qh < (kv + 1) * G; qh++) {

@@ -248,8 +248,10 @@ describe('kvevict generate --press', () => {
     const loaded = loadModelDir(dir);
     const cfg = loaded.config;
     assert.equal(out.eviction.press, 'laq++');
-    assert.equal(out.eviction.cacheBytes, cfg.numLayers * cfg.numKvHeads * 20 * (2 * cfg.headDim * 4 + 4));
-    assert.equal(out.eviction.fullCacheBytes, cfg.numLayers * cfg.numKvHeads * out.promptTokens.length * (2 * cfg.headDim * 4 + 4));
+    // the default cache: f16 keys and values, int32 positions
+    const entry = 2 * cfg.headDim * 2 + 4;
+    assert.equal(out.eviction.cacheBytes, cfg.numLayers * cfg.numKvHeads * 20 * entry);
+    assert.equal(out.eviction.fullCacheBytes, cfg.numLayers * cfg.numKvHeads * out.promptTokens.length * entry);
     const want = await runQueryAware(
       new LlamaModel(cfg, loaded.weights),
       out.promptTokens,

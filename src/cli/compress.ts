@@ -10,6 +10,7 @@ import { parsePress, pressHelp } from '../press/registry.js';
 import { prefillProgress } from './prefill-progress.js';
 import { checkOutputPath, formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
 import { PRESS_OPTION_SPECS, chunkCompressFromCli, pressFromCli } from './press-options.js';
+import { KV_DTYPE_OPTION_SPECS, kvDtypeFromCli } from './kv-dtype.js';
 
 export const summary = 'prefill and compress a long context once, into a .kvc file that generate --context answers on';
 
@@ -18,13 +19,14 @@ const specs: OptionSpecs = {
   'context-file': { type: 'string', help: 'the context: a UTF-8 text file' },
   chat: { type: 'boolean', help: "the context opens a user turn of the model's chat template (the question closes it)" },
   ...PRESS_OPTION_SPECS,
+  ...KV_DTYPE_OPTION_SPECS,
   out: { type: 'string', help: 'compressed context to write (.kvc)' },
   json: { type: 'boolean', help: 'print one JSON object: the file, its size against the full cache, the kept bytes, timings' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
 const USAGE =
-  'kvevict compress [--model DIR] --context-file FILE [--chat] --press NAME[:key=value...] (--budget B | --ratio R) --out FILE.kvc [--json]';
+  'kvevict compress [--model DIR] --context-file FILE [--chat] --press NAME[:key=value...] (--budget B | --ratio R) [--kv-dtype f16|f32] --out FILE.kvc [--json]';
 
 export async function run(argv: string[]): Promise<number> {
   const { options: o, positionals } = parseArgs(argv, specs, 'compress');
@@ -39,6 +41,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!out.endsWith('.kvc')) throw new KvevictError(`compress: --out ${out} must end in .kvc`);
   if (o.press === undefined) throw new KvevictError('compress: --press is required (full keeps everything)');
   const press = pressFromCli(o);
+  const kvDtype = kvDtypeFromCli(o, 'compress');
   const text = readFileSync(source, 'utf8');
   if (text.trim() === '') throw new KvevictError(`compress: --context-file ${source} is empty`);
   const dir = requireString(o, 'model', 'compress');
@@ -61,6 +64,7 @@ export async function run(argv: string[]): Promise<number> {
     text: promptText(tok, chat),
     chunkCompress: chunkCompressFromCli(o),
     progress: prefillProgress(),
+    kvDtype,
   });
   const spec = parsePress(String(o.press));
   const budget = o.budget as number | undefined,
@@ -72,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
     fullCacheBytes: ctx.fullCacheBytes,
     cacheBytes: ctx.cacheBytes,
     contextTokens: tokens.length,
+    kvDtype,
     press: spec.name,
     ...(budget !== undefined ? { budget } : { ratio }),
     peakCacheBytes: ctx.cache.peakBytes,

@@ -6,6 +6,7 @@ import { formatTable, jsonSummary } from '../eval/summary.js';
 import { defaultModelDir } from '../paths.js';
 import { pressHelp } from '../press/registry.js';
 import { formatHelp, parseArgs, requireString, checkOutputPath, type OptionSpecs } from './args.js';
+import { KV_DTYPE_OPTION_SPECS, kvDtypeFromCli } from './kv-dtype.js';
 
 export const summary = 'run a grid of methods x budgets over a dataset; resumable, JSONL rows, summary table';
 
@@ -33,6 +34,7 @@ const specs: OptionSpecs = {
     type: 'int',
     help: 'every method compresses its prompt chunk by chunk, N tokens at a time (rows key on it: use its own --out)',
   },
+  ...KV_DTYPE_OPTION_SPECS,
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -98,6 +100,7 @@ export async function run(argv: string[]): Promise<number> {
     qaFile: options['qa-file'] as string | undefined,
     fidelity: !options['no-fidelity'],
     chunkCompress: chunkCompressOf(options['chunk-compress'] as number | undefined),
+    kvDtype: kvDtypeFromCli(options, 'eval'),
     progress: process.stderr,
     log: process.stderr,
   });

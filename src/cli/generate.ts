@@ -16,6 +16,8 @@ import {
   pressFromCli,
 } from './press-options.js';
 import { prefillProgress } from './prefill-progress.js';
+import { KV_DTYPE_OPTION_SPECS, kvDtypeFromCli } from './kv-dtype.js';
+import { tokenCacheBytes, type KvDtype } from '../cache/kv-cache.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs, type ParsedOptions } from './args.js';
 
 export const summary = 'generate text from a prompt or a chat message';
@@ -53,6 +55,7 @@ const specs: OptionSpecs = {
   // KV-cache eviction after the prefill
   ...PRESS_OPTION_SPECS,
   ...DECODE_PRESS_OPTION_SPECS,
+  ...KV_DTYPE_OPTION_SPECS,
   weights: {
     type: 'string',
     help: 'how the linear layers hold their weights in memory: f32, or f16 (half the bytes each decode step reads; outputs change by the rounding)',
@@ -63,12 +66,7 @@ const specs: OptionSpecs = {
 };
 
 const USAGE =
-  'kvevict generate --model DIR (--prompt TEXT | --chat TEXT | --context FILE.kvc) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME[:key=value...] (--budget B | --ratio R)] [--weights f32|f16] [--json]';
-
-/** Bytes of one token's entries in every layer and KV head (keys, values and positions). */
-function entryBytesOf(cfg: { numLayers: number; numKvHeads: number; headDim: number }): number {
-  return cfg.numLayers * cfg.numKvHeads * (2 * cfg.headDim * 4 + 4);
-}
+  'kvevict generate --model DIR (--prompt TEXT | --chat TEXT | --context FILE.kvc) [--question TEXT [--mode query-aware|query-agnostic]] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--press NAME[:key=value...] (--budget B | --ratio R)] [--kv-dtype f16|f32] [--weights f32|f16] [--json]';
 
 /** Sampling options from parsed generation options; bad values throw naming the option. */
 export function samplingFromOptions(o: ParsedOptions): SamplingOptions & { maxNewTokens: number } {
@@ -100,7 +98,7 @@ export interface GenerateJson {
    * Cache bytes by the cache's own accounting: the most held at any moment (for a one-shot compression, the
    * full prefill's), at the end, and of the full prompt cache (context and question, as without eviction).
    */
-  memory: { peakCacheBytes: number; finalCacheBytes: number; fullCacheBytes: number };
+  memory: { peakCacheBytes: number; finalCacheBytes: number; fullCacheBytes: number; kvDtype: KvDtype };
   /** with --context: the compressed context answered on (its prefill was not run again) */
   context?: { file: string; reused: true };
 }
@@ -163,6 +161,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!(WEIGHT_FORMATS as readonly string[]).includes(weights))
     throw new KvevictError(`generate: --weights must be ${WEIGHT_FORMATS.join(' or ')}, got "${weights}"`);
 
+  let kvDtype: KvDtype = kvDtypeFromCli(options, 'generate');
+
   const t0 = performance.now();
   const loaded = loadModelDir(dir);
   const model = new LlamaModel(loaded.config, loaded.weights, undefined, { weights: weights as WeightFormat });
@@ -177,6 +177,11 @@ export async function run(argv: string[]): Promise<number> {
   if (contextFile !== undefined) {
     // the saved context, then the question as generate --prompt/--chat ... --question would have split it
     const saved = loadCompressedContext(contextFile, model);
+    if (options['kv-dtype'] !== undefined && saved.context.cache.dtype !== kvDtype)
+      throw new KvevictError(
+        `generate: --kv-dtype ${kvDtype}, but ${contextFile} holds an ${saved.context.cache.dtype} cache (the file decides; leave --kv-dtype out)`,
+      );
+    kvDtype = saved.context.cache.dtype;
     const q = assemblePrompt(tok, { head: '', tail: `\n\n${question}`, chat: saved.origin.chat, reserve: 0, id: 'generate' }, Infinity);
     contextTokens = Array.from(saved.origin.tokens);
     questionTokens = Array.from(q.questionTokens);
@@ -233,6 +238,7 @@ export async function run(argv: string[]): Promise<number> {
       chunkCompress: chunkCompressFromCli(options),
       decodeCompress: decodeCompressFromCli(options),
       progress: prefillProgress(),
+      kvDtype,
     }));
 
   // the stop token is not text; nor are ids past the tokenizer (a model's vocabulary is often padded)
@@ -264,7 +270,8 @@ export async function run(argv: string[]): Promise<number> {
       memory: {
         peakCacheBytes: d.peakCacheBytes,
         finalCacheBytes: d.finalCacheBytes,
-        fullCacheBytes: promptTokens.length * entryBytesOf(loaded.config),
+        fullCacheBytes: promptTokens.length * tokenCacheBytes(loaded.config, kvDtype),
+        kvDtype,
       },
       ...(eviction ? { eviction } : {}),
       ...(questionTokens ? { mode: effectiveMode, questionTokens } : {}),

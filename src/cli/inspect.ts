@@ -7,6 +7,7 @@ import type { Tokenizer } from '../model/tokenizer.js';
 import { defaultModelDir } from '../paths.js';
 import { pressHelp } from '../press/registry.js';
 import { PRESS_OPTION_SPECS, chunkCompressFromCli, pressFromCli } from './press-options.js';
+import { KV_DTYPE_OPTION_SPECS, kvDtypeFromCli } from './kv-dtype.js';
 import type { KeepPlan } from '../press/types.js';
 import { prefillProgress } from './prefill-progress.js';
 import { formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
@@ -18,6 +19,7 @@ const specs: OptionSpecs = {
   prompt: { type: 'string', help: 'text, tokenized as is (no special tokens added)' },
   chat: { type: 'string', help: "one user message, through the model's chat template with the generation prompt" },
   ...PRESS_OPTION_SPECS,
+  ...KV_DTYPE_OPTION_SPECS,
   layer: { type: 'int', help: 'layer whose kept tokens are shown in the prompt', default: 0 },
   head: { type: 'int', help: 'KV head whose kept tokens are shown in the prompt', default: 0 },
   json: { type: 'boolean', help: 'print {"promptTokens": [...], "layers": [{"heads": [{"kept": [...]}]}]}' },
@@ -25,7 +27,7 @@ const specs: OptionSpecs = {
 };
 
 const USAGE =
-  'kvevict inspect [--model DIR] (--prompt TEXT | --chat TEXT) --press NAME[:key=value...] (--budget B | --ratio R) [--layer N --head H] [--json]';
+  'kvevict inspect [--model DIR] (--prompt TEXT | --chat TEXT) --press NAME[:key=value...] (--budget B | --ratio R) [--kv-dtype f16|f32] [--layer N --head H] [--json]';
 
 /** What `inspect --json` prints. */
 export interface InspectJson {
@@ -116,6 +118,7 @@ export async function run(argv: string[]): Promise<number> {
     text: promptText(tok, chat !== undefined),
     chunkCompress: chunkCompressFromCli(options),
     progress: prefillProgress(),
+    kvDtype: kvDtypeFromCli(options, 'inspect'),
   });
   if (options.json) {
     process.stdout.write(JSON.stringify(inspectJson(promptTokens, ctx.plan)) + '\n');

@@ -180,7 +180,7 @@ export function promptKeys(cache: KvCache, length: number): Float32Array[][] {
     heads.map((h) => {
       let n = 0;
       while (n < h.length && h.positions[n] < length) n++;
-      return h.keys.slice(0, n * h.headDim);
+      return h.keyRows(0, n).slice();
     }),
   );
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { KvCache } from '../cache/kv-cache.js';
+import { DEFAULT_KV_DTYPE, type KvCache, type KvDtype } from '../cache/kv-cache.js';
 import { decode } from '../generate/decode.js';
 import { answer, compress, prefill, prefillAndCompress, type Prefilled } from '../generate/pipeline.js';
 import type { LlamaModel } from '../model/llama.js';
@@ -27,20 +27,36 @@ export interface EngineTokenizer extends TextTokenizer {
  * once (recording what every method of the grid needs) and each method compresses its own copy; the
  * full-cache run records the answer queries and logits the fidelity measures need.
  */
+export interface ModelEngineOptions {
+  chunk?: number;
+  fingerprint?: string;
+  chunkCompress?: number;
+  kvDtype?: KvDtype;
+}
+
 export class ModelEngine implements EvalEngine {
   readonly maxContext: number;
   private readonly presses = new Map<string, Press>();
+
+  /** prefill chunk size in rows (the engine's default when absent) */
+  readonly chunk?: number;
+  readonly fingerprint?: string;
+  /** compress every prompt chunk by chunk, each setting on its own prefill (0: one shared prefill per mode) */
+  readonly chunkCompress: number;
+  /** how every run's cache stores keys and values */
+  readonly kvDtype: KvDtype;
 
   constructor(
     readonly lm: LlamaModel,
     readonly tokenizer: EngineTokenizer,
     readonly model: string,
-    readonly chunk?: number,
-    readonly fingerprint?: string,
-    /** compress every prompt chunk by chunk, each setting on its own prefill (0: one shared prefill per mode) */
-    readonly chunkCompress = 0,
+    o: ModelEngineOptions = {},
   ) {
     this.maxContext = lm.config.maxPositions;
+    this.chunk = o.chunk;
+    this.fingerprint = o.fingerprint;
+    this.chunkCompress = o.chunkCompress ?? 0;
+    this.kvDtype = o.kvDtype ?? DEFAULT_KV_DTYPE;
   }
 
   static nameOf(dir: string): string {
@@ -125,6 +141,7 @@ class ModelSession implements EngineSession {
     const state = prefill(this.engine.lm, tokens, {
       record,
       chunk: this.engine.chunk,
+      kvDtype: this.engine.kvDtype,
       eosTokenIds: this.stop,
       observer: mode === 'query-aware' ? this.fullQueries.observer : undefined,
       text: promptText(this.engine.tokenizer, this.c.chat),
@@ -181,6 +198,7 @@ class ModelSession implements EngineSession {
       ? await prefillAndCompress(lm, this.tokensOf(mode), press, {
           chunkCompress: this.engine.chunkCompress,
           chunk: this.engine.chunk,
+          kvDtype: this.engine.kvDtype,
           eosTokenIds: this.stop,
           text: promptText(this.engine.tokenizer, this.c.chat),
         })

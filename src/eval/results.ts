@@ -217,7 +217,7 @@ export function checkRunInfo(outDir: string, info: RunInfo): void {
       throw new KvevictError(`${outDir}: holds results of model "${prev.model}", not "${info.model}"; use another --out`);
     if (prev.fingerprint && info.fingerprint && prev.fingerprint !== info.fingerprint) {
       throw new KvevictError(
-        `${outDir}: holds results of an earlier version of model "${info.model}" (its files changed); use another --out or remove ${file}`,
+        `${outDir}: holds results of an earlier version of model "${info.model}" (its files changed) or of another --chunk-compress or --kv-dtype; use another --out or remove ${file}`,
       );
     }
     return;

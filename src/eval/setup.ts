@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { DEFAULT_KV_DTYPE, type KvDtype } from '../cache/kv-cache.js';
 import { KvevictError } from '../errors.js';
 import { LlamaModel } from '../model/llama.js';
 import { loadModelDir } from '../model/load.js';
@@ -12,15 +13,23 @@ import type { TextSink } from './progress.js';
 
 /**
  * Load a model folder for evaluation; the embedded reference model is recognised by its folder. With
- * `chunkCompress`, every method compresses its prompt chunk by chunk (its rows key on it: a results folder
- * holds one way of compressing).
+ * `chunkCompress`, every method compresses its prompt chunk by chunk; `kvDtype` is the cache's storage (rows
+ * key on both: a results folder holds one way of compressing and one cache dtype).
  */
-export function loadEngine(dir: string = defaultModelDir, chunkCompress = 0): { engine: ModelEngine; embedded: boolean } {
+export function loadEngine(
+  dir: string = defaultModelDir,
+  chunkCompress = 0,
+  kvDtype: KvDtype = DEFAULT_KV_DTYPE,
+): { engine: ModelEngine; embedded: boolean } {
   const m = loadModelDir(dir);
   const lm = new LlamaModel(m.config, m.weights);
-  const fingerprint = ModelEngine.fingerprintOf(dir) + (chunkCompress > 0 ? `:chunk-compress=${chunkCompress}` : '');
+  // the f32 cache was the only one before the f16 one came: its rows keep their keys
+  const fingerprint =
+    ModelEngine.fingerprintOf(dir) +
+    (chunkCompress > 0 ? `:chunk-compress=${chunkCompress}` : '') +
+    (kvDtype === 'f32' ? '' : `:kv-dtype=${kvDtype}`);
   return {
-    engine: new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir), undefined, fingerprint, chunkCompress),
+    engine: new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir), { fingerprint, chunkCompress, kvDtype }),
     embedded: resolve(dir) === resolve(defaultModelDir),
   };
 }
@@ -41,6 +50,8 @@ export interface EvalJob {
   maxNewTokens?: number;
   /** compress every prompt chunk by chunk (CompressOptions.chunkCompress) */
   chunkCompress?: number;
+  /** the cache's storage (default f16) */
+  kvDtype?: KvDtype;
   progress: TextSink;
   log: TextSink;
 }
@@ -51,7 +62,7 @@ export async function runEvalJob(
   loaded?: { engine: ModelEngine; embedded: boolean },
 ): Promise<{ results: RunGridResult[]; datasets: LoadedDataset[] }> {
   if (job.datasets.length === 0) throw new KvevictError('eval: --dataset is required');
-  const { engine, embedded } = loaded ?? loadEngine(job.modelDir, job.chunkCompress);
+  const { engine, embedded } = loaded ?? loadEngine(job.modelDir, job.chunkCompress, job.kvDtype);
   const opts: DatasetOptions = {
     tokenizer: engine.tokenizer,
     maxContext: engine.maxContext,

@@ -4,21 +4,28 @@
  *
  * A safetensors file: `context_tokens` I32 [L] (the context's ids), `last_logits` F32 [vocab] (the context's
  * last position, from which an empty question decodes), and per layer l and KV head h `cache.l.h.positions`
- * I32 [n], `cache.l.h.keys` and `cache.l.h.values` F32 [n, head_dim] (keys after RoPE, at their original
- * positions). String metadata: `format` ("kvevict-context-1"), `model_hash` (see model/hash.ts), `num_layers`,
+ * I32 [n], `cache.l.h.keys` and `cache.l.h.values` [n, head_dim] (keys after RoPE, at their original
+ * positions), F32 for an f32 cache and F16 (the cache's own halves) for an f16 one. String metadata: `format` ("kvevict-context-1"), `model_hash` (see model/hash.ts), `num_layers`,
  * `num_kv_heads`, `head_dim`, `next_position`, `press`, `press_options` (JSON), `budget` or `ratio`, `chat`
- * ("true" when the context opens a user turn of the chat template), `kv_dtype` ("f32"), `full_cache_bytes`,
+ * ("true" when the context opens a user turn of the chat template), `kv_dtype` ("f32" or "f16"), `full_cache_bytes`,
  * and `sha256` over the other metadata (sorted JSON) and the data area, so a file carried between machines
  * (a shared store) that changed on the way is refused rather than answered on. A file made for another
  * model, a truncated file or one whose parts disagree is refused in one line.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { HeadCache, KvCache } from '../cache/kv-cache.js';
+import { HeadCache, KV_DTYPES, KvCache, type KvDtype } from '../cache/kv-cache.js';
 import { KvevictError } from '../errors.js';
 import { modelHash } from '../model/hash.js';
 import type { LlamaModel } from '../model/llama.js';
-import { readSafetensorsHeader, readTensorF32, readTensorI32, writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
+import {
+  readSafetensorsHeader,
+  readTensorF32,
+  readTensorHalfBits,
+  readTensorI32,
+  writeSafetensors,
+  type TensorToWrite,
+} from '../model/safetensors.js';
 import { firstNonFinite } from '../model/weights.js';
 import type { CompressedContext } from './pipeline.js';
 
@@ -57,8 +64,8 @@ export function saveCompressedContext(file: string, model: LlamaModel, ctx: Comp
     layer.forEach((head, h) => {
       const n = head.length;
       tensors.push({ name: part(l, h, 'positions'), shape: [n], data: head.positions.slice(0, n) });
-      tensors.push({ name: part(l, h, 'keys'), shape: [n, d], data: head.keys.subarray(0, n * d) });
-      tensors.push({ name: part(l, h, 'values'), shape: [n, d], data: head.values.subarray(0, n * d) });
+      tensors.push({ name: part(l, h, 'keys'), shape: [n, d], data: head.keyData.subarray(0, n * d) });
+      tensors.push({ name: part(l, h, 'values'), shape: [n, d], data: head.valueData.subarray(0, n * d) });
     }),
   );
   const metadata: Record<string, string> = {
@@ -71,7 +78,7 @@ export function saveCompressedContext(file: string, model: LlamaModel, ctx: Comp
     press: origin.press,
     press_options: JSON.stringify(origin.pressOptions),
     chat: String(origin.chat),
-    kv_dtype: 'f32',
+    kv_dtype: ctx.cache.dtype,
     full_cache_bytes: String(ctx.fullCacheBytes),
     ...(origin.budget !== undefined ? { budget: String(origin.budget) } : {}),
     ...(origin.ratio !== undefined ? { ratio: String(origin.ratio) } : {}),
@@ -80,6 +87,12 @@ export function saveCompressedContext(file: string, model: LlamaModel, ctx: Comp
   for (const t of tensors) h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   writeSafetensors(file, tensors, { ...metadata, sha256: h.digest('hex') });
   return statSync(file).size;
+}
+
+/** Index of the first infinity or NaN among half bits (exponent all ones), or -1. */
+function firstNonFiniteHalf(bits: Uint16Array): number {
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7c00) === 0x7c00) return i;
+  return -1;
 }
 
 /** The digest's start: the metadata but its own sha256, as sorted JSON. */
@@ -115,7 +128,9 @@ export function loadCompressedContext(file: string, model: LlamaModel): SavedCon
     ['head_dim', cfg.headDim],
   ] as const)
     if (Number(meta[k]) !== want) throw new KvevictError(`${file}: metadata ${k} is ${JSON.stringify(meta[k])}, the model has ${want}`);
-  if (meta.kv_dtype !== 'f32') throw new KvevictError(`${file}: kv_dtype ${JSON.stringify(meta.kv_dtype)} is not supported (f32)`);
+  if (!KV_DTYPES.includes(meta.kv_dtype as KvDtype))
+    throw new KvevictError(`${file}: kv_dtype ${JSON.stringify(meta.kv_dtype)} is not supported (${KV_DTYPES.join(', ')})`);
+  const dtype = meta.kv_dtype as KvDtype;
   const tensor = (name: string) => {
     const t = header.tensors.get(name);
     if (!t) throw new KvevictError(`${file}: no tensor "${name}" (a compressed context has one per layer and KV head)`);
@@ -133,7 +148,7 @@ export function loadCompressedContext(file: string, model: LlamaModel): SavedCon
   if (lastLogits.length !== cfg.vocabSize)
     throw new KvevictError(`${file}: last_logits has ${lastLogits.length} values, the vocabulary ${cfg.vocabSize}`);
   const d = cfg.headDim;
-  const cache = new KvCache(cfg.numLayers, cfg.numKvHeads, d);
+  const cache = new KvCache(cfg.numLayers, cfg.numKvHeads, d, dtype);
   for (let l = 0; l < cfg.numLayers; l++)
     for (let h = 0; h < cfg.numKvHeads; h++) {
       const positions = readTensorI32(tensor(part(l, h, 'positions')), file);
@@ -143,14 +158,17 @@ export function loadCompressedContext(file: string, model: LlamaModel): SavedCon
           throw new KvevictError(
             `${file}: ${part(l, h, 'positions')} must rise from 0 to below next_position ${nextPosition} (entry ${i} is ${positions[i]})`,
           );
-      const head = new HeadCache(d, n);
+      const head = new HeadCache(d, n, dtype);
       for (const what of ['keys', 'values'] as const) {
-        const data = readTensorF32(tensor(part(l, h, what)), file);
+        const info = tensor(part(l, h, what));
+        if (info.dtype !== (dtype === 'f16' ? 'F16' : 'F32'))
+          throw new KvevictError(`${file}: ${part(l, h, what)} is ${info.dtype}, but kv_dtype is ${dtype}`);
+        const data = dtype === 'f16' ? readTensorHalfBits(info, file) : readTensorF32(info, file);
         if (data.length !== n * d)
           throw new KvevictError(`${file}: ${part(l, h, what)} has ${data.length} values for ${n} entries of ${d}`);
-        const bad = firstNonFinite(data);
+        const bad = data instanceof Uint16Array ? firstNonFiniteHalf(data) : firstNonFinite(data);
         if (bad >= 0) throw new KvevictError(`${file}: ${part(l, h, what)} holds a non-finite value at index ${bad}`);
-        head[what].set(data);
+        (what === 'keys' ? head.keyData : head.valueData).set(data);
       }
       head.positions.set(positions);
       head.length = n;

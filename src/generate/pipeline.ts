@@ -7,7 +7,7 @@
  *   each question is then fed at the original next positions on its own copy of the compressed cache and
  *   answered (`answer`), so several questions share one compressed context: `runQueryAgnostic`.
  */
-import type { KvCache } from '../cache/kv-cache.js';
+import { DEFAULT_KV_DTYPE, checkKvDtype, tokenCacheBytes, type KvCache, type KvDtype } from '../cache/kv-cache.js';
 import { KvevictError } from '../errors.js';
 import { kernels } from '../kernels/index.js';
 import type { LlamaModel } from '../model/llama.js';
@@ -33,6 +33,8 @@ export interface PrefillOptions {
   text?: PromptText;
   /** called as the prefill goes, with the prompt tokens done so far and the total (long prompts) */
   progress?: (done: number, total: number) => void;
+  /** how the cache stores keys and values: 'f16' (default, as llama.cpp: half the bytes) or 'f32' */
+  kvDtype?: KvDtype;
 }
 
 /** Rows a prefill feeds per forward call when it reports progress. */
@@ -51,7 +53,7 @@ export function prefill(model: LlamaModel, tokens: ArrayLike<number>, opts: Pref
   if (tokens.length === 0) throw new KvevictError('the prompt is empty (no tokens to prefill)');
   const ids = Int32Array.from(tokens);
   const L = ids.length;
-  const cache = model.newCache();
+  const cache = model.newCache(checkKvDtype(opts.kvDtype ?? DEFAULT_KV_DTYPE));
   const positions = new Int32Array(L);
   for (let i = 0; i < L; i++) positions[i] = i;
   const recorder = new PrefillRecorder(kernels(), model.config, cache, 0, L, mergeCaptures(...(opts.record ?? [])));
@@ -176,7 +178,7 @@ async function chunkedCompress(
   checkChunkable(press, chunk);
   const L = ids.length;
   const cfg = model.config;
-  const cache = model.newCache();
+  const cache = model.newCache(checkKvDtype(opts.kvDtype ?? DEFAULT_KV_DTYPE));
   let lastLogits: Float32Array = new Float32Array(0);
   let plan: KeepPlan = [];
   let prefillMs = 0,
@@ -217,14 +219,13 @@ async function chunkedCompress(
     selectMs += performance.now() - t1;
     opts.progress?.(e, L);
   }
-  const perToken = cfg.numLayers * cfg.numKvHeads * (2 * cfg.headDim * 4 + 4);
   return {
     cache,
     promptLength: L,
     nextPosition: L,
     lastLogits,
     plan,
-    fullCacheBytes: L * perToken,
+    fullCacheBytes: L * tokenCacheBytes(cfg, cache.dtype),
     cacheBytes: cache.bytes,
     prefillMs,
     selectMs,
@@ -249,6 +250,8 @@ export interface DecodeOpts {
   decodeCompress?: DecodeCompression;
   /** the prompt's prefill progress (PrefillOptions.progress) */
   progress?: (done: number, total: number) => void;
+  /** the cache's storage (PrefillOptions.kvDtype; default f16) */
+  kvDtype?: KvDtype;
 }
 
 export interface AnswerResult extends DecodeResult {
@@ -332,7 +335,14 @@ async function decodingWith(
 }
 
 function compressOptionsOf(o: DecodeOpts): CompressOptions {
-  return { chunk: o.chunk, eosTokenIds: o.stopTokens, text: o.text, chunkCompress: o.chunkCompress, progress: o.progress };
+  return {
+    chunk: o.chunk,
+    eosTokenIds: o.stopTokens,
+    text: o.text,
+    chunkCompress: o.chunkCompress,
+    progress: o.progress,
+    kvDtype: o.kvDtype,
+  };
 }
 
 export interface RunResult extends DecodeResult {
@@ -436,6 +446,8 @@ export interface GenerateOptions {
   sampler?: Sampler;
   chunk?: number;
   topLogprobs?: number;
+  /** the cache's storage (default f16) */
+  kvDtype?: KvDtype;
 }
 
 export interface GenerateResult extends DecodeResult {
@@ -446,7 +458,7 @@ export interface GenerateResult extends DecodeResult {
 
 /** Prefill then decode with the full cache (no eviction). */
 export function generateFromTokens(model: LlamaModel, promptTokens: ArrayLike<number>, o: GenerateOptions): GenerateResult {
-  const p = prefill(model, promptTokens, { chunk: o.chunk });
+  const p = prefill(model, promptTokens, { chunk: o.chunk, kvDtype: o.kvDtype });
   const t1 = performance.now();
   const d = decodeFrom(model, p.cache, p.lastLogits, p.nextPosition, o);
   const t2 = performance.now();

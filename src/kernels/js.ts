@@ -1,6 +1,6 @@
 import { expNonPositive } from './fast-exp.js';
-import { floatBitsToHalf, halfTable } from '../util/half.js';
-import { PACK_STRIP, packedWeightFloats, type AttendArgs, type Kernels } from './types.js';
+import { floatBitsToHalf, floatToHalf, halfTable } from '../util/half.js';
+import { PACK_STRIP, packedWeightFloats, type AttendArgs, type CacheRows, type Kernels } from './types.js';
 
 /** Plain TypeScript kernels: the portable fallback and the oracle that `native` is tested against. */
 export const jsKernels: Kernels = {
@@ -91,7 +91,8 @@ export const jsKernels: Kernels = {
     }
     for (let r = 0; r < rows; r++) {
       const s = srcOffset + r * srcStride;
-      dst.set(src.subarray(s, s + width), dstOffset + r * width);
+      if (dst instanceof Float32Array) dst.set(src.subarray(s, s + width), dstOffset + r * width);
+      else for (let i = 0; i < width; i++) dst[dstOffset + r * width + i] = floatToHalf(src[s + i]);
     }
   },
 
@@ -245,7 +246,12 @@ export const jsKernels: Kernels = {
   },
 
   attendHead(args: AttendArgs) {
-    const { q, qRowStride, out, rows, headDim: d, firstHead, group, qPos, keys, values, kPos, n, scale } = args;
+    const { q, qRowStride, out, rows, headDim: d, firstHead, group, qPos, kPos, n, scale } = args;
+    if (args.keys instanceof Float32Array !== args.values instanceof Float32Array)
+      throw new RangeError('attendHead: keys and values must both be Float32Arrays or both Uint16Arrays');
+    // an f16 cache is widened whole: the twin is the reference, not the fast path
+    const keys = widenRows(args.keys, n * d);
+    const values = widenRows(args.values, n * d);
     const scores = new Float32Array(n);
     for (let r = 0; r < rows; r++) {
       const p = qPos[r];
@@ -326,4 +332,13 @@ function softmaxRows(
       }
     }
   }
+}
+
+/** The first n values of cache rows as float32: the array itself, or halves widened. */
+function widenRows(rows: CacheRows, n: number): Float32Array {
+  if (rows instanceof Float32Array) return rows;
+  const t = halfTable();
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = t[rows[i]];
+  return out;
 }

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { jsKernels, sgemmPackedByPart } from './js.js';
-import type { AttendArgs, Kernels, WeightMatrix } from './types.js';
+import type { AttendArgs, CacheRows, Kernels, WeightMatrix } from './types.js';
 
 /** What OpenBLAS chose when the addon loaded, and the attention block sizes compiled in. */
 export interface NativeInfo {
@@ -53,8 +53,8 @@ export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<
     firstHead: number,
     group: number,
     qPos: Int32Array,
-    keys: Float32Array,
-    values: Float32Array,
+    keys: CacheRows,
+    values: CacheRows,
     kPos: Int32Array,
     n: number,
     scale: number,

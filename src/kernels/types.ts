@@ -18,14 +18,17 @@ export interface AttendArgs {
   group: number;
   /** Absolute position of each query row; a query sees the keys whose position is <= its own. */
   qPos: Int32Array;
-  /** Compact keys and values `[n, headDim]` sorted by ascending position `kPos[n]`. */
-  keys: Float32Array;
-  values: Float32Array;
+  /** Compact keys and values `[n, headDim]` sorted by ascending position `kPos[n]`: both float32, or both f16 bits. */
+  keys: CacheRows;
+  values: CacheRows;
   kPos: Int32Array;
   n: number;
   /** Usually 1 / sqrt(headDim). */
   scale: number;
 }
+
+/** Rows of a KV cache: float32, or IEEE half bits (an f16 cache), widened exactly as they are read. */
+export type CacheRows = Float32Array | Uint16Array;
 
 /**
  * A weight matrix [out, in], row-major: float32, or IEEE half bits (f16) in a Uint16Array. Halves are
@@ -138,17 +141,10 @@ export interface InferenceKernels {
   rope(x: Float32Array, rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array): void;
   /**
    * A strided block of rows into a compact one: dst[dstOffset + r * width + i] = src[srcOffset + r * srcStride + i]
-   * for r < rows, i < width (a KV head's rows of a [rows, Hkv, d] block joining its cache).
+   * for r < rows, i < width (a KV head's rows of a [rows, Hkv, d] block joining its cache); into halves (an f16
+   * cache), each value is rounded to the nearest half (ties to even).
    */
-  copyRows(
-    dst: Float32Array,
-    dstOffset: number,
-    src: Float32Array,
-    srcOffset: number,
-    srcStride: number,
-    rows: number,
-    width: number,
-  ): void;
+  copyRows(dst: CacheRows, dstOffset: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
   /** out[i] = a[i] + b[i] for i < n; `out` may be `a` (accumulation). */
   add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
   /** out[i] = silu(gate[i]) * up[i] for i < n. `out` may alias `gate`. */

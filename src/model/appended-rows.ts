@@ -165,7 +165,7 @@ export class AppendedRows {
           throw new KvevictError(
             `the appended rows need the full prompt cache (every head with all ${L} entries); layer ${l} has a head of ${h.length}`,
           );
-        return { keys: h.keys, values: h.values, n: L };
+        return { keys: h.keyRows(), values: h.valueRows(), n: L };
       });
       const h = rmsnorm(tape, x, w.inputNorm, eps);
       let q = proj('q', h, w.q),

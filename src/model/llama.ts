@@ -1,4 +1,4 @@
-import { KvCache } from '../cache/kv-cache.js';
+import { KvCache, type KvDtype } from '../cache/kv-cache.js';
 import { KvevictError, assert } from '../errors.js';
 import { kernels, type Kernels } from '../kernels/index.js';
 import { packUint16 } from '../kernels/arena.js';
@@ -129,9 +129,9 @@ export class LlamaModel {
     this.projections = linears.map((w, l) => new LayerProjections(c, w, packed?.[l] ?? null, this.plain));
   }
 
-  /** An empty cache shaped for this model. */
-  newCache(): KvCache {
-    return new KvCache(this.config.numLayers, this.config.numKvHeads, this.config.headDim);
+  /** An empty cache shaped for this model: float32 unless `dtype` says 'f16' (the pipeline's default, DEFAULT_KV_DTYPE). */
+  newCache(dtype: KvDtype = 'f32'): KvCache {
+    return new KvCache(this.config.numLayers, this.config.numKvHeads, this.config.headDim, dtype);
   }
 
   /** Embedding rows of `tokens`: [rows, hidden]. */
@@ -285,8 +285,8 @@ export class LlamaModel {
         firstHead: h * group,
         group,
         qPos: outPos,
-        keys: hc.keys,
-        values: hc.values,
+        keys: hc.keyData,
+        values: hc.valueData,
         kPos: hc.positions,
         n: hc.length,
         scale: 1 / Math.sqrt(d),

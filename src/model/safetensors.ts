@@ -185,12 +185,21 @@ export function readTensorI32(info: TensorInfo, file: string): Int32Array {
   return out;
 }
 
+/** Read one F16 tensor as its half bits (an f16 KV cache, kept as it was stored). */
+export function readTensorHalfBits(info: TensorInfo, file: string): Uint16Array {
+  if (info.dtype !== 'F16') throw new KvevictError(`${file}: tensor ${info.name} is ${info.dtype}, expected F16`);
+  const bytes = readBytes(info, file);
+  const out = new Uint16Array(bytes.byteLength / 2);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
 export interface TensorToWrite {
   name: string;
   shape: number[];
-  /** float32 values, or Int32Array for an I32 tensor */
-  data: Float32Array | Int32Array;
-  /** stored dtype; float32 data is converted (default F32; I32 for Int32Array data) */
+  /** float32 values, Int32Array for an I32 tensor, or Uint16Array of half bits for an F16 tensor (written as they are) */
+  data: Float32Array | Int32Array | Uint16Array;
+  /** stored dtype; float32 data is converted (default F32; I32 for Int32Array data, F16 for Uint16Array data) */
   dtype?: StoredDType;
 }
 
@@ -201,13 +210,13 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
   let offset = 0;
   const blobs: Buffer[] = [];
   for (const t of tensors) {
-    const dtype = t.dtype ?? (t.data instanceof Int32Array ? 'I32' : 'F32');
+    const dtype = t.dtype ?? (t.data instanceof Int32Array ? 'I32' : t.data instanceof Uint16Array ? 'F16' : 'F32');
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new Error(`internal error: tensor ${t.name} has ${t.data.length} values for shape [${t.shape}]`);
-    if ((dtype === 'I32') !== t.data instanceof Int32Array)
+    if ((dtype === 'I32') !== t.data instanceof Int32Array || (t.data instanceof Uint16Array && dtype !== 'F16'))
       throw new Error(`internal error: tensor ${t.name}: ${dtype} from ${t.data.constructor.name}`);
     const blob =
-      dtype === 'F32' || dtype === 'I32'
+      dtype === 'F32' || dtype === 'I32' || t.data instanceof Uint16Array
         ? Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)
         : Buffer.from(encodeHalf(t.data as Float32Array, dtype).buffer);
     header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + blob.length] };

@@ -108,8 +108,8 @@ export class PrefillRecorder {
       const head = this.cache.head(view.layer, h);
       const keys: HeadKeys =
         head.length > 0 && head.positions[head.length - 1] >= last
-          ? { keys: head.keys, positions: head.positions, n: head.length }
-          : withChunk(head.keys, head.positions, head.length, view, h, Hkv, d);
+          ? { keys: head.keyRows(), positions: head.positions, n: head.length }
+          : withChunk(head.keyRows(), head.positions, head.length, view, h, Hkv, d);
       // only the prompt's keys are columns here
       let n = 0;
       while (n < keys.n && keys.positions[n] < this.start + L) n++;

@@ -7,21 +7,21 @@ import type { KeepPlan } from './types.js';
  * more entries per head (LAQ's temporary stage-1 cache, decoded on for a few steps).
  */
 export function selectCache(cache: KvCache, plan: KeepPlan, extra = 0): KvCache {
-  const out = new KvCache(cache.numLayers, cache.numKvHeads, cache.headDim);
+  const out = new KvCache(cache.numLayers, cache.numKvHeads, cache.headDim, cache.dtype);
   const d = cache.headDim;
   for (let l = 0; l < cache.numLayers; l++) {
     for (let h = 0; h < cache.numKvHeads; h++) {
       const src = cache.head(l, h);
       const keep = plan[l][h];
-      const dst = new HeadCache(d, keep.length + extra);
+      const dst = new HeadCache(d, keep.length + extra, cache.dtype);
       let j = 0;
       for (let i = 0; i < keep.length; i++) {
         const pos = keep[i];
         while (j < src.length && src.positions[j] < pos) j++;
         if (j >= src.length || src.positions[j] !== pos)
           throw new KvevictError(`plan keeps position ${pos}, which is not in layer ${l} head ${h}`);
-        dst.keys.set(src.keys.subarray(j * d, (j + 1) * d), i * d);
-        dst.values.set(src.values.subarray(j * d, (j + 1) * d), i * d);
+        dst.keyData.set(src.keyData.subarray(j * d, (j + 1) * d), i * d);
+        dst.valueData.set(src.valueData.subarray(j * d, (j + 1) * d), i * d);
         dst.positions[i] = pos;
       }
       dst.length = keep.length;

@@ -1,4 +1,4 @@
-import type { KvCache } from '../cache/kv-cache.js';
+import type { KvCache, KvDtype } from '../cache/kv-cache.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ForwardArgs } from '../model/types.js';
 
@@ -10,7 +10,7 @@ export interface PressModel {
   readonly config: ModelConfig;
   /** the float32 weights, for presses that read them (CriticalKV's output projection) */
   readonly weights?: { readonly layers: readonly { readonly o: Float32Array }[] };
-  newCache(): KvCache;
+  newCache(dtype?: KvDtype): KvCache;
   forward(args: ForwardArgs): Float32Array;
 }
 

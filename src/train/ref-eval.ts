@@ -68,7 +68,7 @@ export async function evaluateReference(dir: string, o: RefEvalOptions): Promise
   const t0 = Date.now();
   const m = loadModelDir(dir);
   const lm = new LlamaModel(m.config, m.weights);
-  const engine = new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir), undefined, ModelEngine.fingerprintOf(dir));
+  const engine = new ModelEngine(lm, m.tokenizer, ModelEngine.nameOf(dir), { fingerprint: ModelEngine.fingerprintOf(dir) });
   const loaded = { engine, embedded: true };
   const max = m.config.maxPositions;
   const fit = (ls: number[]) => ls.filter((l) => l <= max);

@@ -187,8 +187,8 @@ function makeTarget(kind: FuzzKind, root: string): Target {
         const heads = x.context.cache.layers.flatMap((layer) =>
           layer.flatMap((h) => [
             h.positions.subarray(0, h.length),
-            h.keys.subarray(0, h.length * h.headDim),
-            h.values.subarray(0, h.length * h.headDim),
+            h.keyData.subarray(0, h.length * h.headDim),
+            h.valueData.subarray(0, h.length * h.headDim),
           ]),
         );
         return digest([

@@ -3,7 +3,8 @@
  * plain sorts, and a harness that prefills a small random model while recording every query, key and value.
  */
 import assert from 'node:assert/strict';
-import { KvCache } from '../../src/cache/kv-cache.js';
+import { KvCache, type KvDtype } from '../../src/cache/kv-cache.js';
+import { halfUlp, roundToHalf, type ReferenceInput } from '../reference/llama-f64.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import { LlamaModel } from '../../src/model/llama.js';
 import type { LayerView } from '../../src/model/types.js';
@@ -58,7 +59,8 @@ export function prefillRun(h: Harness, tokens: Int32Array, press: Press): { run:
       rec.v[view.layer].push(Float64Array.from(view.values.subarray(r * ks, (r + 1) * ks)));
     }
   };
-  const run = prefill(model, tokens, { record: [press.capture(tokens.length)], observer, chunk: 16 });
+  // an f32 cache: the brute-force definitions read the observer's float32 keys, as the press must
+  const run = prefill(model, tokens, { record: [press.capture(tokens.length)], observer, chunk: 16, kvDtype: 'f32' });
   return { run, rec };
 }
 
@@ -193,6 +195,42 @@ export function cacheFrom(cfg: ModelConfig, keys: ArrayLike<number>[][], values:
 }
 
 /** Bytes a cache holds when every head of every layer keeps `entries` entries. */
-export function bytesFor(cfg: ModelConfig, entries: number): number {
-  return cfg.numLayers * cfg.numKvHeads * entries * (2 * cfg.headDim * 4 + 4);
+export function bytesFor(cfg: ModelConfig, entries: number, kvDtype: KvDtype = 'f32'): number {
+  return cfg.numLayers * cfg.numKvHeads * entries * (2 * cfg.headDim * (kvDtype === 'f16' ? 2 : 4) + 4);
+}
+
+/**
+ * The float64 reference's storeKv over an engine's f16 cache: each row's keys and values become the halves the
+ * engine stored at that layer, position and KV head (in the first of `caches` holding it; a row none holds, such
+ * as an evicted one, is rounded to the nearest halves), after checking that every stored half is the nearest half
+ * of the reference's own value (its neighbour at a near-tie, where the engine's float32 value fell on the other side).
+ * The reference then reads exactly what the engine's attention read, so the logits compare at float32 precision.
+ */
+export function storedHalves(caches: KvCache[]): NonNullable<ReferenceInput['storeKv']> {
+  const { numKvHeads: Hkv, headDim: d } = caches[0];
+  return (l, p, kind, row) => {
+    for (let h = 0; h < Hkv; h++) {
+      let stored: Float32Array | null = null;
+      for (const c of caches) {
+        const head = c.head(l, h);
+        const j = head.positions.subarray(0, head.length).indexOf(p);
+        if (j >= 0) {
+          stored = kind === 'k' ? head.keyRows(j, 1) : head.valueRows(j, 1);
+          break;
+        }
+      }
+      // the engine's float32 value is the reference's within float32 noise of the row's scale
+      let scale = 0;
+      for (let i = 0; i < d; i++) scale = Math.max(scale, Math.abs(row[h * d + i]));
+      for (let i = 0; i < d; i++) {
+        const x = row[h * d + i];
+        const s = stored ? stored[i] : roundToHalf(x);
+        assert.ok(
+          roundToHalf(s) === s && Math.abs(s - x) <= 0.5 * halfUlp(x) + 1e-5 * scale,
+          `layer ${l} position ${p} head ${h} ${kind}[${i}]: stored ${s} (${stored ? 'engine' : 'rounded'}), the reference's value ${x}`,
+        );
+        row[h * d + i] = s;
+      }
+    }
+  };
 }

@@ -27,6 +27,11 @@ export interface ReferenceInput {
    */
   rope?: 'half' | 'interleaved';
   /**
+   * What the cache stores of a row's keys (after RoPE) or values, every KV head [Hkv * d], changed in place:
+   * attention reads the stored row (an f16 cache: nearest halves). The returned keys and values are the stored ones.
+   */
+  storeKv?: (layer: number, position: number, kind: 'k' | 'v', row: Float64Array) => void;
+  /**
    * Weights that replace a layer's own for one row (LoRA on some rows: the caller passes W + (alpha / r) B A
    * merged in float64); a matrix left out, or undefined for the row, is the layer's own.
    */
@@ -157,6 +162,8 @@ export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceI
         if (L.kNorm) k.set(rmsnorm(k.subarray(h * d, (h + 1) * d), L.kNorm, eps), h * d);
         rope(k, h * d, d, pos[r], inv);
       }
+      input.storeKv?.(l, pos[r], 'k', k);
+      input.storeKv?.(l, pos[r], 'v', v);
       qs.push(q);
       ks.push(k);
       vs.push(v);
@@ -207,4 +214,29 @@ export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceI
   for (let r = input.lastOnly ? rows - 1 : 0; r < rows; r++)
     out.logits.push(matvec(w.lmHead, rmsnorm(hs[r], w.finalNorm, eps), cfg.vocabSize));
   return out;
+}
+
+/** The spacing of IEEE halves around x: 2^(e - 10) in x's binade 2^e (2^-24 below 2^-14, the subnormals). */
+export function halfUlp(x: number): number {
+  const a = Math.abs(x);
+  if (a === 0) return 2 ** -24;
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  else if (2 ** (e + 1) <= a) e++;
+  return 2 ** (Math.max(e, -14) - 10);
+}
+
+/**
+ * x rounded to the nearest IEEE half, ties to even (an f16 cache's storeKv), by arithmetic in float64: the unit
+ * in the last place of x's binade (subnormals below 2^-14), past 65504 infinity.
+ */
+export function roundToHalf(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const a = Math.abs(x);
+  const ulp = halfUlp(a);
+  const q = a / ulp,
+    f = Math.floor(q);
+  const r = q - f > 0.5 || (q - f === 0.5 && f % 2 === 1) ? f + 1 : f;
+  const v = r * ulp;
+  return Math.sign(x) * (v > 65504 ? Infinity : v);
 }

@@ -62,7 +62,7 @@ export class AttentionScorer implements Scorer {
         const candidates = n - window;
         assert(candidates >= 0, 'window fits in the cache');
         const mass = Array.from({ length: G }, () => new Float64Array(n));
-        accumulateAttention(k, rows, H, d, h * G, G, { keys: head.keys, positions: head.positions, n }, mass);
+        accumulateAttention(k, rows, H, d, h * G, G, { keys: head.keyRows(0, n), positions: head.positions, n }, mass);
         const pooled = mass.map((m) => pool1d(m, candidates, this.o.kernel, this.o.pool));
         if (this.o.gqa === 'layer') pooledAll.push(...pooled);
         else layerScores.push(reduceHeads(pooled, this.o.gqa));

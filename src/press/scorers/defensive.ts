@@ -49,10 +49,11 @@ export class DefensiveScorer implements Scorer {
       let windowMass = 0;
       for (let g = 0; g < Hkv; g++) {
         const head = run.cache.head(l, g);
+        const keys = head.keyRows(0, L);
         const m = new Float64Array(n).fill(-Infinity);
         const mean = new Float64Array(n);
         for (let h = g * G; h < (g + 1) * G; h++) {
-          k.sgemm(false, true, rows, L, d, 1 / Math.sqrt(d), q.subarray(h * d), H * d, head.keys, d, 0, logits, L);
+          k.sgemm(false, true, rows, L, d, 1 / Math.sqrt(d), q.subarray(h * d), H * d, keys, d, 0, logits, L);
           for (let r = 0; r < rows; r++) {
             const a = softmaxRow(logits.subarray(r * L, (r + 1) * L), head.positions, rowPos[r], row);
             let rowMass = 0;

@@ -87,7 +87,7 @@ export class ExpectedAttentionScorer implements Scorer {
         const n = head.length;
         const first = Math.min(this.sinks, n);
         const m = n - first;
-        const keys = head.keys.subarray(first * d, n * d);
+        const keys = head.keyRows(first, m);
         const kS = new Float32Array(Math.max(1, m * d));
         const perQuery: Float64Array[] = [];
         for (let g = 0; g < G; g++) {
@@ -128,9 +128,10 @@ export class ExpectedAttentionScorer implements Scorer {
         const reduced = reduceHeads(perQuery, this.gqa);
         const out = new Float64Array(n);
         for (let j = 0; j < first; j++) out[j] = Infinity;
+        const values = head.valueRows(first, m);
         for (let j = 0; j < m; j++) {
           let vn = 0;
-          for (let i = 0; i < d; i++) vn += head.values[(first + j) * d + i] ** 2;
+          for (let i = 0; i < d; i++) vn += values[j * d + i] ** 2;
           out[first + j] = reduced[j] * Math.sqrt(vn);
         }
         heads.push(out);

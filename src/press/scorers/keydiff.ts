@@ -6,12 +6,13 @@ export const keydiffScorer = (): CacheOnlyScorer =>
     const n = head.length;
     const norms = new Float64Array(n);
     const anchor = new Float64Array(d);
+    const keys = head.keyRows();
     for (let j = 0; j < n; j++) {
       let ss = 0;
-      for (let i = 0; i < d; i++) ss += head.keys[j * d + i] ** 2;
+      for (let i = 0; i < d; i++) ss += keys[j * d + i] ** 2;
       norms[j] = Math.sqrt(ss);
       const inv = norms[j] > 0 ? 1 / norms[j] : 0;
-      for (let i = 0; i < d; i++) anchor[i] += head.keys[j * d + i] * inv;
+      for (let i = 0; i < d; i++) anchor[i] += keys[j * d + i] * inv;
     }
     let an = 0;
     for (let i = 0; i < d; i++) an += (anchor[i] / n) ** 2;
@@ -19,7 +20,7 @@ export const keydiffScorer = (): CacheOnlyScorer =>
     const s = new Float64Array(n);
     for (let j = 0; j < n; j++) {
       let dot = 0;
-      for (let i = 0; i < d; i++) dot += head.keys[j * d + i] * (anchor[i] / n);
+      for (let i = 0; i < d; i++) dot += keys[j * d + i] * (anchor[i] / n);
       const denom = norms[j] * an;
       s[j] = denom > 0 ? -dot / denom : 0;
     }

@@ -4,9 +4,10 @@ import { CacheOnlyScorer } from './cache-only.js';
 export const knormScorer = (): CacheOnlyScorer =>
   new CacheOnlyScorer('knorm', () => (head, d) => {
     const s = new Float64Array(head.length);
+    const keys = head.keyRows();
     for (let j = 0; j < head.length; j++) {
       let ss = 0;
-      for (let i = 0; i < d; i++) ss += head.keys[j * d + i] * head.keys[j * d + i];
+      for (let i = 0; i < d; i++) ss += keys[j * d + i] * keys[j * d + i];
       s[j] = -Math.sqrt(ss);
     }
     return s;

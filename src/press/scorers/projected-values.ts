@@ -15,7 +15,7 @@ export function projectedValueNorms(run: PrefillRun, k: Kernels, layer: number, 
     hidden = cfg.hiddenSize,
     H = cfg.numHeads,
     G = H / cfg.numKvHeads;
-  const values = run.cache.head(layer, kvHead).values;
+  const values = run.cache.head(layer, kvHead).valueRows(0, n);
   const y = new Float32Array(n * hidden);
   const out = new Float64Array(n);
   for (let g = 0; g < G; g++) {

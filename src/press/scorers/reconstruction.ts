@@ -95,10 +95,10 @@ export class ReconstructionScorer implements Scorer {
         if (maxBlock.length < G * width) maxBlock = new Float32Array(G * width);
         const vis = Int32Array.from({ length: rows }, (_, r) => sinks + chunkLen + before + r + 1);
         for (let kv = 0; kv < Hkv; kv++) {
-          const keys = cache.head(view.layer, kv).keys;
-          kBlock.set(keys.subarray(0, sinks * d), 0);
-          kBlock.set(keys.subarray(s * d, e * d), sinks * d);
-          kBlock.set(keys.subarray(L * d, (L + before + rows) * d), (sinks + chunkLen) * d);
+          const head = cache.head(view.layer, kv);
+          kBlock.set(head.keyRows(0, sinks), 0);
+          kBlock.set(head.keyRows(s, e - s), sinks * d);
+          kBlock.set(head.keyRows(L, before + rows), (sinks + chunkLen) * d);
           for (let r = 0; r < rows; r++) qBlock.set(view.queries.subarray((r * H + kv * G) * d, (r * H + (kv + 1) * G) * d), r * G * d);
           k.sgemm(false, true, rows * G, width, d, 1 / Math.sqrt(d), qBlock, d, kBlock, d, 0, sBlock, width);
           maxBlock.fill(0, 0, G * width);

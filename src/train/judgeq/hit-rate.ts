@@ -9,7 +9,7 @@ import { prefill } from '../../generate/pipeline.js';
 import type { LlamaModel } from '../../model/llama.js';
 import { makePress, type PressOptions } from '../../press/index.js';
 import type { Press } from '../../press/types.js';
-import type { JudgeqExample } from './objective.js';
+import { TRAINING_KV_DTYPE, type JudgeqExample } from './objective.js';
 
 export interface MethodSpec {
   /** label in tables */
@@ -53,6 +53,7 @@ export async function heldOutFidelity(
       record: presses.map((p) => p.press.capture(L)),
       observer: queries.observer,
       eosTokenIds: cfg.eosTokenIds,
+      kvDtype: TRAINING_KV_DTYPE,
     });
     const cache = run.cache;
     const keys = promptKeys(cache, L);

@@ -10,7 +10,7 @@
  * The prompt runs once through the engine (no gradient); its cache is the constant both sides read.
  */
 import { prefill } from '../../generate/pipeline.js';
-import type { KvCache } from '../../cache/kv-cache.js';
+import type { KvCache, KvDtype } from '../../cache/kv-cache.js';
 import { add } from '../../autograd/ops/add.js';
 import { klRows } from '../../autograd/ops/kl-rows.js';
 import { mse } from '../../autograd/ops/mse.js';
@@ -22,6 +22,9 @@ import type { LlamaModel } from '../../model/llama.js';
 import type { LayerView } from '../../model/types.js';
 import { accumulateAttention } from '../../press/attention-mass.js';
 import type { AppendedRows, Lora } from '../../model/appended-rows.js';
+
+/** Training prefills its prompts into float32 caches: its targets and gradients are those of the exact cache. */
+export const TRAINING_KV_DTYPE: KvDtype = 'f32';
 
 export interface JudgeqExample {
   prompt: Int32Array;
@@ -53,7 +56,7 @@ export function responseAttention(model: LlamaModel, cache: KvCache, response: I
         d,
         h * G,
         G,
-        { keys: head.keys, positions: head.positions, n: head.length },
+        { keys: head.keyRows(), positions: head.positions, n: head.length },
         sums[view.layer].slice(h * G, (h + 1) * G),
       );
     }
@@ -102,7 +105,7 @@ export function exampleLoss(
   weight = 1,
   prefilled?: KvCache,
 ): ExampleResult {
-  const cache = prefilled ?? prefill(model, ex.prompt).cache;
+  const cache = prefilled ?? prefill(model, ex.prompt, { kvDtype: TRAINING_KV_DTYPE }).cache;
   const target = responseAttention(model, cache, ex.response);
   const tape = train ? new Tape() : null;
   const means = forward.run(tape, learned.rows, cache, { lora: learned.lora }).promptAttention;

@@ -6,6 +6,7 @@ import { decode } from '../../generate/decode.js';
 import { prefill } from '../../generate/pipeline.js';
 import type { KvCache } from '../../cache/kv-cache.js';
 import type { LlamaModel } from '../../model/llama.js';
+import { TRAINING_KV_DTYPE } from './objective.js';
 
 /**
  * The target model's own greedy responses, generated once and kept in a JSONL file (one line per prompt,
@@ -67,7 +68,7 @@ export class ResponseCache {
     const key = this.key(prompt);
     const known = this.entries.get(key);
     if (known) return known;
-    const { cache, lastLogits } = prefilled ?? prefill(model, prompt);
+    const { cache, lastLogits } = prefilled ?? prefill(model, prompt, { kvDtype: TRAINING_KV_DTYPE });
     const room = Math.max(0, Math.min(this.maxNewTokens, model.config.maxPositions - prompt.length));
     let tokens: number[];
     try {

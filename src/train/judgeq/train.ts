@@ -25,7 +25,7 @@ import { lineChartSvg } from '../loss-svg.js';
 import { ProgressBar, formatDuration } from '../progress.js';
 import { learningRate } from '../schedule.js';
 import { prefill, type Prefilled } from '../../generate/pipeline.js';
-import { exampleLoss, type JudgeqExample, type Learned } from './objective.js';
+import { TRAINING_KV_DTYPE, exampleLoss, type JudgeqExample, type Learned } from './objective.js';
 import { buildPrompts, type JudgeqPrompt } from './prompts.js';
 import { ResponseCache } from './responses.js';
 
@@ -406,7 +406,7 @@ function trainAppendedRows(o: JudgeqTrainOptions): JudgeqTrainResult {
       n = 0;
     // the same weighting as training, so the curves compare
     for (const p of heldSet) {
-      const pre = prefill(model, p.tokens);
+      const pre = prefill(model, p.tokens, { kvDtype: TRAINING_KV_DTYPE });
       const ex = exampleOf(p, pre);
       if (!ex) continue;
       const w = weightOf(ex);
@@ -485,7 +485,7 @@ function trainAppendedRows(o: JudgeqTrainOptions): JudgeqTrainResult {
       tokens = 0,
       used = 0;
     for (const p of picked) {
-      const pre = prefill(model, p.tokens);
+      const pre = prefill(model, p.tokens, { kvDtype: TRAINING_KV_DTYPE });
       const ex = exampleOf(p, pre);
       if (!ex) continue;
       const weight = weightOf(ex);
