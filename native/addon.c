@@ -671,6 +671,14 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   set_num(env, obj, "procs", openblas_get_num_procs());
   set_num(env, obj, "attendRowBlock", KV_ATTEND_ROW_BLOCK);
   set_num(env, obj, "attendKeyChunk", KV_ATTEND_KEY_CHUNK);
+  /* the vector instructions this build targets (the hot loops' own paths) */
+#if defined(__AVX512F__)
+  set_str(env, obj, "simd", "avx512");
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+  set_str(env, obj, "simd", "avx2");
+#else
+  set_str(env, obj, "simd", "scalar");
+#endif
   return obj;
 }
 

@@ -28,7 +28,7 @@
 #include <cblas.h>
 #include "kernels.h"
 #include "pool.h"
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -149,6 +149,190 @@ static int decode_fast(int g, int d, int half, const float *q, const void *keys,
 }
 #endif
 
+/* Per thread, for the life of the thread: an f16 cache's keys (0) and values (1) of one chunk or tile, widened (a
+ * buffer per call would be mapped and faulted in again at every decode step). */
+static __thread float *widened[2];
+static __thread size_t widened_cap[2];
+
+/* n halves widened into the thread's buffer `which` (at least `cap` floats); NULL when it could not be allocated. */
+static float *widen_rows(int which, const uint16_t *src, int64_t n, size_t cap) {
+  if (widened_cap[which] < cap) {
+    free(widened[which]);
+    widened[which] = malloc(sizeof(float) * cap);
+    widened_cap[which] = widened[which] ? cap : 0;
+    if (!widened[which]) return NULL;
+  }
+  kv_widen_halves(n, src, widened[which]);
+  return widened[which];
+}
+
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define KV_DECODE_AVX2 1
+/* Keys per AVX2 decode tile: the group's scores (8 x 256 floats) and the tile's rows stay in L1/L2 while each
+ * head of the group reads them. */
+#define DECODE_TILE8 256
+/* An f16 cache's tile, widened: 32 keys of head_dim 128 are 16 KB of keys and values, inside L1 (a 256-key tile
+ * widened to L2 was no faster than the f32 cache). */
+#define DECODE_TILE8_HALF 32
+#define DECODE_MAX_GROUP8 8
+
+/* The sums of four vectors' lanes: {sum a, sum b, sum c, sum d}. */
+static inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+  const __m256 abcd = _mm256_hadd_ps(ab, cd);
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+/*
+ * decode_row16 on AVX2 (Zen 2-4, Intel before AVX-512): one query row of G heads (head_dim 8 * D8) against keys
+ * [0, cnt), tile by tile. Sixteen vector registers cannot hold a whole group, so each head in turn scores the
+ * tile (four keys per horizontal reduction) and adds its weighted values; the tile is read from memory once and
+ * from cache by the group's other heads. An f16 cache's tile is widened once (F16C) into the thread's buffer, then
+ * read as floats by every head. q is pre-scaled; writes o[G][d] (unnormalized), max[G], sum[G]; 0, or -1 when the
+ * buffer could not be allocated.
+ */
+static inline __attribute__((always_inline)) int decode_row8(const int D8, const int HALF, const int G, const float *q,
+                                                            const void *keys, const void *values, int cnt, float *o_out,
+                                                            float *max_out, float *sum_out) {
+  const int d = 8 * D8;
+  float sc[DECODE_TILE8 + 4] __attribute__((aligned(32)));
+  for (int h = 0; h < G; h++) {
+    memset(o_out + h * d, 0, sizeof(float) * d);
+    max_out[h] = -INFINITY;
+    sum_out[h] = 0.0f;
+  }
+  const int tile = HALF ? DECODE_TILE8_HALF : DECODE_TILE8;
+  for (int t0 = 0; t0 < cnt; t0 += tile) {
+    const int tc = cnt - t0 < tile ? cnt - t0 : tile;
+    const float *kt, *vt;
+    if (HALF) {
+      const size_t cap = (size_t)DECODE_TILE8_HALF * d;
+      kt = widen_rows(0, (const uint16_t *)keys + (int64_t)t0 * d, (int64_t)tc * d, cap);
+      vt = widen_rows(1, (const uint16_t *)values + (int64_t)t0 * d, (int64_t)tc * d, cap);
+      if (!kt || !vt) return -1;
+    } else {
+      kt = (const float *)keys + (int64_t)t0 * d;
+      vt = (const float *)values + (int64_t)t0 * d;
+    }
+    for (int h = 0; h < G; h++) {
+      const float *qh = q + h * d;
+      int t = 0;
+      for (; t + 4 <= tc; t += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float *r = kt + (int64_t)t * d;
+        for (int v = 0; v < D8; v++) {
+          const __m256 qv = _mm256_loadu_ps(qh + 8 * v);
+          a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r + 8 * v), a0);
+          a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r + d + 8 * v), a1);
+          a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r + 2 * d + 8 * v), a2);
+          a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r + 3 * d + 8 * v), a3);
+        }
+        _mm_storeu_ps(sc + t, hsum4(a0, a1, a2, a3));
+      }
+      for (; t < tc; t++) {
+        __m256 a = _mm256_setzero_ps();
+        for (int v = 0; v < D8; v++) a = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * v), _mm256_loadu_ps(kt + (int64_t)t * d + 8 * v), a);
+        sc[t] = _mm_cvtss_f32(hsum4(a, a, a, a));
+      }
+      /* online softmax across tiles: rescale what earlier tiles added when the max rises */
+      const float tm = kv_row_max(sc, tc);
+      const float old = max_out[h], nm = tm > old ? tm : old;
+      if (nm > old && old != -INFINITY) {
+        const float corr = kv_expf(old - nm);
+        for (int i = 0; i < d; i++) o_out[h * d + i] *= corr;
+        sum_out[h] *= corr;
+      }
+      max_out[h] = nm;
+      sum_out[h] += kv_exp_shift_sum(sc, tc, nm);
+      __m256 o[16];
+      for (int v = 0; v < D8; v++) o[v] = _mm256_loadu_ps(o_out + h * d + 8 * v);
+      for (int u = 0; u < tc; u++) {
+        const __m256 p = _mm256_set1_ps(sc[u]);
+        for (int v = 0; v < D8; v++) o[v] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + (int64_t)u * d + 8 * v), o[v]);
+      }
+      for (int v = 0; v < D8; v++) _mm256_storeu_ps(o_out + h * d + 8 * v, o[v]);
+    }
+  }
+  return 0;
+}
+
+/*
+ * decode_row8 for an f16 cache, widening each half once in registers (F16C) and using it for every head of the
+ * group: keys row by row, each head's dot product in its own accumulator (reduced four keys at a time); values
+ * 8 columns at a time, the group's 8 outputs of those columns in registers across the tile. Widening a tile into
+ * memory first and reading it back once per head measured about half as fast on Zen 3 (the conversions, stores
+ * and reloads, not the halves' bytes, bounded it).
+ */
+static inline __attribute__((always_inline)) void decode_half8(const int D8, const int G, const float *q, const uint16_t *keys,
+                                                              const uint16_t *values, int cnt, float *o_out, float *max_out,
+                                                              float *sum_out) {
+  const int d = 8 * D8;
+  float sc[DECODE_MAX_GROUP8][DECODE_TILE8] __attribute__((aligned(32)));
+  __m256 part[DECODE_MAX_GROUP8][4];
+  for (int h = 0; h < G; h++) {
+    memset(o_out + h * d, 0, sizeof(float) * d);
+    max_out[h] = -INFINITY;
+    sum_out[h] = 0.0f;
+  }
+  for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE8) {
+    const int tc = cnt - t0 < DECODE_TILE8 ? cnt - t0 : DECODE_TILE8;
+    const uint16_t *kt = keys + (int64_t)t0 * d, *vt = values + (int64_t)t0 * d;
+    for (int t = 0; t < tc; t++) {
+      __m256 acc[DECODE_MAX_GROUP8];
+      for (int h = 0; h < G; h++) acc[h] = _mm256_setzero_ps();
+      for (int v = 0; v < D8; v++) {
+        const __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + (int64_t)t * d + 8 * v)));
+        for (int h = 0; h < G; h++) acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * d + 8 * v), kv, acc[h]);
+      }
+      for (int h = 0; h < G; h++) part[h][t & 3] = acc[h];
+      if ((t & 3) == 3)
+        for (int h = 0; h < G; h++) _mm_storeu_ps(sc[h] + t - 3, hsum4(part[h][0], part[h][1], part[h][2], part[h][3]));
+    }
+    for (int t = tc & ~3; t < tc; t++)
+      for (int h = 0; h < G; h++) sc[h][t] = _mm_cvtss_f32(hsum4(part[h][t & 3], part[h][t & 3], part[h][t & 3], part[h][t & 3]));
+    for (int h = 0; h < G; h++) {
+      const float tm = kv_row_max(sc[h], tc);
+      const float old = max_out[h], nm = tm > old ? tm : old;
+      if (nm > old && old != -INFINITY) {
+        const float corr = kv_expf(old - nm);
+        for (int i = 0; i < d; i++) o_out[h * d + i] *= corr;
+        sum_out[h] *= corr;
+      }
+      max_out[h] = nm;
+      sum_out[h] += kv_exp_shift_sum(sc[h], tc, nm);
+    }
+    for (int v = 0; v < D8; v++) {
+      __m256 o[DECODE_MAX_GROUP8];
+      for (int h = 0; h < G; h++) o[h] = _mm256_loadu_ps(o_out + h * d + 8 * v);
+      for (int u = 0; u < tc; u++) {
+        const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + (int64_t)u * d + 8 * v)));
+        for (int h = 0; h < G; h++) o[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(sc[h] + u), vv, o[h]);
+      }
+      for (int h = 0; h < G; h++) _mm256_storeu_ps(o_out + h * d + 8 * v, o[h]);
+    }
+  }
+}
+
+#define DECODE_HALF_CASE(G)                                                                  \
+  case G:                                                                                    \
+    if (d == 64) decode_half8(8, G, q, keys, values, cnt, o, max, sum);                      \
+    else decode_half8(16, G, q, keys, values, cnt, o, max, sum);                             \
+    return 1;
+
+/* The AVX2 decode for head_dim 64 or 128 and groups up to 8: 1 when done, 0 when not covered (or out of memory:
+ * the BLAS loops then run). */
+static int decode_fast(int g, int d, int half, const float *q, const void *keys, const void *values, int cnt, float *o,
+                       float *max, float *sum) {
+  if (g > DECODE_MAX_GROUP8 || (d != 64 && d != 128)) return 0;
+  if (half) switch (g) {
+      DECODE_HALF_CASE(1) DECODE_HALF_CASE(2) DECODE_HALF_CASE(3) DECODE_HALF_CASE(4)
+      DECODE_HALF_CASE(5) DECODE_HALF_CASE(6) DECODE_HALF_CASE(7) DECODE_HALF_CASE(8)
+    }
+  if (d == 64) return decode_row8(8, 0, g, q, keys, values, cnt, o, max, sum) == 0;
+  return decode_row8(16, 0, g, q, keys, values, cnt, o, max, sum) == 0;
+}
+#endif
+
 /* Number of keys whose position is <= p. */
 static int visible_prefix(const int32_t *k_pos, int n, int32_t p) {
   int lo = 0, hi = n;
@@ -173,6 +357,19 @@ float kv_row_max(const float *s, int n) {
     a = _mm512_mask_max_ps(a, m, a, _mm512_maskz_loadu_ps(m, s + j));
   }
   return _mm512_reduce_max_ps(_mm512_max_ps(a, b));
+#elif defined(KV_HAVE_EXP8)
+  __m256 a = _mm256_set1_ps(-INFINITY), b = a;
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    a = _mm256_max_ps(a, _mm256_loadu_ps(s + j));
+    b = _mm256_max_ps(b, _mm256_loadu_ps(s + j + 8));
+  }
+  a = _mm256_max_ps(a, b);
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  float m = _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+  for (; j < n; j++) m = s[j] > m ? s[j] : m;
+  return m;
 #else
   float acc[LANES];
   for (int l = 0; l < LANES; l++) acc[l] = -INFINITY;
@@ -207,6 +404,28 @@ float kv_exp_shift_sum(float *s, int n, float m) {
     a = _mm512_add_ps(a, e);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+#elif defined(KV_HAVE_EXP8)
+  const __m256 mv = _mm256_set1_ps(m);
+  __m256 a = _mm256_setzero_ps(), b = a;
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m256 e0 = kv_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
+    const __m256 e1 = kv_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j + 8), mv));
+    _mm256_storeu_ps(s + j, e0);
+    _mm256_storeu_ps(s + j + 8, e1);
+    a = _mm256_add_ps(a, e0);
+    b = _mm256_add_ps(b, e1);
+  }
+  a = _mm256_add_ps(a, b);
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  float sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+  for (; j < n; j++) {
+    const float e = kv_expf(s[j] - m);
+    s[j] = e;
+    sum += e;
+  }
+  return sum;
 #else
   float acc[LANES] = {0};
   int j = 0;
@@ -250,22 +469,17 @@ typedef struct {
   int *vis;
   size_t scores_cap;
   float *fused; /* unit_block_fused's buffers */
-  float *wk, *wv; /* an f16 cache's keys and values of one chunk, widened */
 } Scratch;
 
 /* The most rows any path widens at once: a BLAS chunk, a decode tile or a fused chunk. */
 #define WIDEN_ROWS (KV_ATTEND_KEY_CHUNK > DECODE_TILE ? KV_ATTEND_KEY_CHUNK : DECODE_TILE)
 
 /* Cache rows [first, first + count) of keys (which 0) or values (1) as float32: the cache itself, or (an f16
- * cache) widened into the thread's scratch; NULL when that scratch could not be allocated. */
-static const float *cache_rows(const Job *j, Scratch *s, int which, int64_t first, int count) {
+ * cache) widened into the thread's buffer; NULL when that buffer could not be allocated. */
+static const float *cache_rows(const Job *j, int which, int64_t first, int count) {
   const void *base = which ? j->values : j->keys;
   if (!j->half) return (const float *)base + first * j->d;
-  float **buf = which ? &s->wv : &s->wk;
-  if (!*buf) *buf = malloc(sizeof(float) * WIDEN_ROWS * (size_t)j->d);
-  if (!*buf) return NULL;
-  kv_widen_halves((int64_t)count * j->d, (const uint16_t *)base + first * j->d, *buf);
-  return *buf;
+  return widen_rows(which, (const uint16_t *)base + first * j->d, (int64_t)count * j->d, (size_t)WIDEN_ROWS * (size_t)j->d);
 }
 
 static int scratch_blocked(const Job *j, Scratch *s) {
@@ -289,8 +503,6 @@ static void scratch_free(Scratch *s) {
   free(s->scores);
   free(s->vis);
   free(s->fused);
-  free(s->wk);
-  free(s->wv);
 }
 
 /* Result of a unit for group row m (block-local): written to out when the keys are not split, else to part. */
@@ -313,9 +525,9 @@ static void emit(const Job *j, int unit, int r0, int m, const float *o, float ma
 static int unit_one_row(const Job *j, Scratch *s, int unit, int lo, int hi) {
   const int d = j->d, g = j->group, cnt = hi > lo ? hi - lo : 0;
   const float *q = j->q + j->head_off;
-#ifdef __AVX512F__
-  if (cnt > 0 && g <= 4 && d <= 128) {
-    float qs[4 * 128] __attribute__((aligned(64))), o[4 * 128] __attribute__((aligned(64))), max[4], sum[4];
+#if defined(__AVX512F__) || defined(KV_DECODE_AVX2)
+  if (cnt > 0 && g <= 8 && d <= 128) {
+    float qs[8 * 128] __attribute__((aligned(64))), o[8 * 128] __attribute__((aligned(64))), max[8], sum[8];
     for (int i = 0; i < g * d; i++) qs[i] = q[i] * j->scale;
     const int64_t off = (int64_t)lo * d * (j->half ? 2 : 4);
     if (decode_fast(g, d, j->half, qs, (const char *)j->keys + off, (const char *)j->values + off, cnt, o, max, sum)) {
@@ -341,7 +553,7 @@ static int unit_one_row(const Job *j, Scratch *s, int unit, int lo, int hi) {
   /* tiles of keys stay in L2 while each head of the group reads them: K and V come from memory once */
   for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE) {
     const int tc = cnt - t0 < DECODE_TILE ? cnt - t0 : DECODE_TILE;
-    const float *kt = cache_rows(j, s, 0, lo + t0, tc);
+    const float *kt = cache_rows(j, 0, lo + t0, tc);
     if (!kt) return -1;
     for (int h = 0; h < g; h++)
       cblas_sgemv(CblasRowMajor, CblasNoTrans, tc, d, j->scale, kt, d, q + (int64_t)h * d, 1, 0.0f, sc + (size_t)h * cnt + t0, 1);
@@ -353,7 +565,7 @@ static int unit_one_row(const Job *j, Scratch *s, int unit, int lo, int hi) {
   /* O[g, d] = P[g, cnt] . V[cnt, d]: one pass over V for the whole group */
   for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE) {
     const int tc = cnt - t0 < DECODE_TILE ? cnt - t0 : DECODE_TILE;
-    const float *vt = cache_rows(j, s, 1, lo + t0, tc);
+    const float *vt = cache_rows(j, 1, lo + t0, tc);
     if (!vt) return -1;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, d, tc, 1.0f, sc + t0, cnt, vt, d, t0 == 0 ? 0.0f : 1.0f, o, d);
   }
@@ -377,7 +589,7 @@ static int unit_block(const Job *j, Scratch *s, int unit, int r0, int br, int lo
   if (hi <= lo) memset(s->ob, 0, sizeof(float) * (size_t)m_rows * d);
   for (int c0 = lo; c0 < hi; c0 += KV_ATTEND_KEY_CHUNK) {
     const int kc = hi - c0 < KV_ATTEND_KEY_CHUNK ? hi - c0 : KV_ATTEND_KEY_CHUNK;
-    const float *kt = cache_rows(j, s, 0, c0, kc), *vt = cache_rows(j, s, 1, c0, kc);
+    const float *kt = cache_rows(j, 0, c0, kc), *vt = cache_rows(j, 1, c0, kc);
     if (!kt || !vt) return -1;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m_rows, kc, d, j->scale, s->qb, d, kt, d, 0.0f, s->sc, kc);
     for (int m = 0; m < m_rows; m++) {
@@ -494,7 +706,7 @@ static int unit_block_fused(const Job *j, Scratch *s, int unit, int r0, int br, 
   memset(o, 0, sizeof(float) * (size_t)mp * 64);
   for (int c0 = lo; c0 < hi; c0 += FUSED_KEYS) {
     const int kc = hi - c0 < FUSED_KEYS ? hi - c0 : FUSED_KEYS;
-    const float *k = cache_rows(j, s, 0, c0, kc), *v = cache_rows(j, s, 1, c0, kc);
+    const float *k = cache_rows(j, 0, c0, kc), *v = cache_rows(j, 1, c0, kc);
     if (!k || !v) return -1;
     /* scores, key-major */
     for (int m0 = 0; m0 < mp; m0 += 32) {
@@ -657,6 +869,8 @@ int kv_attend_head(const float *q, int64_t q_row_stride, float *out, int rows, i
   const int nv = visible_prefix(k_pos, n, pmax);
 #ifdef __AVX512F__
   const int fast_decode = rows == 1 && group <= 4 && d % 16 == 0 && d <= 128;
+#elif defined(KV_DECODE_AVX2)
+  const int fast_decode = rows == 1 && group <= DECODE_MAX_GROUP8 && (d == 64 || d == 128);
 #else
   const int fast_decode = 0;
 #endif

@@ -107,6 +107,13 @@ static void silu_mul_range(float *out, const float *gate, const float *up, int64
     const __m512 e = kv_exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
     _mm512_storeu_ps(out + i, _mm512_div_ps(_mm512_mul_ps(g, _mm512_loadu_ps(up + i)), _mm512_add_ps(one, e)));
   }
+#elif defined(KV_HAVE_EXP8)
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (; i + 8 <= hi; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = kv_exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    _mm256_storeu_ps(out + i, _mm256_div_ps(_mm256_mul_ps(g, _mm256_loadu_ps(up + i)), _mm256_add_ps(one, e)));
+  }
 #endif
   for (; i < hi; i++) {
     float g = gate[i];

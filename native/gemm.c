@@ -21,7 +21,7 @@
 #include <string.h>
 #include "kernels.h"
 #include "pool.h"
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
 #include <immintrin.h>
 #endif
 
@@ -125,6 +125,33 @@ static inline __attribute__((always_inline)) void micro_kernel(int kc, const flo
     }
     _mm512_mask_storeu_ps(ci, m0, acc[i][0]);
     _mm512_mask_storeu_ps(ci + 16, m1, acc[i][1]);
+  }
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+  /* AVX2 (16 ymm registers): the tile's 12 rows in four passes of 3, each a 3 x 32 tile in 12 registers, the
+   * strip's 4 vectors reloaded per pass (from L1: the panel row is 128 bytes) */
+  for (int i0 = 0; i0 < rows; i0 += 3) {
+    __m256 acc[3][4];
+    for (int i = 0; i < 3; i++)
+      for (int v = 0; v < 4; v++) acc[i][v] = _mm256_setzero_ps();
+    for (int t = 0; t < kc; t++) {
+      __m256 b[4];
+      for (int v = 0; v < 4; v++)
+        b[v] = half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(bh + t * KV_PACK_NR + 8 * v))) : _mm256_loadu_ps(bp + t * KV_PACK_NR + 8 * v);
+      for (int i = 0; i < 3; i++) {
+        const __m256 a = _mm256_broadcast_ss(ap + t * MR + i0 + i);
+        for (int v = 0; v < 4; v++) acc[i][v] = _mm256_fmadd_ps(a, b[v], acc[i][v]);
+      }
+    }
+    for (int i = 0; i < 3 && i0 + i < rows; i++) {
+      float *ci = c + (int64_t)(i0 + i) * ldc;
+      if (cols == KV_PACK_NR) {
+        for (int v = 0; v < 4; v++) _mm256_storeu_ps(ci + 8 * v, add ? _mm256_add_ps(acc[i][v], _mm256_loadu_ps(ci + 8 * v)) : acc[i][v]);
+      } else {
+        float tmp[KV_PACK_NR];
+        for (int v = 0; v < 4; v++) _mm256_storeu_ps(tmp + 8 * v, acc[i][v]);
+        for (int j = 0; j < cols; j++) ci[j] = add ? ci[j] + tmp[j] : tmp[j];
+      }
+    }
   }
 #else
   float acc[MR][KV_PACK_NR];

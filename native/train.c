@@ -60,7 +60,21 @@ static void softmax_grad_rows(RowJob *j, int64_t first, int64_t last) {
 }
 
 static void silu_grad_range(RowJob *j, int64_t first, int64_t last) {
-  for (int64_t i = first; i < last; i++) {
+  int64_t i = first;
+#ifdef KV_HAVE_EXP8
+  /* AVX2: the sigmoids 8 at a time, the rest as below */
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (; i + 8 <= last; i += 8) {
+    const __m256 g = _mm256_loadu_ps(j->g + i), dy = _mm256_loadu_ps(j->dy + i);
+    const __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, kv_exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+    if (j->du) _mm256_storeu_ps(j->du + i, _mm256_fmadd_ps(_mm256_mul_ps(dy, g), sg, _mm256_loadu_ps(j->du + i)));
+    if (j->dg) {
+      const __m256 t = _mm256_fmadd_ps(g, _mm256_sub_ps(one, sg), one);
+      _mm256_storeu_ps(j->dg + i, _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(dy, _mm256_loadu_ps(j->u + i)), sg), t, _mm256_loadu_ps(j->dg + i)));
+    }
+  }
+#endif
+  for (; i < last; i++) {
     const float g = j->g[i], sg = 1.0f / (1.0f + kv_expf(-g)), dy = j->dy[i];
     if (j->du) j->du[i] += dy * g * sg;
     if (j->dg) j->dg[i] += dy * j->u[i] * sg * (1.0f + g * (1.0f - sg));
@@ -82,6 +96,16 @@ static float exp_shift_sum_ro(const float *s, int n, float m) {
     a = _mm512_add_ps(a, _mm512_maskz_mov_ps(k, kv_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), mv))));
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+#elif defined(KV_HAVE_EXP8)
+  const __m256 mv = _mm256_set1_ps(m);
+  __m256 a = _mm256_setzero_ps();
+  int j = 0;
+  for (; j + 8 <= n; j += 8) a = _mm256_add_ps(a, kv_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv)));
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  float acc = _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+  for (; j < n; j++) acc += kv_expf(s[j] - m);
+  return acc;
 #else
   float acc = 0.0f;
   for (int j = 0; j < n; j++) acc += kv_expf(s[j] - m);
@@ -122,6 +146,12 @@ static void cross_entropy_grad_rows(RowJob *j, int64_t first, int64_t last) {
     for (; k + 16 <= n; k += 16) {
       const __m512 p = kv_exp16(_mm512_sub_ps(_mm512_loadu_ps(l + k), mv));
       _mm512_storeu_ps(g + k, _mm512_fmadd_ps(cv, p, _mm512_loadu_ps(g + k)));
+    }
+#elif defined(KV_HAVE_EXP8)
+    const __m256 mv = _mm256_set1_ps(m), cv = _mm256_set1_ps(c);
+    for (; k + 8 <= n; k += 8) {
+      const __m256 p = kv_exp8(_mm256_sub_ps(_mm256_loadu_ps(l + k), mv));
+      _mm256_storeu_ps(g + k, _mm256_fmadd_ps(cv, p, _mm256_loadu_ps(g + k)));
     }
 #endif
     for (; k < n; k++) g[k] += c * kv_expf(l[k] - m);

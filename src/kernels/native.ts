@@ -10,6 +10,8 @@ export interface NativeInfo {
   procs: number;
   attendRowBlock: number;
   attendKeyChunk: number;
+  /** 'avx512', 'avx2' or 'scalar' (absent in an addon built before it) */
+  simd?: string;
 }
 
 /** The kernels the addon exports with the Kernels interface's own signatures. */
@@ -77,6 +79,7 @@ export function makeNativeKernels(path: string): Kernels {
   const addon = loadNativeAddon(path);
   return {
     name: 'native',
+    simd: addon.info().simd ?? 'avx512',
     sgemm: addon.sgemm,
     sgemv(n, k, w, x, y, accumulate = false) {
       addon.sgemv(n, k, w, x, y, accumulate);

@@ -60,6 +60,8 @@ export function packedWeightFloats(n: number, k: number): number {
 /** What the forward pass runs on: products, norms, RoPE, the cache rows, attention, half floats. */
 export interface InferenceKernels {
   readonly name: 'js' | 'native';
+  /** the vector instructions the native kernels were built for ('avx512', 'avx2', 'scalar'); absent for js */
+  readonly simd?: string;
   /**
    * C[m,n] = alpha * op(A)[m,k] . op(B)[k,n] + beta * C[m,n].
    * op(A) is A[m,k] (lda >= k) or, when transA, A stored as [k,m] (lda >= m); same for B.

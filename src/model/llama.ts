@@ -61,7 +61,8 @@ export interface LlamaModelOptions {
    * (float32, or halves with f16 weights) and run the prefill's projections from it (one decode row still reads
    * the row-major weights through sgemv): the weights never change, so packing them once beats OpenBLAS's
    * repacking on every call, for a second copy of the linear weights in memory (figures: docs/benchmarks.md).
-   * Default: on with the native kernels, off with the TypeScript ones.
+   * Default: on with the native kernels built for AVX-512, off on AVX2 (OpenBLAS's kernels were faster there) and
+   * with the TypeScript ones.
    */
   packedPrefill?: boolean;
 }
@@ -124,7 +125,8 @@ export class LlamaModel {
       format === 'f16' ? halfWeights(weights, this.k) : [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
     const linears = weights.layers.map((_, l) => byLinearName((i) => kept[l * LINEAR_NAMES.length + i]));
     this.lmHead = kept[kept.length - 1];
-    this.packedPrefill = opts.packedPrefill ?? this.k.name === 'native';
+    // the packed micro-kernel beats OpenBLAS with AVX-512 (docs/benchmarks.md); on AVX2 OpenBLAS's tuned kernels win
+    this.packedPrefill = opts.packedPrefill ?? (this.k.name === 'native' && this.k.simd === 'avx512');
     const packed = this.packedPrefill ? packLayers(c, linears, this.k, format === 'f16') : null;
     this.projections = linears.map((w, l) => new LayerProjections(c, w, packed?.[l] ?? null, this.plain));
   }
