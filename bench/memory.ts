@@ -5,7 +5,8 @@
  * memory is its own. Per run: peak RSS, the process's RSS once the model is built, the cache's own peak and final
  * bytes, prefill tokens/s. The yardstick is the full cache of the same dtype in the same run. From 32K on the
  * one-shot SnapKV run is left out: its prefill and its peak are the full cache's (the 2K and 8K rows show it),
- * and a full-attention prefill there takes many minutes.
+ * and a full-attention prefill there takes many minutes; past 32K the full cache is not run either (its row is
+ * its size by arithmetic).
  * Decode: one row per step against a full cache of 8K and 32K entries (filled with random keys and values: a
  * step's cost does not depend on them), f32 against f16 cache, with f32 and f16 weights: tokens/s.
  * Writes a chart (SVG and PNG) to docs/benchmarks-memory.{svg,png}.
@@ -17,7 +18,7 @@
  * One run (what the parent spawns): node dist/bench/memory.js --one CONTEXT full|snapkv|snapkv-chunked f32|f16
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KV_DTYPES, tokenCacheBytes, type KvDtype } from '../src/cache/kv-cache.js';
@@ -31,19 +32,25 @@ import { randomWeights, smolConfig } from '../test/helpers/random-model.js';
 import { formatTable } from './table.js';
 
 const CONTEXTS = [2048, 8192, 32768, 65536];
-/** from this length on, the one-shot SnapKV run (the full cache's prefill and peak) is left out */
+/** past this length, the one-shot SnapKV run (the full cache's prefill and peak) is left out */
 const ONE_SHOT_UP_TO = 8192;
+/** past this length, the full-cache runs are not timed (a 64K full-attention prefill takes about 25 minutes on two
+ * Zen 3 cores): their row gives the full cache's bytes, prompt x entry bytes, which every timed run matches */
+const FULL_UP_TO = 32768;
 const BUDGET = 256;
 const CHUNK = 2048;
 const CONFIGS = ['full', 'snapkv', 'snapkv-chunked'] as const;
 type Config = (typeof CONFIGS)[number];
 const DECODE_CONTEXTS = [8192, 32768];
 const DECODE_STEPS = 48;
+const RUNS_DIR = join(repoRoot, 'runs', 'bench-memory');
 
 export interface MemoryRun {
   context: number;
   config: Config;
   kvDtype: KvDtype;
+  /** not run (FULL_UP_TO): the bytes are the full cache's by arithmetic, the timings and RSS null */
+  skipped?: boolean;
   /** the process's peak resident set, bytes */
   peakRssBytes: number;
   /** resident set once the model was built, before the prompt */
@@ -69,6 +76,24 @@ function benchModel(context: number, weights: WeightFormat = 'f32'): LlamaModel 
 }
 
 async function one(context: number, config: Config, kvDtype: KvDtype): Promise<MemoryRun> {
+  if (config === 'full' && context > FULL_UP_TO) {
+    const cfg = smolConfig({ max_position_embeddings: context + 64 });
+    const bytes = context * tokenCacheBytes(cfg, kvDtype);
+    const boundBytes = (BUDGET + CHUNK) * tokenCacheBytes(cfg, kvDtype);
+    const none = NaN;
+    return {
+      context,
+      config,
+      kvDtype,
+      skipped: true,
+      peakRssBytes: none,
+      modelRssBytes: none,
+      peakCacheBytes: bytes,
+      finalCacheBytes: bytes,
+      prefillTokPerS: none,
+      boundBytes,
+    };
+  }
   const model = benchModel(context);
   const cfg = model.config;
   const rng = new Rng(7);
@@ -124,11 +149,21 @@ export interface MemoryBenchResult {
 
 export async function runBench(contexts: number[] = CONTEXTS): Promise<MemoryBenchResult> {
   const self = fileURLToPath(import.meta.url);
+  // every run's result is kept in RUNS_DIR as it finishes, so a stopped or failed bench resumes where it was
+  // (delete the folder, or KVEVICT_BENCH_FRESH=1, to measure again)
+  mkdirSync(RUNS_DIR, { recursive: true });
   const spawn = (args: string[]) => {
+    const file = join(RUNS_DIR, `${args.join('-').replace(/^-+/, '')}.json`);
+    if (existsSync(file) && process.env.KVEVICT_BENCH_FRESH !== '1') {
+      process.stderr.write(`  ${args.slice(1).join(' ')}: kept from ${file}\n`);
+      return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    }
     const r = spawnSync(process.execPath, [self, ...args], { encoding: 'utf8', maxBuffer: 1 << 20 });
     if (r.status !== 0) throw new Error(`memory bench ${args.join(' ')} failed: ${r.stderr}`);
+    const line = r.stdout.trim().split('\n').pop()!;
+    writeFileSync(file, line + '\n');
     process.stderr.write(`  ${args.slice(1).join(' ')} done\n`);
-    return JSON.parse(r.stdout.trim().split('\n').pop()!) as unknown;
+    return JSON.parse(line) as unknown;
   };
   const runs: MemoryRun[] = [];
   for (const context of contexts)
@@ -148,16 +183,17 @@ export async function runBench(contexts: number[] = CONTEXTS): Promise<MemoryBen
       ['context', 'run', 'kv', 'peak RSS MiB', 'model RSS MiB', 'peak cache MiB', 'final cache MiB', 'prefill tok/s', 'x full tok/s'],
       runs.map((r) => {
         const full = runs.find((x) => x.context === r.context && x.config === 'full' && x.kvDtype === r.kvDtype)!;
+        const timed = (x: number | null) => (r.skipped || x === null ? null : x);
         return [
           r.context,
-          r.config,
+          r.skipped ? `${r.config} (not run: its size)` : r.config,
           r.kvDtype,
-          mib(r.peakRssBytes),
-          mib(r.modelRssBytes),
+          timed(r.peakRssBytes && mib(r.peakRssBytes)),
+          timed(r.modelRssBytes && mib(r.modelRssBytes)),
           mib(r.peakCacheBytes),
           mib(r.finalCacheBytes),
-          r.prefillTokPerS,
-          r.prefillTokPerS / full.prefillTokPerS,
+          timed(r.prefillTokPerS),
+          full.skipped ? null : timed(r.prefillTokPerS / full.prefillTokPerS),
         ];
       }),
     ) + '\n',
