@@ -416,10 +416,7 @@ float kv_exp_shift_sum(float *s, int n, float m) {
     a = _mm256_add_ps(a, e0);
     b = _mm256_add_ps(b, e1);
   }
-  a = _mm256_add_ps(a, b);
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  float sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+  float sum = kv_hsum8(_mm256_add_ps(a, b));
   for (; j < n; j++) {
     const float e = kv_expf(s[j] - m);
     s[j] = e;

@@ -97,10 +97,7 @@ static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, con
       a3 = _mm256_fmadd_ps(W8(i + 24), _mm256_loadu_ps(x + i + 24), a3);
     }
     for (; i + 8 <= k; i += 8) a0 = _mm256_fmadd_ps(W8(i), _mm256_loadu_ps(x + i), a0);
-    const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    float s = _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1)));
+    float s = kv_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     for (; i < k; i++) s += (wh ? kv_half_bits_to_float(wh[r0 + i]) : wf[r0 + i]) * x[i];
     y[r] = accumulate ? y[r] + s : s;
   }

@@ -86,6 +86,13 @@ static inline __m512 kv_exp16(__m512 x) {
 /* kv_expf on 8 lanes (AVX2 CPUs, where the scalar loops do not vectorize: about 30 cycles an element): the same
  * range reduction and polynomial, 2^n put into the exponent bits; exactly 0 below -87.3, capped at exp(88). */
 #define KV_HAVE_EXP8 1
+/* The sum of 8 lanes. */
+static inline float kv_hsum8(__m256 a) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+
 static inline __m256 kv_exp8(__m256 x) {
   const __m256 lo = _mm256_set1_ps(-87.3365447505531f);
   const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);

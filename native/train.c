@@ -101,9 +101,7 @@ static float exp_shift_sum_ro(const float *s, int n, float m) {
   __m256 a = _mm256_setzero_ps();
   int j = 0;
   for (; j + 8 <= n; j += 8) a = _mm256_add_ps(a, kv_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv)));
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  float acc = _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+  float acc = kv_hsum8(a);
   for (; j < n; j++) acc += kv_expf(s[j] - m);
   return acc;
 #else
