@@ -55,7 +55,7 @@ export type { Weights, LayerWeights, LayerView, Observer, ForwardArgs } from './
 export { loadGguf, readGguf, writeGguf, type GgufFile, type WriteGgufOptions } from './model/gguf.js';
 
 // KV cache
-export { KvCache, HeadCache } from './cache/kv-cache.js';
+export { KvCache, HeadCache, KV_DTYPES, DEFAULT_KV_DTYPE, tokenCacheBytes, type KvDtype } from './cache/kv-cache.js';
 
 // generation
 export { decode } from './generate/decode.js';
