@@ -171,9 +171,6 @@ static float *widen_rows(int which, const uint16_t *src, int64_t n, size_t cap) 
 /* Keys per AVX2 decode tile: the group's scores (8 x 256 floats) and the tile's rows stay in L1/L2 while each
  * head of the group reads them. */
 #define DECODE_TILE8 256
-/* An f16 cache's tile, widened: 32 keys of head_dim 128 are 16 KB of keys and values, inside L1 (a 256-key tile
- * widened to L2 was no faster than the f32 cache). */
-#define DECODE_TILE8_HALF 32
 #define DECODE_MAX_GROUP8 8
 
 /* The sums of four vectors' lanes: {sum a, sum b, sum c, sum d}. */
@@ -187,13 +184,12 @@ static inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
  * decode_row16 on AVX2 (Zen 2-4, Intel before AVX-512): one query row of G heads (head_dim 8 * D8) against keys
  * [0, cnt), tile by tile. Sixteen vector registers cannot hold a whole group, so each head in turn scores the
  * tile (four keys per horizontal reduction) and adds its weighted values; the tile is read from memory once and
- * from cache by the group's other heads. An f16 cache's tile is widened once (F16C) into the thread's buffer, then
- * read as floats by every head. q is pre-scaled; writes o[G][d] (unnormalized), max[G], sum[G]; 0, or -1 when the
- * buffer could not be allocated.
+ * from cache by the group's other heads. Float32 keys and values (an f16 cache: decode_half8). q is pre-scaled;
+ * writes o[G][d] (unnormalized), max[G], sum[G].
  */
-static inline __attribute__((always_inline)) int decode_row8(const int D8, const int HALF, const int G, const float *q,
-                                                            const void *keys, const void *values, int cnt, float *o_out,
-                                                            float *max_out, float *sum_out) {
+static inline __attribute__((always_inline)) void decode_row8(const int D8, const int G, const float *q, const float *keys,
+                                                             const float *values, int cnt, float *o_out, float *max_out,
+                                                             float *sum_out) {
   const int d = 8 * D8;
   float sc[DECODE_TILE8 + 4] __attribute__((aligned(32)));
   for (int h = 0; h < G; h++) {
@@ -201,19 +197,9 @@ static inline __attribute__((always_inline)) int decode_row8(const int D8, const
     max_out[h] = -INFINITY;
     sum_out[h] = 0.0f;
   }
-  const int tile = HALF ? DECODE_TILE8_HALF : DECODE_TILE8;
-  for (int t0 = 0; t0 < cnt; t0 += tile) {
-    const int tc = cnt - t0 < tile ? cnt - t0 : tile;
-    const float *kt, *vt;
-    if (HALF) {
-      const size_t cap = (size_t)DECODE_TILE8_HALF * d;
-      kt = widen_rows(0, (const uint16_t *)keys + (int64_t)t0 * d, (int64_t)tc * d, cap);
-      vt = widen_rows(1, (const uint16_t *)values + (int64_t)t0 * d, (int64_t)tc * d, cap);
-      if (!kt || !vt) return -1;
-    } else {
-      kt = (const float *)keys + (int64_t)t0 * d;
-      vt = (const float *)values + (int64_t)t0 * d;
-    }
+  for (int t0 = 0; t0 < cnt; t0 += DECODE_TILE8) {
+    const int tc = cnt - t0 < DECODE_TILE8 ? cnt - t0 : DECODE_TILE8;
+    const float *kt = keys + (int64_t)t0 * d, *vt = values + (int64_t)t0 * d;
     for (int h = 0; h < G; h++) {
       const float *qh = q + h * d;
       int t = 0;
@@ -253,7 +239,6 @@ static inline __attribute__((always_inline)) int decode_row8(const int D8, const
       for (int v = 0; v < D8; v++) _mm256_storeu_ps(o_out + h * d + 8 * v, o[v]);
     }
   }
-  return 0;
 }
 
 /*
@@ -319,8 +304,7 @@ static inline __attribute__((always_inline)) void decode_half8(const int D8, con
     else decode_half8(16, G, q, keys, values, cnt, o, max, sum);                             \
     return 1;
 
-/* The AVX2 decode for head_dim 64 or 128 and groups up to 8: 1 when done, 0 when not covered (or out of memory:
- * the BLAS loops then run). */
+/* The AVX2 decode for head_dim 64 or 128 and groups up to 8: 1 when done, 0 when not covered. */
 static int decode_fast(int g, int d, int half, const float *q, const void *keys, const void *values, int cnt, float *o,
                        float *max, float *sum) {
   if (g > DECODE_MAX_GROUP8 || (d != 64 && d != 128)) return 0;
@@ -328,8 +312,9 @@ static int decode_fast(int g, int d, int half, const float *q, const void *keys,
       DECODE_HALF_CASE(1) DECODE_HALF_CASE(2) DECODE_HALF_CASE(3) DECODE_HALF_CASE(4)
       DECODE_HALF_CASE(5) DECODE_HALF_CASE(6) DECODE_HALF_CASE(7) DECODE_HALF_CASE(8)
     }
-  if (d == 64) return decode_row8(8, 0, g, q, keys, values, cnt, o, max, sum) == 0;
-  return decode_row8(16, 0, g, q, keys, values, cnt, o, max, sum) == 0;
+  if (d == 64) decode_row8(8, g, q, keys, values, cnt, o, max, sum);
+  else decode_row8(16, g, q, keys, values, cnt, o, max, sum);
+  return 1;
 }
 #endif
 
