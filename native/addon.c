@@ -123,7 +123,10 @@ static void *arg_array(Args *a, size_t i, const char *name, napi_typedarray_type
   if (!typed_array(a, i, &t, &len, &data) || t != type) {
     char msg[96];
     snprintf(msg, sizeof msg, "%s must be a %s", name,
-             type == napi_float32_array ? "Float32Array" : type == napi_uint16_array ? "Uint16Array" : "Int32Array");
+             type == napi_float32_array  ? "Float32Array"
+             : type == napi_uint16_array ? "Uint16Array"
+             : type == napi_uint8_array  ? "Uint8Array"
+                                         : "Int32Array");
     fail(a, msg);
     return NULL;
   }
@@ -716,6 +719,70 @@ static napi_value js_fma_peak(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* A block-quantized type index (native/kernels.h's KV_Q* order). */
+static int arg_quant_type(Args *a, size_t i) {
+  const int64_t t = arg_int(a, i, "type");
+  if (!a->failed && (t < 0 || t >= KV_QUANT_TYPES)) fail(a, "type is not a quantized type index");
+  return (int)t;
+}
+
+/* The bytes of `rows` rows of `k` weights of `type`, failing unless k is whole blocks. */
+static int64_t quant_bytes(Args *a, int type, int64_t rows, int64_t k) {
+  if (a->failed) return 0;
+  const int bs = kv_quant_block_size(type);
+  if (k % bs != 0) {
+    fail(a, "k is not a multiple of the block size");
+    return 0;
+  }
+  return rows * (k / bs) * kv_quant_block_bytes(type);
+}
+
+/* quantGemvParts(k, x, accumulate, type0, data0, n0, y0 [, type1, data1, n1, y1 ...]): parts[p].y (+)= W_p . x */
+static napi_value js_quant_gemv_parts(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "quantGemvParts", 7)) return NULL;
+  int64_t k = arg_count(&a, 0, "k");
+  const float *x = arg_array(&a, 1, "x", napi_float32_array, k);
+  bool acc = arg_bool(&a, 2);
+  if (!a.failed && (a.argc - 3) % 4 != 0) fail(&a, "parts come in fours: type, data, n, y");
+  const int count = (int)((a.argc - 3) / 4);
+  if (!a.failed && count > KV_GEMV_MAX_PARTS) fail(&a, "too many parts");
+  if (!a.failed && k % 32 != 0) fail(&a, "k must be a multiple of 32");
+  KvQuantPart parts[KV_GEMV_MAX_PARTS];
+  for (int p = 0; p < count && !a.failed; p++) {
+    const size_t at = 3 + 4 * (size_t)p;
+    parts[p].type = arg_quant_type(&a, at);
+    const int64_t n = arg_count(&a, at + 2, "n");
+    parts[p].n = (int)n;
+    parts[p].data = arg_array(&a, at + 1, "data", napi_uint8_array, quant_bytes(&a, parts[p].type, n, k));
+    parts[p].y = arg_array(&a, at + 3, "y", napi_float32_array, n);
+  }
+  if (a.failed) return NULL;
+  if (k == 0) {
+    for (int p = 0; p < count && !acc; p++) memset(parts[p].y, 0, sizeof(float) * (size_t)parts[p].n);
+    return undefined(env);
+  }
+  if (kv_quant_gemv_parts(count, parts, (int)k, x, acc) != 0) {
+    fail(&a, "out of memory for the quantized activations");
+    return NULL;
+  }
+  return undefined(env);
+}
+
+/* dequantBlocks(type, src: Uint8Array, blocks, dst: Float32Array): `blocks` blocks to float32 */
+static napi_value js_dequant_blocks(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "dequantBlocks", 4)) return NULL;
+  const int type = arg_quant_type(&a, 0);
+  const int64_t blocks = arg_int(&a, 2, "blocks");
+  if (!a.failed && blocks < 0) fail(&a, "blocks must be >= 0");
+  const uint8_t *src = arg_array(&a, 1, "src", napi_uint8_array, a.failed ? 0 : blocks * kv_quant_block_bytes(type));
+  float *dst = arg_array(&a, 3, "dst", napi_float32_array, a.failed ? 0 : blocks * kv_quant_block_size(type));
+  if (a.failed) return NULL;
+  kv_dequant_blocks(type, src, blocks, dst);
+  return undefined(env);
+}
+
 NAPI_MODULE_INIT() {
   kv_threads(); /* records OpenBLAS's thread count before any pooled job lowers it */
   static const struct {
@@ -731,6 +798,7 @@ NAPI_MODULE_INIT() {
       {"sgemvParts", js_sgemv_parts}, {"halfToFloat", js_half_to_float}, {"floatToHalf", js_float_to_half},
       {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
       {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed}, {"sgemmPackedParts", js_sgemm_packed_parts},
+      {"quantGemvParts", js_quant_gemv_parts}, {"dequantBlocks", js_dequant_blocks},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -185,4 +185,24 @@ void kv_cross_entropy(const float *logits, int rows, int vocab, const int32_t *t
 void kv_cross_entropy_grad(float *grad, const float *logits, int rows, int vocab, const int32_t *targets,
                            const float *lse, const float *coef);
 
+/* Block-quantized weights (quant.c). Types in the order of src/quant/formats.ts's QUANT_TYPES. */
+enum { KV_Q4_0, KV_Q4_1, KV_Q5_0, KV_Q5_1, KV_Q8_0, KV_Q4_K, KV_Q5_K, KV_Q6_K, KV_QUANT_TYPES };
+int kv_quant_block_size(int type);
+int kv_quant_block_bytes(int type);
+typedef struct {
+  int type, n;
+  const uint8_t *data; /* n rows of k / block_size blocks */
+  float *y;
+} KvQuantPart;
+/* parts[p].y (+)= W_p . x with x quantized to 8 bits in blocks of 32; k a multiple of every part's block size.
+ * Returns 0, or < 0 when k is not a multiple of 32 (-1) or memory ran out (-2). */
+int kv_quant_gemv_parts(int count, const KvQuantPart *parts, int k, const float *x, int accumulate);
+/* `blocks` blocks of `type` at src to float32 (pool-parallel; _st: the calling thread only). */
+void kv_dequant_blocks(int type, const uint8_t *src, int64_t blocks, float *dst);
+void kv_dequant_blocks_st(int type, const uint8_t *src, int64_t blocks, float *dst);
+/* The activation quantization and the portable row product (exposed for the tests' native-vs-portable check). */
+void kv_quantize_activations(int k, const float *x, int8_t *q, float *d, int32_t *sums);
+float kv_quant_row_dot_scalar(int type, const uint8_t *row, int k, const int8_t *q, const float *d, const int32_t *sums);
+
 #endif
+

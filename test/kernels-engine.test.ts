@@ -50,7 +50,7 @@ const partsCases: PartsCase[] = [
 function runParts(kern: Kernels, c: PartsCase, seed: number): void {
   const rng = new Rng(seed);
   const x = view(rng, c.k, 1);
-  const parts: GemvPart[] = c.ns.map((n, p) => ({ w: view(rng, n * c.k, p + 2), n, y: view(rng, n + 5, p) }));
+  const parts = c.ns.map((n, p) => ({ w: view(rng, n * c.k, p + 2), n, y: view(rng, n + 5, p) }));
   const before = parts.map((p) => Float32Array.from(p.y));
   kern.sgemvParts(c.k, x, parts, c.accumulate);
   parts.forEach((p, i) => {
@@ -220,7 +220,7 @@ function runHalfParts(kern: Kernels, seed: number): void {
     parts.forEach((p, i) => {
       for (let r = 0; r < p.n; r++) {
         let s = 0;
-        for (let j = 0; j < k; j++) s += (p.w instanceof Uint16Array ? halfValue(p.w[r * k + j]) : p.w[r * k + j]) * x[j];
+        for (let j = 0; j < k; j++) s += (p.w instanceof Uint16Array ? halfValue(p.w[r * k + j]) : (p.w as Float32Array)[r * k + j]) * x[j];
         const want = accumulate ? before[i][r] + s : s;
         if (!(Math.abs(p.y[r] - want) <= 1e-5 + 1e-4 * Math.abs(want)))
           assert.fail(`half part ${i} (${p.n}x${k}) row ${r}: ${p.y[r]}, expected ${want}`);

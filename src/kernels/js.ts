@@ -1,6 +1,8 @@
 import { expNonPositive } from './fast-exp.js';
 import { floatBitsToHalf, floatToHalf, halfTable } from '../util/half.js';
 import { PACK_STRIP, packedWeightFloats, type AttendArgs, type CacheRows, type Kernels } from './types.js';
+import { QuantMatrix } from '../quant/formats.js';
+import { dequantizeRows, quantGemv, quantizeActivations } from '../quant/blocks.js';
 
 /** Plain TypeScript kernels: the portable fallback and the oracle that `native` is tested against. */
 export const jsKernels: Kernels = {
@@ -27,6 +29,11 @@ export const jsKernels: Kernels = {
   },
 
   sgemv(n, k, w, x, y, accumulate = false) {
+    if (w instanceof QuantMatrix) {
+      if (w.rows < n || w.cols !== k) throw new RangeError(`sgemv: a ${w.type} matrix [${w.rows}, ${w.cols}] for n ${n}, k ${k}`);
+      quantGemv(w.rows === n ? w : w.rowRange(0, n), quantizeActivations(x, k), y, accumulate);
+      return;
+    }
     if (w instanceof Uint16Array) {
       const t = halfTable();
       for (let i = 0; i < n; i++) {
@@ -43,6 +50,11 @@ export const jsKernels: Kernels = {
       for (let p = 0; p < k; p++) s += w[off + p] * x[p];
       y[i] = accumulate ? y[i] + s : s;
     }
+  },
+
+  dequantRows(m, first, count, out) {
+    if (first < 0 || first + count > m.rows || out.length < count * m.cols) throw new RangeError('dequantRows: rows out of range');
+    dequantizeRows(m, first, count, out);
   },
 
   packWeights(w, n, k, out) {

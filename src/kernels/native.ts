@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { jsKernels, sgemmPackedByPart } from './js.js';
-import type { AttendArgs, CacheRows, Kernels, WeightMatrix } from './types.js';
+import type { AttendArgs, CacheRows, GemvPart, Kernels, WeightMatrix } from './types.js';
+import { QuantMatrix, nativeQuantIndex } from '../quant/formats.js';
 
 /** What OpenBLAS chose when the addon loaded, and the attention block sizes compiled in. */
 export interface NativeInfo {
@@ -44,6 +45,10 @@ export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<
     accumulate: boolean,
     ...parts: (number | Float32Array)[]
   ): void;
+  /** quantGemvParts(k, x, accumulate, type0, data0, n0, y0, ...): up to 4 block-quantized parts (absent before quant.c) */
+  quantGemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (number | Uint8Array | Float32Array)[]): void;
+  /** dequantBlocks(type, src, blocks, dst) */
+  dequantBlocks?(type: number, src: Uint8Array, blocks: number, dst: Float32Array): void;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;
   attendHead(
@@ -77,12 +82,30 @@ export function loadNativeAddon(path: string): NativeAddon {
 /** Wrap the OpenBLAS addon at `path` in the Kernels interface. */
 export function makeNativeKernels(path: string): Kernels {
   const addon = loadNativeAddon(path);
+  /** The quantized parts of a fused product in one native call (the TypeScript twin for an addon built before quant.c). */
+  const quantParts = (k: number, x: Float32Array, parts: readonly GemvPart[], accumulate: boolean): void => {
+    const quant = parts.filter((p): p is GemvPart & { w: QuantMatrix } => p.w instanceof QuantMatrix);
+    if (!addon.quantGemvParts) {
+      for (const p of quant) jsKernels.sgemv(p.n, k, p.w, x, p.y, accumulate);
+      return;
+    }
+    if (quant.length > 4) throw new RangeError('sgemvParts: at most 4 parts');
+    for (const p of quant) if (p.w.cols !== k || p.w.rows < p.n) throw new RangeError(`sgemv: a ${p.w.type} matrix [${p.w.rows}, ${p.w.cols}] for n ${p.n}, k ${k}`);
+    addon.quantGemvParts(k, x, accumulate, ...quant.flatMap((p) => [nativeQuantIndex(p.w.type), p.w.data, p.n, p.y]));
+  };
   return {
     name: 'native',
     simd: addon.info().simd ?? 'avx512',
     sgemm: addon.sgemm,
     sgemv(n, k, w, x, y, accumulate = false) {
-      addon.sgemv(n, k, w, x, y, accumulate);
+      if (w instanceof QuantMatrix) quantParts(k, x, [{ w, n, y }], accumulate);
+      else addon.sgemv(n, k, w, x, y, accumulate);
+    },
+    dequantRows(m, first, count, out) {
+      if (!addon.dequantBlocks) return jsKernels.dequantRows(m, first, count, out);
+      if (first < 0 || first + count > m.rows) throw new RangeError('dequantRows: rows out of range');
+      const blocks = (count * m.cols) / m.format.blockSize;
+      addon.dequantBlocks(nativeQuantIndex(m.type), m.data.subarray(first * m.rowBytes, (first + count) * m.rowBytes), blocks, out);
     },
     largeBuffer: addon.largeBuffer ?? jsKernels.largeBuffer,
     copyRows: addon.copyRows ?? jsKernels.copyRows,
@@ -116,13 +139,20 @@ export function makeNativeKernels(path: string): Kernels {
       addon.sgemmPackedParts(m, k, x, ldx, packed, accumulate, ...parts.flatMap((p) => [p.n, p.y]));
     },
     sgemvParts(k, x, parts, accumulate = false) {
+      if (parts.some((p) => p.w instanceof QuantMatrix)) {
+        // quantized parts in one pass (their activations quantized once); float or half ones beside them by sgemv
+        quantParts(k, x, parts, accumulate);
+        for (const p of parts) if (!(p.w instanceof QuantMatrix)) addon.sgemv(p.n, k, p.w, x, p.y, accumulate);
+        return;
+      }
+      const floats = parts as readonly (GemvPart & { w: WeightMatrix })[];
       if (addon.sgemvParts === undefined) {
         // an addon built before sgemvParts: one sgemv per part
         if (parts.length > 4) throw new RangeError('sgemvParts: at most 4 parts');
-        for (const p of parts) addon.sgemv(p.n, k, p.w, x, p.y, accumulate);
+        for (const p of floats) addon.sgemv(p.n, k, p.w, x, p.y, accumulate);
         return;
       }
-      const [a, b, c, d] = parts;
+      const [a, b, c, d] = floats;
       switch (parts.length) {
         case 0:
           return;

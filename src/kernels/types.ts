@@ -3,6 +3,7 @@
  * Two implementations share this interface: `js` (plain TypeScript, portable, the test oracle)
  * and `native` (an N-API addon over OpenBLAS, the fast path).
  */
+import type { QuantMatrix } from '../quant/formats.js';
 
 /** Attention of the query heads of one GQA group against one KV head's compact cache. */
 export interface AttendArgs {
@@ -36,9 +37,12 @@ export type CacheRows = Float32Array | Uint16Array;
  */
 export type WeightMatrix = Float32Array | Uint16Array;
 
+/** What a decode's matrix-vector product reads: float32 or half weights, or a block-quantized matrix (GGUF Q4_K, ...). */
+export type MatrixWeights = WeightMatrix | QuantMatrix;
+
 /** One matrix of a fused matrix-vector product: y[n] (+)= w[n, k] . x. */
 export interface GemvPart {
-  w: WeightMatrix;
+  w: MatrixWeights;
   n: number;
   y: Float32Array;
 }
@@ -118,8 +122,13 @@ export interface InferenceKernels {
     parts: readonly PackedPart[],
     accumulate: boolean,
   ): void;
-  /** y[n] = W[n,k] . x[k], or y += W . x when accumulate. W may be f16 (a decode step then streams half the bytes). */
-  sgemv(n: number, k: number, w: WeightMatrix, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
+  /**
+   * y[n] = W[n,k] . x[k], or y += W . x when accumulate. W may be f16 (a decode step then streams half the bytes)
+   * or block-quantized: then x is quantized to 8 bits in blocks of 32 and each block's product is an integer one.
+   */
+  sgemv(n: number, k: number, w: MatrixWeights, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
+  /** Rows [first, first + count) of a block-quantized matrix as float32 into out (ggml's dequantization). */
+  dequantRows(m: QuantMatrix, first: number, count: number, out: Float32Array): void;
   /**
    * Several matrices against one vector (q, k, v of a decode row; gate and up), in one pass of the thread pool:
    * parts[p].y[n] = parts[p].w[n, k] . x, or += when accumulate. At most 4 parts.

@@ -1,0 +1,418 @@
+/*
+ * ggml's block-quantized weights (GGUF Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K), read where they lie:
+ * - the decode's matrix-vector products: the activation vector is quantized once per call to 8 bits in blocks of
+ *   32 (per-block float scale, per-16 sums), then every weight block's dot product is an integer one
+ *   (AVX2 maddubs: unsigned weight levels times signed activations), scaled per group in float;
+ * - rows dequantized to float32 (a prefill's blocks of rows before their sgemm; the embedding lookup).
+ * Weight i of every format is a[g] * q[i] + b[g] for its group g of 16 (src/quant/blocks.ts, the TypeScript
+ * twin, decodes the same way), so the integer dot of a group is exact and only the scaling rounds.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+#include "pool.h"
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+static const int block_size[KV_QUANT_TYPES] = {32, 32, 32, 32, 32, 256, 256, 256};
+static const int block_bytes[KV_QUANT_TYPES] = {18, 20, 22, 24, 34, 144, 176, 210};
+
+int kv_quant_block_size(int type) { return type >= 0 && type < KV_QUANT_TYPES ? block_size[type] : 0; }
+int kv_quant_block_bytes(int type) { return type >= 0 && type < KV_QUANT_TYPES ? block_bytes[type] : 0; }
+
+static inline float half_at(const uint8_t *p) { return kv_half_bits_to_float((uint16_t)(p[0] | (p[1] << 8))); }
+
+static inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+/* One block into integers q[] and per-16 terms a[], b[] (weight = a * q + b): the portable path, and dequantization. */
+static void decode_block(int type, const uint8_t *p, int32_t *q, float *a, float *b) {
+  switch (type) {
+    case KV_Q8_0: {
+      const float d = half_at(p);
+      for (int i = 0; i < 32; i++) q[i] = (int8_t)p[2 + i];
+      a[0] = a[1] = d;
+      b[0] = b[1] = 0;
+      return;
+    }
+    case KV_Q4_0:
+    case KV_Q4_1: {
+      const float d = half_at(p), m = type == KV_Q4_1 ? half_at(p + 2) : 0.0f;
+      const uint8_t *qs = p + (type == KV_Q4_1 ? 4 : 2);
+      const int off = type == KV_Q4_0 ? 8 : 0;
+      for (int j = 0; j < 16; j++) {
+        q[j] = (qs[j] & 15) - off;
+        q[j + 16] = (qs[j] >> 4) - off;
+      }
+      a[0] = a[1] = d;
+      b[0] = b[1] = m;
+      return;
+    }
+    case KV_Q5_0:
+    case KV_Q5_1: {
+      const float d = half_at(p), m = type == KV_Q5_1 ? half_at(p + 2) : 0.0f;
+      const uint8_t *hb = p + (type == KV_Q5_1 ? 4 : 2);
+      uint32_t qh;
+      memcpy(&qh, hb, 4);
+      const uint8_t *qs = hb + 4;
+      const int off = type == KV_Q5_0 ? 16 : 0;
+      for (int j = 0; j < 16; j++) {
+        q[j] = ((qs[j] & 15) | (((qh >> j) << 4) & 0x10)) - off;
+        q[j + 16] = ((qs[j] >> 4) | ((qh >> (j + 12)) & 0x10)) - off;
+      }
+      a[0] = a[1] = d;
+      b[0] = b[1] = m;
+      return;
+    }
+    case KV_Q4_K:
+    case KV_Q5_K: {
+      const float d = half_at(p), dmin = half_at(p + 2);
+      const uint8_t *sc = p + 4;
+      const int five = type == KV_Q5_K;
+      const uint8_t *qh = p + 16, *ql = five ? p + 48 : p + 16;
+      for (int j = 0; j < 4; j++, ql += 32) {
+        for (int t = 0; t < 2; t++) {
+          int s, m;
+          scale_min_k4(2 * j + t, sc, &s, &m);
+          const int g = (2 * j + t) * 2;
+          a[g] = a[g + 1] = d * (float)s;
+          b[g] = b[g + 1] = -(dmin * (float)m);
+          const int bit = 1 << (2 * j + t);
+          for (int l = 0; l < 32; l++)
+            q[64 * j + 32 * t + l] = (t == 0 ? ql[l] & 15 : ql[l] >> 4) + (five && (qh[l] & bit) ? 16 : 0);
+        }
+      }
+      return;
+    }
+    case KV_Q6_K: {
+      const float d = half_at(p + 208);
+      for (int n = 0; n < 2; n++) {
+        const uint8_t *ql = p + 64 * n, *qh = p + 128 + 32 * n;
+        const int8_t *sc = (const int8_t *)(p + 192 + 8 * n);
+        for (int l = 0; l < 32; l++) {
+          int32_t *y = q + 128 * n + l;
+          y[0] = ((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32;
+          y[32] = ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32;
+          y[64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+          y[96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        }
+        for (int g = 0; g < 8; g++) {
+          a[8 * n + g] = d * (float)sc[g];
+          b[8 * n + g] = 0;
+        }
+      }
+      return;
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- dequantization */
+
+void kv_dequant_blocks_st(int type, const uint8_t *src, int64_t blocks, float *dst) {
+  const int bs = block_size[type], bb = block_bytes[type];
+  int32_t q[256];
+  float a[16], b[16];
+  for (int64_t i = 0; i < blocks; i++) {
+    decode_block(type, src + i * bb, q, a, b);
+    float *y = dst + i * bs;
+    for (int j = 0; j < bs; j++) {
+      const float prod = a[j >> 4] * (float)q[j]; /* rounded before the add, as ggml's dequantize_row_* */
+      y[j] = prod + b[j >> 4];
+    }
+  }
+}
+
+typedef struct {
+  int type;
+  const uint8_t *src;
+  float *dst;
+} DequantJob;
+
+static void dequant_range(void *arg, int64_t b, int64_t e) {
+  const DequantJob *j = arg;
+  kv_dequant_blocks_st(j->type, j->src + b * block_bytes[j->type], e - b, j->dst + b * block_size[j->type]);
+}
+
+void kv_dequant_blocks(int type, const uint8_t *src, int64_t blocks, float *dst) {
+  DequantJob j = {.type = type, .src = src, .dst = dst};
+  const int64_t grain = (1 << 16) / block_size[type];
+  kv_pool_for(blocks, grain, 4 * grain, dequant_range, &j);
+}
+
+/* ---------------------------------------------------------------- activations */
+
+/* Round to nearest, ties to even, in float32 (as the TypeScript twin). */
+static inline float rint_f32(float x) {
+  volatile float t = x + 12582912.0f;
+  return t - 12582912.0f;
+}
+
+void kv_quantize_activations(int k, const float *x, int8_t *q, float *d, int32_t *sums) {
+  for (int blk = 0; blk < k / 32; blk++) {
+    const float *xb = x + 32 * blk;
+    float amax = 0.0f;
+    for (int i = 0; i < 32; i++) {
+      const float v = xb[i] < 0 ? -xb[i] : xb[i];
+      if (v > amax) amax = v;
+    }
+    const float s = amax / 127.0f;
+    const float id = s != 0.0f ? 1.0f / s : 0.0f;
+    d[blk] = s;
+    int32_t s0 = 0, s1 = 0;
+    for (int i = 0; i < 32; i++) {
+      const int v = (int)rint_f32(xb[i] * id);
+      q[32 * blk + i] = (int8_t)v;
+      if (i < 16) s0 += v;
+      else s1 += v;
+    }
+    sums[2 * blk] = s0;
+    sums[2 * blk + 1] = s1;
+  }
+}
+
+/* ---------------------------------------------------------------- dot products of one row */
+
+typedef struct {
+  const int8_t *q;
+  const float *d;
+  const int32_t *sums;
+} QVec;
+
+/* The portable row: decode each block, integer sums per group of 16. */
+static float row_dot_scalar(int type, const uint8_t *row, int k, const QVec *x) {
+  const int bs = block_size[type], bb = block_bytes[type];
+  int32_t q[256];
+  float a[16], b[16];
+  float acc = 0.0f;
+  for (int i = 0; i < k / bs; i++) {
+    decode_block(type, row + (int64_t)i * bb, q, a, b);
+    const int x0 = i * bs;
+    for (int g = 0; g < bs / 16; g++) {
+      int32_t isum = 0;
+      for (int j = 0; j < 16; j++) isum += q[16 * g + j] * x->q[x0 + 16 * g + j];
+      const int gx = x0 / 16 + g;
+      acc += x->d[gx >> 1] * (a[g] * (float)isum + b[g] * (float)x->sums[gx]);
+    }
+  }
+  return acc;
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+static inline float hsum8(__m256 a) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+
+/* 8 int32 sums of 4 adjacent products each: unsigned bytes u times signed bytes s */
+static inline __m256i dot_u8_s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* byte i of the result is 0x10 where bit i of x is set, else 0 */
+static inline __m256i bits_to_16s(uint32_t x) {
+  __m256i t = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x),
+                                  _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL, 0x0202020202020202LL,
+                                                     0x0303030303030303LL));
+  t = _mm256_or_si256(t, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(t, _mm256_set1_epi64x(-1LL)), _mm256_set1_epi8(0x10));
+}
+
+static inline __m256i nibbles32(const uint8_t *qs) {
+  const __m128i b = _mm_loadu_si128((const __m128i *)qs);
+  const __m128i m = _mm_set1_epi8(15);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+
+static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
+  __m256 acc = _mm256_setzero_ps();
+  float extra = 0.0f; /* the b * sum(xq) terms */
+  const int bb = block_bytes[type];
+  if (block_size[type] == 32) {
+    for (int i = 0; i < k / 32; i++) {
+      const uint8_t *p = row + (int64_t)i * bb;
+      const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + 32 * i));
+      const float d = half_at(p) * x->d[i];
+      const int32_t xs = x->sums[2 * i] + x->sums[2 * i + 1];
+      __m256i isum;
+      switch (type) {
+        case KV_Q8_0: {
+          const __m256i w = _mm256_loadu_si256((const __m256i *)(p + 2));
+          isum = dot_u8_s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w));
+          break;
+        }
+        case KV_Q4_0:
+          isum = dot_u8_s8(nibbles32(p + 2), xq);
+          extra -= 8.0f * d * (float)xs;
+          break;
+        case KV_Q4_1:
+          isum = dot_u8_s8(nibbles32(p + 4), xq);
+          extra += half_at(p + 2) * x->d[i] * (float)xs;
+          break;
+        case KV_Q5_0: {
+          uint32_t qh;
+          memcpy(&qh, p + 2, 4);
+          isum = dot_u8_s8(_mm256_or_si256(nibbles32(p + 6), bits_to_16s(qh)), xq);
+          extra -= 16.0f * d * (float)xs;
+          break;
+        }
+        default: { /* KV_Q5_1 */
+          uint32_t qh;
+          memcpy(&qh, p + 4, 4);
+          isum = dot_u8_s8(_mm256_or_si256(nibbles32(p + 8), bits_to_16s(qh)), xq);
+          extra += half_at(p + 2) * x->d[i] * (float)xs;
+          break;
+        }
+      }
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d), acc);
+    }
+  } else if (type == KV_Q4_K || type == KV_Q5_K) {
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    for (int i = 0; i < k / 256; i++) {
+      const uint8_t *p = row + (int64_t)i * bb;
+      const float d = half_at(p), dmin = half_at(p + 2);
+      const uint8_t *sc = p + 4;
+      const int five = type == KV_Q5_K;
+      const uint8_t *ql = five ? p + 48 : p + 16;
+      const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
+      for (int j = 0; j < 4; j++) {
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
+        __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+        if (five) {
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
+        }
+        for (int t = 0; t < 2; t++) {
+          const int sb = 8 * i + 2 * j + t; /* the activation block */
+          int s, m;
+          scale_min_k4(2 * j + t, sc, &s, &m);
+          const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + 32 * sb));
+          const __m256i isum = dot_u8_s8(t == 0 ? lo : hi, xq);
+          acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * (float)s * x->d[sb]), acc);
+          extra -= dmin * (float)m * x->d[sb] * (float)(x->sums[2 * sb] + x->sums[2 * sb + 1]);
+        }
+      }
+    }
+  } else { /* KV_Q6_K */
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    for (int i = 0; i < k / 256; i++) {
+      const uint8_t *p = row + (int64_t)i * bb;
+      const float d = half_at(p + 208);
+      for (int n = 0; n < 2; n++) {
+        const uint8_t *ql = p + 64 * n, *qhp = p + 128 + 32 * n;
+        const int8_t *sc = (const int8_t *)(p + 192 + 8 * n);
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+        for (int s = 0; s < 4; s++) {
+          const int sb = 8 * i + 4 * n + s;
+          const int sa = sc[2 * s], sb2 = sc[2 * s + 1];
+          const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + 32 * sb));
+          const __m256i pairs = _mm256_maddubs_epi16(q[s], xq);
+          const __m256i scales = _mm256_set_m128i(_mm_set1_epi16((short)sb2), _mm_set1_epi16((short)sa));
+          const __m256i isum = _mm256_madd_epi16(pairs, scales);
+          const float dx = d * x->d[sb];
+          acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(dx), acc);
+          extra -= 32.0f * dx * (float)(sa * x->sums[2 * sb] + sb2 * x->sums[2 * sb + 1]);
+        }
+      }
+    }
+  }
+  return hsum8(acc) + extra;
+}
+#endif
+
+static inline float row_dot(int type, const uint8_t *row, int k, const QVec *x) {
+#if defined(__AVX2__) && defined(__FMA__)
+  return row_dot_avx2(type, row, k, x);
+#else
+  return row_dot_scalar(type, row, k, x);
+#endif
+}
+
+float kv_quant_row_dot_scalar(int type, const uint8_t *row, int k, const int8_t *q, const float *d, const int32_t *sums) {
+  QVec x = {q, d, sums};
+  return row_dot_scalar(type, row, k, &x);
+}
+
+/* ---------------------------------------------------------------- the products */
+
+/* About 128 KB of blocks per work item (quantized rows are 4-8x shorter than float ones). */
+#define QGEMV_BLOCK_BYTES (1 << 17)
+#define QGEMV_PARALLEL_MIN_BYTES (1 << 18)
+
+typedef struct {
+  int k, accumulate, rows_per_block[KV_GEMV_MAX_PARTS];
+  const KvQuantPart *parts;
+  int first_block[KV_GEMV_MAX_PARTS + 1];
+  QVec x;
+} QGemvJob;
+
+static void qgemv_blocks(void *arg, int64_t b, int64_t e) {
+  const QGemvJob *j = arg;
+  for (int64_t blk = b; blk < e; blk++) {
+    int p = 0;
+    while (blk >= j->first_block[p + 1]) p++;
+    const KvQuantPart *part = &j->parts[p];
+    const int rpb = j->rows_per_block[p];
+    const int r0 = ((int)blk - j->first_block[p]) * rpb;
+    const int rows = part->n - r0 < rpb ? part->n - r0 : rpb;
+    const int64_t row_bytes = (int64_t)(j->k / block_size[part->type]) * block_bytes[part->type];
+    for (int r = r0; r < r0 + rows; r++) {
+      const float s = row_dot(part->type, part->data + r * row_bytes, j->k, &j->x);
+      part->y[r] = j->accumulate ? part->y[r] + s : s;
+    }
+  }
+}
+
+/* Thread-local room for the quantized activations (k <= the largest hidden or intermediate size). */
+static __thread int8_t *act_q;
+static __thread float *act_d;
+static __thread int32_t *act_s;
+static __thread int act_cap;
+
+int kv_quant_gemv_parts(int count, const KvQuantPart *parts, int k, const float *x, int accumulate) {
+  if (count <= 0) return 0;
+  if (k % 32 != 0) return -1;
+  if (k > act_cap) {
+    free(act_q);
+    free(act_d);
+    free(act_s);
+    act_q = malloc((size_t)k);
+    act_d = malloc(sizeof(float) * (size_t)(k / 32));
+    act_s = malloc(sizeof(int32_t) * (size_t)(k / 16));
+    if (!act_q || !act_d || !act_s) {
+      act_cap = 0;
+      return -2;
+    }
+    act_cap = k;
+  }
+  kv_quantize_activations(k, x, act_q, act_d, act_s);
+  QGemvJob j = {.k = k, .accumulate = accumulate, .parts = parts, .x = {act_q, act_d, act_s}};
+  int64_t total = 0;
+  j.first_block[0] = 0;
+  for (int p = 0; p < count; p++) {
+    const int64_t row_bytes = (int64_t)(k / block_size[parts[p].type]) * block_bytes[parts[p].type];
+    int rpb = (int)(QGEMV_BLOCK_BYTES / row_bytes);
+    j.rows_per_block[p] = rpb < 4 ? 4 : rpb / 4 * 4;
+    j.first_block[p + 1] = j.first_block[p] + (parts[p].n + j.rows_per_block[p] - 1) / j.rows_per_block[p];
+    total += row_bytes * parts[p].n;
+  }
+  kv_pool_for(j.first_block[count], 1, total < QGEMV_PARALLEL_MIN_BYTES ? INT64_MAX : 0, qgemv_blocks, &j);
+  return 0;
+}
