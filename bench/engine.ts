@@ -209,7 +209,7 @@ interface Side {
   format: 'f32' | 'f16';
   model: LlamaModel;
   gguf: string | null;
-  dtype: 'F32' | 'F16';
+  dtype: 'f32' | 'f16';
 }
 
 /** Prefill into a fresh cache, whose memory the prefill touches first (slow on some machines: page faults). */
@@ -313,8 +313,8 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
     const half = new LlamaModel(cfg, weights, k, { weights: 'f16' });
     half.forward({ tokens: tokens.subarray(0, CHUNK), positions: positions.subarray(0, CHUNK), cache: half.newCache() });
     const sides: Side[] = [
-      { format: 'f32', model, gguf: null, dtype: 'F32' },
-      { format: 'f16', model: half, gguf: null, dtype: 'F16' },
+      { format: 'f32', model, gguf: null, dtype: 'f32' },
+      { format: 'f16', model: half, gguf: null, dtype: 'f16' },
     ];
     const cold = contexts.map(() => new Map<Side, number>());
     contexts.forEach((L, i) => {

@@ -97,8 +97,8 @@ describe('packed arrays', () => {
         return a;
       });
       assert.equal(w.lmHead === w.embed, cfg.tieWordEmbeddings);
-      views.forEach((a, i) => a.fill(i + 1));
-      views.forEach((a, i) => assert.ok(a.every((x) => x === i + 1)));
+      views.forEach((a, i) => (a as Float32Array).fill(i + 1));
+      views.forEach((a, i) => assert.ok((a as Float32Array).every((x) => x === i + 1)));
       assert.equal(w.layers[0].q.buffer, w.layers[0].down.buffer);
     }
   });

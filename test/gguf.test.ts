@@ -1,3 +1,4 @@
+import { floatWeights } from '../src/model/weights.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, statSync, writeFileSync, existsSync } from 'node:fs';
@@ -19,7 +20,7 @@ import {
 import type { GgufFile } from '../src/model/gguf.js';
 import { loadModelDir } from '../src/model/load.js';
 import type { ModelConfig } from '../src/model/config.js';
-import type { Weights } from '../src/model/types.js';
+import type { FloatWeights as Weights } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
 import { smolDir, smolRawConfig, tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { ByteCursor } from './helpers/byte-cursor.js';
@@ -154,7 +155,7 @@ function roundF16(x: number): number {
   return Math.sign(x) * r * ulp;
 }
 
-function checkRoundTrip(kind: TinyKind, dtype: 'F32' | 'F16', overrides: Record<string, unknown> = {}): void {
+function checkRoundTrip(kind: TinyKind, dtype: 'f32' | 'f16', overrides: Record<string, unknown> = {}): void {
   const dir = newDir(kind);
   writeRandomModelDir(dir, tinyRawConfig(kind, overrides), { seed: 31 });
   const m = loadModelDir(dir);
@@ -178,7 +179,7 @@ function checkRoundTrip(kind: TinyKind, dtype: 'F32' | 'F16', overrides: Record<
   assert.equal(kv.get(`${arch}.rope.freq_base`), Math.fround(cfg.ropeTheta));
   assert.equal(kv.get(`${arch}.attention.layer_norm_rms_epsilon`), Math.fround(cfg.rmsNormEps));
   assert.equal(kv.get(`${arch}.attention.key_length`), kind === 'qwen3' ? 24 : undefined);
-  assert.equal(kv.get('general.file_type'), dtype === 'F16' ? 1 : 0);
+  assert.equal(kv.get('general.file_type'), dtype === 'f16' ? 1 : 0);
   assert.equal(kv.get('tokenizer.ggml.model'), 'gpt2');
   assert.equal(kv.get('tokenizer.ggml.pre'), 'default');
   assert.equal(kv.get('tokenizer.ggml.bos_token_id'), 257);
@@ -195,7 +196,7 @@ function checkRoundTrip(kind: TinyKind, dtype: 'F32' | 'F16', overrides: Record<
   assert.equal(types[299], GgufTokenType.UNUSED);
   assert.deepEqual(kv.get('tokenizer.ggml.merges'), []);
 
-  const expected = expectedTensors(cfg, m.weights);
+  const expected = expectedTensors(cfg, floatWeights(m.weights));
   if (kind === 'llama3') expected.set('rope_freqs.weight', { shape: [cfg.headDim / 2], data: llama3RopeFactors(cfg) });
   assert.deepEqual(new Set(hand.tensors.map((t) => t.name)), new Set(expected.keys()));
   const bytes = readFileSync(file);
@@ -204,7 +205,7 @@ function checkRoundTrip(kind: TinyKind, dtype: 'F32' | 'F16', overrides: Record<
     assert.deepEqual(t.dims, [...e.shape].reverse(), t.name);
     assert.equal(t.offset % 32, 0, `${t.name} offset aligned`);
     const isMatrix = e.shape.length === 2;
-    assert.equal(t.type, isMatrix && dtype === 'F16' ? GgmlType.F16 : GgmlType.F32, t.name);
+    assert.equal(t.type, isMatrix && dtype === 'f16' ? GgmlType.F16 : GgmlType.F32, t.name);
     const want = e.qk !== undefined && permuted ? numpyPermute(e.data, e.qk, isMatrix ? e.shape[1] : 1) : e.data;
     const at = hand.dataStart + t.offset;
     for (let i = 0; i < want.length; i += Math.max(1, Math.floor(want.length / 257))) {
@@ -236,12 +237,12 @@ function checkRoundTrip(kind: TinyKind, dtype: 'F32' | 'F16', overrides: Record<
     ] as const) {
       assert.equal(back.config[key], cfg[key], key);
     }
-    const exp = expectedTensors(cfg, m.weights);
-    const got = expectedTensors(back.config, back.weights);
+    const exp = expectedTensors(cfg, floatWeights(m.weights));
+    const got = expectedTensors(back.config, floatWeights(back.weights));
     for (const [name, e] of exp) {
       const b = got.get(name)!.data;
       for (let i = 0; i < e.data.length; i++) {
-        const want = dtype === 'F32' || e.shape.length === 1 ? e.data[i] : roundF16(e.data[i]);
+        const want = dtype === 'f32' || e.shape.length === 1 ? e.data[i] : roundF16(e.data[i]);
         if (b[i] !== want) assert.fail(`${name}[${i}]: ${b[i]} != ${want}`);
       }
     }
@@ -260,12 +261,12 @@ function readHalf(h: number): number {
 }
 
 for (const kind of ['llama', 'mistral', 'qwen2', 'qwen3', 'llama3'] as const) {
-  test(`GGUF write/read round trip: ${kind} F32`, () => checkRoundTrip(kind, 'F32'));
+  test(`GGUF write/read round trip: ${kind} F32`, () => checkRoundTrip(kind, 'f32'));
 }
-test('GGUF write/read round trip: llama F16 (matrices F16, norms F32)', () => checkRoundTrip('llama', 'F16'));
-test('GGUF write/read round trip: qwen2 F16 (biases F32)', () => checkRoundTrip('qwen2', 'F16'));
+test('GGUF write/read round trip: llama F16 (matrices F16, norms F32)', () => checkRoundTrip('llama', 'f16'));
+test('GGUF write/read round trip: qwen2 F16 (biases F32)', () => checkRoundTrip('qwen2', 'f16'));
 test('GGUF write/read round trip: llama with q/k/v biases (q/k biases permuted too)', () =>
-  checkRoundTrip('llama', 'F32', { attention_bias: true }));
+  checkRoundTrip('llama', 'f32', { attention_bias: true }));
 
 test('llama3 rope_freqs follow convert_hf_to_gguf.py', () => {
   const dir = newDir('l3');
@@ -307,7 +308,7 @@ test('SmolLM2 tokenizer in GGUF: tokens, types, merges, pre "smollm", and the re
   );
   const m = loadModelDir(dir);
   const file = join(dir, 'smol.gguf');
-  writeGguf(file, m.config, m.weights, m.tokenizer, { dtype: 'F16' });
+  writeGguf(file, m.config, m.weights, m.tokenizer, { dtype: 'f16' });
   const g: GgufFile = readGguf(file);
   const val = (k: string) => g.metadata.get(k)?.value;
   const vocab = JSON.parse(readFileSync(join(smolDir, 'vocab.json'), 'utf8')) as Record<string, number>;
@@ -332,7 +333,7 @@ test('SmolLM2 tokenizer in GGUF: tokens, types, merges, pre "smollm", and the re
   const embd = g.tensors.find((t) => t.name === 'token_embd.weight')!;
   assert.deepEqual(embd.dims, [64, 49152]);
   assert.equal(embd.type, GgmlType.F16);
-  assert.equal(readGgufTensorF32(g, embd)[5], roundF16(m.weights.embed[5]));
+  assert.equal(readGgufTensorF32(g, embd)[5], roundF16(floatWeights(m.weights).embed[5]));
 
   const back = loadModelDir(file); // a .gguf path loads like a folder
   assert.equal(back.config.vocabSize, 49152);

@@ -13,7 +13,7 @@ import { KvevictError } from '../src/errors.js';
 import { prefill, prefillAndCompress } from '../src/generate/pipeline.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { LlamaModel } from '../src/model/llama.js';
-import type { Weights } from '../src/model/types.js';
+import type { FloatWeights as Weights } from '../src/model/types.js';
 import { makePress } from '../src/press/index.js';
 import { SoftTokenQueries } from '../src/press/queries/soft-tokens.js';
 import type { ScorePress } from '../src/press/score-press.js';

@@ -724,7 +724,8 @@ describe('backend selection', () => {
     const root = mkdtempSync(join(tmpdir(), 'kvevict-noaddon-'));
     try {
       const src = join(here, '..', 'src');
-      for (const f of ['paths.js', 'errors.js', 'util', 'kernels']) cpSync(join(src, f), join(root, 'dist', 'src', f), { recursive: true });
+      for (const f of ['paths.js', 'errors.js', 'util', 'quant', 'kernels'])
+        cpSync(join(src, f), join(root, 'dist', 'src', f), { recursive: true });
       writeFileSync(join(root, 'package.json'), JSON.stringify({ type: 'module' }));
       const index = join(root, 'dist', 'src', 'kernels', 'index.js');
       const r = pickIn(index, { KVEVICT_BACKEND: undefined });

@@ -6,7 +6,22 @@ import { test } from 'node:test';
 import { repoRoot } from '../src/paths.js';
 
 /** Bottom up, as docs/architecture.md lists them; a file at the root of src/ is its own layer. */
-const LAYERS = ['util', 'errors', 'paths', 'kernels', 'autograd', 'cache', 'model', 'press', 'generate', 'eval', 'train', 'cli', 'index'];
+const LAYERS = [
+  'util',
+  'errors',
+  'paths',
+  'quant',
+  'kernels',
+  'autograd',
+  'cache',
+  'model',
+  'press',
+  'generate',
+  'eval',
+  'train',
+  'cli',
+  'index',
+];
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const f of readdirSync(dir)) {

@@ -4,7 +4,7 @@ import { KvevictError } from '../src/errors.js';
 import { jsKernels, loadNative, type Kernels } from '../src/kernels/index.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { LlamaModel } from '../src/model/llama.js';
-import type { LayerView, Weights } from '../src/model/types.js';
+import type { LayerView, FloatWeights as Weights } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
 import { randomWeights, smolConfig, tinyConfig, type TinyKind } from './helpers/random-model.js';
 import { referenceForward } from './reference/llama-f64.js';

@@ -7,8 +7,8 @@ import { KvevictError } from '../src/errors.js';
 import { loadConfig } from '../src/model/config.js';
 import { loadModelDir } from '../src/model/load.js';
 import { writeSafetensors } from '../src/model/safetensors.js';
-import { loadWeights, tensorSlots, weightsToTensors } from '../src/model/weights.js';
-import type { Weights } from '../src/model/types.js';
+import { floatWeights, loadWeights, tensorSlots, weightsToTensors } from '../src/model/weights.js';
+import type { FloatWeights as Weights } from '../src/model/types.js';
 import { smolRawConfig, tinyConfig, tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kvevict-loader-'));
@@ -71,7 +71,7 @@ test('F32 model folder loads exactly; tied lmHead is the embed array', () => {
   const { weights, config } = writeRandomModelDir(dir, tinyRawConfig('llama'), { seed: 11 });
   const m = loadModelDir(dir);
   assert.deepEqual(m.config, config);
-  assertWeightsEqual(weights, m.weights);
+  assertWeightsEqual(weights, floatWeights(m.weights));
   assert.equal(m.weights.lmHead, m.weights.embed);
   assert.ok(m.weights.layers.every((L) => L.qBias === null && L.qNorm === null));
   assert.equal(m.tokenizer.vocabSize, 259);
@@ -119,7 +119,7 @@ test('sharded weights (index + 3 files) load the same as a single file', () => {
   assert.equal(new Set(Object.values(index.weight_map)).size, 3);
   const a = loadModelDir(one);
   const b = loadModelDir(many);
-  assertWeightsEqual(a.weights, b.weights);
+  assertWeightsEqual(floatWeights(a.weights), floatWeights(b.weights));
 });
 
 test('untied model (mistral) loads lm_head separately', () => {
@@ -167,8 +167,8 @@ test('exact-shape SmolLM2-135M layers (2 of 30) in BF16 load with the real token
   assert.deepEqual(m.tokenizer.eosTokenIds, [2]);
   // spot-check values across tensors against the BF16 rounding
   for (const [a, b] of [
-    [weights.embed, m.weights.embed],
-    [weights.layers[1].down, m.weights.layers[1].down],
+    [weights.embed, floatWeights(m.weights).embed],
+    [weights.layers[1].down, floatWeights(m.weights).layers[1].down],
     [weights.finalNorm, m.weights.finalNorm],
   ]) {
     for (let i = 0; i < a.length; i += 997) assert.equal(b[i], roundBf16(a[i]));

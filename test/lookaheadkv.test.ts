@@ -16,7 +16,7 @@ import { AppendedRows, LORA_TARGETS, loraShape, type Lora, type LoraTarget } fro
 import type { ModelConfig } from '../src/model/config.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
-import type { Weights } from '../src/model/types.js';
+import type { FloatWeights as Weights } from '../src/model/types.js';
 import { makePress, parsePress, pressFromSpec } from '../src/press/index.js';
 import { loadLookaheadModules, saveLookaheadModules, type LoraArrays } from '../src/press/queries/lookahead-adapter-file.js';
 import { modelHash, saveSoftTokens } from '../src/press/queries/soft-tokens-file.js';

@@ -239,9 +239,9 @@ test('GGUF files: alignments, offsets, counts and names are checked before anyth
       [
         'a tensor name of 5.5 MB of binary',
         (_md, ts) => {
-          (ts as unknown[]).push({ name: '\u0001\u0002'.repeat(2_750_000), shape: [32], data: new Float32Array(32), type: 2 });
+          (ts as unknown[]).push({ name: '\u0001\u0002'.repeat(2_750_000), shape: [32], data: new Float32Array(32), type: 11 });
         },
-        /\\u0001\\u0002.*\.\.\. \(5500000 characters\) has ggml type 2/,
+        /\\u0001\\u0002.*\.\.\. \(5500000 characters\) has ggml type Q3_K \(11\); supported: F32 \(0\), F16 \(1\), BF16 \(30\), Q4_0 \(2\)/,
       ],
       [
         'a tensor twice',

@@ -263,7 +263,7 @@ describe('press methods against brute force', () => {
         const norms = (cfg: ModelConfig, l: number, kv: number, vs: Float64Array[], n: number): number[] => {
           const { headDim: d, hiddenSize: hid, numHeads: H } = cfg;
           const G = H / cfg.numKvHeads;
-          const wo = h.model.weights.layers[l].o;
+          const wo = h.model.weights.layers[l].o as Float32Array;
           return Array.from({ length: n }, (_, j) => {
             let total = 0;
             for (let g = 0; g < G; g++) {
@@ -359,7 +359,8 @@ describe('press methods against brute force', () => {
               for (let qh = kv * G; qh < (kv + 1) * G; qh++) {
                 for (let o = 0; o < hid; o++) {
                   let y = 0;
-                  for (let i = 0; i < d; i++) y += h.model.weights.layers[l].o[o * H * d + qh * d + i] * rec.v[l][j][kv * d + i];
+                  for (let i = 0; i < d; i++)
+                    y += (h.model.weights.layers[l].o as Float32Array)[o * H * d + qh * d + i] * rec.v[l][j][kv * d + i];
                   t += Math.abs(y);
                 }
               }

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { KvevictError } from '../errors.js';
 import { formatHelp, parseArgs, requireString, checkOutputPath } from './args.js';
 import type { OptionSpecs } from './args.js';
-import { writeGguf } from '../model/gguf.js';
+import { GGUF_DTYPES, writeGguf, type GgufDtype } from '../model/gguf.js';
 import { loadModelDir } from '../model/load.js';
 import { defaultModelDir } from '../paths.js';
 
@@ -12,7 +12,11 @@ const specs: OptionSpecs = {
   model: { type: 'string', help: 'model folder (config.json, *.safetensors, tokenizer.json)', default: defaultModelDir },
   to: { type: 'string', help: 'output format: gguf', default: 'gguf' },
   out: { type: 'string', help: 'output file' },
-  dtype: { type: 'string', help: 'matrix dtype: f32 or f16 (norms stay f32)', default: 'f32' },
+  dtype: {
+    type: 'string',
+    help: `matrix dtype: ${GGUF_DTYPES.join(', ')} (block types with llama.cpp's reference rounding, no importance matrix; q4_k_m: llama.cpp's mix; norms stay f32)`,
+    default: 'f32',
+  },
   pre: { type: 'string', help: 'tokenizer.ggml.pre override (default: guessed from tokenizer.json)' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -20,19 +24,24 @@ const specs: OptionSpecs = {
 export async function run(argv: string[]): Promise<number> {
   const { options, positionals } = parseArgs(argv, specs, 'convert');
   if (options.help) {
-    process.stdout.write(formatHelp('kvevict convert --model DIR --to gguf --out FILE [--dtype f32|f16]', specs) + '\n');
+    process.stdout.write(
+      formatHelp(
+        'kvevict convert --model DIR|FILE.gguf --to gguf --out FILE [--dtype f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k|q4_k_m|...]',
+        specs,
+      ) + '\n',
+    );
     return 0;
   }
   if (positionals.length) throw new KvevictError(`convert: unexpected argument "${positionals[0]}"`);
   const to = requireString(options, 'to', 'convert');
   if (to !== 'gguf') throw new KvevictError(`convert: --to must be gguf, got "${to}"`);
-  const dtype = requireString(options, 'dtype', 'convert').toLowerCase();
-  if (dtype !== 'f32' && dtype !== 'f16') throw new KvevictError(`convert: --dtype must be f32 or f16, got "${dtype}"`);
+  const dtype = requireString(options, 'dtype', 'convert').toLowerCase() as GgufDtype;
+  if (!GGUF_DTYPES.includes(dtype)) throw new KvevictError(`convert: --dtype must be one of ${GGUF_DTYPES.join(', ')}, got "${dtype}"`);
   const out = checkOutputPath(requireString(options, 'out', 'convert'), 'file', 'convert: --out');
   const dir = requireString(options, 'model', 'convert');
   const pre = typeof options.pre === 'string' ? options.pre : undefined;
   const model = loadModelDir(dir);
-  writeGguf(out, model.config, model.weights, model.tokenizer, { dtype: dtype === 'f16' ? 'F16' : 'F32', pre });
+  writeGguf(out, model.config, model.weights, model.tokenizer, { dtype, pre });
   const mb = statSync(out).size / 1e6;
   process.stdout.write(`wrote ${out} (${mb.toFixed(1)} MB, ${model.config.modelType}, ${model.config.numLayers} layers, ${dtype})\n`);
   return 0;

@@ -90,7 +90,9 @@ export function makeNativeKernels(path: string): Kernels {
       return;
     }
     if (quant.length > 4) throw new RangeError('sgemvParts: at most 4 parts');
-    for (const p of quant) if (p.w.cols !== k || p.w.rows < p.n) throw new RangeError(`sgemv: a ${p.w.type} matrix [${p.w.rows}, ${p.w.cols}] for n ${p.n}, k ${k}`);
+    for (const p of quant)
+      if (p.w.cols !== k || p.w.rows < p.n)
+        throw new RangeError(`sgemv: a ${p.w.type} matrix [${p.w.rows}, ${p.w.cols}] for n ${p.n}, k ${k}`);
     addon.quantGemvParts(k, x, accumulate, ...quant.flatMap((p) => [nativeQuantIndex(p.w.type), p.w.data, p.n, p.y]));
   };
   return {

@@ -17,6 +17,7 @@ import { constant, type Tensor } from '../autograd/tensor.js';
 import { KvevictError } from '../errors.js';
 import { ropeTables, type ModelConfig } from './config.js';
 import type { LayerWeights, Weights } from './types.js';
+import { floatWeights } from './weights.js';
 
 /** The linear layers a LoRA adapter may sit on, in the order files list them. */
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
@@ -76,7 +77,7 @@ interface FrozenLayer {
   down: Tensor;
 }
 
-function frozen(cfg: ModelConfig, w: LayerWeights): FrozenLayer {
+function frozen(cfg: ModelConfig, w: LayerWeights<Float32Array>): FrozenLayer {
   const { hiddenSize: D, numHeads: H, numKvHeads: Hk, headDim: d, intermediateSize: I } = cfg;
   const opt = (a: Float32Array | null, n: number) => (a ? constant(a, [n]) : null);
   return {
@@ -117,7 +118,8 @@ export class AppendedRows {
     readonly config: ModelConfig,
     weights: Weights,
   ) {
-    this.layers = weights.layers.map((w) => frozen(config, w));
+    // a quantized model's matrices are dequantized: the autograd products read float32
+    this.layers = floatWeights(weights).layers.map((w) => frozen(config, w));
   }
 
   private ropeFor(positions: number): { cos: Float32Array; sin: Float32Array } {

@@ -8,11 +8,22 @@ import { KvevictError } from '../errors.js';
 import { ropeInvFreq } from './config.js';
 import type { ModelConfig, ModelType } from './config.js';
 import { encodeHalf } from './safetensors.js';
-import { allocateWeights, decodeToF32, linearShape } from './weights.js';
+import { allocateWeights, decodeToF32, emptyWeights, floatMatrix, linearShape, type LinearName } from './weights.js';
+import { kernels } from '../kernels/index.js';
 import type { Tokenizer } from './tokenizer.js';
 import { Tokenizer as KvTokenizer, bpeModelJson, spmTokenizer } from './tokenizer.js';
 import { printable } from './safetensors.js';
-import type { LayerWeights, Weights } from './types.js';
+import type { MatrixData, Weights } from './types.js';
+import {
+  QUANT_TYPES,
+  QuantMatrix,
+  quantFormat as quantFormatOfType,
+  quantFormatOfGgml,
+  type QuantFormat,
+  type QuantType,
+} from '../quant/formats.js';
+import { quantizeMatrix } from '../quant/quantize.js';
+import type { SpmVocab } from './spm.js';
 
 /** GGUF metadata value types. */
 export enum GgufType {
@@ -31,11 +42,65 @@ export enum GgufType {
   FLOAT64 = 12,
 }
 
-/** ggml tensor types this module reads and writes. */
+/** ggml tensor types this module reads and writes (the block formats: src/quant/formats.ts). */
 export enum GgmlType {
   F32 = 0,
   F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
   BF16 = 30,
+}
+
+/** ggml's names of its tensor types, for messages about the ones not read here. */
+const GGML_TYPE_NAMES: Record<number, string> = {
+  0: 'F32',
+  1: 'F16',
+  2: 'Q4_0',
+  3: 'Q4_1',
+  6: 'Q5_0',
+  7: 'Q5_1',
+  8: 'Q8_0',
+  9: 'Q8_1',
+  10: 'Q2_K',
+  11: 'Q3_K',
+  12: 'Q4_K',
+  13: 'Q5_K',
+  14: 'Q6_K',
+  15: 'Q8_K',
+  16: 'IQ2_XXS',
+  17: 'IQ2_XS',
+  18: 'IQ3_XXS',
+  19: 'IQ1_S',
+  20: 'IQ4_NL',
+  21: 'IQ3_S',
+  22: 'IQ2_S',
+  23: 'IQ4_XS',
+  24: 'I8',
+  25: 'I16',
+  26: 'I32',
+  27: 'I64',
+  28: 'F64',
+  29: 'IQ1_M',
+  30: 'BF16',
+  34: 'TQ1_0',
+  35: 'TQ2_0',
+  39: 'MXFP4',
+};
+
+/** A ggml type's name ("Q4_K (12)"). */
+export function ggmlTypeName(type: number): string {
+  return `${GGML_TYPE_NAMES[type] ?? 'unknown'} (${type})`;
+}
+
+/** The block format of a ggml type id, when it is one kvevict reads. */
+function blockFormat(type: GgmlType): QuantFormat | undefined {
+  return quantFormatOfGgml(type);
 }
 
 /** llama.cpp token types (tokenizer.ggml.token_type). */
@@ -262,8 +327,14 @@ export interface GgufTensorToWrite {
   name: string;
   /** numpy-order shape, e.g. [out, in] */
   shape: number[];
-  data: Float32Array;
+  /** float32 values (F32, F16, BF16), or a block type's encoded bytes */
+  data: Float32Array | Uint8Array;
   type: GgmlType;
+}
+
+function bytesToWrite(t: GgufTensorToWrite): number {
+  if (t.data instanceof Uint8Array) return t.data.length;
+  return t.data.length * (t.type === GgmlType.F32 ? 4 : 2);
 }
 
 /** Write a GGUF v3 file from metadata and tensors (atomically: temporary file renamed into place). */
@@ -289,7 +360,7 @@ export function writeGgufFile(
     head.u32(t.type);
     head.u64(offset);
     offsets.push(offset);
-    offset = align(offset + t.data.length * (t.type === GgmlType.F32 ? 4 : 2));
+    offset = align(offset + bytesToWrite(t));
   }
   const headBytes = head.bytes();
   const tmp = `${file}.tmp-${process.pid}`;
@@ -306,7 +377,8 @@ export function writeGgufFile(
     tensors.forEach((t, i) => {
       pad(dataStart + offsets[i]);
       let blob: Uint8Array;
-      if (t.type === GgmlType.F32) blob = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      if (t.data instanceof Uint8Array) blob = t.data;
+      else if (t.type === GgmlType.F32) blob = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
       else {
         const h = encodeHalf(t.data, t.type === GgmlType.F16 ? 'F16' : 'BF16');
         blob = new Uint8Array(h.buffer);
@@ -324,9 +396,16 @@ export function writeGgufFile(
   renameSync(tmp, file);
 }
 
+/**
+ * How a written file stores its matrices: one float type, one block type, or llama.cpp's Q4_K_M mix (Q4_K, with
+ * Q6_K for the output matrix and for attn_v and ffn_down in the layers llama.cpp's use_more_bits picks).
+ */
+export type GgufDtype = 'f32' | 'f16' | 'bf16' | QuantType | 'q4_k_m';
+export const GGUF_DTYPES: readonly GgufDtype[] = ['f32', 'f16', 'bf16', ...QUANT_TYPES, 'q4_k_m'];
+
 export interface WriteGgufOptions {
-  /** dtype of the matrices; 1-D tensors (norms, biases) stay F32 (default F32) */
-  dtype?: 'F32' | 'F16';
+  /** dtype of the matrices; 1-D tensors (norms, biases) stay F32 (default f32) */
+  dtype?: GgufDtype;
   /** tokenizer.ggml.pre; default chosen from the tokenizer's pre-tokenizer ("smollm", "gpt-2" or "default") */
   pre?: string;
   /** general.name (default "kvevict") */
@@ -356,6 +435,7 @@ export function guessPreTokenizer(tokenizerJson: Record<string, unknown>): strin
 
 /** The tokenizer as GGUF "gpt2" (byte-level BPE) metadata, padded with [PADn] tokens up to the model's vocab. */
 function tokenizerMetadata(md: Map<string, GgufKv>, cfg: ModelConfig, tok: Tokenizer, pre: string | undefined): void {
+  if (tok.spmVocab) return spmMetadata(md, cfg, tok, tok.spmVocab);
   const model = tok.tokenizerJson.model as Record<string, unknown> | undefined;
   if (model?.type !== 'BPE')
     throw new KvevictError(`tokenizer.json: GGUF export supports byte-level BPE tokenizers, this one is ${String(model?.type)}`);
@@ -402,6 +482,26 @@ function tokenizerMetadata(md: Map<string, GgufKv>, cfg: ModelConfig, tok: Token
   if (tok.chatTemplate !== null) md.set('tokenizer.chat_template', str(tok.chatTemplate));
 }
 
+/** A SentencePiece vocabulary (read from a GGUF "llama" tokenizer) written back as it came. */
+function spmMetadata(md: Map<string, GgufKv>, cfg: ModelConfig, tok: Tokenizer, v: SpmVocab): void {
+  if (v.tokens.length !== cfg.vocabSize)
+    throw new KvevictError(`${v.source}: ${v.tokens.length} tokens but the model's vocabulary is ${cfg.vocabSize}`);
+  md.set('tokenizer.ggml.model', str('llama'));
+  md.set('tokenizer.ggml.tokens', strArr(v.tokens));
+  md.set('tokenizer.ggml.scores', { type: GgufType.ARRAY, arrayType: GgufType.FLOAT32, value: v.scores });
+  md.set('tokenizer.ggml.token_type', i32Arr(v.types));
+  md.set('tokenizer.ggml.add_space_prefix', bool(v.addSpacePrefix));
+  const bos = tok.bosTokenId ?? cfg.bosTokenId;
+  const eos = tok.eosTokenId ?? cfg.eosTokenIds[0] ?? null;
+  if (bos !== null) md.set('tokenizer.ggml.bos_token_id', u32(bos));
+  if (eos !== null) md.set('tokenizer.ggml.eos_token_id', u32(eos));
+  if (v.unkId !== null) md.set('tokenizer.ggml.unknown_token_id', u32(v.unkId));
+  if (tok.padTokenId !== null) md.set('tokenizer.ggml.padding_token_id', u32(tok.padTokenId));
+  md.set('tokenizer.ggml.add_bos_token', bool(tok.addBosToken));
+  md.set('tokenizer.ggml.add_eos_token', bool(tok.addEosToken));
+  if (tok.chatTemplate !== null) md.set('tokenizer.chat_template', str(tok.chatTemplate));
+}
+
 /** Llama-3 rope scaling as llama.cpp stores it: per-frequency divisors in a "rope_freqs.weight" tensor. */
 export function llama3RopeFactors(cfg: ModelConfig): Float32Array {
   const scaled = ropeInvFreq(cfg);
@@ -419,11 +519,13 @@ export function ggufContent(
   opts: WriteGgufOptions = {},
 ): { metadata: Map<string, GgufKv>; tensors: GgufTensorToWrite[] } {
   const arch = ggufArchitecture(cfg.modelType);
-  const matType = (opts.dtype ?? 'F32') === 'F16' ? GgmlType.F16 : GgmlType.F32;
+  const dtype = opts.dtype ?? 'f32';
+  if (!GGUF_DTYPES.includes(dtype)) throw new KvevictError(`GGUF dtype must be one of ${GGUF_DTYPES.join(', ')}, got "${String(dtype)}"`);
   const md = new Map<string, GgufKv>();
   md.set('general.architecture', str(arch));
   md.set('general.name', str(opts.name ?? 'kvevict'));
-  md.set('general.file_type', u32(matType === GgmlType.F16 ? 1 : 0));
+  md.set('general.file_type', u32(LLAMA_FILE_TYPE[dtype]));
+  md.set('general.quantization_version', u32(2));
   md.set('general.alignment', u32(DEFAULT_ALIGNMENT));
   md.set(`${arch}.vocab_size`, u32(cfg.vocabSize));
   md.set(`${arch}.context_length`, u32(cfg.maxPositions));
@@ -442,18 +544,25 @@ export function ggufContent(
   tokenizerMetadata(md, cfg, tokenizer, opts.pre);
 
   const tensors: GgufTensorToWrite[] = [];
-  const mat = (name: string, shape: number[], data: Float32Array) => tensors.push({ name, shape, data, type: matType });
+  const n = cfg.numLayers;
+  const mat = (name: string, shape: number[], data: MatrixData, role: MatrixRole = 'other', qkHeads = 0) => {
+    let f = floatMatrix(data);
+    if (qkHeads > 0 && arch === 'llama') f = permuteQK(f, qkHeads, shape[1]);
+    const type = matrixType(dtype, role, Number(/^blk\.(\d+)\./.exec(name)?.[1] ?? 0), n, shape[1]);
+    const block = blockFormat(type);
+    tensors.push({ name, shape, data: block ? quantizeMatrix(block.type, f, shape[0], shape[1]).data : f, type });
+  };
   const vec = (name: string, data: Float32Array) => tensors.push({ name, shape: [data.length], data, type: GgmlType.F32 });
   const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, vocabSize: vocab } = cfg;
   const permute = arch === 'llama';
-  mat('token_embd.weight', [vocab, h], weights.embed);
+  mat('token_embd.weight', [vocab, h], weights.embed, cfg.tieWordEmbeddings ? 'output' : 'other');
   if (cfg.ropeScaling && arch === 'llama') vec('rope_freqs.weight', llama3RopeFactors(cfg));
   weights.layers.forEach((L, l) => {
     const p = `blk.${l}.`;
     vec(p + 'attn_norm.weight', L.inputNorm);
-    mat(p + 'attn_q.weight', linearShape(cfg, 'q'), permute ? permuteQK(L.q, H, h) : L.q);
-    mat(p + 'attn_k.weight', linearShape(cfg, 'k'), permute ? permuteQK(L.k, Hkv, h) : L.k);
-    mat(p + 'attn_v.weight', linearShape(cfg, 'v'), L.v);
+    mat(p + 'attn_q.weight', linearShape(cfg, 'q'), L.q, 'other', H);
+    mat(p + 'attn_k.weight', linearShape(cfg, 'k'), L.k, 'other', Hkv);
+    mat(p + 'attn_v.weight', linearShape(cfg, 'v'), L.v, 'attn_v');
     mat(p + 'attn_output.weight', linearShape(cfg, 'o'), L.o);
     if (L.qBias) vec(p + 'attn_q.bias', permute ? permuteQK(L.qBias, H, 1) : L.qBias);
     if (L.kBias) vec(p + 'attn_k.bias', permute ? permuteQK(L.kBias, Hkv, 1) : L.kBias);
@@ -463,11 +572,71 @@ export function ggufContent(
     vec(p + 'ffn_norm.weight', L.postNorm);
     mat(p + 'ffn_gate.weight', linearShape(cfg, 'gate'), L.gate);
     mat(p + 'ffn_up.weight', linearShape(cfg, 'up'), L.up);
-    mat(p + 'ffn_down.weight', linearShape(cfg, 'down'), L.down);
+    mat(p + 'ffn_down.weight', linearShape(cfg, 'down'), L.down, 'ffn_down');
   });
   vec('output_norm.weight', weights.finalNorm);
-  if (!cfg.tieWordEmbeddings && weights.lmHead !== weights.embed) mat('output.weight', [vocab, h], weights.lmHead);
+  if (!cfg.tieWordEmbeddings && weights.lmHead !== weights.embed) mat('output.weight', [vocab, h], weights.lmHead, 'output');
   return { metadata: md, tensors };
+}
+
+/** llama.cpp's general.file_type (llama_ftype) of each dtype; a single K type is named after its _S mix. */
+const LLAMA_FILE_TYPE: Record<GgufDtype, number> = {
+  f32: 0,
+  f16: 1,
+  q4_0: 2,
+  q4_1: 3,
+  q8_0: 7,
+  q5_0: 8,
+  q5_1: 9,
+  q4_k: 14,
+  q4_k_m: 15,
+  q5_k: 16,
+  q6_k: 18,
+  bf16: 32,
+};
+
+/** What a matrix is to llama.cpp's choice of types: the output matrix (or tied embedding), attn_v, ffn_down, or any other. */
+type MatrixRole = 'output' | 'attn_v' | 'ffn_down' | 'other';
+
+const GGML_OF: Record<GgufDtype, GgmlType> = {
+  f32: GgmlType.F32,
+  f16: GgmlType.F16,
+  bf16: GgmlType.BF16,
+  q4_0: GgmlType.Q4_0,
+  q4_1: GgmlType.Q4_1,
+  q5_0: GgmlType.Q5_0,
+  q5_1: GgmlType.Q5_1,
+  q8_0: GgmlType.Q8_0,
+  q4_k: GgmlType.Q4_K,
+  q5_k: GgmlType.Q5_K,
+  q6_k: GgmlType.Q6_K,
+  q4_k_m: GgmlType.Q4_K,
+};
+
+/**
+ * The ggml type llama-quantize gives a matrix (llama_tensor_get_type without an importance matrix): a quantized
+ * file's output matrix is Q6_K (Q8_0 files keep Q8_0); Q4_K_M's attn_v and ffn_down are Q6_K in the first and
+ * last eighth of the layers and every third between; a row length that is not whole blocks falls back as
+ * llama.cpp's tensor_type_fallback does (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16).
+ */
+export function matrixType(dtype: GgufDtype, role: MatrixRole, layer: number, layers: number, cols: number): GgmlType {
+  let type = GGML_OF[dtype];
+  if (!blockFormat(type)) return type;
+  // llama.cpp's use_more_bits, in its integer arithmetic
+  const eighth = Math.floor(layers / 8);
+  const moreBits = layer < eighth || layer >= Math.floor((7 * layers) / 8) || (layer - eighth) % 3 === 2;
+  if (role === 'output') type = cols % 256 !== 0 ? GgmlType.Q8_0 : type === GgmlType.Q8_0 ? type : GgmlType.Q6_K;
+  else if (dtype === 'q4_k_m' && (role === 'attn_v' || role === 'ffn_down') && moreBits) type = GgmlType.Q6_K;
+  if (cols % blockFormat(type)!.blockSize !== 0) {
+    const fallback: Partial<Record<GgmlType, GgmlType>> = {
+      [GgmlType.Q4_K]: GgmlType.Q5_0,
+      [GgmlType.Q5_K]: GgmlType.Q5_1,
+      [GgmlType.Q6_K]: GgmlType.Q8_0,
+    };
+    type = fallback[type] ?? type;
+    if (cols % blockFormat(type)!.blockSize !== 0) type = GgmlType.F16;
+  }
+  return type;
 }
 
 /** Write a model as a GGUF v3 file llama.cpp loads. */
@@ -657,10 +826,19 @@ function tensorBytes(t: GgufTensorInfo, file: string): number {
   const count = t.dims.reduce((a, b) => a * b, 1);
   if (t.type === GgmlType.F32) return count * 4;
   if (t.type === GgmlType.F16 || t.type === GgmlType.BF16) return count * 2;
-  throw new KvevictError(
-    `${file}: tensor ${printable(t.name)} has ggml type ${t.type}; supported: F32 (0), F16 (1), BF16 (30) (quantized GGUF files are not supported yet)`,
-  );
+  const f = blockFormat(t.type);
+  if (!f) {
+    const supported = [0, 1, 30, ...QUANT_TYPES.map((q) => quantFormatOfGgmlType(q))].map(ggmlTypeName).join(', ');
+    throw new KvevictError(`${file}: tensor ${printable(t.name)} has ggml type ${ggmlTypeName(t.type)}; supported: ${supported}`);
+  }
+  if (t.dims.length === 0 || t.dims[0] % f.blockSize !== 0)
+    throw new KvevictError(
+      `${file}: tensor ${printable(t.name)} is ${ggmlTypeName(t.type)} with rows of ${t.dims[0]} values, not whole blocks of ${f.blockSize}`,
+    );
+  return (count / f.blockSize) * f.blockBytes;
 }
+
+const quantFormatOfGgmlType = (q: QuantType) => quantFormatOfType(q).ggml;
 
 /** One tensor's data as float32 (F32, F16 or BF16). */
 export function readGgufTensorF32(g: GgufFile, t: GgufTensorInfo): Float32Array {
@@ -748,52 +926,134 @@ export function ggufConfig(g: GgufFile): ModelConfig {
   return cfg;
 }
 
-/** Weights from a GGUF file written in llama.cpp's layout (undoing the Q/K permutation for "llama"). */
+/**
+ * Weights from a GGUF file written in llama.cpp's layout (undoing the Q/K permutation for "llama"). Matrices in
+ * a block format stay in it (their rows reordered for the permutation; the bytes in one huge-page arena);
+ * float ones are decoded to float32.
+ */
 export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
+  for (const t of g.tensors) {
+    if (t.dims.length === 1 && blockFormat(t.type))
+      throw new KvevictError(
+        `${g.file}: tensor ${printable(t.name)} is 1-D in ${ggmlTypeName(t.type)}; 1-D tensors must be F32, F16 or BF16`,
+      );
+  }
   const byName = new Map(g.tensors.map((t) => [t.name, t]));
   const arch = ggufArchitecture(cfg.modelType);
-  const get = (name: string, shape: number[]): Float32Array => {
+  const find = (name: string, shape: number[]): GgufTensorInfo => {
     const t = byName.get(name);
     if (!t) throw new KvevictError(`${g.file}: missing tensor ${name}`);
     const want = [...shape].reverse();
     if (t.dims.length !== want.length || t.dims.some((d, i) => d !== want[i]))
       throw new KvevictError(`${g.file}: tensor ${name} has dims [${t.dims}], expected [${want}]`);
-    return readGgufTensorF32(g, t);
+    return t;
   };
   const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, headDim: d, vocabSize: vocab } = cfg;
-  // packed as a safetensors load is (huge pages with the native kernels); each tensor is decoded, then copied in
-  const w = allocateWeights(cfg);
-  const put = (dst: Float32Array | null, name: string, shape: number[], qkHeads = 0) => {
-    let x = get(name, shape);
-    if (qkHeads > 0 && arch === 'llama') x = unpermuteQK(x, qkHeads, shape.length > 1 ? shape[1] : 1);
-    dst!.set(x);
-  };
-  put(w.embed, 'token_embd.weight', [vocab, h]);
+  type Slot = [name: string, shape: number[], qkHeads: number, set: (w: Weights, m: MatrixData) => void, get: (w: Weights) => MatrixData];
+  const matrices: Slot[] = [['token_embd.weight', [vocab, h], 0, (w, m) => (w.embed = m), (w) => w.embed]];
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `blk.${l}.`;
-    const L: LayerWeights = w.layers[l];
-    put(L.inputNorm, p + 'attn_norm.weight', [h]);
-    put(L.q, p + 'attn_q.weight', linearShape(cfg, 'q'), H);
-    put(L.k, p + 'attn_k.weight', linearShape(cfg, 'k'), Hkv);
-    put(L.v, p + 'attn_v.weight', linearShape(cfg, 'v'));
-    put(L.o, p + 'attn_output.weight', linearShape(cfg, 'o'));
+    const at = (n: LinearName, file: string, heads = 0) =>
+      matrices.push([p + file, linearShape(cfg, n), heads, (w, m) => (w.layers[l][n] = m), (w) => w.layers[l][n]]);
+    at('q', 'attn_q.weight', H);
+    at('k', 'attn_k.weight', Hkv);
+    at('v', 'attn_v.weight');
+    at('o', 'attn_output.weight');
+    at('gate', 'ffn_gate.weight');
+    at('up', 'ffn_up.weight');
+    at('down', 'ffn_down.weight');
+  }
+  if (!cfg.tieWordEmbeddings) matrices.push(['output.weight', [vocab, h], 0, (w, m) => (w.lmHead = m), (w) => w.lmHead]);
+  const quantized = matrices.filter(([name, shape]) => blockFormat(find(name, shape).type) !== undefined);
+
+  // all float: packed as a safetensors load is (huge pages with the native kernels), each tensor decoded, then
+  // copied in; with block matrices: those in one arena, the float ones in their own arrays
+  const packed = quantized.length === 0;
+  const w: Weights = packed ? allocateWeights(cfg) : emptyWeights(cfg);
+  const fd = openSync(g.file, 'r');
+  try {
+    const arena = quantized.length ? quantArena(quantized.map(([name, shape]) => tensorBytes(find(name, shape), g.file))) : [];
+    let qi = 0;
+    for (const [name, shape, heads, set, getter] of matrices) {
+      const get = (x: Weights) => getter(x) as Float32Array;
+      const t = find(name, shape);
+      const f = blockFormat(t.type);
+      if (f) {
+        const bytes = arena[qi++];
+        readExactly(fd, g, t, bytes);
+        const m = new QuantMatrix(f.type, shape[0], shape[1], bytes);
+        set(w, heads > 0 && arch === 'llama' ? unpermuteQuantRows(m, heads) : m);
+      } else {
+        let x = readGgufTensorF32(g, t);
+        if (heads > 0 && arch === 'llama') x = unpermuteQK(x, heads, shape[1]);
+        if (packed) get(w).set(x);
+        else set(w, x);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const vec = (name: string, shape: number[], heads = 0) => {
+    let x = readGgufTensorF32(g, find(name, shape));
+    if (heads > 0 && arch === 'llama') x = unpermuteQK(x, heads, 1);
+    return x;
+  };
+  // the 1-D tensors (norms, biases): float32 in every file llama.cpp writes
+  w.layers.forEach((L, l) => {
+    const p = `blk.${l}.`;
+    L.inputNorm = vec(p + 'attn_norm.weight', [h]);
     if (cfg.attentionBias) {
-      put(L.qBias, p + 'attn_q.bias', [H * d], H);
-      put(L.kBias, p + 'attn_k.bias', [Hkv * d], Hkv);
-      put(L.vBias, p + 'attn_v.bias', [Hkv * d]);
+      L.qBias = vec(p + 'attn_q.bias', [H * d], H);
+      L.kBias = vec(p + 'attn_k.bias', [Hkv * d], Hkv);
+      L.vBias = vec(p + 'attn_v.bias', [Hkv * d]);
     }
     if (cfg.qkNorm) {
-      put(L.qNorm, p + 'attn_q_norm.weight', [d]);
-      put(L.kNorm, p + 'attn_k_norm.weight', [d]);
+      L.qNorm = vec(p + 'attn_q_norm.weight', [d]);
+      L.kNorm = vec(p + 'attn_k_norm.weight', [d]);
     }
-    put(L.postNorm, p + 'ffn_norm.weight', [h]);
-    put(L.gate, p + 'ffn_gate.weight', linearShape(cfg, 'gate'));
-    put(L.up, p + 'ffn_up.weight', linearShape(cfg, 'up'));
-    put(L.down, p + 'ffn_down.weight', linearShape(cfg, 'down'));
-  }
-  put(w.finalNorm, 'output_norm.weight', [h]);
-  if (!cfg.tieWordEmbeddings) put(w.lmHead, 'output.weight', [vocab, h]);
+    L.postNorm = vec(p + 'ffn_norm.weight', [h]);
+  });
+  w.finalNorm = vec('output_norm.weight', [h]);
+  if (cfg.tieWordEmbeddings) w.lmHead = w.embed;
   return w;
+}
+
+/** Byte arrays of the given sizes in one large buffer (huge pages with the native kernels), each 64-byte aligned. */
+function quantArena(sizes: number[]): Uint8Array[] {
+  const at: number[] = [];
+  let total = 0;
+  for (const n of sizes) {
+    at.push(total);
+    total += Math.ceil(n / 64) * 64;
+  }
+  const buf = kernels().largeBuffer(Math.max(64, total));
+  return sizes.map((n, i) => new Uint8Array(buf, at[i], n));
+}
+
+function readExactly(fd: number, g: GgufFile, t: GgufTensorInfo, into: Uint8Array): void {
+  let done = 0;
+  while (done < into.length) {
+    const got = readSync(fd, into, done, into.length - done, g.dataOffset + t.offset + done);
+    if (got <= 0) throw new KvevictError(`${g.file}: truncated while reading tensor ${printable(t.name)}`);
+    done += got;
+  }
+}
+
+/** unpermuteQK on a block matrix: each row's blocks move whole (a block never spans rows). */
+function unpermuteQuantRows(m: QuantMatrix, heads: number): QuantMatrix {
+  const rows = m.rows,
+    d = rows / heads,
+    half = d / 2;
+  const out = new Uint8Array(m.data.length);
+  for (let hh = 0; hh < heads; hh++)
+    for (let i = 0; i < 2; i++)
+      for (let j = 0; j < half; j++) {
+        const hf = hh * d + i * half + j, // rotate_half layout
+          gg = hh * d + 2 * j + i; // interleaved layout (the file's)
+        out.set(m.data.subarray(gg * m.rowBytes, (gg + 1) * m.rowBytes), hf * m.rowBytes);
+      }
+  m.data.set(out);
+  return m;
 }
 
 /**

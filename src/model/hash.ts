@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ModelConfig } from './config.js';
-import type { Weights } from './types.js';
+import type { MatrixData, Weights } from './types.js';
+import { QuantMatrix } from '../quant/formats.js';
 
 const hashes = new WeakMap<Weights, string>();
 
@@ -20,7 +21,13 @@ export function modelHash(config: ModelConfig, weights: Weights): string {
   delete arch.maxPositions;
   const keys = Object.keys(arch).sort();
   h.update(`kvevict-model-1\n${JSON.stringify(keys.map((k) => [k, arch[k]]))}\n`);
-  const add = (name: string, a: Float32Array | null): void => {
+  const add = (name: string, a: MatrixData | null): void => {
+    if (a instanceof QuantMatrix) {
+      // a quantized matrix computes from its blocks (and 8-bit activations): its own bytes identify it
+      h.update(`${name}:${a.type}:${a.length}\n`);
+      h.update(a.data);
+      return;
+    }
     h.update(`${name}:${a === null ? -1 : a.length}\n`);
     if (a !== null) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   };

@@ -1,6 +1,6 @@
 import { packedWeightFloats, type Kernels } from '../kernels/index.js';
 import { ARENA_MAX_BYTES, packFloat32, packUint16 } from '../kernels/arena.js';
-import type { GemvPart, WeightMatrix } from '../kernels/types.js';
+import type { GemvPart, MatrixWeights, WeightMatrix } from '../kernels/types.js';
 import type { ModelConfig } from './config.js';
 import { LINEAR_NAMES, linearShape, type LinearName } from './weights.js';
 
@@ -33,13 +33,13 @@ export interface ProjectionBuffers {
 
 /**
  * y[n, outDim] = x[n, inDim] . W[outDim, inDim]^T (+ y when accumulate): sgemv for one row (OpenBLAS sgemm
- * with M=1 is slow), OpenBLAS sgemm otherwise; f16 weights are widened to float32 in blocks of output rows,
- * each block's sgemm writing its columns of y.
+ * with M=1 is slow), OpenBLAS sgemm otherwise; f16 and block-quantized weights are widened to float32 in
+ * blocks of output rows, each block's sgemm writing its columns of y.
  */
 export class LinearKernel {
   private widened = new Float32Array(0);
 
-  run(k: Kernels, n: number, outDim: number, inDim: number, x: Float32Array, w: WeightMatrix, y: Float32Array, accumulate: boolean): void {
+  run(k: Kernels, n: number, outDim: number, inDim: number, x: Float32Array, w: MatrixWeights, y: Float32Array, accumulate: boolean): void {
     if (n === 1) k.sgemv(outDim, inDim, w, x, y, accumulate);
     else if (w instanceof Float32Array) k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
     else {
@@ -47,7 +47,8 @@ export class LinearKernel {
       if (this.widened.length < rowsPerBlock * inDim) this.widened = new Float32Array(rowsPerBlock * inDim);
       for (let r0 = 0; r0 < outDim; r0 += rowsPerBlock) {
         const rows = Math.min(rowsPerBlock, outDim - r0);
-        k.halfToFloat(w.subarray(r0 * inDim, (r0 + rows) * inDim), this.widened, rows * inDim);
+        if (w instanceof Uint16Array) k.halfToFloat(w.subarray(r0 * inDim, (r0 + rows) * inDim), this.widened, rows * inDim);
+        else k.dequantRows(w, r0, rows, this.widened);
         k.sgemm(false, true, n, rows, inDim, 1, x, inDim, this.widened, inDim, accumulate ? 1 : 0, y.subarray(r0), outDim);
       }
     }
@@ -67,7 +68,7 @@ export class LayerProjections {
 
   constructor(
     private readonly cfg: ModelConfig,
-    private readonly w: Record<LinearName, WeightMatrix>,
+    private readonly w: Record<LinearName, MatrixWeights>,
     private readonly packed: PackedLayer | null,
     private readonly plain: LinearKernel,
   ) {}
@@ -175,7 +176,7 @@ export class LayerProjections {
     outDim: number,
     inDim: number,
     x: Float32Array,
-    w: WeightMatrix,
+    w: MatrixWeights,
     y: Float32Array,
     packed?: WeightMatrix,
   ): void {

@@ -2,12 +2,13 @@ import { KvCache, type KvDtype } from '../cache/kv-cache.js';
 import { KvevictError, assert } from '../errors.js';
 import { kernels, type Kernels } from '../kernels/index.js';
 import { packUint16 } from '../kernels/arena.js';
-import type { WeightMatrix } from '../kernels/types.js';
+import type { MatrixWeights, WeightMatrix } from '../kernels/types.js';
+import { QuantMatrix } from '../quant/formats.js';
 import { ropeTables, type ModelConfig } from './config.js';
 import { LayerProjections, LinearKernel, byLinearName, packLayers } from './linear.js';
 import { ForwardProfile, profiledKernels } from './profile.js';
 import type { ForwardArgs, Weights } from './types.js';
-import { LINEAR_NAMES } from './weights.js';
+import { LINEAR_NAMES, type LinearName } from './weights.js';
 
 export { ForwardProfile, type ForwardSection } from './profile.js';
 
@@ -93,7 +94,7 @@ export class LlamaModel {
   readonly packedPrefill: boolean;
   /** each layer's linear layers, with the choice of path behind them */
   private readonly projections: LayerProjections[];
-  private readonly lmHead: WeightMatrix;
+  private readonly lmHead: MatrixWeights;
   private readonly plain = new LinearKernel();
 
   /** attach to measure where forward() spends its time (every kernel call is timed) */
@@ -121,13 +122,15 @@ export class LlamaModel {
     if (!WEIGHT_FORMATS.includes(format))
       throw new KvevictError(`weights format must be ${WEIGHT_FORMATS.join(' or ')}, got "${String(format)}"`);
     this.weightFormat = format;
-    const kept =
+    const kept: MatrixWeights[] =
       format === 'f16' ? halfWeights(weights, this.k) : [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
+    const quantized = kept.some((m) => m instanceof QuantMatrix);
     const linears = weights.layers.map((_, l) => byLinearName((i) => kept[l * LINEAR_NAMES.length + i]));
     this.lmHead = kept[kept.length - 1];
     // the packed micro-kernel beats OpenBLAS with AVX-512 (docs/benchmarks.md); on AVX2 OpenBLAS's tuned kernels win
-    this.packedPrefill = opts.packedPrefill ?? (this.k.name === 'native' && this.k.simd === 'avx512');
-    const packed = this.packedPrefill ? packLayers(c, linears, this.k, format === 'f16') : null;
+    // (quantized matrices stay in their blocks: a prefill dequantizes blocks of rows for OpenBLAS instead)
+    this.packedPrefill = !quantized && (opts.packedPrefill ?? (this.k.name === 'native' && this.k.simd === 'avx512'));
+    const packed = this.packedPrefill ? packLayers(c, linears as Record<LinearName, WeightMatrix>[], this.k, format === 'f16') : null;
     this.projections = linears.map((w, l) => new LayerProjections(c, w, packed?.[l] ?? null, this.plain));
   }
 
@@ -151,7 +154,9 @@ export class LlamaModel {
       const t = tokens[start + r];
       if (!Number.isInteger(t) || t < 0 || t >= vocab)
         throw new KvevictError(`token id ${t} is outside the vocabulary (vocab_size ${vocab})`);
-      out.set(this.weights.embed.subarray(t * hidden, (t + 1) * hidden), r * hidden);
+      const e = this.weights.embed;
+      if (e instanceof QuantMatrix) this.k.dequantRows(e, t, 1, out.subarray(r * hidden, (r + 1) * hidden));
+      else out.set(e.subarray(t * hidden, (t + 1) * hidden), r * hidden);
     }
   }
 
@@ -314,13 +319,18 @@ function biasesAndNorms(k: Kernels, w: Weights['layers'][number], s: Scratch, n:
   if (w.kNorm) k.rmsnorm(s.k, s.k, w.kNorm, n * Hkv, d, eps);
 }
 
-/** Half copies of every linear layer's weights, the lm head last; a weight past the half range is refused (it would become infinity). */
-function halfWeights(weights: Weights, k: Kernels): Uint16Array[] {
-  const f32 = [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
+/**
+ * Half copies of every float32 linear layer's weights, the lm head last (quantized ones stay as they are); a
+ * weight past the half range is refused (it would become infinity).
+ */
+function halfWeights(weights: Weights, k: Kernels): MatrixWeights[] {
+  const all = [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
+  const f32 = all.filter((m): m is Float32Array => m instanceof Float32Array);
   const names = LINEAR_NAMES;
   const matrixName = (i: number) =>
-    i === f32.length - 1 ? 'the lm head' : `layer ${Math.floor(i / names.length)} ${names[i % names.length]}`;
-  f32.forEach((w, m) => {
+    i === all.length - 1 ? 'the lm head' : `layer ${Math.floor(i / names.length)} ${names[i % names.length]}`;
+  all.forEach((w, m) => {
+    if (!(w instanceof Float32Array)) return;
     for (let i = 0; i < w.length; i++) {
       if (Math.abs(w[i]) > HALF_MAX)
         throw new KvevictError(
@@ -333,7 +343,8 @@ function halfWeights(weights: Weights, k: Kernels): Uint16Array[] {
     k,
   );
   f32.forEach((w, m) => k.floatToHalf(w, halves[m], w.length));
-  return halves;
+  let next = 0;
+  return all.map((m) => (m instanceof Float32Array ? halves[next++] : m));
 }
 
 function addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void {

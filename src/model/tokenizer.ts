@@ -153,6 +153,8 @@ export class Tokenizer {
   readonly chatTemplate: string | null;
   /** the raw objects, for writers (GGUF) */
   readonly tokenizerJson: Json;
+  /** a SentencePiece vocabulary as a GGUF "llama" tokenizer stores it (for the GGUF writer), or null */
+  readonly spmVocab: SpmVocab | null;
   readonly tokenizerConfig: Json;
   private template: Template | null = null;
   private readonly source: string;
@@ -168,8 +170,10 @@ export class Tokenizer {
       source?: string;
       templateSource?: string;
       backend?: TokenizerBackend;
+      spmVocab?: SpmVocab;
     } = {},
   ) {
+    this.spmVocab = opts.spmVocab ?? null;
     this.source = opts.source ?? 'tokenizer.json';
     this.templateSource = opts.templateSource ?? this.source;
     this.tokenizerJson = tokenizerJson;
@@ -401,7 +405,7 @@ export function spmTokenizer(
     specialIds: () => vocab.tokens.map((_, id) => id).filter((id) => spm.isSpecial(id)),
     tokenBytes: (id) => spm.tokenBytes(id),
   };
-  return new Tokenizer({ model: { type: 'SentencePieceBPE' } }, config, { ...opts, source: vocab.source, backend });
+  return new Tokenizer({ model: { type: 'SentencePieceBPE' } }, config, { ...opts, source: vocab.source, backend, spmVocab: vocab });
 }
 
 function isByteLevel(dec: Json | null | undefined): boolean {

@@ -1,3 +1,4 @@
+import type { QuantMatrix } from '../quant/formats.js';
 import type { KvCache } from '../cache/kv-cache.js';
 
 /** What a layer shows an observer during a forward pass. Arrays are views valid only during the callback. */
@@ -30,27 +31,37 @@ export interface ForwardArgs {
   chunk?: number;
 }
 
+/**
+ * A weight matrix as loaded: float32, or kept in the block format a quantized GGUF file stores (products read
+ * the blocks; floatMatrix() in weights.ts gives its float32 values where a caller needs them).
+ */
+export type MatrixData = Float32Array | QuantMatrix;
+
 /** Weights of a Llama-family model, float32, Hugging Face names without the "model." prefix handled by the loader. */
-export interface LayerWeights {
+export interface LayerWeights<M extends MatrixData = MatrixData> {
   inputNorm: Float32Array;
-  q: Float32Array; // [H*d, hidden]
-  k: Float32Array; // [Hkv*d, hidden]
-  v: Float32Array; // [Hkv*d, hidden]
-  o: Float32Array; // [hidden, H*d]
+  q: M; // [H*d, hidden]
+  k: M; // [Hkv*d, hidden]
+  v: M; // [Hkv*d, hidden]
+  o: M; // [hidden, H*d]
   qBias: Float32Array | null;
   kBias: Float32Array | null;
   vBias: Float32Array | null;
   qNorm: Float32Array | null; // [d] (qwen3)
   kNorm: Float32Array | null;
   postNorm: Float32Array;
-  gate: Float32Array; // [inter, hidden]
-  up: Float32Array; // [inter, hidden]
-  down: Float32Array; // [hidden, inter]
+  gate: M; // [inter, hidden]
+  up: M; // [inter, hidden]
+  down: M; // [hidden, inter]
 }
 
-export interface Weights {
-  embed: Float32Array; // [vocab, hidden]
-  layers: LayerWeights[];
+/** A model's weights; Weights<Float32Array> when every matrix is float32 (safetensors, float GGUF, training). */
+export interface Weights<M extends MatrixData = MatrixData> {
+  embed: M; // [vocab, hidden]
+  layers: LayerWeights<M>[];
   finalNorm: Float32Array;
-  lmHead: Float32Array; // [vocab, hidden]; the same array as embed when tied
+  lmHead: M; // [vocab, hidden]; the same array as embed when tied
 }
+
+/** Weights whose every matrix is float32. */
+export type FloatWeights = Weights<Float32Array>;

@@ -6,17 +6,18 @@ import { readJson } from './config.js';
 import { readSafetensorsHeader, writeSafetensors } from './safetensors.js';
 import { halfTable } from '../util/half.js';
 import { floatDtype, type DType, type TensorInfo, type TensorToWrite } from './safetensors.js';
-import type { LayerWeights, Weights } from './types.js';
+import type { FloatWeights, LayerWeights, MatrixData, Weights } from './types.js';
 import { kernels } from '../kernels/index.js';
 import { packFloat32 } from '../kernels/arena.js';
 import type { Kernels } from '../kernels/types.js';
+import { QuantMatrix } from '../quant/formats.js';
 
 /** One tensor the config calls for: its Hugging Face name, shape, and where it lives in `Weights`. */
 export interface TensorSlot {
   name: string;
   shape: number[];
-  get(w: Weights): Float32Array | null;
-  set(w: Weights, data: Float32Array): void;
+  get(w: Weights): MatrixData | null;
+  set(w: Weights, data: MatrixData): void;
 }
 
 type LayerField = keyof LayerWeights;
@@ -65,7 +66,7 @@ export function tensorSlots(cfg: ModelConfig): TensorSlot[] {
         shape,
         get: (w) => w.layers[l][field],
         set: (w, a) => {
-          w.layers[l][field] = a;
+          (w.layers[l] as unknown as Record<LayerField, MatrixData>)[field] = a;
         },
       });
     };
@@ -93,7 +94,7 @@ export function tensorSlots(cfg: ModelConfig): TensorSlot[] {
     shape: [h],
     get: (w) => w.finalNorm,
     set: (w, a) => {
-      w.finalNorm = a;
+      w.finalNorm = a as Float32Array;
     },
   });
   if (!cfg.tieWordEmbeddings) {
@@ -110,9 +111,9 @@ export function tensorSlots(cfg: ModelConfig): TensorSlot[] {
 }
 
 /** A Weights object with empty arrays, filled in by the loader. */
-export function emptyWeights(cfg: ModelConfig): Weights {
+export function emptyWeights(cfg: ModelConfig): FloatWeights {
   const none = new Float32Array(0);
-  const layers: LayerWeights[] = [];
+  const layers: LayerWeights<Float32Array>[] = [];
   for (let l = 0; l < cfg.numLayers; l++) {
     layers.push({
       inputNorm: none,
@@ -138,7 +139,7 @@ export function emptyWeights(cfg: ModelConfig): Weights {
  * Weights whose every array the config calls for is allocated (zeroed) and packed into few large allocations
  * (huge pages with the native kernels: see kernels/arena.ts), for a loader to fill. Tied models share embed and lmHead.
  */
-export function allocateWeights(cfg: ModelConfig, k: Kernels = kernels()): Weights {
+export function allocateWeights(cfg: ModelConfig, k: Kernels = kernels()): FloatWeights {
   const w = emptyWeights(cfg);
   const slots = tensorSlots(cfg);
   const arrays = packFloat32(
@@ -148,6 +149,40 @@ export function allocateWeights(cfg: ModelConfig, k: Kernels = kernels()): Weigh
   slots.forEach((slot, i) => slot.set(w, arrays[i]));
   if (cfg.tieWordEmbeddings) w.lmHead = w.embed;
   return w;
+}
+
+const floatCopies = new WeakMap<QuantMatrix, Float32Array>();
+
+/** A matrix's float32 values: the array itself, or a quantized matrix dequantized (once; remembered while it lives). */
+export function floatMatrix(m: MatrixData, k: Kernels = kernels()): Float32Array {
+  if (m instanceof Float32Array) return m;
+  let f = floatCopies.get(m);
+  if (!f) {
+    f = new Float32Array(m.length);
+    k.dequantRows(m, 0, m.rows, f);
+    floatCopies.set(m, f);
+  }
+  return f;
+}
+
+/** Weights with every matrix float32 (quantized ones dequantized): for training and the methods that read weights. */
+export function floatWeights(w: Weights): FloatWeights {
+  if (isFloatWeights(w)) return w;
+  const layers = w.layers.map((l) => ({
+    ...l,
+    ...(Object.fromEntries(LINEAR_NAMES.map((n) => [n, floatMatrix(l[n])])) as Record<LinearName, Float32Array>),
+  }));
+  const embed = floatMatrix(w.embed);
+  return { embed, layers, finalNorm: w.finalNorm, lmHead: w.lmHead === w.embed ? embed : floatMatrix(w.lmHead) };
+}
+
+/** Whether every matrix of `w` is float32. */
+export function isFloatWeights(w: Weights): w is FloatWeights {
+  return (
+    w.embed instanceof Float32Array &&
+    w.lmHead instanceof Float32Array &&
+    w.layers.every((l) => LINEAR_NAMES.every((n) => l[n] instanceof Float32Array))
+  );
 }
 
 /**
@@ -201,7 +236,7 @@ export function safetensorsFiles(dir: string): { files: string[]; weightMap: Map
  * Load a model folder's safetensors weights as float32, checking every tensor the config calls for
  * (name and shape). When embeddings are tied, `lmHead` is the same array as `embed`.
  */
-export function loadWeights(dir: string, cfg: ModelConfig): Weights {
+export function loadWeights(dir: string, cfg: ModelConfig): FloatWeights {
   const { files, weightMap } = safetensorsFiles(dir);
   // where each tensor is: name -> (file, info)
   const where = new Map<string, { file: string; info: TensorInfo }>();
@@ -235,7 +270,7 @@ export function loadWeights(dir: string, cfg: ModelConfig): Weights {
       const bytes = Buffer.allocUnsafe(info.end - info.begin);
       const got = readSync(fd, bytes, 0, bytes.length, info.begin);
       if (got !== bytes.length) throw new KvevictError(`${file}: truncated while reading tensor ${slot.name}`);
-      const data = decodeToF32(bytes, floatDtype(info, file), slot.get(w)!); // allocateWeights gave every slot its array
+      const data = decodeToF32(bytes, floatDtype(info, file), slot.get(w) as Float32Array); // allocateWeights gave every slot its array
       const bad = firstNonFinite(data);
       if (bad >= 0) throw new KvevictError(`${file}: tensor ${slot.name} holds ${data[bad]} at index ${bad}: weights must be finite`);
     }
@@ -285,7 +320,8 @@ function checkUnused(dir: string, cfg: ModelConfig, names: string[], used: Set<s
 export function weightsToTensors(cfg: ModelConfig, weights: Weights, dtype: DType = 'F32'): TensorToWrite[] {
   const out: TensorToWrite[] = [];
   for (const slot of tensorSlots(cfg)) {
-    const data = slot.get(weights);
+    const m = slot.get(weights);
+    const data = m === null ? null : floatMatrix(m);
     const count = slot.shape.reduce((a, b) => a * b, 1);
     if (!data || data.length !== count)
       throw new Error(`internal error: weights for ${slot.name} have ${data?.length ?? 0} values, shape [${slot.shape}] needs ${count}`);

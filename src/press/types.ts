@@ -1,6 +1,6 @@
 import type { KvCache, KvDtype } from '../cache/kv-cache.js';
 import type { ModelConfig } from '../model/config.js';
-import type { ForwardArgs } from '../model/types.js';
+import type { ForwardArgs, Weights } from '../model/types.js';
 
 /** What each KV head keeps after compression: [layer][kvHead] -> sorted prompt positions. */
 export type KeepPlan = Int32Array[][];
@@ -8,8 +8,8 @@ export type KeepPlan = Int32Array[][];
 /** The part of the engine a press may drive (LlamaModel satisfies it). */
 export interface PressModel {
   readonly config: ModelConfig;
-  /** the float32 weights, for presses that read them (CriticalKV's output projection) */
-  readonly weights?: { readonly layers: readonly { readonly o: Float32Array }[] };
+  /** the weights, for presses that read them (CriticalKV's output projection, Judge Q's and LookaheadKV's checks) */
+  readonly weights?: Weights;
   newCache(dtype?: KvDtype): KvCache;
   forward(args: ForwardArgs): Float32Array;
 }

@@ -2,6 +2,7 @@ import type { ModelConfig } from '../model/config.js';
 import { param } from '../autograd/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { Weights } from '../model/types.js';
+import { floatWeights } from '../model/weights.js';
 import { Tensor } from '../autograd/tensor.js';
 
 /** The tensors of one decoder layer, named as in Hugging Face Llama checkpoints. */
@@ -82,7 +83,8 @@ export function initParams(cfg: ModelConfig, seed: number): ModelParams {
 }
 
 /** Parameters from loaded engine weights (shared arrays, no copy); trainable or frozen. */
-export function paramsFromWeights(w: Weights, trainable: boolean): ModelParams {
+export function paramsFromWeights(weights: Weights, trainable: boolean): ModelParams {
+  const w = floatWeights(weights);
   const t = (data: Float32Array, shape: number[], name: string) => new Tensor(data, shape, trainable, name);
   const mat = (data: Float32Array, cols: number, name: string) => t(data, [data.length / cols, cols], name);
   const D = w.finalNorm.length;

@@ -1,3 +1,4 @@
+import { floatWeights } from '../../src/model/weights.js';
 import { ByteCursor } from './byte-cursor.js';
 /**
  * Seeded mutation campaigns over the files kvevict reads: a safetensors model, a GGUF model, a pretrain
@@ -64,7 +65,8 @@ function modelDir(root: string): string {
 
 function weightsDigest(dir: string): string {
   const m = loadModelDir(dir);
-  const arrays: Float32Array[] = [m.weights.embed, m.weights.finalNorm, m.weights.lmHead];
+  const w = floatWeights(m.weights);
+  const arrays: Float32Array[] = [w.embed, w.finalNorm, w.lmHead];
   for (const l of m.weights.layers) arrays.push(...Object.values(l).filter((a): a is Float32Array => a instanceof Float32Array));
   return digest([...arrays, JSON.stringify(m.config), JSON.stringify(m.tokenizer.encode('Hello, world 123'))]);
 }
@@ -89,7 +91,7 @@ function makeTarget(kind: FuzzKind, root: string): Target {
         m.weights.embed,
         m.weights.finalNorm,
         ...m.weights.layers.flatMap((l) => Object.values(l).filter((a): a is Float32Array => a instanceof Float32Array)),
-      ].reduce((a, x) => a + x.byteLength, 0);
+      ].reduce((a, x) => a + (x as Float32Array).byteLength, 0);
     return { file, original, headerEnd: Math.max(24, headerEnd), load: () => weightsDigest(file) };
   }
   if (kind === 'checkpoint') {

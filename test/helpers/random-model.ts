@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../../src/model/config.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import type { DType } from '../../src/model/safetensors.js';
-import type { Weights } from '../../src/model/types.js';
+import type { FloatWeights as Weights } from '../../src/model/types.js';
 import { allocateWeights, saveModelDir, tensorSlots } from '../../src/model/weights.js';
 import { makeByteTokenizerConfig, makeByteTokenizerJson } from '../../src/model/tokenizer.js';
 import { sharedData } from '../../src/paths.js';
@@ -43,7 +43,7 @@ export function randomWeights(cfg: ModelConfig, seed: number, scale = 0.02): Wei
   const rng = new Rng(seed);
   const w = allocateWeights(cfg);
   for (const slot of tensorSlots(cfg)) {
-    const a = slot.get(w);
+    const a = slot.get(w) as Float32Array | null;
     if (a === null) continue;
     if (slot.name.endsWith('norm.weight')) uniformInto(rng, a, 0.1 / Math.sqrt(3), 1);
     else uniformInto(rng, a, scale);

@@ -6,6 +6,7 @@
  */
 import type { ModelConfig } from '../../src/model/config.js';
 import type { Weights } from '../../src/model/types.js';
+import { floatWeights } from '../../src/model/weights.js';
 
 export interface ReferenceInput {
   /** token ids, or ... */
@@ -118,8 +119,12 @@ function ropeInterleaved(x: Float64Array, offset: number, d: number, p: number, 
   }
 }
 
-/** The whole forward pass; returns every row's logits and every layer's q/k/v. */
-export function referenceForward(cfg: ModelConfig, w: Weights, input: ReferenceInput): ReferenceOutput {
+/**
+ * The whole forward pass; returns every row's logits and every layer's q/k/v. Block-quantized matrices are read
+ * as their dequantized values (floatWeights), in float64 like every other weight.
+ */
+export function referenceForward(cfg: ModelConfig, weights: Weights, input: ReferenceInput): ReferenceOutput {
+  const w = floatWeights(weights);
   const hidden = cfg.hiddenSize,
     H = cfg.numHeads,
     Hkv = cfg.numKvHeads,

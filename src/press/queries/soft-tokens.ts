@@ -1,15 +1,10 @@
 import { KvevictError } from '../../errors.js';
 import type { LayerView } from '../../model/types.js';
-import type { Weights } from '../../model/types.js';
+import { modelWeights } from '../model-weights.js';
 import type { CaptureRequest, PrefillRun, PressModel, QueryBlock, QuerySource } from '../types.js';
 import { checkSoftTokensFor, type SoftTokens } from './soft-tokens-file.js';
 
-/** A press model that also shows its weights (LlamaModel does): needed to check the soft tokens' model hash. */
-function weightsOf(model: PressModel): Weights {
-  const w = (model as PressModel & { weights?: Weights }).weights;
-  if (w === undefined) throw new Error('internal error: Judge Q needs a model that exposes its weights (LlamaModel)');
-  return w;
-}
+const weightsOf = (model: PressModel) => modelWeights(model, 'Judge Q');
 
 /**
  * Judge Q's queries: the m trained soft embeddings are fed after the prompt at positions L .. L + m - 1 (their

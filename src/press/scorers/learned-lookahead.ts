@@ -1,6 +1,7 @@
 import { constant } from '../../autograd/tensor.js';
 import { KvevictError } from '../../errors.js';
 import { AppendedRows, type Lora } from '../../model/appended-rows.js';
+import { modelWeights } from '../model-weights.js';
 import type { Weights } from '../../model/types.js';
 import { reduceHeads, type GqaReduce } from '../gqa.js';
 import { pool1d, type PoolKind } from '../pool.js';
@@ -14,13 +15,7 @@ export interface LearnedLookaheadOptions {
   gqa: GqaReduce;
 }
 
-/** A press model that also shows its weights (LlamaModel does): the modules are checked against its hash. */
-function weightsOf(model: PressModel): Weights {
-  const w = (model as PressModel & { weights?: Weights }).weights;
-  if (w === undefined || !('embed' in w))
-    throw new Error('internal error: LookaheadKV needs a model that exposes its weights (LlamaModel)');
-  return w;
-}
+const weightsOf = (model: PressModel) => modelWeights(model, 'LookaheadKV');
 
 /**
  * LookaheadKV's scores: the m trained lookahead embeddings are run after the prompt at positions P .. P + m - 1

@@ -1,6 +1,7 @@
 import { KvevictError } from '../../errors.js';
 import type { Kernels } from '../../kernels/types.js';
 import type { PrefillRun } from '../types.js';
+import { floatMatrix } from '../../model/weights.js';
 
 /**
  * ||W_o v_j||_1 for the first `n` entries of one KV head: each value through the output projection of every
@@ -9,7 +10,8 @@ import type { PrefillRun } from '../types.js';
  */
 export function projectedValueNorms(run: PrefillRun, k: Kernels, layer: number, kvHead: number, n: number): Float64Array {
   const cfg = run.model.config;
-  const wo = run.model.weights?.layers[layer].o;
+  const o = run.model.weights?.layers[layer].o;
+  const wo = o && floatMatrix(o, k);
   if (!wo) throw new KvevictError("this press needs the model's output projection (W_o), which the model does not expose");
   const d = cfg.headDim,
     hidden = cfg.hiddenSize,

@@ -14,6 +14,7 @@ import { KvevictError } from '../../errors.js';
 import { kernels } from '../../kernels/index.js';
 import { LlamaModel } from '../../model/llama.js';
 import { loadModelDir } from '../../model/load.js';
+import { floatMatrix } from '../../model/weights.js';
 import { AppendedRows, loraShape, type Lora, type LoraTarget } from '../../model/appended-rows.js';
 import { loadLookaheadModules, saveLookaheadModules } from '../../press/queries/lookahead-adapter-file.js';
 import { loadSoftTokens, modelHash, saveSoftTokens } from '../../press/queries/soft-tokens-file.js';
@@ -318,7 +319,7 @@ function trainAppendedRows(o: JudgeqTrainOptions): JudgeqTrainResult {
   const trainSet = buildPrompts(loaded.tokenizer, { count: o.trainPrompts, split: 'train', seed: o.seed, ...lengths });
   const heldSet = buildPrompts(loaded.tokenizer, { count: o.heldOutPrompts, split: 'heldout', seed: o.seed, ...lengths });
 
-  let init = initialSoftTokens(loaded.weights.embed, cfg.vocabSize, cfg.hiddenSize, o.softTokens, o.seed);
+  let init = initialSoftTokens(floatMatrix(loaded.weights.embed), cfg.vocabSize, cfg.hiddenSize, o.softTokens, o.seed);
   const lora = kind === 'lookaheadkv' ? initialLora(cfg, o.loraRank!, o.loraAlpha!, o.loraTargets!, o.seed) : null;
   if (o.initFrom !== null) {
     // another model's rows are a starting point here, so only the shapes must agree
