@@ -8,7 +8,7 @@
  *    out), prefill and decode tokens/s of both engines on the same file, and kvevict's peak RSS (its own process)
  *    against the file size.
  *
- * Standalone: node dist/bench/formats.js [--no-speed] [--shapes 135m,1b]
+ * Standalone: node dist/bench/formats.js [--no-speed | --speed-only] [--shapes 135m,1b] [--contexts 512,2048]
  * (one engine measurement alone: node dist/bench/formats.js --engine FILE CONTEXT DECODE_STEPS)
  */
 import { spawnSync } from 'node:child_process';
@@ -149,6 +149,8 @@ interface Shape {
   vocab: number;
   ropeTheta: number;
   contexts: number[];
+  /** alternating runs of each engine (the better counts) */
+  rounds: number;
 }
 
 const SHAPES: Record<string, Shape> = {
@@ -163,6 +165,7 @@ const SHAPES: Record<string, Shape> = {
     vocab: 49152,
     ropeTheta: 100000,
     contexts: [512, 2048],
+    rounds: 2,
   },
   // Llama-3.2-1B's shapes; its rope scaling (a per-frequency table) is left out: it costs nothing per token
   '1b': {
@@ -176,6 +179,7 @@ const SHAPES: Record<string, Shape> = {
     vocab: 128256,
     ropeTheta: 500000,
     contexts: [512, 2048],
+    rounds: 1,
   },
 };
 
@@ -320,15 +324,16 @@ interface SpeedRow {
 
 const DECODE_STEPS = 32;
 
-async function speed(dir: string, shapes: string[], rounds = 2): Promise<SpeedRow[]> {
+async function speed(dir: string, shapes: string[], contexts?: number[]): Promise<SpeedRow[]> {
   const out: SpeedRow[] = [];
   for (const key of shapes) {
     const shape = SHAPES[key];
+    const rounds = shape.rounds;
     for (const dtype of ['q8_0', 'q4_k_m'] as const) {
       const file = join(dir, `${key}-${dtype}.gguf`);
       randomBlockGguf(file, shape, dtype);
       const fileMb = statSync(file).size / 2 ** 20;
-      for (const context of shape.contexts) {
+      for (const context of contexts ?? shape.contexts) {
         // the better of `rounds` alternating runs of each engine
         let ours: EngineRun | null = null;
         let theirs: { prefillTokPerS: number; decodeTokPerS: number } | null = null;
@@ -374,11 +379,12 @@ async function speed(dir: string, shapes: string[], rounds = 2): Promise<SpeedRo
   return out;
 }
 
-export async function runBench(opts: { speed?: boolean; shapes?: string[] } = {}): Promise<object> {
+export async function runBench(opts: { speed?: boolean; shapes?: string[]; contexts?: number[]; correctness?: boolean } = {}): Promise<object> {
   if (!(await ensureYardstick())) throw new Error('node-llama-cpp could not be installed in bench/yardstick');
   const dir = mkdtempSync(join(tmpdir(), 'kvevict-formats-'));
   try {
-    const quantizers = compareQuantizers(dir);
+    const check = opts.correctness !== false;
+    const quantizers = check ? compareQuantizers(dir) : 'not run (--speed-only)';
     if (typeof quantizers === 'string') process.stdout.write(`quantizers against llama.cpp: not measured (${quantizers})\n`);
     else
       process.stdout.write(
@@ -388,8 +394,9 @@ export async function runBench(opts: { speed?: boolean; shapes?: string[] } = {}
           quantizers.map((q) => [q.type, q.bytes, q.differing]),
         ),
       );
-    const stories = await storiesEveryDtype(dir);
-    process.stdout.write(
+    const stories = check ? await storiesEveryDtype(dir) : [];
+    if (check)
+      process.stdout.write(
       formatTable(
         'stories260K converted to each dtype: greedy tokens of "Once upon a time", kvevict against llama.cpp on the same file',
         ['dtype', 'file KB', 'agreeing', 'of'],
@@ -398,10 +405,10 @@ export async function runBench(opts: { speed?: boolean; shapes?: string[] } = {}
     );
     let speedRows: SpeedRow[] = [];
     if (opts.speed !== false) {
-      speedRows = await speed(dir, opts.shapes ?? ['135m', '1b']);
+      speedRows = await speed(dir, opts.shapes ?? ['135m', '1b'], opts.contexts);
       process.stdout.write(
         formatTable(
-          `random blocks in llama-quantize's layout, 2 threads, decode ${DECODE_STEPS} tokens after the prompt; better of 2 alternating runs each`,
+          `random blocks in llama-quantize's layout, 2 threads, decode ${DECODE_STEPS} tokens after the prompt; better of 2 alternating runs each (1B: one each)`,
           [
             'shape',
             'dtype',
@@ -443,9 +450,14 @@ const argv = process.argv.slice(2);
 if (process.argv[1]?.endsWith('formats.js') && process.argv[1].includes('bench')) {
   if (argv[0] === '--engine') await engineMain(argv[1], Number(argv[2]), Number(argv[3]));
   else {
-    const shapesAt = argv.indexOf('--shapes');
+    const list = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1].split(',') : undefined);
     await runAndRecord('formats', () =>
-      runBench({ speed: !argv.includes('--no-speed'), shapes: shapesAt >= 0 ? argv[shapesAt + 1].split(',') : undefined }),
+      runBench({
+        speed: !argv.includes('--no-speed'),
+        correctness: !argv.includes('--speed-only'),
+        shapes: list('--shapes'),
+        contexts: list('--contexts')?.map(Number),
+      }),
     );
   }
 }

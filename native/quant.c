@@ -12,7 +12,7 @@
 #include <string.h>
 #include "kernels.h"
 #include "pool.h"
-#if defined(__AVX2__)
+#if defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -22,7 +22,16 @@ static const int block_bytes[KV_QUANT_TYPES] = {18, 20, 22, 24, 34, 144, 176, 21
 int kv_quant_block_size(int type) { return type >= 0 && type < KV_QUANT_TYPES ? block_size[type] : 0; }
 int kv_quant_block_bytes(int type) { return type >= 0 && type < KV_QUANT_TYPES ? block_bytes[type] : 0; }
 
-static inline float half_at(const uint8_t *p) { return kv_half_bits_to_float((uint16_t)(p[0] | (p[1] << 8))); }
+/* A block's half scale: one F16C instruction where the CPU has it (the portable conversion branches). */
+static inline float half_at(const uint8_t *p) {
+#ifdef __F16C__
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+#else
+  return kv_half_bits_to_float((uint16_t)(p[0] | (p[1] << 8)));
+#endif
+}
 
 static inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
   if (j < 4) {
@@ -185,6 +194,10 @@ typedef struct {
   const int8_t *q;
   const float *d;
   const int32_t *sums;
+  /* d[b] * (the sum of block b's 32 levels): the offsets' and mins' factor, one per activation block */
+  const float *dsum;
+  /* the same per group of 16 (Q6_K's scales are per 16) */
+  const float *dsum16;
 } QVec;
 
 /* The portable row: decode each block, integer sums per group of 16. */
@@ -233,57 +246,83 @@ static inline __m256i nibbles32(const uint8_t *qs) {
   return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
 }
 
-static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
-  __m256 acc = _mm256_setzero_ps();
+/* A row of a 32-weight block type; always inlined with a constant type, so each type gets its own loop. Two
+ * accumulators: one FMA chain (4 cycles a block) would bound a thread near its share of the bandwidth. */
+static inline __attribute__((always_inline)) float row_dot32(const int type, const uint8_t *row, int k, const QVec *x) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
   float extra = 0.0f; /* the b * sum(xq) terms */
   const int bb = block_bytes[type];
-  if (block_size[type] == 32) {
-    for (int i = 0; i < k / 32; i++) {
-      const uint8_t *p = row + (int64_t)i * bb;
-      const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + 32 * i));
-      const float d = half_at(p) * x->d[i];
-      const int32_t xs = x->sums[2 * i] + x->sums[2 * i + 1];
-      __m256i isum;
-      switch (type) {
-        case KV_Q8_0: {
-          const __m256i w = _mm256_loadu_si256((const __m256i *)(p + 2));
-          isum = dot_u8_s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w));
-          break;
-        }
-        case KV_Q4_0:
-          isum = dot_u8_s8(nibbles32(p + 2), xq);
-          extra -= 8.0f * d * (float)xs;
-          break;
-        case KV_Q4_1:
-          isum = dot_u8_s8(nibbles32(p + 4), xq);
-          extra += half_at(p + 2) * x->d[i] * (float)xs;
-          break;
-        case KV_Q5_0: {
-          uint32_t qh;
-          memcpy(&qh, p + 2, 4);
-          isum = dot_u8_s8(_mm256_or_si256(nibbles32(p + 6), bits_to_16s(qh)), xq);
-          extra -= 16.0f * d * (float)xs;
-          break;
-        }
-        default: { /* KV_Q5_1 */
-          uint32_t qh;
-          memcpy(&qh, p + 4, 4);
-          isum = dot_u8_s8(_mm256_or_si256(nibbles32(p + 8), bits_to_16s(qh)), xq);
-          extra += half_at(p + 2) * x->d[i] * (float)xs;
-          break;
-        }
-      }
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d), acc);
+  for (int i = 0; i < k / 32; i++) {
+    const uint8_t *p = row + (int64_t)i * bb;
+    const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + 32 * i));
+    const float dw = half_at(p), d = dw * x->d[i];
+    __m256i isum;
+    if (type == KV_Q8_0) {
+      const __m256i w = _mm256_loadu_si256((const __m256i *)(p + 2));
+      isum = dot_u8_s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w));
+    } else if (type == KV_Q4_0) {
+      isum = dot_u8_s8(nibbles32(p + 2), xq);
+      extra -= 8.0f * dw * x->dsum[i];
+    } else if (type == KV_Q4_1) {
+      isum = dot_u8_s8(nibbles32(p + 4), xq);
+      extra += half_at(p + 2) * x->dsum[i];
+    } else if (type == KV_Q5_0) {
+      uint32_t qh;
+      memcpy(&qh, p + 2, 4);
+      isum = dot_u8_s8(_mm256_or_si256(nibbles32(p + 6), bits_to_16s(qh)), xq);
+      extra -= 16.0f * dw * x->dsum[i];
+    } else { /* KV_Q5_1 */
+      uint32_t qh;
+      memcpy(&qh, p + 4, 4);
+      isum = dot_u8_s8(_mm256_or_si256(nibbles32(p + 8), bits_to_16s(qh)), xq);
+      extra += half_at(p + 2) * x->dsum[i];
     }
-  } else if (type == KV_Q4_K || type == KV_Q5_K) {
+    if (i & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d), acc1);
+    else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d), acc0);
+  }
+  return hsum8(_mm256_add_ps(acc0, acc1)) + extra;
+}
+
+static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
+  __m256 acc = _mm256_setzero_ps();
+  const int bb = block_bytes[type];
+  switch (type) {
+    case KV_Q8_0:
+      return row_dot32(KV_Q8_0, row, k, x);
+    case KV_Q4_0:
+      return row_dot32(KV_Q4_0, row, k, x);
+    case KV_Q4_1:
+      return row_dot32(KV_Q4_1, row, k, x);
+    case KV_Q5_0:
+      return row_dot32(KV_Q5_0, row, k, x);
+    case KV_Q5_1:
+      return row_dot32(KV_Q5_1, row, k, x);
+  }
+  if (type == KV_Q4_K || type == KV_Q5_K) {
     const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    __m256 mins_acc = _mm256_setzero_ps();
     for (int i = 0; i < k / 256; i++) {
       const uint8_t *p = row + (int64_t)i * bb;
-      const float d = half_at(p), dmin = half_at(p + 2);
-      const uint8_t *sc = p + 4;
       const int five = type == KV_Q5_K;
+      /* the 8 six-bit scales and mins unpacked four at a time: words 0-1 scales 0-7, words 2-3 mins 0-7 */
+      uint32_t u[4];
+      memcpy(u, p + 4, 12);
+      const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+      u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
+      const uint32_t mins03 = u[1] & lo6;
+      u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
+      u[2] = mins03;
+      u[0] &= lo6;
+      const __m256i sm = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u));
+      const __m256i mm = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(u + 2)));
+      const __m256 xd = _mm256_loadu_ps(x->d + 8 * i);
+      /* per sub-block j: d * scale_j * xd_j (the integer sum's factor), and the mins' term dmin * m_j * xd_j * sum_j */
+      const __m256 scales = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_at(p)), _mm256_cvtepi32_ps(sm)), xd);
+      mins_acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(half_at(p + 2)), _mm256_cvtepi32_ps(mm)), _mm256_loadu_ps(x->dsum + 8 * i),
+                                 mins_acc);
       const uint8_t *ql = five ? p + 48 : p + 16;
       const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
+      const int8_t *xq = x->q + 256 * i;
       for (int j = 0; j < 4; j++) {
         const __m256i b = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
         __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
@@ -291,25 +330,36 @@ static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
           lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
           hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
         }
-        for (int t = 0; t < 2; t++) {
-          const int sb = 8 * i + 2 * j + t; /* the activation block */
-          int s, m;
-          scale_min_k4(2 * j + t, sc, &s, &m);
-          const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + 32 * sb));
-          const __m256i isum = dot_u8_s8(t == 0 ? lo : hi, xq);
-          acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * (float)s * x->d[sb]), acc);
-          extra -= dmin * (float)m * x->d[sb] * (float)(x->sums[2 * sb] + x->sums[2 * sb + 1]);
-        }
+        const __m256i s0 = dot_u8_s8(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * j)));
+        const __m256i s1 = dot_u8_s8(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * j + 32)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(2 * j)), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(2 * j + 1)), acc);
       }
     }
+    acc = _mm256_sub_ps(acc, mins_acc);
   } else { /* KV_Q6_K */
     const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    /* shuffles that spread group scales 2s (low lane) and 2s + 1 (high lane) over 8 int16 each */
+    const __m256i spread[4] = {
+        _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3),
+        _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7),
+        _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11),
+        _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15,
+                         14, 15, 14, 15),
+    };
+    __m256 offsets = _mm256_setzero_ps(); /* the -32 of every level: 32 d sc_g xd sum_g */
     for (int i = 0; i < k / 256; i++) {
       const uint8_t *p = row + (int64_t)i * bb;
       const float d = half_at(p + 208);
+      const __m256 dv = _mm256_set1_ps(d);
+      const __m128i sc_all = _mm_loadu_si128((const __m128i *)(p + 192));
+      const __m256 sc_lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc_all));
+      const __m256 sc_hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc_all, 8)));
+      offsets = _mm256_fmadd_ps(_mm256_mul_ps(dv, sc_lo), _mm256_loadu_ps(x->dsum16 + 16 * i), offsets);
+      offsets = _mm256_fmadd_ps(_mm256_mul_ps(dv, sc_hi), _mm256_loadu_ps(x->dsum16 + 16 * i + 8), offsets);
       for (int n = 0; n < 2; n++) {
         const uint8_t *ql = p + 64 * n, *qhp = p + 128 + 32 * n;
-        const int8_t *sc = (const int8_t *)(p + 192 + 8 * n);
+        const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(p + 192 + 8 * n))));
         const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
         const __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
         __m256i q[4];
@@ -321,19 +371,15 @@ static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
         for (int s = 0; s < 4; s++) {
           const int sb = 8 * i + 4 * n + s;
-          const int sa = sc[2 * s], sb2 = sc[2 * s + 1];
           const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + 32 * sb));
-          const __m256i pairs = _mm256_maddubs_epi16(q[s], xq);
-          const __m256i scales = _mm256_set_m128i(_mm_set1_epi16((short)sb2), _mm_set1_epi16((short)sa));
-          const __m256i isum = _mm256_madd_epi16(pairs, scales);
-          const float dx = d * x->d[sb];
-          acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(dx), acc);
-          extra -= 32.0f * dx * (float)(sa * x->sums[2 * sb] + sb2 * x->sums[2 * sb + 1]);
+          const __m256i isum = _mm256_madd_epi16(_mm256_maddubs_epi16(q[s], xq), _mm256_shuffle_epi8(sc16, spread[s]));
+          acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * x->d[sb]), acc);
         }
       }
     }
+    acc = _mm256_fnmadd_ps(_mm256_set1_ps(32.0f), offsets, acc);
   }
-  return hsum8(acc) + extra;
+  return hsum8(acc);
 }
 #endif
 
@@ -346,7 +392,7 @@ static inline float row_dot(int type, const uint8_t *row, int k, const QVec *x) 
 }
 
 float kv_quant_row_dot_scalar(int type, const uint8_t *row, int k, const int8_t *q, const float *d, const int32_t *sums) {
-  QVec x = {q, d, sums};
+  QVec x = {q, d, sums, NULL, NULL};
   return row_dot_scalar(type, row, k, &x);
 }
 
@@ -384,6 +430,7 @@ static void qgemv_blocks(void *arg, int64_t b, int64_t e) {
 static __thread int8_t *act_q;
 static __thread float *act_d;
 static __thread int32_t *act_s;
+static __thread float *act_dsum, *act_dsum16;
 static __thread int act_cap;
 
 int kv_quant_gemv_parts(int count, const KvQuantPart *parts, int k, const float *x, int accumulate) {
@@ -393,17 +440,26 @@ int kv_quant_gemv_parts(int count, const KvQuantPart *parts, int k, const float 
     free(act_q);
     free(act_d);
     free(act_s);
+    free(act_dsum);
+    free(act_dsum16);
     act_q = malloc((size_t)k);
     act_d = malloc(sizeof(float) * (size_t)(k / 32));
     act_s = malloc(sizeof(int32_t) * (size_t)(k / 16));
-    if (!act_q || !act_d || !act_s) {
+    act_dsum = malloc(sizeof(float) * (size_t)(k / 32));
+    act_dsum16 = malloc(sizeof(float) * (size_t)(k / 16));
+    if (!act_q || !act_d || !act_s || !act_dsum || !act_dsum16) {
       act_cap = 0;
       return -2;
     }
     act_cap = k;
   }
   kv_quantize_activations(k, x, act_q, act_d, act_s);
-  QGemvJob j = {.k = k, .accumulate = accumulate, .parts = parts, .x = {act_q, act_d, act_s}};
+  for (int b = 0; b < k / 32; b++) {
+    act_dsum[b] = act_d[b] * (float)(act_s[2 * b] + act_s[2 * b + 1]);
+    act_dsum16[2 * b] = act_d[b] * (float)act_s[2 * b];
+    act_dsum16[2 * b + 1] = act_d[b] * (float)act_s[2 * b + 1];
+  }
+  QGemvJob j = {.k = k, .accumulate = accumulate, .parts = parts, .x = {act_q, act_d, act_s, act_dsum, act_dsum16}};
   int64_t total = 0;
   j.first_block[0] = 0;
   for (int p = 0; p < count; p++) {
