@@ -4,7 +4,7 @@
  *    ctypes): byte for byte, every block type;
  * 2. stories260K (the real model) converted to every dtype: llama.cpp loads each file and its greedy tokens are
  *    compared with kvevict's on the same file;
- * 3. speed: SmolLM2-135M and Llama-3.2-1B shapes with random blocks (Q8_0, Q4_K_M as llama-quantize lays them
+ * 3. speed: SmolLM2-135M and Llama-3.2-1B shapes with random weights (BF16; Q8_0 and Q4_K_M as llama-quantize lays them
  *    out), prefill and decode tokens/s of both engines on the same file, and kvevict's peak RSS (its own process)
  *    against the file size.
  *
@@ -222,6 +222,14 @@ function randomBlockGguf(file: string, shape: Shape, dtype: GgufDtype): void {
   const mat = (name: string, rows: number, cols: number, role: 'output' | 'attn_v' | 'ffn_down' | 'other', layer = 0) => {
     const type = matrixType(dtype, role, layer, shape.layers, cols);
     const f = quantFormatOfGgml(type);
+    if (type === GgmlType.BF16) {
+      // random bf16 bits of magnitude 2^-7 .. 2^-6, written as they are
+      const data = new Uint8Array(rows * cols * 2);
+      for (let off = 0; off < data.length; off += 1 << 16) randomFillSync(data, off, Math.min(1 << 16, data.length - off));
+      for (let i = 1; i < data.length; i += 2) data[i] = (data[i] & 0x80) | 0x3c;
+      tensors.push({ name, shape: [rows, cols], data, type });
+      return;
+    }
     if (!f) {
       const data = Float32Array.from({ length: rows * cols }, () => (rng.next() - 0.5) * 0.04);
       tensors.push({ name, shape: [rows, cols], data, type });
@@ -329,7 +337,7 @@ async function speed(dir: string, shapes: string[], contexts?: number[]): Promis
   for (const key of shapes) {
     const shape = SHAPES[key];
     const rounds = shape.rounds;
-    for (const dtype of ['q8_0', 'q4_k_m'] as const) {
+    for (const dtype of ['bf16', 'q8_0', 'q4_k_m'] as const) {
       const file = join(dir, `${key}-${dtype}.gguf`);
       randomBlockGguf(file, shape, dtype);
       const fileMb = statSync(file).size / 2 ** 20;
@@ -379,7 +387,9 @@ async function speed(dir: string, shapes: string[], contexts?: number[]): Promis
   return out;
 }
 
-export async function runBench(opts: { speed?: boolean; shapes?: string[]; contexts?: number[]; correctness?: boolean } = {}): Promise<object> {
+export async function runBench(
+  opts: { speed?: boolean; shapes?: string[]; contexts?: number[]; correctness?: boolean } = {},
+): Promise<object> {
   if (!(await ensureYardstick())) throw new Error('node-llama-cpp could not be installed in bench/yardstick');
   const dir = mkdtempSync(join(tmpdir(), 'kvevict-formats-'));
   try {
@@ -397,12 +407,12 @@ export async function runBench(opts: { speed?: boolean; shapes?: string[]; conte
     const stories = check ? await storiesEveryDtype(dir) : [];
     if (check)
       process.stdout.write(
-      formatTable(
-        'stories260K converted to each dtype: greedy tokens of "Once upon a time", kvevict against llama.cpp on the same file',
-        ['dtype', 'file KB', 'agreeing', 'of'],
-        stories.map((s) => [s.dtype, s.fileBytes / 1024, s.agreeing, s.steps]),
-      ),
-    );
+        formatTable(
+          'stories260K converted to each dtype: greedy tokens of "Once upon a time", kvevict against llama.cpp on the same file',
+          ['dtype', 'file KB', 'agreeing', 'of'],
+          stories.map((s) => [s.dtype, s.fileBytes / 1024, s.agreeing, s.steps]),
+        ),
+      );
     let speedRows: SpeedRow[] = [];
     if (opts.speed !== false) {
       speedRows = await speed(dir, opts.shapes ?? ['135m', '1b'], opts.contexts);

@@ -574,11 +574,49 @@ static napi_value js_sgemv_parts(napi_env env, napi_callback_info info) {
   for (int p = 0; p < count && !a.failed; p++) {
     int64_t n = arg_count(&a, 3 + 3 * p + 1, "n");
     parts[p].n = (int)n;
+    parts[p].bf16 = 0;
     arg_weights(&a, 3 + 3 * p, "w", n * k, &parts[p].w, &parts[p].h);
     parts[p].y = arg_array(&a, 3 + 3 * p + 2, "y", napi_float32_array, n);
   }
   if (a.failed) return NULL;
   kv_sgemv_parts(count, parts, (int)k, x, acc);
+  return undefined(env);
+}
+
+/* bf16GemvParts(k, x, accumulate, w0, n0, y0 [, ...]): sgemvParts with bfloat16 weights (Uint16Arrays of bf16 bits) */
+static napi_value js_bf16_gemv_parts(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "bf16GemvParts", 6)) return NULL;
+  int64_t k = arg_count(&a, 0, "k");
+  const float *x = arg_array(&a, 1, "x", napi_float32_array, k);
+  bool acc = arg_bool(&a, 2);
+  if (!a.failed && (a.argc - 3) % 3 != 0) fail(&a, "parts come in threes: w, n, y");
+  const int count = (int)((a.argc - 3) / 3);
+  if (!a.failed && count > KV_GEMV_MAX_PARTS) fail(&a, "too many parts");
+  KvGemvPart parts[KV_GEMV_MAX_PARTS];
+  for (int p = 0; p < count && !a.failed; p++) {
+    int64_t n = arg_count(&a, 3 + 3 * p + 1, "n");
+    parts[p].n = (int)n;
+    parts[p].w = NULL;
+    parts[p].h = arg_array(&a, 3 + 3 * p, "w", napi_uint16_array, n * k);
+    parts[p].y = arg_array(&a, 3 + 3 * p + 2, "y", napi_float32_array, n);
+    parts[p].bf16 = 1;
+  }
+  if (a.failed) return NULL;
+  kv_sgemv_parts(count, parts, (int)k, x, acc);
+  return undefined(env);
+}
+
+/* bf16ToFloat(src: Uint16Array, dst: Float32Array, n) */
+static napi_value js_bf16_to_float(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "bf16ToFloat", 3)) return NULL;
+  int64_t n = arg_int(&a, 2, "n");
+  if (!a.failed && n < 0) fail(&a, "n must be >= 0");
+  const uint16_t *src = arg_array(&a, 0, "src", napi_uint16_array, n);
+  float *dst = arg_array(&a, 1, "dst", napi_float32_array, n);
+  if (a.failed) return NULL;
+  kv_bf16_to_float(n, src, dst);
   return undefined(env);
 }
 
@@ -799,6 +837,7 @@ NAPI_MODULE_INIT() {
       {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
       {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed}, {"sgemmPackedParts", js_sgemm_packed_parts},
       {"quantGemvParts", js_quant_gemv_parts}, {"dequantBlocks", js_dequant_blocks},
+      {"bf16GemvParts", js_bf16_gemv_parts}, {"bf16ToFloat", js_bf16_to_float},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

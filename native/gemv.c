@@ -22,6 +22,12 @@
 /* Below this many float weights (256 KB) one thread is faster than waking another. */
 #define GEMV_PARALLEL_MIN (1 << 16)
 
+/* bfloat16 bits -> float32: the high half of its bits. */
+static inline float bf16_value(uint16_t h) {
+  union { uint32_t u; float f; } v = {.u = (uint32_t)h << 16};
+  return v.f;
+}
+
 /* Scalar float -> IEEE half, round to nearest even (the portable twin of vcvtps2ph). */
 static inline uint16_t float_to_half(float f) {
   union { float f; uint32_t u; } v = {.f = f};
@@ -58,10 +64,12 @@ static inline uint16_t float_to_half(float f) {
  * AVX-512 Zen). Four accumulators per row: with one, a row's FMA chain (4 cycles each) limited a thread to about
  * 28 GB/s; four measured 5-8% more bandwidth. Always inlined into the two calls below, one per weight type.
  */
-static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, const float *wf, const uint16_t *wh,
+static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, const float *wf, const uint16_t *wh, const int bf,
                                                           const float *x, float *y, int accumulate) {
 #ifdef __AVX512F__
-#define W16(i) (wh ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wh + r0 + (i)))) : _mm512_loadu_ps(wf + r0 + (i)))
+#define H16(p) (bf ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16)) \
+                   : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p))))
+#define W16(i) (wh ? H16(wh + r0 + (i)) : _mm512_loadu_ps(wf + r0 + (i)))
   const int kv = k & ~15;
   const __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1u);
   for (int r = 0; r < rows; r++) {
@@ -76,16 +84,25 @@ static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, con
     }
     for (; i < kv; i += 16) a0 = _mm512_fmadd_ps(W16(i), _mm512_loadu_ps(x + i), a0);
     if (tail) {
-      const __m512 wt = wh ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail, wh + r0 + i)) : _mm512_maskz_loadu_ps(tail, wf + r0 + i);
+      __m512 wt;
+      if (wh) {
+        const __m256i ht = _mm256_maskz_loadu_epi16(tail, wh + r0 + i);
+        wt = bf ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(ht), 16)) : _mm512_cvtph_ps(ht);
+      } else {
+        wt = _mm512_maskz_loadu_ps(tail, wf + r0 + i);
+      }
       a0 = _mm512_fmadd_ps(wt, _mm512_maskz_loadu_ps(tail, x + i), a0);
     }
     const float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     y[r] = accumulate ? y[r] + s : s;
   }
 #undef W16
+#undef H16
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   /* the same stream on 8-float vectors (AVX2 CPUs: Zen 2-4, most Intel cores before AVX-512) */
-#define W8(i) (wh ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wh + r0 + (i)))) : _mm256_loadu_ps(wf + r0 + (i)))
+#define H8(p) (bf ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16)) \
+                  : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p))))
+#define W8(i) (wh ? H8(wh + r0 + (i)) : _mm256_loadu_ps(wf + r0 + (i)))
   for (int r = 0; r < rows; r++) {
     const int64_t r0 = (int64_t)r * k;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -98,10 +115,11 @@ static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, con
     }
     for (; i + 8 <= k; i += 8) a0 = _mm256_fmadd_ps(W8(i), _mm256_loadu_ps(x + i), a0);
     float s = kv_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < k; i++) s += (wh ? kv_half_bits_to_float(wh[r0 + i]) : wf[r0 + i]) * x[i];
+    for (; i < k; i++) s += (wh ? (bf ? bf16_value(wh[r0 + i]) : kv_half_bits_to_float(wh[r0 + i])) : wf[r0 + i]) * x[i];
     y[r] = accumulate ? y[r] + s : s;
   }
 #undef W8
+#undef H8
 #else
   enum { L = 16 };
   for (int r = 0; r < rows; r++) {
@@ -109,10 +127,11 @@ static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, con
     float acc[L] = {0};
     int i = 0;
     for (; i + L <= k; i += L)
-      for (int l = 0; l < L; l++) acc[l] += (wh ? kv_half_bits_to_float(wh[r0 + i + l]) : wf[r0 + i + l]) * x[i + l];
+      for (int l = 0; l < L; l++)
+        acc[l] += (wh ? (bf ? bf16_value(wh[r0 + i + l]) : kv_half_bits_to_float(wh[r0 + i + l])) : wf[r0 + i + l]) * x[i + l];
     float s = 0.0f;
     for (int l = 0; l < L; l++) s += acc[l];
-    for (; i < k; i++) s += (wh ? kv_half_bits_to_float(wh[r0 + i]) : wf[r0 + i]) * x[i];
+    for (; i < k; i++) s += (wh ? (bf ? bf16_value(wh[r0 + i]) : kv_half_bits_to_float(wh[r0 + i])) : wf[r0 + i]) * x[i];
     y[r] = accumulate ? y[r] + s : s;
   }
 #endif
@@ -135,8 +154,9 @@ static void gemv_blocks(void *arg, int64_t b, int64_t e) {
     const int r0 = ((int)blk - j->first_block[p]) * j->rows_per_block;
     const int rows = part->n - r0 < j->rows_per_block ? part->n - r0 : j->rows_per_block;
     const int64_t off = (int64_t)r0 * j->k;
-    if (part->h) gemv_rows(rows, j->k, NULL, part->h + off, j->x, part->y + r0, j->accumulate);
-    else gemv_rows(rows, j->k, part->w + off, NULL, j->x, part->y + r0, j->accumulate);
+    if (part->h && part->bf16) gemv_rows(rows, j->k, NULL, part->h + off, 1, j->x, part->y + r0, j->accumulate);
+    else if (part->h) gemv_rows(rows, j->k, NULL, part->h + off, 0, j->x, part->y + r0, j->accumulate);
+    else gemv_rows(rows, j->k, part->w + off, NULL, 0, j->x, part->y + r0, j->accumulate);
   }
 }
 
@@ -203,6 +223,21 @@ static void half_range(void *arg, int64_t b, int64_t e) {
 void kv_half_to_float(int64_t n, const uint16_t *src, float *dst) {
   HalfArgs j = {.h = src, .fo = dst};
   kv_pool_for(n, HALF_BLOCK, 4 * HALF_BLOCK, half_range, &j);
+}
+
+static void bf16_range(void *arg, int64_t b, int64_t e) {
+  HalfArgs *j = arg;
+  int64_t i = b;
+#ifdef __AVX2__
+  for (; i + 8 <= e; i += 8)
+    _mm256_storeu_si256((__m256i *)(j->fo + i), _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(j->h + i))), 16));
+#endif
+  for (; i < e; i++) j->fo[i] = bf16_value(j->h[i]);
+}
+
+void kv_bf16_to_float(int64_t n, const uint16_t *src, float *dst) {
+  HalfArgs j = {.h = src, .fo = dst};
+  kv_pool_for(n, HALF_BLOCK, 4 * HALF_BLOCK, bf16_range, &j);
 }
 
 void kv_float_to_half(int64_t n, const float *src, uint16_t *dst) {

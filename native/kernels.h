@@ -152,7 +152,10 @@ typedef struct {
   const float *w;  /* float32 weights, or NULL when ... */
   const uint16_t *h; /* ... IEEE half weights (f16 bits) stand in: half the bytes to stream per decode step */
   float *y;
+  int bf16;          /* h holds bfloat16 bits instead (a bf16 model's bytes as stored) */
 } KvGemvPart;
+/* dst[i] = the float32 value of bfloat16 bits src[i] (exact: the bits shifted up), over the thread pool. */
+void kv_bf16_to_float(int64_t n, const uint16_t *src, float *dst);
 void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, int accumulate);
 
 /* dst[i] = (float)src[i] for IEEE half bits src (exact), over the thread pool. */

@@ -418,7 +418,10 @@ describe('LlamaModel errors', () => {
         .every(Number.isFinite),
       'f32 takes it',
     );
-    assert.throws(() => new LlamaModel(cfg, w, jsKernels, { weights: 'q8' as 'f16' }), /weights format must be f32 or f16, got "q8"/);
+    assert.throws(
+      () => new LlamaModel(cfg, w, jsKernels, { weights: 'q8' as 'f16' }),
+      /weights format must be one of auto, f32, f16, bf16, got "q8"/,
+    );
   });
 
   test('bad token ids, mismatched positions, tokens and embeddings together', () => {

@@ -243,7 +243,7 @@ test('a quantized GGUF stays quantized in memory and its forward pass matches fl
     }
     const bytes = readFileSync(file).length;
     const held = [m.weights.embed, ...m.weights.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down])].reduce(
-      (a, x) => a + (x instanceof QuantMatrix ? x.data.length : x.byteLength),
+      (a, x) => a + (x instanceof QuantMatrix ? x.data.length : (x as Float32Array).byteLength),
       0,
     );
     assert.ok(held <= bytes && held > bytes * 0.8, `${dtype}: ${held} bytes of matrices held for a ${bytes}-byte file`);

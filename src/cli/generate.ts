@@ -58,8 +58,8 @@ const specs: OptionSpecs = {
   ...KV_DTYPE_OPTION_SPECS,
   weights: {
     type: 'string',
-    help: 'how the linear layers hold their weights in memory: f32, or f16 (half the bytes each decode step reads; outputs change by the rounding)',
-    default: 'f32',
+    help: 'how the linear layers hold their weights in memory: auto (as the file stores them: f32, bf16, or GGUF blocks), f32, f16 or bf16 (half the bytes each decode step reads; outputs change by the rounding)',
+    default: 'auto',
   },
   json: { type: 'boolean', help: 'print one JSON object: prompt and generated ids, text, top-5 log-probabilities per step, timings' },
   help: { type: 'boolean', help: 'show this help' },
@@ -159,7 +159,7 @@ export async function run(argv: string[]): Promise<number> {
   const dir = requireString(options, 'model', 'generate');
   const weights = options.weights as string;
   if (!(WEIGHT_FORMATS as readonly string[]).includes(weights))
-    throw new KvevictError(`generate: --weights must be ${WEIGHT_FORMATS.join(' or ')}, got "${weights}"`);
+    throw new KvevictError(`generate: --weights must be one of ${WEIGHT_FORMATS.join(', ')}, got "${weights}"`);
 
   let kvDtype: KvDtype = kvDtypeFromCli(options, 'generate');
 

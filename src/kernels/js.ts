@@ -1,7 +1,7 @@
 import { expNonPositive } from './fast-exp.js';
 import { floatBitsToHalf, floatToHalf, halfTable } from '../util/half.js';
 import { PACK_STRIP, packedWeightFloats, type AttendArgs, type CacheRows, type Kernels } from './types.js';
-import { QuantMatrix } from '../quant/formats.js';
+import { Bf16Matrix, QuantMatrix } from '../quant/formats.js';
 import { dequantizeRows, quantGemv, quantizeActivations } from '../quant/blocks.js';
 
 /** Plain TypeScript kernels: the portable fallback and the oracle that `native` is tested against. */
@@ -34,6 +34,21 @@ export const jsKernels: Kernels = {
       quantGemv(w.rows === n ? w : w.rowRange(0, n), quantizeActivations(x, k), y, accumulate);
       return;
     }
+    if (w instanceof Bf16Matrix) {
+      const b = w.bits;
+      const u = new Uint32Array(1),
+        f = new Float32Array(u.buffer);
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        const off = i * k;
+        for (let p = 0; p < k; p++) {
+          u[0] = b[off + p] << 16;
+          s += f[0] * x[p];
+        }
+        y[i] = accumulate ? y[i] + s : s;
+      }
+      return;
+    }
     if (w instanceof Uint16Array) {
       const t = halfTable();
       for (let i = 0; i < n; i++) {
@@ -50,6 +65,12 @@ export const jsKernels: Kernels = {
       for (let p = 0; p < k; p++) s += w[off + p] * x[p];
       y[i] = accumulate ? y[i] + s : s;
     }
+  },
+
+  bf16ToFloat(src, dst, n) {
+    if (src.length < n || dst.length < n) throw new RangeError('bf16ToFloat: an array is shorter than n');
+    const u = new Uint32Array(dst.buffer, dst.byteOffset, n);
+    for (let i = 0; i < n; i++) u[i] = src[i] << 16;
   },
 
   dequantRows(m, first, count, out) {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { jsKernels, sgemmPackedByPart } from './js.js';
 import type { AttendArgs, CacheRows, GemvPart, Kernels, WeightMatrix } from './types.js';
-import { QuantMatrix, nativeQuantIndex } from '../quant/formats.js';
+import { Bf16Matrix, QuantMatrix, nativeQuantIndex } from '../quant/formats.js';
 
 /** What OpenBLAS chose when the addon loaded, and the attention block sizes compiled in. */
 export interface NativeInfo {
@@ -47,6 +47,9 @@ export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<
   ): void;
   /** quantGemvParts(k, x, accumulate, type0, data0, n0, y0, ...): up to 4 block-quantized parts (absent before quant.c) */
   quantGemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (number | Uint8Array | Float32Array)[]): void;
+  /** bf16GemvParts(k, x, accumulate, w0, n0, y0, ...): sgemvParts over bfloat16 bits (absent before bf16 weights) */
+  bf16GemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (number | Uint16Array | Float32Array)[]): void;
+  bf16ToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
   /** dequantBlocks(type, src, blocks, dst) */
   dequantBlocks?(type: number, src: Uint8Array, blocks: number, dst: Float32Array): void;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
@@ -82,6 +85,17 @@ export function loadNativeAddon(path: string): NativeAddon {
 /** Wrap the OpenBLAS addon at `path` in the Kernels interface. */
 export function makeNativeKernels(path: string): Kernels {
   const addon = loadNativeAddon(path);
+  /** The bf16 parts of a fused product in one native call (the TypeScript twin for an older addon). */
+  const bf16Parts = (k: number, x: Float32Array, parts: readonly GemvPart[], accumulate: boolean): void => {
+    const bf = parts.filter((p): p is GemvPart & { w: Bf16Matrix } => p.w instanceof Bf16Matrix);
+    if (!addon.bf16GemvParts) {
+      for (const p of bf) jsKernels.sgemv(p.n, k, p.w, x, p.y, accumulate);
+      return;
+    }
+    for (const p of bf)
+      if (p.w.cols !== k || p.w.rows < p.n) throw new RangeError(`sgemv: a bf16 matrix [${p.w.rows}, ${p.w.cols}] for n ${p.n}, k ${k}`);
+    addon.bf16GemvParts(k, x, accumulate, ...bf.flatMap((p) => [p.w.bits, p.n, p.y]));
+  };
   /** The quantized parts of a fused product in one native call (the TypeScript twin for an addon built before quant.c). */
   const quantParts = (k: number, x: Float32Array, parts: readonly GemvPart[], accumulate: boolean): void => {
     const quant = parts.filter((p): p is GemvPart & { w: QuantMatrix } => p.w instanceof QuantMatrix);
@@ -101,8 +115,10 @@ export function makeNativeKernels(path: string): Kernels {
     sgemm: addon.sgemm,
     sgemv(n, k, w, x, y, accumulate = false) {
       if (w instanceof QuantMatrix) quantParts(k, x, [{ w, n, y }], accumulate);
+      else if (w instanceof Bf16Matrix) bf16Parts(k, x, [{ w, n, y }], accumulate);
       else addon.sgemv(n, k, w, x, y, accumulate);
     },
+    bf16ToFloat: addon.bf16ToFloat ?? jsKernels.bf16ToFloat,
     dequantRows(m, first, count, out) {
       if (!addon.dequantBlocks) return jsKernels.dequantRows(m, first, count, out);
       if (first < 0 || first + count > m.rows) throw new RangeError('dequantRows: rows out of range');
@@ -141,10 +157,13 @@ export function makeNativeKernels(path: string): Kernels {
       addon.sgemmPackedParts(m, k, x, ldx, packed, accumulate, ...parts.flatMap((p) => [p.n, p.y]));
     },
     sgemvParts(k, x, parts, accumulate = false) {
-      if (parts.some((p) => p.w instanceof QuantMatrix)) {
-        // quantized parts in one pass (their activations quantized once); float or half ones beside them by sgemv
-        quantParts(k, x, parts, accumulate);
-        for (const p of parts) if (!(p.w instanceof QuantMatrix)) addon.sgemv(p.n, k, p.w, x, p.y, accumulate);
+      if (parts.some((p) => p.w instanceof QuantMatrix || p.w instanceof Bf16Matrix)) {
+        // quantized parts in one pass (their activations quantized once), bf16 ones in another; float or half
+        // ones beside them by sgemv
+        if (parts.some((p) => p.w instanceof QuantMatrix)) quantParts(k, x, parts, accumulate);
+        if (parts.some((p) => p.w instanceof Bf16Matrix)) bf16Parts(k, x, parts, accumulate);
+        for (const p of parts)
+          if (!(p.w instanceof QuantMatrix) && !(p.w instanceof Bf16Matrix)) addon.sgemv(p.n, k, p.w, x, p.y, accumulate);
         return;
       }
       const floats = parts as readonly (GemvPart & { w: WeightMatrix })[];

@@ -3,7 +3,7 @@
  * Two implementations share this interface: `js` (plain TypeScript, portable, the test oracle)
  * and `native` (an N-API addon over OpenBLAS, the fast path).
  */
-import type { QuantMatrix } from '../quant/formats.js';
+import type { Bf16Matrix, QuantMatrix } from '../quant/formats.js';
 
 /** Attention of the query heads of one GQA group against one KV head's compact cache. */
 export interface AttendArgs {
@@ -38,7 +38,7 @@ export type CacheRows = Float32Array | Uint16Array;
 export type WeightMatrix = Float32Array | Uint16Array;
 
 /** What a decode's matrix-vector product reads: float32 or half weights, or a block-quantized matrix (GGUF Q4_K, ...). */
-export type MatrixWeights = WeightMatrix | QuantMatrix;
+export type MatrixWeights = WeightMatrix | QuantMatrix | Bf16Matrix;
 
 /** One matrix of a fused matrix-vector product: y[n] (+)= w[n, k] . x. */
 export interface GemvPart {
@@ -141,6 +141,8 @@ export interface InferenceKernels {
   largeBuffer(bytes: number): ArrayBuffer;
   /** dst[i] = the float32 value of the IEEE half bits src[i], for i < n (exact). */
   halfToFloat(src: Uint16Array, dst: Float32Array, n: number): void;
+  /** dst[i] = the float32 value of bfloat16 bits src[i] (exact), for i < n. */
+  bf16ToFloat(src: Uint16Array, dst: Float32Array, n: number): void;
   /** dst[i] = src[i] rounded to the nearest IEEE half (ties to even; beyond 65504 becomes infinity), for i < n. */
   floatToHalf(src: Float32Array, dst: Uint16Array, n: number): void;
   /** out[r] = x[r] / rms(x[r]) * weight, for `rows` rows of `dim`. `out` may be `x`. */

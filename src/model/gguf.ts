@@ -8,13 +8,14 @@ import { KvevictError } from '../errors.js';
 import { ropeInvFreq } from './config.js';
 import type { ModelConfig, ModelType } from './config.js';
 import { encodeHalf } from './safetensors.js';
-import { allocateWeights, decodeToF32, emptyWeights, floatMatrix, linearShape, type LinearName } from './weights.js';
+import { allocateWeights, decodeToF32, emptyWeights, firstNonFiniteBf16, floatMatrix, linearShape, type LinearName } from './weights.js';
 import { kernels } from '../kernels/index.js';
 import type { Tokenizer } from './tokenizer.js';
 import { Tokenizer as KvTokenizer, bpeModelJson, spmTokenizer } from './tokenizer.js';
 import { printable } from './safetensors.js';
 import type { MatrixData, Weights } from './types.js';
 import {
+  Bf16Matrix,
   QUANT_TYPES,
   QuantMatrix,
   quantFormat as quantFormatOfType,
@@ -964,10 +965,12 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
     at('down', 'ffn_down.weight');
   }
   if (!cfg.tieWordEmbeddings) matrices.push(['output.weight', [vocab, h], 0, (w, m) => (w.lmHead = m), (w) => w.lmHead]);
-  const quantized = matrices.filter(([name, shape]) => blockFormat(find(name, shape).type) !== undefined);
+  // block matrices stay in their blocks, BF16 ones in their bits
+  const keptAsStored = (t: GgufTensorInfo) => blockFormat(t.type) !== undefined || t.type === GgmlType.BF16;
+  const quantized = matrices.filter(([name, shape]) => keptAsStored(find(name, shape)));
 
-  // all float: packed as a safetensors load is (huge pages with the native kernels), each tensor decoded, then
-  // copied in; with block matrices: those in one arena, the float ones in their own arrays
+  // all float32 / f16: packed as a safetensors load is (huge pages with the native kernels), each tensor decoded,
+  // then copied in; with matrices kept as stored: those in one arena, the float ones in their own arrays
   const packed = quantized.length === 0;
   const w: Weights = packed ? allocateWeights(cfg) : emptyWeights(cfg);
   const fd = openSync(g.file, 'r');
@@ -978,11 +981,18 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
       const get = (x: Weights) => getter(x) as Float32Array;
       const t = find(name, shape);
       const f = blockFormat(t.type);
-      if (f) {
+      if (f || t.type === GgmlType.BF16) {
         const bytes = arena[qi++];
         readExactly(fd, g, t, bytes);
-        const m = new QuantMatrix(f.type, shape[0], shape[1], bytes);
-        set(w, heads > 0 && arch === 'llama' ? unpermuteQuantRows(m, heads) : m);
+        if (heads > 0 && arch === 'llama') unpermuteRowBytes(bytes, shape[0], bytes.length / shape[0], heads);
+        if (f) set(w, new QuantMatrix(f.type, shape[0], shape[1], bytes));
+        else {
+          const bits = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
+          const bad = firstNonFiniteBf16(bits);
+          if (bad >= 0)
+            throw new KvevictError(`${g.file}: tensor ${name} holds a non-finite value at index ${bad}: weights must be finite`);
+          set(w, new Bf16Matrix(bits, shape[0], shape[1]));
+        }
       } else {
         let x = readGgufTensorF32(g, t);
         if (heads > 0 && arch === 'llama') x = unpermuteQK(x, heads, shape[1]);
@@ -1039,21 +1049,19 @@ function readExactly(fd: number, g: GgufFile, t: GgufTensorInfo, into: Uint8Arra
   }
 }
 
-/** unpermuteQK on a block matrix: each row's blocks move whole (a block never spans rows). */
-function unpermuteQuantRows(m: QuantMatrix, heads: number): QuantMatrix {
-  const rows = m.rows,
-    d = rows / heads,
+/** unpermuteQK on a matrix's stored rows (block rows, bf16 rows): each row moves whole, in place. */
+function unpermuteRowBytes(data: Uint8Array, rows: number, rowBytes: number, heads: number): void {
+  const d = rows / heads,
     half = d / 2;
-  const out = new Uint8Array(m.data.length);
+  const out = new Uint8Array(data.length);
   for (let hh = 0; hh < heads; hh++)
     for (let i = 0; i < 2; i++)
       for (let j = 0; j < half; j++) {
         const hf = hh * d + i * half + j, // rotate_half layout
           gg = hh * d + 2 * j + i; // interleaved layout (the file's)
-        out.set(m.data.subarray(gg * m.rowBytes, (gg + 1) * m.rowBytes), hf * m.rowBytes);
+        out.set(data.subarray(gg * rowBytes, (gg + 1) * rowBytes), hf * rowBytes);
       }
-  m.data.set(out);
-  return m;
+  data.set(out);
 }
 
 /**

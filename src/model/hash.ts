@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { ModelConfig } from './config.js';
 import type { MatrixData, Weights } from './types.js';
-import { QuantMatrix } from '../quant/formats.js';
+import { Bf16Matrix, QuantMatrix } from '../quant/formats.js';
+import { kernels } from '../kernels/index.js';
 
 const hashes = new WeakMap<Weights, string>();
 
@@ -29,7 +30,15 @@ export function modelHash(config: ModelConfig, weights: Weights): string {
       return;
     }
     h.update(`${name}:${a === null ? -1 : a.length}\n`);
-    if (a !== null) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    if (a instanceof Bf16Matrix) {
+      // as the float32 values they widen to (a bf16 folder hashes as when it was loaded as float32), a block at a time
+      const f = new Float32Array(Math.min(a.length, 1 << 20));
+      for (let i = 0; i < a.length; i += f.length) {
+        const n = Math.min(f.length, a.length - i);
+        kernels().bf16ToFloat(a.bits.subarray(i, i + n), f, n);
+        h.update(new Uint8Array(f.buffer, 0, 4 * n));
+      }
+    } else if (a !== null) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   };
   add('embed', weights.embed);
   weights.layers.forEach((l, i) => {

@@ -1,6 +1,7 @@
 import { packedWeightFloats, type Kernels } from '../kernels/index.js';
 import { ARENA_MAX_BYTES, packFloat32, packUint16 } from '../kernels/arena.js';
 import type { GemvPart, MatrixWeights, WeightMatrix } from '../kernels/types.js';
+import { Bf16Matrix } from '../quant/formats.js';
 import type { ModelConfig } from './config.js';
 import { LINEAR_NAMES, linearShape, type LinearName } from './weights.js';
 
@@ -48,6 +49,7 @@ export class LinearKernel {
       for (let r0 = 0; r0 < outDim; r0 += rowsPerBlock) {
         const rows = Math.min(rowsPerBlock, outDim - r0);
         if (w instanceof Uint16Array) k.halfToFloat(w.subarray(r0 * inDim, (r0 + rows) * inDim), this.widened, rows * inDim);
+        else if (w instanceof Bf16Matrix) k.bf16ToFloat(w.bits.subarray(r0 * inDim, (r0 + rows) * inDim), this.widened, rows * inDim);
         else k.dequantRows(w, r0, rows, this.widened);
         k.sgemm(false, true, n, rows, inDim, 1, x, inDim, this.widened, inDim, accumulate ? 1 : 0, y.subarray(r0), outDim);
       }

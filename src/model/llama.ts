@@ -3,12 +3,12 @@ import { KvevictError, assert } from '../errors.js';
 import { kernels, type Kernels } from '../kernels/index.js';
 import { packUint16 } from '../kernels/arena.js';
 import type { MatrixWeights, WeightMatrix } from '../kernels/types.js';
-import { QuantMatrix } from '../quant/formats.js';
+import { Bf16Matrix, QuantMatrix } from '../quant/formats.js';
 import { ropeTables, type ModelConfig } from './config.js';
 import { LayerProjections, LinearKernel, byLinearName, packLayers } from './linear.js';
 import { ForwardProfile, profiledKernels } from './profile.js';
 import type { ForwardArgs, Weights } from './types.js';
-import { LINEAR_NAMES, type LinearName } from './weights.js';
+import { LINEAR_NAMES, floatMatrix, linearShape, type LinearName } from './weights.js';
 
 export { ForwardProfile, type ForwardSection } from './profile.js';
 
@@ -45,16 +45,21 @@ class Scratch {
   }
 }
 
-/** How the linear layers hold their weights: float32, or IEEE halves (f16), which halve the bytes a decode step reads. */
-export type WeightFormat = 'f32' | 'f16';
-export const WEIGHT_FORMATS: readonly WeightFormat[] = ['f32', 'f16'];
+/**
+ * How the linear layers hold their weights: as loaded ('auto': float32, a bf16 file's bits, a GGUF file's
+ * blocks), float32, IEEE halves (f16) or bfloat16, the last two halving the bytes a decode step reads.
+ */
+export type WeightFormat = 'auto' | 'f32' | 'f16' | 'bf16';
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['auto', 'f32', 'f16', 'bf16'];
 
 export interface LlamaModelOptions {
   /**
-   * 'f16' keeps a half copy of every linear layer's weights (lm head included) and computes from it: a decode
-   * step, bound by memory bandwidth, streams half the bytes; a prefill reads them packed (packedPrefill) or
-   * widens each matrix back to float32 in blocks before its sgemm. Outputs change by the weights' rounding to
-   * f16 (relative 2^-11). Default 'f32'.
+   * 'f16' keeps a half copy of every float linear layer's weights (lm head included) and computes from it: a
+   * decode step, bound by memory bandwidth, streams half the bytes; a prefill reads them packed (packedPrefill)
+   * or widens each matrix back to float32 in blocks before its sgemm. Outputs change by the weights' rounding to
+   * f16 (relative 2^-11). 'bf16' does the same with bfloat16 (rounding relative 2^-8; a bf16 file's matrices
+   * are kept as they are). 'f32' widens bf16 matrices to float32. Block-quantized matrices stay in their blocks
+   * in every format. Default 'auto': the matrices as loaded.
    */
   weights?: WeightFormat;
   /**
@@ -118,12 +123,23 @@ export class LlamaModel {
     assert(weights.layers.length === c.numLayers, 'weights have numLayers layers');
     assert(weights.embed.length === c.vocabSize * c.hiddenSize, 'embedding shape');
     assert(weights.lmHead.length === c.vocabSize * c.hiddenSize, 'lm head shape');
-    const format = opts.weights ?? 'f32';
+    const format = opts.weights ?? 'auto';
     if (!WEIGHT_FORMATS.includes(format))
-      throw new KvevictError(`weights format must be ${WEIGHT_FORMATS.join(' or ')}, got "${String(format)}"`);
+      throw new KvevictError(`weights format must be one of ${WEIGHT_FORMATS.join(', ')}, got "${String(format)}"`);
     this.weightFormat = format;
+    const loaded: MatrixWeights[] = [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
     const kept: MatrixWeights[] =
-      format === 'f16' ? halfWeights(weights, this.k) : [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
+      format === 'f16'
+        ? halfWeights(weights, this.k)
+        : format === 'bf16'
+          ? loaded.map((m, i) => {
+              const [rows, cols] =
+                i === loaded.length - 1 ? [c.vocabSize, c.hiddenSize] : linearShape(c, LINEAR_NAMES[i % LINEAR_NAMES.length]);
+              return m instanceof Float32Array ? bf16Copy(m, rows, cols, this.k) : m;
+            })
+          : format === 'f32'
+            ? loaded.map((m) => (m instanceof Bf16Matrix ? floatMatrix(m, this.k) : m))
+            : loaded;
     const quantized = kept.some((m) => m instanceof QuantMatrix);
     const linears = weights.layers.map((_, l) => byLinearName((i) => kept[l * LINEAR_NAMES.length + i]));
     this.lmHead = kept[kept.length - 1];
@@ -156,6 +172,7 @@ export class LlamaModel {
         throw new KvevictError(`token id ${t} is outside the vocabulary (vocab_size ${vocab})`);
       const e = this.weights.embed;
       if (e instanceof QuantMatrix) this.k.dequantRows(e, t, 1, out.subarray(r * hidden, (r + 1) * hidden));
+      else if (e instanceof Bf16Matrix) this.k.bf16ToFloat(e.bits.subarray(t * hidden, (t + 1) * hidden), out.subarray(r * hidden), hidden);
       else out.set(e.subarray(t * hidden, (t + 1) * hidden), r * hidden);
     }
   }
@@ -324,7 +341,9 @@ function biasesAndNorms(k: Kernels, w: Weights['layers'][number], s: Scratch, n:
  * weight past the half range is refused (it would become infinity).
  */
 function halfWeights(weights: Weights, k: Kernels): MatrixWeights[] {
-  const all = [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead];
+  const all = [...weights.layers.flatMap((w) => LINEAR_NAMES.map((n) => w[n])), weights.lmHead].map((m) =>
+    m instanceof Bf16Matrix ? floatMatrix(m, k) : m,
+  );
   const f32 = all.filter((m): m is Float32Array => m instanceof Float32Array);
   const names = LINEAR_NAMES;
   const matrixName = (i: number) =>
@@ -345,6 +364,17 @@ function halfWeights(weights: Weights, k: Kernels): MatrixWeights[] {
   f32.forEach((w, m) => k.floatToHalf(w, halves[m], w.length));
   let next = 0;
   return all.map((m) => (m instanceof Float32Array ? halves[next++] : m));
+}
+
+/** A bfloat16 copy of a float32 matrix, rounded to the nearest (ties to even; NaN stays NaN). */
+function bf16Copy(w: Float32Array, rows: number, cols: number, k: Kernels): Bf16Matrix {
+  const bits = packUint16([w.length], k)[0];
+  const u = new Uint32Array(w.buffer, w.byteOffset, w.length);
+  for (let i = 0; i < w.length; i++) {
+    const x = u[i];
+    bits[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return new Bf16Matrix(bits, rows, cols);
 }
 
 function addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void {

@@ -16,8 +16,9 @@ export interface LoadedModel {
 }
 
 /**
- * Load a Hugging Face model folder: config.json, safetensors weights (single or sharded), tokenizer.
- * A path to a .gguf file (F32/F16/BF16, as `kvevict convert` writes) is loaded with its embedded tokenizer.
+ * Load a Hugging Face model folder: config.json, safetensors weights (single or sharded; BF16 matrices kept as
+ * bf16), tokenizer. A path to a .gguf file (float, or block-quantized matrices kept in their blocks) is loaded
+ * with its embedded tokenizer.
  */
 export function loadModelDir(dir: string): LoadedModel {
   if (!existsSync(dir)) throw new KvevictError(`${dir}: model folder not found`);
@@ -34,6 +35,7 @@ export function loadModelDir(dir: string): LoadedModel {
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new KvevictError(`${tokFile}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json vocab_size is ${config.vocabSize}`);
   }
-  const weights = loadWeights(dir, config);
+  // a bf16 file's matrices stay bf16 (half the memory); products widen them exactly
+  const weights = loadWeights(dir, config, { keepBf16: true });
   return { dir, config, weights, tokenizer };
 }

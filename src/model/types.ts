@@ -1,4 +1,4 @@
-import type { QuantMatrix } from '../quant/formats.js';
+import type { Bf16Matrix, QuantMatrix } from '../quant/formats.js';
 import type { KvCache } from '../cache/kv-cache.js';
 
 /** What a layer shows an observer during a forward pass. Arrays are views valid only during the callback. */
@@ -32,10 +32,11 @@ export interface ForwardArgs {
 }
 
 /**
- * A weight matrix as loaded: float32, or kept in the block format a quantized GGUF file stores (products read
- * the blocks; floatMatrix() in weights.ts gives its float32 values where a caller needs them).
+ * A weight matrix as loaded: float32, kept in the block format a quantized GGUF file stores, or as a bf16
+ * file's bits (products read them as they are; floatMatrix() in weights.ts gives float32 values where a caller
+ * needs them).
  */
-export type MatrixData = Float32Array | QuantMatrix;
+export type MatrixData = Float32Array | QuantMatrix | Bf16Matrix;
 
 /** Weights of a Llama-family model, float32, Hugging Face names without the "model." prefix handled by the loader. */
 export interface LayerWeights<M extends MatrixData = MatrixData> {

@@ -8,9 +8,9 @@ import { halfTable } from '../util/half.js';
 import { floatDtype, type DType, type TensorInfo, type TensorToWrite } from './safetensors.js';
 import type { FloatWeights, LayerWeights, MatrixData, Weights } from './types.js';
 import { kernels } from '../kernels/index.js';
-import { packFloat32 } from '../kernels/arena.js';
+import { packFloat32, packUint16 } from '../kernels/arena.js';
 import type { Kernels } from '../kernels/types.js';
-import { QuantMatrix } from '../quant/formats.js';
+import { Bf16Matrix, QuantMatrix } from '../quant/formats.js';
 
 /** One tensor the config calls for: its Hugging Face name, shape, and where it lives in `Weights`. */
 export interface TensorSlot {
@@ -139,9 +139,9 @@ export function emptyWeights(cfg: ModelConfig): FloatWeights {
  * Weights whose every array the config calls for is allocated (zeroed) and packed into few large allocations
  * (huge pages with the native kernels: see kernels/arena.ts), for a loader to fill. Tied models share embed and lmHead.
  */
-export function allocateWeights(cfg: ModelConfig, k: Kernels = kernels()): FloatWeights {
+export function allocateWeights(cfg: ModelConfig, k: Kernels = kernels(), only?: (slot: TensorSlot) => boolean): FloatWeights {
   const w = emptyWeights(cfg);
-  const slots = tensorSlots(cfg);
+  const slots = tensorSlots(cfg).filter((s) => only === undefined || only(s));
   const arrays = packFloat32(
     slots.map((s) => s.shape.reduce((a, b) => a * b, 1)),
     k,
@@ -151,15 +151,19 @@ export function allocateWeights(cfg: ModelConfig, k: Kernels = kernels()): Float
   return w;
 }
 
-const floatCopies = new WeakMap<QuantMatrix, Float32Array>();
+const floatCopies = new WeakMap<QuantMatrix | Bf16Matrix, Float32Array>();
 
-/** A matrix's float32 values: the array itself, or a quantized matrix dequantized (once; remembered while it lives). */
+/**
+ * A matrix's float32 values: the array itself, or a quantized or bf16 matrix widened (once; remembered while it
+ * lives, so a caller that needs every matrix as float32, training for one, doubles the model's memory).
+ */
 export function floatMatrix(m: MatrixData, k: Kernels = kernels()): Float32Array {
   if (m instanceof Float32Array) return m;
   let f = floatCopies.get(m);
   if (!f) {
     f = new Float32Array(m.length);
-    k.dequantRows(m, 0, m.rows, f);
+    if (m instanceof Bf16Matrix) k.bf16ToFloat(m.bits, f, m.length);
+    else k.dequantRows(m, 0, m.rows, f);
     floatCopies.set(m, f);
   }
   return f;
@@ -233,10 +237,13 @@ export function safetensorsFiles(dir: string): { files: string[]; weightMap: Map
 }
 
 /**
- * Load a model folder's safetensors weights as float32, checking every tensor the config calls for
- * (name and shape). When embeddings are tied, `lmHead` is the same array as `embed`.
+ * Load a model folder's safetensors weights, checking every tensor the config calls for (name and shape): as
+ * float32, or with `keepBf16` the matrices a file stores as BF16 kept as their bits (Bf16Matrix, half the
+ * memory; products widen them exactly). When embeddings are tied, `lmHead` is the same array as `embed`.
  */
-export function loadWeights(dir: string, cfg: ModelConfig): FloatWeights {
+export function loadWeights(dir: string, cfg: ModelConfig): FloatWeights;
+export function loadWeights(dir: string, cfg: ModelConfig, opts: { keepBf16: boolean }): Weights;
+export function loadWeights(dir: string, cfg: ModelConfig, opts: { keepBf16: boolean } = { keepBf16: false }): Weights {
   const { files, weightMap } = safetensorsFiles(dir);
   // where each tensor is: name -> (file, info)
   const where = new Map<string, { file: string; info: TensorInfo }>();
@@ -247,7 +254,14 @@ export function loadWeights(dir: string, cfg: ModelConfig): FloatWeights {
       where.set(name, { file, info });
     }
   }
-  const w = allocateWeights(cfg);
+  const kept = (slot: TensorSlot) => opts.keepBf16 && slot.shape.length === 2 && where.get(slot.name)?.info.dtype === 'BF16';
+  const slotsKept = tensorSlots(cfg).filter((s) => kept(s) && !(cfg.tieWordEmbeddings && s.name === 'lm_head.weight'));
+  const w: Weights = allocateWeights(cfg, kernels(), (s) => !kept(s));
+  const bits = packUint16(
+    slotsKept.map((s) => s.shape[0] * s.shape[1]),
+    kernels(),
+  );
+  slotsKept.forEach((s, i) => s.set(w, new Bf16Matrix(bits[i], s.shape[0], s.shape[1])));
   const fds = new Map<string, number>();
   try {
     for (const slot of tensorSlots(cfg)) {
@@ -270,7 +284,15 @@ export function loadWeights(dir: string, cfg: ModelConfig): FloatWeights {
       const bytes = Buffer.allocUnsafe(info.end - info.begin);
       const got = readSync(fd, bytes, 0, bytes.length, info.begin);
       if (got !== bytes.length) throw new KvevictError(`${file}: truncated while reading tensor ${slot.name}`);
-      const data = decodeToF32(bytes, floatDtype(info, file), slot.get(w) as Float32Array); // allocateWeights gave every slot its array
+      const target = slot.get(w);
+      if (target instanceof Bf16Matrix) {
+        new Uint8Array(target.bits.buffer, target.bits.byteOffset, target.bits.byteLength).set(bytes);
+        const bad = firstNonFiniteBf16(target.bits);
+        if (bad >= 0)
+          throw new KvevictError(`${file}: tensor ${slot.name} holds a non-finite value at index ${bad}: weights must be finite`);
+        continue;
+      }
+      const data = decodeToF32(bytes, floatDtype(info, file), target as Float32Array); // allocateWeights gave every other slot its array
       const bad = firstNonFinite(data);
       if (bad >= 0) throw new KvevictError(`${file}: tensor ${slot.name} holds ${data[bad]} at index ${bad}: weights must be finite`);
     }
@@ -280,6 +302,12 @@ export function loadWeights(dir: string, cfg: ModelConfig): FloatWeights {
   checkUnused(dir, cfg, [...where.keys()], new Set(tensorSlots(cfg).map((t) => t.name)));
   if (cfg.tieWordEmbeddings) w.lmHead = w.embed;
   return w;
+}
+
+/** Index of the first NaN or infinity among bfloat16 bits (exponent all ones), or -1. */
+export function firstNonFiniteBf16(a: Uint16Array): number {
+  for (let i = 0; i < a.length; i++) if ((a[i] & 0x7f80) === 0x7f80) return i;
+  return -1;
 }
 
 /** Index of the first NaN or infinity, or -1 (a plain loop: 0.18-0.34 s for SmolLM2-135M's 134.5M values). */

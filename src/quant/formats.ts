@@ -81,6 +81,26 @@ export class QuantMatrix {
   }
 }
 
+/**
+ * A weight matrix [rows, cols] of bfloat16 bits, as a bf16 safetensors file stores it (each value is the top
+ * half of a float32's bits, so widening is exact). Decode products widen in registers; a prefill widens blocks
+ * of rows for OpenBLAS.
+ */
+export class Bf16Matrix {
+  constructor(
+    readonly bits: Uint16Array,
+    readonly rows: number,
+    readonly cols: number,
+  ) {
+    if (bits.length !== rows * cols)
+      throw new Error(`internal error: bf16 [${rows}, ${cols}] needs ${rows * cols} values, got ${bits.length}`);
+  }
+
+  get length(): number {
+    return this.rows * this.cols;
+  }
+}
+
 /** Bytes of `count` weights (whole rows of `cols`) in format `type`. */
 export function quantBytes(type: QuantType, count: number): number {
   const f = quantFormat(type);

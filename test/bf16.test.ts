@@ -1,0 +1,153 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Bf16Matrix } from '../src/quant/formats.js';
+import { jsKernels } from '../src/kernels/js.js';
+import { kernels } from '../src/kernels/index.js';
+import type { Kernels } from '../src/kernels/types.js';
+import { loadModelDir } from '../src/model/load.js';
+import { writeGguf } from '../src/model/gguf.js';
+import { LlamaModel } from '../src/model/llama.js';
+import { LINEAR_NAMES } from '../src/model/weights.js';
+import type { FloatWeights } from '../src/model/types.js';
+import { Rng } from '../src/util/rng.js';
+import { referenceForward } from './reference/llama-f64.js';
+import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
+
+const root = mkdtempSync(join(tmpdir(), 'kvevict-bf16-'));
+process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+const native = kernels();
+const both: [string, Kernels][] =
+  native.name === 'native'
+    ? [
+        ['js', jsKernels],
+        ['native', native],
+      ]
+    : [['js', jsKernels]];
+
+/** bfloat16 rounding by its definition (float64): 8 significant bits, ties to even. */
+function roundBf16(x: number): number {
+  if (x === 0 || !Number.isFinite(x)) return x;
+  const e = Math.floor(Math.log2(Math.abs(x)));
+  const ulp = 2 ** (Math.max(e, -126) - 7);
+  const q = Math.abs(x) / ulp;
+  let r = Math.floor(q);
+  if (q - r > 0.5 || (q - r === 0.5 && r % 2 === 1)) r++;
+  return Math.sign(x) * r * ulp;
+}
+
+/** The bits of a value that bf16 holds exactly. */
+function bf16Bits(v: number): number {
+  const f = new Float32Array([v]);
+  return new Uint32Array(f.buffer)[0] >>> 16;
+}
+
+test('bf16 matrix-vector products (native and TypeScript, fused parts with float32 ones) match float64 over the bf16 values', () => {
+  const rng = new Rng(3);
+  for (const [rows, cols] of [
+    [37, 300],
+    [64, 1024],
+    [5, 7],
+  ]) {
+    const vals = Array.from({ length: rows * cols }, () => roundBf16(rng.normal() * 0.1));
+    const m = new Bf16Matrix(Uint16Array.from(vals, bf16Bits), rows, cols);
+    const x = Float32Array.from({ length: cols }, () => rng.normal());
+    const f = Float32Array.from({ length: 3 * cols }, () => rng.normal());
+    for (const [name, k] of both) {
+      const y = new Float32Array(rows + 2).fill(7);
+      const g = new Float32Array(3);
+      k.sgemvParts(cols, x, [
+        { w: m, n: rows, y },
+        { w: f, n: 3, y: g },
+      ]);
+      for (let r = 0; r < rows; r++) {
+        let s = 0,
+          a = 0;
+        for (let j = 0; j < cols; j++) {
+          s += vals[r * cols + j] * x[j];
+          a += Math.abs(vals[r * cols + j] * x[j]);
+        }
+        assert.ok(Math.abs(y[r] - s) <= 1e-5 * a + 1e-7, `${name} ${rows}x${cols} row ${r}: ${y[r]} vs ${s}`);
+      }
+      assert.equal(y[rows], 7, `${name}: wrote past n`);
+      const widened = new Float32Array(rows * cols);
+      k.bf16ToFloat(m.bits, widened, widened.length);
+      assert.deepEqual(Array.from(widened), vals, `${name}: widening is exact`);
+    }
+  }
+});
+
+test('a BF16 folder stays bf16 in memory and computes as float64 over its values; weights "bf16" rounds a float32 model', () => {
+  const dir = join(root, 'bf16');
+  const { config, weights } = writeRandomModelDir(dir, tinyRawConfig('llama', { num_hidden_layers: 2 }), {
+    dtype: 'BF16',
+    seed: 5,
+    scale: 0.05,
+  });
+  const m = loadModelDir(dir);
+  for (const n of LINEAR_NAMES) assert.ok(m.weights.layers[1][n] instanceof Bf16Matrix, `${n} kept as bf16`);
+  assert.ok(m.weights.embed instanceof Bf16Matrix && m.weights.lmHead === m.weights.embed);
+  assert.ok(m.weights.layers[0].inputNorm instanceof Float32Array, 'norms are float32');
+  const tokens = Int32Array.from([257, 72, 101, 108, 108, 111, 33, 10, 84, 104]);
+  const positions = Int32Array.from(tokens, (_, i) => i);
+  const ref = referenceForward(config, m.weights, { tokens });
+  const relErr = (got: Float32Array, want: ArrayLike<number>) => {
+    let num = 0,
+      den = 0;
+    for (let i = 0; i < got.length; i++) {
+      num += (got[i] - want[i]) ** 2;
+      den += want[i] ** 2;
+    }
+    return Math.sqrt(num / den);
+  };
+  for (const [name, k] of both) {
+    const model = new LlamaModel(m.config, m.weights, k);
+    const all = model.forward({ tokens, positions, cache: model.newCache(), logits: 'all' });
+    const flat = Float64Array.from(ref.logits.flatMap((r) => Array.from(r)));
+    assert.ok(relErr(all, flat) < 1e-5, `${name} prefill: ${relErr(all, flat)}`);
+    const cache = model.newCache();
+    for (let t = 0; t < tokens.length; t++) {
+      const out = model.forward({ tokens: tokens.subarray(t, t + 1), positions: positions.subarray(t, t + 1), cache });
+      assert.ok(relErr(out, ref.logits[t]) < 1e-5, `${name} decode step ${t}: ${relErr(out, ref.logits[t])}`);
+    }
+  }
+  // weights 'bf16' on float32 weights: the products see each weight rounded to bf16 (ties to even); the
+  // embedding lookup reads the float32 rows
+  const f32: FloatWeights = weights;
+  const copy: FloatWeights = {
+    ...f32,
+    lmHead: Float32Array.from(f32.lmHead, roundBf16),
+    layers: f32.layers.map((l) => ({ ...l, ...Object.fromEntries(LINEAR_NAMES.map((n) => [n, Float32Array.from(l[n], roundBf16)])) })),
+  };
+  const refRounded = referenceForward(config, copy, { tokens, lastOnly: true });
+  for (const [name, k] of both) {
+    const model = new LlamaModel(config, f32, k, { weights: 'bf16' });
+    const out = model.forward({ tokens, positions, cache: model.newCache() });
+    assert.ok(relErr(out, refRounded.logits[0]) < 1e-5, `${name} weights bf16: ${relErr(out, refRounded.logits[0])}`);
+    const plain = new LlamaModel(config, f32, k).forward({ tokens, positions, cache: model.newCache() });
+    assert.ok(relErr(plain, refRounded.logits[0]) > 1e-4, `${name}: float32 weights differ from their bf16 rounding (the test can fail)`);
+  }
+});
+
+test('a BF16 GGUF stays bf16 too (q and k rows back in Hugging Face order) and computes as the BF16 folder it came from', () => {
+  const dir = join(root, 'bf16-gguf');
+  writeRandomModelDir(dir, tinyRawConfig('llama', { num_hidden_layers: 2 }), { dtype: 'BF16', seed: 6, scale: 0.05 });
+  const folder = loadModelDir(dir);
+  const file = join(root, 'bf16.gguf');
+  writeGguf(file, folder.config, folder.weights, folder.tokenizer, { dtype: 'bf16' });
+  const g = loadModelDir(file);
+  assert.ok(g.weights.layers[0].q instanceof Bf16Matrix && g.weights.layers[1].down instanceof Bf16Matrix);
+  assert.deepEqual((g.weights.layers[0].q as Bf16Matrix).bits, (folder.weights.layers[0].q as Bf16Matrix).bits);
+  assert.deepEqual((g.weights.layers[1].k as Bf16Matrix).bits, (folder.weights.layers[1].k as Bf16Matrix).bits);
+  const tokens = Int32Array.from([257, 87, 111, 114, 108, 100]);
+  const positions = Int32Array.from(tokens, (_, i) => i);
+  const a = new LlamaModel(folder.config, folder.weights).forward({
+    tokens,
+    positions,
+    cache: new LlamaModel(folder.config, folder.weights).newCache(),
+  });
+  const gm = new LlamaModel(g.config, g.weights);
+  assert.deepEqual(gm.forward({ tokens, positions, cache: gm.newCache() }), a);
+});
