@@ -74,6 +74,47 @@ export function readJson(file: string): unknown {
   }
 }
 
+const ARCHITECTURES: Record<ModelType, string> = {
+  llama: 'LlamaForCausalLM',
+  mistral: 'MistralForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
+  qwen3: 'Qwen3ForCausalLM',
+};
+
+/** The Hugging Face config.json object of a config (parseConfig's inverse: parseConfig(hfConfigJson(c)) is c). */
+export function hfConfigJson(cfg: ModelConfig, torchDtype: 'float32' | 'float16' | 'bfloat16' = 'float32'): Record<string, unknown> {
+  const s = cfg.ropeScaling;
+  return {
+    architectures: [ARCHITECTURES[cfg.modelType]],
+    model_type: cfg.modelType,
+    hidden_size: cfg.hiddenSize,
+    intermediate_size: cfg.intermediateSize,
+    num_hidden_layers: cfg.numLayers,
+    num_attention_heads: cfg.numHeads,
+    num_key_value_heads: cfg.numKvHeads,
+    head_dim: cfg.headDim,
+    vocab_size: cfg.vocabSize,
+    rms_norm_eps: cfg.rmsNormEps,
+    rope_theta: cfg.ropeTheta,
+    rope_scaling: s
+      ? {
+          rope_type: 'llama3',
+          factor: s.factor,
+          low_freq_factor: s.lowFreqFactor,
+          high_freq_factor: s.highFreqFactor,
+          original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+        }
+      : null,
+    max_position_embeddings: cfg.maxPositions,
+    tie_word_embeddings: cfg.tieWordEmbeddings,
+    attention_bias: cfg.attentionBias,
+    hidden_act: 'silu',
+    ...(cfg.bosTokenId !== null ? { bos_token_id: cfg.bosTokenId } : {}),
+    ...(cfg.eosTokenIds.length ? { eos_token_id: cfg.eosTokenIds.length === 1 ? cfg.eosTokenIds[0] : cfg.eosTokenIds } : {}),
+    torch_dtype: torchDtype,
+  };
+}
+
 /** Parse a config.json object. `file` is used in error messages. */
 export function parseConfig(raw: unknown, file = 'config.json'): ModelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new KvevictError(`${file}: expected a JSON object`);

@@ -204,3 +204,93 @@ export class SpmBackend {
     return Buffer.from(bytes).toString('utf8');
   }
 }
+
+/**
+ * A SentencePiece BPE vocabulary as a Hugging Face tokenizer.json (the Llama-2 layout: a BPE model with byte
+ * fallback, "▁" for spaces, the space prefix as a Prepend normalizer). Merges come from the scores as Hugging
+ * Face's SentencePiece converter derives them: every split of a piece into two pieces of the vocabulary, the
+ * highest-scoring merged piece first, so that the lowest-rank merge is the highest-score one llama.cpp picks.
+ */
+export function spmTokenizerJson(vocab: SpmVocab, opts: { bosId: number | null; addBos: boolean }): Record<string, unknown> {
+  const { tokens, types, scores } = vocab;
+  const ids = new Map<string, number>();
+  tokens.forEach((t, id) => {
+    if (types[id] !== SpmTokenType.UNUSED && !ids.has(t)) ids.set(t, id);
+  });
+  const pieces = (id: number) => types[id] === SpmTokenType.NORMAL || types[id] === SpmTokenType.USER_DEFINED;
+  const merges: { l: string; r: string; score: number; order: number }[] = [];
+  tokens.forEach((t, id) => {
+    if (!pieces(id)) return;
+    const cps = Array.from(t);
+    const local: { l: string; r: string }[] = [];
+    for (let i = 1; i < cps.length; i++) {
+      const l = cps.slice(0, i).join(''),
+        r = cps.slice(i).join('');
+      const li = ids.get(l),
+        ri = ids.get(r);
+      if (li !== undefined && ri !== undefined && pieces(li) && pieces(ri)) local.push({ l, r });
+    }
+    local.sort((a, b) => ids.get(a.l)! - ids.get(b.l)! || ids.get(a.r)! - ids.get(b.r)!);
+    for (const m of local) merges.push({ ...m, score: scores[id] ?? 0, order: merges.length });
+  });
+  merges.sort((a, b) => b.score - a.score || a.order - b.order);
+  const special = (id: number) => types[id] === SpmTokenType.CONTROL || types[id] === SpmTokenType.UNKNOWN;
+  const added = tokens
+    .map((content, id) => ({ id, content }))
+    .filter(({ id }) => special(id) || types[id] === SpmTokenType.USER_DEFINED)
+    .map(({ id, content }) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: special(id) }));
+  const vocabObj: Record<string, number> = {};
+  tokens.forEach((t, id) => {
+    if (!(t in vocabObj)) vocabObj[t] = id;
+  });
+  const bos = opts.bosId !== null ? tokens[opts.bosId] : null;
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        ...(vocab.addSpacePrefix ? [{ type: 'Prepend', prepend: SPACE }] : []),
+        { type: 'Replace', pattern: { String: ' ' }, content: SPACE },
+      ],
+    },
+    pre_tokenizer: null,
+    post_processor:
+      opts.addBos && bos !== null
+        ? {
+            type: 'TemplateProcessing',
+            single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+            pair: [
+              { SpecialToken: { id: bos, type_id: 0 } },
+              { Sequence: { id: 'A', type_id: 0 } },
+              { SpecialToken: { id: bos, type_id: 1 } },
+              { Sequence: { id: 'B', type_id: 1 } },
+            ],
+            special_tokens: { [bos]: { id: bos, ids: [opts.bosId], tokens: [bos] } },
+          }
+        : null,
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: SPACE }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        ...(vocab.addSpacePrefix ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : []),
+      ],
+    },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: vocab.unkId !== null ? tokens[vocab.unkId] : null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab: vocabObj,
+      merges: merges.map((m) => [m.l, m.r]),
+    },
+  };
+}
