@@ -29,9 +29,12 @@ import {
   type GgufKv,
   type GgufTensorToWrite,
 } from '../src/model/gguf.js';
-import { LlamaModel } from '../src/model/llama.js';
+import { LlamaModel, type WeightFormat } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
-import { QUANT_TYPES, quantFormatOfGgml, type QuantType } from '../src/quant/formats.js';
+import { Bf16Matrix, QUANT_TYPES, QuantMatrix, quantFormat, quantFormatOfGgml, type QuantType } from '../src/quant/formats.js';
+import { kernels, loadNative, nativeAddonPath } from '../src/kernels/index.js';
+import { loadNativeAddon } from '../src/kernels/native.js';
+import type { MatrixWeights } from '../src/kernels/types.js';
 import { quantizeMatrix } from '../src/quant/quantize.js';
 import { Rng } from '../src/util/rng.js';
 import { runAndRecord } from './record.js';
@@ -136,7 +139,62 @@ async function storiesEveryDtype(dir: string, steps = 24): Promise<StoriesRow[]>
   return rows;
 }
 
-// ---------------------------------------------------------------- 3. speed on random blocks
+// ---------------------------------------------------------------- 3. one product per format, against the stream
+
+interface ProductRow {
+  format: string;
+  mb: number;
+  ms: number;
+  gbPerS: number;
+  gWeightsPerS: number;
+}
+
+/** One decode product of a 16,384 x 2,048 matrix per format on the native kernels (2 threads), best of 20. */
+function products(): ProductRow[] {
+  const k = kernels();
+  const rows = 16384,
+    cols = 2048;
+  const rng = new Rng(5);
+  const x = Float32Array.from({ length: cols }, () => rng.normal());
+  const y = new Float32Array(rows);
+  const time = (w: MatrixWeights, bytes: number, format: string): ProductRow => {
+    for (let i = 0; i < 3; i++) k.sgemv(rows, cols, w, x, y);
+    let best = Infinity;
+    for (let i = 0; i < 20; i++) {
+      const t = performance.now();
+      k.sgemv(rows, cols, w, x, y);
+      best = Math.min(best, performance.now() - t);
+    }
+    return { format, mb: bytes / 2 ** 20, ms: best, gbPerS: bytes / best / 1e6, gWeightsPerS: (rows * cols) / best / 1e6 };
+  };
+  const out: ProductRow[] = [];
+  const f32 = Float32Array.from({ length: rows * cols }, () => (rng.next() - 0.5) * 0.05);
+  out.push(time(f32, f32.byteLength, 'f32'));
+  const half = new Uint16Array(rows * cols);
+  k.floatToHalf(f32, half, half.length);
+  out.push(time(half, half.byteLength, 'f16'));
+  const u32 = new Uint32Array(f32.buffer);
+  out.push(
+    time(
+      new Bf16Matrix(
+        Uint16Array.from(u32, (u) => u >>> 16),
+        rows,
+        cols,
+      ),
+      half.byteLength,
+      'bf16',
+    ),
+  );
+  for (const t of QUANT_TYPES) {
+    const f = quantFormat(t);
+    const data = new Uint8Array(((rows * cols) / f.blockSize) * f.blockBytes);
+    for (let off = 0; off < data.length; off += 1 << 16) randomFillSync(data, off, Math.min(1 << 16, data.length - off));
+    out.push(time(new QuantMatrix(t, rows, cols, data), data.length, t));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- 4. speed on random blocks
 
 interface Shape {
   name: string;
@@ -151,6 +209,7 @@ interface Shape {
   contexts: number[];
   /** alternating runs of each engine (the better counts) */
   rounds: number;
+  dtypes: GgufDtype[];
 }
 
 const SHAPES: Record<string, Shape> = {
@@ -166,6 +225,7 @@ const SHAPES: Record<string, Shape> = {
     ropeTheta: 100000,
     contexts: [512, 2048],
     rounds: 2,
+    dtypes: ['f32', 'f16', 'bf16', 'q8_0', 'q4_k_m'],
   },
   // Llama-3.2-1B's shapes; its rope scaling (a per-frequency table) is left out: it costs nothing per token
   '1b': {
@@ -180,6 +240,7 @@ const SHAPES: Record<string, Shape> = {
     ropeTheta: 500000,
     contexts: [512, 2048],
     rounds: 1,
+    dtypes: ['bf16', 'q8_0', 'q4_k_m'],
   },
 };
 
@@ -272,8 +333,8 @@ interface EngineRun {
 }
 
 /** kvevict alone in a child process (its peak RSS is its own): load, warm up, prefill `context` tokens, decode. */
-function engineInChild(file: string, context: number, decodeSteps: number): EngineRun {
-  const r = spawnSync(process.execPath, [join(here, 'formats.js'), '--engine', file, String(context), String(decodeSteps)], {
+function engineInChild(file: string, context: number, decodeSteps: number, weights: WeightFormat): EngineRun {
+  const r = spawnSync(process.execPath, [join(here, 'formats.js'), '--engine', file, String(context), String(decodeSteps), weights], {
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });
@@ -281,11 +342,11 @@ function engineInChild(file: string, context: number, decodeSteps: number): Engi
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as EngineRun;
 }
 
-async function engineMain(file: string, context: number, decodeSteps: number): Promise<void> {
+async function engineMain(file: string, context: number, decodeSteps: number, weights: WeightFormat): Promise<void> {
   const t0 = performance.now();
   const m = loadModelDir(file);
   const loadSeconds = (performance.now() - t0) / 1000;
-  const model = new LlamaModel(m.config, m.weights);
+  const model = new LlamaModel(m.config, m.weights, undefined, { weights });
   const rng = new Rng(2);
   const tokens = Int32Array.from({ length: context + decodeSteps }, () => 300 + rng.int(m.config.vocabSize - 300));
   const positions = Int32Array.from(tokens, (_, i) => i);
@@ -337,7 +398,7 @@ async function speed(dir: string, shapes: string[], contexts?: number[]): Promis
   for (const key of shapes) {
     const shape = SHAPES[key];
     const rounds = shape.rounds;
-    for (const dtype of ['bf16', 'q8_0', 'q4_k_m'] as const) {
+    for (const dtype of shape.dtypes) {
       const file = join(dir, `${key}-${dtype}.gguf`);
       randomBlockGguf(file, shape, dtype);
       const fileMb = statSync(file).size / 2 ** 20;
@@ -346,7 +407,8 @@ async function speed(dir: string, shapes: string[], contexts?: number[]): Promis
         let ours: EngineRun | null = null;
         let theirs: { prefillTokPerS: number; decodeTokPerS: number } | null = null;
         for (let r = 0; r < rounds; r++) {
-          const e = engineInChild(file, context, DECODE_STEPS);
+          // an F16 file loads as float32; its halves are kept with weights 'f16' (like against like)
+          const e = engineInChild(file, context, DECODE_STEPS, dtype === 'f16' ? 'f16' : 'auto');
           ours = ours
             ? {
                 ...e,
@@ -414,7 +476,19 @@ export async function runBench(
         ),
       );
     let speedRows: SpeedRow[] = [];
+    let productRows: ProductRow[] = [];
+    let fmaPeakGflops: number | null = null;
     if (opts.speed !== false) {
+      productRows = products();
+      const addon = loadNative() ? loadNativeAddon(nativeAddonPath) : null;
+      fmaPeakGflops = addon?.fmaPeak ? addon.fmaPeak(2) : null;
+      process.stdout.write(
+        formatTable(
+          `one decode product, 16,384 x 2,048, native kernels on 2 threads, best of 20 (FMA peak of the two cores: ${fmaPeakGflops?.toFixed(0) ?? '-'} GFLOP/s)`,
+          ['format', 'MB', 'ms', 'GB/s', 'G weights/s'],
+          productRows.map((r) => [r.format, r.mb, r.ms, r.gbPerS, r.gWeightsPerS]),
+        ),
+      );
       speedRows = await speed(dir, opts.shapes ?? ['135m', '1b'], opts.contexts);
       process.stdout.write(
         formatTable(
@@ -450,7 +524,7 @@ export async function runBench(
         ),
       );
     }
-    return { quantizers, stories, speed: speedRows };
+    return { quantizers, stories, products: productRows, fmaPeakGflops, speed: speedRows };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -458,7 +532,7 @@ export async function runBench(
 
 const argv = process.argv.slice(2);
 if (process.argv[1]?.endsWith('formats.js') && process.argv[1].includes('bench')) {
-  if (argv[0] === '--engine') await engineMain(argv[1], Number(argv[2]), Number(argv[3]));
+  if (argv[0] === '--engine') await engineMain(argv[1], Number(argv[2]), Number(argv[3]), (argv[4] ?? 'auto') as WeightFormat);
   else {
     const list = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1].split(',') : undefined);
     await runAndRecord('formats', () =>

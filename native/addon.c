@@ -560,10 +560,11 @@ static napi_value js_silu_mul_grad(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/* sgemvParts(k, x, accumulate, w0, n0, y0 [, w1, n1, y1 ...]): up to KV_GEMV_MAX_PARTS matrices against one x */
-static napi_value js_sgemv_parts(napi_env env, napi_callback_info info) {
+/* The parts of sgemvParts and bf16GemvParts: (k, x, accumulate, w0, n0, y0 [, w1, n1, y1 ...]), up to
+ * KV_GEMV_MAX_PARTS matrices against one x; bf16: every w holds bfloat16 bits (a Uint16Array). */
+static napi_value gemv_parts(napi_env env, napi_callback_info info, const char *fn, int bf16) {
   Args a;
-  if (!get_args(env, info, &a, "sgemvParts", 6)) return NULL;
+  if (!get_args(env, info, &a, fn, 6)) return NULL;
   int64_t k = arg_count(&a, 0, "k");
   const float *x = arg_array(&a, 1, "x", napi_float32_array, k);
   bool acc = arg_bool(&a, 2);
@@ -574,8 +575,13 @@ static napi_value js_sgemv_parts(napi_env env, napi_callback_info info) {
   for (int p = 0; p < count && !a.failed; p++) {
     int64_t n = arg_count(&a, 3 + 3 * p + 1, "n");
     parts[p].n = (int)n;
-    parts[p].bf16 = 0;
-    arg_weights(&a, 3 + 3 * p, "w", n * k, &parts[p].w, &parts[p].h);
+    parts[p].bf16 = bf16;
+    if (bf16) {
+      parts[p].w = NULL;
+      parts[p].h = arg_array(&a, 3 + 3 * p, "w", napi_uint16_array, n * k);
+    } else {
+      arg_weights(&a, 3 + 3 * p, "w", n * k, &parts[p].w, &parts[p].h);
+    }
     parts[p].y = arg_array(&a, 3 + 3 * p + 2, "y", napi_float32_array, n);
   }
   if (a.failed) return NULL;
@@ -583,29 +589,8 @@ static napi_value js_sgemv_parts(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/* bf16GemvParts(k, x, accumulate, w0, n0, y0 [, ...]): sgemvParts with bfloat16 weights (Uint16Arrays of bf16 bits) */
-static napi_value js_bf16_gemv_parts(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, &a, "bf16GemvParts", 6)) return NULL;
-  int64_t k = arg_count(&a, 0, "k");
-  const float *x = arg_array(&a, 1, "x", napi_float32_array, k);
-  bool acc = arg_bool(&a, 2);
-  if (!a.failed && (a.argc - 3) % 3 != 0) fail(&a, "parts come in threes: w, n, y");
-  const int count = (int)((a.argc - 3) / 3);
-  if (!a.failed && count > KV_GEMV_MAX_PARTS) fail(&a, "too many parts");
-  KvGemvPart parts[KV_GEMV_MAX_PARTS];
-  for (int p = 0; p < count && !a.failed; p++) {
-    int64_t n = arg_count(&a, 3 + 3 * p + 1, "n");
-    parts[p].n = (int)n;
-    parts[p].w = NULL;
-    parts[p].h = arg_array(&a, 3 + 3 * p, "w", napi_uint16_array, n * k);
-    parts[p].y = arg_array(&a, 3 + 3 * p + 2, "y", napi_float32_array, n);
-    parts[p].bf16 = 1;
-  }
-  if (a.failed) return NULL;
-  kv_sgemv_parts(count, parts, (int)k, x, acc);
-  return undefined(env);
-}
+static napi_value js_sgemv_parts(napi_env env, napi_callback_info info) { return gemv_parts(env, info, "sgemvParts", 0); }
+static napi_value js_bf16_gemv_parts(napi_env env, napi_callback_info info) { return gemv_parts(env, info, "bf16GemvParts", 1); }
 
 /* bf16ToFloat(src: Uint16Array, dst: Float32Array, n) */
 static napi_value js_bf16_to_float(napi_env env, napi_callback_info info) {

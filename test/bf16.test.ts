@@ -4,9 +4,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bf16Matrix } from '../src/quant/formats.js';
-import { jsKernels } from '../src/kernels/js.js';
-import { kernels } from '../src/kernels/index.js';
-import type { Kernels } from '../src/kernels/types.js';
 import { loadModelDir } from '../src/model/load.js';
 import { writeGguf } from '../src/model/gguf.js';
 import { LlamaModel } from '../src/model/llama.js';
@@ -15,17 +12,11 @@ import type { FloatWeights } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
 import { referenceForward } from './reference/llama-f64.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
+import { kernelPairs } from './helpers/kernel-pairs.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kvevict-bf16-'));
 process.on('exit', () => rmSync(root, { recursive: true, force: true }));
-const native = kernels();
-const both: [string, Kernels][] =
-  native.name === 'native'
-    ? [
-        ['js', jsKernels],
-        ['native', native],
-      ]
-    : [['js', jsKernels]];
+const both = kernelPairs();
 
 /** bfloat16 rounding by its definition (float64): 8 significant bits, ties to even. */
 function roundBf16(x: number): number {

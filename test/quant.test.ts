@@ -7,8 +7,6 @@ import { QUANT_TYPES, QuantMatrix, quantFormat, type QuantType } from '../src/qu
 import { dequantizeRows } from '../src/quant/blocks.js';
 import { quantizeMatrix } from '../src/quant/quantize.js';
 import { jsKernels } from '../src/kernels/js.js';
-import { kernels } from '../src/kernels/index.js';
-import type { Kernels } from '../src/kernels/types.js';
 import { GgmlType, matrixType, readGguf, writeGguf, writeGgufFile, ggufContent } from '../src/model/gguf.js';
 import { loadModelDir } from '../src/model/load.js';
 import { LlamaModel } from '../src/model/llama.js';
@@ -18,17 +16,11 @@ import { blockWeight64, half64 } from './reference/ggml-blocks.js';
 import { referenceForward } from './reference/llama-f64.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { cli } from './helpers/cli.js';
+import { kernelPairs } from './helpers/kernel-pairs.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kvevict-quant-'));
 process.on('exit', () => rmSync(root, { recursive: true, force: true }));
-const native = kernels();
-const both: [string, Kernels][] =
-  native.name === 'native'
-    ? [
-        ['js', jsKernels],
-        ['native', native],
-      ]
-    : [['js', jsKernels]];
+const both = kernelPairs();
 
 /** Random blocks whose half scales are finite and moderate (every other byte random). */
 function randomBlocks(type: QuantType, blocks: number, seed: number): Uint8Array {

@@ -1,34 +1,19 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ModelConfig } from '../model/config.js';
+import { hfConfigJson, type ModelConfig } from '../model/config.js';
 import { writeSafetensors, type DType } from '../model/safetensors.js';
 import { BYTE_VOCAB, type TrainVocab } from './data/vocab.js';
 import { namedParams, type ModelParams } from './params.js';
 
-/** The Hugging Face config.json object of a tied-embedding Llama trained here. */
+/** The Hugging Face config.json object of a tied-embedding Llama trained here: ChatML's ids as bos, eos and pad. */
 export function hfConfig(cfg: ModelConfig, vocab: TrainVocab = BYTE_VOCAB): Record<string, unknown> {
   return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    hidden_size: cfg.hiddenSize,
-    intermediate_size: cfg.intermediateSize,
-    num_hidden_layers: cfg.numLayers,
-    num_attention_heads: cfg.numHeads,
-    num_key_value_heads: cfg.numKvHeads,
-    head_dim: cfg.headDim,
-    vocab_size: cfg.vocabSize,
-    rms_norm_eps: cfg.rmsNormEps,
-    rope_theta: cfg.ropeTheta,
-    max_position_embeddings: cfg.maxPositions,
-    tie_word_embeddings: true,
-    hidden_act: 'silu',
-    attention_bias: false,
+    ...hfConfigJson({ ...cfg, tieWordEmbeddings: true }),
     mlp_bias: false,
     initializer_range: 0.02,
     bos_token_id: vocab.imStart,
     eos_token_id: vocab.imEnd,
     pad_token_id: vocab.endOfText,
-    torch_dtype: 'float32',
   };
 }
 
