@@ -142,3 +142,31 @@ test('a BF16 GGUF stays bf16 too (q and k rows back in Hugging Face order) and c
   const gm = new LlamaModel(g.config, g.weights);
   assert.deepEqual(gm.forward({ tokens, positions, cache: gm.newCache() }), a);
 });
+
+test('an F16 folder and an F16 GGUF keep their halves (auto) and compute as their float32 widening does', () => {
+  const dir = join(root, 'f16');
+  writeRandomModelDir(dir, tinyRawConfig('llama', { num_hidden_layers: 2 }), { dtype: 'F16', seed: 8, scale: 0.05 });
+  const folder = loadModelDir(dir);
+  assert.ok(folder.weights.layers[0].q instanceof Uint16Array && folder.weights.embed instanceof Uint16Array);
+  const file = join(root, 'f16.gguf');
+  writeGguf(file, folder.config, folder.weights, folder.tokenizer, { dtype: 'f16' });
+  const g = loadModelDir(file);
+  assert.ok(g.weights.layers[1].k instanceof Uint16Array);
+  assert.deepEqual(g.weights.layers[1].k, folder.weights.layers[1].k, 'k rows back in Hugging Face order');
+  const tokens = Int32Array.from([257, 70, 49, 54, 33]);
+  const positions = Int32Array.from(tokens, (_, i) => i);
+  const ref = referenceForward(folder.config, folder.weights, { tokens, lastOnly: true });
+  for (const [name, k] of both) {
+    for (const w of [folder.weights, g.weights]) {
+      const model = new LlamaModel(folder.config, w, k);
+      const out = model.forward({ tokens, positions, cache: model.newCache() });
+      let num = 0,
+        den = 0;
+      for (let i = 0; i < out.length; i++) {
+        num += (out[i] - ref.logits[0][i]) ** 2;
+        den += ref.logits[0][i] ** 2;
+      }
+      assert.ok(Math.sqrt(num / den) < 1e-5, `${name}: ${Math.sqrt(num / den)}`);
+    }
+  }
+});

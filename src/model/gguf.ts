@@ -965,8 +965,8 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
     at('down', 'ffn_down.weight');
   }
   if (!cfg.tieWordEmbeddings) matrices.push(['output.weight', [vocab, h], 0, (w, m) => (w.lmHead = m), (w) => w.lmHead]);
-  // block matrices stay in their blocks, BF16 ones in their bits
-  const keptAsStored = (t: GgufTensorInfo) => blockFormat(t.type) !== undefined || t.type === GgmlType.BF16;
+  // block matrices stay in their blocks, BF16 and F16 ones in their bits
+  const keptAsStored = (t: GgufTensorInfo) => blockFormat(t.type) !== undefined || t.type === GgmlType.BF16 || t.type === GgmlType.F16;
   const quantized = matrices.filter(([name, shape]) => keptAsStored(find(name, shape)));
 
   // all float32 / f16: packed as a safetensors load is (huge pages with the native kernels), each tensor decoded,
@@ -981,12 +981,18 @@ export function ggufWeights(g: GgufFile, cfg: ModelConfig): Weights {
       const get = (x: Weights) => getter(x) as Float32Array;
       const t = find(name, shape);
       const f = blockFormat(t.type);
-      if (f || t.type === GgmlType.BF16) {
+      if (f || t.type === GgmlType.BF16 || t.type === GgmlType.F16) {
         const bytes = arena[qi++];
         readExactly(fd, g, t, bytes);
         if (heads > 0 && arch === 'llama') unpermuteRowBytes(bytes, shape[0], bytes.length / shape[0], heads);
         if (f) set(w, new QuantMatrix(f.type, shape[0], shape[1], bytes));
-        else {
+        else if (t.type === GgmlType.F16) {
+          const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
+          const bad = halves.findIndex((x) => (x & 0x7c00) === 0x7c00);
+          if (bad >= 0)
+            throw new KvevictError(`${g.file}: tensor ${name} holds a non-finite value at index ${bad}: weights must be finite`);
+          set(w, halves);
+        } else {
           const bits = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
           const bad = firstNonFiniteBf16(bits);
           if (bad >= 0)

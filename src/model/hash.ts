@@ -30,12 +30,14 @@ export function modelHash(config: ModelConfig, weights: Weights): string {
       return;
     }
     h.update(`${name}:${a === null ? -1 : a.length}\n`);
-    if (a instanceof Bf16Matrix) {
-      // as the float32 values they widen to (a bf16 folder hashes as when it was loaded as float32), a block at a time
+    if (a instanceof Bf16Matrix || a instanceof Uint16Array) {
+      // as the float32 values they widen to (a bf16 or f16 folder hashes as when it was loaded as float32), a
+      // block at a time
       const f = new Float32Array(Math.min(a.length, 1 << 20));
       for (let i = 0; i < a.length; i += f.length) {
         const n = Math.min(f.length, a.length - i);
-        kernels().bf16ToFloat(a.bits.subarray(i, i + n), f, n);
+        if (a instanceof Uint16Array) kernels().halfToFloat(a.subarray(i, i + n), f, n);
+        else kernels().bf16ToFloat(a.bits.subarray(i, i + n), f, n);
         h.update(new Uint8Array(f.buffer, 0, 4 * n));
       }
     } else if (a !== null) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));

@@ -135,18 +135,20 @@ export class LlamaModel {
           ? loaded.map((m, i) => {
               const [rows, cols] =
                 i === loaded.length - 1 ? [c.vocabSize, c.hiddenSize] : linearShape(c, LINEAR_NAMES[i % LINEAR_NAMES.length]);
-              return m instanceof Float32Array ? bf16Copy(m, rows, cols, this.k) : m;
+              return m instanceof Float32Array || m instanceof Uint16Array ? bf16Copy(floatMatrix(m, this.k), rows, cols, this.k) : m;
             })
           : format === 'f32'
-            ? loaded.map((m) => (m instanceof Bf16Matrix ? floatMatrix(m, this.k) : m))
+            ? loaded.map((m) => (m instanceof Bf16Matrix || m instanceof Uint16Array ? floatMatrix(m, this.k) : m))
             : loaded;
-    const quantized = kept.some((m) => m instanceof QuantMatrix);
+    // the packed prefill reads float32 or halves, all of one kind
+    const halves = kept.every((m) => m instanceof Uint16Array);
+    const packable = halves || kept.every((m) => m instanceof Float32Array);
     const linears = weights.layers.map((_, l) => byLinearName((i) => kept[l * LINEAR_NAMES.length + i]));
     this.lmHead = kept[kept.length - 1];
     // the packed micro-kernel beats OpenBLAS with AVX-512 (docs/benchmarks.md); on AVX2 OpenBLAS's tuned kernels win
     // (quantized matrices stay in their blocks: a prefill dequantizes blocks of rows for OpenBLAS instead)
-    this.packedPrefill = !quantized && (opts.packedPrefill ?? (this.k.name === 'native' && this.k.simd === 'avx512'));
-    const packed = this.packedPrefill ? packLayers(c, linears as Record<LinearName, WeightMatrix>[], this.k, format === 'f16') : null;
+    this.packedPrefill = packable && (opts.packedPrefill ?? (this.k.name === 'native' && this.k.simd === 'avx512'));
+    const packed = this.packedPrefill ? packLayers(c, linears as Record<LinearName, WeightMatrix>[], this.k, halves) : null;
     this.projections = linears.map((w, l) => new LayerProjections(c, w, packed?.[l] ?? null, this.plain));
   }
 
@@ -173,6 +175,7 @@ export class LlamaModel {
       const e = this.weights.embed;
       if (e instanceof QuantMatrix) this.k.dequantRows(e, t, 1, out.subarray(r * hidden, (r + 1) * hidden));
       else if (e instanceof Bf16Matrix) this.k.bf16ToFloat(e.bits.subarray(t * hidden, (t + 1) * hidden), out.subarray(r * hidden), hidden);
+      else if (e instanceof Uint16Array) this.k.halfToFloat(e.subarray(t * hidden, (t + 1) * hidden), out.subarray(r * hidden), hidden);
       else out.set(e.subarray(t * hidden, (t + 1) * hidden), r * hidden);
     }
   }

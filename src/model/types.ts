@@ -32,11 +32,11 @@ export interface ForwardArgs {
 }
 
 /**
- * A weight matrix as loaded: float32, kept in the block format a quantized GGUF file stores, or as a bf16
- * file's bits (products read them as they are; floatMatrix() in weights.ts gives float32 values where a caller
+ * A weight matrix as loaded: float32, IEEE half bits (a Uint16Array: an F16 file's matrices), kept in the
+ * block format a quantized GGUF file stores, or as a bf16 file's bits (products read them as they are; floatMatrix() in weights.ts gives float32 values where a caller
  * needs them).
  */
-export type MatrixData = Float32Array | QuantMatrix | Bf16Matrix;
+export type MatrixData = Float32Array | Uint16Array | QuantMatrix | Bf16Matrix;
 
 /** Weights of a Llama-family model, float32, Hugging Face names without the "model." prefix handled by the loader. */
 export interface LayerWeights<M extends MatrixData = MatrixData> {

@@ -151,10 +151,10 @@ export function allocateWeights(cfg: ModelConfig, k: Kernels = kernels(), only?:
   return w;
 }
 
-const floatCopies = new WeakMap<QuantMatrix | Bf16Matrix, Float32Array>();
+const floatCopies = new WeakMap<Uint16Array | QuantMatrix | Bf16Matrix, Float32Array>();
 
 /**
- * A matrix's float32 values: the array itself, or a quantized or bf16 matrix widened (once; remembered while it
+ * A matrix's float32 values: the array itself, or a half, bf16 or quantized matrix widened (once; remembered while it
  * lives, so a caller that needs every matrix as float32, training for one, doubles the model's memory).
  */
 export function floatMatrix(m: MatrixData, k: Kernels = kernels()): Float32Array {
@@ -163,6 +163,7 @@ export function floatMatrix(m: MatrixData, k: Kernels = kernels()): Float32Array
   if (!f) {
     f = new Float32Array(m.length);
     if (m instanceof Bf16Matrix) k.bf16ToFloat(m.bits, f, m.length);
+    else if (m instanceof Uint16Array) k.halfToFloat(m, f, m.length);
     else k.dequantRows(m, 0, m.rows, f);
     floatCopies.set(m, f);
   }
@@ -254,14 +255,15 @@ export function loadWeights(dir: string, cfg: ModelConfig, opts: { keepBf16: boo
       where.set(name, { file, info });
     }
   }
-  const kept = (slot: TensorSlot) => opts.keepBf16 && slot.shape.length === 2 && where.get(slot.name)?.info.dtype === 'BF16';
-  const slotsKept = tensorSlots(cfg).filter((s) => kept(s) && !(cfg.tieWordEmbeddings && s.name === 'lm_head.weight'));
+  const storedAs = (slot: TensorSlot) => where.get(slot.name)?.info.dtype;
+  const kept = (slot: TensorSlot) => opts.keepBf16 && slot.shape.length === 2 && (storedAs(slot) === 'BF16' || storedAs(slot) === 'F16');
+  const slotsKept = tensorSlots(cfg).filter((s) => kept(s));
   const w: Weights = allocateWeights(cfg, kernels(), (s) => !kept(s));
   const bits = packUint16(
     slotsKept.map((s) => s.shape[0] * s.shape[1]),
     kernels(),
   );
-  slotsKept.forEach((s, i) => s.set(w, new Bf16Matrix(bits[i], s.shape[0], s.shape[1])));
+  slotsKept.forEach((s, i) => s.set(w, storedAs(s) === 'BF16' ? new Bf16Matrix(bits[i], s.shape[0], s.shape[1]) : bits[i]));
   const fds = new Map<string, number>();
   try {
     for (const slot of tensorSlots(cfg)) {
@@ -285,6 +287,13 @@ export function loadWeights(dir: string, cfg: ModelConfig, opts: { keepBf16: boo
       const got = readSync(fd, bytes, 0, bytes.length, info.begin);
       if (got !== bytes.length) throw new KvevictError(`${file}: truncated while reading tensor ${slot.name}`);
       const target = slot.get(w);
+      if (target instanceof Uint16Array) {
+        new Uint8Array(target.buffer, target.byteOffset, target.byteLength).set(bytes);
+        const bad = target.findIndex((h) => (h & 0x7c00) === 0x7c00);
+        if (bad >= 0)
+          throw new KvevictError(`${file}: tensor ${slot.name} holds a non-finite value at index ${bad}: weights must be finite`);
+        continue;
+      }
       if (target instanceof Bf16Matrix) {
         new Uint8Array(target.bits.buffer, target.bits.byteOffset, target.bits.byteLength).set(bytes);
         const bad = firstNonFiniteBf16(target.bits);
