@@ -25,6 +25,11 @@ export interface ModelConfig {
   rmsNormEps: number;
   ropeTheta: number;
   ropeScaling: Llama3RopeScaling | null;
+  /**
+   * Per-frequency divisors of the rotary frequencies, as a GGUF file's rope_freqs.weight stores Llama-3's
+   * scaling (headDim / 2 of them); absent for configs read from config.json, which say ropeScaling instead.
+   */
+  ropeFreqFactors?: number[];
   maxPositions: number;
   tieWordEmbeddings: boolean;
   /** qwen2: q/k/v projections carry biases */
@@ -84,6 +89,10 @@ const ARCHITECTURES: Record<ModelType, string> = {
 /** The Hugging Face config.json object of a config (parseConfig's inverse: parseConfig(hfConfigJson(c)) is c). */
 export function hfConfigJson(cfg: ModelConfig, torchDtype: 'float32' | 'float16' | 'bfloat16' = 'float32'): Record<string, unknown> {
   const s = cfg.ropeScaling;
+  if (cfg.ropeFreqFactors)
+    throw new KvevictError(
+      "the model's RoPE scaling is a table of per-frequency factors (GGUF rope_freqs.weight), which config.json's rope_scaling cannot hold",
+    );
   return {
     architectures: [ARCHITECTURES[cfg.modelType]],
     model_type: cfg.modelType,
@@ -205,6 +214,7 @@ export function ropeInvFreq(cfg: ModelConfig): Float64Array {
       }
     }
   }
+  if (cfg.ropeFreqFactors) for (let i = 0; i < half; i++) inv[i] /= cfg.ropeFreqFactors[i];
   return inv;
 }
 

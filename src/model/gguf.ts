@@ -558,6 +558,7 @@ export function ggufContent(
   const permute = arch === 'llama';
   mat('token_embd.weight', [vocab, h], weights.embed, cfg.tieWordEmbeddings ? 'output' : 'other');
   if (cfg.ropeScaling && arch === 'llama') vec('rope_freqs.weight', llama3RopeFactors(cfg));
+  else if (cfg.ropeFreqFactors && arch === 'llama') vec('rope_freqs.weight', Float32Array.from(cfg.ropeFreqFactors));
   weights.layers.forEach((L, l) => {
     const p = `blk.${l}.`;
     vec(p + 'attn_norm.weight', L.inputNorm);
@@ -919,10 +920,17 @@ export function ggufConfig(g: GgufFile): ModelConfig {
   if (!(cfg.ropeTheta > 1)) throw bad(`${arch}.rope.freq_base ${cfg.ropeTheta} must be greater than 1`);
   if (!Number.isInteger(cfg.maxPositions) || cfg.maxPositions < 1)
     throw bad(`${arch}.context_length ${cfg.maxPositions} must be a positive integer`);
-  if (g.tensors.some((t) => t.name === 'rope_freqs.weight')) {
-    throw new KvevictError(
-      `${g.file}: rope_freqs.weight (Llama-3 rope scaling) cannot be read back into a config; use the Hugging Face folder`,
-    );
+  const freqs = g.tensors.find((t) => t.name === 'rope_freqs.weight');
+  if (freqs) {
+    // Llama-3's scaling as convert_hf_to_gguf.py stores it: a divisor per rotary frequency
+    if (freqs.type !== GgmlType.F32 || freqs.dims.length !== 1 || freqs.dims[0] !== cfg.headDim / 2)
+      throw bad(
+        `rope_freqs.weight must be F32 with ${cfg.headDim / 2} values (head size / 2), got ${ggmlTypeName(freqs.type)} [${freqs.dims}]`,
+      );
+    const f = Array.from(readGgufTensorF32(g, freqs));
+    const at = f.findIndex((x) => !(x > 0 && Number.isFinite(x)));
+    if (at >= 0) throw bad(`rope_freqs.weight[${at}] is ${f[at]}: every factor must be positive and finite`);
+    cfg.ropeFreqFactors = f;
   }
   return cfg;
 }
