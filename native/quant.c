@@ -126,11 +126,18 @@ static void decode_block(int type, const uint8_t *p, int32_t *q, float *a, float
 
 /* ---------------------------------------------------------------- dequantization */
 
+#if defined(__AVX2__) && defined(__FMA__)
+static int dequant_block_avx2(int type, const uint8_t *p, float *y);
+#endif
+
 void kv_dequant_blocks_st(int type, const uint8_t *src, int64_t blocks, float *dst) {
   const int bs = block_size[type], bb = block_bytes[type];
   int32_t q[256];
   float a[16], b[16];
   for (int64_t i = 0; i < blocks; i++) {
+#if defined(__AVX2__) && defined(__FMA__)
+    if (dequant_block_avx2(type, src + i * bb, dst + i * bs)) continue;
+#endif
     decode_block(type, src + i * bb, q, a, b);
     float *y = dst + i * bs;
     for (int j = 0; j < bs; j++) {
@@ -472,3 +479,75 @@ int kv_quant_gemv_parts(int count, const KvQuantPart *parts, int k, const float 
   kv_pool_for(j.first_block[count], 1, total < QGEMV_PARALLEL_MIN_BYTES ? INT64_MAX : 0, qgemv_blocks, &j);
   return 0;
 }
+
+#if defined(__AVX2__) && defined(__FMA__)
+/* y[0..8) = a * level + b for 8 unsigned byte levels at q, minus `off` (the product rounded before the add) */
+static inline void put8(float *y, const uint8_t *q, int off, __m256 a, __m256 b) {
+  const __m256i l = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q)), _mm256_set1_epi32(off));
+  _mm256_storeu_ps(y, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(l), a), b));
+}
+
+/* The prefill's dequantization of the types large models store most (Q8_0, Q4_K, Q5_K, Q6_K) in AVX2; 0 for the
+ * others (the portable decode serves them). The same values as decode_block's. */
+static int dequant_block_avx2(int type, const uint8_t *p, float *y) {
+  const __m256 zero = _mm256_setzero_ps();
+  if (type == KV_Q8_0) {
+    const __m256 d = _mm256_set1_ps(half_at(p));
+    for (int g = 0; g < 4; g++) {
+      const __m256i l = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + 8 * g)));
+      _mm256_storeu_ps(y + 8 * g, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(l), d), zero));
+    }
+    return 1;
+  }
+  if (type == KV_Q4_K || type == KV_Q5_K) {
+    const float d = half_at(p), dmin = half_at(p + 2);
+    const int five = type == KV_Q5_K;
+    const uint8_t *ql = five ? p + 48 : p + 16;
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
+    uint8_t lv[64];
+    for (int j = 0; j < 4; j++) {
+      const __m256i b = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
+      __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+      if (five) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
+      }
+      _mm256_storeu_si256((__m256i *)lv, lo);
+      _mm256_storeu_si256((__m256i *)(lv + 32), hi);
+      for (int t = 0; t < 2; t++) {
+        int sc, m;
+        scale_min_k4(2 * j + t, p + 4, &sc, &m);
+        const __m256 a = _mm256_set1_ps(d * (float)sc), bm = _mm256_set1_ps(-(dmin * (float)m));
+        for (int g = 0; g < 4; g++) put8(y + 64 * j + 32 * t + 8 * g, lv + 32 * t + 8 * g, 0, a, bm);
+      }
+    }
+    return 1;
+  }
+  if (type == KV_Q6_K) {
+    const float d = half_at(p + 208);
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    uint8_t lv[128];
+    for (int n = 0; n < 2; n++) {
+      const uint8_t *ql = p + 64 * n;
+      const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+      const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n));
+      _mm256_storeu_si256((__m256i *)lv, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)));
+      _mm256_storeu_si256((__m256i *)(lv + 32), _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)));
+      _mm256_storeu_si256((__m256i *)(lv + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)));
+      _mm256_storeu_si256((__m256i *)(lv + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)));
+      const int8_t *sc = (const int8_t *)(p + 192 + 8 * n);
+      for (int g = 0; g < 8; g++) {
+        const __m256 a = _mm256_set1_ps(d * (float)sc[g]);
+        put8(y + 128 * n + 16 * g, lv + 16 * g, 32, a, zero);
+        put8(y + 128 * n + 16 * g + 8, lv + 16 * g + 8, 32, a, zero);
+      }
+    }
+    return 1;
+  }
+  return 0;
+}
+#endif
