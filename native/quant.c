@@ -290,6 +290,31 @@ static inline __attribute__((always_inline)) float row_dot32(const int type, con
   return hsum8(_mm256_add_ps(acc0, acc1)) + extra;
 }
 
+/* The levels (0..15, or 0..31 with Q5_K's fifth bits) of a Q4_K / Q5_K super-block's 64-weight chunk j:
+ * sub-block 2j in lo, 2j + 1 in hi. */
+static inline void k_levels(const uint8_t *ql, __m256i qh, int five, int j, __m256i *lo, __m256i *hi) {
+  const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+  const __m256i b = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
+  *lo = _mm256_and_si256(b, m4);
+  *hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+  if (five) {
+    *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
+    *hi = _mm256_or_si256(*hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
+  }
+}
+
+/* The levels 0..63 of one half of a Q6_K block (64 bytes of low nibbles at ql, 32 of high bits at qh): its four
+ * sub-blocks of 32 in q[0..3]. */
+static inline void q6_levels(const uint8_t *ql, const uint8_t *qhp, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+  const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+  const __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+  q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+}
+
 static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
   __m256 acc = _mm256_setzero_ps();
   const int bb = block_bytes[type];
@@ -306,7 +331,6 @@ static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
       return row_dot32(KV_Q5_1, row, k, x);
   }
   if (type == KV_Q4_K || type == KV_Q5_K) {
-    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     __m256 mins_acc = _mm256_setzero_ps();
     for (int i = 0; i < k / 256; i++) {
       const uint8_t *p = row + (int64_t)i * bb;
@@ -331,12 +355,8 @@ static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
       const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
       const int8_t *xq = x->q + 256 * i;
       for (int j = 0; j < 4; j++) {
-        const __m256i b = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
-        __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
-        if (five) {
-          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
-          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
-        }
+        __m256i lo, hi;
+        k_levels(ql, qh, five, j, &lo, &hi);
         const __m256i s0 = dot_u8_s8(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * j)));
         const __m256i s1 = dot_u8_s8(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * j + 32)));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(2 * j)), acc);
@@ -345,7 +365,6 @@ static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
     }
     acc = _mm256_sub_ps(acc, mins_acc);
   } else { /* KV_Q6_K */
-    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
     /* shuffles that spread group scales 2s (low lane) and 2s + 1 (high lane) over 8 int16 each */
     const __m256i spread[4] = {
         _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3),
@@ -367,15 +386,8 @@ static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
       for (int n = 0; n < 2; n++) {
         const uint8_t *ql = p + 64 * n, *qhp = p + 128 + 32 * n;
         const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(p + 192 + 8 * n))));
-        const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
         __m256i q[4];
-        q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-        q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+        q6_levels(ql, qhp, q);
         for (int s = 0; s < 4; s++) {
           const int sb = 8 * i + 4 * n + s;
           const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + 32 * sb));
@@ -503,16 +515,11 @@ static int dequant_block_avx2(int type, const uint8_t *p, float *y) {
     const float d = half_at(p), dmin = half_at(p + 2);
     const int five = type == KV_Q5_K;
     const uint8_t *ql = five ? p + 48 : p + 16;
-    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
     uint8_t lv[64];
     for (int j = 0; j < 4; j++) {
-      const __m256i b = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
-      __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
-      if (five) {
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
-      }
+      __m256i lo, hi;
+      k_levels(ql, qh, five, j, &lo, &hi);
       _mm256_storeu_si256((__m256i *)lv, lo);
       _mm256_storeu_si256((__m256i *)(lv + 32), hi);
       for (int t = 0; t < 2; t++) {
@@ -526,19 +533,11 @@ static int dequant_block_avx2(int type, const uint8_t *p, float *y) {
   }
   if (type == KV_Q6_K) {
     const float d = half_at(p + 208);
-    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
     uint8_t lv[128];
     for (int n = 0; n < 2; n++) {
-      const uint8_t *ql = p + 64 * n;
-      const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-      const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n));
-      _mm256_storeu_si256((__m256i *)lv, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)));
-      _mm256_storeu_si256((__m256i *)(lv + 32), _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)));
-      _mm256_storeu_si256((__m256i *)(lv + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)));
-      _mm256_storeu_si256((__m256i *)(lv + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)));
+      __m256i q[4];
+      q6_levels(p + 64 * n, p + 128 + 32 * n, q);
+      for (int s = 0; s < 4; s++) _mm256_storeu_si256((__m256i *)(lv + 32 * s), q[s]);
       const int8_t *sc = (const int8_t *)(p + 192 + 8 * n);
       for (int g = 0; g < 8; g++) {
         const __m256 a = _mm256_set1_ps(d * (float)sc[g]);
