@@ -114,7 +114,7 @@ test("held out in kind: no training batch holds a held-out wording, haystack kin
     ...NEVER_TRAINED,
   ];
   const heldOutInstruction = corpus.heldOutInstructTexts[0].slice(0, 60);
-  const mixes = ['default', 'copy', 'retrieve', 'lookup'];
+  const mixes = ['default', 'copy', 'retrieve', 'lookup', 'bind'];
   for (let step = 0; step < 24; step++) {
     const mix = mixes[step % mixes.length];
     const batch = trainingBatch(corpus, 5, step, 0.5, 4096, [{ until: 2, lengths: [512], mix }], 512, v);

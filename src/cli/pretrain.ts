@@ -30,6 +30,7 @@ const SPECS: OptionSpecs = {
   lr: { type: 'number', help: 'peak learning rate (AdamW)', default: D.lr },
   warmup: { type: 'int', help: 'linear warm-up steps', default: D.warmup },
   'lr-restart': { type: 'int', help: 'restart the schedule (warm-up, cosine to --steps) at this step; 0: never', default: 0 },
+  'lr-restart-peak': { type: 'number', help: 'peak learning rate of the restarted schedule (default: --lr)', default: 0 },
   clip: { type: 'number', help: 'gradient clipping: max global L2 norm', default: D.clip },
   hidden: { type: 'int', help: 'hidden size', default: D.hidden },
   layers: { type: 'int', help: 'decoder layers', default: D.layers },
@@ -183,6 +184,7 @@ export async function run(argv: string[]): Promise<number> {
     exportDtype: exportDtype(String(o['export-dtype'])),
     checkpointEvery: int(o, 'checkpoint-every'),
     lrRestart: int(o, 'lr-restart'),
+    lrRestartPeak: o['lr-restart-peak'] as number,
     timeLimit: (o['time-limit'] as number) * 60,
     stopAfter: int(o, 'stop-after'),
   };
@@ -203,6 +205,7 @@ export async function run(argv: string[]): Promise<number> {
   })) {
     if (!(v > 0)) throw new KvevictError(`pretrain: --${k} must be positive, got ${v}`);
   }
+  if (!(opts.lrRestartPeak >= 0)) throw new KvevictError(`pretrain: --lr-restart-peak must be >= 0, got ${opts.lrRestartPeak}`);
   if (typeof o.curriculum === 'string') opts.curriculum = parseCurriculum(o.curriculum);
   vocabByName(opts.vocab);
   if (opts.evalLengths.some((l) => !Number.isInteger(l) || l <= 0))

@@ -49,6 +49,8 @@ export interface PretrainOptions {
   evalLengths: number[];
   /** restart the learning-rate schedule (warm-up, then cosine to the last step) at this step; 0 = never */
   lrRestart: number;
+  /** peak learning rate of the restarted schedule (0: --lr) */
+  lrRestartPeak: number;
   /** stop (after checkpointing) when this many seconds have passed in this process; 0 = no limit */
   timeLimit: number;
   /** stop (checkpointed, evaluated, exported) after this step although the schedule runs to `steps`; 0 = never */
@@ -107,6 +109,7 @@ export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'exportDir'> = {
   checkpointEvery: 20,
   evalLengths: [512, 1024, 2048],
   lrRestart: 0,
+  lrRestartPeak: 0,
   timeLimit: 0,
   curriculum: DEFAULT_CURRICULUM,
   vocab: 'bytes',
@@ -318,7 +321,7 @@ export async function pretrain(
     const gradNorm = clipGradNorm(list, opts.clip);
     const base =
       opts.lrRestart > 0 && step >= opts.lrRestart
-        ? learningRate({ ...schedule, total: opts.steps - opts.lrRestart }, step - opts.lrRestart)
+        ? learningRate({ ...schedule, peak: opts.lrRestartPeak || opts.lr, total: opts.steps - opts.lrRestart }, step - opts.lrRestart)
         : learningRate(schedule, step);
     const lr = rewarmFrom !== null && step - rewarmFrom < REWARM_STEPS ? (base * (step - rewarmFrom + 1)) / REWARM_STEPS : base;
     opt.step(lr);

@@ -1,5 +1,5 @@
 import { Rng } from '../../util/rng.js';
-import { capitalize } from './words.js';
+import { capitalize, pseudoName } from './words.js';
 
 /** A needle wording: the sentence hidden in the context, the question, and the answer (the sentence restated). */
 export interface PlaceWording {
@@ -199,7 +199,7 @@ const TIMES = [
 /** A random activity phrase: templated, or a run of random words (so copying cannot rely on templates). */
 export function randomActivity(rng: Rng, words: readonly string[]): string {
   const a = () => (rng.next() < 0.5 ? 'a' : 'the');
-  const spot = () => `${capitalize(rng.pick(words))} ${rng.pick(SPOTS)}`;
+  const spot = () => `${rng.next() < 0.4 ? pseudoName(rng) : capitalize(rng.pick(words))} ${rng.pick(SPOTS)}`;
   switch (rng.int(5)) {
     case 0:
       return `${rng.pick(VERBS)} ${a()} ${rng.pick(NOUNS)} and ${rng.pick(VERBS2)} in ${spot()} ${rng.pick(TIMES)}`;
@@ -218,7 +218,9 @@ export function randomActivity(rng: Rng, words: readonly string[]): string {
 
 /** A random place: a real city or an invented one. */
 export function randomPlace(rng: Rng, words: readonly string[]): string {
-  if (rng.next() < 0.6) return rng.pick(TRAIN_PLACES);
+  const r = rng.next();
+  if (r < 0.3) return rng.pick(TRAIN_PLACES);
+  if (r < 0.6) return pseudoName(rng);
   const w = capitalize(rng.pick(words));
   return rng.pick([w, `${w}ville`, `Port ${w}`, `${w} City`, `New ${w}`, `${w} Springs`]);
 }

@@ -21,7 +21,7 @@ import {
   type ValueKind,
 } from './wordings.js';
 import { HELD_OUT_PLACES, HELD_OUT_PLACE_WORDINGS, TRAIN_PLACE_WORDINGS, randomActivity, randomPlace } from './needles.js';
-import { randomDigits, randomUuid } from './words.js';
+import { pseudoName, randomDigits, randomUuid } from './words.js';
 
 /** A chat: the first user turn is context + question; later turns ask more questions about the same context. */
 export interface Dialogue {
@@ -404,9 +404,11 @@ function cloze(c: Ctx): Dialogue {
 function repeat(c: Ctx): Dialogue {
   const { rng } = c;
   const phrase = () => {
-    switch (rng.int(4)) {
+    switch (rng.int(5)) {
       case 0:
         return randomDigits(rng, 5 + rng.int(6));
+      case 4:
+        return Array.from({ length: 1 + rng.int(3) }, () => pseudoName(rng)).join(rng.pick([' ', ', ', ' and ']));
       case 1:
         return randomUuid(rng);
       case 2:

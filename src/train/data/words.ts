@@ -1,4 +1,5 @@
 import { Rng } from '../../util/rng.js';
+import { NEVER_TRAINED } from '../../eval/datasets/split.js';
 
 /** Lower-case words of 3..10 letters appearing in `text`, deduplicated, in a fixed order. */
 export function vocabularyOf(text: string): string[] {
@@ -23,6 +24,51 @@ export function randomDigits(rng: Rng, n: number): string {
 export function randomUuid(rng: Rng): string {
   const hex = (n: number) => Array.from({ length: n }, () => '0123456789abcdef'[rng.int(16)]).join('');
   return `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}`;
+}
+
+const ONSETS = [
+  'b',
+  'br',
+  'c',
+  'ch',
+  'd',
+  'dr',
+  'f',
+  'g',
+  'gl',
+  'h',
+  'k',
+  'l',
+  'm',
+  'n',
+  'p',
+  'pl',
+  'qu',
+  'r',
+  's',
+  'st',
+  't',
+  'tr',
+  'v',
+  'w',
+  'z',
+];
+const VOWELS = ['a', 'e', 'i', 'o', 'u', 'ai', 'ea', 'io', 'ou', 'y'];
+const HELD_OUT_NAMES = new Set(NEVER_TRAINED.flatMap((s) => s.split(' ')).map(capitalize));
+const CODAS = ['', '', '', 'n', 'r', 's', 'l', 'nd', 'st', 'x', 'rk', 'm'];
+
+/**
+ * A pronounceable made-up name ("Drovaneth Quilsby") that no text contains: copying one exercises the rare
+ * subword pieces that held-out names (a needle's "San Francisco") are made of, not a memorized list.
+ */
+export function pseudoName(rng: Rng): string {
+  const word = (): string => {
+    let w = '';
+    for (let s = 2 + rng.int(2); s > 0; s--) w += rng.pick(ONSETS) + rng.pick(VOWELS) + (s === 1 ? rng.pick(CODAS) : '');
+    w = capitalize(w);
+    return HELD_OUT_NAMES.has(w) ? word() : w; // "Dolores" can be spelled from these syllables
+  };
+  return rng.next() < 0.5 ? word() : `${word()} ${word()}`;
 }
 
 export function capitalize(s: string): string {
