@@ -266,7 +266,7 @@ export class LlamaModel {
     l: number,
     n: number,
     pos: Int32Array,
-    cache: KvCache,
+    cache: KvCache | KvCache[],
     observer: ForwardArgs['observer'],
     outputs: 'all' | 'last' | 'none',
   ): void {
@@ -287,6 +287,29 @@ export class LlamaModel {
     k.rope(s.q, qRows, H, d, n === 1 ? pos : outPos, this.ropeCos, this.ropeSin);
     k.rope(s.k, n, Hkv, d, pos, this.ropeCos, this.ropeSin);
 
+    if (Array.isArray(cache)) this.attendEach(l, n, pos, cache);
+    else if (!this.attendCache(l, n, out, pos, outPos, cache, observer)) return;
+    proj.o(k, out, s.att, x);
+
+    // SwiGLU MLP into the residual stream
+    k.rmsnorm(s.xb, x, w.postNorm, out, hidden, eps);
+    proj.gateUp(k, out, s.xb, s);
+    k.siluMul(s.gate, s.gate, s.up, out * inter);
+    proj.down(k, out, s.gate, x);
+  }
+
+  /** Rows of one sequence join its cache; the output rows attend over it. False when no row's output is needed. */
+  private attendCache(
+    l: number,
+    n: number,
+    out: number,
+    pos: Int32Array,
+    outPos: Int32Array,
+    cache: KvCache,
+    observer: ForwardArgs['observer'],
+  ): boolean {
+    const { k, scratch: s } = this;
+    const { numHeads: H, numKvHeads: Hkv, headDim: d } = this.config;
     // the new rows join the cache, then the observer sees them (an observer always comes with every row's output)
     const heads = cache.layers[l];
     for (let h = 0; h < Hkv; h++) heads[h].append(n, s.k, s.v, Hkv * d, h * d, pos, k);
@@ -297,7 +320,7 @@ export class LlamaModel {
       keys: s.k.subarray(0, n * Hkv * d),
       values: s.v.subarray(0, n * Hkv * d),
     });
-    if (out === 0) return;
+    if (out === 0) return false;
 
     // each KV head's group of query heads attends over that head's compact cache; positions decide causality
     const group = H / Hkv;
@@ -319,13 +342,75 @@ export class LlamaModel {
         scale: 1 / Math.sqrt(d),
       });
     }
-    proj.o(k, out, s.att, x);
+    return true;
+  }
 
-    // SwiGLU MLP into the residual stream
-    k.rmsnorm(s.xb, x, w.postNorm, out, hidden, eps);
-    proj.gateUp(k, out, s.xb, s);
-    k.siluMul(s.gate, s.gate, s.up, out * inter);
-    proj.down(k, out, s.gate, x);
+  /** Row r is the next token of sequence r: it joins caches[r] and attends over that cache alone. */
+  private attendEach(l: number, n: number, pos: Int32Array, caches: KvCache[]): void {
+    const { k, scratch: s } = this;
+    const { numHeads: H, numKvHeads: Hkv, headDim: d } = this.config;
+    const group = H / Hkv;
+    for (let r = 0; r < n; r++) {
+      const heads = caches[r].layers[l];
+      const p = pos.subarray(r, r + 1);
+      for (let h = 0; h < Hkv; h++) {
+        const hc = heads[h];
+        hc.append(1, s.k.subarray(r * Hkv * d), s.v.subarray(r * Hkv * d), Hkv * d, h * d, p, k);
+        k.attendHead({
+          q: s.q.subarray(r * H * d),
+          qRowStride: H * d,
+          out: s.att.subarray(r * H * d),
+          rows: 1,
+          headDim: d,
+          firstHead: h * group,
+          group,
+          qPos: p,
+          keys: hc.keyData,
+          values: hc.valueData,
+          kPos: hc.positions,
+          n: hc.length,
+          scale: 1 / Math.sqrt(d),
+        });
+      }
+    }
+  }
+
+  /**
+   * One decode step of several sequences at once: token r at positions[r] joins caches[r] (each sequence's
+   * own cache), and the linear layers run as one matrix product over the rows, so the weights are read once
+   * for all of them. Returns the logits [rows, vocab] (into logitsOut when given).
+   */
+  forwardBatch(tokens: Int32Array, positions: Int32Array, caches: KvCache[], logitsOut?: Float32Array): Float32Array {
+    const cfg = this.config;
+    const n = tokens.length;
+    if (positions.length !== n || caches.length !== n)
+      throw new KvevictError(`forwardBatch: ${n} tokens, ${positions.length} positions and ${caches.length} caches`);
+    if (new Set(caches).size !== n) throw new KvevictError('forwardBatch: each row needs its own cache');
+    const vocab = cfg.vocabSize,
+      hidden = cfg.hiddenSize;
+    const out = logitsOut ?? new Float32Array(n * vocab);
+    if (out.length !== n * vocab) throw new KvevictError(`forwardBatch: logitsOut has ${out.length} floats, the logits need ${n * vocab}`);
+    if (n === 0) return out;
+    if (n === 1) {
+      this.forward({ tokens, positions, cache: caches[0], logitsOut: out });
+      return out;
+    }
+    let maxPos = -1;
+    for (let r = 0; r < n; r++) {
+      const p = positions[r];
+      if (p < 0 || p >= cfg.maxPositions)
+        throw new KvevictError(`position ${p} is beyond max_position_embeddings ${cfg.maxPositions} of the model`);
+      assert(caches[r].numLayers === cfg.numLayers && caches[r].headDim === cfg.headDim, 'cache shape matches the model');
+      maxPos = Math.max(maxPos, p);
+    }
+    this.ensureRope(maxPos);
+    const s = this.scratch;
+    s.ensure(n, cfg);
+    this.embedInto(s.x, tokens, 0, n);
+    for (let l = 0; l < cfg.numLayers; l++) this.layer(l, n, positions, caches, undefined, 'all');
+    this.k.rmsnorm(s.xb, s.x, this.weights.finalNorm, n, hidden, cfg.rmsNormEps);
+    this.plain.run(this.k, n, vocab, hidden, s.xb, this.lmHead, out, false);
+    return out;
   }
 }
 
