@@ -79,6 +79,7 @@ export {
   runQueryAware,
   runQueryAgnostic,
   runWithMode,
+  prefillSteps,
   PIPELINE_MODES,
   type PrefillOptions,
   type Prefilled,
@@ -98,6 +99,12 @@ export {
   type ContextOrigin,
   type SavedContext,
 } from './generate/context-file.js';
+
+// the OpenAI-compatible server, in-process (kvevict serve is a thin CLI over it)
+export { Server, type ServerOptions } from './server/server.js';
+export { Engine, PREFILL_SLICE, QueueFullError, type EngineOptions, type JobSpec, type JobResult } from './server/engine.js';
+export { MemoryLru, DiskStore, RedisStore, contextKey, type SharedStore } from './server/stores.js';
+export { RedisClient } from './server/redis.js';
 
 // eviction methods ("presses"): the registry, the parts methods are made of, Judge Q's soft-token files
 export * from './press/index.js';

@@ -19,6 +19,7 @@ const LAYERS = [
   'generate',
   'eval',
   'train',
+  'server',
   'cli',
   'index',
 ];

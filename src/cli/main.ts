@@ -8,6 +8,7 @@ export const COMMANDS = [
   'generate',
   'inspect',
   'compress',
+  'serve',
   'convert',
   'eval',
   'report',

@@ -50,6 +50,24 @@ export interface Prefilled extends PrefillRun {
 
 /** Prefill `tokens` into a new full cache at positions 0.., recording what `record` asks for. */
 export function prefill(model: LlamaModel, tokens: ArrayLike<number>, opts: PrefillOptions = {}): Prefilled {
+  // in blocks only when progress is reported (the blocks are what the engine's chunks would be)
+  const steps = prefillSteps(model, tokens, opts, opts.progress ? PROGRESS_BLOCK : Infinity);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * prefill() a block of rows at a time: each step feeds up to `block` more prompt rows and yields the rows done
+ * so far; the generator returns the Prefilled. A server interleaves other work (decode steps) between blocks.
+ */
+export function* prefillSteps(
+  model: LlamaModel,
+  tokens: ArrayLike<number>,
+  opts: PrefillOptions = {},
+  block = PROGRESS_BLOCK,
+): Generator<number, Prefilled> {
   if (tokens.length === 0) throw new KvevictError('the prompt is empty (no tokens to prefill)');
   const ids = Int32Array.from(tokens);
   const L = ids.length;
@@ -66,17 +84,15 @@ export function prefill(model: LlamaModel, tokens: ArrayLike<number>, opts: Pref
           extra(v);
         }
       : recorder.observer;
-  const t0 = performance.now();
-  let lastLogits: Float32Array;
-  if (!opts.progress) lastLogits = model.forward({ tokens: ids, positions, cache, chunk: opts.chunk, observer });
-  else {
-    // in blocks, so that a long prompt says how far it is (the blocks are what the engine's chunks would be)
-    lastLogits = new Float32Array(0);
-    for (let s = 0; s < L; s += PROGRESS_BLOCK) {
-      const e = Math.min(L, s + PROGRESS_BLOCK);
-      lastLogits = model.forward({ tokens: ids.subarray(s, e), positions: positions.subarray(s, e), cache, chunk: opts.chunk, observer });
-      opts.progress(e, L);
-    }
+  let lastLogits: Float32Array = new Float32Array(0);
+  let prefillMs = 0;
+  for (let s = 0; s < L; s += block) {
+    const e = Math.min(L, s + block);
+    const t0 = performance.now();
+    lastLogits = model.forward({ tokens: ids.subarray(s, e), positions: positions.subarray(s, e), cache, chunk: opts.chunk, observer });
+    prefillMs += performance.now() - t0;
+    opts.progress?.(e, L);
+    if (e < L) yield e;
   }
   return {
     model,
@@ -89,7 +105,7 @@ export function prefill(model: LlamaModel, tokens: ArrayLike<number>, opts: Pref
     eosTokenIds: opts.eosTokenIds ?? model.config.eosTokenIds,
     text: opts.text,
     nextPosition: L,
-    prefillMs: performance.now() - t0,
+    prefillMs,
   };
 }
 
