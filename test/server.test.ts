@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -293,6 +293,51 @@ describe('kvevict serve with the openai client', () => {
       assert.equal(small.engine.queueDepth, 0);
     } finally {
       await small.close();
+    }
+  });
+});
+
+describe('a folder shared by two servers', () => {
+  it('reuses a context compressed by the other server; a damaged file is a miss, not an answer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvevict-store-'));
+    const defaults = { press: 'snapkv', budget: 48, options: {} };
+    const a = new Server({ model, tokenizer: tok, modelId: 'm', port: 0, store: dir, defaults });
+    const b = new Server({ model, tokenizer: tok, modelId: 'm', port: 0, store: dir, defaults });
+    try {
+      const ask = async (s: Server) => {
+        const { url } = await s.listen();
+        const r = await new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 }).chat.completions.create({
+          model: 'm',
+          messages: docChat('When does the ferry leave?'),
+          max_tokens: 12,
+          temperature: 0,
+        });
+        return {
+          text: r.choices[0].message.content,
+          reused: (r.usage as unknown as { kv_cache: { context_reused: boolean } }).kv_cache.context_reused,
+        };
+      };
+      const ra = await ask(a);
+      const files = readdirSync(dir).filter((f) => f.endsWith('.kvc'));
+      assert.equal(files.length, 1);
+      const rb = await ask(b);
+      assert.deepEqual([ra.reused, rb.reused], [false, true]);
+      assert.equal(rb.text, ra.text);
+      assert.match(b.metrics(), /kvevict_context_store_hits_total\{tier="disk"\} 1/);
+      // a third server finds the file damaged: it compresses again
+      const f = join(dir, files[0]);
+      writeFileSync(f, readFileSync(f).subarray(0, 1000));
+      const c = new Server({ model, tokenizer: tok, modelId: 'm', port: 0, store: dir, defaults });
+      try {
+        const rc = await ask(c);
+        assert.deepEqual([rc.reused, rc.text], [false, ra.text]);
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await a.close();
+      await b.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
