@@ -22,6 +22,7 @@ import { MemoryLru } from '../src/server/stores.js';
 import { Server } from '../src/server/server.js';
 import { withBos } from '../src/eval/prompt.js';
 import { greedy } from '../src/generate/sampling.js';
+import { cli } from './helpers/cli.js';
 
 const loaded = loadModelDir(defaultModelDir);
 const model = new LlamaModel(loaded.config, loaded.weights);
@@ -338,6 +339,24 @@ describe('a folder shared by two servers', () => {
       await a.close();
       await b.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('kvevict serve on the command line', () => {
+  it('refuses bad flags in one line with exit code 2', () => {
+    for (const [args, want] of [
+      [['--port', '99999'], /--port must be a port number/],
+      [['--press', 'nosuch', '--budget', '3'], /unknown press "nosuch"/],
+      [['--budget', '3'], /--budget needs --press/],
+      [['--mode', 'sideways'], /--mode must be/],
+      [['--press', 'snapkv'], /needs a budget or a ratio/],
+      [['--store', 'ftp://x'], /neither a folder nor a redis:\/\/ URL/],
+    ] as const) {
+      const r = cli(['serve', ...args]);
+      assert.equal(r.status, 2, args.join(' '));
+      assert.match(r.stderr, want);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
     }
   });
 });
