@@ -104,6 +104,10 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))];
 }
 
+function percentiles<N extends string>(name: N, xs: number[]): Record<`${N}P50Ms` | `${N}P95Ms`, number> {
+  return { [`${name}P50Ms`]: percentile(xs, 0.5), [`${name}P95Ms`]: percentile(xs, 0.95) } as Record<`${N}P50Ms` | `${N}P95Ms`, number>;
+}
+
 function words(rng: Rng, n: number): string {
   const pool = [
     'harbour',
@@ -148,21 +152,13 @@ async function load(
     generatedTokens,
     seconds,
     tokPerS: generatedTokens / seconds,
-    latencyP50Ms: percentile(
+    ...percentiles(
+      'latency',
       results.map((r) => r.ms),
-      0.5,
     ),
-    latencyP95Ms: percentile(
-      results.map((r) => r.ms),
-      0.95,
-    ),
-    ttftP50Ms: percentile(
+    ...percentiles(
+      'ttft',
       results.map((r) => r.ttftMs),
-      0.5,
-    ),
-    ttftP95Ms: percentile(
-      results.map((r) => r.ttftMs),
-      0.95,
     ),
   };
 }

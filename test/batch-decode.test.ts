@@ -12,6 +12,7 @@ import type { Weights } from '../src/model/types.js';
 import { LINEAR_NAMES, linearShape } from '../src/model/weights.js';
 import { randomWeights, tinyConfig } from './helpers/random-model.js';
 import { referenceForward } from './reference/llama-f64.js';
+import { relErr } from './helpers/compare.js';
 
 const cfg = tinyConfig('llama', { vocab_size: 96 });
 const prompts = [
@@ -20,16 +21,6 @@ const prompts = [
   [60, 1, 1, 45, 23, 19, 8, 77, 31, 50, 64],
 ];
 const next = [11, 42, 7];
-
-function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let err = 0,
-    scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  return err / scale;
-}
 
 function batchedStep(model: LlamaModel) {
   const caches = prompts.map((p) => {
@@ -48,7 +39,7 @@ describe('forwardBatch', () => {
     prompts.forEach((p, r) => {
       const ref = referenceForward(cfg, w, { tokens: [...p, next[r]] });
       const got = logits.subarray(r * cfg.vocabSize, (r + 1) * cfg.vocabSize);
-      assert.ok(maxRelErr(got, ref.logits[ref.logits.length - 1]) < 1e-4, `row ${r}`);
+      assert.ok(relErr(got, ref.logits[ref.logits.length - 1]) < 1e-4, `row ${r}`);
     });
   });
 
@@ -69,7 +60,7 @@ describe('forwardBatch', () => {
         const single = model.forward({ tokens: Int32Array.of(4), positions: Int32Array.of(p.length + 1), cache: alone });
         const batched = model.forward({ tokens: Int32Array.of(4), positions: Int32Array.of(p.length + 1), cache: caches[r] });
         assert.equal(caches[r].layers[0][0].length, p.length + 2);
-        assert.ok(maxRelErr(batched, single) < 1e-4, `row ${r}`);
+        assert.ok(relErr(batched, single) < 1e-4, `row ${r}`);
         assert.ok(logits.subarray(r * cfg.vocabSize, (r + 1) * cfg.vocabSize).some((x) => x !== 0));
       });
     }

@@ -8,6 +8,7 @@ import type { LayerView, FloatWeights as Weights } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
 import { randomWeights, smolConfig, tinyConfig, type TinyKind } from './helpers/random-model.js';
 import { referenceForward } from './reference/llama-f64.js';
+import { relErr } from './helpers/compare.js';
 
 function nativeOrNull(): Kernels | null {
   try {
@@ -25,18 +26,6 @@ function randomTokens(n: number, vocab: number, seed: number): Int32Array {
 
 function range(start: number, n: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => start + i);
-}
-
-/** Largest |a - b| relative to the reference's scale: max|a-b| / max(1, max|b|). */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let diff = 0,
-    scale = 1;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
 }
 
 /** The weights with every linear layer's matrix (lm head included) rounded to IEEE halves and read back. */
