@@ -17,7 +17,7 @@ import { LlamaModel } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
 import { defaultModelDir, repoRoot } from '../src/paths.js';
 import { pressFromSpec, parsePress } from '../src/press/registry.js';
-import { Engine, QueueFullError, type JobSpec } from '../src/server/engine.js';
+import { Engine, PREFILL_SLICE, QueueFullError, type JobSpec } from '../src/server/engine.js';
 import { MemoryLru } from '../src/server/stores.js';
 import { Server } from '../src/server/server.js';
 import { withBos } from '../src/eval/prompt.js';
@@ -245,14 +245,27 @@ describe('kvevict serve with the openai client', () => {
         { signal: abort.signal },
       );
       let seen = 0;
+      let interleaved = -1;
       try {
-        for await (const _ of stream) if (++seen === 2) abort.abort();
+        for await (const _ of stream) {
+          if (++seen !== 2) continue;
+          // a long prompt arrives: the running stream keeps decoding between its prefill's slices
+          const before = endless.engine.stats.decodeSteps;
+          const long = await c.completions.create({ model: 'm', prompt: 'word '.repeat(600), max_tokens: 1, temperature: 0 });
+          interleaved = endless.engine.stats.decodeSteps - before;
+          assert.equal(long.usage?.prompt_tokens, 3000);
+          abort.abort();
+        }
       } catch (e) {
         assert.ok(e instanceof OpenAI.APIUserAbortError, String(e)); // the client's own abort, however it surfaces
       }
       for (let i = 0; i < 200 && endless.engine.activeSequences > 0; i++) await new Promise((r) => setTimeout(r, 20));
       assert.equal(endless.engine.activeSequences, 0);
       assert.ok(endless.engine.stats.decodeSteps < 2500, 'stopped long before max_tokens');
+      assert.ok(
+        interleaved >= Math.floor(3000 / PREFILL_SLICE),
+        `${interleaved} decode steps during a prefill of ${Math.ceil(3000 / PREFILL_SLICE)} slices`,
+      );
     } finally {
       await endless.close();
     }
