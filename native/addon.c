@@ -561,36 +561,47 @@ static napi_value js_silu_mul_grad(napi_env env, napi_callback_info info) {
 }
 
 /* The parts of sgemvParts and bf16GemvParts: (k, x, accumulate, w0, n0, y0 [, w1, n1, y1 ...]), up to
- * KV_GEMV_MAX_PARTS matrices against one x; bf16: every w holds bfloat16 bits (a Uint16Array). */
-static napi_value gemv_parts(napi_env env, napi_callback_info info, const char *fn, int bf16) {
+ * KV_GEMV_MAX_PARTS matrices against one x; bf16: every w holds bfloat16 bits (a Uint16Array). The batched
+ * forms (sgemvPartsBatch, bf16GemvPartsBatch) take (k, x, nvec, accumulate, parts...): x is [nvec, k] and each
+ * y [nvec, n]. */
+static napi_value gemv_parts(napi_env env, napi_callback_info info, const char *fn, int bf16, int batched) {
   Args a;
-  if (!get_args(env, info, &a, fn, 6)) return NULL;
+  if (!get_args(env, info, &a, fn, 6 + batched)) return NULL;
+  const size_t at = 3 + (size_t)batched;
   int64_t k = arg_count(&a, 0, "k");
-  const float *x = arg_array(&a, 1, "x", napi_float32_array, k);
-  bool acc = arg_bool(&a, 2);
-  if (!a.failed && (a.argc - 3) % 3 != 0) fail(&a, "parts come in threes: w, n, y");
-  const int count = (int)((a.argc - 3) / 3);
+  const int64_t nvec = batched ? arg_count(&a, 2, "nvec") : 1;
+  if (!a.failed && (nvec < 1 || nvec > KV_GEMV_MAX_VECS)) fail(&a, "nvec must be 1..16");
+  const float *x = arg_array(&a, 1, "x", napi_float32_array, k * nvec);
+  bool acc = arg_bool(&a, at - 1);
+  if (!a.failed && (a.argc - at) % 3 != 0) fail(&a, "parts come in threes: w, n, y");
+  const int count = (int)((a.argc - at) / 3);
   if (!a.failed && count > KV_GEMV_MAX_PARTS) fail(&a, "too many parts");
   KvGemvPart parts[KV_GEMV_MAX_PARTS];
   for (int p = 0; p < count && !a.failed; p++) {
-    int64_t n = arg_count(&a, 3 + 3 * p + 1, "n");
+    int64_t n = arg_count(&a, at + 3 * p + 1, "n");
     parts[p].n = (int)n;
     parts[p].bf16 = bf16;
     if (bf16) {
       parts[p].w = NULL;
-      parts[p].h = arg_array(&a, 3 + 3 * p, "w", napi_uint16_array, n * k);
+      parts[p].h = arg_array(&a, at + 3 * p, "w", napi_uint16_array, n * k);
     } else {
-      arg_weights(&a, 3 + 3 * p, "w", n * k, &parts[p].w, &parts[p].h);
+      arg_weights(&a, at + 3 * p, "w", n * k, &parts[p].w, &parts[p].h);
     }
-    parts[p].y = arg_array(&a, 3 + 3 * p + 2, "y", napi_float32_array, n);
+    parts[p].y = arg_array(&a, at + 3 * p + 2, "y", napi_float32_array, n * nvec);
   }
   if (a.failed) return NULL;
-  kv_sgemv_parts(count, parts, (int)k, x, acc);
+  kv_sgemv_parts_n(count, parts, (int)k, x, (int)nvec, acc);
   return undefined(env);
 }
 
-static napi_value js_sgemv_parts(napi_env env, napi_callback_info info) { return gemv_parts(env, info, "sgemvParts", 0); }
-static napi_value js_bf16_gemv_parts(napi_env env, napi_callback_info info) { return gemv_parts(env, info, "bf16GemvParts", 1); }
+static napi_value js_sgemv_parts(napi_env env, napi_callback_info info) { return gemv_parts(env, info, "sgemvParts", 0, 0); }
+static napi_value js_bf16_gemv_parts(napi_env env, napi_callback_info info) { return gemv_parts(env, info, "bf16GemvParts", 1, 0); }
+static napi_value js_sgemv_parts_batch(napi_env env, napi_callback_info info) {
+  return gemv_parts(env, info, "sgemvPartsBatch", 0, 1);
+}
+static napi_value js_bf16_gemv_parts_batch(napi_env env, napi_callback_info info) {
+  return gemv_parts(env, info, "bf16GemvPartsBatch", 1, 1);
+}
 
 /* bf16ToFloat(src: Uint16Array, dst: Float32Array, n) */
 static napi_value js_bf16_to_float(napi_env env, napi_callback_info info) {
@@ -760,36 +771,45 @@ static int64_t quant_bytes(Args *a, int type, int64_t rows, int64_t k) {
   return rows * (k / bs) * kv_quant_block_bytes(type);
 }
 
-/* quantGemvParts(k, x, accumulate, type0, data0, n0, y0 [, type1, data1, n1, y1 ...]): parts[p].y (+)= W_p . x */
-static napi_value js_quant_gemv_parts(napi_env env, napi_callback_info info) {
+/* quantGemvParts(k, x, accumulate, type0, data0, n0, y0 [, type1, data1, n1, y1 ...]): parts[p].y (+)= W_p . x;
+ * quantGemvPartsBatch(k, x, nvec, accumulate, parts...): x [nvec, k], each y [nvec, n]. */
+static napi_value quant_gemv_parts(napi_env env, napi_callback_info info, const char *fn, int batched) {
   Args a;
-  if (!get_args(env, info, &a, "quantGemvParts", 7)) return NULL;
+  if (!get_args(env, info, &a, fn, 7 + batched)) return NULL;
+  const size_t first = 3 + (size_t)batched;
   int64_t k = arg_count(&a, 0, "k");
-  const float *x = arg_array(&a, 1, "x", napi_float32_array, k);
-  bool acc = arg_bool(&a, 2);
-  if (!a.failed && (a.argc - 3) % 4 != 0) fail(&a, "parts come in fours: type, data, n, y");
-  const int count = (int)((a.argc - 3) / 4);
+  const int64_t nvec = batched ? arg_count(&a, 2, "nvec") : 1;
+  if (!a.failed && (nvec < 1 || nvec > KV_GEMV_MAX_VECS)) fail(&a, "nvec must be 1..16");
+  const float *x = arg_array(&a, 1, "x", napi_float32_array, k * nvec);
+  bool acc = arg_bool(&a, first - 1);
+  if (!a.failed && (a.argc - first) % 4 != 0) fail(&a, "parts come in fours: type, data, n, y");
+  const int count = (int)((a.argc - first) / 4);
   if (!a.failed && count > KV_GEMV_MAX_PARTS) fail(&a, "too many parts");
   if (!a.failed && k % 32 != 0) fail(&a, "k must be a multiple of 32");
   KvQuantPart parts[KV_GEMV_MAX_PARTS];
   for (int p = 0; p < count && !a.failed; p++) {
-    const size_t at = 3 + 4 * (size_t)p;
+    const size_t at = first + 4 * (size_t)p;
     parts[p].type = arg_quant_type(&a, at);
     const int64_t n = arg_count(&a, at + 2, "n");
     parts[p].n = (int)n;
     parts[p].data = arg_array(&a, at + 1, "data", napi_uint8_array, quant_bytes(&a, parts[p].type, n, k));
-    parts[p].y = arg_array(&a, at + 3, "y", napi_float32_array, n);
+    parts[p].y = arg_array(&a, at + 3, "y", napi_float32_array, n * nvec);
   }
   if (a.failed) return NULL;
   if (k == 0) {
-    for (int p = 0; p < count && !acc; p++) memset(parts[p].y, 0, sizeof(float) * (size_t)parts[p].n);
+    for (int p = 0; p < count && !acc; p++) memset(parts[p].y, 0, sizeof(float) * (size_t)(parts[p].n * nvec));
     return undefined(env);
   }
-  if (kv_quant_gemv_parts(count, parts, (int)k, x, acc) != 0) {
+  if (kv_quant_gemv_parts_n(count, parts, (int)k, x, (int)nvec, acc) != 0) {
     fail(&a, "out of memory for the quantized activations");
     return NULL;
   }
   return undefined(env);
+}
+
+static napi_value js_quant_gemv_parts(napi_env env, napi_callback_info info) { return quant_gemv_parts(env, info, "quantGemvParts", 0); }
+static napi_value js_quant_gemv_parts_batch(napi_env env, napi_callback_info info) {
+  return quant_gemv_parts(env, info, "quantGemvPartsBatch", 1);
 }
 
 /* dequantBlocks(type, src: Uint8Array, blocks, dst: Float32Array): `blocks` blocks to float32 */
@@ -822,7 +842,9 @@ NAPI_MODULE_INIT() {
       {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
       {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed}, {"sgemmPackedParts", js_sgemm_packed_parts},
       {"quantGemvParts", js_quant_gemv_parts}, {"dequantBlocks", js_dequant_blocks},
-      {"bf16GemvParts", js_bf16_gemv_parts}, {"bf16ToFloat", js_bf16_to_float},
+      {"bf16GemvParts", js_bf16_gemv_parts},
+      {"sgemvPartsBatch", js_sgemv_parts_batch}, {"bf16GemvPartsBatch", js_bf16_gemv_parts_batch},
+      {"quantGemvPartsBatch", js_quant_gemv_parts_batch}, {"bf16ToFloat", js_bf16_to_float},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -138,7 +138,7 @@ static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, con
 }
 
 typedef struct {
-  int k, accumulate, rows_per_block;
+  int k, accumulate, rows_per_block, nvec;
   const KvGemvPart *parts;
   int first_block[KV_GEMV_MAX_PARTS + 1];
   const float *x;
@@ -154,20 +154,29 @@ static void gemv_blocks(void *arg, int64_t b, int64_t e) {
     const int r0 = ((int)blk - j->first_block[p]) * j->rows_per_block;
     const int rows = part->n - r0 < j->rows_per_block ? part->n - r0 : j->rows_per_block;
     const int64_t off = (int64_t)r0 * j->k;
-    if (part->h && part->bf16) gemv_rows(rows, j->k, NULL, part->h + off, 1, j->x, part->y + r0, j->accumulate);
-    else if (part->h) gemv_rows(rows, j->k, NULL, part->h + off, 0, j->x, part->y + r0, j->accumulate);
-    else gemv_rows(rows, j->k, part->w + off, NULL, 0, j->x, part->y + r0, j->accumulate);
+    /* the block (about 256 KB) comes from memory for the first vector and from cache for the others */
+    for (int v = 0; v < j->nvec; v++) {
+      const float *x = j->x + (int64_t)v * j->k;
+      float *y = part->y + (int64_t)v * part->n + r0;
+      if (part->h && part->bf16) gemv_rows(rows, j->k, NULL, part->h + off, 1, x, y, j->accumulate);
+      else if (part->h) gemv_rows(rows, j->k, NULL, part->h + off, 0, x, y, j->accumulate);
+      else gemv_rows(rows, j->k, part->w + off, NULL, 0, x, y, j->accumulate);
+    }
   }
 }
 
 void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, int accumulate) {
-  if (count <= 0) return;
+  kv_sgemv_parts_n(count, parts, k, x, 1, accumulate);
+}
+
+void kv_sgemv_parts_n(int count, const KvGemvPart *parts, int k, const float *x, int nvec, int accumulate) {
+  if (count <= 0 || nvec <= 0) return;
   if (k == 0) {
     if (!accumulate)
-      for (int p = 0; p < count; p++) memset(parts[p].y, 0, sizeof(float) * (size_t)parts[p].n);
+      for (int p = 0; p < count; p++) memset(parts[p].y, 0, sizeof(float) * (size_t)parts[p].n * (size_t)nvec);
     return;
   }
-  GemvJob j = {.k = k, .accumulate = accumulate, .parts = parts, .x = x};
+  GemvJob j = {.k = k, .accumulate = accumulate, .parts = parts, .x = x, .nvec = nvec};
   /* blocks of about 256 KB of weights, floats or halves */
   int rpb = GEMV_BLOCK_FLOATS * (parts[0].h ? 2 : 1) / k;
   rpb = rpb < 4 ? 4 : rpb / 4 * 4;

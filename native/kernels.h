@@ -157,6 +157,10 @@ typedef struct {
 /* dst[i] = the float32 value of bfloat16 bits src[i] (exact: the bits shifted up), over the thread pool. */
 void kv_bf16_to_float(int64_t n, const uint16_t *src, float *dst);
 void kv_sgemv_parts(int count, const KvGemvPart *parts, int k, const float *x, int accumulate);
+/* The same for nvec vectors at once (x: [nvec, k]; vector v writes parts[p].y + v * parts[p].n): each block of W
+ * is read from memory once and stays in cache for the other vectors (a batched decode step). */
+#define KV_GEMV_MAX_VECS 16
+void kv_sgemv_parts_n(int count, const KvGemvPart *parts, int k, const float *x, int nvec, int accumulate);
 
 /* dst[i] = (float)src[i] for IEEE half bits src (exact), over the thread pool. */
 void kv_half_to_float(int64_t n, const uint16_t *src, float *dst);
@@ -200,6 +204,8 @@ typedef struct {
 /* parts[p].y (+)= W_p . x with x quantized to 8 bits in blocks of 32; k a multiple of every part's block size.
  * Returns 0, or < 0 when k is not a multiple of 32 (-1) or memory ran out (-2). */
 int kv_quant_gemv_parts(int count, const KvQuantPart *parts, int k, const float *x, int accumulate);
+/* The same for nvec <= KV_GEMV_MAX_VECS vectors (x: [nvec, k]; vector v writes parts[p].y + v * parts[p].n). */
+int kv_quant_gemv_parts_n(int count, const KvQuantPart *parts, int k, const float *x, int nvec, int accumulate);
 /* `blocks` blocks of `type` at src to float32 (pool-parallel; _st: the calling thread only). */
 void kv_dequant_blocks(int type, const uint8_t *src, int64_t blocks, float *dst);
 void kv_dequant_blocks_st(int type, const uint8_t *src, int64_t blocks, float *dst);

@@ -422,10 +422,10 @@ float kv_quant_row_dot_scalar(int type, const uint8_t *row, int k, const int8_t 
 #define QGEMV_PARALLEL_MIN_BYTES (1 << 18)
 
 typedef struct {
-  int k, accumulate, rows_per_block[KV_GEMV_MAX_PARTS];
+  int k, accumulate, rows_per_block[KV_GEMV_MAX_PARTS], nvec;
   const KvQuantPart *parts;
   int first_block[KV_GEMV_MAX_PARTS + 1];
-  QVec x;
+  QVec x[KV_GEMV_MAX_VECS];
 } QGemvJob;
 
 static void qgemv_blocks(void *arg, int64_t b, int64_t e) {
@@ -438,9 +438,13 @@ static void qgemv_blocks(void *arg, int64_t b, int64_t e) {
     const int r0 = ((int)blk - j->first_block[p]) * rpb;
     const int rows = part->n - r0 < rpb ? part->n - r0 : rpb;
     const int64_t row_bytes = (int64_t)(j->k / block_size[part->type]) * block_bytes[part->type];
-    for (int r = r0; r < r0 + rows; r++) {
-      const float s = row_dot(part->type, part->data + r * row_bytes, j->k, &j->x);
-      part->y[r] = j->accumulate ? part->y[r] + s : s;
+    /* the block comes from memory for the first vector and from cache for the others */
+    for (int v = 0; v < j->nvec; v++) {
+      float *y = part->y + (int64_t)v * part->n;
+      for (int r = r0; r < r0 + rows; r++) {
+        const float s = row_dot(part->type, part->data + r * row_bytes, j->k, &j->x[v]);
+        y[r] = j->accumulate ? y[r] + s : s;
+      }
     }
   }
 }
@@ -450,35 +454,46 @@ static __thread int8_t *act_q;
 static __thread float *act_d;
 static __thread int32_t *act_s;
 static __thread float *act_dsum, *act_dsum16;
-static __thread int act_cap;
+static __thread int64_t act_cap;
 
 int kv_quant_gemv_parts(int count, const KvQuantPart *parts, int k, const float *x, int accumulate) {
-  if (count <= 0) return 0;
-  if (k % 32 != 0) return -1;
-  if (k > act_cap) {
+  return kv_quant_gemv_parts_n(count, parts, k, x, 1, accumulate);
+}
+
+int kv_quant_gemv_parts_n(int count, const KvQuantPart *parts, int k, const float *x, int nvec, int accumulate) {
+  if (count <= 0 || nvec <= 0) return 0;
+  if (k % 32 != 0 || nvec > KV_GEMV_MAX_VECS) return -1;
+  const int64_t need = (int64_t)k * nvec;
+  if (need > act_cap) {
     free(act_q);
     free(act_d);
     free(act_s);
     free(act_dsum);
     free(act_dsum16);
-    act_q = malloc((size_t)k);
-    act_d = malloc(sizeof(float) * (size_t)(k / 32));
-    act_s = malloc(sizeof(int32_t) * (size_t)(k / 16));
-    act_dsum = malloc(sizeof(float) * (size_t)(k / 32));
-    act_dsum16 = malloc(sizeof(float) * (size_t)(k / 16));
+    act_q = malloc((size_t)need);
+    act_d = malloc(sizeof(float) * (size_t)(need / 32));
+    act_s = malloc(sizeof(int32_t) * (size_t)(need / 16));
+    act_dsum = malloc(sizeof(float) * (size_t)(need / 32));
+    act_dsum16 = malloc(sizeof(float) * (size_t)(need / 16));
     if (!act_q || !act_d || !act_s || !act_dsum || !act_dsum16) {
       act_cap = 0;
       return -2;
     }
-    act_cap = k;
+    act_cap = need;
   }
-  kv_quantize_activations(k, x, act_q, act_d, act_s);
-  for (int b = 0; b < k / 32; b++) {
-    act_dsum[b] = act_d[b] * (float)(act_s[2 * b] + act_s[2 * b + 1]);
-    act_dsum16[2 * b] = act_d[b] * (float)act_s[2 * b];
-    act_dsum16[2 * b + 1] = act_d[b] * (float)act_s[2 * b + 1];
+  QGemvJob j = {.k = k, .accumulate = accumulate, .parts = parts, .nvec = nvec};
+  for (int v = 0; v < nvec; v++) {
+    int8_t *q = act_q + (int64_t)v * k;
+    float *d = act_d + (int64_t)v * (k / 32), *ds = act_dsum + (int64_t)v * (k / 32), *ds16 = act_dsum16 + (int64_t)v * (k / 16);
+    int32_t *sums = act_s + (int64_t)v * (k / 16);
+    kv_quantize_activations(k, x + (int64_t)v * k, q, d, sums);
+    for (int b = 0; b < k / 32; b++) {
+      ds[b] = d[b] * (float)(sums[2 * b] + sums[2 * b + 1]);
+      ds16[2 * b] = d[b] * (float)sums[2 * b];
+      ds16[2 * b + 1] = d[b] * (float)sums[2 * b + 1];
+    }
+    j.x[v] = (QVec){q, d, sums, ds, ds16};
   }
-  QGemvJob j = {.k = k, .accumulate = accumulate, .parts = parts, .x = {act_q, act_d, act_s, act_dsum, act_dsum16}};
   int64_t total = 0;
   j.first_block[0] = 0;
   for (int p = 0; p < count; p++) {

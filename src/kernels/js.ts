@@ -1,6 +1,14 @@
 import { expNonPositive } from './fast-exp.js';
 import { floatBitsToHalf, floatToHalf, halfTable } from '../util/half.js';
-import { PACK_STRIP, packedWeightFloats, type AttendArgs, type CacheRows, type Kernels } from './types.js';
+import {
+  BATCH_GEMV_MAX_ROWS,
+  PACK_STRIP,
+  packedWeightFloats,
+  type AttendArgs,
+  type CacheRows,
+  type Kernels,
+  type MatrixWeights,
+} from './types.js';
 import { Bf16Matrix, QuantMatrix } from '../quant/formats.js';
 import { dequantizeRows, quantGemv, quantizeActivations } from '../quant/blocks.js';
 
@@ -323,7 +331,25 @@ export const jsKernels: Kernels = {
     if (parts.length > 4) throw new RangeError('sgemvParts: at most 4 parts');
     for (const p of parts) jsKernels.sgemv(p.n, k, p.w, x, p.y, accumulate);
   },
+  sgemvBatch(rows, n, k, w, x, y, accumulate = false) {
+    if (rows > BATCH_GEMV_MAX_ROWS) throw new RangeError(`sgemvBatch: at most ${BATCH_GEMV_MAX_ROWS} rows, got ${rows}`);
+    sgemvRowByRow(jsKernels.sgemv, rows, n, k, w, x, y, accumulate);
+  },
 };
+
+/** sgemvBatch as one sgemv per row (the twin, and the native kernels on an addon without the batched products). */
+export function sgemvRowByRow(
+  sgemv: Kernels['sgemv'],
+  rows: number,
+  n: number,
+  k: number,
+  w: MatrixWeights,
+  x: Float32Array,
+  y: Float32Array,
+  accumulate: boolean,
+): void {
+  for (let r = 0; r < rows; r++) sgemv(n, k, w, x.subarray(r * k, (r + 1) * k), y.subarray(r * n, (r + 1) * n), accumulate);
+}
 
 /** sgemmPackedParts as one `sgemmPacked` call per part (the twin, and the native kernels on an addon without it). */
 export function sgemmPackedByPart(

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
-import { jsKernels, sgemmPackedByPart } from './js.js';
-import type { AttendArgs, CacheRows, GemvPart, Kernels, WeightMatrix } from './types.js';
+import { jsKernels, sgemmPackedByPart, sgemvRowByRow } from './js.js';
+import { BATCH_GEMV_MAX_ROWS, type AttendArgs, type CacheRows, type GemvPart, type Kernels, type WeightMatrix } from './types.js';
 import { Bf16Matrix, QuantMatrix, nativeQuantIndex } from '../quant/formats.js';
 
 /** What OpenBLAS chose when the addon loaded, and the attention block sizes compiled in. */
@@ -69,6 +69,19 @@ export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<
     n: number,
     scale: number,
   ): void;
+  /** the batched products (x [nvec, k], y [nvec, n]); absent before batched decoding */
+  sgemvPartsBatch?(k: number, x: Float32Array, nvec: number, accumulate: boolean, w: WeightMatrix, n: number, y: Float32Array): void;
+  bf16GemvPartsBatch?(k: number, x: Float32Array, nvec: number, accumulate: boolean, w: Uint16Array, n: number, y: Float32Array): void;
+  quantGemvPartsBatch?(
+    k: number,
+    x: Float32Array,
+    nvec: number,
+    accumulate: boolean,
+    type: number,
+    data: Uint8Array,
+    n: number,
+    y: Float32Array,
+  ): void;
   /** sgemvParts(k, x, accumulate, w0, n0, y0, w1, n1, y1, ...): up to 4 parts */
   sgemvParts?(k: number, x: Float32Array, accumulate: boolean, ...parts: (WeightMatrix | number)[]): void;
   info(): NativeInfo;
@@ -109,14 +122,27 @@ export function makeNativeKernels(path: string): Kernels {
         throw new RangeError(`sgemv: a ${p.w.type} matrix [${p.w.rows}, ${p.w.cols}] for n ${p.n}, k ${k}`);
     addon.quantGemvParts(k, x, accumulate, ...quant.flatMap((p) => [nativeQuantIndex(p.w.type), p.w.data, p.n, p.y]));
   };
+  const sgemv: Kernels['sgemv'] = (n, k, w, x, y, accumulate = false) => {
+    if (w instanceof QuantMatrix) quantParts(k, x, [{ w, n, y }], accumulate);
+    else if (w instanceof Bf16Matrix) bf16Parts(k, x, [{ w, n, y }], accumulate);
+    else addon.sgemv(n, k, w, x, y, accumulate);
+  };
   return {
     name: 'native',
     simd: addon.info().simd ?? 'avx512',
     sgemm: addon.sgemm,
-    sgemv(n, k, w, x, y, accumulate = false) {
-      if (w instanceof QuantMatrix) quantParts(k, x, [{ w, n, y }], accumulate);
-      else if (w instanceof Bf16Matrix) bf16Parts(k, x, [{ w, n, y }], accumulate);
-      else addon.sgemv(n, k, w, x, y, accumulate);
+    sgemv,
+    sgemvBatch(rows, n, k, w, x, y, accumulate = false) {
+      if (rows > BATCH_GEMV_MAX_ROWS) throw new RangeError(`sgemvBatch: at most ${BATCH_GEMV_MAX_ROWS} rows, got ${rows}`);
+      if (!addon.sgemvPartsBatch) return sgemvRowByRow(sgemv, rows, n, k, w, x, y, accumulate);
+      if (x.length < rows * k || y.length < rows * n) throw new RangeError(`sgemvBatch: x or y too short for ${rows} rows`);
+      if (w instanceof QuantMatrix) {
+        if (w.cols !== k || w.rows < n) throw new RangeError(`sgemv: a ${w.type} matrix [${w.rows}, ${w.cols}] for n ${n}, k ${k}`);
+        addon.quantGemvPartsBatch!(k, x, rows, accumulate, nativeQuantIndex(w.type), w.data, n, y);
+      } else if (w instanceof Bf16Matrix) {
+        if (w.cols !== k || w.rows < n) throw new RangeError(`sgemv: a bf16 matrix [${w.rows}, ${w.cols}] for n ${n}, k ${k}`);
+        addon.bf16GemvPartsBatch!(k, x, rows, accumulate, w.bits, n, y);
+      } else addon.sgemvPartsBatch(k, x, rows, accumulate, w, n, y);
     },
     bf16ToFloat: addon.bf16ToFloat ?? jsKernels.bf16ToFloat,
     dequantRows(m, first, count, out) {

@@ -135,6 +135,12 @@ export interface InferenceKernels {
    */
   sgemvParts(k: number, x: Float32Array, parts: readonly GemvPart[], accumulate?: boolean): void;
   /**
+   * A few rows at once (a batched decode step: one row per sequence): y[rows, n] = x[rows, k] . W[n, k]^T (+ y),
+   * each row as sgemv computes it, with W read from memory once for all rows (each block of W stays in cache
+   * while every row takes it). At most BATCH_GEMV_MAX_ROWS rows.
+   */
+  sgemvBatch(rows: number, n: number, k: number, w: MatrixWeights, x: Float32Array, y: Float32Array, accumulate?: boolean): void;
+  /**
    * A zeroed buffer for large long-lived arrays (weights). Native: its own 2 MB-aligned mapping advised for
    * transparent huge pages, freed when the buffer is collected; JS: a plain ArrayBuffer.
    */
@@ -248,3 +254,6 @@ export interface TrainingKernels {
 
 /** Every kernel: two implementations (native, js) behind one interface, split by purpose. */
 export interface Kernels extends InferenceKernels, ScoringKernels, TrainingKernels {}
+
+/** Most rows sgemvBatch takes (the native kernels' limit). */
+export const BATCH_GEMV_MAX_ROWS = 16;

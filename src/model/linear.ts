@@ -1,6 +1,6 @@
 import { packedWeightFloats, type Kernels } from '../kernels/index.js';
 import { ARENA_MAX_BYTES, packFloat32, packUint16 } from '../kernels/arena.js';
-import type { GemvPart, MatrixWeights, WeightMatrix } from '../kernels/types.js';
+import { BATCH_GEMV_MAX_ROWS, type GemvPart, type MatrixWeights, type WeightMatrix } from '../kernels/types.js';
 import { Bf16Matrix } from '../quant/formats.js';
 import type { ModelConfig } from './config.js';
 import { LINEAR_NAMES, linearShape, type LinearName } from './weights.js';
@@ -39,9 +39,17 @@ export interface ProjectionBuffers {
  */
 export class LinearKernel {
   private widened = new Float32Array(0);
+  /**
+   * Set during a batched decode step (each row another sequence's token): up to BATCH_GEMV_MAX_ROWS rows then
+   * run as decode rows do (sgemvBatch: halves and blocks read as they are, once for all rows) instead of being
+   * widened for an sgemm, which would cost more than the rows' products.
+   */
+  decodeRows = false;
 
   run(k: Kernels, n: number, outDim: number, inDim: number, x: Float32Array, w: MatrixWeights, y: Float32Array, accumulate: boolean): void {
     if (n === 1) k.sgemv(outDim, inDim, w, x, y, accumulate);
+    else if (this.decodeRows && n <= BATCH_GEMV_MAX_ROWS && !(w instanceof Float32Array))
+      k.sgemvBatch(n, outDim, inDim, w, x, y, accumulate);
     else if (w instanceof Float32Array) k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
     else {
       const rowsPerBlock = Math.max(1, Math.min(outDim, Math.floor(WIDEN_FLOATS / inDim)));
@@ -95,7 +103,7 @@ export class LayerProjections {
     const { hiddenSize: hidden, numHeads: H, numKvHeads: Hkv, headDim: d } = this.cfg;
     const qDim = H * d,
       kvDim = Hkv * d;
-    const pk = this.packed;
+    const pk = this.plain.decodeRows ? null : this.packed;
     if (n === 1) {
       this.parts(b);
       k.sgemvParts(hidden, xb, this.qkvParts!);
@@ -147,7 +155,7 @@ export class LayerProjections {
     if (rows === 1) {
       this.parts(b);
       k.sgemvParts(hidden, xb, this.gateUpParts!);
-    } else if (this.packed) {
+    } else if (this.packed && !this.plain.decodeRows) {
       k.sgemmPackedParts(
         rows,
         hidden,
@@ -182,7 +190,7 @@ export class LayerProjections {
     y: Float32Array,
     packed?: WeightMatrix,
   ): void {
-    if (packed && n > 1) k.sgemmPacked(n, outDim, inDim, x, inDim, packed, y, outDim, true);
+    if (packed && n > 1 && !this.plain.decodeRows) k.sgemmPacked(n, outDim, inDim, x, inDim, packed, y, outDim, true);
     else this.plain.run(k, n, outDim, inDim, x, w, y, true);
   }
 }

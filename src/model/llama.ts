@@ -407,9 +407,14 @@ export class LlamaModel {
     const s = this.scratch;
     s.ensure(n, cfg);
     this.embedInto(s.x, tokens, 0, n);
-    for (let l = 0; l < cfg.numLayers; l++) this.layer(l, n, positions, caches, undefined, 'all');
-    this.k.rmsnorm(s.xb, s.x, this.weights.finalNorm, n, hidden, cfg.rmsNormEps);
-    this.plain.run(this.k, n, vocab, hidden, s.xb, this.lmHead, out, false);
+    this.plain.decodeRows = true;
+    try {
+      for (let l = 0; l < cfg.numLayers; l++) this.layer(l, n, positions, caches, undefined, 'all');
+      this.k.rmsnorm(s.xb, s.x, this.weights.finalNorm, n, hidden, cfg.rmsNormEps);
+      this.plain.run(this.k, n, vocab, hidden, s.xb, this.lmHead, out, false);
+    } finally {
+      this.plain.decodeRows = false;
+    }
     return out;
   }
 }

@@ -35,6 +35,7 @@ const SECTION_OF: Partial<Record<keyof Kernels, ForwardSection>> = {
   sgemmPackedParts: 'linear',
   sgemv: 'linear',
   sgemvParts: 'linear',
+  sgemvBatch: 'linear',
   halfToFloat: 'linear',
   rmsnorm: 'norm',
   rope: 'rope',
