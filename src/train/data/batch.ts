@@ -81,12 +81,12 @@ export const LOOKUP_MIX: Partial<Record<TaskName | 'text', number>> = {
  * value needs this, and it is learned as well at 1-2K tokens as at 8K, at a quarter of the cost.
  */
 export const BIND_MIX: Partial<Record<TaskName | 'text', number>> = {
-  niah_multikey: 0.3,
+  niah_multikey: 0.28,
   niah_multiquery: 0.12,
   niah_multivalue: 0.1,
   variable_tracking: 0.1,
   niah_place: 0.1,
-  repeat: 0.08,
+  repeat: 0.1,
   common_words: 0.05,
   frequent_words: 0.05,
   cloze: 0.06,
@@ -122,7 +122,8 @@ export function makeSample(
 ): Encoded {
   let want = Math.round(length * vocab.charsPerToken);
   for (let attempt = 0; ; attempt++) {
-    const s: Sample = task === 'text' ? plainText(rng, corpus, split, want + 1) : makeDialogue(task, rng, corpus, split, want);
+    const s: Sample =
+      task === 'text' ? plainText(rng, corpus, split, want + 1) : makeDialogue(task, rng, corpus, split, want, vocab.pieces);
     const enc = encodeSample(s, vocab);
     if (enc.ids.length <= length + 1) return enc;
     if (attempt > 8 && task !== 'text') return makeSample(rng, corpus, split, 'passkey', length, vocab);

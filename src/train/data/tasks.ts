@@ -22,6 +22,7 @@ import {
 } from './wordings.js';
 import { HELD_OUT_PLACES, HELD_OUT_PLACE_WORDINGS, TRAIN_PLACE_WORDINGS, randomActivity, randomPlace } from './needles.js';
 import { pseudoName, randomDigits, randomUuid } from './words.js';
+import { NEVER_TRAINED } from '../../eval/datasets/split.js';
 
 /** A chat: the first user turn is context + question; later turns ask more questions about the same context. */
 export interface Dialogue {
@@ -62,6 +63,8 @@ interface Ctx {
   rng: Rng;
   corpus: Corpus;
   split: Split;
+  /** the text of the vocabulary's letter tokens (TrainVocab.pieces), where it has them */
+  pieces?: readonly string[];
   /** target length in tokens (bytes) */
   length: number;
 }
@@ -404,11 +407,23 @@ function cloze(c: Ctx): Dialogue {
 function repeat(c: Ctx): Dialogue {
   const { rng } = c;
   const phrase = () => {
-    switch (rng.int(5)) {
+    switch (rng.int(c.pieces?.length ? 6 : 5)) {
       case 0:
         return randomDigits(rng, 5 + rng.int(6));
       case 4:
         return Array.from({ length: 1 + rng.int(3) }, () => pseudoName(rng)).join(rng.pick([' ', ', ', ' and ']));
+      case 5: {
+        // random runs of the vocabulary's letter tokens, so that each is copied some time (never a held-out string)
+        for (;;) {
+          const p = Array.from({ length: 2 + rng.int(9) }, () => {
+            const w = rng.pick(c.pieces!);
+            return rng.next() < 0.25 ? w.replace(/[a-z]/, (ch) => ch.toUpperCase()) : w;
+          })
+            .join('')
+            .trim();
+          if (!NEVER_TRAINED.some((b) => p.includes(b))) return p;
+        }
+      }
       case 1:
         return randomUuid(rng);
       case 2:
@@ -458,6 +473,6 @@ const MAKERS: Record<TaskName, (c: Ctx) => Dialogue> = {
   cloze,
 };
 
-export function makeDialogue(task: TaskName, rng: Rng, corpus: Corpus, split: Split, length: number): Dialogue {
-  return MAKERS[task]({ rng, corpus, split, length });
+export function makeDialogue(task: TaskName, rng: Rng, corpus: Corpus, split: Split, length: number, pieces?: readonly string[]): Dialogue {
+  return MAKERS[task]({ rng, corpus, split, length, pieces });
 }

@@ -20,6 +20,12 @@ export interface TrainVocab {
   readonly charsPerToken: number;
   /** plain text to ids (special-token strings are not expected in training text) */
   encode(text: string): number[];
+  /**
+   * The text of the vocabulary's letter tokens (" Francis", "ores"; the byte-level space mark as a space):
+   * copying random runs of them trains every such token's embedding, so a name no training text contains (the
+   * needle's held-out "San Francisco") can still be copied piece by piece.
+   */
+  readonly pieces?: readonly string[];
   tokenizerJson(): object;
   tokenizerConfig(): object;
 }
@@ -116,6 +122,10 @@ export function smolLM2Vocab(size: number): TrainVocab {
     imEnd: 2,
     charsPerToken: 3.6,
     encode: (text) => hf.encode(text, { add_special_tokens: false }).ids,
+    pieces: Object.entries((json.model as Json).vocab as Record<string, number>)
+      .filter(([t, id]) => id >= SMOLLM2_FIRST_MERGE_ID && /^\u0120?[A-Za-z]{2,}$/.test(t))
+      .sort((a, b) => a[1] - b[1])
+      .map(([t]) => t.replace('\u0120', ' ')),
     tokenizerJson: () => json,
     tokenizerConfig: () => config,
   };
