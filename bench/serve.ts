@@ -9,7 +9,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { kernels } from '../src/kernels/index.js';
+import type { MatrixWeights } from '../src/kernels/types.js';
+import { LinearKernel } from '../src/model/linear.js';
 import { repoRoot } from '../src/paths.js';
+import { Bf16Matrix } from '../src/quant/formats.js';
+import { quantizeMatrix } from '../src/quant/quantize.js';
 import { Rng } from '../src/util/rng.js';
 import { smolRawConfig, writeRandomModelDir } from '../test/helpers/random-model.js';
 import { formatTable } from './table.js';
@@ -182,7 +187,69 @@ async function reuse(url: string): Promise<{ freshMs: number; reusedMs: number; 
   return out;
 }
 
+interface ProductRow {
+  format: string;
+  rows: number;
+  batchMs: number;
+  oneByOneMs: number;
+  matrixMs: number;
+}
+
+/**
+ * The decode step's products for `rows` sequences at once, on SmolLM2-135M's MLP shape (1,536 x 576), each
+ * way: sgemvBatch (the weights read once for all rows), one sgemv per row, and the prefill's path (widened,
+ * then sgemm). Best of 30.
+ */
+function products(): ProductRow[] {
+  const k = kernels();
+  const n = 1536,
+    kk = 576;
+  const rng = new Rng(5);
+  const w = Float32Array.from({ length: n * kk }, () => (rng.next() * 2 - 1) * 0.05);
+  const bits = Uint16Array.from(new Uint32Array(w.buffer), (u) => u >>> 16);
+  const formats: [string, MatrixWeights][] = [
+    ['f32', w],
+    ['bf16', new Bf16Matrix(bits, n, kk)],
+    ['q8_0', quantizeMatrix('q8_0', w, n, kk)],
+    ['q4_k', quantizeMatrix('q4_k', w, n, kk)],
+  ];
+  const best = (f: () => void) => {
+    let b = Infinity;
+    for (let i = 0; i < 30; i++) {
+      const t = performance.now();
+      for (let j = 0; j < 10; j++) f();
+      b = Math.min(b, (performance.now() - t) / 10);
+    }
+    return b;
+  };
+  const out: ProductRow[] = [];
+  const linear = new LinearKernel();
+  for (const [format, m] of formats)
+    for (const rows of [1, 2, 4, 8]) {
+      const x = Float32Array.from({ length: rows * kk }, () => rng.next() - 0.5);
+      const y = new Float32Array(rows * n);
+      out.push({
+        format,
+        rows,
+        batchMs: best(() => k.sgemvBatch(rows, n, kk, m, x, y)),
+        oneByOneMs: best(() => {
+          for (let r = 0; r < rows; r++) k.sgemv(n, kk, m, x.subarray(r * kk), y.subarray(r * n));
+        }),
+        matrixMs: best(() => linear.run(k, rows, n, kk, x, m, y, false)),
+      });
+    }
+  return out;
+}
+
 export async function runBench(): Promise<object> {
+  const productRows = products();
+  process.stdout.write(
+    formatTable(
+      'decode products for a batch of sequences, 1,536 x 576 (SmolLM2-135M MLP), native kernels, 2 threads, best of 30',
+      ['format', 'rows', 'sgemvBatch ms', 'row by row ms', 'widen + sgemm ms', 'batch gain'],
+      productRows.map((r) => [r.format, r.rows, r.batchMs, r.oneByOneMs, r.matrixMs, r.oneByOneMs / r.batchMs]),
+    ),
+  );
   const dir = mkdtempSync(join(tmpdir(), 'kvevict-serve-bench-'));
   try {
     writeRandomModelDir(dir, smolRawConfig(), { dtype: 'BF16' });
@@ -239,7 +306,7 @@ export async function runBench(): Promise<object> {
         reuseRows.map((r, i) => [i + 1, r.freshMs, r.reusedMs, String(r.reusedFlag)]),
       ),
     );
-    return { runs, gains, reuse: reuseRows, promptWords: PROMPT_WORDS, maxTokens: MAX_TOKENS };
+    return { products: productRows, runs, gains, reuse: reuseRows, promptWords: PROMPT_WORDS, maxTokens: MAX_TOKENS };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
