@@ -222,7 +222,7 @@ export class Engine {
     let keptCacheBytes: number;
     let contextReused = false;
     if (spec.mode === 'query-agnostic' && c && spec.contextTokens.length > 0) {
-      const key = contextKey(this.model, this.opts.kvDtype, spec.contextTokens, c.name, c.options, c);
+      const key = contextKey(this.model, this.opts.kvDtype, spec.contextTokens, c.name, c.options, c, spec.text?.turnEnd ?? '');
       let ctx = await this.storedContext(key);
       if (ctx) contextReused = true;
       else {

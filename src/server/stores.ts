@@ -38,12 +38,21 @@ export function contextKey(
   press: string,
   options: Record<string, unknown>,
   budget: { budget?: number; ratio?: number },
+  /** how the context's text is framed for a press that writes text (KVzip's repeat prompt inside a chat turn) */
+  framing = '',
 ): string {
   const sortedOptions = Object.fromEntries(Object.entries(options).sort(([a], [b]) => (a < b ? -1 : 1)));
+  const fields = [
+    modelHash(model.config, model.weights),
+    kvDtype,
+    press,
+    sortedOptions,
+    budget.budget ?? null,
+    budget.ratio ?? null,
+    framing,
+  ];
   return createHash('sha256')
-    .update(
-      JSON.stringify([modelHash(model.config, model.weights), kvDtype, press, sortedOptions, budget.budget ?? null, budget.ratio ?? null]),
-    )
+    .update(JSON.stringify(fields))
     .update(new Uint8Array(Int32Array.from(tokens).buffer))
     .digest('hex');
 }
