@@ -70,6 +70,8 @@ interface Counters {
 export class Server {
   readonly engine: Engine;
   private http: HttpServer | null = null;
+  /** set by close(): new completions get 503 */
+  private closing = false;
   private readonly shared: SharedStore | null;
   private readonly memory: MemoryLru;
   private readonly counters: Counters = { requests: new Map(), promptTokens: 0, generatedTokens: 0, fullBytes: 0, keptBytes: 0 };
@@ -111,6 +113,7 @@ export class Server {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     const s = this.http;
     this.http = null;
     if (s) {
@@ -179,6 +182,7 @@ export class Server {
       const kind: Kind | null = route === '/v1/chat/completions' ? 'chat' : route === '/v1/completions' ? 'completion' : null;
       if (!kind) throw new HttpError(404, `no route ${req.method} ${route}`, null, 'not_found');
       if (req.method !== 'POST') throw new HttpError(405, `${route} takes POST`);
+      if (this.closing) throw new HttpError(503, 'the server is shutting down', null, 'unavailable');
       readBody(req)
         .then((raw) => this.complete(kind, route, parseBody(raw), req, res, t0))
         .catch(fail);
