@@ -560,6 +560,27 @@ static napi_value js_silu_mul_grad(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* The head of a product's arguments: (k, x, accumulate) or, batched, (k, x, nvec, accumulate), x holding nvec
+ * vectors of k; then the parts in groups of `per_part` arguments. Returns the number of parts (0 on failure). */
+typedef struct {
+  int64_t k, nvec;
+  const float *x;
+  bool acc;
+  size_t first;
+} ProductHead;
+static int product_head(Args *a, int batched, size_t per_part, const char *groups, ProductHead *h) {
+  h->first = 3 + (size_t)batched;
+  h->k = arg_count(a, 0, "k");
+  h->nvec = batched ? arg_count(a, 2, "nvec") : 1;
+  if (!a->failed && (h->nvec < 1 || h->nvec > KV_GEMV_MAX_VECS)) fail(a, "nvec must be 1..16");
+  h->x = arg_array(a, 1, "x", napi_float32_array, h->k * h->nvec);
+  h->acc = arg_bool(a, h->first - 1);
+  if (!a->failed && (a->argc - h->first) % per_part != 0) fail(a, groups);
+  const int count = (int)((a->argc - h->first) / per_part);
+  if (!a->failed && count > KV_GEMV_MAX_PARTS) fail(a, "too many parts");
+  return a->failed ? 0 : count;
+}
+
 /* The parts of sgemvParts and bf16GemvParts: (k, x, accumulate, w0, n0, y0 [, w1, n1, y1 ...]), up to
  * KV_GEMV_MAX_PARTS matrices against one x; bf16: every w holds bfloat16 bits (a Uint16Array). The batched
  * forms (sgemvPartsBatch, bf16GemvPartsBatch) take (k, x, nvec, accumulate, parts...): x is [nvec, k] and each
@@ -567,15 +588,12 @@ static napi_value js_silu_mul_grad(napi_env env, napi_callback_info info) {
 static napi_value gemv_parts(napi_env env, napi_callback_info info, const char *fn, int bf16, int batched) {
   Args a;
   if (!get_args(env, info, &a, fn, 6 + batched)) return NULL;
-  const size_t at = 3 + (size_t)batched;
-  int64_t k = arg_count(&a, 0, "k");
-  const int64_t nvec = batched ? arg_count(&a, 2, "nvec") : 1;
-  if (!a.failed && (nvec < 1 || nvec > KV_GEMV_MAX_VECS)) fail(&a, "nvec must be 1..16");
-  const float *x = arg_array(&a, 1, "x", napi_float32_array, k * nvec);
-  bool acc = arg_bool(&a, at - 1);
-  if (!a.failed && (a.argc - at) % 3 != 0) fail(&a, "parts come in threes: w, n, y");
-  const int count = (int)((a.argc - at) / 3);
-  if (!a.failed && count > KV_GEMV_MAX_PARTS) fail(&a, "too many parts");
+  ProductHead head;
+  const int count = product_head(&a, batched, 3, "parts come in threes: w, n, y", &head);
+  const size_t at = head.first;
+  const int64_t k = head.k, nvec = head.nvec;
+  const float *x = head.x;
+  const bool acc = head.acc;
   KvGemvPart parts[KV_GEMV_MAX_PARTS];
   for (int p = 0; p < count && !a.failed; p++) {
     int64_t n = arg_count(&a, at + 3 * p + 1, "n");
@@ -776,15 +794,12 @@ static int64_t quant_bytes(Args *a, int type, int64_t rows, int64_t k) {
 static napi_value quant_gemv_parts(napi_env env, napi_callback_info info, const char *fn, int batched) {
   Args a;
   if (!get_args(env, info, &a, fn, 7 + batched)) return NULL;
-  const size_t first = 3 + (size_t)batched;
-  int64_t k = arg_count(&a, 0, "k");
-  const int64_t nvec = batched ? arg_count(&a, 2, "nvec") : 1;
-  if (!a.failed && (nvec < 1 || nvec > KV_GEMV_MAX_VECS)) fail(&a, "nvec must be 1..16");
-  const float *x = arg_array(&a, 1, "x", napi_float32_array, k * nvec);
-  bool acc = arg_bool(&a, first - 1);
-  if (!a.failed && (a.argc - first) % 4 != 0) fail(&a, "parts come in fours: type, data, n, y");
-  const int count = (int)((a.argc - first) / 4);
-  if (!a.failed && count > KV_GEMV_MAX_PARTS) fail(&a, "too many parts");
+  ProductHead head;
+  const int count = product_head(&a, batched, 4, "parts come in fours: type, data, n, y", &head);
+  const size_t first = head.first;
+  const int64_t k = head.k, nvec = head.nvec;
+  const float *x = head.x;
+  const bool acc = head.acc;
   if (!a.failed && k % 32 != 0) fail(&a, "k must be a multiple of 32");
   KvQuantPart parts[KV_GEMV_MAX_PARTS];
   for (int p = 0; p < count && !a.failed; p++) {

@@ -95,6 +95,12 @@ export function loadNativeAddon(path: string): NativeAddon {
   return require(path) as NativeAddon;
 }
 
+/** A bf16 or block matrix must have `k` columns and at least `n` rows (its shape is known; a float one's is not). */
+function checkShape(w: QuantMatrix | Bf16Matrix, n: number, k: number): void {
+  if (w.cols !== k || w.rows < n)
+    throw new RangeError(`sgemv: a ${w instanceof Bf16Matrix ? 'bf16' : w.type} matrix [${w.rows}, ${w.cols}] for n ${n}, k ${k}`);
+}
+
 /** Wrap the OpenBLAS addon at `path` in the Kernels interface. */
 export function makeNativeKernels(path: string): Kernels {
   const addon = loadNativeAddon(path);
@@ -105,8 +111,7 @@ export function makeNativeKernels(path: string): Kernels {
       for (const p of bf) jsKernels.sgemv(p.n, k, p.w, x, p.y, accumulate);
       return;
     }
-    for (const p of bf)
-      if (p.w.cols !== k || p.w.rows < p.n) throw new RangeError(`sgemv: a bf16 matrix [${p.w.rows}, ${p.w.cols}] for n ${p.n}, k ${k}`);
+    for (const p of bf) checkShape(p.w, p.n, k);
     addon.bf16GemvParts(k, x, accumulate, ...bf.flatMap((p) => [p.w.bits, p.n, p.y]));
   };
   /** The quantized parts of a fused product in one native call (the TypeScript twin for an addon built before quant.c). */
@@ -117,9 +122,7 @@ export function makeNativeKernels(path: string): Kernels {
       return;
     }
     if (quant.length > 4) throw new RangeError('sgemvParts: at most 4 parts');
-    for (const p of quant)
-      if (p.w.cols !== k || p.w.rows < p.n)
-        throw new RangeError(`sgemv: a ${p.w.type} matrix [${p.w.rows}, ${p.w.cols}] for n ${p.n}, k ${k}`);
+    for (const p of quant) checkShape(p.w, p.n, k);
     addon.quantGemvParts(k, x, accumulate, ...quant.flatMap((p) => [nativeQuantIndex(p.w.type), p.w.data, p.n, p.y]));
   };
   const sgemv: Kernels['sgemv'] = (n, k, w, x, y, accumulate = false) => {
@@ -136,13 +139,10 @@ export function makeNativeKernels(path: string): Kernels {
       if (rows > BATCH_GEMV_MAX_ROWS) throw new RangeError(`sgemvBatch: at most ${BATCH_GEMV_MAX_ROWS} rows, got ${rows}`);
       if (!addon.sgemvPartsBatch) return sgemvRowByRow(sgemv, rows, n, k, w, x, y, accumulate);
       if (x.length < rows * k || y.length < rows * n) throw new RangeError(`sgemvBatch: x or y too short for ${rows} rows`);
-      if (w instanceof QuantMatrix) {
-        if (w.cols !== k || w.rows < n) throw new RangeError(`sgemv: a ${w.type} matrix [${w.rows}, ${w.cols}] for n ${n}, k ${k}`);
-        addon.quantGemvPartsBatch!(k, x, rows, accumulate, nativeQuantIndex(w.type), w.data, n, y);
-      } else if (w instanceof Bf16Matrix) {
-        if (w.cols !== k || w.rows < n) throw new RangeError(`sgemv: a bf16 matrix [${w.rows}, ${w.cols}] for n ${n}, k ${k}`);
-        addon.bf16GemvPartsBatch!(k, x, rows, accumulate, w.bits, n, y);
-      } else addon.sgemvPartsBatch(k, x, rows, accumulate, w, n, y);
+      if (w instanceof QuantMatrix || w instanceof Bf16Matrix) checkShape(w, n, k);
+      if (w instanceof QuantMatrix) addon.quantGemvPartsBatch!(k, x, rows, accumulate, nativeQuantIndex(w.type), w.data, n, y);
+      else if (w instanceof Bf16Matrix) addon.bf16GemvPartsBatch!(k, x, rows, accumulate, w.bits, n, y);
+      else addon.sgemvPartsBatch(k, x, rows, accumulate, w, n, y);
     },
     bf16ToFloat: addon.bf16ToFloat ?? jsKernels.bf16ToFloat,
     dequantRows(m, first, count, out) {

@@ -180,6 +180,53 @@ export class LlamaModel {
     }
   }
 
+  private checkCache(cache: KvCache): void {
+    const cfg = this.config;
+    assert(
+      cache.numLayers === cfg.numLayers && cache.numKvHeads === cfg.numKvHeads && cache.headDim === cfg.headDim,
+      'cache shape matches the model',
+    );
+  }
+
+  /** The largest of `positions`; one past max_position_embeddings is refused. */
+  private maxPosition(positions: Int32Array): number {
+    let maxPos = -1;
+    for (const p of positions) {
+      if (p < 0 || p >= this.config.maxPositions)
+        throw new KvevictError(`position ${p} is beyond max_position_embeddings ${this.config.maxPositions} of the model`);
+      if (p > maxPos) maxPos = p;
+    }
+    return maxPos;
+  }
+
+  /** The query heads of KV head h over its cache `hc`: `rows` query rows from q (row stride H*d) into out. */
+  private attend(
+    h: number,
+    hc: KvCache['layers'][number][number],
+    q: Float32Array,
+    out: Float32Array,
+    rows: number,
+    qPos: Int32Array,
+  ): void {
+    const { numHeads: H, numKvHeads: Hkv, headDim: d } = this.config;
+    const group = H / Hkv;
+    this.k.attendHead({
+      q,
+      qRowStride: H * d,
+      out,
+      rows,
+      headDim: d,
+      firstHead: h * group,
+      group,
+      qPos,
+      keys: hc.keyData,
+      values: hc.valueData,
+      kPos: hc.positions,
+      n: hc.length,
+      scale: 1 / Math.sqrt(d),
+    });
+  }
+
   /** RoPE tables cover positions [0, ropeLength); grown geometrically, never past max_position_embeddings. */
   private ensureRope(maxPos: number): void {
     if (maxPos < this.ropeLength) return;
@@ -205,18 +252,8 @@ export class LlamaModel {
     }
     const rows = args.tokens !== undefined ? args.tokens.length : args.embeddings!.length / hidden;
     if (positions.length !== rows) throw new KvevictError(`forward: ${positions.length} positions for ${rows} rows`);
-    assert(
-      cache.numLayers === cfg.numLayers && cache.numKvHeads === cfg.numKvHeads && cache.headDim === cfg.headDim,
-      'cache shape matches the model',
-    );
-    let maxPos = -1;
-    for (let r = 0; r < rows; r++) {
-      const p = positions[r];
-      if (p < 0 || p >= cfg.maxPositions) {
-        throw new KvevictError(`position ${p} is beyond max_position_embeddings ${cfg.maxPositions} of the model`);
-      }
-      if (p > maxPos) maxPos = p;
-    }
+    this.checkCache(cache);
+    const maxPos = this.maxPosition(positions);
     const mode = args.logits ?? 'last';
     const vocab = cfg.vocabSize;
     const outLength = mode === 'all' ? rows * vocab : mode === 'last' && rows > 0 ? vocab : 0;
@@ -323,25 +360,7 @@ export class LlamaModel {
     if (out === 0) return false;
 
     // each KV head's group of query heads attends over that head's compact cache; positions decide causality
-    const group = H / Hkv;
-    for (let h = 0; h < Hkv; h++) {
-      const hc = heads[h];
-      k.attendHead({
-        q: s.q,
-        qRowStride: H * d,
-        out: s.att,
-        rows: out,
-        headDim: d,
-        firstHead: h * group,
-        group,
-        qPos: outPos,
-        keys: hc.keyData,
-        values: hc.valueData,
-        kPos: hc.positions,
-        n: hc.length,
-        scale: 1 / Math.sqrt(d),
-      });
-    }
+    for (let h = 0; h < Hkv; h++) this.attend(h, heads[h], s.q, s.att, out, outPos);
     return true;
   }
 
@@ -349,28 +368,12 @@ export class LlamaModel {
   private attendEach(l: number, n: number, pos: Int32Array, caches: KvCache[]): void {
     const { k, scratch: s } = this;
     const { numHeads: H, numKvHeads: Hkv, headDim: d } = this.config;
-    const group = H / Hkv;
     for (let r = 0; r < n; r++) {
       const heads = caches[r].layers[l];
       const p = pos.subarray(r, r + 1);
       for (let h = 0; h < Hkv; h++) {
-        const hc = heads[h];
-        hc.append(1, s.k.subarray(r * Hkv * d), s.v.subarray(r * Hkv * d), Hkv * d, h * d, p, k);
-        k.attendHead({
-          q: s.q.subarray(r * H * d),
-          qRowStride: H * d,
-          out: s.att.subarray(r * H * d),
-          rows: 1,
-          headDim: d,
-          firstHead: h * group,
-          group,
-          qPos: p,
-          keys: hc.keyData,
-          values: hc.valueData,
-          kPos: hc.positions,
-          n: hc.length,
-          scale: 1 / Math.sqrt(d),
-        });
+        heads[h].append(1, s.k.subarray(r * Hkv * d), s.v.subarray(r * Hkv * d), Hkv * d, h * d, p, k);
+        this.attend(h, heads[h], s.q.subarray(r * H * d), s.att.subarray(r * H * d), 1, p);
       }
     }
   }
@@ -395,15 +398,8 @@ export class LlamaModel {
       this.forward({ tokens, positions, cache: caches[0], logitsOut: out });
       return out;
     }
-    let maxPos = -1;
-    for (let r = 0; r < n; r++) {
-      const p = positions[r];
-      if (p < 0 || p >= cfg.maxPositions)
-        throw new KvevictError(`position ${p} is beyond max_position_embeddings ${cfg.maxPositions} of the model`);
-      assert(caches[r].numLayers === cfg.numLayers && caches[r].headDim === cfg.headDim, 'cache shape matches the model');
-      maxPos = Math.max(maxPos, p);
-    }
-    this.ensureRope(maxPos);
+    for (const c of caches) this.checkCache(c);
+    this.ensureRope(this.maxPosition(positions));
     const s = this.scratch;
     s.ensure(n, cfg);
     this.embedInto(s.x, tokens, 0, n);

@@ -133,26 +133,7 @@ export class Server {
     const url = new URL(req.url ?? '/', 'http://x');
     const route = url.pathname.replace(/\/+$/, '') || '/';
     const t0 = performance.now();
-    const fail = (e: unknown) => {
-      const err =
-        e instanceof HttpError
-          ? e
-          : e instanceof QueueFullError
-            ? new HttpError(429, e.message, null, 'queue_full')
-            : e instanceof KvevictError
-              ? new HttpError(400, e.message)
-              : new HttpError(500, `internal error: ${(e as Error).message}`);
-      this.count(route, err.status);
-      this.opts.log?.(`${req.method} ${route} ${err.status} ${err.message} ${(performance.now() - t0).toFixed(0)} ms`);
-      if (res.headersSent) {
-        if (!res.writableEnded) {
-          res.write(`data: ${JSON.stringify(err.body())}\n\n`);
-          res.end();
-        }
-        return;
-      }
-      sendJson(res, err.status, err.body());
-    };
+    const fail = (e: unknown) => this.fail(req, res, route, t0, e);
     try {
       if (route === '/health' && req.method === 'GET') {
         this.count(route, 200);
@@ -264,14 +245,7 @@ export class Server {
     });
     const failLate = (e: Error) => {
       done = true;
-      const err = e instanceof HttpError ? e : new HttpError(e instanceof KvevictError ? 400 : 500, e.message);
-      this.count(route, err.status);
-      this.opts.log?.(`${req.method} ${route} ${err.status} ${err.message}`);
-      if (!res.headersSent) sendJson(res, err.status, err.body());
-      else if (!res.writableEnded) {
-        res.write(`data: ${JSON.stringify(err.body())}\n\n`);
-        res.end();
-      }
+      this.fail(req, res, route, t0, e);
     };
     if (!p.stream) {
       cancel = this.engine.submit(spec, {
@@ -285,21 +259,44 @@ export class Server {
       return;
     }
     const send = (o: object) => res.write(`data: ${JSON.stringify(o)}\n\n`);
+    // the event stream starts with the first text (or the end), a chat's with the assistant role
+    const open = () => {
+      if (!res.headersSent) startStream(res, () => kind === 'chat' && send(chunkObject(kind, id, created, model, { role: true })));
+    };
     cancel = this.engine.submit(spec, {
       onDelta: (text) => {
-        if (!res.headersSent) startStream(res, () => kind === 'chat' && send(chunkObject(kind, id, created, model, { role: true })));
+        open();
         send(chunkObject(kind, id, created, model, { text }));
       },
       onFinish: (r) => {
         done = true;
         logDone(r);
-        if (!res.headersSent) startStream(res, () => kind === 'chat' && send(chunkObject(kind, id, created, model, { role: true })));
+        open();
         send(chunkObject(kind, id, created, model, { finish: r.finish }));
         if (p.includeUsage) send(chunkObject(kind, id, created, model, { usage: usageOf(r) }));
         res.end('data: [DONE]\n\n');
       },
       onError: failLate,
     });
+  }
+
+  /** Answer an error as OpenAI's error object (inside the event stream once it has started), logged and counted. */
+  private fail(req: IncomingMessage, res: ServerResponse, route: string, t0: number, e: unknown): void {
+    const err =
+      e instanceof HttpError
+        ? e
+        : e instanceof QueueFullError
+          ? new HttpError(429, e.message, null, 'queue_full')
+          : e instanceof KvevictError
+            ? new HttpError(400, e.message)
+            : new HttpError(500, `internal error: ${(e as Error).message}`);
+    this.count(route, err.status);
+    this.opts.log?.(`${req.method} ${route} ${err.status} ${err.message} ${(performance.now() - t0).toFixed(0)} ms`);
+    if (!res.headersSent) return sendJson(res, err.status, err.body());
+    if (!res.writableEnded) {
+      res.write(`data: ${JSON.stringify(err.body())}\n\n`);
+      res.end();
+    }
   }
 
   /** Prometheus text format. */

@@ -93,8 +93,7 @@ function optBool(b: Record<string, unknown>, k: string): boolean {
 
 function parseSampling(b: Record<string, unknown>): Sampling {
   if (b.model !== undefined && typeof b.model !== 'string') throw bad('model', 'must be a string');
-  const n = optNumber(b, 'n', 1, 1, true);
-  void n;
+  optNumber(b, 'n', 1, 1, true); // one choice per request
   const maxTokens = optNumber(b, 'max_completion_tokens', 0, 1e9, true) ?? optNumber(b, 'max_tokens', 0, 1e9, true);
   let stop: string[] = [];
   if (typeof b.stop === 'string') stop = [b.stop];
