@@ -9,7 +9,8 @@
  *    against the file size.
  *
  * Standalone: node dist/bench/formats.js [--no-speed | --speed-only] [--shapes 135m,1b] [--contexts 512,2048]
- * (one engine measurement alone: node dist/bench/formats.js --engine FILE CONTEXT DECODE_STEPS)
+ * (one engine measurement alone: node dist/bench/formats.js --engine FILE CONTEXT DECODE_STEPS [WEIGHTS];
+ * a random file kept: node dist/bench/formats.js --write 135m|1b DTYPE FILE)
  */
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -29,7 +30,7 @@ import {
   type GgufKv,
   type GgufTensorToWrite,
 } from '../src/model/gguf.js';
-import { LlamaModel, type WeightFormat } from '../src/model/llama.js';
+import { ForwardProfile, LlamaModel, type WeightFormat } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
 import { Bf16Matrix, QUANT_TYPES, QuantMatrix, quantFormat, quantFormatOfGgml, type QuantType } from '../src/quant/formats.js';
 import { kernels, loadNative, nativeAddonPath } from '../src/kernels/index.js';
@@ -330,6 +331,8 @@ interface EngineRun {
   decodeTokPerS: number;
   peakRssMb: number;
   loadSeconds: number;
+  /** one decode step's milliseconds by section (a profiled pass after the timed one) */
+  decodeSplitMs: { linear: number; attention: number; other: number };
 }
 
 /** kvevict alone in a child process (its peak RSS is its own): load, warm up, prefill `context` tokens, decode. */
@@ -367,7 +370,23 @@ async function engineMain(file: string, context: number, decodeSteps: number, we
     });
   }
   const decodeMs = performance.now() - t2;
+  // where a decode step's time goes: a few more steps with every kernel call timed (after the timed ones)
+  const profile = new ForwardProfile();
+  model.profile = profile;
+  const profiled = 4;
+  const t3 = performance.now();
+  for (let i = 0; i < profiled; i++) {
+    const at = context + decodeSteps - profiled + i;
+    model.forward({ tokens: tokens.subarray(at, at + 1), positions: Int32Array.of(context + decodeSteps + i), cache, logitsOut: logits });
+  }
+  const stepMs = (performance.now() - t3) / profiled;
+  model.profile = null;
   const run: EngineRun = {
+    decodeSplitMs: {
+      linear: profile.linearMs / profiled,
+      attention: profile.attentionMs / profiled,
+      other: stepMs - (profile.linearMs + profile.attentionMs) / profiled,
+    },
     prefillTokPerS: (context / prefillMs) * 1000,
     decodeTokPerS: (decodeSteps / decodeMs) * 1000,
     peakRssMb: process.resourceUsage().maxRSS / 1024,
@@ -532,7 +551,8 @@ export async function runBench(
 
 const argv = process.argv.slice(2);
 if (process.argv[1]?.endsWith('formats.js') && process.argv[1].includes('bench')) {
-  if (argv[0] === '--engine') await engineMain(argv[1], Number(argv[2]), Number(argv[3]), (argv[4] ?? 'auto') as WeightFormat);
+  if (argv[0] === '--write') randomBlockGguf(argv[3], SHAPES[argv[1]], argv[2] as GgufDtype);
+  else if (argv[0] === '--engine') await engineMain(argv[1], Number(argv[2]), Number(argv[3]), (argv[4] ?? 'auto') as WeightFormat);
   else {
     const list = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1].split(',') : undefined);
     await runAndRecord('formats', () =>

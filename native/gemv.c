@@ -19,6 +19,9 @@
 #ifndef GEMV_BLOCK_FLOATS
 #define GEMV_BLOCK_FLOATS (1 << 16)
 #endif
+#ifndef GEMV_PREFETCH
+#define GEMV_PREFETCH 2048
+#endif
 /* Below this many float weights (256 KB) one thread is faster than waking another. */
 #define GEMV_PARALLEL_MIN (1 << 16)
 
@@ -77,6 +80,14 @@ static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, con
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int i = 0;
     for (; i + 64 <= k; i += 64) {
+      /* a few KB ahead: the stream alone left DRAM bandwidth unused (the FMAs hold the loads back) */
+      const char *ahead = wh ? (const char *)(wh + r0 + i) + GEMV_PREFETCH : (const char *)(wf + r0 + i) + GEMV_PREFETCH;
+      _mm_prefetch(ahead, _MM_HINT_T0);
+      _mm_prefetch(ahead + 64, _MM_HINT_T0);
+      if (!wh) {
+        _mm_prefetch(ahead + 128, _MM_HINT_T0);
+        _mm_prefetch(ahead + 192, _MM_HINT_T0);
+      }
       a0 = _mm512_fmadd_ps(W16(i), _mm512_loadu_ps(x + i), a0);
       a1 = _mm512_fmadd_ps(W16(i + 16), _mm512_loadu_ps(x + i + 16), a1);
       a2 = _mm512_fmadd_ps(W16(i + 32), _mm512_loadu_ps(x + i + 32), a2);

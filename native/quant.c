@@ -227,15 +227,25 @@ static float row_dot_scalar(int type, const uint8_t *row, int k, const QVec *x) 
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
+#ifndef QGEMV_PREFETCH
+#define QGEMV_PREFETCH 2048
+#endif
 static inline float hsum8(__m256 a) {
   __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   h = _mm_add_ps(h, _mm_movehl_ps(h, h));
   return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
 }
 
-/* 8 int32 sums of 4 adjacent products each: unsigned bytes u times signed bytes s */
+/* 8 int32 sums of 4 adjacent products each: unsigned bytes u times signed bytes s (one VNNI instruction where the
+ * CPU has it; the same sums: no level here is large enough for maddubs' 16-bit saturation) */
 static inline __m256i dot_u8_s8(__m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
+#else
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
 }
 
 /* byte i of the result is 0x10 where bit i of x is set, else 0 */
@@ -261,6 +271,7 @@ static inline __attribute__((always_inline)) float row_dot32(const int type, con
   const int bb = block_bytes[type];
   for (int i = 0; i < k / 32; i++) {
     const uint8_t *p = row + (int64_t)i * bb;
+    _mm_prefetch((const char *)p + QGEMV_PREFETCH, _MM_HINT_T0);
     const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->q + 32 * i));
     const float dw = half_at(p), d = dw * x->d[i];
     __m256i isum;
@@ -290,6 +301,21 @@ static inline __attribute__((always_inline)) float row_dot32(const int type, con
   return hsum8(_mm256_add_ps(acc0, acc1)) + extra;
 }
 
+/* The 8 scales and mins of a Q4_K / Q5_K super-block (6 bits each, packed in 12 bytes) as int32 lanes. Built in
+ * general registers: storing the words and loading them as one 64-bit vector stalled store forwarding, a third
+ * of the row's time. */
+static inline void k4_scales_mins(const uint8_t *p, __m256i *sm, __m256i *mm) {
+  uint32_t u0, u1, u2;
+  memcpy(&u0, p + 4, 4);
+  memcpy(&u1, p + 8, 4);
+  memcpy(&u2, p + 12, 4);
+  const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+  const uint64_t scales = (uint64_t)(u0 & lo6) | (uint64_t)((u2 & lo4) | (((u0 >> 6) & lo2) << 4)) << 32;
+  const uint64_t mins = (uint64_t)(u1 & lo6) | (uint64_t)(((u2 >> 4) & lo4) | (((u1 >> 6) & lo2) << 4)) << 32;
+  *sm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)scales));
+  *mm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mins));
+}
+
 /* The levels (0..15, or 0..31 with Q5_K's fifth bits) of a Q4_K / Q5_K super-block's 64-weight chunk j:
  * sub-block 2j in lo, 2j + 1 in hi. */
 static inline void k_levels(const uint8_t *ql, __m256i qh, int five, int j, __m256i *lo, __m256i *hi) {
@@ -315,9 +341,139 @@ static inline void q6_levels(const uint8_t *ql, const uint8_t *qhp, __m256i q[4]
   q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define ROW_DOT_512 1
+/*
+ * The types a Q8_0 or Q4_K_M model is made of, 64 or 128 weights per instruction (AVX-512 VNNI: vpdpbusd sums
+ * 4 products of unsigned levels and signed activations into each int32 lane): about half the instructions of the
+ * AVX2 rows per weight, so the rows keep up with memory instead of bounding the stream. Same integer sums;
+ * the float scaling is summed in another order.
+ */
+static inline __m512 scales2(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
+
+static inline __m512i dot512(__m512i u, __m512i s) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s); }
+
+/* Q8_0: two blocks (64 weights) a step; signs moved onto the activations (vpdpbusd wants one operand unsigned) */
+static float row_q8_0_512(const uint8_t *row, int k, const QVec *x) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+  const int nb = k / 32;
+  int i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const uint8_t *p = row + (int64_t)i * 34;
+    _mm_prefetch((const char *)p + QGEMV_PREFETCH, _MM_HINT_T0);
+    _mm_prefetch((const char *)p + QGEMV_PREFETCH + 64, _MM_HINT_T0);
+    const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2))),
+                                         _mm256_loadu_si256((const __m256i *)(p + 36)), 1);
+    const __m512i xq = _mm512_loadu_si512(x->q + 32 * i);
+    const __m512i s = _mm512_mask_sub_epi8(xq, _mm512_movepi8_mask(w), _mm512_setzero_si512(), xq);
+    const __m512 d = scales2(half_at(p) * x->d[i], half_at(p + 34) * x->d[i + 1]);
+    if (i & 2) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot512(_mm512_abs_epi8(w), s)), d, acc1);
+    else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot512(_mm512_abs_epi8(w), s)), d, acc0);
+  }
+  float tail = 0.0f;
+  if (i < nb) tail = row_dot32(KV_Q8_0, row + (int64_t)i * 34, 32, &(QVec){x->q + 32 * i, x->d + i, NULL, NULL, NULL});
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;
+}
+
+/* lanes 0-7 take element a of v, lanes 8-15 element b */
+static inline __m512 spread2(__m512 v, int a, int b) {
+  return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(a), _mm256_set1_epi32(b), 1), v);
+}
+
+/* Q4_K and Q5_K: 128 weights (two 64-weight chunks) a step. Chunk j's low nibbles are sub-block 2j, its high ones
+ * 2j + 1; one 64-byte load holds chunks 2h and 2h + 1, so its low nibbles are sub-blocks 4h and 4h + 2. */
+static inline __attribute__((always_inline)) float row_k45_512(const int five, const uint8_t *row, int k, const QVec *x) {
+  const int bb = five ? 176 : 144;
+  const __m512i m4 = _mm512_set1_epi8(15);
+  __m512 acc = _mm512_setzero_ps();
+  __m256 mins_acc = _mm256_setzero_ps();
+  for (int i = 0; i < k / 256; i++) {
+    const uint8_t *p = row + (int64_t)i * bb;
+    for (int o = 0; o < bb; o += 64) _mm_prefetch((const char *)p + QGEMV_PREFETCH + o, _MM_HINT_T0);
+    __m256i sm, mm;
+    k4_scales_mins(p, &sm, &mm);
+    const __m256 s8 = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_at(p)), _mm256_cvtepi32_ps(sm)), _mm256_loadu_ps(x->d + 8 * i));
+    mins_acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(half_at(p + 2)), _mm256_cvtepi32_ps(mm)), _mm256_loadu_ps(x->dsum + 8 * i),
+                               mins_acc);
+    const __m512 scales = _mm512_castps256_ps512(s8);
+    const uint8_t *ql = p + (five ? 48 : 16);
+    const __m512i qh = five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16))) : _mm512_setzero_si512();
+    const int8_t *xq = x->q + 256 * i;
+    for (int h = 0; h < 2; h++) {
+      const __m512i b = _mm512_loadu_si512(ql + 64 * h);
+      __m512i lo = _mm512_and_si512(b, m4), hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+      if (five) {
+        /* the fifth bit of sub-block s is bit s of qh's byte */
+        const __m512i bl = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (4 * h))), _mm256_set1_epi8((char)(1 << (4 * h + 2))), 1);
+        lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(qh, bl), _mm512_set1_epi8(16)));
+        const __m512i bh = _mm512_slli_epi16(bl, 1);
+        hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(qh, bh), _mm512_set1_epi8(16)));
+      }
+      const __m512i x0 = _mm512_loadu_si512(xq + 128 * h), x1 = _mm512_loadu_si512(xq + 128 * h + 64);
+      const __m512i xlo = _mm512_shuffle_i64x2(x0, x1, _MM_SHUFFLE(1, 0, 1, 0)), xhi = _mm512_shuffle_i64x2(x0, x1, _MM_SHUFFLE(3, 2, 3, 2));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot512(lo, xlo)), spread2(scales, 4 * h, 4 * h + 2), acc);
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot512(hi, xhi)), spread2(scales, 4 * h + 1, 4 * h + 3), acc);
+    }
+  }
+  return _mm512_reduce_add_ps(acc) - hsum8(mins_acc);
+}
+
+/* Q6_K: 128 weights a step (one half of a super-block: 64 bytes of low nibbles, 32 of high bit pairs); its
+ * scales are per 16 weights, 4 int32 lanes each */
+static float row_q6_k_512(const uint8_t *row, int k, const QVec *x) {
+  const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+  /* vpsrlvw counts: the low 256 bits' bit pairs and the high 256 bits' */
+  const __m512i sh_a = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+  const __m512i sh_b = _mm512_add_epi16(sh_a, _mm512_set1_epi16(4));
+  const __m512i half_of_group = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  __m512 acc = _mm512_setzero_ps();
+  __m256 offsets = _mm256_setzero_ps(); /* the -32 of every level: 32 d sc_g xd sum_g */
+  for (int i = 0; i < k / 256; i++) {
+    const uint8_t *p = row + (int64_t)i * 210;
+    for (int o = 0; o < 256; o += 64) _mm_prefetch((const char *)p + QGEMV_PREFETCH + o, _MM_HINT_T0);
+    const __m128i sc_all = _mm_loadu_si128((const __m128i *)(p + 192));
+    const __m256 dv = _mm256_set1_ps(half_at(p + 208));
+    offsets = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc_all))), _mm256_loadu_ps(x->dsum16 + 16 * i),
+                              offsets);
+    offsets = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc_all, 8)))),
+                              _mm256_loadu_ps(x->dsum16 + 16 * i + 8), offsets);
+    /* d * sc_g * (the activation scale of group g's 32-weight sub-block), g = 0..15 */
+    const __m512 gs = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(half_at(p + 208)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc_all))),
+                                    _mm512_permutexvar_ps(half_of_group, _mm512_castps256_ps512(_mm256_loadu_ps(x->d + 8 * i))));
+    for (int n = 0; n < 2; n++) {
+      const __m512i l = _mm512_loadu_si512(p + 64 * n);
+      const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n)));
+      /* sub-blocks 4n, 4n + 1 (low nibbles, bit pairs 0 and 1) and 4n + 2, 4n + 3 (high nibbles, pairs 2 and 3) */
+      const __m512i a = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh_a), m2), 4));
+      const __m512i b = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                        _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh_b), m2), 4));
+      const int8_t *xq = x->q + 256 * i + 128 * n;
+      const __m512i ga = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+      const __m512i first = _mm512_set1_epi32(8 * n);
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot512(a, _mm512_loadu_si512(xq))), _mm512_permutexvar_ps(_mm512_add_epi32(ga, first), gs), acc);
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot512(b, _mm512_loadu_si512(xq + 64))),
+                            _mm512_permutexvar_ps(_mm512_add_epi32(ga, _mm512_add_epi32(first, _mm512_set1_epi32(4))), gs), acc);
+    }
+  }
+  return _mm512_reduce_add_ps(acc) - 32.0f * hsum8(offsets);
+}
+#endif
+
 static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
   __m256 acc = _mm256_setzero_ps();
   const int bb = block_bytes[type];
+#ifdef ROW_DOT_512
+  switch (type) {
+    case KV_Q8_0:
+      return row_q8_0_512(row, k, x);
+    case KV_Q4_K:
+      return row_k45_512(0, row, k, x);
+    case KV_Q5_K:
+      return row_k45_512(1, row, k, x);
+    case KV_Q6_K:
+      return row_q6_k_512(row, k, x);
+  }
+#endif
   switch (type) {
     case KV_Q8_0:
       return row_dot32(KV_Q8_0, row, k, x);
@@ -334,18 +490,12 @@ static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
     __m256 mins_acc = _mm256_setzero_ps();
     for (int i = 0; i < k / 256; i++) {
       const uint8_t *p = row + (int64_t)i * bb;
+      _mm_prefetch((const char *)p + QGEMV_PREFETCH, _MM_HINT_T0);
+      _mm_prefetch((const char *)p + QGEMV_PREFETCH + 64, _MM_HINT_T0);
+      _mm_prefetch((const char *)p + QGEMV_PREFETCH + 128, _MM_HINT_T0);
       const int five = type == KV_Q5_K;
-      /* the 8 six-bit scales and mins unpacked four at a time: words 0-1 scales 0-7, words 2-3 mins 0-7 */
-      uint32_t u[4];
-      memcpy(u, p + 4, 12);
-      const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
-      u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
-      const uint32_t mins03 = u[1] & lo6;
-      u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
-      u[2] = mins03;
-      u[0] &= lo6;
-      const __m256i sm = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u));
-      const __m256i mm = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(u + 2)));
+      __m256i sm, mm;
+      k4_scales_mins(p, &sm, &mm);
       const __m256 xd = _mm256_loadu_ps(x->d + 8 * i);
       /* per sub-block j: d * scale_j * xd_j (the integer sum's factor), and the mins' term dmin * m_j * xd_j * sum_j */
       const __m256 scales = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_at(p)), _mm256_cvtepi32_ps(sm)), xd);
@@ -376,6 +526,7 @@ static float row_dot_avx2(int type, const uint8_t *row, int k, const QVec *x) {
     __m256 offsets = _mm256_setzero_ps(); /* the -32 of every level: 32 d sc_g xd sum_g */
     for (int i = 0; i < k / 256; i++) {
       const uint8_t *p = row + (int64_t)i * bb;
+      for (int o = 0; o < 256; o += 64) _mm_prefetch((const char *)p + QGEMV_PREFETCH + o, _MM_HINT_T0);
       const float d = half_at(p + 208);
       const __m256 dv = _mm256_set1_ps(d);
       const __m128i sc_all = _mm_loadu_si128((const __m128i *)(p + 192));
@@ -418,7 +569,7 @@ float kv_quant_row_dot_scalar(int type, const uint8_t *row, int k, const int8_t 
 /* ---------------------------------------------------------------- the products */
 
 /* About 128 KB of blocks per work item (quantized rows are 4-8x shorter than float ones). */
-#define QGEMV_BLOCK_BYTES (1 << 17)
+#define QGEMV_BLOCK_BYTES (1 << 19)
 #define QGEMV_PARALLEL_MIN_BYTES (1 << 18)
 
 typedef struct {
