@@ -827,6 +827,34 @@ static napi_value js_quant_gemv_parts_batch(napi_env env, napi_callback_info inf
   return quant_gemv_parts(env, info, "quantGemvPartsBatch", 1);
 }
 
+/* quantGemm(type, data, n, k, x, m, y, ldy, accumulate): y[m, ldy] (+)= x[m, k] . W[n, k]^T in integer products;
+ * false where the build has none (the caller widens instead) */
+static napi_value js_quant_gemm(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "quantGemm", 9)) return NULL;
+  const int type = arg_quant_type(&a, 0);
+  const int64_t n = arg_count(&a, 2, "n"), k = arg_count(&a, 3, "k"), m = arg_count(&a, 5, "m"), ldy = arg_count(&a, 7, "ldy");
+  if (!a.failed && k % 32 != 0) fail(&a, "k must be a multiple of 32");
+  if (!a.failed && ldy < n) fail(&a, "ldy must be at least n");
+  const uint8_t *w = arg_array(&a, 1, "data", napi_uint8_array, quant_bytes(&a, type, n, k));
+  const float *x = arg_array(&a, 4, "x", napi_float32_array, m * k);
+  float *y = arg_array(&a, 6, "y", napi_float32_array, m > 0 ? (m - 1) * ldy + n : 0);
+  const bool acc = arg_bool(&a, 8);
+  if (a.failed) return NULL;
+  napi_value out;
+  if (!kv_quant_gemm_available() || k == 0) {
+    napi_get_boolean(env, false, &out);
+    return out;
+  }
+  const int rc = kv_quant_gemm(type, w, (int)n, (int)k, x, (int)m, y, (int)ldy, acc);
+  if (rc == -2) {
+    fail(&a, "out of memory for the quantized activations");
+    return NULL;
+  }
+  napi_get_boolean(env, rc == 0, &out);
+  return out;
+}
+
 /* dequantBlocks(type, src: Uint8Array, blocks, dst: Float32Array): `blocks` blocks to float32 */
 static napi_value js_dequant_blocks(napi_env env, napi_callback_info info) {
   Args a;
@@ -856,7 +884,7 @@ NAPI_MODULE_INIT() {
       {"sgemvParts", js_sgemv_parts}, {"halfToFloat", js_half_to_float}, {"floatToHalf", js_float_to_half},
       {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
       {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed}, {"sgemmPackedParts", js_sgemm_packed_parts},
-      {"quantGemvParts", js_quant_gemv_parts}, {"dequantBlocks", js_dequant_blocks},
+      {"quantGemvParts", js_quant_gemv_parts}, {"dequantBlocks", js_dequant_blocks}, {"quantGemm", js_quant_gemm},
       {"bf16GemvParts", js_bf16_gemv_parts},
       {"sgemvPartsBatch", js_sgemv_parts_batch}, {"bf16GemvPartsBatch", js_bf16_gemv_parts_batch},
       {"quantGemvPartsBatch", js_quant_gemv_parts_batch}, {"bf16ToFloat", js_bf16_to_float},

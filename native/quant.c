@@ -124,6 +124,8 @@ static void decode_block(int type, const uint8_t *p, int32_t *q, float *a, float
   }
 }
 
+void kv_quant_decode_block(int type, const uint8_t *p, int32_t *q, float *a, float *b) { decode_block(type, p, q, a, b); }
+
 /* ---------------------------------------------------------------- dequantization */
 
 #if defined(__AVX2__) && defined(__FMA__)

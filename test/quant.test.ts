@@ -111,6 +111,25 @@ test("quantize then dequantize: each format's error stays within its bound, and 
   }
 });
 
+/**
+ * A dequantized row against activations in float64: the exact product, the most that rounding the activations to
+ * their blocks' 8-bit grids can move it, and the sum of the terms' magnitudes (the float32 rounding's scale).
+ */
+function rowAgainstFloat64(w: Float32Array, x: ArrayLike<number>): { exact: number; bound: number; scale: number } {
+  let exact = 0,
+    bound = 0,
+    scale = 0;
+  for (let j = 0; j < w.length; j++) {
+    exact += w[j] * x[j];
+    scale += Math.abs(w[j] * x[j]);
+    let amax = 0;
+    for (let i = j - (j % 32); i < j - (j % 32) + 32; i++) amax = Math.max(amax, Math.abs(x[i]));
+    // rounding an activation to its block's 8-bit grid moves it at most half a step (amax / 127 / 2)
+    bound += Math.abs(w[j]) * (amax / 254);
+  }
+  return { exact, bound, scale };
+}
+
 test('quantized matrix-vector products: native and TypeScript agree, and both are within the 8-bit activations bound of float64', () => {
   const rng = new Rng(5);
   // an odd count of blocks (the wide rows' tails) and activations from ordinary to far below float32's normal range
@@ -136,17 +155,7 @@ test('quantized matrix-vector products: native and TypeScript agree, and both ar
         return [name, y] as const;
       });
       for (let r = 0; r < rows; r++) {
-        let exact = 0,
-          bound = 0,
-          scale = 0;
-        for (let j = 0; j < cols; j++) {
-          exact += deq[r * cols + j] * x[j];
-          scale += Math.abs(deq[r * cols + j] * x[j]);
-          let amax = 0;
-          for (let i = j - (j % 32); i < j - (j % 32) + 32; i++) amax = Math.max(amax, Math.abs(x[i]));
-          // rounding an activation to its block's 8-bit grid moves it at most half a step (amax / 127 / 2)
-          bound += Math.abs(deq[r * cols + j]) * (amax / 254);
-        }
+        const { exact, bound, scale } = rowAgainstFloat64(deq.subarray(r * cols, (r + 1) * cols), x);
         const want = (accumulate ? before[r] : 0) + exact;
         // absolute slack at the activations' own scale: tiny ones may be flushed to zero, never turned into NaN
         const slack = 1e-6 * (accumulate ? 1 : Math.max(xScale, 1e-30));
@@ -157,6 +166,56 @@ test('quantized matrix-vector products: native and TypeScript agree, and both ar
         if (outs.length === 2) {
           const d = Math.abs(outs[0][1][r] - outs[1][1][r]);
           assert.ok(d <= 2e-6 * scale + slack, `${type} row ${r}: native ${outs[1][1][r]} vs TypeScript ${outs[0][1][r]}`);
+        }
+      }
+    }
+  }
+});
+
+test('the integer prefill product: every block type within the 8-bit activations bound of float64, row for row as the decode product', () => {
+  const native = both.find(([name]) => name === 'native')?.[1];
+  assert.equal(
+    jsKernels.quantGemm(1, new Float32Array(32), quantizeMatrix('q8_0', new Float32Array(32), 1, 32), new Float32Array(1), 1, false),
+    false,
+  );
+  if (!native) return;
+  const probe = quantizeMatrix('q8_0', weights(32, 1), 1, 32);
+  if (!native.quantGemm(1, new Float32Array(32), probe, new Float32Array(1), 1, false)) return; // built without VNNI: widened
+  const rng = new Rng(12);
+  // rows and columns off the 12 x 16 tiles; an odd count of blocks; a wider y (ldy) whose other columns must survive
+  const cases = QUANT_TYPES.flatMap((type) =>
+    [
+      { rows: 13, n: 21, cols: 512, scale: 1 },
+      { rows: 25, n: 37, cols: quantFormat(type).blockSize === 32 ? 544 : 768, scale: 1 },
+      { rows: 12, n: 16, cols: 256, scale: 1e-41 },
+    ].map((c) => ({ type, ...c })),
+  );
+  for (const { type, rows, n, cols, scale: xScale } of cases) {
+    const m = quantizeMatrix(type, weights(n * cols, 8), n, cols);
+    const deq = new Float32Array(n * cols);
+    dequantizeRows(m, 0, n, deq);
+    const x = Float32Array.from({ length: rows * cols }, () => rng.normal() * (rng.next() < 0.02 ? 10 : 1) * xScale);
+    const ldy = n + 3;
+    const before = Float32Array.from({ length: rows * ldy + 5 }, () => rng.normal());
+    for (const accumulate of [false, true]) {
+      const y = Float32Array.from(before);
+      assert.ok(native.quantGemm(rows, x, m, y, ldy, accumulate), `${type}: integer product`);
+      for (let i = 0; i < y.length; i++)
+        if (i >= rows * ldy || i % ldy >= n) assert.equal(y[i], before[i], `${type} wrote outside its rows and columns (${i})`);
+      for (let i = 0; i < rows; i++) {
+        const xi = x.subarray(i * cols, (i + 1) * cols);
+        const decode = Float32Array.from(before.subarray(i * ldy, i * ldy + n));
+        native.sgemv(n, cols, m, xi, decode, accumulate);
+        for (let r = 0; r < n; r++) {
+          const { exact, bound, scale } = rowAgainstFloat64(deq.subarray(r * cols, (r + 1) * cols), xi);
+          const got = y[i * ldy + r],
+            base = accumulate ? before[i * ldy + r] : 0;
+          const slack = 1e-6 * (accumulate ? 1 : Math.max(xScale, 1e-30));
+          if (!(Math.abs(got - base - exact) <= bound * 1.001 + 1e-5 * scale + slack))
+            assert.fail(`${type} ${rows}x${n}x${cols} y[${i}, ${r}]: ${got}, float64 ${base + exact}, bound ${bound}`);
+          // the same quantized activations as a decode row's: only the float sums' order differs
+          if (!(Math.abs(got - decode[r]) <= 2e-6 * scale + slack))
+            assert.fail(`${type} y[${i}, ${r}]: ${got}, the decode product ${decode[r]}`);
         }
       }
     }
@@ -263,10 +322,19 @@ test('a quantized GGUF stays quantized in memory and its forward pass matches fl
     };
     for (const [name, k] of both) {
       const model = new LlamaModel(m.config, m.weights, k);
-      // a prefill multiplies dequantized float32 rows: float32 accuracy
+      // a prefill multiplies dequantized float32 rows (float32 accuracy), or the blocks in integers with 8-bit
+      // activations where the native kernels have that product (their rounding, as decoding)
+      const integer = k.quantGemm(
+        1,
+        new Float32Array(m.config.hiddenSize),
+        L0.q as QuantMatrix,
+        new Float32Array((L0.q as QuantMatrix).rows),
+        (L0.q as QuantMatrix).rows,
+        false,
+      );
       const cache = model.newCache();
       const all = model.forward({ tokens, positions: Int32Array.from(tokens, (_, i) => i), cache, logits: 'all' });
-      close(all, refLogits, 1e-4, `${name} prefill`);
+      close(all, refLogits, integer ? 0.03 : 1e-4, `${name} prefill`);
       // decoding reads the blocks with 8-bit activations: their rounding, no more
       const dec = model.newCache();
       for (let t = 0; t < tokens.length; t++) {

@@ -81,6 +81,9 @@ export const jsKernels: Kernels = {
     for (let i = 0; i < n; i++) u[i] = src[i] << 16;
   },
 
+  quantGemm() {
+    return false; // the widened product is the TypeScript path
+  },
   dequantRows(m, first, count, out) {
     if (first < 0 || first + count > m.rows || out.length < count * m.cols) throw new RangeError('dequantRows: rows out of range');
     dequantizeRows(m, first, count, out);

@@ -52,6 +52,18 @@ export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<
   bf16ToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
   /** dequantBlocks(type, src, blocks, dst) */
   dequantBlocks?(type: number, src: Uint8Array, blocks: number, dst: Float32Array): void;
+  /** quantGemm(type, data, n, k, x, m, y, ldy, accumulate): false where the build has no integer product */
+  quantGemm?(
+    type: number,
+    data: Uint8Array,
+    n: number,
+    k: number,
+    x: Float32Array,
+    m: number,
+    y: Float32Array,
+    ldy: number,
+    accumulate: boolean,
+  ): boolean;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;
   attendHead(
@@ -145,6 +157,10 @@ export function makeNativeKernels(path: string): Kernels {
       else addon.sgemvPartsBatch(k, x, rows, accumulate, w, n, y);
     },
     bf16ToFloat: addon.bf16ToFloat ?? jsKernels.bf16ToFloat,
+    quantGemm(rows, x, w, y, ldy, accumulate) {
+      if (!addon.quantGemm) return false;
+      return addon.quantGemm(nativeQuantIndex(w.type), w.data, w.rows, w.cols, x, rows, y, ldy, accumulate);
+    },
     dequantRows(m, first, count, out) {
       if (!addon.dequantBlocks) return jsKernels.dequantRows(m, first, count, out);
       if (first < 0 || first + count > m.rows) throw new RangeError('dequantRows: rows out of range');

@@ -130,6 +130,12 @@ export interface InferenceKernels {
   /** Rows [first, first + count) of a block-quantized matrix as float32 into out (ggml's dequantization). */
   dequantRows(m: QuantMatrix, first: number, count: number, out: Float32Array): void;
   /**
+   * A prefill's product with block-quantized weights in integers: y[rows, ldy] (+)= x[rows, w.cols] . W^T, x
+   * quantized to 8 bits in blocks of 32 as a decode row's is (so each row equals sgemv's result up to the float
+   * scaling's order). Returns false where the kernels have no integer product (the caller widens W instead).
+   */
+  quantGemm(rows: number, x: Float32Array, w: QuantMatrix, y: Float32Array, ldy: number, accumulate: boolean): boolean;
+  /**
    * Several matrices against one vector (q, k, v of a decode row; gate and up), in one pass of the thread pool:
    * parts[p].y[n] = parts[p].w[n, k] . x, or += when accumulate. At most 4 parts.
    */

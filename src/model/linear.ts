@@ -1,7 +1,7 @@
 import { packedWeightFloats, type Kernels } from '../kernels/index.js';
 import { ARENA_MAX_BYTES, packFloat32, packUint16 } from '../kernels/arena.js';
 import { BATCH_GEMV_MAX_ROWS, type GemvPart, type MatrixWeights, type WeightMatrix } from '../kernels/types.js';
-import { Bf16Matrix } from '../quant/formats.js';
+import { Bf16Matrix, QuantMatrix } from '../quant/formats.js';
 import type { ModelConfig } from './config.js';
 import { LINEAR_NAMES, linearShape, type LinearName } from './weights.js';
 
@@ -50,6 +50,7 @@ export class LinearKernel {
     if (n === 1) k.sgemv(outDim, inDim, w, x, y, accumulate);
     else if (this.decodeRows && n <= BATCH_GEMV_MAX_ROWS) k.sgemvBatch(n, outDim, inDim, w, x, y, accumulate);
     else if (w instanceof Float32Array) k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
+    else if (w instanceof QuantMatrix && w.rows === outDim && k.quantGemm(n, x, w, y, outDim, accumulate)) return;
     else {
       const rowsPerBlock = Math.max(1, Math.min(outDim, Math.floor(WIDEN_FLOATS / inDim)));
       if (this.widened.length < rowsPerBlock * inDim) this.widened = new Float32Array(rowsPerBlock * inDim);

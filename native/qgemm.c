@@ -1,0 +1,222 @@
+/*
+ * Y[m, n] (+)= X[m, k] . W[n, k]^T for block-quantized W: a prefill's products in integers (AVX-512 VNNI).
+ *
+ * Every block type is weight = a_g * u + c_g for unsigned 8-bit levels u and one (a, c) per group g of 32
+ * weights (16 for Q6_K, whose scales are per 16): u is the stored level, lifted by the type's offset where the
+ * level is signed (Q8_0 +128, Q4_0 +8, Q5_0 +16, Q6_K +32; c takes the offset back). X is quantized as a decode
+ * row's activations are (8 bits, one scale xd per 32, sums per 16), so
+ *   Y[i, j] = sum_g xd[i, g] * (a[j, g] * isum[i, j, g] + c[j, g] * xsum[i, g])
+ * with isum the integer dot of group g: vpdpbusd sums 4 products of levels and activations into each int32 lane
+ * (64 multiply-adds an instruction, 3.8x the float32 FMA's on the cores measured; docs/benchmarks.md).
+ *
+ * Loops: W is cut into strips of 16 rows (the lanes of one vector); each strip is decoded once into a packed
+ * buffer ([k/4][16 rows][4 levels], its a and c as [groups][16]) that stays in L2 while every 12-row tile of X
+ * streams past it. X is quantized and packed once per call ([k/4][12 rows][4 levels], per tile). Tiles of X,
+ * then strips of W, are shared out on the thread pool.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+#include "pool.h"
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#include <immintrin.h>
+#define HAVE_QGEMM 1
+#endif
+
+#define QG_MR 12
+#define QG_NR 16
+
+/* the lift that makes a type's levels unsigned, and its group size */
+static int level_offset(int type) {
+  switch (type) {
+    case KV_Q8_0:
+      return 128;
+    case KV_Q4_0:
+      return 8;
+    case KV_Q5_0:
+      return 16;
+    case KV_Q6_K:
+      return 32;
+    default:
+      return 0;
+  }
+}
+
+static int group_size(int type) { return type == KV_Q6_K ? 16 : 32; }
+
+int kv_quant_gemm_available(void) {
+#ifdef HAVE_QGEMM
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+#ifdef HAVE_QGEMM
+typedef struct {
+  int type, n, k, m, ldy, accumulate, tiles;
+  const uint8_t *w;
+  const float *x;
+  int8_t *xp; /* [tiles][k/4][QG_MR][4] */
+  float *xs;  /* [tiles][groups][QG_MR]: xd of the group's 32-block */
+  float *xc;  /* [tiles][groups][QG_MR]: xd * the group's level sum */
+  float *y;
+} QGemmJob;
+
+/* Rows [n0, n0 + 16) of W decoded into the strip's levels, a and c (rows past n zero). */
+static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float *sc) {
+  const int k = j->k, type = j->type, bs = kv_quant_block_size(type), bb = kv_quant_block_bytes(type);
+  const int gs = group_size(type), off = level_offset(type), groups = k / gs;
+  const int64_t row_bytes = (int64_t)(k / bs) * bb;
+  int32_t q[256];
+  float a[16], b[16];
+  for (int r = 0; r < QG_NR; r++) {
+    if (n0 + r >= j->n) {
+      for (int t = 0; t < k / 4; t++) memset(lv + (int64_t)t * 64 + 4 * r, 0, 4);
+      for (int g = 0; g < groups; g++) sa[g * QG_NR + r] = sc[g * QG_NR + r] = 0.0f;
+      continue;
+    }
+    const uint8_t *row = j->w + (int64_t)(n0 + r) * row_bytes;
+    for (int blk = 0; blk < k / bs; blk++) {
+      kv_quant_decode_block(type, row + (int64_t)blk * bb, q, a, b);
+      const int k0 = blk * bs;
+      for (int i = 0; i < bs; i += 4) {
+        uint8_t *dst = lv + (int64_t)((k0 + i) / 4) * 64 + 4 * r;
+        for (int e = 0; e < 4; e++) dst[e] = (uint8_t)(q[i + e] + off);
+      }
+      for (int g = 0; g < bs / gs; g++) {
+        const float ag = a[g * gs / 16], bg = b[g * gs / 16];
+        const int gi = k0 / gs + g;
+        sa[gi * QG_NR + r] = ag;
+        sc[gi * QG_NR + r] = bg - (float)off * ag;
+      }
+    }
+  }
+}
+
+/* One 12 x 16 tile of Y over all of k. */
+static inline __attribute__((always_inline)) void tile(const int gsteps, int groups, const int8_t *xp, const float *xs, const float *xc,
+                                                     const uint8_t *lv, const float *sa, const float *sc, __m512 acc[QG_MR]) {
+  for (int r = 0; r < QG_MR; r++) acc[r] = _mm512_setzero_ps();
+  for (int g = 0; g < groups; g++) {
+    __m512i is[QG_MR];
+    for (int r = 0; r < QG_MR; r++) is[r] = _mm512_setzero_si512();
+    for (int t = 0; t < gsteps; t++) {
+      const int64_t step = (int64_t)g * gsteps + t;
+      const __m512i w = _mm512_loadu_si512(lv + step * 64);
+      const int32_t *xr = (const int32_t *)(xp + step * 4 * QG_MR);
+      for (int r = 0; r < QG_MR; r++) is[r] = _mm512_dpbusd_epi32(is[r], w, _mm512_set1_epi32(xr[r]));
+    }
+    const __m512 a = _mm512_loadu_ps(sa + g * QG_NR), c = _mm512_loadu_ps(sc + g * QG_NR);
+    for (int r = 0; r < QG_MR; r++) {
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r]), _mm512_mul_ps(a, _mm512_set1_ps(xs[g * QG_MR + r])), acc[r]);
+      acc[r] = _mm512_fmadd_ps(c, _mm512_set1_ps(xc[g * QG_MR + r]), acc[r]);
+    }
+  }
+}
+
+/*
+ * Rows of X tile by tile into 8-bit levels, packed [k/4][QG_MR][4] (rows past m zero), with their groups' xd and
+ * xd * level sum: the same rounding as kv_quantize_activations (amax / 127, x * (1 / d), nearest even), in vectors.
+ */
+static void quantize_tiles(void *arg, int64_t t0, int64_t t1) {
+  const QGemmJob *j = arg;
+  const int k = j->k, gs = group_size(j->type), groups = k / gs;
+  const __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int64_t t = t0; t < t1; t++) {
+    int8_t *tp = j->xp + t * k * QG_MR;
+    float *xs = j->xs + t * groups * QG_MR, *xc = j->xc + t * groups * QG_MR;
+    for (int r = 0; r < QG_MR; r++) {
+      const int64_t i = t * QG_MR + r;
+      if (i >= j->m) {
+        for (int s = 0; s < k / 4; s++) memset(tp + ((int64_t)s * QG_MR + r) * 4, 0, 4);
+        for (int g = 0; g < groups; g++) xs[g * QG_MR + r] = xc[g * QG_MR + r] = 0.0f;
+        continue;
+      }
+      const float *xr = j->x + i * k;
+      for (int blk = 0; blk < k / 32; blk++) {
+        const __m512 lo = _mm512_loadu_ps(xr + 32 * blk), hi = _mm512_loadu_ps(xr + 32 * blk + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(lo, sign), _mm512_and_ps(hi, sign)));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, _mm512_set1_ps(id)));
+        const __m512i qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, _mm512_set1_ps(id)));
+        const int32_t s0 = _mm512_reduce_add_epi32(qlo), s1 = _mm512_reduce_add_epi32(qhi);
+        int32_t packed[8];
+        _mm_storeu_si128((__m128i *)packed, _mm512_cvtepi32_epi8(qlo));
+        _mm_storeu_si128((__m128i *)(packed + 4), _mm512_cvtepi32_epi8(qhi));
+        for (int e = 0; e < 8; e++) memcpy(tp + ((int64_t)(8 * blk + e) * QG_MR + r) * 4, packed + e, 4);
+        if (gs == 32) {
+          xs[blk * QG_MR + r] = d;
+          xc[blk * QG_MR + r] = d * (float)(s0 + s1);
+        } else {
+          xs[2 * blk * QG_MR + r] = xs[(2 * blk + 1) * QG_MR + r] = d;
+          xc[2 * blk * QG_MR + r] = d * (float)s0;
+          xc[(2 * blk + 1) * QG_MR + r] = d * (float)s1;
+        }
+      }
+    }
+  }
+}
+
+static __thread uint8_t *strip_lv;
+static __thread float *strip_s;
+static __thread int64_t strip_cap;
+
+static void strips(void *arg, int64_t s0, int64_t s1) {
+  const QGemmJob *j = arg;
+  const int k = j->k, gs = group_size(j->type), groups = k / gs;
+  const int64_t need = (int64_t)k * QG_NR;
+  if (need > strip_cap) {
+    free(strip_lv);
+    free(strip_s);
+    strip_lv = aligned_alloc(64, (size_t)need);
+    strip_s = aligned_alloc(64, sizeof(float) * (size_t)(2 * (k / 16) * QG_NR)); /* room for groups of 16 */
+    strip_cap = strip_lv && strip_s ? need : 0;
+    if (!strip_cap) abort(); /* the caller checked the allocations' size; out of memory here is fatal */
+  }
+  float *sa = strip_s, *sc = strip_s + (int64_t)groups * QG_NR;
+  for (int64_t s = s0; s < s1; s++) {
+    const int n0 = (int)s * QG_NR, cols = j->n - n0 < QG_NR ? j->n - n0 : QG_NR;
+    pack_strip(j, n0, strip_lv, sa, sc);
+    const __mmask16 keep = (__mmask16)((1u << cols) - 1u);
+    for (int t = 0; t < j->tiles; t++) {
+      __m512 acc[QG_MR];
+      const int8_t *xp = j->xp + (int64_t)t * k * QG_MR;
+      const float *xs = j->xs + (int64_t)t * groups * QG_MR, *xc = j->xc + (int64_t)t * groups * QG_MR;
+      if (gs == 32) tile(8, groups, xp, xs, xc, strip_lv, sa, sc, acc);
+      else tile(4, groups, xp, xs, xc, strip_lv, sa, sc, acc);
+      const int rows = j->m - t * QG_MR < QG_MR ? j->m - t * QG_MR : QG_MR;
+      for (int r = 0; r < rows; r++) {
+        float *y = j->y + (int64_t)(t * QG_MR + r) * j->ldy + n0;
+        const __m512 v = j->accumulate ? _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(keep, y)) : acc[r];
+        _mm512_mask_storeu_ps(y, keep, v);
+      }
+    }
+  }
+}
+#endif
+
+int kv_quant_gemm(int type, const uint8_t *w, int n, int k, const float *x, int m, float *y, int ldy, int accumulate) {
+#ifndef HAVE_QGEMM
+  (void)type, (void)w, (void)n, (void)k, (void)x, (void)m, (void)y, (void)ldy, (void)accumulate;
+  return -3;
+#else
+  if (m <= 0 || n <= 0) return 0;
+  if (k % kv_quant_block_size(type) != 0 || k % 32 != 0) return -1;
+  const int gs = group_size(type), groups = k / gs, tiles = (m + QG_MR - 1) / QG_MR;
+  int8_t *xp = aligned_alloc(64, (size_t)tiles * k * QG_MR);
+  float *xs = malloc(sizeof(float) * (size_t)tiles * groups * QG_MR * 2);
+  if (!xp || !xs) {
+    free(xp), free(xs);
+    return -2;
+  }
+  float *xc = xs + (int64_t)tiles * groups * QG_MR;
+  QGemmJob j = {.type = type, .n = n, .k = k, .m = m, .ldy = ldy, .accumulate = accumulate, .tiles = tiles,
+                .w = w, .x = x, .xp = xp, .xs = xs, .xc = xc, .y = y};
+  kv_pool_for(tiles, 1, 0, quantize_tiles, &j);
+  kv_pool_for((n + QG_NR - 1) / QG_NR, 1, 0, strips, &j);
+  free(xp), free(xs);
+  return 0;
+#endif
+}
