@@ -211,8 +211,10 @@ void kv_dequant_blocks(int type, const uint8_t *src, int64_t blocks, float *dst)
 void kv_dequant_blocks_st(int type, const uint8_t *src, int64_t blocks, float *dst);
 /* The activation quantization and the portable row product (exposed for the tests' native-vs-portable check). */
 void kv_quantize_activations(int k, const float *x, int8_t *q, float *d, int32_t *sums);
-/* one block into integer levels q[] and per-16 terms a[], b[] (weight = a * q + b) */
-void kv_quant_decode_block(int type, const uint8_t *p, int32_t *q, float *a, float *b);
+/* One block's levels lifted to unsigned bytes (u = q + the type's offset: Q8_0 128, Q4_0 8, Q5_0 16, Q6_K 32,
+ * else 0), four to a word, and its per-16 terms a[], b[] (weight = a * q + b): the integer prefill's decoder. */
+int kv_quant_level_offset(int type);
+void kv_quant_block_levels(int type, const uint8_t *p, uint32_t *u, float *a, float *b);
 /* Y[m, n] (+)= X[m, k] . W[n, k]^T in integer products (native/qgemm.c); 0, or -1 bad k, -2 out of memory,
  * -3 not built (no AVX-512 VNNI): the caller widens instead */
 int kv_quant_gemm(int type, const uint8_t *w, int n, int k, const float *x, int m, float *y, int ldy, int accumulate);

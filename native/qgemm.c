@@ -27,23 +27,11 @@
 #define QG_MR 12
 #define QG_NR 16
 
-/* the lift that makes a type's levels unsigned, and its group size */
-static int level_offset(int type) {
-  switch (type) {
-    case KV_Q8_0:
-      return 128;
-    case KV_Q4_0:
-      return 8;
-    case KV_Q5_0:
-      return 16;
-    case KV_Q6_K:
-      return 32;
-    default:
-      return 0;
-  }
-}
-
+/* levels lifted to unsigned by kv_quant_level_offset (c takes the offset back); groups of 32, or 16 for Q6_K */
 static int group_size(int type) { return type == KV_Q6_K ? 16 : 32; }
+
+/* weight = a * (u - offset), no min: the take-back is integer (Q4_1, Q5_1, Q4_K and Q5_K have mins) */
+static int symmetric(int type) { return type == KV_Q8_0 || type == KV_Q4_0 || type == KV_Q5_0 || type == KV_Q6_K; }
 
 int kv_quant_gemm_available(void) {
 #ifdef HAVE_QGEMM
@@ -58,18 +46,19 @@ typedef struct {
   int type, n, k, m, ldy, accumulate, tiles;
   const uint8_t *w;
   const float *x;
-  int8_t *xp; /* [tiles][k/4][QG_MR][4] */
-  float *xs;  /* [tiles][groups][QG_MR]: xd of the group's 32-block */
-  float *xc;  /* [tiles][groups][QG_MR]: xd * the group's level sum */
+  int8_t *xp;  /* [tiles][k/4][QG_MR][4] */
+  float *xs;   /* [tiles][groups][QG_MR]: xd of the group's 32-block */
+  float *xc;   /* [tiles][groups][QG_MR]: xd * the group's level sum (types with a min) */
+  int32_t *xo; /* [tiles][groups][QG_MR]: -offset * the group's level sum (types without: the lift's take-back) */
   float *y;
 } QGemmJob;
 
-/* Rows [n0, n0 + 16) of W decoded into the strip's levels, a and c (rows past n zero). */
+/* Rows [n0, n0 + 16) of W decoded into the strip's levels ([k/4][16][4]), a and c (rows past n zero). */
 static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float *sc) {
   const int k = j->k, type = j->type, bs = kv_quant_block_size(type), bb = kv_quant_block_bytes(type);
-  const int gs = group_size(type), off = level_offset(type), groups = k / gs;
+  const int gs = group_size(type), off = kv_quant_level_offset(type), groups = k / gs;
   const int64_t row_bytes = (int64_t)(k / bs) * bb;
-  int32_t q[256];
+  uint32_t u[64];
   float a[16], b[16];
   for (int r = 0; r < QG_NR; r++) {
     if (n0 + r >= j->n) {
@@ -79,12 +68,9 @@ static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float 
     }
     const uint8_t *row = j->w + (int64_t)(n0 + r) * row_bytes;
     for (int blk = 0; blk < k / bs; blk++) {
-      kv_quant_decode_block(type, row + (int64_t)blk * bb, q, a, b);
+      kv_quant_block_levels(type, row + (int64_t)blk * bb, u, a, b);
       const int k0 = blk * bs;
-      for (int i = 0; i < bs; i += 4) {
-        uint8_t *dst = lv + (int64_t)((k0 + i) / 4) * 64 + 4 * r;
-        for (int e = 0; e < 4; e++) dst[e] = (uint8_t)(q[i + e] + off);
-      }
+      for (int w = 0; w < bs / 4; w++) memcpy(lv + (int64_t)(k0 / 4 + w) * 64 + 4 * r, u + w, 4);
       for (int g = 0; g < bs / gs; g++) {
         const float ag = a[g * gs / 16], bg = b[g * gs / 16];
         const int gi = k0 / gs + g;
@@ -95,24 +81,35 @@ static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float 
   }
 }
 
-/* One 12 x 16 tile of Y over all of k. */
-static inline __attribute__((always_inline)) void tile(const int gsteps, int groups, const int8_t *xp, const float *xs, const float *xc,
-                                                     const uint8_t *lv, const float *sa, const float *sc, __m512 acc[QG_MR]) {
+/* One 12 x 16 tile of Y over all of k, stored (or added) into y's first `rows` rows and the lanes in `keep`. */
+static inline __attribute__((always_inline)) void tile(const int gsteps, const int symmetric, int groups,
+                                                     const int8_t *xp, const float *xs, const float *xc,
+                                                     const int32_t *xo, const uint8_t *lv, const float *sa,
+                                                     const float *sc, float *y, int64_t ldy, int rows,
+                                                     __mmask16 keep, int accumulate) {
+  __m512 acc[QG_MR];
   for (int r = 0; r < QG_MR; r++) acc[r] = _mm512_setzero_ps();
   for (int g = 0; g < groups; g++) {
     __m512i is[QG_MR];
-    for (int r = 0; r < QG_MR; r++) is[r] = _mm512_setzero_si512();
+    /* without a min, c is the lift's take-back alone: it starts the integer sum (-offset * level sum) */
+    for (int r = 0; r < QG_MR; r++) is[r] = symmetric ? _mm512_set1_epi32(xo[g * QG_MR + r]) : _mm512_setzero_si512();
+#pragma GCC unroll 8
     for (int t = 0; t < gsteps; t++) {
       const int64_t step = (int64_t)g * gsteps + t;
-      const __m512i w = _mm512_loadu_si512(lv + step * 64);
+      const __m512i w = _mm512_load_si512(lv + step * 64);
       const int32_t *xr = (const int32_t *)(xp + step * 4 * QG_MR);
       for (int r = 0; r < QG_MR; r++) is[r] = _mm512_dpbusd_epi32(is[r], w, _mm512_set1_epi32(xr[r]));
     }
-    const __m512 a = _mm512_loadu_ps(sa + g * QG_NR), c = _mm512_loadu_ps(sc + g * QG_NR);
+    const __m512 a = _mm512_loadu_ps(sa + g * QG_NR), c = symmetric ? a : _mm512_loadu_ps(sc + g * QG_NR);
     for (int r = 0; r < QG_MR; r++) {
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r]), _mm512_mul_ps(a, _mm512_set1_ps(xs[g * QG_MR + r])), acc[r]);
-      acc[r] = _mm512_fmadd_ps(c, _mm512_set1_ps(xc[g * QG_MR + r]), acc[r]);
+      if (!symmetric) acc[r] = _mm512_fmadd_ps(c, _mm512_set1_ps(xc[g * QG_MR + r]), acc[r]);
     }
+  }
+  for (int r = 0; r < QG_MR; r++) {
+    if (r >= rows) break;
+    float *yr = y + r * ldy;
+    _mm512_mask_storeu_ps(yr, keep, accumulate ? _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(keep, yr)) : acc[r]);
   }
 }
 
@@ -127,11 +124,13 @@ static void quantize_tiles(void *arg, int64_t t0, int64_t t1) {
   for (int64_t t = t0; t < t1; t++) {
     int8_t *tp = j->xp + t * k * QG_MR;
     float *xs = j->xs + t * groups * QG_MR, *xc = j->xc + t * groups * QG_MR;
+    int32_t *xo = j->xo + t * groups * QG_MR;
+    const int off = kv_quant_level_offset(j->type);
     for (int r = 0; r < QG_MR; r++) {
       const int64_t i = t * QG_MR + r;
       if (i >= j->m) {
         for (int s = 0; s < k / 4; s++) memset(tp + ((int64_t)s * QG_MR + r) * 4, 0, 4);
-        for (int g = 0; g < groups; g++) xs[g * QG_MR + r] = xc[g * QG_MR + r] = 0.0f;
+        for (int g = 0; g < groups; g++) xs[g * QG_MR + r] = xc[g * QG_MR + r] = 0.0f, xo[g * QG_MR + r] = 0;
         continue;
       }
       const float *xr = j->x + i * k;
@@ -149,10 +148,13 @@ static void quantize_tiles(void *arg, int64_t t0, int64_t t1) {
         if (gs == 32) {
           xs[blk * QG_MR + r] = d;
           xc[blk * QG_MR + r] = d * (float)(s0 + s1);
+          xo[blk * QG_MR + r] = -off * (s0 + s1);
         } else {
           xs[2 * blk * QG_MR + r] = xs[(2 * blk + 1) * QG_MR + r] = d;
           xc[2 * blk * QG_MR + r] = d * (float)s0;
           xc[(2 * blk + 1) * QG_MR + r] = d * (float)s1;
+          xo[2 * blk * QG_MR + r] = -off * s0;
+          xo[(2 * blk + 1) * QG_MR + r] = -off * s1;
         }
       }
     }
@@ -181,17 +183,14 @@ static void strips(void *arg, int64_t s0, int64_t s1) {
     pack_strip(j, n0, strip_lv, sa, sc);
     const __mmask16 keep = (__mmask16)((1u << cols) - 1u);
     for (int t = 0; t < j->tiles; t++) {
-      __m512 acc[QG_MR];
       const int8_t *xp = j->xp + (int64_t)t * k * QG_MR;
       const float *xs = j->xs + (int64_t)t * groups * QG_MR, *xc = j->xc + (int64_t)t * groups * QG_MR;
-      if (gs == 32) tile(8, groups, xp, xs, xc, strip_lv, sa, sc, acc);
-      else tile(4, groups, xp, xs, xc, strip_lv, sa, sc, acc);
       const int rows = j->m - t * QG_MR < QG_MR ? j->m - t * QG_MR : QG_MR;
-      for (int r = 0; r < rows; r++) {
-        float *y = j->y + (int64_t)(t * QG_MR + r) * j->ldy + n0;
-        const __m512 v = j->accumulate ? _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(keep, y)) : acc[r];
-        _mm512_mask_storeu_ps(y, keep, v);
-      }
+      float *y = j->y + (int64_t)t * QG_MR * j->ldy + n0;
+      const int32_t *xo = j->xo + (int64_t)t * groups * QG_MR;
+      if (gs == 16) tile(4, 1, groups, xp, xs, xc, xo, strip_lv, sa, sc, y, j->ldy, rows, keep, j->accumulate);
+      else if (symmetric(j->type)) tile(8, 1, groups, xp, xs, xc, xo, strip_lv, sa, sc, y, j->ldy, rows, keep, j->accumulate);
+      else tile(8, 0, groups, xp, xs, xc, xo, strip_lv, sa, sc, y, j->ldy, rows, keep, j->accumulate);
     }
   }
 }
@@ -207,16 +206,17 @@ int kv_quant_gemm(int type, const uint8_t *w, int n, int k, const float *x, int 
   const int gs = group_size(type), groups = k / gs, tiles = (m + QG_MR - 1) / QG_MR;
   int8_t *xp = aligned_alloc(64, (size_t)tiles * k * QG_MR);
   float *xs = malloc(sizeof(float) * (size_t)tiles * groups * QG_MR * 2);
-  if (!xp || !xs) {
-    free(xp), free(xs);
+  int32_t *xo = malloc(sizeof(int32_t) * (size_t)tiles * groups * QG_MR);
+  if (!xp || !xs || !xo) {
+    free(xp), free(xs), free(xo);
     return -2;
   }
   float *xc = xs + (int64_t)tiles * groups * QG_MR;
   QGemmJob j = {.type = type, .n = n, .k = k, .m = m, .ldy = ldy, .accumulate = accumulate, .tiles = tiles,
-                .w = w, .x = x, .xp = xp, .xs = xs, .xc = xc, .y = y};
+                .w = w, .x = x, .xp = xp, .xs = xs, .xc = xc, .xo = xo, .y = y};
   kv_pool_for(tiles, 1, 0, quantize_tiles, &j);
   kv_pool_for((n + QG_NR - 1) / QG_NR, 1, 0, strips, &j);
-  free(xp), free(xs);
+  free(xp), free(xs), free(xo);
   return 0;
 #endif
 }

@@ -124,7 +124,66 @@ static void decode_block(int type, const uint8_t *p, int32_t *q, float *a, float
   }
 }
 
-void kv_quant_decode_block(int type, const uint8_t *p, int32_t *q, float *a, float *b) { decode_block(type, p, q, a, b); }
+int kv_quant_level_offset(int type) {
+  return type == KV_Q8_0 ? 128 : type == KV_Q4_0 ? 8 : type == KV_Q5_0 ? 16 : type == KV_Q6_K ? 32 : 0;
+}
+
+/* u[w]: bytes 4w..4w+3 of the block's levels lifted by the offset, with four levels to a word (SWAR) */
+static inline uint32_t word_at(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+void kv_quant_block_levels(int type, const uint8_t *p, uint32_t *u, float *a, float *b) {
+  const uint32_t lo = 0x0F0F0F0Fu;
+  switch (type) {
+    case KV_Q8_0:
+      for (int w = 0; w < 8; w++) u[w] = word_at(p + 2 + 4 * w) ^ 0x80808080u;
+      a[0] = a[1] = half_at(p);
+      b[0] = b[1] = 0;
+      return;
+    case KV_Q4_K: {
+      const float d = half_at(p), dmin = half_at(p + 2);
+      for (int g = 0; g < 8; g++) {
+        int s, m;
+        scale_min_k4(g, p + 4, &s, &m);
+        a[2 * g] = a[2 * g + 1] = d * (float)s;
+        b[2 * g] = b[2 * g + 1] = -(dmin * (float)m);
+      }
+      for (int j = 0; j < 4; j++)
+        for (int w = 0; w < 8; w++) {
+          const uint32_t v = word_at(p + 16 + 32 * j + 4 * w);
+          u[16 * j + w] = v & lo;
+          u[16 * j + 8 + w] = (v >> 4) & lo;
+        }
+      return;
+    }
+    case KV_Q6_K: {
+      const float d = half_at(p + 208);
+      for (int g = 0; g < 16; g++) a[g] = d * (float)(int8_t)p[192 + g], b[g] = 0;
+      for (int n = 0; n < 2; n++)
+        for (int w = 0; w < 8; w++) {
+          const uint32_t l0 = word_at(p + 64 * n + 4 * w), l1 = word_at(p + 64 * n + 32 + 4 * w);
+          const uint32_t h = word_at(p + 128 + 32 * n + 4 * w);
+          uint32_t *y = u + 32 * n + w;
+          y[0] = (l0 & lo) | ((h & 0x03030303u) << 4);
+          y[8] = (l1 & lo) | (((h >> 2) & 0x03030303u) << 4);
+          y[16] = ((l0 >> 4) & lo) | (((h >> 4) & 0x03030303u) << 4);
+          y[24] = ((l1 >> 4) & lo) | (((h >> 6) & 0x03030303u) << 4);
+        }
+      return;
+    }
+    default: {
+      int32_t q[256];
+      decode_block(type, p, q, a, b);
+      const int off = kv_quant_level_offset(type);
+      for (int w = 0; w < block_size[type] / 4; w++)
+        u[w] = (uint32_t)(uint8_t)(q[4 * w] + off) | (uint32_t)(uint8_t)(q[4 * w + 1] + off) << 8 |
+               (uint32_t)(uint8_t)(q[4 * w + 2] + off) << 16 | (uint32_t)(uint8_t)(q[4 * w + 3] + off) << 24;
+    }
+  }
+}
 
 /* ---------------------------------------------------------------- dequantization */
 
