@@ -19,7 +19,7 @@ import { Tokenizer } from '../src/model/tokenizer.js';
 import { LINEAR_NAMES, linearShape } from '../src/model/weights.js';
 import { Rng } from '../src/util/rng.js';
 import { randomWeights, smolConfig, smolDir } from '../test/helpers/random-model.js';
-import { runAndRecord } from './record.js';
+import { peakRssBytes, runAndRecord } from './record.js';
 import { formatTable } from './table.js';
 import { ensureYardstick, llamaCppBench } from './yardstick.js';
 
@@ -321,7 +321,7 @@ export async function runBench(contexts: number[] = CONTEXTS, opts: { llamaCpp?:
       for (const side of sides) cold[i].set(side, coldPrefillMs(side.model, tokens, positions, L));
     });
     // before llama.cpp and the GGUF writer add their own memory
-    const peakRssMb = process.resourceUsage().maxRSS / 1024;
+    const peakRssMb = peakRssBytes() / 2 ** 20;
 
     let llamaCppNote = 'not measured (--no-llama-cpp)';
     if (opts.llamaCpp !== false) {

@@ -38,7 +38,7 @@ import { loadNativeAddon } from '../src/kernels/native.js';
 import type { MatrixWeights } from '../src/kernels/types.js';
 import { quantizeMatrix } from '../src/quant/quantize.js';
 import { Rng } from '../src/util/rng.js';
-import { runAndRecord } from './record.js';
+import { peakRssBytes, runAndRecord } from './record.js';
 import { formatTable } from './table.js';
 import { STORIES } from './tokenizer.js';
 import { ensureYardstick, llamaCppBench, llamaCppTokenizeAndGreedy, yardstickDir } from './yardstick.js';
@@ -389,7 +389,7 @@ async function engineMain(file: string, context: number, decodeSteps: number, we
     },
     prefillTokPerS: (context / prefillMs) * 1000,
     decodeTokPerS: (decodeSteps / decodeMs) * 1000,
-    peakRssMb: process.resourceUsage().maxRSS / 1024,
+    peakRssMb: peakRssBytes() / 2 ** 20,
     loadSeconds,
   };
   process.stdout.write(JSON.stringify(run) + '\n');

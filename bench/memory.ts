@@ -30,6 +30,7 @@ import { renderSvg, svgToPng } from '../src/eval/report/render.js';
 import { Rng } from '../src/util/rng.js';
 import { randomWeights, smolConfig } from '../test/helpers/random-model.js';
 import { formatTable } from './table.js';
+import { peakRssBytes } from './record.js';
 
 const CONTEXTS = [2048, 8192, 32768, 65536];
 /** past this length, the one-shot SnapKV run (the full cache's prefill and peak) is left out */
@@ -107,7 +108,7 @@ async function one(context: number, config: Config, kvDtype: KvDtype): Promise<M
     context,
     config,
     kvDtype,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    peakRssBytes: peakRssBytes(),
     modelRssBytes,
     peakCacheBytes: ctx.cache.peakBytes,
     finalCacheBytes: ctx.cacheBytes,

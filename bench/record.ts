@@ -2,7 +2,7 @@
  * The record every benchmark writes to bench/results/<name>.json: its name, start date, duration, the machine
  * (load average when it started included) and its result. Shared by `npm run bench` and the standalone runs.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../src/paths.js';
@@ -65,4 +65,18 @@ export async function runAndRecord(name: string, fn: () => Promise<object>): Pro
   const load = loadavg()[0];
   const result = await fn();
   process.stdout.write(`wrote ${writeBenchRecord(name, started, load, result)}\n`);
+}
+
+/**
+ * This process's peak resident memory in bytes: Linux's VmHWM, the high-water mark of its own address space.
+ * (getrusage's maxRSS is not: a child spawned by a large process starts from the parent's RSS at the fork.)
+ */
+export function peakRssBytes(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux: the rusage figure
+  }
+  return process.resourceUsage().maxRSS * 1024;
 }
