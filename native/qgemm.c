@@ -9,10 +9,11 @@
  * with isum the integer dot of group g: vpdpbusd sums 4 products of levels and activations into each int32 lane
  * (64 multiply-adds an instruction, 3.8x the float32 FMA's on the cores measured; docs/benchmarks.md).
  *
- * Loops: W is cut into strips of 16 rows (the lanes of one vector); each strip is decoded once into a packed
- * buffer ([k/4][16 rows][4 levels], its a and c as [groups][16]) that stays in L2 while every 12-row tile of X
- * streams past it. X is quantized and packed once per call ([k/4][12 rows][4 levels], per tile). Tiles of X,
- * then strips of W, are shared out on the thread pool.
+ * Loops: W is cut into strips of 16 rows (the lanes of one vector); each pair of strips is decoded once into
+ * packed buffers ([k/4][16 rows][4 levels], a and c as [groups][16]) that stay in L2 while every 12-row tile
+ * of X streams past them, 6 rows at a time against both strips (two weight loads and six broadcasts feed twelve
+ * vpdpbusd; 12 integer and 12 float accumulators in registers). X is quantized and packed once per call
+ * ([k/4][12 rows][4 levels], per tile). Tiles of X, then pairs of strips, are shared out on the thread pool.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -81,35 +82,49 @@ static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float 
   }
 }
 
-/* One 12 x 16 tile of Y over all of k, stored (or added) into y's first `rows` rows and the lanes in `keep`. */
-static inline __attribute__((always_inline)) void tile(const int gsteps, const int symmetric, int groups,
-                                                     const int8_t *xp, const float *xs, const float *xc,
-                                                     const int32_t *xo, const uint8_t *lv, const float *sa,
-                                                     const float *sc, float *y, int64_t ldy, int rows,
-                                                     __mmask16 keep, int accumulate) {
-  __m512 acc[QG_MR];
-  for (int r = 0; r < QG_MR; r++) acc[r] = _mm512_setzero_ps();
+/* 6 rows of X against two strips (32 columns of Y): two W vectors a step, 24 accumulators. */
+#define QG_MR2 6
+static inline __attribute__((always_inline)) void tile2(const int gsteps, const int symmetric, int groups,
+                                                      const int8_t *xp, const float *xs, const float *xc,
+                                                      const int32_t *xo, const uint8_t *lv0, const uint8_t *lv1,
+                                                      const float *sa0, const float *sc0, const float *sa1,
+                                                      const float *sc1, float *y, int64_t ldy, int rows,
+                                                      __mmask16 keep0, __mmask16 keep1, int accumulate) {
+  __m512 acc0[QG_MR2], acc1[QG_MR2];
+  for (int r = 0; r < QG_MR2; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
   for (int g = 0; g < groups; g++) {
-    __m512i is[QG_MR];
-    /* without a min, c is the lift's take-back alone: it starts the integer sum (-offset * level sum) */
-    for (int r = 0; r < QG_MR; r++) is[r] = symmetric ? _mm512_set1_epi32(xo[g * QG_MR + r]) : _mm512_setzero_si512();
+    __m512i is0[QG_MR2], is1[QG_MR2];
+    for (int r = 0; r < QG_MR2; r++)
+      is0[r] = is1[r] = symmetric ? _mm512_set1_epi32(xo[g * QG_MR + r]) : _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int t = 0; t < gsteps; t++) {
       const int64_t step = (int64_t)g * gsteps + t;
-      const __m512i w = _mm512_load_si512(lv + step * 64);
+      const __m512i w0 = _mm512_load_si512(lv0 + step * 64), w1 = _mm512_load_si512(lv1 + step * 64);
       const int32_t *xr = (const int32_t *)(xp + step * 4 * QG_MR);
-      for (int r = 0; r < QG_MR; r++) is[r] = _mm512_dpbusd_epi32(is[r], w, _mm512_set1_epi32(xr[r]));
+      for (int r = 0; r < QG_MR2; r++) {
+        const __m512i xb = _mm512_set1_epi32(xr[r]);
+        is0[r] = _mm512_dpbusd_epi32(is0[r], w0, xb);
+        is1[r] = _mm512_dpbusd_epi32(is1[r], w1, xb);
+      }
     }
-    const __m512 a = _mm512_loadu_ps(sa + g * QG_NR), c = symmetric ? a : _mm512_loadu_ps(sc + g * QG_NR);
-    for (int r = 0; r < QG_MR; r++) {
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r]), _mm512_mul_ps(a, _mm512_set1_ps(xs[g * QG_MR + r])), acc[r]);
-      if (!symmetric) acc[r] = _mm512_fmadd_ps(c, _mm512_set1_ps(xc[g * QG_MR + r]), acc[r]);
+    const __m512 a0 = _mm512_loadu_ps(sa0 + g * QG_NR), a1 = _mm512_loadu_ps(sa1 + g * QG_NR);
+    const __m512 c0 = symmetric ? a0 : _mm512_loadu_ps(sc0 + g * QG_NR), c1 = symmetric ? a1 : _mm512_loadu_ps(sc1 + g * QG_NR);
+    for (int r = 0; r < QG_MR2; r++) {
+      const __m512 xsr = _mm512_set1_ps(xs[g * QG_MR + r]);
+      acc0[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is0[r]), _mm512_mul_ps(a0, xsr), acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is1[r]), _mm512_mul_ps(a1, xsr), acc1[r]);
+      if (!symmetric) {
+        const __m512 xcr = _mm512_set1_ps(xc[g * QG_MR + r]);
+        acc0[r] = _mm512_fmadd_ps(c0, xcr, acc0[r]);
+        acc1[r] = _mm512_fmadd_ps(c1, xcr, acc1[r]);
+      }
     }
   }
-  for (int r = 0; r < QG_MR; r++) {
+  for (int r = 0; r < QG_MR2; r++) {
     if (r >= rows) break;
     float *yr = y + r * ldy;
-    _mm512_mask_storeu_ps(yr, keep, accumulate ? _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(keep, yr)) : acc[r]);
+    _mm512_mask_storeu_ps(yr, keep0, accumulate ? _mm512_add_ps(acc0[r], _mm512_maskz_loadu_ps(keep0, yr)) : acc0[r]);
+    _mm512_mask_storeu_ps(yr + 16, keep1, accumulate ? _mm512_add_ps(acc1[r], _mm512_maskz_loadu_ps(keep1, yr + 16)) : acc1[r]);
   }
 }
 
@@ -165,33 +180,41 @@ static __thread uint8_t *strip_lv;
 static __thread float *strip_s;
 static __thread int64_t strip_cap;
 
+/* Pairs of strips [s0, s1) (strip 2p and 2p + 1; the second may lie past n, its columns masked off). */
 static void strips(void *arg, int64_t s0, int64_t s1) {
   const QGemmJob *j = arg;
   const int k = j->k, gs = group_size(j->type), groups = k / gs;
-  const int64_t need = (int64_t)k * QG_NR;
+  const int64_t need = (int64_t)k * QG_NR * 2, per = (int64_t)2 * (k / 16) * QG_NR; /* room for groups of 16 */
   if (need > strip_cap) {
     free(strip_lv);
     free(strip_s);
     strip_lv = aligned_alloc(64, (size_t)need);
-    strip_s = aligned_alloc(64, sizeof(float) * (size_t)(2 * (k / 16) * QG_NR)); /* room for groups of 16 */
+    strip_s = aligned_alloc(64, sizeof(float) * (size_t)(2 * per));
     strip_cap = strip_lv && strip_s ? need : 0;
     if (!strip_cap) abort(); /* the caller checked the allocations' size; out of memory here is fatal */
   }
-  float *sa = strip_s, *sc = strip_s + (int64_t)groups * QG_NR;
-  for (int64_t s = s0; s < s1; s++) {
-    const int n0 = (int)s * QG_NR, cols = j->n - n0 < QG_NR ? j->n - n0 : QG_NR;
-    pack_strip(j, n0, strip_lv, sa, sc);
-    const __mmask16 keep = (__mmask16)((1u << cols) - 1u);
-    for (int t = 0; t < j->tiles; t++) {
-      const int8_t *xp = j->xp + (int64_t)t * k * QG_MR;
-      const float *xs = j->xs + (int64_t)t * groups * QG_MR, *xc = j->xc + (int64_t)t * groups * QG_MR;
-      const int rows = j->m - t * QG_MR < QG_MR ? j->m - t * QG_MR : QG_MR;
-      float *y = j->y + (int64_t)t * QG_MR * j->ldy + n0;
-      const int32_t *xo = j->xo + (int64_t)t * groups * QG_MR;
-      if (gs == 16) tile(4, 1, groups, xp, xs, xc, xo, strip_lv, sa, sc, y, j->ldy, rows, keep, j->accumulate);
-      else if (symmetric(j->type)) tile(8, 1, groups, xp, xs, xc, xo, strip_lv, sa, sc, y, j->ldy, rows, keep, j->accumulate);
-      else tile(8, 0, groups, xp, xs, xc, xo, strip_lv, sa, sc, y, j->ldy, rows, keep, j->accumulate);
-    }
+  uint8_t *lv0 = strip_lv, *lv1 = strip_lv + (int64_t)k * QG_NR;
+  float *sa0 = strip_s, *sc0 = strip_s + (int64_t)groups * QG_NR, *sa1 = strip_s + per, *sc1 = sa1 + (int64_t)groups * QG_NR;
+  for (int64_t p = s0; p < s1; p++) {
+    const int n0 = (int)p * 2 * QG_NR, n1 = n0 + QG_NR;
+    const int cols0 = j->n - n0 < QG_NR ? j->n - n0 : QG_NR, cols1 = j->n - n1 <= 0 ? 0 : j->n - n1 < QG_NR ? j->n - n1 : QG_NR;
+    pack_strip(j, n0, lv0, sa0, sc0);
+    pack_strip(j, n1, lv1, sa1, sc1);
+    const __mmask16 keep0 = (__mmask16)((1u << cols0) - 1u), keep1 = (__mmask16)((1u << cols1) - 1u);
+    for (int t = 0; t < j->tiles; t++)
+      for (int h = 0; h < QG_MR; h += QG_MR2) {
+        const int rows = j->m - t * QG_MR - h;
+        if (rows <= 0) break;
+        const int8_t *xp = j->xp + (int64_t)t * k * QG_MR + 4 * h;
+        const int64_t at = (int64_t)t * groups * QG_MR + h;
+        const float *xs = j->xs + at, *xc = j->xc + at;
+        const int32_t *xo = j->xo + at;
+        float *y = j->y + ((int64_t)t * QG_MR + h) * j->ldy + n0;
+        const int r = rows < QG_MR2 ? rows : QG_MR2;
+        if (gs == 16) tile2(4, 1, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
+        else if (symmetric(j->type)) tile2(8, 1, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
+        else tile2(8, 0, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
+      }
   }
 }
 #endif
@@ -215,7 +238,7 @@ int kv_quant_gemm(int type, const uint8_t *w, int n, int k, const float *x, int 
   QGemmJob j = {.type = type, .n = n, .k = k, .m = m, .ldy = ldy, .accumulate = accumulate, .tiles = tiles,
                 .w = w, .x = x, .xp = xp, .xs = xs, .xc = xc, .xo = xo, .y = y};
   kv_pool_for(tiles, 1, 0, quantize_tiles, &j);
-  kv_pool_for((n + QG_NR - 1) / QG_NR, 1, 0, strips, &j);
+  kv_pool_for((n + 2 * QG_NR - 1) / (2 * QG_NR), 1, 0, strips, &j);
   free(xp), free(xs), free(xo);
   return 0;
 #endif
