@@ -46,31 +46,3 @@ export function rope(
   }
   return y;
 }
-
-/** In-place rotation by +angle (sign 1) or -angle (sign -1). */
-export function rotate(
-  x: Float32Array,
-  rows: number,
-  heads: number,
-  headDim: number,
-  positions: Int32Array,
-  cos: Float32Array,
-  sin: Float32Array,
-  sign: 1 | -1,
-): void {
-  const half = headDim >> 1;
-  for (let r = 0; r < rows; r++) {
-    const t = positions[r] * half;
-    for (let h = 0; h < heads; h++) {
-      const off = (r * heads + h) * headDim;
-      for (let i = 0; i < half; i++) {
-        const c = cos[t + i],
-          s = sign * sin[t + i];
-        const x0 = x[off + i],
-          x1 = x[off + half + i];
-        x[off + i] = x0 * c - x1 * s;
-        x[off + half + i] = x1 * c + x0 * s;
-      }
-    }
-  }
-}
