@@ -25,14 +25,15 @@
 #define HAVE_QGEMM 1
 #endif
 
-#define QG_MR 12
+#define QG_MR 12 /* rows of X in a packed tile */
+#define QG_MR2 6 /* ... of which a register tile takes half at a time */
 #define QG_NR 16
 
 /* levels lifted to unsigned by kv_quant_level_offset (c takes the offset back); groups of 32, or 16 for Q6_K */
 static int group_size(int type) { return type == KV_Q6_K ? 16 : 32; }
 
-/* weight = a * (u - offset), no min: the take-back is integer (Q4_1, Q5_1, Q4_K and Q5_K have mins) */
-static int symmetric(int type) { return type == KV_Q8_0 || type == KV_Q4_0 || type == KV_Q5_0 || type == KV_Q6_K; }
+/* the types with an offset are those without a min (weight = a * (u - offset)): their take-back is integer */
+static int symmetric(int type) { return kv_quant_level_offset(type) != 0; }
 
 int kv_quant_gemm_available(void) {
 #ifdef HAVE_QGEMM
@@ -83,8 +84,7 @@ static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float 
 }
 
 /* 6 rows of X against two strips (32 columns of Y): two W vectors a step, 24 accumulators. */
-#define QG_MR2 6
-static inline __attribute__((always_inline)) void tile2(const int gsteps, const int symmetric, int groups,
+static inline __attribute__((always_inline)) void tile(const int gsteps, const int symmetric, int groups,
                                                       const int8_t *xp, const float *xs, const float *xc,
                                                       const int32_t *xo, const uint8_t *lv0, const uint8_t *lv1,
                                                       const float *sa0, const float *sc0, const float *sa1,
@@ -211,9 +211,9 @@ static void strips(void *arg, int64_t s0, int64_t s1) {
         const int32_t *xo = j->xo + at;
         float *y = j->y + ((int64_t)t * QG_MR + h) * j->ldy + n0;
         const int r = rows < QG_MR2 ? rows : QG_MR2;
-        if (gs == 16) tile2(4, 1, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
-        else if (symmetric(j->type)) tile2(8, 1, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
-        else tile2(8, 0, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
+        if (gs == 16) tile(4, 1, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
+        else if (symmetric(j->type)) tile(8, 1, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
+        else tile(8, 0, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
       }
   }
 }

@@ -43,6 +43,17 @@ static inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
   }
 }
 
+/* A Q4_K or Q5_K super-block's per-16 terms: a = d * scale, b = -dmin * min of each 32-weight sub-block. */
+static void k_quant_terms(const uint8_t *p, float *a, float *b) {
+  const float d = half_at(p), dmin = half_at(p + 2);
+  for (int g = 0; g < 8; g++) {
+    int s, m;
+    scale_min_k4(g, p + 4, &s, &m);
+    a[2 * g] = a[2 * g + 1] = d * (float)s;
+    b[2 * g] = b[2 * g + 1] = -(dmin * (float)m);
+  }
+}
+
 /* One block into integers q[] and per-16 terms a[], b[] (weight = a * q + b): the portable path, and dequantization. */
 static void decode_block(int type, const uint8_t *p, int32_t *q, float *a, float *b) {
   switch (type) {
@@ -84,17 +95,11 @@ static void decode_block(int type, const uint8_t *p, int32_t *q, float *a, float
     }
     case KV_Q4_K:
     case KV_Q5_K: {
-      const float d = half_at(p), dmin = half_at(p + 2);
-      const uint8_t *sc = p + 4;
+      k_quant_terms(p, a, b);
       const int five = type == KV_Q5_K;
       const uint8_t *qh = p + 16, *ql = five ? p + 48 : p + 16;
       for (int j = 0; j < 4; j++, ql += 32) {
         for (int t = 0; t < 2; t++) {
-          int s, m;
-          scale_min_k4(2 * j + t, sc, &s, &m);
-          const int g = (2 * j + t) * 2;
-          a[g] = a[g + 1] = d * (float)s;
-          b[g] = b[g + 1] = -(dmin * (float)m);
           const int bit = 1 << (2 * j + t);
           for (int l = 0; l < 32; l++)
             q[64 * j + 32 * t + l] = (t == 0 ? ql[l] & 15 : ql[l] >> 4) + (five && (qh[l] & bit) ? 16 : 0);
@@ -128,7 +133,7 @@ int kv_quant_level_offset(int type) {
   return type == KV_Q8_0 ? 128 : type == KV_Q4_0 ? 8 : type == KV_Q5_0 ? 16 : type == KV_Q6_K ? 32 : 0;
 }
 
-/* u[w]: bytes 4w..4w+3 of the block's levels lifted by the offset, with four levels to a word (SWAR) */
+/* four bytes as one word: the levels are unpacked four at a time (u[w] holds levels 4w..4w+3) */
 static inline uint32_t word_at(const uint8_t *p) {
   uint32_t v;
   memcpy(&v, p, 4);
@@ -144,13 +149,7 @@ void kv_quant_block_levels(int type, const uint8_t *p, uint32_t *u, float *a, fl
       b[0] = b[1] = 0;
       return;
     case KV_Q4_K: {
-      const float d = half_at(p), dmin = half_at(p + 2);
-      for (int g = 0; g < 8; g++) {
-        int s, m;
-        scale_min_k4(g, p + 4, &s, &m);
-        a[2 * g] = a[2 * g + 1] = d * (float)s;
-        b[2 * g] = b[2 * g + 1] = -(dmin * (float)m);
-      }
+      k_quant_terms(p, a, b);
       for (int j = 0; j < 4; j++)
         for (int w = 0; w < 8; w++) {
           const uint32_t v = word_at(p + 16 + 32 * j + 4 * w);
