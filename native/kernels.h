@@ -216,7 +216,7 @@ void kv_quantize_activations(int k, const float *x, int8_t *q, float *d, int32_t
 int kv_quant_level_offset(int type);
 void kv_quant_block_levels(int type, const uint8_t *p, uint32_t *u, float *a, float *b);
 /* Y[m, n] (+)= X[m, k] . W[n, k]^T in integer products (native/qgemm.c); 0, or -1 bad k, -2 out of memory,
- * -3 not built (no AVX-512 VNNI): the caller widens instead */
+ * -3 not built (neither AVX-512 VNNI nor AVX2): the caller widens instead */
 int kv_quant_gemm(int type, const uint8_t *w, int n, int k, const float *x, int m, float *y, int ldy, int accumulate);
 int kv_quant_gemm_available(void);
 float kv_quant_row_dot_scalar(int type, const uint8_t *row, int k, const int8_t *q, const float *d, const int32_t *sums);

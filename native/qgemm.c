@@ -1,5 +1,6 @@
 /*
- * Y[m, n] (+)= X[m, k] . W[n, k]^T for block-quantized W: a prefill's products in integers (AVX-512 VNNI).
+ * Y[m, n] (+)= X[m, k] . W[n, k]^T for block-quantized W: a prefill's products in integers (AVX-512 VNNI, or
+ * AVX2's maddubs where there is no VNNI; the AVX2 section below says how it differs).
  *
  * Every block type is weight = a_g * u + c_g for unsigned 8-bit levels u and one (a, c) per group g of 32
  * weights (16 for Q6_K, whose scales are per 16): u is the stored level, lifted by the type's offset where the
@@ -7,9 +8,10 @@
  * row's activations are (8 bits, one scale xd per 32, sums per 16), so
  *   Y[i, j] = sum_g xd[i, g] * (a[j, g] * isum[i, j, g] + c[j, g] * xsum[i, g])
  * with isum the integer dot of group g: vpdpbusd sums 4 products of levels and activations into each int32 lane
- * (64 multiply-adds an instruction, 3.8x the float32 FMA's on the cores measured; docs/benchmarks.md).
+ * (64 multiply-adds an instruction, 3.8x the float32 FMA's on the cores measured; docs/benchmarks.md; AVX2's
+ * maddubs, 32 an instruction, ran at one a cycle on the Zen 3 measured: 1.7x its FMA's).
  *
- * Loops: W is cut into strips of 16 rows (the lanes of one vector); each pair of strips is decoded once into
+ * Loops (AVX-512; AVX2 takes strips of 8 rows one at a time, 4 rows of X a register tile): W is cut into strips of 16 rows (the lanes of one vector); each pair of strips is decoded once into
  * packed buffers ([k/4][16 rows][4 levels], a and c as [groups][16]) that stay in L2 while every 12-row tile
  * of X streams past them, 6 rows at a time against both strips (two weight loads and six broadcasts feed twelve
  * vpdpbusd; 12 integer and 12 float accumulators in registers). X is quantized and packed once per call
@@ -23,17 +25,19 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #include <immintrin.h>
 #define HAVE_QGEMM 1
+#define QG_VNNI 1
+#define QG_NR 16 /* columns of Y a weight vector holds */
+#define QG_MR2 6 /* rows of X a register tile takes */
+#define QG_STRIPS 2
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define HAVE_QGEMM 1
+#define QG_NR 8
+#define QG_MR2 4
+#define QG_STRIPS 1
 #endif
 
 #define QG_MR 12 /* rows of X in a packed tile */
-#define QG_MR2 6 /* ... of which a register tile takes half at a time */
-#define QG_NR 16
-
-/* levels lifted to unsigned by kv_quant_level_offset (c takes the offset back); groups of 32, or 16 for Q6_K */
-static int group_size(int type) { return type == KV_Q6_K ? 16 : 32; }
-
-/* the types with an offset are those without a min (weight = a * (u - offset)): their take-back is integer */
-static int symmetric(int type) { return kv_quant_level_offset(type) != 0; }
 
 int kv_quant_gemm_available(void) {
 #ifdef HAVE_QGEMM
@@ -44,6 +48,12 @@ int kv_quant_gemm_available(void) {
 }
 
 #ifdef HAVE_QGEMM
+/* levels lifted to unsigned by kv_quant_level_offset (c takes the offset back); groups of 32, or 16 for Q6_K */
+static int group_size(int type) { return type == KV_Q6_K ? 16 : 32; }
+
+/* the types with an offset are those without a min (weight = a * (u - offset)): their take-back is integer */
+static int symmetric(int type) { return kv_quant_level_offset(type) != 0; }
+
 typedef struct {
   int type, n, k, m, ldy, accumulate, tiles;
   const uint8_t *w;
@@ -64,7 +74,7 @@ static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float 
   float a[16], b[16];
   for (int r = 0; r < QG_NR; r++) {
     if (n0 + r >= j->n) {
-      for (int t = 0; t < k / 4; t++) memset(lv + (int64_t)t * 64 + 4 * r, 0, 4);
+      for (int t = 0; t < k / 4; t++) memset(lv + ((int64_t)t * QG_NR + r) * 4, 0, 4);
       for (int g = 0; g < groups; g++) sa[g * QG_NR + r] = sc[g * QG_NR + r] = 0.0f;
       continue;
     }
@@ -72,7 +82,7 @@ static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float 
     for (int blk = 0; blk < k / bs; blk++) {
       kv_quant_block_levels(type, row + (int64_t)blk * bb, u, a, b);
       const int k0 = blk * bs;
-      for (int w = 0; w < bs / 4; w++) memcpy(lv + (int64_t)(k0 / 4 + w) * 64 + 4 * r, u + w, 4);
+      for (int w = 0; w < bs / 4; w++) memcpy(lv + ((int64_t)(k0 / 4 + w) * QG_NR + r) * 4, u + w, 4);
       for (int g = 0; g < bs / gs; g++) {
         const float ag = a[g * gs / 16], bg = b[g * gs / 16];
         const int gi = k0 / gs + g;
@@ -83,6 +93,7 @@ static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float 
   }
 }
 
+#ifdef QG_VNNI
 /* 6 rows of X against two strips (32 columns of Y): two W vectors a step, 24 accumulators. */
 static inline __attribute__((always_inline)) void tile(const int gsteps, const int symmetric, int groups,
                                                       const int8_t *xp, const float *xs, const float *xc,
@@ -217,6 +228,142 @@ static void strips(void *arg, int64_t s0, int64_t s1) {
       }
   }
 }
+#else
+/*
+ * AVX2 has no vpdpbusd: maddubs multiplies unsigned levels by signed activations into 16-bit pair sums, which
+ * add up in 16 bits for as many steps as cannot overflow (2 * top level * 127 a step), and madd with ones
+ * widens them to the same 4-product int32 lanes. Q8_0's lifted levels reach 255, whose pair sums would
+ * saturate, so its levels go back to signed and the sign moves onto the activations (|q| * sign(q) x).
+ * Steps an int16 sum takes: Q8_0 1, Q6_K (levels to 63) 2, the 5-bit types 4, the 4-bit types 8.
+ */
+/* 4 rows of X against one strip (8 columns of Y) */
+static inline __attribute__((always_inline)) void tile(const int gsteps, const int hsteps, const int symmetric,
+                                                      const int signed8, int groups, const int8_t *xp,
+                                                      const float *xs, const float *xc, const int32_t *xo,
+                                                      const uint8_t *lv, const float *sa, const float *sc, float *y,
+                                                      int64_t ldy, int rows, int cols, int accumulate) {
+  const __m256i ones = _mm256_set1_epi16(1), lift = _mm256_set1_epi8((char)0x80);
+  __m256 acc[QG_MR2];
+  for (int r = 0; r < QG_MR2; r++) acc[r] = _mm256_setzero_ps();
+  for (int g = 0; g < groups; g++) {
+    __m256i is[QG_MR2];
+    for (int r = 0; r < QG_MR2; r++)
+      is[r] = symmetric && !signed8 ? _mm256_set1_epi32(xo[g * QG_MR + r]) : _mm256_setzero_si256();
+    for (int h = 0; h < gsteps; h += hsteps) {
+      __m256i s16[QG_MR2];
+      for (int r = 0; r < QG_MR2; r++) s16[r] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+      for (int t = h; t < h + hsteps; t++) {
+        const int64_t step = (int64_t)g * gsteps + t;
+        const __m256i w = _mm256_load_si256((const __m256i *)(lv + step * 4 * QG_NR));
+        const int32_t *xr = (const int32_t *)(xp + step * 4 * QG_MR);
+        if (signed8) {
+          const __m256i q = _mm256_xor_si256(w, lift), mag = _mm256_abs_epi8(q);
+          for (int r = 0; r < QG_MR2; r++)
+            s16[r] = _mm256_add_epi16(s16[r], _mm256_maddubs_epi16(mag, _mm256_sign_epi8(_mm256_set1_epi32(xr[r]), q)));
+        } else {
+          for (int r = 0; r < QG_MR2; r++)
+            s16[r] = _mm256_add_epi16(s16[r], _mm256_maddubs_epi16(w, _mm256_set1_epi32(xr[r])));
+        }
+      }
+      for (int r = 0; r < QG_MR2; r++) is[r] = _mm256_add_epi32(is[r], _mm256_madd_epi16(s16[r], ones));
+    }
+    const __m256 a = _mm256_loadu_ps(sa + g * QG_NR), c = symmetric ? a : _mm256_loadu_ps(sc + g * QG_NR);
+    for (int r = 0; r < QG_MR2; r++) {
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[r]), _mm256_mul_ps(a, _mm256_set1_ps(xs[g * QG_MR + r])), acc[r]);
+      if (!symmetric) acc[r] = _mm256_fmadd_ps(c, _mm256_set1_ps(xc[g * QG_MR + r]), acc[r]);
+    }
+  }
+  for (int r = 0; r < QG_MR2 && r < rows; r++) {
+    float *yr = y + r * ldy;
+    if (cols == QG_NR) {
+      _mm256_storeu_ps(yr, accumulate ? _mm256_add_ps(acc[r], _mm256_loadu_ps(yr)) : acc[r]);
+    } else {
+      float out[QG_NR];
+      _mm256_storeu_ps(out, acc[r]);
+      for (int c2 = 0; c2 < cols; c2++) yr[c2] = accumulate ? yr[c2] + out[c2] : out[c2];
+    }
+  }
+}
+
+/* Rows of X tile by tile through the decode's own quantizer, repacked [k/4][QG_MR][4] (rows past m zero). */
+static void quantize_tiles(void *arg, int64_t t0, int64_t t1) {
+  const QGemmJob *j = arg;
+  const int k = j->k, gs = group_size(j->type), groups = k / gs, off = kv_quant_level_offset(j->type);
+  int8_t *q = malloc((size_t)k);
+  float *d = malloc(sizeof(float) * (size_t)(k / 32));
+  int32_t *sums = malloc(sizeof(int32_t) * (size_t)(k / 16));
+  if (!q || !d || !sums) abort(); /* k bytes and floats: the caller's buffers were far larger */
+  /* Q8_0 runs on signed levels here, so its lift has nothing to take back */
+  const int take_back = j->type == KV_Q8_0 ? 0 : off;
+  for (int64_t t = t0; t < t1; t++) {
+    int8_t *tp = j->xp + t * k * QG_MR;
+    float *xs = j->xs + t * groups * QG_MR, *xc = j->xc + t * groups * QG_MR;
+    int32_t *xo = j->xo + t * groups * QG_MR;
+    for (int r = 0; r < QG_MR; r++) {
+      const int64_t i = t * QG_MR + r;
+      if (i >= j->m) {
+        for (int s = 0; s < k / 4; s++) memset(tp + ((int64_t)s * QG_MR + r) * 4, 0, 4);
+        for (int g = 0; g < groups; g++) xs[g * QG_MR + r] = xc[g * QG_MR + r] = 0.0f, xo[g * QG_MR + r] = 0;
+        continue;
+      }
+      kv_quantize_activations(k, j->x + i * k, q, d, sums);
+      for (int s = 0; s < k / 4; s++) memcpy(tp + ((int64_t)s * QG_MR + r) * 4, q + 4 * s, 4);
+      for (int g = 0; g < groups; g++) {
+        const int32_t sum = gs == 32 ? sums[2 * g] + sums[2 * g + 1] : sums[g];
+        const float dg = d[g * gs / 32];
+        xs[g * QG_MR + r] = dg;
+        xc[g * QG_MR + r] = dg * (float)sum;
+        xo[g * QG_MR + r] = -take_back * sum;
+      }
+    }
+  }
+  free(q), free(d), free(sums);
+}
+
+static __thread uint8_t *strip_lv;
+static __thread float *strip_s;
+static __thread int64_t strip_cap;
+
+/* Strips [s0, s1) of 8 rows of W (the last one's columns past n left unwritten). */
+static void strips(void *arg, int64_t s0, int64_t s1) {
+  const QGemmJob *j = arg;
+  const int k = j->k, type = j->type, gs = group_size(type), groups = k / gs;
+  const int64_t need = (int64_t)k * QG_NR, per = (int64_t)(k / 16) * QG_NR; /* room for groups of 16 */
+  if (need > strip_cap) {
+    free(strip_lv);
+    free(strip_s);
+    strip_lv = aligned_alloc(32, (size_t)need);
+    strip_s = aligned_alloc(32, sizeof(float) * (size_t)(2 * per));
+    strip_cap = strip_lv && strip_s ? need : 0;
+    if (!strip_cap) abort(); /* the caller checked the allocations' size; out of memory here is fatal */
+  }
+  uint8_t *lv = strip_lv;
+  float *sa = strip_s, *sc = strip_s + per;
+  for (int64_t p = s0; p < s1; p++) {
+    const int n0 = (int)p * QG_NR, cols = j->n - n0 < QG_NR ? j->n - n0 : QG_NR;
+    pack_strip(j, n0, lv, sa, sc);
+    for (int t = 0; t < j->tiles; t++)
+      for (int h = 0; h < QG_MR; h += QG_MR2) {
+        const int rows = j->m - t * QG_MR - h;
+        if (rows <= 0) break;
+        const int8_t *xp = j->xp + (int64_t)t * k * QG_MR + 4 * h;
+        const int64_t at = (int64_t)t * groups * QG_MR + h;
+        const float *xs = j->xs + at, *xc = j->xc + at;
+        const int32_t *xo = j->xo + at;
+        float *y = j->y + ((int64_t)t * QG_MR + h) * j->ldy + n0;
+        const int r = rows < QG_MR2 ? rows : QG_MR2, ldy = j->ldy, acc = j->accumulate;
+        const int sym = symmetric(type), five = type == KV_Q5_0 || type == KV_Q5_1 || type == KV_Q5_K;
+        if (type == KV_Q8_0) tile(8, 1, 1, 1, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
+        else if (gs == 16) tile(4, 2, 1, 0, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
+        else if (five && sym) tile(8, 4, 1, 0, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
+        else if (five) tile(8, 4, 0, 0, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
+        else if (sym) tile(8, 8, 1, 0, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
+        else tile(8, 8, 0, 0, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
+      }
+  }
+}
+#endif /* QG_VNNI */
 #endif
 
 int kv_quant_gemm(int type, const uint8_t *w, int n, int k, const float *x, int m, float *y, int ldy, int accumulate) {
@@ -238,7 +385,7 @@ int kv_quant_gemm(int type, const uint8_t *w, int n, int k, const float *x, int 
   QGemmJob j = {.type = type, .n = n, .k = k, .m = m, .ldy = ldy, .accumulate = accumulate, .tiles = tiles,
                 .w = w, .x = x, .xp = xp, .xs = xs, .xc = xc, .xo = xo, .y = y};
   kv_pool_for(tiles, 1, 0, quantize_tiles, &j);
-  kv_pool_for((n + 2 * QG_NR - 1) / (2 * QG_NR), 1, 0, strips, &j);
+  kv_pool_for((n + QG_STRIPS * QG_NR - 1) / (QG_STRIPS * QG_NR), 1, 0, strips, &j);
   free(xp), free(xs), free(xo);
   return 0;
 #endif
