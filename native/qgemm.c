@@ -65,6 +65,15 @@ typedef struct {
   float *y;
 } QGemmJob;
 
+/* a register tile's rows of X: packed levels, their groups' factors, and where its rows of Y start */
+typedef struct {
+  const int8_t *xp;
+  const float *xs, *xc;
+  const int32_t *xo;
+  float *y;
+  int rows;
+} TileRows;
+
 /* Rows [n0, n0 + 16) of W decoded into the strip's levels ([k/4][16][4]), a and c (rows past n zero). */
 static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float *sc) {
   const int k = j->k, type = j->type, bs = kv_quant_block_size(type), bb = kv_quant_block_bytes(type);
@@ -187,46 +196,18 @@ static void quantize_tiles(void *arg, int64_t t0, int64_t t1) {
   }
 }
 
-static __thread uint8_t *strip_lv;
-static __thread float *strip_s;
-static __thread int64_t strip_cap;
-
-/* Pairs of strips [s0, s1) (strip 2p and 2p + 1; the second may lie past n, its columns masked off). */
-static void strips(void *arg, int64_t s0, int64_t s1) {
-  const QGemmJob *j = arg;
-  const int k = j->k, gs = group_size(j->type), groups = k / gs;
-  const int64_t need = (int64_t)k * QG_NR * 2, per = (int64_t)2 * (k / 16) * QG_NR; /* room for groups of 16 */
-  if (need > strip_cap) {
-    free(strip_lv);
-    free(strip_s);
-    strip_lv = aligned_alloc(64, (size_t)need);
-    strip_s = aligned_alloc(64, sizeof(float) * (size_t)(2 * per));
-    strip_cap = strip_lv && strip_s ? need : 0;
-    if (!strip_cap) abort(); /* the caller checked the allocations' size; out of memory here is fatal */
-  }
-  uint8_t *lv0 = strip_lv, *lv1 = strip_lv + (int64_t)k * QG_NR;
-  float *sa0 = strip_s, *sc0 = strip_s + (int64_t)groups * QG_NR, *sa1 = strip_s + per, *sc1 = sa1 + (int64_t)groups * QG_NR;
-  for (int64_t p = s0; p < s1; p++) {
-    const int n0 = (int)p * 2 * QG_NR, n1 = n0 + QG_NR;
-    const int cols0 = j->n - n0 < QG_NR ? j->n - n0 : QG_NR, cols1 = j->n - n1 <= 0 ? 0 : j->n - n1 < QG_NR ? j->n - n1 : QG_NR;
-    pack_strip(j, n0, lv0, sa0, sc0);
-    pack_strip(j, n1, lv1, sa1, sc1);
-    const __mmask16 keep0 = (__mmask16)((1u << cols0) - 1u), keep1 = (__mmask16)((1u << cols1) - 1u);
-    for (int t = 0; t < j->tiles; t++)
-      for (int h = 0; h < QG_MR; h += QG_MR2) {
-        const int rows = j->m - t * QG_MR - h;
-        if (rows <= 0) break;
-        const int8_t *xp = j->xp + (int64_t)t * k * QG_MR + 4 * h;
-        const int64_t at = (int64_t)t * groups * QG_MR + h;
-        const float *xs = j->xs + at, *xc = j->xc + at;
-        const int32_t *xo = j->xo + at;
-        float *y = j->y + ((int64_t)t * QG_MR + h) * j->ldy + n0;
-        const int r = rows < QG_MR2 ? rows : QG_MR2;
-        if (gs == 16) tile(4, 1, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
-        else if (symmetric(j->type)) tile(8, 1, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
-        else tile(8, 0, groups, xp, xs, xc, xo, lv0, lv1, sa0, sc0, sa1, sc1, y, j->ldy, r, keep0, keep1, j->accumulate);
-      }
-  }
+/* one register tile's rows of X against the pass's two strips */
+static void run_tile(const QGemmJob *j, const TileRows *x, const uint8_t *lv, float *const *sa, float *const *sc,
+                     const int *cols) {
+  const int groups = j->k / group_size(j->type);
+  const uint8_t *lv1 = lv + (int64_t)j->k * QG_NR;
+  const __mmask16 keep0 = (__mmask16)((1u << cols[0]) - 1u), keep1 = (__mmask16)((1u << cols[1]) - 1u);
+#define QG_TILE(gsteps, sym) \
+  tile(gsteps, sym, groups, x->xp, x->xs, x->xc, x->xo, lv, lv1, sa[0], sc[0], sa[1], sc[1], x->y, j->ldy, x->rows, keep0, keep1, j->accumulate)
+  if (group_size(j->type) == 16) QG_TILE(4, 1);
+  else if (symmetric(j->type)) QG_TILE(8, 1);
+  else QG_TILE(8, 0);
+#undef QG_TILE
 }
 #else
 /*
@@ -321,49 +302,62 @@ static void quantize_tiles(void *arg, int64_t t0, int64_t t1) {
   free(q), free(d), free(sums);
 }
 
+/* one register tile's rows of X against the pass's strip */
+static void run_tile(const QGemmJob *j, const TileRows *x, const uint8_t *lv, float *const *sa, float *const *sc,
+                     const int *cols) {
+  const int type = j->type, groups = j->k / group_size(type), sym = symmetric(type);
+  const int five = type == KV_Q5_0 || type == KV_Q5_1 || type == KV_Q5_K;
+#define QG_TILE(gsteps, hsteps, sym, signed8) \
+  tile(gsteps, hsteps, sym, signed8, groups, x->xp, x->xs, x->xc, x->xo, lv, sa[0], sc[0], x->y, j->ldy, x->rows, cols[0], j->accumulate)
+  if (type == KV_Q8_0) QG_TILE(8, 1, 1, 1);
+  else if (group_size(type) == 16) QG_TILE(4, 2, 1, 0);
+  else if (five && sym) QG_TILE(8, 4, 1, 0);
+  else if (five) QG_TILE(8, 4, 0, 0);
+  else if (sym) QG_TILE(8, 8, 1, 0);
+  else QG_TILE(8, 8, 0, 0);
+#undef QG_TILE
+}
+#endif /* QG_VNNI */
+
 static __thread uint8_t *strip_lv;
 static __thread float *strip_s;
 static __thread int64_t strip_cap;
 
-/* Strips [s0, s1) of 8 rows of W (the last one's columns past n left unwritten). */
+/* Passes [s0, s1) over W, each QG_STRIPS strips of QG_NR rows (a strip past n is zeros, its columns unwritten). */
 static void strips(void *arg, int64_t s0, int64_t s1) {
   const QGemmJob *j = arg;
-  const int k = j->k, type = j->type, gs = group_size(type), groups = k / gs;
-  const int64_t need = (int64_t)k * QG_NR, per = (int64_t)(k / 16) * QG_NR; /* room for groups of 16 */
-  if (need > strip_cap) {
+  const int k = j->k, groups = k / group_size(j->type);
+  const int64_t strip = (int64_t)k * QG_NR, per = (int64_t)(k / 16) * QG_NR; /* room for groups of 16 */
+  if (QG_STRIPS * strip > strip_cap) {
     free(strip_lv);
     free(strip_s);
-    strip_lv = aligned_alloc(32, (size_t)need);
-    strip_s = aligned_alloc(32, sizeof(float) * (size_t)(2 * per));
-    strip_cap = strip_lv && strip_s ? need : 0;
+    strip_lv = aligned_alloc(64, (size_t)(QG_STRIPS * strip));
+    strip_s = aligned_alloc(64, sizeof(float) * (size_t)(2 * QG_STRIPS * per));
+    strip_cap = strip_lv && strip_s ? QG_STRIPS * strip : 0;
     if (!strip_cap) abort(); /* the caller checked the allocations' size; out of memory here is fatal */
   }
-  uint8_t *lv = strip_lv;
-  float *sa = strip_s, *sc = strip_s + per;
+  float *sa[QG_STRIPS], *sc[QG_STRIPS];
+  for (int q = 0; q < QG_STRIPS; q++) sa[q] = strip_s + 2 * q * per, sc[q] = sa[q] + (int64_t)groups * QG_NR;
   for (int64_t p = s0; p < s1; p++) {
-    const int n0 = (int)p * QG_NR, cols = j->n - n0 < QG_NR ? j->n - n0 : QG_NR;
-    pack_strip(j, n0, lv, sa, sc);
+    const int n0 = (int)p * QG_STRIPS * QG_NR;
+    int cols[QG_STRIPS];
+    for (int q = 0; q < QG_STRIPS; q++) {
+      const int left = j->n - n0 - q * QG_NR;
+      cols[q] = left <= 0 ? 0 : left < QG_NR ? left : QG_NR;
+      pack_strip(j, n0 + q * QG_NR, strip_lv + q * strip, sa[q], sc[q]);
+    }
     for (int t = 0; t < j->tiles; t++)
       for (int h = 0; h < QG_MR; h += QG_MR2) {
         const int rows = j->m - t * QG_MR - h;
         if (rows <= 0) break;
-        const int8_t *xp = j->xp + (int64_t)t * k * QG_MR + 4 * h;
         const int64_t at = (int64_t)t * groups * QG_MR + h;
-        const float *xs = j->xs + at, *xc = j->xc + at;
-        const int32_t *xo = j->xo + at;
-        float *y = j->y + ((int64_t)t * QG_MR + h) * j->ldy + n0;
-        const int r = rows < QG_MR2 ? rows : QG_MR2, ldy = j->ldy, acc = j->accumulate;
-        const int sym = symmetric(type), five = type == KV_Q5_0 || type == KV_Q5_1 || type == KV_Q5_K;
-        if (type == KV_Q8_0) tile(8, 1, 1, 1, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
-        else if (gs == 16) tile(4, 2, 1, 0, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
-        else if (five && sym) tile(8, 4, 1, 0, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
-        else if (five) tile(8, 4, 0, 0, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
-        else if (sym) tile(8, 8, 1, 0, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
-        else tile(8, 8, 0, 0, groups, xp, xs, xc, xo, lv, sa, sc, y, ldy, r, cols, acc);
+        const TileRows x = {.xp = j->xp + (int64_t)t * k * QG_MR + 4 * h, .xs = j->xs + at, .xc = j->xc + at,
+                            .xo = j->xo + at, .y = j->y + ((int64_t)t * QG_MR + h) * j->ldy + n0,
+                            .rows = rows < QG_MR2 ? rows : QG_MR2};
+        run_tile(j, &x, strip_lv, sa, sc, cols);
       }
   }
 }
-#endif /* QG_VNNI */
 #endif
 
 int kv_quant_gemm(int type, const uint8_t *w, int n, int k, const float *x, int m, float *y, int ldy, int accumulate) {
