@@ -102,6 +102,12 @@ static void pack_strip(const QGemmJob *j, int n0, uint8_t *lv, float *sa, float 
   }
 }
 
+/* a packed tile's row r past m: levels and factors zero, so it adds nothing */
+static void zero_row(int k, int groups, int r, int8_t *tp, float *xs, float *xc, int32_t *xo) {
+  for (int s = 0; s < k / 4; s++) memset(tp + ((int64_t)s * QG_MR + r) * 4, 0, 4);
+  for (int g = 0; g < groups; g++) xs[g * QG_MR + r] = xc[g * QG_MR + r] = 0.0f, xo[g * QG_MR + r] = 0;
+}
+
 #ifdef QG_VNNI
 /* 6 rows of X against two strips (32 columns of Y): two W vectors a step, 24 accumulators. */
 static inline __attribute__((always_inline)) void tile(const int gsteps, const int symmetric, int groups,
@@ -164,8 +170,7 @@ static void quantize_tiles(void *arg, int64_t t0, int64_t t1) {
     for (int r = 0; r < QG_MR; r++) {
       const int64_t i = t * QG_MR + r;
       if (i >= j->m) {
-        for (int s = 0; s < k / 4; s++) memset(tp + ((int64_t)s * QG_MR + r) * 4, 0, 4);
-        for (int g = 0; g < groups; g++) xs[g * QG_MR + r] = xc[g * QG_MR + r] = 0.0f, xo[g * QG_MR + r] = 0;
+        zero_row(k, groups, r, tp, xs, xc, xo);
         continue;
       }
       const float *xr = j->x + i * k;
@@ -284,8 +289,7 @@ static void quantize_tiles(void *arg, int64_t t0, int64_t t1) {
     for (int r = 0; r < QG_MR; r++) {
       const int64_t i = t * QG_MR + r;
       if (i >= j->m) {
-        for (int s = 0; s < k / 4; s++) memset(tp + ((int64_t)s * QG_MR + r) * 4, 0, 4);
-        for (int g = 0; g < groups; g++) xs[g * QG_MR + r] = xc[g * QG_MR + r] = 0.0f, xo[g * QG_MR + r] = 0;
+        zero_row(k, groups, r, tp, xs, xc, xo);
         continue;
       }
       kv_quantize_activations(k, j->x + i * k, q, d, sums);
