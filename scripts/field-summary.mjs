@@ -1,16 +1,25 @@
 #!/usr/bin/env node
 // The tables of docs/results.md "The newer methods beside LAQ, Judge Q and LookaheadKV" from a results folder
 // made by scripts/field-results.sh: mean score with its 95% bootstrap interval per method, mode and budget, and
-// each method against SnapKV on the same cases.   node scripts/field-summary.mjs [runs/field]
+// each method against SnapKV on the same cases.   node scripts/field-summary.mjs [runs/field] [METHODS against snapkv]
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist', 'src', 'eval');
 const { readRows } = await import(pathToFileURL(join(dist, 'results.js')).href);
-const { formatMarkdownPivot, formatMarkdownPaired } = await import(pathToFileURL(join(dist, 'summary.js')).href);
-const rows = readRows(process.argv[2] ?? join(root, 'runs', 'field'));
-const others = ['laq', 'judgeq', 'lookaheadkv', 'chunkkv', 'criticalkv', 'defensivekv', 'layer-defensivekv', 'kvzip'];
+const { formatMarkdownPivot, formatMarkdownPaired, withoutFileOptions } = await import(pathToFileURL(join(dist, 'summary.js')).href);
+const rows = withoutFileOptions(readRows(process.argv[2] ?? join(root, 'runs', 'field')));
+const others = process.argv[3]?.split(',') ?? [
+  'laq',
+  'judgeq',
+  'lookaheadkv',
+  'chunkkv',
+  'criticalkv',
+  'defensivekv',
+  'layer-defensivekv',
+  'kvzip',
+];
 process.stdout.write(
   `${rows.length} rows\n\n${formatMarkdownPivot(rows, 'score', true)}\n\n${formatMarkdownPaired(rows, 'snapkv', others)}\n\n`,
 );

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bootstrapCi, pairedDifference } from '../src/eval/stats.js';
-import { formatMarkdownPaired, jsonSummary, summarize } from '../src/eval/summary.js';
+import { formatMarkdownPaired, jsonSummary, summarize, withoutFileOptions } from '../src/eval/summary.js';
 import type { ResultRow } from '../src/eval/results.js';
 import { resultRow } from './helpers/eval-fixtures.js';
 import { Rng } from '../src/util/rng.js';
@@ -83,4 +83,20 @@ test('score charts: every point carries its interval, the mean over tasks a stra
   assert.equal(band.mark.type, 'area');
   assert.equal(band.encoding.y.field, 'lo');
   assert.equal(band.encoding.y2?.field, 'hi');
+});
+
+test("tables of one trained file: its path leaves the method's label, every other option stays", () => {
+  const labels = [
+    'judgeq(soft=/a/b/judgeq.safetensors)',
+    'judgeq+laq(lookahead=4,soft=/a/x.safetensors)',
+    'lookaheadkv(modules=m.safetensors,window=8)',
+    'snapkv(window=64)',
+    'full',
+  ];
+  const rows = withoutFileOptions(labels.map((press, i) => row(press, 128, `c${i}`, 50)));
+  assert.deepEqual(
+    rows.map((r) => r.press),
+    ['judgeq', 'judgeq+laq(lookahead=4)', 'lookaheadkv(window=8)', 'snapkv(window=64)', 'full'],
+  );
+  assert.equal(rows[0].score, 50);
 });

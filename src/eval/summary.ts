@@ -132,6 +132,21 @@ export function formatMarkdownTable(rows: readonly ResultRow[]): string {
 export type PivotMeasure = 'score' | 'oracle_hit' | 'attention_recall';
 
 /**
+ * Rows whose method labels leave out a trained-file option (`soft=`, `modules=`), for tables about one such
+ * file: the label names the file so that rows of two files never mix, but a table of one reads better without
+ * a path in every row.
+ */
+export function withoutFileOptions(rows: readonly ResultRow[]): ResultRow[] {
+  const plain = (label: string): string => {
+    const m = /^([^(]*)\((.*)\)$/.exec(label);
+    if (!m) return label;
+    const kept = m[2].split(',').filter((kv) => !/^(soft|modules)=/.test(kv));
+    return kept.length > 0 ? `${m[1]}(${kept.join(',')})` : m[1];
+  };
+  return rows.map((r) => ({ ...r, press: plain(r.press) }));
+}
+
+/**
  * A Markdown table with one line per method and mode and one column per budget, holding the mean of
  * `measure`; "cases" is the number of cases behind each cell (the largest, when budgets differ).
  */

@@ -10,7 +10,7 @@ import { KvevictError } from '../../errors.js';
 import { readRows } from '../../eval/results.js';
 import { loadEngine, runEvalJob } from '../../eval/setup.js';
 import { MODES, makeGrid, parsePress } from '../../eval/settings.js';
-import { formatMarkdownPivot } from '../../eval/summary.js';
+import { formatMarkdownPivot, withoutFileOptions } from '../../eval/summary.js';
 import type { TextSink } from '../../eval/progress.js';
 import { LlamaModel } from '../../model/llama.js';
 import { loadModelDir } from '../../model/load.js';
@@ -161,7 +161,7 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
     const base = { grid, outDir: evalDir, seed: 0, progress: o.progress, log: o.progress, modelDir: o.modelDir };
     await runEvalJob({ ...base, datasets: ['niah'], lengths: o.needleLengths, depths: [0, 25, 50, 75, 100] }, engine);
     await runEvalJob({ ...base, datasets: CARD_RULER_TASKS, samples: o.rulerSamples }, engine);
-    const rows = readRows(evalDir);
+    const rows = withoutFileOptions(readRows(evalDir));
     const needle = rows.filter((r) => r.task === 'niah');
     const ruler = rows.filter((r) => !needle.includes(r));
     benchmarks = [
@@ -202,14 +202,22 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
   const unit = LOSS_UNIT[kind];
   const lossOf = (x: number) => fmt(x * unit.factor, 4);
   const lora = modules ? `LoRA of rank ${modules.rank} (alpha ${modules.alpha}) on ${modules.targets.join(', ')} in every layer` : '';
+  const fileSpec = fileKey in softOpt ? `:${fileKey}=${shown(o.softFile)}` : '';
+  const use = lkv
+    ? fileSpec
+      ? `Use them with \`kvevict generate|inspect|eval --model ${shown(o.modelDir)} --press lookaheadkv${fileSpec} --budget B\`.`
+      : 'They are the default of `modules`: `kvevict generate|inspect|eval --press lookaheadkv --budget B`.'
+    : fileSpec
+      ? `Use them with \`kvevict generate|inspect|eval --model ${shown(o.modelDir)} --press judgeq${fileSpec} --budget B\` (also \`judgeq+laq\`, \`judgeq+window\`).`
+      : 'They are the default of `--soft`: `kvevict generate|inspect|eval --press judgeq --budget B` (also `judgeq+laq`, `judgeq+window`).';
   const intro = lkv
-    ? `\`${basename(o.softFile)}\`: ${soft.count} trained lookahead-token embeddings of size ${soft.hiddenSize} and their ${lora}, active on the lookahead rows only (LookaheadKV, arXiv 2603.10899; methods.md, "LookaheadKV"). They are the default of \`modules\`: \`kvevict generate|inspect|eval --press lookaheadkv --budget B\`. They belong to one model: the file records the model hash \`${soft.modelHash.slice(0, 16)}...\` (sha256 of the architecture fields of config.json and every weight as float32), and any other model is refused.`
+    ? `\`${basename(o.softFile)}\`: ${soft.count} trained lookahead-token embeddings of size ${soft.hiddenSize} and their ${lora}, active on the lookahead rows only (LookaheadKV, arXiv 2603.10899; methods.md, "LookaheadKV"). ${use} They belong to one model: the file records the model hash \`${soft.modelHash.slice(0, 16)}...\` (sha256 of the architecture fields of config.json and every weight as float32), and any other model is refused.`
     : null;
   const md = [
     `# ${lkv ? 'LookaheadKV modules' : 'Judge Q soft tokens'} for \`${basename(resolve(o.modelDir))}\``,
     '',
     intro ??
-      `\`${basename(o.softFile)}\`: ${soft.count} trained soft-token embeddings of size ${soft.hiddenSize} (Judge Q, arXiv 2509.10798; methods.md, "Judge Q"). They are the default of \`--soft\`: \`kvevict generate|inspect|eval --press judgeq --budget B\` (also \`judgeq+laq\`, \`judgeq+window\`). They belong to one model: the file records the model hash \`${soft.modelHash.slice(0, 16)}...\` (sha256 of the architecture fields of config.json and every weight as float32), and any other model is refused.`,
+      `\`${basename(o.softFile)}\`: ${soft.count} trained soft-token embeddings of size ${soft.hiddenSize} (Judge Q, arXiv 2509.10798; methods.md, "Judge Q"). ${use} They belong to one model: the file records the model hash \`${soft.modelHash.slice(0, 16)}...\` (sha256 of the architecture fields of config.json and every weight as float32), and any other model is refused.`,
     '',
     '## Training',
     '',
