@@ -137,13 +137,10 @@ export type PivotMeasure = 'score' | 'oracle_hit' | 'attention_recall';
  * a path in every row.
  */
 export function withoutFileOptions(rows: readonly ResultRow[]): ResultRow[] {
-  const plain = (label: string): string => {
-    const m = /^([^(]*)\((.*)\)$/.exec(label);
-    if (!m) return label;
-    const kept = m[2].split(',').filter((kv) => !/^(soft|modules)=/.test(kv));
-    return kept.length > 0 ? `${m[1]}(${kept.join(',')})` : m[1];
-  };
-  return rows.map((r) => ({ ...r, press: plain(r.press) }));
+  return rows.map((r) => {
+    const options = Object.fromEntries(Object.entries(r.options).filter(([k]) => k !== 'soft' && k !== 'modules'));
+    return { ...r, options };
+  });
 }
 
 /**
