@@ -172,6 +172,9 @@ static float *widen_rows(int which, const uint16_t *src, int64_t n, size_t cap) 
  * head of the group reads them. */
 #define DECODE_TILE8 256
 #define DECODE_MAX_GROUP8 8
+/* bytes the f16 decode fetches ahead of the key or value row in use (the hardware prefetcher alone does not keep
+ * the halves streaming at memory speed) */
+#define DECODE_HALF_AHEAD 2048
 
 /* The sums of four vectors' lanes: {sum a, sum b, sum c, sum d}. */
 static inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
@@ -265,6 +268,7 @@ static inline __attribute__((always_inline)) void decode_half8(const int D8, con
     for (int t = 0; t < tc; t++) {
       __m256 acc[DECODE_MAX_GROUP8];
       for (int h = 0; h < G; h++) acc[h] = _mm256_setzero_ps();
+      for (int c = 0; c < 2 * d; c += 64) _mm_prefetch((const char *)(kt + (int64_t)t * d) + DECODE_HALF_AHEAD + c, _MM_HINT_T0);
       for (int v = 0; v < D8; v++) {
         const __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + (int64_t)t * d + 8 * v)));
         for (int h = 0; h < G; h++) acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * d + 8 * v), kv, acc[h]);
@@ -286,14 +290,24 @@ static inline __attribute__((always_inline)) void decode_half8(const int D8, con
       max_out[h] = nm;
       sum_out[h] += kv_exp_shift_sum(sc[h], tc, nm);
     }
-    for (int v = 0; v < D8; v++) {
-      __m256 o[DECODE_MAX_GROUP8];
-      for (int h = 0; h < G; h++) o[h] = _mm256_loadu_ps(o_out + h * d + 8 * v);
+    /* VB column blocks at a time: G * VB independent sums (one block of a group of 3 would leave three chains,
+     * each waiting out the FMA's latency) */
+    const int VB = G == 1 ? 8 : G == 2 ? 4 : G <= 4 ? 2 : 1;
+    for (int v0 = 0; v0 < D8; v0 += VB) {
+      __m256 o[DECODE_MAX_GROUP8][8];
+      for (int h = 0; h < G; h++)
+        for (int j = 0; j < VB; j++) o[h][j] = _mm256_loadu_ps(o_out + h * d + 8 * (v0 + j));
       for (int u = 0; u < tc; u++) {
-        const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + (int64_t)u * d + 8 * v)));
-        for (int h = 0; h < G; h++) o[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(sc[h] + u), vv, o[h]);
+        const uint16_t *r = vt + (int64_t)u * d + 8 * v0;
+        if (v0 == 0)
+          for (int c = 0; c < 2 * d; c += 64) _mm_prefetch((const char *)(vt + (int64_t)u * d) + DECODE_HALF_AHEAD + c, _MM_HINT_T0);
+        for (int j = 0; j < VB; j++) {
+          const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r + 8 * j)));
+          for (int h = 0; h < G; h++) o[h][j] = _mm256_fmadd_ps(_mm256_broadcast_ss(sc[h] + u), vv, o[h][j]);
+        }
       }
-      for (int h = 0; h < G; h++) _mm256_storeu_ps(o_out + h * d + 8 * v, o[h]);
+      for (int h = 0; h < G; h++)
+        for (int j = 0; j < VB; j++) _mm256_storeu_ps(o_out + h * d + 8 * (v0 + j), o[h][j]);
     }
   }
 }

@@ -104,9 +104,10 @@ const base = [
   tmp,
 ];
 if (process.platform === 'darwin') base.push('-undefined', 'dynamic_lookup');
-// -march=native: the addon is built on the machine that runs it; retry portable if the compiler refuses.
+// -march=native: the addon is built on the machine that runs it; retry portable only if the compiler refuses that
+// flag (an error in the sources must not leave a build without the vector paths that passes the tests anyway).
 let built = run(cc, ['-march=native', ...base]);
-if (!built.ok) built = run(cc, base);
+if (!built.ok && /march/.test(built.out)) built = run(cc, base);
 if (!built.ok) {
   rmSync(tmp, { force: true });
   const firstError = built.out.split('\n').find((l) => /error/i.test(l)) ?? built.out.split('\n')[0];

@@ -287,7 +287,7 @@ function decodeCases(): DecodeCase[] {
   const cases: DecodeCase[] = [];
   // key counts around the 16-key vectors and the 256-key tiles, and long enough to split across threads
   for (const n of [1, 15, 16, 17, 255, 256, 257, 700, 2100]) cases.push({ n, d: 64, group: 3, firstHead: 3, heads: 9, qScale: 1 });
-  for (const group of [1, 2, 4]) cases.push({ n: 300, d: 64, group, firstHead: 0, heads: 8, qScale: 1 });
+  for (const group of [1, 2, 4, 6, 8]) cases.push({ n: 301, d: 64, group, firstHead: 0, heads: 8, qScale: 1 });
   cases.push({ n: 600, d: 128, group: 4, firstHead: 4, heads: 8, qScale: 1 });
   cases.push({ n: 300, d: 48, group: 3, firstHead: 0, heads: 3, qScale: 1 }); // not a vectorized shape
   cases.push({ n: 300, d: 64, group: 5, firstHead: 0, heads: 5, qScale: 1 }); // group beyond the vectorized ones
