@@ -1,6 +1,6 @@
 /** Press options: bad input gives one line naming it; the inspect command prints what the press keeps. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +9,9 @@ import { KvevictError } from '../src/errors.js';
 import { prefillAndCompress, runQueryAware } from '../src/generate/pipeline.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { loadModelDir } from '../src/model/load.js';
-import { makePress, optionsOf, parsePress, pressHelp, PRESS_NAMES, type PressOptions } from '../src/press/index.js';
+import { makePress, optionsOf, parsePress, pressHelp, PRESS_NAMES, withModelFiles, type PressOptions } from '../src/press/index.js';
+import { DEFAULT_SOFT_FILE } from '../src/press/methods/judgeq.js';
+import { defaultModelDir, repoRoot } from '../src/paths.js';
 import { PRESS_OPTION_SPECS, pressFromCli } from '../src/cli/press-options.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { cli } from './helpers/cli.js';
@@ -124,6 +126,27 @@ describe('press options', () => {
         (e: unknown) => e instanceof KvevictError && !e.message.includes('\n') && pattern.test(e.message),
         text,
       );
+    }
+  });
+
+  it("points a trained file left at its default at the model folder's own file", () => {
+    const folder = mkdtempSync(join(tmpdir(), 'kvevict-model-files-'));
+    try {
+      const own = join(folder, 'judgeq.safetensors');
+      // without a file of its own, the model takes the embedded default
+      assert.deepEqual(withModelFiles(parsePress('judgeq'), folder), parsePress('judgeq'));
+      writeFileSync(own, 'x');
+      assert.equal(withModelFiles(parsePress('judgeq:window=8'), folder).options.soft, own);
+      assert.equal(withModelFiles(parsePress('judgeq+laq'), folder).options.soft, own);
+      assert.equal(withModelFiles(parsePress('adakv:scorer=judgeq'), folder).options.soft, own);
+      // a GGUF file's folder holds its trained files
+      assert.equal(withModelFiles(parsePress('judgeq'), join(folder, 'model.gguf')).options.soft, own);
+      // a file the user names stays; methods without trained files and the embedded model are unchanged
+      assert.equal(withModelFiles(parsePress('judgeq:soft=mine.safetensors'), folder).options.soft, 'mine.safetensors');
+      assert.deepEqual(withModelFiles(parsePress('snapkv'), folder), parsePress('snapkv'));
+      assert.deepEqual(withModelFiles(parsePress('judgeq'), defaultModelDir), parsePress('judgeq'));
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 
@@ -262,6 +285,18 @@ describe('kvevict generate --press', () => {
       },
     );
     assert.deepEqual(out.tokens, want.tokens);
+  });
+
+  it("judgeq reads the soft tokens of the model it runs on (kvevict-ref-v2's own)", () => {
+    const v2 = join(repoRoot, 'models', 'kvevict-ref-v2');
+    const args = ['generate', '--model', v2, '--prompt', text, '--max-new-tokens', '2', '--budget', '12', '--json', '--press'];
+    const r = cli([...args, 'judgeq:window=4']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { eviction: { press: string } }).eviction.press, 'judgeq');
+    // the embedded model's soft tokens, named, are refused on it: the default above was not them
+    const embedded = cli([...args, `judgeq:window=4:soft=${DEFAULT_SOFT_FILE}`]);
+    assert.equal(embedded.status, 2);
+    assert.match(embedded.stderr, /judgeq\.safetensors/);
   });
 
   it('bad press options: one line, non-zero exit', () => {

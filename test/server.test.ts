@@ -20,6 +20,7 @@ import { pressFromSpec, parsePress } from '../src/press/registry.js';
 import { Engine, PREFILL_SLICE, QueueFullError, type JobSpec } from '../src/server/engine.js';
 import { MemoryLru } from '../src/server/stores.js';
 import { Server } from '../src/server/server.js';
+import { resolveCompression } from '../src/server/wire.js';
 import { withBos } from '../src/eval/prompt.js';
 import { greedy } from '../src/generate/sampling.js';
 import { cli } from './helpers/cli.js';
@@ -371,6 +372,18 @@ describe('kvevict serve on the command line', () => {
       assert.match(r.stderr, want);
       assert.equal(r.stderr.trim().split('\n').length, 1);
     }
+  });
+});
+
+describe('kv_compression', () => {
+  it("takes a method's trained file from the served model's folder unless the request names one", () => {
+    const v2 = join(repoRoot, 'models', 'kvevict-ref-v2');
+    const asked = { press: 'judgeq', budget: 12, options: { window: 4 } };
+    const own = resolveCompression(asked, { options: {} }, v2).compression!;
+    assert.equal(own.options.soft, join(v2, 'judgeq.safetensors'));
+    assert.equal(resolveCompression(asked, { options: {} }).compression!.options.soft, undefined);
+    const named = { ...asked, options: { window: 4, soft: join(defaultModelDir, 'judgeq.safetensors') } };
+    assert.equal(resolveCompression(named, { options: {} }, v2).compression!.options.soft, named.options.soft);
   });
 });
 

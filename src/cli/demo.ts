@@ -6,6 +6,9 @@ import { loadEngine, runEvalJob } from '../eval/setup.js';
 import { parseBudgets, parseMode } from '../eval/settings.js';
 import { formatTable } from '../eval/summary.js';
 import { defaultModelDir } from '../paths.js';
+import { DEFAULT_SOFT_FILE } from '../press/methods/judgeq.js';
+import { DEFAULT_LOOKAHEAD_FILE } from '../press/methods/lookaheadkv.js';
+import { modelFileFor } from '../press/registry.js';
 import { checkOutputPath, formatHelp, parseArgs, type OptionSpecs } from './args.js';
 
 export const summary = 'the demo: needle + two RULER tasks, every method at two budgets, on the embedded model; table + report';
@@ -32,14 +35,18 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (positionals.length) throw new KvevictError(`demo: unexpected argument "${positionals[0]}"`);
   const out = checkOutputPath(options.out as string, 'folder', 'demo: --out');
-  const presses = options.press ? list(options.press) : demoPresses();
+  const model = options.model as string;
+  const presses = options.press
+    ? list(options.press)
+    : demoPresses(modelFileFor(DEFAULT_SOFT_FILE, model), modelFileFor(DEFAULT_LOOKAHEAD_FILE, model));
   const plan = demoPlan(
     parseBudgets(list(options.budget)),
     list(options.mode).map((m) => parseMode(m)),
     presses,
+    model,
   );
   const t0 = performance.now();
-  const loaded = loadEngine(options.model as string);
+  const loaded = loadEngine(model);
   if (!options.resume) clearResults(out);
   process.stderr.write(
     `kvevict demo: ${plan.datasets.join(', ')} x ${presses.length} methods x budgets ${list(options.budget).join(', ')} on ${loaded.engine.model} -> ${out}\n`,

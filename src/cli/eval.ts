@@ -4,7 +4,7 @@ import { runEvalJob } from '../eval/setup.js';
 import { MODES, makeGrid, parseBudgets, parseMode, parsePress } from '../eval/settings.js';
 import { formatTable, jsonSummary } from '../eval/summary.js';
 import { defaultModelDir } from '../paths.js';
-import { pressHelp } from '../press/registry.js';
+import { pressHelp, withModelFiles } from '../press/registry.js';
 import { formatHelp, parseArgs, requireString, checkOutputPath, type OptionSpecs } from './args.js';
 import { KV_DTYPE_OPTION_SPECS, kvDtypeFromCli } from './kv-dtype.js';
 
@@ -65,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length) throw new KvevictError(`eval: unexpected argument "${positionals[0]}"`);
   const datasets = options.dataset as string[] | undefined;
   if (!datasets) throw new KvevictError('eval: --dataset is required');
-  const presses = (options.press as string[] | undefined)?.map((p) => parsePress(p));
+  const presses = (options.press as string[] | undefined)?.map((p) => withModelFiles(parsePress(p), options.model as string));
   if (!presses) throw new KvevictError('eval: --press is required (e.g. --press full,snapkv,laq)');
   const budgetList = options.budget as string[] | undefined;
   if (!budgetList) throw new KvevictError('eval: --budget is required (e.g. --budget 64,128)');

@@ -1,6 +1,6 @@
 /** The eviction method as every command spells it: --press NAME[:key=value...] with --budget B or --ratio R. */
 import { KvevictError } from '../errors.js';
-import { parsePress, pressFromSpec } from '../press/registry.js';
+import { parsePress, pressFromSpec, withModelFiles, type PressSpec } from '../press/registry.js';
 import type { Press } from '../press/types.js';
 import type { OptionSpecs, ParsedOptions } from './args.js';
 
@@ -24,6 +24,12 @@ export const DECODE_PRESS_OPTION_SPECS: OptionSpecs = {
   'decode-budget': { type: 'int', help: 'entries per KV head kept by --decode-compress' },
 };
 
+/** --press as parsed, its trained-file defaults taken from --model's folder where it has its own. */
+function pressSpecFromCli(parsed: ParsedOptions): PressSpec {
+  const spec = parsePress(String(parsed.press));
+  return typeof parsed.model === 'string' ? withModelFiles(spec, parsed.model) : spec;
+}
+
 /** --decode-compress INTERVAL with --decode-budget B: the press (the --press method at budget B) and the interval, or undefined. */
 export function decodeCompressFromCli(parsed: ParsedOptions): { press: Press; interval: number } | undefined {
   const interval = parsed['decode-compress'] as number | undefined;
@@ -32,7 +38,7 @@ export function decodeCompressFromCli(parsed: ParsedOptions): { press: Press; in
   if (interval === undefined || budget === undefined) throw new KvevictError('--decode-compress and --decode-budget go together');
   if (parsed.press === undefined) throw new KvevictError('--decode-compress needs --press (the method that cuts the cache)');
   if (!Number.isInteger(interval) || interval < 1) throw new KvevictError(`--decode-compress must be an integer >= 1, got ${interval}`);
-  return { press: pressFromSpec(parsePress(String(parsed.press)), { budget }), interval };
+  return { press: pressFromSpec(pressSpecFromCli(parsed), { budget }), interval };
 }
 
 /** --chunk-compress N (undefined when absent); it needs --press. */
@@ -53,5 +59,5 @@ export function pressFromCli(parsed: ParsedOptions): Press | null {
     if (budget !== undefined || ratio !== undefined) throw new KvevictError(`--${budget !== undefined ? 'budget' : 'ratio'} needs --press`);
     return null;
   }
-  return pressFromSpec(parsePress(String(parsed.press)), { budget, ratio });
+  return pressFromSpec(pressSpecFromCli(parsed), { budget, ratio });
 }

@@ -67,6 +67,7 @@ export async function run(argv: string[]): Promise<number> {
     model,
     tokenizer: loaded.tokenizer,
     modelId: basename(resolve(dir)).replace(/\.gguf$/i, ''),
+    modelPath: dir,
     host: String(o.host),
     port: o.port as number,
     defaults: {

@@ -2,7 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_SOFT_FILE } from '../press/methods/judgeq.js';
 import { DEFAULT_LOOKAHEAD_FILE } from '../press/methods/lookaheadkv.js';
-import { PRESS_NAMES } from '../press/registry.js';
+import { PRESS_NAMES, withModelFiles } from '../press/registry.js';
 import { KEPT_DIR } from './runner.js';
 import { RESULTS_FILE, RUN_FILE } from './results.js';
 import type { EvalJob } from './setup.js';
@@ -28,12 +28,20 @@ export interface DemoPlan {
   depths: number[];
 }
 
-/** The demo's small grid: a needle grid and two RULER tasks, every method at two budgets, one mode. */
-export function demoPlan(budgets: number[] = [64, 128], modes: Mode[] = ['query-aware'], presses: string[] = demoPresses()): DemoPlan {
+/**
+ * The demo's small grid: a needle grid and two RULER tasks, every method at two budgets, one mode (trained files
+ * from `modelPath`'s folder where it has its own).
+ */
+export function demoPlan(
+  budgets: number[] = [64, 128],
+  modes: Mode[] = ['query-aware'],
+  presses: string[] = demoPresses(),
+  modelPath?: string,
+): DemoPlan {
   return {
     datasets: ['niah', 'ruler:niah_single_2', 'ruler:vt'],
     grid: makeGrid(
-      presses.map((p) => parsePress(p)),
+      presses.map((p) => (modelPath === undefined ? parsePress(p) : withModelFiles(parsePress(p), modelPath))),
       budgets,
       modes,
     ),

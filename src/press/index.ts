@@ -16,6 +16,8 @@ export {
   makePress,
   parsePress,
   pressFromSpec,
+  withModelFiles,
+  modelFileFor,
   optionsOf,
   optionSpecsOf,
   describePress,

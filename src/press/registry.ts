@@ -1,3 +1,5 @@
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { KvevictError } from '../errors.js';
 import type { BudgetSpec } from './budget-spec.js';
 import { composition, pressOf, type Method, type Wrapper } from './method.js';
@@ -255,6 +257,28 @@ export function parsePress(text: string, where = '--press'): PressSpec {
   const parsed = parseOptions(name, specs, Object.entries(raw), `${where}: `);
   const options = Object.fromEntries(Object.keys(raw).map((flag) => [flag, parsed[optionKey(flag)]])) as PressSpec['options'];
   return { name, options };
+}
+
+/** Where a model keeps its own trained file of the name of `defaultFile`: in its folder (a GGUF file's: beside it). */
+export function modelFileFor(defaultFile: string, modelPath: string): string {
+  const folder = existsSync(modelPath) && statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
+  return join(folder, basename(defaultFile));
+}
+
+/**
+ * The press with each trained-file option left at its default (Judge Q's `soft`, LookaheadKV's `modules`) pointed
+ * at the model's own file of that name (`judgeq.safetensors` beside the model's weights), where there is one: a
+ * method's default file belongs to the embedded model, and another model's folder carries its own.
+ */
+export function withModelFiles(spec: PressSpec, modelPath: string): PressSpec {
+  const byKey = normalizeKeys(spec.name, spec.options);
+  const options = { ...spec.options };
+  for (const [key, s] of Object.entries(optionSpecsOf(spec.name, byKey.scorer as string | undefined))) {
+    if (s.file === undefined || (typeof byKey[key] === 'string' && byKey[key] !== '')) continue;
+    const own = modelFileFor(s.file, modelPath);
+    if (resolve(own) !== resolve(s.file) && existsSync(own)) options[optionFlag(key)] = own;
+  }
+  return { name: spec.name, options };
 }
 
 /** The press of a parsed press string with a budget (or ratio). */

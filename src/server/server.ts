@@ -36,6 +36,8 @@ export interface ServerOptions {
   tokenizer: Tokenizer;
   /** the id GET /v1/models lists and responses carry */
   modelId: string;
+  /** the model's folder or file, where methods look for their trained files (Judge Q's soft tokens) */
+  modelPath?: string;
   host?: string;
   port?: number;
   /** the eviction of requests without kv_compression (and its defaults for fields they leave out) */
@@ -78,6 +80,7 @@ export class Server {
   private readonly created = Math.floor(Date.now() / 1000);
   private readonly maxPromptTokens: number;
   private readonly defaults: CompressionRequest;
+  private readonly modelPath: string | undefined;
 
   constructor(readonly opts: ServerOptions) {
     const cfg = opts.model.config;
@@ -86,7 +89,8 @@ export class Server {
     this.shared = typeof opts.store === 'string' ? sharedStoreFrom(opts.store) : (opts.store ?? null);
     this.defaults = opts.defaults ?? { options: {} };
     // the defaults are checked once, at start-up, as the CLI checks its flags
-    if (this.defaults.press !== undefined) resolveCompressionOrThrow(this.defaults);
+    if (this.defaults.press !== undefined) resolveCompressionOrThrow(this.defaults, opts.modelPath);
+    this.modelPath = opts.modelPath;
     this.engine = new Engine(opts.model, opts.tokenizer, {
       kvDtype: opts.kvDtype ?? DEFAULT_KV_DTYPE,
       memory: this.memory,
@@ -196,7 +200,7 @@ export class Server {
 
   private complete(kind: Kind, route: string, body: Record<string, unknown>, req: IncomingMessage, res: ServerResponse, t0: number): void {
     const p = kind === 'chat' ? parseChatRequest(body) : parseCompletionRequest(body);
-    const { compression, mode: asked } = resolveCompression(p.kv, this.defaults);
+    const { compression, mode: asked } = resolveCompression(p.kv, this.defaults, this.modelPath);
     const { context, question, chat, mode } = this.prompt(kind, p, asked);
     const promptTokens = context.length + question.length;
     if (promptTokens > this.maxPromptTokens)
@@ -339,9 +343,9 @@ export class Server {
   }
 }
 
-function resolveCompressionOrThrow(d: CompressionRequest): void {
+function resolveCompressionOrThrow(d: CompressionRequest, modelPath: string | undefined): void {
   try {
-    resolveCompression({ options: {} }, d);
+    resolveCompression({ options: {} }, d, modelPath);
   } catch (e) {
     if (e instanceof HttpError) throw new KvevictError(`serve: ${e.message.replace(/^kv_compression/, '--press')}`);
     throw e;

@@ -4,7 +4,7 @@
  */
 import { KvevictError } from '../errors.js';
 import { PIPELINE_MODES, type PipelineMode } from '../generate/pipeline.js';
-import { parsePress, pressFromSpec } from '../press/registry.js';
+import { parsePress, pressFromSpec, withModelFiles } from '../press/registry.js';
 import type { Compression, JobResult } from './engine.js';
 
 /** An error answered as OpenAI's error object with an HTTP status. */
@@ -141,10 +141,14 @@ function parseCompression(b: Record<string, unknown>): CompressionRequest {
   return { press: v.press as string | undefined, budget, ratio, mode: v.mode as PipelineMode | undefined, options };
 }
 
-/** The eviction of a request: its kv_compression over the server's defaults; null for the full cache. */
+/**
+ * The eviction of a request: its kv_compression over the server's defaults; null for the full cache. Trained
+ * files left at their defaults come from `modelPath`'s folder where it has its own.
+ */
 export function resolveCompression(
   kv: CompressionRequest,
   defaults: CompressionRequest,
+  modelPath?: string,
 ): { compression: Compression | null; mode: PipelineMode } {
   const mode = kv.mode ?? defaults.mode ?? 'query-agnostic';
   const name = kv.press ?? defaults.press;
@@ -157,7 +161,8 @@ export function resolveCompression(
     if (String(x).includes(':')) throw bad(`kv_compression.options.${k}`, 'must not contain ":"');
   const text = [name, ...Object.entries(options).map(([k, x]) => `${k}=${String(x)}`)].join(':');
   try {
-    const spec = parsePress(text, 'kv_compression');
+    const parsed = parsePress(text, 'kv_compression');
+    const spec = modelPath === undefined ? parsed : withModelFiles(parsed, modelPath);
     if (budget === undefined && ratio === undefined) throw bad('kv_compression', `press ${spec.name} needs a budget or a ratio`);
     const press = pressFromSpec(spec, { budget, ratio });
     return { compression: { press, name: spec.name, options: spec.options, budget, ratio }, mode };

@@ -17,7 +17,7 @@ export const DEFAULT_SOFT_FILE = join(defaultModelDir, 'judgeq.safetensors');
 
 const soft = fileOption({
   defaultFile: DEFAULT_SOFT_FILE,
-  help: "trained soft-token file (default: the embedded model's judgeq.safetensors)",
+  help: "trained soft-token file (default: judgeq.safetensors in the model's folder, else the embedded model's)",
 });
 const noWindow = booleanOption({ help: 'keep no prompt window (w = 0)' });
 /** without a window of its own, the window is kept only where stage 1 keeps one */

@@ -15,7 +15,7 @@ export const lookaheadkv = defineMethod({
   options: {
     modules: fileOption({
       defaultFile: DEFAULT_LOOKAHEAD_FILE,
-      help: "trained LookaheadKV file (default: the embedded model's lookaheadkv.safetensors)",
+      help: "trained LookaheadKV file (default: lookaheadkv.safetensors in the model's folder, else the embedded model's)",
     }),
     ...pooled,
     window: { ...window, kept: (o: Record<string, unknown>) => !o.noWindow },

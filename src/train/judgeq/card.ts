@@ -17,6 +17,7 @@ import { loadModelDir } from '../../model/load.js';
 import { DEFAULT_SOFT_FILE } from '../../press/methods/judgeq.js';
 import { DEFAULT_LOOKAHEAD_FILE } from '../../press/methods/lookaheadkv.js';
 import { loadLookaheadModules } from '../../press/queries/lookahead-adapter-file.js';
+import { modelFileFor } from '../../press/registry.js';
 import { loadSoftTokens, modelHash } from '../../press/queries/soft-tokens-file.js';
 import { formatDuration } from '../progress.js';
 import { heldOutFidelity, type FidelityCell, type MethodSpec } from './hit-rate.js';
@@ -202,14 +203,17 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
   const unit = LOSS_UNIT[kind];
   const lossOf = (x: number) => fmt(x * unit.factor, 4);
   const lora = modules ? `LoRA of rank ${modules.rank} (alpha ${modules.alpha}) on ${modules.targets.join(', ')} in every layer` : '';
-  const fileSpec = fileKey in softOpt ? `:${fileKey}=${shown(o.softFile)}` : '';
+  // a file in the model's own folder under the default name is found there without naming it
+  const own = resolve(o.softFile) === resolve(modelFileFor(lkv ? DEFAULT_LOOKAHEAD_FILE : DEFAULT_SOFT_FILE, o.modelDir));
+  const fileSpec = fileKey in softOpt && !own ? `:${fileKey}=${shown(o.softFile)}` : '';
+  const modelSpec = fileKey in softOpt ? ` --model ${shown(o.modelDir)}` : '';
   const use = lkv
     ? fileSpec
       ? `Use them with \`kvevict generate|inspect|eval --model ${shown(o.modelDir)} --press lookaheadkv${fileSpec} --budget B\`.`
-      : 'They are the default of `modules`: `kvevict generate|inspect|eval --press lookaheadkv --budget B`.'
+      : `They are the default of \`modules\`${modelSpec ? ' on this model' : ''}: \`kvevict generate|inspect|eval${modelSpec} --press lookaheadkv --budget B\`.`
     : fileSpec
       ? `Use them with \`kvevict generate|inspect|eval --model ${shown(o.modelDir)} --press judgeq${fileSpec} --budget B\` (also \`judgeq+laq\`, \`judgeq+window\`).`
-      : 'They are the default of `--soft`: `kvevict generate|inspect|eval --press judgeq --budget B` (also `judgeq+laq`, `judgeq+window`).';
+      : `They are the default of \`soft\`${modelSpec ? ' on this model' : ''}: \`kvevict generate|inspect|eval${modelSpec} --press judgeq --budget B\` (also \`judgeq+laq\`, \`judgeq+window\`).`;
   const intro = lkv
     ? `\`${basename(o.softFile)}\`: ${soft.count} trained lookahead-token embeddings of size ${soft.hiddenSize} and their ${lora}, active on the lookahead rows only (LookaheadKV, arXiv 2603.10899; methods.md, "LookaheadKV"). ${use} They belong to one model: the file records the model hash \`${soft.modelHash.slice(0, 16)}...\` (sha256 of the architecture fields of config.json and every weight as float32), and any other model is refused.`
     : null;
