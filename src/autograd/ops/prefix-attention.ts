@@ -53,13 +53,15 @@ export function prefixAttention(
   const inv = 1 / rows;
   const rowInv = new Float32Array(rows);
 
-  for (let h = 0; h < heads; h++) {
+  /** query head h's probabilities, its prefix and its slices of q, k and v */
+  const head = (h: number) => {
     const g = Math.floor(h / group);
-    const pre = prefix[g];
     const P = probs.subarray(h * rows * cols, (h + 1) * rows * cols);
-    const qh = q.data.subarray(h * d),
-      kh = k.data.subarray(g * d),
-      vh = v.data.subarray(g * d);
+    return { g, pre: prefix[g], P, qh: q.data.subarray(h * d), kh: k.data.subarray(g * d), vh: v.data.subarray(g * d) };
+  };
+
+  for (let h = 0; h < heads; h++) {
+    const { pre, P, qh, kh, vh } = head(h);
     if (n > 0) kern.sgemm(false, true, rows, n, d, scale, qh, qs, pre.keys, d, 0, P, cols);
     kern.sgemm(false, true, rows, rows, d, scale, qh, qs, kh, ks, 0, P.subarray(n), cols);
     const mean = prefixMean.data.subarray(h * n, (h + 1) * n);
@@ -87,12 +89,7 @@ export function prefixAttention(
       const dv = v.requiresGrad ? v.gradBuf() : null;
       const dS = new Float32Array(rows * cols);
       for (let h = 0; h < heads; h++) {
-        const g = Math.floor(h / group);
-        const pre = prefix[g];
-        const P = probs.subarray(h * rows * cols, (h + 1) * rows * cols);
-        const qh = q.data.subarray(h * d),
-          kh = k.data.subarray(g * d),
-          vh = v.data.subarray(g * d);
+        const { g, pre, P, qh, kh, vh } = head(h);
         // dP = dO . [Vprefix; Vrows]^T + dMean / rows on the prefix columns
         dS.fill(0);
         if (dO) {
