@@ -101,6 +101,26 @@ export function formatHelp(usage: string, specs: OptionSpecs): string {
 
 /** Typed getters that throw a KvevictError naming the option. */
 /**
+ * A command's options: parsed, then --help printed (`more` after the options' table; null returned, the command
+ * is done) and positional arguments refused, the first by name with `hint` after it.
+ */
+export function commandOptions(
+  argv: string[],
+  specs: OptionSpecs,
+  command: string,
+  usage: string,
+  o: { more?: string; hint?: string } = {},
+): ParsedOptions | null {
+  const { options, positionals } = parseArgs(argv, specs, command);
+  if (options.help) {
+    process.stdout.write(formatHelp(usage, specs) + (o.more ? '\n\n' + o.more : '') + '\n');
+    return null;
+  }
+  if (positionals.length) throw new KvevictError(`${command}: unexpected argument "${positionals[0]}"${o.hint ?? ''}`);
+  return options;
+}
+
+/**
  * An output path checked before any work starts: a file must not be a folder and its folder must exist;
  * a folder must not be a file, and the nearest existing folder above it must be writable.
  */

@@ -8,7 +8,7 @@ import { loadModelDir } from '../model/load.js';
 import { defaultModelDir } from '../paths.js';
 import { parsePress, pressHelp } from '../press/registry.js';
 import { prefillProgress } from './prefill-progress.js';
-import { checkOutputPath, formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
+import { checkOutputPath, requireString, type OptionSpecs, commandOptions } from './args.js';
 import { PRESS_OPTION_SPECS, chunkCompressFromCli, pressFromCli } from './press-options.js';
 import { KV_DTYPE_OPTION_SPECS, kvDtypeFromCli } from './kv-dtype.js';
 
@@ -29,12 +29,8 @@ const USAGE =
   'kvevict compress [--model DIR] --context-file FILE [--chat] --press NAME[:key=value...] (--budget B | --ratio R) [--kv-dtype f16|f32] --out FILE.kvc [--json]';
 
 export async function run(argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, specs, 'compress');
-  if (o.help) {
-    process.stdout.write(formatHelp(USAGE, specs) + '\n\n' + pressHelp() + '\n');
-    return 0;
-  }
-  if (positionals.length) throw new KvevictError(`compress: unexpected argument "${positionals[0]}"`);
+  const o = commandOptions(argv, specs, 'compress', USAGE, { more: pressHelp() });
+  if (!o) return 0;
   const source = requireString(o, 'context-file', 'compress');
   if (!existsSync(source)) throw new KvevictError(`compress: --context-file ${source}: file not found`);
   const out = checkOutputPath(requireString(o, 'out', 'compress'), 'file', 'compress: --out');

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { KvevictError } from '../errors.js';
 import { clearResults, demoJobs, demoPlan, demoPresses } from '../eval/demo.js';
 import { writeReport } from '../eval/report/index.js';
 import { loadEngine, runEvalJob } from '../eval/setup.js';
@@ -9,7 +8,7 @@ import { defaultModelDir } from '../paths.js';
 import { DEFAULT_SOFT_FILE } from '../press/methods/judgeq.js';
 import { DEFAULT_LOOKAHEAD_FILE } from '../press/methods/lookaheadkv.js';
 import { modelFileFor } from '../press/registry.js';
-import { checkOutputPath, formatHelp, parseArgs, type OptionSpecs } from './args.js';
+import { checkOutputPath, type OptionSpecs, commandOptions } from './args.js';
 
 export const summary = 'the demo: needle + two RULER tasks, every method at two budgets, on the embedded model; table + report';
 
@@ -28,12 +27,8 @@ const USAGE = 'kvevict demo [--out DIR] [--model DIR] [--budget LIST] [--mode LI
 const list = (v: unknown): string[] => (typeof v === 'string' ? v.split(',') : (v as string[]));
 
 export async function run(argv: string[]): Promise<number> {
-  const { options, positionals } = parseArgs(argv, specs, 'demo');
-  if (options.help) {
-    process.stdout.write(formatHelp(USAGE, specs) + '\n');
-    return 0;
-  }
-  if (positionals.length) throw new KvevictError(`demo: unexpected argument "${positionals[0]}"`);
+  const options = commandOptions(argv, specs, 'demo', USAGE);
+  if (!options) return 0;
   const out = checkOutputPath(options.out as string, 'folder', 'demo: --out');
   const model = options.model as string;
   const presses = options.press

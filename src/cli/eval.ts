@@ -5,7 +5,7 @@ import { MODES, makeGrid, parseBudgets, parseMode, parsePress } from '../eval/se
 import { formatTable, jsonSummary } from '../eval/summary.js';
 import { defaultModelDir } from '../paths.js';
 import { pressHelp, withModelFiles } from '../press/registry.js';
-import { formatHelp, parseArgs, requireString, checkOutputPath, type OptionSpecs } from './args.js';
+import { requireString, checkOutputPath, type OptionSpecs, commandOptions } from './args.js';
 import { KV_DTYPE_OPTION_SPECS, kvDtypeFromCli } from './kv-dtype.js';
 
 export const summary = 'run a grid of methods x budgets over a dataset; resumable, JSONL rows, summary table';
@@ -57,12 +57,8 @@ function chunkCompressOf(n: number | undefined): number | undefined {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { options, positionals } = parseArgs(argv, specs, 'eval');
-  if (options.help) {
-    process.stdout.write(formatHelp(USAGE, specs) + '\n\n' + pressHelp() + '\n');
-    return 0;
-  }
-  if (positionals.length) throw new KvevictError(`eval: unexpected argument "${positionals[0]}"`);
+  const options = commandOptions(argv, specs, 'eval', USAGE, { more: pressHelp() });
+  if (!options) return 0;
   const datasets = options.dataset as string[] | undefined;
   if (!datasets) throw new KvevictError('eval: --dataset is required');
   const presses = (options.press as string[] | undefined)?.map((p) => withModelFiles(parsePress(p), options.model as string));

@@ -18,7 +18,7 @@ import {
 import { prefillProgress } from './prefill-progress.js';
 import { KV_DTYPE_OPTION_SPECS, kvDtypeFromCli } from './kv-dtype.js';
 import { tokenCacheBytes, type KvDtype } from '../cache/kv-cache.js';
-import { formatHelp, parseArgs, requireString, type OptionSpecs, type ParsedOptions } from './args.js';
+import { requireString, type OptionSpecs, type ParsedOptions, commandOptions } from './args.js';
 
 export const summary = 'generate text from a prompt or a chat message';
 
@@ -129,13 +129,8 @@ function splitPrompt(
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { options, positionals } = parseArgs(argv, specs, 'generate');
-  if (options.help) {
-    process.stdout.write(formatHelp(USAGE, specs) + '\n\n' + pressHelp() + '\n');
-    return 0;
-  }
-  if (positionals.length)
-    throw new KvevictError(`generate: unexpected argument "${positionals[0]}" (the text goes after --prompt or --chat)`);
+  const options = commandOptions(argv, specs, 'generate', USAGE, { more: pressHelp(), hint: ' (the text goes after --prompt or --chat)' });
+  if (!options) return 0;
   const prompt = options.prompt as string | undefined;
   const chat = options.chat as string | undefined;
   const contextFile = options.context as string | undefined;

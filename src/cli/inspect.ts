@@ -10,7 +10,7 @@ import { PRESS_OPTION_SPECS, chunkCompressFromCli, pressFromCli } from './press-
 import { KV_DTYPE_OPTION_SPECS, kvDtypeFromCli } from './kv-dtype.js';
 import type { KeepPlan } from '../press/types.js';
 import { prefillProgress } from './prefill-progress.js';
-import { formatHelp, parseArgs, requireString, type OptionSpecs } from './args.js';
+import { requireString, type OptionSpecs, commandOptions } from './args.js';
 
 export const summary = 'show which prompt tokens a press keeps, per layer and KV head';
 
@@ -82,13 +82,8 @@ function summaryText(
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { options, positionals } = parseArgs(argv, specs, 'inspect');
-  if (options.help) {
-    process.stdout.write(formatHelp(USAGE, specs) + '\n\n' + pressHelp() + '\n');
-    return 0;
-  }
-  if (positionals.length)
-    throw new KvevictError(`inspect: unexpected argument "${positionals[0]}" (the text goes after --prompt or --chat)`);
+  const options = commandOptions(argv, specs, 'inspect', USAGE, { more: pressHelp(), hint: ' (the text goes after --prompt or --chat)' });
+  if (!options) return 0;
   const prompt = options.prompt as string | undefined;
   const chat = options.chat as string | undefined;
   if ((prompt === undefined) === (chat === undefined)) throw new KvevictError('inspect: give exactly one of --prompt or --chat');

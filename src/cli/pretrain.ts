@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { parseArgs, formatHelp, requireString, checkOutputPath, type OptionSpecs } from './args.js';
+import { requireString, checkOutputPath, type OptionSpecs, commandOptions } from './args.js';
 import { KvevictError } from '../errors.js';
 import { DEFAULT_PRETRAIN, TINY_PRETRAIN, pretrain, type PretrainOptions } from '../train/pretrain.js';
 import { MIXES, TINY_CURRICULUM, type CurriculumStage } from '../train/data/batch.js';
@@ -109,12 +109,8 @@ function int(o: Record<string, unknown>, k: string): number {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, SPECS, 'pretrain');
-  if (o.help) {
-    process.stdout.write(formatHelp('kvevict pretrain --out DIR [--resume] [--seed S] [--steps N] [options]', SPECS) + '\n');
-    return 0;
-  }
-  if (positionals.length) throw new KvevictError(`pretrain: unexpected argument "${positionals[0]}"`);
+  const o = commandOptions(argv, SPECS, 'pretrain', 'kvevict pretrain --out DIR [--resume] [--seed S] [--steps N] [options]');
+  if (!o) return 0;
   if (o.evaluate && o.suite !== 'card') {
     if (o.suite !== 'targets') throw new KvevictError(`pretrain: --suite must be targets or card, got "${String(o.suite)}"`);
     const dir = resolve(typeof o.model === 'string' ? o.model : defaultModelDir);

@@ -6,7 +6,7 @@ import { loadModelDir } from '../model/load.js';
 import { defaultModelDir } from '../paths.js';
 import { parsePress, pressHelp } from '../press/registry.js';
 import { Server } from '../server/server.js';
-import { formatHelp, parseArgs, type OptionSpecs } from './args.js';
+import { type OptionSpecs, commandOptions } from './args.js';
 import { KV_DTYPE_OPTION_SPECS, kvDtypeFromCli } from './kv-dtype.js';
 
 export const summary = 'an OpenAI-compatible server with KV-cache eviction per request and reusable compressed contexts';
@@ -39,12 +39,8 @@ const USAGE =
   'kvevict serve [--model M] [--host 127.0.0.1] [--port 8080] [--press P --budget B --mode M] [--store DIR | redis://HOST:PORT] [--cache-bytes N] [--max-queue N] [--api-key KEY] [--max-prompt-tokens N]';
 
 export async function run(argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, specs, 'serve');
-  if (o.help) {
-    process.stdout.write(formatHelp(USAGE, specs) + '\n\n' + pressHelp() + '\n');
-    return 0;
-  }
-  if (positionals.length) throw new KvevictError(`serve: unexpected argument "${positionals[0]}"`);
+  const o = commandOptions(argv, specs, 'serve', USAGE, { more: pressHelp() });
+  if (!o) return 0;
   const mode = o.mode as string;
   if (!(PIPELINE_MODES as readonly string[]).includes(mode))
     throw new KvevictError(`serve: --mode must be ${PIPELINE_MODES.join(' or ')}, got "${mode}"`);

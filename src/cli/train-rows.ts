@@ -15,7 +15,7 @@ import {
   trainLookaheadkv,
   type TrainedKind,
 } from '../train/judgeq/train.js';
-import { formatHelp, parseArgs, requireString, checkOutputPath, type OptionSpecs } from './args.js';
+import { requireString, checkOutputPath, type OptionSpecs, commandOptions } from './args.js';
 
 export const SUMMARIES: Record<TrainedKind, string> = {
   judgeq: "train Judge Q soft tokens for a model (its own responses' attention as the target)",
@@ -89,12 +89,8 @@ export async function runTrainer(kind: TrainedKind, argv: string[]): Promise<num
   const specs = specsOf(kind);
   const rowsFlag = kind === 'lookaheadkv' ? 'lookahead-tokens' : 'soft-tokens';
   const usage = `kvevict ${tool} [--model DIR] --out FILE.safetensors [--${rowsFlag} 32] [--steps N] [--lr X] [--batch N] [--seed S] [--resume]`;
-  const { options: o, positionals } = parseArgs(argv, specs, tool);
-  if (o.help) {
-    process.stdout.write(formatHelp(usage, specs) + '\n');
-    return 0;
-  }
-  if (positionals.length) throw new KvevictError(`${tool}: unexpected argument "${positionals[0]}"`);
+  const o = commandOptions(argv, specs, tool, usage);
+  if (!o) return 0;
   const out = checkOutputPath(requireString(o, 'out', tool), 'file', `${tool}: --out`);
   if (!out.endsWith('.safetensors')) throw new KvevictError(`${tool}: --out ${out} must end in .safetensors`);
   const num = (k: string) => o[k] as number;
