@@ -84,34 +84,36 @@ function round(x: number, digits: number): number {
 const fmt = (x: number | null, digits = 1) => (x === null ? '-' : x.toFixed(digits));
 const ciText = (ci: [number, number] | null) => (ci === null ? '-' : `[${ci[0].toFixed(1)}, ${ci[1].toFixed(1)}]`);
 
-/** A plain-text table; one line per method and budget, one block per mode, a column per task when several. */
-export function formatTable(rows: readonly ResultRow[]): string {
+/**
+ * The summary's header and rows: method, budget, mode, cases, score and its 95% interval, a column per task when
+ * there are several, then the fidelity means. The text table and the report's HTML table both show these.
+ */
+export function summaryRows(rows: readonly ResultRow[]): { header: string[]; body: string[][] } {
   const overall = summarize(rows);
   const perTask = summarize(rows, true);
   const tasks = [...new Set(rows.map((r) => r.task))].sort();
-  const header = ['method', 'budget', 'mode', 'n', 'score', '95% CI', ...(tasks.length > 1 ? tasks : []), 'hit%', 'recall%', 'top1%', 'KL'];
-  const body: string[][] = overall.map((s) => {
+  const header = ['method', 'budget', 'mode', 'cases', 'score', '95% CI', ...(tasks.length > 1 ? tasks : [])];
+  header.push('oracle hit %', 'attention recall %', 'top-1 %', 'KL');
+  const body = overall.map((s) => {
     const taskCells =
       tasks.length > 1
-        ? tasks.map((t) => {
-            const m = perTask.find((p) => p.task === t && p.press === s.press && p.budget === s.budget && p.mode === s.mode);
-            return m ? fmt(m.score) : '-';
-          })
+        ? tasks.map((t) =>
+            fmt(perTask.find((p) => p.task === t && p.press === s.press && p.budget === s.budget && p.mode === s.mode)?.score ?? null),
+          )
         : [];
-    return [
-      s.press,
-      String(s.budget),
-      s.mode,
-      String(s.n),
-      fmt(s.score),
-      ciText(s.ci95),
-      ...taskCells,
-      fmt(s.oracle_hit),
-      fmt(s.attention_recall),
-      fmt(s.top1),
-      fmt(s.kl, 3),
-    ];
+    const fidelity = [fmt(s.oracle_hit), fmt(s.attention_recall), fmt(s.top1), fmt(s.kl, 3)];
+    return [s.press, String(s.budget), s.mode, String(s.n), fmt(s.score), ciText(s.ci95), ...taskCells, ...fidelity];
   });
+  return { header, body };
+}
+
+/** Short column names of the plain-text table. */
+const TEXT_HEADER: Record<string, string> = { cases: 'n', 'oracle hit %': 'hit%', 'attention recall %': 'recall%', 'top-1 %': 'top1%' };
+
+/** A plain-text table; one line per method and budget, one block per mode, a column per task when several. */
+export function formatTable(rows: readonly ResultRow[]): string {
+  const { header: names, body } = summaryRows(rows);
+  const header = names.map((h) => TEXT_HEADER[h] ?? h);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');

@@ -1,5 +1,5 @@
 import type { ResultRow } from '../results.js';
-import { summarize } from '../summary.js';
+import { summaryRows } from '../summary.js';
 
 export interface ChartEntry {
   id: string;
@@ -14,45 +14,9 @@ export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-const fmt = (x: number | null, d = 1) => (x === null ? '–' : x.toFixed(d));
-
 /** The summary as an HTML table: one row per method, budget and mode, one column per task. */
 export function summaryTableHtml(rows: readonly ResultRow[]): string {
-  const overall = summarize(rows);
-  const perTask = summarize(rows, true);
-  const tasks = [...new Set(rows.map((r) => r.task))].sort();
-  const head = [
-    'method',
-    'budget',
-    'mode',
-    'cases',
-    'score',
-    ...(tasks.length > 1 ? tasks : []),
-    'oracle hit %',
-    'attention recall %',
-    'top-1 %',
-    'KL',
-  ];
-  const body = overall.map((s) => {
-    const cells =
-      tasks.length > 1
-        ? tasks.map((t) =>
-            fmt(perTask.find((p) => p.task === t && p.press === s.press && p.budget === s.budget && p.mode === s.mode)?.score ?? null),
-          )
-        : [];
-    return [
-      s.press,
-      String(s.budget),
-      s.mode,
-      String(s.n),
-      fmt(s.score),
-      ...cells,
-      fmt(s.oracle_hit),
-      fmt(s.attention_recall),
-      fmt(s.top1),
-      fmt(s.kl, 3),
-    ];
-  });
+  const { header: head, body } = summaryRows(rows);
   return `<table class="summary"><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${body
     .map((r) => `<tr>${r.map((c, i) => `<td${i === 1 || i >= 3 ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`)
     .join('')}</tbody></table>`;
