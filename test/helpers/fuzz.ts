@@ -57,6 +57,12 @@ interface Target {
   subset?: boolean;
 }
 
+/** A safetensors file as a target: its bytes as written, the header (length word and JSON) to fuzz, and its loader. */
+function safetensorsTarget(file: string, load: () => string): Target {
+  const original = readFileSync(file);
+  return { file, original, headerEnd: 8 + Number(original.readBigUInt64LE(0)), load };
+}
+
 function modelDir(root: string): string {
   const dir = join(root, 'model');
   writeRandomModelDir(dir, tinyRawConfig('llama', { vocab_size: 259, num_hidden_layers: 1 }), { tokenizerFrom: 'bytes' });
@@ -75,8 +81,7 @@ function makeTarget(kind: FuzzKind, root: string): Target {
   if (kind === 'safetensors') {
     const dir = modelDir(root);
     const file = join(dir, 'model.safetensors');
-    const original = readFileSync(file);
-    return { file, original, headerEnd: 8 + Number(original.readBigUInt64LE(0)), load: () => weightsDigest(dir) };
+    return safetensorsTarget(file, () => weightsDigest(dir));
   }
   if (kind === 'gguf') {
     const dir = modelDir(root);
@@ -125,16 +130,10 @@ function makeTarget(kind: FuzzKind, root: string): Target {
   if (kind === 'soft-tokens') {
     const file = join(root, 'soft.safetensors');
     saveSoftTokens(file, { embeddings: new Rng(4).normalArray(4 * 16, 1), count: 4, hiddenSize: 16, modelHash: 'a'.repeat(64) });
-    const original = readFileSync(file);
-    return {
-      file,
-      original,
-      headerEnd: 8 + Number(original.readBigUInt64LE(0)),
-      load: () => {
-        const s = loadSoftTokens(file);
-        return digest([s.embeddings, String(s.count), String(s.hiddenSize), s.modelHash]);
-      },
-    };
+    return safetensorsTarget(file, () => {
+      const s = loadSoftTokens(file);
+      return digest([s.embeddings, String(s.count), String(s.hiddenSize), s.modelHash]);
+    });
   }
   if (kind === 'lookaheadkv') {
     const dir = modelDir(root);
@@ -154,18 +153,12 @@ function makeTarget(kind: FuzzKind, root: string): Target {
     saveLookaheadModules(file, { ...base, rank: 2, alpha: 4, targets: ['q', 'down'], lora, modelHash: modelHash(cfg, m.weights) }, (t) =>
       loraShape(cfg, t),
     );
-    const original = readFileSync(file);
-    return {
-      file,
-      original,
-      headerEnd: 8 + Number(original.readBigUInt64LE(0)),
-      load: () => {
-        const x = loadLookaheadModules(file);
-        checkLookaheadFor(x, cfg, m.weights);
-        const arrays = x.lora.flatMap((layer) => Object.values(layer).flatMap((p) => [p.a, p.b]));
-        return digest([x.embeddings, ...arrays, JSON.stringify([x.count, x.rank, x.alpha, x.targets, x.modelHash])]);
-      },
-    };
+    return safetensorsTarget(file, () => {
+      const x = loadLookaheadModules(file);
+      checkLookaheadFor(x, cfg, m.weights);
+      const arrays = x.lora.flatMap((layer) => Object.values(layer).flatMap((p) => [p.a, p.b]));
+      return digest([x.embeddings, ...arrays, JSON.stringify([x.count, x.rank, x.alpha, x.targets, x.modelHash])]);
+    });
   }
   if (kind === 'context') {
     const dir = modelDir(root);
