@@ -4,7 +4,7 @@
  * press against a brute-force version of methods.md's definition (no soft entry left in the cache).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -23,6 +23,7 @@ import { AdamW } from '../src/train/adamw.js';
 import { exampleLoss, type JudgeqExample, type Learned } from '../src/train/judgeq/objective.js';
 import { AppendedRows } from '../src/model/appended-rows.js';
 import { trainJudgeq } from '../src/train/judgeq/train.js';
+import { writeJudgeqCard } from '../src/train/judgeq/card.js';
 import { heldOutFidelity } from '../src/train/judgeq/hit-rate.js';
 import { attentionMass, attentionRecall, oracleHitRate } from '../src/eval/fidelity.js';
 import { loadModelDir } from '../src/model/load.js';
@@ -412,6 +413,48 @@ describe('train-judgeq', () => {
       ),
       /trained for another model/,
     );
+  });
+});
+
+describe('the Judge Q card', () => {
+  const modelDir = join(dir, 'card-model');
+  const base = tinyTrainingRun(modelDir);
+
+  it("says how to use a model folder's own file, and counts only the rows of the file as it is", async () => {
+    const out = join(modelDir, 'judgeq.safetensors'),
+      runDir = join(dir, 'card-run');
+    trainJudgeq({ ...base, out, runDir });
+    const bytes = readFileSync(out),
+      time = statSync(out).mtimeMs;
+    // resuming the finished run (as `train-judgeq --resume --card` does) keeps the delivered file
+    assert.ok(trainJudgeq({ ...base, resume: true, out, runDir }).complete);
+    assert.deepEqual(readFileSync(out), bytes);
+    assert.equal(statSync(out).mtimeMs, time);
+    const card = {
+      modelDir,
+      softFile: out,
+      runDir,
+      heldOut: 2,
+      budgets: [40],
+      benchmarks: true,
+      rulerSamples: 1,
+      needleLengths: [200],
+      progress: { write: () => true },
+    };
+    const first = readFileSync(await writeJudgeqCard(card), 'utf8');
+    assert.match(
+      first,
+      /They are the default of `soft` on this model: `kvevict generate\|inspect\|eval --model \S+ --press judgeq --budget B`/,
+    );
+    const cases = (text: string) => [...text.matchAll(/^\| (\S+) \| (query-\S+) \| (\d+) \|/gm)].map((m) => m.slice(1).join(' '));
+    assert.ok(
+      cases(first).some((c) => c.startsWith('judgeq query-aware')),
+      first,
+    );
+    // a newer version of the file: its rows are computed again, and the tables count this version's only
+    utimesSync(out, new Date(), new Date(time + 60_000));
+    const second = readFileSync(await writeJudgeqCard(card), 'utf8');
+    assert.deepEqual(cases(second), cases(first));
   });
 });
 

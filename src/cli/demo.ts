@@ -1,13 +1,10 @@
 import { join } from 'node:path';
-import { clearResults, demoJobs, demoPlan, demoPresses } from '../eval/demo.js';
+import { clearResults, demoJobs, demoPlan, demoPressesFor } from '../eval/demo.js';
 import { writeReport } from '../eval/report/index.js';
 import { loadEngine, runEvalJob } from '../eval/setup.js';
 import { parseBudgets, parseMode } from '../eval/settings.js';
 import { formatTable } from '../eval/summary.js';
 import { defaultModelDir } from '../paths.js';
-import { DEFAULT_SOFT_FILE } from '../press/methods/judgeq.js';
-import { DEFAULT_LOOKAHEAD_FILE } from '../press/methods/lookaheadkv.js';
-import { modelFileFor } from '../press/registry.js';
 import { checkOutputPath, type OptionSpecs, commandOptions } from './args.js';
 
 export const summary = 'the demo: needle + two RULER tasks, every method at two budgets, on the embedded model; table + report';
@@ -31,9 +28,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!options) return 0;
   const out = checkOutputPath(options.out as string, 'folder', 'demo: --out');
   const model = options.model as string;
-  const presses = options.press
-    ? list(options.press)
-    : demoPresses(modelFileFor(DEFAULT_SOFT_FILE, model), modelFileFor(DEFAULT_LOOKAHEAD_FILE, model));
+  const presses = options.press ? list(options.press) : demoPressesFor(model);
   const plan = demoPlan(
     parseBudgets(list(options.budget)),
     list(options.mode).map((m) => parseMode(m)),

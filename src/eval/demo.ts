@@ -2,7 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_SOFT_FILE } from '../press/methods/judgeq.js';
 import { DEFAULT_LOOKAHEAD_FILE } from '../press/methods/lookaheadkv.js';
-import { PRESS_NAMES, withModelFiles } from '../press/registry.js';
+import { PRESS_NAMES, modelFileFor, withModelFiles } from '../press/registry.js';
 import { KEPT_DIR } from './runner.js';
 import { RESULTS_FILE, RUN_FILE } from './results.js';
 import type { EvalJob } from './setup.js';
@@ -18,6 +18,11 @@ export function demoPresses(softFile = DEFAULT_SOFT_FILE, lookaheadFile = DEFAUL
   const trained = (n: string) => (n.startsWith('judgeq') ? hasSoft : n === 'lookaheadkv' ? hasLookahead : true);
   const rest = PRESS_NAMES.filter((n) => !DEMO_LEAD.includes(n) && trained(n));
   return [...DEMO_LEAD, ...rest];
+}
+
+/** demoPresses for a model: the trained files it checks are the model folder's own (modelFileFor). */
+export function demoPressesFor(modelPath: string): string[] {
+  return demoPresses(modelFileFor(DEFAULT_SOFT_FILE, modelPath), modelFileFor(DEFAULT_LOOKAHEAD_FILE, modelPath));
 }
 
 export interface DemoPlan {

@@ -1,8 +1,10 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { demoPresses } from './demo.js';
+import { demoPressesFor } from './demo.js';
+import { defaultModelDir } from '../paths.js';
+import { withModelFiles } from '../press/registry.js';
 import { writeReport } from './report/index.js';
-import { readRows } from './results.js';
+import type { ResultRow } from './results.js';
 import { loadEngine, runEvalJob, type EvalJob } from './setup.js';
 import { MODES, makeGrid, parsePress } from './settings.js';
 import { formatMarkdownFocus, formatMarkdownPivot } from './summary.js';
@@ -35,9 +37,9 @@ const END = '<!-- results:end -->';
 /** Run (or resume) the README grid, write the report and the Markdown tables; returns the Markdown. */
 export async function readmeResults(o: ReadmeResultsOptions): Promise<string> {
   const loaded = loadEngine(o.modelDir);
-  const presses = o.quick ? ['full', 'streaming', 'snapkv', 'laq'] : demoPresses();
+  const presses = o.quick ? ['full', 'streaming', 'snapkv', 'laq'] : demoPressesFor(o.modelDir ?? defaultModelDir);
   const grid = makeGrid(
-    presses.map((p) => parsePress(p)),
+    presses.map((p) => withModelFiles(parsePress(p), o.modelDir ?? defaultModelDir)),
     o.quick ? [64, 128] : README_BUDGETS,
     [...MODES],
   );
@@ -47,9 +49,10 @@ export async function readmeResults(o: ReadmeResultsOptions): Promise<string> {
     { ...base, datasets: o.quick ? README_RULER_TASKS.slice(0, 1) : README_RULER_TASKS, samples: o.quick ? 1 : 4 },
     { ...base, datasets: ['longbench:multi_news'], samples: o.quick ? 1 : 4 },
   ];
-  for (const job of jobs) await runEvalJob(job, loaded);
+  // the rows of this grid only: a folder may also hold rows of older settings (a retrained file, another model)
+  const rows: ResultRow[] = [];
+  for (const job of jobs) rows.push(...(await runEvalJob(job, loaded)).results.flatMap((r) => r.rows));
   await writeReport(o.out, o.report);
-  const rows = readRows(o.out);
   const md = [
     `Model \`${loaded.engine.model}\`; ${rows.length} result rows. Mean score (0 to 100) over every case of every task:`,
     '',

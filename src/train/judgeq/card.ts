@@ -7,7 +7,6 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { repoRoot } from '../../paths.js';
 import { KvevictError } from '../../errors.js';
-import { readRows } from '../../eval/results.js';
 import { loadEngine, runEvalJob } from '../../eval/setup.js';
 import { MODES, makeGrid, parsePress } from '../../eval/settings.js';
 import { formatMarkdownPivot, withoutFileOptions } from '../../eval/summary.js';
@@ -160,9 +159,12 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
     const loadedEngine = loadEngine(o.modelDir);
     const engine = { ...loadedEngine, embedded: o.embedded ?? loadedEngine.embedded };
     const base = { grid, outDir: evalDir, seed: 0, progress: o.progress, log: o.progress, modelDir: o.modelDir };
-    await runEvalJob({ ...base, datasets: ['niah'], lengths: o.needleLengths, depths: [0, 25, 50, 75, 100] }, engine);
-    await runEvalJob({ ...base, datasets: CARD_RULER_TASKS, samples: o.rulerSamples }, engine);
-    const rows = withoutFileOptions(readRows(evalDir));
+    // the rows of these settings only: the folder keeps those of an earlier version of the file too
+    const jobs = [
+      await runEvalJob({ ...base, datasets: ['niah'], lengths: o.needleLengths, depths: [0, 25, 50, 75, 100] }, engine),
+      await runEvalJob({ ...base, datasets: CARD_RULER_TASKS, samples: o.rulerSamples }, engine),
+    ];
+    const rows = withoutFileOptions(jobs.flatMap((j) => j.results.flatMap((r) => r.rows)));
     const needle = rows.filter((r) => r.task === 'niah');
     const ruler = rows.filter((r) => !needle.includes(r));
     benchmarks = [

@@ -388,6 +388,9 @@ function trainAppendedRows(o: JudgeqTrainOptions): JudgeqTrainResult {
   } else {
     writeFileSync(logFile, '');
   }
+  // a finished run resumed (for its card, say) keeps the delivered file as it is: rewritten, it would be a new
+  // version to every result keyed on it
+  const finishedBefore = o.resume && step >= o.steps && existsSync(o.out);
   const log = (r: TrainRecord) => {
     history.push(r);
     appendFileSync(logFile, JSON.stringify(r) + '\n');
@@ -523,7 +526,8 @@ function trainAppendedRows(o: JudgeqTrainOptions): JudgeqTrainResult {
     checkpoint();
     say(`${tool}: stopped by --time-limit at step ${step} of ${o.steps}; continue with --resume`);
   }
-  save(complete);
+  if (finishedBefore) say(`${tool}: the run was already complete; ${o.out} is kept as it was`);
+  else save(complete);
   const held = history.filter((r) => r.heldOutLoss !== undefined);
   const train = history.filter((r) => r.loss !== undefined).slice(-Math.max(1, Math.ceil(o.steps / 10)));
   const result: JudgeqTrainResult = {
