@@ -95,7 +95,7 @@ export interface TrainedFor {
 
 /** Refuse a trained file (soft tokens, LookaheadKV modules) made for another model, saying which and what to do. */
 export function checkTrainedFor(t: TrainedFor, config: ModelConfig, weights: Weights): void {
-  const retrain = `train them for it with kvevict ${t.tool} --model DIR`;
+  const retrain = `train them for it with kvevict ${t.tool} --model DIR --out DIR/${t.tool.replace(/^train-/, '')}.safetensors (the default there)`;
   if (t.hiddenSize !== config.hiddenSize) {
     throw new KvevictError(
       `${t.where}: ${t.what} of hidden size ${t.hiddenSize} were trained for another model (this model's hidden_size is ${config.hiddenSize}); ${retrain}`,
