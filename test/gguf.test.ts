@@ -9,6 +9,7 @@ import { run as convertRun } from '../src/cli/convert.js';
 import {
   GgmlType,
   GgufTokenType,
+  GgufType,
   llama3RopeFactors,
   loadGguf,
   permuteQK,
@@ -16,6 +17,7 @@ import {
   readGgufTensorF32,
   unpermuteQK,
   writeGguf,
+  writeGgufFile,
 } from '../src/model/gguf.js';
 import type { GgufFile } from '../src/model/gguf.js';
 import { loadModelDir } from '../src/model/load.js';
@@ -362,6 +364,46 @@ test('SmolLM2 tokenizer in GGUF: tokens, types, merges, pre "smollm", and the re
     back.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true }),
     m.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true }),
   );
+});
+
+test('every metadata value type: written as the GGUF spec lays it out, and read back', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvevict-gguf-kv-'));
+  try {
+    // [type, value, the value's bytes by the spec (little-endian)]
+    const le = (n: number, write: (b: Buffer) => void) => {
+      const b = Buffer.alloc(n);
+      write(b);
+      return b;
+    };
+    const cases: [GgufType, number | bigint | boolean | string, Buffer][] = [
+      [GgufType.UINT8, 250, Buffer.of(250)],
+      [GgufType.INT8, -7, Buffer.of(0xf9)],
+      [GgufType.UINT16, 65000, Buffer.of(0xe8, 0xfd)],
+      [GgufType.INT16, -2, Buffer.of(0xfe, 0xff)],
+      [GgufType.UINT32, 4_000_000_000, Buffer.of(0x00, 0x28, 0x6b, 0xee)],
+      [GgufType.INT32, -100_000, Buffer.of(0x60, 0x79, 0xfe, 0xff)],
+      [GgufType.FLOAT32, -1.5, Buffer.of(0x00, 0x00, 0xc0, 0xbf)],
+      [GgufType.FLOAT64, 0.1, le(8, (b) => b.writeDoubleLE(0.1))],
+      [GgufType.UINT64, 2n ** 63n + 5n, Buffer.of(5, 0, 0, 0, 0, 0, 0, 0x80)],
+      [GgufType.INT64, -3, Buffer.of(0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)],
+      [GgufType.BOOL, true, Buffer.of(1)],
+      [GgufType.STRING, 'naïve', Buffer.concat([Buffer.of(6, 0, 0, 0, 0, 0, 0, 0), Buffer.from('naïve', 'utf8')])],
+    ];
+    const md = new Map(cases.map(([type, value], i) => [`k${i}`, { type, value }]));
+    const file = join(dir, 'kv.gguf');
+    writeGgufFile(file, md, []);
+    // the header as the spec says: magic, version 3, tensor count, kv count, then key, type, value
+    const want: Buffer[] = [Buffer.from('GGUF'), Buffer.of(3, 0, 0, 0), Buffer.alloc(8), Buffer.of(cases.length, 0, 0, 0, 0, 0, 0, 0)];
+    cases.forEach(([type, , bytes], i) => {
+      want.push(Buffer.of(`k${i}`.length, 0, 0, 0, 0, 0, 0, 0), Buffer.from(`k${i}`), Buffer.of(type, 0, 0, 0), bytes);
+    });
+    const head = Buffer.concat(want);
+    assert.deepEqual(readFileSync(file).subarray(0, head.length), head);
+    const g = readGguf(file);
+    cases.forEach(([, value], i) => assert.equal(g.metadata.get(`k${i}`)!.value, value, `k${i}`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('readGguf rejects a non-GGUF file and a truncated one, naming the file', () => {

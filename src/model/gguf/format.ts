@@ -18,6 +18,27 @@ export enum GgufType {
   FLOAT64 = 12,
 }
 
+/** A 64-bit value as a number where it is one exactly. */
+const exact = (v: bigint): number | bigint =>
+  v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+
+/** The number types of GGUF metadata: size, and Buffer's little-endian reader and writer. */
+export const GGUF_NUMBERS = new Map<
+  GgufType,
+  { bytes: number; read: (b: Buffer) => number | bigint; write: (b: Buffer, v: number | bigint) => void }
+>([
+  [GgufType.UINT8, { bytes: 1, read: (b) => b.readUInt8(0), write: (b, v) => b.writeUInt8(Number(v)) }],
+  [GgufType.INT8, { bytes: 1, read: (b) => b.readInt8(0), write: (b, v) => b.writeInt8(Number(v)) }],
+  [GgufType.UINT16, { bytes: 2, read: (b) => b.readUInt16LE(0), write: (b, v) => b.writeUInt16LE(Number(v)) }],
+  [GgufType.INT16, { bytes: 2, read: (b) => b.readInt16LE(0), write: (b, v) => b.writeInt16LE(Number(v)) }],
+  [GgufType.UINT32, { bytes: 4, read: (b) => b.readUInt32LE(0), write: (b, v) => b.writeUInt32LE(Number(v)) }],
+  [GgufType.INT32, { bytes: 4, read: (b) => b.readInt32LE(0), write: (b, v) => b.writeInt32LE(Number(v)) }],
+  [GgufType.FLOAT32, { bytes: 4, read: (b) => b.readFloatLE(0), write: (b, v) => b.writeFloatLE(Number(v)) }],
+  [GgufType.FLOAT64, { bytes: 8, read: (b) => b.readDoubleLE(0), write: (b, v) => b.writeDoubleLE(Number(v)) }],
+  [GgufType.UINT64, { bytes: 8, read: (b) => exact(b.readBigUInt64LE(0)), write: (b, v) => b.writeBigUInt64LE(BigInt(v)) }],
+  [GgufType.INT64, { bytes: 8, read: (b) => exact(b.readBigInt64LE(0)), write: (b, v) => b.writeBigInt64LE(BigInt(v)) }],
+]);
+
 /** ggml tensor types this module reads and writes (the block formats: src/quant/formats.ts). */
 export enum GgmlType {
   F32 = 0,

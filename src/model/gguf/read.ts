@@ -7,6 +7,7 @@ import { QUANT_TYPES, quantFormat as quantFormatOfType, type QuantType } from '.
 import {
   DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
+  GGUF_NUMBERS,
   GgmlType,
   GgufType,
   blockFormat,
@@ -58,38 +59,11 @@ class ByteSource {
 }
 
 function readScalar(src: ByteSource, type: GgufType, what: string): GgufScalar {
-  switch (type) {
-    case GgufType.UINT8:
-      return src.take(1, what).readUInt8(0);
-    case GgufType.INT8:
-      return src.take(1, what).readInt8(0);
-    case GgufType.UINT16:
-      return src.take(2, what).readUInt16LE(0);
-    case GgufType.INT16:
-      return src.take(2, what).readInt16LE(0);
-    case GgufType.UINT32:
-      return src.take(4, what).readUInt32LE(0);
-    case GgufType.INT32:
-      return src.take(4, what).readInt32LE(0);
-    case GgufType.FLOAT32:
-      return src.take(4, what).readFloatLE(0);
-    case GgufType.FLOAT64:
-      return src.take(8, what).readDoubleLE(0);
-    case GgufType.BOOL:
-      return src.take(1, what).readUInt8(0) !== 0;
-    case GgufType.STRING:
-      return src.str(what);
-    case GgufType.UINT64: {
-      const v = src.take(8, what).readBigUInt64LE(0);
-      return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-    }
-    case GgufType.INT64: {
-      const v = src.take(8, what).readBigInt64LE(0);
-      return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
-    }
-    default:
-      throw new KvevictError(`${src.file}: unknown GGUF value type ${type} in ${printable(what)}`);
-  }
+  if (type === GgufType.STRING) return src.str(what);
+  if (type === GgufType.BOOL) return src.take(1, what).readUInt8(0) !== 0;
+  const t = GGUF_NUMBERS.get(type);
+  if (!t) throw new KvevictError(`${src.file}: unknown GGUF value type ${type} in ${printable(what)}`);
+  return t.read(src.take(t.bytes, what));
 }
 
 /** Read a GGUF file's header: metadata and tensor infos (data is read on demand with readGgufTensorF32). */

@@ -18,6 +18,7 @@ import {
   GgufType,
   blockFormat,
   permuteQK,
+  GGUF_NUMBERS,
   type GgufKv,
   type GgufScalar,
 } from './format.js';
@@ -29,55 +30,17 @@ class ByteSink {
     this.chunks.push(b);
     this.length += b.length;
   }
-  u8(v: number): void {
-    const b = Buffer.alloc(1);
-    b.writeUInt8(v);
-    this.push(b);
-  }
-  i8(v: number): void {
-    const b = Buffer.alloc(1);
-    b.writeInt8(v);
-    this.push(b);
-  }
-  u16(v: number): void {
-    const b = Buffer.alloc(2);
-    b.writeUInt16LE(v);
-    this.push(b);
-  }
-  i16(v: number): void {
-    const b = Buffer.alloc(2);
-    b.writeInt16LE(v);
+  number(type: GgufType, v: number | bigint): void {
+    const t = GGUF_NUMBERS.get(type)!;
+    const b = Buffer.alloc(t.bytes);
+    t.write(b, v);
     this.push(b);
   }
   u32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v);
-    this.push(b);
-  }
-  i32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(v);
-    this.push(b);
-  }
-  f32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeFloatLE(v);
-    this.push(b);
-  }
-  f64(v: number): void {
-    const b = Buffer.alloc(8);
-    b.writeDoubleLE(v);
-    this.push(b);
+    this.number(GgufType.UINT32, v);
   }
   u64(v: number | bigint): void {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(v));
-    this.push(b);
-  }
-  i64(v: number | bigint): void {
-    const b = Buffer.alloc(8);
-    b.writeBigInt64LE(BigInt(v));
-    this.push(b);
+    this.number(GgufType.UINT64, v);
   }
   str(s: string): void {
     const b = Buffer.from(s, 'utf8');
@@ -90,51 +53,16 @@ class ByteSink {
 }
 
 function writeScalar(sink: ByteSink, type: GgufType, v: GgufScalar, key: string): void {
-  const n = () => {
-    if (typeof v !== 'number') throw new Error(`internal error: GGUF ${key}: expected a number, got ${typeof v}`);
-    return v;
-  };
-  switch (type) {
-    case GgufType.UINT8:
-      sink.u8(n());
-      break;
-    case GgufType.INT8:
-      sink.i8(n());
-      break;
-    case GgufType.UINT16:
-      sink.u16(n());
-      break;
-    case GgufType.INT16:
-      sink.i16(n());
-      break;
-    case GgufType.UINT32:
-      sink.u32(n());
-      break;
-    case GgufType.INT32:
-      sink.i32(n());
-      break;
-    case GgufType.FLOAT32:
-      sink.f32(n());
-      break;
-    case GgufType.FLOAT64:
-      sink.f64(n());
-      break;
-    case GgufType.UINT64:
-      sink.u64(typeof v === 'bigint' ? v : n());
-      break;
-    case GgufType.INT64:
-      sink.i64(typeof v === 'bigint' ? v : n());
-      break;
-    case GgufType.BOOL:
-      sink.u8(v ? 1 : 0);
-      break;
-    case GgufType.STRING:
-      if (typeof v !== 'string') throw new Error(`internal error: GGUF ${key}: expected a string`);
-      sink.str(v);
-      break;
-    default:
-      throw new Error(`internal error: GGUF ${key}: cannot write type ${type}`);
-  }
+  if (type === GgufType.STRING) {
+    if (typeof v !== 'string') throw new Error(`internal error: GGUF ${key}: expected a string`);
+    sink.str(v);
+  } else if (type === GgufType.BOOL) sink.number(GgufType.UINT8, v ? 1 : 0);
+  else if (GGUF_NUMBERS.has(type)) {
+    if (typeof v !== 'number' && typeof v !== 'bigint') throw new Error(`internal error: GGUF ${key}: expected a number, got ${typeof v}`);
+    if (typeof v === 'bigint' && type !== GgufType.UINT64 && type !== GgufType.INT64)
+      throw new Error(`internal error: GGUF ${key}: a bigint for a 32-bit type`);
+    sink.number(type, v);
+  } else throw new Error(`internal error: GGUF ${key}: cannot write type ${type}`);
 }
 
 function writeKv(sink: ByteSink, key: string, kv: GgufKv): void {
