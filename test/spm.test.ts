@@ -7,7 +7,7 @@ import { ggufTokenizer, ggufValue, readGguf, readGgufTensorF32 } from '../src/mo
 import { loadModelDir } from '../src/model/load.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { Tokenizer, spmTokenizer } from '../src/model/tokenizer.js';
-import { SpmTokenType } from '../src/model/spm.js';
+import { GgufTokenType } from '../src/model/gguf.js';
 import { generateFromTokens } from '../src/generate/pipeline.js';
 import type { LayerWeights, Weights } from '../src/model/types.js';
 import { referenceForward } from './reference/llama-f64.js';
@@ -34,12 +34,12 @@ interface RefVocab {
 function referenceEncode(v: RefVocab, text: string): number[] {
   const lookup = new Map<string, number>();
   v.tokens.forEach((t, i) => {
-    if (v.types[i] !== SpmTokenType.UNUSED && !lookup.has(t)) lookup.set(t, i);
+    if (v.types[i] !== GgufTokenType.UNUSED && !lookup.has(t)) lookup.set(t, i);
   });
   const byteId = (b: number) => v.tokens.indexOf(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
   const specials = v.tokens
     .map((t, i) => ({ t, i }))
-    .filter(({ i }) => v.types[i] === SpmTokenType.CONTROL || v.types[i] === SpmTokenType.USER_DEFINED);
+    .filter(({ i }) => v.types[i] === GgufTokenType.CONTROL || v.types[i] === GgufTokenType.USER_DEFINED);
   const out: number[] = [];
   let rest = text,
     afterSpecial = true;
@@ -59,7 +59,7 @@ function referenceEncode(v: RefVocab, text: string): number[] {
       const ids: number[] = [];
       for (const ch of spaced) {
         const id = lookup.get(ch);
-        if (id !== undefined && v.types[id] !== SpmTokenType.BYTE) ids.push(id);
+        if (id !== undefined && v.types[id] !== GgufTokenType.BYTE) ids.push(id);
         else for (const b of new TextEncoder().encode(ch)) ids.push(byteId(b));
       }
       for (;;) {
@@ -100,10 +100,10 @@ const MIXED = [
 /** A larger vocabulary than stories260K's: bytes, every character of the samples, and scored merges (with ties). */
 function syntheticVocab(): RefVocab {
   const tokens = ['<unk>', '<s>', '</s>'];
-  const types = [SpmTokenType.UNKNOWN, SpmTokenType.CONTROL, SpmTokenType.CONTROL];
+  const types = [GgufTokenType.UNKNOWN, GgufTokenType.CONTROL, GgufTokenType.CONTROL];
   for (let b = 0; b < 256; b++) {
     tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
-    types.push(SpmTokenType.BYTE);
+    types.push(GgufTokenType.BYTE);
   }
   const chars = [
     ...new Set([
@@ -115,7 +115,7 @@ function syntheticVocab(): RefVocab {
   ];
   for (const c of chars) {
     tokens.push(c);
-    types.push(SpmTokenType.NORMAL);
+    types.push(GgufTokenType.NORMAL);
   }
   const rng = new Rng(17);
   const words = MIXED.join(' ')
@@ -131,7 +131,7 @@ function syntheticVocab(): RefVocab {
         if (!seen.has(t) && !/[🎉日]/u.test(t) && rng.next() < 0.5) {
           seen.add(t);
           tokens.push(t);
-          types.push(SpmTokenType.NORMAL);
+          types.push(GgufTokenType.NORMAL);
         }
       }
     }

@@ -1,14 +1,5 @@
 import { KvevictError } from '../errors.js';
-
-/** Token kinds of a SentencePiece vocabulary (GGUF tokenizer.ggml.token_type). */
-export enum SpmTokenType {
-  NORMAL = 1,
-  UNKNOWN = 2,
-  CONTROL = 3,
-  USER_DEFINED = 4,
-  UNUSED = 5,
-  BYTE = 6,
-}
+import { GgufTokenType } from './gguf/format.js';
 
 /** A SentencePiece BPE vocabulary as GGUF "llama" tokenizers store it. */
 export interface SpmVocab {
@@ -80,11 +71,11 @@ export class SpmBackend {
   constructor(readonly vocab: SpmVocab) {
     const { tokens, types } = vocab;
     tokens.forEach((t, id) => {
-      if (types[id] === SpmTokenType.UNUSED) return;
+      if (types[id] === GgufTokenType.UNUSED) return;
       if (!this.ids.has(t)) this.ids.set(t, id);
       const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(t);
-      if (types[id] === SpmTokenType.BYTE && m) this.byteIds[parseInt(m[1], 16)] = id;
-      if ((types[id] === SpmTokenType.CONTROL || types[id] === SpmTokenType.USER_DEFINED) && t.length > 0)
+      if (types[id] === GgufTokenType.BYTE && m) this.byteIds[parseInt(m[1], 16)] = id;
+      if ((types[id] === GgufTokenType.CONTROL || types[id] === GgufTokenType.USER_DEFINED) && t.length > 0)
         this.specials.push({ text: t, id });
     });
     this.specials.sort((a, b) => b.text.length - a.text.length);
@@ -100,7 +91,7 @@ export class SpmBackend {
 
   isSpecial(id: number): boolean {
     const ty = this.vocab.types[id];
-    return ty === SpmTokenType.CONTROL || ty === SpmTokenType.USER_DEFINED || ty === SpmTokenType.UNKNOWN;
+    return ty === GgufTokenType.CONTROL || ty === GgufTokenType.USER_DEFINED || ty === GgufTokenType.UNKNOWN;
   }
 
   encode(text: string): number[] {
@@ -164,7 +155,7 @@ export class SpmBackend {
     }
     for (let i = 0; i >= 0 && i < sym.length; i = next[i]) {
       const id = this.ids.get(sym[i]);
-      if (id !== undefined && this.vocab.types[id] !== SpmTokenType.BYTE) {
+      if (id !== undefined && this.vocab.types[id] !== GgufTokenType.BYTE) {
         out.push(id);
         continue;
       }
@@ -180,7 +171,7 @@ export class SpmBackend {
   /** The bytes a token stands for: byte tokens their byte, others their text with U+2581 as a space. */
   tokenBytes(id: number): Uint8Array {
     const t = this.vocab.tokens[id];
-    if (this.vocab.types[id] === SpmTokenType.BYTE) {
+    if (this.vocab.types[id] === GgufTokenType.BYTE) {
       const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(t);
       if (m) return Uint8Array.of(parseInt(m[1], 16));
     }
@@ -215,9 +206,9 @@ export function spmTokenizerJson(vocab: SpmVocab, opts: { bosId: number | null; 
   const { tokens, types, scores } = vocab;
   const ids = new Map<string, number>();
   tokens.forEach((t, id) => {
-    if (types[id] !== SpmTokenType.UNUSED && !ids.has(t)) ids.set(t, id);
+    if (types[id] !== GgufTokenType.UNUSED && !ids.has(t)) ids.set(t, id);
   });
-  const pieces = (id: number) => types[id] === SpmTokenType.NORMAL || types[id] === SpmTokenType.USER_DEFINED;
+  const pieces = (id: number) => types[id] === GgufTokenType.NORMAL || types[id] === GgufTokenType.USER_DEFINED;
   const merges: { l: string; r: string; score: number; order: number }[] = [];
   tokens.forEach((t, id) => {
     if (!pieces(id)) return;
@@ -234,10 +225,10 @@ export function spmTokenizerJson(vocab: SpmVocab, opts: { bosId: number | null; 
     for (const m of local) merges.push({ ...m, score: scores[id] ?? 0, order: merges.length });
   });
   merges.sort((a, b) => b.score - a.score || a.order - b.order);
-  const special = (id: number) => types[id] === SpmTokenType.CONTROL || types[id] === SpmTokenType.UNKNOWN;
+  const special = (id: number) => types[id] === GgufTokenType.CONTROL || types[id] === GgufTokenType.UNKNOWN;
   const added = tokens
     .map((content, id) => ({ id, content }))
-    .filter(({ id }) => special(id) || types[id] === SpmTokenType.USER_DEFINED)
+    .filter(({ id }) => special(id) || types[id] === GgufTokenType.USER_DEFINED)
     .map(({ id, content }) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: special(id) }));
   const vocabObj: Record<string, number> = {};
   tokens.forEach((t, id) => {
