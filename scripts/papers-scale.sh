@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=models/kvevict-ref-v2
 OUT=${1:-runs/papers}
-SOFT=soft=$MODEL/judgeq.safetensors
-PRESSES=${2:-full,snapkv,laq,laq++,judgeq:$SOFT,judgeq+laq:$SOFT}
+# judgeq reads the model's own soft tokens (models/kvevict-ref-v2/judgeq.safetensors)
+PRESSES=${2:-full,snapkv,laq,laq++,judgeq,judgeq+laq}
 MODES=${3:-query-aware,query-agnostic}
 TASKS=ruler:niah_single_1,ruler:niah_single_2,ruler:niah_single_3,ruler:niah_multikey_1,ruler:niah_multikey_2,ruler:niah_multikey_3
 TASKS=$TASKS,ruler:niah_multivalue,ruler:niah_multiquery,ruler:vt,ruler:cwe,ruler:fwe
