@@ -300,7 +300,7 @@ static inline __attribute__((always_inline)) void decode_half8(const int D8, con
       for (int u = 0; u < tc; u++) {
         const uint16_t *r = vt + (int64_t)u * d + 8 * v0;
         if (v0 == 0)
-          for (int c = 0; c < 2 * d; c += 64) _mm_prefetch((const char *)(vt + (int64_t)u * d) + DECODE_HALF_AHEAD + c, _MM_HINT_T0);
+          for (int c = 0; c < 2 * d; c += 64) _mm_prefetch((const char *)r + DECODE_HALF_AHEAD + c, _MM_HINT_T0);
         for (int j = 0; j < VB; j++) {
           const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r + 8 * j)));
           for (int h = 0; h < G; h++) o[h][j] = _mm256_fmadd_ps(_mm256_broadcast_ss(sc[h] + u), vv, o[h][j]);

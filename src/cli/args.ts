@@ -99,7 +99,6 @@ export function formatHelp(usage: string, specs: OptionSpecs): string {
   return lines.join('\n');
 }
 
-/** Typed getters that throw a KvevictError naming the option. */
 /**
  * A command's options: parsed, then --help printed (`more` after the options' table; null returned, the command
  * is done) and positional arguments refused, the first by name with `hint` after it.
@@ -150,6 +149,7 @@ function writable(dir: string, option: string, path: string): void {
   }
 }
 
+/** Typed getters that throw a KvevictError naming the option. */
 export function requireString(o: ParsedOptions, name: string, command: string): string {
   const v = o[name];
   if (typeof v !== 'string') throw new KvevictError(`${command}: --${name} is required`);

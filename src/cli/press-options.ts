@@ -26,8 +26,7 @@ export const DECODE_PRESS_OPTION_SPECS: OptionSpecs = {
 
 /** --press as parsed, its trained-file defaults taken from --model's folder where it has its own. */
 function pressSpecFromCli(parsed: ParsedOptions): PressSpec {
-  const spec = parsePress(String(parsed.press));
-  return typeof parsed.model === 'string' ? withModelFiles(spec, parsed.model) : spec;
+  return withModelFiles(parsePress(String(parsed.press)), typeof parsed.model === 'string' ? parsed.model : undefined);
 }
 
 /** --decode-compress INTERVAL with --decode-budget B: the press (the --press method at budget B) and the interval, or undefined. */

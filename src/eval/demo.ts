@@ -46,7 +46,7 @@ export function demoPlan(
   return {
     datasets: ['niah', 'ruler:niah_single_2', 'ruler:vt'],
     grid: makeGrid(
-      presses.map((p) => (modelPath === undefined ? parsePress(p) : withModelFiles(parsePress(p), modelPath))),
+      presses.map((p) => withModelFiles(parsePress(p), modelPath)),
       budgets,
       modes,
     ),

@@ -36,10 +36,11 @@ const END = '<!-- results:end -->';
 
 /** Run (or resume) the README grid, write the report and the Markdown tables; returns the Markdown. */
 export async function readmeResults(o: ReadmeResultsOptions): Promise<string> {
-  const loaded = loadEngine(o.modelDir);
-  const presses = o.quick ? ['full', 'streaming', 'snapkv', 'laq'] : demoPressesFor(o.modelDir ?? defaultModelDir);
+  const modelDir = o.modelDir ?? defaultModelDir;
+  const loaded = loadEngine(modelDir);
+  const presses = o.quick ? ['full', 'streaming', 'snapkv', 'laq'] : demoPressesFor(modelDir);
   const grid = makeGrid(
-    presses.map((p) => withModelFiles(parsePress(p), o.modelDir ?? defaultModelDir)),
+    presses.map((p) => withModelFiles(parsePress(p), modelDir)),
     o.quick ? [64, 128] : README_BUDGETS,
     [...MODES],
   );

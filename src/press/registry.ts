@@ -268,9 +268,11 @@ export function modelFileFor(defaultFile: string, modelPath: string): string {
 /**
  * The press with each trained-file option left at its default (Judge Q's `soft`, LookaheadKV's `modules`) pointed
  * at the model's own file of that name (`judgeq.safetensors` beside the model's weights), where there is one: a
- * method's default file belongs to the embedded model, and another model's folder carries its own.
+ * method's default file belongs to the embedded model, and another model's folder carries its own. Without a
+ * model path the spec is returned as it is.
  */
-export function withModelFiles(spec: PressSpec, modelPath: string): PressSpec {
+export function withModelFiles(spec: PressSpec, modelPath: string | undefined): PressSpec {
+  if (modelPath === undefined) return spec;
   const byKey = normalizeKeys(spec.name, spec.options);
   const options = { ...spec.options };
   for (const [key, s] of Object.entries(optionSpecsOf(spec.name, byKey.scorer as string | undefined))) {

@@ -161,8 +161,7 @@ export function resolveCompression(
     if (String(x).includes(':')) throw bad(`kv_compression.options.${k}`, 'must not contain ":"');
   const text = [name, ...Object.entries(options).map(([k, x]) => `${k}=${String(x)}`)].join(':');
   try {
-    const parsed = parsePress(text, 'kv_compression');
-    const spec = modelPath === undefined ? parsed : withModelFiles(parsed, modelPath);
+    const spec = withModelFiles(parsePress(text, 'kv_compression'), modelPath);
     if (budget === undefined && ratio === undefined) throw bad('kv_compression', `press ${spec.name} needs a budget or a ratio`);
     const press = pressFromSpec(spec, { budget, ratio });
     return { compression: { press, name: spec.name, options: spec.options, budget, ratio }, mode };

@@ -16,7 +16,7 @@ import { loadModelDir } from '../../model/load.js';
 import { DEFAULT_SOFT_FILE } from '../../press/methods/judgeq.js';
 import { DEFAULT_LOOKAHEAD_FILE } from '../../press/methods/lookaheadkv.js';
 import { loadLookaheadModules } from '../../press/queries/lookahead-adapter-file.js';
-import { modelFileFor } from '../../press/registry.js';
+import { modelFileFor, withModelFiles } from '../../press/registry.js';
 import { loadSoftTokens, modelHash } from '../../press/queries/soft-tokens-file.js';
 import { formatDuration } from '../progress.js';
 import { heldOutFidelity, type FidelityCell, type MethodSpec } from './hit-rate.js';
@@ -124,13 +124,17 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
   const fileKey = lkv ? 'modules' : 'soft';
   const softOpt =
     resolve(o.softFile) === resolve(lkv ? DEFAULT_LOOKAHEAD_FILE : DEFAULT_SOFT_FILE) ? {} : { [fileKey]: resolve(o.softFile) };
-  // the LookaheadKV card sets Judge Q beside it where the embedded soft tokens belong to this model
-  const judgeqToo = lkv && existsSync(DEFAULT_SOFT_FILE) && loadSoftTokens(DEFAULT_SOFT_FILE).modelHash === hash;
+  // the LookaheadKV card sets Judge Q beside it where the model's soft tokens (its own file, else the embedded
+  // one) belong to it
+  const judgeqFile = withModelFiles(parsePress('judgeq'), o.modelDir).options.soft as string | undefined;
+  const judgeqOpt = judgeqFile === undefined ? {} : { soft: judgeqFile };
+  const judgeqToo =
+    lkv && existsSync(judgeqFile ?? DEFAULT_SOFT_FILE) && loadSoftTokens(judgeqFile ?? DEFAULT_SOFT_FILE).modelHash === hash;
   const methods: MethodSpec[] = lkv
     ? [
         { label: 'snapkv', name: 'snapkv', options: {} },
         { label: 'laq', name: 'laq', options: {} },
-        ...(judgeqToo ? [{ label: 'judgeq', name: 'judgeq', options: {} }] : []),
+        ...(judgeqToo ? [{ label: 'judgeq', name: 'judgeq', options: judgeqOpt }] : []),
         { label: 'lookaheadkv', name: 'lookaheadkv', options: softOpt },
         { label: 'lookaheadkv (w=0)', name: 'lookaheadkv', options: { ...softOpt, noWindow: true } },
       ]
@@ -154,7 +158,7 @@ export async function writeJudgeqCard(o: CardOptions): Promise<string> {
     const names = lkv
       ? ['full', 'snapkv', 'laq', ...(judgeqToo ? ['judgeq'] : []), `lookaheadkv${softSpec}`]
       : ['full', 'snapkv', 'laq', `judgeq${softSpec}`, `judgeq+laq${softSpec}`];
-    const presses = names.map((p) => parsePress(p));
+    const presses = names.map((p) => withModelFiles(parsePress(p), o.modelDir));
     const grid = makeGrid(presses, o.budgets, [...MODES]);
     const loadedEngine = loadEngine(o.modelDir);
     const engine = { ...loadedEngine, embedded: o.embedded ?? loadedEngine.embedded };
