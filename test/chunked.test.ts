@@ -15,7 +15,7 @@ import { assertPlanMatches, bfAttentionScores, bfTopK, promptTokens, tinyModel, 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli } from './helpers/cli.js';
+import { cli, flags } from './helpers/cli.js';
 import { randomWeights, tinyConfig, tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { PrefillRecorder } from '../src/press/capture.js';
 import { kernels } from '../src/kernels/index.js';
@@ -253,22 +253,8 @@ describe('--chunk-compress on the command line', () => {
     try {
       writeRandomModelDir(dir, tinyRawConfig('llama', { vocab_size: 259 }), { seed: 3, scale: 0.15 });
       const text = 'The red box holds two coins and the blue box holds seven keys. '.repeat(4);
-      const r = cli([
-        'generate',
-        '--model',
-        dir,
-        '--prompt',
-        text,
-        '--press',
-        'snapkv:window=8',
-        '--budget',
-        '24',
-        '--chunk-compress',
-        '32',
-        '--max-new-tokens',
-        '3',
-        '--json',
-      ]);
+      const chunked = { press: 'snapkv:window=8', budget: 24, 'chunk-compress': 32, json: true };
+      const r = cli(['generate', ...flags({ model: dir, prompt: text, ...chunked, 'max-new-tokens': 3 })]);
       assert.equal(r.status, 0, r.stderr);
       const out = JSON.parse(r.stdout) as { memory: { peakCacheBytes: number; fullCacheBytes: number }; promptTokens: number[] };
       const perToken = out.memory.fullCacheBytes / out.promptTokens.length;
@@ -276,22 +262,7 @@ describe('--chunk-compress on the command line', () => {
       assert.ok(out.memory.peakCacheBytes <= (24 + 32) * perToken, `peak ${out.memory.peakCacheBytes / perToken} entries a head`);
       const file = join(dir, 'c.txt');
       writeFileSync(file, text);
-      const c = cli([
-        'compress',
-        '--model',
-        dir,
-        '--context-file',
-        file,
-        '--press',
-        'snapkv:window=8',
-        '--budget',
-        '24',
-        '--chunk-compress',
-        '32',
-        '--out',
-        join(dir, 'c.kvc'),
-        '--json',
-      ]);
+      const c = cli(['compress', ...flags({ model: dir, 'context-file': file, ...chunked, out: join(dir, 'c.kvc') })]);
       assert.equal(c.status, 0, c.stderr);
       assert.ok((JSON.parse(c.stdout) as { peakCacheBytes: number }).peakCacheBytes <= (24 + 32) * perToken);
       for (const [args, pattern] of [
@@ -323,19 +294,7 @@ describe('eval --chunk-compress', () => {
       const run = (out: string, extra: string[]) =>
         cli([
           'eval',
-          '--dataset',
-          cases,
-          '--model',
-          model,
-          '--press',
-          'snapkv:window=8',
-          '--budget',
-          '24',
-          '--mode',
-          'query-aware,query-agnostic',
-          '--out',
-          out,
-          '--json',
+          ...flags({ dataset: cases, model, press: 'snapkv:window=8', budget: 24, mode: 'query-aware,query-agnostic', out, json: true }),
           ...extra,
         ]);
       const chunked = join(dir, 'chunked'),

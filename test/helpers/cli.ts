@@ -27,3 +27,10 @@ export function cli(args: string[]): { status: number; stdout: string; stderr: s
   const r = spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 120_000, env: { ...process.env, KVEVICT_BACKEND: 'js' } });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** `{ model: dir, budget: 24, json: true }` as `--model dir --budget 24 --json` (false and undefined left out). */
+export function flags(options: Record<string, string | number | boolean | undefined>): string[] {
+  return Object.entries(options).flatMap(([name, v]) =>
+    v === undefined || v === false ? [] : v === true ? [`--${name}`] : [`--${name}`, String(v)],
+  );
+}

@@ -63,6 +63,12 @@ function safetensorsTarget(file: string, load: () => string): Target {
   return { file, original, headerEnd: 8 + Number(original.readBigUInt64LE(0)), load };
 }
 
+/** A file whose digest covers every byte: a mutation anywhere must be refused. */
+function wholeFileTarget(file: string, load: () => string): Target {
+  const original = readFileSync(file);
+  return { file, original, headerEnd: original.length, load };
+}
+
 function modelDir(root: string): string {
   const dir = join(root, 'model');
   writeRandomModelDir(dir, tinyRawConfig('llama', { vocab_size: 259, num_hidden_layers: 1 }), { tokenizerFrom: 'bytes' });
@@ -114,18 +120,12 @@ function makeTarget(kind: FuzzKind, root: string): Target {
       elapsedSeconds: 1.5,
       history: [{ step: 7, loss: 1 }],
     });
-    const original = readFileSync(file);
-    return {
-      file,
-      original,
-      headerEnd: original.length,
-      load: () => {
-        const ps = [param(new Float32Array(64), [8, 8], 'w'), param(new Float32Array(8), [8], 'b')];
-        const o = new AdamW(ps);
-        const meta = loadCheckpoint(file, ps, o);
-        return digest([...ps.map((p) => p.data), ...o.m, ...o.v, JSON.stringify(meta), String(o.t)]);
-      },
-    };
+    return wholeFileTarget(file, () => {
+      const ps = [param(new Float32Array(64), [8, 8], 'w'), param(new Float32Array(8), [8], 'b')];
+      const o = new AdamW(ps);
+      const meta = loadCheckpoint(file, ps, o);
+      return digest([...ps.map((p) => p.data), ...o.m, ...o.v, JSON.stringify(meta), String(o.t)]);
+    });
   }
   if (kind === 'soft-tokens') {
     const file = join(root, 'soft.safetensors');
@@ -171,29 +171,22 @@ function makeTarget(kind: FuzzKind, root: string): Target {
     const ctx = { ...prefilled, plan, fullCacheBytes: 0, cacheBytes: prefilled.cache.bytes, selectMs: 0 };
     const file = join(root, 'context.kvc');
     saveCompressedContext(file, model, ctx, { tokens, press: 'snapkv', pressOptions: {}, budget: 27, chat: false });
-    const original = readFileSync(file);
-    return {
-      file,
-      original,
-      // the digest covers every byte: mutations anywhere must be refused
-      headerEnd: original.length,
-      load: () => {
-        const x = loadCompressedContext(file, model);
-        const heads = x.context.cache.layers.flatMap((layer) =>
-          layer.flatMap((h) => [
-            h.positions.subarray(0, h.length),
-            h.keyData.subarray(0, h.length * h.headDim),
-            h.valueData.subarray(0, h.length * h.headDim),
-          ]),
-        );
-        return digest([
-          x.origin.tokens,
-          x.context.lastLogits,
-          ...heads,
-          JSON.stringify([x.context.nextPosition, x.origin.press, x.origin.budget, x.origin.chat]),
-        ]);
-      },
-    };
+    return wholeFileTarget(file, () => {
+      const x = loadCompressedContext(file, model);
+      const heads = x.context.cache.layers.flatMap((layer) =>
+        layer.flatMap((h) => [
+          h.positions.subarray(0, h.length),
+          h.keyData.subarray(0, h.length * h.headDim),
+          h.valueData.subarray(0, h.length * h.headDim),
+        ]),
+      );
+      return digest([
+        x.origin.tokens,
+        x.context.lastLogits,
+        ...heads,
+        JSON.stringify([x.context.nextPosition, x.origin.press, x.origin.budget, x.origin.chat]),
+      ]);
+    });
   }
   const dir = join(root, 'results');
   const file = join(dir, 'results.jsonl');
