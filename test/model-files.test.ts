@@ -173,27 +173,13 @@ test('GGUF files: alignments, offsets, counts and names are checked before anyth
     };
     const u32 = (value: number) => ({ type: GgufType.UINT32, value });
     const cases: [string, Parameters<typeof write>[0], RegExp][] = [
-      [
-        'alignment 0',
+      ...[0, 3, 33].map((a): [string, Parameters<typeof write>[0], RegExp] => [
+        `alignment ${a}`,
         (md) => {
-          md.set('general.alignment', u32(0));
+          md.set('general.alignment', u32(a));
         },
-        /general\.alignment 0 must be a power of two/,
-      ],
-      [
-        'alignment 3',
-        (md) => {
-          md.set('general.alignment', u32(3));
-        },
-        /general\.alignment 3 must be a power of two/,
-      ],
-      [
-        'alignment 33',
-        (md) => {
-          md.set('general.alignment', u32(33));
-        },
-        /general\.alignment 33 must be a power of two/,
-      ],
+        new RegExp(`general\\.alignment ${a} must be a power of two`),
+      ]),
       [
         'alignment 1 on a file laid out for 32',
         (md) => {
