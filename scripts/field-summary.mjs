@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The tables of docs/results.md "The newer methods beside LAQ, Judge Q and LookaheadKV" from a results folder
 // made by scripts/field-results.sh: mean score with its 95% bootstrap interval per method, mode and budget, and
-// each method against SnapKV on the same cases.   node scripts/field-summary.mjs [runs/field] [METHODS against snapkv]
+// each method against SnapKV on the same cases; --by-length adds both tables for each generated prompt length.
+//   node scripts/field-summary.mjs [runs/field] [METHODS against snapkv] [--by-length]
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -29,3 +30,12 @@ process.stdout.write(
     'oracle_hit',
   )}\n`,
 );
+if (process.argv.includes('--by-length')) {
+  const lengths = [...new Set(rows.map((r) => r.meta?.length).filter((l) => l !== undefined))].sort((a, b) => a - b);
+  for (const length of lengths) {
+    const at = rows.filter((r) => r.meta?.length === length);
+    process.stdout.write(
+      `\n### ${length} tokens (${at.length} rows)\n\n${formatMarkdownPivot(at, 'score', true)}\n\n${formatMarkdownPaired(at, 'snapkv', others)}\n`,
+    );
+  }
+}
