@@ -1,8 +1,8 @@
 /**
  * The decode step's attention alone, f16 cache against f32: SmolLM2-135M's 30 layers x 3 KV heads (group 3,
  * head_dim 64), one query row against N cached keys per head, on the native kernels' threads. Reports ms a step
- * and GB/s of cache read against a plain stream of the same bytes (sgemv over the keys as a matrix, the
- * memory ceiling the decode can reach). `node dist/bench/attention.js [N ...]` (default 8192 and 32768);
+ * and GB/s of cache read against one sgemv streaming 512 MB of f32 or f16 weights (bench/kernels.ts's stream,
+ * on 4 KB pages as the cache is: the memory ceiling of a pass that reads each byte once). `node dist/bench/attention.js [N ...]` (default 8192 and 32768);
  * `--addon A.node,B.node` times two builds of the addon in one process, alternating (an A/B of a kernel change).
  */
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { makeNativeKernels } from '../src/kernels/native.js';
 import type { CacheRows, Kernels } from '../src/kernels/types.js';
 import { Rng } from '../src/util/rng.js';
 import { runAndRecord } from './record.js';
+import { benchStream } from './kernels.js';
 import { formatTable } from './table.js';
 
 const LAYERS = 30,
@@ -21,6 +22,7 @@ const ROUNDS = 7;
 
 interface AttentionRun {
   addon: string;
+  round: number;
   context: number;
   kvDtype: 'f32' | 'f16';
   /** best and median of ROUNDS steps (every layer and head once) */
@@ -42,7 +44,7 @@ function heads(k: Kernels, n: number, half: boolean, rng: Rng): { keys: CacheRow
   });
 }
 
-function timeSteps(k: Kernels, addon: string, n: number, half: boolean): AttentionRun {
+function timeSteps(k: Kernels, addon: string, round: number, n: number, half: boolean): AttentionRun {
   const rng = new Rng(half ? 2 : 1);
   const cache = heads(k, n, half, rng);
   const q = rng.normalArray(GROUP * HEAD_DIM, 1),
@@ -78,6 +80,7 @@ function timeSteps(k: Kernels, addon: string, n: number, half: boolean): Attenti
   const bytes = LAYERS * KV_HEADS * 2 * n * HEAD_DIM * (half ? 2 : 4);
   return {
     addon,
+    round,
     context: n,
     kvDtype: half ? 'f16' : 'f32',
     bestMs: ms[0],
@@ -86,42 +89,26 @@ function timeSteps(k: Kernels, addon: string, n: number, half: boolean): Attenti
   };
 }
 
-/** The same bytes as one sgemv streams them (f32), the ceiling of a pass that reads each byte once. */
-function streamGBps(k: Kernels, bytes: number): number {
-  const cols = 4096,
-    rows = Math.ceil(bytes / 4 / cols);
-  const w = new Rng(3).normalArray(rows * cols, 1),
-    x = new Float32Array(cols).fill(1),
-    y = new Float32Array(rows);
-  k.sgemv(rows, cols, w, x, y);
-  let best = Infinity;
-  for (let r = 0; r < ROUNDS; r++) {
-    const t = performance.now();
-    k.sgemv(rows, cols, w, x, y);
-    best = Math.min(best, performance.now() - t);
-  }
-  return (rows * cols * 4) / best / 1e6;
-}
-
 export async function runBench(contexts = [8192, 32768], addons: string[] = []): Promise<object> {
   const builds = addons.length ? addons.map((path) => ({ name: path, k: makeNativeKernels(path) })) : [{ name: 'built', k: loadNative() }];
   if (builds.some((b) => !b.k)) throw new Error('the native addon is not built: run node scripts/build-native.js');
   const runs: AttentionRun[] = [];
   // f32 and f16 (and the builds) alternate, so all meet the same moments of a shared machine
   for (let round = 0; round < (addons.length ? 3 : 1); round++)
-    for (const n of contexts) for (const b of builds) for (const half of [false, true]) runs.push(timeSteps(b.k!, b.name, n, half));
-  const stream = streamGBps(builds[0].k!, LAYERS * KV_HEADS * 2 * 8192 * HEAD_DIM * 4);
+    for (const n of contexts) for (const b of builds) for (const half of [false, true]) runs.push(timeSteps(b.k!, b.name, round, n, half));
+  const stream = benchStream(builds[0].k!, new Rng(3));
+  const ceiling = (r: AttentionRun) => (r.kvDtype === 'f16' ? stream.f16GBps : stream.f32GBps);
   process.stdout.write(
     formatTable(
-      `decode attention alone: ${LAYERS} layers x ${KV_HEADS} KV heads, group ${GROUP}, head_dim ${HEAD_DIM}, one query row; stream ceiling ${stream.toFixed(1)} GB/s (sgemv over the f32 cache's bytes at 8K)`,
+      `decode attention alone: ${LAYERS} layers x ${KV_HEADS} KV heads, group ${GROUP}, head_dim ${HEAD_DIM}, one query row; sgemv streams f32 weights at ${stream.f32GBps.toFixed(1)} GB/s, f16 at ${stream.f16GBps.toFixed(1)}`,
       ['addon', 'context', 'kv', 'best ms', 'median ms', 'GB/s', 'of stream', 'x f32 (median)'],
-      runs.map((r, i) => {
-        const f32 = r.kvDtype === 'f32' ? r : runs[i - 1];
-        return [r.addon, r.context, r.kvDtype, r.bestMs, r.medianMs, r.cacheGBps, r.cacheGBps / stream, f32.medianMs / r.medianMs];
+      runs.map((r) => {
+        const f32 = runs.find((x) => x.addon === r.addon && x.round === r.round && x.context === r.context && x.kvDtype === 'f32')!;
+        return [r.addon, r.context, r.kvDtype, r.bestMs, r.medianMs, r.cacheGBps, r.cacheGBps / ceiling(r), f32.medianMs / r.medianMs];
       }),
     ) + '\n',
   );
-  return { layers: LAYERS, kvHeads: KV_HEADS, group: GROUP, headDim: HEAD_DIM, rounds: ROUNDS, streamGBps: stream, runs };
+  return { layers: LAYERS, kvHeads: KV_HEADS, group: GROUP, headDim: HEAD_DIM, rounds: ROUNDS, stream, runs };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

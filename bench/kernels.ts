@@ -78,7 +78,7 @@ interface SgemvRow {
 }
 
 /** Sustained streaming: one sgemv over a matrix far larger than the caches (as a decode step reads every weight once). */
-interface StreamRow {
+export interface StreamRow {
   bytes: number;
   f32GBps: number;
   f16GBps: number;
@@ -287,7 +287,7 @@ function benchSgemv(native: Kernels, rng: Rng): SgemvRow[] {
  * huge pages (as loaded weights are: kernels/arena.ts), in alternating rounds, best of 3: the bandwidth a
  * decode step can have.
  */
-function benchStream(native: Kernels, rng: Rng): StreamRow {
+export function benchStream(native: Kernels, rng: Rng): StreamRow {
   const k = 576;
   const bytes = 512 * 2 ** 20;
   const n = Math.floor(bytes / 4 / k);
