@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ModelConfig } from '../src/model/config.js';
+import { prefill } from '../src/generate/pipeline.js';
 import { makePress, type PressOptions } from '../src/press/index.js';
+import { SharedWork } from '../src/press/shared-work.js';
 import { REPEAT_FIRST, REPEAT_NEXT } from '../src/press/scorers/reconstruction.js';
 import { Rng } from '../src/util/rng.js';
 import {
@@ -684,5 +686,58 @@ describe('kvzip where the positions run out', () => {
       Promise.resolve(planOf(L + lead, 2048)),
       /kvzip: the prompt \(40 tokens\) leaves no room for a reconstruction chunk/,
     );
+  });
+});
+
+describe('budget-free work shared over one prefill (an eval grid)', () => {
+  it('every method keeps what it keeps alone, at every budget, while the shared parts are computed once', async () => {
+    const h = tinyModel(GROUPS[2].overrides);
+    const encode = (text: string): number[] => Array.from(new TextEncoder().encode(text), (b) => 3 + (b % 250));
+    const tokens = promptTokens(L, 11);
+    const names = [
+      'snapkv',
+      'pyramidkv',
+      'adakv',
+      'chunkkv',
+      'criticalkv',
+      'defensivekv',
+      'layer-defensivekv',
+      'kvzip',
+      'tova',
+      'h2o',
+      'laq',
+    ];
+    const budgets = [8, 12, 20];
+    const presses = names.flatMap((name) =>
+      budgets.map((budget) =>
+        makePress(name, name === 'kvzip' ? { budget, chunk: 16 } : name === 'tova' ? { budget } : { budget, window: 4 }),
+      ),
+    );
+    // other settings of the same scorers share nothing with the ones above
+    presses.push(makePress('snapkv', { budget: 12, window: 2, kernel: 3 }), makePress('defensivekv', { budget: 12, window: 2 }));
+    const run = prefill(h.model, tokens, { record: presses.map((p) => p.capture(L)), chunk: 16, kvDtype: 'f32', text: { encode } });
+    let made = 0;
+    const shared = new (class extends SharedWork {
+      override get<T>(key: string, make: () => T): T {
+        return super.get(key, () => (made++, make()));
+      }
+    })();
+    const asked = new Set<string>();
+    const spy = new (class extends SharedWork {
+      override get<T>(key: string, make: () => T): T {
+        asked.add(key);
+        return shared.get(key, make);
+      }
+    })();
+    for (const press of presses) {
+      const alone = await press.compress(run);
+      const inGrid = await press.compress({ ...run, shared: spy });
+      assert.deepEqual(inGrid, alone, `${press.name}: the same kept entries with shared work`);
+    }
+    // 35 presses: the window attention once for the five SnapKV-scored methods (TOVA's and the second SnapKV's
+    // apart), DefensiveKV's once for both (the second one's apart), KVzip's reconstruction once, the value norms
+    // once per layer and KV head for each of the two windows
+    assert.equal(made, asked.size);
+    assert.equal(made, 6 + 2 * h.cfg.numLayers * h.cfg.numKvHeads, 'computations');
   });
 });

@@ -8,6 +8,7 @@ import type { LlamaModel } from '../model/llama.js';
 import { readSafetensorsHeader } from '../model/safetensors.js';
 import { pressFromSpec } from '../press/registry.js';
 import type { Press } from '../press/types.js';
+import { SharedWork } from '../press/shared-work.js';
 import type { EvalCase } from './case.js';
 import type { CompressedRun, EngineSession, EvalEngine, FullRun } from './engine.js';
 import { promptKeys, queryRecorder } from './fidelity.js';
@@ -146,6 +147,8 @@ class ModelSession implements EngineSession {
       observer: mode === 'query-aware' ? this.fullQueries.observer : undefined,
       text: promptText(this.engine.tokenizer, this.c.chat),
     });
+    // the grid's presses copy what they keep, so this cache stays whole and they may share budget-free work
+    state.shared = new SharedWork();
     this.states.set(mode, state);
     return state;
   }

@@ -1,6 +1,7 @@
 import type { KvCache, KvDtype } from '../cache/kv-cache.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ForwardArgs, Weights } from '../model/types.js';
+import type { SharedWork } from './shared-work.js';
 
 /** What each KV head keeps after compression: [layer][kvHead] -> sorted prompt positions. */
 export type KeepPlan = Int32Array[][];
@@ -71,6 +72,8 @@ export interface PrefillRun {
   eosTokenIds: readonly number[];
   /** the prompt's tokenizer, for presses that write text (KVzip); absent when the caller has none */
   text?: PromptText;
+  /** budget-free work shared by presses over this same unchanged cache (an eval grid); absent: nothing shared */
+  shared?: SharedWork;
 }
 
 /** A KV-cache eviction method: what to record during the prefill, then which entries each KV head keeps. */
@@ -106,6 +109,8 @@ export interface QueryBlock {
  */
 export interface QuerySource {
   readonly name: string;
+  /** names these queries when they do not depend on the budget, so that scores from them can be shared; absent when they do */
+  readonly shareKey?: string;
   capture(promptLength: number): CaptureRequest;
   /** per layer, one block; `budget` is the entries per KV head the press will keep (a cheap stage may use it) */
   queries(run: PrefillRun, budget: number): QueryBlock[] | Promise<QueryBlock[]>;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { KvevictError } from '../../errors.js';
 import type { LayerView } from '../../model/types.js';
 import { modelWeights } from '../model-weights.js';
@@ -15,8 +16,12 @@ const weightsOf = (model: PressModel) => modelWeights(model, 'Judge Q');
  */
 export class SoftTokenQueries implements QuerySource {
   readonly name = 'soft-tokens';
+  readonly shareKey: string;
 
-  constructor(readonly soft: SoftTokens) {}
+  constructor(readonly soft: SoftTokens) {
+    const bytes = new Uint8Array(soft.embeddings.buffer, soft.embeddings.byteOffset, soft.embeddings.byteLength);
+    this.shareKey = `soft-tokens ${createHash('sha256').update(bytes).digest('hex')}`;
+  }
 
   capture(): CaptureRequest {
     return {};

@@ -4,9 +4,11 @@ import type { CaptureRequest, PrefillRun, QueryBlock, QuerySource } from '../typ
 /** The queries of the last `size` prompt tokens, recorded during the prefill; causal inside the window (SnapKV). */
 export class WindowQueries implements QuerySource {
   readonly name = 'window';
+  readonly shareKey: string;
 
   constructor(readonly size: number) {
     assert(Number.isInteger(size) && size >= 1, 'window size >= 1');
+    this.shareKey = `window ${size}`;
   }
 
   capture(): CaptureRequest {

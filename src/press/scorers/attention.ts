@@ -4,6 +4,7 @@ import { accumulateAttention, type QueryRows } from '../attention-mass.js';
 import { mergeCaptures } from '../capture.js';
 import { reduceHeads, type GqaReduce } from '../gqa.js';
 import { pool1d, type PoolKind } from '../pool.js';
+import { sharedResult } from '../shared-work.js';
 import type { CaptureRequest, HeadScores, PrefillRun, QueryBlock, QuerySource, Scorer } from '../types.js';
 
 /**
@@ -41,6 +42,16 @@ export class AttentionScorer implements Scorer {
   }
 
   async score(run: PrefillRun, window: number, budget: number): Promise<HeadScores> {
+    const keys = this.o.sources.map((s) => s.shareKey);
+    if (keys.some((k) => k === undefined)) return this.compute(run, window, budget);
+    // no source depends on the budget: the grid's budgets and the methods built on these scores share them
+    const { kernel, pool, gqa, mask } = this.o;
+    const key = JSON.stringify(['attention', keys, window, kernel, pool, gqa, mask ?? 'positions']);
+    const scores = await sharedResult(run, key, () => this.compute(run, window, budget));
+    return scores.map((layer) => layer.map((head) => head.slice()));
+  }
+
+  private async compute(run: PrefillRun, window: number, budget: number): Promise<HeadScores> {
     const perSource: QueryBlock[][] = [];
     for (const s of this.o.sources) perSource.push(await s.queries(run, budget));
     const cfg = run.model.config;

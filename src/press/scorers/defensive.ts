@@ -1,6 +1,7 @@
 import { assert } from '../../errors.js';
 import { kernels } from '../../kernels/index.js';
 import { pool1d } from '../pool.js';
+import { sharedResult } from '../shared-work.js';
 import type { CaptureRequest, HeadScores, PrefillRun, Scorer } from '../types.js';
 import { projectedValueNorms } from './projected-values.js';
 
@@ -27,6 +28,29 @@ export class DefensiveScorer implements Scorer {
   }
 
   score(run: PrefillRun, window: number, budget: number): HeadScores {
+    const { numKvHeads: Hkv } = run.model.config;
+    const k = kernels();
+    const n = run.promptLength - window,
+      C = budget - window;
+    // the attention part does not depend on the budget: a grid's budgets over one prefill share it
+    const floors = sharedResult(run, `defensivekv ${window} ${this.kernel}`, () => this.floors(run, window));
+    return floors.map(({ worst, meanAttn, windowMass }, l) => {
+      const norms = Array.from({ length: Hkv }, (_, g) => projectedValueNorms(run, k, l, g, n));
+      return worst.map((floored, g) => {
+        const s = floored.slice();
+        for (let j = 0; j < n; j++) {
+          let total = 0;
+          for (let x = 0; x < Hkv; x++) total += norms[x][j];
+          s[j] *= total > 0 ? norms[g][j] / total : 0;
+        }
+        for (const j of massLeaders(meanAttn[g], this.mass - windowMass, C)) s[j] = Infinity;
+        return s;
+      });
+    });
+  }
+
+  /** Per layer: each KV head's floored worst-case attention, its group's mean attention, the window's own mass. */
+  private floors(run: PrefillRun, window: number): LayerFloors[] {
     const cfg = run.model.config;
     const { numHeads: H, numKvHeads: Hkv, headDim: d } = cfg;
     const G = H / Hkv;
@@ -34,8 +58,7 @@ export class DefensiveScorer implements Scorer {
     const wq = run.captured.windowQueries;
     assert(wq !== null, 'window queries recorded for defensivekv');
     const L = run.promptLength,
-      n = L - window,
-      C = budget - window;
+      n = L - window;
     const rows = window;
     const rowPos = run.captured.windowPositions.subarray(run.captured.windowPositions.length - rows);
     const logits = new Float32Array(rows * L);
@@ -75,18 +98,15 @@ export class DefensiveScorer implements Scorer {
         worst.push(m);
         meanAttn.push(mean);
       }
-      const norms = Array.from({ length: Hkv }, (_, g) => projectedValueNorms(run, k, l, g, n));
-      return worst.map((s, g) => {
-        for (let j = 0; j < n; j++) {
-          let total = 0;
-          for (let x = 0; x < Hkv; x++) total += norms[x][j];
-          s[j] *= total > 0 ? norms[g][j] / total : 0;
-        }
-        for (const j of massLeaders(meanAttn[g], this.mass - windowMass, C)) s[j] = Infinity;
-        return s;
-      });
+      return { worst, meanAttn, windowMass };
     });
   }
+}
+
+interface LayerFloors {
+  worst: Float64Array[];
+  meanAttn: Float64Array[];
+  windowMass: number;
 }
 
 /** softmax over the keys a row at `pos` may see (positions <= pos) into `out`; the others get 0. */

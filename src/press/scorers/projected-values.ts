@@ -1,14 +1,20 @@
 import { KvevictError } from '../../errors.js';
 import type { Kernels } from '../../kernels/types.js';
+import { sharedResult } from '../shared-work.js';
 import type { PrefillRun } from '../types.js';
 import { floatMatrix } from '../../model/weights.js';
 
 /**
  * ||W_o v_j||_1 for the first `n` entries of one KV head: each value through the output projection of every
  * query head of its group (W_o's columns h*d .. h*d + d), the L1 norm of the result, averaged over the group.
- * What an entry can change in the layer's output (CriticalKV, DefensiveKV).
+ * What an entry can change in the layer's output (CriticalKV, DefensiveKV). Shared when the run shares work:
+ * readers must not modify it.
  */
 export function projectedValueNorms(run: PrefillRun, k: Kernels, layer: number, kvHead: number, n: number): Float64Array {
+  return sharedResult(run, `wo-norms ${layer} ${kvHead} ${n}`, () => computeNorms(run, k, layer, kvHead, n));
+}
+
+function computeNorms(run: PrefillRun, k: Kernels, layer: number, kvHead: number, n: number): Float64Array {
   const cfg = run.model.config;
   const o = run.model.weights?.layers[layer].o;
   const wo = o && floatMatrix(o, k);

@@ -1,6 +1,7 @@
 import { KvevictError, assert } from '../../errors.js';
 import { kernels } from '../../kernels/index.js';
 import type { LayerView } from '../../model/types.js';
+import { sharedResult } from '../shared-work.js';
 import type { CaptureRequest, HeadScores, PrefillRun, Scorer } from '../types.js';
 
 /** KVzip's instructions before each reconstruction chunk (kvpress's wording). */
@@ -8,12 +9,6 @@ export const REPEAT_FIRST = '\n\nRepeat the previous context exactly.';
 export const REPEAT_NEXT = '\n\nRepeat the part of the previous context exactly, starting with';
 /** tokens of the previous chunk repeated after REPEAT_NEXT, so the model knows where to start */
 const PREVIOUS_TAIL = 8;
-
-/**
- * The scores do not depend on the budget: a grid's presses at several budgets over one prefill (eval) share
- * one reconstruction, kept per prompt cache and settings while that cache lives.
- */
-const computed = new WeakMap<object, Map<string, HeadScores>>();
 
 /**
  * KVzip (methods.md): the context is fed again after a repeat instruction, chunk by chunk, on a copy of the
@@ -37,16 +32,10 @@ export class ReconstructionScorer implements Scorer {
   }
 
   async score(run: PrefillRun): Promise<HeadScores> {
-    const key = JSON.stringify([this.chunk, this.sinks, run.text?.turnEnd ?? null, run.promptLength]);
-    const known = computed.get(run.cache)?.get(key);
-    if (known) return known.map((layer) => layer.map((head) => head.slice()));
-    const scores = await this.reconstruct(run);
-    if (!computed.has(run.cache)) computed.set(run.cache, new Map());
-    computed.get(run.cache)!.set(
-      key,
-      scores.map((layer) => layer.map((head) => head.slice())),
-    );
-    return scores;
+    // the scores do not depend on the budget: a grid's budgets over one prefill share one reconstruction
+    const key = JSON.stringify(['kvzip', this.chunk, this.sinks, run.text?.turnEnd ?? null, run.promptLength]);
+    const scores = await sharedResult(run, key, () => this.reconstruct(run));
+    return scores.map((layer) => layer.map((head) => head.slice()));
   }
 
   private async reconstruct(run: PrefillRun): Promise<HeadScores> {
