@@ -1,5 +1,3 @@
-import type { PrefillRun } from './types.js';
-
 /**
  * Work that several presses scoring one unchanged prompt cache can share. An eval grid runs many methods and
  * budgets over one prefill; what does not depend on the budget (KVzip's reconstruction, the output-projected
@@ -17,6 +15,6 @@ export class SharedWork {
 }
 
 /** `make()`, or its shared result when the run carries shared work. */
-export function sharedResult<T>(run: Pick<PrefillRun, 'shared'>, key: string, make: () => T): T {
+export function sharedResult<T>(run: { shared?: SharedWork }, key: string, make: () => T): T {
   return run.shared ? run.shared.get(key, make) : make();
 }
