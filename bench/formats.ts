@@ -9,6 +9,7 @@
  *    against the file size.
  *
  * Standalone: node dist/bench/formats.js [--no-speed | --speed-only] [--shapes 135m,1b] [--contexts 512,2048]
+ * [--dtypes bf16,q8_0] (a subset of each shape's formats)
  * (one engine measurement alone: node dist/bench/formats.js --engine FILE CONTEXT DECODE_STEPS [WEIGHTS];
  * a random file kept: node dist/bench/formats.js --write 135m|1b DTYPE FILE)
  */
@@ -412,12 +413,12 @@ interface SpeedRow {
 
 const DECODE_STEPS = 32;
 
-async function speed(dir: string, shapes: string[], contexts?: number[]): Promise<SpeedRow[]> {
+async function speed(dir: string, shapes: string[], contexts?: number[], dtypes?: string[]): Promise<SpeedRow[]> {
   const out: SpeedRow[] = [];
   for (const key of shapes) {
     const shape = SHAPES[key];
     const rounds = shape.rounds;
-    for (const dtype of shape.dtypes) {
+    for (const dtype of shape.dtypes.filter((d) => !dtypes || dtypes.includes(d))) {
       const file = join(dir, `${key}-${dtype}.gguf`);
       randomBlockGguf(file, shape, dtype);
       const fileMb = statSync(file).size / 2 ** 20;
@@ -469,7 +470,7 @@ async function speed(dir: string, shapes: string[], contexts?: number[]): Promis
 }
 
 export async function runBench(
-  opts: { speed?: boolean; shapes?: string[]; contexts?: number[]; correctness?: boolean } = {},
+  opts: { speed?: boolean; shapes?: string[]; contexts?: number[]; dtypes?: string[]; correctness?: boolean } = {},
 ): Promise<object> {
   if (!(await ensureYardstick())) throw new Error('node-llama-cpp could not be installed in bench/yardstick');
   const dir = mkdtempSync(join(tmpdir(), 'kvevict-formats-'));
@@ -508,7 +509,7 @@ export async function runBench(
           productRows.map((r) => [r.format, r.mb, r.ms, r.gbPerS, r.gWeightsPerS]),
         ),
       );
-      speedRows = await speed(dir, opts.shapes ?? ['135m', '1b'], opts.contexts);
+      speedRows = await speed(dir, opts.shapes ?? ['135m', '1b'], opts.contexts, opts.dtypes);
       process.stdout.write(
         formatTable(
           `random blocks in llama-quantize's layout, 2 threads, decode ${DECODE_STEPS} tokens after the prompt; better of 2 alternating runs each (1B: one each)`,
@@ -561,6 +562,7 @@ if (process.argv[1]?.endsWith('formats.js') && process.argv[1].includes('bench')
         correctness: !argv.includes('--speed-only'),
         shapes: list('--shapes'),
         contexts: list('--contexts')?.map(Number),
+        dtypes: list('--dtypes'),
       }),
     );
   }

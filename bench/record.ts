@@ -21,6 +21,8 @@ export interface MachineInfo {
   openblasCore: string | null;
   openblasThreads: string | null;
   backend: string | null;
+  /** whether bf16 weights' prefill products ran on vdpbf16ps (native/bgemm.c: built for it and timed faster here) */
+  bf16Dot: boolean | null;
   /** 1-minute load average when the module started: other work on the machine skews timings */
   loadAverage: number;
 }
@@ -28,8 +30,13 @@ export interface MachineInfo {
 export function machineInfo(load = loadavg()[0]): MachineInfo {
   const list = cpus();
   let openblasCore: string | null = null;
+  let bf16Dot: boolean | null = null;
   try {
-    if (loadNative()) openblasCore = loadNativeAddon(nativeAddonPath).info().corename;
+    if (loadNative()) {
+      const info = loadNativeAddon(nativeAddonPath).info();
+      openblasCore = info.corename;
+      bf16Dot = info.bf16Dot === undefined ? null : info.bf16Dot === 1;
+    }
   } catch {
     // not built: the TypeScript kernels run
   }
@@ -43,6 +50,7 @@ export function machineInfo(load = loadavg()[0]): MachineInfo {
     openblasCore,
     openblasThreads: process.env.OPENBLAS_NUM_THREADS ?? null,
     backend: process.env.KVEVICT_BACKEND ?? null,
+    bf16Dot,
     loadAverage: Math.round(load * 100) / 100,
   };
 }

@@ -726,6 +726,8 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   set_num(env, obj, "procs", openblas_get_num_procs());
   set_num(env, obj, "attendRowBlock", KV_ATTEND_ROW_BLOCK);
   set_num(env, obj, "attendKeyChunk", KV_ATTEND_KEY_CHUNK);
+  /* whether a bf16 prefill's products run on vdpbf16ps (built for it and timed faster than the FMA here) */
+  set_num(env, obj, "bf16Dot", kv_bf16_gemm_fast());
   /* the vector instructions this build targets (the hot loops' own paths) */
 #if defined(__AVX512F__)
   set_str(env, obj, "simd", "avx512");
@@ -855,6 +857,32 @@ static napi_value js_quant_gemm(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* bf16Gemm(bits: Uint16Array, n, k, x, m, y, ldy, accumulate): y[m, ldy] (+)= x[m, k] . W[n, k]^T on vdpbf16ps (x
+ * rounded to bf16); false, with y untouched, where that is not the faster product here (the caller widens W) */
+static napi_value js_bf16_gemm(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "bf16Gemm", 8)) return NULL;
+  const int64_t n = arg_count(&a, 1, "n"), k = arg_count(&a, 2, "k"), m = arg_count(&a, 4, "m"), ldy = arg_count(&a, 6, "ldy");
+  if (!a.failed && ldy < n) fail(&a, "ldy must be at least n");
+  const uint16_t *w = arg_array(&a, 0, "bits", napi_uint16_array, n * k);
+  const float *x = arg_array(&a, 3, "x", napi_float32_array, m * k);
+  float *y = arg_array(&a, 5, "y", napi_float32_array, m > 0 ? (m - 1) * ldy + n : 0);
+  const bool acc = arg_bool(&a, 7);
+  if (a.failed) return NULL;
+  napi_value out;
+  if (!kv_bf16_gemm_fast() || k == 0 || k % 2 != 0) {
+    napi_get_boolean(env, false, &out);
+    return out;
+  }
+  const int rc = kv_bf16_gemm(w, (int)n, (int)k, x, (int)m, y, (int)ldy, acc);
+  if (rc == -2) {
+    fail(&a, "out of memory for the bf16 activations");
+    return NULL;
+  }
+  napi_get_boolean(env, rc == 0, &out);
+  return out;
+}
+
 /* dequantBlocks(type, src: Uint8Array, blocks, dst: Float32Array): `blocks` blocks to float32 */
 static napi_value js_dequant_blocks(napi_env env, napi_callback_info info) {
   Args a;
@@ -885,6 +913,7 @@ NAPI_MODULE_INIT() {
       {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
       {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed}, {"sgemmPackedParts", js_sgemm_packed_parts},
       {"quantGemvParts", js_quant_gemv_parts}, {"dequantBlocks", js_dequant_blocks}, {"quantGemm", js_quant_gemm},
+      {"bf16Gemm", js_bf16_gemm},
       {"bf16GemvParts", js_bf16_gemv_parts},
       {"sgemvPartsBatch", js_sgemv_parts_batch}, {"bf16GemvPartsBatch", js_bf16_gemv_parts_batch},
       {"quantGemvPartsBatch", js_quant_gemv_parts_batch}, {"bf16ToFloat", js_bf16_to_float},

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bf16Matrix } from '../src/quant/formats.js';
+import { jsKernels } from '../src/kernels/js.js';
 import { loadModelDir } from '../src/model/load.js';
 import { writeGguf } from '../src/model/gguf.js';
 import { LlamaModel } from '../src/model/llama.js';
@@ -13,10 +14,16 @@ import { Rng } from '../src/util/rng.js';
 import { referenceForward } from './reference/llama-f64.js';
 import { tinyRawConfig, writeRandomModelDir } from './helpers/random-model.js';
 import { kernelPairs } from './helpers/kernel-pairs.js';
+import type { Kernels } from '../src/kernels/types.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kvevict-bf16-'));
 process.on('exit', () => rmSync(root, { recursive: true, force: true }));
 const both = kernelPairs();
+
+/** Whether these kernels run a bf16 prefill's products on the CPU's bf16 dot product (activations rounded). */
+function bf16Dot(k: Kernels): boolean {
+  return k.bf16Gemm(1, new Float32Array(2), new Bf16Matrix(new Uint16Array(2), 1, 2), new Float32Array(1), 1, false);
+}
 
 /** bfloat16 rounding by its definition (float64): 8 significant bits, ties to even. */
 function roundBf16(x: number): number {
@@ -70,6 +77,60 @@ test('bf16 matrix-vector products (native and TypeScript, fused parts with float
   }
 });
 
+test('the bf16 prefill product: float64 over the bf16 weights and the bf16-rounded activations, or no product where it does not pay', (t) => {
+  const rng = new Rng(8);
+  const probe = new Bf16Matrix(new Uint16Array(2), 1, 2);
+  assert.equal(jsKernels.bf16Gemm(1, new Float32Array(2), probe, new Float32Array(1), 1, false), false);
+  const native = both.find(([name]) => name === 'native')?.[1];
+  if (!native) return t.skip('native kernels not built');
+  const y0 = new Float32Array([5]);
+  if (!native.bf16Gemm(1, new Float32Array(2), probe, y0, 1, false)) {
+    assert.equal(y0[0], 5, 'y untouched where there is no product');
+    return t.skip('no AVX512_BF16, or vdpbf16ps not faster than the FMA here: prefills widen bf16 weights');
+  }
+  // off the 12-row tiles and 32-column strip pairs; k not a multiple of 32; a wider y (ldy) whose other
+  // columns must survive; the bits at an odd 16-bit offset (a file's bytes); values beyond bf16's precision
+  for (const [rows, n, cols] of [
+    [13, 45, 70],
+    [25, 32, 512],
+    [1, 3, 2],
+    [40, 100, 258],
+  ]) {
+    const vals = Array.from({ length: n * cols }, () => roundBf16(rng.normal() * 0.1));
+    const store = new Uint16Array(n * cols + 1);
+    store.set(Uint16Array.from(vals, bf16Bits), 1);
+    const m = new Bf16Matrix(store.subarray(1), n, cols);
+    const x = Float32Array.from({ length: rows * cols }, () => rng.normal() * (rng.next() < 0.02 ? 100 : 1));
+    const ldy = n + 3;
+    const before = Float32Array.from({ length: rows * ldy + 5 }, () => rng.normal());
+    for (const accumulate of [false, true]) {
+      const y = Float32Array.from(before);
+      assert.ok(native.bf16Gemm(rows, x, m, y, ldy, accumulate));
+      for (let i = 0; i < y.length; i++)
+        if (i >= rows * ldy || i % ldy >= n)
+          assert.equal(y[i], before[i], `${rows}x${n}x${cols} wrote outside its rows and columns (${i})`);
+      let maxRounded = 0;
+      for (let i = 0; i < rows; i++)
+        for (let r = 0; r < n; r++) {
+          let s = accumulate ? before[i * ldy + r] : 0,
+            exact = s,
+            a = Math.abs(s);
+          for (let j = 0; j < cols; j++) {
+            const xv = x[i * cols + j];
+            s += vals[r * cols + j] * roundBf16(xv);
+            exact += vals[r * cols + j] * xv;
+            a += Math.abs(vals[r * cols + j] * xv);
+          }
+          const got = y[i * ldy + r];
+          assert.ok(Math.abs(got - s) <= 2e-6 * a + 1e-30, `${rows}x${n}x${cols} [${i}, ${r}]: ${got} vs ${s} (float64 over bf16 x)`);
+          maxRounded = Math.max(maxRounded, Math.abs(got - exact) / a);
+        }
+      // the activations' rounding shows (so the reference above is the one that holds), within bf16's 2^-9
+      assert.ok(maxRounded > 1e-5 && maxRounded < 2 ** -8, `${rows}x${n}x${cols}: error against unrounded x ${maxRounded}`);
+    }
+  }
+});
+
 test('a BF16 folder stays bf16 in memory and computes as float64 over its values; weights "bf16" rounds a float32 model', () => {
   const dir = join(root, 'bf16');
   const { config, weights } = writeRandomModelDir(dir, tinyRawConfig('llama', { num_hidden_layers: 2 }), {
@@ -93,11 +154,18 @@ test('a BF16 folder stays bf16 in memory and computes as float64 over its values
     }
     return Math.sqrt(num / den);
   };
+  // where the CPU's bf16 dot product runs the prefill, its products see the activations rounded to bf16
+  const refDot = referenceForward(config, m.weights, { tokens, linearInput: (x) => x.map(roundBf16) });
   for (const [name, k] of both) {
     const model = new LlamaModel(m.config, m.weights, k);
     const all = model.forward({ tokens, positions, cache: model.newCache(), logits: 'all' });
-    const flat = Float64Array.from(ref.logits.flatMap((r) => Array.from(r)));
-    assert.ok(relErr(all, flat) < 1e-5, `${name} prefill: ${relErr(all, flat)}`);
+    const want = bf16Dot(k) ? refDot : ref;
+    const flat = Float64Array.from(want.logits.flatMap((r) => Array.from(r)));
+    assert.ok(relErr(all, flat) < 1e-5, `${name} prefill${bf16Dot(k) ? ' (bf16 dot product)' : ''}: ${relErr(all, flat)}`);
+    if (bf16Dot(k)) {
+      const unrounded = Float64Array.from(ref.logits.flatMap((r) => Array.from(r)));
+      assert.ok(relErr(all, unrounded) > 1e-4, `${name}: the rounded activations show (the test can fail)`);
+    }
     const cache = model.newCache();
     for (let t = 0; t < tokens.length; t++) {
       const out = model.forward({ tokens: tokens.subarray(t, t + 1), positions: positions.subarray(t, t + 1), cache });
@@ -113,10 +181,14 @@ test('a BF16 folder stays bf16 in memory and computes as float64 over its values
     layers: f32.layers.map((l) => ({ ...l, ...Object.fromEntries(LINEAR_NAMES.map((n) => [n, Float32Array.from(l[n], roundBf16)])) })),
   };
   const refRounded = referenceForward(config, copy, { tokens, lastOnly: true });
+  const refRoundedDot = referenceForward(config, copy, { tokens, lastOnly: true, linearInput: (x) => x.map(roundBf16) });
   for (const [name, k] of both) {
     const model = new LlamaModel(config, f32, k, { weights: 'bf16' });
-    const out = model.forward({ tokens, positions, cache: model.newCache() });
-    assert.ok(relErr(out, refRounded.logits[0]) < 1e-5, `${name} weights bf16: ${relErr(out, refRounded.logits[0])}`);
+    // every row's logits, so that the lm head's product is a prefill's too (with the dot product: rounded rows)
+    const all = model.forward({ tokens, positions, cache: model.newCache(), logits: 'all' });
+    const out = all.subarray(all.length - config.vocabSize);
+    const want = bf16Dot(k) ? refRoundedDot : refRounded;
+    assert.ok(relErr(out, want.logits[0]) < 1e-5, `${name} weights bf16: ${relErr(out, want.logits[0])}`);
     const plain = new LlamaModel(config, f32, k).forward({ tokens, positions, cache: model.newCache() });
     assert.ok(relErr(plain, refRounded.logits[0]) > 1e-4, `${name}: float32 weights differ from their bf16 rounding (the test can fail)`);
   }

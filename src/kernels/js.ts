@@ -84,6 +84,9 @@ export const jsKernels: Kernels = {
   quantGemm() {
     return false; // the widened product is the TypeScript path
   },
+  bf16Gemm() {
+    return false; // likewise
+  },
   dequantRows(m, first, count, out) {
     if (first < 0 || first + count > m.rows || out.length < count * m.cols) throw new RangeError('dequantRows: rows out of range');
     dequantizeRows(m, first, count, out);

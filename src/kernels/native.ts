@@ -13,6 +13,8 @@ export interface NativeInfo {
   attendKeyChunk: number;
   /** 'avx512', 'avx2' or 'scalar' (absent in an addon built before it) */
   simd?: string;
+  /** 1 where a bf16 prefill's products run on vdpbf16ps (built for it, and timed faster than the FMA here) */
+  bf16Dot?: number;
 }
 
 /** The kernels the addon exports with the Kernels interface's own signatures. */
@@ -52,6 +54,17 @@ export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<
   bf16ToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
   /** dequantBlocks(type, src, blocks, dst) */
   dequantBlocks?(type: number, src: Uint8Array, blocks: number, dst: Float32Array): void;
+  /** bf16Gemm(bits, n, k, x, m, y, ldy, accumulate): false where the bf16 dot product is not built or not faster */
+  bf16Gemm?(
+    bits: Uint16Array,
+    n: number,
+    k: number,
+    x: Float32Array,
+    m: number,
+    y: Float32Array,
+    ldy: number,
+    accumulate: boolean,
+  ): boolean;
   /** quantGemm(type, data, n, k, x, m, y, ldy, accumulate): false where the build has no integer product */
   quantGemm?(
     type: number,
@@ -160,6 +173,10 @@ export function makeNativeKernels(path: string): Kernels {
     quantGemm(rows, x, w, y, ldy, accumulate) {
       if (!addon.quantGemm) return false;
       return addon.quantGemm(nativeQuantIndex(w.type), w.data, w.rows, w.cols, x, rows, y, ldy, accumulate);
+    },
+    bf16Gemm(rows, x, w, y, ldy, accumulate) {
+      if (!addon.bf16Gemm) return false;
+      return addon.bf16Gemm(w.bits, w.rows, w.cols, x, rows, y, ldy, accumulate);
     },
     dequantRows(m, first, count, out) {
       if (!addon.dequantBlocks) return jsKernels.dequantRows(m, first, count, out);

@@ -136,6 +136,12 @@ export interface InferenceKernels {
    */
   quantGemm(rows: number, x: Float32Array, w: QuantMatrix, y: Float32Array, ldy: number, accumulate: boolean): boolean;
   /**
+   * A prefill's product with bf16 weights on the CPU's bf16 dot product: y[rows, ldy] (+)= x[rows, w.cols] . W^T, x
+   * rounded to bf16 first (as llama.cpp does), the sums float32. Returns false, y untouched, where the kernels
+   * have no such product or it is not faster than widening W for the float32 one (the caller widens instead).
+   */
+  bf16Gemm(rows: number, x: Float32Array, w: Bf16Matrix, y: Float32Array, ldy: number, accumulate: boolean): boolean;
+  /**
    * Several matrices against one vector (q, k, v of a decode row; gate and up), in one pass of the thread pool:
    * parts[p].y[n] = parts[p].w[n, k] . x, or += when accumulate. At most 4 parts.
    */

@@ -51,6 +51,7 @@ export class LinearKernel {
     else if (this.decodeRows && n <= BATCH_GEMV_MAX_ROWS) k.sgemvBatch(n, outDim, inDim, w, x, y, accumulate);
     else if (w instanceof Float32Array) k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
     else if (w instanceof QuantMatrix && w.rows === outDim && k.quantGemm(n, x, w, y, outDim, accumulate)) return;
+    else if (w instanceof Bf16Matrix && w.rows === outDim && k.bf16Gemm(n, x, w, y, outDim, accumulate)) return;
     else {
       const rowsPerBlock = Math.max(1, Math.min(outDim, Math.floor(WIDEN_FLOATS / inDim)));
       if (this.widened.length < rowsPerBlock * inDim) this.widened = new Float32Array(rowsPerBlock * inDim);

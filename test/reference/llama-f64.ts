@@ -36,6 +36,11 @@ export interface ReferenceInput {
    * Weights that replace a layer's own for one row (LoRA on some rows: the caller passes W + (alpha / r) B A
    * merged in float64); a matrix left out, or undefined for the row, is the layer's own.
    */
+  /**
+   * What the linear layers see of their input row (a bf16 product that rounds its activations to bf16 first):
+   * returns the row to multiply; default the row itself. The decode's and the lm head's rows are included.
+   */
+  linearInput?: (x: Float64Array) => Float64Array;
   rowWeights?: (
     layer: number,
     row: number,
@@ -61,7 +66,7 @@ function rmsnorm(x: Float64Array, w: ArrayLike<number>, eps: number): Float64Arr
 }
 
 /** y = W x for W stored [out, in] row-major. */
-function matvec(w: ArrayLike<number>, x: Float64Array, outDim: number): Float64Array {
+function product(w: ArrayLike<number>, x: Float64Array, outDim: number): Float64Array {
   const inDim = x.length;
   const y = new Float64Array(outDim);
   for (let o = 0; o < outDim; o++) {
@@ -134,6 +139,8 @@ export function referenceForward(cfg: ModelConfig, weights: Weights, input: Refe
   const inv = inverseFrequencies(cfg);
   const eps = cfg.rmsNormEps;
   const rope = input.rope === 'interleaved' ? ropeInterleaved : ropeHalf;
+  const see = input.linearInput ?? ((x: Float64Array) => x);
+  const matvec = (wm: ArrayLike<number>, x: Float64Array, outDim: number) => product(wm, see(x), outDim);
 
   // hidden states, one Float64Array per row
   let hs: Float64Array[] = [];
