@@ -17,6 +17,11 @@ export interface NativeInfo {
   bf16Dot?: number;
 }
 
+/** A prefill product of the addon's: y[m, ldy] (+)= x[m, k] . W[n, k]^T for W given by the leading arguments; false where it does not run. */
+type AddonGemm<W extends unknown[]> = (
+  ...args: [...W, n: number, k: number, x: Float32Array, m: number, y: Float32Array, ldy: number, accumulate: boolean]
+) => boolean;
+
 /** The kernels the addon exports with the Kernels interface's own signatures. */
 type SameAsKernels =
   | 'sgemm'
@@ -55,28 +60,9 @@ export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<
   /** dequantBlocks(type, src, blocks, dst) */
   dequantBlocks?(type: number, src: Uint8Array, blocks: number, dst: Float32Array): void;
   /** bf16Gemm(bits, n, k, x, m, y, ldy, accumulate): false where the bf16 dot product is not built or not faster */
-  bf16Gemm?(
-    bits: Uint16Array,
-    n: number,
-    k: number,
-    x: Float32Array,
-    m: number,
-    y: Float32Array,
-    ldy: number,
-    accumulate: boolean,
-  ): boolean;
+  bf16Gemm?: AddonGemm<[bits: Uint16Array]>;
   /** quantGemm(type, data, n, k, x, m, y, ldy, accumulate): false where the build has no integer product */
-  quantGemm?(
-    type: number,
-    data: Uint8Array,
-    n: number,
-    k: number,
-    x: Float32Array,
-    m: number,
-    y: Float32Array,
-    ldy: number,
-    accumulate: boolean,
-  ): boolean;
+  quantGemm?: AddonGemm<[type: number, data: Uint8Array]>;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;
   attendHead(
