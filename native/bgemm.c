@@ -72,8 +72,8 @@ static void pack_x_tiles(void *arg, int64_t t0, int64_t t1) {
  * may sit at any even address, a file's bytes; gathers take unaligned elements). */
 static void pack_strip(const BGemmJob *j, int n0, uint32_t *lv) {
   const int k2 = j->k2;
-  const int live = j->n - n0 >= BG_NR ? BG_NR : j->n - n0;
-  const __mmask16 keep = (__mmask16)(live >= BG_NR ? 0xffff : (1u << live) - 1u);
+  const int live = j->n - n0; /* rows of W in this strip: none for the second strip of the last pair, at times */
+  const __mmask16 keep = (__mmask16)(live >= BG_NR ? 0xffff : live <= 0 ? 0 : (1u << live) - 1u);
   const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                           _mm512_set1_epi32(4 * k2));
   const char *base = (const char *)(j->w + (int64_t)n0 * 2 * k2);
