@@ -857,24 +857,34 @@ static napi_value js_quant_gemm(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* bf16Gemm(bits: Uint16Array, n, k, x, m, y, ldy, accumulate): y[m, ldy] (+)= x[m, k] . W[n, k]^T on vdpbf16ps (x
- * rounded to bf16); false, with y untouched, where that is not the faster product here (the caller widens W) */
+/* bf16Gemm(k, x, m, accumulate, bits0, n0, y0, ldy0 [, bits1, n1, y1, ldy1 ...]): y_p[m, ldy_p] (+)= x[m, k] .
+ * W_p[n_p, k]^T on vdpbf16ps (x rounded to bf16), up to KV_GEMM_MAX_PARTS matrices; false, every y untouched,
+ * where that is not the faster product here (the caller widens W) */
 static napi_value js_bf16_gemm(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, &a, "bf16Gemm", 8)) return NULL;
-  const int64_t n = arg_count(&a, 1, "n"), k = arg_count(&a, 2, "k"), m = arg_count(&a, 4, "m"), ldy = arg_count(&a, 6, "ldy");
-  if (!a.failed && ldy < n) fail(&a, "ldy must be at least n");
-  const uint16_t *w = arg_array(&a, 0, "bits", napi_uint16_array, n * k);
-  const float *x = arg_array(&a, 3, "x", napi_float32_array, m * k);
-  float *y = arg_array(&a, 5, "y", napi_float32_array, m > 0 ? (m - 1) * ldy + n : 0);
-  const bool acc = arg_bool(&a, 7);
+  const int64_t k = arg_count(&a, 0, "k"), m = arg_count(&a, 2, "m");
+  const float *x = arg_array(&a, 1, "x", napi_float32_array, m * k);
+  const bool acc = arg_bool(&a, 3);
+  if (!a.failed && (a.argc - 4) % 4 != 0) fail(&a, "parts come in fours: bits, n, y, ldy");
+  const int count = a.failed ? 0 : (int)((a.argc - 4) / 4);
+  if (!a.failed && count > KV_GEMM_MAX_PARTS) fail(&a, "too many parts");
+  KvBf16Part parts[KV_GEMM_MAX_PARTS];
+  for (int p = 0; p < count && !a.failed; p++) {
+    const size_t at = 4 + 4 * (size_t)p;
+    const int64_t n = arg_count(&a, at + 1, "n"), ldy = arg_count(&a, at + 3, "ldy");
+    if (!a.failed && ldy < n) fail(&a, "ldy must be at least n");
+    parts[p].w = arg_array(&a, at, "bits", napi_uint16_array, n * k);
+    parts[p].y = arg_array(&a, at + 2, "y", napi_float32_array, m > 0 ? (m - 1) * ldy + n : 0);
+    parts[p].n = (int)n, parts[p].ldy = (int)ldy;
+  }
   if (a.failed) return NULL;
   napi_value out;
   if (!kv_bf16_gemm_fast() || k == 0 || k % 2 != 0) {
     napi_get_boolean(env, false, &out);
     return out;
   }
-  const int rc = kv_bf16_gemm(w, (int)n, (int)k, x, (int)m, y, (int)ldy, acc);
+  const int rc = kv_bf16_gemm(count, parts, (int)k, x, (int)m, acc);
   if (rc == -2) {
     fail(&a, "out of memory for the bf16 activations");
     return NULL;

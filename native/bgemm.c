@@ -11,6 +11,8 @@
  * repacked once into [k/2][16 rows][2 values] (each 32-bit lane a row's pair of consecutive k), which stays
  * in L2 while every 12-row tile of X, packed the same way ([k/2][12 rows][2]), streams past: two W loads and
  * twelve broadcasts feed 24 vdpbf16ps into 24 accumulators. Pairs of strips are shared out on the thread pool.
+ * Parts: matrices that read the same X (a layer's q, k and v; gate and up) share its rounding and packing and one
+ * pass of the pool, their pairs of strips numbered on from part to part.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,11 +30,11 @@
 
 #ifdef HAVE_BGEMM
 typedef struct {
-  int n, k2, m, ldy, accumulate, tiles;
-  const uint16_t *w; /* [n][2 * k2] bf16 bits */
+  int k2, m, accumulate, tiles, count;
+  const KvBf16Part *parts; /* each W [n][2 * k2] bf16 bits, into its own y */
+  int first[KV_GEMM_MAX_PARTS + 1]; /* part p's pairs of strips: [first[p], first[p + 1]) */
   const float *x;
   uint32_t *xp; /* [tiles][k2][BG_MR] */
-  float *y;
 } BGemmJob;
 
 /* Rows of X tile by tile to bf16 pairs, [k2][BG_MR] per tile (rows past m zero). */
@@ -70,13 +72,13 @@ static void pack_x_tiles(void *arg, int64_t t0, int64_t t1) {
 
 /* Rows [n0, n0 + 16) of W as [k2][16] pairs (rows past n zero): one gather of the 16 rows' pair a step (the bits
  * may sit at any even address, a file's bytes; gathers take unaligned elements). */
-static void pack_strip(const BGemmJob *j, int n0, uint32_t *lv) {
+static void pack_strip(const BGemmJob *j, const KvBf16Part *part, int n0, uint32_t *lv) {
   const int k2 = j->k2;
-  const int live = j->n - n0; /* rows of W in this strip: none for the second strip of the last pair, at times */
+  const int live = part->n - n0; /* rows of W in this strip: none for the second strip of the last pair, at times */
   const __mmask16 keep = (__mmask16)(live >= BG_NR ? 0xffff : live <= 0 ? 0 : (1u << live) - 1u);
   const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                           _mm512_set1_epi32(4 * k2));
-  const char *base = (const char *)(j->w + (int64_t)n0 * 2 * k2);
+  const char *base = (const char *)(part->w + (int64_t)n0 * 2 * k2);
   for (int s = 0; s < k2; s++) {
     const __m512i at = _mm512_add_epi32(rows, _mm512_set1_epi32(4 * s));
     _mm512_store_si512(lv + (int64_t)s * BG_NR, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), keep, at, base, 1));
@@ -121,17 +123,20 @@ static void strip_pairs(void *arg, int64_t p0, int64_t p1) {
     strip_cap = strip_lv ? 2 * strip : 0;
     if (!strip_cap) abort(); /* two strips of W: the caller's buffers were far larger */
   }
+  int q = 0;
   for (int64_t p = p0; p < p1; p++) {
-    const int n0 = (int)p * 2 * BG_NR;
-    const int left0 = j->n - n0, left1 = j->n - n0 - BG_NR;
+    while (p >= j->first[q + 1]) q++;
+    const KvBf16Part *part = j->parts + q;
+    const int n0 = (int)(p - j->first[q]) * 2 * BG_NR;
+    const int left0 = part->n - n0, left1 = part->n - n0 - BG_NR;
     const __mmask16 keep0 = (__mmask16)(left0 >= BG_NR ? 0xffff : (1u << left0) - 1u);
     const __mmask16 keep1 = (__mmask16)(left1 >= BG_NR ? 0xffff : left1 <= 0 ? 0 : (1u << left1) - 1u);
-    pack_strip(j, n0, strip_lv);
-    pack_strip(j, n0 + BG_NR, strip_lv + strip);
+    pack_strip(j, part, n0, strip_lv);
+    pack_strip(j, part, n0 + BG_NR, strip_lv + strip);
     for (int t = 0; t < j->tiles; t++) {
       const int rows = j->m - t * BG_MR;
-      tile(k2, j->xp + (int64_t)t * k2 * BG_MR, strip_lv, strip_lv + strip, j->y + (int64_t)t * BG_MR * j->ldy + n0, j->ldy,
-           rows, keep0, keep1, j->accumulate);
+      tile(k2, j->xp + (int64_t)t * k2 * BG_MR, strip_lv, strip_lv + strip, part->y + (int64_t)t * BG_MR * part->ldy + n0,
+           part->ldy, rows, keep0, keep1, j->accumulate);
     }
   }
 }
@@ -192,20 +197,22 @@ int kv_bf16_gemm_fast(void) {
 #endif
 }
 
-int kv_bf16_gemm(const uint16_t *w, int n, int k, const float *x, int m, float *y, int ldy, int accumulate) {
+int kv_bf16_gemm(int count, const KvBf16Part *parts, int k, const float *x, int m, int accumulate) {
 #ifndef HAVE_BGEMM
-  (void)w, (void)n, (void)k, (void)x, (void)m, (void)y, (void)ldy, (void)accumulate;
+  (void)count, (void)parts, (void)k, (void)x, (void)m, (void)accumulate;
   return -3;
 #else
-  if (m <= 0 || n <= 0) return 0;
+  if (count < 1 || count > KV_GEMM_MAX_PARTS) return -4;
+  if (m <= 0) return 0;
   if (k % 2 != 0) return -1;
   const int k2 = k / 2, tiles = (m + BG_MR - 1) / BG_MR;
   uint32_t *xp = aligned_alloc(64, sizeof(uint32_t) * (size_t)tiles * (size_t)((k2 * BG_MR + 15) / 16 * 16));
   if (!xp) return -2;
-  BGemmJob j = {.n = n, .k2 = k2, .m = m, .ldy = ldy, .accumulate = accumulate, .tiles = tiles,
-                .w = w, .x = x, .xp = xp, .y = y};
+  BGemmJob j = {.k2 = k2, .m = m, .accumulate = accumulate, .tiles = tiles, .count = count, .parts = parts, .x = x, .xp = xp};
+  for (int p = 0; p < count; p++) j.first[p + 1] = j.first[p] + (parts[p].n + 2 * BG_NR - 1) / (2 * BG_NR);
+  /* X once for every part (q, k and v of a layer; gate and up) */
   kv_pool_for(tiles, 1, 0, pack_x_tiles, &j);
-  kv_pool_for((n + 2 * BG_NR - 1) / (2 * BG_NR), 1, 0, strip_pairs, &j);
+  kv_pool_for(j.first[count], 1, 0, strip_pairs, &j);
   free(xp);
   return 0;
 #endif

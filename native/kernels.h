@@ -219,10 +219,17 @@ void kv_quant_block_levels(int type, const uint8_t *p, uint32_t *u, float *a, fl
  * -3 not built (neither AVX-512 VNNI nor AVX2): the caller widens instead */
 int kv_quant_gemm(int type, const uint8_t *w, int n, int k, const float *x, int m, float *y, int ldy, int accumulate);
 int kv_quant_gemm_available(void);
-/* Y[m, n] (+)= X[m, k] . W[n, k]^T for bfloat16 W on vdpbf16ps, X rounded to bf16 (native/bgemm.c); 0, or -1 k odd,
+/* Y_p[m, n_p] (+)= X[m, k] . W_p[n_p, k]^T for bfloat16 W on vdpbf16ps, X rounded to bf16 (native/bgemm.c); 0, or -1 k odd,
  * -2 out of memory, -3 not built (no AVX512_BF16). kv_bf16_gemm_fast: 1 where it is built and the CPU runs
  * vdpbf16ps clearly faster than the float32 FMA (timed once per process). */
-int kv_bf16_gemm(const uint16_t *w, int n, int k, const float *x, int m, float *y, int ldy, int accumulate);
+typedef struct {
+  const uint16_t *w; /* [n, k] bf16 bits */
+  int n;
+  float *y; /* [m, ldy] */
+  int ldy;
+} KvBf16Part;
+/* up to KV_GEMM_MAX_PARTS matrices against one X (-4: a bad count) */
+int kv_bf16_gemm(int count, const KvBf16Part *parts, int k, const float *x, int m, int accumulate);
 int kv_bf16_gemm_fast(void);
 float kv_quant_row_dot_scalar(int type, const uint8_t *row, int k, const int8_t *q, const float *d, const int32_t *sums);
 

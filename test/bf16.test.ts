@@ -22,7 +22,7 @@ const both = kernelPairs();
 
 /** Whether these kernels run a bf16 prefill's products on the CPU's bf16 dot product (activations rounded). */
 function bf16Dot(k: Kernels): boolean {
-  return k.bf16Gemm(1, new Float32Array(2), new Bf16Matrix(new Uint16Array(2), 1, 2), new Float32Array(1), 1, false);
+  return k.bf16Gemm(1, new Float32Array(2), [{ w: new Bf16Matrix(new Uint16Array(2), 1, 2), y: new Float32Array(1), ldy: 1 }], false);
 }
 
 /** bfloat16 rounding by its definition (float64): 8 significant bits, ties to even. */
@@ -79,56 +79,77 @@ test('bf16 matrix-vector products (native and TypeScript, fused parts with float
 
 test('the bf16 prefill product: float64 over the bf16 weights and the bf16-rounded activations, or no product where it does not pay', (t) => {
   const rng = new Rng(8);
-  const probe = new Bf16Matrix(new Uint16Array(2), 1, 2);
-  assert.equal(jsKernels.bf16Gemm(1, new Float32Array(2), probe, new Float32Array(1), 1, false), false);
+  const probe = () => [{ w: new Bf16Matrix(new Uint16Array(2), 1, 2), y: new Float32Array([5]), ldy: 1 }];
+  assert.equal(jsKernels.bf16Gemm(1, new Float32Array(2), probe(), false), false);
   const native = both.find(([name]) => name === 'native')?.[1];
   if (!native) return t.skip('native kernels not built');
-  const y0 = new Float32Array([5]);
-  if (!native.bf16Gemm(1, new Float32Array(2), probe, y0, 1, false)) {
-    assert.equal(y0[0], 5, 'y untouched where there is no product');
+  const untouched = probe();
+  if (!native.bf16Gemm(1, new Float32Array(2), untouched, false)) {
+    assert.equal(untouched[0].y[0], 5, 'y untouched where there is no product');
     return t.skip('no AVX512_BF16, or vdpbf16ps not faster than the FMA here: prefills widen bf16 weights');
   }
-  // off the 12-row tiles and 32-column strip pairs; k not a multiple of 32; a wider y (ldy) whose other
-  // columns must survive; the bits at an odd 16-bit offset (a file's bytes); values beyond bf16's precision
-  for (const [rows, n, cols] of [
-    [13, 45, 70],
-    [25, 32, 512],
-    [1, 3, 2],
-    [40, 100, 258],
-  ]) {
-    const vals = Array.from({ length: n * cols }, () => roundBf16(rng.normal() * 0.1));
-    const store = new Uint16Array(n * cols + 1);
-    store.set(Uint16Array.from(vals, bf16Bits), 1);
-    const m = new Bf16Matrix(store.subarray(1), n, cols);
+  // off the 12-row tiles and 32-column strip pairs (a pair's second strip wholly past n); k not a multiple of 32;
+  // up to three parts against one x; a wider y (ldy) whose other columns must survive; the bits at an odd 16-bit
+  // offset (a file's bytes); activations beyond bf16's precision
+  for (const [rows, cols, ns] of [
+    [13, 70, [45, 16, 3]],
+    [25, 512, [32]],
+    [1, 2, [3, 1]],
+    [40, 258, [100, 40]],
+  ] as [number, number, number[]][]) {
     const x = Float32Array.from({ length: rows * cols }, () => rng.normal() * (rng.next() < 0.02 ? 100 : 1));
-    const ldy = n + 3;
-    const before = Float32Array.from({ length: rows * ldy + 5 }, () => rng.normal());
+    const mats = ns.map((n) => {
+      const vals = Array.from({ length: n * cols }, () => roundBf16(rng.normal() * 0.1));
+      const store = new Uint16Array(n * cols + 1);
+      store.set(Uint16Array.from(vals, bf16Bits), 1);
+      const ldy = n + 3;
+      return {
+        n,
+        vals,
+        ldy,
+        w: new Bf16Matrix(store.subarray(1), n, cols),
+        before: Float32Array.from({ length: rows * ldy + 5 }, () => rng.normal()),
+      };
+    });
     for (const accumulate of [false, true]) {
-      const y = Float32Array.from(before);
-      assert.ok(native.bf16Gemm(rows, x, m, y, ldy, accumulate));
-      for (let i = 0; i < y.length; i++)
-        if (i >= rows * ldy || i % ldy >= n)
-          assert.equal(y[i], before[i], `${rows}x${n}x${cols} wrote outside its rows and columns (${i})`);
+      const parts = mats.map((m) => ({ w: m.w, y: Float32Array.from(m.before), ldy: m.ldy }));
+      assert.ok(native.bf16Gemm(rows, x, parts, accumulate));
       let maxRounded = 0;
-      for (let i = 0; i < rows; i++)
-        for (let r = 0; r < n; r++) {
-          let s = accumulate ? before[i * ldy + r] : 0,
-            exact = s,
-            a = Math.abs(s);
-          for (let j = 0; j < cols; j++) {
-            const xv = x[i * cols + j];
-            s += vals[r * cols + j] * roundBf16(xv);
-            exact += vals[r * cols + j] * xv;
-            a += Math.abs(vals[r * cols + j] * xv);
+      mats.forEach(({ n, vals, ldy, before }, p) => {
+        const y = parts[p].y;
+        const at = `${rows}x${cols}, part ${p} (${n} rows)`;
+        for (let i = 0; i < y.length; i++)
+          if (i >= rows * ldy || i % ldy >= n) assert.equal(y[i], before[i], `${at} wrote outside its rows and columns (${i})`);
+        for (let i = 0; i < rows; i++)
+          for (let r = 0; r < n; r++) {
+            let s = accumulate ? before[i * ldy + r] : 0,
+              exact = s,
+              a = Math.abs(s);
+            for (let j = 0; j < cols; j++) {
+              const xv = x[i * cols + j];
+              s += vals[r * cols + j] * roundBf16(xv);
+              exact += vals[r * cols + j] * xv;
+              a += Math.abs(vals[r * cols + j] * xv);
+            }
+            const got = y[i * ldy + r];
+            assert.ok(Math.abs(got - s) <= 2e-6 * a + 1e-30, `${at} [${i}, ${r}]: ${got} vs ${s} (float64 over bf16 x)`);
+            maxRounded = Math.max(maxRounded, Math.abs(got - exact) / a);
           }
-          const got = y[i * ldy + r];
-          assert.ok(Math.abs(got - s) <= 2e-6 * a + 1e-30, `${rows}x${n}x${cols} [${i}, ${r}]: ${got} vs ${s} (float64 over bf16 x)`);
-          maxRounded = Math.max(maxRounded, Math.abs(got - exact) / a);
-        }
+      });
       // the activations' rounding shows (so the reference above is the one that holds), within bf16's 2^-9
-      assert.ok(maxRounded > 1e-5 && maxRounded < 2 ** -8, `${rows}x${n}x${cols}: error against unrounded x ${maxRounded}`);
+      assert.ok(maxRounded > 1e-5 && maxRounded < 2 ** -8, `${rows}x${cols}: error against unrounded x ${maxRounded}`);
     }
   }
+  assert.throws(
+    () =>
+      native.bf16Gemm(
+        2,
+        new Float32Array(4),
+        [...probe(), { w: new Bf16Matrix(new Uint16Array(4), 1, 4), y: new Float32Array(2), ldy: 1 }],
+        false,
+      ),
+    /same number of columns/,
+  );
 });
 
 test('a BF16 folder stays bf16 in memory and computes as float64 over its values; weights "bf16" rounds a float32 model', () => {

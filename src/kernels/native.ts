@@ -17,11 +17,6 @@ export interface NativeInfo {
   bf16Dot?: number;
 }
 
-/** A prefill product of the addon's: y[m, ldy] (+)= x[m, k] . W[n, k]^T for W given by the leading arguments; false where it does not run. */
-type AddonGemm<W extends unknown[]> = (
-  ...args: [...W, n: number, k: number, x: Float32Array, m: number, y: Float32Array, ldy: number, accumulate: boolean]
-) => boolean;
-
 /** The kernels the addon exports with the Kernels interface's own signatures. */
 type SameAsKernels =
   | 'sgemm'
@@ -59,10 +54,20 @@ export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<
   bf16ToFloat?(src: Uint16Array, dst: Float32Array, n: number): void;
   /** dequantBlocks(type, src, blocks, dst) */
   dequantBlocks?(type: number, src: Uint8Array, blocks: number, dst: Float32Array): void;
-  /** bf16Gemm(bits, n, k, x, m, y, ldy, accumulate): false where the bf16 dot product is not built or not faster */
-  bf16Gemm?: AddonGemm<[bits: Uint16Array]>;
+  /** bf16Gemm(k, x, m, accumulate, bits0, n0, y0, ldy0, ...): false where the bf16 dot product is not built or not faster */
+  bf16Gemm?(k: number, x: Float32Array, m: number, accumulate: boolean, ...parts: (number | Uint16Array | Float32Array)[]): boolean;
   /** quantGemm(type, data, n, k, x, m, y, ldy, accumulate): false where the build has no integer product */
-  quantGemm?: AddonGemm<[type: number, data: Uint8Array]>;
+  quantGemm?(
+    type: number,
+    data: Uint8Array,
+    n: number,
+    k: number,
+    x: Float32Array,
+    m: number,
+    y: Float32Array,
+    ldy: number,
+    accumulate: boolean,
+  ): boolean;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;
   attendHead(
@@ -160,9 +165,11 @@ export function makeNativeKernels(path: string): Kernels {
       if (!addon.quantGemm) return false;
       return addon.quantGemm(nativeQuantIndex(w.type), w.data, w.rows, w.cols, x, rows, y, ldy, accumulate);
     },
-    bf16Gemm(rows, x, w, y, ldy, accumulate) {
-      if (!addon.bf16Gemm) return false;
-      return addon.bf16Gemm(w.bits, w.rows, w.cols, x, rows, y, ldy, accumulate);
+    bf16Gemm(rows, x, parts, accumulate) {
+      if (!addon.bf16Gemm || parts.length === 0) return false;
+      const k = parts[0].w.cols;
+      if (parts.some((p) => p.w.cols !== k)) throw new RangeError('bf16Gemm: every part needs the same number of columns');
+      return addon.bf16Gemm(k, x, rows, accumulate, ...parts.flatMap((p) => [p.w.bits, p.w.rows, p.y, p.ldy]));
     },
     dequantRows(m, first, count, out) {
       if (!addon.dequantBlocks) return jsKernels.dequantRows(m, first, count, out);

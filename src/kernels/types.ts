@@ -53,6 +53,13 @@ export interface PackedPart {
   y: Float32Array;
 }
 
+/** One matrix of Kernels.bf16Gemm and where it writes: y[rows, ldy]. */
+export interface Bf16Part {
+  w: Bf16Matrix;
+  y: Float32Array;
+  ldy: number;
+}
+
 /** Output columns per strip of packed weights (Kernels.packWeights); the native micro-kernel's tile width. */
 export const PACK_STRIP = 32;
 
@@ -136,11 +143,12 @@ export interface InferenceKernels {
    */
   quantGemm(rows: number, x: Float32Array, w: QuantMatrix, y: Float32Array, ldy: number, accumulate: boolean): boolean;
   /**
-   * A prefill's product with bf16 weights on the CPU's bf16 dot product: y[rows, ldy] (+)= x[rows, w.cols] . W^T, x
-   * rounded to bf16 first (as llama.cpp does), the sums float32. Returns false, y untouched, where the kernels
-   * have no such product or it is not faster than widening W for the float32 one (the caller widens instead).
+   * A prefill's products with bf16 weights on the CPU's bf16 dot product: for each part, y[rows, ldy] (+)= x[rows,
+   * w.cols] . W^T, x rounded to bf16 first (as llama.cpp does), the sums float32; up to 4 parts of the same
+   * w.cols share x's rounding (q, k and v; gate and up). Returns false, every y untouched, where the kernels have
+   * no such product or it is not faster than widening W for the float32 one (the caller widens instead).
    */
-  bf16Gemm(rows: number, x: Float32Array, w: Bf16Matrix, y: Float32Array, ldy: number, accumulate: boolean): boolean;
+  bf16Gemm(rows: number, x: Float32Array, parts: readonly Bf16Part[], accumulate: boolean): boolean;
   /**
    * Several matrices against one vector (q, k, v of a decode row; gate and up), in one pass of the thread pool:
    * parts[p].y[n] = parts[p].w[n, k] . x, or += when accumulate. At most 4 parts.

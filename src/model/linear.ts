@@ -51,7 +51,7 @@ export class LinearKernel {
     else if (this.decodeRows && n <= BATCH_GEMV_MAX_ROWS) k.sgemvBatch(n, outDim, inDim, w, x, y, accumulate);
     else if (w instanceof Float32Array) k.sgemm(false, true, n, outDim, inDim, 1, x, inDim, w, inDim, accumulate ? 1 : 0, y, outDim);
     else if (w instanceof QuantMatrix && w.rows === outDim && k.quantGemm(n, x, w, y, outDim, accumulate)) return;
-    else if (w instanceof Bf16Matrix && w.rows === outDim && k.bf16Gemm(n, x, w, y, outDim, accumulate)) return;
+    else if (w instanceof Bf16Matrix && w.rows === outDim && k.bf16Gemm(n, x, [{ w, y, ldy: outDim }], accumulate)) return;
     else {
       const rowsPerBlock = Math.max(1, Math.min(outDim, Math.floor(WIDEN_FLOATS / inDim)));
       if (this.widened.length < rowsPerBlock * inDim) this.widened = new Float32Array(rowsPerBlock * inDim);
@@ -64,6 +64,33 @@ export class LinearKernel {
       }
     }
   }
+}
+
+/**
+ * Several matrices against the same rows of x (q, k and v; gate and up), each into its own y: one product where
+ * every matrix is bf16 and the kernels have the bf16 dot product (x rounded and packed once), else one run each.
+ */
+function runParts(
+  plain: LinearKernel,
+  k: Kernels,
+  n: number,
+  inDim: number,
+  x: Float32Array,
+  parts: readonly { w: MatrixWeights; outDim: number; y: Float32Array }[],
+): void {
+  const bf16 =
+    n > 1 && !(plain.decodeRows && n <= BATCH_GEMV_MAX_ROWS) && parts.every((p) => p.w instanceof Bf16Matrix && p.w.rows === p.outDim);
+  if (
+    bf16 &&
+    k.bf16Gemm(
+      n,
+      x,
+      parts.map((p) => ({ w: p.w as Bf16Matrix, y: p.y, ldy: p.outDim })),
+      false,
+    )
+  )
+    return;
+  for (const p of parts) plain.run(k, n, p.outDim, inDim, x, p.w, p.y, false);
 }
 
 /**
@@ -122,6 +149,12 @@ export class LayerProjections {
         ],
         false,
       );
+    } else if (!pk && out === n) {
+      runParts(this.plain, k, n, hidden, xb, [
+        { w: this.w.q, outDim: qDim, y: b.q },
+        { w: this.w.k, outDim: kvDim, y: b.k },
+        { w: this.w.v, outDim: kvDim, y: b.v },
+      ]);
     } else {
       if (out > 0) this.plain.run(k, out, qDim, hidden, out === n ? xb : xb.subarray((n - out) * hidden), this.w.q, b.q, false);
       if (pk)
@@ -137,10 +170,11 @@ export class LayerProjections {
           ],
           false,
         );
-      else {
-        this.plain.run(k, n, kvDim, hidden, xb, this.w.k, b.k, false);
-        this.plain.run(k, n, kvDim, hidden, xb, this.w.v, b.v, false);
-      }
+      else
+        runParts(this.plain, k, n, hidden, xb, [
+          { w: this.w.k, outDim: kvDim, y: b.k },
+          { w: this.w.v, outDim: kvDim, y: b.v },
+        ]);
     }
   }
 
@@ -170,8 +204,10 @@ export class LayerProjections {
         false,
       );
     } else {
-      this.plain.run(k, rows, inter, hidden, xb, this.w.gate, b.gate, false);
-      this.plain.run(k, rows, inter, hidden, xb, this.w.up, b.up, false);
+      runParts(this.plain, k, rows, hidden, xb, [
+        { w: this.w.gate, outDim: inter, y: b.gate },
+        { w: this.w.up, outDim: inter, y: b.up },
+      ]);
     }
   }
 
