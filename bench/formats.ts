@@ -334,6 +334,8 @@ interface EngineRun {
   loadSeconds: number;
   /** one decode step's milliseconds by section (a profiled pass after the timed one) */
   decodeSplitMs: { linear: number; attention: number; other: number };
+  /** the prefill's milliseconds by section (a second, profiled prefill of the same tokens) */
+  prefillSplitMs: { linear: number; attention: number; other: number };
 }
 
 /** kvevict alone in a child process (its peak RSS is its own): load, warm up, prefill `context` tokens, decode. */
@@ -381,12 +383,18 @@ async function engineMain(file: string, context: number, decodeSteps: number, we
     model.forward({ tokens: tokens.subarray(at, at + 1), positions: Int32Array.of(context + decodeSteps + i), cache, logitsOut: logits });
   }
   const stepMs = (performance.now() - t3) / profiled;
+  const decodeProfile = { linear: profile.linearMs / profiled, attention: profile.attentionMs / profiled };
+  profile.reset();
+  const t4 = performance.now();
+  model.forward({ tokens: tokens.subarray(0, context), positions: positions.subarray(0, context), cache: model.newCache('f16') });
+  const profiledPrefillMs = performance.now() - t4;
   model.profile = null;
   const run: EngineRun = {
-    decodeSplitMs: {
-      linear: profile.linearMs / profiled,
-      attention: profile.attentionMs / profiled,
-      other: stepMs - (profile.linearMs + profile.attentionMs) / profiled,
+    decodeSplitMs: { ...decodeProfile, other: stepMs - decodeProfile.linear - decodeProfile.attention },
+    prefillSplitMs: {
+      linear: profile.linearMs,
+      attention: profile.attentionMs,
+      other: profiledPrefillMs - profile.linearMs - profile.attentionMs,
     },
     prefillTokPerS: (context / prefillMs) * 1000,
     decodeTokPerS: (decodeSteps / decodeMs) * 1000,
@@ -409,6 +417,9 @@ interface SpeedRow {
   decodeRatio: number;
   peakRssMb: number;
   rssOverFile: number;
+  /** kvevict's time by section, from its last run's profiled passes (the prefill: the whole prompt; decode: one step) */
+  prefillSplitMs: EngineRun['prefillSplitMs'];
+  decodeSplitMs: EngineRun['decodeSplitMs'];
 }
 
 const DECODE_STEPS = 32;
@@ -457,6 +468,8 @@ async function speed(dir: string, shapes: string[], contexts?: number[], dtypes?
           decodeRatio: ours!.decodeTokPerS / theirs!.decodeTokPerS,
           peakRssMb: ours!.peakRssMb,
           rssOverFile: ours!.peakRssMb / fileMb,
+          prefillSplitMs: ours!.prefillSplitMs,
+          decodeSplitMs: ours!.decodeSplitMs,
         };
         out.push(row);
         process.stderr.write(
@@ -504,7 +517,7 @@ export async function runBench(
       fmaPeakGflops = addon?.fmaPeak ? addon.fmaPeak(2) : null;
       process.stdout.write(
         formatTable(
-          `one decode product, 16,384 x 2,048, native kernels on 2 threads, best of 20 (FMA peak of the two cores: ${fmaPeakGflops?.toFixed(0) ?? '-'} GFLOP/s)`,
+          `one decode product, 16,384 x 2,048, native kernels on 2 threads, best of 20 (FMA peak of two threads, measured now: ${fmaPeakGflops?.toFixed(0) ?? '-'} GFLOP/s)`,
           ['format', 'MB', 'ms', 'GB/s', 'G weights/s'],
           productRows.map((r) => [r.format, r.mb, r.ms, r.gbPerS, r.gWeightsPerS]),
         ),
@@ -540,6 +553,24 @@ export async function runBench(
             r.decodeRatio,
             r.peakRssMb,
             r.rssOverFile,
+          ]),
+        ),
+      );
+      const pct = (part: number, split: EngineRun['prefillSplitMs']) => (100 * part) / (split.linear + split.attention + split.other);
+      process.stdout.write(
+        formatTable(
+          "where kvevict's time goes (percent, profiled passes after the timed ones)",
+          ['shape', 'dtype', 'context', 'prefill linear', 'attention', 'other', 'decode linear', 'attention', 'other'],
+          speedRows.map((r) => [
+            r.shape,
+            r.dtype,
+            r.context,
+            pct(r.prefillSplitMs.linear, r.prefillSplitMs),
+            pct(r.prefillSplitMs.attention, r.prefillSplitMs),
+            pct(r.prefillSplitMs.other, r.prefillSplitMs),
+            pct(r.decodeSplitMs.linear, r.decodeSplitMs),
+            pct(r.decodeSplitMs.attention, r.decodeSplitMs),
+            pct(r.decodeSplitMs.other, r.decodeSplitMs),
           ]),
         ),
       );

@@ -48,6 +48,8 @@ test('bf16 matrix-vector products (native and TypeScript, fused parts with float
     [37, 300],
     [64, 1024],
     [5, 7],
+    [3, 48],
+    [600, 1000], // past the size that shares rows out between threads
   ]) {
     const vals = Array.from({ length: rows * cols }, () => roundBf16(rng.normal() * 0.1));
     const m = new Bf16Matrix(Uint16Array.from(vals, bf16Bits), rows, cols);
@@ -56,13 +58,19 @@ test('bf16 matrix-vector products (native and TypeScript, fused parts with float
     for (const [name, k] of both) {
       const y = new Float32Array(rows + 2).fill(7);
       const g = new Float32Array(3);
-      k.sgemvParts(cols, x, [
-        { w: m, n: rows, y },
-        { w: f, n: 3, y: g },
-      ]);
+      const accumulate = cols % 2 === 0; // y starts at 7 and is added to, or overwritten
+      k.sgemvParts(
+        cols,
+        x,
+        [
+          { w: m, n: rows, y },
+          { w: f, n: 3, y: g },
+        ],
+        accumulate,
+      );
       for (let r = 0; r < rows; r++) {
-        let s = 0,
-          a = 0;
+        let s = accumulate ? 7 : 0,
+          a = accumulate ? 7 : 0;
         for (let j = 0; j < cols; j++) {
           s += vals[r * cols + j] * x[j];
           a += Math.abs(vals[r * cols + j] * x[j]);
