@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -773,6 +774,35 @@ static napi_value js_fma_peak(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* readPeak(threads, megabytes): GB/s of a plain read of a fresh buffer of that size (on huge pages where the
+ * kernel gives them), best of five passes after one that faults its pages in: the memory system's ceiling. */
+static napi_value js_read_peak(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, &a, "readPeak", 2)) return NULL;
+  const int64_t t = arg_threads(&a, 0), mb = arg_int(&a, 1, "megabytes");
+  if (!a.failed && (mb < 1 || mb > 65536)) fail(&a, "megabytes must be 1-65536");
+  if (a.failed) return NULL;
+  const size_t bytes = (size_t)mb << 20;
+  float *buf = NULL;
+  if (posix_memalign((void **)&buf, HUGE_PAGE, bytes) != 0) {
+    napi_throw_error(env, NULL, "kvevict_native.readPeak: out of memory");
+    return NULL;
+  }
+#ifdef MADV_HUGEPAGE
+  madvise(buf, bytes, MADV_HUGEPAGE);
+#endif
+  memset(buf, 0, bytes);
+  double best = 0.0;
+  for (int r = 0; r < 6; r++) {
+    const double g = kv_read_peak_gbps((int)t, buf, (int64_t)(bytes / sizeof(float)));
+    if (r > 0) best = g > best ? g : best;
+  }
+  free(buf);
+  napi_value out;
+  napi_create_double(env, best, &out);
+  return out;
+}
+
 /* A block-quantized type index (native/kernels.h's KV_Q* order). */
 static int arg_quant_type(Args *a, size_t i) {
   const int64_t t = arg_int(a, i, "type");
@@ -920,7 +950,7 @@ NAPI_MODULE_INIT() {
       {"siluMulGrad", js_silu_mul_grad}, {"crossEntropy", js_cross_entropy}, {"crossEntropyGrad", js_cross_entropy_grad}, {"softmaxRowsAccumulate", js_softmax_rows_accumulate},
       {"softmaxRowsMax", js_softmax_rows_max},
       {"sgemvParts", js_sgemv_parts}, {"halfToFloat", js_half_to_float}, {"floatToHalf", js_float_to_half},
-      {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"copyRows", js_copy_rows},
+      {"largeBuffer", js_large_buffer}, {"fmaPeak", js_fma_peak}, {"readPeak", js_read_peak}, {"copyRows", js_copy_rows},
       {"packWeights", js_pack_weights}, {"sgemmPacked", js_sgemm_packed}, {"sgemmPackedParts", js_sgemm_packed_parts},
       {"quantGemvParts", js_quant_gemv_parts}, {"dequantBlocks", js_dequant_blocks}, {"quantGemm", js_quant_gemm},
       {"bf16Gemm", js_bf16_gemm},

@@ -114,6 +114,8 @@ static inline __m256 kv_exp8(__m256 x) {
 
 /* GFLOP/s of independent FMA chains on `threads` pool threads, `iters` rounds each: the compute ceiling. */
 double kv_fma_peak_gflops(int threads, long iters);
+/* GB/s of a plain read of buf (64-byte aligned, floats a multiple of 64 per thread) on that many threads. */
+double kv_read_peak_gbps(int threads, const float *buf, int64_t floats);
 
 /* Output columns per strip of packed weights (kv_pack_weights). */
 #define KV_PACK_NR 32
