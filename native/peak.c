@@ -42,15 +42,20 @@ static void peak_worker(void *arg, int index) {
   atomic_fetch_add(&j->sink, s > 0.0f); /* keeps the loop from being optimized away */
 }
 
+/* Seconds of fn run on `threads` pool threads. */
+static double timed_run(void (*fn)(void *, int), void *arg, int threads) {
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  kv_pool_run(fn, arg, threads);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+}
+
 double kv_fma_peak_gflops(int threads, long iters) {
   PeakJob j = {.iters = iters};
   atomic_init(&j.flops, 0);
   atomic_init(&j.sink, 0);
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  kv_pool_run(peak_worker, &j, threads);
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  const double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+  const double s = timed_run(peak_worker, &j, threads);
   return (double)atomic_load(&j.flops) / s / 1e9;
 }
 
@@ -87,10 +92,6 @@ static void read_worker(void *arg, int index) {
 double kv_read_peak_gbps(int threads, const float *buf, int64_t floats) {
   ReadJob j = {.p = buf, .floats = floats, .threads = threads};
   atomic_init(&j.sink, 0);
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  kv_pool_run(read_worker, &j, threads);
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  const double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+  const double s = timed_run(read_worker, &j, threads);
   return (double)(floats / threads / 64 * 64 * threads) * 4.0 / s / 1e9;
 }
