@@ -10,7 +10,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -657,6 +656,20 @@ static napi_value js_float_to_half(napi_env env, napi_callback_info info) { retu
 /* 2 MB: the huge-page size on x86-64 and arm64 Linux */
 #define HUGE_PAGE ((size_t)2 << 20)
 
+/* `size` bytes (a multiple of the page size) of zeroed memory on a 2 MB-aligned mapping advised for huge pages;
+ * NULL where none is left. munmap(p, size) frees it. */
+static uint8_t *huge_map(size_t size) {
+  uint8_t *raw = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return NULL;
+  uint8_t *p = (uint8_t *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+  if (p > raw) munmap(raw, (size_t)(p - raw));
+  munmap(p + size, (size_t)(raw + HUGE_PAGE - p));
+#ifdef MADV_HUGEPAGE
+  madvise(p, size, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
 static void free_large(napi_env env, void *data, void *hint) {
   const size_t size = (size_t)(uintptr_t)hint;
   munmap(data, size);
@@ -684,17 +697,11 @@ static napi_value js_large_buffer(napi_env env, napi_callback_info info) {
     napi_create_arraybuffer(env, 0, NULL, &out);
     return out;
   }
-  uint8_t *raw = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) {
+  uint8_t *p = huge_map(size);
+  if (!p) {
     napi_throw_error(env, NULL, "kvevict_native.largeBuffer: out of memory");
     return NULL;
   }
-  uint8_t *p = (uint8_t *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-  if (p > raw) munmap(raw, (size_t)(p - raw));
-  munmap(p + size, (size_t)(raw + HUGE_PAGE - p));
-#ifdef MADV_HUGEPAGE
-  madvise(p, size, MADV_HUGEPAGE);
-#endif
   if (napi_create_external_arraybuffer(env, p, (size_t)bytes, free_large, (void *)(uintptr_t)size, &out) != napi_ok) {
     munmap(p, size);
     return NULL;
@@ -774,8 +781,8 @@ static napi_value js_fma_peak(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* readPeak(threads, megabytes): GB/s of a plain read of a fresh buffer of that size (on huge pages where the
- * kernel gives them), best of five passes after one that faults its pages in: the memory system's ceiling. */
+/* readPeak(threads, megabytes): GB/s of a plain read of a fresh buffer of that size (on huge pages, as the
+ * weights are), the best of five passes after a first one: the memory system's ceiling. */
 static napi_value js_read_peak(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, &a, "readPeak", 2)) return NULL;
@@ -783,21 +790,18 @@ static napi_value js_read_peak(napi_env env, napi_callback_info info) {
   if (!a.failed && (mb < 1 || mb > 65536)) fail(&a, "megabytes must be 1-65536");
   if (a.failed) return NULL;
   const size_t bytes = (size_t)mb << 20;
-  float *buf = NULL;
-  if (posix_memalign((void **)&buf, HUGE_PAGE, bytes) != 0) {
+  float *buf = (float *)huge_map(bytes);
+  if (!buf) {
     napi_throw_error(env, NULL, "kvevict_native.readPeak: out of memory");
     return NULL;
   }
-#ifdef MADV_HUGEPAGE
-  madvise(buf, bytes, MADV_HUGEPAGE);
-#endif
-  memset(buf, 0, bytes);
+  memset(buf, 0, bytes); /* the pages exist before the first timed pass */
   double best = 0.0;
   for (int r = 0; r < 6; r++) {
     const double g = kv_read_peak_gbps((int)t, buf, (int64_t)(bytes / sizeof(float)));
     if (r > 0) best = g > best ? g : best;
   }
-  free(buf);
+  munmap(buf, bytes);
   napi_value out;
   napi_create_double(env, best, &out);
   return out;

@@ -298,13 +298,12 @@ void kv_sgemv_parts_n(int count, const KvGemvPart *parts, int k, const float *x,
     j.first_block[p + 1] = j.first_block[p] + (parts[p].n + rpb - 1) / rpb;
     total += (int64_t)parts[p].n * k * (parts[p].h ? 2 : 4);
   }
-  float *xp = NULL;
-  for (int p = 0; p < count && !xp; p++)
-    if (parts[p].h && parts[p].bf16) {
-      xp = malloc(sizeof(float) * (size_t)k * (size_t)nvec);
-      if (!xp) break; /* the widening rows need no copy */
-      for (int v = 0; v < nvec; v++) bf16_pair_order(k, x + (int64_t)v * k, xp + (int64_t)v * k);
-    }
+  int bf16 = 0;
+  for (int p = 0; p < count; p++) bf16 |= parts[p].h && parts[p].bf16;
+  /* where the copy cannot be had, the widening rows run from x itself */
+  float *xp = bf16 ? malloc(sizeof(float) * (size_t)k * (size_t)nvec) : NULL;
+  if (xp)
+    for (int v = 0; v < nvec; v++) bf16_pair_order(k, x + (int64_t)v * k, xp + (int64_t)v * k);
   j.xp = xp;
   /* one block at a time off the pool's shared counter; small products stay on this thread */
   kv_pool_for(j.first_block[count], 1, total < 4 * GEMV_PARALLEL_MIN ? INT64_MAX : 0, gemv_blocks, &j);
