@@ -782,7 +782,8 @@ static napi_value js_fma_peak(napi_env env, napi_callback_info info) {
 }
 
 /* readPeak(threads, megabytes): GB/s of a plain read of a fresh buffer of that size (on huge pages, as the
- * weights are), the best of five passes after a first one: the memory system's ceiling. */
+ * weights are), the best of five passes after a first one. Streams that fetch ahead (the decode products) have
+ * run faster than this, so it is a floor of the memory's rate, not its ceiling. */
 static napi_value js_read_peak(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, &a, "readPeak", 2)) return NULL;

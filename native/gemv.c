@@ -155,7 +155,7 @@ static inline __attribute__((always_inline)) void gemv_rows(int rows, int k, con
  * 2V weights becomes two float vectors in two integer operations. x is reordered to match once per call (within
  * each chunk of 2V elements: the even-numbered ones, then the odd-numbered ones); the products stay exact. On Zen 4
  * the zero-extending widen (vpmovzxwd, then a shift) held one core to 13 GB/s of bf16 weights against 25 GB/s
- * this way, and two cores to 26 against 36 (the memory system's rate).
+ * this way, and two cores to 26 against 36 (as fast as the f16 rows).
  */
 #if defined(__AVX512F__)
 #define BF16_PAIR_CHUNK 32

@@ -1,7 +1,8 @@
 /*
  * The machine's float32 compute ceiling, measured: independent FMA chains on every pool thread, nothing else.
- * Benchmarks say how far each kernel is from this figure, rather than from a nominal one. The memory ceiling
- * likewise: a plain read of a buffer far larger than the caches, each thread summing its own contiguous share.
+ * Benchmarks say how far each kernel is from this figure, rather than from a nominal one. Beside it, a plain read
+ * of a buffer far larger than the caches, each thread summing its own contiguous share: a floor of the memory's
+ * rate (streams that fetch ahead, as the decode products do, have run faster).
  */
 #include <stdatomic.h>
 #include <stdint.h>

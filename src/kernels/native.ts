@@ -70,7 +70,7 @@ export interface NativeAddon extends Pick<Kernels, SameAsKernels>, Partial<Pick<
   ): boolean;
   /** GFLOP/s of independent float32 FMA chains on that many threads: the measured compute ceiling (benchmarks). */
   fmaPeak?(threads: number): number;
-  /** readPeak(threads, megabytes): GB/s of a plain read of a buffer of that size (the memory ceiling) */
+  /** readPeak(threads, megabytes): GB/s of a plain read of a buffer of that size (a floor of the memory rate: streams that fetch ahead run faster) */
   readPeak?(threads: number, megabytes: number): number;
   attendHead(
     q: Float32Array,
